@@ -1,0 +1,216 @@
+"""The dgdr client library: requests in, status and history out, over the public NATS contract.
+
+    async with DgdrClient(ConnectOptions(url=...)) as c:
+        outcome = await c.apply(manifest)             # {"status": "accepted", "resourceVersion": ...}
+        obj = await c.wait("my-dgdr", resource_version=outcome["resourceVersion"])
+        obj = await c.wait("my-dgdr", phase="Deployed", timeout=60)
+
+`apply`/`delete` subscribe to `dgdr.res.<request-id>` before publishing the request, so the outcome
+cannot be missed; a retry with the same request id is deduplicated by the stream and by the domain.
+Errors: `ServerUnavailable` (nothing answers), `WaitTimeout` (no outcome or state in time),
+`ConfigurationError` (the service's streams do not exist yet: start `dgdr up`). A rejected request is an
+outcome, not an exception; `raise_for_outcome` turns it into `RequestRejected` for callers who want that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+from nats.aio.client import Client
+from nats.errors import NoRespondersError
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError, NotFoundError
+from nats.js.kv import KeyValue
+
+from dgdr.errors import ConfigurationError, RequestRejected, WaitTimeout
+from events import subjects as s
+from events.connection import ConnectOptions, connect
+from events.jetstream import JetStreamEventStore
+
+NOT_RUNNING = "the dgdr service has not set up NATS at {url} yet: start it with `dgdr up`"
+
+
+def load_documents(source: str | Path, text: str | None = None) -> list[dict[str, Any]]:
+    """Every YAML/JSON document in a file (or `text`), skipping empty ones."""
+    raw = text if text is not None else Path(source).read_text()
+    docs = [d for d in yaml.safe_load_all(raw) if d is not None]
+    for i, d in enumerate(docs):
+        if not isinstance(d, dict):
+            raise ConfigurationError(f"{source}: document {i + 1} is not a mapping")
+    return docs
+
+
+def raise_for_outcome(outcome: dict[str, Any]) -> dict[str, Any]:
+    if outcome.get("status") != "accepted":
+        raise RequestRejected(outcome.get("reason", "Rejected"), outcome.get("message", ""),
+                              outcome.get("errors"))
+    return outcome
+
+
+class DgdrClient:
+    def __init__(self, options: ConnectOptions | None = None, namespace: str = "default") -> None:
+        self.options = options or ConnectOptions.from_env()
+        self.namespace = namespace
+        self._nc: Client | None = None
+        self._kv: KeyValue | None = None
+
+    async def __aenter__(self) -> DgdrClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def connect(self) -> None:
+        if self._nc is None:
+            self._nc = await connect(self.options, reconnect=False)
+
+    async def close(self) -> None:
+        if self._nc is not None and not self._nc.is_closed:
+            await self._nc.close()
+        self._nc = None
+
+    @property
+    def nc(self) -> Client:
+        if self._nc is None:
+            raise RuntimeError("DgdrClient is not connected: use `async with DgdrClient(...)`")
+        return self._nc
+
+    async def kv(self) -> KeyValue:
+        if self._kv is None:
+            try:
+                self._kv = await self.nc.jetstream().key_value(s.STATUS_BUCKET)
+            except (BucketNotFoundError, NotFoundError) as exc:
+                raise ConfigurationError(NOT_RUNNING.format(url=self.options.url)) from exc
+        return self._kv
+
+    # ------------------------------------------------------------------------------- requests
+
+    async def submit(self, namespace: str, name: str, body: dict[str, Any], *,
+                     request_id: str | None = None, timeout: float = 30.0) -> dict[str, Any]:
+        request_id = request_id or str(uuid.uuid4())
+        sub = await self.nc.subscribe(s.result_subject(request_id), max_msgs=1)
+        try:
+            try:
+                await self.nc.jetstream().publish(
+                    s.request_subject(namespace, name), json.dumps(body).encode(),
+                    stream=s.REQUESTS_STREAM, headers={"Nats-Msg-Id": request_id}, timeout=5)
+            except (NoRespondersError, NotFoundError) as exc:
+                raise ConfigurationError(NOT_RUNNING.format(url=self.options.url)) from exc
+            try:
+                msg = await sub.next_msg(timeout=timeout)
+            except TimeoutError as exc:
+                raise WaitTimeout(f"no dgdr service answered request {request_id} within "
+                                  f"{timeout:.0f} s: is `dgdr up` running?") from exc
+        finally:
+            await sub.unsubscribe()
+        result: dict[str, Any] = json.loads(msg.data)
+        return result
+
+    async def apply(self, manifest: dict[str, Any], *, namespace: str | None = None,
+                    request_id: str | None = None, timeout: float = 30.0) -> dict[str, Any]:
+        meta = manifest.get("metadata") if isinstance(manifest.get("metadata"), dict) else {}
+        name = str(meta.get("name") or "")
+        if not name:
+            return {"status": "rejected", "reason": "Invalid", "message": "no metadata.name",
+                    "errors": [{"field": "metadata.name", "message": "add a name"}]}
+        ns = namespace or meta.get("namespace") or self.namespace
+        if meta.get("namespace") and namespace and meta["namespace"] != namespace:
+            return {"status": "rejected", "reason": "Invalid",
+                    "message": f"the namespace from the object ({meta['namespace']}) does not "
+                               f"match the namespace asked for ({namespace})",
+                    "errors": [{"field": "metadata.namespace",
+                                "message": "remove it, or use the same -n/--namespace"}]}
+        return await self.submit(str(ns), name, manifest, request_id=request_id, timeout=timeout)
+
+    async def delete(self, name: str, *, namespace: str | None = None,
+                     request_id: str | None = None) -> dict[str, Any]:
+        return await self.submit(namespace or self.namespace, name, {"action": "delete"},
+                                 request_id=request_id)
+
+    # -------------------------------------------------------------------------------- status
+
+    async def get(self, name: str, *, namespace: str | None = None) -> dict[str, Any] | None:
+        kv = await self.kv()
+        try:
+            entry = await kv.get(s.status_key(namespace or self.namespace, name))
+        except KeyNotFoundError:
+            return None
+        return json.loads(entry.value) if entry.value else None
+
+    async def list(self, *, namespace: str | None = None,
+                   all_namespaces: bool = False) -> list[dict[str, Any]]:
+        kv = await self.kv()
+        prefix = None if all_namespaces else s.escape(namespace or self.namespace) + "."
+        try:
+            keys = await kv.keys()
+        except NoKeysError:
+            return []
+        out = []
+        for key in sorted(keys):
+            if prefix and not key.startswith(prefix):
+                continue
+            ns, name = s.parse_status_key(key)
+            obj = await self.get(name, namespace=ns)
+            if obj is not None:
+                out.append(obj)
+        return out
+
+    async def watch(self, name: str | None = None, *, namespace: str | None = None,
+                    all_namespaces: bool = False,
+                    ) -> AsyncIterator[tuple[str, str, dict[str, Any] | None]]:
+        """(namespace, name, object or None when deleted) for the current state, then each change."""
+        kv = await self.kv()
+        if name:
+            pattern = s.status_key(namespace or self.namespace, name)
+        else:
+            pattern = ">" if all_namespaces else f"{s.escape(namespace or self.namespace)}.>"
+        watcher = await kv.watch(pattern)
+        try:
+            while True:
+                entry = await watcher.updates(timeout=3600)
+                if entry is None:
+                    continue
+                ns, nm = s.parse_status_key(entry.key)
+                yield ns, nm, (json.loads(entry.value) if entry.value else None)
+        finally:
+            await watcher.stop()
+
+    async def wait(self, name: str, *, namespace: str | None = None,
+                   resource_version: str | int | None = None, phase: str | None = None,
+                   timeout: float = 60.0) -> dict[str, Any]:
+        """Read-your-writes: the object once its resourceVersion reaches `resource_version`
+        and (if given) its phase is `phase`. A Failed DGDR ends a wait for another phase early."""
+        target = int(resource_version or 0)
+
+        async def until() -> dict[str, Any]:
+            async for _, _, obj in self.watch(name, namespace=namespace):
+                if obj is None:
+                    continue
+                rv = int(obj["metadata"]["resourceVersion"])
+                current = obj.get("status", {}).get("phase")
+                if rv >= target and (phase is None or current == phase):
+                    return obj
+                if rv >= target and phase and current == "Failed":
+                    return obj
+            raise WaitTimeout("watch ended")
+
+        try:
+            return await asyncio.wait_for(until(), timeout)
+        except TimeoutError as exc:
+            what = f"phase {phase}" if phase else f"resourceVersion {target}"
+            raise WaitTimeout(f"{name} did not reach {what} within {timeout:.0f} s") from exc
+
+    async def history(self, name: str, *, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Every stored event of every incarnation of the name, in order, with its sequence."""
+        store = JetStreamEventStore(self.nc)
+        try:
+            commits = await store.history(namespace or self.namespace, name)
+        except NotFoundError as exc:
+            raise ConfigurationError(NOT_RUNNING.format(url=self.options.url)) from exc
+        return [{"sequence": c.seq, **env.to_dict()} for c in commits for env in c.envelopes]

@@ -1,0 +1,83 @@
+"""How every part (service, client, CLI, tests) connects to NATS: URL, credentials, token, TLS.
+
+`ConnectOptions.from_env()` reads `DGDR_NATS_URL`, `DGDR_NATS_CREDS`, `DGDR_NATS_USER`,
+`DGDR_NATS_PASSWORD`, `DGDR_NATS_TOKEN`, `DGDR_NATS_TLS_CA`, `DGDR_NATS_TLS_CERT`, `DGDR_NATS_TLS_KEY`.
+`connect()` fails fast with `ServerUnavailable` (one line, the URL in it) when nothing answers, instead
+of nats-py's default of retrying for minutes.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from dataclasses import dataclass, replace
+from typing import Any
+
+import nats
+from nats.aio.client import Client
+
+from dgdr.errors import ConfigurationError, ServerUnavailable
+
+DEFAULT_URL = "nats://127.0.0.1:4222"
+
+
+@dataclass(frozen=True)
+class ConnectOptions:
+    url: str = DEFAULT_URL
+    creds_file: str | None = None
+    user: str | None = None
+    password: str | None = None
+    token: str | None = None
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    name: str = "dgdr"
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> ConnectOptions:
+        env = os.environ.get
+        base = cls(
+            url=env("DGDR_NATS_URL", DEFAULT_URL), creds_file=env("DGDR_NATS_CREDS"),
+            user=env("DGDR_NATS_USER"), password=env("DGDR_NATS_PASSWORD"),
+            token=env("DGDR_NATS_TOKEN"), tls_ca=env("DGDR_NATS_TLS_CA"),
+            tls_cert=env("DGDR_NATS_TLS_CERT"), tls_key=env("DGDR_NATS_TLS_KEY"),
+        )
+        return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        if not (self.tls_ca or self.tls_cert):
+            return None
+        ctx = ssl.create_default_context(cafile=self.tls_ca)
+        if self.tls_cert:
+            if not self.tls_key:
+                raise ConfigurationError("a TLS client certificate needs its key: set "
+                                         "DGDR_NATS_TLS_KEY / --tls-key")
+            ctx.load_cert_chain(self.tls_cert, self.tls_key)
+        return ctx
+
+    def nats_kwargs(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {"servers": [self.url], "name": self.name}
+        if self.creds_file:
+            kw["user_credentials"] = self.creds_file
+        if self.user:
+            kw["user"], kw["password"] = self.user, self.password
+        if self.token:
+            kw["token"] = self.token
+        tls = self.tls_context()
+        if tls:
+            kw["tls"] = tls
+        return kw
+
+
+async def connect(options: ConnectOptions, *, reconnect: bool = True) -> Client:
+    async def _quiet(_: Exception) -> None:
+        return None
+
+    try:
+        return await nats.connect(
+            **options.nats_kwargs(), connect_timeout=2, max_reconnect_attempts=-1 if reconnect else 0,
+            allow_reconnect=reconnect, error_cb=_quiet, reconnect_time_wait=0.5,
+        )
+    except Exception as exc:  # nats-py raises several unrelated types for "nothing answers"
+        raise ServerUnavailable(f"cannot reach NATS at {options.url}: "
+                                f"{exc.__class__.__name__} {exc}".strip()) from exc

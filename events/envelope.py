@@ -1,0 +1,149 @@
+"""Event envelope, commit codec and upcasting.
+
+Owns: the stored shape of an event (id, type, schema version, aggregate, time, causation and
+correlation ids, payload), the commit (all events of one decision, stored as one message so a decision
+is atomic), their JSON codec, and the upcasters that turn payloads of older schema versions into the
+current one on read. Decoding a commit whose event has an unknown type or a schema version newer than
+this code knows raises `UnknownEvent`; nothing is silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from dgdr.errors import StoreError
+from dgdr.model import Event, event_from_payload, event_payload
+
+# Current schema version per event type; a type not listed is at version 1.
+SCHEMA_VERSIONS: dict[str, int] = {"ProfilingProgressed": 2}
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _progress_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
+    # v1 (first prototype) stored the sub-phase as "phase"; v2 names it "subPhase" as the status does.
+    out = {k: v for k, v in payload.items() if k != "phase"}
+    out["subPhase"] = payload["phase"]
+    return out
+
+
+UPCASTERS: dict[tuple[str, int], Upcaster] = {("ProfilingProgressed", 1): _progress_v1_to_v2}
+
+_ID_NAMESPACE = uuid.UUID("6f0d6c1e-3b7a-4c55-9a59-0c1d2f3e4a5b")
+
+
+class UnknownEvent(StoreError):
+    pass
+
+
+@dataclass(frozen=True, order=True)
+class AggregateId:
+    namespace: str
+    name: str
+    uid: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name} ({self.uid})"
+
+
+@dataclass(frozen=True)
+class Envelope:
+    id: str
+    type: str
+    schema_version: int
+    aggregate: AggregateId
+    time: str
+    causation_id: str | None
+    correlation_id: str | None
+    payload: dict[str, Any]
+
+    @property
+    def event(self) -> Event:
+        return event_from_payload(self.type, self.payload)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "schemaVersion": self.schema_version,
+            "aggregate": {"namespace": self.aggregate.namespace, "name": self.aggregate.name,
+                          "uid": self.aggregate.uid},
+            "time": self.time,
+            "causationId": self.causation_id,
+            "correlationId": self.correlation_id,
+            "payload": self.payload,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Envelope:
+        agg = data["aggregate"]
+        event_type, version, payload = data["type"], int(data["schemaVersion"]), data["payload"]
+        payload = upcast(event_type, version, payload)
+        return cls(
+            id=data["id"], type=event_type, schema_version=SCHEMA_VERSIONS.get(event_type, 1),
+            aggregate=AggregateId(agg["namespace"], agg["name"], agg["uid"]), time=data["time"],
+            causation_id=data.get("causationId"), correlation_id=data.get("correlationId"),
+            payload=payload,
+        )
+
+
+def upcast(event_type: str, version: int, payload: dict[str, Any]) -> dict[str, Any]:
+    current = SCHEMA_VERSIONS.get(event_type, 1)
+    if version > current:
+        raise UnknownEvent(f"{event_type} schema version {version} is newer than this code "
+                           f"knows ({current}); upgrade dgdr")
+    while version < current:
+        step = UPCASTERS.get((event_type, version))
+        if step is None:
+            raise UnknownEvent(f"no upcaster for {event_type} v{version}")
+        payload, version = step(payload), version + 1
+    return payload
+
+
+def wrap(
+    events: list[Event], aggregate: AggregateId, *, command_id: str, at: str,
+    correlation_id: str | None,
+) -> list[Envelope]:
+    """Envelopes for one decision. Event ids derive from the command id, so a retried decision
+    produces the same ids (and a replay after a crash the same history)."""
+    return [
+        Envelope(
+            id=str(uuid.uuid5(_ID_NAMESPACE, f"{aggregate.uid}/{command_id}/{i}")),
+            type=e.type, schema_version=SCHEMA_VERSIONS.get(e.type, 1), aggregate=aggregate,
+            time=at, causation_id=command_id, correlation_id=correlation_id,
+            payload=event_payload(e),
+        )
+        for i, e in enumerate(events)
+    ]
+
+
+@dataclass(frozen=True)
+class Commit:
+    """One stored decision: its events, the stream sequence it got, and the sequence it expected."""
+
+    aggregate: AggregateId
+    envelopes: list[Envelope]
+    seq: int = 0
+    expected: int = 0
+    commit_id: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def encode(self) -> bytes:
+        return json.dumps({"events": [e.to_dict() for e in self.envelopes]},
+                          separators=(",", ":"), sort_keys=True).encode()
+
+    @classmethod
+    def decode(cls, data: bytes, *, seq: int, expected: int, commit_id: str) -> Commit:
+        try:
+            raw = json.loads(data)
+            envelopes = [Envelope.from_dict(e) for e in raw["events"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UnknownEvent(f"undecodable commit at sequence {seq}: {exc}") from exc
+        if not envelopes:
+            raise UnknownEvent(f"empty commit at sequence {seq}")
+        return cls(envelopes[0].aggregate, envelopes, seq=seq, expected=expected,
+                   commit_id=commit_id)

