@@ -28,11 +28,16 @@ from dgdr.client import DgdrClient, load_documents
 from dgdr.errors import DgdrError, WaitTimeout
 from events.connection import DEFAULT_URL, ConnectOptions
 
-app = typer.Typer(name="dgdr", no_args_is_help=True, add_completion=False,
-                  help="Deploy-by-intent control plane for LLM inference (Dynamo DGDR).",
-                  pretty_exceptions_enable=False)
-cluster_app = typer.Typer(no_args_is_help=True,
-                          help="Inspect and disturb the simulated cluster (for tests and demos).")
+app = typer.Typer(
+    name="dgdr",
+    no_args_is_help=True,
+    add_completion=False,
+    help="Deploy-by-intent control plane for LLM inference (Dynamo DGDR).",
+    pretty_exceptions_enable=False,
+)
+cluster_app = typer.Typer(
+    no_args_is_help=True, help="Inspect and disturb the simulated cluster (for tests and demos)."
+)
 app.add_typer(cluster_app, name="cluster")
 
 out = Console(width=None if sys.stdout.isatty() else 250, highlight=False)
@@ -41,8 +46,7 @@ T = TypeVar("T")
 
 
 class Settings:
-    def __init__(self, options: ConnectOptions, namespace: str, explicit_ns: bool = False
-                 ) -> None:
+    def __init__(self, options: ConnectOptions, namespace: str, explicit_ns: bool = False) -> None:
         self.options, self.namespace, self.explicit_ns = options, namespace, explicit_ns
 
 
@@ -75,11 +79,14 @@ async def _with_client(ctx: typer.Context, fn: Callable[[DgdrClient], Awaitable[
 @app.callback()
 def main_options(
     ctx: typer.Context,
-    server: Annotated[str, typer.Option("--server", "-s", envvar="DGDR_NATS_URL",
-                                        help="NATS URL of the dgdr service")] = DEFAULT_URL,
+    server: Annotated[
+        str,
+        typer.Option("--server", "-s", envvar="DGDR_NATS_URL", help="NATS URL of the dgdr service"),
+    ] = DEFAULT_URL,
     namespace: Annotated[str, typer.Option("--namespace", "-n")] = "default",
-    creds: Annotated[str | None, typer.Option(envvar="DGDR_NATS_CREDS",
-                                              help="NATS credentials file")] = None,
+    creds: Annotated[
+        str | None, typer.Option(envvar="DGDR_NATS_CREDS", help="NATS credentials file")
+    ] = None,
     user: Annotated[str | None, typer.Option(envvar="DGDR_NATS_USER")] = None,
     password: Annotated[str | None, typer.Option(envvar="DGDR_NATS_PASSWORD")] = None,
     token: Annotated[str | None, typer.Option(envvar="DGDR_NATS_TOKEN")] = None,
@@ -87,8 +94,16 @@ def main_options(
     tls_cert: Annotated[str | None, typer.Option(envvar="DGDR_NATS_TLS_CERT")] = None,
     tls_key: Annotated[str | None, typer.Option(envvar="DGDR_NATS_TLS_KEY")] = None,
 ) -> None:
-    options = ConnectOptions(url=server, creds_file=creds, user=user, password=password,
-                             token=token, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key)
+    options = ConnectOptions(
+        url=server,
+        creds_file=creds,
+        user=user,
+        password=password,
+        token=token,
+        tls_ca=tls_ca,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+    )
     source = ctx.get_parameter_source("namespace")
     explicit = source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
     ctx.obj = Settings(options, namespace, explicit)
@@ -103,12 +118,17 @@ def _print_outcome(doc_name: str, outcome: dict[str, Any]) -> bool:
         changed = "configured" if outcome.get("events") else "unchanged"
         if "Created" in outcome.get("events", []):
             changed = "created"
-        out.print(f"dynamographdeploymentrequest/{doc_name} {changed} "
-                  f"(resourceVersion {outcome.get('resourceVersion', '-')})")
+        out.print(
+            f"dynamographdeploymentrequest/{doc_name} {changed} "
+            f"(resourceVersion {outcome.get('resourceVersion', '-')})"
+        )
         return True
     head = "invalid" if status == "invalid" else "rejected"
-    err.print(f"error: dynamographdeploymentrequest/{doc_name} {head}: "
-              f"{outcome.get('reason', '')}: {outcome.get('message', '')}", markup=False)
+    err.print(
+        f"error: dynamographdeploymentrequest/{doc_name} {head}: "
+        f"{outcome.get('reason', '')}: {outcome.get('message', '')}",
+        markup=False,
+    )
     for e in outcome.get("errors", []):
         err.print(f"  {e['field']}: {e['message']}", markup=False)
     return False
@@ -117,8 +137,9 @@ def _print_outcome(doc_name: str, outcome: dict[str, Any]) -> bool:
 @app.command()
 def apply(
     ctx: typer.Context,
-    filename: Annotated[str, typer.Option("--filename", "-f",
-                                          help="manifest file, or - for stdin")],
+    filename: Annotated[
+        str, typer.Option("--filename", "-f", help="manifest file, or - for stdin")
+    ],
 ) -> None:
     """Apply one or more DGDR manifests (YAML or JSON, several documents allowed)."""
     try:
@@ -160,7 +181,8 @@ def delete(ctx: typer.Context, name: str) -> None:
 def _dump(data: Any, fmt: str) -> None:
     if fmt == "json":
         out.print_json(json.dumps(data)) if sys.stdout.isatty() else print(
-            json.dumps(data, indent=2))
+            json.dumps(data, indent=2)
+        )
     else:
         print(yaml.safe_dump(data, sort_keys=False), end="")
 
@@ -169,8 +191,7 @@ def _dump(data: Any, fmt: str) -> None:
 def get(
     ctx: typer.Context,
     name: Annotated[str | None, typer.Argument()] = None,
-    output: Annotated[str | None, typer.Option("--output", "-o",
-                                               help="wide, yaml or json")] = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="wide, yaml or json")] = None,
     all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A")] = False,
 ) -> None:
     """List DGDRs, or show one, with Dynamo's printer columns."""
@@ -187,8 +208,7 @@ def get(
     if name and not objects:
         raise _fail(f'dynamographdeploymentrequests "{name}" not found')
     if output in ("yaml", "json"):
-        data: Any = objects[0] if name else {"apiVersion": "v1", "kind": "List",
-                                              "items": objects}
+        data: Any = objects[0] if name else {"apiVersion": "v1", "kind": "List", "items": objects}
         _dump(data, output)
     elif not objects:
         err.print(f"No resources found in {_settings(ctx).namespace} namespace.")
@@ -212,7 +232,8 @@ def describe(ctx: typer.Context, name: str) -> None:
 
 @app.command()
 def history(
-    ctx: typer.Context, name: str,
+    ctx: typer.Context,
+    name: str,
     output: Annotated[str | None, typer.Option("--output", "-o", help="json or yaml")] = None,
 ) -> None:
     """The stored events of a DGDR (every incarnation of the name), in order."""
@@ -231,7 +252,7 @@ def watch(ctx: typer.Context, name: Annotated[str | None, typer.Argument()] = No
 
     async def go(client: DgdrClient) -> None:
         seen: set[str] = set()
-        async for ns, nm, obj in client.watch(name):
+        async for _ns, nm, obj in client.watch(name):
             if obj is None:
                 out.print(f"{nm}\t(deleted)")
                 continue
@@ -257,7 +278,8 @@ def parse_duration(text: str) -> float:
 
 @app.command()
 def wait(
-    ctx: typer.Context, name: str,
+    ctx: typer.Context,
+    name: str,
     for_: Annotated[str, typer.Option("--for", help="phase=<Phase> or resourceVersion=<n>")],
     timeout: Annotated[str, typer.Option(help="e.g. 60s, 2m")] = "60s",
 ) -> None:
@@ -291,18 +313,21 @@ def wait(
 def _up_config(settings: Settings, rollout_delay: float, step_delay: float) -> Any:
     from dgdr.service import ServiceConfig
 
-    return ServiceConfig(connect=settings.options, rollout_delay=rollout_delay,
-                         step_delay=step_delay)
+    return ServiceConfig(
+        connect=settings.options, rollout_delay=rollout_delay, step_delay=step_delay
+    )
 
 
 @app.command()
 def up(
     ctx: typer.Context,
     data_dir: Annotated[Path, typer.Option(help="where the embedded NATS keeps its data")] = Path(
-        ".dgdr"),
+        ".dgdr"
+    ),
     port: Annotated[int, typer.Option(help="port of the embedded NATS server")] = 4222,
-    embedded: Annotated[bool, typer.Option(
-        help="run an embedded NATS server; --no-embedded uses --server instead")] = True,
+    embedded: Annotated[
+        bool, typer.Option(help="run an embedded NATS server; --no-embedded uses --server instead")
+    ] = True,
     rollout_delay: Annotated[float, typer.Option(help="simulated DGD rollout, seconds")] = 1.0,
     step_delay: Annotated[float, typer.Option(help="pause between profiling steps")] = 0.3,
     log_level: Annotated[str, typer.Option()] = "INFO",
@@ -315,8 +340,14 @@ def up(
     _run(_serve(settings, data_dir, port if embedded else None, rollout_delay, step_delay))
 
 
-async def _serve(settings: Settings, data_dir: Path, port: int | None, rollout_delay: float,
-                 step_delay: float, ready: Callable[[str], Awaitable[None]] | None = None) -> None:
+async def _serve(
+    settings: Settings,
+    data_dir: Path,
+    port: int | None,
+    rollout_delay: float,
+    step_delay: float,
+    ready: Callable[[str], Awaitable[None]] | None = None,
+) -> None:
     from dgdr.service import Service
     from events.server import EmbeddedNatsServer
 
@@ -332,8 +363,10 @@ async def _serve(settings: Settings, data_dir: Path, port: int | None, rollout_d
     try:
         await service.start()
         if ready is None:
-            err.print(f"dgdr is up: NATS at {settings.options.url} "
-                      f"(export DGDR_NATS_URL={settings.options.url}); Ctrl-C to stop")
+            err.print(
+                f"dgdr is up: NATS at {settings.options.url} "
+                f"(export DGDR_NATS_URL={settings.options.url}); Ctrl-C to stop"
+            )
             await stop.wait()
         else:
             await ready(settings.options.url)
@@ -383,14 +416,18 @@ def demo(
     st = obj["status"]
     dgd = st["profilingResults"]["selectedConfig"]
     out.print()
-    out.print(f"[bold green]Deployed[/]: DGD [bold]{st['dgdName']}[/] in namespace "
-              f"{obj['metadata']['namespace']}")
+    out.print(
+        f"[bold green]Deployed[/]: DGD [bold]{st['dgdName']}[/] in namespace "
+        f"{obj['metadata']['namespace']}"
+    )
     out.print(f"selected: {render.condition(obj, 'Profiling').get('message', '')}")
     for svc_name, svc in dgd.get("spec", {}).get("services", {}).items():
         gpus = svc.get("resources", {}).get("limits", {}).get("gpu", "0")
         out.print(f"  service {svc_name}: replicas {svc.get('replicas', 1)}, GPUs each {gpus}")
-    out.print(f"pareto front: {len(st['profilingResults'].get('pareto', []))} configs; "
-              f"history: {len(result['history'])} stored events")
+    out.print(
+        f"pareto front: {len(st['profilingResults'].get('pareto', []))} configs; "
+        f"history: {len(result['history'])} stored events"
+    )
 
 
 async def _follow(client: DgdrClient, name: str, timeout: float) -> dict[str, Any]:
@@ -409,8 +446,10 @@ async def _follow(client: DgdrClient, name: str, timeout: float) -> dict[str, An
             if key != last:
                 last = key
                 sub = f"/{st['profilingPhase']}" if st.get("profilingPhase") else ""
-                out.print(f"  [cyan]{st.get('phase', '')}{sub:<18}[/] "
-                          f"{succeeded.get('message', '')}", markup=True)
+                out.print(
+                    f"  [cyan]{st.get('phase', '')}{sub:<18}[/] {succeeded.get('message', '')}",
+                    markup=True,
+                )
             if st.get("phase") in ("Deployed", "Failed"):
                 return
 

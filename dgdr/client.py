@@ -15,6 +15,7 @@ outcome, not an exception; `raise_for_outcome` turns it into `RequestRejected` f
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -47,8 +48,9 @@ def load_documents(source: str | Path, text: str | None = None) -> list[dict[str
 
 def raise_for_outcome(outcome: dict[str, Any]) -> dict[str, Any]:
     if outcome.get("status") != "accepted":
-        raise RequestRejected(outcome.get("reason", "Rejected"), outcome.get("message", ""),
-                              outcome.get("errors"))
+        raise RequestRejected(
+            outcome.get("reason", "Rejected"), outcome.get("message", ""), outcome.get("errors")
+        )
     return outcome
 
 
@@ -91,47 +93,80 @@ class DgdrClient:
 
     # ------------------------------------------------------------------------------- requests
 
-    async def submit(self, namespace: str, name: str, body: dict[str, Any], *,
-                     request_id: str | None = None, timeout: float = 30.0) -> dict[str, Any]:
+    async def submit(
+        self,
+        namespace: str,
+        name: str,
+        body: dict[str, Any],
+        *,
+        request_id: str | None = None,
+        timeout: float = 30.0,
+    ) -> dict[str, Any]:
         request_id = request_id or str(uuid.uuid4())
         sub = await self.nc.subscribe(s.result_subject(request_id), max_msgs=1)
         try:
             try:
                 await self.nc.jetstream().publish(
-                    s.request_subject(namespace, name), json.dumps(body).encode(),
-                    stream=s.REQUESTS_STREAM, headers={"Nats-Msg-Id": request_id}, timeout=5)
+                    s.request_subject(namespace, name),
+                    json.dumps(body).encode(),
+                    stream=s.REQUESTS_STREAM,
+                    headers={"Nats-Msg-Id": request_id},
+                    timeout=5,
+                )
             except (NoRespondersError, NotFoundError) as exc:
                 raise ConfigurationError(NOT_RUNNING.format(url=self.options.url)) from exc
             try:
                 msg = await sub.next_msg(timeout=timeout)
             except TimeoutError as exc:
-                raise WaitTimeout(f"no dgdr service answered request {request_id} within "
-                                  f"{timeout:.0f} s: is `dgdr up` running?") from exc
+                raise WaitTimeout(
+                    f"no dgdr service answered request {request_id} within "
+                    f"{timeout:.0f} s: is `dgdr up` running?"
+                ) from exc
         finally:
             await sub.unsubscribe()
         result: dict[str, Any] = json.loads(msg.data)
         return result
 
-    async def apply(self, manifest: dict[str, Any], *, namespace: str | None = None,
-                    request_id: str | None = None, timeout: float = 30.0) -> dict[str, Any]:
-        meta = manifest.get("metadata") if isinstance(manifest.get("metadata"), dict) else {}
+    async def apply(
+        self,
+        manifest: dict[str, Any],
+        *,
+        namespace: str | None = None,
+        request_id: str | None = None,
+        timeout: float = 30.0,
+    ) -> dict[str, Any]:
+        raw_meta = manifest.get("metadata")
+        meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
         name = str(meta.get("name") or "")
         if not name:
-            return {"status": "rejected", "reason": "Invalid", "message": "no metadata.name",
-                    "errors": [{"field": "metadata.name", "message": "add a name"}]}
+            return {
+                "status": "rejected",
+                "reason": "Invalid",
+                "message": "no metadata.name",
+                "errors": [{"field": "metadata.name", "message": "add a name"}],
+            }
         ns = namespace or meta.get("namespace") or self.namespace
         if meta.get("namespace") and namespace and meta["namespace"] != namespace:
-            return {"status": "rejected", "reason": "Invalid",
-                    "message": f"the namespace from the object ({meta['namespace']}) does not "
-                               f"match the namespace asked for ({namespace})",
-                    "errors": [{"field": "metadata.namespace",
-                                "message": "remove it, or use the same -n/--namespace"}]}
+            return {
+                "status": "rejected",
+                "reason": "Invalid",
+                "message": f"the namespace from the object ({meta['namespace']}) does not "
+                f"match the namespace asked for ({namespace})",
+                "errors": [
+                    {
+                        "field": "metadata.namespace",
+                        "message": "remove it, or use the same -n/--namespace",
+                    }
+                ],
+            }
         return await self.submit(str(ns), name, manifest, request_id=request_id, timeout=timeout)
 
-    async def delete(self, name: str, *, namespace: str | None = None,
-                     request_id: str | None = None) -> dict[str, Any]:
-        return await self.submit(namespace or self.namespace, name, {"action": "delete"},
-                                 request_id=request_id)
+    async def delete(
+        self, name: str, *, namespace: str | None = None, request_id: str | None = None
+    ) -> dict[str, Any]:
+        return await self.submit(
+            namespace or self.namespace, name, {"action": "delete"}, request_id=request_id
+        )
 
     # -------------------------------------------------------------------------------- status
 
@@ -143,8 +178,9 @@ class DgdrClient:
             return None
         return json.loads(entry.value) if entry.value else None
 
-    async def list(self, *, namespace: str | None = None,
-                   all_namespaces: bool = False) -> list[dict[str, Any]]:
+    async def list(
+        self, *, namespace: str | None = None, all_namespaces: bool = False
+    ) -> list[dict[str, Any]]:
         kv = await self.kv()
         prefix = None if all_namespaces else s.escape(namespace or self.namespace) + "."
         try:
@@ -161,9 +197,13 @@ class DgdrClient:
                 out.append(obj)
         return out
 
-    async def watch(self, name: str | None = None, *, namespace: str | None = None,
-                    all_namespaces: bool = False,
-                    ) -> AsyncIterator[tuple[str, str, dict[str, Any] | None]]:
+    async def watch(
+        self,
+        name: str | None = None,
+        *,
+        namespace: str | None = None,
+        all_namespaces: bool = False,
+    ) -> AsyncIterator[tuple[str, str, dict[str, Any] | None]]:
         """(namespace, name, object or None when deleted) for the current state, then each change."""
         kv = await self.kv()
         if name:
@@ -173,17 +213,23 @@ class DgdrClient:
         watcher = await kv.watch(pattern)
         try:
             while True:
-                entry = await watcher.updates(timeout=3600)
+                entry = await watcher.updates(timeout=3600)  # type: ignore[no-untyped-call]
                 if entry is None:
                     continue
                 ns, nm = s.parse_status_key(entry.key)
                 yield ns, nm, (json.loads(entry.value) if entry.value else None)
         finally:
-            await watcher.stop()
+            await watcher.stop()  # type: ignore[no-untyped-call]
 
-    async def wait(self, name: str, *, namespace: str | None = None,
-                   resource_version: str | int | None = None, phase: str | None = None,
-                   timeout: float = 60.0) -> dict[str, Any]:
+    async def wait(
+        self,
+        name: str,
+        *,
+        namespace: str | None = None,
+        resource_version: str | int | None = None,
+        phase: str | None = None,
+        timeout: float = 60.0,
+    ) -> dict[str, Any]:
         """Read-your-writes: the object once its resourceVersion reaches `resource_version`
         and (if given) its phase is `phase`. A Failed DGDR ends a wait for another phase early."""
         target = int(resource_version or 0)
@@ -206,7 +252,9 @@ class DgdrClient:
             what = f"phase {phase}" if phase else f"resourceVersion {target}"
             raise WaitTimeout(f"{name} did not reach {what} within {timeout:.0f} s") from exc
 
-    async def history(self, name: str, *, namespace: str | None = None) -> list[dict[str, Any]]:
+    async def history(
+        self, name: str, *, namespace: str | None = None
+    ) -> builtins.list[dict[str, Any]]:
         """Every stored event of every incarnation of the name, in order, with its sequence."""
         store = JetStreamEventStore(self.nc)
         try:

@@ -28,13 +28,26 @@ Handler = Callable[[Any], Awaitable[None]]
 
 
 async def run_consumer(
-    js: JetStreamContext, *, stream: str, durable: str, subject: str, handler: Handler,
-    key: Callable[[Any], str] = lambda msg: str(msg.subject), batch: int = 256,
-    ack_wait: float = 10.0, retry_delay: float = 0.5, ready: asyncio.Event | None = None,
+    js: JetStreamContext,
+    *,
+    stream: str,
+    durable: str,
+    subject: str,
+    handler: Handler,
+    key: Callable[[Any], str] = lambda msg: str(msg.subject),
+    batch: int = 256,
+    ack_wait: float = 10.0,
+    retry_delay: float = 0.5,
+    ready: asyncio.Event | None = None,
 ) -> None:
     config = ConsumerConfig(
-        durable_name=durable, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
-        ack_wait=ack_wait, max_deliver=-1, max_ack_pending=10_000, filter_subject=subject,
+        durable_name=durable,
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_wait=ack_wait,
+        max_deliver=-1,
+        max_ack_pending=10_000,
+        filter_subject=subject,
     )
     sub = await js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
     if ready is not None:
@@ -46,8 +59,9 @@ async def run_consumer(
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("handler failed; message will be redelivered", durable=durable,
-                          subject=msg.subject)
+            log.exception(
+                "handler failed; message will be redelivered", durable=durable, subject=msg.subject
+            )
             with contextlib.suppress(Exception):
                 await msg.nak(delay=retry_delay)
             return

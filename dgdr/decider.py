@@ -76,8 +76,9 @@ def decide(state: State, command: Command) -> list[Event] | Rejection:
             events = _decide_progress(state, command)
         case ReportProfilingFailure():
             events = _in_profiling(state, command.generation) or [
-                ProfilingFailed(sub_phase=command.sub_phase or state.profiling_phase,
-                                message=command.message)
+                ProfilingFailed(
+                    sub_phase=command.sub_phase or state.profiling_phase, message=command.message
+                )
             ]
         case ReportProfilingResult():
             events = _decide_result(state, command)
@@ -103,9 +104,16 @@ def evolve(state: State, event: Event, command_id: str | None = None) -> State:
         case SpecUpdated() | AutoApplyEnabled():
             s = replace(s, spec=event.spec, generation=event.generation)
             if isinstance(event, SpecUpdated):
-                s = replace(s, profiling_phase=None, job_name=None, dgd_name=None,
-                            deployment_created=False, deployment_state=None, replicas=0,
-                            available_replicas=0)
+                s = replace(
+                    s,
+                    profiling_phase=None,
+                    job_name=None,
+                    dgd_name=None,
+                    deployment_created=False,
+                    deployment_state=None,
+                    replicas=0,
+                    available_replicas=0,
+                )
             return s
         case Validated():
             return replace(s, validated_generation=event.generation, hardware=event.hardware)
@@ -124,14 +132,30 @@ def evolve(state: State, event: Event, command_id: str | None = None) -> State:
         case DeploymentCreated():
             return replace(s, deployment_created=True)
         case DeploymentObserved() | DeploymentDegraded():
-            return replace(s, deployment_state=event.state, replicas=event.replicas,
-                           available_replicas=event.available_replicas, deployment_created=True)
+            return replace(
+                s,
+                deployment_state=event.state,
+                replicas=event.replicas,
+                available_replicas=event.available_replicas,
+                deployment_created=True,
+            )
         case DeploymentReady():
-            return replace(s, deployment_state="successful", replicas=event.replicas,
-                           available_replicas=event.available_replicas, deployment_created=True)
+            return replace(
+                s,
+                deployment_state="successful",
+                replicas=event.replicas,
+                available_replicas=event.available_replicas,
+                deployment_created=True,
+            )
         case DeploymentDeleted():
-            return replace(s, dgd_name=None, deployment_state=None, replicas=0,
-                           available_replicas=0, deployment_created=False)
+            return replace(
+                s,
+                dgd_name=None,
+                deployment_state=None,
+                replicas=0,
+                available_replicas=0,
+                deployment_created=False,
+            )
         case DeploymentFailed() | Deleted():
             return s
         case _:
@@ -161,8 +185,9 @@ def _not_found() -> Rejection:
 
 def _decide_apply(state: State, command: Apply) -> list[Event] | Rejection:
     if not state.exists:
-        created: Event = Created(spec=command.spec, generation=1, labels=command.labels,
-                                 annotations=command.annotations)
+        created: Event = Created(
+            spec=command.spec, generation=1, labels=command.labels, annotations=command.annotations
+        )
         return [created, *_validation(command.spec, 1, command.discovered_hardware)]
     if command.spec == state.spec:
         return []
@@ -175,17 +200,23 @@ def _decide_apply(state: State, command: Apply) -> list[Event] | Rejection:
         )
     generation = state.generation + 1
     if phase == "Ready" and _only_auto_apply_turned_on(state.spec, command.spec):
-        return [AutoApplyEnabled(spec=command.spec, generation=generation),
-                DeploymentStarted(dgd_name=state.dgd_name or "")]
-    return [SpecUpdated(spec=command.spec, generation=generation),
-            *_validation(command.spec, generation, command.discovered_hardware)]
+        return [
+            AutoApplyEnabled(spec=command.spec, generation=generation),
+            DeploymentStarted(dgd_name=state.dgd_name or ""),
+        ]
+    return [
+        SpecUpdated(spec=command.spec, generation=generation),
+        *_validation(command.spec, generation, command.discovered_hardware),
+    ]
 
 
 def _only_auto_apply_turned_on(old: dict[str, Any], new: dict[str, Any]) -> bool:
     strip = {k: v for k, v in old.items() if k != "autoApply"}
-    return new.get("autoApply") is True and old.get("autoApply") is False and strip == {
-        k: v for k, v in new.items() if k != "autoApply"
-    }
+    return (
+        new.get("autoApply") is True
+        and old.get("autoApply") is False
+        and strip == {k: v for k, v in new.items() if k != "autoApply"}
+    )
 
 
 def _validation(spec: dict[str, Any], generation: int, discovered: dict[str, Any]) -> list[Event]:
@@ -196,8 +227,13 @@ def _validation(spec: dict[str, Any], generation: int, discovered: dict[str, Any
     if errors:
         return [ValidationFailed(generation=generation, errors=[e.to_dict() for e in errors])]
     sku, total, per_node = hardware["gpuSku"], hardware["totalGpus"], hardware["numGpusPerNode"]
-    return [Validated(generation=generation, hardware=hardware,
-                      message=f"Spec is valid; hardware: {total} x {sku} ({per_node} per node)")]
+    return [
+        Validated(
+            generation=generation,
+            hardware=hardware,
+            message=f"Spec is valid; hardware: {total} x {sku} ({per_node} per node)",
+        )
+    ]
 
 
 def resolve_hardware(
@@ -207,29 +243,39 @@ def resolve_hardware(
     given = spec.effective_hardware.model_dump(mode="json", by_alias=True, exclude_none=True)
     merged = {**{k: v for k, v in discovered.items() if v is not None}, **given}
     if not merged.get("gpuSku"):
-        return merged, [FieldError(
-            "spec.hardware.gpuSku",
-            "no GPU SKU given and none discovered on the cluster: set spec.hardware.gpuSku to one "
-            f"of {', '.join(GPU_SKUS)}",
-        )]
+        return merged, [
+            FieldError(
+                "spec.hardware.gpuSku",
+                "no GPU SKU given and none discovered on the cluster: set spec.hardware.gpuSku to one "
+                f"of {', '.join(GPU_SKUS)}",
+            )
+        ]
     merged.setdefault("numGpusPerNode", DEFAULT_GPUS_PER_NODE)
     merged.setdefault("totalGpus", merged["numGpusPerNode"])
     return merged, []
 
 
 def _decide_start_profiling(state: State, command: StartProfiling) -> list[Event] | Rejection:
-    if state.phase != "Pending" or command.generation != state.validated_generation or (
-        command.generation != state.generation
+    if (
+        state.phase != "Pending"
+        or command.generation != state.validated_generation
+        or (command.generation != state.generation)
     ):
-        return Rejection("Stale", f"profiling cannot start in phase {state.phase} for generation "
-                                  f"{command.generation} (current {state.generation})")
+        return Rejection(
+            "Stale",
+            f"profiling cannot start in phase {state.phase} for generation "
+            f"{command.generation} (current {state.generation})",
+        )
     return [ProfilingStarted(generation=command.generation, job_name=command.job_name)]
 
 
 def _in_profiling(state: State, generation: int) -> Rejection | None:
     if state.phase != "Profiling" or generation != state.generation:
-        return Rejection("Stale", f"no profiling of generation {generation} is running "
-                                  f"(phase {state.phase}, generation {state.generation})")
+        return Rejection(
+            "Stale",
+            f"no profiling of generation {generation} is running "
+            f"(phase {state.phase}, generation {state.generation})",
+        )
     return None
 
 
@@ -241,8 +287,10 @@ def _decide_progress(state: State, command: ReportProfilingProgress) -> list[Eve
         return []
     event = ProfilingProgressed(sub_phase=command.sub_phase, message=command.message)
     if machine.next_state(state.machine_state, event.trigger) is None:
-        return Rejection("InvalidTransition", f"profiling cannot go from {state.profiling_phase} "
-                                              f"to {command.sub_phase}")
+        return Rejection(
+            "InvalidTransition",
+            f"profiling cannot go from {state.profiling_phase} to {command.sub_phase}",
+        )
     return [event]
 
 
@@ -250,10 +298,14 @@ def _decide_result(state: State, command: ReportProfilingResult) -> list[Event] 
     stale = _in_profiling(state, command.generation)
     if stale:
         return stale
-    events: list[Event] = [ProfilingCompleted(
-        dgd_name=command.dgd_name, selected_config=command.selected_config,
-        pareto=command.pareto, message=command.message,
-    )]
+    events: list[Event] = [
+        ProfilingCompleted(
+            dgd_name=command.dgd_name,
+            selected_config=command.selected_config,
+            pareto=command.pareto,
+            message=command.message,
+        )
+    ]
     if state.spec.get("autoApply", True) is not False:
         events.append(DeploymentStarted(dgd_name=command.dgd_name))
     return events
@@ -261,21 +313,27 @@ def _decide_result(state: State, command: ReportProfilingResult) -> list[Event] 
 
 def _decide_observation(state: State, command: ObserveDeployment) -> list[Event] | Rejection:
     if state.phase not in ("Deploying", "Deployed") or command.dgd_name != state.dgd_name:
-        return Rejection("Stale", f"DGD {command.dgd_name} is not being deployed by this DGDR "
-                                  f"(phase {state.phase})")
+        return Rejection(
+            "Stale",
+            f"DGD {command.dgd_name} is not being deployed by this DGDR (phase {state.phase})",
+        )
     seen, n, avail = command.observed, command.replicas, command.available_replicas
     changed = (seen, n, avail) != (state.deployment_state, state.replicas, state.available_replicas)
     events: list[Event] = []
     if state.phase == "Deploying":
         if seen == "conflict":
-            return [DeploymentFailed(
-                reason="DeploymentConflict",
-                message=f"a DynamoGraphDeployment named {command.dgd_name} already exists and is "
-                        "not managed by this DGDR; delete it, or set overrides.dgd.metadata.name "
-                        "to another name and apply a new DGDR",
-            )]
+            return [
+                DeploymentFailed(
+                    reason="DeploymentConflict",
+                    message=f"a DynamoGraphDeployment named {command.dgd_name} already exists and is "
+                    "not managed by this DGDR; delete it, or set overrides.dgd.metadata.name "
+                    "to another name and apply a new DGDR",
+                )
+            ]
         if seen == "deleted":
-            return [DeploymentDeleted(dgd_name=command.dgd_name)] if state.deployment_created else []
+            return (
+                [DeploymentDeleted(dgd_name=command.dgd_name)] if state.deployment_created else []
+            )
         if not state.deployment_created:
             events.append(DeploymentCreated(dgd_name=command.dgd_name))
         if seen == "successful":

@@ -39,8 +39,11 @@ class Outcome:
     commit: Commit | None = field(default=None, compare=False)
 
     def to_dict(self, request_id: str) -> dict[str, Any]:
-        out: dict[str, Any] = {"requestId": request_id, "status": self.status,
-                               "events": list(self.events)}
+        out: dict[str, Any] = {
+            "requestId": request_id,
+            "status": self.status,
+            "events": list(self.events),
+        }
         if self.resource_version is not None:
             out["resourceVersion"] = str(self.resource_version)
         if self.uid:
@@ -85,13 +88,19 @@ class CommandHandler:
         self._cache.pop((namespace, name), None)
 
     async def handle(
-        self, namespace: str, name: str, command: Command, *, uid: str | None = None,
+        self,
+        namespace: str,
+        name: str,
+        command: Command,
+        *,
+        uid: str | None = None,
         expected_uid: str | None = None,
     ) -> Outcome:
         """Decide `command` against the current incarnation and record the result.
 
         `uid` is used when the command creates a new incarnation (a random one otherwise);
         `expected_uid`, when given, pins the command to one incarnation (reactor commands)."""
+
         def other_incarnation(current: Loaded) -> bool:
             return expected_uid is not None and (
                 current.aggregate is None or current.aggregate.uid != expected_uid
@@ -106,8 +115,11 @@ class CommandHandler:
             loaded = await self.load(namespace, name)
         for attempt in range(self.max_attempts):
             if other_incarnation(loaded):
-                return Outcome("rejected", reason="Stale",
-                               message=f"incarnation {expected_uid} of {namespace}/{name} is gone")
+                return Outcome(
+                    "rejected",
+                    reason="Stale",
+                    message=f"incarnation {expected_uid} of {namespace}/{name} is gone",
+                )
             state, aggregate = loaded.state, loaded.aggregate
             if aggregate is None or state.is_terminal:
                 aggregate = AggregateId(namespace, name, uid or str(uuid.uuid4()))
@@ -118,20 +130,36 @@ class CommandHandler:
                 loaded = await self.load(namespace, name)
                 continue
             if isinstance(decision, Rejection):
-                return Outcome("rejected", loaded.version or None, aggregate.uid,
-                               reason=decision.reason, message=decision.message,
-                               errors=tuple(e.to_dict() for e in decision.errors))
+                return Outcome(
+                    "rejected",
+                    loaded.version or None,
+                    aggregate.uid,
+                    reason=decision.reason,
+                    message=decision.message,
+                    errors=tuple(e.to_dict() for e in decision.errors),
+                )
             if not decision:
                 return Outcome("accepted", loaded.version or None, aggregate.uid)
-            envelopes = wrap(decision, aggregate, command_id=command.id, at=command.at,
-                             correlation_id=command.correlation_id)
+            envelopes = wrap(
+                decision,
+                aggregate,
+                command_id=command.id,
+                at=command.at,
+                correlation_id=command.correlation_id,
+            )
             commit_id = f"{aggregate.uid}:{command.id}"
             try:
-                seq = await self.store.append(aggregate, envelopes, expected=loaded.version,
-                                              commit_id=commit_id)
+                seq = await self.store.append(
+                    aggregate, envelopes, expected=loaded.version, commit_id=commit_id
+                )
             except ConcurrencyConflict:
-                log.debug("conflict, reloading", namespace=namespace, name=name,
-                          attempt=attempt, command=command.id)
+                log.debug(
+                    "conflict, reloading",
+                    namespace=namespace,
+                    name=name,
+                    attempt=attempt,
+                    command=command.id,
+                )
                 assumed = False
                 loaded = await self.load(namespace, name)
                 continue
@@ -140,14 +168,24 @@ class CommandHandler:
             self._cache[(namespace, name)] = Loaded(aggregate, state, seq)
             types = tuple(e.type for e in decision)
             invalid = [e for e in decision if isinstance(e, ValidationFailed)]
-            commit = Commit(aggregate, envelopes, seq=seq, expected=loaded.version,
-                            commit_id=commit_id)
+            commit = Commit(
+                aggregate, envelopes, seq=seq, expected=loaded.version, commit_id=commit_id
+            )
             if invalid:
-                return Outcome("invalid", seq, aggregate.uid, types, reason="ValidationFailed",
-                               message="the spec is invalid; the DGDR is Failed until a valid "
-                                       "spec is applied",
-                               errors=tuple(invalid[0].errors), commit=commit)
+                return Outcome(
+                    "invalid",
+                    seq,
+                    aggregate.uid,
+                    types,
+                    reason="ValidationFailed",
+                    message="the spec is invalid; the DGDR is Failed until a valid spec is applied",
+                    errors=tuple(invalid[0].errors),
+                    commit=commit,
+                )
             return Outcome("accepted", seq, aggregate.uid, types, commit=commit)
-        return Outcome("rejected", reason="Conflict",
-                       message=f"{namespace}/{name} kept changing; gave up after "
-                               f"{self.max_attempts} attempts, retry the request")
+        return Outcome(
+            "rejected",
+            reason="Conflict",
+            message=f"{namespace}/{name} kept changing; gave up after "
+            f"{self.max_attempts} attempts, retry the request",
+        )

@@ -53,7 +53,11 @@ def _transitions() -> list[dict[str, Any]]:
         {"trigger": "created", "source": ABSENT, "dest": "Pending"},
         {"trigger": "validated", "source": "Pending", "dest": "Pending"},
         {"trigger": "validation_failed", "source": "Pending", "dest": "Failed"},
-        {"trigger": "profiling_started", "source": "Pending", "dest": profiling_state("Initializing")},
+        {
+            "trigger": "profiling_started",
+            "source": "Pending",
+            "dest": profiling_state("Initializing"),
+        },
         {"trigger": "profiling_failed", "source": "Profiling", "dest": "Failed"},
         {"trigger": "profiling_completed", "source": "Profiling", "dest": "Ready"},
         {"trigger": "auto_apply_enabled", "source": "Ready", "dest": "Ready"},
@@ -147,8 +151,8 @@ def mermaid() -> str:
     lines = ["stateDiagram-v2", f"    [*] --> {ABSENT}"]
     seen: set[tuple[str, str, str]] = set()
     for (source, trigger), dest in EDGES.items():
-        src_phase, src_sub = split_state(source)
-        dst_phase, dst_sub = split_state(dest)
+        _src_phase, src_sub = split_state(source)
+        _dst_phase, dst_sub = split_state(dest)
         if src_sub and dst_sub:
             continue  # sub-phase edges are drawn inside the Profiling box below
         label = trigger
@@ -160,7 +164,7 @@ def mermaid() -> str:
             lines.append(f"    {src} --> {dst}: {label}")
     lines.append("    state Profiling {")
     lines.append(f"        [*] --> {PROFILING_PHASES[0]}")
-    for (source, trigger), dest in EDGES.items():
+    for (source, _trigger), dest in EDGES.items():
         _, src_sub = split_state(source)
         _, dst_sub = split_state(dest)
         if src_sub and dst_sub and src_sub != dst_sub:

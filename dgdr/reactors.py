@@ -48,9 +48,12 @@ def now() -> str:
 
 def decode_commit(msg: Any) -> Commit:
     headers = msg.headers or {}
-    return Commit.decode(msg.data, seq=int(msg.metadata.sequence.stream),
-                         expected=int(headers.get(H_EXPECTED, 0)),
-                         commit_id=headers.get(H_MSG_ID, ""))
+    return Commit.decode(
+        msg.data,
+        seq=int(msg.metadata.sequence.stream),
+        expected=int(headers.get(H_EXPECTED, 0)),
+        commit_id=headers.get(H_MSG_ID, ""),
+    )
 
 
 def job_subject(agg: AggregateId) -> str:
@@ -58,8 +61,9 @@ def job_subject(agg: AggregateId) -> str:
 
 
 class Reactor:
-    def __init__(self, handler: CommandHandler, js: JetStreamContext,
-                 cluster: SimulatedCluster) -> None:
+    def __init__(
+        self, handler: CommandHandler, js: JetStreamContext, cluster: SimulatedCluster
+    ) -> None:
         self.handler, self.js, self.cluster = handler, js, cluster
 
     async def on_message(self, msg: Any) -> None:
@@ -70,11 +74,17 @@ class Reactor:
             if env.type == "Validated":
                 gen = int(env.payload["generation"])
                 out = await self.handler.handle(
-                    agg.namespace, agg.name,
-                    StartProfiling(id=f"start-profiling:{agg.uid}:{gen}", at=now(),
-                                   correlation_id=env.correlation_id, generation=gen,
-                                   job_name=f"profile-{agg.name}"),
-                    expected_uid=agg.uid)
+                    agg.namespace,
+                    agg.name,
+                    StartProfiling(
+                        id=f"start-profiling:{agg.uid}:{gen}",
+                        at=now(),
+                        correlation_id=env.correlation_id,
+                        generation=gen,
+                        job_name=f"profile-{agg.name}",
+                    ),
+                    expected_uid=agg.uid,
+                )
                 bound.debug("start profiling", outcome=out.status, reason=out.reason)
             elif env.type == "ProfilingStarted":
                 await self._enqueue_job(commit, env.payload, env.correlation_id)
@@ -82,19 +92,33 @@ class Reactor:
             elif env.type == "DeploymentStarted":
                 await self._deploy(commit, env.payload["dgdName"], env.correlation_id)
 
-    async def _enqueue_job(self, commit: Commit, payload: dict[str, Any],
-                           correlation_id: str | None) -> None:
+    async def _enqueue_job(
+        self, commit: Commit, payload: dict[str, Any], correlation_id: str | None
+    ) -> None:
         agg = commit.aggregate
         loaded = await self.handler.load(agg.namespace, agg.name)
         gen = int(payload["generation"])
-        if (loaded.aggregate != agg or loaded.state.phase != "Profiling"
-                or loaded.state.generation != gen):
+        if (
+            loaded.aggregate != agg
+            or loaded.state.phase != "Profiling"
+            or loaded.state.generation != gen
+        ):
             return
-        job = {"namespace": agg.namespace, "name": agg.name, "uid": agg.uid, "generation": gen,
-               "spec": loaded.state.spec, "hardware": loaded.state.hardware,
-               "correlationId": correlation_id}
-        await self.js.publish(job_subject(agg), json.dumps(job).encode(), stream=s.JOBS_STREAM,
-                              headers={"Nats-Msg-Id": f"job:{agg.uid}:{commit.seq}"})
+        job = {
+            "namespace": agg.namespace,
+            "name": agg.name,
+            "uid": agg.uid,
+            "generation": gen,
+            "spec": loaded.state.spec,
+            "hardware": loaded.state.hardware,
+            "correlationId": correlation_id,
+        }
+        await self.js.publish(
+            job_subject(agg),
+            json.dumps(job).encode(),
+            stream=s.JOBS_STREAM,
+            headers={"Nats-Msg-Id": f"job:{agg.uid}:{commit.seq}"},
+        )
 
     async def _deploy(self, commit: Commit, dgd_name: str, correlation_id: str | None) -> None:
         agg = commit.aggregate
@@ -115,28 +139,64 @@ class Reactor:
         if selected is None:
             raise RuntimeError(f"{agg}: Deploying without a generated DGD in the history")
         result = await self.cluster.apply_dgd(selected, agg.uid)
-        log.info("dgd applied", namespace=agg.namespace, name=agg.name, uid=agg.uid,
-                 seq=commit.seq, dgd=dgd_name, result=result)
+        log.info(
+            "dgd applied",
+            namespace=agg.namespace,
+            name=agg.name,
+            uid=agg.uid,
+            seq=commit.seq,
+            dgd=dgd_name,
+            result=result,
+        )
         if result == "conflict":
             await self.handler.handle(
-                agg.namespace, agg.name,
-                ObserveDeployment(id=f"deploy-conflict:{agg.uid}:{commit.seq}", at=now(),
-                                  correlation_id=correlation_id, dgd_name=dgd_name,
-                                  observed="conflict"),
-                expected_uid=agg.uid)
+                agg.namespace,
+                agg.name,
+                ObserveDeployment(
+                    id=f"deploy-conflict:{agg.uid}:{commit.seq}",
+                    at=now(),
+                    correlation_id=correlation_id,
+                    dgd_name=dgd_name,
+                    observed="conflict",
+                ),
+                expected_uid=agg.uid,
+            )
 
-    async def observe(self, namespace: str, name: str, uid: str, dgd_name: str, observed: str,
-                      replicas: int, available: int) -> None:
+    async def observe(
+        self,
+        namespace: str,
+        name: str,
+        uid: str,
+        dgd_name: str,
+        observed: str,
+        replicas: int,
+        available: int,
+    ) -> None:
         """The deployment target saw a DGD change: tell the DGDR (a no-op when nothing changed)."""
         out = await self.handler.handle(
-            namespace, name,
-            ObserveDeployment(id=f"observe:{uid}:{dgd_name}:{observed}:{replicas}:{available}:"
-                                 f"{datetime.now(UTC).timestamp()}",
-                              at=now(), dgd_name=dgd_name, observed=observed,  # type: ignore[arg-type]
-                              replicas=replicas, available_replicas=available),
-            expected_uid=uid)
-        log.debug("deployment observed", namespace=namespace, name=name, uid=uid, dgd=dgd_name,
-                  observed=observed, outcome=out.status, seq=out.resource_version)
+            namespace,
+            name,
+            ObserveDeployment(
+                id=f"observe:{uid}:{dgd_name}:{observed}:{replicas}:{available}:"
+                f"{datetime.now(UTC).timestamp()}",
+                at=now(),
+                dgd_name=dgd_name,
+                observed=observed,
+                replicas=replicas,
+                available_replicas=available,
+            ),
+            expected_uid=uid,
+        )
+        log.debug(
+            "deployment observed",
+            namespace=namespace,
+            name=name,
+            uid=uid,
+            dgd=dgd_name,
+            observed=observed,
+            outcome=out.status,
+            seq=out.resource_version,
+        )
 
 
 class ProfilingWorker:
@@ -150,8 +210,12 @@ class ProfilingWorker:
         corr = job.get("correlationId")
         bound = log.bind(namespace=ns, name=name, uid=uid, generation=gen)
         loaded = await self.handler.load(ns, name)
-        if (loaded.aggregate is None or loaded.aggregate.uid != uid
-                or loaded.state.phase != "Profiling" or loaded.state.generation != gen):
+        if (
+            loaded.aggregate is None
+            or loaded.aggregate.uid != uid
+            or loaded.state.phase != "Profiling"
+            or loaded.state.generation != gen
+        ):
             bound.info("profiling job is stale; dropped", phase=loaded.state.phase)
             return
 
@@ -167,7 +231,11 @@ class ProfilingWorker:
 
             spec = DGDRSpec.model_validate(job["spec"])
             result = await asyncio.to_thread(
-                sim.profile, spec, job["hardware"], name=name, namespace=ns,
+                sim.profile,
+                spec,
+                job["hardware"],
+                name=name,
+                namespace=ns,
                 progress=lambda sub, text: steps.append((sub, text)),
             )
         except Exception as exc:  # sim.ProfilingError carries the sub-phase; anything else is a bug
@@ -175,23 +243,44 @@ class ProfilingWorker:
             text = getattr(exc, "message", None) or f"{exc.__class__.__name__}: {exc}"
             for step_sub, step_text in steps:
                 await report(self._progress(uid, gen, corr, step_sub, step_text))
-            await report(ReportProfilingFailure(id=f"profiling:{uid}:{gen}:failed", at=now(),
-                                                correlation_id=corr, generation=gen,
-                                                sub_phase=sub, message=text))
+            await report(
+                ReportProfilingFailure(
+                    id=f"profiling:{uid}:{gen}:failed",
+                    at=now(),
+                    correlation_id=corr,
+                    generation=gen,
+                    sub_phase=sub,
+                    message=text,
+                )
+            )
             bound.warning("profiling failed", sub_phase=sub, error=text)
             return
         for step_sub, step_text in steps:
             await report(self._progress(uid, gen, corr, step_sub, step_text))
             await asyncio.sleep(self.step_delay)
-        await report(ReportProfilingResult(
-            id=f"profiling:{uid}:{gen}:result", at=now(), correlation_id=corr, generation=gen,
-            dgd_name=result.dgd_name, selected_config=result.selected_config,
-            pareto=result.pareto, message=result.message))
+        await report(
+            ReportProfilingResult(
+                id=f"profiling:{uid}:{gen}:result",
+                at=now(),
+                correlation_id=corr,
+                generation=gen,
+                dgd_name=result.dgd_name,
+                selected_config=result.selected_config,
+                pareto=result.pareto,
+                message=result.message,
+            )
+        )
         bound.info("profiling done", dgd=result.dgd_name, summary=result.message)
 
     @staticmethod
-    def _progress(uid: str, gen: int, corr: str | None, sub: str, text: str
-                  ) -> ReportProfilingProgress:
-        return ReportProfilingProgress(id=f"profiling:{uid}:{gen}:{sub}", at=now(),
-                                       correlation_id=corr, generation=gen, sub_phase=sub,
-                                       message=text)
+    def _progress(
+        uid: str, gen: int, corr: str | None, sub: str, text: str
+    ) -> ReportProfilingProgress:
+        return ReportProfilingProgress(
+            id=f"profiling:{uid}:{gen}:{sub}",
+            at=now(),
+            correlation_id=corr,
+            generation=gen,
+            sub_phase=sub,
+            message=text,
+        )

@@ -13,8 +13,13 @@ from rich.text import Text
 
 COLUMNS = ("NAME", "MODEL", "BACKEND", "PHASE", "PROFILING", "REASON", "MESSAGE", "DGD", "AGE")
 WIDE_COLUMNS = (*COLUMNS, "GENERATION", "RESOURCEVERSION", "UID")
-WARNING_TYPES = {"ValidationFailed", "ProfilingFailed", "DeploymentDegraded",
-                 "DeploymentDeleted", "DeploymentFailed"}
+WARNING_TYPES = {
+    "ValidationFailed",
+    "ProfilingFailed",
+    "DeploymentDegraded",
+    "DeploymentDeleted",
+    "DeploymentFailed",
+}
 
 
 def parse_time(value: str) -> datetime:
@@ -46,18 +51,26 @@ def row(obj: dict[str, Any], wide: bool = False) -> list[str]:
     meta, spec, st = obj["metadata"], obj.get("spec", {}), obj.get("status", {})
     succeeded = condition(obj, "Succeeded")
     cells = [
-        meta["name"], str(spec.get("model", "")), str(spec.get("backend", "auto")),
-        st.get("phase", ""), st.get("profilingPhase", ""), succeeded.get("reason", ""),
-        succeeded.get("message", ""), st.get("dgdName", ""), age(meta.get("creationTimestamp")),
+        meta["name"],
+        str(spec.get("model", "")),
+        str(spec.get("backend", "auto")),
+        st.get("phase", ""),
+        st.get("profilingPhase", ""),
+        succeeded.get("reason", ""),
+        succeeded.get("message", ""),
+        st.get("dgdName", ""),
+        age(meta.get("creationTimestamp")),
     ]
     if wide:
-        cells += [str(meta.get("generation", "")), str(meta.get("resourceVersion", "")),
-                  meta.get("uid", "")]
+        cells += [
+            str(meta.get("generation", "")),
+            str(meta.get("resourceVersion", "")),
+            meta.get("uid", ""),
+        ]
     return cells
 
 
-def table(objects: list[dict[str, Any]], wide: bool = False,
-          namespaces: bool = False) -> Table:
+def table(objects: list[dict[str, Any]], wide: bool = False, namespaces: bool = False) -> Table:
     t = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
     headers = WIDE_COLUMNS if wide else COLUMNS
     if namespaces:
@@ -75,8 +88,13 @@ def event_message(env: dict[str, Any]) -> str:
     match t:
         case "Created":
             return f"DGDR created (generation {p.get('generation')}) for {p['spec'].get('model')}"
-        case "Validated" | "ProfilingProgressed" | "ProfilingFailed" | "ProfilingCompleted" \
-                | "DeploymentFailed":
+        case (
+            "Validated"
+            | "ProfilingProgressed"
+            | "ProfilingFailed"
+            | "ProfilingCompleted"
+            | "DeploymentFailed"
+        ):
             return str(p.get("message", ""))
         case "ValidationFailed":
             return "; ".join(f"{e['field']}: {e['message']}" for e in p.get("errors", []))
@@ -89,8 +107,10 @@ def event_message(env: dict[str, Any]) -> str:
         case "DeploymentCreated":
             return f"DynamoGraphDeployment {p.get('dgdName')} created"
         case "DeploymentObserved" | "DeploymentDegraded":
-            return (f"DGD is {p.get('state')}: {p.get('availableReplicas')}/"
-                    f"{p.get('replicas')} replicas available")
+            return (
+                f"DGD is {p.get('state')}: {p.get('availableReplicas')}/"
+                f"{p.get('replicas')} replicas available"
+            )
         case "DeploymentReady":
             return f"DGD is ready: {p.get('availableReplicas')}/{p.get('replicas')} replicas"
         case "DeploymentDeleted":
@@ -108,9 +128,14 @@ def event_reason(env: dict[str, Any]) -> str:
     if t == "ProfilingFailed":
         sub = env["payload"].get("subPhase")
         return f"{sub}Failed" if sub else "ProfilingFailed"
-    return {"Created": "Initialized", "ProfilingStarted": "ProfilingJobCreated",
-            "ProfilingCompleted": "SpecGenerated", "Validated": "Validated",
-            "DeploymentStarted": "DeploymentRequested"}.get(t, t)
+    reason: str = {
+        "Created": "Initialized",
+        "ProfilingStarted": "ProfilingJobCreated",
+        "ProfilingCompleted": "SpecGenerated",
+        "Validated": "Validated",
+        "DeploymentStarted": "DeploymentRequested",
+    }.get(t, t)
+    return reason
 
 
 def history_table(events: list[dict[str, Any]]) -> Table:
@@ -119,8 +144,7 @@ def history_table(events: list[dict[str, Any]]) -> Table:
         t.add_column(h, no_wrap=h != "MESSAGE", overflow="fold")
     for e in events:
         kind = "Warning" if e["type"] in WARNING_TYPES else "Normal"
-        t.add_row(str(e["sequence"]), e["time"], e["type"], kind, event_reason(e),
-                  event_message(e))
+        t.add_row(str(e["sequence"]), e["time"], e["type"], kind, event_reason(e), event_message(e))
     return t
 
 
@@ -143,8 +167,13 @@ def describe(obj: dict[str, Any], events: list[dict[str, Any]]) -> list[Any]:
         kv(key, spec.get(key), 2)
     for key in ("sla", "workload", "hardware", "modelCache", "features", "overrides"):
         if spec.get(key):
-            kv(key, ", ".join(f"{k}={v}" for k, v in spec[key].items()) if key not in (
-                "features", "overrides") else ", ".join(spec[key]), 2)
+            kv(
+                key,
+                ", ".join(f"{k}={v}" for k, v in spec[key].items())
+                if key not in ("features", "overrides")
+                else ", ".join(spec[key]),
+                2,
+            )
     out.append(Text("Status:"))
     kv("Phase", st.get("phase"), 2)
     kv("Profiling Phase", st.get("profilingPhase"), 2)
@@ -153,14 +182,12 @@ def describe(obj: dict[str, Any], events: list[dict[str, Any]]) -> list[Any]:
     kv("Observed Generation", st.get("observedGeneration"), 2)
     info = st.get("deploymentInfo")
     if info:
-        kv("Replicas", f"{info.get('availableReplicas', 0)}/{info.get('replicas', 0)} available",
-           2)
+        kv("Replicas", f"{info.get('availableReplicas', 0)}/{info.get('replicas', 0)} available", 2)
     conds = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
     for h in ("TYPE", "STATUS", "REASON", "LAST TRANSITION", "MESSAGE"):
         conds.add_column(h, no_wrap=h != "MESSAGE", overflow="fold")
     for c in st.get("conditions", []):
-        conds.add_row(c["type"], c["status"], c["reason"], c["lastTransitionTime"],
-                      c["message"])
+        conds.add_row(c["type"], c["status"], c["reason"], c["lastTransitionTime"], c["message"])
     out.append(Text("Conditions:"))
     out.append(conds)
     out.append(Text("Events:"))

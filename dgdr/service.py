@@ -86,9 +86,12 @@ class Service:
         self.projector = Projector(kv, store)
         await self.projector.check_not_ahead()
         self.cluster = SimulatedCluster(
-            js, rollout_delay=self.config.rollout_delay, nodes=self.config.cluster_nodes,
+            js,
+            rollout_delay=self.config.rollout_delay,
+            nodes=self.config.cluster_nodes,
             gpus_per_node=self.config.cluster_gpus_per_node,
-            gpu_product=self.config.cluster_gpu_product)
+            gpu_product=self.config.cluster_gpu_product,
+        )
         reactor = Reactor(self.handler, js, self.cluster)
         worker = ProfilingWorker(self.handler, step_delay=self.config.step_delay)
         projector = self.projector
@@ -104,13 +107,22 @@ class Service:
         ]
         for stream, durable, subject, fn in consumers:
             ready = asyncio.Event()
-            task = asyncio.create_task(run_consumer(
-                js, stream=stream, durable=durable, subject=subject, handler=fn,
-                ack_wait=self.config.ack_wait, ready=ready,
-                key=_events_key if stream == s.EVENTS_STREAM else lambda m: str(m.subject)))
+            task = asyncio.create_task(
+                run_consumer(
+                    js,
+                    stream=stream,
+                    durable=durable,
+                    subject=subject,
+                    handler=fn,
+                    ack_wait=self.config.ack_wait,
+                    ready=ready,
+                    key=_events_key if stream == s.EVENTS_STREAM else lambda m: str(m.subject),
+                )
+            )
             self._tasks.append(task)
-            await asyncio.wait([task, asyncio.create_task(ready.wait())],
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                [task, asyncio.create_task(ready.wait())], return_when=asyncio.FIRST_COMPLETED
+            )
             if task.done():
                 task.result()  # raise the start-up error
         await self.cluster.start(reactor.observe)
@@ -134,10 +146,15 @@ class Service:
         try:
             await js.stream_info(DEAD_LETTER_STREAM)
         except NotFoundError:
-            await js.add_stream(StreamConfig(
-                name=DEAD_LETTER_STREAM, subjects=[f"{s.DEAD_LETTER_SUBJECT}.>"],
-                storage=StorageType.FILE, max_age=7 * 24 * 3600.0,
-                description="requests that could not be read, with the reason"))
+            await js.add_stream(
+                StreamConfig(
+                    name=DEAD_LETTER_STREAM,
+                    subjects=[f"{s.DEAD_LETTER_SUBJECT}.>"],
+                    storage=StorageType.FILE,
+                    max_age=7 * 24 * 3600.0,
+                    description="requests that could not be read, with the reason",
+                )
+            )
 
     # ------------------------------------------------------------------------------ requests
 
@@ -149,8 +166,11 @@ class Service:
                 raise NotARequest("no Nats-Msg-Id header: every request needs a request id")
             outcome = await self._process(msg.subject, msg.data, request_id)
         except NotARequest as exc:
-            headers = {**(msg.headers or {}), DEAD_LETTER_REASON: str(exc),
-                       "Dgdr-Original-Subject": msg.subject}
+            headers = {
+                **(msg.headers or {}),
+                DEAD_LETTER_REASON: str(exc),
+                "Dgdr-Original-Subject": msg.subject,
+            }
             headers.pop("Nats-Msg-Id", None)
             await self.js.publish(f"{s.DEAD_LETTER_SUBJECT}.req", msg.data, headers=headers)
             log.warning("request dead-lettered", subject=msg.subject, reason=str(exc))
@@ -171,12 +191,14 @@ class Service:
         except (ValueError, UnicodeDecodeError) as exc:
             raise NotARequest(f"the body is not JSON: {exc}") from exc
         if not isinstance(body, dict):
-            raise NotARequest("the body must be a JSON object: a DGDR manifest or "
-                              '{"action": "delete"}')
+            raise NotARequest(
+                'the body must be a JSON object: a DGDR manifest or {"action": "delete"}'
+            )
         errors = _check_name(namespace, name)
         if errors:
-            return Outcome("rejected", reason="Invalid", message="invalid name",
-                           errors=tuple(errors))
+            return Outcome(
+                "rejected", reason="Invalid", message="invalid name", errors=tuple(errors)
+            )
         at = now()
         if body.get("action") == "delete":
             command: Apply | Delete = Delete(id=request_id, at=at, correlation_id=request_id)
@@ -186,19 +208,35 @@ class Service:
         else:
             errors = _check_manifest(body, namespace, name)
             if errors:
-                return Outcome("rejected", reason="Invalid",
-                               message="the manifest is not a DGDR v1beta1 object",
-                               errors=tuple(errors))
+                return Outcome(
+                    "rejected",
+                    reason="Invalid",
+                    message="the manifest is not a DGDR v1beta1 object",
+                    errors=tuple(errors),
+                )
             meta = body["metadata"]
-            command = Apply(id=request_id, at=at, correlation_id=request_id, spec=body["spec"],
-                            labels=meta.get("labels") or {},
-                            annotations=meta.get("annotations") or {},
-                            discovered_hardware=self.cluster.discover_hardware())
+            command = Apply(
+                id=request_id,
+                at=at,
+                correlation_id=request_id,
+                spec=body["spec"],
+                labels=meta.get("labels") or {},
+                annotations=meta.get("annotations") or {},
+                discovered_hardware=self.cluster.discover_hardware(),
+            )
             uid = meta.get("uid")
         outcome = await self.handler.handle(namespace, name, command, uid=uid)
-        log.info("request", namespace=namespace, name=name, uid=outcome.uid,
-                 seq=outcome.resource_version, request=request_id, outcome=outcome.status,
-                 events=list(outcome.events), reason=outcome.reason or None)
+        log.info(
+            "request",
+            namespace=namespace,
+            name=name,
+            uid=outcome.uid,
+            seq=outcome.resource_version,
+            request=request_id,
+            outcome=outcome.status,
+            events=list(outcome.events),
+            reason=outcome.reason or None,
+        )
         return outcome
 
 
@@ -213,16 +251,19 @@ def _check_name(namespace: str, name: str) -> list[dict[str, str]]:
     try:
         Metadata(name=name, namespace=namespace)
     except ValidationError as exc:
-        return [_field_error(f"metadata.{e['loc'][0]}",
-                             str(e["msg"]).removeprefix("Value error, ")) for e in exc.errors()]
+        return [
+            _field_error(f"metadata.{e['loc'][0]}", str(e["msg"]).removeprefix("Value error, "))
+            for e in exc.errors()
+        ]
     return []
 
 
 def _check_manifest(body: dict[str, Any], namespace: str, name: str) -> list[dict[str, str]]:
     errors = []
     if body.get("apiVersion") != API_VERSION:
-        errors.append(_field_error("apiVersion", f"must be {API_VERSION}, not "
-                                                 f"{body.get('apiVersion')!r}"))
+        errors.append(
+            _field_error("apiVersion", f"must be {API_VERSION}, not {body.get('apiVersion')!r}")
+        )
     if body.get("kind") != KIND:
         errors.append(_field_error("kind", f"must be {KIND}, not {body.get('kind')!r}"))
     meta = body.get("metadata")
@@ -230,12 +271,20 @@ def _check_manifest(body: dict[str, Any], namespace: str, name: str) -> list[dic
         errors.append(_field_error("metadata", "add metadata with at least a name"))
     else:
         if meta.get("name") != name:
-            errors.append(_field_error("metadata.name", f"{meta.get('name')!r} does not match "
-                                                        f"the request subject's name {name!r}"))
+            errors.append(
+                _field_error(
+                    "metadata.name",
+                    f"{meta.get('name')!r} does not match the request subject's name {name!r}",
+                )
+            )
         if meta.get("namespace") not in (None, namespace):
-            errors.append(_field_error("metadata.namespace",
-                                       f"{meta.get('namespace')!r} does not match the request "
-                                       f"subject's namespace {namespace!r}"))
+            errors.append(
+                _field_error(
+                    "metadata.namespace",
+                    f"{meta.get('namespace')!r} does not match the request "
+                    f"subject's namespace {namespace!r}",
+                )
+            )
     if not isinstance(body.get("spec"), dict):
         errors.append(_field_error("spec", "add a spec with at least spec.model"))
     return errors

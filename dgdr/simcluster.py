@@ -59,8 +59,13 @@ def _replicas(dgd: dict[str, Any]) -> int:
 
 class SimulatedCluster:
     def __init__(
-        self, js: JetStreamContext, *, rollout_delay: float = 1.0, nodes: int = 4,
-        gpus_per_node: int = 8, gpu_product: str = "NVIDIA-H200-141GB-HBM3",
+        self,
+        js: JetStreamContext,
+        *,
+        rollout_delay: float = 1.0,
+        nodes: int = 4,
+        gpus_per_node: int = 8,
+        gpu_product: str = "NVIDIA-H200-141GB-HBM3",
         vram_mb: int = 143771,
     ) -> None:
         self.js = js
@@ -77,8 +82,10 @@ class SimulatedCluster:
 
         sku = normalise_gpu_sku(self.gpu_product)
         return {
-            "gpuSku": sku.value if sku else None, "numGpusPerNode": self.gpus_per_node,
-            "totalGpus": min(32, self.nodes * self.gpus_per_node), "vramMb": self.vram_mb,
+            "gpuSku": sku.value if sku else None,
+            "numGpusPerNode": self.gpus_per_node,
+            "totalGpus": min(32, self.nodes * self.gpus_per_node),
+            "vramMb": self.vram_mb,
         }
 
     async def open(self) -> KeyValue:
@@ -87,8 +94,12 @@ class SimulatedCluster:
                 self.kv = await self.js.key_value(BUCKET)
             except BucketNotFoundError:
                 self.kv = await self.js.create_key_value(
-                    KeyValueConfig(bucket=BUCKET, history=1, storage=StorageType.FILE,
-                                   description="simulated cluster: DynamoGraphDeployments")
+                    KeyValueConfig(
+                        bucket=BUCKET,
+                        history=1,
+                        storage=StorageType.FILE,
+                        description="simulated cluster: DynamoGraphDeployments",
+                    )
                 )
         return self.kv
 
@@ -124,6 +135,8 @@ class SimulatedCluster:
             entry = await kv.get(key)
         except KeyNotFoundError:
             return None, 0
+        if not entry.value:
+            return None, int(entry.revision or 0)
         return json.loads(entry.value), int(entry.revision or 0)
 
     async def _all(self) -> dict[str, tuple[dict[str, Any], int]]:
@@ -194,8 +207,13 @@ class SimulatedCluster:
                 return False
             dgd["status"] = {
                 "state": state,
-                "conditions": [{"type": "Ready", "status": "True" if state == "successful"
-                                else "False", "lastTransitionTime": now_rfc3339()}],
+                "conditions": [
+                    {
+                        "type": "Ready",
+                        "status": "True" if state == "successful" else "False",
+                        "lastTransitionTime": now_rfc3339(),
+                    }
+                ],
             }
             if await self._cas(key, dgd, revision):
                 return True
@@ -223,7 +241,7 @@ class SimulatedCluster:
             try:
                 watcher = await kv.watchall()
                 while True:
-                    entry = await watcher.updates(timeout=3600)
+                    entry = await watcher.updates(timeout=3600)  # type: ignore[no-untyped-call]
                     if entry is None or not entry.value:
                         continue
                     await self._report(json.loads(entry.value), observe)
@@ -243,7 +261,14 @@ class SimulatedCluster:
         replicas = _replicas(dgd)
         available = replicas if state == "successful" else 0
         try:
-            await observe(labels.get(LABEL_NAMESPACE, meta["namespace"]), labels[LABEL_NAME], uid,
-                          meta["name"], state, replicas, available)
+            await observe(
+                labels.get(LABEL_NAMESPACE, meta["namespace"]),
+                labels[LABEL_NAME],
+                uid,
+                meta["name"],
+                state,
+                replicas,
+                available,
+            )
         except Exception:
             log.exception("observation failed", dgd=meta["name"])

@@ -206,9 +206,7 @@ class DGDRSpec(_Model):
 
     @field_validator("search_strategy")
     @classmethod
-    def _thorough_needs_backend(
-        cls, value: SearchStrategy, info: ValidationInfo
-    ) -> SearchStrategy:
+    def _thorough_needs_backend(cls, value: SearchStrategy, info: ValidationInfo) -> SearchStrategy:
         if value is SearchStrategy.THOROUGH and info.data.get("backend") is Backend.AUTO:
             raise ValueError(
                 "searchStrategy thorough needs a concrete backend: set backend to vllm, sglang "
@@ -325,8 +323,12 @@ def _errors_from(exc: ValidationError, prefix: str = "") -> list[FieldError]:
 def parse_manifest(document: Any) -> Manifest | list[FieldError]:
     """Validate a whole DGDR manifest; every problem is reported, none raises."""
     if not isinstance(document, dict):
-        return [FieldError("(document)", "a DGDR manifest must be a mapping with apiVersion, "
-                                         "kind, metadata and spec")]
+        return [
+            FieldError(
+                "(document)",
+                "a DGDR manifest must be a mapping with apiVersion, kind, metadata and spec",
+            )
+        ]
     try:
         return Manifest.model_validate(document)
     except ValidationError as exc:

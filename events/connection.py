@@ -37,10 +37,14 @@ class ConnectOptions:
     def from_env(cls, **overrides: Any) -> ConnectOptions:
         env = os.environ.get
         base = cls(
-            url=env("DGDR_NATS_URL", DEFAULT_URL), creds_file=env("DGDR_NATS_CREDS"),
-            user=env("DGDR_NATS_USER"), password=env("DGDR_NATS_PASSWORD"),
-            token=env("DGDR_NATS_TOKEN"), tls_ca=env("DGDR_NATS_TLS_CA"),
-            tls_cert=env("DGDR_NATS_TLS_CERT"), tls_key=env("DGDR_NATS_TLS_KEY"),
+            url=env("DGDR_NATS_URL", DEFAULT_URL),
+            creds_file=env("DGDR_NATS_CREDS"),
+            user=env("DGDR_NATS_USER"),
+            password=env("DGDR_NATS_PASSWORD"),
+            token=env("DGDR_NATS_TOKEN"),
+            tls_ca=env("DGDR_NATS_TLS_CA"),
+            tls_cert=env("DGDR_NATS_TLS_CERT"),
+            tls_key=env("DGDR_NATS_TLS_KEY"),
         )
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -50,8 +54,9 @@ class ConnectOptions:
         ctx = ssl.create_default_context(cafile=self.tls_ca)
         if self.tls_cert:
             if not self.tls_key:
-                raise ConfigurationError("a TLS client certificate needs its key: set "
-                                         "DGDR_NATS_TLS_KEY / --tls-key")
+                raise ConfigurationError(
+                    "a TLS client certificate needs its key: set DGDR_NATS_TLS_KEY / --tls-key"
+                )
             ctx.load_cert_chain(self.tls_cert, self.tls_key)
         return ctx
 
@@ -75,9 +80,14 @@ async def connect(options: ConnectOptions, *, reconnect: bool = True) -> Client:
 
     try:
         return await nats.connect(
-            **options.nats_kwargs(), connect_timeout=2, max_reconnect_attempts=-1 if reconnect else 0,
-            allow_reconnect=reconnect, error_cb=_quiet, reconnect_time_wait=0.5,
+            **options.nats_kwargs(),
+            connect_timeout=2,
+            max_reconnect_attempts=-1 if reconnect else 0,
+            allow_reconnect=reconnect,
+            error_cb=_quiet,
+            reconnect_time_wait=0.5,
         )
     except Exception as exc:  # nats-py raises several unrelated types for "nothing answers"
-        raise ServerUnavailable(f"cannot reach NATS at {options.url}: "
-                                f"{exc.__class__.__name__} {exc}".strip()) from exc
+        raise ServerUnavailable(
+            f"cannot reach NATS at {options.url}: {exc.__class__.__name__} {exc}".strip()
+        ) from exc

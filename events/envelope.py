@@ -70,8 +70,11 @@ class Envelope:
             "id": self.id,
             "type": self.type,
             "schemaVersion": self.schema_version,
-            "aggregate": {"namespace": self.aggregate.namespace, "name": self.aggregate.name,
-                          "uid": self.aggregate.uid},
+            "aggregate": {
+                "namespace": self.aggregate.namespace,
+                "name": self.aggregate.name,
+                "uid": self.aggregate.uid,
+            },
             "time": self.time,
             "causationId": self.causation_id,
             "correlationId": self.correlation_id,
@@ -84,9 +87,13 @@ class Envelope:
         event_type, version, payload = data["type"], int(data["schemaVersion"]), data["payload"]
         payload = upcast(event_type, version, payload)
         return cls(
-            id=data["id"], type=event_type, schema_version=SCHEMA_VERSIONS.get(event_type, 1),
-            aggregate=AggregateId(agg["namespace"], agg["name"], agg["uid"]), time=data["time"],
-            causation_id=data.get("causationId"), correlation_id=data.get("correlationId"),
+            id=data["id"],
+            type=event_type,
+            schema_version=SCHEMA_VERSIONS.get(event_type, 1),
+            aggregate=AggregateId(agg["namespace"], agg["name"], agg["uid"]),
+            time=data["time"],
+            causation_id=data.get("causationId"),
+            correlation_id=data.get("correlationId"),
             payload=payload,
         )
 
@@ -94,8 +101,10 @@ class Envelope:
 def upcast(event_type: str, version: int, payload: dict[str, Any]) -> dict[str, Any]:
     current = SCHEMA_VERSIONS.get(event_type, 1)
     if version > current:
-        raise UnknownEvent(f"{event_type} schema version {version} is newer than this code "
-                           f"knows ({current}); upgrade dgdr")
+        raise UnknownEvent(
+            f"{event_type} schema version {version} is newer than this code "
+            f"knows ({current}); upgrade dgdr"
+        )
     while version < current:
         step = UPCASTERS.get((event_type, version))
         if step is None:
@@ -105,7 +114,11 @@ def upcast(event_type: str, version: int, payload: dict[str, Any]) -> dict[str, 
 
 
 def wrap(
-    events: list[Event], aggregate: AggregateId, *, command_id: str, at: str,
+    events: list[Event],
+    aggregate: AggregateId,
+    *,
+    command_id: str,
+    at: str,
     correlation_id: str | None,
 ) -> list[Envelope]:
     """Envelopes for one decision. Event ids derive from the command id, so a retried decision
@@ -113,8 +126,12 @@ def wrap(
     return [
         Envelope(
             id=str(uuid.uuid5(_ID_NAMESPACE, f"{aggregate.uid}/{command_id}/{i}")),
-            type=e.type, schema_version=SCHEMA_VERSIONS.get(e.type, 1), aggregate=aggregate,
-            time=at, causation_id=command_id, correlation_id=correlation_id,
+            type=e.type,
+            schema_version=SCHEMA_VERSIONS.get(e.type, 1),
+            aggregate=aggregate,
+            time=at,
+            causation_id=command_id,
+            correlation_id=correlation_id,
             payload=event_payload(e),
         )
         for i, e in enumerate(events)
@@ -133,8 +150,9 @@ class Commit:
     headers: dict[str, str] = field(default_factory=dict)
 
     def encode(self) -> bytes:
-        return json.dumps({"events": [e.to_dict() for e in self.envelopes]},
-                          separators=(",", ":"), sort_keys=True).encode()
+        return json.dumps(
+            {"events": [e.to_dict() for e in self.envelopes]}, separators=(",", ":"), sort_keys=True
+        ).encode()
 
     @classmethod
     def decode(cls, data: bytes, *, seq: int, expected: int, commit_id: str) -> Commit:
@@ -145,5 +163,6 @@ class Commit:
             raise UnknownEvent(f"undecodable commit at sequence {seq}: {exc}") from exc
         if not envelopes:
             raise UnknownEvent(f"empty commit at sequence {seq}")
-        return cls(envelopes[0].aggregate, envelopes, seq=seq, expected=expected,
-                   commit_id=commit_id)
+        return cls(
+            envelopes[0].aggregate, envelopes, seq=seq, expected=expected, commit_id=commit_id
+        )

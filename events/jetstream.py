@@ -44,18 +44,30 @@ DUPLICATE_WINDOW_S = 120.0
 
 def events_stream_config() -> StreamConfig:
     return StreamConfig(
-        name=s.EVENTS_STREAM, subjects=[f"{s.EVENTS_PREFIX}.>"], storage=StorageType.FILE,
-        retention=RetentionPolicy.LIMITS, discard=DiscardPolicy.OLD, max_msgs=-1, max_bytes=-1,
-        max_age=0, max_msgs_per_subject=-1, deny_delete=True, deny_purge=True,
-        allow_rollup_hdrs=False, duplicate_window=DUPLICATE_WINDOW_S,
+        name=s.EVENTS_STREAM,
+        subjects=[f"{s.EVENTS_PREFIX}.>"],
+        storage=StorageType.FILE,
+        retention=RetentionPolicy.LIMITS,
+        discard=DiscardPolicy.OLD,
+        max_msgs=-1,
+        max_bytes=-1,
+        max_age=0,
+        max_msgs_per_subject=-1,
+        deny_delete=True,
+        deny_purge=True,
+        allow_rollup_hdrs=False,
+        duplicate_window=DUPLICATE_WINDOW_S,
         description="DGDR events: the source of truth (never delete or purge)",
     )
 
 
 def work_queue_config(name: str, prefix: str, description: str) -> StreamConfig:
     return StreamConfig(
-        name=name, subjects=[f"{prefix}.>"], storage=StorageType.FILE,
-        retention=RetentionPolicy.WORK_QUEUE, duplicate_window=DUPLICATE_WINDOW_S,
+        name=name,
+        subjects=[f"{prefix}.>"],
+        storage=StorageType.FILE,
+        retention=RetentionPolicy.WORK_QUEUE,
+        duplicate_window=DUPLICATE_WINDOW_S,
         description=description,
     )
 
@@ -74,8 +86,9 @@ def check_events_stream(config: StreamConfig) -> list[str]:
     if config.retention not in (None, RetentionPolicy.LIMITS):
         problems.append(f"retention {config.retention} would remove acknowledged events")
     if not config.deny_delete or not config.deny_purge:
-        problems.append("the stream allows deleting or purging events (set deny_delete and "
-                        "deny_purge)")
+        problems.append(
+            "the stream allows deleting or purging events (set deny_delete and deny_purge)"
+        )
     if config.allow_rollup_hdrs:
         problems.append("rollup headers are allowed (they purge history)")
     return problems
@@ -90,8 +103,9 @@ async def ensure_layout(js: JetStreamContext) -> KeyValue:
     else:
         problems = check_events_stream(info.config)
         if problems:
-            raise IncompatibleStream(f"stream {s.EVENTS_STREAM} is unsafe for an event store: "
-                                     + "; ".join(problems))
+            raise IncompatibleStream(
+                f"stream {s.EVENTS_STREAM} is unsafe for an event store: " + "; ".join(problems)
+            )
     for name, prefix, desc in (
         (s.REQUESTS_STREAM, s.REQUESTS_PREFIX, "DGDR requests (work queue, dedup by request id)"),
         (s.JOBS_STREAM, s.JOBS_PREFIX, "DGDR profiling jobs (work queue)"),
@@ -102,23 +116,32 @@ async def ensure_layout(js: JetStreamContext) -> KeyValue:
             await js.add_stream(work_queue_config(name, prefix, desc))
         else:
             if info.config.retention != RetentionPolicy.WORK_QUEUE:
-                raise IncompatibleStream(f"stream {name} must have work-queue retention, has "
-                                         f"{info.config.retention}")
+                raise IncompatibleStream(
+                    f"stream {name} must have work-queue retention, has {info.config.retention}"
+                )
     try:
         return await js.key_value(s.STATUS_BUCKET)
     except NotFoundError:
         from nats.js.api import KeyValueConfig
 
         return await js.create_key_value(
-            KeyValueConfig(bucket=s.STATUS_BUCKET, history=1, storage=StorageType.FILE,
-                           description="DGDR status projection: <ns>.<name> -> object")
+            KeyValueConfig(
+                bucket=s.STATUS_BUCKET,
+                history=1,
+                storage=StorageType.FILE,
+                description="DGDR status projection: <ns>.<name> -> object",
+            )
         )
 
 
 def _decode(msg: Any) -> Commit:
     headers = msg.headers or {}
-    return Commit.decode(msg.data, seq=msg.seq, expected=int(headers.get(H_EXPECTED, 0)),
-                         commit_id=headers.get(H_MSG_ID, ""))
+    return Commit.decode(
+        msg.data,
+        seq=msg.seq,
+        expected=int(headers.get(H_EXPECTED, 0)),
+        commit_id=headers.get(H_MSG_ID, ""),
+    )
 
 
 class JetStreamEventStore:
@@ -135,8 +158,9 @@ class JetStreamEventStore:
         data = Commit(aggregate, envelopes).encode()
         for attempt in range(3):
             try:
-                ack = await self.js.publish(subject, data, stream=s.EVENTS_STREAM,
-                                            headers=headers, timeout=5)
+                ack = await self.js.publish(
+                    subject, data, stream=s.EVENTS_STREAM, headers=headers, timeout=5
+                )
                 return int(ack.seq)
             except BadRequestError as exc:
                 if exc.err_code != WRONG_LAST_SEQUENCE:
@@ -171,11 +195,12 @@ class JetStreamEventStore:
                     return out
                 raise
             out.append(_decode(msg))
-            seq = msg.seq + 1
+            seq = int(msg.seq or 0) + 1
 
     async def load(self, aggregate: AggregateId, after: int = 0) -> list[Commit]:
         return await self._scan(
-            s.events_subject(aggregate.namespace, aggregate.name, aggregate.uid), after)
+            s.events_subject(aggregate.namespace, aggregate.name, aggregate.uid), after
+        )
 
     async def history(self, namespace: str, name: str) -> list[Commit]:
         return await self._scan(s.name_subjects(namespace, name), 0)
@@ -189,17 +214,23 @@ class JetStreamEventStore:
         if last <= after:
             return
         sub = await self.js.subscribe(
-            f"{s.EVENTS_PREFIX}.>", ordered_consumer=True,
-            config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                                  opt_start_seq=after + 1),
+            f"{s.EVENTS_PREFIX}.>",
+            ordered_consumer=True,
+            config=ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after + 1
+            ),
         )
         try:
             while True:
                 msg = await sub.next_msg(timeout=10)
                 seq = int(msg.metadata.sequence.stream)
                 headers = msg.headers or {}
-                yield Commit.decode(msg.data, seq=seq, expected=int(headers.get(H_EXPECTED, 0)),
-                                    commit_id=headers.get(H_MSG_ID, ""))
+                yield Commit.decode(
+                    msg.data,
+                    seq=seq,
+                    expected=int(headers.get(H_EXPECTED, 0)),
+                    commit_id=headers.get(H_MSG_ID, ""),
+                )
                 if seq >= last:
                     return
         finally:

@@ -58,16 +58,26 @@ class EmbeddedNatsServer:
         store_dir = self.data_dir / "jetstream"
         log = self._log.open("ab")
         self._proc = await asyncio.create_subprocess_exec(
-            binary, "-js", "-a", self.host, "-p", str(self.port), "-sd", str(store_dir),
-            "--no_advertise", stdout=log, stderr=log,
+            binary,
+            "-js",
+            "-a",
+            self.host,
+            "-p",
+            str(self.port),
+            "-sd",
+            str(store_dir),
+            "--no_advertise",
+            stdout=log,
+            stderr=log,
         )
         log.close()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while loop.time() < deadline:
             if self._proc.returncode is not None:
-                raise ConfigurationError(f"nats-server exited with {self._proc.returncode}: "
-                                         f"{self._tail()}")
+                raise ConfigurationError(
+                    f"nats-server exited with {self._proc.returncode}: {self._tail()}"
+                )
             try:
                 _, writer = await asyncio.open_connection(self.host, self.port)
             except OSError:
@@ -77,8 +87,10 @@ class EmbeddedNatsServer:
             await writer.wait_closed()
             return self
         await self.stop()
-        raise ConfigurationError(f"nats-server did not accept connections on port {self.port} "
-                                 f"within {timeout:.0f} s: {self._tail()}")
+        raise ConfigurationError(
+            f"nats-server did not accept connections on port {self.port} "
+            f"within {timeout:.0f} s: {self._tail()}"
+        )
 
     def _tail(self) -> str:
         try:

@@ -59,11 +59,13 @@ class InMemoryEventStore:
             last = self._latest(aggregate.namespace, aggregate.name)
             actual = last.seq if last else 0
             if actual != expected:
-                raise ConcurrencyConflict(f"{aggregate.namespace}/{aggregate.name}", expected,
-                                          actual)
+                raise ConcurrencyConflict(
+                    f"{aggregate.namespace}/{aggregate.name}", expected, actual
+                )
             seq = (self._commits[-1].seq if self._commits else 0) + 1
-            commit = Commit(aggregate, list(envelopes), seq=seq, expected=expected,
-                            commit_id=commit_id)
+            commit = Commit(
+                aggregate, list(envelopes), seq=seq, expected=expected, commit_id=commit_id
+            )
             self._commits.append(commit)
             self._by_id[commit_id] = commit
             return seq
@@ -81,8 +83,11 @@ class InMemoryEventStore:
         return [replace(c) for c in self._commits if c.aggregate == aggregate and c.seq > after]
 
     async def history(self, namespace: str, name: str) -> list[Commit]:
-        return [c for c in self._commits
-                if (c.aggregate.namespace, c.aggregate.name) == (namespace, name)]
+        return [
+            c
+            for c in self._commits
+            if (c.aggregate.namespace, c.aggregate.name) == (namespace, name)
+        ]
 
     async def read_all(self, after: int = 0) -> AsyncIterator[Commit]:
         for c in list(self._commits):

@@ -25,8 +25,9 @@ _SAFE = re.compile(r"[A-Za-z0-9-]")
 def escape(token: str) -> str:
     if not token:
         return "_"
-    return "".join(c if _SAFE.fullmatch(c) else "".join(f"_{b:02X}" for b in c.encode())
-                   for c in token)
+    return "".join(
+        c if _SAFE.fullmatch(c) else "".join(f"_{b:02X}" for b in c.encode()) for c in token
+    )
 
 
 def unescape(token: str) -> str:

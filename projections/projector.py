@@ -82,8 +82,10 @@ class Projector:
             rv = resource_version(current)
             if current is not None and commit.seq <= rv:
                 return
-            if current is not None and commit.expected == rv and (
-                current["metadata"]["uid"] == agg.uid
+            if (
+                current is not None
+                and commit.expected == rv
+                and (current["metadata"]["uid"] == agg.uid)
             ):
                 new = fold_commit(current, commit)
             elif current is None and revision == 0 and commit.expected == 0:
@@ -98,11 +100,13 @@ class Projector:
                 await self._write(key, new, revision)
             except (KeyWrongLastSequenceError, KeyNotFoundError):
                 continue
-            log.debug("projected", namespace=agg.namespace, name=agg.name, uid=agg.uid,
-                      seq=commit.seq)
+            log.debug(
+                "projected", namespace=agg.namespace, name=agg.name, uid=agg.uid, seq=commit.seq
+            )
             return
-        raise StoreError(f"could not project commit {commit.seq} of {agg}: the KV value kept "
-                         "changing")
+        raise StoreError(
+            f"could not project commit {commit.seq} of {agg}: the KV value kept changing"
+        )
 
     async def values(self) -> dict[str, bytes]:
         try:

@@ -35,13 +35,22 @@ def encode(obj: dict[str, Any]) -> bytes:
 
 
 def set_condition(
-    status: dict[str, Any], ctype: str, cstatus: str, reason: str, message: str, *, at: str,
+    status: dict[str, Any],
+    ctype: str,
+    cstatus: str,
+    reason: str,
+    message: str,
+    *,
+    at: str,
     generation: int | None,
 ) -> None:
     conditions: list[dict[str, Any]] = status.setdefault("conditions", [])
     old = next((c for c in conditions if c["type"] == ctype), None)
     new: dict[str, Any] = {
-        "type": ctype, "status": cstatus, "reason": reason, "message": message,
+        "type": ctype,
+        "status": cstatus,
+        "reason": reason,
+        "message": message,
         "lastTransitionTime": old["lastTransitionTime"] if old and old["status"] == cstatus else at,
     }
     if generation is not None:
@@ -54,12 +63,25 @@ def _drop_conditions(status: dict[str, Any], *types: str) -> None:
     status["conditions"] = [c for c in status.get("conditions", []) if c["type"] not in types]
 
 
-def _phase(status: dict[str, Any], phase: str, at: str, gen: int,
-           reason: str | None = None, message: str | None = None) -> None:
+def _phase(
+    status: dict[str, Any],
+    phase: str,
+    at: str,
+    gen: int,
+    reason: str | None = None,
+    message: str | None = None,
+) -> None:
     status["phase"] = phase
     cstatus, default_reason, default_message = SUCCEEDED[phase]
-    set_condition(status, "Succeeded", cstatus, reason or default_reason,
-                  message or default_message, at=at, generation=gen)
+    set_condition(
+        status,
+        "Succeeded",
+        cstatus,
+        reason or default_reason,
+        message or default_message,
+        at=at,
+        generation=gen,
+    )
 
 
 def project(obj: dict[str, Any] | None, envelope: Envelope, seq: int) -> dict[str, Any] | None:
@@ -67,15 +89,23 @@ def project(obj: dict[str, Any] | None, envelope: Envelope, seq: int) -> dict[st
     if t == "Created":
         agg = envelope.aggregate
         meta: dict[str, Any] = {
-            "name": agg.name, "namespace": agg.namespace, "uid": agg.uid,
-            "generation": p["generation"], "creationTimestamp": at,
+            "name": agg.name,
+            "namespace": agg.namespace,
+            "uid": agg.uid,
+            "generation": p["generation"],
+            "creationTimestamp": at,
         }
         if p.get("labels"):
             meta["labels"] = p["labels"]
         if p.get("annotations"):
             meta["annotations"] = p["annotations"]
-        obj = {"apiVersion": API_VERSION, "kind": KIND, "metadata": meta, "spec": p["spec"],
-               "status": {}}
+        obj = {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "metadata": meta,
+            "spec": p["spec"],
+            "status": {},
+        }
         _phase(obj["status"], "Pending", at, p["generation"])
     elif obj is None or t == "Deleted":
         return None
@@ -86,7 +116,7 @@ def project(obj: dict[str, Any] | None, envelope: Envelope, seq: int) -> dict[st
     return obj
 
 
-def _fold(obj: dict[str, Any], t: str, p: dict[str, Any], at: str) -> None:  # noqa: C901
+def _fold(obj: dict[str, Any], t: str, p: dict[str, Any], at: str) -> None:
     st: dict[str, Any] = obj["status"]
     gen: int = obj["metadata"]["generation"]
     dgd = st.get("dgdName", "")
@@ -96,16 +126,28 @@ def _fold(obj: dict[str, Any], t: str, p: dict[str, Any], at: str) -> None:  # n
         if t == "AutoApplyEnabled":
             st["observedGeneration"] = gen
         else:
-            for key in ("profilingPhase", "profilingJobName", "dgdName", "profilingResults",
-                        "deploymentInfo"):
+            for key in (
+                "profilingPhase",
+                "profilingJobName",
+                "dgdName",
+                "profilingResults",
+                "deploymentInfo",
+            ):
                 st.pop(key, None)
             _drop_conditions(st, "Profiling", "SpecGenerated", "DeploymentReady")
             _phase(st, "Pending", at, gen)
     elif t == "Validated":
         st["observedGeneration"] = p["generation"]
         set_condition(st, "Validation", "True", "Validated", p["message"], at=at, generation=gen)
-        set_condition(st, "Profiling", "False", "Pending",
-                      "Waiting for a profiling worker to take the job", at=at, generation=gen)
+        set_condition(
+            st,
+            "Profiling",
+            "False",
+            "Pending",
+            "Waiting for a profiling worker to take the job",
+            at=at,
+            generation=gen,
+        )
     elif t == "ValidationFailed":
         st["observedGeneration"] = p["generation"]
         msg = "; ".join(f"{e['field']}: {e['message']}" for e in p["errors"])
@@ -114,8 +156,15 @@ def _fold(obj: dict[str, Any], t: str, p: dict[str, Any], at: str) -> None:  # n
     elif t == "ProfilingStarted":
         st["profilingJobName"], st["profilingPhase"] = p["jobName"], "Initializing"
         _phase(st, "Profiling", at, gen)
-        set_condition(st, "Profiling", "False", "Initializing",
-                      f"Profiling job {p['jobName']} queued", at=at, generation=gen)
+        set_condition(
+            st,
+            "Profiling",
+            "False",
+            "Initializing",
+            f"Profiling job {p['jobName']} queued",
+            at=at,
+            generation=gen,
+        )
     elif t == "ProfilingProgressed":
         sub = p["subPhase"]
         st["profilingPhase"] = sub
@@ -133,44 +182,90 @@ def _fold(obj: dict[str, Any], t: str, p: dict[str, Any], at: str) -> None:  # n
         st.pop("profilingPhase", None)
         st["dgdName"] = p["dgdName"]
         st["profilingResults"] = {"selectedConfig": p["selectedConfig"], "pareto": p["pareto"]}
-        set_condition(st, "Profiling", "True", "ProfilingCompleted", p["message"], at=at,
-                      generation=gen)
-        set_condition(st, "SpecGenerated", "True", "SpecGenerated",
-                      f"DynamoGraphDeployment {p['dgdName']} spec generated", at=at,
-                      generation=gen)
+        set_condition(
+            st, "Profiling", "True", "ProfilingCompleted", p["message"], at=at, generation=gen
+        )
+        set_condition(
+            st,
+            "SpecGenerated",
+            "True",
+            "SpecGenerated",
+            f"DynamoGraphDeployment {p['dgdName']} spec generated",
+            at=at,
+            generation=gen,
+        )
         _phase(st, "Ready", at, gen)
     elif t == "DeploymentStarted":
         st["dgdName"] = p["dgdName"]
         _phase(st, "Deploying", at, gen)
-        set_condition(st, "DeploymentReady", "False", "DeploymentPending",
-                      f"Creating DynamoGraphDeployment {p['dgdName']}", at=at, generation=gen)
+        set_condition(
+            st,
+            "DeploymentReady",
+            "False",
+            "DeploymentPending",
+            f"Creating DynamoGraphDeployment {p['dgdName']}",
+            at=at,
+            generation=gen,
+        )
     elif t == "DeploymentCreated":
-        set_condition(st, "DeploymentReady", "False", "DeploymentCreated",
-                      f"DGD {p['dgdName']} created, waiting for Ready", at=at, generation=gen)
+        set_condition(
+            st,
+            "DeploymentReady",
+            "False",
+            "DeploymentCreated",
+            f"DGD {p['dgdName']} created, waiting for Ready",
+            at=at,
+            generation=gen,
+        )
     elif t in ("DeploymentObserved", "DeploymentReady", "DeploymentDegraded"):
-        st["deploymentInfo"] = {"replicas": p["replicas"],
-                                "availableReplicas": p["availableReplicas"]}
+        st["deploymentInfo"] = {
+            "replicas": p["replicas"],
+            "availableReplicas": p["availableReplicas"],
+        }
         if t == "DeploymentReady":
-            set_condition(st, "DeploymentReady", "True", "DeploymentReady",
-                          f"DynamoGraphDeployment {dgd} is ready", at=at, generation=gen)
+            set_condition(
+                st,
+                "DeploymentReady",
+                "True",
+                "DeploymentReady",
+                f"DynamoGraphDeployment {dgd} is ready",
+                at=at,
+                generation=gen,
+            )
             _phase(st, "Deployed", at, gen)
         elif t == "DeploymentDegraded":
-            set_condition(st, "DeploymentReady", "False", "DeploymentDegraded",
-                          f"Deployment degraded to {p['state']}", at=at, generation=gen)
+            set_condition(
+                st,
+                "DeploymentReady",
+                "False",
+                "DeploymentDegraded",
+                f"Deployment degraded to {p['state']}",
+                at=at,
+                generation=gen,
+            )
             _phase(st, "Deploying", at, gen)
         elif st.get("phase") == "Deploying":
-            set_condition(st, "DeploymentReady", "False", "DeploymentInProgress",
-                          f"DGD {dgd} is in {p['state']} state", at=at, generation=gen)
+            set_condition(
+                st,
+                "DeploymentReady",
+                "False",
+                "DeploymentInProgress",
+                f"DGD {dgd} is in {p['state']} state",
+                at=at,
+                generation=gen,
+            )
     elif t == "DeploymentDeleted":
         st.pop("dgdName", None)
         st.pop("deploymentInfo", None)
         msg = "Deployment was deleted by user. Create a new DGDR to redeploy."
-        set_condition(st, "DeploymentReady", "False", "DeploymentDeleted", msg, at=at,
-                      generation=gen)
+        set_condition(
+            st, "DeploymentReady", "False", "DeploymentDeleted", msg, at=at, generation=gen
+        )
         _phase(st, "Failed", at, gen, "DeploymentDeleted", msg)
     elif t == "DeploymentFailed":
-        set_condition(st, "DeploymentReady", "False", p["reason"], p["message"], at=at,
-                      generation=gen)
+        set_condition(
+            st, "DeploymentReady", "False", p["reason"], p["message"], at=at, generation=gen
+        )
         _phase(st, "Failed", at, gen, p["reason"], p["message"])
     else:
         raise ValueError(f"the status projection does not know event type {t}")

@@ -1,0 +1,208 @@
+"""The DynamoGraphDeployment (nvidia.com/v1alpha1) generated for a picked aggregated config.
+
+Owns: the DGD shape (Frontend + the backend's aggregated worker, as in Dynamo's
+`examples/backends/<backend>/deploy/agg.yaml`), the DGD name, labels, runtime image derivation,
+model-cache PVC wiring, and merging `spec.overrides.dgd` the way Dynamo's profiler does
+(`apply_dgd_overrides`): apiVersion/kind dropped, only metadata labels/annotations merged, recursive
+dict merge, worker `extraPodSpec.mainContainer.args` appended, other leaves replaced, overrides for
+services the DGD does not have skipped and reported.
+
+Failure semantics: `build_dgd` raises `ProfilingError("GeneratingDGD", ...)` when the DGD name is
+not a DNS label of at most 63 characters. Everything else is reported, not raised: `build_dgd`
+returns notes (one short sentence each) for overrides it skipped. The returned dict is a fresh,
+JSON-safe object with a deterministic key order.
+"""
+
+from __future__ import annotations
+
+import copy
+import posixpath
+import re
+from typing import Any
+
+from dgdr.spec import DGD_API_VERSION, DGD_KIND, DGDRSpec
+
+from ._errors import ProfilingError
+
+WORKER_SERVICE = {"vllm": "VllmWorker", "sglang": "decode", "trtllm": "TRTLLMWorker"}
+RUNTIME_IMAGE = {
+    "vllm": "vllm-runtime",
+    "sglang": "sglang-runtime",
+    "trtllm": "tensorrtllm-runtime",
+}
+DEFAULT_REGISTRY = "nvcr.io/nvidia/ai-dynamo"
+HF_SECRET = "hf-token-secret"
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def runtime_image(image: str | None, backend: str) -> str:
+    """Replace the last path component's name of `image`, keeping registry and tag/digest."""
+    runtime = RUNTIME_IMAGE[backend]
+    if not image:
+        return f"{DEFAULT_REGISTRY}/{runtime}:latest"
+    ref, at, digest = image.partition("@")
+    head, slash, last = ref.rpartition("/")
+    _, colon, tag = last.partition(":")
+    return f"{head}{slash}{runtime}{colon}{tag}{at}{digest}"
+
+
+def dgd_name(spec: DGDRSpec, name: str) -> str:
+    override = (spec.overrides.dgd if spec.overrides else None) or {}
+    meta = override.get("metadata")
+    given = meta.get("name") if isinstance(meta, dict) else None
+    chosen = given if isinstance(given, str) and given else f"{name}-dgd"
+    if len(chosen) > 63 or not _DNS_LABEL.match(chosen):
+        source = (
+            "spec.overrides.dgd.metadata.name" if chosen == given else f"'<name>-dgd' ({name!r})"
+        )
+        raise ProfilingError(
+            "GeneratingDGD",
+            f"DGD name {chosen!r} from {source} is not a DNS label: use at most 63 lower-case "
+            "letters, digits and '-', starting and ending with a letter or digit (set "
+            "spec.overrides.dgd.metadata.name to choose one)",
+        )
+    return chosen
+
+
+def _worker_command(
+    backend: str, model_path: str, served_name: str, tp: int
+) -> tuple[list[str], list[str]]:
+    module = f"dynamo.{backend}"
+    if backend == "vllm":
+        args = ["--model", model_path, "--tensor-parallel-size", str(tp)]
+    elif backend == "sglang":
+        args = ["--model-path", model_path, "--tp", str(tp)]
+    else:
+        args = ["--model-path", model_path, "--tensor-parallel-size", str(tp)]
+    if model_path != served_name:
+        args += ["--served-model-name", served_name]
+    return ["python3", "-m", module], args
+
+
+def build_dgd(
+    spec: DGDRSpec, backend: str, tp: int, replicas: int, *, name: str, namespace: str
+) -> tuple[dict[str, Any], list[str]]:
+    """The complete DGD for an aggregated deployment, with overrides merged; plus override notes."""
+    image = runtime_image(spec.image, backend)
+    cache = spec.model_cache
+    model_path = spec.model
+    pvc = cache.pvc_name if cache else None
+    if cache and pvc and cache.pvc_model_path:
+        mount = cache.pvc_mount_path.rstrip("/") or "/"
+        sub = cache.pvc_model_path
+        model_path = (
+            sub
+            if sub == mount or sub.startswith(mount + "/")
+            else posixpath.join(mount, sub.lstrip("/"))
+        )
+    command, args = _worker_command(backend, model_path, spec.model, tp)
+    worker: dict[str, Any] = {
+        "componentType": "worker",
+        "replicas": replicas,
+        "envFromSecret": HF_SECRET,
+        "resources": {"limits": {"gpu": str(tp)}, "requests": {"gpu": str(tp)}},
+        "extraPodSpec": {"mainContainer": {"image": image, "command": command, "args": args}},
+    }
+    spec_out: dict[str, Any] = {"backendFramework": backend}
+    if cache and pvc:
+        spec_out["pvcs"] = [{"name": pvc, "create": False}]
+        worker["volumeMounts"] = [{"name": pvc, "mountPoint": cache.pvc_mount_path}]
+        if not cache.pvc_model_path:  # no model directory: use the PVC as the Hugging Face cache
+            worker["envs"] = [{"name": "HF_HOME", "value": cache.pvc_mount_path}]
+    worker_name = WORKER_SERVICE[backend]
+    spec_out["services"] = {
+        "Frontend": {
+            "componentType": "frontend",
+            "replicas": 1,
+            "extraPodSpec": {"mainContainer": {"image": image}},
+        },
+        worker_name: worker,
+    }
+    labels = {
+        "dgdr.nvidia.com/name": name,
+        "dgdr.nvidia.com/namespace": namespace,
+        "nvidia.com/managed-by": "dgdr",
+    }
+    dgd: dict[str, Any] = {
+        "apiVersion": DGD_API_VERSION,
+        "kind": DGD_KIND,
+        "metadata": {"name": dgd_name(spec, name), "namespace": namespace, "labels": dict(labels)},
+        "spec": spec_out,
+    }
+    notes: list[str] = []
+    override = spec.overrides.dgd if spec.overrides else None
+    if override:
+        notes = apply_overrides(dgd, override, worker_services={worker_name})
+        merged = dgd["spec"]["services"][worker_name]
+        resources = merged.get("resources")
+        limits = resources.get("limits") if isinstance(resources, dict) else None
+        limits = limits if isinstance(limits, dict) else {}
+        if merged.get("replicas") != replicas or limits.get("gpu") != str(tp):
+            notes.append(
+                f"overrides.dgd sets {worker_name} to replicas {merged.get('replicas')!r}, gpu "
+                f"{limits.get('gpu')!r} (profiled: {replicas} x {tp}); the GPU budget is not "
+                "rechecked"
+            )
+    dgd["metadata"]["labels"].update(labels)  # ownership labels always win
+    return dgd, notes
+
+
+def apply_overrides(
+    dgd: dict[str, Any], override: dict[str, Any], *, worker_services: set[str]
+) -> list[str]:
+    """Merge `overrides.dgd` into `dgd` in place (Dynamo's rules); notes on what was skipped."""
+    notes: list[str] = []
+    ov = copy.deepcopy(override)
+    ov.pop("apiVersion", None)
+    ov.pop("kind", None)
+    meta = ov.pop("metadata", None)
+    if isinstance(meta, dict):
+        for key in ("labels", "annotations"):
+            if isinstance(meta.get(key), dict):
+                target = dgd["metadata"].setdefault(key, {})
+                target.update(meta[key])
+    spec_ov = ov.pop("spec", None)
+    ignored = sorted(ov)
+    if ignored:
+        notes.append(f"overrides.dgd keys other than metadata/spec ignored: {', '.join(ignored)}")
+    if not isinstance(spec_ov, dict):
+        return notes
+    services_ov = spec_ov.pop("services", None)
+    _merge(dgd["spec"], spec_ov)
+    if isinstance(services_ov, dict):
+        services = dgd["spec"]["services"]
+        unknown = sorted(s for s in services_ov if s not in services)
+        if unknown:
+            notes.append(
+                "overrides.dgd services not in the generated DGD were skipped: "
+                f"{', '.join(unknown)} (generated: {', '.join(sorted(services))})"
+            )
+        for svc in sorted(services_ov):
+            if svc in services and isinstance(services_ov[svc], dict):
+                body = services_ov[svc]
+                extra_args = _pop_args(body) if svc in worker_services else None
+                _merge(services[svc], body)
+                if extra_args is not None:
+                    container = (
+                        services[svc].setdefault("extraPodSpec", {}).setdefault("mainContainer", {})
+                    )
+                    container["args"] = list(container.get("args", [])) + extra_args
+    return notes
+
+
+def _pop_args(service: dict[str, Any]) -> list[Any] | None:
+    pod = service.get("extraPodSpec")
+    container = pod.get("mainContainer") if isinstance(pod, dict) else None
+    if isinstance(container, dict) and isinstance(container.get("args"), list):
+        args: list[Any] = container.pop("args")
+        return args
+    return None
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> None:
+    for key in sorted(over):
+        value = over[key]
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)

@@ -1,0 +1,36 @@
+"""The one exception the rapid profiler raises.
+
+Owns: `ProfilingError`, which names the profiling sub-phase that failed (Dynamo's `ProfilingPhase`
+values) and says, in one message a user can act on, what went wrong.
+
+Failure semantics: every anticipated failure of `sim.profile` (unknown model, model that does not
+fit, invalid DGD name, bad hardware) is a `ProfilingError`; anything else escaping is a bug.
+"""
+
+from __future__ import annotations
+
+SUB_PHASES = (
+    "Initializing",
+    "SweepingPrefill",
+    "SweepingDecode",
+    "SelectingConfig",
+    "BuildingCurves",
+    "GeneratingDGD",
+)
+
+
+class ProfilingError(Exception):
+    """Profiling failed in `sub_phase`; `message` says why and what to change."""
+
+    sub_phase: str
+    message: str
+
+    def __init__(self, sub_phase: str, message: str) -> None:
+        if sub_phase not in SUB_PHASES:
+            raise ValueError(f"unknown profiling sub-phase {sub_phase!r}")
+        super().__init__(message)
+        self.sub_phase = sub_phase
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.sub_phase}: {self.message}"

@@ -1,0 +1,219 @@
+"""`profile()`: the rapid (no-cluster) profiler, from validated spec and resolved hardware to a DGD.
+
+Owns: the pipeline and its reported sub-phases (Initializing → SweepingPrefill → SelectingConfig →
+GeneratingDGD, as Dynamo's rapid mode reports them), resolving hardware and backend, and the
+one-line result message (what was picked, SLA met or missed by how much per target, load
+served, overrides skipped).
+
+Failure semantics: raises only `ProfilingError` (sub-phase + actionable message): unknown model or
+GPU, bad hardware numbers or a context longer than the model's (Initializing), a model that does not
+fit the GPU budget (SelectingConfig), an invalid DGD name (GeneratingDGD). An unmet SLA is not an
+error: the closest config is returned and the message says by how much each target is missed.
+Deterministic: the same inputs give byte-identical outputs. No I/O apart from reading package data.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from dgdr.spec import SLA, Backend, DGDRSpec
+
+from ._catalog import Gpu, find_gpu, find_model
+from ._dgd import WORKER_SERVICE, build_dgd, runtime_image
+from ._errors import ProfilingError
+from ._roofline import evaluate, tp_candidates
+from ._search import Candidate, search
+
+Progress = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class ProfileResult:
+    dgd_name: str
+    selected_config: dict[str, Any]  # the complete DGD object
+    pareto: list[dict[str, Any]]  # [{"config": {...parallelism and metrics...}}], Dynamo's shape
+    message: str
+    backend: str
+
+
+def _positive_int(hardware: dict[str, Any], key: str) -> int | None:
+    value = hardware.get(key)
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or value < 1
+        or (isinstance(value, float) and not value.is_integer())
+    ):
+        raise ProfilingError(
+            "Initializing", f"hardware.{key} must be a positive integer, got {value!r}"
+        )
+    return int(value)
+
+
+def _resolve_hardware(hardware: dict[str, Any]) -> tuple[Gpu, int, int, float | None, list[str]]:
+    sku = hardware.get("gpuSku")
+    if not isinstance(sku, str) or not sku:
+        raise ProfilingError(
+            "Initializing",
+            "hardware.gpuSku is not set: set spec.hardware.gpuSku or let discovery fill it",
+        )
+    gpu = find_gpu(sku)
+    notes: list[str] = []
+    per_node = _positive_int(hardware, "numGpusPerNode")
+    if per_node is None:
+        per_node = gpu.gpus_per_node
+        notes.append(f"numGpusPerNode unset, assumed {per_node} ({gpu.id} catalog)")
+    total = _positive_int(hardware, "totalGpus")
+    if total is None:
+        total = per_node
+        notes.append(f"totalGpus unset, assumed one node ({total})")
+    vram = hardware.get("vramMb")
+    vram_mb = (
+        float(vram)
+        if isinstance(vram, int | float) and not isinstance(vram, bool) and vram > 0
+        else None
+    )
+    return gpu, per_node, total, vram_mb, notes
+
+
+def _ms(x: float) -> str:
+    return f"{x:.2f}" if x < 10 else f"{x:.1f}" if x < 100 else f"{x:.0f}"
+
+
+_num = _ms
+
+
+def _target(label: str, actual: float, target: float) -> str:
+    if actual <= target:
+        return f"{label} {_ms(actual)} ms <= {_ms(target)} ms"
+    pct = (actual / target - 1.0) * 100.0
+    shown = f"{pct:.0f}" if pct >= 10 else f"{pct:.1f}" if pct >= 0.1 else "<0.1"
+    return f"{label} {_ms(actual)} ms > {_ms(target)} ms (+{shown}%)"
+
+
+def sla_summary(c: Candidate, sla: SLA, met: bool) -> str:
+    if sla.e2e_latency is not None:
+        parts = [_target("e2eLatency", c.e2e_ms, sla.e2e_latency)]
+    else:
+        parts = [
+            _target("TTFT", c.ttft_ms, sla.ttft or math.inf),
+            _target("ITL", c.itl_ms, sla.itl or math.inf),
+        ]
+    if met:
+        return "SLA met: " + ", ".join(parts)
+    return "SLA missed: " + ", ".join(parts) + " (closest achievable config)"
+
+
+def _load_note(spec: DGDRSpec, c: Candidate, total: int) -> str | None:
+    w = spec.effective_workload
+    budget = total // c.tp
+    if w.request_rate is not None:
+        per_replica = c.requests_per_s / c.replicas
+        needed = math.ceil(w.request_rate / per_replica)
+        what = f"requestRate {w.request_rate:g} req/s"
+        served = min(1.0, budget * per_replica / w.request_rate)
+    elif w.concurrency is not None:
+        needed = math.ceil(w.concurrency / c.batch)
+        what = f"concurrency {w.concurrency:g}"
+        served = min(1.0, budget * c.batch / w.concurrency)
+    else:
+        return None
+    if needed <= budget:
+        return f"{what} needs {needed} replica(s)"
+    return (
+        f"{what} needs {needed} replicas but {total} GPUs allow {budget}: "
+        f"{served:.0%} of the load served"
+    )
+
+
+def profile(
+    spec: DGDRSpec,
+    hardware: dict[str, Any],
+    *,
+    name: str,
+    namespace: str,
+    progress: Progress | None = None,
+) -> ProfileResult:
+    """Rapid roofline profiling: pick an aggregated config meeting the SLA and generate its DGD."""
+
+    def report(phase: str, message: str) -> None:
+        if progress is not None:
+            progress(phase, message)
+
+    model = find_model(spec.model)
+    gpu, per_node, total, vram_mb, notes = _resolve_hardware(hardware)
+    workload, sla = spec.effective_workload, spec.effective_sla
+    isl, osl = workload.isl, workload.osl
+    if isl + osl > model.max_position_embeddings:
+        raise ProfilingError(
+            "Initializing",
+            f"isl + osl = {isl + osl} tokens exceeds {model.id}'s max context of "
+            f"{model.max_position_embeddings}: lower spec.workload.isl or osl",
+        )
+    backend = Backend.VLLM.value if spec.backend is Backend.AUTO else spec.backend.value
+    if spec.backend is Backend.AUTO:
+        notes.insert(0, "backend auto resolved to vllm (the roofline does not rank backends yet)")
+    report(
+        "Initializing",
+        f"rapid roofline for {model.id} ({model.params / 1e9:.2f} B params, "
+        f"{model.weight_bytes / 1e9:.1f} GB bf16) on {total} x {gpu.id} ({per_node} per node), "
+        f"isl {isl}, osl {osl}, backend {backend}",
+    )
+
+    tps, skipped = tp_candidates(model, min(per_node, total))
+    grid = evaluate(model, gpu, tps, isl, osl, vram_mb)
+    ttft1 = ", ".join(f"TP{t} {_ms(v)} ms" for t, v in zip(tps, grid.ttft_ms[:, 0], strict=True))
+    skip = ""
+    if skipped:
+        heads = model.num_attention_heads
+        skip = f"; TP {','.join(map(str, skipped))} skipped ({heads} attention heads not divisible)"
+    report(
+        "SweepingPrefill",
+        f"prefill: {len(tps)} TP candidates on {gpu.id} (TP {','.join(map(str, tps))}) for "
+        f"{model.id}, batch-1 TTFT at isl {isl}: {ttft1}; decode: {int(grid.fits.sum())} "
+        f"(TP, batch) points up to KV capacity{skip}",
+    )
+
+    pick = search(model, gpu, grid, sla, workload, total, vram_mb)
+    c = pick.chosen
+    report(
+        "SelectingConfig",
+        f"selected TP {c.tp} x {c.replicas} replica(s) ({c.gpus} of {total} GPUs), batch "
+        f"{c.batch} per worker, {_num(c.tokens_per_s_per_gpu)} tok/s/GPU out of {pick.evaluated} "
+        f"configs ({len(pick.per_tp)} TP sizes meet the SLA); {len(pick.pareto)} Pareto points",
+    )
+
+    dgd, override_notes = build_dgd(spec, backend, c.tp, c.replicas, name=name, namespace=namespace)
+    worker = WORKER_SERVICE[backend]
+    report(
+        "GeneratingDGD",
+        f"generated DGD {dgd['metadata']['name']}: Frontend + {worker} ({c.replicas} x {c.tp} "
+        f"GPU), image {runtime_image(spec.image, backend)}",
+    )
+
+    head = (
+        f"Picked {backend} agg TP {c.tp} x {c.replicas} replica(s) ({c.gpus}/{total} {gpu.id} "
+        f"GPUs), batch {c.batch}/worker, {_num(c.tokens_per_s_per_gpu)} tok/s/GPU, "
+        f"{_num(c.tokens_per_s_per_user)} tok/s/user (roofline estimate)"
+    )
+    load = _load_note(spec, c, total)
+    parts = [
+        head,
+        sla_summary(c, sla, pick.met),
+        *([load] if load else []),
+        *notes,
+        *override_notes,
+    ]
+    pareto = [{"config": p.to_json(backend, p == c)} for p in pick.pareto]
+    return ProfileResult(
+        dgd_name=dgd["metadata"]["name"],
+        selected_config=dgd,
+        pareto=pareto,
+        message="; ".join(parts),
+        backend=backend,
+    )

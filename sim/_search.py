@@ -1,0 +1,190 @@
+"""SLA check, replica sizing, config selection and the Pareto front over a roofline grid.
+
+Owns: turning a `Grid` into candidates (one per fitting (TP, batch) point, with replicas sized to
+the GPU budget or to the requested load), checking them against the SLA, picking one, and computing
+the non-dominated set (maximise tokens/s per GPU and tokens/s per user).
+
+Picking (aggregated only): for each TP the largest batch that meets the SLA, then the highest
+throughput per GPU among those (ties: fewer GPUs, then smaller TP). If nothing meets the SLA, the
+config with the smallest worst-case ratio actual/target is picked and `Pick.met` is False.
+Replicas: `totalGpus // TP`, or, when `requestRate`/`concurrency` is given, the fewest that serve
+it, never more than the budget allows.
+
+Failure semantics: `search` raises `ProfilingError("SelectingConfig", ...)` with the numbers when no
+TP candidate can hold the weights plus one sequence's KV cache. Every float it returns is finite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dgdr.spec import SLA, Workload
+
+from ._catalog import Gpu, ModelArch
+from ._errors import ProfilingError
+from ._roofline import HBM_UTILISATION, Grid, usable_bytes
+
+
+@dataclass(frozen=True)
+class Candidate:
+    tp: int
+    batch: int
+    replicas: int
+    ttft_ms: float
+    itl_ms: float
+    e2e_ms: float
+    tokens_per_s_per_gpu: float
+    tokens_per_s_per_user: float
+    requests_per_s: float  # all replicas together
+    meets_sla: bool
+    worst_ratio: float  # max over SLA targets of actual / target
+
+    @property
+    def gpus(self) -> int:
+        return self.tp * self.replicas
+
+    def to_json(self, backend: str, selected: bool) -> dict[str, Any]:
+        return {
+            "mode": "agg",
+            "backend": backend,
+            "tensorParallelSize": self.tp,
+            "gpusPerReplica": self.tp,
+            "replicas": self.replicas,
+            "totalGpus": self.gpus,
+            "batchSize": self.batch,
+            "ttftMs": _r(self.ttft_ms),
+            "itlMs": _r(self.itl_ms),
+            "e2eLatencyMs": _r(self.e2e_ms),
+            "tokensPerSecondPerGpu": _r(self.tokens_per_s_per_gpu),
+            "tokensPerSecondPerUser": _r(self.tokens_per_s_per_user),
+            "requestsPerSecond": _r(self.requests_per_s),
+            "meetsSla": self.meets_sla,
+            "selected": selected,
+        }
+
+
+def _r(x: float) -> float:
+    return round(float(x), 3)
+
+
+@dataclass(frozen=True)
+class Pick:
+    chosen: Candidate
+    met: bool
+    per_tp: dict[int, Candidate]  # best SLA-meeting config for each TP that has one
+    pareto: list[Candidate]
+    evaluated: int
+
+
+def _fit_error(
+    model: ModelArch, gpu: Gpu, grid: Grid, isl: int, osl: int, vram_mb: float | None
+) -> ProfilingError:
+    i = int(np.argmax(grid.tp))
+    tp = int(grid.tp[i])
+    per_gpu = usable_bytes(gpu, vram_mb) / 1e9
+    hbm = per_gpu / HBM_UTILISATION
+    need = grid.weights_gb_per_gpu[i] + grid.kv_gb_per_sequence_per_gpu[i]
+    return ProfilingError(
+        "SelectingConfig",
+        f"{model.id} does not fit: it needs {model.weight_bytes / 1e9:.1f} GB of bf16 weights "
+        f"+ {grid.kv_gb_per_sequence_per_gpu[i] * tp:.2f} GB of KV cache for one "
+        f"{isl + osl}-token sequence, i.e. {need:.1f} GB per GPU at TP {tp}, but only "
+        f"{per_gpu:.1f} GB per GPU is usable ({HBM_UTILISATION:.0%} of {hbm:.0f} GB on {gpu.id}; "
+        f"{per_gpu * tp:.1f} GB over {tp} GPU(s), the largest TP within numGpusPerNode and "
+        "totalGpus): use more GPUs per node, a larger GPU or a shorter isl+osl",
+    )
+
+
+def search(
+    model: ModelArch,
+    gpu: Gpu,
+    grid: Grid,
+    sla: SLA,
+    workload: Workload,
+    total_gpus: int,
+    vram_mb: float | None = None,
+) -> Pick:
+    """Evaluate every fitting grid point against the SLA and pick the configuration to deploy."""
+    isl, osl = workload.isl, workload.osl
+    rows, cols = np.nonzero(grid.fits)
+    if rows.size == 0:
+        raise _fit_error(model, gpu, grid, isl, osl, vram_mb)
+    tp = grid.tp[rows]
+    batch = grid.batch[rows, cols]
+    ttft = grid.ttft_ms[rows, cols]
+    itl = grid.itl_ms[rows, cols]
+    e2e = ttft + (osl - 1) * itl
+    bf = batch.astype(np.float64)
+    thpt_gpu = bf / (itl / 1e3) / tp
+    per_user = 1e3 / itl
+    rps_replica = bf / (e2e / 1e3)
+
+    if sla.e2e_latency is not None:
+        ratio = e2e / sla.e2e_latency
+    else:
+        ratio = np.maximum(ttft / (sla.ttft or np.inf), itl / (sla.itl or np.inf))
+    meets = ratio <= 1.0
+
+    budget = total_gpus // tp
+    if workload.request_rate is not None:
+        replicas = np.ceil(workload.request_rate / rps_replica)
+    elif workload.concurrency is not None:
+        replicas = np.ceil(workload.concurrency / bf)
+    else:
+        replicas = budget.astype(np.float64)
+    replicas = np.clip(replicas, 1, budget).astype(np.int64)
+
+    candidates = [
+        Candidate(
+            tp=int(tp[k]),
+            batch=int(batch[k]),
+            replicas=int(replicas[k]),
+            ttft_ms=float(ttft[k]),
+            itl_ms=float(itl[k]),
+            e2e_ms=float(e2e[k]),
+            tokens_per_s_per_gpu=float(thpt_gpu[k]),
+            tokens_per_s_per_user=float(per_user[k]),
+            requests_per_s=float(rps_replica[k] * replicas[k]),
+            meets_sla=bool(meets[k]),
+            worst_ratio=float(ratio[k]),
+        )
+        for k in range(rows.size)
+    ]
+    # The KV-capacity column can repeat a grid batch size: keep one of each (TP, batch).
+    unique = {(c.tp, c.batch): c for c in candidates}
+    candidates = [unique[key] for key in sorted(unique)]
+
+    per_tp: dict[int, Candidate] = {}
+    for c in candidates:
+        if c.meets_sla and (c.tp not in per_tp or c.batch > per_tp[c.tp].batch):
+            per_tp[c.tp] = c
+    if per_tp:
+        chosen = min(per_tp.values(), key=lambda c: (-c.tokens_per_s_per_gpu, c.gpus, c.tp))
+        pool = [c for c in candidates if c.meets_sla]
+    else:
+        chosen = min(candidates, key=lambda c: (c.worst_ratio, -c.tokens_per_s_per_gpu, c.tp))
+        pool = candidates
+    return Pick(
+        chosen=chosen,
+        met=bool(per_tp),
+        per_tp=per_tp,
+        pareto=pareto_front(pool),
+        evaluated=len(candidates),
+    )
+
+
+def pareto_front(pool: list[Candidate]) -> list[Candidate]:
+    """Non-dominated candidates (maximise tokens/s/user and tokens/s/GPU), fastest/user first."""
+    ordered = sorted(
+        pool, key=lambda c: (-c.tokens_per_s_per_user, -c.tokens_per_s_per_gpu, c.gpus, c.tp)
+    )
+    front: list[Candidate] = []
+    best = -np.inf
+    for c in ordered:
+        if c.tokens_per_s_per_gpu > best:
+            front.append(c)
+            best = c.tokens_per_s_per_gpu
+    return front

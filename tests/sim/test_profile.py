@@ -1,0 +1,134 @@
+import json
+import re
+from typing import Any
+
+import pytest
+
+from dgdr.spec import DGDRSpec
+from sim import ProfilingError, profile
+
+H200x8 = {"gpuSku": "h200_sxm", "totalGpus": 8, "numGpusPerNode": 8}
+
+
+def _spec(**fields: Any) -> DGDRSpec:
+    return DGDRSpec.model_validate({"model": "Qwen/Qwen3-0.6B", **fields})
+
+
+def _worker(dgd: dict[str, Any]) -> dict[str, Any]:
+    workers = [s for s in dgd["spec"]["services"].values() if s["componentType"] == "worker"]
+    assert len(workers) == 1
+    return workers[0]
+
+
+def test_progress_reports_rapid_sub_phases_in_order() -> None:
+    seen: list[tuple[str, str]] = []
+    result = profile(
+        _spec(), H200x8, name="demo", namespace="ns", progress=lambda p, m: seen.append((p, m))
+    )
+    phases = [p for p, _ in seen]
+    assert phases == ["Initializing", "SweepingPrefill", "SelectingConfig", "GeneratingDGD"]
+    assert "4 TP candidates on h200_sxm (TP 1,2,4,8) for Qwen/Qwen3-0.6B" in seen[1][1]
+    assert result.backend == "vllm" and "backend auto resolved to vllm" in result.message
+    assert "SLA met" in result.message
+
+
+def test_never_more_gpus_than_the_budget() -> None:
+    hw = {"gpuSku": "h100_sxm", "totalGpus": 6, "numGpusPerNode": 4}
+    for model in ("Qwen/Qwen3-0.6B", "Qwen/Qwen3-32B", "meta-llama/Llama-3.1-8B"):
+        result = profile(_spec(model=model), hw, name="b", namespace="ns")
+        worker = _worker(result.selected_config)
+        tp = int(worker["resources"]["limits"]["gpu"])
+        assert tp <= 4 and tp * worker["replicas"] <= 6
+        assert all(p["config"]["totalGpus"] <= 6 for p in result.pareto)
+
+
+def test_model_that_does_not_fit_fails_with_numbers() -> None:
+    spec = _spec(model="meta-llama/Llama-3.1-70B")
+    with pytest.raises(ProfilingError) as err:
+        profile(
+            spec, {"gpuSku": "l4", "totalGpus": 2, "numGpusPerNode": 2}, name="x", namespace="ns"
+        )
+    assert err.value.sub_phase == "SelectingConfig"
+    assert "141.1 GB of bf16 weights" in err.value.message
+    assert "21.6 GB per GPU is usable" in err.value.message
+
+
+def test_unknown_model_lists_known_ids() -> None:
+    with pytest.raises(ProfilingError) as err:
+        profile(_spec(model="acme/unknown-7b"), H200x8, name="x", namespace="ns")
+    assert err.value.sub_phase == "Initializing"
+    assert (
+        "Qwen/Qwen3-0.6B" in err.value.message and "meta-llama/Llama-3.1-70B" in err.value.message
+    )
+
+
+def test_unmet_sla_picks_closest_and_says_by_how_much() -> None:
+    spec = _spec(model="Qwen/Qwen3-32B", sla={"ttft": 100, "itl": 5})
+    result = profile(
+        spec, {"gpuSku": "a100_sxm", "totalGpus": 8, "numGpusPerNode": 8}, name="x", namespace="ns"
+    )
+    assert "SLA missed" in result.message
+    assert re.search(r"TTFT \d+ ms > 100 ms \(\+\d+%\)", result.message), result.message
+    assert re.search(r"ITL [\d.]+ ms > 5\.00 ms \(\+\d+%\)", result.message), result.message
+    assert result.pareto and not any(p["config"]["meetsSla"] for p in result.pareto)
+
+
+def test_e2e_sla_and_load_matching() -> None:
+    e2e = profile(
+        _spec(model="Qwen/Qwen3-8B", sla={"e2eLatency": 5000}),
+        {"gpuSku": "h100_sxm", "totalGpus": 8, "numGpusPerNode": 8},
+        name="x",
+        namespace="ns",
+    )
+    assert "e2eLatency" in e2e.message
+    assert all(p["config"]["e2eLatencyMs"] <= 5000 for p in e2e.pareto)
+    load = profile(
+        _spec(model="Qwen/Qwen3-8B", workload={"requestRate": 1}),
+        {"gpuSku": "h100_sxm", "totalGpus": 8, "numGpusPerNode": 8},
+        name="x",
+        namespace="ns",
+    )
+    assert _worker(load.selected_config)["replicas"] == 1
+    assert "requestRate 1 req/s needs 1 replica(s)" in load.message
+
+
+def test_pareto_is_json_safe_and_non_dominated() -> None:
+    result = profile(_spec(), H200x8, name="x", namespace="ns")
+    text = json.dumps(result.pareto, allow_nan=False)
+    assert "NaN" not in text
+    points = [
+        (p["config"]["tokensPerSecondPerUser"], p["config"]["tokensPerSecondPerGpu"])
+        for p in result.pareto
+    ]
+    for a in points:
+        assert not any(b != a and b[0] >= a[0] and b[1] >= a[1] for b in points)
+    assert sum(p["config"]["selected"] for p in result.pareto) == 1
+
+
+def test_deterministic() -> None:
+    spec = _spec(
+        overrides={
+            "dgd": {
+                "apiVersion": "nvidia.com/v1alpha1",
+                "kind": "DynamoGraphDeployment",
+                "metadata": {"labels": {"b": "2", "a": "1"}},
+            }
+        }
+    )
+    runs = [profile(spec, H200x8, name="x", namespace="ns") for _ in range(2)]
+    dumps = [json.dumps([r.selected_config, r.pareto, r.message, r.dgd_name]) for r in runs]
+    assert dumps[0] == dumps[1]
+
+
+def test_context_longer_than_the_model_is_rejected() -> None:
+    with pytest.raises(ProfilingError) as err:
+        profile(_spec(workload={"isl": 40000, "osl": 1000}), H200x8, name="x", namespace="ns")
+    assert err.value.sub_phase == "Initializing" and "40960" in err.value.message
+
+
+def test_vram_from_discovery_overrides_the_catalog() -> None:
+    hw = {"gpuSku": "h100_sxm", "totalGpus": 1, "numGpusPerNode": 1, "vramMb": 16000}
+    with pytest.raises(ProfilingError) as err:
+        profile(_spec(model="Qwen/Qwen3-8B"), hw, name="x", namespace="ns")
+    assert err.value.sub_phase == "SelectingConfig"
+    assert "15.1 GB per GPU is usable" in err.value.message

@@ -1,0 +1,65 @@
+import json
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dgdr.spec import GPU_SKUS, DGDRSpec
+from sim import ProfilingError, models, profile
+
+slas = st.one_of(
+    st.none(),
+    st.fixed_dictionaries({"ttft": st.floats(1, 20000), "itl": st.floats(0.5, 500)}),
+    st.fixed_dictionaries({"e2eLatency": st.floats(10, 600000)}),
+)
+workloads = st.fixed_dictionaries({"isl": st.integers(1, 40000), "osl": st.integers(1, 8000)})
+
+
+def _finite(value: object) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_finite(v) for v in value)
+    return True
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(
+    sku=st.sampled_from(GPU_SKUS),
+    model=st.sampled_from(sorted(models())),
+    total=st.integers(1, 64),
+    per_node=st.integers(1, 8),
+    sla=slas,
+    workload=workloads,
+)
+def test_profile_invariants(
+    sku: str,
+    model: str,
+    total: int,
+    per_node: int,
+    sla: dict[str, float] | None,
+    workload: dict[str, int],
+) -> None:
+    raw: dict[str, object] = {"model": model, "workload": workload}
+    if sla is not None:
+        raw["sla"] = sla
+    spec = DGDRSpec.model_validate(raw)
+    hw = {"gpuSku": sku, "totalGpus": total, "numGpusPerNode": per_node}
+    try:
+        result = profile(spec, hw, name="p", namespace="ns")
+    except ProfilingError as err:
+        assert err.sub_phase in {"Initializing", "SelectingConfig"}
+        return
+    assert result.pareto
+    assert _finite(result.pareto)
+    json.dumps(result.pareto, allow_nan=False)
+    json.dumps(result.selected_config, allow_nan=False)
+    for point in result.pareto:
+        assert point["config"]["totalGpus"] <= total
+    worker = result.selected_config["spec"]["services"]["VllmWorker"]
+    tp = int(worker["resources"]["limits"]["gpu"])
+    assert tp <= min(per_node, total)
+    assert worker["replicas"] >= 1 and tp * worker["replicas"] <= total
+    assert "\n" not in result.message
