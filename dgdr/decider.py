@@ -210,13 +210,17 @@ def _decide_apply(state: State, command: Apply) -> list[Event] | Rejection:
     ]
 
 
+def _auto_apply(spec: dict[str, Any]) -> bool:
+    """autoApply as validated (default true); an invalid spec never deploys."""
+    parsed = parse_spec(spec)
+    return not isinstance(parsed, list) and parsed.auto_apply
+
+
 def _only_auto_apply_turned_on(old: dict[str, Any], new: dict[str, Any]) -> bool:
-    strip = {k: v for k, v in old.items() if k != "autoApply"}
-    return (
-        new.get("autoApply") is True
-        and old.get("autoApply") is False
-        and strip == {k: v for k, v in new.items() if k != "autoApply"}
-    )
+    def rest(spec: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in spec.items() if k != "autoApply"}
+
+    return rest(old) == rest(new) and not _auto_apply(old) and _auto_apply(new)
 
 
 def _validation(spec: dict[str, Any], generation: int, discovered: dict[str, Any]) -> list[Event]:
@@ -306,7 +310,7 @@ def _decide_result(state: State, command: ReportProfilingResult) -> list[Event] 
             message=command.message,
         )
     ]
-    if state.spec.get("autoApply", True) is not False:
+    if _auto_apply(state.spec):
         events.append(DeploymentStarted(dgd_name=command.dgd_name))
     return events
 

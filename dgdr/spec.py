@@ -11,16 +11,18 @@ error. A manifest round-trips unchanged: `dump_manifest(parse_manifest(m))` == `
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PositiveFloat,
+    PlainSerializer,
+    PlainValidator,
     PositiveInt,
     ValidationError,
     ValidationInfo,
@@ -34,6 +36,21 @@ DGD_KIND = "DynamoGraphDeployment"
 
 DEFAULT_TTFT_MS = 2000.0
 DEFAULT_ITL_MS = 30.0
+
+
+def _positive_number(value: Any) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ValueError(f"{value!r} is not allowed: use a number greater than 0")
+    return value
+
+
+# A positive number that keeps its type: `ttft: 300` round-trips as 300, not 300.0.
+PositiveNumber = Annotated[float, PlainValidator(_positive_number), PlainSerializer(lambda v: v)]
 
 
 class GpuSku(StrEnum):
@@ -62,7 +79,7 @@ GPU_SKUS = tuple(s.value for s in GpuSku)
 _PRODUCT_PATTERNS: tuple[tuple[str, GpuSku], ...] = (
     (r"GB200", GpuSku.GB200_SXM),
     (r"B200", GpuSku.B200_SXM),
-    (r"H200", GpuSku.H200_SXM),
+    (r"(?<![A-Z])H200", GpuSku.H200_SXM),
     (r"H100.*(PCIE|NVL)", GpuSku.H100_PCIE),
     (r"H100.*(SXM|HBM3)", GpuSku.H100_SXM),
     (r"A100.*PCIE", GpuSku.A100_PCIE),
@@ -105,13 +122,17 @@ class SearchStrategy(StrEnum):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    # Only the camelCase names of the v1beta1 schema are accepted from users (`auto_apply` is an
+    # unknown field, not an alias), so what validates is exactly what round-trips.
+    model_config = ConfigDict(
+        extra="forbid", validate_by_name=False, validate_by_alias=True, frozen=True
+    )
 
 
 class SLA(_Model):
-    ttft: PositiveFloat | None = None
-    itl: PositiveFloat | None = None
-    e2e_latency: PositiveFloat | None = Field(default=None, alias="e2eLatency")
+    ttft: PositiveNumber | None = None
+    itl: PositiveNumber | None = None
+    e2e_latency: PositiveNumber | None = Field(default=None, alias="e2eLatency")
 
     @field_validator("e2e_latency")
     @classmethod
@@ -127,8 +148,8 @@ class SLA(_Model):
 class Workload(_Model):
     isl: PositiveInt = 4000
     osl: PositiveInt = 1000
-    request_rate: PositiveFloat | None = Field(default=None, alias="requestRate")
-    concurrency: PositiveFloat | None = None
+    request_rate: PositiveNumber | None = Field(default=None, alias="requestRate")
+    concurrency: PositiveNumber | None = None
 
     @field_validator("concurrency")
     @classmethod
@@ -142,7 +163,7 @@ class Workload(_Model):
 
 class Hardware(_Model):
     gpu_sku: GpuSku | None = Field(default=None, alias="gpuSku")
-    vram_mb: PositiveFloat | None = Field(default=None, alias="vramMb")
+    vram_mb: PositiveNumber | None = Field(default=None, alias="vramMb")
     total_gpus: PositiveInt | None = Field(default=None, alias="totalGpus")
     num_gpus_per_node: PositiveInt | None = Field(default=None, alias="numGpusPerNode")
     interconnect: str | None = None
