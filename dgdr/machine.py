@@ -125,10 +125,11 @@ class _Probe:
 
 def _compute_edges() -> dict[tuple[str, str], str]:
     edges: dict[tuple[str, str], str] = {}
+    probe = _Probe()
+    lifecycle = build_machine(probe)
     for source in LEAF_STATES:
         for trigger in TRIGGERS:
-            probe = _Probe()
-            build_machine(probe, initial=source)
+            lifecycle.set_state(source, probe)
             try:
                 fired = getattr(probe, trigger)()
             except MachineError:

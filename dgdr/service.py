@@ -138,8 +138,12 @@ class Service:
         if self.cluster:
             await self.cluster.stop()
         if self.nc and not self.nc.is_closed:
-            with contextlib.suppress(Exception):
-                await self.nc.drain()
+            # The server may already be gone (a signal to the whole process group): don't hang.
+            try:
+                await asyncio.wait_for(self.nc.drain(), 3)
+            except Exception:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.nc.close(), 2)
 
     @staticmethod
     async def _ensure_dead_letter(js: JetStreamContext) -> None:

@@ -8,6 +8,7 @@ of nats-py's default of retrying for minutes.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import ssl
 from dataclasses import dataclass, replace
@@ -74,20 +75,28 @@ class ConnectOptions:
         return kw
 
 
-async def connect(options: ConnectOptions, *, reconnect: bool = True) -> Client:
+async def connect(
+    options: ConnectOptions, *, reconnect: bool = True, timeout: float = 10.0
+) -> Client:
+    """Connect, or raise `ServerUnavailable` within `timeout` seconds. With `reconnect` (services)
+    a dropped connection is retried forever; without it (the CLI) a lost server is an error."""
+
     async def _quiet(_: Exception) -> None:
         return None
 
     try:
-        return await nats.connect(
-            **options.nats_kwargs(),
-            connect_timeout=2,
-            max_reconnect_attempts=-1 if reconnect else 0,
-            allow_reconnect=reconnect,
-            error_cb=_quiet,
-            reconnect_time_wait=0.5,
+        # nats-py loops forever on a refused initial connect unless reconnects are bounded.
+        return await asyncio.wait_for(
+            nats.connect(
+                **options.nats_kwargs(),
+                connect_timeout=2,
+                allow_reconnect=True,
+                max_reconnect_attempts=-1 if reconnect else 1,
+                reconnect_time_wait=0.2,
+                error_cb=_quiet,
+            ),
+            timeout,
         )
     except Exception as exc:  # nats-py raises several unrelated types for "nothing answers"
-        raise ServerUnavailable(
-            f"cannot reach NATS at {options.url}: {exc.__class__.__name__} {exc}".strip()
-        ) from exc
+        reason = "no answer" if isinstance(exc, TimeoutError) else f"{exc.__class__.__name__} {exc}"
+        raise ServerUnavailable(f"cannot reach NATS at {options.url}: {reason}".strip()) from exc

@@ -1,0 +1,5 @@
+"""`python -m dgdr` runs the CLI."""
+
+from dgdr.cli import main
+
+main()

@@ -1,0 +1,105 @@
+"""The `dgdr` command line against a running service, as a user runs it (a subprocess)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from events.server import free_port
+from tests.integration.conftest import Running
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def dgdr(url: str, *args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dgdr", "--server", url, *args, cwd=ROOT,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate(stdin)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_kubectl_like_flow(running: Running) -> None:
+    url = running.server.url
+    code, _, err = await dgdr(url, "get")
+    assert code == 0 and "No resources found in default namespace" in err
+
+    code, out, err = await dgdr(url, "apply", "-f", "examples/qwen3-0.6b.yaml")
+    assert code == 0, err
+    assert "dynamographdeploymentrequest/qwen3-0-6b created" in out
+    code, out, err = await dgdr(url, "wait", "qwen3-0-6b", "--for", "phase=Deployed",
+                                "--timeout", "60s")
+    assert code == 0, err
+
+    code, out, _ = await dgdr(url, "get")
+    header, row = out.splitlines()[:2]
+    assert header.split() == ["NAME", "MODEL", "BACKEND", "PHASE", "PROFILING", "REASON",
+                              "MESSAGE", "DGD", "AGE"]
+    assert row.split()[:4] == ["qwen3-0-6b", "Qwen/Qwen3-0.6B", "vllm", "Deployed"]
+    assert "qwen3-0-6b-dgd" in row
+
+    code, out, _ = await dgdr(url, "get", "qwen3-0-6b", "-o", "json")
+    obj = json.loads(out)
+    assert code == 0 and obj["status"]["phase"] == "Deployed"
+    assert obj["metadata"]["resourceVersion"].isdigit()
+
+    code, out, _ = await dgdr(url, "history", "qwen3-0-6b", "-o", "json")
+    events = json.loads(out)
+    assert code == 0 and events[0]["type"] == "Created" and events[-1]["type"] == "DeploymentReady"
+    assert int(obj["metadata"]["resourceVersion"]) == events[-1]["sequence"]
+
+    code, out, _ = await dgdr(url, "describe", "qwen3-0-6b")
+    assert code == 0
+    for part in ("Conditions:", "Events:", "DeploymentReady", "ProfilingJobCreated",
+                 "SpecGenerated", "Qwen/Qwen3-0.6B"):
+        assert part in out, part
+
+    code, out, _ = await dgdr(url, "get", "-o", "yaml")
+    assert code == 0 and "kind: List" in out
+
+    # a spec change while Deployed is refused: exit 1, the reason on stderr
+    changed = (ROOT / "examples/qwen3-0.6b.yaml").read_text().replace("ttft: 300", "ttft: 400")
+    code, _, err = await dgdr(url, "apply", "-f", "-", stdin=changed.encode())
+    assert code == 1 and "SpecChangeRejected" in err
+
+    code, out, _ = await dgdr(url, "delete", "qwen3-0-6b")
+    assert code == 0 and "deleted" in out
+
+
+async def test_invalid_example_names_every_field_and_exits_1(running: Running) -> None:
+    code, _, err = await dgdr(running.server.url, "apply", "-f", "examples/invalid-sla.yaml")
+    assert code == 1
+    assert "spec.sla.e2eLatency" in err and "spec.workload.concurrency" in err
+    assert "Traceback" not in err
+    code, _, err = await dgdr(running.server.url, "wait", "invalid-sla", "--for",
+                              "phase=Deployed", "--timeout", "10s")
+    assert code == 1 and "ValidationFailed" in err
+
+
+async def test_user_mistakes_are_one_line_never_a_traceback(running: Running,
+                                                             tmp_path: Path) -> None:
+    url = running.server.url
+    nowhere = f"nats://127.0.0.1:{free_port()}"
+    code, _, err = await dgdr(nowhere, "get")
+    assert code == 1 and "cannot reach NATS" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+    code, _, err = await dgdr(url, "apply", "-f", str(tmp_path / "missing.yaml"))
+    assert code == 1 and "cannot read" in err and "Traceback" not in err
+    (tmp_path / "broken.yaml").write_text("spec: [unclosed")
+    code, _, err = await dgdr(url, "apply", "-f", str(tmp_path / "broken.yaml"))
+    assert code == 1 and "Traceback" not in err
+
+    code, _, err = await dgdr(url, "get", "-o", "table")
+    assert code == 2 and "wide, yaml or json" in err
+    code, _, err = await dgdr(url, "wait", "x", "--for", "color=blue")
+    assert code == 2
+    code, _, err = await dgdr(url, "frobnicate")
+    assert code == 2
+    code, _, err = await dgdr(url, "get", "nope")
+    assert code == 1 and "not found" in err

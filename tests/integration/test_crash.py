@@ -1,0 +1,101 @@
+"""kill -9 of the whole service (and its embedded nats-server) at a bad moment, then a restart on the
+same data: the DGDR ends where an undisturbed one ends, with the same events and no effect twice."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from dgdr.client import DgdrClient
+from dgdr.errors import DgdrError
+from dgdr.simcluster import SimulatedCluster
+from events.connection import ConnectOptions
+from events.server import free_port
+from tests.integration.conftest import manifest
+
+
+class UpProcess:
+    def __init__(self, data_dir: Path, port: int) -> None:
+        self.data_dir, self.port = data_dir, port
+        self.url = f"nats://127.0.0.1:{port}"
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        log = (self.data_dir / "up.log").open("ab")
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "dgdr", "up", "--data-dir", str(self.data_dir), "--port",
+            str(self.port), "--step-delay", "0.4", "--rollout-delay", "0.5",
+            stdout=log, stderr=log, start_new_session=True,
+        )
+        log.close()
+        for _ in range(200):
+            try:
+                async with DgdrClient(ConnectOptions(url=self.url)) as c:
+                    await c.list()
+                    return
+            except DgdrError:
+                await asyncio.sleep(0.1)
+        raise AssertionError("dgdr up did not come up: " + (self.data_dir / "up.log").read_text())
+
+    async def kill(self) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        await self.proc.wait()
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            await asyncio.wait_for(self.proc.wait(), 20)
+
+
+@pytest.fixture
+async def up(tmp_path: Path) -> AsyncIterator[UpProcess]:
+    process = UpProcess(tmp_path, free_port())
+    await process.start()
+    try:
+        yield process
+    finally:
+        if process.proc is not None and process.proc.returncode is None:
+            os.killpg(process.proc.pid, signal.SIGKILL)
+            await process.proc.wait()
+
+
+async def _until(client: DgdrClient, name: str, predicate: object) -> None:
+    async for _, _, obj in client.watch(name):
+        if obj is not None and predicate(obj["status"]):  # type: ignore[operator]
+            return
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("moment", ["profiling", "deploying"])
+async def test_sigkill_and_restart_gives_the_undisturbed_history(up: UpProcess,
+                                                                  moment: str) -> None:
+    opts = ConnectOptions(url=up.url)
+    async with DgdrClient(opts) as c:
+        await c.apply(manifest("reference"))
+        await c.wait("reference", phase="Deployed", timeout=60)
+        reference = [e["type"] for e in await c.history("reference")]
+
+        await c.apply(manifest("victim"))
+        if moment == "profiling":
+            condition = lambda st: st.get("profilingPhase") == "SweepingPrefill"  # noqa: E731
+        else:
+            condition = lambda st: st.get("phase") == "Deploying"  # noqa: E731
+        await asyncio.wait_for(_until(c, "victim", condition), 30)
+    await up.kill()
+    await up.start()
+    async with DgdrClient(opts) as c:
+        obj = await c.wait("victim", phase="Deployed", timeout=60)
+        history = await c.history("victim")
+        assert [e["type"] for e in history] == reference
+        assert len({e["id"] for e in history}) == len(history), "an event was stored twice"
+        assert int(obj["metadata"]["resourceVersion"]) == history[-1]["sequence"]
+        dgds = await SimulatedCluster(c.nc.jetstream()).list()
+        assert sorted(d["metadata"]["name"] for d in dgds) == ["reference-dgd", "victim-dgd"]
+    await up.stop()

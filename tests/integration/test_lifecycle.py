@@ -1,0 +1,227 @@
+"""End to end against a real nats-server: requests in, events stored, status projected to KV."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from events import subjects
+from tests.integration.conftest import Running, manifest
+
+
+async def test_apply_reaches_deployed_and_kv_is_the_projection_of_the_history(
+    running: Running,
+) -> None:
+    c = running.client
+    outcome = await c.apply(manifest("demo"))
+    assert outcome["status"] == "accepted" and outcome["events"] == ["Created", "Validated"]
+    # read-your-writes: the status at the returned resourceVersion is visible
+    first = await c.wait("demo", resource_version=outcome["resourceVersion"], timeout=10)
+    assert int(first["metadata"]["resourceVersion"]) >= int(outcome["resourceVersion"])
+    obj = await c.wait("demo", phase="Deployed", timeout=30)
+    st = obj["status"]
+    assert st["phase"] == "Deployed" and st["dgdName"] == "demo-dgd"
+    assert st["profilingJobName"] == "profile-demo" and "profilingPhase" not in st
+    assert st["observedGeneration"] == 1
+    assert {c["type"]: c["status"] for c in st["conditions"]} == {
+        "Succeeded": "True", "Validation": "True", "Profiling": "True",
+        "SpecGenerated": "True", "DeploymentReady": "True",
+    }
+    assert st["profilingResults"]["selectedConfig"]["kind"] == "DynamoGraphDeployment"
+    assert st["profilingResults"]["pareto"], "the Pareto front is empty"
+    assert st["deploymentInfo"]["availableReplicas"] == st["deploymentInfo"]["replicas"] > 0
+
+    history = await c.history("demo")
+    types = [e["type"] for e in history]
+    assert types[:3] == ["Created", "Validated", "ProfilingStarted"]
+    assert types[-1] == "DeploymentReady"
+    assert {"ProfilingCompleted", "DeploymentStarted", "DeploymentCreated"} <= set(types)
+    assert len({e["id"] for e in history}) == len(history)
+    assert int(obj["metadata"]["resourceVersion"]) == history[-1]["sequence"]
+
+    dgd = await running.service.cluster.get("default", "demo-dgd")  # type: ignore[union-attr]
+    assert dgd is not None and dgd["status"]["state"] == "successful"
+    assert dgd["metadata"]["labels"]["dgdr.nvidia.com/name"] == "demo"
+    assert "ownerReferences" not in dgd["metadata"]
+
+    # The live KV equals a full rebuild from the stream, byte for byte.
+    projector = running.service.projector
+    assert projector is not None
+    live, rebuilt = await projector.values(), await projector.rebuild()
+    assert live == rebuilt and subjects.status_key("default", "demo") in live
+
+
+async def test_auto_apply_false_stops_at_ready_then_deploys_when_turned_on(
+    running: Running,
+) -> None:
+    c = running.client
+    m = manifest("review", autoApply=False)
+    await c.apply(m)
+    obj = await c.wait("review", phase="Ready", timeout=30)
+    assert obj["status"]["dgdName"] == "review-dgd"
+    assert [x["type"] for x in obj["status"]["conditions"]][:1] == ["Succeeded"]
+    await asyncio.sleep(0.4)  # longer than a rollout: nothing may be deployed meanwhile
+    assert await running.service.cluster.get("default", "review-dgd") is None  # type: ignore[union-attr]
+
+    m["spec"]["autoApply"] = True
+    outcome = await c.apply(m)
+    assert outcome["events"] == ["AutoApplyEnabled", "DeploymentStarted"]
+    obj = await c.wait("review", phase="Deployed", timeout=30)
+    assert obj["metadata"]["generation"] == 2
+
+
+async def test_invalid_spec_is_reported_with_the_field_and_recorded_as_failed(
+    running: Running,
+) -> None:
+    c = running.client
+    bad = manifest("bad", sla={"ttft": 300, "e2eLatency": 9000})
+    outcome = await c.apply(bad)
+    assert outcome["status"] == "invalid"
+    assert [e["field"] for e in outcome["errors"]] == ["spec.sla.e2eLatency"]
+    obj = await c.wait("bad", resource_version=outcome["resourceVersion"], timeout=10)
+    assert obj["status"]["phase"] == "Failed"
+    validation = next(x for x in obj["status"]["conditions"] if x["type"] == "Validation")
+    assert (validation["status"], validation["reason"]) == ("False", "ValidationFailed")
+    # fixing the spec revives it
+    fixed = manifest("bad")
+    assert (await c.apply(fixed))["events"][:2] == ["SpecUpdated", "Validated"]
+    await c.wait("bad", phase="Deployed", timeout=30)
+
+
+async def test_malformed_requests_are_rejected_without_recording_anything(
+    running: Running,
+) -> None:
+    c = running.client
+    wrong = manifest("wrong")
+    wrong["kind"] = "Deployment"
+    outcome = await c.apply(wrong)
+    assert outcome["status"] == "rejected"
+    assert [e["field"] for e in outcome["errors"]] == ["kind"]
+    bad_name = manifest("Bad_Name")
+    outcome = await c.apply(bad_name)
+    assert outcome["status"] == "rejected" and outcome["errors"][0]["field"] == "metadata.name"
+    assert await c.history("wrong") == []
+
+
+async def test_garbage_goes_to_the_dead_letter_stream_and_the_service_carries_on(
+    running: Running,
+) -> None:
+    c = running.client
+    js = c.nc.jetstream()
+    reply = await c.nc.subscribe(subjects.result_subject("junk-1"), max_msgs=1)
+    await js.publish("dgdr.req.default.junk", b"\x00not json", headers={"Nats-Msg-Id": "junk-1"})
+    await js.publish("dgdr.req.default.junk", b"{}")  # no request id at all
+    outcome = json.loads((await reply.next_msg(timeout=10)).data)
+    assert outcome["status"] == "rejected" and outcome["reason"] == "MalformedRequest"
+    dlq = await js.subscribe("dgdr.dlq.>", ordered_consumer=True)
+    reasons = []
+    for _ in range(2):
+        msg = await dlq.next_msg(timeout=10)
+        reasons.append(msg.headers["Dgdr-Dead-Letter-Reason"])
+    assert any("not JSON" in r for r in reasons) and any("request id" in r for r in reasons)
+    assert (await c.apply(manifest("after-junk")))["status"] == "accepted"
+
+
+async def test_spec_change_while_deployed_is_rejected_and_records_nothing(
+    running: Running,
+) -> None:
+    c = running.client
+    await c.apply(manifest("frozen"))
+    before = await c.wait("frozen", phase="Deployed", timeout=30)
+    n = len(await c.history("frozen"))
+    changed = manifest("frozen", model="Qwen/Qwen3-8B")
+    outcome = await c.apply(changed)
+    assert outcome["status"] == "rejected" and outcome["reason"] == "SpecChangeRejected"
+    assert "Deployed" in outcome["message"]
+    assert len(await c.history("frozen")) == n
+    assert (await c.apply(manifest("frozen")))["events"] == []  # identical: a no-op
+    assert (await c.get("frozen")) == before
+
+
+async def test_delete_keeps_the_dgd_and_a_reapply_is_a_new_incarnation(running: Running) -> None:
+    c = running.client
+    cluster = running.service.cluster
+    assert cluster is not None
+    await c.apply(manifest("gone"))
+    obj = await c.wait("gone", phase="Deployed", timeout=30)
+    outcome = await c.delete("gone")
+    assert outcome["status"] == "accepted" and outcome["events"] == ["Deleted"]
+    for _ in range(100):
+        if await c.get("gone") is None:
+            break
+        await asyncio.sleep(0.05)
+    assert await c.get("gone") is None
+    assert await cluster.get("default", "gone-dgd") is not None, "deleting a DGDR deleted its DGD"
+    assert (await c.delete("gone"))["reason"] == "NotFound"
+
+    again = await c.apply(manifest("gone", autoApply=False))
+    assert again["events"] == ["Created", "Validated"] and again["uid"] != obj["metadata"]["uid"]
+    ready = await c.wait("gone", phase="Ready", timeout=30)
+    assert ready["metadata"]["uid"] == again["uid"]
+    uids = [e["aggregate"]["uid"] for e in await c.history("gone")]
+    assert uids.index(again["uid"]) > 0 and len(set(uids)) == 2
+
+
+async def test_degraded_and_deleted_deployments_are_tracked(running: Running) -> None:
+    c = running.client
+    cluster = running.service.cluster
+    assert cluster is not None
+    await c.apply(manifest("watched"))
+    await c.wait("watched", phase="Deployed", timeout=30)
+    assert await cluster.degrade("default", "watched-dgd")
+    obj = await c.wait("watched", phase="Deploying", timeout=10)
+    ready = next(x for x in obj["status"]["conditions"] if x["type"] == "DeploymentReady")
+    assert ready["reason"] == "DeploymentDegraded"
+    assert await cluster.recover("default", "watched-dgd")
+    await c.wait("watched", phase="Deployed", timeout=10)
+    assert await cluster.delete("default", "watched-dgd")
+    obj = await c.wait("watched", phase="Failed", timeout=10)
+    succeeded = next(x for x in obj["status"]["conditions"] if x["type"] == "Succeeded")
+    assert succeeded["reason"] == "DeploymentDeleted"
+    assert "dgdName" not in obj["status"]
+
+
+async def test_a_dgd_that_is_not_ours_is_not_adopted(running: Running) -> None:
+    c = running.client
+    cluster = running.service.cluster
+    assert cluster is not None
+    foreign = {"apiVersion": "nvidia.com/v1alpha1", "kind": "DynamoGraphDeployment",
+               "metadata": {"name": "taken-dgd", "namespace": "default"}, "spec": {}}
+    assert await cluster.apply_dgd(foreign, "someone-else") == "created"
+    await c.apply(manifest("taken"))
+    obj = await c.wait("taken", phase="Failed", timeout=30)
+    succeeded = next(x for x in obj["status"]["conditions"] if x["type"] == "Succeeded")
+    assert succeeded["reason"] == "DeploymentConflict" and "taken-dgd" in succeeded["message"]
+
+
+async def test_unknown_model_fails_profiling_at_initializing(running: Running) -> None:
+    c = running.client
+    await c.apply(manifest("mystery", model="acme/never-heard-of-it"))
+    obj = await c.wait("mystery", phase="Failed", timeout=30)
+    assert obj["status"]["profilingPhase"] == "Initializing"
+    profiling = next(x for x in obj["status"]["conditions"] if x["type"] == "Profiling")
+    assert profiling["reason"] == "InitializingFailed"
+    assert "Qwen/Qwen3-0.6B" in profiling["message"], "the known models are not listed"
+
+
+@pytest.mark.timeout(90)
+async def test_two_replicas_share_the_work_without_duplicates(running: Running) -> None:
+    from dgdr.service import Service
+    from tests.integration.conftest import fast_config
+
+    second = Service(fast_config(running.server.url))
+    await second.start()
+    try:
+        c = running.client
+        names = [f"r{i}" for i in range(12)]
+        outcomes = await asyncio.gather(*(c.apply(manifest(n)) for n in names))
+        assert all(o["status"] == "accepted" for o in outcomes)
+        await asyncio.gather(*(c.wait(n, phase="Deployed", timeout=60) for n in names))
+        for n in names:
+            types = [e["type"] for e in await c.history(n)]
+            assert types.count("Created") == 1 and types.count("ProfilingCompleted") == 1
+            assert types.count("DeploymentCreated") == 1
+    finally:
+        await second.stop()
