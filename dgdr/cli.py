@@ -310,11 +310,23 @@ def wait(
 # ------------------------------------------------------------------------------- up and demo
 
 
-def _up_config(settings: Settings, rollout_delay: float, step_delay: float) -> Any:
-    from dgdr.service import ServiceConfig
+def _up_config(
+    settings: Settings, rollout_delay: float, step_delay: float, roles: str | None = None
+) -> Any:
+    from dgdr.service import ROLES, ServiceConfig
 
+    chosen = ROLES if roles is None else frozenset(r.strip() for r in roles.split(",") if r)
+    unknown = chosen - ROLES
+    if unknown:
+        raise _fail(
+            f"--roles: unknown {', '.join(sorted(unknown))}; use any of {', '.join(sorted(ROLES))}",
+            2,
+        )
     return ServiceConfig(
-        connect=settings.options, rollout_delay=rollout_delay, step_delay=step_delay
+        connect=settings.options,
+        rollout_delay=rollout_delay,
+        step_delay=step_delay,
+        roles=chosen,
     )
 
 
@@ -330,22 +342,24 @@ def up(
     ] = True,
     rollout_delay: Annotated[float, typer.Option(help="simulated DGD rollout, seconds")] = 1.0,
     step_delay: Annotated[float, typer.Option(help="pause between profiling steps")] = 0.3,
+    roles: Annotated[
+        str | None,
+        typer.Option(help="comma-separated parts to run: requests,projector,reactor,profiler"),
+    ] = None,
     log_level: Annotated[str, typer.Option()] = "INFO",
 ) -> None:
     """Run the service (embedded NATS, profiling worker, simulated cluster) until interrupted."""
     from dgdr.logs import configure
 
     configure(log_level)
-    settings = _settings(ctx)
-    _run(_serve(settings, data_dir, port if embedded else None, rollout_delay, step_delay))
+    config = _up_config(_settings(ctx), rollout_delay, step_delay, roles)
+    _run(_serve(config, data_dir, port if embedded else None))
 
 
 async def _serve(
-    settings: Settings,
+    config: Any,
     data_dir: Path,
     port: int | None,
-    rollout_delay: float,
-    step_delay: float,
     ready: Callable[[str], Awaitable[None]] | None = None,
 ) -> None:
     from dgdr.service import Service
@@ -354,8 +368,9 @@ async def _serve(
     server = None
     if port is not None:
         server = await EmbeddedNatsServer(data_dir, port).start()
-        settings = Settings(replace(settings.options, url=server.url), settings.namespace)
-    service = Service(_up_config(settings, rollout_delay, step_delay))
+        config = replace(config, connect=replace(config.connect, url=server.url))
+    url = config.connect.url
+    service = Service(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -363,13 +378,10 @@ async def _serve(
     try:
         await service.start()
         if ready is None:
-            err.print(
-                f"dgdr is up: NATS at {settings.options.url} "
-                f"(export DGDR_NATS_URL={settings.options.url}); Ctrl-C to stop"
-            )
+            err.print(f"dgdr is up: NATS at {url} (export DGDR_NATS_URL={url}); Ctrl-C to stop")
             await stop.wait()
         else:
-            await ready(settings.options.url)
+            await ready(url)
     finally:
         await service.stop()
         if server is not None:
@@ -409,7 +421,8 @@ def demo(
             result["history"] = await client.history(docs[0]["metadata"]["name"])
 
     with tempfile.TemporaryDirectory(prefix="dgdr-demo-") as tmp:
-        _run(_serve(settings, Path(tmp), free_port(), 1.0, 0.3, ready=run_demo))
+        config = _up_config(settings, rollout_delay=1.0, step_delay=0.3)
+        _run(_serve(config, Path(tmp), free_port(), ready=run_demo))
     obj = result.get("obj")
     if not obj or obj.get("status", {}).get("phase") != "Deployed":
         raise _fail("the demo DGDR did not reach Deployed")

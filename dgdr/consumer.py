@@ -1,24 +1,28 @@
-"""A durable JetStream pull-consumer loop shared by every part of the service.
+"""A durable JetStream pull consumer, consumed continuously, shared by every service replica.
 
-Owns: creating (or binding to) a durable pull consumer that any number of service replicas share,
-fetching in batches, running the handler for each message, and acknowledging. Messages of one batch
-that share a key run in order; different keys run concurrently. A handler that raises gets the message
-redelivered after `retry_delay` (nak with delay), so a transient failure is retried and never lost; the
-loop itself only stops when cancelled. A handler that wants to drop a message acks or terms it itself
-and returns.
+Owns: creating (or binding to) a durable pull consumer, keeping pull requests outstanding so a message
+is delivered the moment it is stored (no fetch round trip per batch), running the handler for each
+message, and acknowledging it. Messages that share a key (a DGDR name) run in arrival order; messages
+of different keys run concurrently, at most `max_inflight` at a time (the pull credit).
+
+Failure semantics: a handler that raises gets its message redelivered after `retry_delay` (nak with
+delay), so a transient failure is retried and never lost. Pull requests expire every `expires`
+seconds and are renewed; idle heartbeats detect a lost server or a deleted consumer, and the loop then
+re-creates the consumer and pulls again. The loop stops only when cancelled. A handler that wants to
+drop a message acks or terms it itself and returns.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import defaultdict
+import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
-from nats.errors import ConnectionClosedError
-from nats.errors import TimeoutError as NatsTimeoutError
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
@@ -27,17 +31,110 @@ log = structlog.get_logger("dgdr.consumer")
 Handler = Callable[[Any], Awaitable[None]]
 
 
+def _by_subject(msg: Any) -> str:
+    return str(msg.subject)
+
+
+class _Puller:
+    def __init__(
+        self,
+        nc: Client,
+        js: JetStreamContext,
+        stream: str,
+        durable: str,
+        handler: Handler,
+        key: Callable[[Any], str],
+        max_inflight: int,
+        retry_delay: float,
+        expires: float,
+    ) -> None:
+        self.nc, self.js, self.stream, self.durable = nc, js, stream, durable
+        self.handler, self.key = handler, key
+        self.max_inflight, self.retry_delay, self.expires = max_inflight, retry_delay, expires
+        self.credit = 0  # messages requested and not yet delivered or expired
+        self.inflight = 0
+        self.tails: dict[str, asyncio.Future[None]] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.last_seen = time.monotonic()
+        self.wake = asyncio.Event()
+
+    async def pull(self, inbox: str) -> None:
+        want = self.max_inflight - self.inflight - self.credit
+        if want < max(1, self.max_inflight // 4):
+            return
+        self.credit += want
+        self.last_seen = time.monotonic()
+        request = {
+            "batch": want,
+            "expires": int(self.expires * 1e9),
+            "idle_heartbeat": int(self.expires / 4 * 1e9),
+        }
+        await self.nc.publish(
+            f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{self.durable}",
+            json.dumps(request).encode(),
+            reply=inbox,
+        )
+
+    async def on_msg(self, msg: Any) -> None:
+        self.last_seen = time.monotonic()
+        status = (msg.headers or {}).get("Status")
+        if status is not None:
+            if status in ("408", "409"):  # request expired / closed: return its unused credit
+                pending = int((msg.headers or {}).get("Nats-Pending-Messages", 0) or 0)
+                self.credit = max(0, self.credit - pending) if pending else 0
+                self.wake.set()
+            return  # 100 = idle heartbeat
+        self.credit = max(0, self.credit - 1)
+        self.inflight += 1
+        previous = self.tails.get(key := self.key(msg))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.tails[key] = done
+        task = asyncio.create_task(self._run(msg, previous, done, key))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _run(
+        self, msg: Any, previous: asyncio.Future[None] | None, done: asyncio.Future[None], key: str
+    ) -> None:
+        try:
+            if previous is not None:
+                await asyncio.shield(previous)
+            try:
+                await self.handler(msg)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception(
+                    "handler failed; message will be redelivered",
+                    durable=self.durable,
+                    subject=msg.subject,
+                )
+                with contextlib.suppress(Exception):
+                    await msg.nak(delay=self.retry_delay)
+            else:
+                with contextlib.suppress(Exception):
+                    await msg.ack()
+        finally:
+            done.set_result(None)
+            if self.tails.get(key) is done:
+                del self.tails[key]
+            self.inflight -= 1
+            self.wake.set()
+
+
 async def run_consumer(
+    nc: Client,
     js: JetStreamContext,
     *,
     stream: str,
     durable: str,
     subject: str,
     handler: Handler,
-    key: Callable[[Any], str] = lambda msg: str(msg.subject),
-    batch: int = 256,
+    key: Callable[[Any], str] = _by_subject,
+    max_inflight: int = 256,
     ack_wait: float = 10.0,
     retry_delay: float = 0.5,
+    expires: float = 10.0,
     ready: asyncio.Event | None = None,
 ) -> None:
     config = ConsumerConfig(
@@ -46,44 +143,38 @@ async def run_consumer(
         deliver_policy=DeliverPolicy.ALL,
         ack_wait=ack_wait,
         max_deliver=-1,
-        max_ack_pending=10_000,
+        max_ack_pending=max(10_000, max_inflight),
         filter_subject=subject,
     )
-    sub = await js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
-    if ready is not None:
-        ready.set()
-
-    async def one(msg: Any) -> None:
-        try:
-            await handler(msg)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception(
-                "handler failed; message will be redelivered", durable=durable, subject=msg.subject
-            )
-            with contextlib.suppress(Exception):
-                await msg.nak(delay=retry_delay)
-            return
+    puller = _Puller(nc, js, stream, durable, handler, key, max_inflight, retry_delay, expires)
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox, cb=puller.on_msg)
+    try:
+        while True:
+            try:
+                await js.add_consumer(stream, config)
+            except Exception as exc:  # exists with another config, server away: keep trying
+                try:
+                    await js.consumer_info(stream, durable)
+                except Exception:
+                    log.warning("consumer not ready; retrying", durable=durable, error=str(exc))
+                    await asyncio.sleep(0.5)
+                    continue
+            if ready is not None:
+                ready.set()
+            puller.credit = 0
+            puller.last_seen = time.monotonic()
+            await puller.pull(inbox)
+            while True:
+                puller.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(puller.wake.wait(), expires / 2)
+                if puller.credit and time.monotonic() - puller.last_seen > expires:
+                    log.warning("pull consumer silent; pulling again", durable=durable)
+                    break  # no message, heartbeat or expiry: the pull is lost; start over
+                await puller.pull(inbox)
+    finally:
         with contextlib.suppress(Exception):
-            await msg.ack()
-
-    async def in_order(msgs: list[Any]) -> None:
-        for msg in msgs:
-            await one(msg)
-
-    while True:
-        try:
-            msgs = await sub.fetch(batch, timeout=1.0)
-        except (NatsTimeoutError, TimeoutError):
-            continue
-        except ConnectionClosedError:
-            return
-        except Exception as exc:  # a reconnect in progress, a consumer being recreated...
-            log.warning("fetch failed; retrying", durable=durable, error=str(exc))
-            await asyncio.sleep(0.5)
-            continue
-        groups: dict[str, list[Any]] = defaultdict(list)
-        for msg in msgs:
-            groups[key(msg)].append(msg)
-        await asyncio.gather(*(in_order(g) for g in groups.values()))
+            await sub.unsubscribe()
+        for task in list(puller.tasks):
+            task.cancel()

@@ -42,6 +42,7 @@ from projections.projector import Projector
 
 log = structlog.get_logger("dgdr.service")
 
+ROLES = frozenset({"requests", "projector", "reactor", "profiler"})
 DEAD_LETTER_STREAM = "DGDR_DEADLETTER"
 DEAD_LETTER_REASON = "Dgdr-Dead-Letter-Reason"
 
@@ -55,6 +56,8 @@ class ServiceConfig:
     cluster_nodes: int = 4
     cluster_gpus_per_node: int = 8
     cluster_gpu_product: str = "NVIDIA-H200-141GB-HBM3"
+    # Which parts run in this process; replicas may split them (e.g. profilers apart from intake).
+    roles: frozenset[str] = ROLES
 
 
 class NotARequest(Exception):
@@ -100,15 +103,19 @@ class Service:
             await projector.apply(decode_commit(msg))
 
         consumers = [
-            (s.REQUESTS_STREAM, "dgdr-service", f"{s.REQUESTS_PREFIX}.>", self._on_request),
-            (s.EVENTS_STREAM, "dgdr-projector", f"{s.EVENTS_PREFIX}.>", project),
-            (s.EVENTS_STREAM, "dgdr-reactor", f"{s.EVENTS_PREFIX}.>", reactor.on_message),
-            (s.JOBS_STREAM, "dgdr-profilers", f"{s.JOBS_PREFIX}.>", worker.on_message),
+            ("requests", s.REQUESTS_STREAM, "dgdr-service", s.REQUESTS_PREFIX, self._on_request),
+            ("projector", s.EVENTS_STREAM, "dgdr-projector", s.EVENTS_PREFIX, project),
+            ("reactor", s.EVENTS_STREAM, "dgdr-reactor", s.EVENTS_PREFIX, reactor.on_message),
+            ("profiler", s.JOBS_STREAM, "dgdr-profilers", s.JOBS_PREFIX, worker.on_message),
         ]
-        for stream, durable, subject, fn in consumers:
+        for role, stream, durable, prefix, fn in consumers:
+            if role not in self.config.roles:
+                continue
+            subject = f"{prefix}.>"
             ready = asyncio.Event()
             task = asyncio.create_task(
                 run_consumer(
+                    self.nc,
                     js,
                     stream=stream,
                     durable=durable,
@@ -125,7 +132,7 @@ class Service:
             )
             if task.done():
                 task.result()  # raise the start-up error
-        await self.cluster.start(reactor.observe)
+        await self.cluster.start(reactor.observe if "reactor" in self.config.roles else None)
         log.info("service started", url=self.config.connect.url, replica=self.replica)
 
     async def stop(self) -> None:

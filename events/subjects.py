@@ -7,6 +7,7 @@ character outside `[A-Za-z0-9-]` to `_XX` (its UTF-8 bytes in hex), `_` included
 
 from __future__ import annotations
 
+import functools
 import re
 
 EVENTS_STREAM = "DGDR_EVENTS"
@@ -20,11 +21,15 @@ JOBS_PREFIX = "dgdr.job"
 STATUS_BUCKET = "DGDR_STATUS"
 
 _SAFE = re.compile(r"[A-Za-z0-9-]")
+_ALL_SAFE = re.compile(r"[A-Za-z0-9-]+")
 
 
+@functools.lru_cache(maxsize=65536)
 def escape(token: str) -> str:
     if not token:
         return "_"
+    if _ALL_SAFE.fullmatch(token):
+        return token
     return "".join(
         c if _SAFE.fullmatch(c) else "".join(f"_{b:02X}" for b in c.encode()) for c in token
     )

@@ -43,9 +43,18 @@ def fold_commit(obj: dict[str, Any] | None, commit: Commit) -> dict[str, Any] | 
 
 
 class Projector:
-    def __init__(self, kv: KeyValue, store: EventStore) -> None:
+    def __init__(self, kv: KeyValue, store: EventStore, cache_size: int = 10_000) -> None:
         self.kv = kv
         self.store = store
+        # What this projector last wrote per key: saves a KV read when it is still current. A
+        # stale entry only costs a failed CAS and a re-read.
+        self._cache: dict[str, tuple[dict[str, Any] | None, int]] = {}
+        self._cache_size = cache_size
+
+    def _remember(self, key: str, obj: dict[str, Any] | None, revision: int) -> None:
+        if len(self._cache) >= self._cache_size:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[key] = (obj, revision)
 
     async def _read(self, key: str) -> tuple[dict[str, Any] | None, int]:
         """(object, KV revision); a deleted or missing key is (None, revision or 0)."""
@@ -59,10 +68,11 @@ class Projector:
     async def _write(self, key: str, obj: dict[str, Any] | None, revision: int) -> None:
         if obj is None:
             await self.kv.delete(key, last=revision)
+            self._cache.pop(key, None)
         elif revision:
-            await self.kv.update(key, encode(obj), last=revision)
+            self._remember(key, obj, await self.kv.update(key, encode(obj), last=revision))
         else:
-            await self.kv.create(key, encode(obj))
+            self._remember(key, obj, await self.kv.create(key, encode(obj)))
 
     async def _refold(self, commit: Commit) -> dict[str, Any] | None:
         agg = commit.aggregate
@@ -77,8 +87,13 @@ class Projector:
     async def apply(self, commit: Commit) -> None:
         agg = commit.aggregate
         key = s.status_key(agg.namespace, agg.name)
+        cached = self._cache.get(key)
         for _ in range(20):
-            current, revision = await self._read(key)
+            if cached is not None:
+                current, revision = cached
+                cached = None
+            else:
+                current, revision = await self._read(key)
             rv = resource_version(current)
             if current is not None and commit.seq <= rv:
                 return
@@ -99,6 +114,7 @@ class Projector:
             try:
                 await self._write(key, new, revision)
             except (KeyWrongLastSequenceError, KeyNotFoundError):
+                self._cache.pop(key, None)
                 continue
             log.debug(
                 "projected", namespace=agg.namespace, name=agg.name, uid=agg.uid, seq=commit.seq

@@ -10,7 +10,6 @@ the stream sequence of the last commit folded in.
 
 from __future__ import annotations
 
-import copy
 import json
 from typing import Any
 
@@ -84,6 +83,15 @@ def _phase(
     )
 
 
+def _copy_for_fold(obj: dict[str, Any]) -> dict[str, Any]:
+    """A copy deep enough for `_fold`, which only replaces values below metadata and status
+    (conditions are rebuilt by `set_condition`, never mutated), so the input stays untouched."""
+    status = dict(obj["status"])
+    if "conditions" in status:
+        status["conditions"] = list(status["conditions"])
+    return {**obj, "metadata": dict(obj["metadata"]), "status": status}
+
+
 def project(obj: dict[str, Any] | None, envelope: Envelope, seq: int) -> dict[str, Any] | None:
     p, at, t = envelope.payload, envelope.time, envelope.type
     if t == "Created":
@@ -110,7 +118,7 @@ def project(obj: dict[str, Any] | None, envelope: Envelope, seq: int) -> dict[st
     elif obj is None or t == "Deleted":
         return None
     else:
-        obj = copy.deepcopy(obj)
+        obj = _copy_for_fold(obj)
         _fold(obj, t, p, at)
     obj["metadata"]["resourceVersion"] = str(seq)
     return obj

@@ -1,0 +1,212 @@
+"""Benchmark: the service's command path against raw JetStream, measured in the same run.
+
+    uv run python bench/event_path.py [--dgdrs 600] [--inflight 32] [--raw 3000]
+
+One embedded nats-server. First the floor: raw JetStream publish+ack with per-subject optimistic
+concurrency (`Nats-Expected-Last-Subject-Sequence`), sequentially and with N publishers in flight.
+Then the service (`dgdr up --roles requests,projector` in its own process, as deployed) handling apply
+requests for many new DGDRs, N in flight: each is timed from publishing the request to its status
+being visible in KV at the accepted resourceVersion (apply → event → projected status). Reactors and
+profilers are not running, so only the command path is measured.
+
+A command costs at least an event append, a status write and a request ack (three raw publishes),
+so the goal is a service rate >= 1/3 of the raw rate at the same concurrency, and a single apply's
+round trip (publish → outcome) p50 within 3x one raw publish+ack. Ratios, not absolute numbers,
+are what carry between machines: both sides are measured here, now, on the same noisy machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import nats
+from nats.js.api import StorageType, StreamConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from dgdr.client import DgdrClient  # noqa: E402
+from events import subjects  # noqa: E402
+from events.connection import ConnectOptions  # noqa: E402
+from events.server import EmbeddedNatsServer  # noqa: E402
+
+SPEC = {
+    "model": "Qwen/Qwen3-0.6B",
+    "sla": {"ttft": 300, "itl": 20},
+    "hardware": {"gpuSku": "h200_sxm", "totalGpus": 8},
+}
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def raw_occ(url: str, total: int, inflight: int) -> tuple[float, list[float]]:
+    """msgs/s and per-publish latencies (s) of publish+ack with subject OCC, N publishers."""
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    stream = f"RAW{uuid.uuid4().hex[:8]}"
+    await js.add_stream(StreamConfig(name=stream, subjects=[f"{stream.lower()}.>"],
+                                     storage=StorageType.FILE))
+    payload = b"x" * 512
+    latencies: list[float] = []
+    per_worker = total // inflight
+
+    async def worker(w: int) -> None:
+        last: dict[str, int] = {}
+        for i in range(per_worker):
+            subject = f"{stream.lower()}.w{w}.s{i % 50}"
+            t0 = time.perf_counter()
+            ack = await js.publish(subject, payload, headers={
+                "Nats-Msg-Id": f"{w}-{i}",
+                "Nats-Expected-Last-Subject-Sequence": str(last.get(subject, 0))})
+            latencies.append(time.perf_counter() - t0)
+            last[subject] = ack.seq
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker(w) for w in range(inflight)))
+    elapsed = time.perf_counter() - t0
+    await js.delete_stream(stream)
+    await nc.close()
+    return per_worker * inflight / elapsed, latencies
+
+
+async def start_service(url: str) -> asyncio.subprocess.Process:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dgdr", "--server", url, "up", "--no-embedded",
+        "--roles", "requests,projector", "--log-level", "WARNING", cwd=ROOT,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    for _ in range(300):
+        try:
+            async with DgdrClient(ConnectOptions(url=url)) as c:
+                await c.list()
+                return proc
+        except Exception:
+            await asyncio.sleep(0.1)
+    raise RuntimeError("the service did not start")
+
+
+async def service_path(url: str, count: int, inflight: int, prefix: str
+                       ) -> tuple[float, list[float], list[float]]:
+    """DGDRs/s from request to projected status, round trips (s) to outcome and to projection."""
+    async with DgdrClient(ConnectOptions(url=url)) as c:
+        kv = await c.kv()
+        projected: dict[str, tuple[int, float]] = {}
+        waiters: dict[str, tuple[int, asyncio.Future[float]]] = {}
+
+        async def watch() -> None:
+            watcher = await kv.watch(f"{subjects.escape('bench')}.>")
+            while True:
+                entry = await watcher.updates(timeout=3600)  # type: ignore[no-untyped-call]
+                if entry is None or not entry.value:
+                    continue
+                rv = int(json.loads(entry.value)["metadata"]["resourceVersion"])
+                now = time.perf_counter()
+                projected[entry.key] = (rv, now)
+                want = waiters.get(entry.key)
+                if want and rv >= want[0] and not want[1].done():
+                    want[1].set_result(now)
+
+        watcher_task = asyncio.create_task(watch())
+        outcome_rtt: list[float] = []
+        full_rtt: list[float] = []
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        for i in range(count):
+            queue.put_nowait(f"{prefix}{i}")
+
+        async def worker() -> None:
+            loop = asyncio.get_running_loop()
+            while not queue.empty():
+                name = queue.get_nowait()
+                key = subjects.status_key("bench", name)
+                body = {"apiVersion": "nvidia.com/v1beta1",
+                        "kind": "DynamoGraphDeploymentRequest",
+                        "metadata": {"name": name, "namespace": "bench"}, "spec": SPEC}
+                t0 = time.perf_counter()
+                outcome = await c.submit("bench", name, body)
+                t1 = time.perf_counter()
+                assert outcome["status"] == "accepted", outcome
+                rv = int(outcome["resourceVersion"])
+                seen = projected.get(key)
+                if seen and seen[0] >= rv:
+                    done = seen[1]
+                else:
+                    fut: asyncio.Future[float] = loop.create_future()
+                    waiters[key] = (rv, fut)
+                    seen = projected.get(key)
+                    done = seen[1] if seen and seen[0] >= rv else await fut
+                outcome_rtt.append(t1 - t0)
+                full_rtt.append(max(done, t1) - t0)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(inflight)))
+        elapsed = time.perf_counter() - t0
+        watcher_task.cancel()
+        return count / elapsed, outcome_rtt, full_rtt
+
+
+async def main(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="dgdr-bench-") as tmp:
+        server = await EmbeddedNatsServer(tmp).start()
+        try:
+            await run(server.url, args)
+        finally:
+            await server.stop()
+
+
+async def run(url: str, args: argparse.Namespace) -> None:
+    n = args.inflight
+    await raw_occ(url, 500, 1)  # warm-up
+    raw_seq_rate, raw_seq_lat = await raw_occ(url, args.raw, 1)
+    raw_n_rate, _ = await raw_occ(url, args.raw * 2, n)
+    service = await start_service(url)
+    try:
+        await service_path(url, 50, 1, "warm")  # warm-up: connections, consumers, caches
+        svc_seq_rate, single_rtt, _ = await service_path(url, args.single, 1, "one")
+        svc_n_rate, _, full_n = await service_path(url, args.dgdrs, n, "many")
+    finally:
+        service.terminate()
+        await service.wait()
+    raw_p50 = statistics.median(raw_seq_lat)
+    single_p50 = statistics.median(single_rtt)
+    rows = [
+        ("raw publish+ack with subject OCC, sequential", f"{raw_seq_rate:,.0f} msg/s",
+         f"p50 {raw_p50 * 1e3:.3f} ms, p99 {pct(raw_seq_lat, 0.99) * 1e3:.3f} ms"),
+        (f"raw publish+ack with subject OCC, {n} in flight", f"{raw_n_rate:,.0f} msg/s", ""),
+        ("service apply, sequential (publish -> outcome)", f"{svc_seq_rate:,.0f} /s",
+         f"p50 {single_p50 * 1e3:.3f} ms, p99 {pct(single_rtt, 0.99) * 1e3:.3f} ms"),
+        (f"service apply -> event -> projected status, {n} in flight",
+         f"{svc_n_rate:,.0f} DGDR/s",
+         f"p50 {statistics.median(full_n) * 1e3:.1f} ms, p99 {pct(full_n, 0.99) * 1e3:.1f} ms"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"nats-server 2.15.1 embedded, {os.cpu_count()} CPUs; {args.dgdrs} DGDRs, "
+          f"{args.raw} raw publishes per run")
+    for label, rate, extra in rows:
+        print(f"  {label:<{width}}  {rate:>14}  {extra}")
+    rate_ratio = svc_n_rate / raw_n_rate
+    rtt_ratio = single_p50 / raw_p50
+    print(f"ratio service/raw rate at {n} in flight: {rate_ratio:.3f} "
+          f"(goal >= 0.333: {'met' if rate_ratio >= 1 / 3 else 'NOT met'})")
+    print(f"ratio single apply p50 / raw publish p50: {rtt_ratio:.2f}x "
+          f"(goal <= 3x: {'met' if rtt_ratio <= 3 else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dgdrs", type=int, default=600, help="DGDRs applied with N in flight")
+    parser.add_argument("--single", type=int, default=300, help="sequential applies")
+    parser.add_argument("--inflight", type=int, default=32)
+    parser.add_argument("--raw", type=int, default=3000, help="raw publishes per measurement")
+    asyncio.run(main(parser.parse_args()))
