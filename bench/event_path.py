@@ -27,7 +27,6 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import nats
 from nats.js.api import StorageType, StreamConfig
@@ -57,8 +56,9 @@ async def raw_occ(url: str, total: int, inflight: int) -> tuple[float, list[floa
     nc = await nats.connect(url)
     js = nc.jetstream()
     stream = f"RAW{uuid.uuid4().hex[:8]}"
-    await js.add_stream(StreamConfig(name=stream, subjects=[f"{stream.lower()}.>"],
-                                     storage=StorageType.FILE))
+    await js.add_stream(
+        StreamConfig(name=stream, subjects=[f"{stream.lower()}.>"], storage=StorageType.FILE)
+    )
     payload = b"x" * 512
     latencies: list[float] = []
     per_worker = total // inflight
@@ -68,9 +68,14 @@ async def raw_occ(url: str, total: int, inflight: int) -> tuple[float, list[floa
         for i in range(per_worker):
             subject = f"{stream.lower()}.w{w}.s{i % 50}"
             t0 = time.perf_counter()
-            ack = await js.publish(subject, payload, headers={
-                "Nats-Msg-Id": f"{w}-{i}",
-                "Nats-Expected-Last-Subject-Sequence": str(last.get(subject, 0))})
+            ack = await js.publish(
+                subject,
+                payload,
+                headers={
+                    "Nats-Msg-Id": f"{w}-{i}",
+                    "Nats-Expected-Last-Subject-Sequence": str(last.get(subject, 0)),
+                },
+            )
             latencies.append(time.perf_counter() - t0)
             last[subject] = ack.seq
 
@@ -84,9 +89,21 @@ async def raw_occ(url: str, total: int, inflight: int) -> tuple[float, list[floa
 
 async def start_service(url: str) -> asyncio.subprocess.Process:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "dgdr", "--server", url, "up", "--no-embedded",
-        "--roles", "requests,projector", "--log-level", "WARNING", cwd=ROOT,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "dgdr",
+        "--server",
+        url,
+        "up",
+        "--no-embedded",
+        "--roles",
+        "requests,projector",
+        "--log-level",
+        "WARNING",
+        cwd=ROOT,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
     for _ in range(300):
         try:
             async with DgdrClient(ConnectOptions(url=url)) as c:
@@ -97,8 +114,9 @@ async def start_service(url: str) -> asyncio.subprocess.Process:
     raise RuntimeError("the service did not start")
 
 
-async def service_path(url: str, count: int, inflight: int, prefix: str
-                       ) -> tuple[float, list[float], list[float]]:
+async def service_path(
+    url: str, count: int, inflight: int, prefix: str
+) -> tuple[float, list[float], list[float]]:
     """DGDRs/s from request to projected status, round trips (s) to outcome and to projection."""
     async with DgdrClient(ConnectOptions(url=url)) as c:
         kv = await c.kv()
@@ -130,9 +148,12 @@ async def service_path(url: str, count: int, inflight: int, prefix: str
             while not queue.empty():
                 name = queue.get_nowait()
                 key = subjects.status_key("bench", name)
-                body = {"apiVersion": "nvidia.com/v1beta1",
-                        "kind": "DynamoGraphDeploymentRequest",
-                        "metadata": {"name": name, "namespace": "bench"}, "spec": SPEC}
+                body = {
+                    "apiVersion": "nvidia.com/v1beta1",
+                    "kind": "DynamoGraphDeploymentRequest",
+                    "metadata": {"name": name, "namespace": "bench"},
+                    "spec": SPEC,
+                }
                 t0 = time.perf_counter()
                 outcome = await c.submit("bench", name, body)
                 t1 = time.perf_counter()
@@ -181,26 +202,40 @@ async def run(url: str, args: argparse.Namespace) -> None:
     raw_p50 = statistics.median(raw_seq_lat)
     single_p50 = statistics.median(single_rtt)
     rows = [
-        ("raw publish+ack with subject OCC, sequential", f"{raw_seq_rate:,.0f} msg/s",
-         f"p50 {raw_p50 * 1e3:.3f} ms, p99 {pct(raw_seq_lat, 0.99) * 1e3:.3f} ms"),
+        (
+            "raw publish+ack with subject OCC, sequential",
+            f"{raw_seq_rate:,.0f} msg/s",
+            f"p50 {raw_p50 * 1e3:.3f} ms, p99 {pct(raw_seq_lat, 0.99) * 1e3:.3f} ms",
+        ),
         (f"raw publish+ack with subject OCC, {n} in flight", f"{raw_n_rate:,.0f} msg/s", ""),
-        ("service apply, sequential (publish -> outcome)", f"{svc_seq_rate:,.0f} /s",
-         f"p50 {single_p50 * 1e3:.3f} ms, p99 {pct(single_rtt, 0.99) * 1e3:.3f} ms"),
-        (f"service apply -> event -> projected status, {n} in flight",
-         f"{svc_n_rate:,.0f} DGDR/s",
-         f"p50 {statistics.median(full_n) * 1e3:.1f} ms, p99 {pct(full_n, 0.99) * 1e3:.1f} ms"),
+        (
+            "service apply, sequential (publish -> outcome)",
+            f"{svc_seq_rate:,.0f} /s",
+            f"p50 {single_p50 * 1e3:.3f} ms, p99 {pct(single_rtt, 0.99) * 1e3:.3f} ms",
+        ),
+        (
+            f"service apply -> event -> projected status, {n} in flight",
+            f"{svc_n_rate:,.0f} DGDR/s",
+            f"p50 {statistics.median(full_n) * 1e3:.1f} ms, p99 {pct(full_n, 0.99) * 1e3:.1f} ms",
+        ),
     ]
     width = max(len(r[0]) for r in rows)
-    print(f"nats-server 2.15.1 embedded, {os.cpu_count()} CPUs; {args.dgdrs} DGDRs, "
-          f"{args.raw} raw publishes per run")
+    print(
+        f"nats-server 2.15.1 embedded, {os.cpu_count()} CPUs; {args.dgdrs} DGDRs, "
+        f"{args.raw} raw publishes per run"
+    )
     for label, rate, extra in rows:
         print(f"  {label:<{width}}  {rate:>14}  {extra}")
     rate_ratio = svc_n_rate / raw_n_rate
     rtt_ratio = single_p50 / raw_p50
-    print(f"ratio service/raw rate at {n} in flight: {rate_ratio:.3f} "
-          f"(goal >= 0.333: {'met' if rate_ratio >= 1 / 3 else 'NOT met'})")
-    print(f"ratio single apply p50 / raw publish p50: {rtt_ratio:.2f}x "
-          f"(goal <= 3x: {'met' if rtt_ratio <= 3 else 'NOT met'})")
+    print(
+        f"ratio service/raw rate at {n} in flight: {rate_ratio:.3f} "
+        f"(goal >= 0.333: {'met' if rate_ratio >= 1 / 3 else 'NOT met'})"
+    )
+    print(
+        f"ratio single apply p50 / raw publish p50: {rtt_ratio:.2f}x "
+        f"(goal <= 3x: {'met' if rtt_ratio <= 3 else 'NOT met'})"
+    )
 
 
 if __name__ == "__main__":

@@ -454,15 +454,15 @@ async def _follow(client: DgdrClient, name: str, timeout: float) -> dict[str, An
                 continue
             latest = obj
             st = obj.get("status", {})
-            succeeded = render.condition(obj, "Succeeded")
-            key = (st.get("phase"), st.get("profilingPhase"), succeeded.get("message"))
+            shown = "Profiling" if st.get("phase") == "Profiling" else "Succeeded"
+            message = render.condition(obj, shown).get("message", "")
+            key = (st.get("phase"), st.get("profilingPhase"), message)
             if key != last:
                 last = key
-                sub = f"/{st['profilingPhase']}" if st.get("profilingPhase") else ""
-                out.print(
-                    f"  [cyan]{st.get('phase', '')}{sub:<18}[/] {succeeded.get('message', '')}",
-                    markup=True,
+                where = st.get("phase", "") + (
+                    f"/{st['profilingPhase']}" if st.get("profilingPhase") else ""
                 )
+                out.print(f"  [cyan]{where:<28}[/] {message}", markup=True)
             if st.get("phase") in ("Deployed", "Failed"):
                 return
 

@@ -174,9 +174,14 @@ def fold(events: list[tuple[Event, str | None]], state: State | None = None) -> 
 
 
 def _check_edges(state: State, events: list[Event]) -> None:
-    s = state
+    """Every decided event must be a machine edge from where the previous one left (only the
+    machine state decides that, so chaining states is enough). A failure is a decider bug."""
+    current = state.machine_state
     for event in events:
-        s = evolve(s, event)  # raises InvalidHistory: a decider bug, never a user error
+        dest = machine.next_state(current, event.trigger)
+        if dest is None:
+            raise InvalidHistory(f"decided {event.type} in state {current}: not a machine edge")
+        current = dest
 
 
 def _not_found() -> Rejection:

@@ -76,6 +76,7 @@ class Service:
         self.handler: CommandHandler | None = None
         self.projector: Projector | None = None
         self.cluster: SimulatedCluster | None = None
+        self.discovered: dict[str, Any] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.replica = f"{socket.gethostname()}-{os.getpid()}"
 
@@ -95,6 +96,7 @@ class Service:
             gpus_per_node=self.config.cluster_gpus_per_node,
             gpu_product=self.config.cluster_gpu_product,
         )
+        self.discovered = self.cluster.discover_hardware()
         reactor = Reactor(self.handler, js, self.cluster)
         worker = ProfilingWorker(self.handler, step_delay=self.config.step_delay)
         projector = self.projector
@@ -233,7 +235,7 @@ class Service:
                 spec=body["spec"],
                 labels=meta.get("labels") or {},
                 annotations=meta.get("annotations") or {},
-                discovered_hardware=self.cluster.discover_hardware(),
+                discovered_hardware=self.discovered,
             )
             uid = meta.get("uid")
         outcome = await self.handler.handle(namespace, name, command, uid=uid)

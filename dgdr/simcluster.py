@@ -34,6 +34,7 @@ from nats.js.errors import (
 )
 from nats.js.kv import KeyValue
 
+from dgdr.spec import normalise_gpu_sku
 from events import subjects as s
 
 BUCKET = "DGDR_SIMCLUSTER"
@@ -78,8 +79,6 @@ class SimulatedCluster:
 
     def discover_hardware(self) -> dict[str, Any]:
         """What node labels would say (`nvidia.com/gpu.product`, `.count`, `.memory`)."""
-        from dgdr.spec import normalise_gpu_sku
-
         sku = normalise_gpu_sku(self.gpu_product)
         return {
             "gpuSku": sku.value if sku else None,

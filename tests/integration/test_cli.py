@@ -15,8 +15,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 async def dgdr(url: str, *args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "dgdr", "--server", url, *args, cwd=ROOT,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "dgdr",
+        "--server",
+        url,
+        *args,
+        cwd=ROOT,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     out, err = await proc.communicate(stdin)
@@ -32,14 +39,24 @@ async def test_kubectl_like_flow(running: Running) -> None:
     code, out, err = await dgdr(url, "apply", "-f", "examples/qwen3-0.6b.yaml")
     assert code == 0, err
     assert "dynamographdeploymentrequest/qwen3-0-6b created" in out
-    code, out, err = await dgdr(url, "wait", "qwen3-0-6b", "--for", "phase=Deployed",
-                                "--timeout", "60s")
+    code, out, err = await dgdr(
+        url, "wait", "qwen3-0-6b", "--for", "phase=Deployed", "--timeout", "60s"
+    )
     assert code == 0, err
 
     code, out, _ = await dgdr(url, "get")
     header, row = out.splitlines()[:2]
-    assert header.split() == ["NAME", "MODEL", "BACKEND", "PHASE", "PROFILING", "REASON",
-                              "MESSAGE", "DGD", "AGE"]
+    assert header.split() == [
+        "NAME",
+        "MODEL",
+        "BACKEND",
+        "PHASE",
+        "PROFILING",
+        "REASON",
+        "MESSAGE",
+        "DGD",
+        "AGE",
+    ]
     assert row.split()[:4] == ["qwen3-0-6b", "Qwen/Qwen3-0.6B", "vllm", "Deployed"]
     assert "qwen3-0-6b-dgd" in row
 
@@ -55,8 +72,14 @@ async def test_kubectl_like_flow(running: Running) -> None:
 
     code, out, _ = await dgdr(url, "describe", "qwen3-0-6b")
     assert code == 0
-    for part in ("Conditions:", "Events:", "DeploymentReady", "ProfilingJobCreated",
-                 "SpecGenerated", "Qwen/Qwen3-0.6B"):
+    for part in (
+        "Conditions:",
+        "Events:",
+        "DeploymentReady",
+        "ProfilingJobCreated",
+        "SpecGenerated",
+        "Qwen/Qwen3-0.6B",
+    ):
         assert part in out, part
 
     code, out, _ = await dgdr(url, "get", "-o", "yaml")
@@ -76,13 +99,15 @@ async def test_invalid_example_names_every_field_and_exits_1(running: Running) -
     assert code == 1
     assert "spec.sla.e2eLatency" in err and "spec.workload.concurrency" in err
     assert "Traceback" not in err
-    code, _, err = await dgdr(running.server.url, "wait", "invalid-sla", "--for",
-                              "phase=Deployed", "--timeout", "10s")
+    code, _, err = await dgdr(
+        running.server.url, "wait", "invalid-sla", "--for", "phase=Deployed", "--timeout", "10s"
+    )
     assert code == 1 and "ValidationFailed" in err
 
 
-async def test_user_mistakes_are_one_line_never_a_traceback(running: Running,
-                                                             tmp_path: Path) -> None:
+async def test_user_mistakes_are_one_line_never_a_traceback(
+    running: Running, tmp_path: Path
+) -> None:
     url = running.server.url
     nowhere = f"nats://127.0.0.1:{free_port()}"
     code, _, err = await dgdr(nowhere, "get")

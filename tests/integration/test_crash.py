@@ -29,9 +29,21 @@ class UpProcess:
     async def start(self) -> None:
         log = (self.data_dir / "up.log").open("ab")
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "dgdr", "up", "--data-dir", str(self.data_dir), "--port",
-            str(self.port), "--step-delay", "0.4", "--rollout-delay", "0.5",
-            stdout=log, stderr=log, start_new_session=True,
+            sys.executable,
+            "-m",
+            "dgdr",
+            "up",
+            "--data-dir",
+            str(self.data_dir),
+            "--port",
+            str(self.port),
+            "--step-delay",
+            "0.4",
+            "--rollout-delay",
+            "0.5",
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
         )
         log.close()
         for _ in range(200):
@@ -74,8 +86,9 @@ async def _until(client: DgdrClient, name: str, predicate: object) -> None:
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("moment", ["profiling", "deploying"])
-async def test_sigkill_and_restart_gives_the_undisturbed_history(up: UpProcess,
-                                                                  moment: str) -> None:
+async def test_sigkill_and_restart_gives_the_undisturbed_history(
+    up: UpProcess, moment: str
+) -> None:
     opts = ConnectOptions(url=up.url)
     async with DgdrClient(opts) as c:
         await c.apply(manifest("reference"))

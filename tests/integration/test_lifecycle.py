@@ -26,8 +26,11 @@ async def test_apply_reaches_deployed_and_kv_is_the_projection_of_the_history(
     assert st["profilingJobName"] == "profile-demo" and "profilingPhase" not in st
     assert st["observedGeneration"] == 1
     assert {c["type"]: c["status"] for c in st["conditions"]} == {
-        "Succeeded": "True", "Validation": "True", "Profiling": "True",
-        "SpecGenerated": "True", "DeploymentReady": "True",
+        "Succeeded": "True",
+        "Validation": "True",
+        "Profiling": "True",
+        "SpecGenerated": "True",
+        "DeploymentReady": "True",
     }
     assert st["profilingResults"]["selectedConfig"]["kind"] == "DynamoGraphDeployment"
     assert st["profilingResults"]["pareto"], "the Pareto front is empty"
@@ -187,8 +190,12 @@ async def test_a_dgd_that_is_not_ours_is_not_adopted(running: Running) -> None:
     c = running.client
     cluster = running.service.cluster
     assert cluster is not None
-    foreign = {"apiVersion": "nvidia.com/v1alpha1", "kind": "DynamoGraphDeployment",
-               "metadata": {"name": "taken-dgd", "namespace": "default"}, "spec": {}}
+    foreign = {
+        "apiVersion": "nvidia.com/v1alpha1",
+        "kind": "DynamoGraphDeployment",
+        "metadata": {"name": "taken-dgd", "namespace": "default"},
+        "spec": {},
+    }
     assert await cluster.apply_dgd(foreign, "someone-else") == "created"
     await c.apply(manifest("taken"))
     obj = await c.wait("taken", phase="Failed", timeout=30)
