@@ -125,8 +125,7 @@ async def service_path(
 
         async def watch() -> None:
             watcher = await kv.watch(f"{subjects.escape('bench')}.>")
-            while True:
-                entry = await watcher.updates(timeout=3600)  # type: ignore[no-untyped-call]
+            async for entry in watcher:
                 if entry is None or not entry.value:
                     continue
                 rv = int(json.loads(entry.value)["metadata"]["resourceVersion"])

@@ -25,13 +25,14 @@ from typing import Any
 import yaml
 from nats.aio.client import Client
 from nats.errors import NoRespondersError
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError, NotFoundError
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
 from dgdr.errors import ConfigurationError, RequestRejected, WaitTimeout
+from dgdr.spec import API_VERSION, KIND
 from events import subjects as s
 from events.connection import ConnectOptions, connect
-from events.jetstream import JetStreamEventStore
+from events.jetstream import JetStreamEventStore, bucket_keys
 
 NOT_RUNNING = "the dgdr service has not set up NATS at {url} yet: start it with `dgdr up`"
 
@@ -161,6 +162,28 @@ class DgdrClient:
             }
         return await self.submit(str(ns), name, manifest, request_id=request_id, timeout=timeout)
 
+    async def apply_spec(
+        self,
+        name: str,
+        spec: dict[str, Any],
+        *,
+        namespace: str | None = None,
+        labels: dict[str, str] | None = None,
+        request_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Apply a bare spec under `name` (the manifest around it is built here)."""
+        metadata: dict[str, Any] = {"name": name}
+        if labels:
+            metadata["labels"] = labels
+        manifest = {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": spec}
+        return await self.apply(manifest, namespace=namespace, request_id=request_id)
+
+    async def apply_file(
+        self, path: str | Path, *, namespace: str | None = None
+    ) -> builtins.list[dict[str, Any]]:
+        """Apply every document of a YAML/JSON file, in order; one outcome per document."""
+        return [await self.apply(doc, namespace=namespace) for doc in load_documents(path)]
+
     async def delete(
         self, name: str, *, namespace: str | None = None, request_id: str | None = None
     ) -> dict[str, Any]:
@@ -183,14 +206,12 @@ class DgdrClient:
     ) -> list[dict[str, Any]]:
         kv = await self.kv()
         prefix = None if all_namespaces else s.escape(namespace or self.namespace) + "."
-        try:
-            keys = await kv.keys()
-        except NoKeysError:
-            return []
+        del kv
+        keys = await bucket_keys(
+            self.nc.jetstream(), s.STATUS_BUCKET, f"{prefix}>" if prefix else ">"
+        )
         out = []
-        for key in sorted(keys):
-            if prefix and not key.startswith(prefix):
-                continue
+        for key in keys:
             ns, name = s.parse_status_key(key)
             obj = await self.get(name, namespace=ns)
             if obj is not None:
@@ -212,8 +233,7 @@ class DgdrClient:
             pattern = ">" if all_namespaces else f"{s.escape(namespace or self.namespace)}.>"
         watcher = await kv.watch(pattern)
         try:
-            while True:
-                entry = await watcher.updates(timeout=3600)  # type: ignore[no-untyped-call]
+            async for entry in watcher:  # not updates(timeout): see SimulatedCluster._watch
                 if entry is None:
                     continue
                 ns, nm = s.parse_status_key(entry.key)

@@ -167,8 +167,10 @@ async def run_consumer(
             await puller.pull(inbox)
             while True:
                 puller.wake.clear()
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(puller.wake.wait(), expires / 2)
+                    async with asyncio.timeout(expires / 2):
+                        await puller.wake.wait()
                 if puller.credit and time.monotonic() - puller.last_seen > expires:
                     log.warning("pull consumer silent; pulling again", durable=durable)
                     break  # no message, heartbeat or expiry: the pull is lost; start over

@@ -3,7 +3,8 @@
 Owns the decide/append loop around the pure decider, against any `EventStore`. It keeps a per-process
 cache of (state, version) per name; the cache is only a hint: a stale entry makes the append fail with
 `ConcurrencyConflict`, and the handler then reloads from the store and decides again (up to
-`max_attempts`). A name with no cached state is assumed new, so creating a DGDR costs one append.
+`max_attempts`). A name with no cached state is assumed new, so creating a DGDR costs one append;
+a refusal or a no-op decided on a cached or assumed state is confirmed on a fresh load first.
 
 Outcomes: `accepted` (events recorded, or nothing to record), `invalid` (recorded, but the spec failed
 validation: the DGDR exists in phase Failed and the field errors are returned), `rejected` (nothing
@@ -106,13 +107,16 @@ class CommandHandler:
                 current.aggregate is None or current.aggregate.uid != expected_uid
             )
 
+        # An unverified state (cached, or assumed new) is only trusted when the store confirms it:
+        # a stale one fails the append (conflict), and a refusal or a no-op decided on it is
+        # re-decided on a fresh load before it is answered.
         loaded = self._cache.get((namespace, name))
-        assumed = loaded is None and expected_uid is None
+        verified = False
         if loaded is None and expected_uid is None:
             # Assume the name is new: creating costs one append, and a conflict corrects it.
             loaded = Loaded(None, initial_state(), 0)
         elif loaded is None or other_incarnation(loaded):
-            loaded = await self.load(namespace, name)
+            loaded, verified = await self.load(namespace, name), True
         for attempt in range(self.max_attempts):
             if other_incarnation(loaded):
                 return Outcome(
@@ -125,9 +129,8 @@ class CommandHandler:
                 aggregate = AggregateId(namespace, name, uid or str(uuid.uuid4()))
                 state = initial_state()
             decision = decide(state, command)
-            if assumed and (isinstance(decision, Rejection) or not decision):
-                assumed = False
-                loaded = await self.load(namespace, name)
+            if not verified and (isinstance(decision, Rejection) or not decision):
+                loaded, verified = await self.load(namespace, name), True
                 continue
             if isinstance(decision, Rejection):
                 return Outcome(
@@ -160,8 +163,7 @@ class CommandHandler:
                     attempt=attempt,
                     command=command.id,
                 )
-                assumed = False
-                loaded = await self.load(namespace, name)
+                loaded, verified = await self.load(namespace, name), True
                 continue
             for event in decision:
                 state = evolve(state, event, command.id)

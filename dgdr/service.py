@@ -87,7 +87,7 @@ class Service:
         await self._ensure_dead_letter(js)
         store = JetStreamEventStore(self.nc, js)
         self.handler = CommandHandler(store)
-        self.projector = Projector(kv, store)
+        self.projector = Projector(js, kv, store)
         await self.projector.check_not_ahead()
         self.cluster = SimulatedCluster(
             js,
@@ -140,9 +140,10 @@ class Service:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._tasks:
+            _, stuck = await asyncio.wait(self._tasks, timeout=5)
+            for task in stuck:
+                log.error("consumer did not stop", task=task.get_name())
         self._tasks.clear()
         if self.cluster:
             await self.cluster.stop()

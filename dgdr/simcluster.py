@@ -15,7 +15,6 @@ reported as a `conflict` and left alone. All writes are compare-and-swap on the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -29,13 +28,13 @@ from nats.js.errors import (
     BucketNotFoundError,
     KeyNotFoundError,
     KeyWrongLastSequenceError,
-    NoKeysError,
     NotFoundError,
 )
 from nats.js.kv import KeyValue
 
 from dgdr.spec import normalise_gpu_sku
 from events import subjects as s
+from events.jetstream import bucket_keys
 
 BUCKET = "DGDR_SIMCLUSTER"
 OWNER_UID = "dgdr.nvidia.com/uid"
@@ -111,11 +110,11 @@ class SimulatedCluster:
             self._watch_task = asyncio.create_task(self._watch(kv, observe))
 
     async def stop(self) -> None:
-        for task in [*self._tasks, *([self._watch_task] if self._watch_task else [])]:
+        tasks = [*self._tasks, *([self._watch_task] if self._watch_task else [])]
+        for task in tasks:
             task.cancel()
-        for task in [*self._tasks, *([self._watch_task] if self._watch_task else [])]:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
         self._tasks.clear()
         self._watch_task = None
 
@@ -139,11 +138,8 @@ class SimulatedCluster:
         return json.loads(entry.value), int(entry.revision or 0)
 
     async def _all(self) -> dict[str, tuple[dict[str, Any], int]]:
-        kv = await self.open()
-        try:
-            keys = await kv.keys()
-        except NoKeysError:
-            return {}
+        await self.open()
+        keys = await bucket_keys(self.js, BUCKET)
         out = {}
         for key in keys:
             dgd, rev = await self._read(key)
@@ -239,11 +235,13 @@ class SimulatedCluster:
         while True:
             try:
                 watcher = await kv.watchall()
-                while True:
-                    entry = await watcher.updates(timeout=3600)  # type: ignore[no-untyped-call]
+                # `async for`, not `updates(timeout)`: that wraps wait_for, which can swallow a
+                # cancellation on Python 3.11 and leave stop() waiting forever.
+                async for entry in watcher:
                     if entry is None or not entry.value:
                         continue
                     await self._report(json.loads(entry.value), observe)
+                await asyncio.sleep(0.5)  # the watcher was stopped under us: watch again
             except asyncio.CancelledError:
                 raise
             except (TimeoutError, NotFoundError, ConnectionError) as exc:

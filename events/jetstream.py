@@ -134,6 +134,16 @@ async def ensure_layout(js: JetStreamContext) -> KeyValue:
         )
 
 
+async def bucket_keys(js: JetStreamContext, bucket: str, pattern: str = ">") -> list[str]:
+    """The keys of a KV bucket that have a value or a delete marker, sorted.
+
+    Read from the stream's subject index in one request; nats-py's `KeyValue.keys()` is a watch
+    that can wait forever for its end marker while the bucket is being written."""
+    prefix = f"$KV.{bucket}."
+    info = await js.stream_info(f"KV_{bucket}", subjects_filter=prefix + pattern)
+    return sorted(subject[len(prefix) :] for subject in (info.state.subjects or {}))
+
+
 def _decode(msg: Any) -> Commit:
     headers = msg.headers or {}
     return Commit.decode(

@@ -18,12 +18,14 @@ import json
 from typing import Any
 
 import structlog
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js import JetStreamContext
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from dgdr.errors import ProjectionAheadOfStore, StoreError
 from events import subjects as s
 from events.envelope import Commit
+from events.jetstream import bucket_keys
 from events.store import EventStore
 from projections.status import encode, project
 
@@ -43,7 +45,10 @@ def fold_commit(obj: dict[str, Any] | None, commit: Commit) -> dict[str, Any] | 
 
 
 class Projector:
-    def __init__(self, kv: KeyValue, store: EventStore, cache_size: int = 10_000) -> None:
+    def __init__(
+        self, js: JetStreamContext, kv: KeyValue, store: EventStore, cache_size: int = 10_000
+    ) -> None:
+        self.js = js
         self.kv = kv
         self.store = store
         # What this projector last wrote per key: saves a KV read when it is still current. A
@@ -125,10 +130,7 @@ class Projector:
         )
 
     async def values(self) -> dict[str, bytes]:
-        try:
-            keys = await self.kv.keys()
-        except NoKeysError:
-            return {}
+        keys = await bucket_keys(self.js, s.STATUS_BUCKET)
         out: dict[str, bytes] = {}
         for key in keys:
             current, _ = await self._read(key)

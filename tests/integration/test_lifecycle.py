@@ -232,3 +232,45 @@ async def test_two_replicas_share_the_work_without_duplicates(running: Running) 
             assert types.count("DeploymentCreated") == 1
     finally:
         await second.stop()
+
+
+async def test_client_applies_a_bare_spec_and_a_multi_document_file(
+    running: Running, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    c = running.client
+    spec = manifest("x")["spec"]
+    outcome = await c.apply_spec("from-spec", {**spec, "autoApply": False}, labels={"team": "a"})
+    assert outcome["status"] == "accepted"
+    obj = await c.wait("from-spec", phase="Ready", timeout=30)
+    assert obj["metadata"]["labels"] == {"team": "a"}
+    import yaml
+
+    docs = [manifest("doc-a", autoApply=False), manifest("doc-b", autoApply=False)]
+    path = tmp_path / "two.yaml"
+    path.write_text(yaml.safe_dump_all(docs))
+    outcomes = await c.apply_file(path)
+    assert [o["status"] for o in outcomes] == ["accepted", "accepted"]
+    names = [o["metadata"]["name"] for o in await c.list()]
+    assert {"doc-a", "doc-b", "from-spec"} <= set(names)
+
+
+async def test_watch_streams_every_change_of_one_dgdr(running: Running) -> None:
+    c = running.client
+    phases: list[str] = []
+
+    async def follow() -> None:
+        async for _, name, obj in c.watch("watched-live"):
+            assert name == "watched-live"
+            if obj is not None:
+                phase = obj["status"]["phase"]
+                if not phases or phases[-1] != phase:
+                    phases.append(phase)
+                if phase == "Deployed":
+                    return
+
+    task = asyncio.create_task(follow())
+    await asyncio.sleep(0.1)
+    await c.apply(manifest("watched-live"))
+    await asyncio.wait_for(task, 30)
+    assert phases[0] in ("Pending", "Profiling") and phases[-1] == "Deployed"
+    assert "Deploying" in phases
