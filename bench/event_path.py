@@ -87,7 +87,7 @@ async def raw_occ(url: str, total: int, inflight: int) -> tuple[float, list[floa
     return per_worker * inflight / elapsed, latencies
 
 
-async def start_service(url: str) -> asyncio.subprocess.Process:
+async def start_service(url: str, roles: str) -> asyncio.subprocess.Process:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -97,7 +97,7 @@ async def start_service(url: str) -> asyncio.subprocess.Process:
         "up",
         "--no-embedded",
         "--roles",
-        "requests,projector",
+        roles,
         "--log-level",
         "WARNING",
         cwd=ROOT,
@@ -190,14 +190,15 @@ async def run(url: str, args: argparse.Namespace) -> None:
     await raw_occ(url, 500, 1)  # warm-up
     raw_seq_rate, raw_seq_lat = await raw_occ(url, args.raw, 1)
     raw_n_rate, _ = await raw_occ(url, args.raw * 2, n)
-    service = await start_service(url)
+    services = [await start_service(url, roles) for roles in args.processes.split("/")]
     try:
         await service_path(url, 50, 1, "warm")  # warm-up: connections, consumers, caches
         svc_seq_rate, single_rtt, _ = await service_path(url, args.single, 1, "one")
         svc_n_rate, _, full_n = await service_path(url, args.dgdrs, n, "many")
     finally:
-        service.terminate()
-        await service.wait()
+        for service in services:
+            service.terminate()
+            await service.wait()
     raw_p50 = statistics.median(raw_seq_lat)
     single_p50 = statistics.median(single_rtt)
     rows = [
@@ -221,7 +222,7 @@ async def run(url: str, args: argparse.Namespace) -> None:
     width = max(len(r[0]) for r in rows)
     print(
         f"nats-server 2.15.1 embedded, {os.cpu_count()} CPUs; {args.dgdrs} DGDRs, "
-        f"{args.raw} raw publishes per run"
+        f"{args.raw} raw publishes per run; service processes: {args.processes}"
     )
     for label, rate, extra in rows:
         print(f"  {label:<{width}}  {rate:>14}  {extra}")
@@ -243,4 +244,9 @@ if __name__ == "__main__":
     parser.add_argument("--single", type=int, default=300, help="sequential applies")
     parser.add_argument("--inflight", type=int, default=32)
     parser.add_argument("--raw", type=int, default=3000, help="raw publishes per measurement")
+    parser.add_argument(
+        "--processes",
+        default="requests,projector",
+        help="service processes and their roles, '/'-separated (e.g. requests/projector)",
+    )
     asyncio.run(main(parser.parse_args()))
