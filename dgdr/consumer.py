@@ -5,10 +5,11 @@ is delivered the moment it is stored (no fetch round trip per batch), running th
 message, and acknowledging it. Messages that share a key (a DGDR name) run in arrival order; messages
 of different keys run concurrently, at most `max_inflight` at a time (the pull credit).
 
-Failure semantics: a handler that raises gets its message redelivered after `retry_delay` (nak with
-delay), so a transient failure is retried and never lost. Pull requests expire every `expires`
-seconds and are renewed; idle heartbeats detect a lost server or a deleted consumer, and the loop then
-re-creates the consumer and pulls again. The loop stops only when cancelled. A handler that wants to
+Failure semantics: a handler that raises gets its message redelivered (nak with a delay that doubles
+from `retry_delay` up to 30 s per delivery), so a transient failure is retried and never lost, and a
+message that keeps failing is retried slowly and logged each time rather than dropped. Pull requests
+expire every `expires` seconds and are renewed; idle heartbeats detect a lost server or a deleted
+consumer, and the loop then re-creates the consumer and pulls again. The loop stops only when cancelled. A handler that wants to
 drop a message acks or terms it itself and returns.
 """
 
@@ -29,6 +30,14 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 log = structlog.get_logger("dgdr.consumer")
 
 Handler = Callable[[Any], Awaitable[None]]
+MAX_RETRY_DELAY = 30.0
+
+
+def _delivery_count(msg: Any) -> int:
+    try:
+        return int(msg.metadata.num_delivered)
+    except Exception:
+        return 1
 
 
 def _by_subject(msg: Any) -> str:
@@ -104,13 +113,17 @@ class _Puller:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                attempt = _delivery_count(msg)
+                delay = min(MAX_RETRY_DELAY, self.retry_delay * 2 ** min(attempt - 1, 10))
                 log.exception(
                     "handler failed; message will be redelivered",
                     durable=self.durable,
                     subject=msg.subject,
+                    attempt=attempt,
+                    retry_in=delay,
                 )
                 with contextlib.suppress(Exception):
-                    await msg.nak(delay=self.retry_delay)
+                    await msg.nak(delay=delay)
             else:
                 with contextlib.suppress(Exception):
                     await msg.ack()
