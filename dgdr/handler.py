@@ -14,6 +14,7 @@ recorded; reason and message say why).
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -66,10 +67,13 @@ class Loaded:
 
 
 class CommandHandler:
-    def __init__(self, store: EventStore, *, max_attempts: int = 8) -> None:
+    def __init__(
+        self, store: EventStore, *, max_attempts: int = 8, cache_size: int = 10_000
+    ) -> None:
         self.store = store
         self.max_attempts = max_attempts
-        self._cache: dict[tuple[str, str], Loaded] = {}
+        self._cache: OrderedDict[tuple[str, str], Loaded] = OrderedDict()
+        self.cache_size = cache_size
 
     async def load(self, namespace: str, name: str) -> Loaded:
         """The current incarnation of a name, folded from the store (and cached)."""
@@ -82,11 +86,16 @@ class CommandHandler:
                 for env in commit.envelopes:
                     state = evolve(state, env.event, env.causation_id)
             loaded = Loaded(last.aggregate, state, last.seq)
-        self._cache[(namespace, name)] = loaded
+        self._remember(namespace, name, loaded)
         return loaded
 
-    def forget(self, namespace: str, name: str) -> None:
-        self._cache.pop((namespace, name), None)
+    def _remember(self, namespace: str, name: str, loaded: Loaded) -> None:
+        """Least-recently-used cache of states: a hint, bounded so memory does not grow with the
+        number of DGDRs ever seen."""
+        self._cache[(namespace, name)] = loaded
+        self._cache.move_to_end((namespace, name))
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
 
     async def handle(
         self,
@@ -167,7 +176,7 @@ class CommandHandler:
                 continue
             for event in decision:
                 state = evolve(state, event, command.id)
-            self._cache[(namespace, name)] = Loaded(aggregate, state, seq)
+            self._remember(namespace, name, Loaded(aggregate, state, seq))
             types = tuple(e.type for e in decision)
             invalid = [e for e in decision if isinstance(e, ValidationFailed)]
             commit = Commit(
