@@ -1,8 +1,10 @@
 """GPU and model catalogs, shipped as JSON under `sim/data/` and read with importlib.resources.
 
 Owns: the `Gpu` and `ModelArch` records, loading and checking the two data files, deriving the
-quantities the roofline needs (parameter count, weight bytes, KV-cache bytes per token), and
-resolving a model id or GPU SKU to its record.
+quantities the roofline needs (stored and per-token active parameter counts for dense and MoE
+models, dtype-aware weight bytes (bf16 / fp8 / mxfp4 experts), KV-cache bytes per token for GQA and
+MLA), and resolving a model id or GPU SKU to its record. Model entries may omit the MoE / MLA /
+weight_dtype fields (dense bf16 defaults).
 
 Failure semantics: the data files are part of the package, so a malformed file is a bug and raises
 `ValueError` at load time (tests load both). Looking up a model or SKU that is not in the catalog
@@ -11,6 +13,7 @@ raises `ProfilingError("Initializing", ...)` naming the known ids. Nothing here 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from functools import cache
@@ -22,6 +25,8 @@ from dgdr.spec import GPU_SKUS, normalise_gpu_sku
 from ._errors import ProfilingError
 
 BYTES_PER_PARAM = 2  # bf16 / fp16 weights and KV cache
+# Bytes per stored weight by checkpoint dtype. mxfp4: 4-bit values + one 8-bit scale per 32 values.
+WEIGHT_BYTES = {"bf16": 2.0, "fp8": 1.0, "mxfp4": 4.25 / 8.0}
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,7 @@ class Gpu:
     id: str
     name: str
     dense_bf16_tflops: float
+    dense_fp8_tflops: float | None  # None: no fp8 tensor cores
     memory_gb: float
     memory_bandwidth_gbps: float
     interconnect: str  # "nvlink" | "pcie" | "infinity_fabric"
@@ -39,6 +45,8 @@ class Gpu:
 
 @dataclass(frozen=True)
 class ModelArch:
+    """One decoder-only architecture. MoE fields are 0 for dense models, MLA ranks 0 without MLA."""
+
     id: str
     num_hidden_layers: int
     hidden_size: int
@@ -51,14 +59,92 @@ class ModelArch:
     tie_word_embeddings: bool
     torch_dtype: str
     source: str
+    num_experts: int = 0  # routed experts per MoE layer
+    num_experts_per_tok: int = 0  # top-k
+    num_shared_experts: int = 0  # always-active experts (DeepSeek)
+    moe_intermediate_size: int = 0
+    first_k_dense_replace: int = 0  # leading layers with a dense MLP (DeepSeek)
+    q_lora_rank: int = 0
+    kv_lora_rank: int = 0
+    qk_rope_head_dim: int = 0
+    qk_nope_head_dim: int = 0
+    v_head_dim: int = 0
+    weight_dtype: str = "bf16"  # "bf16" | "fp8" | "mxfp4" (mxfp4: routed expert weights only)
+
+    @property
+    def is_moe(self) -> bool:
+        return self.num_experts > 0
+
+    @property
+    def is_mla(self) -> bool:
+        return self.kv_lora_rank > 0
+
+    @property
+    def moe_layers(self) -> int:
+        return self.num_hidden_layers - self.first_k_dense_replace if self.is_moe else 0
+
+    @property
+    def dense_layers(self) -> int:
+        return self.num_hidden_layers - self.moe_layers
+
+    @property
+    def attn_params(self) -> int:
+        """Attention weights of one layer: Q, K, V, O (MLA: the low-rank down/up projections)."""
+        h, heads = self.hidden_size, self.num_attention_heads
+        if self.is_mla:
+            qk = self.qk_nope_head_dim + self.qk_rope_head_dim
+            q = (
+                h * self.q_lora_rank + self.q_lora_rank * heads * qk
+                if self.q_lora_rank
+                else h * heads * qk
+            )
+            kv_a = h * (self.kv_lora_rank + self.qk_rope_head_dim)
+            kv_b = self.kv_lora_rank * heads * (self.qk_nope_head_dim + self.v_head_dim)
+            return q + kv_a + kv_b + heads * self.v_head_dim * h
+        return h * self.head_dim * (2 * heads + 2 * self.num_key_value_heads)
+
+    @property
+    def expert_params(self) -> int:
+        """One expert's gated MLP."""
+        return 3 * self.hidden_size * self.moe_intermediate_size
+
+    @property
+    def dense_mlp_params(self) -> int:
+        return 3 * self.hidden_size * self.intermediate_size
+
+    @property
+    def routed_expert_params(self) -> int:
+        """Every routed expert of every MoE layer (the weights EP spreads)."""
+        return self.moe_layers * self.num_experts * self.expert_params
+
+    @property
+    def non_expert_body_params(self) -> int:
+        """Decoder-layer weights other than routed experts: attention, dense MLPs, shared experts,
+        routers."""
+        moe_extra = (
+            self.num_shared_experts * self.expert_params + self.hidden_size * self.num_experts
+        )
+        return (
+            self.num_hidden_layers * self.attn_params
+            + self.dense_layers * self.dense_mlp_params
+            + self.moe_layers * moe_extra
+        )
+
+    @property
+    def active_body_params(self) -> int:
+        """Decoder-layer weights one token multiplies: top-k routed + shared experts for MoE."""
+        routed = self.moe_layers * self.num_experts_per_tok * self.expert_params
+        return self.non_expert_body_params + routed
 
     @property
     def layer_params(self) -> int:
-        """Weights of one decoder layer: Q, K, V, O projections and gated MLP (norms ignored)."""
-        h, d = self.hidden_size, self.head_dim
-        attn = h * d * (2 * self.num_attention_heads + 2 * self.num_key_value_heads)
-        mlp = 3 * h * self.intermediate_size
-        return attn + mlp
+        """Mean stored weights of one decoder layer (norms ignored)."""
+        return (self.non_expert_body_params + self.routed_expert_params) // self.num_hidden_layers
+
+    @property
+    def active_layer_params(self) -> float:
+        """Mean weights one token multiplies per decoder layer (equals `layer_params` if dense)."""
+        return self.active_body_params / self.num_hidden_layers
 
     @property
     def embedding_params(self) -> int:
@@ -73,18 +159,48 @@ class ModelArch:
     def params(self) -> int:
         """Stored parameters (a tied lm_head is not counted twice)."""
         head = 0 if self.tie_word_embeddings else self.lm_head_params
-        return self.num_hidden_layers * self.layer_params + self.embedding_params + head
+        return (
+            self.non_expert_body_params + self.routed_expert_params + self.embedding_params + head
+        )
+
+    @property
+    def active_params(self) -> int:
+        head = 0 if self.tie_word_embeddings else self.lm_head_params
+        return self.active_body_params + self.embedding_params + head
+
+    @property
+    def expert_weight_bytes_per_param(self) -> float:
+        return WEIGHT_BYTES[self.weight_dtype]
+
+    @property
+    def body_weight_bytes_per_param(self) -> float:
+        """Attention / dense weights: fp8 checkpoints quantize them too, mxfp4 only the experts."""
+        return WEIGHT_BYTES["fp8"] if self.weight_dtype == "fp8" else WEIGHT_BYTES["bf16"]
+
+    @property
+    def vocab_weight_bytes(self) -> float:
+        """Embedding + lm_head (kept in bf16 by every checkpoint here)."""
+        head = 0 if self.tie_word_embeddings else self.lm_head_params
+        return (self.embedding_params + head) * float(BYTES_PER_PARAM)
 
     @property
     def weight_bytes(self) -> int:
-        return self.params * BYTES_PER_PARAM
+        body = self.non_expert_body_params * self.body_weight_bytes_per_param
+        experts = self.routed_expert_params * self.expert_weight_bytes_per_param
+        return round(body + experts + self.vocab_weight_bytes)
+
+    @property
+    def kv_elements_per_token_per_layer(self) -> int:
+        """Cached elements per token per layer, unsharded: K and V of every KV head, or MLA's
+        compressed latent plus the decoupled RoPE key."""
+        if self.is_mla:
+            return self.kv_lora_rank + self.qk_rope_head_dim
+        return 2 * self.num_key_value_heads * self.head_dim
 
     @property
     def kv_bytes_per_token(self) -> int:
-        """K and V for every layer, all KV heads, for one token (unsharded)."""
-        return (
-            2 * self.num_hidden_layers * self.num_key_value_heads * self.head_dim * BYTES_PER_PARAM
-        )
+        """KV cache of every layer for one token (unsharded)."""
+        return self.num_hidden_layers * self.kv_elements_per_token_per_layer * BYTES_PER_PARAM
 
 
 def _read(name: str) -> Any:
@@ -93,6 +209,9 @@ def _read(name: str) -> Any:
 
 _GPU_FIELDS = set(Gpu.__dataclass_fields__)
 _MODEL_FIELDS = set(ModelArch.__dataclass_fields__)
+_MODEL_REQUIRED = {
+    name for name, f in ModelArch.__dataclass_fields__.items() if f.default is dataclasses.MISSING
+}
 
 
 @cache
@@ -104,6 +223,8 @@ def gpus() -> dict[str, Gpu]:
             raise ValueError(f"gpus.json entry {raw.get('id')!r}: fields {sorted(raw)}")
         gpu = Gpu(**raw)
         numbers = (gpu.dense_bf16_tflops, gpu.memory_gb, gpu.memory_bandwidth_gbps)
+        if gpu.dense_fp8_tflops is not None and gpu.dense_fp8_tflops < gpu.dense_bf16_tflops:
+            raise ValueError(f"gpus.json entry {gpu.id!r}: fp8 peak below bf16 peak")
         if min(*numbers, gpu.interconnect_gbps, gpu.gpus_per_node) <= 0:
             raise ValueError(f"gpus.json entry {gpu.id!r}: every figure must be positive")
         out[gpu.id] = gpu
@@ -117,9 +238,18 @@ def models() -> dict[str, ModelArch]:
     """Every model in the catalog, keyed by its Hugging Face id."""
     out: dict[str, ModelArch] = {}
     for raw in _read("models.json")["models"]:
-        if set(raw) != _MODEL_FIELDS:
+        if not _MODEL_REQUIRED <= set(raw) <= _MODEL_FIELDS:
             raise ValueError(f"models.json entry {raw.get('id')!r}: fields {sorted(raw)}")
-        out[raw["id"]] = ModelArch(**raw)
+        model = ModelArch(**raw)
+        if model.weight_dtype not in WEIGHT_BYTES:
+            raise ValueError(f"models.json entry {model.id!r}: weight_dtype {model.weight_dtype!r}")
+        if model.is_moe and not (
+            0 < model.num_experts_per_tok <= model.num_experts and model.moe_intermediate_size > 0
+        ):
+            raise ValueError(f"models.json entry {model.id!r}: inconsistent MoE fields")
+        if model.is_mla and not (model.qk_rope_head_dim > 0 and model.v_head_dim > 0):
+            raise ValueError(f"models.json entry {model.id!r}: inconsistent MLA fields")
+        out[model.id] = model
     return out
 
 

@@ -34,3 +34,14 @@ class ProfilingError(Exception):
 
     def __str__(self) -> str:
         return f"{self.sub_phase}: {self.message}"
+
+
+class EstimateError(ValueError):
+    """`sim.estimate` was given an argument it cannot use; `argument` names it and the message
+    lists the valid values."""
+
+    argument: str
+
+    def __init__(self, argument: str, message: str) -> None:
+        super().__init__(f"{argument}: {message}")
+        self.argument = argument

@@ -61,7 +61,10 @@ def usable_bytes(gpu: Gpu, vram_mb: float | None = None) -> float:
 
 
 def kv_bytes_per_token_per_gpu(model: ModelArch, tp: IntArray) -> FloatArray:
-    """KV heads are sharded over TP and replicated when TP exceeds their number."""
+    """KV heads are sharded over TP and replicated when TP exceeds their number; an MLA latent
+    cache is replicated on every TP rank."""
+    if model.is_mla:
+        return np.full(np.shape(tp), float(model.kv_bytes_per_token), dtype=np.float64)
     heads = np.ceil(model.num_key_value_heads / tp)
     per_head = 2 * model.num_hidden_layers * model.head_dim * 2
     return np.asarray(heads * per_head, dtype=np.float64)
@@ -95,7 +98,7 @@ def prefill_ms(model: ModelArch, gpu: Gpu, tp: IntArray, isl: FloatArray | float
     tokens = np.asarray(isl, dtype=np.float64)
     L, hd = model.num_hidden_layers, model.num_attention_heads * model.head_dim
     flops = (
-        2.0 * L * model.layer_params * tokens
+        2.0 * L * model.active_layer_params * tokens
         + 2.0 * model.lm_head_params
         + 2.0 * L * tokens**2 * hd
     ) / tpf
@@ -115,7 +118,7 @@ def decode_step_ms(
     admitted = b / osl  # prompts prefilled per step in steady state
     tokens = b + admitted * isl
     flops = (
-        2.0 * L * model.layer_params * tokens
+        2.0 * L * model.active_layer_params * tokens
         + 2.0 * model.lm_head_params * (b + admitted)
         + 4.0 * L * b * context * hd
         + admitted * 2.0 * L * isl**2 * hd

@@ -89,7 +89,8 @@ def _fit_error(
     need = grid.weights_gb_per_gpu[i] + grid.kv_gb_per_sequence_per_gpu[i]
     return ProfilingError(
         "SelectingConfig",
-        f"{model.id} does not fit: it needs {model.weight_bytes / 1e9:.1f} GB of bf16 weights "
+        f"{model.id} does not fit: it needs {model.weight_bytes / 1e9:.1f} GB of "
+        f"{model.weight_dtype} weights "
         f"+ {grid.kv_gb_per_sequence_per_gpu[i] * tp:.2f} GB of KV cache for one "
         f"{isl + osl}-token sequence, i.e. {need:.1f} GB per GPU at TP {tp}, but only "
         f"{per_gpu:.1f} GB per GPU is usable ({HBM_UTILISATION:.0%} of {hbm:.0f} GB on {gpu.id}; "

@@ -1,0 +1,460 @@
+"""`estimate()`: one (model, GPU, backend, TP/PP/EP, batch, isl, osl) point, dense, MoE and MLA.
+
+Owns: the per-forward-pass latency model, the per-GPU memory model and argument checking for the
+public `sim.estimate`. Every constant below is an assumption (first-order roofline); calibration
+against AIConfigurator's measured-silicon database is a later step.
+
+Parallelism. A worker has `tp * pp` GPUs: `pp` pipeline stages of `tp` GPUs each. Attention and
+dense MLPs (and DeepSeek's shared experts) are tensor-parallel over the stage's `tp` GPUs. Routed
+experts are spread over the same `tp` GPUs as `ep` expert groups x `tp/ep` expert-TP shards (TRT-LLM's
+`moe_ep_size * moe_tp_size == tp_size`), so `ep` must divide `tp` and the number of experts. Expert
+weights per GPU are therefore all experts / tp whatever `ep` is; `ep` changes the communication.
+Layers split over stages as ceil(layers / pp) on the bottleneck stage.
+
+One stage forward over `T` new tokens (all figures per GPU, numpy-broadcast over T / context):
+- GEMMs: `2 * active params * T / tp` FLOPs (MoE: attention + dense/shared + top-k experts; the
+  lm_head only for the sequences' last tokens) at `COMPUTE_EFF` of the dense bf16 peak, or of the fp8
+  peak when the checkpoint is fp8 and the GPU has fp8 (mxfp4 experts compute at bf16: W4A16), never
+  faster than reading the weights at `MEMORY_EFF` of HBM bandwidth. Weights read: attention, dense
+  and shared weights / tp, plus the routed experts the batch touches: a batch of `T` tokens with
+  top-k routing over `E` experts touches `E * (1 - (1 - k/E)**T)` distinct experts in expectation.
+- attention: FLOPs per (query, key) pair per layer `2 * heads * (d_qk + d_v)` over tp (MLA prefill:
+  d_qk = nope + rope, d_v = v_head_dim; MLA decode in the absorbed form: d_qk = kv_lora + rope,
+  d_v = kv_lora), causal prefill `isl * (isl + 1) / 2` pairs per prompt; KV read/written per token
+  `layers * kv elements * 2 B` (GQA: ceil(kv_heads / tp) heads per GPU; MLA: the
+  `kv_lora_rank + qk_rope_head_dim` latent, replicated on every TP rank); bf16 peak, same roofline.
+- communication: per layer a ring all-reduce of `T * hidden * 2 B` after attention and after the
+  MLP over `tp` (`2 (tp-1)/tp * bytes` at half the bidirectional link figure times `LINK_EFF`, plus
+  a fixed latency per call). MoE layers with `ep > 1` replace the MLP all-reduce by an all-to-all
+  dispatch + combine of `2 * T * k * hidden * act_bytes * (ep-1)/ep**2` bytes per GPU (each EP rank
+  routes its 1/ep share of the tokens; act_bytes 1 for fp8 models, else 2) plus an all-reduce over
+  the `tp/ep` expert-TP group when that is > 1.
+- overhead: a per-step `step_overhead_ms` plus `layer_overhead_ms` per layer (per backend).
+
+Pipeline: a step of `b` sequences runs as `m = min(b, pp)` micro-batches; a token's step latency is
+`pp * stage(b/m) + (pp-1) * handoff` where a handoff sends the micro-batch's activations to the
+next stage (fixed latency + bytes at the one-way link rate). Static prefill adds the pipeline fill:
+`(m + pp - 1) * stage(b/m) + (pp-1) * handoff`.
+
+Modes.
+- static: TTFT = prefill of all `batch_size` prompts; ITL = mean decode step over the `osl - 1`
+  steps as context grows from isl + 1 to isl + osl - 1 (at most `MAX_ITL_SAMPLES` evenly spaced
+  steps are evaluated); tokens/s/GPU = batch * osl / (TTFT + (osl-1) ITL) / GPUs.
+- agg (steady-state in-flight batching at concurrency `batch_size`): every step carries the
+  `batch/osl` prompts admitted per step (their prefill amortised into the step) and decodes `batch`
+  sequences at the mean context `isl + osl/2`; ITL = that step. TTFT = prefill of one prompt alone
+  plus the wait for the in-flight step, `step * (batch-1)/batch`. tokens/s/GPU = batch / step / GPUs
+  (ITL is reported as 0 when osl is 1). The lm_head is charged to the bottleneck stage.
+
+Memory per GPU: weights + activation reserve (`ACTIVATION_BASE_GB` + `MAX_NUM_TOKENS * hidden * 2 B
+* ACTIVATION_COPIES`, chunked-prefill budget of the runtime) + KV for `batch * (isl + osl)` tokens;
+`fits` when that is at most `HBM_UTILISATION` of HBM (i.e. `batch_size <= max_batch_size`).
+
+Not modelled: inter-node links (TP/EP beyond a node uses the intra-node figures), attention DP,
+fp8 KV cache, EP load imbalance, gpt-oss sliding-window layers, speculative decoding / MTP.
+
+Failure semantics: bad arguments raise `EstimateError` (a `ValueError`) naming the argument and the
+valid values; for valid arguments every output is finite.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from dgdr.spec import GPU_SKUS, normalise_gpu_sku
+
+from ._catalog import BYTES_PER_PARAM, Gpu, ModelArch, gpus, models
+from ._errors import EstimateError
+from ._roofline import ALLREDUCE_LATENCY_US, HBM_UTILISATION, LINK_EFF
+
+FloatArray = NDArray[np.float64]
+
+MODES = ("static", "agg")
+MAX_ITL_SAMPLES = 1024
+ACTIVATION_BASE_GB = 1.0
+MAX_NUM_TOKENS = 8192
+ACTIVATION_COPIES = 16
+
+
+@dataclass(frozen=True)
+class BackendProfile:
+    """Per-backend scaling of the roofline (assumptions until calibrated against AIC)."""
+
+    compute_eff: float  # fraction of peak tensor FLOP/s reached by GEMMs and attention
+    memory_eff: float  # fraction of peak HBM bandwidth reached by weight / KV reads
+    step_overhead_ms: float  # scheduler + sampling + launch per step
+    layer_overhead_ms: float  # per decoder layer per step (kernel launches, norms, rope)
+
+
+BACKENDS: dict[str, BackendProfile] = {
+    "trtllm": BackendProfile(0.55, 0.75, 1.0, 0.015),
+    "vllm": BackendProfile(0.5, 0.7, 1.5, 0.02),
+    "sglang": BackendProfile(0.5, 0.72, 1.3, 0.02),
+}
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One estimated operating point; times in ms, memory in GB (1e9 B) per GPU."""
+
+    model: str
+    gpu_sku: str
+    backend: str
+    mode: str
+    tp: int
+    pp: int
+    ep: int
+    batch_size: int
+    isl: int
+    osl: int
+    num_gpus: int
+    ttft_ms: float
+    itl_ms: float  # 0.0 when osl == 1 (no decode step)
+    request_latency_ms: float  # ttft + (osl - 1) * itl
+    tokens_per_s_per_gpu: float
+    tokens_per_s_per_user: float  # 1000 / itl (1000 / ttft when osl == 1)
+    memory_gb: float  # weights + activation reserve + KV for batch_size * (isl + osl) tokens
+    weights_gb: float
+    kv_cache_gb: float
+    max_batch_size: int  # sequences of isl + osl tokens whose KV fits next to the weights
+    fits: bool
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Per-GPU quantities of one parallel configuration (bottleneck pipeline stage)."""
+
+    model: ModelArch
+    gpu: Gpu
+    backend: BackendProfile
+    tp: int
+    pp: int
+    ep: int
+    stage_layers: int
+    share: float  # stage_layers / layers
+    non_expert_bytes: float  # attention, dense MLP, shared experts, routers (per GPU)
+    expert_bytes_each: float  # one routed expert of one layer, per GPU (/ tp)
+    stage_moe_layers: float
+    head_bytes: float  # lm_head read per decode step (per GPU)
+    weights_bytes: float
+    kv_bytes_per_token: float  # per GPU, stage layers
+    linear_tflops: float
+    act_bytes: float
+
+
+def _plan(model: ModelArch, gpu: Gpu, backend: str, tp: int, pp: int, ep: int) -> _Plan:
+    L = model.num_hidden_layers
+    stage_layers = math.ceil(L / pp)
+    share = stage_layers / L
+    body_bpp = model.body_weight_bytes_per_param
+    non_expert = model.non_expert_body_params * body_bpp * share / tp
+    expert_each = model.expert_params * model.expert_weight_bytes_per_param / tp
+    stage_moe_layers = model.moe_layers * share
+    experts_all = stage_moe_layers * model.num_experts * expert_each
+    head = model.lm_head_params * float(BYTES_PER_PARAM) / tp
+    vocab = model.vocab_weight_bytes / tp
+    if pp > 1:  # embedding on the first stage, lm_head on the last
+        vocab = model.embedding_params * float(BYTES_PER_PARAM) / tp
+    if model.is_mla:
+        kv_elems = float(model.kv_elements_per_token_per_layer)
+    else:
+        kv_elems = 2.0 * math.ceil(model.num_key_value_heads / tp) * model.head_dim
+    fp8 = model.weight_dtype == "fp8" and gpu.dense_fp8_tflops is not None
+    linear = gpu.dense_fp8_tflops if fp8 and gpu.dense_fp8_tflops else gpu.dense_bf16_tflops
+    return _Plan(
+        model=model,
+        gpu=gpu,
+        backend=BACKENDS[backend],
+        tp=tp,
+        pp=pp,
+        ep=ep,
+        stage_layers=stage_layers,
+        share=share,
+        non_expert_bytes=non_expert,
+        expert_bytes_each=expert_each,
+        stage_moe_layers=stage_moe_layers,
+        head_bytes=head,
+        weights_bytes=non_expert + experts_all + vocab,
+        kv_bytes_per_token=stage_layers * kv_elems * BYTES_PER_PARAM,
+        linear_tflops=linear,
+        act_bytes=1.0 if model.weight_dtype == "fp8" else 2.0,
+    )
+
+
+def touched_experts(num_experts: int, top_k: int, tokens: ArrayLike) -> FloatArray:
+    """Expected distinct experts hit by `tokens` tokens routed top-k uniformly over `num_experts`."""
+    t = np.asarray(tokens, dtype=np.float64)
+    if num_experts == 0:
+        return np.zeros_like(t)
+    return np.asarray(num_experts * -np.expm1(t * math.log1p(-top_k / num_experts)))
+
+
+def _attn_dims(model: ModelArch, decode: bool) -> float:
+    """d_qk + d_v of one head for the attention FLOPs."""
+    if not model.is_mla:
+        return 2.0 * model.head_dim
+    if decode:  # absorbed: scores against the latent + rope key, output in the latent space
+        return 2.0 * model.kv_lora_rank + model.qk_rope_head_dim
+    return float(model.qk_nope_head_dim + model.qk_rope_head_dim + model.v_head_dim)
+
+
+def _link_bytes_per_s(gpu: Gpu) -> float:
+    return gpu.interconnect_gbps / 2.0 * 1e9 * LINK_EFF
+
+
+def _allreduce_ms(plan: _Plan, group: int, message: FloatArray) -> FloatArray | float:
+    if group <= 1:
+        return 0.0
+    latency = ALLREDUCE_LATENCY_US[plan.gpu.interconnect] * 1e-3
+    return latency + 2.0 * (group - 1) / group * message / _link_bytes_per_s(plan.gpu) * 1e3
+
+
+def _stage_ms(
+    plan: _Plan,
+    tokens: FloatArray,
+    seqs: FloatArray,
+    pairs: FloatArray,
+    kv_tokens: FloatArray,
+    decode: bool,
+) -> FloatArray:
+    """One pipeline stage's forward on one GPU: `tokens` new tokens of `seqs` sequences,
+    `pairs` (query, key) attention pairs, `kv_tokens` tokens of KV read or written."""
+    m, gpu, be = plan.model, plan.gpu, plan.backend
+    peak_linear = plan.linear_tflops * 1e12 * be.compute_eff
+    peak_attn = gpu.dense_bf16_tflops * 1e12 * be.compute_eff
+    bw = gpu.memory_bandwidth_gbps * 1e9 * be.memory_eff
+
+    linear_flops = 2.0 * (m.active_body_params * plan.share * tokens + m.lm_head_params * seqs)
+    linear_flops = linear_flops / plan.tp
+    touched = touched_experts(m.num_experts, m.num_experts_per_tok, tokens)
+    weight_bytes = (
+        plan.non_expert_bytes
+        + plan.stage_moe_layers * touched * plan.expert_bytes_each
+        + plan.head_bytes
+    )
+    gemm_s = np.maximum(linear_flops / peak_linear, weight_bytes / bw)
+
+    attn_flops = (
+        2.0 * m.num_attention_heads * _attn_dims(m, decode) * plan.stage_layers * pairs / plan.tp
+    )
+    attn_s = np.maximum(attn_flops / peak_attn, kv_tokens * plan.kv_bytes_per_token / bw)
+
+    message = tokens * m.hidden_size * 2.0
+    layers = float(plan.stage_layers)
+    moe_layers = plan.stage_moe_layers
+    comm = layers * _allreduce_ms(plan, plan.tp, message)  # after attention
+    if plan.ep > 1:
+        comm = comm + (layers - moe_layers) * _allreduce_ms(plan, plan.tp, message)
+        a2a_bytes = (
+            2.0
+            * tokens
+            * m.num_experts_per_tok
+            * m.hidden_size
+            * plan.act_bytes
+            * (plan.ep - 1)
+            / plan.ep**2
+        )
+        latency = ALLREDUCE_LATENCY_US[gpu.interconnect] * 1e-3
+        a2a = 2.0 * latency + a2a_bytes / _link_bytes_per_s(gpu) * 1e3
+        comm = comm + moe_layers * (a2a + _allreduce_ms(plan, plan.tp // plan.ep, message))
+    else:
+        comm = comm + layers * _allreduce_ms(plan, plan.tp, message)  # after the MLP
+    compute_ms = (gemm_s + attn_s) * 1e3
+    return np.asarray(compute_ms + comm + layers * be.layer_overhead_ms, dtype=np.float64)
+
+
+def _handoff_ms(plan: _Plan, tokens: FloatArray) -> FloatArray | float:
+    if plan.pp <= 1:
+        return 0.0
+    latency = ALLREDUCE_LATENCY_US[plan.gpu.interconnect] * 1e-3
+    return latency + tokens * plan.model.hidden_size * 2.0 / _link_bytes_per_s(plan.gpu) * 1e3
+
+
+def prefill_ms(plan: _Plan, batch: float, isl: float) -> float:
+    """Static prefill of `batch` prompts of `isl` tokens, pipeline fill included."""
+    micro = float(min(batch, plan.pp))
+    b = batch / micro
+    tokens = np.asarray(b * isl)
+    stage = _stage_ms(
+        plan,
+        tokens,
+        np.asarray(b),
+        np.asarray(b * isl * (isl + 1.0) / 2.0),
+        tokens,
+        decode=False,
+    )
+    total = (micro + plan.pp - 1) * stage + (plan.pp - 1) * _handoff_ms(plan, tokens)
+    return float(total) + plan.backend.step_overhead_ms
+
+
+def decode_step_ms(
+    plan: _Plan,
+    batch: float,
+    context: ArrayLike,
+    admitted: float = 0.0,
+    isl: float = 0.0,
+) -> FloatArray:
+    """One decode step of `batch` sequences at `context` tokens (broadcasts), with `admitted`
+    prompts of `isl` tokens prefilled inside the step (in-flight batching)."""
+    ctx = np.asarray(context, dtype=np.float64)
+    micro = float(min(batch, plan.pp))
+    b, new = batch / micro, admitted / micro
+    tokens = np.asarray(b + new * isl)
+    pairs = b * ctx + new * isl * (isl + 1.0) / 2.0
+    kv = b * ctx + new * isl
+    stage = _stage_ms(plan, tokens, np.asarray(b + new), pairs, kv, decode=True)
+    step = plan.pp * stage + (plan.pp - 1) * _handoff_ms(plan, tokens)
+    return np.asarray(step + plan.backend.step_overhead_ms, dtype=np.float64)
+
+
+def _int_arg(name: str, value: object, low: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+        raise EstimateError(name, f"must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _divisors(n: int, limit: int = 1024) -> str:
+    return ", ".join(str(d) for d in range(1, min(n, limit) + 1) if n % d == 0)
+
+
+def _resolve(
+    model: str | ModelArch, gpu_sku: str | Gpu, backend: str, mode: str
+) -> tuple[ModelArch, Gpu]:
+    if isinstance(model, ModelArch):
+        arch = model
+    else:
+        by_lower = {k.lower(): v for k, v in models().items()}
+        found = by_lower.get(model.strip().lower()) if isinstance(model, str) else None
+        if found is None:
+            raise EstimateError(
+                "model", f"unknown model {model!r}; known models: {', '.join(sorted(models()))}"
+            )
+        arch = found
+    if isinstance(gpu_sku, Gpu):
+        gpu = gpu_sku
+    else:
+        sku = normalise_gpu_sku(gpu_sku) if isinstance(gpu_sku, str) else None
+        if sku is None:
+            raise EstimateError(
+                "gpu_sku", f"unknown GPU SKU {gpu_sku!r}; valid SKUs: {', '.join(GPU_SKUS)}"
+            )
+        gpu = gpus()[sku.value]
+    if backend not in BACKENDS:
+        raise EstimateError(
+            "backend", f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}"
+        )
+    if mode not in MODES:
+        raise EstimateError("mode", f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
+    return arch, gpu
+
+
+def _check_parallel(model: ModelArch, tp: int, pp: int, ep: int) -> None:
+    heads, kvh = model.num_attention_heads, model.num_key_value_heads
+    if heads % tp:
+        raise EstimateError(
+            "tp",
+            f"tp={tp} must divide {model.id}'s {heads} attention heads; valid: {_divisors(heads)}",
+        )
+    if not model.is_mla and kvh % tp and tp % kvh:
+        raise EstimateError(
+            "tp",
+            f"tp={tp} must divide or be a multiple of {model.id}'s {kvh} KV heads; valid: "
+            + ", ".join(
+                str(d) for d in range(1, heads + 1) if heads % d == 0 and not (kvh % d and d % kvh)
+            ),
+        )
+    if pp > model.num_hidden_layers:
+        raise EstimateError(
+            "pp",
+            f"pp={pp} exceeds {model.id}'s {model.num_hidden_layers} layers; valid: 1..{model.num_hidden_layers}",
+        )
+    if ep > 1 and not model.is_moe:
+        raise EstimateError("ep", f"ep={ep} but {model.id} is dense (no experts); valid: 1")
+    if model.is_moe and (model.num_experts % ep or tp % ep):
+        valid = [d for d in range(1, tp + 1) if tp % d == 0 and model.num_experts % d == 0]
+        raise EstimateError(
+            "ep",
+            f"ep={ep} must divide {model.id}'s {model.num_experts} experts and tp={tp} (experts "
+            f"are spread over the tp GPUs of a stage); valid: {', '.join(map(str, valid))}",
+        )
+
+
+def estimate(
+    model: str | ModelArch,
+    gpu_sku: str | Gpu,
+    backend: str = "trtllm",
+    tp: int = 1,
+    pp: int = 1,
+    ep: int = 1,
+    batch_size: int = 1,
+    isl: int = 4000,
+    osl: int = 1000,
+    mode: str = "static",
+) -> Estimate:
+    """Roofline estimate of one configuration (see the module docstring for the model)."""
+    arch, gpu = _resolve(model, gpu_sku, backend, mode)
+    tp, pp, ep = _int_arg("tp", tp), _int_arg("pp", pp), _int_arg("ep", ep)
+    batch_size = _int_arg("batch_size", batch_size)
+    isl, osl = _int_arg("isl", isl), _int_arg("osl", osl)
+    _check_parallel(arch, tp, pp, ep)
+    if isl + osl > arch.max_position_embeddings:
+        raise EstimateError(
+            "isl",
+            f"isl + osl = {isl + osl} exceeds {arch.id}'s max context "
+            f"{arch.max_position_embeddings}; valid: isl + osl <= {arch.max_position_embeddings}",
+        )
+
+    plan = _plan(arch, gpu, backend, tp, pp, ep)
+    b = float(batch_size)
+    if mode == "static":
+        ttft = prefill_ms(plan, b, float(isl))
+        steps = osl - 1
+        if steps > 0:
+            n = min(steps, MAX_ITL_SAMPLES)
+            ctx = isl + np.linspace(1.0, float(steps), n)
+            itl = float(np.mean(decode_step_ms(plan, b, ctx)))
+        else:
+            itl = 0.0
+        latency = ttft + steps * itl
+        tps_gpu = b * osl / (latency / 1e3) / (tp * pp)
+    else:
+        step = float(decode_step_ms(plan, b, isl + osl / 2.0, admitted=b / osl, isl=float(isl)))
+        ttft = prefill_ms(plan, 1.0, float(isl)) + step * (b - 1.0) / b
+        itl = step if osl > 1 else 0.0  # osl 1: every step is prefill only, no decode
+        latency = ttft + (osl - 1) * itl
+        tps_gpu = b / (step / 1e3) / (tp * pp)
+    per_user = 1e3 / itl if osl > 1 else 1e3 / ttft
+
+    usable = HBM_UTILISATION * gpu.memory_gb * 1e9
+    reserve = ACTIVATION_BASE_GB * 1e9 + MAX_NUM_TOKENS * arch.hidden_size * 2.0 * ACTIVATION_COPIES
+    kv_seq = plan.kv_bytes_per_token * (isl + osl)
+    kv = kv_seq * b
+    memory = plan.weights_bytes + reserve + kv
+    max_batch = max(0, math.floor((usable - plan.weights_bytes - reserve) / kv_seq))
+    return Estimate(
+        model=arch.id,
+        gpu_sku=gpu.id,
+        backend=backend,
+        mode=mode,
+        tp=tp,
+        pp=pp,
+        ep=ep,
+        batch_size=batch_size,
+        isl=isl,
+        osl=osl,
+        num_gpus=tp * pp,
+        ttft_ms=ttft,
+        itl_ms=itl,
+        request_latency_ms=latency,
+        tokens_per_s_per_gpu=tps_gpu,
+        tokens_per_s_per_user=per_user,
+        memory_gb=memory / 1e9,
+        weights_gb=plan.weights_bytes / 1e9,
+        kv_cache_gb=kv / 1e9,
+        max_batch_size=max_batch,
+        fits=batch_size <= max_batch,
+    )
