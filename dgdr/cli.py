@@ -21,10 +21,10 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 import yaml
-from rich.console import Console
 
-from dgdr import render
+from dgdr import cli_offline, render
 from dgdr.client import DgdrClient, load_documents
+from dgdr.console import err, fail, out
 from dgdr.errors import DgdrError, WaitTimeout
 from events.connection import DEFAULT_URL, ConnectOptions
 
@@ -40,8 +40,6 @@ cluster_app = typer.Typer(
 )
 app.add_typer(cluster_app, name="cluster")
 
-out = Console(width=None if sys.stdout.isatty() else 250, highlight=False)
-err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 250)
 T = TypeVar("T")
 
 
@@ -56,9 +54,7 @@ def _settings(ctx: typer.Context) -> Settings:
     return settings
 
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"error: {message}", markup=False)
-    return typer.Exit(code)
+_fail = fail
 
 
 def _run(coro: Awaitable[T]) -> T:
@@ -512,50 +508,7 @@ for _action in ("degrade", "recover", "delete"):
     cluster_app.command(_action)(_cluster_action(_action))
 
 
-# ------------------------------------------------------------------------------------ estimate
-
-
-@app.command()
-def estimate(
-    model: Annotated[str, typer.Option(help="model id, e.g. Qwen/Qwen3-32B")],
-    gpu: Annotated[str, typer.Option("--gpu", help="GPU SKU, e.g. h200_sxm")],
-    backend: Annotated[str, typer.Option(help="trtllm, vllm or sglang")] = "trtllm",
-    tp: Annotated[int, typer.Option(help="tensor-parallel size")] = 1,
-    pp: Annotated[int, typer.Option(help="pipeline-parallel size")] = 1,
-    ep: Annotated[int, typer.Option(help="expert-parallel size (MoE)")] = 1,
-    batch_size: Annotated[int, typer.Option(help="batch (static) or concurrency (agg)")] = 1,
-    isl: Annotated[int, typer.Option(help="input tokens")] = 4000,
-    osl: Annotated[int, typer.Option(help="output tokens")] = 1000,
-    mode: Annotated[str, typer.Option(help="static or agg")] = "static",
-    output: Annotated[str | None, typer.Option("--output", "-o", help="json")] = None,
-) -> None:
-    """Estimate TTFT, ITL, throughput and memory of one configuration (offline, no server)."""
-    import dataclasses
-
-    import sim
-
-    try:
-        result = sim.estimate(
-            model,
-            gpu,
-            backend=backend,
-            tp=tp,
-            pp=pp,
-            ep=ep,
-            batch_size=batch_size,
-            isl=isl,
-            osl=osl,
-            mode=mode,
-        )
-    except ValueError as exc:
-        raise _fail(str(exc), 2) from None
-    data = dataclasses.asdict(result)
-    if output == "json":
-        print(json.dumps(data, indent=2))
-        return
-    for key, value in data.items():
-        shown = f"{value:,.3f}" if isinstance(value, float) else str(value)
-        out.print(f"{key:<24}{shown}", markup=False)
+cli_offline.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,223 @@
+"""Offline CLI commands (no NATS, no cluster): `dgdr estimate` and `dgdr profile`.
+
+Both run the simulation engine (`sim`) in this process. A user mistake (a bad argument, an invalid
+spec, a model that cannot fit the budget) is one line on stderr and exit code 2 (usage) or 1 (the
+spec cannot be served), never a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+import yaml
+from rich.table import Table
+
+from dgdr.client import load_documents
+from dgdr.console import err, fail, out
+from dgdr.decider import resolve_hardware
+from dgdr.errors import DgdrError
+from dgdr.spec import DGDRSpec, FieldError, parse_manifest, parse_spec
+
+
+def estimate(
+    model: Annotated[str, typer.Option(help="model id, e.g. Qwen/Qwen3-32B")],
+    gpu: Annotated[str, typer.Option("--gpu", help="GPU SKU, e.g. h200_sxm")],
+    backend: Annotated[str, typer.Option(help="trtllm, vllm or sglang")] = "trtllm",
+    tp: Annotated[int, typer.Option(help="tensor-parallel size")] = 1,
+    pp: Annotated[int, typer.Option(help="pipeline-parallel size")] = 1,
+    ep: Annotated[int, typer.Option(help="expert-parallel size (MoE)")] = 1,
+    batch_size: Annotated[int, typer.Option(help="batch (static) or concurrency (agg)")] = 1,
+    isl: Annotated[int, typer.Option(help="input tokens")] = 4000,
+    osl: Annotated[int, typer.Option(help="output tokens")] = 1000,
+    mode: Annotated[str, typer.Option(help="static or agg")] = "static",
+    output: Annotated[str | None, typer.Option("--output", "-o", help="json")] = None,
+) -> None:
+    """Estimate TTFT, ITL, throughput and memory of one configuration (offline, no server)."""
+    import sim
+
+    try:
+        result = sim.estimate(
+            model,
+            gpu,
+            backend=backend,
+            tp=tp,
+            pp=pp,
+            ep=ep,
+            batch_size=batch_size,
+            isl=isl,
+            osl=osl,
+            mode=mode,
+        )
+    except ValueError as exc:
+        raise fail(str(exc), 2) from None
+    data = dataclasses.asdict(result)
+    if output == "json":
+        print(json.dumps(data, indent=2))
+        return
+    for key, value in data.items():
+        shown = f"{value:,.3f}" if isinstance(value, float) else str(value)
+        out.print(f"{key:<24}{shown}", markup=False)
+
+
+def _read_spec(filename: str) -> tuple[DGDRSpec, str, str]:
+    """(spec, name, namespace) from a manifest or a bare spec; FieldErrors end the command."""
+    try:
+        docs = load_documents(filename)
+    except (OSError, yaml.YAMLError, DgdrError) as exc:
+        raise fail(f"cannot read {filename}: {exc}") from None
+    if len(docs) != 1:
+        raise fail(f"{filename} holds {len(docs)} documents: profile one spec at a time", 2)
+    doc = docs[0]
+    if "apiVersion" in doc or "kind" in doc or "spec" in doc:
+        parsed = parse_manifest(doc)
+        if isinstance(parsed, list):
+            _report(filename, parsed)
+        meta = parsed.metadata
+        return parsed.spec, meta.name, meta.namespace or "default"
+    spec = parse_spec(doc)
+    if isinstance(spec, list):
+        _report(filename, spec)
+    return spec, Path(filename).stem.replace("_", "-").lower(), "default"
+
+
+def _report(filename: str, errors: list[FieldError]) -> NoReturn:
+    err.print(f"error: {filename} is not a valid DGDR spec:", markup=False)
+    for e in errors:
+        err.print(f"  {e}", markup=False)
+    raise typer.Exit(1)
+
+
+def profile(
+    filename: Annotated[
+        str, typer.Option("--filename", "-f", help="a DGDR manifest or a bare spec (YAML/JSON)")
+    ],
+    output: Annotated[str, typer.Option("--output", "-o", help="table, json or yaml")] = "table",
+    plot: Annotated[Path | None, typer.Option(help="write a Pareto plot (PNG) here")] = None,
+    top: Annotated[int, typer.Option(help="alternatives shown in the table")] = 5,
+) -> None:
+    """Profile a spec offline: the chosen config, the alternatives, the SLA verdict and the DGD."""
+    if output not in ("table", "json", "yaml"):
+        raise fail(f"--output {output!r} is not supported: use table, json or yaml", 2)
+    import sim
+
+    spec, name, namespace = _read_spec(filename)
+    hardware, errors = resolve_hardware(spec, {})
+    if errors:
+        _report(filename, errors)
+    steps: list[tuple[str, str]] = []
+    try:
+        result = sim.profile(
+            spec,
+            hardware,
+            name=name,
+            namespace=namespace,
+            progress=lambda sub, text: steps.append((sub, text)),
+        )
+    except sim.ProfilingError as exc:
+        raise fail(f"{exc.sub_phase}: {exc.message}") from None
+    points = [p["config"] for p in result.pareto]
+    report = {
+        "name": name,
+        "namespace": namespace,
+        "backend": result.backend,
+        "message": result.message,
+        "selected": next((p for p in points if p.get("selected")), None),
+        "pareto": points,
+        "steps": [{"subPhase": s, "message": m} for s, m in steps],
+        "dgd": result.selected_config,
+    }
+    if plot is not None:
+        _plot(points, spec, plot)
+    if output == "json":
+        print(json.dumps(report, indent=2))
+    elif output == "yaml":
+        print(yaml.safe_dump(report, sort_keys=False), end="")
+    else:
+        _table(report, top)
+        if plot is not None:
+            out.print(f"Pareto plot written to {plot}")
+
+
+def _table(report: dict[str, Any], top: int) -> None:
+    for step in report["steps"]:
+        out.print(f"[cyan]{step['subPhase']:<16}[/] {step['message']}")
+    out.print(f"[bold]{report['message']}[/]")
+    t = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    columns = (
+        "",
+        "TP",
+        "REPLICAS",
+        "GPUS",
+        "BATCH",
+        "TTFT MS",
+        "ITL MS",
+        "TOK/S/GPU",
+        "TOK/S/USER",
+        "SLA",
+    )
+    for c in columns:
+        t.add_column(c, no_wrap=True, justify="left" if c in ("", "SLA") else "right")
+    ranked = sorted(report["pareto"], key=lambda p: -p["tokensPerSecondPerGpu"])[:top]
+    for p in ranked:
+        t.add_row(
+            "*" if p.get("selected") else "",
+            str(p["tensorParallelSize"]),
+            str(p["replicas"]),
+            str(p["totalGpus"]),
+            str(p["batchSize"]),
+            f"{p['ttftMs']:.1f}",
+            f"{p['itlMs']:.2f}",
+            f"{p['tokensPerSecondPerGpu']:.0f}",
+            f"{p['tokensPerSecondPerUser']:.1f}",
+            "met" if p.get("meetsSla") else "missed",
+        )
+    out.print(t)
+    services = report["dgd"].get("spec", {}).get("services", {})
+    out.print(
+        f"DGD {report['dgd']['metadata']['name']}: "
+        + ", ".join(f"{n} x{s.get('replicas', 1)}" for n, s in services.items())
+    )
+
+
+def _plot(points: list[dict[str, Any]], spec: DGDRSpec, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    xs = [p["tokensPerSecondPerUser"] for p in points]
+    ys = [p["tokensPerSecondPerGpu"] for p in points]
+    ax.plot(xs, ys, "o-", color="tab:blue", label="Pareto front")
+    chosen = [p for p in points if p.get("selected")]
+    if chosen:
+        ax.plot(
+            [chosen[0]["tokensPerSecondPerUser"]],
+            [chosen[0]["tokensPerSecondPerGpu"]],
+            "*",
+            markersize=16,
+            color="tab:red",
+            label="selected",
+        )
+    sla = spec.effective_sla
+    if sla.itl:
+        ax.axvline(
+            1000.0 / sla.itl, color="tab:gray", linestyle="--", label=f"ITL {sla.itl:g} ms bound"
+        )
+    ax.set_xlabel("tokens/s per user")
+    ax.set_ylabel("tokens/s per GPU")
+    ax.set_title(f"{spec.model}: throughput vs interactivity")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(estimate)
+    app.command()(profile)
