@@ -218,6 +218,107 @@ def _plot(points: list[dict[str, Any]], spec: DGDRSpec, path: Path) -> None:
     plt.close(fig)
 
 
+def simulate(
+    filename: Annotated[
+        str, typer.Option("--filename", "-f", help="a DGDR manifest or a bare spec (YAML/JSON)")
+    ],
+    requests: Annotated[
+        int | None, typer.Option(help="requests to simulate (default: 500, or 3x concurrency)")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="random seed of the arrivals")] = 0,
+    output: Annotated[str, typer.Option("--output", "-o", help="table or json")] = "table",
+) -> None:
+    """Check the rapid pick with a request-level simulation under the spec's workload."""
+    if output not in ("table", "json"):
+        raise fail(f"--output {output!r} is not supported: use table or json", 2)
+    import sim
+    from sim._des import simulate as run_simulation
+
+    spec, name, namespace = _read_spec(filename)
+    hardware, errors = resolve_hardware(spec, {})
+    if errors:
+        _report(filename, errors)
+    try:
+        result = sim.profile(spec, hardware, name=name, namespace=namespace)
+    except sim.ProfilingError as exc:
+        raise fail(f"{exc.sub_phase}: {exc.message}") from None
+    chosen = next(p["config"] for p in result.pareto if p["config"].get("selected"))
+    load = spec.effective_workload
+    concurrency = None
+    if load.request_rate is None:
+        concurrency = int(load.concurrency or chosen["replicas"] * chosen["batchSize"])
+    if requests is None:
+        requests = max(500, 3 * (concurrency or 0))
+    measured = run_simulation(
+        spec.model,
+        str(hardware["gpuSku"]),
+        backend=result.backend,
+        tp=chosen["tensorParallelSize"],
+        replicas=chosen["replicas"],
+        max_batch=chosen["batchSize"],
+        isl=load.isl,
+        osl=load.osl,
+        request_rate=load.request_rate,
+        concurrency=concurrency,
+        requests=requests,
+        seed=seed,
+    )
+    sla = spec.effective_sla
+    verdicts = {
+        "ttft": _verdict(measured.ttft_ms["p90"], sla.ttft),
+        "itl": _verdict(measured.itl_ms["p90"], sla.itl),
+    }
+    if output == "json":
+        print(
+            json.dumps(
+                {
+                    "selected": chosen,
+                    "simulation": dataclasses.asdict(measured),
+                    "slaAtP90": verdicts,
+                    "concurrency": concurrency,
+                    "requestRate": load.request_rate,
+                },
+                indent=2,
+            )
+        )
+        return
+    arrivals = (
+        f"{load.request_rate:g} req/s (Poisson)"
+        if load.request_rate is not None
+        else f"{concurrency} concurrent users (closed loop)"
+    )
+    out.print(
+        f"selected: TP {chosen['tensorParallelSize']} x {chosen['replicas']} replica(s), "
+        f"batch {chosen['batchSize']}; {measured.requests} requests at {arrivals}"
+    )
+    t = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for c in ("METRIC", "P50", "P90", "P99", "SLA", "AT P90"):
+        t.add_column(c, no_wrap=True)
+    for label, stats, target, key in (
+        ("TTFT ms", measured.ttft_ms, sla.ttft, "ttft"),
+        ("ITL ms", measured.itl_ms, sla.itl, "itl"),
+    ):
+        t.add_row(
+            label,
+            *(f"{stats[q]:.2f}" for q in ("p50", "p90", "p99")),
+            f"{target:g}" if target else "-",
+            verdicts[key],
+        )
+    out.print(t)
+    out.print(
+        f"throughput {measured.output_tokens_per_s:,.0f} tok/s, "
+        f"{measured.requests_per_s:.2f} req/s; mean running batch "
+        f"{measured.mean_running:.1f} (peak {measured.peak_running})"
+    )
+
+
+def _verdict(value: float, target: float | None) -> str:
+    if not target:
+        return "-"
+    return "met" if value <= target else f"missed by {100 * (value / target - 1):.0f}%"
+
+
 def register(app: typer.Typer) -> None:
     app.command()(estimate)
     app.command()(profile)
+    app.command()(simulate)

@@ -101,3 +101,23 @@ def test_profile_refuses_invalid_specs_and_models_that_cannot_fit(tmp_path: Path
     nosku.write_text(yaml.safe_dump({"model": "Qwen/Qwen3-8B"}))
     result = runner.invoke(app, ["profile", "-f", str(nosku)])
     assert result.exit_code == 1 and "spec.hardware.gpuSku" in result.output
+
+
+def test_simulate_checks_the_rapid_pick_under_the_workload(tmp_path: Path) -> None:
+    spec = tmp_path / "rate.yaml"
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "model": "Qwen/Qwen3-0.6B",
+                "sla": {"ttft": 300, "itl": 20},
+                "workload": {"isl": 1000, "osl": 100, "requestRate": 20},
+                "hardware": {"gpuSku": "h200_sxm", "totalGpus": 2},
+            }
+        )
+    )
+    result = runner.invoke(app, ["simulate", "-f", str(spec), "--requests", "200", "-o", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["simulation"]["requests"] == 200 and report["requestRate"] == 20
+    assert report["simulation"]["ttft_ms"]["p50"] > 0
+    assert report["slaAtP90"]["itl"] == "met"
