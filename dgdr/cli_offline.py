@@ -232,7 +232,6 @@ def simulate(
     if output not in ("table", "json"):
         raise fail(f"--output {output!r} is not supported: use table or json", 2)
     import sim
-    from sim._des import simulate as run_simulation
 
     spec, name, namespace = _read_spec(filename)
     hardware, errors = resolve_hardware(spec, {})
@@ -249,7 +248,7 @@ def simulate(
         concurrency = int(load.concurrency or chosen["replicas"] * chosen["batchSize"])
     if requests is None:
         requests = max(500, 3 * (concurrency or 0))
-    measured = run_simulation(
+    measured = sim.simulate(
         spec.model,
         str(hardware["gpuSku"]),
         backend=result.backend,

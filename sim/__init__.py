@@ -2,13 +2,16 @@
 tensor parallelism, batch size and replicas under the SLA, and the DGD for the picked config.
 
 Public API: `profile`, `ProfileResult`, `ProfilingError`; `estimate`, `Estimate`, `EstimateError`
-(one operating point of a dense, MoE or MLA model); the catalogs are `gpus()` and `models()`.
+(one operating point of a dense, MoE or MLA model, calibrated against AIConfigurator),
+`calibration_source`; `simulate`, `SimulationResult` (request-level discrete-event simulation of
+an aggregated deployment); the catalogs are `gpus()` and `models()`.
 This package imports neither NATS, Kubernetes nor the event store.
 """
 
 from ._catalog import Gpu, ModelArch, gpus, models
+from ._des import SimulationResult, simulate
 from ._errors import SUB_PHASES, EstimateError, ProfilingError
-from ._estimate import BACKENDS, MODES, Estimate, estimate
+from ._estimate import BACKENDS, MODES, Estimate, calibration_source, estimate
 from ._profile import ProfileResult, profile
 
 __all__ = [
@@ -21,8 +24,11 @@ __all__ = [
     "ModelArch",
     "ProfileResult",
     "ProfilingError",
+    "SimulationResult",
+    "calibration_source",
     "estimate",
     "gpus",
     "models",
     "profile",
+    "simulate",
 ]

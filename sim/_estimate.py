@@ -1,8 +1,13 @@
 """`estimate()`: one (model, GPU, backend, TP/PP/EP, batch, isl, osl) point, dense, MoE and MLA.
 
 Owns: the per-forward-pass latency model, the per-GPU memory model and argument checking for the
-public `sim.estimate`. Every constant below is an assumption (first-order roofline); calibration
-against AIConfigurator's measured-silicon database is a later step.
+public `sim.estimate`. The efficiency factors and overheads are per backend (`BACKENDS`: first-order
+assumptions) and, where `sim/data/calibration.json` has them, per (backend, GPU) values fitted to
+AIConfigurator's measured-silicon database by `bench/calibrate.py` (`backend_profile`: the GPU's
+fit, else the backend's `*` fit for GPUs without AIC data, else the assumption). The calibrated
+profile may separate prefill from decode GEMM efficiency, attention from GEMM, KV from weight reads,
+and adds a communication scale and the agg TTFT queueing shape below. Every efficiency is at most 1,
+so the roofline limits hold. The run-time path reads only the JSON; it never imports AIC.
 
 Parallelism. A worker has `tp * pp` GPUs: `pp` pipeline stages of `tp` GPUs each. Attention and
 dense MLPs (and DeepSeek's shared experts) are tensor-parallel over the stage's `tp` GPUs. Routed
@@ -43,7 +48,9 @@ Modes.
 - agg (steady-state in-flight batching at concurrency `batch_size`): every step carries the
   `batch/osl` prompts admitted per step (their prefill amortised into the step) and decodes `batch`
   sequences at the mean context `isl + osl/2`; ITL = that step. TTFT = prefill of one prompt alone
-  plus the wait for the in-flight step, `step * (batch-1)/batch`. tokens/s/GPU = batch / step / GPUs
+  times a queueing factor `min(agg_ttft_base + agg_ttft_slope * log2(batch), agg_ttft_cap)` (1
+  uncalibrated; AIC's schedulers queue prompts behind each other) plus `agg_wait_frac` times the
+  wait for the in-flight step, `step * (batch-1)/batch`. tokens/s/GPU = batch / step / GPUs
   (ITL is reported as 0 when osl is 1). The lm_head is charged to the bottleneck stage.
 
 Memory per GPU: weights + activation reserve (`ACTIVATION_BASE_GB` + `MAX_NUM_TOKENS * hidden * 2 B
@@ -59,8 +66,11 @@ valid values; for valid arguments every output is finite.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 from dataclasses import dataclass
+from importlib import resources
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -82,12 +92,47 @@ ACTIVATION_COPIES = 16
 
 @dataclass(frozen=True)
 class BackendProfile:
-    """Per-backend scaling of the roofline (assumptions until calibrated against AIC)."""
+    """Per-backend scaling of the roofline. The four positional fields are the built-in
+    assumptions; the optional ones refine them (None: fall back to the coarser field) and are set
+    by the calibration against AIC's measured-silicon database (`sim/data/calibration.json`)."""
 
-    compute_eff: float  # fraction of peak tensor FLOP/s reached by GEMMs and attention
-    memory_eff: float  # fraction of peak HBM bandwidth reached by weight / KV reads
-    step_overhead_ms: float  # scheduler + sampling + launch per step
-    layer_overhead_ms: float  # per decoder layer per step (kernel launches, norms, rope)
+    compute_eff: float  # fraction of peak tensor FLOP/s reached by GEMMs (decode steps)
+    memory_eff: float  # fraction of peak HBM bandwidth reached by weight reads
+    step_overhead_ms: float  # scheduler + sampling + launch per decode step
+    layer_overhead_ms: float  # per decoder layer per decode step (kernel launches, norms, rope)
+    prefill_compute_eff: float | None = None  # GEMMs in prefill (None: compute_eff)
+    attn_eff: float | None = None  # attention FLOPs (None: compute_eff)
+    kv_memory_eff: float | None = None  # KV-cache reads (None: memory_eff)
+    prefill_overhead_ms: float | None = None  # per prefill pass (None: step_overhead_ms)
+    prefill_layer_overhead_ms: float | None = None  # per layer per prefill (None: layer_...)
+    comm_scale: float = 1.0  # multiplies all-reduce / all-to-all / hand-off times
+    # agg TTFT = prefill(1 prompt) * min(base + slope * log2(batch), cap)
+    #            + wait_frac * in-flight step * (batch - 1) / batch
+    agg_ttft_base: float = 1.0
+    agg_ttft_slope: float = 0.0
+    agg_ttft_cap: float = 1e9
+    agg_wait_frac: float = 1.0
+
+    def effs(self, decode: bool) -> tuple[float, float, float, float]:
+        """(GEMM FLOP/s eff, attention FLOP/s eff, weight-read eff, KV-read eff)."""
+        gemm = self.compute_eff if decode else (self.prefill_compute_eff or self.compute_eff)
+        return (
+            gemm,
+            self.attn_eff or self.compute_eff,
+            self.memory_eff,
+            self.kv_memory_eff or self.memory_eff,
+        )
+
+    def overheads(self, decode: bool) -> tuple[float, float]:
+        """(per pass ms, per layer ms)."""
+        if decode:
+            return self.step_overhead_ms, self.layer_overhead_ms
+        step = self.prefill_overhead_ms
+        layer = self.prefill_layer_overhead_ms
+        return (
+            self.step_overhead_ms if step is None else step,
+            self.layer_overhead_ms if layer is None else layer,
+        )
 
 
 BACKENDS: dict[str, BackendProfile] = {
@@ -95,6 +140,41 @@ BACKENDS: dict[str, BackendProfile] = {
     "vllm": BackendProfile(0.5, 0.7, 1.5, 0.02),
     "sglang": BackendProfile(0.5, 0.72, 1.3, 0.02),
 }
+
+CALIBRATION_FILE = "calibration.json"
+_FIELDS = {f.name for f in dataclasses.fields(BackendProfile)}
+
+
+def _load_calibration() -> tuple[dict[tuple[str, str], BackendProfile], str]:
+    """Fitted profiles keyed (backend, gpu id or "*"), and a one-line provenance. A missing file
+    means the built-in assumptions; a malformed one is a packaging bug and raises ValueError."""
+    path = resources.files("sim") / "data" / CALIBRATION_FILE
+    if not path.is_file():
+        return {}, "built-in assumptions (no calibration file)"
+    data = json.loads(path.read_text())
+    out: dict[tuple[str, str], BackendProfile] = {}
+    for key, fields in data["profiles"].items():
+        backend, _, gpu = key.partition("/")
+        unknown = set(fields) - _FIELDS
+        if backend not in BACKENDS or not gpu or unknown:
+            raise ValueError(f"{CALIBRATION_FILE}: bad profile {key!r} (unknown: {unknown})")
+        out[(backend, gpu)] = dataclasses.replace(BACKENDS[backend], **fields)
+    prov = data.get("provenance", {})
+    return out, f"fitted against {prov.get('aic_version', '?')} on {prov.get('date', '?')}"
+
+
+CALIBRATED, CALIBRATION_SOURCE = _load_calibration()
+
+
+def calibration_source() -> str:
+    """Where `estimate`'s efficiency factors and overheads come from."""
+    return CALIBRATION_SOURCE
+
+
+def backend_profile(backend: str, gpu_id: str) -> BackendProfile:
+    """The calibrated profile for this backend on this GPU, else the backend's calibrated
+    default for uncalibrated GPUs, else the built-in assumption."""
+    return CALIBRATED.get((backend, gpu_id)) or CALIBRATED.get((backend, "*")) or BACKENDS[backend]
 
 
 @dataclass(frozen=True)
@@ -168,7 +248,7 @@ def _plan(model: ModelArch, gpu: Gpu, backend: str, tp: int, pp: int, ep: int) -
     return _Plan(
         model=model,
         gpu=gpu,
-        backend=BACKENDS[backend],
+        backend=backend_profile(backend, gpu.id),
         tp=tp,
         pp=pp,
         ep=ep,
@@ -224,9 +304,11 @@ def _stage_ms(
     """One pipeline stage's forward on one GPU: `tokens` new tokens of `seqs` sequences,
     `pairs` (query, key) attention pairs, `kv_tokens` tokens of KV read or written."""
     m, gpu, be = plan.model, plan.gpu, plan.backend
-    peak_linear = plan.linear_tflops * 1e12 * be.compute_eff
-    peak_attn = gpu.dense_bf16_tflops * 1e12 * be.compute_eff
-    bw = gpu.memory_bandwidth_gbps * 1e9 * be.memory_eff
+    gemm_eff, attn_eff, weight_eff, kv_eff = be.effs(decode)
+    peak_linear = plan.linear_tflops * 1e12 * gemm_eff
+    peak_attn = gpu.dense_bf16_tflops * 1e12 * attn_eff
+    bw = gpu.memory_bandwidth_gbps * 1e9 * weight_eff
+    kv_bw = gpu.memory_bandwidth_gbps * 1e9 * kv_eff
 
     linear_flops = 2.0 * (m.active_body_params * plan.share * tokens + m.lm_head_params * seqs)
     linear_flops = linear_flops / plan.tp
@@ -241,7 +323,7 @@ def _stage_ms(
     attn_flops = (
         2.0 * m.num_attention_heads * _attn_dims(m, decode) * plan.stage_layers * pairs / plan.tp
     )
-    attn_s = np.maximum(attn_flops / peak_attn, kv_tokens * plan.kv_bytes_per_token / bw)
+    attn_s = np.maximum(attn_flops / peak_attn, kv_tokens * plan.kv_bytes_per_token / kv_bw)
 
     message = tokens * m.hidden_size * 2.0
     layers = float(plan.stage_layers)
@@ -264,7 +346,8 @@ def _stage_ms(
     else:
         comm = comm + layers * _allreduce_ms(plan, plan.tp, message)  # after the MLP
     compute_ms = (gemm_s + attn_s) * 1e3
-    return np.asarray(compute_ms + comm + layers * be.layer_overhead_ms, dtype=np.float64)
+    layer_overhead = be.overheads(decode)[1]
+    return np.asarray(compute_ms + be.comm_scale * comm + layers * layer_overhead, dtype=np.float64)
 
 
 def _handoff_ms(plan: _Plan, tokens: FloatArray) -> FloatArray | float:
@@ -287,8 +370,9 @@ def prefill_ms(plan: _Plan, batch: float, isl: float) -> float:
         tokens,
         decode=False,
     )
-    total = (micro + plan.pp - 1) * stage + (plan.pp - 1) * _handoff_ms(plan, tokens)
-    return float(total) + plan.backend.step_overhead_ms
+    handoff = plan.backend.comm_scale * _handoff_ms(plan, tokens)
+    total = (micro + plan.pp - 1) * stage + (plan.pp - 1) * handoff
+    return float(total) + plan.backend.overheads(decode=False)[0]
 
 
 def decode_step_ms(
@@ -307,7 +391,7 @@ def decode_step_ms(
     pairs = b * ctx + new * isl * (isl + 1.0) / 2.0
     kv = b * ctx + new * isl
     stage = _stage_ms(plan, tokens, np.asarray(b + new), pairs, kv, decode=True)
-    step = plan.pp * stage + (plan.pp - 1) * _handoff_ms(plan, tokens)
+    step = plan.pp * stage + (plan.pp - 1) * plan.backend.comm_scale * _handoff_ms(plan, tokens)
     return np.asarray(step + plan.backend.step_overhead_ms, dtype=np.float64)
 
 
@@ -423,7 +507,10 @@ def estimate(
         tps_gpu = b * osl / (latency / 1e3) / (tp * pp)
     else:
         step = float(decode_step_ms(plan, b, isl + osl / 2.0, admitted=b / osl, isl=float(isl)))
-        ttft = prefill_ms(plan, 1.0, float(isl)) + step * (b - 1.0) / b
+        be = plan.backend
+        queue = min(be.agg_ttft_base + be.agg_ttft_slope * math.log2(b), be.agg_ttft_cap)
+        wait = be.agg_wait_frac * step * (b - 1.0) / b
+        ttft = prefill_ms(plan, 1.0, float(isl)) * max(queue, 1.0) + wait
         itl = step if osl > 1 else 0.0  # osl 1: every step is prefill only, no decode
         latency = ttft + (osl - 1) * itl
         tps_gpu = b / (step / 1e3) / (tp * pp)

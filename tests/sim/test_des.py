@@ -8,8 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim import EstimateError, estimate
-from sim._des import simulate
+from sim import EstimateError, estimate, simulate
 
 MODEL, GPU = "Qwen/Qwen3-0.6B", "h200_sxm"
 

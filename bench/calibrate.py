@@ -1,0 +1,175 @@
+"""Fit `sim.estimate`'s efficiency factors and overheads to AIC SILICON figures.
+
+Reads the raw table of `bench/fidelity.py` (bench/results/fidelity.csv), fits one `BackendProfile`
+per (backend, GPU) on the rows of the `train` split by robust least squares on log(sim / AIC) of
+TTFT and ITL (scipy, dev-only), scores train and held-out (`test`) rows before and after, and writes
+`sim/data/calibration.json` with provenance. A backend's `*` profile (for GPUs without AIC data) is
+the per-field median over its fitted GPUs; a backend without AIC data gets the median over every
+fitted profile.
+
+    UV_PROJECT_ENVIRONMENT=/tmp/aic-env uv run --group calibration python bench/calibrate.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import fidelity  # noqa: E402
+
+from sim import _estimate  # noqa: E402
+
+OUT = ROOT / "sim" / "data" / "calibration.json"
+# (field, lower, upper, start)
+PARAMS: tuple[tuple[str, float, float, float], ...] = (
+    ("compute_eff", 0.05, 1.0, 0.5),
+    ("memory_eff", 0.05, 1.0, 0.7),
+    ("step_overhead_ms", 0.0, 20.0, 1.0),
+    ("layer_overhead_ms", 0.0, 0.5, 0.02),
+    ("prefill_compute_eff", 0.05, 1.0, 0.5),
+    ("attn_eff", 0.02, 1.0, 0.4),
+    ("kv_memory_eff", 0.05, 1.0, 0.7),
+    ("prefill_overhead_ms", 0.0, 20.0, 1.0),
+    ("prefill_layer_overhead_ms", 0.0, 2.0, 0.02),
+    ("comm_scale", 0.05, 20.0, 1.0),
+    ("agg_ttft_base", 1.0, 6.0, 1.5),
+    ("agg_ttft_slope", 0.0, 2.0, 0.2),
+    ("agg_wait_frac", 0.0, 3.0, 0.5),
+)
+
+
+def profile_from(x: np.ndarray, backend: str) -> _estimate.BackendProfile:
+    fields = {name: float(v) for (name, *_), v in zip(PARAMS, x, strict=True)}
+    return dataclasses.replace(_estimate.BACKENDS[backend], **fields)
+
+
+def residuals(rows: list[dict[str, Any]]) -> np.ndarray:
+    fidelity.score_sim(rows)
+    sim_v = np.array([[r["sim_ttft_ms"], r["sim_itl_ms"]] for r in rows])
+    aic_v = np.array([[r["aic_ttft_ms"], r["aic_itl_ms"]] for r in rows])
+    return np.asarray(np.log(sim_v / aic_v).ravel())
+
+
+def fit_group(args: tuple[str, str, list[dict[str, Any]]]) -> tuple[str, str, dict[str, float]]:
+    from scipy.optimize import least_squares
+
+    backend, gpu, rows = args
+    _estimate.CALIBRATED.clear()
+
+    def fun(x: np.ndarray) -> np.ndarray:
+        _estimate.CALIBRATED[(backend, gpu)] = profile_from(x, backend)
+        return residuals(rows)
+
+    lo = np.array([p[1] for p in PARAMS])
+    hi = np.array([p[2] for p in PARAMS])
+    x0 = np.clip(np.array([p[3] for p in PARAMS]), lo, hi)
+    res = least_squares(
+        fun, x0, bounds=(lo, hi), loss="soft_l1", f_scale=0.15, max_nfev=60, diff_step=1e-3
+    )
+    return (
+        backend,
+        gpu,
+        {name: round(float(v), 5) for (name, *_), v in zip(PARAMS, res.x, strict=True)},
+    )
+
+
+def install(profiles: dict[str, dict[str, float]]) -> None:
+    _estimate.CALIBRATED.clear()
+    for key, fields in profiles.items():
+        backend, _, gpu = key.partition("/")
+        _estimate.CALIBRATED[(backend, gpu)] = dataclasses.replace(
+            _estimate.BACKENDS[backend], **fields
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="fit sim's constants to AIC SILICON")
+    ap.add_argument("--csv", type=Path, default=fidelity.CSV_PATH)
+    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args(argv)
+    try:
+        import scipy
+    except ImportError:
+        print(fidelity.INSTALL_HINT.replace("fidelity.py", "calibrate.py"), file=sys.stderr)
+        return 2
+    rows = fidelity.read_csv(args.csv)
+    _estimate.CALIBRATED.clear()
+    fidelity.score_sim(rows)
+    before = fidelity.report(rows, "BEFORE (built-in assumptions)")
+
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["split"] == "train":
+            groups.setdefault((r["backend"], r["gpu"]), []).append(r)
+    start = time.perf_counter()
+    with ProcessPoolExecutor(args.workers) as pool:
+        fitted = list(pool.map(fit_group, [(b, g, rs) for (b, g), rs in sorted(groups.items())]))
+    print(
+        f"\nfit: {len(fitted)} groups in {time.perf_counter() - start:.0f} s (scipy {scipy.__version__})"
+    )
+    profiles: dict[str, dict[str, float]] = {}
+    for backend, gpu, fields in fitted:
+        profiles[f"{backend}/{gpu}"] = fields
+        print(f"  {backend}/{gpu}: {fields}")
+    names = [p[0] for p in PARAMS]
+    for backend in sorted({b for b, _, _ in fitted}):
+        mine = [f for b, _, f in fitted if b == backend]
+        profiles[f"{backend}/*"] = {
+            n: round(float(np.median([f[n] for f in mine])), 5) for n in names
+        }
+    if "sglang" not in {b for b, _, _ in fitted} and fitted:
+        allf = [f for _, _, f in fitted]
+        profiles["sglang/*"] = {n: round(float(np.median([f[n] for f in allf])), 5) for n in names}
+
+    install(profiles)
+    fidelity.score_sim(rows)
+    after = fidelity.report(rows, "AFTER (fitted on train, scored on train and held-out test)")
+    scipy_v = scipy.__version__
+    doc = {
+        "_doc": (
+            "Efficiency factors and overheads of sim.estimate (BackendProfile fields, see "
+            "sim/_estimate.py) fitted to NVIDIA AIConfigurator's measured-silicon database by "
+            "bench/calibrate.py from bench/results/fidelity.csv. Keys: backend/gpu ('*': any "
+            "other GPU, the per-field median over the fitted GPUs)."
+        ),
+        "provenance": {
+            "aic_version": "aiconfigurator-core 0.12.0 (database_mode SILICON)",
+            "date": dt.date.today().isoformat(),
+            "fit": f"scipy {scipy_v} least_squares soft_l1 on log(sim/AIC), TTFT and ITL",
+            "grid": {
+                "models": list(fidelity.MODELS),
+                "gpus": list(fidelity.GPUS),
+                "backends": list(fidelity.BACKENDS),
+                "tp": list(fidelity.TPS),
+                "batch": list(fidelity.BATCHES),
+                "isl_osl": [list(s) for s in fidelity.SEQS],
+                "modes": list(fidelity.MODES),
+                "points_compared": len(rows),
+                "held_out_percent": fidelity.HELD_OUT_PERCENT,
+            },
+            "error_before": {k: v for k, v in before.items() if "/" in k},
+            "error_after": {k: v for k, v in after.items() if "/" in k},
+        },
+        "profiles": profiles,
+    }
+    args.out.write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

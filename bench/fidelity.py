@@ -1,0 +1,356 @@
+"""Fidelity of `sim.estimate` against NVIDIA AIConfigurator's measured-silicon (SILICON) database.
+
+For every point of a grid (model x GPU x backend x TP x batch x isl/osl x mode) this computes AIC's
+TTFT and ITL (TPOT) with `aiconfigurator-core` 0.12.0 (the same core path as AIC's `cli estimate`:
+`run_static` for mode static, `run_agg` with `ctx_tokens=isl` for agg) and `sim.estimate` for the same
+point, then prints the median and p90 absolute % error of TTFT and ITL per mode, overall and per model
+family, plus the time per point of both. Points AIC cannot do (unsupported, OOM, invalid for either
+estimator) are skipped and counted by reason.
+
+The raw table (AIC figures, the sim figures at the time of the run, timings, and the train / held-out
+split used by `bench/calibrate.py`) goes to `bench/results/fidelity.csv`. `--from-csv` re-scores the
+current `sim.estimate` against a saved table without AIC.
+
+AIC is a dev-only dependency, imported lazily; run with:
+    UV_PROJECT_ENVIRONMENT=/tmp/aic-env uv run --group calibration python bench/fidelity.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib.util
+import itertools
+import logging
+import sys
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import sim  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+CSV_PATH = RESULTS / "fidelity.csv"
+INSTALL_HINT = (
+    "aiconfigurator-core is not installed; run: uv run --group calibration python "
+    "bench/fidelity.py (prefix UV_PROJECT_ENVIRONMENT=<another dir> to keep .venv as it is)"
+)
+
+# sim catalog id -> AIC bundled HF id (offline)
+MODELS = {
+    "Qwen/Qwen3-0.6B": "Qwen/Qwen3-0.6B",
+    "Qwen/Qwen3-8B": "Qwen/Qwen3-8B",
+    "Qwen/Qwen3-32B": "Qwen/Qwen3-32B",
+    "meta-llama/Llama-3.1-8B": "meta-llama/Meta-Llama-3.1-8B",
+    "meta-llama/Llama-3.1-70B": "meta-llama/Meta-Llama-3.1-70B",
+    "Qwen/Qwen3-30B-A3B": "Qwen/Qwen3-30B-A3B",
+    "deepseek-ai/DeepSeek-V3": "deepseek-ai/DeepSeek-V3",
+}
+FAMILY = {
+    "Qwen/Qwen3-0.6B": "qwen3-dense",
+    "Qwen/Qwen3-8B": "qwen3-dense",
+    "Qwen/Qwen3-32B": "qwen3-dense",
+    "meta-llama/Llama-3.1-8B": "llama3",
+    "meta-llama/Llama-3.1-70B": "llama3",
+    "Qwen/Qwen3-30B-A3B": "qwen3-moe",
+    "deepseek-ai/DeepSeek-V3": "deepseek-mla-moe",
+}
+GPUS = ("h100_sxm", "h200_sxm", "b200_sxm")
+BACKENDS = ("trtllm", "vllm", "sglang")
+TPS = (1, 2, 4, 8)
+BATCHES = (1, 8, 32, 128)
+SEQS = ((1000, 200), (4000, 1000))
+MODES = ("static", "agg")
+HELD_OUT_PERCENT = 25  # points held out of the fit, chosen by a stable hash of the point
+
+
+@dataclass(frozen=True)
+class Point:
+    model: str
+    gpu: str
+    backend: str
+    tp: int
+    ep: int
+    batch: int
+    isl: int
+    osl: int
+    mode: str
+
+    @property
+    def key(self) -> str:
+        return (
+            f"{self.model}|{self.gpu}|{self.backend}|{self.tp}|{self.ep}|{self.batch}|"
+            f"{self.isl}|{self.osl}|{self.mode}"
+        )
+
+    @property
+    def split(self) -> str:
+        # hash the configuration without the mode, so a config's static and agg share a split
+        base = self.key.rsplit("|", 1)[0]
+        return "test" if zlib.crc32(base.encode()) % 100 < HELD_OUT_PERCENT else "train"
+
+
+def grid() -> list[Point]:
+    points = []
+    catalog = sim.models()
+    for model, gpu, backend, tp, batch, (isl, osl), mode in itertools.product(
+        MODELS, GPUS, BACKENDS, TPS, BATCHES, SEQS, MODES
+    ):
+        arch = catalog[model]
+        ep = tp if arch.is_moe and arch.num_experts % tp == 0 else 1
+        if model == "deepseek-ai/DeepSeek-V3" and tp < 8:
+            continue  # 671 B parameters: a node of 8 GPUs or nothing
+        points.append(Point(model, gpu, backend, tp, ep, batch, isl, osl, mode))
+    return points
+
+
+class Aic:
+    """The core path of AIC's `cli estimate`, with versions and database views memoized."""
+
+    def __init__(self) -> None:
+        from aiconfigurator_core.sdk.backends.factory import get_backend
+        from aiconfigurator_core.sdk.config import RuntimeConfig
+        from aiconfigurator_core.sdk.config_builders import build_model_config
+        from aiconfigurator_core.sdk.models import get_model
+        from aiconfigurator_core.sdk.models.helpers import (
+            resolve_context_fmha_by_data,
+            resolve_nvfp4_for_system,
+        )
+        from aiconfigurator_core.sdk.perf_database import (
+            get_database_view,
+            get_latest_database_version,
+        )
+
+        self._get_backend = get_backend
+        self._runtime = RuntimeConfig
+        self._build = build_model_config
+        self._get_model = get_model
+        self._fmha = resolve_context_fmha_by_data
+        self._nvfp4 = resolve_nvfp4_for_system
+        self._view = get_database_view
+        self._latest = get_latest_database_version
+        self._dbs: dict[tuple[str, str], Any] = {}
+        self.load_s: dict[tuple[str, str], float] = {}
+
+    def database(self, gpu: str, backend: str) -> Any:
+        key = (gpu, backend)
+        if key not in self._dbs:
+            start = time.perf_counter()
+            version = self._latest(system=gpu, backend=backend)
+            self._dbs[key] = (
+                None
+                if version is None
+                else self._view(gpu, backend, version, database_mode="SILICON")
+            )
+            self.load_s[key] = time.perf_counter() - start
+        return self._dbs[key]
+
+    def run(self, p: Point) -> tuple[float, float]:
+        db = self.database(p.gpu, p.backend)
+        if db is None:
+            raise LookupError(f"no SILICON database for {p.gpu}/{p.backend}")
+        hf = MODELS[p.model]
+        moe = sim.models()[p.model].is_moe
+        mc = self._build(p.tp, 1, 1, (p.tp // p.ep) if moe else 1, p.ep if moe else 1)
+        self._fmha(mc, hf, db, p.backend, is_context_role=True)
+        self._nvfp4(mc, p.gpu, hf, backend_name=p.backend)
+        model = self._get_model(hf, mc, p.backend)
+        rc = self._runtime(isl=p.isl, osl=p.osl, batch_size=p.batch)
+        backend = self._get_backend(p.backend)
+        if p.mode == "static":
+            summary = backend.run_static(model, db, rc, mode="static")
+        else:
+            summary = backend.run_agg(model, db, rc, ctx_tokens=p.isl)
+        if summary.check_oom() or summary.check_kv_cache_oom():
+            raise MemoryError("AIC: out of memory")
+        d = summary.get_result_dict()
+        if d is None:
+            raise LookupError("AIC: no result")
+        return float(d["ttft"]), float(d["tpot"])
+
+
+def sim_point(p: Point) -> sim.Estimate:
+    return sim.estimate(
+        p.model,
+        p.gpu,
+        backend=p.backend,
+        tp=p.tp,
+        ep=p.ep,
+        batch_size=p.batch,
+        isl=p.isl,
+        osl=p.osl,
+        mode=p.mode,
+    )
+
+
+def collect(limit: int | None) -> list[dict[str, Any]]:
+    if importlib.util.find_spec("aiconfigurator_core") is None:
+        print(INSTALL_HINT, file=sys.stderr)
+        raise SystemExit(2)
+    logging.disable(logging.WARNING)  # AIC logs fallbacks per op
+    aic = Aic()
+    points = grid()[:limit] if limit else grid()
+    rows: list[dict[str, Any]] = []
+    skipped: dict[str, int] = {}
+    for i, p in enumerate(points):
+        try:
+            est = sim_point(p)
+        except sim.EstimateError as exc:
+            skipped[f"sim: {exc.argument}"] = skipped.get(f"sim: {exc.argument}", 0) + 1
+            continue
+        aic.database(p.gpu, p.backend)  # load time is reported apart
+        start = time.perf_counter()
+        try:
+            ttft, itl = aic.run(p)
+        except MemoryError:
+            skipped["AIC: OOM"] = skipped.get("AIC: OOM", 0) + 1
+            continue
+        except Exception as exc:
+            reason = f"AIC: {type(exc).__name__}"
+            skipped[reason] = skipped.get(reason, 0) + 1
+            continue
+        aic_ms = (time.perf_counter() - start) * 1e3
+        if not (ttft > 0 and itl > 0 and np.isfinite(ttft) and np.isfinite(itl)):
+            skipped["AIC: non-positive result"] = skipped.get("AIC: non-positive result", 0) + 1
+            continue
+        rows.append(
+            {
+                **p.__dict__,
+                "split": p.split,
+                "aic_ttft_ms": round(ttft, 4),
+                "aic_itl_ms": round(itl, 5),
+                "aic_point_ms": round(aic_ms, 3),
+                "sim_fits": int(est.fits),
+            }
+        )
+        if (i + 1) % 500 == 0:
+            print(f"  {i + 1}/{len(points)} points", file=sys.stderr)
+    print(f"grid: {len(points)} points, {len(rows)} compared, {sum(skipped.values())} skipped")
+    for reason, n in sorted(skipped.items()):
+        print(f"  skipped {n:5d}: {reason}")
+    for (gpu, backend), s in sorted(aic.load_s.items()):
+        print(f"  AIC database load {gpu}/{backend}: {s:.2f} s")
+    return rows
+
+
+def read_csv(path: Path) -> list[dict[str, Any]]:
+    ints = ("tp", "ep", "batch", "isl", "osl", "sim_fits")
+    floats = ("aic_ttft_ms", "aic_itl_ms", "aic_point_ms")
+    with path.open() as fh:
+        rows: list[dict[str, Any]] = list(csv.DictReader(fh))
+    for r in rows:
+        for k in ints:
+            r[k] = int(r[k])
+        for k in floats:
+            r[k] = float(r[k])
+    return rows
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fields = [k for k in rows[0] if not k.startswith("sim_") or k == "sim_fits"]
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+
+
+def point_of(r: dict[str, Any]) -> Point:
+    return Point(
+        r["model"],
+        r["gpu"],
+        r["backend"],
+        r["tp"],
+        r["ep"],
+        r["batch"],
+        r["isl"],
+        r["osl"],
+        r["mode"],
+    )
+
+
+def score_sim(rows: list[dict[str, Any]]) -> float:
+    """Fill sim_ttft_ms / sim_itl_ms with the current estimator; return ms per point."""
+    start = time.perf_counter()
+    for r in rows:
+        est = sim_point(point_of(r))
+        r["sim_ttft_ms"], r["sim_itl_ms"] = est.ttft_ms, est.itl_ms
+    return (time.perf_counter() - start) * 1e3 / max(len(rows), 1)
+
+
+def errors(rows: list[dict[str, Any]], metric: str) -> np.ndarray:
+    sim_v = np.array([r[f"sim_{metric}_ms"] for r in rows])
+    aic_v = np.array([r[f"aic_{metric}_ms"] for r in rows])
+    return np.asarray(np.abs(sim_v - aic_v) / aic_v * 100.0)
+
+
+def report(rows: list[dict[str, Any]], title: str) -> dict[str, float]:
+    """Print the error table; return the headline figures (overall, per mode)."""
+    print(f"\n{title}  (abs % error vs AIC SILICON; goal: median <= 15, p90 <= 35)")
+    print(
+        f"{'group':38s} {'n':>5s} {'TTFT med':>9s} {'TTFT p90':>9s} {'ITL med':>8s} {'ITL p90':>8s}"
+    )
+    headline: dict[str, float] = {}
+
+    def line(label: str, sel: list[dict[str, Any]]) -> None:
+        if not sel:
+            return
+        t, i = errors(sel, "ttft"), errors(sel, "itl")
+        figs = (np.median(t), np.percentile(t, 90), np.median(i), np.percentile(i, 90))
+        print(
+            f"{label:38s} {len(sel):5d} {figs[0]:9.1f} {figs[1]:9.1f} {figs[2]:8.1f} {figs[3]:8.1f}"
+        )
+        for name, v in zip(("ttft_median", "ttft_p90", "itl_median", "itl_p90"), figs, strict=True):
+            headline[f"{label.strip()}.{name}"] = round(float(v), 1)
+
+    for split in ("all", "train", "test"):
+        for mode in ("all", *MODES):
+            sel = [r for r in rows if split in ("all", r["split"]) and mode in ("all", r["mode"])]
+            line(f"{split}/{mode}", sel)
+    print("per model family (all splits):")
+    for fam in sorted(set(FAMILY.values())):
+        for mode in MODES:
+            line(
+                f"  {fam}/{mode}",
+                [r for r in rows if FAMILY[r["model"]] == fam and r["mode"] == mode],
+            )
+    print("per backend / GPU (all splits):")
+    for backend, gpu in itertools.product(BACKENDS, GPUS):
+        line(f"  {backend}/{gpu}", [r for r in rows if (r["backend"], r["gpu"]) == (backend, gpu)])
+    return headline
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--from-csv", type=Path, help="re-score sim against a saved table (no AIC)")
+    ap.add_argument("--limit", type=int, help="only the first N grid points (smoke test)")
+    ap.add_argument("--csv", type=Path, default=CSV_PATH, help="where to save the raw table")
+    args = ap.parse_args(argv)
+    if args.from_csv:
+        rows = read_csv(args.from_csv)
+    else:
+        rows = collect(args.limit)
+        if not rows:
+            print("no comparable points", file=sys.stderr)
+            return 1
+        write_csv(rows, args.csv)
+        print(f"raw table: {args.csv} ({len(rows)} rows)")
+    sim_ms = score_sim(rows)
+    report(rows, f"sim.estimate (calibration: {sim.calibration_source()})")
+    aic_ms = np.array([r["aic_point_ms"] for r in rows])
+    print(
+        f"\ntime per point: AIC median {np.median(aic_ms):.2f} ms (mean {aic_ms.mean():.2f} ms, "
+        f"database load excluded), sim {sim_ms:.3f} ms; ratio {np.median(aic_ms) / sim_ms:.0f}x"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

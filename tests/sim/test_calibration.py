@@ -1,0 +1,84 @@
+import dataclasses
+import json
+from importlib import resources
+
+import pytest
+
+import sim
+from sim import _estimate
+from sim._catalog import find_gpu, find_model
+
+
+def _doc() -> dict[str, object]:
+    text = (resources.files("sim") / "data" / "calibration.json").read_text()
+    data = json.loads(text)
+    assert isinstance(data, dict)
+    return data
+
+
+def test_calibration_ships_with_provenance_and_loads_at_import() -> None:
+    doc = _doc()
+    prov = doc["provenance"]
+    assert isinstance(prov, dict)
+    assert "aiconfigurator-core 0.12.0" in prov["aic_version"]
+    assert prov["date"] and prov["grid"]["points_compared"] > 1000
+    assert "error_after" in prov and "error_before" in prov
+    assert "0.12.0" in sim.calibration_source()
+    profiles = doc["profiles"]
+    assert isinstance(profiles, dict)
+    for backend in sim.BACKENDS:
+        assert f"{backend}/*" in profiles
+        assert (backend, "*") in _estimate.CALIBRATED
+    assert ("trtllm", "h200_sxm") in _estimate.CALIBRATED
+
+
+def test_calibrated_efficiencies_are_physical() -> None:
+    for profile in _estimate.CALIBRATED.values():
+        for eff in (*profile.effs(decode=True), *profile.effs(decode=False)):
+            assert 0.0 < eff <= 1.0, profile
+        assert min(*profile.overheads(True), *profile.overheads(False)) >= 0.0
+        assert profile.comm_scale > 0 and profile.agg_ttft_base >= 1.0
+
+
+def test_profile_lookup_falls_back_from_gpu_to_backend_to_assumption() -> None:
+    assert (
+        _estimate.backend_profile("vllm", "h100_sxm") == _estimate.CALIBRATED[("vllm", "h100_sxm")]
+    )
+    assert _estimate.backend_profile("vllm", "a100_sxm") == _estimate.CALIBRATED[("vllm", "*")]
+    saved = dict(_estimate.CALIBRATED)
+    try:
+        _estimate.CALIBRATED.clear()
+        assert _estimate.backend_profile("vllm", "h100_sxm") == sim.BACKENDS["vllm"]
+    finally:
+        _estimate.CALIBRATED.update(saved)
+
+
+@pytest.mark.parametrize("sku", ["h100_sxm", "h200_sxm", "b200_sxm", "a100_sxm", "l40s"])
+@pytest.mark.parametrize("backend", sorted(sim.BACKENDS))
+def test_roofline_limits_hold_with_calibrated_constants(sku: str, backend: str) -> None:
+    model, gpu = find_model("Qwen/Qwen3-32B"), find_gpu(sku)
+    tp = 4 if gpu.memory_gb < 70 else 1
+    e = sim.estimate(model.id, sku, backend, tp=tp, batch_size=1, isl=2000, osl=100)
+    weights_ms = e.weights_gb * 1e9 / (gpu.memory_bandwidth_gbps * 1e9) * 1e3
+    assert e.itl_ms >= weights_ms
+    flops = 2.0 * model.active_params * 2000 / tp
+    assert e.ttft_ms >= flops / (gpu.dense_bf16_tflops * 1e12) * 1e3
+
+
+def test_agg_ttft_queueing_grows_with_concurrency() -> None:
+    ttft = [
+        sim.estimate("Qwen/Qwen3-8B", "h200_sxm", tp=1, batch_size=b, mode="agg").ttft_ms
+        for b in (1, 8, 32, 128)
+    ]
+    assert ttft == sorted(ttft), ttft
+
+
+def test_unset_profile_fields_fall_back_to_the_coarse_ones() -> None:
+    base = sim.BACKENDS["trtllm"]
+    assert dataclasses.replace(base, attn_eff=0.3).effs(decode=False)[1] == 0.3
+    assert base.effs(decode=False) == (
+        base.compute_eff,
+        base.compute_eff,
+        base.memory_eff,
+        base.memory_eff,
+    )
