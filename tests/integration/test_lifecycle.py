@@ -250,6 +250,8 @@ async def test_client_applies_a_bare_spec_and_a_multi_document_file(
     path.write_text(yaml.safe_dump_all(docs))
     outcomes = await c.apply_file(path)
     assert [o["status"] for o in outcomes] == ["accepted", "accepted"]
+    for doc, o in zip(docs, outcomes, strict=True):  # read-your-writes before listing
+        await c.wait(doc["metadata"]["name"], resource_version=o["resourceVersion"], timeout=10)
     names = [o["metadata"]["name"] for o in await c.list()]
     assert {"doc-a", "doc-b", "from-spec"} <= set(names)
 
