@@ -52,6 +52,8 @@ Modes.
   uncalibrated; AIC's schedulers queue prompts behind each other) plus `agg_wait_frac` times the
   wait for the in-flight step, `step * (batch-1)/batch`. tokens/s/GPU = batch / step / GPUs
   (ITL is reported as 0 when osl is 1). The lm_head is charged to the bottleneck stage.
+  `agg_ms` computes this vectorised over batch; `sim.profile`'s (TP, batch) grid calls it too, so
+  profile() and estimate(mode="agg") report the same figures for the same point.
 
 Memory per GPU: weights + activation reserve (`ACTIVATION_BASE_GB` + `MAX_NUM_TOKENS * hidden * 2 B
 * ACTIVATION_COPIES`, chunked-prefill budget of the runtime) + KV for `batch * (isl + osl)` tokens;
@@ -79,11 +81,13 @@ from dgdr.spec import GPU_SKUS, normalise_gpu_sku
 
 from ._catalog import BYTES_PER_PARAM, Gpu, ModelArch, gpus, models
 from ._errors import EstimateError
-from ._roofline import ALLREDUCE_LATENCY_US, HBM_UTILISATION, LINK_EFF
 
 FloatArray = NDArray[np.float64]
 
 MODES = ("static", "agg")
+LINK_EFF = 0.7  # fraction of the one-way link bandwidth reached by collectives
+HBM_UTILISATION = 0.9  # fraction of HBM the engine may use (vLLM's gpu_memory_utilization)
+ALLREDUCE_LATENCY_US = {"nvlink": 8.0, "infinity_fabric": 12.0, "pcie": 25.0}
 MAX_ITL_SAMPLES = 1024
 ACTIVATION_BASE_GB = 1.0
 MAX_NUM_TOKENS = 8192
@@ -377,22 +381,41 @@ def prefill_ms(plan: _Plan, batch: float, isl: float) -> float:
 
 def decode_step_ms(
     plan: _Plan,
-    batch: float,
+    batch: ArrayLike,
     context: ArrayLike,
-    admitted: float = 0.0,
+    admitted: ArrayLike = 0.0,
     isl: float = 0.0,
 ) -> FloatArray:
-    """One decode step of `batch` sequences at `context` tokens (broadcasts), with `admitted`
-    prompts of `isl` tokens prefilled inside the step (in-flight batching)."""
+    """One decode step of `batch` sequences at `context` tokens, with `admitted` prompts of `isl`
+    tokens prefilled inside the step (in-flight batching); broadcasts over batch, context and
+    admitted."""
     ctx = np.asarray(context, dtype=np.float64)
-    micro = float(min(batch, plan.pp))
-    b, new = batch / micro, admitted / micro
+    bf = np.asarray(batch, dtype=np.float64)
+    micro = np.minimum(bf, float(plan.pp))
+    b, new = bf / micro, np.asarray(admitted, dtype=np.float64) / micro
     tokens = np.asarray(b + new * isl)
     pairs = b * ctx + new * isl * (isl + 1.0) / 2.0
     kv = b * ctx + new * isl
     stage = _stage_ms(plan, tokens, np.asarray(b + new), pairs, kv, decode=True)
     step = plan.pp * stage + (plan.pp - 1) * plan.backend.comm_scale * _handoff_ms(plan, tokens)
     return np.asarray(step + plan.backend.step_overhead_ms, dtype=np.float64)
+
+
+def agg_ms(plan: _Plan, batch: ArrayLike, isl: float, osl: float) -> tuple[FloatArray, FloatArray]:
+    """Steady-state in-flight batching at concurrency `batch` (broadcasts): (TTFT, step) in ms.
+    The one agg latency model, shared by `estimate(mode="agg")` and `sim.profile`'s grid."""
+    b = np.asarray(batch, dtype=np.float64)
+    step = decode_step_ms(plan, b, isl + osl / 2.0, admitted=b / osl, isl=isl)
+    be = plan.backend
+    queue = np.minimum(be.agg_ttft_base + be.agg_ttft_slope * np.log2(b), be.agg_ttft_cap)
+    wait = be.agg_wait_frac * step * (b - 1.0) / b
+    ttft = prefill_ms(plan, 1.0, isl) * np.maximum(queue, 1.0) + wait
+    return np.asarray(ttft, dtype=np.float64), step
+
+
+def activation_reserve_bytes(model: ModelArch) -> float:
+    """Per-GPU activation reserve: `ACTIVATION_BASE_GB` plus the chunked-prefill budget."""
+    return ACTIVATION_BASE_GB * 1e9 + MAX_NUM_TOKENS * model.hidden_size * 2.0 * ACTIVATION_COPIES
 
 
 def _int_arg(name: str, value: object, low: int = 1) -> int:
@@ -506,18 +529,15 @@ def estimate(
         latency = ttft + steps * itl
         tps_gpu = b * osl / (latency / 1e3) / (tp * pp)
     else:
-        step = float(decode_step_ms(plan, b, isl + osl / 2.0, admitted=b / osl, isl=float(isl)))
-        be = plan.backend
-        queue = min(be.agg_ttft_base + be.agg_ttft_slope * math.log2(b), be.agg_ttft_cap)
-        wait = be.agg_wait_frac * step * (b - 1.0) / b
-        ttft = prefill_ms(plan, 1.0, float(isl)) * max(queue, 1.0) + wait
+        ttft_a, step_a = agg_ms(plan, b, float(isl), float(osl))
+        ttft, step = float(ttft_a), float(step_a)
         itl = step if osl > 1 else 0.0  # osl 1: every step is prefill only, no decode
         latency = ttft + (osl - 1) * itl
         tps_gpu = b / (step / 1e3) / (tp * pp)
     per_user = 1e3 / itl if osl > 1 else 1e3 / ttft
 
     usable = HBM_UTILISATION * gpu.memory_gb * 1e9
-    reserve = ACTIVATION_BASE_GB * 1e9 + MAX_NUM_TOKENS * arch.hidden_size * 2.0 * ACTIVATION_COPIES
+    reserve = activation_reserve_bytes(arch)
     kv_seq = plan.kv_bytes_per_token * (isl + osl)
     kv = kv_seq * b
     memory = plan.weights_bytes + reserve + kv

@@ -166,12 +166,15 @@ def profile(
     )
 
     tps, skipped = tp_candidates(model, min(per_node, total))
-    grid = evaluate(model, gpu, tps, isl, osl, vram_mb)
+    grid = evaluate(model, gpu, backend, tps, isl, osl, vram_mb)
     ttft1 = ", ".join(f"TP{t} {_ms(v)} ms" for t, v in zip(tps, grid.ttft_ms[:, 0], strict=True))
     skip = ""
     if skipped:
-        heads = model.num_attention_heads
-        skip = f"; TP {','.join(map(str, skipped))} skipped ({heads} attention heads not divisible)"
+        heads, kvh = model.num_attention_heads, model.num_key_value_heads
+        skip = (
+            f"; TP {','.join(map(str, skipped))} skipped (incompatible with {heads} attention / "
+            f"{kvh} KV heads)"
+        )
     report(
         "SweepingPrefill",
         f"prefill: {len(tps)} TP candidates on {gpu.id} (TP {','.join(map(str, tps))}) for "

@@ -86,13 +86,14 @@ def _fit_error(
     tp = int(grid.tp[i])
     per_gpu = usable_bytes(gpu, vram_mb) / 1e9
     hbm = per_gpu / HBM_UTILISATION
-    need = grid.weights_gb_per_gpu[i] + grid.kv_gb_per_sequence_per_gpu[i]
+    need = grid.weights_gb_per_gpu[i] + grid.reserve_gb_per_gpu + grid.kv_gb_per_sequence_per_gpu[i]
     return ProfilingError(
         "SelectingConfig",
         f"{model.id} does not fit: it needs {model.weight_bytes / 1e9:.1f} GB of "
         f"{model.weight_dtype} weights "
         f"+ {grid.kv_gb_per_sequence_per_gpu[i] * tp:.2f} GB of KV cache for one "
-        f"{isl + osl}-token sequence, i.e. {need:.1f} GB per GPU at TP {tp}, but only "
+        f"{isl + osl}-token sequence + {grid.reserve_gb_per_gpu:.1f} GB of activations per GPU, "
+        f"i.e. {need:.1f} GB per GPU at TP {tp}, but only "
         f"{per_gpu:.1f} GB per GPU is usable ({HBM_UTILISATION:.0%} of {hbm:.0f} GB on {gpu.id}; "
         f"{per_gpu * tp:.1f} GB over {tp} GPU(s), the largest TP within numGpusPerNode and "
         "totalGpus): use more GPUs per node, a larger GPU or a shorter isl+osl",

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from dgdr.spec import DGDRSpec
-from sim import ProfilingError, profile
+from sim import ProfilingError, estimate, profile
 
 H200x8 = {"gpuSku": "h200_sxm", "totalGpus": 8, "numGpusPerNode": 8}
 
@@ -132,3 +132,36 @@ def test_vram_from_discovery_overrides_the_catalog() -> None:
         profile(_spec(model="Qwen/Qwen3-8B"), hw, name="x", namespace="ns")
     assert err.value.sub_phase == "SelectingConfig"
     assert "15.1 GB per GPU is usable" in err.value.message
+
+
+@pytest.mark.parametrize(
+    ("model", "hardware", "sla"),
+    [
+        ("Qwen/Qwen3-0.6B", H200x8, {"ttft": 300, "itl": 20}),
+        ("Qwen/Qwen3-32B", {"gpuSku": "h100_sxm", "totalGpus": 8, "numGpusPerNode": 8}, None),
+        ("Qwen/Qwen3-30B-A3B", {"gpuSku": "b200_sxm", "totalGpus": 8, "numGpusPerNode": 8}, None),
+    ],
+)
+def test_picked_config_matches_estimate_agg(
+    model: str, hardware: dict[str, Any], sla: dict[str, float] | None
+) -> None:
+    isl, osl = 3000, 500
+    raw: dict[str, Any] = {"model": model, "backend": "vllm", "workload": {"isl": isl, "osl": osl}}
+    if sla is not None:
+        raw["sla"] = sla
+    result = profile(DGDRSpec.model_validate(raw), hardware, name="x", namespace="ns")
+    (picked,) = [p["config"] for p in result.pareto if p["config"]["selected"]]
+    est = estimate(
+        model,
+        hardware["gpuSku"],
+        "vllm",
+        tp=picked["tensorParallelSize"],
+        batch_size=picked["batchSize"],
+        isl=isl,
+        osl=osl,
+        mode="agg",
+    )
+    assert est.fits
+    assert picked["ttftMs"] == pytest.approx(est.ttft_ms, rel=0.01)
+    assert picked["itlMs"] == pytest.approx(est.itl_ms, rel=0.01)
+    assert picked["tokensPerSecondPerGpu"] == pytest.approx(est.tokens_per_s_per_gpu, rel=0.01)
