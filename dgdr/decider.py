@@ -193,7 +193,7 @@ def _decide_apply(state: State, command: Apply) -> list[Event] | Rejection:
         created: Event = Created(
             spec=command.spec, generation=1, labels=command.labels, annotations=command.annotations
         )
-        return [created, *_validation(command.spec, 1, command.discovered_hardware)]
+        return [created, *_validation(command.spec, 1, command)]
     if command.spec == state.spec:
         return []
     phase = state.phase
@@ -211,7 +211,7 @@ def _decide_apply(state: State, command: Apply) -> list[Event] | Rejection:
         ]
     return [
         SpecUpdated(spec=command.spec, generation=generation),
-        *_validation(command.spec, generation, command.discovered_hardware),
+        *_validation(command.spec, generation, command),
     ]
 
 
@@ -228,11 +228,18 @@ def _only_auto_apply_turned_on(old: dict[str, Any], new: dict[str, Any]) -> bool
     return rest(old) == rest(new) and not _auto_apply(old) and _auto_apply(new)
 
 
-def _validation(spec: dict[str, Any], generation: int, discovered: dict[str, Any]) -> list[Event]:
+def _validation(spec: dict[str, Any], generation: int, command: Apply) -> list[Event]:
     parsed = parse_spec(spec)
     if isinstance(parsed, list):
         return [ValidationFailed(generation=generation, errors=[e.to_dict() for e in parsed])]
-    hardware, errors = resolve_hardware(parsed, discovered)
+    known = command.known_models
+    if known is not None and parsed.model not in known:
+        unknown = FieldError(
+            "spec.model",
+            f"unknown model {parsed.model!r}: use one of {', '.join(sorted(known))}",
+        )
+        return [ValidationFailed(generation=generation, errors=[unknown.to_dict()])]
+    hardware, errors = resolve_hardware(parsed, command.discovered_hardware)
     if errors:
         return [ValidationFailed(generation=generation, errors=[e.to_dict() for e in errors])]
     sku, total, per_node = hardware["gpuSku"], hardware["totalGpus"], hardware["numGpusPerNode"]

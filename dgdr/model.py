@@ -217,6 +217,8 @@ class Apply(_Command):
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
     discovered_hardware: dict[str, Any] = Field(default_factory=dict)
+    # The models the profiler can serve, when the edge knows them; None leaves the check out.
+    known_models: list[str] | None = None
 
 
 class Delete(_Command):

@@ -77,6 +77,7 @@ class Service:
         self.projector: Projector | None = None
         self.cluster: SimulatedCluster | None = None
         self.discovered: dict[str, Any] = {}
+        self.known_models: list[str] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.replica = f"{socket.gethostname()}-{os.getpid()}"
 
@@ -97,6 +98,9 @@ class Service:
             gpu_product=self.config.cluster_gpu_product,
         )
         self.discovered = self.cluster.discover_hardware()
+        import sim
+
+        self.known_models = sorted(sim.models())
         reactor = Reactor(self.handler, js, self.cluster)
         worker = ProfilingWorker(self.handler, step_delay=self.config.step_delay)
         projector = self.projector
@@ -237,6 +241,7 @@ class Service:
                 labels=meta.get("labels") or {},
                 annotations=meta.get("annotations") or {},
                 discovered_hardware=self.discovered,
+                known_models=self.known_models,
             )
             uid = meta.get("uid")
         outcome = await self.handler.handle(namespace, name, command, uid=uid)

@@ -203,14 +203,16 @@ async def test_a_dgd_that_is_not_ours_is_not_adopted(running: Running) -> None:
     assert succeeded["reason"] == "DeploymentConflict" and "taken-dgd" in succeeded["message"]
 
 
-async def test_unknown_model_fails_profiling_at_initializing(running: Running) -> None:
+async def test_unknown_model_is_a_validation_error_listing_the_known_models(
+    running: Running,
+) -> None:
     c = running.client
-    await c.apply(manifest("mystery", model="acme/never-heard-of-it"))
-    obj = await c.wait("mystery", phase="Failed", timeout=30)
-    assert obj["status"]["profilingPhase"] == "Initializing"
-    profiling = next(x for x in obj["status"]["conditions"] if x["type"] == "Profiling")
-    assert profiling["reason"] == "InitializingFailed"
-    assert "Qwen/Qwen3-0.6B" in profiling["message"], "the known models are not listed"
+    outcome = await c.apply(manifest("mystery", model="acme/never-heard-of-it"))
+    assert outcome["status"] == "invalid"
+    (error,) = outcome["errors"]
+    assert error["field"] == "spec.model" and "Qwen/Qwen3-0.6B" in error["message"]
+    obj = await c.wait("mystery", resource_version=outcome["resourceVersion"], timeout=10)
+    assert obj["status"]["phase"] == "Failed" and "profilingPhase" not in obj["status"]
 
 
 @pytest.mark.timeout(90)
