@@ -149,6 +149,7 @@ def _table(report: dict[str, Any], top: int) -> None:
     t = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
     columns = (
         "",
+        "BACKEND",
         "TP",
         "REPLICAS",
         "GPUS",
@@ -160,11 +161,12 @@ def _table(report: dict[str, Any], top: int) -> None:
         "SLA",
     )
     for c in columns:
-        t.add_column(c, no_wrap=True, justify="left" if c in ("", "SLA") else "right")
+        t.add_column(c, no_wrap=True, justify="left" if c in ("", "BACKEND", "SLA") else "right")
     ranked = sorted(report["pareto"], key=lambda p: -p["tokensPerSecondPerGpu"])[:top]
     for p in ranked:
         t.add_row(
             "*" if p.get("selected") else "",
+            str(p.get("backend", "")),
             str(p["tensorParallelSize"]),
             str(p["replicas"]),
             str(p["totalGpus"]),

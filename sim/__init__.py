@@ -1,5 +1,6 @@
 """Rapid profiling without a cluster: a roofline model of a dense LLM on a GPU SKU, a search over
-tensor parallelism, batch size and replicas under the SLA, and the DGD for the picked config.
+tensor parallelism, batch size and replicas (and, for `backend: auto`, backend) under the SLA, and
+the DGD for the picked config.
 
 Public API: `profile`, `ProfileResult`, `ProfilingError`; `estimate`, `Estimate`, `EstimateError`
 (one operating point of a dense, MoE or MLA model, calibrated against AIConfigurator),

@@ -5,7 +5,11 @@ Owns: the DGD shape (Frontend + the backend's aggregated worker, as in Dynamo's
 model-cache PVC wiring, and merging `spec.overrides.dgd` the way Dynamo's profiler does
 (`apply_dgd_overrides`): apiVersion/kind dropped, only metadata labels/annotations merged, recursive
 dict merge, worker `extraPodSpec.mainContainer.args` appended, other leaves replaced, overrides for
-services the DGD does not have skipped and reported.
+services the DGD does not have skipped and reported; tolerations from
+`spec.overrides.profilingJob.template.spec.tolerations` appended (deduplicated) to every service's
+`extraPodSpec.tolerations`. A worker whose GPUs per replica (TP) exceed `gpus_per_node` gets
+`multinode.nodeCount` = ceil(TP / gpus_per_node) and a per-node `resources` GPU count, so that
+nodeCount x gpu limit covers the TP group (Dynamo: total GPUs = nodeCount x gpu limit).
 
 Failure semantics: `build_dgd` raises `ProfilingError("GeneratingDGD", ...)` when the DGD name is
 not a DNS label of at most 63 characters. Everything else is reported, not raised: `build_dgd`
@@ -16,6 +20,7 @@ JSON-safe object with a deterministic key order.
 from __future__ import annotations
 
 import copy
+import math
 import posixpath
 import re
 from typing import Any
@@ -79,8 +84,48 @@ def _worker_command(
     return ["python3", "-m", module], args
 
 
+def job_tolerations(spec: DGDRSpec) -> list[Any]:
+    """`spec.overrides.profilingJob.template.spec.tolerations`, or [] when absent or malformed."""
+    job = spec.overrides.profiling_job if spec.overrides else None
+    template = job.get("template") if isinstance(job, dict) else None
+    pod = template.get("spec") if isinstance(template, dict) else None
+    tolerations = pod.get("tolerations") if isinstance(pod, dict) else None
+    return list(tolerations) if isinstance(tolerations, list) else []
+
+
+def _add_tolerations(services: dict[str, Any], tolerations: list[Any]) -> None:
+    for service in services.values():
+        if not isinstance(service, dict):
+            continue
+        pod = service.setdefault("extraPodSpec", {})
+        if not isinstance(pod, dict):
+            continue
+        existing = pod.get("tolerations")
+        merged = list(existing) if isinstance(existing, list) else []
+        for toleration in tolerations:
+            if toleration not in merged:
+                merged.append(copy.deepcopy(toleration))
+        pod["tolerations"] = merged
+
+
+def node_layout(tp: int, gpus_per_node: int | None) -> tuple[int, int]:
+    """(nodeCount, GPUs per node) for one worker replica of `tp` GPUs: (1, tp) when it fits one
+    node, else ceil(tp / gpus_per_node) nodes with the TP group spread evenly over them."""
+    if gpus_per_node is None or tp <= gpus_per_node:
+        return 1, tp
+    nodes = math.ceil(tp / gpus_per_node)
+    return nodes, math.ceil(tp / nodes)
+
+
 def build_dgd(
-    spec: DGDRSpec, backend: str, tp: int, replicas: int, *, name: str, namespace: str
+    spec: DGDRSpec,
+    backend: str,
+    tp: int,
+    replicas: int,
+    *,
+    name: str,
+    namespace: str,
+    gpus_per_node: int | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """The complete DGD for an aggregated deployment, with overrides merged; plus override notes."""
     image = runtime_image(spec.image, backend)
@@ -96,13 +141,16 @@ def build_dgd(
             else posixpath.join(mount, sub.lstrip("/"))
         )
     command, args = _worker_command(backend, model_path, spec.model, tp)
+    nodes, per_node = node_layout(tp, gpus_per_node)
     worker: dict[str, Any] = {
         "componentType": "worker",
         "replicas": replicas,
         "envFromSecret": HF_SECRET,
-        "resources": {"limits": {"gpu": str(tp)}, "requests": {"gpu": str(tp)}},
+        "resources": {"limits": {"gpu": str(per_node)}, "requests": {"gpu": str(per_node)}},
         "extraPodSpec": {"mainContainer": {"image": image, "command": command, "args": args}},
     }
+    if nodes > 1:
+        worker["multinode"] = {"nodeCount": nodes}
     spec_out: dict[str, Any] = {"backendFramework": backend}
     if cache and pvc:
         spec_out["pvcs"] = [{"name": pvc, "create": False}]
@@ -137,12 +185,15 @@ def build_dgd(
         resources = merged.get("resources")
         limits = resources.get("limits") if isinstance(resources, dict) else None
         limits = limits if isinstance(limits, dict) else {}
-        if merged.get("replicas") != replicas or limits.get("gpu") != str(tp):
+        if merged.get("replicas") != replicas or limits.get("gpu") != str(per_node):
             notes.append(
                 f"overrides.dgd sets {worker_name} to replicas {merged.get('replicas')!r}, gpu "
-                f"{limits.get('gpu')!r} (profiled: {replicas} x {tp}); the GPU budget is not "
-                "rechecked"
+                f"{limits.get('gpu')!r} (profiled: {replicas} x {per_node}); the GPU budget is "
+                "not rechecked"
             )
+    tolerations = job_tolerations(spec)
+    if tolerations:
+        _add_tolerations(dgd["spec"]["services"], tolerations)
     dgd["metadata"]["labels"].update(labels)  # ownership labels always win
     return dgd, notes
 

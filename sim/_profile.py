@@ -1,9 +1,11 @@
 """`profile()`: the rapid (no-cluster) profiler, from validated spec and resolved hardware to a DGD.
 
 Owns: the pipeline and its reported sub-phases (Initializing → SweepingPrefill → SelectingConfig →
-GeneratingDGD, as Dynamo's rapid mode reports them), resolving hardware and backend, and the
-one-line result message (what was picked, SLA met or missed by how much per target, load
-served, overrides skipped).
+GeneratingDGD, as Dynamo's rapid mode reports them), resolving hardware and backend (`backend: auto`
+searches vllm, sglang and trtllm, each with its calibrated constants, and keeps the best by the
+search's picking rule, `rank_key`; the Pareto front then spans the backends), and the one-line
+result message (what was picked, which backend won under auto and by how much, SLA met or missed
+by how much per target, load served, overrides skipped).
 
 Failure semantics: raises only `ProfilingError` (sub-phase + actionable message): unknown model or
 GPU, bad hardware numbers or a context longer than the model's (Initializing), a model that does not
@@ -25,9 +27,11 @@ from ._catalog import Gpu, find_gpu, find_model
 from ._dgd import WORKER_SERVICE, build_dgd, runtime_image
 from ._errors import ProfilingError
 from ._roofline import evaluate, tp_candidates
-from ._search import Candidate, search
+from ._search import Candidate, Pick, pareto_front, rank_key, search
 
 Progress = Callable[[str, str], None]
+
+AUTO_BACKENDS = ("vllm", "sglang", "trtllm")  # searched for `backend: auto`; ties go to the first
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,33 @@ def sla_summary(c: Candidate, sla: SLA, met: bool) -> str:
     return "SLA missed: " + ", ".join(parts) + " (closest achievable config)"
 
 
+def _auto_note(picks: dict[str, Pick], ranked: list[str], *, skipped_backends: bool) -> str:
+    """Which backend `auto` picked and by how much it beat the runner-up."""
+    won = picks[ranked[0]].chosen
+    unfit = [b for b in AUTO_BACKENDS if b not in picks]
+    tail = f"; {', '.join(unfit)} cannot fit the model" if skipped_backends and unfit else ""
+    if len(ranked) < 2:
+        return f"backend auto: {ranked[0]} won (the only backend that fits{tail})"
+    second = picks[ranked[1]].chosen
+    if won.meets_sla and second.meets_sla:
+        lead = (won.tokens_per_s_per_gpu / second.tokens_per_s_per_gpu - 1.0) * 100.0
+        why = (
+            f"{_num(won.tokens_per_s_per_gpu)} vs {_num(second.tokens_per_s_per_gpu)} tok/s/GPU "
+            f"for {second.backend}, +{lead:.1f}%"
+        )
+    elif won.meets_sla:
+        why = (
+            f"{_num(won.tokens_per_s_per_gpu)} tok/s/GPU within the SLA; {second.backend}'s "
+            f"closest config misses it by {(second.worst_ratio - 1.0) * 100.0:.0f}%"
+        )
+    else:
+        why = (
+            f"closest to the SLA: worst target at {won.worst_ratio:.2f}x vs "
+            f"{second.worst_ratio:.2f}x for {second.backend}"
+        )
+    return f"backend auto: {won.backend} won ({why}{tail})"
+
+
 def _load_note(spec: DGDRSpec, c: Candidate, total: int) -> str | None:
     w = spec.effective_workload
     budget = total // c.tp
@@ -155,19 +186,23 @@ def profile(
             f"isl + osl = {isl + osl} tokens exceeds {model.id}'s max context of "
             f"{model.max_position_embeddings}: lower spec.workload.isl or osl",
         )
-    backend = Backend.VLLM.value if spec.backend is Backend.AUTO else spec.backend.value
-    if spec.backend is Backend.AUTO:
-        notes.insert(0, "backend auto resolved to vllm (the roofline does not rank backends yet)")
+    auto = spec.backend is Backend.AUTO
+    backends = list(AUTO_BACKENDS) if auto else [spec.backend.value]
     report(
         "Initializing",
         f"rapid roofline for {model.id} ({model.params / 1e9:.2f} B params, "
         f"{model.weight_bytes / 1e9:.1f} GB bf16) on {total} x {gpu.id} ({per_node} per node), "
-        f"isl {isl}, osl {osl}, backend {backend}",
+        f"isl {isl}, osl {osl}, backend "
+        + (f"auto ({', '.join(backends)})" if auto else backends[0]),
     )
 
     tps, skipped = tp_candidates(model, min(per_node, total))
-    grid = evaluate(model, gpu, backend, tps, isl, osl, vram_mb)
-    ttft1 = ", ".join(f"TP{t} {_ms(v)} ms" for t, v in zip(tps, grid.ttft_ms[:, 0], strict=True))
+    grids = {b: evaluate(model, gpu, b, tps, isl, osl, vram_mb) for b in backends}
+    ttft1 = "; ".join(
+        (f"{b} " if auto else "")
+        + ", ".join(f"TP{t} {_ms(v)} ms" for t, v in zip(tps, g.ttft_ms[:, 0], strict=True))
+        for b, g in grids.items()
+    )
     skip = ""
     if skipped:
         heads, kvh = model.num_attention_heads, model.num_key_value_heads
@@ -175,23 +210,47 @@ def profile(
             f"; TP {','.join(map(str, skipped))} skipped (incompatible with {heads} attention / "
             f"{kvh} KV heads)"
         )
+    points = sum(int(g.fits.sum()) for g in grids.values())
+    on = f" x {len(backends)} backends ({', '.join(backends)})" if auto else ""
     report(
         "SweepingPrefill",
         f"prefill: {len(tps)} TP candidates on {gpu.id} (TP {','.join(map(str, tps))}) for "
-        f"{model.id}, batch-1 TTFT at isl {isl}: {ttft1}; decode: {int(grid.fits.sum())} "
+        f"{model.id}{on}, batch-1 TTFT at isl {isl}: {ttft1}; decode: {points} "
         f"(TP, batch) points up to KV capacity{skip}",
     )
 
-    pick = search(model, gpu, grid, sla, workload, total, vram_mb)
+    picks: dict[str, Pick] = {}
+    first_error: ProfilingError | None = None
+    for b, g in grids.items():
+        try:
+            picks[b] = search(model, gpu, g, sla, workload, total, vram_mb, backend=b)
+        except ProfilingError as err:
+            first_error = first_error or err
+    if not picks:
+        assert first_error is not None
+        raise first_error
+    ranked = sorted(picks, key=lambda b: rank_key(picks[b].chosen))  # stable: vllm wins ties
+    backend = ranked[0]
+    pick = picks[backend]
     c = pick.chosen
+    met_any = pick.met
+    pool = [p for b in ranked for p in picks[b].pareto if p.meets_sla or not met_any]
+    front = pareto_front(pool) if auto else pick.pareto
+    evaluated = sum(p.evaluated for p in picks.values())
+    per_tp = sum(len(p.per_tp) for p in picks.values())
+    sizes = "(TP, backend) pairs" if auto else "TP sizes"
     report(
         "SelectingConfig",
-        f"selected TP {c.tp} x {c.replicas} replica(s) ({c.gpus} of {total} GPUs), batch "
-        f"{c.batch} per worker, {_num(c.tokens_per_s_per_gpu)} tok/s/GPU out of {pick.evaluated} "
-        f"configs ({len(pick.per_tp)} TP sizes meet the SLA); {len(pick.pareto)} Pareto points",
+        f"selected {backend + ' ' if auto else ''}TP {c.tp} x {c.replicas} replica(s) ({c.gpus} of {total} GPUs), batch "
+        f"{c.batch} per worker, {_num(c.tokens_per_s_per_gpu)} tok/s/GPU out of {evaluated} "
+        f"configs ({per_tp} {sizes} meet the SLA); {len(front)} Pareto points",
     )
+    if auto:
+        notes.insert(0, _auto_note(picks, ranked, skipped_backends=first_error is not None))
 
-    dgd, override_notes = build_dgd(spec, backend, c.tp, c.replicas, name=name, namespace=namespace)
+    dgd, override_notes = build_dgd(
+        spec, backend, c.tp, c.replicas, name=name, namespace=namespace, gpus_per_node=per_node
+    )
     worker = WORKER_SERVICE[backend]
     report(
         "GeneratingDGD",
@@ -212,7 +271,7 @@ def profile(
         *notes,
         *override_notes,
     ]
-    pareto = [{"config": p.to_json(backend, p == c)} for p in pick.pareto]
+    pareto = [{"config": p.to_json(p == c)} for p in front]
     return ProfileResult(
         dgd_name=dgd["metadata"]["name"],
         selected_config=dgd,

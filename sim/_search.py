@@ -7,6 +7,7 @@ the non-dominated set (maximise tokens/s per GPU and tokens/s per user).
 Picking (aggregated only): for each TP the largest batch that meets the SLA, then the highest
 throughput per GPU among those (ties: fewer GPUs, then smaller TP). If nothing meets the SLA, the
 config with the smallest worst-case ratio actual/target is picked and `Pick.met` is False.
+`rank_key` is that rule as a sort key, so picks from different backends compare the same way.
 Replicas: `totalGpus // TP`, or, when `requestRate`/`concurrency` is given, the fewest that serve
 it, never more than the budget allows.
 
@@ -30,6 +31,7 @@ from ._roofline import HBM_UTILISATION, Grid, usable_bytes
 
 @dataclass(frozen=True)
 class Candidate:
+    backend: str
     tp: int
     batch: int
     replicas: int
@@ -46,10 +48,10 @@ class Candidate:
     def gpus(self) -> int:
         return self.tp * self.replicas
 
-    def to_json(self, backend: str, selected: bool) -> dict[str, Any]:
+    def to_json(self, selected: bool) -> dict[str, Any]:
         return {
             "mode": "agg",
-            "backend": backend,
+            "backend": self.backend,
             "tensorParallelSize": self.tp,
             "gpusPerReplica": self.tp,
             "replicas": self.replicas,
@@ -64,6 +66,14 @@ class Candidate:
             "meetsSla": self.meets_sla,
             "selected": selected,
         }
+
+
+def rank_key(c: Candidate) -> tuple[float, float, float, float]:
+    """The picking rule as a sort key (smallest wins): SLA-meeting configs first, by highest
+    tokens/s per GPU, then fewer GPUs, then smaller TP; otherwise by smallest worst-case ratio."""
+    if c.meets_sla:
+        return (0.0, -c.tokens_per_s_per_gpu, float(c.gpus), float(c.tp))
+    return (1.0, c.worst_ratio, -c.tokens_per_s_per_gpu, float(c.tp))
 
 
 def _r(x: float) -> float:
@@ -108,6 +118,8 @@ def search(
     workload: Workload,
     total_gpus: int,
     vram_mb: float | None = None,
+    *,
+    backend: str = "vllm",
 ) -> Pick:
     """Evaluate every fitting grid point against the SLA and pick the configuration to deploy."""
     isl, osl = workload.isl, workload.osl
@@ -141,6 +153,7 @@ def search(
 
     candidates = [
         Candidate(
+            backend=backend,
             tp=int(tp[k]),
             batch=int(batch[k]),
             replicas=int(replicas[k]),
@@ -164,10 +177,10 @@ def search(
         if c.meets_sla and (c.tp not in per_tp or c.batch > per_tp[c.tp].batch):
             per_tp[c.tp] = c
     if per_tp:
-        chosen = min(per_tp.values(), key=lambda c: (-c.tokens_per_s_per_gpu, c.gpus, c.tp))
+        chosen = min(per_tp.values(), key=rank_key)
         pool = [c for c in candidates if c.meets_sla]
     else:
-        chosen = min(candidates, key=lambda c: (c.worst_ratio, -c.tokens_per_s_per_gpu, c.tp))
+        chosen = min(candidates, key=rank_key)
         pool = candidates
     return Pick(
         chosen=chosen,

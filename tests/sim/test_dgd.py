@@ -4,14 +4,14 @@ import pytest
 
 from dgdr.spec import DGDRSpec
 from sim import ProfilingError, profile
-from sim._dgd import runtime_image
+from sim._dgd import build_dgd, runtime_image
 
 HW = {"gpuSku": "h100_sxm", "totalGpus": 8, "numGpusPerNode": 8}
 DGD = {"apiVersion": "nvidia.com/v1alpha1", "kind": "DynamoGraphDeployment"}
 
 
 def _run(**fields: Any) -> tuple[dict[str, Any], str]:
-    spec = DGDRSpec.model_validate({"model": "Qwen/Qwen3-8B", **fields})
+    spec = DGDRSpec.model_validate({"model": "Qwen/Qwen3-8B", "backend": "vllm", **fields})
     result = profile(spec, HW, name="my-req", namespace="team-a")
     assert result.dgd_name == result.selected_config["metadata"]["name"]
     return result.selected_config, result.message
@@ -140,3 +140,52 @@ def test_invalid_dgd_name_fails_in_generating_dgd(name: str, override_name: str 
         profile(DGDRSpec.model_validate(fields), HW, name=name, namespace="ns")
     assert err.value.sub_phase == "GeneratingDGD"
     assert "DNS label" in err.value.message
+
+
+def test_profiling_job_tolerations_reach_every_service_once() -> None:
+    gpu = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    spot = {"key": "spot", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+    job = {"template": {"spec": {"tolerations": [gpu, spot, gpu]}}}
+    override = {
+        **DGD,
+        "spec": {"services": {"VllmWorker": {"extraPodSpec": {"tolerations": [dict(gpu)]}}}},
+    }
+    dgd, _ = _run(overrides={"profilingJob": job, "dgd": override})
+    services = dgd["spec"]["services"]
+    assert set(services) == {"Frontend", "VllmWorker"}
+    for service in services.values():
+        assert service["extraPodSpec"]["tolerations"] == [gpu, spot]
+    assert services["VllmWorker"]["extraPodSpec"]["mainContainer"]["image"].endswith(
+        "vllm-runtime:latest"
+    )
+    plain, _ = _run(overrides={"profilingJob": {"template": {"spec": {}}}})
+    assert all("tolerations" not in s["extraPodSpec"] for s in plain["spec"]["services"].values())
+
+
+@pytest.mark.parametrize(
+    ("backend", "service", "tp", "per_node", "nodes", "gpu"),
+    [
+        ("vllm", "VllmWorker", 16, 8, 2, "8"),
+        ("sglang", "decode", 32, 8, 4, "8"),
+        ("trtllm", "TRTLLMWorker", 8, 4, 2, "4"),
+        ("vllm", "VllmWorker", 8, 8, 1, "8"),
+        ("vllm", "VllmWorker", 4, None, 1, "4"),
+    ],
+)
+def test_multinode_worker_when_tp_exceeds_a_node(
+    backend: str, service: str, tp: int, per_node: int | None, nodes: int, gpu: str
+) -> None:
+    spec = DGDRSpec.model_validate({"model": "Qwen/Qwen3-8B", "backend": backend})
+    dgd, notes = build_dgd(spec, backend, tp, 3, name="big", namespace="ns", gpus_per_node=per_node)
+    worker = dgd["spec"]["services"][service]
+    assert worker["replicas"] == 3
+    assert worker["resources"] == {"limits": {"gpu": gpu}, "requests": {"gpu": gpu}}
+    if nodes > 1:
+        assert worker["multinode"] == {"nodeCount": nodes}
+        assert nodes * int(gpu) == tp  # Dynamo: total GPUs per replica = nodeCount x gpu limit
+    else:
+        assert "multinode" not in worker
+    args = worker["extraPodSpec"]["mainContainer"]["args"]
+    assert args[3] == str(tp)  # the worker still runs one TP group across the nodes
+    assert "multinode" not in dgd["spec"]["services"]["Frontend"]
+    assert notes == []

@@ -1,5 +1,6 @@
 import json
 import re
+import time
 from typing import Any
 
 import pytest
@@ -28,8 +29,77 @@ def test_progress_reports_rapid_sub_phases_in_order() -> None:
     phases = [p for p, _ in seen]
     assert phases == ["Initializing", "SweepingPrefill", "SelectingConfig", "GeneratingDGD"]
     assert "4 TP candidates on h200_sxm (TP 1,2,4,8) for Qwen/Qwen3-0.6B" in seen[1][1]
-    assert result.backend == "vllm" and "backend auto resolved to vllm" in result.message
+    assert "x 3 backends (vllm, sglang, trtllm)" in seen[1][1]
+    assert result.backend in {"vllm", "sglang", "trtllm"}
+    assert f"backend auto: {result.backend} won (" in result.message
     assert "SLA met" in result.message
+
+
+@pytest.mark.parametrize(
+    ("model", "hardware"),
+    [
+        ("Qwen/Qwen3-8B", {"gpuSku": "h100_sxm", "totalGpus": 8, "numGpusPerNode": 8}),
+        ("Qwen/Qwen3-0.6B", H200x8),
+        ("Qwen/Qwen3-32B", {"gpuSku": "a100_sxm", "totalGpus": 8, "numGpusPerNode": 8}),
+    ],
+)
+def test_auto_searches_every_backend_and_picks_the_best(
+    model: str, hardware: dict[str, Any]
+) -> None:
+    auto = profile(_spec(model=model), hardware, name="x", namespace="ns")
+    concrete = {
+        b: profile(_spec(model=model, backend=b), hardware, name="x", namespace="ns")
+        for b in ("vllm", "sglang", "trtllm")
+    }
+    picked = {
+        b: next(p["config"] for p in r.pareto if p["config"]["selected"])
+        for b, r in concrete.items()
+    }
+    won = auto.backend
+    # The same picking rule as for one backend: SLA-meeting first, then tok/s/GPU.
+    met = {b for b, c in picked.items() if c["meetsSla"]}
+    if met:
+        assert won in met
+        best = max(picked[b]["tokensPerSecondPerGpu"] for b in met)
+        assert picked[won]["tokensPerSecondPerGpu"] == best
+    # The DGD is exactly what the winning backend alone would generate (its services and images).
+    assert auto.selected_config == concrete[won].selected_config
+    assert auto.selected_config["spec"]["backendFramework"] == won
+    runner_up = re.search(r"backend auto: (\w+) won \(([^)]*)\)", auto.message)
+    assert runner_up and runner_up.group(1) == won, auto.message
+    others = [b for b in ("vllm", "sglang", "trtllm") if b != won]
+    assert any(b in runner_up.group(2) for b in others)
+    # The Pareto front spans the backends; a concrete backend searches only itself.
+    assert {p["config"]["backend"] for p in auto.pareto} <= {"vllm", "sglang", "trtllm"}
+    for b, r in concrete.items():
+        assert "backend auto" not in r.message
+        assert {p["config"]["backend"] for p in r.pareto} == {b}
+
+
+def test_auto_message_says_by_how_much_the_winner_leads() -> None:
+    hw = {"gpuSku": "h100_sxm", "totalGpus": 8, "numGpusPerNode": 8}
+    result = profile(_spec(model="Qwen/Qwen3-8B"), hw, name="x", namespace="ns")
+    m = re.search(
+        r"backend auto: (\w+) won \(([\d.]+) vs ([\d.]+) tok/s/GPU for (\w+), \+([\d.]+)%\)",
+        result.message,
+    )
+    assert m, result.message
+    assert m.group(1) == result.backend != m.group(4)
+    assert float(m.group(2)) >= float(m.group(3))
+    lead = (float(m.group(2)) / float(m.group(3)) - 1) * 100
+    assert float(m.group(5)) == pytest.approx(lead, abs=0.2)
+
+
+def test_auto_profile_stays_fast() -> None:
+    hw = {"gpuSku": "h100_sxm", "totalGpus": 8, "numGpusPerNode": 8}
+    spec = _spec(model="Qwen/Qwen3-8B")
+    profile(spec, hw, name="x", namespace="ns")
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        profile(spec, hw, name="x", namespace="ns")
+        times.append(time.perf_counter() - start)
+    assert sorted(times)[2] < 0.1
 
 
 def test_never_more_gpus_than_the_budget() -> None:

@@ -58,7 +58,10 @@ def test_profile_invariants(
     json.dumps(result.selected_config, allow_nan=False)
     for point in result.pareto:
         assert point["config"]["totalGpus"] <= total
-    worker = result.selected_config["spec"]["services"]["VllmWorker"]
+    services = result.selected_config["spec"]["services"]
+    assert result.selected_config["spec"]["backendFramework"] == result.backend
+    assert result.backend in {"vllm", "sglang", "trtllm"}
+    (worker,) = [s for s in services.values() if s["componentType"] == "worker"]
     tp = int(worker["resources"]["limits"]["gpu"])
     assert tp <= min(per_node, total)
     assert worker["replicas"] >= 1 and tp * worker["replicas"] <= total
