@@ -25,7 +25,7 @@ import yaml
 from dgdr import cli_offline, render
 from dgdr.client import DgdrClient, load_documents
 from dgdr.console import err, fail, out
-from dgdr.errors import DgdrError, WaitTimeout
+from dgdr.errors import DgdrError
 from events.connection import DEFAULT_URL, ConnectOptions
 
 app = typer.Typer(
@@ -54,14 +54,11 @@ def _settings(ctx: typer.Context) -> Settings:
     return settings
 
 
-_fail = fail
-
-
 def _run(coro: Awaitable[T]) -> T:
     try:
         return asyncio.run(coro)  # type: ignore[arg-type]
     except DgdrError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
 
@@ -144,9 +141,9 @@ def apply(
         else:
             docs = load_documents(filename)
     except (OSError, yaml.YAMLError, DgdrError) as exc:
-        raise _fail(f"cannot read {filename}: {exc}") from None
+        raise fail(f"cannot read {filename}: {exc}") from None
     if not docs:
-        raise _fail(f"{filename} holds no documents")
+        raise fail(f"{filename} holds no documents")
     st = _settings(ctx)
 
     async def go(client: DgdrClient) -> bool:
@@ -192,7 +189,7 @@ def get(
 ) -> None:
     """List DGDRs, or show one, with Dynamo's printer columns."""
     if output not in (None, "wide", "yaml", "json"):
-        raise _fail(f"--output {output!r} is not supported: use wide, yaml or json", 2)
+        raise fail(f"--output {output!r} is not supported: use wide, yaml or json", 2)
 
     async def go(client: DgdrClient) -> list[dict[str, Any]]:
         if name:
@@ -202,7 +199,7 @@ def get(
 
     objects = _run(_with_client(ctx, go))
     if name and not objects:
-        raise _fail(f'dynamographdeploymentrequests "{name}" not found')
+        raise fail(f'dynamographdeploymentrequests "{name}" not found')
     if output in ("yaml", "json"):
         data: Any = objects[0] if name else {"apiVersion": "v1", "kind": "List", "items": objects}
         _dump(data, output)
@@ -221,7 +218,7 @@ def describe(ctx: typer.Context, name: str) -> None:
 
     obj, events = _run(_with_client(ctx, go))
     if obj is None:
-        raise _fail(f'dynamographdeploymentrequests "{name}" not found')
+        raise fail(f'dynamographdeploymentrequests "{name}" not found')
     for part in render.describe(obj, events):
         out.print(part)
 
@@ -235,7 +232,7 @@ def history(
     """The stored events of a DGDR (every incarnation of the name), in order."""
     events = _run(_with_client(ctx, lambda c: c.history(name)))
     if not events:
-        raise _fail(f'no events for dynamographdeploymentrequest "{name}"')
+        raise fail(f'no events for dynamographdeploymentrequest "{name}"')
     if output in ("json", "yaml"):
         _dump(events, output)
     else:
@@ -282,7 +279,7 @@ def wait(
     """Wait until a DGDR reaches a phase (or a resourceVersion). Exit 1 if it fails or times out."""
     key, _, value = for_.partition("=")
     if key not in ("phase", "resourceVersion") or not value:
-        raise _fail("--for must be phase=<Phase> or resourceVersion=<n>", 2)
+        raise fail("--for must be phase=<Phase> or resourceVersion=<n>", 2)
     seconds = parse_duration(timeout)
 
     async def go(client: DgdrClient) -> dict[str, Any]:
@@ -290,16 +287,11 @@ def wait(
             return await client.wait(name, phase=value, timeout=seconds)
         return await client.wait(name, resource_version=value, timeout=seconds)
 
-    try:
-        obj = asyncio.run(_with_client(ctx, go))
-    except WaitTimeout as exc:
-        raise _fail(str(exc)) from None
-    except DgdrError as exc:
-        raise _fail(str(exc)) from None
+    obj = _run(_with_client(ctx, go))
     phase = obj.get("status", {}).get("phase")
     if key == "phase" and phase != value:
         cond = render.condition(obj, "Succeeded")
-        raise _fail(f"{name} is {phase}: {cond.get('reason')}: {cond.get('message')}")
+        raise fail(f"{name} is {phase}: {cond.get('reason')}: {cond.get('message')}")
     out.print(f"dynamographdeploymentrequest/{name} condition met ({key}={value})")
 
 
@@ -314,7 +306,7 @@ def _up_config(
     chosen = ROLES if roles is None else frozenset(r.strip() for r in roles.split(",") if r)
     unknown = chosen - ROLES
     if unknown:
-        raise _fail(
+        raise fail(
             f"--roles: unknown {', '.join(sorted(unknown))}; use any of {', '.join(sorted(ROLES))}",
             2,
         )
@@ -421,7 +413,7 @@ def demo(
         _run(_serve(config, Path(tmp), free_port(), ready=run_demo))
     obj = result.get("obj")
     if not obj or obj.get("status", {}).get("phase") != "Deployed":
-        raise _fail("the demo DGDR did not reach Deployed")
+        raise fail("the demo DGDR did not reach Deployed")
     st = obj["status"]
     dgd = st["profilingResults"]["selectedConfig"]
     out.print()
@@ -497,7 +489,7 @@ def cluster_list(ctx: typer.Context) -> None:
 def _cluster_action(action: str) -> Callable[[typer.Context, str], None]:
     def command(ctx: typer.Context, dgd: str) -> None:
         if not _run(_cluster(ctx, action, dgd)):
-            raise _fail(f"no DynamoGraphDeployment {dgd} in the simulated cluster")
+            raise fail(f"no DynamoGraphDeployment {dgd} in the simulated cluster")
         out.print(f"dynamographdeployment/{dgd} {action}d")
 
     command.__doc__ = f"{action.capitalize()} a DynamoGraphDeployment in the simulated cluster."

@@ -204,9 +204,8 @@ class DgdrClient:
     async def list(
         self, *, namespace: str | None = None, all_namespaces: bool = False
     ) -> list[dict[str, Any]]:
-        kv = await self.kv()
+        await self.kv()  # ConfigurationError when the service never set NATS up
         prefix = None if all_namespaces else s.escape(namespace or self.namespace) + "."
-        del kv
         keys = await bucket_keys(
             self.nc.jetstream(), s.STATUS_BUCKET, f"{prefix}>" if prefix else ">"
         )

@@ -37,7 +37,7 @@ from dgdr.simcluster import SimulatedCluster
 from dgdr.spec import DGDRSpec
 from events import subjects as s
 from events.envelope import AggregateId, Commit
-from events.jetstream import H_EXPECTED, H_MSG_ID
+from events.jetstream import decode_message
 
 log = structlog.get_logger("dgdr.reactors")
 
@@ -47,13 +47,8 @@ def now() -> str:
 
 
 def decode_commit(msg: Any) -> Commit:
-    headers = msg.headers or {}
-    return Commit.decode(
-        msg.data,
-        seq=int(msg.metadata.sequence.stream),
-        expected=int(headers.get(H_EXPECTED, 0)),
-        commit_id=headers.get(H_MSG_ID, ""),
-    )
+    """The commit in an event delivered by a durable consumer."""
+    return decode_message(msg, int(msg.metadata.sequence.stream))
 
 
 def job_subject(agg: AggregateId) -> str:

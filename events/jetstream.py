@@ -144,11 +144,13 @@ async def bucket_keys(js: JetStreamContext, bucket: str, pattern: str = ">") -> 
     return sorted(subject[len(prefix) :] for subject in (info.state.subjects or {}))
 
 
-def _decode(msg: Any) -> Commit:
+def decode_message(msg: Any, seq: int | None = None) -> Commit:
+    """The commit stored in a `DGDR_EVENTS` message: a direct get (`msg.seq`) or a consumer
+    delivery (pass its stream sequence as `seq`)."""
     headers = msg.headers or {}
     return Commit.decode(
         msg.data,
-        seq=msg.seq,
+        seq=int(msg.seq if seq is None else seq),
         expected=int(headers.get(H_EXPECTED, 0)),
         commit_id=headers.get(H_MSG_ID, ""),
     )
@@ -190,7 +192,7 @@ class JetStreamEventStore:
             msg = await self.js.get_last_msg(s.EVENTS_STREAM, s.name_subjects(namespace, name))
         except NotFoundError:
             return None
-        return _decode(msg)
+        return decode_message(msg)
 
     async def _scan(self, subject: str, after: int) -> list[Commit]:
         out: list[Commit] = []
@@ -204,7 +206,7 @@ class JetStreamEventStore:
                 if exc.code == 404:
                     return out
                 raise
-            out.append(_decode(msg))
+            out.append(decode_message(msg))
             seq = int(msg.seq or 0) + 1
 
     async def load(self, aggregate: AggregateId, after: int = 0) -> list[Commit]:
@@ -234,13 +236,7 @@ class JetStreamEventStore:
             while True:
                 msg = await sub.next_msg(timeout=10)
                 seq = int(msg.metadata.sequence.stream)
-                headers = msg.headers or {}
-                yield Commit.decode(
-                    msg.data,
-                    seq=seq,
-                    expected=int(headers.get(H_EXPECTED, 0)),
-                    commit_id=headers.get(H_MSG_ID, ""),
-                )
+                yield decode_message(msg, seq)
                 if seq >= last:
                     return
         finally:
