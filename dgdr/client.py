@@ -107,7 +107,7 @@ class DgdrClient:
         sub = await self.nc.subscribe(s.result_subject(request_id), max_msgs=1)
         try:
             try:
-                await self.nc.jetstream().publish(
+                ack = await self.nc.jetstream().publish(
                     s.request_subject(namespace, name),
                     json.dumps(body).encode(),
                     stream=s.REQUESTS_STREAM,
@@ -116,6 +116,14 @@ class DgdrClient:
                 )
             except (NoRespondersError, NotFoundError) as exc:
                 raise ConfigurationError(NOT_RUNNING.format(url=self.options.url)) from exc
+            if ack.duplicate:
+                # The stream already holds this request id: it was (or is being) processed, and
+                # its outcome went out then. Repeating a request is harmless; waiting would hang.
+                return {
+                    "status": "duplicate",
+                    "requestId": request_id,
+                    "message": f"request {request_id} was submitted before",
+                }
             try:
                 msg = await sub.next_msg(timeout=timeout)
             except TimeoutError as exc:

@@ -33,8 +33,8 @@ from dgdr.model import (
     ReportProfilingResult,
     StartProfiling,
 )
-from dgdr.simcluster import SimulatedCluster
 from dgdr.spec import DGDRSpec
+from dgdr.target import DeploymentTarget
 from events import subjects as s
 from events.envelope import AggregateId, Commit
 from events.jetstream import decode_message
@@ -57,7 +57,7 @@ def job_subject(agg: AggregateId) -> str:
 
 class Reactor:
     def __init__(
-        self, handler: CommandHandler, js: JetStreamContext, cluster: SimulatedCluster
+        self, handler: CommandHandler, js: JetStreamContext, cluster: DeploymentTarget
     ) -> None:
         self.handler, self.js, self.cluster = handler, js, cluster
 

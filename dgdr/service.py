@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,7 @@ from dgdr.model import Apply, Delete
 from dgdr.reactors import ProfilingWorker, Reactor, decode_commit, now
 from dgdr.simcluster import SimulatedCluster
 from dgdr.spec import API_VERSION, KIND, Metadata
+from dgdr.target import DeploymentTarget
 from events import subjects as s
 from events.connection import ConnectOptions, connect
 from events.jetstream import JetStreamEventStore, ensure_layout
@@ -58,6 +60,8 @@ class ServiceConfig:
     cluster_gpu_product: str = "NVIDIA-H200-141GB-HBM3"
     # Which parts run in this process; replicas may split them (e.g. profilers apart from intake).
     roles: frozenset[str] = ROLES
+    # Where DGDs go and GPU facts come from; None → the simulated cluster in NATS KV.
+    target: Callable[[JetStreamContext], DeploymentTarget] | None = None
 
 
 class NotARequest(Exception):
@@ -75,8 +79,7 @@ class Service:
         self.js: JetStreamContext | None = None
         self.handler: CommandHandler | None = None
         self.projector: Projector | None = None
-        self.cluster: SimulatedCluster | None = None
-        self.discovered: dict[str, Any] = {}
+        self.cluster: DeploymentTarget | None = None
         self.known_models: list[str] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.replica = f"{socket.gethostname()}-{os.getpid()}"
@@ -90,14 +93,16 @@ class Service:
         self.handler = CommandHandler(store)
         self.projector = Projector(js, kv, store)
         await self.projector.check_not_ahead()
-        self.cluster = SimulatedCluster(
-            js,
-            rollout_delay=self.config.rollout_delay,
-            nodes=self.config.cluster_nodes,
-            gpus_per_node=self.config.cluster_gpus_per_node,
-            gpu_product=self.config.cluster_gpu_product,
-        )
-        self.discovered = self.cluster.discover_hardware()
+        if self.config.target is not None:
+            self.cluster = self.config.target(js)
+        else:
+            self.cluster = SimulatedCluster(
+                js,
+                rollout_delay=self.config.rollout_delay,
+                nodes=self.config.cluster_nodes,
+                gpus_per_node=self.config.cluster_gpus_per_node,
+                gpu_product=self.config.cluster_gpu_product,
+            )
         import sim
 
         self.known_models = sorted(sim.models())
@@ -240,7 +245,7 @@ class Service:
                 spec=body["spec"],
                 labels=meta.get("labels") or {},
                 annotations=meta.get("annotations") or {},
-                discovered_hardware=self.discovered,
+                discovered_hardware=await self.cluster.discover_hardware(),
                 known_models=self.known_models,
             )
             uid = meta.get("uid")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,19 +33,13 @@ from nats.js.errors import (
 from nats.js.kv import KeyValue
 
 from dgdr.spec import normalise_gpu_sku
+from dgdr.target import LABEL_NAME, LABEL_NAMESPACE, OWNER_UID, ApplyResult, Observer
 from events import subjects as s
 from events.jetstream import bucket_keys
 
 BUCKET = "DGDR_SIMCLUSTER"
-OWNER_UID = "dgdr.nvidia.com/uid"
-LABEL_NAME = "dgdr.nvidia.com/name"
-LABEL_NAMESPACE = "dgdr.nvidia.com/namespace"
 
 log = structlog.get_logger("dgdr.simcluster")
-
-
-# (dgdr namespace, dgdr name, owner uid, dgd name, observed, replicas, available)
-Observer = Callable[[str, str, str, str, str, int, int], Awaitable[None]]
 
 
 def now_rfc3339() -> str:
@@ -76,7 +70,7 @@ class SimulatedCluster:
         self._tasks: set[asyncio.Task[None]] = set()
         self._watch_task: asyncio.Task[None] | None = None
 
-    def discover_hardware(self) -> dict[str, Any]:
+    async def discover_hardware(self) -> dict[str, Any]:
         """What node labels would say (`nvidia.com/gpu.product`, `.count`, `.memory`)."""
         sku = normalise_gpu_sku(self.gpu_product)
         return {
@@ -166,7 +160,7 @@ class SimulatedCluster:
             return False
         return True
 
-    async def apply_dgd(self, dgd: dict[str, Any], owner_uid: str) -> str:
+    async def apply_dgd(self, dgd: dict[str, Any], owner_uid: str) -> ApplyResult:
         """Create the DGD unless it exists; returns `created`, `exists` (ours) or `conflict`."""
         meta = dgd["metadata"]
         key = s.status_key(meta["namespace"], meta["name"])

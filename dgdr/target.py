@@ -1,0 +1,62 @@
+"""The deployment-target port: where generated DGDs go, and where GPU facts come from.
+
+Two implementations: `dgdr.simcluster.SimulatedCluster` (a cluster kept in NATS KV, for laptops and
+tests) and `k8s.target.KubernetesTarget` (a Kubernetes API server). The reactor only sees this port.
+
+Failure semantics every implementation keeps:
+- `apply_dgd` is idempotent: a DGD that exists and carries the owner's uid is left alone (`exists`),
+  one owned by someone else is never adopted (`conflict`); transport errors raise, and the reactor's
+  consumer redelivers the event.
+- `start(observe)` reports the current state of every managed DGD first (level-triggered), then each
+  change; the decider ignores observations that change nothing, so repeats are harmless.
+- `discover_hardware` returns only what it found (empty when nothing), never a guess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, Protocol
+
+# (dgdr namespace, dgdr name, owner uid, dgd name, observed, replicas, available replicas)
+Observer = Callable[[str, str, str, str, str, int, int], Awaitable[None]]
+
+ApplyResult = Literal["created", "exists", "conflict"]
+
+LABEL_NAME = "dgdr.nvidia.com/name"
+LABEL_NAMESPACE = "dgdr.nvidia.com/namespace"
+LABEL_MANAGED_BY = "nvidia.com/managed-by"
+MANAGED_BY = "dgdr"
+OWNER_UID = "dgdr.nvidia.com/uid"
+
+
+class DeploymentTarget(Protocol):
+    async def discover_hardware(self) -> dict[str, Any]:
+        """GPU facts as node labels state them: gpuSku, numGpusPerNode, totalGpus, vramMb."""
+        ...
+
+    async def apply_dgd(self, dgd: dict[str, Any], owner_uid: str) -> ApplyResult:
+        """Create the DGD unless it exists (see the module's failure semantics)."""
+        ...
+
+    async def start(self, observe: Observer | None = None) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def owned_labels(dgd: dict[str, Any], namespace: str, name: str) -> dict[str, str]:
+    """The labels that tie a DGD to its DGDR (Dynamo's, so its tooling finds them too)."""
+    labels = dict(dgd.get("metadata", {}).get("labels") or {})
+    labels.update({LABEL_NAME: name, LABEL_NAMESPACE: namespace, LABEL_MANAGED_BY: MANAGED_BY})
+    return labels
+
+
+def replica_counts(dgd: dict[str, Any]) -> tuple[int, int]:
+    """(replicas, available) summed over `status.services`, as Dynamo's deploymentInfo does;
+    before the DGD controller reports services, the spec's replica counts with none available."""
+    services = (dgd.get("status") or {}).get("services") or {}
+    if services:
+        replicas = sum(int(s.get("replicas") or 0) for s in services.values())
+        available = sum(int(s.get("availableReplicas") or 0) for s in services.values())
+        return replicas, available
+    spec_services = (dgd.get("spec") or {}).get("services") or {}
+    return sum(int(s.get("replicas", 1) or 0) for s in spec_services.values()), 0
