@@ -334,14 +334,78 @@ def up(
         str | None,
         typer.Option(help="comma-separated parts to run: requests,projector,reactor,profiler"),
     ] = None,
+    cluster: Annotated[
+        str,
+        typer.Option(
+            help="where DGDs go: simulated (NATS KV), emulated (a Kubernetes API emulator, for "
+            "kubectl), kubernetes (--kubeconfig, or in-cluster)"
+        ),
+    ] = "simulated",
+    kubeconfig: Annotated[
+        Path | None,
+        typer.Option(help="kubeconfig of a real cluster (implies --cluster kubernetes)"),
+    ] = None,
+    write_kubeconfig: Annotated[
+        Path | None,
+        typer.Option(
+            help="with --cluster emulated: write the kubeconfig here (default DATA_DIR/kubeconfig)"
+        ),
+    ] = None,
+    watch_namespace: Annotated[
+        str | None,
+        typer.Option(help="Kubernetes: watch DGDRs in this namespace only (default all)"),
+    ] = None,
+    lease_namespace: Annotated[
+        str, typer.Option(help="Kubernetes: namespace of the adapter's leader Lease")
+    ] = "default",
     log_level: Annotated[str, typer.Option()] = "INFO",
 ) -> None:
-    """Run the service (embedded NATS, profiling worker, simulated cluster) until interrupted."""
+    """Run the service (embedded NATS, profiling worker, deployment target) until interrupted."""
     from dgdr.logs import configure
 
     configure(log_level)
     config = _up_config(_settings(ctx), rollout_delay, step_delay, roles)
-    _run(_serve(config, data_dir, port if embedded else None))
+    side = _cluster_side(
+        cluster, kubeconfig, write_kubeconfig, watch_namespace, rollout_delay, lease_namespace
+    )
+    _run(_serve(config, data_dir, port if embedded else None, cluster=side))
+
+
+CLUSTER_MODES = ("simulated", "emulated", "kubernetes")
+
+
+def _cluster_side(
+    mode: str,
+    kubeconfig: Path | None,
+    write_kubeconfig: Path | None,
+    namespace: str | None,
+    rollout_delay: float,
+    lease_namespace: str = "default",
+) -> Any:
+    if kubeconfig is not None and mode == "simulated":
+        mode = "kubernetes"
+    if mode not in CLUSTER_MODES:
+        raise fail(f"--cluster: unknown {mode!r}; use one of {', '.join(CLUSTER_MODES)}", 2)
+    if kubeconfig is not None and mode != "kubernetes":
+        raise fail(f"--kubeconfig goes with --cluster kubernetes, not --cluster {mode}", 2)
+    if write_kubeconfig is not None and mode != "emulated":
+        raise fail("--write-kubeconfig goes with --cluster emulated", 2)
+    if mode == "simulated":
+        return None
+    if kubeconfig is not None and not kubeconfig.is_file():
+        raise fail(f"--kubeconfig: no such file {kubeconfig}", 2)
+    from k8s.runner import ClusterOptions, KubernetesSide
+
+    return KubernetesSide(
+        ClusterOptions(
+            mode=mode,
+            kubeconfig=kubeconfig,
+            write_kubeconfig=write_kubeconfig,
+            namespace=namespace,
+            lease_namespace=lease_namespace,
+            dgd_ready_delay=rollout_delay,
+        )
+    )
 
 
 async def _serve(
@@ -349,31 +413,52 @@ async def _serve(
     data_dir: Path,
     port: int | None,
     ready: Callable[[str], Awaitable[None]] | None = None,
+    cluster: Any = None,
 ) -> None:
     from dgdr.service import Service
     from events.server import EmbeddedNatsServer
 
     server = None
-    if port is not None:
-        server = await EmbeddedNatsServer(data_dir, port).start()
-        config = replace(config, connect=replace(config.connect, url=server.url))
-    url = config.connect.url
-    service = Service(config)
+    service = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
+        if cluster is not None:
+            await _open_cluster(cluster, data_dir)
+            config = replace(config, target=cluster.target)
+        if port is not None:
+            server = await EmbeddedNatsServer(data_dir, port).start()
+            config = replace(config, connect=replace(config.connect, url=server.url))
+        url = config.connect.url
+        service = Service(config)
         await service.start()
+        if cluster is not None:
+            await cluster.start_adapter(config.connect)
+            where = "emulated" if cluster.emulator is not None else "cluster"
+            err.print(f"Kubernetes ({where}): kubectl --kubeconfig {cluster.kubeconfig} get dgdr")
         if ready is None:
             err.print(f"dgdr is up: NATS at {url} (export DGDR_NATS_URL={url}); Ctrl-C to stop")
             await stop.wait()
         else:
             await ready(url)
     finally:
-        await service.stop()
+        if cluster is not None:
+            await cluster.close()
+        if service is not None:
+            await service.stop()
         if server is not None:
             await server.stop()
+
+
+async def _open_cluster(cluster: Any, data_dir: Path) -> None:
+    from k8s.kube import ClusterUnreachable
+
+    try:
+        await cluster.open(data_dir)
+    except ClusterUnreachable as exc:
+        raise fail(str(exc), 2) from exc
 
 
 def _example_path() -> Path:

@@ -2,7 +2,10 @@
 
 The reactor reads `DGDR_EVENTS` through a durable consumer (at-least-once) and reacts:
 - `Validated`          → command StartProfiling (id `start-profiling:<uid>:<generation>`)
-- `ProfilingStarted`   → a profiling job on `DGDR_JOBS` (Nats-Msg-Id `job:<uid>:<seq>`)
+- `ProfilingStarted`   → a profiling job on `DGDR_JOBS` (Nats-Msg-Id `job:<uid>:<seq>`); for
+                         `searchStrategy: thorough` on a target that runs its own profiling Jobs
+                         (a cluster), that Job instead, whose reports come back through
+                         `profiling_progress/result/failure` as the same deterministic commands
 - `DeploymentStarted`  → the generated DGD applied to the deployment target (idempotent: the target
                          keeps a DGD it already has for this uid and reports a foreign one as conflict)
 Every reaction is keyed by (uid, event sequence) or made idempotent by the decider (command ids are
@@ -34,7 +37,7 @@ from dgdr.model import (
     StartProfiling,
 )
 from dgdr.spec import DGDRSpec
-from dgdr.target import DeploymentTarget
+from dgdr.target import DeploymentTarget, ProfilingJobs
 from events import subjects as s
 from events.envelope import AggregateId, Commit
 from events.jetstream import decode_message
@@ -99,6 +102,12 @@ class Reactor:
             or loaded.state.generation != gen
         ):
             return
+        if loaded.state.spec.get("searchStrategy") == "thorough" and isinstance(
+            self.cluster, ProfilingJobs
+        ):
+            spec = {**loaded.state.spec, "hardware": loaded.state.hardware}
+            await self.cluster.start_profiling_job(agg.namespace, agg.name, agg.uid, gen, spec)
+            return
         job = {
             "namespace": agg.namespace,
             "name": agg.name,
@@ -156,6 +165,58 @@ class Reactor:
                 ),
                 expected_uid=agg.uid,
             )
+
+    async def _profiling_generation(self, namespace: str, name: str, uid: str) -> int | None:
+        loaded = await self.handler.load(namespace, name)
+        if loaded.aggregate is None or loaded.aggregate.uid != uid:
+            return None
+        return loaded.state.generation if loaded.state.phase == "Profiling" else None
+
+    async def profiling_progress(
+        self, namespace: str, name: str, uid: str, sub_phase: str, message: str
+    ) -> None:
+        gen = await self._profiling_generation(namespace, name, uid)
+        if gen is not None:
+            command = ProfilingWorker.progress_command(uid, gen, None, sub_phase, message)
+            await self.handler.handle(namespace, name, command, expected_uid=uid)
+
+    async def profiling_result(
+        self,
+        namespace: str,
+        name: str,
+        uid: str,
+        dgd: dict[str, Any],
+        pareto: list[dict[str, Any]],
+        message: str,
+    ) -> None:
+        gen = await self._profiling_generation(namespace, name, uid)
+        if gen is None:
+            return
+        command = ReportProfilingResult(
+            id=f"profiling:{uid}:{gen}:result",
+            at=now(),
+            generation=gen,
+            dgd_name=dgd["metadata"]["name"],
+            selected_config=dgd,
+            pareto=pareto,
+            message=message,
+        )
+        await self.handler.handle(namespace, name, command, expected_uid=uid)
+
+    async def profiling_failure(
+        self, namespace: str, name: str, uid: str, sub_phase: str | None, message: str
+    ) -> None:
+        gen = await self._profiling_generation(namespace, name, uid)
+        if gen is None:
+            return
+        command = ReportProfilingFailure(
+            id=f"profiling:{uid}:{gen}:failed",
+            at=now(),
+            generation=gen,
+            sub_phase=sub_phase,
+            message=message,
+        )
+        await self.handler.handle(namespace, name, command, expected_uid=uid)
 
     async def observe(
         self,
@@ -237,7 +298,7 @@ class ProfilingWorker:
             sub = getattr(exc, "sub_phase", None) or (steps[-1][0] if steps else None)
             text = getattr(exc, "message", None) or f"{exc.__class__.__name__}: {exc}"
             for step_sub, step_text in steps:
-                await report(self._progress(uid, gen, corr, step_sub, step_text))
+                await report(self.progress_command(uid, gen, corr, step_sub, step_text))
             await report(
                 ReportProfilingFailure(
                     id=f"profiling:{uid}:{gen}:failed",
@@ -251,7 +312,7 @@ class ProfilingWorker:
             bound.warning("profiling failed", sub_phase=sub, error=text)
             return
         for step_sub, step_text in steps:
-            await report(self._progress(uid, gen, corr, step_sub, step_text))
+            await report(self.progress_command(uid, gen, corr, step_sub, step_text))
             await asyncio.sleep(self.step_delay)
         await report(
             ReportProfilingResult(
@@ -268,7 +329,7 @@ class ProfilingWorker:
         bound.info("profiling done", dgd=result.dgd_name, summary=result.message)
 
     @staticmethod
-    def _progress(
+    def progress_command(
         uid: str, gen: int, corr: str | None, sub: str, text: str
     ) -> ReportProfilingProgress:
         return ReportProfilingProgress(

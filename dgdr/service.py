@@ -36,7 +36,7 @@ from dgdr.model import Apply, Delete
 from dgdr.reactors import ProfilingWorker, Reactor, decode_commit, now
 from dgdr.simcluster import SimulatedCluster
 from dgdr.spec import API_VERSION, KIND, Metadata
-from dgdr.target import DeploymentTarget
+from dgdr.target import DeploymentTarget, ProfilingJobs
 from events import subjects as s
 from events.connection import ConnectOptions, connect
 from events.jetstream import JetStreamEventStore, ensure_layout
@@ -107,6 +107,8 @@ class Service:
 
         self.known_models = sorted(sim.models())
         reactor = Reactor(self.handler, js, self.cluster)
+        if isinstance(self.cluster, ProfilingJobs) and "reactor" in self.config.roles:
+            self.cluster.attach_profiling(reactor)
         worker = ProfilingWorker(self.handler, step_delay=self.config.step_delay)
         projector = self.projector
 

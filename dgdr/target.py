@@ -15,7 +15,7 @@ Failure semantics every implementation keeps:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 # (dgdr namespace, dgdr name, owner uid, dgd name, observed, replicas, available replicas)
 Observer = Callable[[str, str, str, str, str, int, int], Awaitable[None]]
@@ -41,6 +41,41 @@ class DeploymentTarget(Protocol):
     async def start(self, observe: Observer | None = None) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+class ProfilingReporter(Protocol):
+    """Where a profiling Job's progress goes (the reactor turns each call into a command with a
+    deterministic id, so a report repeated after a restart decides nothing)."""
+
+    async def profiling_progress(
+        self, namespace: str, name: str, uid: str, sub_phase: str, message: str
+    ) -> None: ...
+
+    async def profiling_result(
+        self,
+        namespace: str,
+        name: str,
+        uid: str,
+        dgd: dict[str, Any],
+        pareto: list[dict[str, Any]],
+        message: str,
+    ) -> None: ...
+
+    async def profiling_failure(
+        self, namespace: str, name: str, uid: str, sub_phase: str | None, message: str
+    ) -> None: ...
+
+
+@runtime_checkable
+class ProfilingJobs(Protocol):
+    """A target that runs `searchStrategy: thorough` profiling as its own Job (a cluster does;
+    the simulated cluster does not, and the profiling worker runs it instead)."""
+
+    def attach_profiling(self, reporter: ProfilingReporter) -> None: ...
+
+    async def start_profiling_job(
+        self, namespace: str, name: str, uid: str, generation: int, spec: dict[str, Any]
+    ) -> None: ...
 
 
 def owned_labels(dgd: dict[str, Any], namespace: str, name: str) -> dict[str, str]:

@@ -1,0 +1,283 @@
+"""The Kubernetes adapter: DGDR objects in the cluster ↔ requests and projections in the core.
+
+Level-triggered. Desired state is the DGDR object in the cluster; the core's state is its
+projection in NATS KV. The adapter diffs the two and acts; every action is safe to repeat, so a
+restart at any moment only repeats harmless work:
+- A DGDR whose `metadata.generation` the adapter has not submitted yet → an apply request with id
+  `k8s:<uid>:<generation>` (JetStream drops a repeat of that id, and the decider treats a repeated
+  spec as a no-op). The object's uid becomes the incarnation's uid in the core. A spec change the
+  core refuses (e.g. while Profiling) becomes a Warning Event `SpecChangeRejected`.
+- Our finalizer `dgdr.nvidia.com/finalizer` is added before the first request. When the object is
+  being deleted, a delete request (`k8s-delete:<uid>`) is sent while the core still holds that
+  incarnation; once it does not, the finalizer is removed and Kubernetes deletes the object. The
+  DGD is never touched (no owner reference): it outlives its DGDR.
+- Every projection change is written through the status subresource with the object's
+  resourceVersion as precondition; a 409 re-reads the object and tries again (up to 8 times, then
+  the next change or resync converges).
+- Every stored event becomes a Kubernetes Event (see `k8s.events`), through the durable consumer
+  `dgdr-k8s-events`, keyed by (uid, sequence).
+Handler failures are logged; the informer's resync (default 30 s) retries them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+import structlog
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from dgdr.client import DgdrClient
+from dgdr.consumer import run_consumer
+from events import subjects as s
+from events.jetstream import decode_message
+from k8s.events import EventRecorder, describe, event_name
+from k8s.informer import Informer
+from k8s.kube import (
+    DGDR_PLURAL,
+    DGDR_VERSION,
+    FINALIZER,
+    GROUP,
+    LAST_APPLIED,
+    MERGE_PATCH,
+)
+
+log = structlog.get_logger("k8s.adapter")
+
+STATUS_RETRIES = 8
+EVENTS_DURABLE = "dgdr-k8s-events"
+
+
+def request_manifest(obj: dict[str, Any]) -> dict[str, Any]:
+    """What the core is asked to apply: the user's intent, without the cluster's bookkeeping."""
+    m = obj["metadata"]
+    annotations = {k: v for k, v in (m.get("annotations") or {}).items() if k != LAST_APPLIED}
+    meta: dict[str, Any] = {"name": m["name"], "namespace": m["namespace"], "uid": m["uid"]}
+    if m.get("labels"):
+        meta["labels"] = dict(m["labels"])
+    if annotations:
+        meta["annotations"] = annotations
+    return {
+        "apiVersion": obj.get("apiVersion", f"{GROUP}/{DGDR_VERSION}"),
+        "kind": obj.get("kind", "DynamoGraphDeploymentRequest"),
+        "metadata": meta,
+        "spec": copy.deepcopy(obj.get("spec") or {}),
+    }
+
+
+def _same_incarnation(projection: dict[str, Any] | None, uid: str) -> bool:
+    return projection is not None and projection.get("metadata", {}).get("uid") == uid
+
+
+class KubernetesAdapter:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        nats: DgdrClient,
+        *,
+        namespace: str | None = None,
+        instance: str = "dgdr",
+        resync: float = 30.0,
+    ) -> None:
+        self.api, self.nats, self.namespace = api, nats, namespace
+        self.objects = client.CustomObjectsApi(api)
+        self.recorder = EventRecorder(api, instance=instance)
+        self.informer = Informer.custom(
+            api,
+            group=GROUP,
+            version=DGDR_VERSION,
+            plural=DGDR_PLURAL,
+            namespace=namespace,
+            handler=self.on_dgdr,
+            resync=resync,
+        )
+        self.submitted: dict[str, int] = {}  # uid → last generation handed to the core
+        self.status_writes = 0
+        self.conflicts = 0
+
+    # ------------------------------------------------------------------------------ running
+
+    async def run(self) -> None:
+        """Until cancelled: the DGDR informer, the projection watch, the Event recorder."""
+        tasks = [asyncio.create_task(self.informer.run(), name="dgdr-informer")]
+        try:
+            await self.informer.synced.wait()
+            tasks.append(asyncio.create_task(self._follow_projections(), name="status-writer"))
+            tasks.append(asyncio.create_task(self._record_events(), name="event-recorder"))
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks, timeout=5)
+
+    # ----------------------------------------------------------------------- cluster → core
+
+    async def on_dgdr(self, kind: str, obj: dict[str, Any]) -> None:
+        m = obj["metadata"]
+        uid, ns, name = m["uid"], m["namespace"], m["name"]
+        if kind == "DELETED":
+            self.submitted.pop(uid, None)
+            return
+        bound = log.bind(namespace=ns, name=name, uid=uid)
+        finalizers: list[str] = list(m.get("finalizers") or [])
+        if m.get("deletionTimestamp"):
+            if FINALIZER in finalizers:
+                await self._finalize(obj, finalizers)
+            return
+        if FINALIZER not in finalizers and not await self._patch_meta(
+            obj, {"finalizers": [*finalizers, FINALIZER]}
+        ):
+            return  # changed under us: the informer brings the newer object
+        generation = int(m.get("generation") or 1)
+        if self.submitted.get(uid) != generation:
+            outcome = await self.nats.apply(
+                request_manifest(obj), request_id=f"k8s:{uid}:{generation}"
+            )
+            self.submitted[uid] = generation
+            bound.info("apply", generation=generation, outcome=outcome.get("status"))
+            if outcome.get("status") == "rejected":
+                await self.recorder.emit(
+                    obj,
+                    f"{name}.{uid[:8]}.rejected.{generation}",
+                    "Warning",
+                    "SpecChangeRejected",
+                    str(outcome.get("message", "")),
+                )
+        if kind in ("ADDED", "SYNC"):
+            await self.write_status(ns, name, await self.nats.get(name, namespace=ns), obj)
+
+    async def _patch_meta(self, obj: dict[str, Any], changes: dict[str, Any]) -> bool:
+        m = obj["metadata"]
+        body = {"metadata": {**changes, "resourceVersion": m["resourceVersion"]}}
+        try:
+            await self.objects.patch_namespaced_custom_object(  # type: ignore[call-arg]
+                GROUP,
+                DGDR_VERSION,
+                m["namespace"],
+                DGDR_PLURAL,
+                m["name"],
+                body,
+                _content_type=MERGE_PATCH,
+            )
+        except ApiException as exc:
+            if exc.status in (404, 409):
+                return False
+            raise
+        return True
+
+    async def _finalize(self, obj: dict[str, Any], finalizers: list[str]) -> None:
+        m = obj["metadata"]
+        ns, name, uid = m["namespace"], m["name"], m["uid"]
+        if _same_incarnation(await self.nats.get(name, namespace=ns), uid):
+            outcome = await self.nats.delete(name, namespace=ns, request_id=f"k8s-delete:{uid}")
+            log.info("delete", namespace=ns, name=name, uid=uid, outcome=outcome.get("status"))
+            for _ in range(50):
+                if not _same_incarnation(await self.nats.get(name, namespace=ns), uid):
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                return  # not gone yet: the next resync tries again
+        rest = [f for f in finalizers if f != FINALIZER]
+        if await self._patch_meta(obj, {"finalizers": rest or None}):
+            log.info("finalizer removed", namespace=ns, name=name, uid=uid)
+
+    # ----------------------------------------------------------------------- core → cluster
+
+    async def _follow_projections(self) -> None:
+        async for ns, name, projection in self.nats.watch(
+            all_namespaces=self.namespace is None, namespace=self.namespace
+        ):
+            if projection is None:
+                continue
+            cached = self.informer.cache.get((ns, name))
+            try:
+                await self.write_status(ns, name, projection, cached)
+            except Exception:
+                log.exception("status write failed", namespace=ns, name=name)
+
+    async def write_status(
+        self,
+        namespace: str,
+        name: str,
+        projection: dict[str, Any] | None,
+        obj: dict[str, Any] | None = None,
+    ) -> bool:
+        """Write the projection's status onto the object (same incarnation only); True if written."""
+        if projection is None:
+            return False
+        desired = projection.get("status") or {}
+        for _ in range(STATUS_RETRIES):
+            if obj is None:
+                obj = await self._read(namespace, name)
+                if obj is None:
+                    return False
+            if not _same_incarnation(projection, obj["metadata"]["uid"]):
+                return False
+            if obj.get("status") == desired:
+                return False
+            body = {**obj, "status": desired}
+            try:
+                await self.objects.replace_namespaced_custom_object_status(
+                    GROUP, DGDR_VERSION, namespace, DGDR_PLURAL, name, body
+                )
+            except ApiException as exc:
+                if exc.status == 404:
+                    return False
+                if exc.status != 409:
+                    raise
+                self.conflicts += 1
+                obj = None  # re-read and try again
+                continue
+            self.status_writes += 1
+            return True
+        log.warning("status write gave up after conflicts", namespace=namespace, name=name)
+        return False
+
+    async def _read(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            obj: dict[str, Any] = await self.objects.get_namespaced_custom_object(
+                GROUP, DGDR_VERSION, namespace, DGDR_PLURAL, name
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return obj
+
+    async def _record_events(self) -> None:
+        async def on_commit(msg: Any) -> None:
+            commit = decode_message(msg, int(msg.metadata.sequence.stream))
+            agg = commit.aggregate
+            if self.namespace and agg.namespace != self.namespace:
+                return
+            obj = self.informer.cache.get((agg.namespace, agg.name))
+            if obj is None or obj["metadata"]["uid"] != agg.uid:
+                obj = await self._read(agg.namespace, agg.name)
+            if obj is None or obj["metadata"]["uid"] != agg.uid:
+                return  # not a DGDR of this cluster (applied through NATS), or gone
+            for index, env in enumerate(commit.envelopes):
+                described = describe(env.type, env.payload)
+                if described is None:
+                    continue
+                etype, reason, message = described
+                await self.recorder.emit(
+                    obj,
+                    event_name(agg.name, agg.uid, commit.seq, index),
+                    etype,
+                    reason,
+                    message,
+                    at=env.time[:19] + "Z",
+                )
+
+        await run_consumer(
+            self.nats.nc,
+            self.nats.nc.jetstream(),
+            stream=s.EVENTS_STREAM,
+            durable=EVENTS_DURABLE,
+            subject=f"{s.EVENTS_PREFIX}.>",
+            handler=on_commit,
+        )

@@ -1,0 +1,175 @@
+"""List-then-watch for one kind of object, with a local cache of plain dicts (what client-go calls
+an informer, reduced to what the adapter needs). `Informer.custom(...)` is for custom resources,
+`Informer(api, list_fn, ...)` for any kubernetes-asyncio list call (e.g. `CoreV1Api.list_config_map_for_all_namespaces`).
+
+`Informer.run()` lists, reports every object, then watches from the list's resourceVersion with
+bookmarks, and reports each change. It never gives up:
+- 410 Gone (the resourceVersion is too old) → list again; objects that vanished while the watch was
+  down are reported as DELETED, so a handler always converges on the cluster's state;
+- a closed stream (server timeout, bookmark reconnect) → watch again from the last resourceVersion;
+- a transport error or any other API error → back off (0.2 s doubling to 5 s) and try again.
+Every `resync` seconds each cached object is reported again as SYNC, so a handler that failed (and
+logged) gets another chance: level-triggered, not edge-triggered. Handler exceptions are logged and
+never stop the informer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import structlog
+from kubernetes_asyncio import client, watch
+from kubernetes_asyncio.client.exceptions import ApiException
+
+log = structlog.get_logger("k8s.informer")
+
+Key = tuple[str, str]
+Handler = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+def key_of(obj: dict[str, Any]) -> Key:
+    m = obj.get("metadata", {})
+    return str(m.get("namespace", "")), str(m["name"])
+
+
+class Informer:
+    def __init__(
+        self,
+        list_fn: Callable[..., Any],
+        list_kwargs: dict[str, Any],
+        *,
+        handler: Handler,
+        what: str,
+        label_selector: str | None = None,
+        resync: float = 30.0,
+        watch_timeout: int = 300,
+    ) -> None:
+        self.list_fn = list_fn
+        self.list_kwargs = dict(list_kwargs)
+        if label_selector:
+            self.list_kwargs["label_selector"] = label_selector
+        self.plural = what
+        self.handler = handler
+        self.resync, self.watch_timeout = resync, watch_timeout
+        self.cache: dict[Key, dict[str, Any]] = {}
+        self.synced = asyncio.Event()
+        self.relists = 0
+
+    @classmethod
+    def custom(
+        cls,
+        api: client.ApiClient,
+        *,
+        group: str,
+        version: str,
+        plural: str,
+        handler: Handler,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        resync: float = 30.0,
+    ) -> Informer:
+        objects = client.CustomObjectsApi(api)
+        kwargs: dict[str, Any] = {"group": group, "version": version, "plural": plural}
+        if namespace:
+            fn: Callable[..., Any] = objects.list_namespaced_custom_object
+            kwargs["namespace"] = namespace
+        else:
+            fn = objects.list_cluster_custom_object
+        return cls(
+            fn, kwargs, handler=handler, what=plural, label_selector=label_selector, resync=resync
+        )
+
+    def _list_call(self) -> tuple[Callable[..., Any], dict[str, Any]]:
+        return self.list_fn, self.list_kwargs
+
+    async def _dispatch(self, kind: str, obj: dict[str, Any]) -> None:
+        try:
+            await self.handler(kind, obj)
+        except Exception:
+            m = obj.get("metadata", {})
+            log.exception(
+                "handler failed",
+                plural=self.plural,
+                namespace=m.get("namespace"),
+                name=m.get("name"),
+            )
+
+    async def _relist(self) -> str:
+        fn, kwargs = self._list_call()
+        response = await fn(**kwargs, _preload_content=False)
+        listing = json.loads(await response.read())
+        self.relists += 1
+        seen: dict[Key, dict[str, Any]] = {key_of(o): o for o in listing.get("items", [])}
+        gone = [obj for key, obj in self.cache.items() if key not in seen]
+        self.cache = seen
+        for obj in gone:
+            await self._dispatch("DELETED", obj)
+        for obj in seen.values():
+            await self._dispatch("ADDED", obj)
+        self.synced.set()
+        return str(listing["metadata"]["resourceVersion"])
+
+    async def _watch(self, resource_version: str) -> str:
+        fn, kwargs = self._list_call()
+        w = watch.Watch()
+        try:
+            stream = w.stream(
+                fn,
+                resource_version=resource_version,
+                allow_watch_bookmarks=True,
+                timeout_seconds=self.watch_timeout,
+                **kwargs,
+            )
+            async for event in stream:
+                obj: dict[str, Any] = event["raw_object"]
+                resource_version = str(obj.get("metadata", {}).get("resourceVersion", ""))
+                kind = event["type"]
+                if kind == "BOOKMARK":
+                    continue
+                if kind == "DELETED":
+                    self.cache.pop(key_of(obj), None)
+                else:
+                    self.cache[key_of(obj)] = obj
+                await self._dispatch(kind, obj)
+        finally:
+            await w.close()
+        return resource_version
+
+    async def _resync_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.resync)
+            for obj in list(self.cache.values()):
+                await self._dispatch("SYNC", obj)
+
+    async def run(self) -> None:
+        resyncer = asyncio.create_task(self._resync_forever())
+        delay = 0.2
+        resource_version: str | None = None
+        try:
+            while True:
+                try:
+                    if resource_version is None:
+                        resource_version = await self._relist()
+                    resource_version = await self._watch(resource_version)
+                    delay = 0.2
+                except ApiException as exc:
+                    if exc.status == 410:
+                        log.info("watch expired; listing again", plural=self.plural)
+                        resource_version = None
+                        continue
+                    log.warning(
+                        "api error", plural=self.plural, status=exc.status, error=exc.reason
+                    )
+                    resource_version = None if exc.status in (404,) else resource_version
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                    log.warning("api unreachable", plural=self.plural, error=str(exc))
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+        finally:
+            resyncer.cancel()

@@ -1,0 +1,62 @@
+"""Connecting to a Kubernetes API server, and the names the adapter uses there.
+
+`connect(kubeconfig)` returns a kubernetes-asyncio `ApiClient` for a kubeconfig file, or for the
+in-cluster service account when no file is given and the process runs in a pod. A missing or broken
+kubeconfig raises `k8s.kube.ClusterUnreachable` with a message that says what to pass instead; the
+caller turns it into a CLI error, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.config.config_exception import ConfigException
+
+GROUP = "nvidia.com"
+DGDR_VERSION = "v1beta1"
+DGDR_PLURAL = "dynamographdeploymentrequests"
+DGDR_KIND = "DynamoGraphDeploymentRequest"
+DGD_VERSION = "v1alpha1"
+DGD_PLURAL = "dynamographdeployments"
+DGD_KIND = "DynamoGraphDeployment"
+FINALIZER = "dgdr.nvidia.com/finalizer"
+MERGE_PATCH = "application/merge-patch+json"
+# Kept out of what the core stores: it is kubectl's bookkeeping, not the user's intent.
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+class ClusterUnreachable(Exception):
+    """No usable kubeconfig or in-cluster configuration."""
+
+
+async def connect(kubeconfig: str | Path | None = None) -> client.ApiClient:
+    configuration = client.Configuration()
+    try:
+        if kubeconfig is not None:
+            await config.load_kube_config(
+                config_file=str(kubeconfig), client_configuration=configuration
+            )
+        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        else:
+            raise ClusterUnreachable(
+                "no Kubernetes configuration: pass --kubeconfig PATH, run inside a pod, or use "
+                "--cluster emulated"
+            )
+    except (ConfigException, OSError, ValueError, TypeError) as exc:
+        raise ClusterUnreachable(f"cannot load kubeconfig {kubeconfig}: {exc}") from exc
+    return client.ApiClient(configuration)
+
+
+def status_of(exc: BaseException) -> int | None:
+    """The HTTP status of a failed API call (None for transport errors)."""
+    return exc.status if isinstance(exc, ApiException) else None
+
+
+def meta(obj: dict[str, Any]) -> dict[str, Any]:
+    m: dict[str, Any] = obj.setdefault("metadata", {})
+    return m

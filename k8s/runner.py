@@ -1,0 +1,108 @@
+"""Wiring for `dgdr up --cluster emulated|kubernetes`: the API server (an emulator, or the one a
+kubeconfig names), the deployment target the service's reactor uses, and the adapter under a
+leader Lease.
+
+`KubernetesSide.open()` connects (and starts the emulator first when asked); `target` is the factory
+the service takes; `start_adapter(nats_url)` runs the adapter in this process as one candidate for
+the Lease; `close()` stops all of it. A kubeconfig that cannot be loaded raises
+`k8s.kube.ClusterUnreachable` before anything starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+from kubernetes_asyncio import client
+from nats.js import JetStreamContext
+
+from dgdr.client import DgdrClient
+from events.connection import ConnectOptions
+from k8s.adapter import KubernetesAdapter
+from k8s.kube import connect
+from k8s.leader import LeaderElector
+from k8s.target import KubernetesTarget
+
+log = structlog.get_logger("k8s.runner")
+
+
+@dataclass
+class ClusterOptions:
+    mode: str  # "emulated" or "kubernetes"
+    kubeconfig: Path | None = None  # kubernetes: the file to read (None → in-cluster)
+    write_kubeconfig: Path | None = None  # emulated: where to write one for kubectl
+    namespace: str | None = None  # watch one namespace (None → all)
+    lease_namespace: str = "default"
+    lease_duration: int = 15
+    emulator_port: int = 0
+    nodes: int = 4
+    gpus_per_node: int = 8
+    gpu_product: str = "NVIDIA-H200-141GB-HBM3"
+    gpu_memory_mb: int = 143771
+    dgd_ready_delay: float = 1.0
+
+
+class KubernetesSide:
+    def __init__(self, options: ClusterOptions) -> None:
+        self.options = options
+        self.api: client.ApiClient | None = None
+        self.emulator: Any = None
+        self.kubeconfig: Path | None = options.kubeconfig
+        self.adapter: KubernetesAdapter | None = None
+        self.elector: LeaderElector | None = None
+        self._nats: DgdrClient | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def open(self, data_dir: Path) -> None:
+        opts = self.options
+        if opts.mode == "emulated":
+            from k8s.emulated_jobs import run_profiling_job
+            from k8s.emulator import Emulator, gpu_nodes
+
+            self.emulator = Emulator(
+                nodes=gpu_nodes(
+                    opts.nodes, opts.gpu_product, opts.gpus_per_node, opts.gpu_memory_mb
+                ),
+                dgd_ready_delay=opts.dgd_ready_delay,
+                job_runner=run_profiling_job,
+            )
+            await self.emulator.start(port=opts.emulator_port)
+            self.kubeconfig = opts.write_kubeconfig or data_dir / "kubeconfig"
+            self.emulator.write_kubeconfig(self.kubeconfig)
+        self.api = await connect(self.kubeconfig)
+
+    def target(self, js: JetStreamContext) -> KubernetesTarget:
+        assert self.api is not None, "open() first"
+        return KubernetesTarget(self.api, namespace=self.options.namespace)
+
+    async def start_adapter(self, nats: ConnectOptions) -> None:
+        assert self.api is not None, "open() first"
+        identity = f"{socket.gethostname()}-{os.getpid()}"
+        self._nats = DgdrClient(nats)
+        await self._nats.connect()
+        self.adapter = KubernetesAdapter(
+            self.api, self._nats, namespace=self.options.namespace, instance=identity
+        )
+        self.elector = LeaderElector(
+            self.api,
+            identity=identity,
+            namespace=self.options.lease_namespace,
+            lease_duration=self.options.lease_duration,
+        )
+        self._task = asyncio.create_task(self.elector.run(self.adapter.run))
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.wait([self._task], timeout=5)
+        if self._nats is not None:
+            await self._nats.close()
+        if self.api is not None:
+            await self.api.close()
+        if self.emulator is not None:
+            await self.emulator.stop()

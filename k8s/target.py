@@ -1,0 +1,192 @@
+"""The Kubernetes deployment target: generated DGDs become DynamoGraphDeployment objects, and GPU
+facts come from node labels.
+
+- `apply_dgd` looks before it leaps: a DGD of that name that carries our owner annotation is left
+  alone (`exists`), any other one is never adopted (`conflict`). It creates the DGD in the DGDR's
+  namespace with labels `dgdr.nvidia.com/name`, `dgdr.nvidia.com/namespace`,
+  `nvidia.com/managed-by` and annotation `dgdr.nvidia.com/uid`, and no owner reference, so it
+  outlives its DGDR. A create that races another (409 AlreadyExists) reads the winner and answers as
+  above, so a crash and restart never creates a second DGD.
+- `start(observe)` runs an informer over DGDs that carry our label: every DGD is reported at start
+  and on each change (`status.state`, or `deleted`), with replicas summed over `status.services`.
+- `searchStrategy: thorough` runs as the profiling Job `profile-<name>` (see `k8s.profiling`).
+- `discover_hardware` reads `nvidia.com/gpu.product`, `nvidia.com/gpu.count` and
+  `nvidia.com/gpu.memory` from the nodes (as NVIDIA GPU feature discovery writes them). The most
+  common product wins; `totalGpus` = GPUs on nodes with that product, capped at 32 as Dynamo does.
+  An unknown product or no labelled node gives no facts, and validation names the fields to set.
+API errors other than the ones named raise; the reactor's consumer redelivers the event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections import Counter
+from typing import Any
+
+import structlog
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from dgdr.spec import normalise_gpu_sku
+from dgdr.target import (
+    LABEL_NAME,
+    LABEL_NAMESPACE,
+    OWNER_UID,
+    ApplyResult,
+    Observer,
+    ProfilingReporter,
+    owned_labels,
+    replica_counts,
+)
+from k8s.informer import Informer
+from k8s.kube import DGD_KIND, DGD_PLURAL, DGD_VERSION, GROUP
+from k8s.profiling import ProfilingJobsOnCluster
+
+log = structlog.get_logger("k8s.target")
+
+TOTAL_GPUS_CAP = 32
+LABEL_GPU_PRODUCT = "nvidia.com/gpu.product"
+LABEL_GPU_COUNT = "nvidia.com/gpu.count"
+LABEL_GPU_MEMORY = "nvidia.com/gpu.memory"
+
+
+def hardware_from_nodes(nodes: list[dict[str, str]]) -> dict[str, Any]:
+    """GPU facts from node label maps (pure; see the module docstring)."""
+    gpu_nodes = [n for n in nodes if n.get(LABEL_GPU_PRODUCT) and n.get(LABEL_GPU_COUNT)]
+    if not gpu_nodes:
+        return {}
+    product, _ = Counter(n[LABEL_GPU_PRODUCT] for n in gpu_nodes).most_common(1)[0]
+    same = [n for n in gpu_nodes if n[LABEL_GPU_PRODUCT] == product]
+    sku = normalise_gpu_sku(product)
+    if sku is None:
+        log.warning("unknown GPU product on nodes; not used", product=product)
+        return {}
+    counts = [int(n[LABEL_GPU_COUNT]) for n in same if n[LABEL_GPU_COUNT].isdigit()]
+    if not counts:
+        return {}
+    facts: dict[str, Any] = {
+        "gpuSku": sku.value,
+        "numGpusPerNode": max(counts),
+        "totalGpus": min(TOTAL_GPUS_CAP, sum(counts)),
+    }
+    memory = [n.get(LABEL_GPU_MEMORY, "") for n in same]
+    if memory and memory[0].isdigit():
+        facts["vramMb"] = int(memory[0])
+    return facts
+
+
+def dgd_state(dgd: dict[str, Any]) -> str:
+    state = (dgd.get("status") or {}).get("state")
+    return str(state) if state in ("pending", "successful", "failed") else "pending"
+
+
+class KubernetesTarget:
+    def __init__(self, api: client.ApiClient, *, namespace: str | None = None) -> None:
+        self.api = api
+        self.objects = client.CustomObjectsApi(api)
+        self.core = client.CoreV1Api(api)
+        self.namespace = namespace
+        self._observe: Observer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.informer: Informer | None = None
+        self.profiling = ProfilingJobsOnCluster(api, namespace=namespace)
+
+    def attach_profiling(self, reporter: ProfilingReporter) -> None:
+        self.profiling.run(reporter)
+
+    async def start_profiling_job(
+        self, namespace: str, name: str, uid: str, generation: int, spec: dict[str, Any]
+    ) -> None:
+        await self.profiling.start(namespace, name, uid, generation, spec)
+
+    async def discover_hardware(self) -> dict[str, Any]:
+        nodes = await self.core.list_node()
+        return hardware_from_nodes([dict(n.metadata.labels or {}) for n in nodes.items])
+
+    async def _get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            obj: dict[str, Any] = await self.objects.get_namespaced_custom_object(
+                GROUP, DGD_VERSION, namespace, DGD_PLURAL, name
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return obj
+
+    @staticmethod
+    def _ours(dgd: dict[str, Any], owner_uid: str) -> ApplyResult:
+        owner = (dgd.get("metadata", {}).get("annotations") or {}).get(OWNER_UID)
+        return "exists" if owner == owner_uid else "conflict"
+
+    async def apply_dgd(self, dgd: dict[str, Any], owner_uid: str) -> ApplyResult:
+        meta = dgd["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        current = await self._get(namespace, name)
+        if current is not None:
+            return self._ours(current, owner_uid)
+        body = copy.deepcopy(dgd)
+        body["apiVersion"], body["kind"] = f"{GROUP}/{DGD_VERSION}", DGD_KIND
+        labels = body["metadata"].get("labels") or {}
+        dgdr_name = labels.get(LABEL_NAME, name)
+        dgdr_namespace = labels.get(LABEL_NAMESPACE, namespace)
+        body["metadata"]["labels"] = owned_labels(body, dgdr_namespace, dgdr_name)
+        body["metadata"].setdefault("annotations", {})[OWNER_UID] = owner_uid
+        body["metadata"].pop("ownerReferences", None)
+        body.pop("status", None)
+        try:
+            await self.objects.create_namespaced_custom_object(
+                GROUP, DGD_VERSION, namespace, DGD_PLURAL, body
+            )
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            winner = await self._get(namespace, name)
+            if winner is None:  # created and deleted in between: let the redelivery decide
+                raise
+            return self._ours(winner, owner_uid)
+        log.info("dgd created", namespace=namespace, dgd=name, owner=owner_uid)
+        return "created"
+
+    async def _on_dgd(self, kind: str, dgd: dict[str, Any]) -> None:
+        if self._observe is None:
+            return
+        meta = dgd.get("metadata", {})
+        labels = meta.get("labels") or {}
+        uid = (meta.get("annotations") or {}).get(OWNER_UID)
+        if not uid or LABEL_NAME not in labels:
+            return
+        state = "deleted" if kind == "DELETED" else dgd_state(dgd)
+        replicas, available = replica_counts(dgd)
+        await self._observe(
+            labels.get(LABEL_NAMESPACE, meta.get("namespace", "")),
+            labels[LABEL_NAME],
+            uid,
+            meta["name"],
+            state,
+            replicas,
+            available if state == "successful" else 0,
+        )
+
+    async def start(self, observe: Observer | None = None) -> None:
+        if observe is None:
+            return
+        self._observe = observe
+        self.informer = Informer.custom(
+            self.api,
+            group=GROUP,
+            version=DGD_VERSION,
+            plural=DGD_PLURAL,
+            namespace=self.namespace,
+            label_selector=LABEL_NAME,
+            handler=self._on_dgd,
+        )
+        self._task = asyncio.create_task(self.informer.run())
+
+    async def stop(self) -> None:
+        await self.profiling.stop()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.wait([self._task], timeout=5)
+            self._task = None

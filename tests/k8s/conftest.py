@@ -1,0 +1,197 @@
+"""A cluster to test the adapter against: the API server emulator (or a real cluster when
+DGDR_TEST_KUBECONFIG is set, for the tests marked `real_cluster_ok`), a real nats-server, the
+service with the Kubernetes deployment target, and the adapter."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes_asyncio import client
+
+from dgdr.client import DgdrClient
+from dgdr.service import Service, ServiceConfig
+from events.connection import ConnectOptions
+from events.server import EmbeddedNatsServer
+from k8s.adapter import KubernetesAdapter
+from k8s.emulated_jobs import run_profiling_job
+from k8s.emulator import Emulator, gpu_nodes
+from k8s.kube import DGD_PLURAL, DGD_VERSION, DGDR_PLURAL, DGDR_VERSION, GROUP, connect
+from k8s.target import KubernetesTarget
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def dgdr(name: str, namespace: str = "default", **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": "Qwen/Qwen3-0.6B",
+        "backend": "vllm",
+        "sla": {"ttft": 300, "itl": 20},
+        "workload": {"isl": 3000, "osl": 500},
+        "hardware": {"gpuSku": "h200_sxm", "totalGpus": 8, "numGpusPerNode": 8},
+    }
+    body.update(spec)
+    return {
+        "apiVersion": f"{GROUP}/{DGDR_VERSION}",
+        "kind": "DynamoGraphDeploymentRequest",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {k: v for k, v in body.items() if v is not None},
+    }
+
+
+@dataclass
+class Kube:
+    emulator: Emulator | None
+    kubeconfig: Path
+    api: client.ApiClient
+    nats: EmbeddedNatsServer
+    service: Service | None = None
+    adapter: KubernetesAdapter | None = None
+    nats_client: DgdrClient | None = None
+    _adapter_task: asyncio.Task[None] | None = None
+    extra: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    @property
+    def objects(self) -> client.CustomObjectsApi:
+        return client.CustomObjectsApi(self.api)
+
+    @property
+    def core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.api)
+
+    @property
+    def batch(self) -> client.BatchV1Api:
+        return client.BatchV1Api(self.api)
+
+    async def start(self) -> None:
+        api = self.api
+        config = ServiceConfig(
+            connect=ConnectOptions(url=self.nats.url),
+            step_delay=0.01,
+            ack_wait=2.0,
+            target=lambda js: KubernetesTarget(api),
+        )
+        self.service = Service(config)
+        await self.service.start()
+        self.nats_client = DgdrClient(ConnectOptions(url=self.nats.url))
+        await self.nats_client.connect()
+        self.adapter = KubernetesAdapter(api, self.nats_client, resync=1.0)
+        self._adapter_task = asyncio.create_task(self.adapter.run())
+        await asyncio.wait_for(self.adapter.informer.synced.wait(), 10)
+
+    async def stop(self) -> None:
+        if self._adapter_task is not None:
+            self._adapter_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._adapter_task
+            self._adapter_task = None
+        if self.nats_client is not None:
+            await self.nats_client.close()
+            self.nats_client = None
+        if self.service is not None:
+            await self.service.stop()
+            self.service = None
+
+    async def create(self, body: dict[str, Any]) -> dict[str, Any]:
+        ns = body["metadata"].get("namespace", "default")
+        obj: dict[str, Any] = await self.objects.create_namespaced_custom_object(
+            GROUP, DGDR_VERSION, ns, DGDR_PLURAL, body
+        )
+        return obj
+
+    async def get(self, name: str, namespace: str = "default") -> dict[str, Any] | None:
+        try:
+            obj: dict[str, Any] = await self.objects.get_namespaced_custom_object(
+                GROUP, DGDR_VERSION, namespace, DGDR_PLURAL, name
+            )
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return obj
+
+    async def get_dgd(self, name: str, namespace: str = "default") -> dict[str, Any] | None:
+        try:
+            obj: dict[str, Any] = await self.objects.get_namespaced_custom_object(
+                GROUP, DGD_VERSION, namespace, DGD_PLURAL, name
+            )
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return obj
+
+    async def until(
+        self, check: Callable[[], Awaitable[Any]], timeout: float = 30.0, what: str = ""
+    ) -> Any:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            value = await check()
+            if value:
+                return value
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"timed out waiting for {what or check}")
+            await asyncio.sleep(0.1)
+
+    async def phase(self, name: str, phase: str, timeout: float = 30.0) -> dict[str, Any]:
+        async def reached() -> dict[str, Any] | None:
+            obj = await self.get(name)
+            got = (obj or {}).get("status", {}).get("phase")
+            if got == "Failed" and phase != "Failed":
+                raise AssertionError(f"{name} failed: {obj and obj.get('status')}")
+            return obj if got == phase else None
+
+        result: dict[str, Any] = await self.until(reached, timeout, f"{name} to reach {phase}")
+        return result
+
+    async def events(self, name: str, namespace: str = "default") -> list[Any]:
+        listed = await self.core.list_namespaced_event(
+            namespace, field_selector=f"involvedObject.name={name}"
+        )
+        return list(listed.items)
+
+
+@pytest.fixture
+async def real_kube(nats_server: EmbeddedNatsServer) -> AsyncIterator[Kube]:
+    """The adapter and service against the cluster DGDR_TEST_KUBECONFIG names (its CRDs installed,
+    Dynamo's operator running); skipped, with the reason in the summary, when it is not set."""
+    path = os.environ.get("DGDR_TEST_KUBECONFIG")
+    if not path:
+        pytest.skip(
+            "DGDR_TEST_KUBECONFIG is not set: the end-to-end test on a real cluster is skipped"
+        )
+    api = await connect(Path(path))
+    kube = Kube(None, Path(path), api, nats_server)
+    try:
+        await kube.start()
+        yield kube
+    finally:
+        await kube.stop()
+        await api.close()
+
+
+@pytest.fixture
+async def kube(nats_server: EmbeddedNatsServer, tmp_path: Path) -> AsyncIterator[Kube]:
+    emulator = Emulator(
+        nodes=gpu_nodes(2, "NVIDIA-H200-141GB-HBM3", 8, 143771),
+        dgd_ready_delay=0.3,
+        job_runner=run_profiling_job,
+    )
+    await emulator.start(port=0)
+    kubeconfig = tmp_path / "kubeconfig"
+    emulator.write_kubeconfig(kubeconfig)
+    api = await connect(kubeconfig)
+    kube = Kube(emulator, kubeconfig, api, nats_server)
+    try:
+        await kube.start()
+        yield kube
+    finally:
+        await kube.stop()
+        await api.close()
+        await emulator.stop()

@@ -1,0 +1,193 @@
+"""Watches: replay from a resourceVersion, synthetic ADDED, bookmarks, 410 Gone after compaction
+or history overflow, selectors (objects leaving the selection are DELETED), timeoutSeconds,
+sendInitialEvents, and clean closes on expire_watches() and server stop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import aiohttp
+import pytest
+from kubernetes_asyncio import client, watch
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from k8s.emulator import Emulator
+
+from .conftest import dgdr_manifest
+
+pytestmark = pytest.mark.timeout(30)
+
+G, V, P = "nvidia.com", "v1beta1", "dynamographdeploymentrequests"
+PATH = f"/apis/{G}/{V}/namespaces/default/{P}"
+MERGE = "application/merge-patch+json"
+
+
+async def read_events(resp: aiohttp.ClientResponse, limit: float = 5.0) -> list[dict[str, Any]]:
+    """Every event until the server ends the stream."""
+    events = []
+    async with asyncio.timeout(limit):
+        async for line in resp.content:
+            if line.strip():
+                events.append(json.loads(line))
+    return events
+
+
+async def test_replay_live_and_bookmarks(emu: Emulator, api: client.ApiClient) -> None:
+    objects = client.CustomObjectsApi(api)
+    start_rv = emu.store.resource_version
+    await objects.create_namespaced_custom_object(G, V, "default", P, dgdr_manifest())
+    seen: list[tuple[str, str]] = []
+    bookmarks = 0
+    w = watch.Watch()
+    stream = w.stream(
+        objects.list_namespaced_custom_object, G, V, "default", P,
+        resource_version=start_rv, allow_watch_bookmarks=True, timeout_seconds=5,
+    )  # fmt: skip
+
+    async def writer() -> None:
+        await asyncio.sleep(0.1)
+        await objects.patch_namespaced_custom_object_status(
+            G, V, "default", P, "demo", {"status": {"phase": "Pending"}}, _content_type=MERGE
+        )
+        await objects.delete_namespaced_custom_object(G, V, "default", P, "demo")
+
+    task = asyncio.create_task(writer())
+    async with asyncio.timeout(10):
+        async for event in stream:
+            if event["type"] == "BOOKMARK":
+                bookmarks += 1
+                assert int(event["object"]["metadata"]["resourceVersion"]) > int(start_rv)
+                if seen and seen[-1][0] == "DELETED":
+                    break
+                continue
+            obj = event["object"]
+            seen.append((event["type"], obj.get("status", {}).get("phase", "")))
+    await w.close()
+    await task
+    assert seen == [("ADDED", ""), ("MODIFIED", "Pending"), ("DELETED", "Pending")]
+    assert bookmarks >= 1
+
+
+async def test_compacted_and_overflowed_history_is_410(
+    emu: Emulator, api: client.ApiClient
+) -> None:
+    objects = client.CustomObjectsApi(api)
+    old_rv = emu.store.resource_version
+    await objects.create_namespaced_custom_object(G, V, "default", P, dgdr_manifest())
+    emu.compact()
+    w = watch.Watch()
+    with pytest.raises(ApiException) as err:
+        async for _ in w.stream(
+            objects.list_namespaced_custom_object, G, V, "default", P,
+            resource_version=old_rv, timeout_seconds=2,
+        ):  # fmt: skip
+            pass
+    await w.close()
+    assert err.value.status == 410
+    async with (
+        aiohttp.ClientSession(emu.url) as http,
+        http.get(f"{PATH}?watch=1&resourceVersion={old_rv}") as resp,
+    ):
+        assert resp.status == 200
+        events = await read_events(resp)
+    assert events == [
+        {
+            "type": "ERROR",
+            "object": {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Failure",
+                "message": f"too old resource version: {old_rv} ({emu.store.resource_version})",
+                "reason": "Expired",
+                "code": 410,
+            },
+        }
+    ]
+    # the current resourceVersion is still fine
+    async with aiohttp.ClientSession(emu.url) as http:
+        rv = emu.store.resource_version
+        async with http.get(f"{PATH}?watch=true&resourceVersion={rv}&timeoutSeconds=0.3") as resp:
+            assert await read_events(resp) == []
+
+    small = Emulator(history=3)
+    await small.start()
+    try:
+        first = small.store.resource_version
+        for i in range(5):
+            await small.store.create(G, V, P, "default", dgdr_manifest(f"d{i}"))
+        async with aiohttp.ClientSession(small.url) as http:
+            async with http.get(f"{PATH}?watch=True&resourceVersion={first}") as resp:
+                (event,) = await read_events(resp)
+            assert event["object"]["code"] == 410
+            recent = int(small.store.resource_version) - 2
+            async with http.get(
+                f"{PATH}?watch=True&resourceVersion={recent}&timeoutSeconds=0.3"
+            ) as resp:
+                events = await read_events(resp)
+            assert [e["object"]["metadata"]["name"] for e in events] == ["d3", "d4"]
+    finally:
+        await small.stop()
+
+
+async def test_synthetic_added_selectors_and_timeout(emu: Emulator) -> None:
+    for name, app in [("a", "x"), ("b", "y")]:
+        body = dgdr_manifest(name)
+        body["metadata"]["labels"] = {"app": app}
+        await emu.store.create(G, V, P, "default", body)
+    async with aiohttp.ClientSession(emu.url) as http:
+        async with http.get(f"{PATH}?watch=1&labelSelector=app%3Dx&timeoutSeconds=1") as resp:
+            assert resp.headers["Content-Type"].startswith("application/json")
+
+            async def relabel() -> None:
+                await asyncio.sleep(0.2)
+                await emu.store.patch(
+                    G, V, P, "default", "b", {"metadata": {"labels": {"app": "x"}}}
+                )
+                await emu.store.patch(
+                    G, V, P, "default", "a", {"metadata": {"labels": {"app": "z"}}}
+                )
+
+            task = asyncio.create_task(relabel())
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            events = await read_events(resp)
+            assert 0.9 < loop.time() - started < 3
+            await task
+        assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
+            ("ADDED", "a"),
+            ("ADDED", "b"),
+            ("DELETED", "a"),
+        ]
+        async with http.get(
+            f"{PATH}?watch=1&fieldSelector=metadata.name%3Db&timeoutSeconds=0.3"
+        ) as resp:
+            events = await read_events(resp)
+        assert [e["object"]["metadata"]["name"] for e in events] == ["b"]
+        async with http.get(f"{PATH}?watch=maybe") as resp:
+            assert resp.status == 400
+        async with http.get(
+            f"{PATH}?watch=1&sendInitialEvents=true&allowWatchBookmarks=true"
+            "&resourceVersionMatch=NotOlderThan&timeoutSeconds=0.3"
+        ) as resp:
+            events = await read_events(resp)
+        assert [e["type"] for e in events[:3]] == ["ADDED", "ADDED", "BOOKMARK"]
+        assert events[2]["object"]["metadata"]["annotations"] == {
+            "k8s.io/initial-events-end": "true"
+        }
+
+
+async def test_expire_watches_and_stop_close_streams(emu: Emulator) -> None:
+    async with aiohttp.ClientSession(emu.url) as http:
+        async with http.get(f"{PATH}?watch=1") as resp:
+            await asyncio.sleep(0.1)
+            emu.expire_watches()
+            assert await read_events(resp) == []
+        async with http.get("/api/v1/watch/namespaces/default/configmaps") as resp:
+            await emu.store.create("", "v1", "configmaps", "default", {"metadata": {"name": "c"}})
+            line = await asyncio.wait_for(resp.content.readline(), 2)
+            assert json.loads(line)["type"] == "ADDED"
+            await emu.stop()
+            assert await read_events(resp) == []

@@ -1,0 +1,222 @@
+"""The adapter against the API server emulator, through kubernetes-asyncio: apply → Deployed with
+Dynamo's status and Events; autoApply false; deletion with the finalizer; the DGD outlives its DGDR;
+a deleted DGD fails the DGDR; a foreign DGD is not adopted; 409s are retried; an expired watch
+relists; a restart creates nothing twice; GPU discovery from node labels."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from k8s.kube import DGD_PLURAL, DGD_VERSION, DGDR_PLURAL, FINALIZER, GROUP
+
+from .conftest import Kube, dgdr
+
+pytestmark = pytest.mark.timeout(90)
+
+
+async def apply_to_deployed(kube: Kube, name: str) -> None:
+    """The end-to-end story, on the emulator or on a real cluster."""
+    created = await kube.create(dgdr(name))
+    obj = await kube.phase(name, "Deployed", timeout=300 if kube.emulator is None else 30)
+    status = obj["status"]
+    assert status["dgdName"] == f"{name}-dgd"
+    succeeded = next(c for c in status["conditions"] if c["type"] == "Succeeded")
+    assert (succeeded["status"], succeeded["reason"]) == ("True", "Deployed")
+    assert status["deploymentInfo"]["availableReplicas"] >= 1
+    assert FINALIZER in obj["metadata"]["finalizers"]
+    assert obj["metadata"]["generation"] == 1
+
+    dgd = await kube.get_dgd(f"{name}-dgd")
+    assert dgd is not None
+    meta = dgd["metadata"]
+    assert meta["labels"]["dgdr.nvidia.com/name"] == name
+    assert meta["labels"]["dgdr.nvidia.com/namespace"] == "default"
+    assert meta["labels"]["nvidia.com/managed-by"] == "dgdr"
+    assert meta["annotations"]["dgdr.nvidia.com/uid"] == created["metadata"]["uid"]
+    assert not meta.get("ownerReferences")
+
+    async def story() -> list[str] | None:
+        reasons = [e.reason for e in await kube.events(name)]
+        return reasons if "DeploymentReady" in reasons else None
+
+    reasons = await kube.until(story, what="DeploymentReady event")
+    for reason in ("Initialized", "ProfilingJobCreated", "SpecGenerated", "DeploymentCreated"):
+        assert reason in reasons
+    assert all(n == 1 for n in Counter(reasons).values()), reasons
+
+    await kube.objects.delete_namespaced_custom_object(
+        GROUP, "v1beta1", "default", "dynamographdeploymentrequests", name
+    )
+
+    async def gone() -> bool:
+        return await kube.get(name) is None
+
+    await kube.until(gone, what="the DGDR to be deleted (finalizer removed)")
+    assert await kube.get_dgd(f"{name}-dgd") is not None, "the DGD must outlive its DGDR"
+
+
+async def test_apply_reaches_deployed_with_status_events_and_an_unowned_dgd(kube: Kube) -> None:
+    await apply_to_deployed(kube, "demo")
+
+
+async def test_the_same_story_on_a_real_cluster(real_kube: Kube) -> None:
+    name = f"dgdr-e2e-{uuid.uuid4().hex[:6]}"
+    try:
+        await apply_to_deployed(real_kube, name)
+    finally:
+        with contextlib.suppress(Exception):
+            await real_kube.objects.delete_namespaced_custom_object(
+                GROUP, DGD_VERSION, "default", DGD_PLURAL, f"{name}-dgd"
+            )
+
+
+async def test_auto_apply_false_stops_at_ready_without_a_dgd(kube: Kube) -> None:
+    await kube.create(dgdr("review", autoApply=False))
+    obj = await kube.phase("review", "Ready")
+    assert obj["status"]["profilingResults"]["selectedConfig"]["metadata"]["name"] == "review-dgd"
+    await asyncio.sleep(0.5)
+    assert await kube.get_dgd("review-dgd") is None
+
+
+async def test_deleting_the_dgdr_keeps_the_dgd_and_forgets_the_incarnation(kube: Kube) -> None:
+    await kube.create(dgdr("keep"))
+    await kube.phase("keep", "Deployed")
+    await kube.objects.delete_namespaced_custom_object(
+        GROUP, "v1beta1", "default", "dynamographdeploymentrequests", "keep"
+    )
+
+    async def gone() -> bool:
+        return await kube.get("keep") is None
+
+    await kube.until(gone, what="the DGDR to be deleted (finalizer removed)")
+    assert kube.nats_client is not None
+    assert await kube.nats_client.get("keep") is None
+    assert await kube.get_dgd("keep-dgd") is not None
+
+
+async def test_deleting_the_dgd_fails_the_dgdr(kube: Kube) -> None:
+    await kube.create(dgdr("victim"))
+    await kube.phase("victim", "Deployed")
+    await kube.objects.delete_namespaced_custom_object(
+        GROUP, DGD_VERSION, "default", DGD_PLURAL, "victim-dgd"
+    )
+    obj = await kube.phase("victim", "Failed")
+    ready = next(c for c in obj["status"]["conditions"] if c["type"] == "DeploymentReady")
+    assert ready["reason"] == "DeploymentDeleted"
+
+
+async def test_a_foreign_dgd_of_the_same_name_is_not_adopted(kube: Kube) -> None:
+    foreign = {
+        "apiVersion": f"{GROUP}/{DGD_VERSION}",
+        "kind": "DynamoGraphDeployment",
+        "metadata": {"name": "taken-dgd", "namespace": "default", "labels": {"team": "other"}},
+        "spec": {"backendFramework": "vllm", "services": {"Frontend": {"replicas": 1}}},
+    }
+    await kube.objects.create_namespaced_custom_object(
+        GROUP, DGD_VERSION, "default", DGD_PLURAL, foreign
+    )
+    await kube.create(dgdr("taken"))
+    obj = await kube.phase("taken", "Failed")
+    succeeded = next(c for c in obj["status"]["conditions"] if c["type"] == "DeploymentReady")
+    assert succeeded["reason"] == "DeploymentConflict"
+    dgd = await kube.get_dgd("taken-dgd")
+    assert dgd is not None and dgd["metadata"]["labels"] == {"team": "other"}
+
+
+async def test_status_conflicts_are_retried(kube: Kube) -> None:
+    kube.emulator.inject_conflicts(3, plural="dynamographdeploymentrequests", subresource="status")
+    await kube.create(dgdr("racy"))
+    await kube.phase("racy", "Deployed")
+    assert kube.adapter is not None and kube.adapter.conflicts >= 3
+
+
+async def test_an_expired_watch_relists_and_keeps_following(kube: Kube) -> None:
+    assert kube.adapter is not None
+    assert kube.emulator is not None
+    before = kube.adapter.informer.relists
+    # The watch ends, a DGDR is created and the history compacted before the informer can watch
+    # again (none of these yields to the event loop): its resourceVersion is now too old (410).
+    kube.emulator.expire_watches()
+    body = dgdr("after-expiry")
+    await kube.emulator.store.create(GROUP, "v1beta1", DGDR_PLURAL, "default", body)
+    kube.emulator.compact()
+    await kube.phase("after-expiry", "Deployed")
+    assert kube.adapter.informer.relists > before
+
+
+async def test_a_restart_mid_deploy_creates_nothing_twice(kube: Kube) -> None:
+    await kube.create(dgdr("crashy"))
+
+    async def deploying() -> bool:
+        obj = await kube.get("crashy")
+        return (obj or {}).get("status", {}).get("phase") in ("Deploying", "Deployed")
+
+    await kube.until(deploying, what="Deploying")
+    await kube.stop()
+    await kube.start()
+    await kube.phase("crashy", "Deployed")
+    dgds = await kube.objects.list_namespaced_custom_object(
+        GROUP, DGD_VERSION, "default", DGD_PLURAL
+    )
+    assert [d["metadata"]["name"] for d in dgds["items"]] == ["crashy-dgd"]
+
+    async def story() -> list[str] | None:
+        reasons = [e.reason for e in await kube.events("crashy")]
+        return reasons if "DeploymentReady" in reasons else None
+
+    reasons = await kube.until(story, what="DeploymentReady event")
+    assert all(n == 1 for n in Counter(reasons).values()), reasons
+    assert kube.nats_client is not None
+    history = await kube.nats_client.history("crashy")
+    types = [e["type"] for e in history]
+    assert types.count("DeploymentCreated") == 1 and types.count("Created") == 1
+
+
+async def test_gpu_facts_are_discovered_from_node_labels(kube: Kube) -> None:
+    await kube.create(dgdr("discover", hardware=None))
+    obj = await kube.phase("discover", "Deployed")
+    assert kube.nats_client is not None
+    history = await kube.nats_client.history("discover")
+    validated = next(e for e in history if e["type"] == "Validated")
+    hardware: dict[str, Any] = validated["payload"]["hardware"]
+    assert hardware["gpuSku"] == "h200_sxm"
+    assert (hardware["numGpusPerNode"], hardware["totalGpus"]) == (8, 16)
+    assert hardware["vramMb"] == 143771
+    assert obj["status"]["phase"] == "Deployed"
+
+
+async def test_a_spec_change_while_deployed_is_refused_with_an_event(kube: Kube) -> None:
+    await kube.create(dgdr("frozen"))
+    await kube.phase("frozen", "Deployed")
+    await kube.objects.patch_namespaced_custom_object(
+        GROUP,
+        "v1beta1",
+        "default",
+        "dynamographdeploymentrequests",
+        "frozen",
+        {"spec": {"workload": {"isl": 1000, "osl": 500}}},
+        _content_type="application/merge-patch+json",
+    )
+
+    async def refused() -> bool:
+        return "SpecChangeRejected" in [e.reason for e in await kube.events("frozen")]
+
+    await kube.until(refused, what="SpecChangeRejected event")
+    obj = await kube.get("frozen")
+    assert obj is not None and obj["status"]["phase"] == "Deployed"
+
+
+async def test_no_gpu_facts_anywhere_is_a_validation_failure_naming_the_fields(kube: Kube) -> None:
+    for node in (await kube.core.list_node()).items:
+        await kube.core.delete_node(node.metadata.name)
+    await kube.create(dgdr("blind", hardware=None))
+    obj = await kube.phase("blind", "Failed")
+    validation = next(c for c in obj["status"]["conditions"] if c["type"] == "Validation")
+    assert validation["reason"] == "ValidationFailed"
+    assert "spec.hardware.gpuSku" in validation["message"]

@@ -1,0 +1,120 @@
+"""The shipped manifests: the DGDR CRD covers every spec field with the spec's enums and defaults,
+carries Dynamo's printer columns, and the RBAC grants no verb the service does not use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import BaseModel
+
+from dgdr.spec import Backend, DGDRSpec, GpuSku, SearchStrategy
+
+MANIFESTS = Path(__file__).resolve().parents[2] / "k8s" / "manifests"
+
+
+def load(name: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all((MANIFESTS / name).read_text()) if d]
+
+
+def dgdr_schema() -> dict[str, Any]:
+    (crd,) = load("dgdr-crd.yaml")
+    (version,) = crd["spec"]["versions"]
+    schema: dict[str, Any] = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    return schema
+
+
+def spec_fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, Any]]:
+    out = []
+    for name, info in model.model_fields.items():
+        path = f"{prefix}{info.alias or name}"
+        out.append((path, info))
+        inner = [a for a in getattr(info.annotation, "__args__", (info.annotation,)) if a]
+        for arg in inner:
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                out.extend(spec_fields(arg, path + "."))
+    return out
+
+
+def schema_at(path: str) -> dict[str, Any]:
+    node = dgdr_schema()
+    for part in path.split("."):
+        assert part in node.get("properties", {}), f"CRD has no property spec.{path}"
+        node = node["properties"][part]
+    return node
+
+
+@pytest.mark.parametrize("path", [p for p, _ in spec_fields(DGDRSpec)])
+def test_every_spec_field_is_in_the_crd(path: str) -> None:
+    assert schema_at(path)["type"]
+
+
+@pytest.mark.parametrize(
+    ("path", "enum"),
+    [("backend", Backend), ("searchStrategy", SearchStrategy), ("hardware.gpuSku", GpuSku)],
+)
+def test_enums_match_the_spec(path: str, enum: Any) -> None:
+    assert schema_at(path)["enum"] == [e.value for e in enum]
+
+
+def test_defaults_match_the_spec() -> None:
+    for path, info in spec_fields(DGDRSpec):
+        default = info.default
+        if (
+            default is None
+            or isinstance(default, BaseModel)
+            or not isinstance(default, str | int | bool)
+        ):
+            continue
+        value = default.value if hasattr(default, "value") else default
+        assert schema_at(path).get("default") == value, path
+
+
+def test_model_is_required() -> None:
+    assert dgdr_schema()["required"] == ["model"]
+
+
+def test_printer_columns_are_dynamos() -> None:
+    (crd,) = load("dgdr-crd.yaml")
+    cols = {
+        c["name"]: c["jsonPath"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]
+    }
+    assert cols == {
+        "Model": ".spec.model",
+        "Backend": ".spec.backend",
+        "Phase": ".status.phase",
+        "Profiling": ".status.profilingPhase",
+        "Reason": '.status.conditions[?(@.type=="Succeeded")].reason',
+        "Message": '.status.conditions[?(@.type=="Succeeded")].message',
+        "DGD": ".status.dgdName",
+        "Age": ".metadata.creationTimestamp",
+    }
+    assert crd["spec"]["names"]["shortNames"] == ["dgdr"]
+    assert crd["spec"]["versions"][0]["subresources"] == {"status": {}}
+
+
+def test_dgd_crd_has_state_enum_and_columns() -> None:
+    (crd,) = load("dgd-crd.yaml")
+    version = crd["spec"]["versions"][0]
+    assert version["name"] == "v1alpha1"
+    assert crd["spec"]["names"]["shortNames"] == ["dgd"]
+    state = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]["state"]
+    assert state["enum"] == ["initializing", "pending", "successful", "failed"]
+    assert [c["name"] for c in version["additionalPrinterColumns"]] == ["Ready", "Backend", "Age"]
+
+
+def test_rbac_never_deletes_and_leases_stay_namespaced() -> None:
+    docs = load("rbac.yaml")
+    cluster_role = next(d for d in docs if d["kind"] == "ClusterRole")
+    for rule in cluster_role["rules"]:
+        assert "delete" not in rule["verbs"] and "*" not in rule["verbs"], rule
+        assert "coordination.k8s.io" not in rule["apiGroups"]
+    role = next(d for d in docs if d["kind"] == "Role")
+    assert role["rules"][0]["resources"] == ["leases"]
+    deployment = load("deployment.yaml")[0]
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == next(
+        d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount"
+    )

@@ -1,0 +1,79 @@
+"""searchStrategy thorough on a cluster: the profiling Job `profile-<name>` with the overrides merged
+per the allow-list, its output ConfigMap driving the sub-phases, and its result or failure."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import Kube, dgdr
+
+pytestmark = pytest.mark.timeout(90)
+
+IMAGE = "nvcr.io/nvidia/ai-dynamo/dynamo-planner:0.9.0"
+
+
+async def test_thorough_runs_the_profiling_job_and_deploys_its_result(kube: Kube) -> None:
+    overrides = {
+        "backoffLimit": 1,
+        "completions": 2,
+        "template": {
+            "spec": {
+                "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}],
+                "containers": [{"resources": {"limits": {"cpu": "2"}}}],
+            }
+        },
+    }
+    await kube.create(
+        dgdr("deep", searchStrategy="thorough", image=IMAGE, overrides={"profilingJob": overrides})
+    )
+    obj = await kube.phase("deep", "Deployed", timeout=60)
+    assert obj["status"]["dgdName"] == "deep-dgd"
+    assert obj["status"]["profilingJobName"] == "profile-deep"
+
+    job = await kube.batch.read_namespaced_job("profile-deep", "default")
+    assert job.spec.backoff_limit == 1
+    assert job.spec.completions in (None, 1)  # not in the allow-list
+    pod = job.spec.template.spec
+    assert pod.restart_policy == "Never"
+    assert pod.tolerations[0].key == "nvidia.com/gpu"
+    assert pod.containers[0].image == IMAGE and pod.containers[0].resources.limits == {"cpu": "2"}
+    assert job.metadata.owner_references[0].name == "deep"
+
+    cm = await kube.core.read_namespaced_config_map("dgdr-output-deep", "default")
+    assert cm.data["profiler_status"] == "success" and "final_config.yaml" in cm.data
+
+    assert kube.nats_client is not None
+    history = await kube.nats_client.history("deep")
+    progressed = [e["payload"] for e in history if e["type"] == "ProfilingProgressed"]
+    subs = [p["subPhase"] for p in progressed]
+    assert "SweepingPrefill" in subs and "SelectingConfig" in subs and "GeneratingDGD" in subs
+    ignored = [e for e in await kube.events("deep") if e.reason == "ProfilingJobOverridesIgnored"]
+    assert len(ignored) == 1 and "spec.overrides.profilingJob.completions" in ignored[0].message
+    dgd = await kube.get_dgd("deep-dgd")
+    assert dgd is not None
+    assert dgd["metadata"]["labels"]["dgdr.nvidia.com/name"] == "deep"
+
+
+async def test_a_failing_profiling_job_fails_the_dgdr_in_its_sub_phase(kube: Kube) -> None:
+    await kube.create(
+        dgdr(
+            "too-big",
+            model="deepseek-ai/DeepSeek-R1",
+            searchStrategy="thorough",
+            image=IMAGE,
+            hardware={"gpuSku": "l4", "totalGpus": 1, "numGpusPerNode": 1},
+        )
+    )
+    obj = await kube.phase("too-big", "Failed", timeout=60)
+    profiling = next(c for c in obj["status"]["conditions"] if c["type"] == "Profiling")
+    assert profiling["reason"].endswith("Failed")
+    assert "profile-too-big failed" in profiling["message"]
+    job = await kube.batch.read_namespaced_job("profile-too-big", "default")
+    assert job.status.failed == 1
+
+
+async def test_thorough_without_an_image_fails_and_names_the_field(kube: Kube) -> None:
+    await kube.create(dgdr("no-image", searchStrategy="thorough"))
+    obj = await kube.phase("no-image", "Failed", timeout=30)
+    profiling = next(c for c in obj["status"]["conditions"] if c["type"] == "Profiling")
+    assert "spec.image" in profiling["message"]
