@@ -353,7 +353,9 @@ def up(
     ] = None,
     watch_namespace: Annotated[
         str | None,
-        typer.Option(help="Kubernetes: watch DGDRs in this namespace only (default all)"),
+        typer.Option(
+            help="Kubernetes: watch DGDRs in these namespaces only, comma-separated (default all)"
+        ),
     ] = None,
     lease_namespace: Annotated[
         str, typer.Option(help="Kubernetes: namespace of the adapter's leader Lease")
@@ -401,7 +403,9 @@ def _cluster_side(
             mode=mode,
             kubeconfig=kubeconfig,
             write_kubeconfig=write_kubeconfig,
-            namespace=namespace,
+            namespaces=[n.strip() for n in namespace.split(",") if n.strip()]
+            if namespace
+            else None,
             lease_namespace=lease_namespace,
             dgd_ready_delay=rollout_delay,
         )

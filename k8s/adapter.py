@@ -34,7 +34,7 @@ from dgdr.consumer import run_consumer
 from events import subjects as s
 from events.jetstream import decode_message
 from k8s.events import EventRecorder, describe, event_name
-from k8s.informer import Informer
+from k8s.informer import Informer, InformerGroup
 from k8s.kube import (
     DGDR_PLURAL,
     DGDR_VERSION,
@@ -77,21 +77,25 @@ class KubernetesAdapter:
         api: client.ApiClient,
         nats: DgdrClient,
         *,
-        namespace: str | None = None,
+        namespaces: list[str] | None = None,
         instance: str = "dgdr",
         resync: float = 30.0,
     ) -> None:
-        self.api, self.nats, self.namespace = api, nats, namespace
+        self.api, self.nats = api, nats
+        self.namespaces = set(namespaces or ())  # empty: every namespace
         self.objects = client.CustomObjectsApi(api)
         self.recorder = EventRecorder(api, instance=instance)
-        self.informer = Informer.custom(
-            api,
-            group=GROUP,
-            version=DGDR_VERSION,
-            plural=DGDR_PLURAL,
-            namespace=namespace,
-            handler=self.on_dgdr,
-            resync=resync,
+        self.informer = InformerGroup(
+            lambda ns: Informer.custom(
+                api,
+                group=GROUP,
+                version=DGDR_VERSION,
+                plural=DGDR_PLURAL,
+                namespace=ns,
+                handler=self.on_dgdr,
+                resync=resync,
+            ),
+            namespaces,
         )
         self.submitted: dict[str, int] = {}  # uid → last generation handed to the core
         self.status_writes = 0
@@ -103,7 +107,7 @@ class KubernetesAdapter:
         """Until cancelled: the DGDR informer, the projection watch, the Event recorder."""
         tasks = [asyncio.create_task(self.informer.run(), name="dgdr-informer")]
         try:
-            await self.informer.synced.wait()
+            await self.informer.wait_synced()
             tasks.append(asyncio.create_task(self._follow_projections(), name="status-writer"))
             tasks.append(asyncio.create_task(self._record_events(), name="event-recorder"))
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
@@ -113,6 +117,9 @@ class KubernetesAdapter:
             for task in tasks:
                 task.cancel()
             await asyncio.wait(tasks, timeout=5)
+
+    def _watched(self, namespace: str) -> bool:
+        return not self.namespaces or namespace in self.namespaces
 
     # ----------------------------------------------------------------------- cluster → core
 
@@ -188,12 +195,10 @@ class KubernetesAdapter:
     # ----------------------------------------------------------------------- core → cluster
 
     async def _follow_projections(self) -> None:
-        async for ns, name, projection in self.nats.watch(
-            all_namespaces=self.namespace is None, namespace=self.namespace
-        ):
-            if projection is None:
+        async for ns, name, projection in self.nats.watch(all_namespaces=True):
+            if projection is None or not self._watched(ns):
                 continue
-            cached = self.informer.cache.get((ns, name))
+            cached = self.informer.get((ns, name))
             try:
                 await self.write_status(ns, name, projection, cached)
             except Exception:
@@ -252,9 +257,9 @@ class KubernetesAdapter:
         async def on_commit(msg: Any) -> None:
             commit = decode_message(msg, int(msg.metadata.sequence.stream))
             agg = commit.aggregate
-            if self.namespace and agg.namespace != self.namespace:
+            if not self._watched(agg.namespace):
                 return
-            obj = self.informer.cache.get((agg.namespace, agg.name))
+            obj = self.informer.get((agg.namespace, agg.name))
             if obj is None or obj["metadata"]["uid"] != agg.uid:
                 obj = await self._read(agg.namespace, agg.name)
             if obj is None or obj["metadata"]["uid"] != agg.uid:

@@ -173,3 +173,29 @@ class Informer:
                     delay = min(delay * 2, 5.0)
         finally:
             resyncer.cancel()
+
+
+class InformerGroup:
+    """One informer per watched namespace, or one for the whole cluster (`namespaces` None/empty),
+    read and run as one."""
+
+    def __init__(
+        self, make: Callable[[str | None], Informer], namespaces: list[str] | None = None
+    ) -> None:
+        self.members = [make(ns) for ns in namespaces] if namespaces else [make(None)]
+
+    def get(self, key: Key) -> dict[str, Any] | None:
+        for member in self.members:
+            if key in member.cache:
+                return member.cache[key]
+        return None
+
+    @property
+    def relists(self) -> int:
+        return sum(m.relists for m in self.members)
+
+    async def wait_synced(self) -> None:
+        await asyncio.gather(*(m.synced.wait() for m in self.members))
+
+    async def run(self) -> None:
+        await asyncio.gather(*(m.run() for m in self.members))

@@ -26,7 +26,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from dgdr.target import LABEL_NAME, LABEL_NAMESPACE, OWNER_UID, ProfilingReporter, owned_labels
 from k8s.events import EventRecorder
-from k8s.informer import Informer
+from k8s.informer import Informer, InformerGroup
 from k8s.job import profiling_job
 
 log = structlog.get_logger("k8s.profiling")
@@ -70,27 +70,40 @@ def _condition(job: dict[str, Any], ctype: str) -> dict[str, Any] | None:
 
 
 class ProfilingJobsOnCluster:
-    def __init__(self, api: client.ApiClient, *, namespace: str | None = None) -> None:
+    def __init__(self, api: client.ApiClient, *, namespaces: list[str] | None = None) -> None:
         self.batch = client.BatchV1Api(api)
         self.core = client.CoreV1Api(api)
-        self.namespace = namespace
         self.reporter: ProfilingReporter | None = None
         self.recorder = EventRecorder(api, instance="dgdr-profiling")
         self.specs: dict[str, dict[str, Any]] = {}  # uid → the spec the Job was started with
-        if namespace:
-            jobs_fn: Any = self.batch.list_namespaced_job
-            cms_fn: Any = self.core.list_namespaced_config_map
-            kwargs: dict[str, Any] = {"namespace": namespace}
-        else:
-            jobs_fn = self.batch.list_job_for_all_namespaces
-            cms_fn = self.core.list_config_map_for_all_namespaces
-            kwargs = {}
-        self.jobs = Informer(
-            jobs_fn, kwargs, handler=self._on_job, what="jobs", label_selector="app=dynamo-profiler"
-        )
-        self.outputs = Informer(
-            cms_fn, kwargs, handler=self._on_output, what="configmaps", label_selector=LABEL_NAME
-        )
+
+        def jobs(ns: str | None) -> Informer:
+            fn: Any = (
+                self.batch.list_namespaced_job if ns else self.batch.list_job_for_all_namespaces
+            )
+            return Informer(
+                fn,
+                {"namespace": ns} if ns else {},
+                handler=self._on_job,
+                what="jobs",
+                label_selector="app=dynamo-profiler",
+            )
+
+        def outputs(ns: str | None) -> Informer:
+            core = self.core
+            fn: Any = (
+                core.list_namespaced_config_map if ns else core.list_config_map_for_all_namespaces
+            )
+            return Informer(
+                fn,
+                {"namespace": ns} if ns else {},
+                handler=self._on_output,
+                what="configmaps",
+                label_selector=LABEL_NAME,
+            )
+
+        self.jobs = InformerGroup(jobs, namespaces)
+        self.outputs = InformerGroup(outputs, namespaces)
         self._tasks: list[asyncio.Task[None]] = []
 
     def run(self, reporter: ProfilingReporter) -> None:
@@ -156,7 +169,7 @@ class ProfilingJobsOnCluster:
         log.info("profiling job", namespace=namespace, dgdr=name, uid=uid, created=created)
 
     def _job_for(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self.jobs.cache.get((namespace, f"profile-{name}"))
+        return self.jobs.get((namespace, f"profile-{name}"))
 
     async def _on_output(self, kind: str, cm: dict[str, Any]) -> None:
         meta = cm["metadata"]

@@ -36,7 +36,7 @@ class ClusterOptions:
     mode: str  # "emulated" or "kubernetes"
     kubeconfig: Path | None = None  # kubernetes: the file to read (None → in-cluster)
     write_kubeconfig: Path | None = None  # emulated: where to write one for kubectl
-    namespace: str | None = None  # watch one namespace (None → all)
+    namespaces: list[str] | None = None  # the namespaces to watch (None → all)
     lease_namespace: str = "default"
     lease_duration: int = 15
     emulator_port: int = 0
@@ -78,7 +78,7 @@ class KubernetesSide:
 
     def target(self, js: JetStreamContext) -> KubernetesTarget:
         assert self.api is not None, "open() first"
-        return KubernetesTarget(self.api, namespace=self.options.namespace)
+        return KubernetesTarget(self.api, namespaces=self.options.namespaces)
 
     async def start_adapter(self, nats: ConnectOptions) -> None:
         assert self.api is not None, "open() first"
@@ -86,7 +86,7 @@ class KubernetesSide:
         self._nats = DgdrClient(nats)
         await self._nats.connect()
         self.adapter = KubernetesAdapter(
-            self.api, self._nats, namespace=self.options.namespace, instance=identity
+            self.api, self._nats, namespaces=self.options.namespaces, instance=identity
         )
         self.elector = LeaderElector(
             self.api,

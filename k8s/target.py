@@ -39,7 +39,7 @@ from dgdr.target import (
     owned_labels,
     replica_counts,
 )
-from k8s.informer import Informer
+from k8s.informer import Informer, InformerGroup
 from k8s.kube import DGD_KIND, DGD_PLURAL, DGD_VERSION, GROUP
 from k8s.profiling import ProfilingJobsOnCluster
 
@@ -82,15 +82,15 @@ def dgd_state(dgd: dict[str, Any]) -> str:
 
 
 class KubernetesTarget:
-    def __init__(self, api: client.ApiClient, *, namespace: str | None = None) -> None:
+    def __init__(self, api: client.ApiClient, *, namespaces: list[str] | None = None) -> None:
         self.api = api
         self.objects = client.CustomObjectsApi(api)
         self.core = client.CoreV1Api(api)
-        self.namespace = namespace
+        self.namespaces = namespaces
         self._observe: Observer | None = None
         self._task: asyncio.Task[None] | None = None
-        self.informer: Informer | None = None
-        self.profiling = ProfilingJobsOnCluster(api, namespace=namespace)
+        self.informer: InformerGroup | None = None
+        self.profiling = ProfilingJobsOnCluster(api, namespaces=namespaces)
 
     def attach_profiling(self, reporter: ProfilingReporter) -> None:
         self.profiling.run(reporter)
@@ -173,14 +173,17 @@ class KubernetesTarget:
         if observe is None:
             return
         self._observe = observe
-        self.informer = Informer.custom(
-            self.api,
-            group=GROUP,
-            version=DGD_VERSION,
-            plural=DGD_PLURAL,
-            namespace=self.namespace,
-            label_selector=LABEL_NAME,
-            handler=self._on_dgd,
+        self.informer = InformerGroup(
+            lambda ns: Informer.custom(
+                self.api,
+                group=GROUP,
+                version=DGD_VERSION,
+                plural=DGD_PLURAL,
+                namespace=ns,
+                label_selector=LABEL_NAME,
+                handler=self._on_dgd,
+            ),
+            self.namespaces,
         )
         self._task = asyncio.create_task(self.informer.run())
 

@@ -55,6 +55,7 @@ class Kube:
     adapter: KubernetesAdapter | None = None
     nats_client: DgdrClient | None = None
     _adapter_task: asyncio.Task[None] | None = None
+    namespaces: list[str] | None = None
     extra: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     @property
@@ -75,15 +76,17 @@ class Kube:
             connect=ConnectOptions(url=self.nats.url),
             step_delay=0.01,
             ack_wait=2.0,
-            target=lambda js: KubernetesTarget(api),
+            target=lambda js: KubernetesTarget(api, namespaces=self.namespaces),
         )
         self.service = Service(config)
         await self.service.start()
         self.nats_client = DgdrClient(ConnectOptions(url=self.nats.url))
         await self.nats_client.connect()
-        self.adapter = KubernetesAdapter(api, self.nats_client, resync=1.0)
+        self.adapter = KubernetesAdapter(
+            api, self.nats_client, namespaces=self.namespaces, resync=1.0
+        )
         self._adapter_task = asyncio.create_task(self.adapter.run())
-        await asyncio.wait_for(self.adapter.informer.synced.wait(), 10)
+        await asyncio.wait_for(self.adapter.informer.wait_synced(), 10)
 
     async def stop(self) -> None:
         if self._adapter_task is not None:
@@ -139,9 +142,11 @@ class Kube:
                 raise AssertionError(f"timed out waiting for {what or check}")
             await asyncio.sleep(0.1)
 
-    async def phase(self, name: str, phase: str, timeout: float = 30.0) -> dict[str, Any]:
+    async def phase(
+        self, name: str, phase: str, timeout: float = 30.0, namespace: str = "default"
+    ) -> dict[str, Any]:
         async def reached() -> dict[str, Any] | None:
-            obj = await self.get(name)
+            obj = await self.get(name, namespace)
             got = (obj or {}).get("status", {}).get("phase")
             if got == "Failed" and phase != "Failed":
                 raise AssertionError(f"{name} failed: {obj and obj.get('status')}")

@@ -220,3 +220,18 @@ async def test_no_gpu_facts_anywhere_is_a_validation_failure_naming_the_fields(k
     validation = next(c for c in obj["status"]["conditions"] if c["type"] == "Validation")
     assert validation["reason"] == "ValidationFailed"
     assert "spec.hardware.gpuSku" in validation["message"]
+
+
+async def test_an_adapter_scoped_to_namespaces_leaves_the_others_alone(kube: Kube) -> None:
+    await kube.core.create_namespace({"metadata": {"name": "team-a"}})  # type: ignore[arg-type]
+    await kube.stop()
+    kube.namespaces = ["team-a"]
+    await kube.start()
+    await kube.create(dgdr("outside"))
+    await kube.create(dgdr("inside", namespace="team-a"))
+    await kube.phase("inside", "Deployed", namespace="team-a")
+    assert await kube.get_dgd("inside-dgd", "team-a") is not None
+    outside = await kube.get("outside")
+    assert outside is not None and not outside.get("status")
+    assert not outside["metadata"].get("finalizers")
+    assert kube.nats_client is not None and await kube.nats_client.get("outside") is None
