@@ -360,6 +360,9 @@ def up(
     lease_namespace: Annotated[
         str, typer.Option(help="Kubernetes: namespace of the adapter's leader Lease")
     ] = "default",
+    lease_duration: Annotated[
+        int, typer.Option(help="Kubernetes: seconds a standby waits before taking the Lease over")
+    ] = 15,
     log_level: Annotated[str, typer.Option()] = "INFO",
 ) -> None:
     """Run the service (embedded NATS, profiling worker, deployment target) until interrupted."""
@@ -368,7 +371,13 @@ def up(
     configure(log_level)
     config = _up_config(_settings(ctx), rollout_delay, step_delay, roles)
     side = _cluster_side(
-        cluster, kubeconfig, write_kubeconfig, watch_namespace, rollout_delay, lease_namespace
+        cluster,
+        kubeconfig,
+        write_kubeconfig,
+        watch_namespace,
+        rollout_delay,
+        lease_namespace,
+        lease_duration,
     )
     _run(_serve(config, data_dir, port if embedded else None, cluster=side))
 
@@ -383,6 +392,7 @@ def _cluster_side(
     namespace: str | None,
     rollout_delay: float,
     lease_namespace: str = "default",
+    lease_duration: int = 15,
 ) -> Any:
     if kubeconfig is not None and mode == "simulated":
         mode = "kubernetes"
@@ -407,6 +417,7 @@ def _cluster_side(
             if namespace
             else None,
             lease_namespace=lease_namespace,
+            lease_duration=lease_duration,
             dgd_ready_delay=rollout_delay,
         )
     )

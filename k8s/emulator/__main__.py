@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import signal
 import sys
 
 import structlog
 
+from k8s.emulator.controllers import JobRunner
 from k8s.emulator.emulator import Emulator
 from k8s.emulator.nodes import (
     DEFAULT_GPU_MEMORY_MB,
@@ -40,14 +42,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--gpus-per-node", type=int, default=DEFAULT_GPUS_PER_NODE)
     parser.add_argument("--gpu-memory-mb", type=int, default=DEFAULT_GPU_MEMORY_MB)
     parser.add_argument("--dgd-ready-delay", type=float, default=1.0)
+    parser.add_argument(
+        "--job-runner",
+        metavar="MODULE:FUNCTION",
+        help="what runs a Job (default: it completes after 1 s); "
+        "k8s.emulated_jobs:run_profiling_job runs dgdr's profiler for profiling Jobs",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     return parser.parse_args(argv)
 
 
+def load_runner(spec: str | None) -> JobRunner | None:
+    """The Job runner named `module:function` (imported by name, so the emulator itself depends
+    on nothing outside its package)."""
+    if not spec:
+        return None
+    module, _, function = spec.partition(":")
+    runner: JobRunner = getattr(importlib.import_module(module), function)
+    return runner
+
+
 async def serve(args: argparse.Namespace) -> int:
+    try:
+        runner = load_runner(args.job_runner)
+    except (ImportError, AttributeError, ValueError) as exc:
+        print(f"error: --job-runner {args.job_runner}: {exc}", file=sys.stderr)
+        return 1
     emulator = Emulator(
         nodes=gpu_nodes(args.nodes, args.gpu_product, args.gpus_per_node, args.gpu_memory_mb),
         dgd_ready_delay=args.dgd_ready_delay,
+        job_runner=runner,
     )
     try:
         url = await emulator.start(args.host, args.port)
