@@ -146,8 +146,8 @@ class Emulator:
 
     @property
     def requests(self) -> list[tuple[str, str]]:
-        """(method, path with query) of every HTTP request served, in order."""
-        return self._server.requests
+        """(method, path with query) of the last 10,000 HTTP requests served, in order."""
+        return list(self._server.requests)
 
     def inject_conflicts(
         self, count: int, *, plural: str | None = None, subresource: str | None = None

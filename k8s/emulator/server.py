@@ -14,6 +14,7 @@ exception becomes 500 InternalError (and is logged).
 from __future__ import annotations
 
 import json
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,8 @@ from k8s.emulator.watchstream import serve_watch
 from k8s.emulator.wire import json_response, negotiate, parse_bool, render, render_list
 
 log = structlog.get_logger("k8s.emulator")
+
+REQUEST_LOG = 10_000
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,8 @@ class ApiServer:
     def __init__(self, store: Store, *, bookmark_interval: float = 1.0) -> None:
         self.store = store
         self.bookmark_interval = bookmark_interval
-        self.requests: list[tuple[str, str]] = []
+        # The most recent requests only: a long-running emulator must not grow without bound.
+        self.requests: deque[tuple[str, str]] = deque(maxlen=REQUEST_LOG)
         self.server_address = "127.0.0.1:0"
         self._conflicts: list[list[Any]] = []  # [remaining, plural | None, subresource | None]
 
