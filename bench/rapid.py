@@ -143,10 +143,19 @@ def sim_runner(spec: Spec) -> Callable[[], Any]:
 def sim_pick(result: Any) -> dict[str, str]:
     chosen = next(p["config"] for p in result.pareto if p["config"]["selected"])
     services = result.selected_config["spec"]["services"]
+    disagg = chosen.get("mode") == "disagg"
     return {
-        "mode": "agg",
-        "parallel": f"TP{chosen['tensorParallelSize']}",
-        "replicas": str(chosen["replicas"]),
+        "mode": chosen.get("mode", "agg"),
+        "parallel": (
+            f"P:TP{chosen['prefillTensorParallelSize']} D:TP{chosen['decodeTensorParallelSize']}"
+            if disagg
+            else f"TP{chosen['tensorParallelSize']}"
+        ),
+        "replicas": (
+            f"{chosen['prefillWorkers']}+{chosen['decodeWorkers']}"
+            if disagg
+            else str(chosen["replicas"])
+        ),
         "batch": str(chosen["batchSize"]),
         "gpus": f"{chosen['totalGpus']}",
         "tok/s/GPU": f"{chosen['tokensPerSecondPerGpu']:.0f}",

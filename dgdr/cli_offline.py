@@ -150,8 +150,9 @@ def _table(report: dict[str, Any], top: int) -> None:
     columns = (
         "",
         "BACKEND",
+        "MODE",
         "TP",
-        "REPLICAS",
+        "WORKERS",
         "GPUS",
         "BATCH",
         "TTFT MS",
@@ -161,14 +162,16 @@ def _table(report: dict[str, Any], top: int) -> None:
         "SLA",
     )
     for c in columns:
-        t.add_column(c, no_wrap=True, justify="left" if c in ("", "BACKEND", "SLA") else "right")
+        t.add_column(
+            c, no_wrap=True, justify="left" if c in ("", "BACKEND", "MODE", "SLA") else "right"
+        )
     ranked = sorted(report["pareto"], key=lambda p: -p["tokensPerSecondPerGpu"])[:top]
     for p in ranked:
         t.add_row(
             "*" if p.get("selected") else "",
             str(p.get("backend", "")),
-            str(p["tensorParallelSize"]),
-            str(p["replicas"]),
+            str(p.get("mode", "agg")),
+            *_shape_cells(p),
             str(p["totalGpus"]),
             str(p["batchSize"]),
             f"{p['ttftMs']:.1f}",
@@ -183,6 +186,16 @@ def _table(report: dict[str, Any], top: int) -> None:
         f"DGD {report['dgd']['metadata']['name']}: "
         + ", ".join(f"{n} x{s.get('replicas', 1)}" for n, s in services.items())
     )
+
+
+def _shape_cells(p: dict[str, Any]) -> tuple[str, str]:
+    """TP and worker counts: `2` and `4` (agg), `P1 D2` and `2+3` (prefill + decode)."""
+    if p.get("mode") == "disagg":
+        return (
+            f"P{p['prefillTensorParallelSize']} D{p['decodeTensorParallelSize']}",
+            f"{p['prefillWorkers']}+{p['decodeWorkers']}",
+        )
+    return str(p["tensorParallelSize"]), str(p["replicas"])
 
 
 def _plot(points: list[dict[str, Any]], spec: DGDRSpec, path: Path) -> None:
@@ -244,6 +257,13 @@ def simulate(
     except sim.ProfilingError as exc:
         raise fail(f"{exc.sub_phase}: {exc.message}") from None
     chosen = next(p["config"] for p in result.pareto if p["config"].get("selected"))
+    if chosen.get("mode") == "disagg":
+        raise fail(
+            f"the selected config is disaggregated (prefill TP {chosen['prefillTensorParallelSize']}"
+            f" x {chosen['prefillWorkers']} + decode TP {chosen['decodeTensorParallelSize']} x "
+            f"{chosen['decodeWorkers']}); the request-level simulator models aggregated serving "
+            "only (disaggregated simulation is not built yet)"
+        )
     load = spec.effective_workload
     concurrency = None
     if load.request_rate is None:

@@ -30,6 +30,12 @@ from dgdr.spec import DGD_API_VERSION, DGD_KIND, DGDRSpec
 from ._errors import ProfilingError
 
 WORKER_SERVICE = {"vllm": "VllmWorker", "sglang": "decode", "trtllm": "TRTLLMWorker"}
+# (prefill, decode) worker services of a disaggregated DGD, as in Dynamo's disagg.yaml templates.
+DISAGG_SERVICES = {
+    "vllm": ("VllmPrefillWorker", "VllmDecodeWorker"),
+    "sglang": ("prefill", "decode"),
+    "trtllm": ("TRTLLMPrefillWorker", "TRTLLMDecodeWorker"),
+}
 RUNTIME_IMAGE = {
     "vllm": "vllm-runtime",
     "sglang": "sglang-runtime",
@@ -70,15 +76,22 @@ def dgd_name(spec: DGDRSpec, name: str) -> str:
 
 
 def _worker_command(
-    backend: str, model_path: str, served_name: str, tp: int
+    backend: str, model_path: str, served_name: str, tp: int, role: str | None = None
 ) -> tuple[list[str], list[str]]:
+    """The worker's command and args; `role` is prefill/decode for a disaggregated worker."""
     module = f"dynamo.{backend}"
     if backend == "vllm":
         args = ["--model", model_path, "--tensor-parallel-size", str(tp)]
+        if role == "prefill":
+            args.append("--is-prefill-worker")
     elif backend == "sglang":
         args = ["--model-path", model_path, "--tp", str(tp)]
+        if role:
+            args += ["--disaggregation-mode", role, "--disaggregation-transfer-backend", "nixl"]
     else:
         args = ["--model-path", model_path, "--tensor-parallel-size", str(tp)]
+        if role:
+            args += ["--disaggregation-mode", role]
     if model_path != served_name:
         args += ["--served-model-name", served_name]
     return ["python3", "-m", module], args
@@ -126,8 +139,11 @@ def build_dgd(
     name: str,
     namespace: str,
     gpus_per_node: int | None = None,
+    prefill: tuple[int, int] | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
-    """The complete DGD for an aggregated deployment, with overrides merged; plus override notes."""
+    """The complete DGD, with overrides merged; plus override notes. `tp`/`replicas` size the
+    aggregated worker, or, with `prefill=(tp, replicas)`, the decode workers of a disaggregated
+    deployment."""
     image = runtime_image(spec.image, backend)
     cache = spec.model_cache
     model_path = spec.model
@@ -140,32 +156,54 @@ def build_dgd(
             if sub == mount or sub.startswith(mount + "/")
             else posixpath.join(mount, sub.lstrip("/"))
         )
-    command, args = _worker_command(backend, model_path, spec.model, tp)
-    nodes, per_node = node_layout(tp, gpus_per_node)
-    worker: dict[str, Any] = {
-        "componentType": "worker",
-        "replicas": replicas,
-        "envFromSecret": HF_SECRET,
-        "resources": {"limits": {"gpu": str(per_node)}, "requests": {"gpu": str(per_node)}},
-        "extraPodSpec": {"mainContainer": {"image": image, "command": command, "args": args}},
-    }
-    if nodes > 1:
-        worker["multinode"] = {"nodeCount": nodes}
+
+    def worker(size: int, count: int, role: str | None) -> dict[str, Any]:
+        command, args = _worker_command(backend, model_path, spec.model, size, role)
+        nodes, per_node = node_layout(size, gpus_per_node)
+        out: dict[str, Any] = {"componentType": "worker"}
+        if role:
+            out["subComponentType"] = role
+        out.update(
+            {
+                "replicas": count,
+                "envFromSecret": HF_SECRET,
+                "resources": {
+                    "limits": {"gpu": str(per_node)},
+                    "requests": {"gpu": str(per_node)},
+                },
+                "extraPodSpec": {
+                    "mainContainer": {"image": image, "command": command, "args": args}
+                },
+            }
+        )
+        if nodes > 1:
+            out["multinode"] = {"nodeCount": nodes}
+        if cache and pvc:
+            out["volumeMounts"] = [{"name": pvc, "mountPoint": cache.pvc_mount_path}]
+            if not cache.pvc_model_path:  # no model directory: the PVC is the Hugging Face cache
+                out["envs"] = [{"name": "HF_HOME", "value": cache.pvc_mount_path}]
+        return out
+
     spec_out: dict[str, Any] = {"backendFramework": backend}
     if cache and pvc:
         spec_out["pvcs"] = [{"name": pvc, "create": False}]
-        worker["volumeMounts"] = [{"name": pvc, "mountPoint": cache.pvc_mount_path}]
-        if not cache.pvc_model_path:  # no model directory: use the PVC as the Hugging Face cache
-            worker["envs"] = [{"name": "HF_HOME", "value": cache.pvc_mount_path}]
-    worker_name = WORKER_SERVICE[backend]
-    spec_out["services"] = {
+    services: dict[str, Any] = {
         "Frontend": {
             "componentType": "frontend",
             "replicas": 1,
             "extraPodSpec": {"mainContainer": {"image": image}},
-        },
-        worker_name: worker,
+        }
     }
+    sizes: dict[str, tuple[int, int]] = {}
+    if prefill is None:
+        sizes[WORKER_SERVICE[backend]] = (tp, replicas)
+        services[WORKER_SERVICE[backend]] = worker(tp, replicas, None)
+    else:
+        prefill_name, decode_name = DISAGG_SERVICES[backend]
+        sizes[prefill_name], sizes[decode_name] = prefill, (tp, replicas)
+        services[prefill_name] = worker(*prefill, "prefill")
+        services[decode_name] = worker(tp, replicas, "decode")
+    spec_out["services"] = services
     labels = {
         "dgdr.nvidia.com/name": name,
         "dgdr.nvidia.com/namespace": namespace,
@@ -180,17 +218,19 @@ def build_dgd(
     notes: list[str] = []
     override = spec.overrides.dgd if spec.overrides else None
     if override:
-        notes = apply_overrides(dgd, override, worker_services={worker_name})
-        merged = dgd["spec"]["services"][worker_name]
-        resources = merged.get("resources")
-        limits = resources.get("limits") if isinstance(resources, dict) else None
-        limits = limits if isinstance(limits, dict) else {}
-        if merged.get("replicas") != replicas or limits.get("gpu") != str(per_node):
-            notes.append(
-                f"overrides.dgd sets {worker_name} to replicas {merged.get('replicas')!r}, gpu "
-                f"{limits.get('gpu')!r} (profiled: {replicas} x {per_node}); the GPU budget is "
-                "not rechecked"
-            )
+        notes = apply_overrides(dgd, override, worker_services=set(sizes))
+        for worker_name, (size, count) in sizes.items():
+            per_node = node_layout(size, gpus_per_node)[1]
+            merged = dgd["spec"]["services"][worker_name]
+            resources = merged.get("resources")
+            limits = resources.get("limits") if isinstance(resources, dict) else None
+            limits = limits if isinstance(limits, dict) else {}
+            if merged.get("replicas") != count or limits.get("gpu") != str(per_node):
+                notes.append(
+                    f"overrides.dgd sets {worker_name} to replicas {merged.get('replicas')!r}, gpu "
+                    f"{limits.get('gpu')!r} (profiled: {count} x {per_node}); the GPU budget is "
+                    "not rechecked"
+                )
     tolerations = job_tolerations(spec)
     if tolerations:
         _add_tolerations(dgd["spec"]["services"], tolerations)

@@ -1,7 +1,8 @@
 """`profile()`: the rapid (no-cluster) profiler, from validated spec and resolved hardware to a DGD.
 
-Owns: the pipeline and its reported sub-phases (Initializing → SweepingPrefill → SelectingConfig →
-GeneratingDGD, as Dynamo's rapid mode reports them), resolving hardware and backend (`backend: auto`
+Owns: the pipeline and its reported sub-phases (Initializing → SweepingPrefill → SweepingDecode →
+SelectingConfig → GeneratingDGD), aggregated and disaggregated candidates (`sim._disagg`) ranked by
+one rule, resolving hardware and backend (`backend: auto`
 searches vllm, sglang and trtllm, each with its calibrated constants, and keeps the best by the
 search's picking rule, `rank_key`; the Pareto front then spans the backends), and the one-line
 result message (what was picked, which backend won under auto and by how much, SLA met or missed
@@ -24,7 +25,8 @@ from typing import Any
 from dgdr.spec import SLA, Backend, DGDRSpec
 
 from ._catalog import Gpu, find_gpu, find_model
-from ._dgd import WORKER_SERVICE, build_dgd, runtime_image
+from ._dgd import DISAGG_SERVICES, WORKER_SERVICE, build_dgd, runtime_image
+from ._disagg import disagg_candidates
 from ._errors import ProfilingError
 from ._roofline import evaluate, tp_candidates
 from ._search import Candidate, Pick, pareto_front, rank_key, search
@@ -140,8 +142,32 @@ def _auto_note(picks: dict[str, Pick], ranked: list[str], *, skipped_backends: b
     return f"backend auto: {won.backend} won ({why}{tail})"
 
 
+def shape(c: Candidate) -> str:
+    """The deployment shape in words: `agg TP 2 x 4 replica(s)` or
+    `disagg prefill TP 1 x 2 + decode TP 2 x 3`."""
+    if c.mode == "disagg":
+        return f"disagg prefill TP {c.prefill_tp} x {c.prefill_workers} + decode TP {c.tp} x {c.replicas}"
+    return f"agg TP {c.tp} x {c.replicas} replica(s)"
+
+
 def _load_note(spec: DGDRSpec, c: Candidate, total: int) -> str | None:
     w = spec.effective_workload
+    if c.mode == "disagg":
+        if w.request_rate is not None:
+            what, served = (
+                f"requestRate {w.request_rate:g} req/s",
+                c.requests_per_s / w.request_rate,
+            )
+        elif w.concurrency is not None:
+            what, served = f"concurrency {w.concurrency:g}", c.replicas * c.batch / w.concurrency
+        else:
+            return None
+        note = f"{what}: {c.prefill_workers} prefill + {c.replicas} decode worker(s)"
+        return (
+            note
+            if served >= 1.0
+            else f"{note} within {total} GPUs: {served:.0%} of the load served"
+        )
     budget = total // c.tp
     if w.request_rate is not None:
         per_replica = c.requests_per_s / c.replicas
@@ -215,15 +241,26 @@ def profile(
     report(
         "SweepingPrefill",
         f"prefill: {len(tps)} TP candidates on {gpu.id} (TP {','.join(map(str, tps))}) for "
-        f"{model.id}{on}, batch-1 TTFT at isl {isl}: {ttft1}; decode: {points} "
-        f"(TP, batch) points up to KV capacity{skip}",
+        f"{model.id}{on}, batch-1 TTFT at isl {isl}: {ttft1}{skip}",
+    )
+    splits = {
+        b: disagg_candidates(model, gpu, b, tps, sla, workload, total, vram_mb) for b in backends
+    }
+    combos = sum(len(v) for v in splits.values())
+    report(
+        "SweepingDecode",
+        f"decode: {points} aggregated (TP, batch) points up to KV capacity; {combos} "
+        "disaggregated (prefill TP, decode TP, batch) combinations, prefill and decode workers "
+        f"rate-matched within {total} GPUs",
     )
 
     picks: dict[str, Pick] = {}
     first_error: ProfilingError | None = None
     for b, g in grids.items():
         try:
-            picks[b] = search(model, gpu, g, sla, workload, total, vram_mb, backend=b)
+            picks[b] = search(
+                model, gpu, g, sla, workload, total, vram_mb, backend=b, disagg=splits[b]
+            )
         except ProfilingError as err:
             first_error = first_error or err
     if not picks:
@@ -241,26 +278,41 @@ def profile(
     sizes = "(TP, backend) pairs" if auto else "TP sizes"
     report(
         "SelectingConfig",
-        f"selected {backend + ' ' if auto else ''}TP {c.tp} x {c.replicas} replica(s) ({c.gpus} of {total} GPUs), batch "
-        f"{c.batch} per worker, {_num(c.tokens_per_s_per_gpu)} tok/s/GPU out of {evaluated} "
+        f"selected {backend + ' ' if auto else ''}{shape(c)} ({c.gpus} of {total} GPUs), batch "
+        f"{c.batch} per {'decode ' if c.mode == 'disagg' else ''}worker, {_num(c.tokens_per_s_per_gpu)} tok/s/GPU out of {evaluated} "
         f"configs ({per_tp} {sizes} meet the SLA); {len(front)} Pareto points",
     )
     if auto:
         notes.insert(0, _auto_note(picks, ranked, skipped_backends=first_error is not None))
 
+    prefill = (c.prefill_tp, c.prefill_workers) if c.mode == "disagg" else None
     dgd, override_notes = build_dgd(
-        spec, backend, c.tp, c.replicas, name=name, namespace=namespace, gpus_per_node=per_node
+        spec,
+        backend,
+        c.tp,
+        c.replicas,
+        name=name,
+        namespace=namespace,
+        gpus_per_node=per_node,
+        prefill=prefill,
     )
-    worker = WORKER_SERVICE[backend]
+    if prefill is None:
+        workers = f"{WORKER_SERVICE[backend]} ({c.replicas} x {c.tp} GPU)"
+    else:
+        p_name, d_name = DISAGG_SERVICES[backend]
+        workers = (
+            f"{p_name} ({c.prefill_workers} x {c.prefill_tp} GPU) + "
+            f"{d_name} ({c.replicas} x {c.tp} GPU)"
+        )
     report(
         "GeneratingDGD",
-        f"generated DGD {dgd['metadata']['name']}: Frontend + {worker} ({c.replicas} x {c.tp} "
-        f"GPU), image {runtime_image(spec.image, backend)}",
+        f"generated DGD {dgd['metadata']['name']}: Frontend + {workers}, image "
+        f"{runtime_image(spec.image, backend)}",
     )
 
     head = (
-        f"Picked {backend} agg TP {c.tp} x {c.replicas} replica(s) ({c.gpus}/{total} {gpu.id} "
-        f"GPUs), batch {c.batch}/worker, {_num(c.tokens_per_s_per_gpu)} tok/s/GPU, "
+        f"Picked {backend} {shape(c)} ({c.gpus}/{total} {gpu.id} "
+        f"GPUs), batch {c.batch}/{'decode ' if c.mode == 'disagg' else ''}worker, {_num(c.tokens_per_s_per_gpu)} tok/s/GPU, "
         f"{_num(c.tokens_per_s_per_user)} tok/s/user (roofline estimate)"
     )
     load = _load_note(spec, c, total)

@@ -43,12 +43,35 @@ class Candidate:
     requests_per_s: float  # all replicas together
     meets_sla: bool
     worst_ratio: float  # max over SLA targets of actual / target
+    # Disaggregated configs: tp/batch/replicas describe the decode workers, these the prefill ones.
+    mode: str = "agg"
+    prefill_tp: int = 0
+    prefill_workers: int = 0
 
     @property
     def gpus(self) -> int:
-        return self.tp * self.replicas
+        return self.tp * self.replicas + self.prefill_tp * self.prefill_workers
 
     def to_json(self, selected: bool) -> dict[str, Any]:
+        if self.mode == "disagg":
+            return {
+                "mode": "disagg",
+                "backend": self.backend,
+                "prefillTensorParallelSize": self.prefill_tp,
+                "prefillWorkers": self.prefill_workers,
+                "decodeTensorParallelSize": self.tp,
+                "decodeWorkers": self.replicas,
+                "totalGpus": self.gpus,
+                "batchSize": self.batch,
+                "ttftMs": _r(self.ttft_ms),
+                "itlMs": _r(self.itl_ms),
+                "e2eLatencyMs": _r(self.e2e_ms),
+                "tokensPerSecondPerGpu": _r(self.tokens_per_s_per_gpu),
+                "tokensPerSecondPerUser": _r(self.tokens_per_s_per_user),
+                "requestsPerSecond": _r(self.requests_per_s),
+                "meetsSla": self.meets_sla,
+                "selected": selected,
+            }
         return {
             "mode": "agg",
             "backend": self.backend,
@@ -120,6 +143,7 @@ def search(
     vram_mb: float | None = None,
     *,
     backend: str = "vllm",
+    disagg: list[Candidate] | None = None,
 ) -> Pick:
     """Evaluate every fitting grid point against the SLA and pick the configuration to deploy."""
     isl, osl = workload.isl, workload.osl
@@ -176,18 +200,19 @@ def search(
     for c in candidates:
         if c.meets_sla and (c.tp not in per_tp or c.batch > per_tp[c.tp].batch):
             per_tp[c.tp] = c
-    if per_tp:
-        chosen = min(per_tp.values(), key=rank_key)
-        pool = [c for c in candidates if c.meets_sla]
+    split = [c for c in disagg or [] if c.meets_sla]
+    if per_tp or split:
+        chosen = min([*per_tp.values(), *split], key=rank_key)
+        pool = [c for c in candidates if c.meets_sla] + split
     else:
-        chosen = min(candidates, key=rank_key)
-        pool = candidates
+        chosen = min([*candidates, *(disagg or [])], key=rank_key)
+        pool = candidates + list(disagg or [])
     return Pick(
         chosen=chosen,
-        met=bool(per_tp),
+        met=bool(per_tp or split),
         per_tp=per_tp,
         pareto=pareto_front(pool),
-        evaluated=len(candidates),
+        evaluated=len(candidates) + len(disagg or []),
     )
 
 

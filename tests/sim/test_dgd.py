@@ -189,3 +189,99 @@ def test_multinode_worker_when_tp_exceeds_a_node(
     assert args[3] == str(tp)  # the worker still runs one TP group across the nodes
     assert "multinode" not in dgd["spec"]["services"]["Frontend"]
     assert notes == []
+
+
+@pytest.mark.parametrize(
+    ("backend", "prefill", "decode", "prefill_flag", "decode_flag"),
+    [
+        ("vllm", "VllmPrefillWorker", "VllmDecodeWorker", ["--is-prefill-worker"], []),
+        (
+            "sglang",
+            "prefill",
+            "decode",
+            ["--disaggregation-mode", "prefill", "--disaggregation-transfer-backend", "nixl"],
+            ["--disaggregation-mode", "decode", "--disaggregation-transfer-backend", "nixl"],
+        ),
+        (
+            "trtllm",
+            "TRTLLMPrefillWorker",
+            "TRTLLMDecodeWorker",
+            ["--disaggregation-mode", "prefill"],
+            ["--disaggregation-mode", "decode"],
+        ),
+    ],
+)
+def test_disaggregated_dgd_per_backend(
+    backend: str, prefill: str, decode: str, prefill_flag: list[str], decode_flag: list[str]
+) -> None:
+    spec = DGDRSpec.model_validate({"model": "Qwen/Qwen3-32B", "backend": backend})
+    dgd, notes = build_dgd(
+        spec, backend, 4, 2, name="d", namespace="ns", gpus_per_node=8, prefill=(2, 3)
+    )
+    assert notes == []
+    services = dgd["spec"]["services"]
+    assert list(services) == ["Frontend", prefill, decode]
+    p, d = services[prefill], services[decode]
+    assert (p["componentType"], p["subComponentType"]) == ("worker", "prefill")
+    assert (d["componentType"], d["subComponentType"]) == ("worker", "decode")
+    assert (p["replicas"], p["resources"]["limits"]["gpu"]) == (3, "2")
+    assert (d["replicas"], d["resources"]["limits"]["gpu"]) == (2, "4")
+    p_args = p["extraPodSpec"]["mainContainer"]["args"]
+    d_args = d["extraPodSpec"]["mainContainer"]["args"]
+    assert p_args[-len(prefill_flag) :] == prefill_flag
+    assert d_args[4:] == decode_flag
+    assert str(2) in p_args and str(4) in d_args
+
+
+def test_disaggregated_worker_over_a_node_is_multinode_and_overrides_reach_both() -> None:
+    spec = DGDRSpec.model_validate(
+        {
+            "model": "Qwen/Qwen3-32B",
+            "backend": "vllm",
+            "overrides": {
+                "dgd": {
+                    **DGD,
+                    "spec": {
+                        "services": {
+                            "VllmDecodeWorker": {
+                                "extraPodSpec": {
+                                    "mainContainer": {"args": ["--max-num-seqs", "64"]}
+                                }
+                            }
+                        }
+                    },
+                }
+            },
+        }
+    )
+    dgd, notes = build_dgd(
+        spec, "vllm", 16, 1, name="d", namespace="ns", gpus_per_node=8, prefill=(4, 2)
+    )
+    assert notes == []
+    decode = dgd["spec"]["services"]["VllmDecodeWorker"]
+    assert decode["multinode"] == {"nodeCount": 2} and decode["resources"]["limits"]["gpu"] == "8"
+    assert decode["extraPodSpec"]["mainContainer"]["args"][-2:] == ["--max-num-seqs", "64"]
+    assert "multinode" not in dgd["spec"]["services"]["VllmPrefillWorker"]
+
+
+def test_long_prompts_on_a_large_model_pick_disaggregated_serving_within_budget() -> None:
+    spec = DGDRSpec.model_validate(
+        {
+            "model": "meta-llama/Llama-3.3-70B-Instruct",
+            "backend": "trtllm",
+            "sla": {"ttft": 3000, "itl": 25},
+            "workload": {"isl": 8000, "osl": 500},
+        }
+    )
+    hw = {"gpuSku": "h200_sxm", "totalGpus": 16, "numGpusPerNode": 8}
+    seen: list[str] = []
+    result = profile(spec, hw, name="big", namespace="ns", progress=lambda p, m: seen.append(m))
+    (picked,) = [p["config"] for p in result.pareto if p["config"]["selected"]]
+    assert picked["mode"] == "disagg" and picked["meetsSla"]
+    services = result.selected_config["spec"]["services"]
+    p, d = services["TRTLLMPrefillWorker"], services["TRTLLMDecodeWorker"]
+    used = sum(int(s["resources"]["limits"]["gpu"]) * s["replicas"] for s in (p, d))
+    assert used == picked["totalGpus"] <= 16
+    assert p["replicas"] == picked["prefillWorkers"] and d["replicas"] == picked["decodeWorkers"]
+    assert "disagg prefill TP" in result.message
+    assert any("disaggregated" in m for m in seen)

@@ -27,7 +27,13 @@ def test_progress_reports_rapid_sub_phases_in_order() -> None:
         _spec(), H200x8, name="demo", namespace="ns", progress=lambda p, m: seen.append((p, m))
     )
     phases = [p for p, _ in seen]
-    assert phases == ["Initializing", "SweepingPrefill", "SelectingConfig", "GeneratingDGD"]
+    assert phases == [
+        "Initializing",
+        "SweepingPrefill",
+        "SweepingDecode",
+        "SelectingConfig",
+        "GeneratingDGD",
+    ]
     assert "4 TP candidates on h200_sxm (TP 1,2,4,8) for Qwen/Qwen3-0.6B" in seen[1][1]
     assert "x 3 backends (vllm, sglang, trtllm)" in seen[1][1]
     assert result.backend in {"vllm", "sglang", "trtllm"}
@@ -221,6 +227,18 @@ def test_picked_config_matches_estimate_agg(
         raw["sla"] = sla
     result = profile(DGDRSpec.model_validate(raw), hardware, name="x", namespace="ns")
     (picked,) = [p["config"] for p in result.pareto if p["config"]["selected"]]
+    if picked["mode"] == "disagg":
+        prefill = estimate(
+            model,
+            hardware["gpuSku"],
+            "vllm",
+            tp=picked["prefillTensorParallelSize"],
+            batch_size=1,
+            isl=isl,
+            osl=1,
+        )
+        assert picked["ttftMs"] == pytest.approx(prefill.ttft_ms, rel=0.01)
+        return
     est = estimate(
         model,
         hardware["gpuSku"],

@@ -61,8 +61,15 @@ def test_profile_invariants(
     services = result.selected_config["spec"]["services"]
     assert result.selected_config["spec"]["backendFramework"] == result.backend
     assert result.backend in {"vllm", "sglang", "trtllm"}
-    (worker,) = [s for s in services.values() if s["componentType"] == "worker"]
-    tp = int(worker["resources"]["limits"]["gpu"])
-    assert tp <= min(per_node, total)
-    assert worker["replicas"] >= 1 and tp * worker["replicas"] <= total
+    workers = [s for s in services.values() if s["componentType"] == "worker"]
+    assert len(workers) in (1, 2)
+    if len(workers) == 2:
+        assert {w["subComponentType"] for w in workers} == {"prefill", "decode"}
+    used = 0
+    for worker in workers:
+        tp = int(worker["resources"]["limits"]["gpu"])
+        assert tp <= min(per_node, total)
+        assert worker["replicas"] >= 1
+        used += tp * worker["replicas"]
+    assert used <= total
     assert "\n" not in result.message

@@ -1,0 +1,129 @@
+"""Disaggregated candidates: prefill workers and decode workers on separate GPUs, rate-matched.
+
+Owns: the prefill engine figures per TP (batch-1 TTFT at `isl`, as Dynamo's profiler measures
+prefill), the decode engine figures per (TP, batch) (a pure decode step at the mean context
+`isl + osl/2`, no prefill mixed in), and the (prefill TP, decode TP, decode batch) combinations with
+their worker counts. Rate matching is AIConfigurator's: a unit of `p` prefill and `d` decode workers
+serves `min(p x prefill seq/s x 0.9, d x decode seq/s x 0.92)`; for each combination the unit with
+the best throughput per GPU (ties: fewer GPUs) among `MAX_WORKERS` x `MAX_WORKERS` is kept, then
+replicated over the GPU budget, or as often as the requested load needs (never beyond the budget).
+TTFT is the prefill engine's latency: queueing in front of prefill and the KV transfer are not
+modelled (AIConfigurator does not model them either).
+
+Failure semantics: pure arithmetic; combinations that do not fit (weights + reserve + KV) or that
+do not fit the budget are dropped, never NaN. An empty list means no disaggregated config fits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dgdr.spec import SLA, Workload
+
+from ._catalog import Gpu, ModelArch
+from ._estimate import _plan, activation_reserve_bytes, decode_step_ms, prefill_ms
+from ._roofline import BATCH_GRID, MAX_BATCH, usable_bytes
+from ._search import Candidate
+
+MAX_WORKERS = 8
+PREFILL_EFFICIENCY = 0.9  # AIConfigurator's rate-matching derating for prefill workers
+DECODE_EFFICIENCY = 0.92  # and for decode workers
+
+
+def disagg_candidates(
+    model: ModelArch,
+    gpu: Gpu,
+    backend: str,
+    tps: list[int],
+    sla: SLA,
+    workload: Workload,
+    total_gpus: int,
+    vram_mb: float | None = None,
+) -> list[Candidate]:
+    """Every fitting disaggregated combination, best worker ratio each (see the module docstring)."""
+    isl, osl = workload.isl, workload.osl
+    if total_gpus < 2 or not tps:
+        return []
+    plans = [_plan(model, gpu, backend, t, 1, 1) for t in tps]
+    free = np.array(
+        [
+            usable_bytes(gpu, vram_mb) - p.weights_bytes - activation_reserve_bytes(model)
+            for p in plans
+        ]
+    )
+    kv_token = np.array([p.kv_bytes_per_token for p in plans])
+    prefill_fits = free >= kv_token * isl
+    ttft = np.array([prefill_ms(p, 1.0, float(isl)) for p in plans])  # (P,)
+    max_batch = np.clip(np.floor(np.maximum(free, 0.0) / (kv_token * (isl + osl))), 0, MAX_BATCH)
+    batches = np.asarray(BATCH_GRID, dtype=np.float64)
+    step = np.stack([decode_step_ms(p, batches, float(isl) + osl / 2.0) for p in plans])  # (D, B)
+    decode_fits = batches[None, :] <= max_batch[:, None]
+
+    tp = np.asarray(tps, dtype=np.int64)
+    workers = np.arange(1, MAX_WORKERS + 1, dtype=np.int64)
+    # Axes: prefill TP (P), decode TP (D), batch (B), prefill workers (Wp), decode workers (Wd).
+    p_rps = (1e3 / ttft)[:, None, None, None, None]
+    d_rps = (batches[None, :] / (osl * step / 1e3))[None, :, :, None, None]
+    pw = workers[None, None, None, :, None]
+    dw = workers[None, None, None, None, :]
+    unit_rps = np.minimum(p_rps * pw * PREFILL_EFFICIENCY, d_rps * dw * DECODE_EFFICIENCY)
+    unit_gpus = np.broadcast_to(
+        tp[:, None, None, None, None] * pw + tp[None, :, None, None, None] * dw, unit_rps.shape
+    )
+    ok = (
+        prefill_fits[:, None, None, None, None]
+        & decode_fits[None, :, :, None, None]
+        & (unit_gpus <= total_gpus)
+        & np.isfinite(unit_rps)
+    )
+    score = np.where(ok, unit_rps / unit_gpus - 1e-12 * unit_gpus, -np.inf)
+    flat = score.reshape(len(tps), len(tps), len(batches), -1)
+    best = flat.argmax(axis=-1)  # (P, D, B): the best (Wp, Wd) unit, flattened
+    feasible = flat.max(axis=-1) > -np.inf
+    out: list[Candidate] = []
+    e2e_of = ttft[:, None, None] + (osl - 1) * step[None, :, :]
+    for p, d, b in zip(*np.nonzero(feasible), strict=True):
+        i, j = divmod(int(best[p, d, b]), MAX_WORKERS)
+        n_p, n_d = int(workers[i]), int(workers[j])
+        rps = float(unit_rps[p, d, b, i, j])
+        gpus = int(unit_gpus[p, d, b, i, j])
+        units = _units(workload, rps, n_d * int(batches[b]), total_gpus // gpus)
+        itl, first = float(step[d, b]), float(ttft[p])
+        e2e = float(e2e_of[p, d, b])
+        ratio = _ratio(sla, first, itl, e2e)
+        out.append(
+            Candidate(
+                backend=backend,
+                tp=int(tp[d]),
+                batch=int(batches[b]),
+                replicas=n_d * units,
+                ttft_ms=first,
+                itl_ms=itl,
+                e2e_ms=e2e,
+                tokens_per_s_per_gpu=rps * units * osl / (gpus * units),
+                tokens_per_s_per_user=1e3 / itl,
+                requests_per_s=rps * units,
+                meets_sla=ratio <= 1.0,
+                worst_ratio=ratio,
+                mode="disagg",
+                prefill_tp=int(tp[p]),
+                prefill_workers=n_p * units,
+            )
+        )
+    return out
+
+
+def _units(workload: Workload, unit_rps: float, unit_slots: int, budget: int) -> int:
+    if workload.request_rate is not None:
+        needed = int(np.ceil(workload.request_rate / unit_rps))
+    elif workload.concurrency is not None:
+        needed = int(np.ceil(workload.concurrency / unit_slots))
+    else:
+        needed = budget
+    return max(1, min(needed, budget))
+
+
+def _ratio(sla: SLA, ttft: float, itl: float, e2e: float) -> float:
+    if sla.e2e_latency is not None:
+        return e2e / sla.e2e_latency
+    return max(ttft / (sla.ttft or np.inf), itl / (sla.itl or np.inf))
