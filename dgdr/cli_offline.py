@@ -129,6 +129,7 @@ def profile(
         "pareto": points,
         "steps": [{"subPhase": s, "message": m} for s, m in steps],
         "dgd": result.selected_config,
+        "configmaps": result.configmaps,
     }
     if plot is not None:
         _plot(points, spec, plot)
@@ -166,6 +167,7 @@ def _table(report: dict[str, Any], top: int) -> None:
             c, no_wrap=True, justify="left" if c in ("", "BACKEND", "MODE", "SLA") else "right"
         )
     ranked = sorted(report["pareto"], key=lambda p: -p["tokensPerSecondPerGpu"])[:top]
+    ranked += [p for p in report["pareto"] if p.get("selected") and p not in ranked]
     for p in ranked:
         t.add_row(
             "*" if p.get("selected") else "",

@@ -320,6 +320,7 @@ def _decide_result(state: State, command: ReportProfilingResult) -> list[Event] 
             selected_config=command.selected_config,
             pareto=command.pareto,
             message=command.message,
+            additional_resources=command.additional_resources,
         )
     ]
     if _auto_apply(state.spec):

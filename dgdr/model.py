@@ -94,6 +94,11 @@ class ProfilingCompleted(_Event):
     selected_config: dict[str, Any] = Field(alias="selectedConfig")
     pareto: list[dict[str, Any]] = Field(default_factory=list)
     message: str
+    # Objects created with the DGD (the planner's ConfigMaps); absent from events stored before
+    # they existed, which read as none.
+    additional_resources: list[dict[str, Any]] = Field(
+        default_factory=list, alias="additionalResources"
+    )
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
 
@@ -252,6 +257,7 @@ class ReportProfilingResult(_Command):
     selected_config: dict[str, Any]
     pareto: list[dict[str, Any]] = Field(default_factory=list)
     message: str
+    additional_resources: list[dict[str, Any]] = Field(default_factory=list)
 
 
 DeploymentObservation = Literal["created", "pending", "successful", "failed", "deleted", "conflict"]

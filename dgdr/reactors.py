@@ -132,17 +132,19 @@ class Reactor:
             return
         if state.deployment_created:
             return  # created before; the cluster's own watch reports what happens to it
-        selected = None
+        completed = None
         for c in reversed(await self.handler.store.load(agg)):
             for env in c.envelopes:
                 if env.type == "ProfilingCompleted":
-                    selected = env.payload["selectedConfig"]
+                    completed = env.payload
                     break
-            if selected is not None:
+            if completed is not None:
                 break
-        if selected is None:
+        if completed is None:
             raise RuntimeError(f"{agg}: Deploying without a generated DGD in the history")
-        result = await self.cluster.apply_dgd(selected, agg.uid)
+        result = await self.cluster.apply_dgd(
+            completed["selectedConfig"], agg.uid, completed.get("additionalResources") or []
+        )
         log.info(
             "dgd applied",
             namespace=agg.namespace,
@@ -188,6 +190,7 @@ class Reactor:
         dgd: dict[str, Any],
         pareto: list[dict[str, Any]],
         message: str,
+        resources: list[dict[str, Any]] | None = None,
     ) -> None:
         gen = await self._profiling_generation(namespace, name, uid)
         if gen is None:
@@ -200,6 +203,7 @@ class Reactor:
             selected_config=dgd,
             pareto=pareto,
             message=message,
+            additional_resources=resources or [],
         )
         await self.handler.handle(namespace, name, command, expected_uid=uid)
 
@@ -322,6 +326,7 @@ class ProfilingWorker:
                 generation=gen,
                 dgd_name=result.dgd_name,
                 selected_config=result.selected_config,
+                additional_resources=result.configmaps,
                 pareto=result.pareto,
                 message=result.message,
             )

@@ -15,6 +15,7 @@ reported as a `conflict` and left alone. All writes are compare-and-swap on the 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import time
 from collections.abc import Awaitable
@@ -160,8 +161,14 @@ class SimulatedCluster:
             return False
         return True
 
-    async def apply_dgd(self, dgd: dict[str, Any], owner_uid: str) -> ApplyResult:
-        """Create the DGD unless it exists; returns `created`, `exists` (ours) or `conflict`."""
+    async def apply_dgd(
+        self,
+        dgd: dict[str, Any],
+        owner_uid: str,
+        resources: builtins.list[dict[str, Any]] | None = None,
+    ) -> ApplyResult:
+        """Create the DGD unless it exists; returns `created`, `exists` (ours) or `conflict`.
+        The simulated cluster has no ConfigMaps: `resources` are accepted and not stored."""
         meta = dgd["metadata"]
         key = s.status_key(meta["namespace"], meta["name"])
         for _ in range(10):

@@ -34,8 +34,14 @@ class DeploymentTarget(Protocol):
         """GPU facts as node labels state them: gpuSku, numGpusPerNode, totalGpus, vramMb."""
         ...
 
-    async def apply_dgd(self, dgd: dict[str, Any], owner_uid: str) -> ApplyResult:
-        """Create the DGD unless it exists (see the module's failure semantics)."""
+    async def apply_dgd(
+        self,
+        dgd: dict[str, Any],
+        owner_uid: str,
+        resources: list[dict[str, Any]] | None = None,
+    ) -> ApplyResult:
+        """Create the DGD unless it exists (see the module's failure semantics), and the
+        `resources` that go with it (the planner's ConfigMaps), owned by the DGD."""
         ...
 
     async def start(self, observe: Observer | None = None) -> None: ...
@@ -59,6 +65,7 @@ class ProfilingReporter(Protocol):
         dgd: dict[str, Any],
         pareto: list[dict[str, Any]],
         message: str,
+        resources: list[dict[str, Any]] | None = None,
     ) -> None: ...
 
     async def profiling_failure(

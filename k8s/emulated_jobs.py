@@ -127,7 +127,9 @@ async def run_profiling_job(emulator: Any, job: dict[str, Any]) -> None:
         {
             "phase": "Done",
             "message": result.message,
-            "final_config.yaml": yaml.safe_dump(result.selected_config, sort_keys=False),
+            "final_config.yaml": yaml.safe_dump_all(
+                [*result.configmaps, result.selected_config], sort_keys=False
+            ),
             "pareto.json": json.dumps(result.pareto),
             "profiler_status": "success",
         }

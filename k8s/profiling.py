@@ -48,9 +48,14 @@ def output_configmap_name(name: str) -> str:
 
 def dgd_from_final_config(
     text: str, name: str, namespace: str, spec: dict[str, Any]
-) -> dict[str, Any]:
-    """The DGD in a profiler's `final_config.yaml`, named and labelled for this DGDR."""
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The DGD in a profiler's `final_config.yaml`, named and labelled for this DGDR, and the
+    ConfigMaps before it (the planner's), as Dynamo's multi-document output has them."""
     docs = [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
+    maps = [d for d in docs if d.get("kind") == "ConfigMap"]
+    for cm in maps:
+        cm.setdefault("metadata", {})["namespace"] = namespace
+        cm["metadata"]["labels"] = owned_labels(cm, namespace, name)
     dgd = next((d for d in docs if d.get("kind") == "DynamoGraphDeployment"), None)
     if dgd is None:
         raise ValueError("final_config.yaml holds no DynamoGraphDeployment document")
@@ -59,7 +64,7 @@ def dgd_from_final_config(
     meta["name"] = override.get("name") or f"{name}-dgd"
     meta["namespace"] = namespace
     meta["labels"] = owned_labels(dgd, namespace, name)
-    return dgd
+    return dgd, maps
 
 
 def _condition(job: dict[str, Any], ctype: str) -> dict[str, Any] | None:
@@ -211,7 +216,7 @@ class ProfilingJobsOnCluster:
         if complete and data.get("final_config.yaml"):
             spec = self.specs.get(uid) or _spec_from_job(job)
             try:
-                dgd = dgd_from_final_config(data["final_config.yaml"], name, namespace, spec)
+                dgd, maps = dgd_from_final_config(data["final_config.yaml"], name, namespace, spec)
             except (ValueError, yaml.YAMLError) as exc:
                 await self.reporter.profiling_failure(
                     namespace, name, uid, "GeneratingDGD", f"unusable final_config.yaml: {exc}"
@@ -219,7 +224,7 @@ class ProfilingJobsOnCluster:
                 return
             pareto = json.loads(data.get("pareto.json") or "[]")
             message = data.get("message") or f"profiling Job {meta['name']} completed"
-            await self.reporter.profiling_result(namespace, name, uid, dgd, pareto, message)
+            await self.reporter.profiling_result(namespace, name, uid, dgd, pareto, message, maps)
             return
         if complete and not data:
             return  # the sidecar has not written its last ConfigMap yet: wait for it

@@ -9,6 +9,8 @@ facts come from node labels.
   above, so a crash and restart never creates a second DGD.
 - `start(observe)` runs an informer over DGDs that carry our label: every DGD is reported at start
   and on each change (`status.state`, or `deleted`), with replicas summed over `status.services`.
+- The planner's ConfigMaps are created with the DGD and owned by it (controller ownerReference), so
+  they live as long as the DGD does; a restart between the two creates the missing ones only.
 - `searchStrategy: thorough` runs as the profiling Job `profile-<name>` (see `k8s.profiling`).
 - `discover_hardware` reads `nvidia.com/gpu.product`, `nvidia.com/gpu.count` and
   `nvidia.com/gpu.memory` from the nodes (as NVIDIA GPU feature discovery writes them). The most
@@ -120,12 +122,20 @@ class KubernetesTarget:
         owner = (dgd.get("metadata", {}).get("annotations") or {}).get(OWNER_UID)
         return "exists" if owner == owner_uid else "conflict"
 
-    async def apply_dgd(self, dgd: dict[str, Any], owner_uid: str) -> ApplyResult:
+    async def apply_dgd(
+        self,
+        dgd: dict[str, Any],
+        owner_uid: str,
+        resources: list[dict[str, Any]] | None = None,
+    ) -> ApplyResult:
         meta = dgd["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         current = await self._get(namespace, name)
         if current is not None:
-            return self._ours(current, owner_uid)
+            verdict = self._ours(current, owner_uid)
+            if verdict == "exists":  # a crash between the DGD and its ConfigMaps: finish the job
+                await self._create_owned(current, resources or [])
+            return verdict
         body = copy.deepcopy(dgd)
         body["apiVersion"], body["kind"] = f"{GROUP}/{DGD_VERSION}", DGD_KIND
         labels = body["metadata"].get("labels") or {}
@@ -136,7 +146,7 @@ class KubernetesTarget:
         body["metadata"].pop("ownerReferences", None)
         body.pop("status", None)
         try:
-            await self.objects.create_namespaced_custom_object(
+            created: dict[str, Any] = await self.objects.create_namespaced_custom_object(
                 GROUP, DGD_VERSION, namespace, DGD_PLURAL, body
             )
         except ApiException as exc:
@@ -145,9 +155,38 @@ class KubernetesTarget:
             winner = await self._get(namespace, name)
             if winner is None:  # created and deleted in between: let the redelivery decide
                 raise
-            return self._ours(winner, owner_uid)
+            verdict = self._ours(winner, owner_uid)
+            if verdict == "exists":
+                await self._create_owned(winner, resources or [])
+            return verdict
         log.info("dgd created", namespace=namespace, dgd=name, owner=owner_uid)
+        await self._create_owned(created, resources or [])
         return "created"
+
+    async def _create_owned(self, dgd: dict[str, Any], resources: list[dict[str, Any]]) -> None:
+        """Create each ConfigMap owned by the DGD (so it lives and goes with it); one that exists
+        already is left as it is (its name carries a hash of its content)."""
+        meta = dgd["metadata"]
+        owner = {
+            "apiVersion": f"{GROUP}/{DGD_VERSION}",
+            "kind": DGD_KIND,
+            "name": meta["name"],
+            "uid": meta["uid"],
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+        for resource in resources:
+            if resource.get("kind") != "ConfigMap":
+                log.warning("additional resource skipped", kind=resource.get("kind"))
+                continue
+            body = copy.deepcopy(resource)
+            body["metadata"]["namespace"] = meta["namespace"]
+            body["metadata"]["ownerReferences"] = [owner]
+            try:
+                await self.core.create_namespaced_config_map(meta["namespace"], body)  # type: ignore[arg-type]
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
 
     async def _on_dgd(self, kind: str, dgd: dict[str, Any]) -> None:
         if self._observe is None:

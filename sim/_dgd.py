@@ -40,6 +40,7 @@ RUNTIME_IMAGE = {
     "vllm": "vllm-runtime",
     "sglang": "sglang-runtime",
     "trtllm": "tensorrtllm-runtime",
+    "planner": "dynamo-planner",
 }
 DEFAULT_REGISTRY = "nvcr.io/nvidia/ai-dynamo"
 HF_SECRET = "hf-token-secret"
@@ -47,7 +48,8 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 def runtime_image(image: str | None, backend: str) -> str:
-    """Replace the last path component's name of `image`, keeping registry and tag/digest."""
+    """Replace the last path component's name of `image`, keeping registry and tag/digest
+    (`backend` "planner" gives the planner image)."""
     runtime = RUNTIME_IMAGE[backend]
     if not image:
         return f"{DEFAULT_REGISTRY}/{runtime}:latest"
@@ -140,6 +142,7 @@ def build_dgd(
     namespace: str,
     gpus_per_node: int | None = None,
     prefill: tuple[int, int] | None = None,
+    extra_services: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """The complete DGD, with overrides merged; plus override notes. `tp`/`replicas` size the
     aggregated worker, or, with `prefill=(tp, replicas)`, the decode workers of a disaggregated
@@ -203,6 +206,7 @@ def build_dgd(
         sizes[prefill_name], sizes[decode_name] = prefill, (tp, replicas)
         services[prefill_name] = worker(*prefill, "prefill")
         services[decode_name] = worker(tp, replicas, "decode")
+    services.update(copy.deepcopy(extra_services or {}))
     spec_out["services"] = services
     labels = {
         "dgdr.nvidia.com/name": name,

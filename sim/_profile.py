@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dgdr.spec import SLA, Backend, DGDRSpec
@@ -28,6 +28,7 @@ from ._catalog import Gpu, find_gpu, find_model
 from ._dgd import DISAGG_SERVICES, WORKER_SERVICE, build_dgd, runtime_image
 from ._disagg import disagg_candidates
 from ._errors import ProfilingError
+from ._planner import autoscale_pick, configmaps, curves, planner_config, planner_service
 from ._roofline import evaluate, tp_candidates
 from ._search import Candidate, Pick, pareto_front, rank_key, search
 
@@ -43,6 +44,8 @@ class ProfileResult:
     pareto: list[dict[str, Any]]  # [{"config": {...parallelism and metrics...}}], Dynamo's shape
     message: str
     backend: str
+    # Objects deployed with the DGD (the planner's ConfigMaps), in the order to create them.
+    configmaps: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _positive_int(hardware: dict[str, Any], key: str) -> int | None:
@@ -267,9 +270,20 @@ def profile(
         assert first_error is not None
         raise first_error
     ranked = sorted(picks, key=lambda b: rank_key(picks[b].chosen))  # stable: vllm wins ties
+    planner = spec.features is not None and spec.features.planner is not None
+    autoscaled = {
+        b: a for b in ranked if planner and (a := autoscale_pick(splits[b], workload, sla))
+    }
+    if autoscaled:  # Dynamo's autoscale picking: one prefill + one decode worker, planner scales
+        ranked = sorted(autoscaled, key=lambda b: rank_key(autoscaled[b]))
+    elif planner:
+        notes.append(
+            f"features.planner needs a disaggregated deployment and none fits {total} "
+            f"{gpu.id} GPUs: deployed without the Planner"
+        )
     backend = ranked[0]
     pick = picks[backend]
-    c = pick.chosen
+    c = autoscaled.get(backend) or pick.chosen
     met_any = pick.met
     pool = [p for b in ranked for p in picks[b].pareto if p.meets_sla or not met_any]
     front = pareto_front(pool) if auto else pick.pareto
@@ -286,6 +300,30 @@ def profile(
         notes.insert(0, _auto_note(picks, ranked, skipped_backends=first_error is not None))
 
     prefill = (c.prefill_tp, c.prefill_workers) if c.mode == "disagg" else None
+    maps: list[dict[str, Any]] = []
+    extra: dict[str, Any] = {}
+    if autoscaled:
+        config = planner_config(spec, backend, sla, c.prefill_tp, c.tp, total)
+        prefill_data, decode_data = curves(model, gpu, backend, c.prefill_tp, c.tp, vram_mb)
+        maps = configmaps(
+            config,
+            prefill_data,
+            decode_data,
+            namespace=namespace,
+            labels={
+                "dgdr.nvidia.com/name": name,
+                "dgdr.nvidia.com/namespace": namespace,
+                "nvidia.com/managed-by": "dgdr",
+            },
+        )
+        report(
+            "BuildingCurves",
+            f"planner curves: prefill TTFT over {len(prefill_data['prefill_isl'])} ISLs at TP "
+            f"{c.prefill_tp}; decode ITL at {len(decode_data['z_itl'])} (KV usage, context) points "
+            f"at TP {c.tp}, up to {decode_data['max_kv_tokens']} KV tokens; ConfigMaps "
+            + ", ".join(m["metadata"]["name"] for m in maps),
+        )
+        extra["Planner"] = planner_service(runtime_image(spec.image, "planner"), maps)
     dgd, override_notes = build_dgd(
         spec,
         backend,
@@ -295,6 +333,7 @@ def profile(
         namespace=namespace,
         gpus_per_node=per_node,
         prefill=prefill,
+        extra_services=extra,
     )
     if prefill is None:
         workers = f"{WORKER_SERVICE[backend]} ({c.replicas} x {c.tp} GPU)"
@@ -304,6 +343,8 @@ def profile(
             f"{p_name} ({c.prefill_workers} x {c.prefill_tp} GPU) + "
             f"{d_name} ({c.replicas} x {c.tp} GPU)"
         )
+    if extra:
+        workers += " + Planner (autoscale: the planner scales the workers)"
     report(
         "GeneratingDGD",
         f"generated DGD {dgd['metadata']['name']}: Frontend + {workers}, image "
@@ -318,11 +359,13 @@ def profile(
     load = _load_note(spec, c, total)
     parts = [
         head,
-        sla_summary(c, sla, pick.met),
+        sla_summary(c, sla, c.meets_sla),
         *([load] if load else []),
         *notes,
         *override_notes,
     ]
+    if c not in front:  # an autoscale pick: deployed as the planner's starting point
+        front = [*front, c]
     pareto = [{"config": p.to_json(p == c)} for p in front]
     return ProfileResult(
         dgd_name=dgd["metadata"]["name"],
@@ -330,4 +373,5 @@ def profile(
         pareto=pareto,
         message="; ".join(parts),
         backend=backend,
+        configmaps=maps,
     )

@@ -235,3 +235,51 @@ async def test_an_adapter_scoped_to_namespaces_leaves_the_others_alone(kube: Kub
     assert outside is not None and not outside.get("status")
     assert not outside["metadata"].get("finalizers")
     assert kube.nats_client is not None and await kube.nats_client.get("outside") is None
+
+
+async def test_planner_configmaps_are_created_with_the_dgd_and_owned_by_it(kube: Kube) -> None:
+    await kube.create(
+        dgdr(
+            "planned",
+            model="Qwen/Qwen3-8B",
+            image="nvcr.io/nvidia/ai-dynamo/dynamo-planner:0.9.0",
+            sla={"ttft": 500, "itl": 20},
+            features={"planner": {}},
+        )
+    )
+    await kube.phase("planned", "Deployed")
+    dgd = await kube.get_dgd("planned-dgd")
+    assert dgd is not None and "Planner" in dgd["spec"]["services"]
+    volumes = dgd["spec"]["services"]["Planner"]["extraPodSpec"]["volumes"]
+    names = sorted(v["configMap"]["name"] for v in volumes)
+    for cm_name in names:
+        cm = await kube.core.read_namespaced_config_map(cm_name, "default")
+        (owner,) = cm.metadata.owner_references
+        assert (owner.kind, owner.name, owner.uid) == (
+            "DynamoGraphDeployment",
+            "planned-dgd",
+            dgd["metadata"]["uid"],
+        )
+        assert cm.metadata.labels["dgdr.nvidia.com/name"] == "planned"
+
+    # They live as long as the DGD: deleting the DGDR keeps them, deleting the DGD takes them.
+    await kube.objects.delete_namespaced_custom_object(
+        GROUP, "v1beta1", "default", DGDR_PLURAL, "planned"
+    )
+
+    async def gone() -> bool:
+        return await kube.get("planned") is None
+
+    await kube.until(gone, what="the DGDR to go")
+    assert (await kube.core.read_namespaced_config_map(names[0], "default")).data
+    await kube.objects.delete_namespaced_custom_object(
+        GROUP, DGD_VERSION, "default", DGD_PLURAL, "planned-dgd"
+    )
+
+    async def collected() -> bool:
+        listed = await kube.core.list_namespaced_config_map(
+            "default", label_selector="dgdr.nvidia.com/name=planned"
+        )
+        return not listed.items
+
+    await kube.until(collected, what="the ConfigMaps to be garbage-collected with the DGD")

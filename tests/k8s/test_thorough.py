@@ -77,3 +77,23 @@ async def test_thorough_without_an_image_fails_and_names_the_field(kube: Kube) -
     obj = await kube.phase("no-image", "Failed", timeout=30)
     profiling = next(c for c in obj["status"]["conditions"] if c["type"] == "Profiling")
     assert "spec.image" in profiling["message"]
+
+
+def test_final_config_with_planner_configmaps_gives_the_dgd_and_the_maps() -> None:
+    from k8s.profiling import dgd_from_final_config
+
+    text = """
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: planner-config-ab12}
+data: {planner_config.json: "{}"}
+---
+apiVersion: nvidia.com/v1alpha1
+kind: DynamoGraphDeployment
+metadata: {name: vllm-disagg}
+spec: {services: {Frontend: {replicas: 1}}}
+"""
+    dgd, maps = dgd_from_final_config(text, "deep", "team", {"overrides": {}})
+    assert dgd["metadata"]["name"] == "deep-dgd" and dgd["metadata"]["namespace"] == "team"
+    assert [m["metadata"]["name"] for m in maps] == ["planner-config-ab12"]
+    assert maps[0]["metadata"]["labels"]["dgdr.nvidia.com/name"] == "deep"

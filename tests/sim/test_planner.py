@@ -1,0 +1,112 @@
+"""features.planner: autoscale picking (one prefill + one decode worker), the planner's curves and
+ConfigMaps, and the Planner service mounting them."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+
+from dgdr.spec import DGDRSpec
+from sim import ProfilingError, profile
+
+H200x8 = {"gpuSku": "h200_sxm", "totalGpus": 8, "numGpusPerNode": 8}
+
+
+def _spec(planner: dict[str, Any] | None = None, **extra: Any) -> DGDRSpec:
+    return DGDRSpec.model_validate(
+        {
+            "model": "Qwen/Qwen3-8B",
+            "backend": "vllm",
+            "image": "nvcr.io/nvidia/ai-dynamo/dynamo-planner:0.9.0",
+            "sla": {"ttft": 500, "itl": 20},
+            "workload": {"isl": 3000, "osl": 300},
+            "features": {"planner": planner if planner is not None else {}},
+            **extra,
+        }
+    )
+
+
+def test_autoscale_deploys_one_prefill_and_one_decode_worker_with_the_planner() -> None:
+    phases: list[str] = []
+    result = profile(
+        _spec(), H200x8, name="p", namespace="ns", progress=lambda p, m: phases.append(p)
+    )
+    assert "BuildingCurves" in phases
+    services = result.selected_config["spec"]["services"]
+    assert set(services) == {"Frontend", "VllmPrefillWorker", "VllmDecodeWorker", "Planner"}
+    assert (
+        services["VllmPrefillWorker"]["replicas"] == services["VllmDecodeWorker"]["replicas"] == 1
+    )
+    planner = services["Planner"]
+    assert planner["componentType"] == "planner"
+    container = planner["extraPodSpec"]["mainContainer"]
+    assert container["image"] == "nvcr.io/nvidia/ai-dynamo/dynamo-planner:0.9.0"
+    assert container["args"] == ["--config", "/workspace/planner_config/planner_config.json"]
+    volumes = {v["name"]: v["configMap"]["name"] for v in planner["extraPodSpec"]["volumes"]}
+    names = [m["metadata"]["name"] for m in result.configmaps]
+    assert sorted(volumes.values()) == sorted(names)
+    assert names[0].startswith("planner-config-") and names[1].startswith("planner-profile-data-")
+    (selected,) = [p["config"] for p in result.pareto if p["config"]["selected"]]
+    assert (selected["prefillWorkers"], selected["decodeWorkers"]) == (1, 1)
+
+
+def test_planner_configmaps_carry_dynamos_keys_and_finite_curves() -> None:
+    result = profile(_spec({"enable_load_scaling": True}), H200x8, name="p", namespace="ns")
+    config_cm, data_cm = result.configmaps
+    config = json.loads(config_cm["data"]["planner_config.json"])
+    services = result.selected_config["spec"]["services"]
+    assert config["prefill_engine_num_gpu"] == int(
+        services["VllmPrefillWorker"]["resources"]["limits"]["gpu"]
+    )
+    assert config["decode_engine_num_gpu"] == int(
+        services["VllmDecodeWorker"]["resources"]["limits"]["gpu"]
+    )
+    assert config["backend"] == "vllm" and config["ttft"] == 500 and config["itl"] == 20
+    prefill = json.loads(data_cm["data"]["prefill_raw_data.json"])
+    decode = json.loads(data_cm["data"]["decode_raw_data.json"])
+    assert set(prefill) == {"prefill_isl", "prefill_ttft", "prefill_thpt_per_gpu"}
+    assert set(decode) == {
+        "x_kv_usage",
+        "y_context_length",
+        "z_itl",
+        "z_thpt_per_gpu",
+        "max_kv_tokens",
+    }
+    n = len(prefill["prefill_isl"])
+    assert n > 2 and len(prefill["prefill_ttft"]) == len(prefill["prefill_thpt_per_gpu"]) == n
+    assert prefill["prefill_ttft"] == sorted(prefill["prefill_ttft"])  # longer prompts take longer
+    m = len(decode["z_itl"])
+    assert m > 2 and all(len(decode[k]) == m for k in ("x_kv_usage", "y_context_length"))
+    assert decode["max_kv_tokens"] > 0
+    assert all(0 < x <= 1.0 + 1e-9 for x in decode["x_kv_usage"])
+    for values in (*prefill.values(), *(v for k, v in decode.items() if k != "max_kv_tokens")):
+        assert all(math.isfinite(v) and v > 0 for v in values)
+
+
+def test_the_same_profile_gives_the_same_configmap_names() -> None:
+    a = profile(_spec(), H200x8, name="p", namespace="ns")
+    b = profile(_spec(), H200x8, name="p", namespace="ns")
+    assert a.configmaps == b.configmaps and a.selected_config == b.selected_config
+
+
+def test_a_planner_with_no_scaling_mode_is_refused_naming_the_field() -> None:
+    with pytest.raises(ProfilingError) as err:
+        profile(
+            _spec({"enable_load_scaling": False, "enable_throughput_scaling": False}),
+            H200x8,
+            name="p",
+            namespace="ns",
+        )
+    assert err.value.sub_phase == "SelectingConfig"
+    assert "spec.features.planner" in err.value.message
+
+
+def test_no_room_for_disaggregation_deploys_without_the_planner_and_says_so() -> None:
+    one = {"gpuSku": "h200_sxm", "totalGpus": 1, "numGpusPerNode": 1}
+    result = profile(_spec(), one, name="p", namespace="ns")
+    assert "Planner" not in result.selected_config["spec"]["services"]
+    assert result.configmaps == []
+    assert "deployed without the Planner" in result.message
