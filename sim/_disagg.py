@@ -87,7 +87,14 @@ def disagg_candidates(
         n_p, n_d = int(workers[i]), int(workers[j])
         rps = float(unit_rps[p, d, b, i, j])
         gpus = int(unit_gpus[p, d, b, i, j])
-        units = _units(workload, rps, n_d * int(batches[b]), total_gpus // gpus)
+        slots = n_d * int(batches[b])
+        units = _units(workload, rps, slots, total_gpus // gpus)
+        if workload.request_rate is not None:
+            served = min(1.0, rps * units / workload.request_rate)
+        elif workload.concurrency is not None:
+            served = min(1.0, slots * units / workload.concurrency)
+        else:
+            served = 1.0
         itl, first = float(step[d, b]), float(ttft[p])
         e2e = float(e2e_of[p, d, b])
         ratio = _ratio(sla, first, itl, e2e)
@@ -108,6 +115,8 @@ def disagg_candidates(
                 mode="disagg",
                 prefill_tp=int(tp[p]),
                 prefill_workers=n_p * units,
+                load_match=workload.request_rate is not None or workload.concurrency is not None,
+                served=served,
             )
         )
     return out

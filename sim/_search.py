@@ -4,8 +4,9 @@ Owns: turning a `Grid` into candidates (one per fitting (TP, batch) point, with 
 the GPU budget or to the requested load), checking them against the SLA, picking one, and computing
 the non-dominated set (maximise tokens/s per GPU and tokens/s per user).
 
-Picking (aggregated only): for each TP the largest batch that meets the SLA, then the highest
-throughput per GPU among those (ties: fewer GPUs, then smaller TP). If nothing meets the SLA, the
+Picking: for each TP the largest batch that meets the SLA, then `rank_key` among those and the
+disaggregated candidates: the highest throughput per GPU (default mode), or, when a load is given
+(load-match mode), the config that serves it with the fewest GPUs. If nothing meets the SLA, the
 config with the smallest worst-case ratio actual/target is picked and `Pick.met` is False.
 `rank_key` is that rule as a sort key, so picks from different backends compare the same way.
 Replicas: `totalGpus // TP`, or, when `requestRate`/`concurrency` is given, the fewest that serve
@@ -47,6 +48,9 @@ class Candidate:
     mode: str = "agg"
     prefill_tp: int = 0
     prefill_workers: int = 0
+    # Load-match picking (requestRate or concurrency given): the share of that load served.
+    load_match: bool = False
+    served: float = 1.0
 
     @property
     def gpus(self) -> int:
@@ -92,8 +96,12 @@ class Candidate:
 
 
 def rank_key(c: Candidate) -> tuple[float, float, float, float]:
-    """The picking rule as a sort key (smallest wins): SLA-meeting configs first, by highest
-    tokens/s per GPU, then fewer GPUs, then smaller TP; otherwise by smallest worst-case ratio."""
+    """The picking rule as a sort key (smallest wins). SLA-meeting configs first: with a load
+    (load-match, as Dynamo's) the one serving most of it with the fewest GPUs, then the highest
+    tokens/s per GPU; without (default) the highest tokens/s per GPU, then fewer GPUs, then smaller
+    TP. Otherwise the smallest worst-case ratio actual/target."""
+    if c.meets_sla and c.load_match:
+        return (0.0, -round(c.served, 6), float(c.gpus), -c.tokens_per_s_per_gpu)
     if c.meets_sla:
         return (0.0, -c.tokens_per_s_per_gpu, float(c.gpus), float(c.tp))
     return (1.0, c.worst_ratio, -c.tokens_per_s_per_gpu, float(c.tp))
@@ -174,6 +182,13 @@ def search(
     else:
         replicas = budget.astype(np.float64)
     replicas = np.clip(replicas, 1, budget).astype(np.int64)
+    load_match = workload.request_rate is not None or workload.concurrency is not None
+    if workload.request_rate is not None:
+        served = np.minimum(1.0, rps_replica * replicas / workload.request_rate)
+    elif workload.concurrency is not None:
+        served = np.minimum(1.0, bf * replicas / workload.concurrency)
+    else:
+        served = np.ones_like(bf)
 
     candidates = [
         Candidate(
@@ -189,6 +204,8 @@ def search(
             requests_per_s=float(rps_replica[k] * replicas[k]),
             meets_sla=bool(meets[k]),
             worst_ratio=float(ratio[k]),
+            load_match=load_match,
+            served=float(served[k]),
         )
         for k in range(rows.size)
     ]

@@ -253,3 +253,43 @@ def test_picked_config_matches_estimate_agg(
     assert picked["ttftMs"] == pytest.approx(est.ttft_ms, rel=0.01)
     assert picked["itlMs"] == pytest.approx(est.itl_ms, rel=0.01)
     assert picked["tokensPerSecondPerGpu"] == pytest.approx(est.tokens_per_s_per_gpu, rel=0.01)
+
+
+def _gpus(dgd: dict[str, Any]) -> int:
+    return sum(
+        int(s["resources"]["limits"]["gpu"])
+        * s["replicas"]
+        * s.get("multinode", {}).get("nodeCount", 1)
+        for s in dgd["spec"]["services"].values()
+        if s["componentType"] == "worker"
+    )
+
+
+@pytest.mark.parametrize("load", [{"requestRate": 2}, {"concurrency": 16}])
+def test_load_match_picks_the_fewest_gpus_that_serve_the_load(load: dict[str, float]) -> None:
+    hw = {"gpuSku": "h100_sxm", "totalGpus": 16, "numGpusPerNode": 8}
+    spec = {"model": "Qwen/Qwen3-32B", "backend": "vllm", "sla": {"ttft": 2000, "itl": 40}}
+    default = profile(_spec(**spec), hw, name="x", namespace="ns")
+    matched = profile(_spec(**spec, workload=load), hw, name="x", namespace="ns")
+    (picked,) = [p["config"] for p in matched.pareto if p["config"]["selected"]]
+    assert picked["meetsSla"]
+    assert _gpus(matched.selected_config) < _gpus(default.selected_config) == 16
+    # every SLA-meeting alternative that serves the whole load needs at least as many GPUs
+    rate, users = load.get("requestRate"), load.get("concurrency")
+    for p in (q["config"] for q in matched.pareto):
+        workers = p.get("replicas", p.get("decodeWorkers"))
+        serves = (
+            p["requestsPerSecond"] >= rate - 1e-9 if rate else workers * p["batchSize"] >= users
+        )
+        if p["meetsSla"] and serves:
+            assert p["totalGpus"] >= picked["totalGpus"]
+
+
+def test_a_load_beyond_the_budget_says_how_much_is_served() -> None:
+    result = profile(
+        _spec(model="Qwen/Qwen3-32B", backend="vllm", workload={"requestRate": 500}),
+        {"gpuSku": "h100_sxm", "totalGpus": 8, "numGpusPerNode": 8},
+        name="x",
+        namespace="ns",
+    )
+    assert re.search(r"\d+% of the load served", result.message)
