@@ -42,6 +42,8 @@ RUNTIME_IMAGE = {
     "trtllm": "tensorrtllm-runtime",
     "planner": "dynamo-planner",
 }
+MOCKER_SERVICES = ("prefill", "decode")
+MOCKER_DATA_MOUNT = "/workspace/profiling_results"
 DEFAULT_REGISTRY = "nvcr.io/nvidia/ai-dynamo"
 HF_SECRET = "hf-token-secret"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -99,6 +101,45 @@ def _worker_command(
     return ["python3", "-m", module], args
 
 
+def _mocker_worker(
+    spec: DGDRSpec, model_path: str, count: int, role: str, data_cm: str
+) -> dict[str, Any]:
+    """A mocker worker (Dynamo's examples/backends/mocker/deploy/disagg.yaml): the engine's
+    timings come from the profile data, so it needs no GPU."""
+    image = spec.image or f"{DEFAULT_REGISTRY}/{RUNTIME_IMAGE['vllm']}:latest"
+    args = [
+        "--model-path",
+        model_path,
+        "--model-name",
+        spec.model,
+        "--disaggregation-mode",
+        role,
+        "--planner-profile-data",
+        MOCKER_DATA_MOUNT,
+    ]
+    return {
+        "componentType": "worker",
+        "subComponentType": role,
+        "replicas": count,
+        "envFromSecret": HF_SECRET,
+        "extraPodSpec": {
+            "mainContainer": {
+                "image": image,
+                "command": ["python3", "-m", "dynamo.mocker"],
+                "args": args,
+                "volumeMounts": [
+                    {
+                        "name": "planner-profile-data",
+                        "mountPath": MOCKER_DATA_MOUNT,
+                        "readOnly": True,
+                    }
+                ],
+            },
+            "volumes": [{"name": "planner-profile-data", "configMap": {"name": data_cm}}],
+        },
+    }
+
+
 def job_tolerations(spec: DGDRSpec) -> list[Any]:
     """`spec.overrides.profilingJob.template.spec.tolerations`, or [] when absent or malformed."""
     job = spec.overrides.profiling_job if spec.overrides else None
@@ -143,10 +184,12 @@ def build_dgd(
     gpus_per_node: int | None = None,
     prefill: tuple[int, int] | None = None,
     extra_services: dict[str, Any] | None = None,
+    mocker_data: str | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """The complete DGD, with overrides merged; plus override notes. `tp`/`replicas` size the
     aggregated worker, or, with `prefill=(tp, replicas)`, the decode workers of a disaggregated
-    deployment."""
+    deployment. `mocker_data` (the planner-profile-data ConfigMap's name) makes the workers Dynamo's
+    mocker (`prefill`/`decode`, no GPUs, reading their timings from that ConfigMap)."""
     image = runtime_image(spec.image, backend)
     cache = spec.model_cache
     model_path = spec.model
@@ -161,6 +204,8 @@ def build_dgd(
         )
 
     def worker(size: int, count: int, role: str | None) -> dict[str, Any]:
+        if mocker_data is not None:
+            return _mocker_worker(spec, model_path, count, role or "decode", mocker_data)
         command, args = _worker_command(backend, model_path, spec.model, size, role)
         nodes, per_node = node_layout(size, gpus_per_node)
         out: dict[str, Any] = {"componentType": "worker"}
@@ -187,7 +232,7 @@ def build_dgd(
                 out["envs"] = [{"name": "HF_HOME", "value": cache.pvc_mount_path}]
         return out
 
-    spec_out: dict[str, Any] = {"backendFramework": backend}
+    spec_out: dict[str, Any] = {} if mocker_data is not None else {"backendFramework": backend}
     if cache and pvc:
         spec_out["pvcs"] = [{"name": pvc, "create": False}]
     services: dict[str, Any] = {
@@ -202,7 +247,9 @@ def build_dgd(
         sizes[WORKER_SERVICE[backend]] = (tp, replicas)
         services[WORKER_SERVICE[backend]] = worker(tp, replicas, None)
     else:
-        prefill_name, decode_name = DISAGG_SERVICES[backend]
+        prefill_name, decode_name = (
+            MOCKER_SERVICES if mocker_data is not None else DISAGG_SERVICES[backend]
+        )
         sizes[prefill_name], sizes[decode_name] = prefill, (tp, replicas)
         services[prefill_name] = worker(*prefill, "prefill")
         services[decode_name] = worker(tp, replicas, "decode")
@@ -229,7 +276,8 @@ def build_dgd(
             resources = merged.get("resources")
             limits = resources.get("limits") if isinstance(resources, dict) else None
             limits = limits if isinstance(limits, dict) else {}
-            if merged.get("replicas") != count or limits.get("gpu") != str(per_node):
+            gpu_differs = mocker_data is None and limits.get("gpu") != str(per_node)
+            if merged.get("replicas") != count or gpu_differs:
                 notes.append(
                     f"overrides.dgd sets {worker_name} to replicas {merged.get('replicas')!r}, gpu "
                     f"{limits.get('gpu')!r} (profiled: {count} x {per_node}); the GPU budget is "

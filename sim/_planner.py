@@ -137,13 +137,14 @@ def _named(prefix: str, data: dict[str, str]) -> str:
 
 
 def configmaps(
-    config: dict[str, Any],
+    config: dict[str, Any] | None,
     prefill: dict[str, Any],
     decode: dict[str, Any],
     *,
     namespace: str,
     labels: dict[str, str],
 ) -> list[dict[str, Any]]:
+    """[planner-config (when `config` is given), planner-profile-data]."""
     config_data = {"planner_config.json": json.dumps(config, sort_keys=True)}
     profile_data = {
         "prefill_raw_data.json": json.dumps(prefill, sort_keys=True),
@@ -161,7 +162,7 @@ def configmaps(
             "data": data,
         }
         for prefix, data in (
-            ("planner-config", config_data),
+            *((("planner-config", config_data),) if config is not None else ()),
             ("planner-profile-data", profile_data),
         )
     ]

@@ -284,6 +284,19 @@ def profile(
     backend = ranked[0]
     pick = picks[backend]
     c = autoscaled.get(backend) or pick.chosen
+    if spec.mocker_enabled and c.mode != "disagg":
+        split_all = [x for b in ranked for x in splits[b]]
+        if not split_all:
+            raise ProfilingError(
+                "SelectingConfig",
+                f"features.mocker deploys Dynamo's disaggregated mocker, and no disaggregated "
+                f"config fits {total} {gpu.id} GPU(s): set spec.hardware.totalGpus to 2 or more",
+            )
+        c = min(split_all, key=rank_key)
+        backend, pick = c.backend, picks[c.backend]
+        notes.append(
+            "features.mocker: the best disaggregated config was picked (the mocker is disagg)"
+        )
     met_any = pick.met
     pool = [p for b in ranked for p in picks[b].pareto if p.meets_sla or not met_any]
     front = pareto_front(pool) if auto else pick.pareto
@@ -302,8 +315,11 @@ def profile(
     prefill = (c.prefill_tp, c.prefill_workers) if c.mode == "disagg" else None
     maps: list[dict[str, Any]] = []
     extra: dict[str, Any] = {}
-    if autoscaled:
-        config = planner_config(spec, backend, sla, c.prefill_tp, c.tp, total)
+    mocker_data = None
+    if autoscaled or spec.mocker_enabled:
+        config = (
+            planner_config(spec, backend, sla, c.prefill_tp, c.tp, total) if autoscaled else None
+        )
         prefill_data, decode_data = curves(model, gpu, backend, c.prefill_tp, c.tp, vram_mb)
         maps = configmaps(
             config,
@@ -318,12 +334,15 @@ def profile(
         )
         report(
             "BuildingCurves",
-            f"planner curves: prefill TTFT over {len(prefill_data['prefill_isl'])} ISLs at TP "
+            f"{'planner' if autoscaled else 'mocker'} curves: prefill TTFT over {len(prefill_data['prefill_isl'])} ISLs at TP "
             f"{c.prefill_tp}; decode ITL at {len(decode_data['z_itl'])} (KV usage, context) points "
             f"at TP {c.tp}, up to {decode_data['max_kv_tokens']} KV tokens; ConfigMaps "
             + ", ".join(m["metadata"]["name"] for m in maps),
         )
-        extra["Planner"] = planner_service(runtime_image(spec.image, "planner"), maps)
+        if autoscaled:
+            extra["Planner"] = planner_service(runtime_image(spec.image, "planner"), maps)
+        if spec.mocker_enabled:
+            mocker_data = maps[-1]["metadata"]["name"]
     dgd, override_notes = build_dgd(
         spec,
         backend,
@@ -334,8 +353,11 @@ def profile(
         gpus_per_node=per_node,
         prefill=prefill,
         extra_services=extra,
+        mocker_data=mocker_data,
     )
-    if prefill is None:
+    if mocker_data is not None:
+        workers = f"mocker prefill ({c.prefill_workers}) + decode ({c.replicas}), no GPUs"
+    elif prefill is None:
         workers = f"{WORKER_SERVICE[backend]} ({c.replicas} x {c.tp} GPU)"
     else:
         p_name, d_name = DISAGG_SERVICES[backend]

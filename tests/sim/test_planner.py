@@ -110,3 +110,54 @@ def test_no_room_for_disaggregation_deploys_without_the_planner_and_says_so() ->
     assert "Planner" not in result.selected_config["spec"]["services"]
     assert result.configmaps == []
     assert "deployed without the Planner" in result.message
+
+
+def _mocker_spec(**features: Any) -> DGDRSpec:
+    return DGDRSpec.model_validate(
+        {
+            "model": "Qwen/Qwen3-8B",
+            "backend": "vllm",
+            "sla": {"ttft": 500, "itl": 20},
+            "workload": {"isl": 3000, "osl": 300},
+            "features": {"mocker": {"enabled": True}, **features},
+        }
+    )
+
+
+def test_mocker_deploys_dynamos_disaggregated_mocker_reading_the_profile_data() -> None:
+    result = profile(_mocker_spec(), H200x8, name="m", namespace="ns")
+    services = result.selected_config["spec"]["services"]
+    assert set(services) == {"Frontend", "prefill", "decode"}
+    assert "backendFramework" not in result.selected_config["spec"]
+    (data_cm,) = result.configmaps
+    assert data_cm["metadata"]["name"].startswith("planner-profile-data-")
+    for role in ("prefill", "decode"):
+        worker = services[role]
+        assert worker["subComponentType"] == role and "resources" not in worker
+        container = worker["extraPodSpec"]["mainContainer"]
+        assert container["command"] == ["python3", "-m", "dynamo.mocker"]
+        assert container["args"][container["args"].index("--disaggregation-mode") + 1] == role
+        assert "--planner-profile-data" in container["args"]
+        (volume,) = worker["extraPodSpec"]["volumes"]
+        assert volume["configMap"]["name"] == data_cm["metadata"]["name"]
+
+
+def test_mocker_with_the_planner_gets_both_configmaps_and_the_planner() -> None:
+    result = profile(_mocker_spec(planner={}), H200x8, name="m", namespace="ns")
+    assert set(result.selected_config["spec"]["services"]) == {
+        "Frontend",
+        "prefill",
+        "decode",
+        "Planner",
+    }
+    assert [m["metadata"]["name"].rsplit("-", 1)[0] for m in result.configmaps] == [
+        "planner-config",
+        "planner-profile-data",
+    ]
+
+
+def test_mocker_on_one_gpu_fails_and_names_the_field() -> None:
+    one = {"gpuSku": "h200_sxm", "totalGpus": 1, "numGpusPerNode": 1}
+    with pytest.raises(ProfilingError) as err:
+        profile(_mocker_spec(), one, name="m", namespace="ns")
+    assert "spec.hardware.totalGpus" in err.value.message
