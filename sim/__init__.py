@@ -2,7 +2,8 @@
 tensor parallelism, batch size and replicas (and, for `backend: auto`, backend) under the SLA, and
 the DGD for the picked config.
 
-Public API: `profile`, `ProfileResult`, `ProfilingError`; `estimate`, `Estimate`, `EstimateError`
+Public API: `profile` (a DGDRSpec, a spec dict or a whole manifest dict; hardware from the spec
+unless given), `ProfileResult`, `ProfilingError`; `estimate`, `Estimate`, `EstimateError`
 (one operating point of a dense, MoE or MLA model, calibrated against AIConfigurator),
 `calibration_source`; `simulate`, `SimulationResult` (request-level discrete-event simulation of
 an aggregated deployment); the catalogs are `gpus()` and `models()`.

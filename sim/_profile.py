@@ -22,7 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dgdr.spec import SLA, Backend, DGDRSpec
+from dgdr.decider import resolve_hardware
+from dgdr.spec import SLA, Backend, DGDRSpec, parse_manifest, parse_spec
 
 from ._catalog import Gpu, find_gpu, find_model
 from ._dgd import DISAGG_SERVICES, WORKER_SERVICE, build_dgd, runtime_image
@@ -191,15 +192,53 @@ def _load_note(spec: DGDRSpec, c: Candidate, total: int) -> str | None:
     )
 
 
+def _inputs(
+    spec: DGDRSpec | dict[str, Any],
+    hardware: dict[str, Any] | None,
+    name: str | None,
+    namespace: str | None,
+) -> tuple[DGDRSpec, dict[str, Any], str, str]:
+    """Whatever `profile` was given, as (spec, hardware, name, namespace); bad input raises
+    `ProfilingError("Initializing", ...)` naming every field."""
+    meta: dict[str, Any] = {}
+    if isinstance(spec, dict):
+        if "spec" in spec and "kind" in spec:  # a whole manifest
+            manifest = parse_manifest(spec)
+            if isinstance(manifest, list):
+                raise ProfilingError("Initializing", "; ".join(map(str, manifest)))
+            meta = {"name": manifest.metadata.name, "namespace": manifest.metadata.namespace}
+            parsed: DGDRSpec | list[Any] = manifest.spec
+        else:
+            parsed = parse_spec(spec)
+        if isinstance(parsed, list):
+            raise ProfilingError("Initializing", "; ".join(map(str, parsed)))
+        spec = parsed
+    if hardware is None:
+        hardware, errors = resolve_hardware(spec, {})
+        if errors:
+            raise ProfilingError("Initializing", "; ".join(map(str, errors)))
+    return (
+        spec,
+        hardware,
+        name or meta.get("name") or "dgdr",
+        namespace or meta.get("namespace") or "default",
+    )
+
+
 def profile(
-    spec: DGDRSpec,
-    hardware: dict[str, Any],
+    spec: DGDRSpec | dict[str, Any],
+    hardware: dict[str, Any] | None = None,
     *,
-    name: str,
-    namespace: str,
+    name: str | None = None,
+    namespace: str | None = None,
     progress: Progress | None = None,
 ) -> ProfileResult:
-    """Rapid roofline profiling: pick an aggregated config meeting the SLA and generate its DGD."""
+    """Rapid profiling: pick a config that meets the SLA within the GPU budget, and its DGD.
+
+    `spec`: a `DGDRSpec`, a spec dict, or a whole DGDR manifest dict (its metadata names the
+    result). `hardware`: resolved GPU facts (gpuSku, numGpusPerNode, totalGpus, vramMb); by default
+    the spec's own `hardware`, which must then name a gpuSku."""
+    spec, hardware, name, namespace = _inputs(spec, hardware, name, namespace)
 
     def report(phase: str, message: str) -> None:
         if progress is not None:

@@ -293,3 +293,30 @@ def test_a_load_beyond_the_budget_says_how_much_is_served() -> None:
         namespace="ns",
     )
     assert re.search(r"\d+% of the load served", result.message)
+
+
+def test_profile_takes_a_manifest_dict_and_reads_hardware_and_names_from_it() -> None:
+    manifest = {
+        "apiVersion": "nvidia.com/v1beta1",
+        "kind": "DynamoGraphDeploymentRequest",
+        "metadata": {"name": "from-dict", "namespace": "team"},
+        "spec": {
+            "model": "Qwen/Qwen3-0.6B",
+            "backend": "vllm",
+            "hardware": {"gpuSku": "h200_sxm", "totalGpus": 8, "numGpusPerNode": 8},
+        },
+    }
+    result = profile(manifest)
+    assert result.dgd_name == "from-dict-dgd"
+    assert result.selected_config["metadata"]["namespace"] == "team"
+    bare = profile(manifest["spec"], name="bare")
+    assert bare.selected_config["spec"] == result.selected_config["spec"]
+
+
+def test_profile_of_a_bad_dict_names_the_fields() -> None:
+    with pytest.raises(ProfilingError) as err:
+        profile({"model": "Qwen/Qwen3-0.6B", "backend": "nope"})
+    assert err.value.sub_phase == "Initializing" and "spec.backend" in err.value.message
+    with pytest.raises(ProfilingError) as missing:
+        profile({"model": "Qwen/Qwen3-0.6B"})
+    assert "spec.hardware.gpuSku" in missing.value.message
