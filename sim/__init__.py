@@ -1,6 +1,7 @@
-"""Rapid profiling without a cluster: a roofline model of a dense LLM on a GPU SKU, a search over
-tensor parallelism, batch size and replicas (and, for `backend: auto`, backend) under the SLA, and
-the DGD for the picked config.
+"""Rapid profiling without a cluster: a calibrated roofline model of an LLM (dense, MoE, MLA) on a
+GPU SKU, a search over aggregated (TP, batch, replicas) and disaggregated (prefill/decode workers)
+configurations, and backend for `backend: auto`, under the SLA, and the DGD for the picked config
+(with the planner's curves and ConfigMaps, or Dynamo's mocker, when the spec asks).
 
 Public API: `profile` (a DGDRSpec, a spec dict or a whole manifest dict; hardware from the spec
 unless given), `ProfileResult`, `ProfilingError`; `estimate`, `Estimate`, `EstimateError`
