@@ -84,6 +84,18 @@ def _read_spec(filename: str) -> tuple[DGDRSpec, str, str]:
     return spec, Path(filename).stem.replace("_", "-").lower(), "default"
 
 
+def _config_next_to(filename: str, model: str) -> Path | None:
+    """A Hugging Face config.json next to the spec file, for a model the catalog lacks and that
+    is not itself a path to one."""
+    import sim
+
+    known = {m.lower() for m in sim.models()}
+    if model.lower() in known or sim.local_config_path(model) is not None:
+        return None
+    beside = Path(filename).resolve().parent / "config.json"
+    return beside if beside.is_file() else None
+
+
 def _report(filename: str, errors: list[FieldError]) -> NoReturn:
     err.print(f"error: {filename} is not a valid DGDR spec:", markup=False)
     for e in errors:
@@ -116,6 +128,7 @@ def profile(
             name=name,
             namespace=namespace,
             progress=lambda sub, text: steps.append((sub, text)),
+            model_config=_config_next_to(filename, spec.model),
         )
     except sim.ProfilingError as exc:
         raise fail(f"{exc.sub_phase}: {exc.message}") from None

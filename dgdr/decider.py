@@ -236,7 +236,8 @@ def _validation(spec: dict[str, Any], generation: int, command: Apply) -> list[E
     if known is not None and parsed.model not in known:
         unknown = FieldError(
             "spec.model",
-            f"unknown model {parsed.model!r}: use one of {', '.join(sorted(known))}",
+            f"unknown model {parsed.model!r}: use one of {', '.join(sorted(known))}, or the path "
+            "to a Hugging Face config.json on the service's machine",
         )
         return [ValidationFailed(generation=generation, errors=[unknown.to_dict()])]
     hardware, errors = resolve_hardware(parsed, command.discovered_hardware)

@@ -205,6 +205,11 @@ class Service:
         body = json.dumps(outcome.to_dict(request_id)).encode()
         await self.nc.publish(s.result_subject(request_id), body)
 
+    def _known_models(self, spec: Any) -> list[str]:
+        """The catalog, plus `spec.model` when it names a local config.json the profiler reads."""
+        local = _local_model(spec)
+        return [*self.known_models, local] if local else self.known_models
+
     async def _process(self, subject: str, data: bytes, request_id: str) -> Outcome:
         assert self.handler is not None and self.cluster is not None
         try:
@@ -248,7 +253,7 @@ class Service:
                 labels=meta.get("labels") or {},
                 annotations=meta.get("annotations") or {},
                 discovered_hardware=await self.cluster.discover_hardware(),
-                known_models=self.known_models,
+                known_models=self._known_models(body["spec"]),
             )
             uid = meta.get("uid")
         outcome = await self.handler.handle(namespace, name, command, uid=uid)
@@ -264,6 +269,14 @@ class Service:
             reason=outcome.reason or None,
         )
         return outcome
+
+
+def _local_model(spec: Any) -> str | None:
+    """`spec.model` when it is a path to a Hugging Face config.json on this machine."""
+    from sim import local_config_path
+
+    model = spec.get("model") if isinstance(spec, dict) else None
+    return model if isinstance(model, str) and local_config_path(model) is not None else None
 
 
 def _events_key(msg: Any) -> str:

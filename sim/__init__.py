@@ -7,7 +7,8 @@ Public API: `profile` (a DGDRSpec, a spec dict or a whole manifest dict; hardwar
 unless given), `ProfileResult`, `ProfilingError`; `estimate`, `Estimate`, `EstimateError`
 (one operating point of a dense, MoE or MLA model, calibrated against AIConfigurator),
 `calibration_source`; `simulate`, `SimulationResult` (request-level discrete-event simulation of
-an aggregated deployment); the catalogs are `gpus()` and `models()`.
+an aggregated deployment); the catalogs are `gpus()` and `models()`, and `model_from_config` /
+`local_config_path` read a local Hugging Face config.json for a model the catalog lacks.
 This package imports neither NATS, Kubernetes nor the event store.
 """
 
@@ -15,6 +16,7 @@ from ._catalog import Gpu, ModelArch, gpus, models
 from ._des import SimulationResult, simulate
 from ._errors import SUB_PHASES, EstimateError, ProfilingError
 from ._estimate import BACKENDS, MODES, Estimate, calibration_source, estimate
+from ._hfconfig import local_config_path, model_from_config
 from ._profile import ProfileResult, profile
 
 __all__ = [
@@ -31,6 +33,8 @@ __all__ = [
     "calibration_source",
     "estimate",
     "gpus",
+    "local_config_path",
+    "model_from_config",
     "models",
     "profile",
     "simulate",

@@ -254,17 +254,24 @@ def models() -> dict[str, ModelArch]:
 
 
 def find_model(model_id: str) -> ModelArch:
-    """The catalog entry for a Hugging Face id (case-insensitive), else ProfilingError."""
+    """The catalog entry for a Hugging Face id (case-insensitive), or the architecture in the
+    local config.json `model_id` points at; else ProfilingError."""
+    from ._hfconfig import local_config_path, model_from_config
+
     by_lower = {k.lower(): v for k, v in models().items()}
     found = by_lower.get(model_id.strip().lower())
-    if found is None:
-        raise ProfilingError(
-            "Initializing",
-            f"unknown model {model_id!r}: the rapid profiler has architectures for "
-            f"{', '.join(sorted(models()))}; use one of them or profile with searchStrategy "
-            "thorough on a cluster",
-        )
-    return found
+    if found is not None:
+        return found
+    path = local_config_path(model_id)
+    if path is not None:
+        return model_from_config(path, model_id)
+    raise ProfilingError(
+        "Initializing",
+        f"unknown model {model_id!r}: the rapid profiler has architectures for "
+        f"{', '.join(sorted(models()))}; use one of them, give the path to a Hugging Face "
+        "config.json (or a directory holding one), or profile with searchStrategy thorough on "
+        "a cluster",
+    )
 
 
 def find_gpu(sku: str) -> Gpu:

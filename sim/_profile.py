@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from dgdr.decider import resolve_hardware
@@ -29,6 +30,7 @@ from ._catalog import Gpu, find_gpu, find_model
 from ._dgd import DISAGG_SERVICES, WORKER_SERVICE, build_dgd, runtime_image
 from ._disagg import disagg_candidates
 from ._errors import ProfilingError
+from ._hfconfig import model_from_config
 from ._planner import autoscale_pick, configmaps, curves, planner_config, planner_service
 from ._roofline import evaluate, tp_candidates
 from ._search import Candidate, Pick, pareto_front, rank_key, search
@@ -232,20 +234,28 @@ def profile(
     name: str | None = None,
     namespace: str | None = None,
     progress: Progress | None = None,
+    model_config: str | Path | None = None,
 ) -> ProfileResult:
     """Rapid profiling: pick a config that meets the SLA within the GPU budget, and its DGD.
 
     `spec`: a `DGDRSpec`, a spec dict, or a whole DGDR manifest dict (its metadata names the
     result). `hardware`: resolved GPU facts (gpuSku, numGpusPerNode, totalGpus, vramMb); by default
-    the spec's own `hardware`, which must then name a gpuSku."""
+    the spec's own `hardware`, which must then name a gpuSku. `model_config`: a Hugging Face
+    config.json for `spec.model`'s architecture (else the catalog, or `spec.model` as a path)."""
     spec, hardware, name, namespace = _inputs(spec, hardware, name, namespace)
 
     def report(phase: str, message: str) -> None:
         if progress is not None:
             progress(phase, message)
 
-    model = find_model(spec.model)
+    model = (
+        model_from_config(Path(model_config), spec.model)
+        if model_config
+        else find_model(spec.model)
+    )
     gpu, per_node, total, vram_mb, notes = _resolve_hardware(hardware)
+    if model.source.startswith("local file"):
+        notes.append(f"architecture of {spec.model} from {model.source[len('local file ') :]}")
     workload, sla = spec.effective_workload, spec.effective_sla
     isl, osl = workload.isl, workload.osl
     if isl + osl > model.max_position_embeddings:

@@ -1,0 +1,120 @@
+"""Model architectures from a local Hugging Face `config.json`, for models the catalog lacks.
+
+Owns: finding the file (`spec.model` is a path to a `config.json`, or to a directory holding one)
+and mapping Hugging Face's keys to `ModelArch`: the dense fields every decoder has, the MoE fields
+under their usual names (Qwen/Mixtral `num_experts`/`num_local_experts`, DeepSeek
+`n_routed_experts`/`n_shared_experts`/`first_k_dense_replace`, `moe_intermediate_size`), the MLA
+ranks (DeepSeek), and the weight dtype (`quantization_config.quant_method` fp8 or mxfp4, else bf16).
+
+Failure semantics: `ProfilingError("Initializing", ...)` naming the file and the key that is missing
+or not a positive integer, or the JSON error; never a guess for a required figure. No network.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ._catalog import ModelArch
+from ._errors import ProfilingError
+
+REQUIRED = (
+    "num_hidden_layers",
+    "hidden_size",
+    "num_attention_heads",
+    "intermediate_size",
+    "vocab_size",
+    "max_position_embeddings",
+)
+
+
+def local_config_path(model: str) -> Path | None:
+    """The config.json that `model` points at, when it is a local path (file or directory)."""
+    if not any(sep in model for sep in ("/", "\\")) and not model.endswith(".json"):
+        return None
+    path = Path(model).expanduser()
+    if path.is_dir():
+        path = path / "config.json"
+    return path if path.is_file() else None
+
+
+def _int(config: dict[str, Any], key: str, where: str, default: Any = None) -> int:
+    value = config.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ProfilingError(
+            "Initializing",
+            f"{where}: {key} must be a positive integer, got {config.get(key)!r}",
+        )
+    return value
+
+
+def _weight_dtype(config: dict[str, Any]) -> str:
+    quant = config.get("quantization_config") or {}
+    method = str(quant.get("quant_method", "")).lower() if isinstance(quant, dict) else ""
+    return method if method in ("fp8", "mxfp4") else "bf16"
+
+
+def model_from_config(path: Path, model_id: str | None = None) -> ModelArch:
+    where = str(path)
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ProfilingError("Initializing", f"{where}: not a readable config.json: {exc}") from exc
+    if not isinstance(config, dict):
+        raise ProfilingError("Initializing", f"{where}: a config.json must be a JSON object")
+    text_config = config.get("text_config")
+    if isinstance(text_config, dict) and "num_hidden_layers" not in config:
+        config = {**config, **text_config}  # multimodal wrappers keep the decoder here
+    missing = [k for k in REQUIRED if k not in config]
+    if missing:
+        raise ProfilingError(
+            "Initializing", f"{where}: missing {', '.join(missing)} (a decoder LLM config.json)"
+        )
+    heads = _int(config, "num_attention_heads", where)
+    hidden = _int(config, "hidden_size", where)
+    experts = int(
+        config.get("num_experts")
+        or config.get("num_local_experts")
+        or config.get("n_routed_experts")
+        or 0
+    )
+    fields: dict[str, Any] = {
+        "id": model_id or str(config.get("_name_or_path") or path.parent.name or path.stem),
+        "num_hidden_layers": _int(config, "num_hidden_layers", where),
+        "hidden_size": hidden,
+        "num_attention_heads": heads,
+        "num_key_value_heads": _int(config, "num_key_value_heads", where, heads),
+        "head_dim": _int(config, "head_dim", where, hidden // heads),
+        "intermediate_size": _int(config, "intermediate_size", where),
+        "vocab_size": _int(config, "vocab_size", where),
+        "max_position_embeddings": _int(config, "max_position_embeddings", where),
+        "tie_word_embeddings": bool(config.get("tie_word_embeddings", False)),
+        "torch_dtype": str(config.get("torch_dtype") or config.get("dtype") or "bfloat16"),
+        "source": f"local file {where}",
+        "weight_dtype": _weight_dtype(config),
+    }
+    if experts:
+        fields.update(
+            num_experts=experts,
+            num_experts_per_tok=_int(config, "num_experts_per_tok", where),
+            num_shared_experts=int(config.get("n_shared_experts") or 0),
+            moe_intermediate_size=_int(
+                config, "moe_intermediate_size", where, config.get("intermediate_size")
+            ),
+            first_k_dense_replace=int(config.get("first_k_dense_replace") or 0),
+        )
+    if config.get("kv_lora_rank"):
+        fields.update(
+            q_lora_rank=int(config.get("q_lora_rank") or 0),
+            kv_lora_rank=_int(config, "kv_lora_rank", where),
+            qk_rope_head_dim=_int(config, "qk_rope_head_dim", where),
+            qk_nope_head_dim=_int(config, "qk_nope_head_dim", where),
+            v_head_dim=_int(config, "v_head_dim", where),
+        )
+    model = ModelArch(**fields)
+    if model.is_moe and model.num_experts_per_tok > model.num_experts:
+        raise ProfilingError(
+            "Initializing", f"{where}: num_experts_per_tok exceeds the number of experts"
+        )
+    return model
