@@ -435,8 +435,8 @@ def profile(
         *notes,
         *override_notes,
     ]
-    if c not in front:  # an autoscale pick: deployed as the planner's starting point
-        front = [*front, c]
+    if c not in front:  # the deployed config is always listed (flagged `selected`): an autoscale
+        front = [*front, c]  # start, or an SLA miss picked for its latency, can be off the front
     pareto = [{"config": p.to_json(p == c)} for p in front]
     return ProfileResult(
         dgd_name=dgd["metadata"]["name"],

@@ -58,6 +58,15 @@ def test_profile_invariants(
     json.dumps(result.selected_config, allow_nan=False)
     for point in result.pareto:
         assert point["config"]["totalGpus"] <= total
+    configs = [p["config"] for p in result.pareto]
+    # The selected config is always listed; it may sit off the front only when it misses the SLA.
+    on_front = [c for c in configs if not (c["selected"] and not c["meetsSla"])]
+    front = [(c["tokensPerSecondPerUser"], c["tokensPerSecondPerGpu"]) for c in on_front]
+    for a in front:  # mutually non-dominated
+        assert not any(b != a and b[0] >= a[0] and b[1] >= a[1] for b in front)
+    (selected,) = [c for c in configs if c["selected"]]
+    if any(c["meetsSla"] for c in configs):  # the pick meets the SLA whenever any config does
+        assert selected["meetsSla"]
     services = result.selected_config["spec"]["services"]
     assert result.selected_config["spec"]["backendFramework"] == result.backend
     assert result.backend in {"vllm", "sglang", "trtllm"}
