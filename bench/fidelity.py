@@ -43,16 +43,8 @@ INSTALL_HINT = (
     "bench/fidelity.py (prefix UV_PROJECT_ENVIRONMENT=<another dir> to keep .venv as it is)"
 )
 
-# sim catalog id -> AIC bundled HF id (offline)
-MODELS = {
-    "Qwen/Qwen3-0.6B": "Qwen/Qwen3-0.6B",
-    "Qwen/Qwen3-8B": "Qwen/Qwen3-8B",
-    "Qwen/Qwen3-32B": "Qwen/Qwen3-32B",
-    "meta-llama/Llama-3.1-8B": "meta-llama/Meta-Llama-3.1-8B",
-    "meta-llama/Llama-3.1-70B": "meta-llama/Meta-Llama-3.1-70B",
-    "Qwen/Qwen3-30B-A3B": "Qwen/Qwen3-30B-A3B",
-    "deepseek-ai/DeepSeek-V3": "deepseek-ai/DeepSeek-V3",
-}
+from sim._aic import AIC_MODELS as MODELS  # noqa: E402  (catalog id -> AIC bundled HF id)
+
 FAMILY = {
     "Qwen/Qwen3-0.6B": "qwen3-dense",
     "Qwen/Qwen3-8B": "qwen3-dense",
@@ -112,68 +104,35 @@ def grid() -> list[Point]:
 
 
 class Aic:
-    """The core path of AIC's `cli estimate`, with versions and database views memoized."""
+    """AIC's `cli estimate` core path, through the optional estimator in `sim._aic`."""
 
     def __init__(self) -> None:
-        from aiconfigurator_core.sdk.backends.factory import get_backend
-        from aiconfigurator_core.sdk.config import RuntimeConfig
-        from aiconfigurator_core.sdk.config_builders import build_model_config
-        from aiconfigurator_core.sdk.models import get_model
-        from aiconfigurator_core.sdk.models.helpers import (
-            resolve_context_fmha_by_data,
-            resolve_nvfp4_for_system,
-        )
-        from aiconfigurator_core.sdk.perf_database import (
-            get_database_view,
-            get_latest_database_version,
-        )
+        from sim._aic import AicEstimator
 
-        self._get_backend = get_backend
-        self._runtime = RuntimeConfig
-        self._build = build_model_config
-        self._get_model = get_model
-        self._fmha = resolve_context_fmha_by_data
-        self._nvfp4 = resolve_nvfp4_for_system
-        self._view = get_database_view
-        self._latest = get_latest_database_version
-        self._dbs: dict[tuple[str, str], Any] = {}
-        self.load_s: dict[tuple[str, str], float] = {}
+        self._aic = AicEstimator()
+        self.load_s = self._aic.load_s
 
     def database(self, gpu: str, backend: str) -> Any:
-        key = (gpu, backend)
-        if key not in self._dbs:
-            start = time.perf_counter()
-            version = self._latest(system=gpu, backend=backend)
-            self._dbs[key] = (
-                None
-                if version is None
-                else self._view(gpu, backend, version, database_mode="SILICON")
-            )
-            self.load_s[key] = time.perf_counter() - start
-        return self._dbs[key]
+        return self._aic.database(gpu, backend)
 
     def run(self, p: Point) -> tuple[float, float]:
-        db = self.database(p.gpu, p.backend)
-        if db is None:
-            raise LookupError(f"no SILICON database for {p.gpu}/{p.backend}")
-        hf = MODELS[p.model]
-        moe = sim.models()[p.model].is_moe
-        mc = self._build(p.tp, 1, 1, (p.tp // p.ep) if moe else 1, p.ep if moe else 1)
-        self._fmha(mc, hf, db, p.backend, is_context_role=True)
-        self._nvfp4(mc, p.gpu, hf, backend_name=p.backend)
-        model = self._get_model(hf, mc, p.backend)
-        rc = self._runtime(isl=p.isl, osl=p.osl, batch_size=p.batch)
-        backend = self._get_backend(p.backend)
-        if p.mode == "static":
-            summary = backend.run_static(model, db, rc, mode="static")
-        else:
-            summary = backend.run_agg(model, db, rc, ctx_tokens=p.isl)
-        if summary.check_oom() or summary.check_kv_cache_oom():
-            raise MemoryError("AIC: out of memory")
-        d = summary.get_result_dict()
-        if d is None:
-            raise LookupError("AIC: no result")
-        return float(d["ttft"]), float(d["tpot"])
+        try:
+            return self._aic.point(
+                p.model,
+                p.gpu,
+                p.backend,
+                tp=p.tp,
+                ep=p.ep,
+                moe=sim.models()[p.model].is_moe,
+                batch_size=p.batch,
+                isl=p.isl,
+                osl=p.osl,
+                mode=p.mode,
+            )
+        except sim.EstimateError as exc:  # out of memory, no database: the point is skipped
+            if exc.argument == "batch_size":
+                raise MemoryError(str(exc)) from exc
+            raise LookupError(str(exc)) from exc
 
 
 def sim_point(p: Point) -> sim.Estimate:

@@ -369,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     out(
         "  note: sim.profile goes to a complete DGD; AIC's cli_default is timed without save_dir "
-        "(no generator/DGD output), which favours AIC. sim searches agg only; AIC agg + disagg."
+        "(no generator/DGD output), which favours AIC. Both search agg + disagg."
     )
     if not args.no_save:
         args.out.parent.mkdir(parents=True, exist_ok=True)

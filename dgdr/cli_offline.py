@@ -35,6 +35,13 @@ def estimate(
     osl: Annotated[int, typer.Option(help="output tokens")] = 1000,
     mode: Annotated[str, typer.Option(help="static or agg")] = "static",
     output: Annotated[str | None, typer.Option("--output", "-o", help="json")] = None,
+    estimator: Annotated[
+        str,
+        typer.Option(
+            help="builtin (calibrated, shipped) or aic (NVIDIA AIConfigurator; pip install "
+            "'dgdr[aic]')"
+        ),
+    ] = "builtin",
 ) -> None:
     """Estimate TTFT, ITL, throughput and memory of one configuration (offline, no server)."""
     import sim
@@ -51,6 +58,7 @@ def estimate(
             isl=isl,
             osl=osl,
             mode=mode,
+            estimator=estimator,
         )
     except ValueError as exc:
         raise fail(str(exc), 2) from None

@@ -181,6 +181,9 @@ def backend_profile(backend: str, gpu_id: str) -> BackendProfile:
     return CALIBRATED.get((backend, gpu_id)) or CALIBRATED.get((backend, "*")) or BACKENDS[backend]
 
 
+ESTIMATORS = ("builtin", "aic")
+
+
 @dataclass(frozen=True)
 class Estimate:
     """One estimated operating point; times in ms, memory in GB (1e9 B) per GPU."""
@@ -501,8 +504,15 @@ def estimate(
     isl: int = 4000,
     osl: int = 1000,
     mode: str = "static",
+    estimator: str = "builtin",
 ) -> Estimate:
-    """Roofline estimate of one configuration (see the module docstring for the model)."""
+    """Roofline estimate of one configuration (see the module docstring for the model).
+    `estimator="aic"` takes TTFT and ITL from NVIDIA AIConfigurator instead (the optional `aic`
+    extra, imported only then; see `sim._aic`)."""
+    if estimator not in ESTIMATORS:
+        raise EstimateError(
+            "estimator", f"unknown estimator {estimator!r}; valid: {', '.join(ESTIMATORS)}"
+        )
     arch, gpu = _resolve(model, gpu_sku, backend, mode)
     tp, pp, ep = _int_arg("tp", tp), _int_arg("pp", pp), _int_arg("ep", ep)
     batch_size = _int_arg("batch_size", batch_size)
@@ -542,7 +552,7 @@ def estimate(
     kv = kv_seq * b
     memory = plan.weights_bytes + reserve + kv
     max_batch = max(0, math.floor((usable - plan.weights_bytes - reserve) / kv_seq))
-    return Estimate(
+    result_builtin = Estimate(
         model=arch.id,
         gpu_sku=gpu.id,
         backend=backend,
@@ -565,3 +575,9 @@ def estimate(
         max_batch_size=max_batch,
         fits=batch_size <= max_batch,
     )
+    if estimator == "aic":
+        from ._aic import aic_estimate
+
+        result: Estimate = aic_estimate(result_builtin)
+        return result
+    return result_builtin
