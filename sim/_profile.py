@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from dgdr.decider import resolve_hardware
-from dgdr.spec import SLA, Backend, DGDRSpec, parse_manifest, parse_spec
+from dgdr.spec import SLA, Backend, DGDRSpec, SearchStrategy, parse_manifest, parse_spec
 
 from ._catalog import Gpu, find_gpu, find_model
 from ._dgd import DISAGG_SERVICES, WORKER_SERVICE, build_dgd, runtime_image
@@ -34,6 +34,7 @@ from ._hfconfig import model_from_config
 from ._planner import autoscale_pick, configmaps, curves, planner_config, planner_service
 from ._roofline import evaluate, tp_candidates
 from ._search import Candidate, Pick, pareto_front, rank_key, search
+from ._thorough import simulate_shortlist
 
 Progress = Callable[[str, str], None]
 
@@ -346,6 +347,29 @@ def profile(
         notes.append(
             "features.mocker: the best disaggregated config was picked (the mocker is disagg)"
         )
+    simulated = ""
+    if (
+        spec.search_strategy is SearchStrategy.THOROUGH
+        and not autoscaled
+        and not spec.mocker_enabled
+    ):
+        measured = simulate_shortlist(pick.candidates, model.id, gpu.id, workload, sla)
+        if measured:
+            best = measured[0]
+            simulated = (
+                f"; thorough: {len(measured)} shortlisted configs simulated request by request "
+                f"({best.result.requests}+ requests each): "
+                + "; ".join(m.summary() for m in measured)
+            )
+            c = best.candidate
+            notes.append(
+                f"thorough: measured p90 TTFT {best.result.ttft_ms['p90']:.0f} ms, p90 ITL "
+                f"{best.result.itl_ms['p90']:.1f} ms, {best.tokens_per_s_per_gpu:.0f} tok/s/GPU "
+                f"in the request-level simulation (SLA {'met' if best.meets_sla else 'missed'} "
+                "as measured); disaggregated configs are not simulated"
+            )
+        else:
+            notes.append("thorough: no aggregated config fits, so nothing was simulated")
     met_any = pick.met
     pool = [p for b in ranked for p in picks[b].pareto if p.meets_sla or not met_any]
     front = pareto_front(pool) if auto else pick.pareto
@@ -356,7 +380,7 @@ def profile(
         "SelectingConfig",
         f"selected {backend + ' ' if auto else ''}{shape(c)} ({c.gpus} of {total} GPUs), batch "
         f"{c.batch} per {'decode ' if c.mode == 'disagg' else ''}worker, {_num(c.tokens_per_s_per_gpu)} tok/s/GPU out of {evaluated} "
-        f"configs ({per_tp} {sizes} meet the SLA); {len(front)} Pareto points",
+        f"configs ({per_tp} {sizes} meet the SLA); {len(front)} Pareto points{simulated}",
     )
     if auto:
         notes.insert(0, _auto_note(picks, ranked, skipped_backends=first_error is not None))

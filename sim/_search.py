@@ -119,6 +119,7 @@ class Pick:
     per_tp: dict[int, Candidate]  # best SLA-meeting config for each TP that has one
     pareto: list[Candidate]
     evaluated: int
+    candidates: list[Candidate]  # every aggregated candidate evaluated
 
 
 def _fit_error(
@@ -231,6 +232,7 @@ def search(
         per_tp=per_tp,
         pareto=pareto_front(pool),
         evaluated=len(candidates) + len(disagg or []),
+        candidates=candidates,
     )
 
 

@@ -1,0 +1,87 @@
+"""Thorough search without a cluster: the shortlisted configurations are run through the
+request-level simulator (`sim.simulate`) under the spec's workload, and ranked by what it measures.
+
+Owns: the shortlist (the `SHORTLIST` best aggregated candidates by the rapid rule, SLA-meeting ones
+first), the workload each is simulated under (Poisson arrivals at `requestRate`, or a closed loop of
+`concurrency` users, or, with neither, a closed loop that fills the candidate: replicas x batch),
+the measured verdict (p90 TTFT and p90 ITL against the targets; `e2eLatency` against p90 TTFT +
+(osl - 1) x p90 ITL), and the ranking: configurations meeting the SLA as measured first, then the
+highest measured output tokens/s per GPU.
+
+Disaggregated candidates are not simulated (the simulator models aggregated serving only); when no
+aggregated candidate fits, the rapid pick stands and the result says so. Deterministic: a fixed
+seed per candidate. Failure semantics: none beyond `sim.simulate`'s argument checks, which the
+candidates always pass.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from dgdr.spec import SLA, Workload
+
+from ._des import SimulationResult, simulate
+from ._search import Candidate, rank_key
+
+SHORTLIST = 5
+REQUESTS = 400
+
+
+@dataclass(frozen=True)
+class Measured:
+    candidate: Candidate
+    result: SimulationResult
+    meets_sla: bool
+    tokens_per_s_per_gpu: float
+
+    def summary(self) -> str:
+        c, r = self.candidate, self.result
+        return (
+            f"TP {c.tp} x {c.replicas} b{c.batch}: p90 TTFT {r.ttft_ms['p90']:.0f} ms, p90 ITL "
+            f"{r.itl_ms['p90']:.1f} ms, {self.tokens_per_s_per_gpu:.0f} tok/s/GPU "
+            f"({'met' if self.meets_sla else 'missed'})"
+        )
+
+
+def _meets(result: SimulationResult, sla: SLA, osl: int) -> bool:
+    ttft, itl = result.ttft_ms["p90"], result.itl_ms["p90"]
+    if sla.e2e_latency is not None:
+        return ttft + (osl - 1) * itl <= sla.e2e_latency
+    return ttft <= (sla.ttft or math.inf) and itl <= (sla.itl or math.inf)
+
+
+def simulate_shortlist(
+    candidates: list[Candidate], model: str, gpu: str, workload: Workload, sla: SLA
+) -> list[Measured]:
+    """The shortlist, simulated and ranked best first (empty when no aggregated candidate)."""
+    agg = sorted((c for c in candidates if c.mode == "agg"), key=rank_key)[:SHORTLIST]
+    measured: list[Measured] = []
+    for seed, c in enumerate(agg):
+        rate = workload.request_rate
+        users = (
+            None if rate is not None else max(1, int(workload.concurrency or c.replicas * c.batch))
+        )
+        result = simulate(
+            model,
+            gpu,
+            backend=c.backend,
+            tp=c.tp,
+            replicas=c.replicas,
+            max_batch=c.batch,
+            isl=workload.isl,
+            osl=workload.osl,
+            request_rate=rate,
+            concurrency=users,
+            requests=max(REQUESTS, 3 * (users or 0)),
+            seed=seed,
+        )
+        measured.append(
+            Measured(
+                candidate=c,
+                result=result,
+                meets_sla=_meets(result, sla, workload.osl),
+                tokens_per_s_per_gpu=result.output_tokens_per_s / c.gpus,
+            )
+        )
+    return sorted(measured, key=lambda m: (not m.meets_sla, -m.tokens_per_s_per_gpu))

@@ -1,0 +1,61 @@
+"""searchStrategy thorough without a cluster: the shortlist runs through the request-level
+simulator and the pick is the best as measured."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dgdr.spec import DGDRSpec
+from sim import profile
+from sim._thorough import SHORTLIST, simulate_shortlist
+
+H200x8 = {"gpuSku": "h200_sxm", "totalGpus": 8, "numGpusPerNode": 8}
+
+
+def _spec(**workload: Any) -> DGDRSpec:
+    return DGDRSpec.model_validate(
+        {
+            "model": "Qwen/Qwen3-8B",
+            "backend": "vllm",
+            "searchStrategy": "thorough",
+            "sla": {"ttft": 600, "itl": 20},
+            "workload": {"isl": 3000, "osl": 300, **workload},
+        }
+    )
+
+
+def test_thorough_picks_the_best_measured_config_and_reports_the_simulation() -> None:
+    steps: list[tuple[str, str]] = []
+    result = profile(
+        _spec(requestRate=20), H200x8, name="t", progress=lambda p, m: steps.append((p, m))
+    )
+    selecting = next(m for p, m in steps if p == "SelectingConfig")
+    assert f"thorough: {SHORTLIST} shortlisted configs simulated" in selecting
+    assert "thorough: measured p90 TTFT" in result.message
+    assert "SLA met as measured" in result.message
+
+
+def test_the_shortlist_is_ranked_met_first_then_measured_throughput() -> None:
+    spec = _spec(requestRate=20)
+    from sim._catalog import find_gpu, find_model
+    from sim._roofline import evaluate, tp_candidates
+    from sim._search import search
+
+    model, gpu = find_model("Qwen/Qwen3-8B"), find_gpu("h200_sxm")
+    tps, _ = tp_candidates(model, 8)
+    grid = evaluate(model, gpu, "vllm", tps, 3000, 300)
+    pick = search(model, gpu, grid, spec.effective_sla, spec.effective_workload, 8, backend="vllm")
+    measured = simulate_shortlist(
+        pick.candidates, model.id, gpu.id, spec.effective_workload, spec.effective_sla
+    )
+    assert len(measured) == SHORTLIST
+    keys = [(not m.meets_sla, -m.tokens_per_s_per_gpu) for m in measured]
+    assert keys == sorted(keys)
+    for m in measured:
+        assert m.result.ttft_ms["p90"] > 0 and m.result.itl_ms["p90"] > 0
+
+
+def test_thorough_is_deterministic() -> None:
+    a = profile(_spec(concurrency=64), H200x8, name="t")
+    b = profile(_spec(concurrency=64), H200x8, name="t")
+    assert a.message == b.message and a.selected_config == b.selected_config
