@@ -280,33 +280,47 @@ def simulate(
     except sim.ProfilingError as exc:
         raise fail(f"{exc.sub_phase}: {exc.message}") from None
     chosen = next(p["config"] for p in result.pareto if p["config"].get("selected"))
-    if chosen.get("mode") == "disagg":
-        raise fail(
-            f"the selected config is disaggregated (prefill TP {chosen['prefillTensorParallelSize']}"
-            f" x {chosen['prefillWorkers']} + decode TP {chosen['decodeTensorParallelSize']} x "
-            f"{chosen['decodeWorkers']}); the request-level simulator models aggregated serving "
-            "only (disaggregated simulation is not built yet)"
-        )
+    disagg = chosen.get("mode") == "disagg"
+    workers = chosen["decodeWorkers"] if disagg else chosen["replicas"]
     load = spec.effective_workload
     concurrency = None
     if load.request_rate is None:
-        concurrency = int(load.concurrency or chosen["replicas"] * chosen["batchSize"])
+        concurrency = int(load.concurrency or workers * chosen["batchSize"])
     if requests is None:
         requests = max(500, 3 * (concurrency or 0))
-    measured = sim.simulate(
-        spec.model,
-        str(hardware["gpuSku"]),
-        backend=result.backend,
-        tp=chosen["tensorParallelSize"],
-        replicas=chosen["replicas"],
-        max_batch=chosen["batchSize"],
-        isl=load.isl,
-        osl=load.osl,
-        request_rate=load.request_rate,
-        concurrency=concurrency,
-        requests=requests,
-        seed=seed,
-    )
+    common: dict[str, Any] = {
+        "backend": result.backend,
+        "max_batch": chosen["batchSize"],
+        "isl": load.isl,
+        "osl": load.osl,
+        "request_rate": load.request_rate,
+        "concurrency": concurrency,
+        "requests": requests,
+        "seed": seed,
+    }
+    if disagg:
+        measured = sim.simulate_disagg(
+            spec.model,
+            str(hardware["gpuSku"]),
+            prefill_tp=chosen["prefillTensorParallelSize"],
+            prefill_workers=chosen["prefillWorkers"],
+            decode_tp=chosen["decodeTensorParallelSize"],
+            decode_workers=chosen["decodeWorkers"],
+            **common,
+        )
+        shape = (
+            f"prefill TP {chosen['prefillTensorParallelSize']} x {chosen['prefillWorkers']} + "
+            f"decode TP {chosen['decodeTensorParallelSize']} x {chosen['decodeWorkers']}"
+        )
+    else:
+        measured = sim.simulate(
+            spec.model,
+            str(hardware["gpuSku"]),
+            tp=chosen["tensorParallelSize"],
+            replicas=chosen["replicas"],
+            **common,
+        )
+        shape = f"TP {chosen['tensorParallelSize']} x {chosen['replicas']} replica(s)"
     sla = spec.effective_sla
     verdicts = {
         "ttft": _verdict(measured.ttft_ms["p90"], sla.ttft),
@@ -332,7 +346,7 @@ def simulate(
         else f"{concurrency} concurrent users (closed loop)"
     )
     out.print(
-        f"selected: TP {chosen['tensorParallelSize']} x {chosen['replicas']} replica(s), "
+        f"selected: {shape}, "
         f"batch {chosen['batchSize']}; {measured.requests} requests at {arrivals}"
     )
     t = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")

@@ -6,14 +6,15 @@ configurations, and backend for `backend: auto`, under the SLA, and the DGD for 
 Public API: `profile` (a DGDRSpec, a spec dict or a whole manifest dict; hardware from the spec
 unless given), `ProfileResult`, `ProfilingError`; `estimate`, `Estimate`, `EstimateError`
 (one operating point of a dense, MoE or MLA model, calibrated against AIConfigurator),
-`calibration_source`; `simulate`, `SimulationResult` (request-level discrete-event simulation of
-an aggregated deployment); the catalogs are `gpus()` and `models()`, and `model_from_config` /
+`calibration_source`; `simulate`, `simulate_disagg`, `SimulationResult` (request-level
+discrete-event simulation of an aggregated or a disaggregated deployment); the catalogs are `gpus()` and `models()`, and `model_from_config` /
 `local_config_path` read a local Hugging Face config.json for a model the catalog lacks.
 This package imports neither NATS, Kubernetes nor the event store.
 """
 
 from ._catalog import Gpu, ModelArch, gpus, models
 from ._des import SimulationResult, simulate
+from ._des_disagg import simulate_disagg
 from ._errors import SUB_PHASES, EstimateError, ProfilingError
 from ._estimate import BACKENDS, MODES, Estimate, calibration_source, estimate
 from ._hfconfig import local_config_path, model_from_config
@@ -38,4 +39,5 @@ __all__ = [
     "models",
     "profile",
     "simulate",
+    "simulate_disagg",
 ]

@@ -63,11 +63,58 @@ class _Replica:
         return len(self.waiting) + len(self.running)
 
 
-def _percentiles(values: list[float]) -> dict[str, float]:
+def percentiles(values: list[float]) -> dict[str, float]:
     if not values:
         return {"p50": 0.0, "p90": 0.0, "p99": 0.0}
     arr = np.asarray(values)
     return {f"p{q}": float(np.percentile(arr, q)) for q in (50, 90, 99)}
+
+
+def check_load(request_rate: float | None, concurrency: int | None, **counts: int) -> None:
+    """The arguments every simulation shares: exactly one load, and positive counts."""
+    if (request_rate is None) == (concurrency is None):
+        raise EstimateError("request_rate", "give exactly one of request_rate or concurrency")
+    if request_rate is not None and not request_rate > 0:
+        raise EstimateError("request_rate", f"{request_rate!r} must be > 0")
+    if concurrency is not None and concurrency < 1:
+        raise EstimateError("concurrency", f"{concurrency!r} must be >= 1")
+    for name, value in counts.items():
+        if value < 1:
+            raise EstimateError(name, f"{value!r} must be >= 1")
+
+
+def prefill_table(model: str, gpu_sku: str, backend: str, tp: int, isl: int) -> list[float]:
+    """ms to prefill k prompts of `isl` tokens (index k, 0..MAX_PREFILL_PROMPTS)."""
+    return [0.0] + [
+        estimate(model, gpu_sku, backend=backend, tp=tp, batch_size=k, isl=isl, osl=1).ttft_ms
+        for k in range(1, MAX_PREFILL_PROMPTS + 1)
+    ]
+
+
+def decode_table(
+    model: str, gpu_sku: str, backend: str, tp: int, max_batch: int, isl: int, osl: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(batch sizes, ms per decode step at the mean context) to interpolate over."""
+    grid = np.unique(np.geomspace(1, max_batch, num=min(max_batch, 12)).round().astype(int))
+    ctx = isl + osl // 2
+    steps = np.array(
+        [
+            estimate(
+                model, gpu_sku, backend=backend, tp=tp, batch_size=int(b), isl=ctx, osl=2
+            ).itl_ms
+            for b in grid
+        ]
+    )
+    return grid, steps
+
+
+def arrivals(
+    rng: np.random.Generator, request_rate: float | None, concurrency: int | None, requests: int
+) -> list[float]:
+    """Arrival times: Poisson at `request_rate`, or the closed loop's first `concurrency` at 0."""
+    if request_rate is not None:
+        return [float(t) for t in np.cumsum(rng.exponential(1.0 / request_rate, size=requests))]
+    return [0.0] * min(int(concurrency or 1), requests)
 
 
 def simulate(
@@ -85,35 +132,16 @@ def simulate(
     requests: int = 400,
     seed: int = 0,
 ) -> SimulationResult:
-    if (request_rate is None) == (concurrency is None):
-        raise EstimateError("request_rate", "give exactly one of request_rate or concurrency")
-    if request_rate is not None and not request_rate > 0:
-        raise EstimateError("request_rate", f"{request_rate!r} must be > 0")
-    if concurrency is not None and concurrency < 1:
-        raise EstimateError("concurrency", f"{concurrency!r} must be >= 1")
-    for name, value in (
-        ("replicas", replicas),
-        ("max_batch", max_batch),
-        ("requests", requests),
-        ("osl", osl),
-    ):
-        if value < 1:
-            raise EstimateError(name, f"{value!r} must be >= 1")
-
-    prefill_ms = [0.0] + [
-        estimate(model, gpu_sku, backend=backend, tp=tp, batch_size=k, isl=isl, osl=1).ttft_ms
-        for k in range(1, MAX_PREFILL_PROMPTS + 1)
-    ]
-    grid = np.unique(np.geomspace(1, max_batch, num=min(max_batch, 12)).round().astype(int))
-    ctx = isl + osl // 2
-    decode_grid = np.array(
-        [
-            estimate(
-                model, gpu_sku, backend=backend, tp=tp, batch_size=int(b), isl=ctx, osl=2
-            ).itl_ms
-            for b in grid
-        ]
+    check_load(
+        request_rate,
+        concurrency,
+        replicas=replicas,
+        max_batch=max_batch,
+        requests=requests,
+        osl=osl,
     )
+    prefill_ms = prefill_table(model, gpu_sku, backend, tp, isl)
+    grid, decode_grid = decode_table(model, gpu_sku, backend, tp, max_batch, isl, osl)
 
     def decode_ms(batch: int) -> float:
         return float(np.interp(batch, grid, decode_grid))
@@ -133,12 +161,8 @@ def simulate(
         reqs.append(_Request(arrival=t, remaining=osl))
         push(t, "arrive", len(reqs) - 1)
 
-    if request_rate is not None:
-        for t in np.cumsum(rng.exponential(1.0 / request_rate, size=requests)):
-            new_request(float(t))
-    else:
-        for _ in range(min(int(concurrency or 1), requests)):
-            new_request(0.0)
+    for t in arrivals(rng, request_rate, concurrency, requests):
+        new_request(t)
 
     ttft: list[float] = []
     itl: list[float] = []
@@ -208,8 +232,8 @@ def simulate(
     return SimulationResult(
         requests=done,
         duration_s=duration,
-        ttft_ms=_percentiles(ttft),
-        itl_ms=_percentiles(itl),
+        ttft_ms=percentiles(ttft),
+        itl_ms=percentiles(itl),
         output_tokens_per_s=done * osl / duration,
         requests_per_s=done / duration,
         mean_running=float(np.mean(batches)) if batches else 0.0,

@@ -353,7 +353,9 @@ def profile(
         and not autoscaled
         and not spec.mocker_enabled
     ):
-        measured = simulate_shortlist(pick.candidates, model.id, gpu.id, workload, sla)
+        measured = simulate_shortlist(
+            [*pick.candidates, *splits[backend]], model.id, gpu.id, workload, sla
+        )
         if measured:
             best = measured[0]
             simulated = (
@@ -366,10 +368,10 @@ def profile(
                 f"thorough: measured p90 TTFT {best.result.ttft_ms['p90']:.0f} ms, p90 ITL "
                 f"{best.result.itl_ms['p90']:.1f} ms, {best.tokens_per_s_per_gpu:.0f} tok/s/GPU "
                 f"in the request-level simulation (SLA {'met' if best.meets_sla else 'missed'} "
-                "as measured); disaggregated configs are not simulated"
+                "as measured)"
             )
         else:
-            notes.append("thorough: no aggregated config fits, so nothing was simulated")
+            notes.append("thorough: no config fits, so nothing was simulated")
     met_any = pick.met
     pool = [p for b in ranked for p in picks[b].pareto if p.meets_sla or not met_any]
     front = pareto_front(pool) if auto else pick.pareto

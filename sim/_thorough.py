@@ -1,16 +1,15 @@
 """Thorough search without a cluster: the shortlisted configurations are run through the
 request-level simulator (`sim.simulate`) under the spec's workload, and ranked by what it measures.
 
-Owns: the shortlist (the `SHORTLIST` best aggregated candidates by the rapid rule, SLA-meeting ones
-first), the workload each is simulated under (Poisson arrivals at `requestRate`, or a closed loop of
+Owns: the shortlist (the `SHORTLIST` best candidates, aggregated or disaggregated, by the rapid
+rule, SLA-meeting ones first), the workload each is simulated under (Poisson arrivals at `requestRate`, or a closed loop of
 `concurrency` users, or, with neither, a closed loop that fills the candidate: replicas x batch),
 the measured verdict (p90 TTFT and p90 ITL against the targets; `e2eLatency` against p90 TTFT +
 (osl - 1) x p90 ITL), and the ranking: configurations meeting the SLA as measured first, then the
 highest measured output tokens/s per GPU.
 
-Disaggregated candidates are not simulated (the simulator models aggregated serving only); when no
-aggregated candidate fits, the rapid pick stands and the result says so. Deterministic: a fixed
-seed per candidate. Failure semantics: none beyond `sim.simulate`'s argument checks, which the
+Aggregated candidates run through `sim.simulate`, disaggregated ones through `sim.simulate_disagg`.
+Deterministic: a fixed seed per candidate. Failure semantics: none beyond `sim.simulate`'s argument checks, which the
 candidates always pass.
 """
 
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from dgdr.spec import SLA, Workload
 
 from ._des import SimulationResult, simulate
+from ._des_disagg import simulate_disagg
 from ._search import Candidate, rank_key
 
 SHORTLIST = 5
@@ -37,8 +37,13 @@ class Measured:
 
     def summary(self) -> str:
         c, r = self.candidate, self.result
+        shape = (
+            f"P TP {c.prefill_tp} x {c.prefill_workers} + D TP {c.tp} x {c.replicas}"
+            if c.mode == "disagg"
+            else f"TP {c.tp} x {c.replicas}"
+        )
         return (
-            f"TP {c.tp} x {c.replicas} b{c.batch}: p90 TTFT {r.ttft_ms['p90']:.0f} ms, p90 ITL "
+            f"{shape} b{c.batch}: p90 TTFT {r.ttft_ms['p90']:.0f} ms, p90 ITL "
             f"{r.itl_ms['p90']:.1f} ms, {self.tokens_per_s_per_gpu:.0f} tok/s/GPU "
             f"({'met' if self.meets_sla else 'missed'})"
         )
@@ -54,28 +59,47 @@ def _meets(result: SimulationResult, sla: SLA, osl: int) -> bool:
 def simulate_shortlist(
     candidates: list[Candidate], model: str, gpu: str, workload: Workload, sla: SLA
 ) -> list[Measured]:
-    """The shortlist, simulated and ranked best first (empty when no aggregated candidate)."""
-    agg = sorted((c for c in candidates if c.mode == "agg"), key=rank_key)[:SHORTLIST]
+    """The shortlist, simulated and ranked best first (empty when there are no candidates)."""
+    shortlist = sorted(candidates, key=rank_key)[:SHORTLIST]
     measured: list[Measured] = []
-    for seed, c in enumerate(agg):
+    for seed, c in enumerate(shortlist):
         rate = workload.request_rate
         users = (
             None if rate is not None else max(1, int(workload.concurrency or c.replicas * c.batch))
         )
-        result = simulate(
-            model,
-            gpu,
-            backend=c.backend,
-            tp=c.tp,
-            replicas=c.replicas,
-            max_batch=c.batch,
-            isl=workload.isl,
-            osl=workload.osl,
-            request_rate=rate,
-            concurrency=users,
-            requests=max(REQUESTS, 3 * (users or 0)),
-            seed=seed,
-        )
+        requests = max(REQUESTS, 3 * (users or 0))
+        if c.mode == "disagg":
+            result = simulate_disagg(
+                model,
+                gpu,
+                backend=c.backend,
+                prefill_tp=c.prefill_tp,
+                prefill_workers=c.prefill_workers,
+                decode_tp=c.tp,
+                decode_workers=c.replicas,
+                max_batch=c.batch,
+                isl=workload.isl,
+                osl=workload.osl,
+                request_rate=rate,
+                concurrency=users,
+                requests=requests,
+                seed=seed,
+            )
+        else:
+            result = simulate(
+                model,
+                gpu,
+                backend=c.backend,
+                tp=c.tp,
+                replicas=c.replicas,
+                max_batch=c.batch,
+                isl=workload.isl,
+                osl=workload.osl,
+                request_rate=rate,
+                concurrency=users,
+                requests=requests,
+                seed=seed,
+            )
         measured.append(
             Measured(
                 candidate=c,
