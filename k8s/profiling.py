@@ -40,6 +40,7 @@ SUB_PHASES = (
     "GeneratingDGD",
 )
 OUTPUT_PREFIX = "dgdr-output-"
+JOB_NAME_MAX = 63  # a Job's name becomes its pods' job-name label value
 
 
 def output_configmap_name(name: str) -> str:
@@ -140,6 +141,17 @@ class ProfilingJobsOnCluster:
             )
             return
         job, ignored = profiling_job(name, namespace, uid, spec)
+        if len(job["metadata"]["name"]) > JOB_NAME_MAX:
+            await self.reporter.profiling_failure(
+                namespace,
+                name,
+                uid,
+                "Initializing",
+                f"the profiling Job name {job['metadata']['name']!r} is longer than "
+                f"{JOB_NAME_MAX} characters (Kubernetes labels its pods with it): use a DGDR name "
+                f"of at most {JOB_NAME_MAX - len('profile-')} characters",
+            )
+            return
         job["metadata"]["annotations"]["dgdr.nvidia.com/generation"] = str(generation)
         self.specs[uid] = spec
         if ignored:

@@ -277,6 +277,15 @@ def profile(
 
     tps, skipped = tp_candidates(model, min(per_node, total))
     grids = {b: evaluate(model, gpu, b, tps, isl, osl, vram_mb) for b in backends}
+    if total > per_node and not any(g.fits.any() for g in grids.values()):
+        # Multinode workers only where the model needs them: nothing fits within one node.
+        tps, skipped = tp_candidates(model, total)
+        tps = [t for t in tps if t > per_node]
+        grids = {b: evaluate(model, gpu, b, tps, isl, osl, vram_mb) for b in backends}
+        notes.append(
+            f"{model.id} does not fit one node of {per_node} {gpu.id}: TP {','.join(map(str, tps))}"
+            " across nodes searched (multinode workers)"
+        )
     ttft1 = "; ".join(
         (f"{b} " if auto else "")
         + ", ".join(f"TP{t} {_ms(v)} ms" for t, v in zip(tps, g.ttft_ms[:, 0], strict=True))

@@ -97,3 +97,13 @@ spec: {services: {Frontend: {replicas: 1}}}
     assert dgd["metadata"]["name"] == "deep-dgd" and dgd["metadata"]["namespace"] == "team"
     assert [m["metadata"]["name"] for m in maps] == ["planner-config-ab12"]
     assert maps[0]["metadata"]["labels"]["dgdr.nvidia.com/name"] == "deep"
+
+
+async def test_a_dgdr_name_too_long_for_the_job_fails_before_creating_anything(kube: Kube) -> None:
+    name = "a-very-long-request-name-" + "x" * 33  # 58 characters: profile-<name> is 66
+    await kube.create(dgdr(name, searchStrategy="thorough", image=IMAGE))
+    obj = await kube.phase(name, "Failed", timeout=30)
+    profiling = next(c for c in obj["status"]["conditions"] if c["type"] == "Profiling")
+    assert "longer than 63 characters" in profiling["message"]
+    jobs = await kube.batch.list_namespaced_job("default")
+    assert not jobs.items
