@@ -95,17 +95,20 @@ class Candidate:
         }
 
 
-def rank_key(c: Candidate) -> tuple[float, float, float, float]:
+def rank_key(c: Candidate) -> tuple[float, float, float, float, float]:
     """The picking rule as a sort key (smallest wins). SLA-meeting configs first: with a load
     (load-match, as Dynamo's) the one serving most of it with the fewest GPUs, then the highest
     tokens/s per GPU; without (default) the highest tokens/s per GPU, then fewer GPUs, then smaller
-    TP. Otherwise the smallest worst-case ratio actual/target."""
+    TP. Otherwise the smallest worst-case ratio actual/target. Figures are compared as reported
+    (rounded like `to_json`), and equal throughput goes to the faster per-user config, so the pick
+    is on the published Pareto front whenever it meets the SLA."""
+    user = -_r(c.tokens_per_s_per_user)
     if c.meets_sla and c.load_match:
-        return (0.0, -round(c.served, 6), float(c.gpus), -c.tokens_per_s_per_gpu)
+        return (0.0, -round(c.served, 6), float(c.gpus), -_r(c.tokens_per_s_per_gpu), user)
     if c.meets_sla:
-        return (0.0, -c.tokens_per_s_per_gpu, float(c.gpus), float(c.tp))
+        return (0.0, -_r(c.tokens_per_s_per_gpu), user, float(c.gpus), float(c.tp))
     # A miss 0.1% smaller is not worth half the throughput: compare misses to 3 decimals.
-    return (1.0, round(c.worst_ratio, 3), -c.tokens_per_s_per_gpu, float(c.tp))
+    return (1.0, round(c.worst_ratio, 3), -c.tokens_per_s_per_gpu, user, float(c.tp))
 
 
 def _r(x: float) -> float:
