@@ -100,8 +100,13 @@ class Informer:
 
     async def _relist(self) -> str:
         fn, kwargs = self._list_call()
+        # Raw JSON, so every kind arrives as plain dicts; without preloading the client does not
+        # check the status, so it is checked here.
         response = await fn(**kwargs, _preload_content=False)
-        listing = json.loads(await response.read())
+        body = await response.read()
+        if not 200 <= response.status <= 299:
+            raise ApiException(status=response.status, reason=body.decode(errors="replace")[:500])
+        listing = json.loads(body)
         self.relists += 1
         seen: dict[Key, dict[str, Any]] = {key_of(o): o for o in listing.get("items", [])}
         gone = [obj for key, obj in self.cache.items() if key not in seen]

@@ -17,14 +17,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import structlog
 from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
 from nats.js import JetStreamContext
 
 from dgdr.client import DgdrClient
 from events.connection import ConnectOptions
 from k8s.adapter import KubernetesAdapter
-from k8s.kube import connect
+from k8s.kube import (
+    DGD_PLURAL,
+    DGD_VERSION,
+    DGDR_PLURAL,
+    DGDR_VERSION,
+    GROUP,
+    ClusterUnreachable,
+    connect,
+)
 from k8s.leader import LeaderElector
 from k8s.target import KubernetesTarget
 
@@ -45,6 +55,29 @@ class ClusterOptions:
     gpu_product: str = "NVIDIA-H200-141GB-HBM3"
     gpu_memory_mb: int = 143771
     dgd_ready_delay: float = 1.0
+
+
+async def check_crds(api: client.ApiClient) -> None:
+    """Fail fast, saying what to install, when the cluster does not serve the two CRDs."""
+    objects = client.CustomObjectsApi(api)
+    for version, plural in ((DGDR_VERSION, DGDR_PLURAL), (DGD_VERSION, DGD_PLURAL)):
+        try:
+            await objects.list_cluster_custom_object(GROUP, version, plural, limit=1)
+        except ApiException as exc:
+            if exc.status == 404:
+                raise ClusterUnreachable(
+                    f"the cluster does not serve {plural}.{GROUP}/{version}: install the CRDs "
+                    "with kubectl apply -f k8s/manifests/dgdr-crd.yaml -f "
+                    "k8s/manifests/dgd-crd.yaml"
+                ) from exc
+            if exc.status in (401, 403):
+                raise ClusterUnreachable(
+                    f"not allowed to list {plural}.{GROUP} ({exc.status}): apply "
+                    "k8s/manifests/rbac.yaml and run as its ServiceAccount"
+                ) from exc
+            raise
+        except (aiohttp.ClientError, OSError) as exc:
+            raise ClusterUnreachable(f"cannot reach the Kubernetes API server: {exc}") from exc
 
 
 class KubernetesSide:
@@ -75,6 +108,7 @@ class KubernetesSide:
             self.kubeconfig = opts.write_kubeconfig or data_dir / "kubeconfig"
             self.emulator.write_kubeconfig(self.kubeconfig)
         self.api = await connect(self.kubeconfig)
+        await check_crds(self.api)
 
     def target(self, js: JetStreamContext) -> KubernetesTarget:
         assert self.api is not None, "open() first"

@@ -103,7 +103,13 @@ class KubernetesTarget:
         await self.profiling.start(namespace, name, uid, generation, spec)
 
     async def discover_hardware(self) -> dict[str, Any]:
-        nodes = await self.core.list_node()
+        """GPU facts from node labels; none when nodes cannot be listed (e.g. RBAC without the
+        cluster-wide node read), so validation names the spec fields to set instead."""
+        try:
+            nodes = await self.core.list_node()
+        except ApiException as exc:
+            log.warning("nodes cannot be listed: no GPU discovery", status=exc.status)
+            return {}
         return hardware_from_nodes([dict(n.metadata.labels or {}) for n in nodes.items])
 
     async def _get(self, namespace: str, name: str) -> dict[str, Any] | None:

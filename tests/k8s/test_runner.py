@@ -1,0 +1,69 @@
+"""`dgdr up --cluster kubernetes` fails fast, saying what to do, when the cluster cannot serve it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from k8s.emulator import Emulator
+from k8s.informer import Informer
+from k8s.kube import ClusterUnreachable, connect
+from k8s.runner import ClusterOptions, KubernetesSide
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def test_a_cluster_without_the_crds_is_refused_with_the_install_command(
+    tmp_path: Path,
+) -> None:
+    emulator = Emulator(crds=[])
+    await emulator.start(port=0)
+    kubeconfig = emulator.write_kubeconfig(tmp_path / "kubeconfig")
+    side = KubernetesSide(ClusterOptions(mode="kubernetes", kubeconfig=kubeconfig))
+    try:
+        with pytest.raises(ClusterUnreachable) as err:
+            await side.open(tmp_path)
+        assert "kubectl apply -f k8s/manifests/dgdr-crd.yaml" in str(err.value)
+    finally:
+        await side.close()
+        await emulator.stop()
+
+
+async def test_an_informer_list_error_is_an_api_error_not_a_parse_error(tmp_path: Path) -> None:
+    from kubernetes_asyncio.client.exceptions import ApiException
+
+    emulator = Emulator(crds=[])
+    await emulator.start(port=0)
+    api = await connect(emulator.write_kubeconfig(tmp_path / "kubeconfig"))
+
+    async def ignore(kind: str, obj: dict[str, object]) -> None:
+        return None
+
+    informer = Informer.custom(
+        api,
+        group="nvidia.com",
+        version="v1beta1",
+        plural="dynamographdeploymentrequests",
+        handler=ignore,
+    )
+    try:
+        with pytest.raises(ApiException) as err:
+            await informer._relist()
+        assert err.value.status == 404
+    finally:
+        await api.close()
+        await emulator.stop()
+
+
+def test_a_missing_kubeconfig_is_a_usage_error(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "dgdr", "up", "--kubeconfig", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "--kubeconfig: no such file" in done.stderr and "Traceback" not in done.stderr
