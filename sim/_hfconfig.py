@@ -85,7 +85,15 @@ def model_from_config(path: Path, model_id: str | None = None) -> ModelArch:
         "hidden_size": hidden,
         "num_attention_heads": heads,
         "num_key_value_heads": _int(config, "num_key_value_heads", where, heads),
-        "head_dim": _int(config, "head_dim", where, hidden // heads),
+        "head_dim": _int(
+            config,
+            "head_dim",
+            where,
+            # MLA: the query/key head is the no-RoPE part plus the decoupled RoPE part
+            (config.get("qk_nope_head_dim", 0) + config.get("qk_rope_head_dim", 0))
+            if config.get("kv_lora_rank")
+            else hidden // heads,
+        ),
         "intermediate_size": _int(config, "intermediate_size", where),
         "vocab_size": _int(config, "vocab_size", where),
         "max_position_embeddings": _int(config, "max_position_embeddings", where),
