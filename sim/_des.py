@@ -83,16 +83,27 @@ def check_load(request_rate: float | None, concurrency: int | None, **counts: in
             raise EstimateError(name, f"{value!r} must be >= 1")
 
 
-def prefill_table(model: str, gpu_sku: str, backend: str, tp: int, isl: int) -> list[float]:
+def prefill_table(
+    model: str, gpu_sku: str, backend: str, tp: int, isl: int, ep: int = 1
+) -> list[float]:
     """ms to prefill k prompts of `isl` tokens (index k, 0..MAX_PREFILL_PROMPTS)."""
     return [0.0] + [
-        estimate(model, gpu_sku, backend=backend, tp=tp, batch_size=k, isl=isl, osl=1).ttft_ms
+        estimate(
+            model, gpu_sku, backend=backend, tp=tp, ep=ep, batch_size=k, isl=isl, osl=1
+        ).ttft_ms
         for k in range(1, MAX_PREFILL_PROMPTS + 1)
     ]
 
 
 def decode_table(
-    model: str, gpu_sku: str, backend: str, tp: int, max_batch: int, isl: int, osl: int
+    model: str,
+    gpu_sku: str,
+    backend: str,
+    tp: int,
+    max_batch: int,
+    isl: int,
+    osl: int,
+    ep: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(batch sizes, ms per decode step at the mean context) to interpolate over."""
     grid = np.unique(np.geomspace(1, max_batch, num=min(max_batch, 12)).round().astype(int))
@@ -100,7 +111,7 @@ def decode_table(
     steps = np.array(
         [
             estimate(
-                model, gpu_sku, backend=backend, tp=tp, batch_size=int(b), isl=ctx, osl=2
+                model, gpu_sku, backend=backend, tp=tp, ep=ep, batch_size=int(b), isl=ctx, osl=2
             ).itl_ms
             for b in grid
         ]
@@ -123,6 +134,7 @@ def simulate(
     *,
     backend: str = "vllm",
     tp: int = 1,
+    ep: int = 1,
     replicas: int = 1,
     max_batch: int = 64,
     isl: int = 4000,
@@ -140,8 +152,8 @@ def simulate(
         requests=requests,
         osl=osl,
     )
-    prefill_ms = prefill_table(model, gpu_sku, backend, tp, isl)
-    grid, decode_grid = decode_table(model, gpu_sku, backend, tp, max_batch, isl, osl)
+    prefill_ms = prefill_table(model, gpu_sku, backend, tp, isl, ep)
+    grid, decode_grid = decode_table(model, gpu_sku, backend, tp, max_batch, isl, osl, ep)
 
     def decode_ms(batch: int) -> float:
         return float(np.interp(batch, grid, decode_grid))

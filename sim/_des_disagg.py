@@ -58,6 +58,8 @@ def simulate_disagg(
     prefill_workers: int = 1,
     decode_tp: int = 1,
     decode_workers: int = 1,
+    prefill_ep: int = 1,
+    decode_ep: int = 1,
     max_batch: int = 64,
     isl: int = 4000,
     osl: int = 1000,
@@ -75,8 +77,8 @@ def simulate_disagg(
         requests=requests,
         osl=osl,
     )
-    prefill_ms = prefill_table(model, gpu_sku, backend, prefill_tp, isl)
-    grid, steps = decode_table(model, gpu_sku, backend, decode_tp, max_batch, isl, osl)
+    prefill_ms = prefill_table(model, gpu_sku, backend, prefill_tp, isl, prefill_ep)
+    grid, steps = decode_table(model, gpu_sku, backend, decode_tp, max_batch, isl, osl, decode_ep)
     rng = np.random.default_rng(seed)
     reqs: list[_Req] = []
     queue: deque[int] = deque()

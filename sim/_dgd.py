@@ -80,20 +80,32 @@ def dgd_name(spec: DGDRSpec, name: str) -> str:
 
 
 def _worker_command(
-    backend: str, model_path: str, served_name: str, tp: int, role: str | None = None
+    backend: str,
+    model_path: str,
+    served_name: str,
+    tp: int,
+    role: str | None = None,
+    ep: int = 1,
 ) -> tuple[list[str], list[str]]:
-    """The worker's command and args; `role` is prefill/decode for a disaggregated worker."""
+    """The worker's command and args; `role` is prefill/decode for a disaggregated worker, `ep` > 1
+    spreads a MoE model's experts over the worker's GPUs."""
     module = f"dynamo.{backend}"
     if backend == "vllm":
         args = ["--model", model_path, "--tensor-parallel-size", str(tp)]
+        if ep > 1:
+            args.append("--enable-expert-parallel")
         if role == "prefill":
             args.append("--is-prefill-worker")
     elif backend == "sglang":
         args = ["--model-path", model_path, "--tp", str(tp)]
+        if ep > 1:
+            args += ["--ep-size", str(ep)]
         if role:
             args += ["--disaggregation-mode", role, "--disaggregation-transfer-backend", "nixl"]
     else:
         args = ["--model-path", model_path, "--tensor-parallel-size", str(tp)]
+        if ep > 1:
+            args += ["--expert-parallel-size", str(ep)]
         if role:
             args += ["--disaggregation-mode", role]
     if model_path != served_name:
@@ -185,6 +197,8 @@ def build_dgd(
     prefill: tuple[int, int] | None = None,
     extra_services: dict[str, Any] | None = None,
     mocker_data: str | None = None,
+    ep: int = 1,
+    prefill_ep: int = 1,
 ) -> tuple[dict[str, Any], list[str]]:
     """The complete DGD, with overrides merged; plus override notes. `tp`/`replicas` size the
     aggregated worker, or, with `prefill=(tp, replicas)`, the decode workers of a disaggregated
@@ -206,7 +220,8 @@ def build_dgd(
     def worker(size: int, count: int, role: str | None) -> dict[str, Any]:
         if mocker_data is not None:
             return _mocker_worker(spec, model_path, count, role or "decode", mocker_data)
-        command, args = _worker_command(backend, model_path, spec.model, size, role)
+        experts = prefill_ep if role == "prefill" else ep
+        command, args = _worker_command(backend, model_path, spec.model, size, role, experts)
         nodes, per_node = node_layout(size, gpus_per_node)
         out: dict[str, Any] = {"componentType": "worker"}
         if role:

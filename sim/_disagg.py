@@ -39,12 +39,14 @@ def disagg_candidates(
     workload: Workload,
     total_gpus: int,
     vram_mb: float | None = None,
+    eps: list[int] | None = None,
 ) -> list[Candidate]:
     """Every fitting disaggregated combination, best worker ratio each (see the module docstring)."""
     isl, osl = workload.isl, workload.osl
     if total_gpus < 2 or not tps:
         return []
-    plans = [_plan(model, gpu, backend, t, 1, 1) for t in tps]
+    eps = eps or [1] * len(tps)
+    plans = [_plan(model, gpu, backend, t, 1, e) for t, e in zip(tps, eps, strict=True)]
     free = np.array(
         [
             usable_bytes(gpu, vram_mb) - p.weights_bytes - activation_reserve_bytes(model)
@@ -115,6 +117,8 @@ def disagg_candidates(
                 mode="disagg",
                 prefill_tp=int(tp[p]),
                 prefill_workers=n_p * units,
+                ep=int(eps[d]),
+                prefill_ep=int(eps[p]),
                 load_match=workload.request_rate is not None or workload.concurrency is not None,
                 served=served,
             )

@@ -89,10 +89,12 @@ def curves(
     prefill_tp: int,
     decode_tp: int,
     vram_mb: float | None = None,
+    prefill_ep: int = 1,
+    decode_ep: int = 1,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(prefill_raw_data, decode_raw_data) for the picked prefill and decode engine sizes."""
     max_ctx = min(model.max_position_embeddings, SWEEP_MAX_CONTEXT)
-    p_plan = _plan(model, gpu, backend, prefill_tp, 1, 1)
+    p_plan = _plan(model, gpu, backend, prefill_tp, 1, prefill_ep)
     top = max(max_ctx - 512, 200)
     isls = list(range(100, top, max((top - 100) // 16, 1)))
     ttft = [prefill_ms(p_plan, 1.0, float(i)) for i in isls]
@@ -103,7 +105,7 @@ def curves(
             round(i / t / prefill_tp * 1000.0, 4) for i, t in zip(isls, ttft, strict=True)
         ],
     }
-    d_plan = _plan(model, gpu, backend, decode_tp, 1, 1)
+    d_plan = _plan(model, gpu, backend, decode_tp, 1, decode_ep)
     free = usable_bytes(gpu, vram_mb) - d_plan.weights_bytes - activation_reserve_bytes(model)
     max_kv_tokens = max(int(free // d_plan.kv_bytes_per_token), 0)
     x_kv, y_ctx, z_itl, z_thpt = [], [], [], []

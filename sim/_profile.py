@@ -32,7 +32,7 @@ from ._disagg import disagg_candidates
 from ._errors import ProfilingError
 from ._hfconfig import model_from_config
 from ._planner import autoscale_pick, configmaps, curves, planner_config, planner_service
-from ._roofline import evaluate, tp_candidates
+from ._roofline import evaluate, parallel_rows, tp_candidates
 from ._search import Candidate, Pick, pareto_front, rank_key, search
 from ._thorough import simulate_shortlist
 
@@ -150,11 +150,18 @@ def _auto_note(picks: dict[str, Pick], ranked: list[str], *, skipped_backends: b
 
 
 def shape(c: Candidate) -> str:
-    """The deployment shape in words: `agg TP 2 x 4 replica(s)` or
+    """The deployment shape in words: `agg TP 2 x 4 replica(s)`, `agg TP 4 EP 4 x 2 replica(s)` or
     `disagg prefill TP 1 x 2 + decode TP 2 x 3`."""
+
+    def par(tp: int, ep: int) -> str:
+        return f"TP {tp}" + (f" EP {ep}" if ep > 1 else "")
+
     if c.mode == "disagg":
-        return f"disagg prefill TP {c.prefill_tp} x {c.prefill_workers} + decode TP {c.tp} x {c.replicas}"
-    return f"agg TP {c.tp} x {c.replicas} replica(s)"
+        return (
+            f"disagg prefill {par(c.prefill_tp, c.prefill_ep)} x {c.prefill_workers} + decode "
+            f"{par(c.tp, c.ep)} x {c.replicas}"
+        )
+    return f"agg {par(c.tp, c.ep)} x {c.replicas} replica(s)"
 
 
 def _load_note(spec: DGDRSpec, c: Candidate, total: int) -> str | None:
@@ -276,19 +283,24 @@ def profile(
     )
 
     tps, skipped = tp_candidates(model, min(per_node, total))
-    grids = {b: evaluate(model, gpu, b, tps, isl, osl, vram_mb) for b in backends}
+    row_tp, row_ep = parallel_rows(model, tps)
+    grids = {b: evaluate(model, gpu, b, row_tp, isl, osl, vram_mb, row_ep) for b in backends}
     if total > per_node and not any(g.fits.any() for g in grids.values()):
         # Multinode workers only where the model needs them: nothing fits within one node.
         tps, skipped = tp_candidates(model, total)
         tps = [t for t in tps if t > per_node]
-        grids = {b: evaluate(model, gpu, b, tps, isl, osl, vram_mb) for b in backends}
+        row_tp, row_ep = parallel_rows(model, tps)
+        grids = {b: evaluate(model, gpu, b, row_tp, isl, osl, vram_mb, row_ep) for b in backends}
         notes.append(
             f"{model.id} does not fit one node of {per_node} {gpu.id}: TP {','.join(map(str, tps))}"
             " across nodes searched (multinode workers)"
         )
     ttft1 = "; ".join(
         (f"{b} " if auto else "")
-        + ", ".join(f"TP{t} {_ms(v)} ms" for t, v in zip(tps, g.ttft_ms[:, 0], strict=True))
+        + ", ".join(
+            f"TP{t}{f' EP{e}' if e > 1 else ''} {_ms(v)} ms"
+            for t, e, v in zip(row_tp, row_ep, g.ttft_ms[:, 0], strict=True)
+        )
         for b, g in grids.items()
     )
     skip = ""
@@ -306,7 +318,8 @@ def profile(
         f"{model.id}{on}, batch-1 TTFT at isl {isl}: {ttft1}{skip}",
     )
     splits = {
-        b: disagg_candidates(model, gpu, b, tps, sla, workload, total, vram_mb) for b in backends
+        b: disagg_candidates(model, gpu, b, row_tp, sla, workload, total, vram_mb, row_ep)
+        for b in backends
     }
     combos = sum(len(v) for v in splits.values())
     report(
@@ -404,7 +417,9 @@ def profile(
         config = (
             planner_config(spec, backend, sla, c.prefill_tp, c.tp, total) if autoscaled else None
         )
-        prefill_data, decode_data = curves(model, gpu, backend, c.prefill_tp, c.tp, vram_mb)
+        prefill_data, decode_data = curves(
+            model, gpu, backend, c.prefill_tp, c.tp, vram_mb, c.prefill_ep, c.ep
+        )
         maps = configmaps(
             config,
             prefill_data,
@@ -438,6 +453,8 @@ def profile(
         prefill=prefill,
         extra_services=extra,
         mocker_data=mocker_data,
+        ep=c.ep,
+        prefill_ep=c.prefill_ep,
     )
     if mocker_data is not None:
         workers = f"mocker prefill ({c.prefill_workers}) + decode ({c.replicas}), no GPUs"

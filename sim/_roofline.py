@@ -29,6 +29,7 @@ __all__ = [
     "MAX_BATCH",
     "Grid",
     "evaluate",
+    "parallel_rows",
     "tp_candidates",
     "usable_bytes",
 ]
@@ -52,6 +53,7 @@ class Grid:
     """Estimates for every (TP, batch) point; rows are TP values, columns batch sizes."""
 
     tp: IntArray  # (T,)
+    ep: IntArray  # (T,) expert-parallel size of each row (1: experts tensor-parallel like the rest)
     batch: IntArray  # (T, B); the last column is each TP's KV-capacity batch
     fits: BoolArray  # (T, B)
     max_batch: IntArray  # (T,) sequences that fit in KV cache per worker (0: weights do not fit)
@@ -70,11 +72,14 @@ def evaluate(
     isl: int,
     osl: int,
     vram_mb: float | None = None,
+    eps: list[int] | None = None,
 ) -> Grid:
-    """`estimate(mode="agg")` figures over TP candidates x batch sizes up to each worker's KV
-    capacity (agg ITL is the step time, also when osl is 1)."""
+    """`estimate(mode="agg")` figures over (TP, EP) rows x batch sizes up to each worker's KV
+    capacity (agg ITL is the step time, also when osl is 1). `eps` pairs with `tps` (all 1 if
+    not given)."""
+    eps = eps or [1] * len(tps)
     tp = np.asarray(tps, dtype=np.int64)
-    plans = [_plan(model, gpu, backend, int(t), 1, 1) for t in tps]
+    plans = [_plan(model, gpu, backend, int(t), 1, int(e)) for t, e in zip(tps, eps, strict=True)]
     weights = np.array([p.weights_bytes for p in plans], dtype=np.float64)
     kv_seq = np.array([p.kv_bytes_per_token for p in plans], dtype=np.float64) * float(isl + osl)
     reserve = activation_reserve_bytes(model)
@@ -94,6 +99,7 @@ def evaluate(
     finite = np.isfinite(ttft) & np.isfinite(step)
     return Grid(
         tp=tp,
+        ep=np.asarray(eps, dtype=np.int64),
         batch=batch,
         fits=fits & finite,
         max_batch=max_batch,
@@ -103,6 +109,20 @@ def evaluate(
         ttft_ms=np.where(finite, ttft, 0.0),
         itl_ms=np.where(finite, step, 0.0),
     )
+
+
+def parallel_rows(model: ModelArch, tps: list[int]) -> tuple[list[int], list[int]]:
+    """(TP, EP) rows to search: each TP with experts tensor-parallel (EP 1) and, for a MoE model,
+    also with experts spread over the same GPUs (EP = TP) when the experts divide evenly."""
+    rows_tp: list[int] = []
+    rows_ep: list[int] = []
+    for t in tps:
+        rows_tp.append(t)
+        rows_ep.append(1)
+        if model.is_moe and t > 1 and model.num_experts % t == 0:
+            rows_tp.append(t)
+            rows_ep.append(t)
+    return rows_tp, rows_ep
 
 
 def tp_candidates(model: ModelArch, max_tp: int) -> tuple[list[int], list[int]]:

@@ -4,8 +4,8 @@ Owns: turning a `Grid` into candidates (one per fitting (TP, batch) point, with 
 the GPU budget or to the requested load), checking them against the SLA, picking one, and computing
 the non-dominated set (maximise tokens/s per GPU and tokens/s per user).
 
-Picking: for each TP the largest batch that meets the SLA, then `rank_key` among those and the
-disaggregated candidates: the highest throughput per GPU (default mode), or, when a load is given
+Picking: for each (TP, EP) the best SLA-meeting batch by `rank_key`, then `rank_key` among those
+and the disaggregated candidates: the highest throughput per GPU (default mode), or, when a load is given
 (load-match mode), the config that serves it with the fewest GPUs. If nothing meets the SLA, the
 config with the smallest worst-case ratio actual/target is picked and `Pick.met` is False.
 `rank_key` is that rule as a sort key, so picks from different backends compare the same way.
@@ -51,6 +51,8 @@ class Candidate:
     # Load-match picking (requestRate or concurrency given): the share of that load served.
     load_match: bool = False
     served: float = 1.0
+    ep: int = 1  # expert-parallel size of the (decode) worker (MoE)
+    prefill_ep: int = 1
 
     @property
     def gpus(self) -> int:
@@ -62,8 +64,10 @@ class Candidate:
                 "mode": "disagg",
                 "backend": self.backend,
                 "prefillTensorParallelSize": self.prefill_tp,
+                "prefillExpertParallelSize": self.prefill_ep,
                 "prefillWorkers": self.prefill_workers,
                 "decodeTensorParallelSize": self.tp,
+                "decodeExpertParallelSize": self.ep,
                 "decodeWorkers": self.replicas,
                 "totalGpus": self.gpus,
                 "batchSize": self.batch,
@@ -80,6 +84,7 @@ class Candidate:
             "mode": "agg",
             "backend": self.backend,
             "tensorParallelSize": self.tp,
+            "expertParallelSize": self.ep,
             "gpusPerReplica": self.tp,
             "replicas": self.replicas,
             "totalGpus": self.gpus,
@@ -119,7 +124,7 @@ def _r(x: float) -> float:
 class Pick:
     chosen: Candidate
     met: bool
-    per_tp: dict[int, Candidate]  # best SLA-meeting config for each TP that has one
+    per_tp: dict[tuple[int, int], Candidate]  # best SLA-meeting config per (TP, EP)
     pareto: list[Candidate]
     evaluated: int
     candidates: list[Candidate]  # every aggregated candidate evaluated
@@ -164,6 +169,7 @@ def search(
     if rows.size == 0:
         raise _fit_error(model, gpu, grid, isl, osl, vram_mb)
     tp = grid.tp[rows]
+    ep = grid.ep[rows]
     batch = grid.batch[rows, cols]
     ttft = grid.ttft_ms[rows, cols]
     itl = grid.itl_ms[rows, cols]
@@ -211,17 +217,19 @@ def search(
             worst_ratio=float(ratio[k]),
             load_match=load_match,
             served=float(served[k]),
+            ep=int(ep[k]),
         )
         for k in range(rows.size)
     ]
-    # The KV-capacity column can repeat a grid batch size: keep one of each (TP, batch).
-    unique = {(c.tp, c.batch): c for c in candidates}
+    # The KV-capacity column can repeat a grid batch size: keep one of each (TP, EP, batch).
+    unique = {(c.tp, c.ep, c.batch): c for c in candidates}
     candidates = [unique[key] for key in sorted(unique)]
 
-    per_tp: dict[int, Candidate] = {}
+    per_tp: dict[tuple[int, int], Candidate] = {}
     for c in candidates:
-        if c.meets_sla and (c.tp not in per_tp or c.batch > per_tp[c.tp].batch):
-            per_tp[c.tp] = c
+        key = (c.tp, c.ep)
+        if c.meets_sla and (key not in per_tp or rank_key(c) < rank_key(per_tp[key])):
+            per_tp[key] = c
     split = [c for c in disagg or [] if c.meets_sla]
     if per_tp or split:
         chosen = min([*per_tp.values(), *split], key=rank_key)

@@ -285,3 +285,30 @@ def test_long_prompts_on_a_large_model_pick_disaggregated_serving_within_budget(
     assert p["replicas"] == picked["prefillWorkers"] and d["replicas"] == picked["decodeWorkers"]
     assert "disagg prefill TP" in result.message
     assert any("disaggregated" in m for m in seen)
+
+
+@pytest.mark.parametrize(
+    ("backend", "flag"),
+    [
+        ("vllm", ["--enable-expert-parallel"]),
+        ("sglang", ["--ep-size", "4"]),
+        ("trtllm", ["--expert-parallel-size", "4"]),
+    ],
+)
+def test_expert_parallel_workers_get_the_backends_flag(backend: str, flag: list[str]) -> None:
+    spec = DGDRSpec.model_validate({"model": "Qwen/Qwen3-30B-A3B", "backend": backend})
+    dgd, _ = build_dgd(spec, backend, 4, 2, name="moe", namespace="ns", ep=4)
+    (worker,) = [s for s in dgd["spec"]["services"].values() if s["componentType"] == "worker"]
+    args = worker["extraPodSpec"]["mainContainer"]["args"]
+    assert all(a in args for a in flag)
+
+
+def test_moe_search_considers_expert_parallel_rows() -> None:
+    from sim._catalog import find_model
+    from sim._roofline import parallel_rows
+
+    assert parallel_rows(find_model("Qwen/Qwen3-30B-A3B"), [1, 2, 4]) == (
+        [1, 2, 2, 4, 4],
+        [1, 1, 2, 1, 4],
+    )
+    assert parallel_rows(find_model("Qwen/Qwen3-8B"), [1, 2, 4]) == ([1, 2, 4], [1, 1, 1])
