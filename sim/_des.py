@@ -84,12 +84,12 @@ def check_load(request_rate: float | None, concurrency: int | None, **counts: in
 
 
 def prefill_table(
-    model: str, gpu_sku: str, backend: str, tp: int, isl: int, ep: int = 1
+    model: str, gpu_sku: str, backend: str, tp: int, isl: int, ep: int = 1, pp: int = 1
 ) -> list[float]:
     """ms to prefill k prompts of `isl` tokens (index k, 0..MAX_PREFILL_PROMPTS)."""
     return [0.0] + [
         estimate(
-            model, gpu_sku, backend=backend, tp=tp, ep=ep, batch_size=k, isl=isl, osl=1
+            model, gpu_sku, backend=backend, tp=tp, ep=ep, pp=pp, batch_size=k, isl=isl, osl=1
         ).ttft_ms
         for k in range(1, MAX_PREFILL_PROMPTS + 1)
     ]
@@ -104,6 +104,7 @@ def decode_table(
     isl: int,
     osl: int,
     ep: int = 1,
+    pp: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(batch sizes, ms per decode step at the mean context) to interpolate over."""
     grid = np.unique(np.geomspace(1, max_batch, num=min(max_batch, 12)).round().astype(int))
@@ -111,7 +112,15 @@ def decode_table(
     steps = np.array(
         [
             estimate(
-                model, gpu_sku, backend=backend, tp=tp, ep=ep, batch_size=int(b), isl=ctx, osl=2
+                model,
+                gpu_sku,
+                backend=backend,
+                tp=tp,
+                ep=ep,
+                pp=pp,
+                batch_size=int(b),
+                isl=ctx,
+                osl=2,
             ).itl_ms
             for b in grid
         ]
@@ -135,6 +144,7 @@ def simulate(
     backend: str = "vllm",
     tp: int = 1,
     ep: int = 1,
+    pp: int = 1,
     replicas: int = 1,
     max_batch: int = 64,
     isl: int = 4000,
@@ -152,8 +162,8 @@ def simulate(
         requests=requests,
         osl=osl,
     )
-    prefill_ms = prefill_table(model, gpu_sku, backend, tp, isl, ep)
-    grid, decode_grid = decode_table(model, gpu_sku, backend, tp, max_batch, isl, osl, ep)
+    prefill_ms = prefill_table(model, gpu_sku, backend, tp, isl, ep, pp)
+    grid, decode_grid = decode_table(model, gpu_sku, backend, tp, max_batch, isl, osl, ep, pp)
 
     def decode_ms(batch: int) -> float:
         return float(np.interp(batch, grid, decode_grid))

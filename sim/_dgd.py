@@ -86,24 +86,31 @@ def _worker_command(
     tp: int,
     role: str | None = None,
     ep: int = 1,
+    pp: int = 1,
 ) -> tuple[list[str], list[str]]:
     """The worker's command and args; `role` is prefill/decode for a disaggregated worker, `ep` > 1
     spreads a MoE model's experts over the worker's GPUs."""
     module = f"dynamo.{backend}"
     if backend == "vllm":
         args = ["--model", model_path, "--tensor-parallel-size", str(tp)]
+        if pp > 1:
+            args += ["--pipeline-parallel-size", str(pp)]
         if ep > 1:
             args.append("--enable-expert-parallel")
         if role == "prefill":
             args.append("--is-prefill-worker")
     elif backend == "sglang":
         args = ["--model-path", model_path, "--tp", str(tp)]
+        if pp > 1:
+            args += ["--pp-size", str(pp)]
         if ep > 1:
             args += ["--ep-size", str(ep)]
         if role:
             args += ["--disaggregation-mode", role, "--disaggregation-transfer-backend", "nixl"]
     else:
         args = ["--model-path", model_path, "--tensor-parallel-size", str(tp)]
+        if pp > 1:
+            args += ["--pipeline-parallel-size", str(pp)]
         if ep > 1:
             args += ["--expert-parallel-size", str(ep)]
         if role:
@@ -199,6 +206,7 @@ def build_dgd(
     mocker_data: str | None = None,
     ep: int = 1,
     prefill_ep: int = 1,
+    pp: int = 1,
 ) -> tuple[dict[str, Any], list[str]]:
     """The complete DGD, with overrides merged; plus override notes. `tp`/`replicas` size the
     aggregated worker, or, with `prefill=(tp, replicas)`, the decode workers of a disaggregated
@@ -221,8 +229,11 @@ def build_dgd(
         if mocker_data is not None:
             return _mocker_worker(spec, model_path, count, role or "decode", mocker_data)
         experts = prefill_ep if role == "prefill" else ep
-        command, args = _worker_command(backend, model_path, spec.model, size, role, experts)
-        nodes, per_node = node_layout(size, gpus_per_node)
+        stages = 1 if role == "prefill" else pp
+        command, args = _worker_command(
+            backend, model_path, spec.model, size, role, experts, stages
+        )
+        nodes, per_node = node_layout(size * stages, gpus_per_node)
         out: dict[str, Any] = {"componentType": "worker"}
         if role:
             out["subComponentType"] = role
@@ -258,6 +269,7 @@ def build_dgd(
         }
     }
     sizes: dict[str, tuple[int, int]] = {}
+    decode_name = WORKER_SERVICE[backend]
     if prefill is None:
         sizes[WORKER_SERVICE[backend]] = (tp, replicas)
         services[WORKER_SERVICE[backend]] = worker(tp, replicas, None)
@@ -286,7 +298,8 @@ def build_dgd(
     if override:
         notes = apply_overrides(dgd, override, worker_services=set(sizes))
         for worker_name, (size, count) in sizes.items():
-            per_node = node_layout(size, gpus_per_node)[1]
+            stages = 1 if prefill is not None and worker_name != decode_name else pp
+            per_node = node_layout(size * stages, gpus_per_node)[1]
             merged = dgd["spec"]["services"][worker_name]
             resources = merged.get("resources")
             limits = resources.get("limits") if isinstance(resources, dict) else None

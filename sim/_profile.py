@@ -153,15 +153,15 @@ def shape(c: Candidate) -> str:
     """The deployment shape in words: `agg TP 2 x 4 replica(s)`, `agg TP 4 EP 4 x 2 replica(s)` or
     `disagg prefill TP 1 x 2 + decode TP 2 x 3`."""
 
-    def par(tp: int, ep: int) -> str:
-        return f"TP {tp}" + (f" EP {ep}" if ep > 1 else "")
+    def par(tp: int, ep: int, pp: int = 1) -> str:
+        return f"TP {tp}" + (f" EP {ep}" if ep > 1 else "") + (f" PP {pp}" if pp > 1 else "")
 
     if c.mode == "disagg":
         return (
             f"disagg prefill {par(c.prefill_tp, c.prefill_ep)} x {c.prefill_workers} + decode "
             f"{par(c.tp, c.ep)} x {c.replicas}"
         )
-    return f"agg {par(c.tp, c.ep)} x {c.replicas} replica(s)"
+    return f"agg {par(c.tp, c.ep, c.pp)} x {c.replicas} replica(s)"
 
 
 def _load_note(spec: DGDRSpec, c: Candidate, total: int) -> str | None:
@@ -182,7 +182,7 @@ def _load_note(spec: DGDRSpec, c: Candidate, total: int) -> str | None:
             if served >= 1.0
             else f"{note} within {total} GPUs: {served:.0%} of the load served"
         )
-    budget = total // c.tp
+    budget = total // (c.tp * c.pp)
     if w.request_rate is not None:
         per_replica = c.requests_per_s / c.replicas
         needed = math.ceil(w.request_rate / per_replica)
@@ -284,22 +284,32 @@ def profile(
 
     tps, skipped = tp_candidates(model, min(per_node, total))
     row_tp, row_ep = parallel_rows(model, tps)
+    row_pp = [1] * len(row_tp)
     grids = {b: evaluate(model, gpu, b, row_tp, isl, osl, vram_mb, row_ep) for b in backends}
     if total > per_node and not any(g.fits.any() for g in grids.values()):
         # Multinode workers only where the model needs them: nothing fits within one node.
         tps, skipped = tp_candidates(model, total)
         tps = [t for t in tps if t > per_node]
         row_tp, row_ep = parallel_rows(model, tps)
-        grids = {b: evaluate(model, gpu, b, row_tp, isl, osl, vram_mb, row_ep) for b in backends}
+        row_pp = [1] * len(row_tp)
+        # ... or TP within a node and pipeline stages across nodes (aggregated workers)
+        node_tp = max((t for t in tp_candidates(model, per_node)[0]), default=1)
+        pp = 2
+        while node_tp * pp <= total and pp <= model.num_hidden_layers:
+            row_tp, row_ep, row_pp = [*row_tp, node_tp], [*row_ep, 1], [*row_pp, pp]
+            pp *= 2
+        grids = {
+            b: evaluate(model, gpu, b, row_tp, isl, osl, vram_mb, row_ep, row_pp) for b in backends
+        }
         notes.append(
             f"{model.id} does not fit one node of {per_node} {gpu.id}: TP {','.join(map(str, tps))}"
-            " across nodes searched (multinode workers)"
+            f" across nodes, and TP {node_tp} x PP stages across nodes, searched (multinode workers)"
         )
     ttft1 = "; ".join(
         (f"{b} " if auto else "")
         + ", ".join(
-            f"TP{t}{f' EP{e}' if e > 1 else ''} {_ms(v)} ms"
-            for t, e, v in zip(row_tp, row_ep, g.ttft_ms[:, 0], strict=True)
+            f"TP{t}{f' EP{e}' if e > 1 else ''}{f' PP{p}' if p > 1 else ''} {_ms(v)} ms"
+            for t, e, p, v in zip(row_tp, row_ep, row_pp, g.ttft_ms[:, 0], strict=True)
         )
         for b, g in grids.items()
     )
@@ -318,7 +328,17 @@ def profile(
         f"{model.id}{on}, batch-1 TTFT at isl {isl}: {ttft1}{skip}",
     )
     splits = {
-        b: disagg_candidates(model, gpu, b, row_tp, sla, workload, total, vram_mb, row_ep)
+        b: disagg_candidates(
+            model,
+            gpu,
+            b,
+            [t for t, p in zip(row_tp, row_pp, strict=True) if p == 1],
+            sla,
+            workload,
+            total,
+            vram_mb,
+            [e for e, p in zip(row_ep, row_pp, strict=True) if p == 1],
+        )
         for b in backends
     }
     combos = sum(len(v) for v in splits.values())
@@ -455,11 +475,12 @@ def profile(
         mocker_data=mocker_data,
         ep=c.ep,
         prefill_ep=c.prefill_ep,
+        pp=c.pp,
     )
     if mocker_data is not None:
         workers = f"mocker prefill ({c.prefill_workers}) + decode ({c.replicas}), no GPUs"
     elif prefill is None:
-        workers = f"{WORKER_SERVICE[backend]} ({c.replicas} x {c.tp} GPU)"
+        workers = f"{WORKER_SERVICE[backend]} ({c.replicas} x {c.tp * c.pp} GPU)"
     else:
         p_name, d_name = DISAGG_SERVICES[backend]
         workers = (

@@ -54,6 +54,7 @@ class Grid:
 
     tp: IntArray  # (T,)
     ep: IntArray  # (T,) expert-parallel size of each row (1: experts tensor-parallel like the rest)
+    pp: IntArray  # (T,) pipeline stages of each row (a worker spans tp x pp GPUs)
     batch: IntArray  # (T, B); the last column is each TP's KV-capacity batch
     fits: BoolArray  # (T, B)
     max_batch: IntArray  # (T,) sequences that fit in KV cache per worker (0: weights do not fit)
@@ -73,13 +74,18 @@ def evaluate(
     osl: int,
     vram_mb: float | None = None,
     eps: list[int] | None = None,
+    pps: list[int] | None = None,
 ) -> Grid:
     """`estimate(mode="agg")` figures over (TP, EP) rows x batch sizes up to each worker's KV
     capacity (agg ITL is the step time, also when osl is 1). `eps` pairs with `tps` (all 1 if
     not given)."""
     eps = eps or [1] * len(tps)
+    pps = pps or [1] * len(tps)
     tp = np.asarray(tps, dtype=np.int64)
-    plans = [_plan(model, gpu, backend, int(t), 1, int(e)) for t, e in zip(tps, eps, strict=True)]
+    plans = [
+        _plan(model, gpu, backend, int(t), int(p), int(e))
+        for t, e, p in zip(tps, eps, pps, strict=True)
+    ]
     weights = np.array([p.weights_bytes for p in plans], dtype=np.float64)
     kv_seq = np.array([p.kv_bytes_per_token for p in plans], dtype=np.float64) * float(isl + osl)
     reserve = activation_reserve_bytes(model)
@@ -100,6 +106,7 @@ def evaluate(
     return Grid(
         tp=tp,
         ep=np.asarray(eps, dtype=np.int64),
+        pp=np.asarray(pps, dtype=np.int64),
         batch=batch,
         fits=fits & finite,
         max_batch=max_batch,

@@ -53,10 +53,11 @@ class Candidate:
     served: float = 1.0
     ep: int = 1  # expert-parallel size of the (decode) worker (MoE)
     prefill_ep: int = 1
+    pp: int = 1  # pipeline stages of an aggregated worker (multinode only)
 
     @property
     def gpus(self) -> int:
-        return self.tp * self.replicas + self.prefill_tp * self.prefill_workers
+        return self.tp * self.pp * self.replicas + self.prefill_tp * self.prefill_workers
 
     def to_json(self, selected: bool) -> dict[str, Any]:
         if self.mode == "disagg":
@@ -85,7 +86,8 @@ class Candidate:
             "backend": self.backend,
             "tensorParallelSize": self.tp,
             "expertParallelSize": self.ep,
-            "gpusPerReplica": self.tp,
+            "pipelineParallelSize": self.pp,
+            "gpusPerReplica": self.tp * self.pp,
             "replicas": self.replicas,
             "totalGpus": self.gpus,
             "batchSize": self.batch,
@@ -124,7 +126,7 @@ def _r(x: float) -> float:
 class Pick:
     chosen: Candidate
     met: bool
-    per_tp: dict[tuple[int, int], Candidate]  # best SLA-meeting config per (TP, EP)
+    per_tp: dict[tuple[int, int, int], Candidate]  # best SLA-meeting config per (TP, EP, PP)
     pareto: list[Candidate]
     evaluated: int
     candidates: list[Candidate]  # every aggregated candidate evaluated
@@ -170,12 +172,14 @@ def search(
         raise _fit_error(model, gpu, grid, isl, osl, vram_mb)
     tp = grid.tp[rows]
     ep = grid.ep[rows]
+    pp = grid.pp[rows]
+    width = tp * pp  # GPUs per worker
     batch = grid.batch[rows, cols]
     ttft = grid.ttft_ms[rows, cols]
     itl = grid.itl_ms[rows, cols]
     e2e = ttft + (osl - 1) * itl
     bf = batch.astype(np.float64)
-    thpt_gpu = bf / (itl / 1e3) / tp
+    thpt_gpu = bf / (itl / 1e3) / width
     per_user = 1e3 / itl
     rps_replica = bf / (e2e / 1e3)
 
@@ -185,7 +189,7 @@ def search(
         ratio = np.maximum(ttft / (sla.ttft or np.inf), itl / (sla.itl or np.inf))
     meets = ratio <= 1.0
 
-    budget = total_gpus // tp
+    budget = total_gpus // width
     if workload.request_rate is not None:
         replicas = np.ceil(workload.request_rate / rps_replica)
     elif workload.concurrency is not None:
@@ -218,16 +222,17 @@ def search(
             load_match=load_match,
             served=float(served[k]),
             ep=int(ep[k]),
+            pp=int(pp[k]),
         )
         for k in range(rows.size)
     ]
     # The KV-capacity column can repeat a grid batch size: keep one of each (TP, EP, batch).
-    unique = {(c.tp, c.ep, c.batch): c for c in candidates}
+    unique = {(c.tp, c.ep, c.pp, c.batch): c for c in candidates}
     candidates = [unique[key] for key in sorted(unique)]
 
-    per_tp: dict[tuple[int, int], Candidate] = {}
+    per_tp: dict[tuple[int, int, int], Candidate] = {}
     for c in candidates:
-        key = (c.tp, c.ep)
+        key = (c.tp, c.ep, c.pp)
         if c.meets_sla and (key not in per_tp or rank_key(c) < rank_key(per_tp[key])):
             per_tp[key] = c
     split = [c for c in disagg or [] if c.meets_sla]

@@ -94,6 +94,7 @@ def simulate_shortlist(
                 backend=c.backend,
                 tp=c.tp,
                 ep=c.ep,
+                pp=c.pp,
                 replicas=c.replicas,
                 max_batch=c.batch,
                 isl=workload.isl,

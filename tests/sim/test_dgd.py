@@ -312,3 +312,35 @@ def test_moe_search_considers_expert_parallel_rows() -> None:
         [1, 1, 2, 1, 4],
     )
     assert parallel_rows(find_model("Qwen/Qwen3-8B"), [1, 2, 4]) == ([1, 2, 4], [1, 1, 1])
+
+
+@pytest.mark.parametrize(
+    ("backend", "flag"),
+    [
+        ("vllm", ["--pipeline-parallel-size", "2"]),
+        ("sglang", ["--pp-size", "2"]),
+        ("trtllm", ["--pipeline-parallel-size", "2"]),
+    ],
+)
+def test_pipeline_stages_span_nodes(backend: str, flag: list[str]) -> None:
+    spec = DGDRSpec.model_validate({"model": "deepseek-ai/DeepSeek-R1", "backend": backend})
+    dgd, _ = build_dgd(spec, backend, 8, 1, name="big", namespace="ns", gpus_per_node=8, pp=2)
+    (worker,) = [s for s in dgd["spec"]["services"].values() if s["componentType"] == "worker"]
+    assert worker["multinode"] == {"nodeCount": 2} and worker["resources"]["limits"]["gpu"] == "8"
+    args = worker["extraPodSpec"]["mainContainer"]["args"]
+    assert args[args.index(flag[0]) + 1] == flag[1]
+
+
+def test_pipeline_rows_count_their_gpus_against_the_budget() -> None:
+    from dgdr.spec import SLA, Workload
+    from sim._catalog import find_gpu, find_model
+    from sim._roofline import evaluate
+    from sim._search import search
+
+    model, gpu = find_model("deepseek-ai/DeepSeek-R1"), find_gpu("h100_sxm")
+    grid = evaluate(model, gpu, "vllm", [8, 8], 2000, 200, eps=[1, 1], pps=[2, 4])
+    pick = search(model, gpu, grid, SLA(), Workload(isl=2000, osl=200), 32, backend="vllm")
+    assert {c.pp for c in pick.candidates} <= {2, 4}
+    for c in pick.candidates:
+        assert c.gpus == 8 * c.pp * c.replicas <= 32
+        assert c.to_json(False)["pipelineParallelSize"] == c.pp
