@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -168,19 +169,27 @@ class Reactor:
                 expected_uid=agg.uid,
             )
 
-    async def _profiling_generation(self, namespace: str, name: str, uid: str) -> int | None:
+    async def _report_profiling(
+        self,
+        namespace: str,
+        name: str,
+        uid: str,
+        command: Callable[[int], ProfilingReport],
+    ) -> None:
+        """`command(generation)` for the incarnation `uid`, if it is still profiling."""
         loaded = await self.handler.load(namespace, name)
         if loaded.aggregate is None or loaded.aggregate.uid != uid:
-            return None
-        return loaded.state.generation if loaded.state.phase == "Profiling" else None
+            return
+        if loaded.state.phase == "Profiling":
+            gen = loaded.state.generation
+            await self.handler.handle(namespace, name, command(gen), expected_uid=uid)
 
     async def profiling_progress(
         self, namespace: str, name: str, uid: str, sub_phase: str, message: str
     ) -> None:
-        gen = await self._profiling_generation(namespace, name, uid)
-        if gen is not None:
-            command = ProfilingWorker.progress_command(uid, gen, None, sub_phase, message)
-            await self.handler.handle(namespace, name, command, expected_uid=uid)
+        await self._report_profiling(
+            namespace, name, uid, lambda gen: progress_command(uid, gen, None, sub_phase, message)
+        )
 
     async def profiling_result(
         self,
@@ -192,35 +201,19 @@ class Reactor:
         message: str,
         resources: list[dict[str, Any]] | None = None,
     ) -> None:
-        gen = await self._profiling_generation(namespace, name, uid)
-        if gen is None:
-            return
-        command = ReportProfilingResult(
-            id=f"profiling:{uid}:{gen}:result",
-            at=now(),
-            generation=gen,
-            dgd_name=dgd["metadata"]["name"],
-            selected_config=dgd,
-            pareto=pareto,
-            message=message,
-            additional_resources=resources or [],
+        await self._report_profiling(
+            namespace,
+            name,
+            uid,
+            lambda gen: result_command(uid, gen, None, dgd, pareto, message, resources or []),
         )
-        await self.handler.handle(namespace, name, command, expected_uid=uid)
 
     async def profiling_failure(
         self, namespace: str, name: str, uid: str, sub_phase: str | None, message: str
     ) -> None:
-        gen = await self._profiling_generation(namespace, name, uid)
-        if gen is None:
-            return
-        command = ReportProfilingFailure(
-            id=f"profiling:{uid}:{gen}:failed",
-            at=now(),
-            generation=gen,
-            sub_phase=sub_phase,
-            message=message,
+        await self._report_profiling(
+            namespace, name, uid, lambda gen: failure_command(uid, gen, None, sub_phase, message)
         )
-        await self.handler.handle(namespace, name, command, expected_uid=uid)
 
     async def observe(
         self,
@@ -302,46 +295,75 @@ class ProfilingWorker:
             sub = getattr(exc, "sub_phase", None) or (steps[-1][0] if steps else None)
             text = getattr(exc, "message", None) or f"{exc.__class__.__name__}: {exc}"
             for step_sub, step_text in steps:
-                await report(self.progress_command(uid, gen, corr, step_sub, step_text))
-            await report(
-                ReportProfilingFailure(
-                    id=f"profiling:{uid}:{gen}:failed",
-                    at=now(),
-                    correlation_id=corr,
-                    generation=gen,
-                    sub_phase=sub,
-                    message=text,
-                )
-            )
+                await report(progress_command(uid, gen, corr, step_sub, step_text))
+            await report(failure_command(uid, gen, corr, sub, text))
             bound.warning("profiling failed", sub_phase=sub, error=text)
             return
         for step_sub, step_text in steps:
-            await report(self.progress_command(uid, gen, corr, step_sub, step_text))
+            await report(progress_command(uid, gen, corr, step_sub, step_text))
             await asyncio.sleep(self.step_delay)
         await report(
-            ReportProfilingResult(
-                id=f"profiling:{uid}:{gen}:result",
-                at=now(),
-                correlation_id=corr,
-                generation=gen,
-                dgd_name=result.dgd_name,
-                selected_config=result.selected_config,
-                additional_resources=result.configmaps,
-                pareto=result.pareto,
-                message=result.message,
+            result_command(
+                uid,
+                gen,
+                corr,
+                result.selected_config,
+                result.pareto,
+                result.message,
+                result.configmaps,
             )
         )
         bound.info("profiling done", dgd=result.dgd_name, summary=result.message)
 
-    @staticmethod
-    def progress_command(
-        uid: str, gen: int, corr: str | None, sub: str, text: str
-    ) -> ReportProfilingProgress:
-        return ReportProfilingProgress(
-            id=f"profiling:{uid}:{gen}:{sub}",
-            at=now(),
-            correlation_id=corr,
-            generation=gen,
-            sub_phase=sub,
-            message=text,
-        )
+
+# The profiling reports, with the deterministic ids that make a repeated report a no-op; the same
+# for the profiling worker and for a cluster's profiling Job.
+ProfilingReport = ReportProfilingProgress | ReportProfilingResult | ReportProfilingFailure
+
+
+def progress_command(
+    uid: str, gen: int, corr: str | None, sub: str, text: str
+) -> ReportProfilingProgress:
+    return ReportProfilingProgress(
+        id=f"profiling:{uid}:{gen}:{sub}",
+        at=now(),
+        correlation_id=corr,
+        generation=gen,
+        sub_phase=sub,
+        message=text,
+    )
+
+
+def result_command(
+    uid: str,
+    gen: int,
+    corr: str | None,
+    dgd: dict[str, Any],
+    pareto: list[dict[str, Any]],
+    message: str,
+    resources: list[dict[str, Any]],
+) -> ReportProfilingResult:
+    return ReportProfilingResult(
+        id=f"profiling:{uid}:{gen}:result",
+        at=now(),
+        correlation_id=corr,
+        generation=gen,
+        dgd_name=dgd["metadata"]["name"],
+        selected_config=dgd,
+        pareto=pareto,
+        message=message,
+        additional_resources=resources,
+    )
+
+
+def failure_command(
+    uid: str, gen: int, corr: str | None, sub: str | None, text: str
+) -> ReportProfilingFailure:
+    return ReportProfilingFailure(
+        id=f"profiling:{uid}:{gen}:failed",
+        at=now(),
+        correlation_id=corr,
+        generation=gen,
+        sub_phase=sub,
+        message=text,
+    )
