@@ -16,16 +16,8 @@ from typing import Any
 from transitions import MachineError
 from transitions.extensions import HierarchicalMachine
 
-PHASES = ("Pending", "Profiling", "Ready", "Deploying", "Deployed", "Failed")
-PROFILING_PHASES = (
-    "Initializing",
-    "SweepingPrefill",
-    "SweepingDecode",
-    "SelectingConfig",
-    "BuildingCurves",
-    "GeneratingDGD",
-    "Done",
-)
+from dgdr.phases import PROFILING_PHASES
+
 ABSENT = "Absent"
 DELETED = "Deleted"
 _SEP = "_"

@@ -28,17 +28,10 @@ from dgdr.target import LABEL_NAME, LABEL_NAMESPACE, OWNER_UID, ProfilingReporte
 from k8s.events import EventRecorder
 from k8s.informer import Informer, InformerGroup
 from k8s.job import profiling_job
+from sim import SUB_PHASES
 
 log = structlog.get_logger("k8s.profiling")
 
-SUB_PHASES = (
-    "Initializing",
-    "SweepingPrefill",
-    "SweepingDecode",
-    "SelectingConfig",
-    "BuildingCurves",
-    "GeneratingDGD",
-)
 OUTPUT_PREFIX = "dgdr-output-"
 JOB_NAME_MAX = 63  # a Job's name becomes its pods' job-name label value
 

@@ -9,14 +9,9 @@ fit, invalid DGD name, bad hardware) is a `ProfilingError`; anything else escapi
 
 from __future__ import annotations
 
-SUB_PHASES = (
-    "Initializing",
-    "SweepingPrefill",
-    "SweepingDecode",
-    "SelectingConfig",
-    "BuildingCurves",
-    "GeneratingDGD",
-)
+from dgdr.phases import PROFILING_PHASES
+
+SUB_PHASES = PROFILING_PHASES[:-1]  # every profiling sub-phase but Done, where nothing can fail
 
 
 class ProfilingError(Exception):

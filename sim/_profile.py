@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dgdr.decider import resolve_hardware
 from dgdr.spec import SLA, Backend, DGDRSpec, SearchStrategy, parse_manifest, parse_spec
 
 from ._catalog import Gpu, find_gpu, find_model
@@ -224,6 +223,8 @@ def _inputs(
             raise ProfilingError("Initializing", "; ".join(map(str, parsed)))
         spec = parsed
     if hardware is None:
+        from dgdr.decider import resolve_hardware  # the decider and its machine: only when needed
+
         hardware, errors = resolve_hardware(spec, {})
         if errors:
             raise ProfilingError("Initializing", "; ".join(map(str, errors)))

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from dgdr.decider import DEFAULT_GPUS_PER_NODE, decide, fold, initial_state
-from dgdr.machine import PROFILING_PHASES, profiling_state
+from dgdr.machine import profiling_state
 from dgdr.model import (
     AutoApplyEnabled,
     Command,
@@ -29,6 +29,7 @@ from dgdr.model import (
     Validated,
     ValidationFailed,
 )
+from dgdr.phases import PROFILING_PHASES
 from dgdr.spec import GPU_SKUS
 from tests.dgdr.builders import (
     AUTO,

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from dgdr.decider import decide, evolve, fold, initial_state
-from dgdr.machine import EDGES, PHASES, PROFILING_PHASES, split_state
+from dgdr.machine import EDGES, split_state
 from dgdr.model import (
     Apply,
     Command,
@@ -24,6 +24,7 @@ from dgdr.model import (
     ReportProfilingResult,
     StartProfiling,
 )
+from dgdr.phases import PHASES, PROFILING_PHASES
 from events.envelope import AggregateId, wrap
 from projections.status import project
 from tests.dgdr.builders import INVALID, MANUAL, NO_SKU, SPEC

@@ -14,8 +14,6 @@ from dgdr.machine import (
     DELETED,
     EDGES,
     LEAF_STATES,
-    PHASES,
-    PROFILING_PHASES,
     TRIGGERS,
     mermaid,
     next_state,
@@ -47,6 +45,7 @@ from dgdr.model import (
     Validated,
     ValidationFailed,
 )
+from dgdr.phases import PHASES, PROFILING_PHASES
 from tests.dgdr.builders import (
     AUTO,
     DGD,
