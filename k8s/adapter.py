@@ -42,6 +42,7 @@ from k8s.kube import (
     GROUP,
     LAST_APPLIED,
     MERGE_PATCH,
+    get_custom,
 )
 
 log = structlog.get_logger("k8s.adapter")
@@ -243,15 +244,7 @@ class KubernetesAdapter:
         return False
 
     async def _read(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            obj: dict[str, Any] = await self.objects.get_namespaced_custom_object(
-                GROUP, DGDR_VERSION, namespace, DGDR_PLURAL, name
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return obj
+        return await get_custom(self.objects, DGDR_VERSION, DGDR_PLURAL, namespace, name)
 
     async def _record_events(self) -> None:
         async def on_commit(msg: Any) -> None:

@@ -9,12 +9,15 @@ caller turns it into a CLI error, never a traceback.
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config.config_exception import ConfigException
+
+T = TypeVar("T")
 
 GROUP = "nvidia.com"
 DGDR_VERSION = "v1beta1"
@@ -50,6 +53,26 @@ async def connect(kubeconfig: str | Path | None = None) -> client.ApiClient:
     except (ConfigException, OSError, ValueError, TypeError) as exc:
         raise ClusterUnreachable(f"cannot load kubeconfig {kubeconfig}: {exc}") from exc
     return client.ApiClient(configuration)
+
+
+async def get_or_none(read: Awaitable[T]) -> T | None:
+    """The object `read` returns, or None when the API server says 404 Not Found."""
+    try:
+        return await read
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+async def get_custom(
+    objects: client.CustomObjectsApi, version: str, plural: str, namespace: str, name: str
+) -> dict[str, Any] | None:
+    """A nvidia.com custom object, or None when there is none of that name."""
+    obj: dict[str, Any] | None = await get_or_none(
+        objects.get_namespaced_custom_object(GROUP, version, namespace, plural, name)
+    )
+    return obj
 
 
 def status_of(exc: BaseException) -> int | None:

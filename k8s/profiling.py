@@ -28,6 +28,7 @@ from dgdr.target import LABEL_NAME, LABEL_NAMESPACE, OWNER_UID, ProfilingReporte
 from k8s.events import EventRecorder
 from k8s.informer import Informer, InformerGroup
 from k8s.job import profiling_job
+from k8s.kube import get_or_none
 from sim import SUB_PHASES
 
 log = structlog.get_logger("k8s.profiling")
@@ -198,13 +199,10 @@ class ProfilingJobsOnCluster:
             )
 
     async def _read_output(self, namespace: str, name: str) -> dict[str, str]:
-        try:
-            cm = await self.core.read_namespaced_config_map(output_configmap_name(name), namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                return {}
-            raise
-        return dict(cm.data or {})
+        cm = await get_or_none(
+            self.core.read_namespaced_config_map(output_configmap_name(name), namespace)
+        )
+        return dict(cm.data or {}) if cm is not None else {}
 
     async def _on_job(self, kind: str, job: dict[str, Any]) -> None:
         meta = job["metadata"]

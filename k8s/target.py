@@ -42,7 +42,7 @@ from dgdr.target import (
     replica_counts,
 )
 from k8s.informer import Informer, InformerGroup
-from k8s.kube import DGD_KIND, DGD_PLURAL, DGD_VERSION, GROUP
+from k8s.kube import DGD_KIND, DGD_PLURAL, DGD_VERSION, GROUP, get_custom
 from k8s.profiling import ProfilingJobsOnCluster
 
 log = structlog.get_logger("k8s.target")
@@ -113,15 +113,7 @@ class KubernetesTarget:
         return hardware_from_nodes([dict(n.metadata.labels or {}) for n in nodes.items])
 
     async def _get(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            obj: dict[str, Any] = await self.objects.get_namespaced_custom_object(
-                GROUP, DGD_VERSION, namespace, DGD_PLURAL, name
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return obj
+        return await get_custom(self.objects, DGD_VERSION, DGD_PLURAL, namespace, name)
 
     @staticmethod
     def _ours(dgd: dict[str, Any], owner_uid: str) -> ApplyResult:

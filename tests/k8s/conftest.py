@@ -22,7 +22,15 @@ from events.server import EmbeddedNatsServer
 from k8s.adapter import KubernetesAdapter
 from k8s.emulated_jobs import run_profiling_job
 from k8s.emulator import Emulator, gpu_nodes
-from k8s.kube import DGD_PLURAL, DGD_VERSION, DGDR_PLURAL, DGDR_VERSION, GROUP, connect
+from k8s.kube import (
+    DGD_PLURAL,
+    DGD_VERSION,
+    DGDR_PLURAL,
+    DGDR_VERSION,
+    GROUP,
+    connect,
+    get_custom,
+)
 from k8s.target import KubernetesTarget
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -109,26 +117,10 @@ class Kube:
         return obj
 
     async def get(self, name: str, namespace: str = "default") -> dict[str, Any] | None:
-        try:
-            obj: dict[str, Any] = await self.objects.get_namespaced_custom_object(
-                GROUP, DGDR_VERSION, namespace, DGDR_PLURAL, name
-            )
-        except client.ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return obj
+        return await get_custom(self.objects, DGDR_VERSION, DGDR_PLURAL, namespace, name)
 
     async def get_dgd(self, name: str, namespace: str = "default") -> dict[str, Any] | None:
-        try:
-            obj: dict[str, Any] = await self.objects.get_namespaced_custom_object(
-                GROUP, DGD_VERSION, namespace, DGD_PLURAL, name
-            )
-        except client.ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return obj
+        return await get_custom(self.objects, DGD_VERSION, DGD_PLURAL, namespace, name)
 
     async def until(
         self, check: Callable[[], Awaitable[Any]], timeout: float = 30.0, what: str = ""
