@@ -61,34 +61,26 @@ class Candidate:
 
     def to_json(self, selected: bool) -> dict[str, Any]:
         if self.mode == "disagg":
-            return {
-                "mode": "disagg",
-                "backend": self.backend,
+            shape: dict[str, Any] = {
                 "prefillTensorParallelSize": self.prefill_tp,
                 "prefillExpertParallelSize": self.prefill_ep,
                 "prefillWorkers": self.prefill_workers,
                 "decodeTensorParallelSize": self.tp,
                 "decodeExpertParallelSize": self.ep,
                 "decodeWorkers": self.replicas,
-                "totalGpus": self.gpus,
-                "batchSize": self.batch,
-                "ttftMs": _r(self.ttft_ms),
-                "itlMs": _r(self.itl_ms),
-                "e2eLatencyMs": _r(self.e2e_ms),
-                "tokensPerSecondPerGpu": _r(self.tokens_per_s_per_gpu),
-                "tokensPerSecondPerUser": _r(self.tokens_per_s_per_user),
-                "requestsPerSecond": _r(self.requests_per_s),
-                "meetsSla": self.meets_sla,
-                "selected": selected,
+            }
+        else:
+            shape = {
+                "tensorParallelSize": self.tp,
+                "expertParallelSize": self.ep,
+                "pipelineParallelSize": self.pp,
+                "gpusPerReplica": self.tp * self.pp,
+                "replicas": self.replicas,
             }
         return {
-            "mode": "agg",
+            "mode": self.mode,
             "backend": self.backend,
-            "tensorParallelSize": self.tp,
-            "expertParallelSize": self.ep,
-            "pipelineParallelSize": self.pp,
-            "gpusPerReplica": self.tp * self.pp,
-            "replicas": self.replicas,
+            **shape,
             "totalGpus": self.gpus,
             "batchSize": self.batch,
             "ttftMs": _r(self.ttft_ms),
