@@ -13,6 +13,9 @@ of `k` prompts at `isl`; a decode step of `b` sequences is one static decode ste
 context `isl + osl/2`, tabulated over `b` and interpolated. Not modelled: disaggregated serving,
 chunked prefill mixing prefill and decode in one step, prefix caching, varying isl/osl.
 
+The bookkeeping any request-level simulation needs (event queue, requests, closed-loop refills,
+TTFT/ITL measurements) is `Run`; `sim._des_disagg` adds its own scheduling on the same `Run`.
+
 Deterministic: the same arguments and `seed` give the same result. Bad arguments raise
 `EstimateError` naming the argument.
 """
@@ -51,7 +54,10 @@ class _Request:
 
 
 @dataclass
-class _Replica:
+class Replica:
+    """One engine: requests waiting for it, sequences it is decoding; for an aggregated replica
+    also the step in flight and the prompts that step prefills."""
+
     waiting: deque[int] = field(default_factory=deque)
     running: list[int] = field(default_factory=list)
     busy: bool = False
@@ -137,6 +143,83 @@ def arrivals(
     return [0.0] * min(int(concurrency or 1), requests)
 
 
+class Run:
+    """The bookkeeping every simulation shares: the event queue, the requests, closed-loop users
+    sending their next request as one finishes, and the measurements. A simulator adds only its
+    scheduling policy on top."""
+
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        request_rate: float | None,
+        concurrency: int | None,
+        requests: int,
+        osl: int,
+    ) -> None:
+        self.osl, self.requests, self.closed_loop = osl, requests, concurrency is not None
+        self.heap: list[tuple[float, int, str, int, tuple[int, ...]]] = []
+        self.counter = 0
+        self.reqs: list[_Request] = []
+        self.ttft: list[float] = []
+        self.itl: list[float] = []
+        self.batches: list[int] = []  # sequences in each decode step
+        self.done, self.end, self.peak = 0, 0.0, 0
+        for t in arrivals(rng, request_rate, concurrency, requests):
+            self.arrive(t)
+
+    def push(self, t: float, kind: str, index: int, batch: tuple[int, ...] = ()) -> None:
+        self.counter += 1
+        heapq.heappush(self.heap, (t, self.counter, kind, index, batch))
+
+    def arrive(self, t: float) -> None:
+        self.reqs.append(_Request(arrival=t, remaining=self.osl))
+        self.push(t, "arrive", len(self.reqs) - 1)
+
+    def finish(self, t: float) -> None:
+        self.done += 1
+        self.end = t
+        if self.closed_loop and len(self.reqs) < self.requests:
+            self.arrive(t)
+
+    def first_token(self, q: int, t: float) -> bool:
+        """Request `q` got its first token (prefill done) at `t`; True while it wants more."""
+        req = self.reqs[q]
+        self.ttft.append((t - req.arrival) * 1000.0)
+        req.remaining -= 1
+        req.last_token = t
+        if req.remaining == 0:
+            self.finish(t)
+            return False
+        return True
+
+    def next_tokens(self, running: list[int], t: float) -> list[int]:
+        """A decode step ended at `t`: one token each; the sequences still running."""
+        still = []
+        for q in running:
+            req = self.reqs[q]
+            self.itl.append((t - req.last_token) * 1000.0)
+            req.last_token = t
+            req.remaining -= 1
+            if req.remaining == 0:
+                self.finish(t)
+            else:
+                still.append(q)
+        return still
+
+    def result(self) -> SimulationResult:
+        duration = max(self.end, 1e-9)
+        return SimulationResult(
+            requests=self.done,
+            duration_s=duration,
+            ttft_ms=percentiles(self.ttft),
+            itl_ms=percentiles(self.itl),
+            output_tokens_per_s=self.done * self.osl / duration,
+            requests_per_s=self.done / duration,
+            mean_running=float(np.mean(self.batches)) if self.batches else 0.0,
+            peak_running=self.peak,
+        )
+
+
 def simulate(
     model: str,
     gpu_sku: str,
@@ -168,30 +251,8 @@ def simulate(
     def decode_ms(batch: int) -> float:
         return float(np.interp(batch, grid, decode_grid))
 
-    rng = np.random.default_rng(seed)
-    reqs: list[_Request] = []
-    pool = [_Replica() for _ in range(replicas)]
-    heap: list[tuple[float, int, str, int]] = []  # (time s, tiebreak, kind, index)
-    counter = 0
-
-    def push(t: float, kind: str, index: int) -> None:
-        nonlocal counter
-        counter += 1
-        heapq.heappush(heap, (t, counter, kind, index))
-
-    def new_request(t: float) -> None:
-        reqs.append(_Request(arrival=t, remaining=osl))
-        push(t, "arrive", len(reqs) - 1)
-
-    for t in arrivals(rng, request_rate, concurrency, requests):
-        new_request(t)
-
-    ttft: list[float] = []
-    itl: list[float] = []
-    done = 0
-    end = 0.0
-    batches: list[int] = []
-    peak = 0
+    run = Run(np.random.default_rng(seed), request_rate, concurrency, requests, osl)
+    pool = [Replica() for _ in range(replicas)]
 
     def start(r: int, t: float) -> None:
         rep = pool[r]
@@ -200,23 +261,16 @@ def simulate(
             k = min(len(rep.waiting), free, MAX_PREFILL_PROMPTS)
             rep.admitted = [rep.waiting.popleft() for _ in range(k)]
             rep.step, rep.busy = "prefill", True
-            push(t + prefill_ms[k] / 1000.0, "step", r)
+            run.push(t + prefill_ms[k] / 1000.0, "step", r)
         elif rep.running:
             rep.step, rep.busy = "decode", True
-            batches.append(len(rep.running))
-            push(t + decode_ms(len(rep.running)) / 1000.0, "step", r)
+            run.batches.append(len(rep.running))
+            run.push(t + decode_ms(len(rep.running)) / 1000.0, "step", r)
         else:
             rep.busy = False
 
-    def finish(t: float) -> None:
-        nonlocal done, end
-        done += 1
-        end = t
-        if concurrency is not None and len(reqs) < requests:
-            new_request(t)
-
-    while heap:
-        t, _, kind, index = heapq.heappop(heap)
+    while run.heap:
+        t, _, kind, index, _ = heapq.heappop(run.heap)
         if kind == "arrive":
             r = min(range(replicas), key=lambda i: pool[i].load)
             pool[r].waiting.append(index)
@@ -225,39 +279,10 @@ def simulate(
             continue
         rep = pool[index]
         if rep.step == "prefill":
-            for q in rep.admitted:
-                req = reqs[q]
-                ttft.append((t - req.arrival) * 1000.0)
-                req.remaining -= 1
-                req.last_token = t
-                if req.remaining == 0:
-                    finish(t)
-                else:
-                    rep.running.append(q)
+            rep.running += [q for q in rep.admitted if run.first_token(q, t)]
             rep.admitted = []
         else:
-            still = []
-            for q in rep.running:
-                req = reqs[q]
-                itl.append((t - req.last_token) * 1000.0)
-                req.last_token = t
-                req.remaining -= 1
-                if req.remaining == 0:
-                    finish(t)
-                else:
-                    still.append(q)
-            rep.running = still
-        peak = max(peak, len(rep.running))
+            rep.running = run.next_tokens(rep.running, t)
+        run.peak = max(run.peak, len(rep.running))
         start(index, t)
-
-    duration = max(end, 1e-9)
-    return SimulationResult(
-        requests=done,
-        duration_s=duration,
-        ttft_ms=percentiles(ttft),
-        itl_ms=percentiles(itl),
-        output_tokens_per_s=done * osl / duration,
-        requests_per_s=done / duration,
-        mean_running=float(np.mean(batches)) if batches else 0.0,
-        peak_running=peak,
-    )
+    return run.result()
