@@ -280,46 +280,29 @@ def simulate(
     except sim.ProfilingError as exc:
         raise fail(f"{exc.sub_phase}: {exc.message}") from None
     chosen = next(p["config"] for p in result.pareto if p["config"].get("selected"))
-    disagg = chosen.get("mode") == "disagg"
-    workers = chosen["decodeWorkers"] if disagg else chosen["replicas"]
     load = spec.effective_workload
     concurrency = None
     if load.request_rate is None:
-        concurrency = int(load.concurrency or workers * chosen["batchSize"])
+        concurrency = int(load.concurrency or sim.slots(chosen))
     if requests is None:
         requests = max(500, 3 * (concurrency or 0))
-    common: dict[str, Any] = {
-        "backend": result.backend,
-        "max_batch": chosen["batchSize"],
-        "isl": load.isl,
-        "osl": load.osl,
-        "request_rate": load.request_rate,
-        "concurrency": concurrency,
-        "requests": requests,
-        "seed": seed,
-    }
-    if disagg:
-        measured = sim.simulate_disagg(
-            spec.model,
-            str(hardware["gpuSku"]),
-            prefill_tp=chosen["prefillTensorParallelSize"],
-            prefill_workers=chosen["prefillWorkers"],
-            decode_tp=chosen["decodeTensorParallelSize"],
-            decode_workers=chosen["decodeWorkers"],
-            **common,
-        )
+    measured = sim.simulate_config(
+        spec.model,
+        str(hardware["gpuSku"]),
+        chosen,
+        isl=load.isl,
+        osl=load.osl,
+        request_rate=load.request_rate,
+        concurrency=concurrency,
+        requests=requests,
+        seed=seed,
+    )
+    if chosen["mode"] == "disagg":
         shape = (
             f"prefill TP {chosen['prefillTensorParallelSize']} x {chosen['prefillWorkers']} + "
             f"decode TP {chosen['decodeTensorParallelSize']} x {chosen['decodeWorkers']}"
         )
     else:
-        measured = sim.simulate(
-            spec.model,
-            str(hardware["gpuSku"]),
-            tp=chosen["tensorParallelSize"],
-            replicas=chosen["replicas"],
-            **common,
-        )
         shape = f"TP {chosen['tensorParallelSize']} x {chosen['replicas']} replica(s)"
     sla = spec.effective_sla
     verdicts = {

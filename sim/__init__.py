@@ -7,7 +7,8 @@ Public API: `profile` (a DGDRSpec, a spec dict or a whole manifest dict; hardwar
 unless given), `ProfileResult`, `ProfilingError`; `estimate`, `Estimate`, `EstimateError`
 (one operating point of a dense, MoE or MLA model, calibrated against AIConfigurator),
 `calibration_source`; `simulate`, `simulate_disagg`, `SimulationResult` (request-level
-discrete-event simulation of an aggregated or a disaggregated deployment); the catalogs are `gpus()` and `models()`, and `model_from_config` /
+discrete-event simulation of an aggregated or a disaggregated deployment; `simulate_config` for a
+config as `profile` reports it); the catalogs are `gpus()` and `models()`, and `model_from_config` /
 `local_config_path` read a local Hugging Face config.json for a model the catalog lacks.
 This package imports neither NATS, Kubernetes nor the event store.
 """
@@ -19,6 +20,7 @@ from ._errors import SUB_PHASES, EstimateError, ProfilingError
 from ._estimate import BACKENDS, MODES, Estimate, calibration_source, estimate
 from ._hfconfig import local_config_path, model_from_config
 from ._profile import ProfileResult, profile
+from ._thorough import simulate_config, slots
 
 __all__ = [
     "BACKENDS",
@@ -39,5 +41,7 @@ __all__ = [
     "models",
     "profile",
     "simulate",
+    "simulate_config",
     "simulate_disagg",
+    "slots",
 ]

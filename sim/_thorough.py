@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from dgdr.spec import SLA, Workload
 
@@ -56,6 +57,63 @@ def _meets(result: SimulationResult, sla: SLA, osl: int) -> bool:
     return ttft <= (sla.ttft or math.inf) and itl <= (sla.itl or math.inf)
 
 
+def slots(config: dict[str, Any]) -> int:
+    """Sequences a picked config decodes at once: (decode) workers x batch."""
+    workers = config["decodeWorkers"] if config["mode"] == "disagg" else config["replicas"]
+    return int(workers * config["batchSize"])
+
+
+def simulate_config(
+    model: str,
+    gpu: str,
+    config: dict[str, Any],
+    *,
+    isl: int,
+    osl: int,
+    request_rate: float | None,
+    concurrency: int | None,
+    requests: int,
+    seed: int = 0,
+) -> SimulationResult:
+    """The request-level simulation of one config as `profile` reports it (a Pareto entry):
+    aggregated through `simulate`, disaggregated through `simulate_disagg`."""
+    if config["mode"] == "disagg":
+        return simulate_disagg(
+            model,
+            gpu,
+            backend=config["backend"],
+            prefill_tp=config["prefillTensorParallelSize"],
+            prefill_workers=config["prefillWorkers"],
+            decode_tp=config["decodeTensorParallelSize"],
+            decode_workers=config["decodeWorkers"],
+            prefill_ep=config["prefillExpertParallelSize"],
+            decode_ep=config["decodeExpertParallelSize"],
+            max_batch=config["batchSize"],
+            isl=isl,
+            osl=osl,
+            request_rate=request_rate,
+            concurrency=concurrency,
+            requests=requests,
+            seed=seed,
+        )
+    return simulate(
+        model,
+        gpu,
+        backend=config["backend"],
+        tp=config["tensorParallelSize"],
+        ep=config["expertParallelSize"],
+        pp=config["pipelineParallelSize"],
+        replicas=config["replicas"],
+        max_batch=config["batchSize"],
+        isl=isl,
+        osl=osl,
+        request_rate=request_rate,
+        concurrency=concurrency,
+        requests=requests,
+        seed=seed,
+    )
+
+
 def simulate_shortlist(
     candidates: list[Candidate], model: str, gpu: str, workload: Workload, sla: SLA
 ) -> list[Measured]:
@@ -63,47 +121,20 @@ def simulate_shortlist(
     shortlist = sorted(candidates, key=rank_key)[:SHORTLIST]
     measured: list[Measured] = []
     for seed, c in enumerate(shortlist):
+        config = c.to_json(False)
         rate = workload.request_rate
-        users = (
-            None if rate is not None else max(1, int(workload.concurrency or c.replicas * c.batch))
+        users = None if rate is not None else max(1, int(workload.concurrency or slots(config)))
+        result = simulate_config(
+            model,
+            gpu,
+            config,
+            isl=workload.isl,
+            osl=workload.osl,
+            request_rate=rate,
+            concurrency=users,
+            requests=max(REQUESTS, 3 * (users or 0)),
+            seed=seed,
         )
-        requests = max(REQUESTS, 3 * (users or 0))
-        if c.mode == "disagg":
-            result = simulate_disagg(
-                model,
-                gpu,
-                backend=c.backend,
-                prefill_tp=c.prefill_tp,
-                prefill_workers=c.prefill_workers,
-                decode_tp=c.tp,
-                decode_workers=c.replicas,
-                prefill_ep=c.prefill_ep,
-                decode_ep=c.ep,
-                max_batch=c.batch,
-                isl=workload.isl,
-                osl=workload.osl,
-                request_rate=rate,
-                concurrency=users,
-                requests=requests,
-                seed=seed,
-            )
-        else:
-            result = simulate(
-                model,
-                gpu,
-                backend=c.backend,
-                tp=c.tp,
-                ep=c.ep,
-                pp=c.pp,
-                replicas=c.replicas,
-                max_batch=c.batch,
-                isl=workload.isl,
-                osl=workload.osl,
-                request_rate=rate,
-                concurrency=users,
-                requests=requests,
-                seed=seed,
-            )
         measured.append(
             Measured(
                 candidate=c,
