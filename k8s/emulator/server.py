@@ -218,16 +218,7 @@ class ApiServer:
             return await serve_watch(
                 request, self.store, target.rt, target.namespace, self.bookmark_interval
             )
-        rt = target.rt
-        items = self.store.list(
-            rt.group,
-            rt.version,
-            rt.plural,
-            target.namespace,
-            label_selector=q.get("labelSelector"),
-            field_selector=q.get("fieldSelector"),
-        )
-        return self._render_list(request, rt, items)
+        return self._render_list(request, target.rt, self._selected(request, target))
 
     def _get_item(self, request: web.Request, target: Target) -> web.Response:
         rt, name = target.rt, str(target.name)
@@ -339,10 +330,10 @@ class ApiServer:
             }
         )
 
-    async def _delete_collection(self, request: web.Request, target: Target) -> web.Response:
-        rt = target.rt
-        q = request.query
-        items = self.store.list(
+    def _selected(self, request: web.Request, target: Target) -> list[dict[str, Any]]:
+        """The collection's objects that the request's label and field selectors pick."""
+        rt, q = target.rt, request.query
+        return self.store.list(
             rt.group,
             rt.version,
             rt.plural,
@@ -350,6 +341,11 @@ class ApiServer:
             label_selector=q.get("labelSelector"),
             field_selector=q.get("fieldSelector"),
         )
+
+    async def _delete_collection(self, request: web.Request, target: Target) -> web.Response:
+        rt = target.rt
+        q = request.query
+        items = self._selected(request, target)
         deleted = []
         for obj in items:
             md = obj["metadata"]
