@@ -99,7 +99,6 @@ class KubernetesAdapter:
             namespaces,
         )
         self.submitted: dict[str, int] = {}  # uid → last generation handed to the core
-        self.status_writes = 0
         self.conflicts = 0
 
     # ------------------------------------------------------------------------------ running
@@ -238,7 +237,6 @@ class KubernetesAdapter:
                 self.conflicts += 1
                 obj = None  # re-read and try again
                 continue
-            self.status_writes += 1
             return True
         log.warning("status write gave up after conflicts", namespace=namespace, name=name)
         return False

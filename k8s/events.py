@@ -90,7 +90,6 @@ class EventRecorder:
     def __init__(self, api: client.ApiClient, *, instance: str) -> None:
         self.core = client.CoreV1Api(api)
         self.instance = instance
-        self.created = 0
 
     async def emit(
         self,
@@ -133,5 +132,4 @@ class EventRecorder:
             if exc.status in (404, 409):
                 return False
             raise
-        self.created += 1
         return True

@@ -73,13 +73,3 @@ async def get_custom(
         objects.get_namespaced_custom_object(GROUP, version, namespace, plural, name)
     )
     return obj
-
-
-def status_of(exc: BaseException) -> int | None:
-    """The HTTP status of a failed API call (None for transport errors)."""
-    return exc.status if isinstance(exc, ApiException) else None
-
-
-def meta(obj: dict[str, Any]) -> dict[str, Any]:
-    m: dict[str, Any] = obj.setdefault("metadata", {})
-    return m
