@@ -36,7 +36,7 @@ from dgdr.model import Apply, Delete
 from dgdr.reactors import ProfilingWorker, Reactor, decode_commit, now
 from dgdr.simcluster import SimulatedCluster
 from dgdr.spec import API_VERSION, KIND, Metadata
-from dgdr.target import DeploymentTarget, ProfilingJobs
+from dgdr.target import DISCOVERED_FACTS, DeploymentTarget, ProfilingJobs
 from events import subjects as s
 from events.connection import ConnectOptions, connect
 from events.jetstream import JetStreamEventStore, ensure_layout
@@ -205,6 +205,15 @@ class Service:
         body = json.dumps(outcome.to_dict(request_id)).encode()
         await self.nc.publish(s.result_subject(request_id), body)
 
+    async def _discover(self, spec: Any) -> dict[str, Any]:
+        """The target's GPU facts, unless the spec states every one of them (then discovery
+        could add nothing, and a cluster is not asked for its nodes on each apply)."""
+        assert self.cluster is not None
+        given = spec.get("hardware") if isinstance(spec, dict) else None
+        if isinstance(given, dict) and all(given.get(k) is not None for k in DISCOVERED_FACTS):
+            return {}
+        return await self.cluster.discover_hardware()
+
     def _known_models(self, spec: Any) -> list[str]:
         """The catalog, plus `spec.model` when it names a local config.json the profiler reads."""
         local = _local_model(spec)
@@ -252,7 +261,7 @@ class Service:
                 spec=body["spec"],
                 labels=meta.get("labels") or {},
                 annotations=meta.get("annotations") or {},
-                discovered_hardware=await self.cluster.discover_hardware(),
+                discovered_hardware=await self._discover(body["spec"]),
                 known_models=self._known_models(body["spec"]),
             )
             uid = meta.get("uid")

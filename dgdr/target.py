@@ -27,6 +27,8 @@ LABEL_NAMESPACE = "dgdr.nvidia.com/namespace"
 LABEL_MANAGED_BY = "nvidia.com/managed-by"
 MANAGED_BY = "dgdr"
 OWNER_UID = "dgdr.nvidia.com/uid"
+# Every fact `discover_hardware` may return; a spec that states them all needs no discovery.
+DISCOVERED_FACTS = ("gpuSku", "numGpusPerNode", "totalGpus", "vramMb")
 
 
 class DeploymentTarget(Protocol):

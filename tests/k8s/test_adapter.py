@@ -283,3 +283,16 @@ async def test_planner_configmaps_are_created_with_the_dgd_and_owned_by_it(kube:
         return not listed.items
 
     await kube.until(collected, what="the ConfigMaps to be garbage-collected with the DGD")
+
+
+async def test_a_spec_stating_every_gpu_fact_is_not_followed_by_a_node_listing(kube: Kube) -> None:
+    assert kube.emulator is not None
+    full = {"gpuSku": "h200_sxm", "totalGpus": 8, "numGpusPerNode": 8, "vramMb": 143771}
+    before = len(kube.emulator.requests)
+    await kube.create(dgdr("stated", hardware=full))
+    await kube.phase("stated", "Deployed")
+    listed = [p for _, p in kube.emulator.requests[before:] if p.startswith("/api/v1/nodes")]
+    assert listed == []
+    await kube.create(dgdr("partial"))  # no vramMb: discovery is asked
+    await kube.phase("partial", "Deployed")
+    assert any(p.startswith("/api/v1/nodes") for _, p in kube.emulator.requests[before:])
