@@ -50,10 +50,7 @@ class ClusterOptions:
     lease_namespace: str = "default"
     lease_duration: int = 15
     emulator_port: int = 0
-    nodes: int = 4
-    gpus_per_node: int = 8
-    gpu_product: str = "NVIDIA-H200-141GB-HBM3"
-    gpu_memory_mb: int = 143771
+    nodes: int = 4  # emulated: GPU nodes, labelled as the emulator's gpu_nodes() labels them
     dgd_ready_delay: float = 1.0
 
 
@@ -98,9 +95,7 @@ class KubernetesSide:
             from k8s.emulator import Emulator, gpu_nodes
 
             self.emulator = Emulator(
-                nodes=gpu_nodes(
-                    opts.nodes, opts.gpu_product, opts.gpus_per_node, opts.gpu_memory_mb
-                ),
+                nodes=gpu_nodes(opts.nodes),
                 dgd_ready_delay=opts.dgd_ready_delay,
                 job_runner=run_profiling_job,
             )
