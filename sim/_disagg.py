@@ -23,7 +23,7 @@ from dgdr.spec import SLA, Workload
 from ._catalog import Gpu, ModelArch
 from ._estimate import _plan, activation_reserve_bytes, decode_step_ms, prefill_ms
 from ._roofline import BATCH_GRID, MAX_BATCH, usable_bytes
-from ._search import Candidate
+from ._search import Candidate, sla_ratio
 
 MAX_WORKERS = 8
 PREFILL_EFFICIENCY = 0.9  # AIConfigurator's rate-matching derating for prefill workers
@@ -99,7 +99,7 @@ def disagg_candidates(
             served = 1.0
         itl, first = float(step[d, b]), float(ttft[p])
         e2e = float(e2e_of[p, d, b])
-        ratio = _ratio(sla, first, itl, e2e)
+        ratio = float(sla_ratio(sla, first, itl, e2e))
         out.append(
             Candidate(
                 backend=backend,
@@ -134,9 +134,3 @@ def _units(workload: Workload, unit_rps: float, unit_slots: int, budget: int) ->
     else:
         needed = budget
     return max(1, min(needed, budget))
-
-
-def _ratio(sla: SLA, ttft: float, itl: float, e2e: float) -> float:
-    if sla.e2e_latency is not None:
-        return e2e / sla.e2e_latency
-    return max(ttft / (sla.ttft or np.inf), itl / (sla.itl or np.inf))

@@ -94,6 +94,14 @@ class Candidate:
         }
 
 
+def sla_ratio(sla: SLA, ttft: Any, itl: Any, e2e: Any) -> Any:
+    """The worst actual/target ratio over the SLA's targets (`e2eLatency` alone when set); <= 1
+    meets it. Scalars or numpy arrays alike."""
+    if sla.e2e_latency is not None:
+        return e2e / sla.e2e_latency
+    return np.maximum(ttft / (sla.ttft or np.inf), itl / (sla.itl or np.inf))
+
+
 def rank_key(c: Candidate) -> tuple[float, float, float, float, float]:
     """The picking rule as a sort key (smallest wins). SLA-meeting configs first: with a load
     (load-match, as Dynamo's) the one serving most of it with the fewest GPUs, then the highest
@@ -175,10 +183,7 @@ def search(
     per_user = 1e3 / itl
     rps_replica = bf / (e2e / 1e3)
 
-    if sla.e2e_latency is not None:
-        ratio = e2e / sla.e2e_latency
-    else:
-        ratio = np.maximum(ttft / (sla.ttft or np.inf), itl / (sla.itl or np.inf))
+    ratio = sla_ratio(sla, ttft, itl, e2e)
     meets = ratio <= 1.0
 
     budget = total_gpus // width

@@ -15,7 +15,6 @@ candidates always pass.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +22,7 @@ from dgdr.spec import SLA, Workload
 
 from ._des import SimulationResult, simulate
 from ._des_disagg import simulate_disagg
-from ._search import Candidate, rank_key
+from ._search import Candidate, rank_key, sla_ratio
 
 SHORTLIST = 5
 REQUESTS = 400
@@ -52,9 +51,7 @@ class Measured:
 
 def _meets(result: SimulationResult, sla: SLA, osl: int) -> bool:
     ttft, itl = result.ttft_ms["p90"], result.itl_ms["p90"]
-    if sla.e2e_latency is not None:
-        return ttft + (osl - 1) * itl <= sla.e2e_latency
-    return ttft <= (sla.ttft or math.inf) and itl <= (sla.itl or math.inf)
+    return bool(sla_ratio(sla, ttft, itl, ttft + (osl - 1) * itl) <= 1.0)
 
 
 def slots(config: dict[str, Any]) -> int:
