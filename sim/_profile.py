@@ -164,40 +164,31 @@ def shape(c: Candidate) -> str:
 
 
 def _load_note(spec: DGDRSpec, c: Candidate, total: int) -> str | None:
+    """What the requested load needs; `c.served` is the share the search found it serves."""
     w = spec.effective_workload
+    if w.request_rate is not None:
+        what = f"requestRate {w.request_rate:g} req/s"
+    elif w.concurrency is not None:
+        what = f"concurrency {w.concurrency:g}"
+    else:
+        return None
     if c.mode == "disagg":
-        if w.request_rate is not None:
-            what, served = (
-                f"requestRate {w.request_rate:g} req/s",
-                c.requests_per_s / w.request_rate,
-            )
-        elif w.concurrency is not None:
-            what, served = f"concurrency {w.concurrency:g}", c.replicas * c.batch / w.concurrency
-        else:
-            return None
         note = f"{what}: {c.prefill_workers} prefill + {c.replicas} decode worker(s)"
         return (
             note
-            if served >= 1.0
-            else f"{note} within {total} GPUs: {served:.0%} of the load served"
+            if c.served >= 1.0
+            else f"{note} within {total} GPUs: {c.served:.0%} of the load served"
         )
     budget = total // (c.tp * c.pp)
     if w.request_rate is not None:
-        per_replica = c.requests_per_s / c.replicas
-        needed = math.ceil(w.request_rate / per_replica)
-        what = f"requestRate {w.request_rate:g} req/s"
-        served = min(1.0, budget * per_replica / w.request_rate)
-    elif w.concurrency is not None:
-        needed = math.ceil(w.concurrency / c.batch)
-        what = f"concurrency {w.concurrency:g}"
-        served = min(1.0, budget * c.batch / w.concurrency)
+        needed = math.ceil(w.request_rate / (c.requests_per_s / c.replicas))
     else:
-        return None
+        needed = math.ceil((w.concurrency or 0) / c.batch)
     if needed <= budget:
         return f"{what} needs {needed} replica(s)"
     return (
         f"{what} needs {needed} replicas but {total} GPUs allow {budget}: "
-        f"{served:.0%} of the load served"
+        f"{c.served:.0%} of the load served"
     )
 
 
