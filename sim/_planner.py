@@ -32,6 +32,7 @@ import numpy as np
 from dgdr.spec import SLA, DGDRSpec, Workload
 
 from ._catalog import Gpu, ModelArch
+from ._disagg import DECODE_EFFICIENCY, PREFILL_EFFICIENCY
 from ._errors import ProfilingError
 from ._estimate import _plan, activation_reserve_bytes, decode_step_ms, prefill_ms
 from ._roofline import usable_bytes
@@ -207,7 +208,7 @@ def autoscale_pick(candidates: list[Candidate], workload: Workload, sla: SLA) ->
     osl = workload.osl
     decode_rps = best.batch / (osl * best.itl_ms / 1000.0)
     prefill_rps = 1000.0 / best.ttft_ms
-    rps = min(prefill_rps * 0.9, decode_rps * 0.92)
+    rps = min(prefill_rps * PREFILL_EFFICIENCY, decode_rps * DECODE_EFFICIENCY)
     gpus = best.prefill_tp + best.tp
     return Candidate(
         backend=best.backend,
