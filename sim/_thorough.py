@@ -74,40 +74,36 @@ def simulate_config(
 ) -> SimulationResult:
     """The request-level simulation of one config as `profile` reports it (a Pareto entry):
     aggregated through `simulate`, disaggregated through `simulate_disagg`."""
+    common: dict[str, Any] = {
+        "backend": config["backend"],
+        "max_batch": config["batchSize"],
+        "isl": isl,
+        "osl": osl,
+        "request_rate": request_rate,
+        "concurrency": concurrency,
+        "requests": requests,
+        "seed": seed,
+    }
     if config["mode"] == "disagg":
         return simulate_disagg(
             model,
             gpu,
-            backend=config["backend"],
             prefill_tp=config["prefillTensorParallelSize"],
             prefill_workers=config["prefillWorkers"],
             decode_tp=config["decodeTensorParallelSize"],
             decode_workers=config["decodeWorkers"],
             prefill_ep=config["prefillExpertParallelSize"],
             decode_ep=config["decodeExpertParallelSize"],
-            max_batch=config["batchSize"],
-            isl=isl,
-            osl=osl,
-            request_rate=request_rate,
-            concurrency=concurrency,
-            requests=requests,
-            seed=seed,
+            **common,
         )
     return simulate(
         model,
         gpu,
-        backend=config["backend"],
         tp=config["tensorParallelSize"],
         ep=config["expertParallelSize"],
         pp=config["pipelineParallelSize"],
         replicas=config["replicas"],
-        max_batch=config["batchSize"],
-        isl=isl,
-        osl=osl,
-        request_rate=request_rate,
-        concurrency=concurrency,
-        requests=requests,
-        seed=seed,
+        **common,
     )
 
 
