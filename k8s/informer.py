@@ -7,7 +7,8 @@ bookmarks, and reports each change. It never gives up:
 - 410 Gone (the resourceVersion is too old) → list again; objects that vanished while the watch was
   down are reported as DELETED, so a handler always converges on the cluster's state;
 - a closed stream (server timeout, bookmark reconnect) → watch again from the last resourceVersion;
-- a transport error or any other API error → back off (0.2 s doubling to 5 s) and try again.
+- a transport error or any other API error → back off (0.2 s doubling to 5 s) and try again;
+- any other failure of the list or the watch → logged, backed off, and listed afresh.
 Every `resync` seconds each cached object is reported again as SYNC, so a handler that failed (and
 logged) gets another chance: level-triggered, not edge-triggered. Handler exceptions are logged and
 never stop the informer.
@@ -174,6 +175,11 @@ class Informer:
                     delay = min(delay * 2, 5.0)
                 except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                     log.warning("api unreachable", plural=self.plural, error=str(exc))
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                except Exception:  # anything else (a malformed stream, say): list afresh
+                    log.exception("watch failed; listing again", plural=self.plural)
+                    resource_version = None
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
         finally:

@@ -123,7 +123,18 @@ class KubernetesSide:
             namespace=self.options.lease_namespace,
             lease_duration=self.options.lease_duration,
         )
-        self._task = asyncio.create_task(self.elector.run(self.adapter.run))
+        self._task = asyncio.create_task(self.elector.run(self._supervised))
+
+    async def _supervised(self) -> None:
+        """The adapter while this replica leads; a failure is logged and the adapter started
+        again (it is level-triggered, so a fresh start converges), never left dead."""
+        assert self.adapter is not None
+        while True:
+            try:
+                await self.adapter.run()
+            except Exception:
+                log.exception("adapter failed; starting it again")
+                await asyncio.sleep(1.0)
 
     async def close(self) -> None:
         if self._task is not None:

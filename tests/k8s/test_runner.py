@@ -67,3 +67,72 @@ def test_a_missing_kubeconfig_is_a_usage_error(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "--kubeconfig: no such file" in done.stderr and "Traceback" not in done.stderr
+
+
+async def test_an_unexpected_watch_failure_lists_again_instead_of_ending(tmp_path: Path) -> None:
+    import asyncio
+
+    emulator = Emulator()
+    await emulator.start(port=0)
+    api = await connect(emulator.write_kubeconfig(tmp_path / "kubeconfig"))
+
+    async def ignore(kind: str, obj: dict[str, object]) -> None:
+        return None
+
+    informer = Informer.custom(
+        api,
+        group="nvidia.com",
+        version="v1beta1",
+        plural="dynamographdeploymentrequests",
+        handler=ignore,
+    )
+    real_watch = informer._watch
+    calls = 0
+
+    async def flaky_watch(resource_version: str) -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ValueError("Line is too long")  # what aiohttp raises on an oversized line
+        return await real_watch(resource_version)
+
+    informer._watch = flaky_watch  # type: ignore[method-assign]
+    task = asyncio.create_task(informer.run())
+    try:
+        for _ in range(50):
+            if informer.relists >= 2:
+                break
+            await asyncio.sleep(0.1)
+        assert informer.relists >= 2 and not task.done()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await api.close()
+        await emulator.stop()
+
+
+async def test_a_failed_adapter_is_started_again_while_leading() -> None:
+    import asyncio
+
+    runs = 0
+
+    class Adapter:
+        async def run(self) -> None:
+            nonlocal runs
+            runs += 1
+            if runs == 1:
+                raise RuntimeError("boom")
+            await asyncio.Event().wait()
+
+    side = KubernetesSide(ClusterOptions(mode="kubernetes"))
+    side.adapter = Adapter()  # type: ignore[assignment]
+    task = asyncio.create_task(side._supervised())
+    try:
+        for _ in range(30):
+            if runs == 2:
+                break
+            await asyncio.sleep(0.1)
+        assert runs == 2 and not task.done()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
