@@ -280,23 +280,30 @@ def profile(
     grids = {b: evaluate(model, gpu, b, row_tp, isl, osl, vram_mb, row_ep) for b in backends}
     if total > per_node and not any(g.fits.any() for g in grids.values()):
         # Multinode workers only where the model needs them: nothing fits within one node.
-        tps, skipped = tp_candidates(model, total)
-        tps = [t for t in tps if t > per_node]
-        row_tp, row_ep = parallel_rows(model, tps)
-        row_pp = [1] * len(row_tp)
+        wide, wide_skipped = tp_candidates(model, total)
+        wide = [t for t in wide if t > per_node]
+        m_tp, m_ep = parallel_rows(model, wide)
+        m_pp = [1] * len(m_tp)
         # ... or TP within a node and pipeline stages across nodes (aggregated workers)
         node_tp = max((t for t in tp_candidates(model, per_node)[0]), default=1)
         pp = 2
         while node_tp * pp <= total and pp <= model.num_hidden_layers:
-            row_tp, row_ep, row_pp = [*row_tp, node_tp], [*row_ep, 1], [*row_pp, pp]
+            m_tp, m_ep, m_pp = [*m_tp, node_tp], [*m_ep, 1], [*m_pp, pp]
             pp *= 2
-        grids = {
-            b: evaluate(model, gpu, b, row_tp, isl, osl, vram_mb, row_ep, row_pp) for b in backends
-        }
-        notes.append(
-            f"{model.id} does not fit one node of {per_node} {gpu.id}: TP {','.join(map(str, tps))}"
-            f" across nodes, and TP {node_tp} x PP stages across nodes, searched (multinode workers)"
-        )
+        if m_tp:  # else the budget allows no multinode worker: the one-node rows stand
+            tps, skipped, row_tp, row_ep, row_pp = wide, wide_skipped, m_tp, m_ep, m_pp
+            grids = {
+                b: evaluate(model, gpu, b, row_tp, isl, osl, vram_mb, row_ep, row_pp)
+                for b in backends
+            }
+            stages = sorted({p for p in m_pp if p > 1})
+            searched = [f"TP {','.join(map(str, wide))} across nodes"] if wide else []
+            if stages:
+                searched.append(f"TP {node_tp} x PP {','.join(map(str, stages))} across nodes")
+            notes.append(
+                f"{model.id} does not fit one node of {per_node} {gpu.id}: "
+                f"{' and '.join(searched)} searched (multinode workers)"
+            )
     ttft1 = "; ".join(
         (f"{b} " if auto else "")
         + ", ".join(

@@ -320,3 +320,13 @@ def test_profile_of_a_bad_dict_names_the_fields() -> None:
     with pytest.raises(ProfilingError) as missing:
         profile({"model": "Qwen/Qwen3-0.6B"})
     assert "spec.hardware.gpuSku" in missing.value.message
+
+
+def test_a_budget_too_small_for_any_multinode_worker_is_the_memory_error() -> None:
+    # 5 GPUs, 4 per node: no TP across nodes (8 > 5) and no TP 4 x PP 2 fits the budget either
+    with pytest.raises(ProfilingError) as err:
+        profile(
+            {"model": "Qwen/Qwen3-235B-A22B", "workload": {"isl": 1, "osl": 1}},
+            {"gpuSku": "h100_sxm", "totalGpus": 5, "numGpusPerNode": 4},
+        )
+    assert err.value.sub_phase == "SelectingConfig" and "does not fit" in err.value.message
