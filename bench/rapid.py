@@ -127,7 +127,7 @@ def fmt_s(seconds: float) -> str:
 
 def sim_runner(spec: Spec) -> Callable[[], Any]:
     import sim
-    from dgdr.spec import parse_spec
+    from dgdr.domain.spec import parse_spec
 
     parsed = parse_spec(spec.dgdr())
     if isinstance(parsed, list):

@@ -28,8 +28,8 @@ from nats.errors import NoRespondersError
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
-from dgdr.errors import ConfigurationError, RequestRejected, WaitTimeout
-from dgdr.spec import API_VERSION, KIND
+from dgdr.domain.errors import ConfigurationError, RequestRejected, WaitTimeout
+from dgdr.domain.spec import API_VERSION, KIND
 from events import subjects as s
 from events.connection import ConnectOptions, connect
 from events.jetstream import JetStreamEventStore, bucket_keys

@@ -1,1 +1,16 @@
-"""placeholder"""
+"""The event store and JetStream plumbing: how the domain's events are stored, read and consumed.
+
+- `envelope`    the stored event envelope and commit (one message per decision), upcasting of older
+                schema versions, and the codec
+- `store`       the `EventStore` port and the in-memory store (the contract tests run against both)
+- `jetstream`   the JetStream event store, the stream layout (created or verified at start-up)
+- `consumer`    durable pull consumers with per-key ordering and redelivery with backoff
+- `subjects`    subject, key and stream names, with the reversible escaping of name tokens
+- `connection`  NATS connection options (URL, credentials, TLS) and connecting
+- `server`      the embedded `nats-server` launcher
+
+Failure semantics: an append is atomic and checked against the last sequence of the DGDR's name;
+a conflict raises `ConcurrencyConflict` and changes nothing. Nothing here interprets an event.
+"""
+
+__all__ = ["connection", "consumer", "envelope", "jetstream", "server", "store", "subjects"]

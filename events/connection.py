@@ -17,7 +17,7 @@ from typing import Any
 import nats
 from nats.aio.client import Client
 
-from dgdr.errors import ConfigurationError, ServerUnavailable
+from dgdr.domain.errors import ConfigurationError, ServerUnavailable
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
 

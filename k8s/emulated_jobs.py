@@ -19,7 +19,8 @@ from typing import Any
 import structlog
 import yaml
 
-from dgdr.spec import DGDRSpec
+from dgdr.domain.spec import DGDRSpec
+from k8s.emulator.store import Store
 from k8s.profiling import output_configmap_name
 
 log = structlog.get_logger("k8s.emulated_jobs")
@@ -37,16 +38,15 @@ def _spec_of(job: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-async def run_profiling_job(emulator: Any, job: dict[str, Any]) -> None:
+async def run_profiling_job(store: Store, job: dict[str, Any]) -> None:
     """A `job_runner` for `k8s.emulator.Emulator`."""
     meta = job["metadata"]
     labels = meta.get("labels") or {}
     if labels.get("app") != "dynamo-profiler":
         from k8s.emulator import default_job_runner
 
-        await default_job_runner(emulator, job)
+        await default_job_runner(store, job)
         return
-    store = emulator.store
     namespace, job_name = meta["namespace"], meta["name"]
     name = labels["dgdr.nvidia.com/name"]
     uid = (meta.get("annotations") or {}).get("dgdr.nvidia.com/uid", "")
@@ -92,7 +92,7 @@ async def run_profiling_job(emulator: Any, job: dict[str, Any]) -> None:
         result = await asyncio.to_thread(
             sim.profile,
             parsed,
-            spec.get("hardware") or {},
+            None,  # the spec carries the resolved hardware
             name=name,
             namespace=namespace,
             progress=lambda sub, text: steps.append((sub, text)),

@@ -17,6 +17,8 @@ from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config.config_exception import ConfigException
 
+from dgdr.domain.errors import ClusterUnreachable
+
 T = TypeVar("T")
 
 GROUP = "nvidia.com"
@@ -30,10 +32,6 @@ FINALIZER = "dgdr.nvidia.com/finalizer"
 MERGE_PATCH = "application/merge-patch+json"
 # Kept out of what the core stores: it is kubectl's bookkeeping, not the user's intent.
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
-
-
-class ClusterUnreachable(Exception):
-    """No usable kubeconfig or in-cluster configuration."""
 
 
 async def connect(kubeconfig: str | Path | None = None) -> client.ApiClient:

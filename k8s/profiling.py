@@ -24,12 +24,18 @@ import yaml
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from dgdr.target import LABEL_NAME, LABEL_NAMESPACE, OWNER_UID, ProfilingReporter, owned_labels
+from dgdr.domain.phases import SUB_PHASES
+from dgdr.domain.target import (
+    LABEL_NAME,
+    LABEL_NAMESPACE,
+    OWNER_UID,
+    ProfilingReporter,
+    owned_labels,
+)
 from k8s.events import EventRecorder
 from k8s.informer import Informer, InformerGroup
 from k8s.job import profiling_job
 from k8s.kube import get_or_none
-from sim import SUB_PHASES
 
 log = structlog.get_logger("k8s.profiling")
 

@@ -24,6 +24,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from nats.js import JetStreamContext
 
 from dgdr.client import DgdrClient
+from dgdr.domain.errors import ClusterUnreachable
 from events.connection import ConnectOptions
 from k8s.adapter import KubernetesAdapter
 from k8s.kube import (
@@ -32,7 +33,6 @@ from k8s.kube import (
     DGDR_PLURAL,
     DGDR_VERSION,
     GROUP,
-    ClusterUnreachable,
     connect,
 )
 from k8s.leader import LeaderElector

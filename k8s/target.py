@@ -30,8 +30,8 @@ import structlog
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from dgdr.spec import normalise_gpu_sku
-from dgdr.target import (
+from dgdr.domain.spec import normalise_gpu_sku
+from dgdr.domain.target import (
     LABEL_NAME,
     LABEL_NAMESPACE,
     OWNER_UID,

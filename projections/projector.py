@@ -22,7 +22,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from dgdr.errors import ProjectionAheadOfStore, StoreError
+from dgdr.domain.errors import ProjectionAheadOfStore, StoreError
 from events import subjects as s
 from events.envelope import Commit
 from events.jetstream import bucket_keys

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from dgdr.spec import API_VERSION, KIND
+from dgdr.domain.spec import API_VERSION, KIND
 from events.envelope import Envelope
 
 CONDITION_ORDER = ("Succeeded", "Validation", "Profiling", "SpecGenerated", "DeploymentReady")

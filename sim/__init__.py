@@ -6,20 +6,24 @@ configurations, and backend for `backend: auto`, under the SLA, and the DGD for 
 Public API: `profile` (a DGDRSpec, a spec dict or a whole manifest dict; hardware from the spec
 unless given), `ProfileResult`, `ProfilingError`; `estimate`, `Estimate`, `EstimateError`
 (one operating point of a dense, MoE or MLA model, calibrated against AIConfigurator),
-`calibration_source`; `simulate`, `simulate_disagg`, `SimulationResult` (request-level
+`calibration_source`; `profile_async` runs `profile` in a thread and reports each step on the
+event loop as it happens (`StepReport`); `simulate`, `simulate_disagg`, `SimulationResult` (request-level
 discrete-event simulation of an aggregated or a disaggregated deployment; `simulate_config` for a
 config as `profile` reports it); the catalogs are `gpus()` and `models()`, and `model_from_config` /
 `local_config_path` read a local Hugging Face config.json for a model the catalog lacks.
 This package imports neither NATS, Kubernetes nor the event store.
 """
 
+from dgdr.domain.errors import EstimateError, ProfilingError
+from dgdr.domain.phases import SUB_PHASES
+
 from ._catalog import Gpu, ModelArch, gpus, models
 from ._des import SimulationResult, simulate
 from ._des_disagg import simulate_disagg
-from ._errors import SUB_PHASES, EstimateError, ProfilingError
 from ._estimate import BACKENDS, MODES, Estimate, calibration_source, estimate
 from ._hfconfig import local_config_path, model_from_config
 from ._profile import ProfileResult, profile
+from ._runner import StepReport, profile_async
 from ._thorough import simulate_config, slots
 
 __all__ = [
@@ -33,6 +37,7 @@ __all__ = [
     "ProfileResult",
     "ProfilingError",
     "SimulationResult",
+    "StepReport",
     "calibration_source",
     "estimate",
     "gpus",
@@ -40,6 +45,7 @@ __all__ = [
     "model_from_config",
     "models",
     "profile",
+    "profile_async",
     "simulate",
     "simulate_config",
     "simulate_disagg",

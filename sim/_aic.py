@@ -20,7 +20,7 @@ import time
 from functools import cache
 from typing import Any
 
-from ._errors import EstimateError
+from dgdr.domain.errors import EstimateError
 
 AIC_VERSION = "0.12.0"
 INSTALL = f"pip install 'dgdr[aic]' (aiconfigurator-core=={AIC_VERSION})"

@@ -20,9 +20,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from dgdr.spec import GPU_SKUS, normalise_gpu_sku
-
-from ._errors import ProfilingError
+from dgdr.domain.errors import ProfilingError
+from dgdr.domain.spec import GPU_SKUS, normalise_gpu_sku
 
 BYTES_PER_PARAM = 2  # bf16 / fp16 weights and KV cache
 # Bytes per stored weight by checkpoint dtype. mxfp4: 4-bit values + one 8-bit scale per 32 values.
@@ -216,7 +215,7 @@ _MODEL_REQUIRED = {
 
 @cache
 def gpus() -> dict[str, Gpu]:
-    """Every GPU SKU in the catalog, keyed by SKU id; checked against `dgdr.spec.GPU_SKUS`."""
+    """Every GPU SKU in the catalog, keyed by SKU id; checked against `dgdr.domain.spec.GPU_SKUS`."""
     out: dict[str, Gpu] = {}
     for raw in _read("gpus.json")["gpus"]:
         if set(raw) != _GPU_FIELDS:
@@ -229,7 +228,7 @@ def gpus() -> dict[str, Gpu]:
             raise ValueError(f"gpus.json entry {gpu.id!r}: every figure must be positive")
         out[gpu.id] = gpu
     if set(out) != set(GPU_SKUS):
-        raise ValueError(f"gpus.json SKUs {sorted(out)} differ from dgdr.spec.GPU_SKUS")
+        raise ValueError(f"gpus.json SKUs {sorted(out)} differ from dgdr.domain.spec.GPU_SKUS")
     return out
 
 
@@ -251,27 +250,6 @@ def models() -> dict[str, ModelArch]:
             raise ValueError(f"models.json entry {model.id!r}: inconsistent MLA fields")
         out[model.id] = model
     return out
-
-
-def find_model(model_id: str) -> ModelArch:
-    """The catalog entry for a Hugging Face id (case-insensitive), or the architecture in the
-    local config.json `model_id` points at; else ProfilingError."""
-    from ._hfconfig import local_config_path, model_from_config
-
-    by_lower = {k.lower(): v for k, v in models().items()}
-    found = by_lower.get(model_id.strip().lower())
-    if found is not None:
-        return found
-    path = local_config_path(model_id)
-    if path is not None:
-        return model_from_config(path, model_id)
-    raise ProfilingError(
-        "Initializing",
-        f"unknown model {model_id!r}: the rapid profiler has architectures for "
-        f"{', '.join(sorted(models()))}; use one of them, give the path to a Hugging Face "
-        "config.json (or a directory holding one), or profile with searchStrategy thorough on "
-        "a cluster",
-    )
 
 
 def find_gpu(sku: str) -> Gpu:

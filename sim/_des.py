@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._errors import EstimateError
+from dgdr.domain.errors import EstimateError
+
 from ._estimate import estimate
 
 MAX_PREFILL_PROMPTS = 16

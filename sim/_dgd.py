@@ -25,9 +25,8 @@ import posixpath
 import re
 from typing import Any
 
-from dgdr.spec import DGD_API_VERSION, DGD_KIND, DGDRSpec
-
-from ._errors import ProfilingError
+from dgdr.domain.errors import ProfilingError
+from dgdr.domain.spec import DGD_API_VERSION, DGD_KIND, DGDRSpec
 
 WORKER_SERVICE = {"vllm": "VllmWorker", "sglang": "decode", "trtllm": "TRTLLMWorker"}
 # (prefill, decode) worker services of a disaggregated DGD, as in Dynamo's disagg.yaml templates.

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dgdr.spec import SLA, Workload
+from dgdr.domain.spec import SLA, Workload
 
 from ._catalog import Gpu, ModelArch
 from ._estimate import _plan, activation_reserve_bytes, decode_step_ms, prefill_ms

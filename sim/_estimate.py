@@ -77,10 +77,10 @@ from importlib import resources
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from dgdr.spec import GPU_SKUS, normalise_gpu_sku
+from dgdr.domain.errors import EstimateError
+from dgdr.domain.spec import GPU_SKUS, normalise_gpu_sku
 
 from ._catalog import BYTES_PER_PARAM, Gpu, ModelArch, gpus, models
-from ._errors import EstimateError
 
 FloatArray = NDArray[np.float64]
 

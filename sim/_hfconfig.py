@@ -16,8 +16,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ._catalog import ModelArch
-from ._errors import ProfilingError
+from dgdr.domain.errors import ProfilingError
+
+from ._catalog import ModelArch, models
 
 REQUIRED = (
     "num_hidden_layers",
@@ -126,3 +127,22 @@ def model_from_config(path: Path, model_id: str | None = None) -> ModelArch:
             "Initializing", f"{where}: num_experts_per_tok exceeds the number of experts"
         )
     return model
+
+
+def find_model(model_id: str) -> ModelArch:
+    """The catalog entry for a Hugging Face id (case-insensitive), or the architecture in the
+    local config.json `model_id` points at; else ProfilingError."""
+    by_lower = {k.lower(): v for k, v in models().items()}
+    found = by_lower.get(model_id.strip().lower())
+    if found is not None:
+        return found
+    path = local_config_path(model_id)
+    if path is not None:
+        return model_from_config(path, model_id)
+    raise ProfilingError(
+        "Initializing",
+        f"unknown model {model_id!r}: the rapid profiler has architectures for "
+        f"{', '.join(sorted(models()))}; use one of them, give the path to a Hugging Face "
+        "config.json (or a directory holding one), or profile with searchStrategy thorough on "
+        "a cluster",
+    )

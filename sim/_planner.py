@@ -29,11 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from dgdr.spec import SLA, DGDRSpec, Workload
+from dgdr.domain.errors import ProfilingError
+from dgdr.domain.spec import SLA, DGDRSpec, Workload
 
 from ._catalog import Gpu, ModelArch
 from ._disagg import DECODE_EFFICIENCY, PREFILL_EFFICIENCY
-from ._errors import ProfilingError
 from ._estimate import _plan, activation_reserve_bytes, decode_step_ms, prefill_ms
 from ._roofline import usable_bytes
 from ._search import Candidate

@@ -23,13 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dgdr.spec import SLA, Backend, DGDRSpec, SearchStrategy, parse_manifest, parse_spec
+from dgdr.domain.errors import ProfilingError
+from dgdr.domain.hardware import ResolvedHardware, resolve_hardware
+from dgdr.domain.spec import SLA, Backend, DGDRSpec, SearchStrategy, parse_manifest, parse_spec
 
-from ._catalog import Gpu, find_gpu, find_model
+from ._catalog import Gpu, find_gpu
 from ._dgd import DISAGG_SERVICES, WORKER_SERVICE, build_dgd, runtime_image
 from ._disagg import disagg_candidates
-from ._errors import ProfilingError
-from ._hfconfig import model_from_config
+from ._hfconfig import find_model, model_from_config
 from ._planner import autoscale_pick, configmaps, curves, planner_config, planner_service
 from ._roofline import evaluate, parallel_rows, tp_candidates
 from ._search import Candidate, Pick, pareto_front, rank_key, search
@@ -51,46 +52,9 @@ class ProfileResult:
     configmaps: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _positive_int(hardware: dict[str, Any], key: str) -> int | None:
-    value = hardware.get(key)
-    if value is None:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or value < 1
-        or (isinstance(value, float) and not value.is_integer())
-    ):
-        raise ProfilingError(
-            "Initializing", f"hardware.{key} must be a positive integer, got {value!r}"
-        )
-    return int(value)
-
-
-def _resolve_hardware(hardware: dict[str, Any]) -> tuple[Gpu, int, int, float | None, list[str]]:
-    sku = hardware.get("gpuSku")
-    if not isinstance(sku, str) or not sku:
-        raise ProfilingError(
-            "Initializing",
-            "hardware.gpuSku is not set: set spec.hardware.gpuSku or let discovery fill it",
-        )
-    gpu = find_gpu(sku)
-    notes: list[str] = []
-    per_node = _positive_int(hardware, "numGpusPerNode")
-    if per_node is None:
-        per_node = gpu.gpus_per_node
-        notes.append(f"numGpusPerNode unset, assumed {per_node} ({gpu.id} catalog)")
-    total = _positive_int(hardware, "totalGpus")
-    if total is None:
-        total = per_node
-        notes.append(f"totalGpus unset, assumed one node ({total})")
-    vram = hardware.get("vramMb")
-    vram_mb = (
-        float(vram)
-        if isinstance(vram, int | float) and not isinstance(vram, bool) and vram > 0
-        else None
-    )
-    return gpu, per_node, total, vram_mb, notes
+def _gpu_facts(hardware: ResolvedHardware) -> tuple[Gpu, int, int, float | None, list[str]]:
+    gpu = find_gpu(hardware.gpu_sku.value)
+    return gpu, hardware.num_gpus_per_node, hardware.total_gpus, hardware.vram_mb, []
 
 
 def _ms(x: float) -> str:
@@ -194,10 +158,10 @@ def _load_note(spec: DGDRSpec, c: Candidate, total: int) -> str | None:
 
 def _inputs(
     spec: DGDRSpec | dict[str, Any],
-    hardware: dict[str, Any] | None,
+    hardware: ResolvedHardware | None,
     name: str | None,
     namespace: str | None,
-) -> tuple[DGDRSpec, dict[str, Any], str, str]:
+) -> tuple[DGDRSpec, ResolvedHardware, str, str]:
     """Whatever `profile` was given, as (spec, hardware, name, namespace); bad input raises
     `ProfilingError("Initializing", ...)` naming every field."""
     meta: dict[str, Any] = {}
@@ -214,10 +178,8 @@ def _inputs(
             raise ProfilingError("Initializing", "; ".join(map(str, parsed)))
         spec = parsed
     if hardware is None:
-        from dgdr.decider import resolve_hardware  # the decider and its machine: only when needed
-
         hardware, errors = resolve_hardware(spec, {})
-        if errors:
+        if hardware is None:
             raise ProfilingError("Initializing", "; ".join(map(str, errors)))
     return (
         spec,
@@ -229,7 +191,7 @@ def _inputs(
 
 def profile(
     spec: DGDRSpec | dict[str, Any],
-    hardware: dict[str, Any] | None = None,
+    hardware: ResolvedHardware | None = None,
     *,
     name: str | None = None,
     namespace: str | None = None,
@@ -253,7 +215,7 @@ def profile(
         if model_config
         else find_model(spec.model)
     )
-    gpu, per_node, total, vram_mb, notes = _resolve_hardware(hardware)
+    gpu, per_node, total, vram_mb, notes = _gpu_facts(hardware)
     if model.source.startswith("local file"):
         notes.append(f"architecture of {spec.model} from {model.source[len('local file ') :]}")
     workload, sla = spec.effective_workload, spec.effective_sla

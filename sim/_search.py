@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from dgdr.spec import SLA, Workload
+from dgdr.domain.errors import ProfilingError
+from dgdr.domain.spec import SLA, Workload
 
 from ._catalog import Gpu, ModelArch
-from ._errors import ProfilingError
 from ._roofline import HBM_UTILISATION, Grid, usable_bytes
 
 

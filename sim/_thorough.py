@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from dgdr.spec import SLA, Workload
+from dgdr.domain.spec import SLA, Workload
 
 from ._des import SimulationResult, simulate
 from ._des_disagg import simulate_disagg

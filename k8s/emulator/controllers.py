@@ -9,7 +9,7 @@ Owns:
   `fail` (failed instead of successful), `degrade` (successful, then failed `dgd_ready_delay` later),
   `vanish` (deleted `dgd_ready_delay` after becoming successful). `dgd_status()` builds the status
   `Emulator.set_dgd_state` writes.
-- `JobController`: starts `job_runner(emulator, job)` as a task for each created batch/v1 Job
+- `JobController`: starts `job_runner(store, job)` as a task for each created batch/v1 Job
   (cancelled if the Job is deleted). `default_job_runner` marks the Job active, then after 1 s
   succeeded with SuccessCriteriaMet and Complete conditions.
 Both write through the store, exactly like a client (new resourceVersions, watch events).
@@ -23,15 +23,12 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
 from k8s.emulator import errors, meta
 from k8s.emulator.store import Event, Store
-
-if TYPE_CHECKING:
-    from k8s.emulator.emulator import Emulator
 
 log = structlog.get_logger("k8s.emulator")
 
@@ -39,7 +36,7 @@ DGD_KEY = ("nvidia.com", "dynamographdeployments")
 JOB_KEY = ("batch", "jobs")
 FATE_ANNOTATION = "emulator.dgdr.dev/fate"
 
-JobRunner = Callable[["Emulator", dict[str, Any]], Awaitable[None]]
+JobRunner = Callable[[Store, dict[str, Any]], Awaitable[None]]
 
 
 def _services(obj: dict[str, Any]) -> dict[str, int]:
@@ -179,11 +176,10 @@ class DgdController:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def default_job_runner(emulator: Emulator, job: dict[str, Any]) -> None:
+async def default_job_runner(store: Store, job: dict[str, Any]) -> None:
     """Mark the Job active, then after 1 s succeeded/Complete (no pods are run)."""
     md = job["metadata"]
     namespace, name = md.get("namespace", "default"), md["name"]
-    store = emulator.store
     start = meta.now()
     await store.patch_status(
         "batch", "v1", "jobs", namespace, name, {"active": 1, "ready": 0, "startTime": start}
@@ -220,8 +216,8 @@ async def default_job_runner(emulator: Emulator, job: dict[str, Any]) -> None:
 class JobController:
     """Runs `job_runner` for every created Job (stands in for the Job controller and kubelet)."""
 
-    def __init__(self, emulator: Emulator, runner: JobRunner) -> None:
-        self.emulator = emulator
+    def __init__(self, store: Store, runner: JobRunner) -> None:
+        self.store = store
         self.runner = runner
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
@@ -247,7 +243,7 @@ class JobController:
 
     async def _run(self, uid: str, job: dict[str, Any]) -> None:
         try:
-            await self.runner(self.emulator, job)
+            await self.runner(self.store, job)
         except errors.ApiError as exc:
             log.debug("job runner stopped", job=job["metadata"]["name"], reason=exc.reason)
         except asyncio.CancelledError:

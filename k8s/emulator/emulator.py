@@ -6,7 +6,7 @@ kubeconfig it writes, the simulated controllers it runs and the test hooks.
 Python API:
 - `Emulator(nodes=None, dgd_ready_delay=1.0, history=1000, bookmark_interval=1.0, job_runner=None,
   crds=None)`; `nodes` is a list of Node dicts (see `gpu_nodes`), `crds` a list of CRD objects
-  (default: the manifests in k8s/manifests), `job_runner(emulator, job) -> Awaitable[None]` runs
+  (default: the manifests in k8s/manifests), `job_runner(store, job) -> Awaitable[None]` runs
   for every created batch/v1 Job (default: active, then succeeded/Complete after 1 s).
 - `await start(host="127.0.0.1", port=0) -> url`, `url`, `write_kubeconfig(path)`, `await stop()`.
 - Hooks (synchronous): `inject_conflicts(count, plural=None, subresource=None)`, `compact()`,
@@ -61,7 +61,7 @@ class Emulator:
         self.store = Store(default_registry(), history=history)
         self._server = ApiServer(self.store, bookmark_interval=bookmark_interval)
         self.dgd_controller = DgdController(self.store, dgd_ready_delay)
-        self.job_controller = JobController(self, job_runner or default_job_runner)
+        self.job_controller = JobController(self.store, job_runner or default_job_runner)
         self.store.add_listener(self.dgd_controller.on_event)
         self.store.add_listener(self.job_controller.on_event)
         self._runner: web.AppRunner | None = None

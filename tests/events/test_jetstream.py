@@ -10,10 +10,10 @@ from pathlib import Path
 import nats
 import pytest
 
-from dgdr.errors import IncompatibleStream, NatsServerNotFound
+from dgdr.domain.errors import IncompatibleStream, NatsServerNotFound, UnknownEvent
 from events import server as server_module
 from events import subjects
-from events.envelope import AggregateId, UnknownEvent, upcast
+from events.envelope import AggregateId, upcast
 from events.jetstream import JetStreamEventStore, ensure_layout, events_stream_config
 from events.server import EmbeddedNatsServer
 

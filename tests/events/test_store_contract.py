@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 import nats
 import pytest
 
-from dgdr.errors import ConcurrencyConflict
-from dgdr.model import Created, ProfilingProgressed, Validated
+from dgdr.domain.errors import ConcurrencyConflict
+from dgdr.domain.model import Created, ProfilingProgressed, Validated
 from events.envelope import AggregateId, Envelope, wrap
 from events.jetstream import JetStreamEventStore, ensure_layout
 from events.server import EmbeddedNatsServer

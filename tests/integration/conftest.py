@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
+from dgdr.app.service import Service, ServiceConfig
 from dgdr.client import DgdrClient
-from dgdr.service import Service, ServiceConfig
 from events.connection import ConnectOptions
 from events.server import EmbeddedNatsServer
+from tests import support
 
 
 @dataclass
@@ -22,20 +23,7 @@ class Running:
 
 
 def manifest(name: str, **spec: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "model": "Qwen/Qwen3-0.6B",
-        "backend": "vllm",
-        "sla": {"ttft": 300, "itl": 20},
-        "workload": {"isl": 3000, "osl": 500},
-        "hardware": {"gpuSku": "h200_sxm", "totalGpus": 8, "numGpusPerNode": 8},
-    }
-    body.update(spec)
-    return {
-        "apiVersion": "nvidia.com/v1beta1",
-        "kind": "DynamoGraphDeploymentRequest",
-        "metadata": {"name": name},
-        "spec": body,
-    }
+    return support.manifest(name, **spec)
 
 
 def fast_config(url: str) -> ServiceConfig:

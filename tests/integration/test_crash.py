@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from dgdr.app.simcluster import SimulatedCluster
 from dgdr.client import DgdrClient
-from dgdr.errors import DgdrError
-from dgdr.simcluster import SimulatedCluster
+from dgdr.domain.errors import DgdrError
 from events.connection import ConnectOptions
 from events.server import free_port
 from tests.integration.conftest import manifest

@@ -217,7 +217,7 @@ async def test_unknown_model_is_a_validation_error_listing_the_known_models(
 
 @pytest.mark.timeout(90)
 async def test_two_replicas_share_the_work_without_duplicates(running: Running) -> None:
-    from dgdr.service import Service
+    from dgdr.app.service import Service
     from tests.integration.conftest import fast_config
 
     second = Service(fast_config(running.server.url))

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from kubernetes_asyncio import client
 
+from dgdr.app.service import Service, ServiceConfig
 from dgdr.client import DgdrClient
-from dgdr.service import Service, ServiceConfig
 from events.connection import ConnectOptions
 from events.server import EmbeddedNatsServer
 from k8s.adapter import KubernetesAdapter
@@ -32,25 +32,13 @@ from k8s.kube import (
     get_custom,
 )
 from k8s.target import KubernetesTarget
+from tests.support import manifest
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def dgdr(name: str, namespace: str = "default", **spec: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "model": "Qwen/Qwen3-0.6B",
-        "backend": "vllm",
-        "sla": {"ttft": 300, "itl": 20},
-        "workload": {"isl": 3000, "osl": 500},
-        "hardware": {"gpuSku": "h200_sxm", "totalGpus": 8, "numGpusPerNode": 8},
-    }
-    body.update(spec)
-    return {
-        "apiVersion": f"{GROUP}/{DGDR_VERSION}",
-        "kind": "DynamoGraphDeploymentRequest",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {k: v for k, v in body.items() if v is not None},
-    }
+    return manifest(name, namespace, **spec)
 
 
 @dataclass

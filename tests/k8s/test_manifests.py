@@ -10,7 +10,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from dgdr.spec import Backend, DGDRSpec, GpuSku, SearchStrategy
+from dgdr.domain.spec import Backend, DGDRSpec, GpuSku, SearchStrategy
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "k8s" / "manifests"
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from dgdr.domain.errors import ClusterUnreachable
 from k8s.emulator import Emulator
 from k8s.informer import Informer
-from k8s.kube import ClusterUnreachable, connect
+from k8s.kube import connect
 from k8s.runner import ClusterOptions, KubernetesSide
 
 pytestmark = pytest.mark.timeout(60)

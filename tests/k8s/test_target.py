@@ -37,7 +37,7 @@ def test_nothing_labelled_or_an_unknown_product_gives_no_facts() -> None:
 
 
 def test_discovery_returns_only_the_facts_a_full_spec_makes_unnecessary() -> None:
-    from dgdr.target import DISCOVERED_FACTS
+    from dgdr.domain.target import DISCOVERED_FACTS
 
     facts = hardware_from_nodes([node("NVIDIA-H100-80GB-HBM3")])
     assert set(facts) == set(DISCOVERED_FACTS)

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import nats
 import pytest
 
-from dgdr.errors import ProjectionAheadOfStore
-from dgdr.model import Created, Deleted, ProfilingStarted, Validated
+from dgdr.domain.errors import ProjectionAheadOfStore
+from dgdr.domain.model import Created, Deleted, ProfilingStarted, Validated
 from events import subjects
 from events.envelope import AggregateId, Commit, wrap
 from events.jetstream import JetStreamEventStore, ensure_layout

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from dgdr.decider import decide, evolve, initial_state
-from dgdr.model import Command, Rejection, State
-from dgdr.spec import API_VERSION, KIND
+from dgdr.domain.decider import decide, evolve, initial_state
+from dgdr.domain.model import Command, Rejection, State
+from dgdr.domain.spec import API_VERSION, KIND
 from events.envelope import AggregateId, Envelope, wrap
 from projections.status import CONDITION_ORDER, encode, project, project_all
-from tests.dgdr.builders import (
+from tests.dgdr.domain.builders import (
     DGD,
     INVALID,
     JOB,

@@ -6,7 +6,8 @@ import pytest
 
 import sim
 from sim import _estimate
-from sim._catalog import find_gpu, find_model
+from sim._catalog import find_gpu
+from sim._hfconfig import find_model
 
 
 def _doc() -> dict[str, object]:

@@ -1,6 +1,7 @@
-from dgdr.spec import GPU_SKUS
+from dgdr.domain.spec import GPU_SKUS
 from sim import gpus, models
-from sim._catalog import find_gpu, find_model
+from sim._catalog import find_gpu
+from sim._hfconfig import find_model
 
 REQUIRED_MODELS = {
     "Qwen/Qwen3-0.6B",

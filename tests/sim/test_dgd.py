@@ -2,11 +2,12 @@ from typing import Any
 
 import pytest
 
-from dgdr.spec import DGDRSpec
+from dgdr.domain.hardware import ResolvedHardware
+from dgdr.domain.spec import DGDRSpec
 from sim import ProfilingError, profile
 from sim._dgd import build_dgd, runtime_image
 
-HW = {"gpuSku": "h100_sxm", "totalGpus": 8, "numGpusPerNode": 8}
+HW = ResolvedHardware.from_dict({"gpuSku": "h100_sxm", "totalGpus": 8, "numGpusPerNode": 8})
 DGD = {"apiVersion": "nvidia.com/v1alpha1", "kind": "DynamoGraphDeployment"}
 
 
@@ -273,7 +274,7 @@ def test_long_prompts_on_a_large_model_pick_disaggregated_serving_within_budget(
             "workload": {"isl": 8000, "osl": 500},
         }
     )
-    hw = {"gpuSku": "h200_sxm", "totalGpus": 16, "numGpusPerNode": 8}
+    hw = ResolvedHardware.from_dict({"gpuSku": "h200_sxm", "totalGpus": 16, "numGpusPerNode": 8})
     seen: list[str] = []
     result = profile(spec, hw, name="big", namespace="ns", progress=lambda p, m: seen.append(m))
     (picked,) = [p["config"] for p in result.pareto if p["config"]["selected"]]
@@ -304,7 +305,7 @@ def test_expert_parallel_workers_get_the_backends_flag(backend: str, flag: list[
 
 
 def test_moe_search_considers_expert_parallel_rows() -> None:
-    from sim._catalog import find_model
+    from sim._hfconfig import find_model
     from sim._roofline import parallel_rows
 
     assert parallel_rows(find_model("Qwen/Qwen3-30B-A3B"), [1, 2, 4]) == (
@@ -332,8 +333,9 @@ def test_pipeline_stages_span_nodes(backend: str, flag: list[str]) -> None:
 
 
 def test_pipeline_rows_count_their_gpus_against_the_budget() -> None:
-    from dgdr.spec import SLA, Workload
-    from sim._catalog import find_gpu, find_model
+    from dgdr.domain.spec import SLA, Workload
+    from sim._catalog import find_gpu
+    from sim._hfconfig import find_model
     from sim._roofline import evaluate
     from sim._search import search
 

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dgdr.spec import GPU_SKUS
+from dgdr.domain.spec import GPU_SKUS
 from sim import BACKENDS, MODES, Estimate, EstimateError, estimate, gpus, models
-from sim._catalog import find_model
+from sim._hfconfig import find_model
 
 MOE_MODELS = {
     "Qwen/Qwen3-30B-A3B": (30.5, 3.3),

@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
+from dgdr.domain.hardware import ResolvedHardware
 from sim import profile
 
 GOLDEN = Path(__file__).parent / "golden"
-H200 = {"gpuSku": "h200_sxm", "totalGpus": 8, "numGpusPerNode": 8}
+H200 = ResolvedHardware.from_dict({"gpuSku": "h200_sxm", "totalGpus": 8, "numGpusPerNode": 8})
 IMAGE = "nvcr.io/nvidia/ai-dynamo/dynamo-planner:0.9.0"
 DGD = {"apiVersion": "nvidia.com/v1alpha1", "kind": "DynamoGraphDeployment"}
 CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
@@ -29,7 +30,7 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
             "sla": {"ttft": 3000, "itl": 25},
             "workload": {"isl": 8000, "osl": 500},
         },
-        {"gpuSku": "h200_sxm", "totalGpus": 16, "numGpusPerNode": 8},
+        ResolvedHardware.from_dict({"gpuSku": "h200_sxm", "totalGpus": 16, "numGpusPerNode": 8}),
     ),
     "multinode": (
         {
@@ -37,7 +38,7 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
             "backend": "sglang",
             "workload": {"isl": 2000, "osl": 200},
         },
-        {"gpuSku": "h100_sxm", "totalGpus": 16, "numGpusPerNode": 8},
+        ResolvedHardware.from_dict({"gpuSku": "h100_sxm", "totalGpus": 16, "numGpusPerNode": 8}),
     ),
     "planner": (
         {

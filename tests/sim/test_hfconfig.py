@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from dgdr.service import _local_model
+from dgdr.app.service import _local_model
+from dgdr.domain.hardware import ResolvedHardware
 from sim import ProfilingError, model_from_config, models, profile
 
-HW = {"gpuSku": "h100_sxm", "totalGpus": 8, "numGpusPerNode": 8}
+HW = ResolvedHardware.from_dict({"gpuSku": "h100_sxm", "totalGpus": 8, "numGpusPerNode": 8})
 MISTRAL_7B = {  # mistralai/Mistral-7B-v0.1 config.json (the fields that matter)
     "architectures": ["MistralForCausalLM"],
     "hidden_size": 4096,

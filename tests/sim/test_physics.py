@@ -7,7 +7,7 @@ from __future__ import annotations
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from dgdr.spec import GPU_SKUS
+from dgdr.domain.spec import GPU_SKUS
 from sim import BACKENDS, estimate, gpus, models
 from sim._catalog import ModelArch
 

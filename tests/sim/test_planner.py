@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from dgdr.spec import DGDRSpec
+from dgdr.domain.hardware import ResolvedHardware
+from dgdr.domain.spec import DGDRSpec
 from sim import ProfilingError, profile
 
-H200x8 = {"gpuSku": "h200_sxm", "totalGpus": 8, "numGpusPerNode": 8}
+H200x8 = ResolvedHardware.from_dict({"gpuSku": "h200_sxm", "totalGpus": 8, "numGpusPerNode": 8})
 
 
 def _spec(planner: dict[str, Any] | None = None, **extra: Any) -> DGDRSpec:
@@ -105,7 +106,7 @@ def test_a_planner_with_no_scaling_mode_is_refused_naming_the_field() -> None:
 
 
 def test_no_room_for_disaggregation_deploys_without_the_planner_and_says_so() -> None:
-    one = {"gpuSku": "h200_sxm", "totalGpus": 1, "numGpusPerNode": 1}
+    one = ResolvedHardware.from_dict({"gpuSku": "h200_sxm", "totalGpus": 1, "numGpusPerNode": 1})
     result = profile(_spec(), one, name="p", namespace="ns")
     assert "Planner" not in result.selected_config["spec"]["services"]
     assert result.configmaps == []
@@ -157,7 +158,7 @@ def test_mocker_with_the_planner_gets_both_configmaps_and_the_planner() -> None:
 
 
 def test_mocker_on_one_gpu_fails_and_names_the_field() -> None:
-    one = {"gpuSku": "h200_sxm", "totalGpus": 1, "numGpusPerNode": 1}
+    one = ResolvedHardware.from_dict({"gpuSku": "h200_sxm", "totalGpus": 1, "numGpusPerNode": 1})
     with pytest.raises(ProfilingError) as err:
         profile(_mocker_spec(), one, name="m", namespace="ns")
     assert "spec.hardware.totalGpus" in err.value.message

@@ -5,10 +5,11 @@ from typing import Any
 
 import pytest
 
-from dgdr.spec import DGDRSpec
+from dgdr.domain.hardware import ResolvedHardware
+from dgdr.domain.spec import DGDRSpec
 from sim import ProfilingError, estimate, profile
 
-H200x8 = {"gpuSku": "h200_sxm", "totalGpus": 8, "numGpusPerNode": 8}
+H200x8 = ResolvedHardware.from_dict({"gpuSku": "h200_sxm", "totalGpus": 8, "numGpusPerNode": 8})
 
 
 def _spec(**fields: Any) -> DGDRSpec:
@@ -44,9 +45,15 @@ def test_progress_reports_rapid_sub_phases_in_order() -> None:
 @pytest.mark.parametrize(
     ("model", "hardware"),
     [
-        ("Qwen/Qwen3-8B", {"gpuSku": "h100_sxm", "totalGpus": 8, "numGpusPerNode": 8}),
+        (
+            "Qwen/Qwen3-8B",
+            ResolvedHardware.from_dict({"gpuSku": "h100_sxm", "totalGpus": 8, "numGpusPerNode": 8}),
+        ),
         ("Qwen/Qwen3-0.6B", H200x8),
-        ("Qwen/Qwen3-32B", {"gpuSku": "a100_sxm", "totalGpus": 8, "numGpusPerNode": 8}),
+        (
+            "Qwen/Qwen3-32B",
+            ResolvedHardware.from_dict({"gpuSku": "a100_sxm", "totalGpus": 8, "numGpusPerNode": 8}),
+        ),
     ],
 )
 def test_auto_searches_every_backend_and_picks_the_best(
@@ -83,7 +90,7 @@ def test_auto_searches_every_backend_and_picks_the_best(
 
 
 def test_auto_message_says_by_how_much_the_winner_leads() -> None:
-    hw = {"gpuSku": "h100_sxm", "totalGpus": 8, "numGpusPerNode": 8}
+    hw = ResolvedHardware.from_dict({"gpuSku": "h100_sxm", "totalGpus": 8, "numGpusPerNode": 8})
     result = profile(_spec(model="Qwen/Qwen3-8B"), hw, name="x", namespace="ns")
     m = re.search(
         r"backend auto: (\w+) won \(([\d.]+) vs ([\d.]+) tok/s/GPU for (\w+), \+([\d.]+)%\)",
@@ -97,7 +104,7 @@ def test_auto_message_says_by_how_much_the_winner_leads() -> None:
 
 
 def test_auto_profile_stays_fast() -> None:
-    hw = {"gpuSku": "h100_sxm", "totalGpus": 8, "numGpusPerNode": 8}
+    hw = ResolvedHardware.from_dict({"gpuSku": "h100_sxm", "totalGpus": 8, "numGpusPerNode": 8})
     spec = _spec(model="Qwen/Qwen3-8B")
     profile(spec, hw, name="x", namespace="ns")
     times = []
@@ -109,7 +116,7 @@ def test_auto_profile_stays_fast() -> None:
 
 
 def test_never_more_gpus_than_the_budget() -> None:
-    hw = {"gpuSku": "h100_sxm", "totalGpus": 6, "numGpusPerNode": 4}
+    hw = ResolvedHardware.from_dict({"gpuSku": "h100_sxm", "totalGpus": 6, "numGpusPerNode": 4})
     for model in ("Qwen/Qwen3-0.6B", "Qwen/Qwen3-32B", "meta-llama/Llama-3.1-8B"):
         result = profile(_spec(model=model), hw, name="b", namespace="ns")
         worker = _worker(result.selected_config)
@@ -122,7 +129,10 @@ def test_model_that_does_not_fit_fails_with_numbers() -> None:
     spec = _spec(model="meta-llama/Llama-3.1-70B")
     with pytest.raises(ProfilingError) as err:
         profile(
-            spec, {"gpuSku": "l4", "totalGpus": 2, "numGpusPerNode": 2}, name="x", namespace="ns"
+            spec,
+            ResolvedHardware.from_dict({"gpuSku": "l4", "totalGpus": 2, "numGpusPerNode": 2}),
+            name="x",
+            namespace="ns",
         )
     assert err.value.sub_phase == "SelectingConfig"
     assert "141.1 GB of bf16 weights" in err.value.message
@@ -141,7 +151,10 @@ def test_unknown_model_lists_known_ids() -> None:
 def test_unmet_sla_picks_closest_and_says_by_how_much() -> None:
     spec = _spec(model="Qwen/Qwen3-32B", sla={"ttft": 100, "itl": 5})
     result = profile(
-        spec, {"gpuSku": "a100_sxm", "totalGpus": 8, "numGpusPerNode": 8}, name="x", namespace="ns"
+        spec,
+        ResolvedHardware.from_dict({"gpuSku": "a100_sxm", "totalGpus": 8, "numGpusPerNode": 8}),
+        name="x",
+        namespace="ns",
     )
     assert "SLA missed" in result.message
     assert re.search(r"TTFT \d+ ms > 100 ms \(\+\d+%\)", result.message), result.message
@@ -152,7 +165,7 @@ def test_unmet_sla_picks_closest_and_says_by_how_much() -> None:
 def test_e2e_sla_and_load_matching() -> None:
     e2e = profile(
         _spec(model="Qwen/Qwen3-8B", sla={"e2eLatency": 5000}),
-        {"gpuSku": "h100_sxm", "totalGpus": 8, "numGpusPerNode": 8},
+        ResolvedHardware.from_dict({"gpuSku": "h100_sxm", "totalGpus": 8, "numGpusPerNode": 8}),
         name="x",
         namespace="ns",
     )
@@ -160,7 +173,7 @@ def test_e2e_sla_and_load_matching() -> None:
     assert all(p["config"]["e2eLatencyMs"] <= 5000 for p in e2e.pareto)
     load = profile(
         _spec(model="Qwen/Qwen3-8B", workload={"requestRate": 1}),
-        {"gpuSku": "h100_sxm", "totalGpus": 8, "numGpusPerNode": 8},
+        ResolvedHardware.from_dict({"gpuSku": "h100_sxm", "totalGpus": 8, "numGpusPerNode": 8}),
         name="x",
         namespace="ns",
     )
@@ -203,7 +216,9 @@ def test_context_longer_than_the_model_is_rejected() -> None:
 
 
 def test_vram_from_discovery_overrides_the_catalog() -> None:
-    hw = {"gpuSku": "h100_sxm", "totalGpus": 1, "numGpusPerNode": 1, "vramMb": 16000}
+    hw = ResolvedHardware.from_dict(
+        {"gpuSku": "h100_sxm", "totalGpus": 1, "numGpusPerNode": 1, "vramMb": 16000}
+    )
     with pytest.raises(ProfilingError) as err:
         profile(_spec(model="Qwen/Qwen3-8B"), hw, name="x", namespace="ns")
     assert err.value.sub_phase == "SelectingConfig"
@@ -214,8 +229,16 @@ def test_vram_from_discovery_overrides_the_catalog() -> None:
     ("model", "hardware", "sla"),
     [
         ("Qwen/Qwen3-0.6B", H200x8, {"ttft": 300, "itl": 20}),
-        ("Qwen/Qwen3-32B", {"gpuSku": "h100_sxm", "totalGpus": 8, "numGpusPerNode": 8}, None),
-        ("Qwen/Qwen3-30B-A3B", {"gpuSku": "b200_sxm", "totalGpus": 8, "numGpusPerNode": 8}, None),
+        (
+            "Qwen/Qwen3-32B",
+            ResolvedHardware.from_dict({"gpuSku": "h100_sxm", "totalGpus": 8, "numGpusPerNode": 8}),
+            None,
+        ),
+        (
+            "Qwen/Qwen3-30B-A3B",
+            ResolvedHardware.from_dict({"gpuSku": "b200_sxm", "totalGpus": 8, "numGpusPerNode": 8}),
+            None,
+        ),
     ],
 )
 def test_picked_config_matches_estimate_agg(
@@ -230,7 +253,7 @@ def test_picked_config_matches_estimate_agg(
     if picked["mode"] == "disagg":
         prefill = estimate(
             model,
-            hardware["gpuSku"],
+            hardware.gpu_sku.value,
             "vllm",
             tp=picked["prefillTensorParallelSize"],
             batch_size=1,
@@ -241,7 +264,7 @@ def test_picked_config_matches_estimate_agg(
         return
     est = estimate(
         model,
-        hardware["gpuSku"],
+        hardware.gpu_sku.value,
         "vllm",
         tp=picked["tensorParallelSize"],
         batch_size=picked["batchSize"],
@@ -267,7 +290,7 @@ def _gpus(dgd: dict[str, Any]) -> int:
 
 @pytest.mark.parametrize("load", [{"requestRate": 2}, {"concurrency": 16}])
 def test_load_match_picks_the_fewest_gpus_that_serve_the_load(load: dict[str, float]) -> None:
-    hw = {"gpuSku": "h100_sxm", "totalGpus": 16, "numGpusPerNode": 8}
+    hw = ResolvedHardware.from_dict({"gpuSku": "h100_sxm", "totalGpus": 16, "numGpusPerNode": 8})
     spec = {"model": "Qwen/Qwen3-32B", "backend": "vllm", "sla": {"ttft": 2000, "itl": 40}}
     default = profile(_spec(**spec), hw, name="x", namespace="ns")
     matched = profile(_spec(**spec, workload=load), hw, name="x", namespace="ns")
@@ -288,7 +311,7 @@ def test_load_match_picks_the_fewest_gpus_that_serve_the_load(load: dict[str, fl
 def test_a_load_beyond_the_budget_says_how_much_is_served() -> None:
     result = profile(
         _spec(model="Qwen/Qwen3-32B", backend="vllm", workload={"requestRate": 500}),
-        {"gpuSku": "h100_sxm", "totalGpus": 8, "numGpusPerNode": 8},
+        ResolvedHardware.from_dict({"gpuSku": "h100_sxm", "totalGpus": 8, "numGpusPerNode": 8}),
         name="x",
         namespace="ns",
     )
@@ -327,6 +350,6 @@ def test_a_budget_too_small_for_any_multinode_worker_is_the_memory_error() -> No
     with pytest.raises(ProfilingError) as err:
         profile(
             {"model": "Qwen/Qwen3-235B-A22B", "workload": {"isl": 1, "osl": 1}},
-            {"gpuSku": "h100_sxm", "totalGpus": 5, "numGpusPerNode": 4},
+            ResolvedHardware.from_dict({"gpuSku": "h100_sxm", "totalGpus": 5, "numGpusPerNode": 4}),
         )
     assert err.value.sub_phase == "SelectingConfig" and "does not fit" in err.value.message

@@ -4,7 +4,8 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dgdr.spec import GPU_SKUS, DGDRSpec
+from dgdr.domain.hardware import ResolvedHardware
+from dgdr.domain.spec import GPU_SKUS, DGDRSpec
 from sim import ProfilingError, models, profile
 
 slas = st.one_of(
@@ -46,7 +47,7 @@ def test_profile_invariants(
     if sla is not None:
         raw["sla"] = sla
     spec = DGDRSpec.model_validate(raw)
-    hw = {"gpuSku": sku, "totalGpus": total, "numGpusPerNode": per_node}
+    hw = ResolvedHardware.from_dict({"gpuSku": sku, "totalGpus": total, "numGpusPerNode": per_node})
     try:
         result = profile(spec, hw, name="p", namespace="ns")
     except ProfilingError as err:

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 
 import sim
-from sim._catalog import find_gpu, find_model
+from sim._catalog import find_gpu
 from sim._estimate import _plan, decode_step_ms, prefill_ms
+from sim._hfconfig import find_model
 from sim._roofline import evaluate, tp_candidates
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from dgdr.spec import DGDRSpec
+from dgdr.domain.hardware import ResolvedHardware
+from dgdr.domain.spec import DGDRSpec
 from sim import profile
 from sim._thorough import SHORTLIST, simulate_shortlist
 
-H200x8 = {"gpuSku": "h200_sxm", "totalGpus": 8, "numGpusPerNode": 8}
+H200x8 = ResolvedHardware.from_dict({"gpuSku": "h200_sxm", "totalGpus": 8, "numGpusPerNode": 8})
 
 
 def _spec(**workload: Any) -> DGDRSpec:
@@ -37,7 +38,8 @@ def test_thorough_picks_the_best_measured_config_and_reports_the_simulation() ->
 
 def test_the_shortlist_is_ranked_met_first_then_measured_throughput() -> None:
     spec = _spec(requestRate=20)
-    from sim._catalog import find_gpu, find_model
+    from sim._catalog import find_gpu
+    from sim._hfconfig import find_model
     from sim._roofline import evaluate, tp_candidates
     from sim._search import search
 

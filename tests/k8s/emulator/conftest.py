@@ -16,6 +16,7 @@ import pytest
 from kubernetes_asyncio import client
 
 from k8s.emulator import Emulator, gpu_nodes
+from tests.support import manifest
 
 KUBECTL = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or shutil.which("kubectl")
 
@@ -35,18 +36,8 @@ Kubectl = Callable[..., Awaitable[Result]]
 
 
 def dgdr_manifest(name: str = "demo", **spec: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "model": "Qwen/Qwen3-0.6B",
-        "backend": "vllm",
-        "workload": {"isl": 3000},
-    }
-    body.update(spec)
-    return {
-        "apiVersion": "nvidia.com/v1beta1",
-        "kind": "DynamoGraphDeploymentRequest",
-        "metadata": {"name": name},
-        "spec": body,
-    }
+    """A DGDR as a user might write it for the CRD alone: no SLA and no hardware."""
+    return manifest(name, **{"sla": None, "hardware": None, "workload": {"isl": 3000}, **spec})
 
 
 @pytest.fixture

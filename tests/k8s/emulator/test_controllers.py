@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from k8s.emulator import Emulator
+from k8s.emulator.store import Store
 
 from .conftest import Kubectl
 
@@ -105,13 +106,11 @@ async def test_fates(emu: Emulator) -> None:
 async def test_custom_job_runner() -> None:
     seen: list[str] = []
 
-    async def runner(emulator: Emulator, job: dict[str, Any]) -> None:
+    async def runner(store: Store, job: dict[str, Any]) -> None:
         md = job["metadata"]
         seen.append(md["name"])
-        await emulator.store.update_status(
-            "batch", "v1", "jobs", md["namespace"], md["name"], {"active": 1}
-        )
-        await emulator.store.apply(
+        await store.update_status("batch", "v1", "jobs", md["namespace"], md["name"], {"active": 1})
+        await store.apply(
             {
                 "apiVersion": "v1",
                 "kind": "ConfigMap",
@@ -120,7 +119,7 @@ async def test_custom_job_runner() -> None:
             },
             field_manager="runner",
         )
-        await emulator.store.patch_status(
+        await store.patch_status(
             "batch", "v1", "jobs", md["namespace"], md["name"], {"active": None, "succeeded": 1}
         )
 

@@ -1,0 +1,272 @@
+"""A simulated cluster: the deployment target until the Kubernetes adapter is used.
+
+It stores DynamoGraphDeployments in KV bucket `DGDR_SIMCLUSTER` (key `<ns>.<dgd>`), so its state
+survives a restart of the service exactly like a real cluster's would. A created DGD is `pending` and
+becomes `successful` after `rollout_delay` seconds (measured from its creation time, so a restart
+resumes the countdown). Tests and operators can degrade it or delete it (`dgdr cluster ...`); a deleted
+DGD is kept as a tombstone (deletionTimestamp set) so that an observer that was down still sees it go.
+
+Every change is reported to `observe(...)` (level-triggered: the current state of every DGD is reported
+again at start-up; the decider ignores observations that change nothing). `apply_dgd` is idempotent:
+a DGD that already exists and carries the same owner uid is not touched; one owned by someone else is
+reported as a `conflict` and left alone. All writes are compare-and-swap on the KV revision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import json
+import time
+from collections.abc import Awaitable
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.errors import (
+    BucketNotFoundError,
+    KeyNotFoundError,
+    KeyWrongLastSequenceError,
+    NotFoundError,
+)
+from nats.js.kv import KeyValue
+
+from dgdr.domain.spec import normalise_gpu_sku
+from dgdr.domain.target import LABEL_NAME, LABEL_NAMESPACE, OWNER_UID, ApplyResult, Observer
+from events import subjects as s
+from events.jetstream import bucket_keys
+
+BUCKET = "DGDR_SIMCLUSTER"
+
+log = structlog.get_logger("dgdr.app.simcluster")
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _replicas(dgd: dict[str, Any]) -> int:
+    services = dgd.get("spec", {}).get("services", {}) or {}
+    return sum(int(svc.get("replicas", 1) or 0) for svc in services.values())
+
+
+class SimulatedCluster:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        *,
+        rollout_delay: float = 1.0,
+        nodes: int = 4,
+        gpus_per_node: int = 8,
+        gpu_product: str = "NVIDIA-H200-141GB-HBM3",
+        vram_mb: int = 143771,
+    ) -> None:
+        self.js = js
+        self.rollout_delay = rollout_delay
+        self.nodes, self.gpus_per_node = nodes, gpus_per_node
+        self.gpu_product, self.vram_mb = gpu_product, vram_mb
+        self.kv: KeyValue | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._watch_task: asyncio.Task[None] | None = None
+
+    async def discover_hardware(self) -> dict[str, Any]:
+        """What node labels would say (`nvidia.com/gpu.product`, `.count`, `.memory`)."""
+        sku = normalise_gpu_sku(self.gpu_product)
+        return {
+            "gpuSku": sku.value if sku else None,
+            "numGpusPerNode": self.gpus_per_node,
+            "totalGpus": min(32, self.nodes * self.gpus_per_node),
+            "vramMb": self.vram_mb,
+        }
+
+    async def open(self) -> KeyValue:
+        if self.kv is None:
+            try:
+                self.kv = await self.js.key_value(BUCKET)
+            except BucketNotFoundError:
+                self.kv = await self.js.create_key_value(
+                    KeyValueConfig(
+                        bucket=BUCKET,
+                        history=1,
+                        storage=StorageType.FILE,
+                        description="simulated cluster: DynamoGraphDeployments",
+                    )
+                )
+        return self.kv
+
+    async def start(self, observe: Observer | None = None) -> None:
+        kv = await self.open()
+        for key, (dgd, _) in (await self._all()).items():
+            if dgd.get("status", {}).get("state") == "pending" and not self._deleted(dgd):
+                self._spawn(self._rollout(key))
+        if observe is not None:
+            self._watch_task = asyncio.create_task(self._watch(kv, observe))
+
+    async def stop(self) -> None:
+        tasks = [*self._tasks, *([self._watch_task] if self._watch_task else [])]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+        self._tasks.clear()
+        self._watch_task = None
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    def _deleted(dgd: dict[str, Any]) -> bool:
+        return bool(dgd.get("metadata", {}).get("deletionTimestamp"))
+
+    async def _read(self, key: str) -> tuple[dict[str, Any] | None, int]:
+        kv = await self.open()
+        try:
+            entry = await kv.get(key)
+        except KeyNotFoundError:
+            return None, 0
+        if not entry.value:
+            return None, int(entry.revision or 0)
+        return json.loads(entry.value), int(entry.revision or 0)
+
+    async def _all(self) -> dict[str, tuple[dict[str, Any], int]]:
+        await self.open()
+        keys = await bucket_keys(self.js, BUCKET)
+        out = {}
+        for key in keys:
+            dgd, rev = await self._read(key)
+            if dgd is not None:
+                out[key] = (dgd, rev)
+        return out
+
+    async def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        dgd, _ = await self._read(s.status_key(namespace, name))
+        return None if dgd is None or self._deleted(dgd) else dgd
+
+    async def list(self) -> list[dict[str, Any]]:
+        return [d for d, _ in (await self._all()).values() if not self._deleted(d)]
+
+    async def _cas(self, key: str, dgd: dict[str, Any], revision: int) -> bool:
+        kv = await self.open()
+        data = json.dumps(dgd, sort_keys=True).encode()
+        try:
+            if revision:
+                await kv.update(key, data, last=revision)
+            else:
+                await kv.create(key, data)
+        except KeyWrongLastSequenceError:
+            return False
+        return True
+
+    async def apply_dgd(
+        self,
+        dgd: dict[str, Any],
+        owner_uid: str,
+        resources: builtins.list[dict[str, Any]] | None = None,
+    ) -> ApplyResult:
+        """Create the DGD unless it exists; returns `created`, `exists` (ours) or `conflict`.
+        The simulated cluster has no ConfigMaps: `resources` are accepted and not stored."""
+        meta = dgd["metadata"]
+        key = s.status_key(meta["namespace"], meta["name"])
+        for _ in range(10):
+            current, revision = await self._read(key)
+            if current is not None and not self._deleted(current):
+                owner = current["metadata"].get("annotations", {}).get(OWNER_UID)
+                return "exists" if owner == owner_uid else "conflict"
+            obj = json.loads(json.dumps(dgd))
+            obj["metadata"].setdefault("annotations", {})[OWNER_UID] = owner_uid
+            obj["metadata"]["creationTimestamp"] = now_rfc3339()
+            obj["metadata"]["readyAt"] = time.time() + self.rollout_delay
+            obj["status"] = {"state": "pending", "conditions": []}
+            if await self._cas(key, obj, revision):
+                log.info("dgd created", namespace=meta["namespace"], dgd=meta["name"])
+                self._spawn(self._rollout(key))
+                return "created"
+        raise RuntimeError(f"could not create DGD {key}: it kept changing")
+
+    async def _rollout(self, key: str) -> None:
+        dgd, _ = await self._read(key)
+        if dgd is None:
+            return
+        await asyncio.sleep(max(0.0, float(dgd["metadata"].get("readyAt", 0)) - time.time()))
+        await self._set_state(key, "successful", only_from="pending")
+
+    async def _set_state(self, key: str, state: str, only_from: str | None = None) -> bool:
+        for _ in range(10):
+            dgd, revision = await self._read(key)
+            if dgd is None or self._deleted(dgd):
+                return False
+            if only_from is not None and dgd["status"].get("state") != only_from:
+                return False
+            dgd["status"] = {
+                "state": state,
+                "conditions": [
+                    {
+                        "type": "Ready",
+                        "status": "True" if state == "successful" else "False",
+                        "lastTransitionTime": now_rfc3339(),
+                    }
+                ],
+            }
+            if await self._cas(key, dgd, revision):
+                return True
+        return False
+
+    async def degrade(self, namespace: str, name: str, state: str = "failed") -> bool:
+        return await self._set_state(s.status_key(namespace, name), state)
+
+    async def recover(self, namespace: str, name: str) -> bool:
+        return await self._set_state(s.status_key(namespace, name), "successful")
+
+    async def delete(self, namespace: str, name: str) -> bool:
+        key = s.status_key(namespace, name)
+        for _ in range(10):
+            dgd, revision = await self._read(key)
+            if dgd is None or self._deleted(dgd):
+                return False
+            dgd["metadata"]["deletionTimestamp"] = now_rfc3339()
+            if await self._cas(key, dgd, revision):
+                return True
+        return False
+
+    async def _watch(self, kv: KeyValue, observe: Observer) -> None:
+        while True:
+            try:
+                watcher = await kv.watchall()
+                # `async for`, not `updates(timeout)`: that wraps wait_for, which can swallow a
+                # cancellation on Python 3.11 and leave stop() waiting forever.
+                async for entry in watcher:
+                    if entry is None or not entry.value:
+                        continue
+                    await self._report(json.loads(entry.value), observe)
+                await asyncio.sleep(0.5)  # the watcher was stopped under us: watch again
+            except asyncio.CancelledError:
+                raise
+            except (TimeoutError, NotFoundError, ConnectionError) as exc:
+                log.warning("simulated cluster watch restarted", error=str(exc))
+                await asyncio.sleep(0.5)
+
+    async def _report(self, dgd: dict[str, Any], observe: Observer) -> None:
+        meta = dgd["metadata"]
+        labels = meta.get("labels", {})
+        uid = meta.get("annotations", {}).get(OWNER_UID)
+        if not uid or LABEL_NAME not in labels:
+            return
+        state = "deleted" if self._deleted(dgd) else dgd.get("status", {}).get("state", "pending")
+        replicas = _replicas(dgd)
+        available = replicas if state == "successful" else 0
+        try:
+            await observe(
+                labels.get(LABEL_NAMESPACE, meta["namespace"]),
+                labels[LABEL_NAME],
+                uid,
+                meta["name"],
+                state,
+                replicas,
+                available,
+            )
+        except Exception:
+            log.exception("observation failed", dgd=meta["name"])

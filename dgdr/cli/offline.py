@@ -1,0 +1,365 @@
+"""Offline CLI commands (no NATS, no cluster): `dgdr estimate` and `dgdr profile`.
+
+Both run the simulation engine (`sim`) in this process. A user mistake (a bad argument, an invalid
+spec, a model that cannot fit the budget) is one line on stderr and exit code 2 (usage) or 1 (the
+spec cannot be served), never a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+import yaml
+from rich.table import Table
+
+from dgdr.cli.console import err, fail, out
+from dgdr.client import load_documents
+from dgdr.domain.errors import DgdrError
+from dgdr.domain.hardware import resolve_hardware
+from dgdr.domain.spec import DGDRSpec, FieldError, parse_manifest, parse_spec
+
+
+def estimate(
+    model: Annotated[str, typer.Option(help="model id, e.g. Qwen/Qwen3-32B")],
+    gpu: Annotated[str, typer.Option("--gpu", help="GPU SKU, e.g. h200_sxm")],
+    backend: Annotated[str, typer.Option(help="trtllm, vllm or sglang")] = "trtllm",
+    tp: Annotated[int, typer.Option(help="tensor-parallel size")] = 1,
+    pp: Annotated[int, typer.Option(help="pipeline-parallel size")] = 1,
+    ep: Annotated[int, typer.Option(help="expert-parallel size (MoE)")] = 1,
+    batch_size: Annotated[int, typer.Option(help="batch (static) or concurrency (agg)")] = 1,
+    isl: Annotated[int, typer.Option(help="input tokens")] = 4000,
+    osl: Annotated[int, typer.Option(help="output tokens")] = 1000,
+    mode: Annotated[str, typer.Option(help="static or agg")] = "static",
+    output: Annotated[str | None, typer.Option("--output", "-o", help="json")] = None,
+    estimator: Annotated[
+        str,
+        typer.Option(
+            help="builtin (calibrated, shipped) or aic (NVIDIA AIConfigurator; pip install "
+            "'dgdr[aic]')"
+        ),
+    ] = "builtin",
+) -> None:
+    """Estimate TTFT, ITL, throughput and memory of one configuration (offline, no server)."""
+    import sim
+
+    try:
+        result = sim.estimate(
+            model,
+            gpu,
+            backend=backend,
+            tp=tp,
+            pp=pp,
+            ep=ep,
+            batch_size=batch_size,
+            isl=isl,
+            osl=osl,
+            mode=mode,
+            estimator=estimator,
+        )
+    except ValueError as exc:
+        raise fail(str(exc), 2) from None
+    data = dataclasses.asdict(result)
+    if output == "json":
+        print(json.dumps(data, indent=2))
+        return
+    for key, value in data.items():
+        shown = f"{value:,.3f}" if isinstance(value, float) else str(value)
+        out.print(f"{key:<24}{shown}", markup=False)
+
+
+def _read_spec(filename: str) -> tuple[DGDRSpec, str, str]:
+    """(spec, name, namespace) from a manifest or a bare spec; FieldErrors end the command."""
+    try:
+        docs = load_documents(filename)
+    except (OSError, yaml.YAMLError, DgdrError) as exc:
+        raise fail(f"cannot read {filename}: {exc}") from None
+    if len(docs) != 1:
+        raise fail(f"{filename} holds {len(docs)} documents: profile one spec at a time", 2)
+    doc = docs[0]
+    if "apiVersion" in doc or "kind" in doc or "spec" in doc:
+        parsed = parse_manifest(doc)
+        if isinstance(parsed, list):
+            _report(filename, parsed)
+        meta = parsed.metadata
+        return parsed.spec, meta.name, meta.namespace or "default"
+    spec = parse_spec(doc)
+    if isinstance(spec, list):
+        _report(filename, spec)
+    return spec, Path(filename).stem.replace("_", "-").lower(), "default"
+
+
+def _config_next_to(filename: str, model: str) -> Path | None:
+    """A Hugging Face config.json next to the spec file, for a model the catalog lacks and that
+    is not itself a path to one."""
+    import sim
+
+    known = {m.lower() for m in sim.models()}
+    if model.lower() in known or sim.local_config_path(model) is not None:
+        return None
+    beside = Path(filename).resolve().parent / "config.json"
+    return beside if beside.is_file() else None
+
+
+def _report(filename: str, errors: list[FieldError]) -> NoReturn:
+    err.print(f"error: {filename} is not a valid DGDR spec:", markup=False)
+    for e in errors:
+        err.print(f"  {e}", markup=False)
+    raise typer.Exit(1)
+
+
+def profile(
+    filename: Annotated[
+        str, typer.Option("--filename", "-f", help="a DGDR manifest or a bare spec (YAML/JSON)")
+    ],
+    output: Annotated[str, typer.Option("--output", "-o", help="table, json or yaml")] = "table",
+    plot: Annotated[Path | None, typer.Option(help="write a Pareto plot (PNG) here")] = None,
+    top: Annotated[int, typer.Option(help="alternatives shown in the table")] = 5,
+) -> None:
+    """Profile a spec offline: the chosen config, the alternatives, the SLA verdict and the DGD."""
+    if output not in ("table", "json", "yaml"):
+        raise fail(f"--output {output!r} is not supported: use table, json or yaml", 2)
+    import sim
+
+    spec, name, namespace = _read_spec(filename)
+    hardware, errors = resolve_hardware(spec, {})
+    if hardware is None:
+        _report(filename, errors)
+    steps: list[tuple[str, str]] = []
+    try:
+        result = sim.profile(
+            spec,
+            hardware,
+            name=name,
+            namespace=namespace,
+            progress=lambda sub, text: steps.append((sub, text)),
+            model_config=_config_next_to(filename, spec.model),
+        )
+    except sim.ProfilingError as exc:
+        raise fail(f"{exc.sub_phase}: {exc.message}") from None
+    points = [p["config"] for p in result.pareto]
+    report = {
+        "name": name,
+        "namespace": namespace,
+        "backend": result.backend,
+        "message": result.message,
+        "selected": next((p for p in points if p.get("selected")), None),
+        "pareto": points,
+        "steps": [{"subPhase": s, "message": m} for s, m in steps],
+        "dgd": result.selected_config,
+        "configmaps": result.configmaps,
+    }
+    if plot is not None:
+        _plot(points, spec, plot)
+    if output == "json":
+        print(json.dumps(report, indent=2))
+    elif output == "yaml":
+        print(yaml.safe_dump(report, sort_keys=False), end="")
+    else:
+        _table(report, top)
+        if plot is not None:
+            out.print(f"Pareto plot written to {plot}")
+
+
+def _table(report: dict[str, Any], top: int) -> None:
+    for step in report["steps"]:
+        out.print(f"[cyan]{step['subPhase']:<16}[/] {step['message']}")
+    out.print(f"[bold]{report['message']}[/]")
+    t = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    columns = (
+        "",
+        "BACKEND",
+        "MODE",
+        "TP",
+        "WORKERS",
+        "GPUS",
+        "BATCH",
+        "TTFT MS",
+        "ITL MS",
+        "TOK/S/GPU",
+        "TOK/S/USER",
+        "SLA",
+    )
+    for c in columns:
+        t.add_column(
+            c, no_wrap=True, justify="left" if c in ("", "BACKEND", "MODE", "SLA") else "right"
+        )
+    ranked = sorted(report["pareto"], key=lambda p: -p["tokensPerSecondPerGpu"])[:top]
+    ranked += [p for p in report["pareto"] if p.get("selected") and p not in ranked]
+    for p in ranked:
+        t.add_row(
+            "*" if p.get("selected") else "",
+            str(p.get("backend", "")),
+            str(p.get("mode", "agg")),
+            *_shape_cells(p),
+            str(p["totalGpus"]),
+            str(p["batchSize"]),
+            f"{p['ttftMs']:.1f}",
+            f"{p['itlMs']:.2f}",
+            f"{p['tokensPerSecondPerGpu']:.0f}",
+            f"{p['tokensPerSecondPerUser']:.1f}",
+            "met" if p.get("meetsSla") else "missed",
+        )
+    out.print(t)
+    services = report["dgd"].get("spec", {}).get("services", {})
+    out.print(
+        f"DGD {report['dgd']['metadata']['name']}: "
+        + ", ".join(f"{n} x{s.get('replicas', 1)}" for n, s in services.items())
+    )
+
+
+def _shape_cells(p: dict[str, Any]) -> tuple[str, str]:
+    """TP and worker counts: `2` and `4` (agg), `P1 D2` and `2+3` (prefill + decode)."""
+    if p.get("mode") == "disagg":
+        return (
+            f"P{p['prefillTensorParallelSize']} D{p['decodeTensorParallelSize']}",
+            f"{p['prefillWorkers']}+{p['decodeWorkers']}",
+        )
+    return str(p["tensorParallelSize"]), str(p["replicas"])
+
+
+def _plot(points: list[dict[str, Any]], spec: DGDRSpec, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    xs = [p["tokensPerSecondPerUser"] for p in points]
+    ys = [p["tokensPerSecondPerGpu"] for p in points]
+    ax.plot(xs, ys, "o-", color="tab:blue", label="Pareto front")
+    chosen = [p for p in points if p.get("selected")]
+    if chosen:
+        ax.plot(
+            [chosen[0]["tokensPerSecondPerUser"]],
+            [chosen[0]["tokensPerSecondPerGpu"]],
+            "*",
+            markersize=16,
+            color="tab:red",
+            label="selected",
+        )
+    sla = spec.effective_sla
+    if sla.itl:
+        ax.axvline(
+            1000.0 / sla.itl, color="tab:gray", linestyle="--", label=f"ITL {sla.itl:g} ms bound"
+        )
+    ax.set_xlabel("tokens/s per user")
+    ax.set_ylabel("tokens/s per GPU")
+    ax.set_title(f"{spec.model}: throughput vs interactivity")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def simulate(
+    filename: Annotated[
+        str, typer.Option("--filename", "-f", help="a DGDR manifest or a bare spec (YAML/JSON)")
+    ],
+    requests: Annotated[
+        int | None, typer.Option(help="requests to simulate (default: 500, or 3x concurrency)")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="random seed of the arrivals")] = 0,
+    output: Annotated[str, typer.Option("--output", "-o", help="table or json")] = "table",
+) -> None:
+    """Check the rapid pick with a request-level simulation under the spec's workload."""
+    if output not in ("table", "json"):
+        raise fail(f"--output {output!r} is not supported: use table or json", 2)
+    import sim
+
+    spec, name, namespace = _read_spec(filename)
+    hardware, errors = resolve_hardware(spec, {})
+    if hardware is None:
+        _report(filename, errors)
+    try:
+        result = sim.profile(spec, hardware, name=name, namespace=namespace)
+    except sim.ProfilingError as exc:
+        raise fail(f"{exc.sub_phase}: {exc.message}") from None
+    chosen = next(p["config"] for p in result.pareto if p["config"].get("selected"))
+    load = spec.effective_workload
+    concurrency = None
+    if load.request_rate is None:
+        concurrency = int(load.concurrency or sim.slots(chosen))
+    if requests is None:
+        requests = max(500, 3 * (concurrency or 0))
+    measured = sim.simulate_config(
+        spec.model,
+        hardware.gpu_sku.value,
+        chosen,
+        isl=load.isl,
+        osl=load.osl,
+        request_rate=load.request_rate,
+        concurrency=concurrency,
+        requests=requests,
+        seed=seed,
+    )
+    if chosen["mode"] == "disagg":
+        shape = (
+            f"prefill TP {chosen['prefillTensorParallelSize']} x {chosen['prefillWorkers']} + "
+            f"decode TP {chosen['decodeTensorParallelSize']} x {chosen['decodeWorkers']}"
+        )
+    else:
+        shape = f"TP {chosen['tensorParallelSize']} x {chosen['replicas']} replica(s)"
+    sla = spec.effective_sla
+    verdicts = {
+        "ttft": _verdict(measured.ttft_ms["p90"], sla.ttft),
+        "itl": _verdict(measured.itl_ms["p90"], sla.itl),
+    }
+    if output == "json":
+        print(
+            json.dumps(
+                {
+                    "selected": chosen,
+                    "simulation": dataclasses.asdict(measured),
+                    "slaAtP90": verdicts,
+                    "concurrency": concurrency,
+                    "requestRate": load.request_rate,
+                },
+                indent=2,
+            )
+        )
+        return
+    arrivals = (
+        f"{load.request_rate:g} req/s (Poisson)"
+        if load.request_rate is not None
+        else f"{concurrency} concurrent users (closed loop)"
+    )
+    out.print(
+        f"selected: {shape}, "
+        f"batch {chosen['batchSize']}; {measured.requests} requests at {arrivals}"
+    )
+    t = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for c in ("METRIC", "P50", "P90", "P99", "SLA", "AT P90"):
+        t.add_column(c, no_wrap=True)
+    for label, stats, target, key in (
+        ("TTFT ms", measured.ttft_ms, sla.ttft, "ttft"),
+        ("ITL ms", measured.itl_ms, sla.itl, "itl"),
+    ):
+        t.add_row(
+            label,
+            *(f"{stats[q]:.2f}" for q in ("p50", "p90", "p99")),
+            f"{target:g}" if target else "-",
+            verdicts[key],
+        )
+    out.print(t)
+    out.print(
+        f"throughput {measured.output_tokens_per_s:,.0f} tok/s, "
+        f"{measured.requests_per_s:.2f} req/s; mean running batch "
+        f"{measured.mean_running:.1f} (peak {measured.peak_running})"
+    )
+
+
+def _verdict(value: float, target: float | None) -> str:
+    if not target:
+        return "-"
+    return "met" if value <= target else f"missed by {100 * (value / target - 1):.0f}%"
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(estimate)
+    app.command()(profile)
+    app.command()(simulate)

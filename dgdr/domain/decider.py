@@ -1,0 +1,348 @@
+"""The DGDR decider: pure `decide`, `evolve` and `initial_state`, consulting the lifecycle machine.
+
+Owns every business rule: what a command means in each phase, which events it records, and when it is
+refused. `decide` never mutates and never does I/O; every event it returns is an edge of
+`dgdr.domain.machine.EDGES` from the state the previous event left (checked as it builds the list), so a
+decision can never record an illegal transition. `evolve` holds no rules: it folds one event into the
+state and raises `InvalidHistory` only if a stored history contains an edge the machine does not have.
+
+Idempotency is a domain rule: a command whose id was already recorded decides `[]`, and so does a
+command that would change nothing (a re-applied identical spec, a repeated observation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, assert_never
+
+from dgdr.domain import machine
+from dgdr.domain.errors import InvalidHistory
+from dgdr.domain.hardware import resolve_hardware
+from dgdr.domain.model import (
+    Apply,
+    AutoApplyEnabled,
+    Command,
+    Created,
+    Delete,
+    Deleted,
+    DeploymentCreated,
+    DeploymentDegraded,
+    DeploymentDeleted,
+    DeploymentFailed,
+    DeploymentObserved,
+    DeploymentReady,
+    DeploymentStarted,
+    Event,
+    ObserveDeployment,
+    ProfilingCompleted,
+    ProfilingFailed,
+    ProfilingProgressed,
+    ProfilingStarted,
+    Rejection,
+    ReportProfilingFailure,
+    ReportProfilingProgress,
+    ReportProfilingResult,
+    SpecUpdated,
+    StartProfiling,
+    State,
+    Validated,
+    ValidationFailed,
+)
+from dgdr.domain.spec import FieldError, parse_spec
+
+IMMUTABLE_PHASES = ("Profiling", "Deploying", "Deployed")
+
+
+def initial_state() -> State:
+    return State()
+
+
+def decide(state: State, command: Command) -> list[Event] | Rejection:
+    if command.id in state.applied:
+        return []
+    if state.is_terminal:
+        return Rejection("Deleted", "this DGDR was deleted; apply it again to create a new one")
+    match command:
+        case Apply():
+            events = _decide_apply(state, command)
+        case Delete():
+            events = [Deleted()] if state.exists else _not_found()
+        case StartProfiling():
+            events = _decide_start_profiling(state, command)
+        case ReportProfilingProgress():
+            events = _decide_progress(state, command)
+        case ReportProfilingFailure():
+            events = _in_profiling(state, command.generation) or [
+                ProfilingFailed(
+                    sub_phase=command.sub_phase or state.profiling_phase, message=command.message
+                )
+            ]
+        case ReportProfilingResult():
+            events = _decide_result(state, command)
+        case ObserveDeployment():
+            events = _decide_observation(state, command)
+        case _:
+            assert_never(command)
+    if isinstance(events, Rejection):
+        return events
+    _check_edges(state, events)
+    return events
+
+
+def evolve(state: State, event: Event, command_id: str | None = None) -> State:
+    dest = machine.next_state(state.machine_state, event.trigger)
+    if dest is None:
+        raise InvalidHistory(f"{event.type} is not allowed in state {state.machine_state}")
+    applied = state.applied | {command_id} if command_id else state.applied
+    s = replace(state, machine_state=dest, applied=applied)
+    match event:
+        case Created():
+            return replace(s, spec=event.spec, generation=event.generation)
+        case SpecUpdated() | AutoApplyEnabled():
+            s = replace(s, spec=event.spec, generation=event.generation)
+            if isinstance(event, SpecUpdated):
+                s = replace(
+                    s,
+                    profiling_phase=None,
+                    job_name=None,
+                    dgd_name=None,
+                    deployment_created=False,
+                    deployment_state=None,
+                    replicas=0,
+                    available_replicas=0,
+                )
+            return s
+        case Validated():
+            return replace(s, validated_generation=event.generation, hardware=event.hardware)
+        case ValidationFailed():
+            return s
+        case ProfilingStarted():
+            return replace(s, job_name=event.job_name, profiling_phase="Initializing")
+        case ProfilingProgressed():
+            return replace(s, profiling_phase=event.sub_phase)
+        case ProfilingFailed():
+            return replace(s, profiling_phase=event.sub_phase)
+        case ProfilingCompleted():
+            return replace(s, profiling_phase=None, dgd_name=event.dgd_name)
+        case DeploymentStarted():
+            return replace(s, dgd_name=event.dgd_name)
+        case DeploymentCreated():
+            return replace(s, deployment_created=True)
+        case DeploymentObserved() | DeploymentDegraded():
+            return replace(
+                s,
+                deployment_state=event.state,
+                replicas=event.replicas,
+                available_replicas=event.available_replicas,
+                deployment_created=True,
+            )
+        case DeploymentReady():
+            return replace(
+                s,
+                deployment_state="successful",
+                replicas=event.replicas,
+                available_replicas=event.available_replicas,
+                deployment_created=True,
+            )
+        case DeploymentDeleted():
+            return replace(
+                s,
+                dgd_name=None,
+                deployment_state=None,
+                replicas=0,
+                available_replicas=0,
+                deployment_created=False,
+            )
+        case DeploymentFailed() | Deleted():
+            return s
+        case _:
+            assert_never(event)
+
+
+def fold(events: list[tuple[Event, str | None]], state: State | None = None) -> State:
+    """evolve over a history of (event, causing command id)."""
+    s = state or initial_state()
+    for event, command_id in events:
+        s = evolve(s, event, command_id)
+    return s
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def _check_edges(state: State, events: list[Event]) -> None:
+    """Every decided event must be a machine edge from where the previous one left (only the
+    machine state decides that, so chaining states is enough). A failure is a decider bug."""
+    current = state.machine_state
+    for event in events:
+        dest = machine.next_state(current, event.trigger)
+        if dest is None:
+            raise InvalidHistory(f"decided {event.type} in state {current}: not a machine edge")
+        current = dest
+
+
+def _not_found() -> Rejection:
+    return Rejection("NotFound", "no such DGDR")
+
+
+def _decide_apply(state: State, command: Apply) -> list[Event] | Rejection:
+    if not state.exists:
+        created: Event = Created(
+            spec=command.spec, generation=1, labels=command.labels, annotations=command.annotations
+        )
+        return [created, *_validation(command.spec, 1, command)]
+    if command.spec == state.spec:
+        return []
+    phase = state.phase
+    if phase in IMMUTABLE_PHASES:
+        return Rejection(
+            "SpecChangeRejected",
+            f"Cannot modify spec in phase '{phase}': a DGDR is immutable once profiling starts. "
+            "Delete it and apply again, or create a new DGDR with a different name.",
+        )
+    generation = state.generation + 1
+    if phase == "Ready" and _only_auto_apply_turned_on(state.spec, command.spec):
+        return [
+            AutoApplyEnabled(spec=command.spec, generation=generation),
+            DeploymentStarted(dgd_name=state.dgd_name or ""),
+        ]
+    return [
+        SpecUpdated(spec=command.spec, generation=generation),
+        *_validation(command.spec, generation, command),
+    ]
+
+
+def _auto_apply(spec: dict[str, Any]) -> bool:
+    """autoApply as validated (default true); an invalid spec never deploys."""
+    parsed = parse_spec(spec)
+    return not isinstance(parsed, list) and parsed.auto_apply
+
+
+def _only_auto_apply_turned_on(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    def rest(spec: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in spec.items() if k != "autoApply"}
+
+    return rest(old) == rest(new) and not _auto_apply(old) and _auto_apply(new)
+
+
+def _validation(spec: dict[str, Any], generation: int, command: Apply) -> list[Event]:
+    parsed = parse_spec(spec)
+    if isinstance(parsed, list):
+        return [ValidationFailed(generation=generation, errors=[e.to_dict() for e in parsed])]
+    known = command.known_models
+    if known is not None and parsed.model not in known:
+        unknown = FieldError(
+            "spec.model",
+            f"unknown model {parsed.model!r}: use one of {', '.join(sorted(known))}, or the path "
+            "to a Hugging Face config.json on the service's machine",
+        )
+        return [ValidationFailed(generation=generation, errors=[unknown.to_dict()])]
+    hardware, errors = resolve_hardware(parsed, command.discovered_hardware)
+    if hardware is None:
+        return [ValidationFailed(generation=generation, errors=[e.to_dict() for e in errors])]
+    return [
+        Validated(
+            generation=generation,
+            hardware=hardware.to_dict(),
+            message=(
+                f"Spec is valid; hardware: {hardware.total_gpus} x {hardware.gpu_sku.value} "
+                f"({hardware.num_gpus_per_node} per node)"
+            ),
+        )
+    ]
+
+
+def _decide_start_profiling(state: State, command: StartProfiling) -> list[Event] | Rejection:
+    if (
+        state.phase != "Pending"
+        or command.generation != state.validated_generation
+        or (command.generation != state.generation)
+    ):
+        return Rejection(
+            "Stale",
+            f"profiling cannot start in phase {state.phase} for generation "
+            f"{command.generation} (current {state.generation})",
+        )
+    return [ProfilingStarted(generation=command.generation, job_name=command.job_name)]
+
+
+def _in_profiling(state: State, generation: int) -> Rejection | None:
+    if state.phase != "Profiling" or generation != state.generation:
+        return Rejection(
+            "Stale",
+            f"no profiling of generation {generation} is running "
+            f"(phase {state.phase}, generation {state.generation})",
+        )
+    return None
+
+
+def _decide_progress(state: State, command: ReportProfilingProgress) -> list[Event] | Rejection:
+    stale = _in_profiling(state, command.generation)
+    if stale:
+        return stale
+    if command.sub_phase == state.profiling_phase:
+        return []
+    event = ProfilingProgressed(sub_phase=command.sub_phase, message=command.message)
+    if machine.next_state(state.machine_state, event.trigger) is None:
+        return Rejection(
+            "InvalidTransition",
+            f"profiling cannot go from {state.profiling_phase} to {command.sub_phase}",
+        )
+    return [event]
+
+
+def _decide_result(state: State, command: ReportProfilingResult) -> list[Event] | Rejection:
+    stale = _in_profiling(state, command.generation)
+    if stale:
+        return stale
+    events: list[Event] = [
+        ProfilingCompleted(
+            dgd_name=command.dgd_name,
+            selected_config=command.selected_config,
+            pareto=command.pareto,
+            message=command.message,
+            additional_resources=command.additional_resources,
+        )
+    ]
+    if _auto_apply(state.spec):
+        events.append(DeploymentStarted(dgd_name=command.dgd_name))
+    return events
+
+
+def _decide_observation(state: State, command: ObserveDeployment) -> list[Event] | Rejection:
+    if state.phase not in ("Deploying", "Deployed") or command.dgd_name != state.dgd_name:
+        return Rejection(
+            "Stale",
+            f"DGD {command.dgd_name} is not being deployed by this DGDR (phase {state.phase})",
+        )
+    seen, n, avail = command.observed, command.replicas, command.available_replicas
+    changed = (seen, n, avail) != (state.deployment_state, state.replicas, state.available_replicas)
+    events: list[Event] = []
+    if state.phase == "Deploying":
+        if seen == "conflict":
+            return [
+                DeploymentFailed(
+                    reason="DeploymentConflict",
+                    message=f"a DynamoGraphDeployment named {command.dgd_name} already exists and is "
+                    "not managed by this DGDR; delete it, or set overrides.dgd.metadata.name "
+                    "to another name and apply a new DGDR",
+                )
+            ]
+        if seen == "deleted":
+            return (
+                [DeploymentDeleted(dgd_name=command.dgd_name)] if state.deployment_created else []
+            )
+        if not state.deployment_created:
+            events.append(DeploymentCreated(dgd_name=command.dgd_name))
+        if seen == "successful":
+            events.append(DeploymentReady(replicas=n, available_replicas=avail))
+        elif seen != "created" and changed:
+            events.append(DeploymentObserved(state=seen, replicas=n, available_replicas=avail))
+        return events
+    if seen == "deleted":
+        return [DeploymentDeleted(dgd_name=command.dgd_name)]
+    if seen in ("pending", "failed"):
+        return [DeploymentDegraded(state=seen, replicas=n, available_replicas=avail)]
+    if seen == "successful" and changed:
+        return [DeploymentObserved(state=seen, replicas=n, available_replicas=avail)]
+    return []

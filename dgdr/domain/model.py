@@ -1,0 +1,331 @@
+"""Domain vocabulary: the commands a DGDR accepts, the events it records, and its decision state.
+
+Owns: every event type (one per machine trigger; `TRIGGER` names the edge it performs), every command
+type, `Rejection`, and the immutable `State` that `evolve` builds. All are plain data (pydantic, frozen);
+nothing here decides or does I/O. Event payloads are JSON-safe and versioned by the envelope
+(`events.envelope`), which carries ids, time, causation and correlation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from dgdr.domain.machine import ABSENT, DELETED, split_state
+from dgdr.domain.spec import FieldError
+
+# --------------------------------------------------------------------------------------------- events
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    TRIGGER: ClassVar[str]
+
+    @property
+    def trigger(self) -> str:
+        return self.TRIGGER
+
+
+class Created(_Event):
+    TRIGGER = "created"
+    type: Literal["Created"] = "Created"
+    spec: dict[str, Any]
+    generation: int = 1
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class Validated(_Event):
+    TRIGGER = "validated"
+    type: Literal["Validated"] = "Validated"
+    generation: int
+    hardware: dict[str, Any]
+    message: str
+
+
+class ValidationFailed(_Event):
+    TRIGGER = "validation_failed"
+    type: Literal["ValidationFailed"] = "ValidationFailed"
+    generation: int
+    errors: list[dict[str, str]]
+
+
+class SpecUpdated(_Event):
+    TRIGGER = "spec_updated"
+    type: Literal["SpecUpdated"] = "SpecUpdated"
+    spec: dict[str, Any]
+    generation: int
+
+
+class ProfilingStarted(_Event):
+    TRIGGER = "profiling_started"
+    type: Literal["ProfilingStarted"] = "ProfilingStarted"
+    generation: int
+    job_name: str = Field(alias="jobName")
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class ProfilingProgressed(_Event):
+    TRIGGER = "profiling_progressed"  # concrete trigger depends on sub_phase, see `trigger`
+    type: Literal["ProfilingProgressed"] = "ProfilingProgressed"
+    sub_phase: str = Field(alias="subPhase")
+    message: str
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @property
+    def trigger(self) -> str:
+        return f"profiling_progressed_to_{self.sub_phase}"
+
+
+class ProfilingFailed(_Event):
+    TRIGGER = "profiling_failed"
+    type: Literal["ProfilingFailed"] = "ProfilingFailed"
+    sub_phase: str | None = Field(default=None, alias="subPhase")
+    message: str
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class ProfilingCompleted(_Event):
+    TRIGGER = "profiling_completed"
+    type: Literal["ProfilingCompleted"] = "ProfilingCompleted"
+    dgd_name: str = Field(alias="dgdName")
+    selected_config: dict[str, Any] = Field(alias="selectedConfig")
+    pareto: list[dict[str, Any]] = Field(default_factory=list)
+    message: str
+    # Objects created with the DGD (the planner's ConfigMaps); absent from events stored before
+    # they existed, which read as none.
+    additional_resources: list[dict[str, Any]] = Field(
+        default_factory=list, alias="additionalResources"
+    )
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class AutoApplyEnabled(_Event):
+    TRIGGER = "auto_apply_enabled"
+    type: Literal["AutoApplyEnabled"] = "AutoApplyEnabled"
+    spec: dict[str, Any]
+    generation: int
+
+
+class DeploymentStarted(_Event):
+    TRIGGER = "deployment_started"
+    type: Literal["DeploymentStarted"] = "DeploymentStarted"
+    dgd_name: str = Field(alias="dgdName")
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class DeploymentCreated(_Event):
+    TRIGGER = "deployment_created"
+    type: Literal["DeploymentCreated"] = "DeploymentCreated"
+    dgd_name: str = Field(alias="dgdName")
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class _Replicas(_Event):
+    replicas: int = 0
+    available_replicas: int = Field(default=0, alias="availableReplicas")
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class DeploymentObserved(_Replicas):
+    TRIGGER = "deployment_observed"
+    type: Literal["DeploymentObserved"] = "DeploymentObserved"
+    state: str
+
+
+class DeploymentReady(_Replicas):
+    TRIGGER = "deployment_ready"
+    type: Literal["DeploymentReady"] = "DeploymentReady"
+
+
+class DeploymentDegraded(_Replicas):
+    TRIGGER = "deployment_degraded"
+    type: Literal["DeploymentDegraded"] = "DeploymentDegraded"
+    state: str
+
+
+class DeploymentDeleted(_Event):
+    TRIGGER = "deployment_deleted"
+    type: Literal["DeploymentDeleted"] = "DeploymentDeleted"
+    dgd_name: str = Field(alias="dgdName")
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class DeploymentFailed(_Event):
+    TRIGGER = "deployment_failed"
+    type: Literal["DeploymentFailed"] = "DeploymentFailed"
+    reason: str
+    message: str
+
+
+class Deleted(_Event):
+    TRIGGER = "deleted"
+    type: Literal["Deleted"] = "Deleted"
+
+
+Event = Annotated[
+    Created
+    | Validated
+    | ValidationFailed
+    | SpecUpdated
+    | ProfilingStarted
+    | ProfilingProgressed
+    | ProfilingFailed
+    | ProfilingCompleted
+    | AutoApplyEnabled
+    | DeploymentStarted
+    | DeploymentCreated
+    | DeploymentObserved
+    | DeploymentReady
+    | DeploymentDegraded
+    | DeploymentDeleted
+    | DeploymentFailed
+    | Deleted,
+    Field(discriminator="type"),
+]
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+EVENT_TYPES: tuple[str, ...] = (
+    "Created", "Validated", "ValidationFailed", "SpecUpdated", "ProfilingStarted",
+    "ProfilingProgressed", "ProfilingFailed", "ProfilingCompleted", "AutoApplyEnabled",
+    "DeploymentStarted", "DeploymentCreated", "DeploymentObserved", "DeploymentReady",
+    "DeploymentDegraded", "DeploymentDeleted", "DeploymentFailed", "Deleted",
+)  # fmt: skip
+
+
+def event_from_payload(event_type: str, payload: dict[str, Any]) -> Event:
+    return EVENT_ADAPTER.validate_python({**payload, "type": event_type})
+
+
+def event_payload(event: Event) -> dict[str, Any]:
+    data = event.model_dump(mode="json", by_alias=True)
+    data.pop("type")
+    return data
+
+
+# ------------------------------------------------------------------------------------------- commands
+
+
+class _Command(BaseModel):
+    """`id` makes a command idempotent; `at` is when it was issued (RFC 3339, UTC, from the edge)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    id: str
+    at: str
+    correlation_id: str | None = None
+
+
+class Apply(_Command):
+    kind: Literal["Apply"] = "Apply"
+    spec: dict[str, Any]
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    discovered_hardware: dict[str, Any] = Field(default_factory=dict)
+    # The models the profiler can serve, when the edge knows them; None leaves the check out.
+    known_models: list[str] | None = None
+
+
+class Delete(_Command):
+    kind: Literal["Delete"] = "Delete"
+
+
+class StartProfiling(_Command):
+    kind: Literal["StartProfiling"] = "StartProfiling"
+    generation: int
+    job_name: str
+
+
+class ReportProfilingProgress(_Command):
+    kind: Literal["ReportProfilingProgress"] = "ReportProfilingProgress"
+    generation: int
+    sub_phase: str
+    message: str
+
+
+class ReportProfilingFailure(_Command):
+    kind: Literal["ReportProfilingFailure"] = "ReportProfilingFailure"
+    generation: int
+    sub_phase: str | None
+    message: str
+
+
+class ReportProfilingResult(_Command):
+    kind: Literal["ReportProfilingResult"] = "ReportProfilingResult"
+    generation: int
+    dgd_name: str
+    selected_config: dict[str, Any]
+    pareto: list[dict[str, Any]] = Field(default_factory=list)
+    message: str
+    additional_resources: list[dict[str, Any]] = Field(default_factory=list)
+
+
+DeploymentObservation = Literal["created", "pending", "successful", "failed", "deleted", "conflict"]
+
+
+class ObserveDeployment(_Command):
+    """What the deployment target saw of the DGD: its state, replicas, and a message when it failed."""
+
+    kind: Literal["ObserveDeployment"] = "ObserveDeployment"
+    dgd_name: str
+    observed: DeploymentObservation
+    replicas: int = 0
+    available_replicas: int = 0
+    message: str = ""
+
+
+Command = (
+    Apply
+    | Delete
+    | StartProfiling
+    | ReportProfilingProgress
+    | ReportProfilingFailure
+    | ReportProfilingResult
+    | ObserveDeployment
+)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A command the DGDR refuses: nothing is recorded; the requester gets the reason and every error."""
+
+    reason: str
+    message: str
+    errors: tuple[FieldError, ...] = ()
+
+
+# ---------------------------------------------------------------------------------------------- state
+
+
+@dataclass(frozen=True)
+class State:
+    """What the decider needs to know about one DGDR incarnation, folded from its events."""
+
+    machine_state: str = ABSENT
+    spec: dict[str, Any] = field(default_factory=dict)
+    generation: int = 0
+    validated_generation: int = 0
+    hardware: dict[str, Any] = field(default_factory=dict)
+    profiling_phase: str | None = None
+    job_name: str | None = None
+    dgd_name: str | None = None
+    deployment_created: bool = False
+    replicas: int = 0
+    available_replicas: int = 0
+    deployment_state: str | None = None
+    applied: frozenset[str] = frozenset()
+
+    @property
+    def phase(self) -> str | None:
+        """The DGDR phase (one of the six), or None while Absent or once Deleted."""
+        if self.machine_state in (ABSENT, DELETED):
+            return None
+        return split_state(self.machine_state)[0]
+
+    @property
+    def exists(self) -> bool:
+        return self.machine_state not in (ABSENT, DELETED)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.machine_state == DELETED

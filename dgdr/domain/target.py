@@ -1,0 +1,106 @@
+"""The deployment-target port: where generated DGDs go, and where GPU facts come from.
+
+Two implementations: `dgdr.app.simcluster.SimulatedCluster` (a cluster kept in NATS KV, for laptops and
+tests) and `k8s.target.KubernetesTarget` (a Kubernetes API server). The reactor only sees this port.
+
+Failure semantics every implementation keeps:
+- `apply_dgd` is idempotent: a DGD that exists and carries the owner's uid is left alone (`exists`),
+  one owned by someone else is never adopted (`conflict`); transport errors raise, and the reactor's
+  consumer redelivers the event.
+- `start(observe)` reports the current state of every managed DGD first (level-triggered), then each
+  change; the decider ignores observations that change nothing, so repeats are harmless.
+- `discover_hardware` returns only what it found (empty when nothing), never a guess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, Protocol, runtime_checkable
+
+# (dgdr namespace, dgdr name, owner uid, dgd name, observed, replicas, available replicas)
+Observer = Callable[[str, str, str, str, str, int, int], Awaitable[None]]
+
+ApplyResult = Literal["created", "exists", "conflict"]
+
+LABEL_NAME = "dgdr.nvidia.com/name"
+LABEL_NAMESPACE = "dgdr.nvidia.com/namespace"
+LABEL_MANAGED_BY = "nvidia.com/managed-by"
+MANAGED_BY = "dgdr"
+OWNER_UID = "dgdr.nvidia.com/uid"
+# Every fact `discover_hardware` may return; a spec that states them all needs no discovery.
+DISCOVERED_FACTS = ("gpuSku", "numGpusPerNode", "totalGpus", "vramMb")
+
+
+class DeploymentTarget(Protocol):
+    async def discover_hardware(self) -> dict[str, Any]:
+        """GPU facts as node labels state them: gpuSku, numGpusPerNode, totalGpus, vramMb."""
+        ...
+
+    async def apply_dgd(
+        self,
+        dgd: dict[str, Any],
+        owner_uid: str,
+        resources: list[dict[str, Any]] | None = None,
+    ) -> ApplyResult:
+        """Create the DGD unless it exists (see the module's failure semantics), and the
+        `resources` that go with it (the planner's ConfigMaps), owned by the DGD."""
+        ...
+
+    async def start(self, observe: Observer | None = None) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class ProfilingReporter(Protocol):
+    """Where a profiling Job's progress goes (the reactor turns each call into a command with a
+    deterministic id, so a report repeated after a restart decides nothing)."""
+
+    async def profiling_progress(
+        self, namespace: str, name: str, uid: str, sub_phase: str, message: str
+    ) -> None: ...
+
+    async def profiling_result(
+        self,
+        namespace: str,
+        name: str,
+        uid: str,
+        dgd: dict[str, Any],
+        pareto: list[dict[str, Any]],
+        message: str,
+        resources: list[dict[str, Any]] | None = None,
+    ) -> None: ...
+
+    async def profiling_failure(
+        self, namespace: str, name: str, uid: str, sub_phase: str | None, message: str
+    ) -> None: ...
+
+
+@runtime_checkable
+class ProfilingJobs(Protocol):
+    """A target that runs `searchStrategy: thorough` profiling as its own Job (a cluster does;
+    the simulated cluster does not, and the profiling worker runs it instead)."""
+
+    def attach_profiling(self, reporter: ProfilingReporter) -> None: ...
+
+    async def start_profiling_job(
+        self, namespace: str, name: str, uid: str, generation: int, spec: dict[str, Any]
+    ) -> None: ...
+
+
+def owned_labels(dgd: dict[str, Any], namespace: str, name: str) -> dict[str, str]:
+    """The labels that tie a DGD to its DGDR (Dynamo's, so its tooling finds them too)."""
+    labels = dict(dgd.get("metadata", {}).get("labels") or {})
+    labels.update({LABEL_NAME: name, LABEL_NAMESPACE: namespace, LABEL_MANAGED_BY: MANAGED_BY})
+    return labels
+
+
+def replica_counts(dgd: dict[str, Any]) -> tuple[int, int]:
+    """(replicas, available) summed over `status.services`, as Dynamo's deploymentInfo does;
+    before the DGD controller reports services, the spec's replica counts with none available."""
+    services = (dgd.get("status") or {}).get("services") or {}
+    if services:
+        replicas = sum(int(s.get("replicas") or 0) for s in services.values())
+        available = sum(int(s.get("availableReplicas") or 0) for s in services.values())
+        return replicas, available
+    spec_services = (dgd.get("spec") or {}).get("services") or {}
+    return sum(int(s.get("replicas", 1) or 0) for s in spec_services.values()), 0

@@ -1,0 +1,195 @@
+"""A durable JetStream pull consumer, consumed continuously, shared by every service replica.
+
+Owns: creating (or binding to) a durable pull consumer, keeping pull requests outstanding so a message
+is delivered the moment it is stored (no fetch round trip per batch), running the handler for each
+message, and acknowledging it. Messages that share a key (a DGDR name) run in arrival order; messages
+of different keys run concurrently, at most `max_inflight` at a time (the pull credit).
+
+Failure semantics: a handler that raises gets its message redelivered (nak with a delay that doubles
+from `retry_delay` up to 30 s per delivery), so a transient failure is retried and never lost, and a
+message that keeps failing is retried slowly and logged each time rather than dropped. Pull requests
+expire every `expires` seconds and are renewed; idle heartbeats detect a lost server or a deleted
+consumer, and the loop then re-creates the consumer and pulls again. The loop stops only when cancelled. A handler that wants to
+drop a message acks or terms it itself and returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+log = structlog.get_logger("events.consumer")
+
+Handler = Callable[[Any], Awaitable[None]]
+MAX_RETRY_DELAY = 30.0
+
+
+def _delivery_count(msg: Any) -> int:
+    try:
+        return int(msg.metadata.num_delivered)
+    except Exception:
+        return 1
+
+
+def _by_subject(msg: Any) -> str:
+    return str(msg.subject)
+
+
+class _Puller:
+    def __init__(
+        self,
+        nc: Client,
+        js: JetStreamContext,
+        stream: str,
+        durable: str,
+        handler: Handler,
+        key: Callable[[Any], str],
+        max_inflight: int,
+        retry_delay: float,
+        expires: float,
+    ) -> None:
+        self.nc, self.js, self.stream, self.durable = nc, js, stream, durable
+        self.handler, self.key = handler, key
+        self.max_inflight, self.retry_delay, self.expires = max_inflight, retry_delay, expires
+        self.credit = 0  # messages requested and not yet delivered or expired
+        self.inflight = 0
+        self.tails: dict[str, asyncio.Future[None]] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.last_seen = time.monotonic()
+        self.wake = asyncio.Event()
+
+    async def pull(self, inbox: str) -> None:
+        want = self.max_inflight - self.inflight - self.credit
+        if want < max(1, self.max_inflight // 4):
+            return
+        self.credit += want
+        self.last_seen = time.monotonic()
+        request = {
+            "batch": want,
+            "expires": int(self.expires * 1e9),
+            "idle_heartbeat": int(self.expires / 4 * 1e9),
+        }
+        await self.nc.publish(
+            f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{self.durable}",
+            json.dumps(request).encode(),
+            reply=inbox,
+        )
+
+    async def on_msg(self, msg: Any) -> None:
+        self.last_seen = time.monotonic()
+        status = (msg.headers or {}).get("Status")
+        if status is not None:
+            if status in ("408", "409"):  # request expired / closed: return its unused credit
+                pending = int((msg.headers or {}).get("Nats-Pending-Messages", 0) or 0)
+                self.credit = max(0, self.credit - pending) if pending else 0
+                self.wake.set()
+            return  # 100 = idle heartbeat
+        self.credit = max(0, self.credit - 1)
+        self.inflight += 1
+        previous = self.tails.get(key := self.key(msg))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.tails[key] = done
+        task = asyncio.create_task(self._run(msg, previous, done, key))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _run(
+        self, msg: Any, previous: asyncio.Future[None] | None, done: asyncio.Future[None], key: str
+    ) -> None:
+        try:
+            if previous is not None:
+                await asyncio.shield(previous)
+            try:
+                await self.handler(msg)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                attempt = _delivery_count(msg)
+                delay = min(MAX_RETRY_DELAY, self.retry_delay * 2 ** min(attempt - 1, 10))
+                log.exception(
+                    "handler failed; message will be redelivered",
+                    durable=self.durable,
+                    subject=msg.subject,
+                    attempt=attempt,
+                    retry_in=delay,
+                )
+                with contextlib.suppress(Exception):
+                    await msg.nak(delay=delay)
+            else:
+                with contextlib.suppress(Exception):
+                    await msg.ack()
+        finally:
+            done.set_result(None)
+            if self.tails.get(key) is done:
+                del self.tails[key]
+            self.inflight -= 1
+            self.wake.set()
+
+
+async def run_consumer(
+    nc: Client,
+    js: JetStreamContext,
+    *,
+    stream: str,
+    durable: str,
+    subject: str,
+    handler: Handler,
+    key: Callable[[Any], str] = _by_subject,
+    max_inflight: int = 256,
+    ack_wait: float = 10.0,
+    retry_delay: float = 0.5,
+    expires: float = 10.0,
+    ready: asyncio.Event | None = None,
+) -> None:
+    config = ConsumerConfig(
+        durable_name=durable,
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_wait=ack_wait,
+        max_deliver=-1,
+        max_ack_pending=max(10_000, max_inflight),
+        filter_subject=subject,
+    )
+    puller = _Puller(nc, js, stream, durable, handler, key, max_inflight, retry_delay, expires)
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox, cb=puller.on_msg)
+    try:
+        while True:
+            try:
+                await js.add_consumer(stream, config)
+            except Exception as exc:  # exists with another config, server away: keep trying
+                try:
+                    await js.consumer_info(stream, durable)
+                except Exception:
+                    log.warning("consumer not ready; retrying", durable=durable, error=str(exc))
+                    await asyncio.sleep(0.5)
+                    continue
+            if ready is not None:
+                ready.set()
+            puller.credit = 0
+            puller.last_seen = time.monotonic()
+            await puller.pull(inbox)
+            while True:
+                puller.wake.clear()
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(expires / 2):
+                        await puller.wake.wait()
+                if puller.credit and time.monotonic() - puller.last_seen > expires:
+                    log.warning("pull consumer silent; pulling again", durable=durable)
+                    break  # no message, heartbeat or expiry: the pull is lost; start over
+                await puller.pull(inbox)
+    finally:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+        for task in list(puller.tasks):
+            task.cancel()
