@@ -1,5 +1,5 @@
 """`python -m dgdr` runs the CLI."""
 
-from dgdr.cli.commands import main
+from dgdr.cli.main import main
 
 main()

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 from typer.testing import CliRunner
 
-from dgdr.cli.commands import app
+from dgdr.cli.main import app
 
 runner = CliRunner()
 

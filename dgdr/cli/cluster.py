@@ -1,0 +1,53 @@
+"""`dgdr cluster list|degrade|recover|delete`: inspect and disturb the simulated cluster.
+
+Failure semantics: a DGD that is not in the simulated cluster is one line on stderr and exit 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import typer
+
+from dgdr.cli.base import cluster_app, run, settings_of
+from dgdr.cli.console import fail, out
+from dgdr.client import DgdrClient
+
+
+async def _cluster(ctx: typer.Context, action: str, name: str | None = None) -> Any:
+    from dgdr.app.simcluster import SimulatedCluster
+
+    settings = settings_of(ctx)
+    async with DgdrClient(settings.options, namespace=settings.namespace) as client:
+        cluster = SimulatedCluster(client.nc.jetstream())
+        if action == "list":
+            return await cluster.list()
+        assert name is not None
+        if action == "degrade":
+            return await cluster.degrade(settings.namespace, name)
+        if action == "recover":
+            return await cluster.recover(settings.namespace, name)
+        return await cluster.delete(settings.namespace, name)
+
+
+@cluster_app.command("list")
+def cluster_list(ctx: typer.Context) -> None:
+    """DynamoGraphDeployments in the simulated cluster."""
+    for dgd in run(_cluster(ctx, "list")):
+        meta = dgd["metadata"]
+        out.print(f"{meta['namespace']}/{meta['name']}\t{dgd['status'].get('state')}")
+
+
+def _cluster_action(action: str) -> Callable[[typer.Context, str], None]:
+    def command(ctx: typer.Context, dgd: str) -> None:
+        if not run(_cluster(ctx, action, dgd)):
+            raise fail(f"no DynamoGraphDeployment {dgd} in the simulated cluster")
+        out.print(f"dynamographdeployment/{dgd} {action}d")
+
+    command.__doc__ = f"{action.capitalize()} a DynamoGraphDeployment in the simulated cluster."
+    return command
+
+
+for _action in ("degrade", "recover", "delete"):
+    cluster_app.command(_action)(_cluster_action(_action))

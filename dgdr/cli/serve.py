@@ -1,0 +1,286 @@
+"""`dgdr up` (the service, with an embedded NATS and a simulated, emulated or real cluster) and
+`dgdr demo` (all of it in a temporary directory, one example followed to Deployed).
+
+Failure semantics: bad option combinations exit 2 before anything starts; SIGINT/SIGTERM stop the
+service cleanly; an unreachable cluster is one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from dgdr.cli import render
+from dgdr.cli.base import Settings, app, run, settings_of
+from dgdr.cli.console import err, fail, out
+from dgdr.cli.requests import parse_duration, print_outcome
+from dgdr.client import DgdrClient, load_documents
+
+
+def _up_config(
+    settings: Settings, rollout_delay: float, step_delay: float, roles: str | None = None
+) -> Any:
+    from dgdr.app.service import ROLES, ServiceConfig
+
+    chosen = ROLES if roles is None else frozenset(r.strip() for r in roles.split(",") if r)
+    unknown = chosen - ROLES
+    if unknown:
+        raise fail(
+            f"--roles: unknown {', '.join(sorted(unknown))}; use any of {', '.join(sorted(ROLES))}",
+            2,
+        )
+    return ServiceConfig(
+        connect=settings.options,
+        rollout_delay=rollout_delay,
+        step_delay=step_delay,
+        roles=chosen,
+    )
+
+
+@app.command()
+def up(
+    ctx: typer.Context,
+    data_dir: Annotated[Path, typer.Option(help="where the embedded NATS keeps its data")] = Path(
+        ".dgdr"
+    ),
+    port: Annotated[int, typer.Option(help="port of the embedded NATS server")] = 4222,
+    embedded: Annotated[
+        bool, typer.Option(help="run an embedded NATS server; --no-embedded uses --server instead")
+    ] = True,
+    rollout_delay: Annotated[float, typer.Option(help="simulated DGD rollout, seconds")] = 1.0,
+    step_delay: Annotated[float, typer.Option(help="pause between profiling steps")] = 0.3,
+    roles: Annotated[
+        str | None,
+        typer.Option(help="comma-separated parts to run: requests,projector,reactor,profiler"),
+    ] = None,
+    cluster: Annotated[
+        str,
+        typer.Option(
+            help="where DGDs go: simulated (NATS KV), emulated (a Kubernetes API emulator, for "
+            "kubectl), kubernetes (--kubeconfig, or in-cluster)"
+        ),
+    ] = "simulated",
+    kubeconfig: Annotated[
+        Path | None,
+        typer.Option(help="kubeconfig of a real cluster (implies --cluster kubernetes)"),
+    ] = None,
+    write_kubeconfig: Annotated[
+        Path | None,
+        typer.Option(
+            help="with --cluster emulated: write the kubeconfig here (default DATA_DIR/kubeconfig)"
+        ),
+    ] = None,
+    watch_namespace: Annotated[
+        str | None,
+        typer.Option(
+            help="Kubernetes: watch DGDRs in these namespaces only, comma-separated (default all)"
+        ),
+    ] = None,
+    lease_namespace: Annotated[
+        str, typer.Option(help="Kubernetes: namespace of the adapter's leader Lease")
+    ] = "default",
+    lease_duration: Annotated[
+        int, typer.Option(help="Kubernetes: seconds a standby waits before taking the Lease over")
+    ] = 15,
+    log_level: Annotated[str, typer.Option()] = "INFO",
+) -> None:
+    """Run the service (embedded NATS, profiling worker, deployment target) until interrupted."""
+    from dgdr.app.logs import configure
+
+    configure(log_level)
+    config = _up_config(settings_of(ctx), rollout_delay, step_delay, roles)
+    side = _cluster_side(
+        cluster,
+        kubeconfig,
+        write_kubeconfig,
+        watch_namespace,
+        rollout_delay,
+        lease_namespace,
+        lease_duration,
+    )
+    run(_serve(config, data_dir, port if embedded else None, cluster=side))
+
+
+CLUSTER_MODES = ("simulated", "emulated", "kubernetes")
+
+
+def _cluster_side(
+    mode: str,
+    kubeconfig: Path | None,
+    write_kubeconfig: Path | None,
+    namespace: str | None,
+    rollout_delay: float,
+    lease_namespace: str = "default",
+    lease_duration: int = 15,
+) -> Any:
+    if kubeconfig is not None and mode == "simulated":
+        mode = "kubernetes"
+    if mode not in CLUSTER_MODES:
+        raise fail(f"--cluster: unknown {mode!r}; use one of {', '.join(CLUSTER_MODES)}", 2)
+    if kubeconfig is not None and mode != "kubernetes":
+        raise fail(f"--kubeconfig goes with --cluster kubernetes, not --cluster {mode}", 2)
+    if write_kubeconfig is not None and mode != "emulated":
+        raise fail("--write-kubeconfig goes with --cluster emulated", 2)
+    if mode == "simulated":
+        return None
+    if kubeconfig is not None and not kubeconfig.is_file():
+        raise fail(f"--kubeconfig: no such file {kubeconfig}", 2)
+    from k8s.runner import ClusterOptions, KubernetesSide
+
+    return KubernetesSide(
+        ClusterOptions(
+            mode=mode,
+            kubeconfig=kubeconfig,
+            write_kubeconfig=write_kubeconfig,
+            namespaces=[n.strip() for n in namespace.split(",") if n.strip()]
+            if namespace
+            else None,
+            lease_namespace=lease_namespace,
+            lease_duration=lease_duration,
+            dgd_ready_delay=rollout_delay,
+        )
+    )
+
+
+async def _serve(
+    config: Any,
+    data_dir: Path,
+    port: int | None,
+    ready: Callable[[str], Awaitable[None]] | None = None,
+    cluster: Any = None,
+) -> None:
+    from dgdr.app.service import Service
+    from events.server import EmbeddedNatsServer
+
+    server = None
+    service = None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        if cluster is not None:
+            await _open_cluster(cluster, data_dir)
+            config = replace(config, target=cluster.target)
+        if port is not None:
+            server = await EmbeddedNatsServer(data_dir, port).start()
+            config = replace(config, connect=replace(config.connect, url=server.url))
+        url = config.connect.url
+        service = Service(config)
+        await service.start()
+        if cluster is not None:
+            await cluster.start_adapter(config.connect)
+            where = "emulated" if cluster.emulator is not None else "cluster"
+            err.print(f"Kubernetes ({where}): kubectl --kubeconfig {cluster.kubeconfig} get dgdr")
+        if ready is None:
+            err.print(f"dgdr is up: NATS at {url} (export DGDR_NATS_URL={url}); Ctrl-C to stop")
+            await stop.wait()
+        else:
+            await ready(url)
+    finally:
+        if cluster is not None:
+            await cluster.close()
+        if service is not None:
+            await service.stop()
+        if server is not None:
+            await server.stop()
+
+
+async def _open_cluster(cluster: Any, data_dir: Path) -> None:
+    from dgdr.domain.errors import ClusterUnreachable
+
+    try:
+        await cluster.open(data_dir)
+    except ClusterUnreachable as exc:
+        raise fail(str(exc), 2) from exc
+
+
+def _example_path() -> Path:
+    local = Path("examples/qwen3-0.6b.yaml")
+    return local if local.is_file() else Path(__file__).resolve().parents[1] / local
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    timeout: Annotated[str, typer.Option(help="give up after this long")] = "120s",
+) -> None:
+    """Start everything in a temporary directory, apply examples/qwen3-0.6b.yaml, follow it to
+    Deployed, and show what was chosen."""
+    from dgdr.app.logs import configure
+    from events.server import free_port
+
+    configure("WARNING")
+    example = _example_path()
+    docs = load_documents(example)
+    seconds = parse_duration(timeout)
+    settings = settings_of(ctx)
+    result: dict[str, Any] = {}
+
+    async def run_demo(url: str) -> None:
+        opts = replace(settings.options, url=url)
+        async with DgdrClient(opts) as client:
+            out.print(f"[bold]dgdr demo[/]: NATS at {url}; applying {example}")
+            outcome = await client.apply(docs[0])
+            if not print_outcome(docs[0]["metadata"]["name"], outcome):
+                return
+            result["obj"] = await _follow(client, docs[0]["metadata"]["name"], seconds)
+            result["history"] = await client.history(docs[0]["metadata"]["name"])
+
+    with tempfile.TemporaryDirectory(prefix="dgdr-demo-") as tmp:
+        config = _up_config(settings, rollout_delay=1.0, step_delay=0.3)
+        run(_serve(config, Path(tmp), free_port(), ready=run_demo))
+    obj = result.get("obj")
+    if not obj or obj.get("status", {}).get("phase") != "Deployed":
+        raise fail("the demo DGDR did not reach Deployed")
+    st = obj["status"]
+    dgd = st["profilingResults"]["selectedConfig"]
+    out.print()
+    out.print(
+        f"[bold green]Deployed[/]: DGD [bold]{st['dgdName']}[/] in namespace "
+        f"{obj['metadata']['namespace']}"
+    )
+    out.print(f"selected: {render.condition(obj, 'Profiling').get('message', '')}")
+    for svc_name, svc in dgd.get("spec", {}).get("services", {}).items():
+        gpus = svc.get("resources", {}).get("limits", {}).get("gpu", "0")
+        out.print(f"  service {svc_name}: replicas {svc.get('replicas', 1)}, GPUs each {gpus}")
+    out.print(
+        f"pareto front: {len(st['profilingResults'].get('pareto', []))} configs; "
+        f"history: {len(result['history'])} stored events"
+    )
+
+
+async def _follow(client: DgdrClient, name: str, timeout: float) -> dict[str, Any]:
+    last: tuple[Any, ...] = ()
+    latest: dict[str, Any] = {}
+
+    async def loop() -> None:
+        nonlocal last, latest
+        async for _, _, obj in client.watch(name):
+            if obj is None:
+                continue
+            latest = obj
+            st = obj.get("status", {})
+            shown = "Profiling" if st.get("phase") == "Profiling" else "Succeeded"
+            message = render.condition(obj, shown).get("message", "")
+            key = (st.get("phase"), st.get("profilingPhase"), message)
+            if key != last:
+                last = key
+                where = st.get("phase", "") + (
+                    f"/{st['profilingPhase']}" if st.get("profilingPhase") else ""
+                )
+                out.print(f"  [cyan]{where:<28}[/] {message}", markup=True)
+            if st.get("phase") in ("Deployed", "Failed"):
+                return
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(loop(), timeout)
+    return latest
