@@ -5,8 +5,8 @@ The public Python API is importable from here:
 
     from dgdr import DgdrClient, ConnectOptions
     async with DgdrClient(ConnectOptions(url="nats://127.0.0.1:4222")) as client:
-        outcome = await client.apply(manifest)
-        obj = await client.wait("my-dgdr", phase="Deployed", timeout=60)
+        outcome = await client.apply(manifest)      # a RequestOutcome (typed dict)
+        obj = await client.wait("my-dgdr", phase="Deployed", timeout=60)   # a DgdrObject
 
 Every exception dgdr raises on purpose derives from `DgdrError`; the whole tree is drawn once, in
 `dgdr.domain.errors`.
@@ -33,7 +33,15 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from dgdr.client import DgdrClient, load_documents, raise_for_outcome
+    from dgdr.client import (
+        DgdrClient,
+        DgdrObject,
+        FieldErrorEntry,
+        HistoryEntry,
+        RequestOutcome,
+        load_documents,
+        raise_for_outcome,
+    )
     from dgdr.domain.errors import (
         ClusterUnreachable,
         ConcurrencyConflict,
@@ -57,6 +65,10 @@ if TYPE_CHECKING:
 
 _EXPORTS = {
     "DgdrClient": "dgdr.client",
+    "DgdrObject": "dgdr.client",
+    "FieldErrorEntry": "dgdr.client",
+    "HistoryEntry": "dgdr.client",
+    "RequestOutcome": "dgdr.client",
     "load_documents": "dgdr.client",
     "raise_for_outcome": "dgdr.client",
     "ConnectOptions": "events.connection",
@@ -95,14 +107,18 @@ __all__ = [
     "DGDRSpec",
     "DgdrClient",
     "DgdrError",
+    "DgdrObject",
     "EstimateError",
     "FieldError",
+    "FieldErrorEntry",
+    "HistoryEntry",
     "IncompatibleStream",
     "InvalidHistory",
     "NatsServerNotFound",
     "NotARequest",
     "ProfilingError",
     "ProjectionAheadOfStore",
+    "RequestOutcome",
     "RequestRejected",
     "ServerUnavailable",
     "StoreError",

@@ -7,6 +7,9 @@
 
 `apply`/`delete` subscribe to `dgdr.res.<request-id>` before publishing the request, so the outcome
 cannot be missed; a retry with the same request id is deduplicated by the stream and by the domain.
+Typed results: `apply`/`delete` return a `RequestOutcome` (the outcome message of the NATS contract,
+`dgdr.res.<request-id>`); `get`/`list`/`wait` return the DGDR object as `kubectl get -o json` shows it
+(`DgdrObject`); `history` returns `HistoryEntry`s (a stored event envelope with its stream sequence).
 Errors: `ServerUnavailable` (nothing answers), `WaitTimeout` (no outcome or state in time),
 `ConfigurationError` (the service's streams do not exist yet: start `dgdr up`). A rejected request is an
 outcome, not an exception; `raise_for_outcome` turns it into `RequestRejected` for callers who want that.
@@ -20,7 +23,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypedDict, cast
 
 import yaml
 from nats.aio.client import Client
@@ -33,6 +36,50 @@ from dgdr.domain.spec import API_VERSION, KIND
 from events import subjects as s
 from events.connection import ConnectOptions, connect
 from events.jetstream import JetStreamEventStore, bucket_keys
+
+DgdrObject = dict[str, Any]
+"""A DGDR as `kubectl get -o json` shows it: apiVersion, kind, metadata, spec, status."""
+
+
+class FieldErrorEntry(TypedDict):
+    field: str
+    message: str
+
+
+class RequestOutcome(TypedDict, total=False):
+    """The answer to a request: `accepted` (with the commit's resourceVersion and the recorded event
+    types, none when nothing changed), `invalid` (field errors; the DGDR is Failed), `rejected`
+    (nothing recorded: reason and message say why), `duplicate` (the request id was seen before)."""
+
+    status: Literal["accepted", "invalid", "rejected", "duplicate"]
+    requestId: str
+    resourceVersion: str
+    uid: str
+    events: list[str]
+    reason: str
+    message: str
+    errors: list[FieldErrorEntry]
+
+
+class AggregateRef(TypedDict):
+    namespace: str
+    name: str
+    uid: str
+
+
+class HistoryEntry(TypedDict):
+    """One stored event: its envelope and the stream sequence of the commit that holds it."""
+
+    sequence: int
+    id: str
+    type: str
+    schemaVersion: int
+    aggregate: AggregateRef
+    time: str
+    causationId: str | None
+    correlationId: str | None
+    payload: dict[str, Any]
+
 
 NOT_RUNNING = "the dgdr service has not set up NATS at {url} yet: start it with `dgdr up`"
 
@@ -47,10 +94,12 @@ def load_documents(source: str | Path, text: str | None = None) -> list[dict[str
     return docs
 
 
-def raise_for_outcome(outcome: dict[str, Any]) -> dict[str, Any]:
+def raise_for_outcome(outcome: RequestOutcome) -> RequestOutcome:
     if outcome.get("status") != "accepted":
         raise RequestRejected(
-            outcome.get("reason", "Rejected"), outcome.get("message", ""), outcome.get("errors")
+            outcome.get("reason", "Rejected"),
+            outcome.get("message", ""),
+            [dict(e) for e in outcome.get("errors", [])],
         )
     return outcome
 
@@ -102,7 +151,7 @@ class DgdrClient:
         *,
         request_id: str | None = None,
         timeout: float = 30.0,
-    ) -> dict[str, Any]:
+    ) -> RequestOutcome:
         request_id = request_id or str(uuid.uuid4())
         sub = await self.nc.subscribe(s.result_subject(request_id), max_msgs=1)
         try:
@@ -133,8 +182,7 @@ class DgdrClient:
                 ) from exc
         finally:
             await sub.unsubscribe()
-        result: dict[str, Any] = json.loads(msg.data)
-        return result
+        return cast(RequestOutcome, json.loads(msg.data))
 
     async def apply(
         self,
@@ -143,7 +191,7 @@ class DgdrClient:
         namespace: str | None = None,
         request_id: str | None = None,
         timeout: float = 30.0,
-    ) -> dict[str, Any]:
+    ) -> RequestOutcome:
         raw_meta = manifest.get("metadata")
         meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
         name = str(meta.get("name") or "")
@@ -178,7 +226,7 @@ class DgdrClient:
         namespace: str | None = None,
         labels: dict[str, str] | None = None,
         request_id: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> RequestOutcome:
         """Apply a bare spec under `name` (the manifest around it is built here)."""
         metadata: dict[str, Any] = {"name": name}
         if labels:
@@ -188,20 +236,20 @@ class DgdrClient:
 
     async def apply_file(
         self, path: str | Path, *, namespace: str | None = None
-    ) -> builtins.list[dict[str, Any]]:
+    ) -> builtins.list[RequestOutcome]:
         """Apply every document of a YAML/JSON file, in order; one outcome per document."""
         return [await self.apply(doc, namespace=namespace) for doc in load_documents(path)]
 
     async def delete(
         self, name: str, *, namespace: str | None = None, request_id: str | None = None
-    ) -> dict[str, Any]:
+    ) -> RequestOutcome:
         return await self.submit(
             namespace or self.namespace, name, {"action": "delete"}, request_id=request_id
         )
 
     # -------------------------------------------------------------------------------- status
 
-    async def get(self, name: str, *, namespace: str | None = None) -> dict[str, Any] | None:
+    async def get(self, name: str, *, namespace: str | None = None) -> DgdrObject | None:
         kv = await self.kv()
         try:
             entry = await kv.get(s.status_key(namespace or self.namespace, name))
@@ -211,7 +259,7 @@ class DgdrClient:
 
     async def list(
         self, *, namespace: str | None = None, all_namespaces: bool = False
-    ) -> list[dict[str, Any]]:
+    ) -> list[DgdrObject]:
         await self.kv()  # ConfigurationError when the service never set NATS up
         prefix = None if all_namespaces else s.escape(namespace or self.namespace) + "."
         keys = await bucket_keys(
@@ -231,7 +279,7 @@ class DgdrClient:
         *,
         namespace: str | None = None,
         all_namespaces: bool = False,
-    ) -> AsyncIterator[tuple[str, str, dict[str, Any] | None]]:
+    ) -> AsyncIterator[tuple[str, str, DgdrObject | None]]:
         """(namespace, name, object or None when deleted) for the current state, then each change."""
         kv = await self.kv()
         if name:
@@ -256,12 +304,12 @@ class DgdrClient:
         resource_version: str | int | None = None,
         phase: str | None = None,
         timeout: float = 60.0,
-    ) -> dict[str, Any]:
+    ) -> DgdrObject:
         """Read-your-writes: the object once its resourceVersion reaches `resource_version`
         and (if given) its phase is `phase`. A Failed DGDR ends a wait for another phase early."""
         target = int(resource_version or 0)
 
-        async def until() -> dict[str, Any]:
+        async def until() -> DgdrObject:
             async for _, _, obj in self.watch(name, namespace=namespace):
                 if obj is None:
                     continue
@@ -281,11 +329,15 @@ class DgdrClient:
 
     async def history(
         self, name: str, *, namespace: str | None = None
-    ) -> builtins.list[dict[str, Any]]:
+    ) -> builtins.list[HistoryEntry]:
         """Every stored event of every incarnation of the name, in order, with its sequence."""
         store = JetStreamEventStore(self.nc)
         try:
             commits = await store.history(namespace or self.namespace, name)
         except NotFoundError as exc:
             raise ConfigurationError(NOT_RUNNING.format(url=self.options.url)) from exc
-        return [{"sequence": c.seq, **env.to_dict()} for c in commits for env in c.envelopes]
+        return [
+            cast(HistoryEntry, {"sequence": c.seq, **env.to_dict()})
+            for c in commits
+            for env in c.envelopes
+        ]

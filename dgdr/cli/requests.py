@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 import yaml
@@ -18,11 +18,11 @@ import yaml
 from dgdr.cli import render
 from dgdr.cli.base import app, run, settings_of, with_client
 from dgdr.cli.console import err, fail, out
-from dgdr.client import DgdrClient, load_documents
+from dgdr.client import DgdrClient, DgdrObject, HistoryEntry, RequestOutcome, load_documents
 from dgdr.domain.errors import DgdrError
 
 
-def print_outcome(doc_name: str, outcome: dict[str, Any]) -> bool:
+def print_outcome(doc_name: str, outcome: RequestOutcome) -> bool:
     status = outcome.get("status")
     if status == "accepted":
         changed = "configured" if outcome.get("events") else "unchanged"
@@ -130,13 +130,13 @@ def get(
 def describe(ctx: typer.Context, name: str) -> None:
     """Show a DGDR: spec summary, status, conditions and its history as events."""
 
-    async def go(client: DgdrClient) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    async def go(client: DgdrClient) -> tuple[DgdrObject | None, list[HistoryEntry]]:
         return await client.get(name), await client.history(name)
 
     obj, events = run(with_client(ctx, go))
     if obj is None:
         raise fail(f'dynamographdeploymentrequests "{name}" not found')
-    for part in render.describe(obj, events):
+    for part in render.describe(obj, cast(list[dict[str, Any]], events)):
         out.print(part)
 
 
@@ -153,7 +153,7 @@ def history(
     if output in ("json", "yaml"):
         _dump(events, output)
     else:
-        out.print(render.history_table(events))
+        out.print(render.history_table(cast(list[dict[str, Any]], events)))
 
 
 @app.command()
