@@ -20,7 +20,7 @@ from tests.dgdr.domain.builders import (
     start,
 )
 
-STORY = [
+STORY: list[Command] = [
     apply(),
     start(),
     progress("SweepingPrefill"),
@@ -34,17 +34,17 @@ STORY = [
     observe("failed"),
     observe("deleted"),
 ]
-CONFLICT = [apply(), start(), result(), observe("conflict")]
+CONFLICT: list[Command] = [apply(), start(), result(), observe("conflict")]
 
 
-def stored(commands: list[Command]) -> list[tuple[str, dict[str, Any]]]:
+def stored(*commands: Command) -> list[tuple[str, dict[str, Any]]]:
     """The (type, payload) of each event the commands record, as the store holds them."""
     _, recorded = run(commands)
     return [(event.type, event_payload(event)) for event, _ in recorded]
 
 
 def test_the_story_in_dynamos_reasons() -> None:
-    told = [describe(t, p) for t, p in stored(STORY)]
+    told = [describe(t, p) for t, p in stored(*STORY)]
     assert [d[:2] for d in told if d is not None] == [
         ("Normal", "Initialized"),
         ("Normal", "ProfilingJobCreated"),
@@ -62,7 +62,7 @@ def test_the_story_in_dynamos_reasons() -> None:
         ("Warning", "DeploymentDeleted"),
     ]
     assert all(d is None or d[2] for d in told), "every Event has a message"
-    conflict = [describe(t, p) for t, p in stored(CONFLICT)][-1]
+    conflict = [describe(t, p) for t, p in stored(*CONFLICT)][-1]
     assert conflict is not None and conflict[:2] == ("Warning", "DeploymentConflict")
 
 
@@ -76,8 +76,8 @@ def test_validation_failure_names_the_field() -> None:
 
 
 def test_bookkeeping_events_are_not_recorded() -> None:
-    commands = [apply(), start(), result(), observe("pending", replicas=2, available=0), delete()]
-    silent = {t for t, p in stored(commands) if describe(t, p) is None}
+    commands = (apply(), start(), result(), observe("pending", replicas=2, available=0), delete())
+    silent = {t for t, p in stored(*commands) if describe(t, p) is None}
     assert silent == {"Created", "DeploymentObserved", "Deleted"}
 
 
