@@ -1,9 +1,11 @@
-"""DGDR transitions as Kubernetes Events, with Dynamo's reasons, so `kubectl describe` tells the story.
+"""DGDR transitions as Kubernetes Events, so `kubectl describe` tells the story `dgdr describe` tells.
 
-`describe(event_type, payload)` is the pure mapping from a stored event to (type, reason, message),
-or None for bookkeeping events that would only be noise (`Created`, `DeploymentObserved`, `Deleted`).
+`describe(event_type, payload)` is a stored event as a Kubernetes Event: (type, reason, message) from
+the one description of events (`dgdr.domain.describe`), or None for bookkeeping events that would only
+be noise (`Created`, `DeploymentObserved`, `Deleted`). A payload that is not a valid event of its type
+raises (pydantic's ValidationError), as it does everywhere the history is folded.
 
-`EventRecorder.record` writes one core/v1 Event per stored event. Its name is derived from the
+`EventRecorder.emit` writes one core/v1 Event per stored event. Its name is derived from the
 DGDR's uid and the event's stream sequence (`<name>.<uid8>.<seq>.<index>`), so recording the same
 stored event twice (a redelivery, a restart) hits 409 AlreadyExists and changes nothing. An Event
 for a DGDR that has no object in the cluster (applied through NATS, or already gone) is skipped.
@@ -19,63 +21,21 @@ import structlog
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from dgdr.domain.describe import describe as describe_event
+from dgdr.domain.model import event_from_payload
 from k8s.kube import DGDR_KIND, DGDR_VERSION, GROUP
 
 log = structlog.get_logger("k8s.events")
 
-NORMAL, WARNING = "Normal", "Warning"
 COMPONENT = "dgdr"
-
-
-def _errors(payload: dict[str, Any]) -> str:
-    errs = payload.get("errors") or []
-    return "; ".join(f"{e.get('field')}: {e.get('message')}" for e in errs) or "invalid spec"
 
 
 def describe(event_type: str, payload: dict[str, Any]) -> tuple[str, str, str] | None:
     """(Event type, reason, message) for a stored DGDR event, or None when it is not worth one."""
-    p = payload
-    match event_type:
-        case "Validated":
-            return NORMAL, "Initialized", f"Spec validated: {p.get('message', '')}".strip()
-        case "ValidationFailed":
-            return WARNING, "ValidationFailed", f"Validation failed: {_errors(p)}"
-        case "SpecUpdated":
-            return NORMAL, "SpecUpdated", f"Spec generation {p.get('generation')} accepted"
-        case "ProfilingStarted":
-            return NORMAL, "ProfilingJobCreated", f"Profiling job {p.get('jobName')} started"
-        case "ProfilingProgressed":
-            return NORMAL, str(p.get("subPhase", "Profiling")), str(p.get("message", ""))
-        case "ProfilingFailed":
-            sub = p.get("subPhase")
-            reason = f"{sub}Failed" if sub else "ProfilingJobFailed"
-            return WARNING, reason, f"Profiling failed: {p.get('message', '')}"
-        case "ProfilingCompleted":
-            return NORMAL, "SpecGenerated", f"Generated DGD {p.get('dgdName')}: {p.get('message')}"
-        case "AutoApplyEnabled":
-            return NORMAL, "AutoApplyEnabled", "autoApply turned on: deploying the generated DGD"
-        case "DeploymentStarted":
-            return NORMAL, "Deploying", f"Deploying DGD {p.get('dgdName')}"
-        case "DeploymentCreated":
-            return NORMAL, "DeploymentCreated", f"Created DGD {p.get('dgdName')}"
-        case "DeploymentReady":
-            return (
-                NORMAL,
-                "DeploymentReady",
-                f"DGD is ready: {p.get('availableReplicas', 0)}/{p.get('replicas', 0)} replicas "
-                "available",
-            )
-        case "DeploymentDegraded":
-            return WARNING, "DeploymentDegraded", f"DGD state is {p.get('state')}: redeploying"
-        case "DeploymentDeleted":
-            return (
-                WARNING,
-                "DeploymentDeleted",
-                f"DGD {p.get('dgdName')} was deleted by someone else; the DGDR has failed",
-            )
-        case "DeploymentFailed":
-            return WARNING, str(p.get("reason") or "DeploymentFailed"), str(p.get("message", ""))
-    return None
+    described = describe_event(event_from_payload(event_type, payload))
+    if not described.noteworthy:
+        return None
+    return described.type, described.reason, described.message
 
 
 def event_name(dgdr_name: str, uid: str, seq: int, index: int) -> str:

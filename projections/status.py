@@ -6,13 +6,45 @@ returns the new object, or None once the DGDR is deleted. It reads only the even
 folding the same history always gives the same object, byte for byte through `encode`. Condition
 `lastTransitionTime` changes only when that condition's status changes. `metadata.resourceVersion` is
 the stream sequence of the last commit folded in.
+
+`phase`, `profilingPhase` and the `Succeeded` condition follow the lifecycle machine
+(`dgdr.domain.machine`): the state the status shows, then the event's trigger, give the next state.
+Only the other conditions, the messages and the event's data are written per event type; failure and
+progress reasons are the event's description (`dgdr.domain.describe`), as `dgdr describe` and
+Kubernetes Events show them. Failure: an unknown event type raises ValueError; an event the machine
+does not allow from the state the status shows raises `InvalidHistory` (the store never holds one).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, assert_never
 
+from dgdr.domain import machine
+from dgdr.domain.describe import describe
+from dgdr.domain.errors import InvalidHistory
+from dgdr.domain.model import (
+    EVENT_TYPES,
+    AutoApplyEnabled,
+    Created,
+    Deleted,
+    DeploymentCreated,
+    DeploymentDegraded,
+    DeploymentDeleted,
+    DeploymentFailed,
+    DeploymentObserved,
+    DeploymentReady,
+    DeploymentStarted,
+    Event,
+    ProfilingCompleted,
+    ProfilingFailed,
+    ProfilingProgressed,
+    ProfilingStarted,
+    SpecUpdated,
+    Validated,
+    ValidationFailed,
+)
 from dgdr.domain.spec import API_VERSION, KIND
 from events.envelope import Envelope
 
@@ -26,6 +58,15 @@ SUCCEEDED: dict[str, tuple[str, str, str]] = {
     "Deployed": ("True", "Deployed", "Deployment is healthy"),
     "Failed": ("False", "Failed", "DGDR has failed"),
 }
+# What a new generation of the spec starts without: its profiling and deployment are still to come.
+PER_GENERATION = (
+    "profilingPhase",
+    "profilingJobName",
+    "dgdName",
+    "profilingResults",
+    "deploymentInfo",
+)
+DGD_DELETED = "Deployment was deleted by user. Create a new DGDR to redeploy."
 
 
 def encode(obj: dict[str, Any]) -> bytes:
@@ -58,33 +99,49 @@ def set_condition(
     status["conditions"] = sorted(rest, key=lambda c: CONDITION_ORDER.index(c["type"]))
 
 
-def _drop_conditions(status: dict[str, Any], *types: str) -> None:
-    status["conditions"] = [c for c in status.get("conditions", []) if c["type"] not in types]
+@dataclass(frozen=True)
+class _Conditions:
+    """Writes conditions of one status at one time for one generation."""
+
+    status: dict[str, Any]
+    at: str
+    generation: int
+
+    def set(self, ctype: str, cstatus: str, reason: str, message: str) -> None:
+        set_condition(
+            self.status, ctype, cstatus, reason, message, at=self.at, generation=self.generation
+        )
+
+    def succeeded(self, reason: str | None = None, message: str | None = None) -> None:
+        """`Succeeded` for the phase: its default reason and message unless the event names them."""
+        cstatus, default_reason, default_message = SUCCEEDED[self.status["phase"]]
+        self.set("Succeeded", cstatus, reason or default_reason, message or default_message)
+
+    def surface(self, ctype: str, reason: str, message: str) -> None:
+        """`ctype` False for `reason`, shown on `Succeeded` too (a failure, or profiling progress)."""
+        self.set(ctype, "False", reason, message)
+        self.succeeded(reason, message)
+
+    def drop(self, *types: str) -> None:
+        self.status["conditions"] = [
+            c for c in self.status.get("conditions", []) if c["type"] not in types
+        ]
 
 
-def _phase(
-    status: dict[str, Any],
-    phase: str,
-    at: str,
-    gen: int,
-    reason: str | None = None,
-    message: str | None = None,
-) -> None:
+def _enter(conditions: _Conditions, state: str) -> None:
+    """Phase, profiling sub-phase and `Succeeded` for the machine state the event led to."""
+    status = conditions.status
+    phase, sub_phase = machine.split_state(state)
     status["phase"] = phase
-    cstatus, default_reason, default_message = SUCCEEDED[phase]
-    set_condition(
-        status,
-        "Succeeded",
-        cstatus,
-        reason or default_reason,
-        message or default_message,
-        at=at,
-        generation=gen,
-    )
+    if sub_phase:
+        status["profilingPhase"] = sub_phase
+    elif phase != "Failed":  # cleared once profiling is over; a failure keeps it (as Dynamo does)
+        status.pop("profilingPhase", None)
+    conditions.succeeded()
 
 
 def _copy_for_fold(obj: dict[str, Any]) -> dict[str, Any]:
-    """A copy deep enough for `_fold`, which only replaces values below metadata and status
+    """A copy deep enough for `_record`, which only replaces values below metadata and status
     (conditions are rebuilt by `set_condition`, never mutated), so the input stays untouched."""
     status = dict(obj["status"])
     if "conditions" in status:
@@ -92,191 +149,132 @@ def _copy_for_fold(obj: dict[str, Any]) -> dict[str, Any]:
     return {**obj, "metadata": dict(obj["metadata"]), "status": status}
 
 
+def _created(envelope: Envelope, event: Created) -> dict[str, Any]:
+    agg = envelope.aggregate
+    meta: dict[str, Any] = {
+        "name": agg.name,
+        "namespace": agg.namespace,
+        "uid": agg.uid,
+        "generation": event.generation,
+        "creationTimestamp": envelope.time,
+    }
+    if event.labels:
+        meta["labels"] = event.labels
+    if event.annotations:
+        meta["annotations"] = event.annotations
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": meta,
+        "spec": event.spec,
+        "status": {},
+    }
+
+
+def _decode(envelope: Envelope) -> Event:
+    if envelope.type not in EVENT_TYPES:
+        raise ValueError(f"the status projection does not know event type {envelope.type}")
+    return envelope.event
+
+
 def project(obj: dict[str, Any] | None, envelope: Envelope, seq: int) -> dict[str, Any] | None:
-    p, at, t = envelope.payload, envelope.time, envelope.type
-    if t == "Created":
-        agg = envelope.aggregate
-        meta: dict[str, Any] = {
-            "name": agg.name,
-            "namespace": agg.namespace,
-            "uid": agg.uid,
-            "generation": p["generation"],
-            "creationTimestamp": at,
-        }
-        if p.get("labels"):
-            meta["labels"] = p["labels"]
-        if p.get("annotations"):
-            meta["annotations"] = p["annotations"]
-        obj = {
-            "apiVersion": API_VERSION,
-            "kind": KIND,
-            "metadata": meta,
-            "spec": p["spec"],
-            "status": {},
-        }
-        _phase(obj["status"], "Pending", at, p["generation"])
-    elif obj is None or t == "Deleted":
+    event = _decode(envelope)
+    if isinstance(event, Created):
+        source, new = machine.ABSENT, _created(envelope, event)
+    elif obj is None or isinstance(event, Deleted):
         return None
     else:
-        obj = _copy_for_fold(obj)
-        _fold(obj, t, p, at)
-    obj["metadata"]["resourceVersion"] = str(seq)
-    return obj
+        new = _copy_for_fold(obj)
+        source = machine.join_state(new["status"]["phase"], new["status"].get("profilingPhase"))
+    state = machine.next_state(source, event.trigger)
+    if state is None:
+        raise InvalidHistory(f"{envelope.aggregate}: {event.type} is not allowed in state {source}")
+    if isinstance(event, SpecUpdated | AutoApplyEnabled):
+        new["spec"], new["metadata"]["generation"] = event.spec, event.generation
+    conditions = _Conditions(new["status"], envelope.time, new["metadata"]["generation"])
+    _enter(conditions, state)
+    _record(new["status"], event, conditions)
+    new["metadata"]["resourceVersion"] = str(seq)
+    return new
 
 
-def _fold(obj: dict[str, Any], t: str, p: dict[str, Any], at: str) -> None:
-    st: dict[str, Any] = obj["status"]
-    gen: int = obj["metadata"]["generation"]
-    dgd = st.get("dgdName", "")
-    if t in ("SpecUpdated", "AutoApplyEnabled"):
-        obj["spec"], obj["metadata"]["generation"] = p["spec"], p["generation"]
-        gen = p["generation"]
-        if t == "AutoApplyEnabled":
-            st["observedGeneration"] = gen
-        else:
-            for key in (
-                "profilingPhase",
-                "profilingJobName",
-                "dgdName",
-                "profilingResults",
-                "deploymentInfo",
-            ):
-                st.pop(key, None)
-            _drop_conditions(st, "Profiling", "SpecGenerated", "DeploymentReady")
-            _phase(st, "Pending", at, gen)
-    elif t == "Validated":
-        st["observedGeneration"] = p["generation"]
-        set_condition(st, "Validation", "True", "Validated", p["message"], at=at, generation=gen)
-        set_condition(
-            st,
-            "Profiling",
-            "False",
-            "Pending",
-            "Waiting for a profiling worker to take the job",
-            at=at,
-            generation=gen,
-        )
-    elif t == "ValidationFailed":
-        st["observedGeneration"] = p["generation"]
-        msg = "; ".join(f"{e['field']}: {e['message']}" for e in p["errors"])
-        set_condition(st, "Validation", "False", "ValidationFailed", msg, at=at, generation=gen)
-        _phase(st, "Failed", at, gen, "ValidationFailed", msg)
-    elif t == "ProfilingStarted":
-        st["profilingJobName"], st["profilingPhase"] = p["jobName"], "Initializing"
-        _phase(st, "Profiling", at, gen)
-        set_condition(
-            st,
-            "Profiling",
-            "False",
-            "Initializing",
-            f"Profiling job {p['jobName']} queued",
-            at=at,
-            generation=gen,
-        )
-    elif t == "ProfilingProgressed":
-        sub = p["subPhase"]
-        st["profilingPhase"] = sub
-        reason = "Completed" if sub == "Done" else sub
-        set_condition(st, "Profiling", "False", reason, p["message"], at=at, generation=gen)
-        _phase(st, "Profiling", at, gen, reason, p["message"])
-    elif t == "ProfilingFailed":
-        sub = p.get("subPhase")
-        reason = f"{sub}Failed" if sub else "ProfilingFailed"
-        if sub:
-            st["profilingPhase"] = sub
-        set_condition(st, "Profiling", "False", reason, p["message"], at=at, generation=gen)
-        _phase(st, "Failed", at, gen, reason, p["message"])
-    elif t == "ProfilingCompleted":
-        st.pop("profilingPhase", None)
-        st["dgdName"] = p["dgdName"]
-        st["profilingResults"] = {"selectedConfig": p["selectedConfig"], "pareto": p["pareto"]}
-        set_condition(
-            st, "Profiling", "True", "ProfilingCompleted", p["message"], at=at, generation=gen
-        )
-        set_condition(
-            st,
-            "SpecGenerated",
-            "True",
-            "SpecGenerated",
-            f"DynamoGraphDeployment {p['dgdName']} spec generated",
-            at=at,
-            generation=gen,
-        )
-        _phase(st, "Ready", at, gen)
-    elif t == "DeploymentStarted":
-        st["dgdName"] = p["dgdName"]
-        _phase(st, "Deploying", at, gen)
-        set_condition(
-            st,
-            "DeploymentReady",
-            "False",
-            "DeploymentPending",
-            f"Creating DynamoGraphDeployment {p['dgdName']}",
-            at=at,
-            generation=gen,
-        )
-    elif t == "DeploymentCreated":
-        set_condition(
-            st,
-            "DeploymentReady",
-            "False",
-            "DeploymentCreated",
-            f"DGD {p['dgdName']} created, waiting for Ready",
-            at=at,
-            generation=gen,
-        )
-    elif t in ("DeploymentObserved", "DeploymentReady", "DeploymentDegraded"):
-        st["deploymentInfo"] = {
-            "replicas": p["replicas"],
-            "availableReplicas": p["availableReplicas"],
-        }
-        if t == "DeploymentReady":
-            set_condition(
-                st,
-                "DeploymentReady",
-                "True",
-                "DeploymentReady",
-                f"DynamoGraphDeployment {dgd} is ready",
-                at=at,
-                generation=gen,
-            )
-            _phase(st, "Deployed", at, gen)
-        elif t == "DeploymentDegraded":
-            set_condition(
-                st,
-                "DeploymentReady",
-                "False",
-                "DeploymentDegraded",
-                f"Deployment degraded to {p['state']}",
-                at=at,
-                generation=gen,
-            )
-            _phase(st, "Deploying", at, gen)
-        elif st.get("phase") == "Deploying":
-            set_condition(
-                st,
-                "DeploymentReady",
-                "False",
-                "DeploymentInProgress",
-                f"DGD {dgd} is in {p['state']} state",
-                at=at,
-                generation=gen,
-            )
-    elif t == "DeploymentDeleted":
-        st.pop("dgdName", None)
-        st.pop("deploymentInfo", None)
-        msg = "Deployment was deleted by user. Create a new DGDR to redeploy."
-        set_condition(
-            st, "DeploymentReady", "False", "DeploymentDeleted", msg, at=at, generation=gen
-        )
-        _phase(st, "Failed", at, gen, "DeploymentDeleted", msg)
-    elif t == "DeploymentFailed":
-        set_condition(
-            st, "DeploymentReady", "False", p["reason"], p["message"], at=at, generation=gen
-        )
-        _phase(st, "Failed", at, gen, p["reason"], p["message"])
-    else:
-        raise ValueError(f"the status projection does not know event type {t}")
+def _record(status: dict[str, Any], event: Event, conditions: _Conditions) -> None:
+    """What the event adds to the status besides the phase: its data, conditions and messages."""
+    c = conditions
+    match event:
+        case Created() | Deleted():
+            pass
+        case SpecUpdated():
+            for key in PER_GENERATION:
+                status.pop(key, None)
+            c.drop("Profiling", "SpecGenerated", "DeploymentReady")
+        case AutoApplyEnabled():
+            status["observedGeneration"] = event.generation
+        case Validated():
+            status["observedGeneration"] = event.generation
+            c.set("Validation", "True", "Validated", event.message)
+            c.set("Profiling", "False", "Pending", "Waiting for a profiling worker to take the job")
+        case ValidationFailed():
+            status["observedGeneration"] = event.generation
+            failed = describe(event)
+            c.surface("Validation", failed.reason, failed.message)
+        case ProfilingStarted():
+            status["profilingJobName"] = event.job_name
+            c.set("Profiling", "False", "Initializing", f"Profiling job {event.job_name} queued")
+        case ProfilingProgressed():
+            c.surface("Profiling", describe(event).reason, event.message)
+        case ProfilingFailed():
+            if event.sub_phase:
+                status["profilingPhase"] = event.sub_phase
+            c.surface("Profiling", describe(event).reason, event.message)
+        case ProfilingCompleted():
+            status["dgdName"] = event.dgd_name
+            status["profilingResults"] = {
+                "selectedConfig": event.selected_config,
+                "pareto": event.pareto,
+            }
+            c.set("Profiling", "True", "ProfilingCompleted", event.message)
+            spec_generated = f"DynamoGraphDeployment {event.dgd_name} spec generated"
+            c.set("SpecGenerated", "True", "SpecGenerated", spec_generated)
+        case DeploymentStarted():
+            status["dgdName"] = event.dgd_name
+            creating = f"Creating DynamoGraphDeployment {event.dgd_name}"
+            c.set("DeploymentReady", "False", "DeploymentPending", creating)
+        case DeploymentCreated():
+            waiting = f"DGD {event.dgd_name} created, waiting for Ready"
+            c.set("DeploymentReady", "False", "DeploymentCreated", waiting)
+        case DeploymentObserved() | DeploymentReady() | DeploymentDegraded():
+            _record_replicas(status, event, c)
+        case DeploymentDeleted():
+            status.pop("dgdName", None)
+            status.pop("deploymentInfo", None)
+            c.surface("DeploymentReady", describe(event).reason, DGD_DELETED)
+        case DeploymentFailed():
+            c.surface("DeploymentReady", describe(event).reason, event.message)
+        case _:
+            assert_never(event)
+
+
+def _record_replicas(
+    status: dict[str, Any],
+    event: DeploymentObserved | DeploymentReady | DeploymentDegraded,
+    c: _Conditions,
+) -> None:
+    status["deploymentInfo"] = {
+        "replicas": event.replicas,
+        "availableReplicas": event.available_replicas,
+    }
+    dgd = status.get("dgdName", "")
+    match event:
+        case DeploymentReady():
+            ready = f"DynamoGraphDeployment {dgd} is ready"
+            c.set("DeploymentReady", "True", "DeploymentReady", ready)
+        case DeploymentDegraded():
+            degraded = f"Deployment degraded to {event.state}"
+            c.set("DeploymentReady", "False", "DeploymentDegraded", degraded)
+        case DeploymentObserved() if status["phase"] == "Deploying":
+            progress = f"DGD {dgd} is in {event.state} state"
+            c.set("DeploymentReady", "False", "DeploymentInProgress", progress)
 
 
 def project_all(

@@ -1,6 +1,10 @@
-"""How the CLI shows things: kubectl-like tables, `describe` text and event messages.
+"""How the CLI shows things: kubectl-like tables, `describe` text and the history.
 
-Pure functions from objects and stored events to rich renderables and strings; no I/O.
+Pure functions from objects and stored events to rich renderables and strings; no I/O. What an event
+says (type, reason, message) is `dgdr.domain.describe`, the same words Kubernetes Events use; the
+Events of `describe` are the noteworthy events of the object's incarnation, as `kubectl describe`
+lists them, and `dgdr history` lists every stored event. Ages are relative to `now` (default: the
+clock). Nothing here raises for an event a newer dgdr wrote: it is shown by its type.
 """
 
 from __future__ import annotations
@@ -8,18 +12,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
 from rich.table import Table
 from rich.text import Text
 
+from dgdr.domain.describe import Description
+from dgdr.domain.describe import describe as describe_event
+from dgdr.domain.model import event_from_payload
+
 COLUMNS = ("NAME", "MODEL", "BACKEND", "PHASE", "PROFILING", "REASON", "MESSAGE", "DGD", "AGE")
 WIDE_COLUMNS = (*COLUMNS, "GENERATION", "RESOURCEVERSION", "UID")
-WARNING_TYPES = {
-    "ValidationFailed",
-    "ProfilingFailed",
-    "DeploymentDegraded",
-    "DeploymentDeleted",
-    "DeploymentFailed",
-}
 
 
 def parse_time(value: str) -> datetime:
@@ -47,7 +49,7 @@ def condition(obj: dict[str, Any], ctype: str) -> dict[str, Any]:
     return {}
 
 
-def row(obj: dict[str, Any], wide: bool = False) -> list[str]:
+def row(obj: dict[str, Any], wide: bool = False, now: datetime | None = None) -> list[str]:
     meta, spec, st = obj["metadata"], obj.get("spec", {}), obj.get("status", {})
     succeeded = condition(obj, "Succeeded")
     cells = [
@@ -59,7 +61,7 @@ def row(obj: dict[str, Any], wide: bool = False) -> list[str]:
         succeeded.get("reason", ""),
         succeeded.get("message", ""),
         st.get("dgdName", ""),
-        age(meta.get("creationTimestamp")),
+        age(meta.get("creationTimestamp"), now),
     ]
     if wide:
         cells += [
@@ -70,7 +72,12 @@ def row(obj: dict[str, Any], wide: bool = False) -> list[str]:
     return cells
 
 
-def table(objects: list[dict[str, Any]], wide: bool = False, namespaces: bool = False) -> Table:
+def table(
+    objects: list[dict[str, Any]],
+    wide: bool = False,
+    namespaces: bool = False,
+    now: datetime | None = None,
+) -> Table:
     t = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
     headers = WIDE_COLUMNS if wide else COLUMNS
     if namespaces:
@@ -78,64 +85,19 @@ def table(objects: list[dict[str, Any]], wide: bool = False, namespaces: bool = 
     for h in headers:
         t.add_column(h, no_wrap=h != "MESSAGE", overflow="fold")
     for obj in objects:
-        cells = row(obj, wide)
+        cells = row(obj, wide, now)
         t.add_row(*([obj["metadata"]["namespace"]] if namespaces else []), *cells)
     return t
 
 
-def event_message(env: dict[str, Any]) -> str:
-    p, t = env.get("payload", {}), env["type"]
-    match t:
-        case "Created":
-            return f"DGDR created (generation {p.get('generation')}) for {p['spec'].get('model')}"
-        case (
-            "Validated"
-            | "ProfilingProgressed"
-            | "ProfilingFailed"
-            | "ProfilingCompleted"
-            | "DeploymentFailed"
-        ):
-            return str(p.get("message", ""))
-        case "ValidationFailed":
-            return "; ".join(f"{e['field']}: {e['message']}" for e in p.get("errors", []))
-        case "SpecUpdated" | "AutoApplyEnabled":
-            return f"spec changed (generation {p.get('generation')})"
-        case "ProfilingStarted":
-            return f"profiling job {p.get('jobName')} created"
-        case "DeploymentStarted":
-            return f"deploying DynamoGraphDeployment {p.get('dgdName')}"
-        case "DeploymentCreated":
-            return f"DynamoGraphDeployment {p.get('dgdName')} created"
-        case "DeploymentObserved" | "DeploymentDegraded":
-            return (
-                f"DGD is {p.get('state')}: {p.get('availableReplicas')}/"
-                f"{p.get('replicas')} replicas available"
-            )
-        case "DeploymentReady":
-            return f"DGD is ready: {p.get('availableReplicas')}/{p.get('replicas')} replicas"
-        case "DeploymentDeleted":
-            return f"DynamoGraphDeployment {p.get('dgdName')} was deleted; it is not recreated"
-        case "Deleted":
-            return "DGDR deleted (its DGD is kept)"
-    return ""
-
-
-def event_reason(env: dict[str, Any]) -> str:
-    t = env["type"]
-    if t == "ProfilingProgressed":
-        sub = env["payload"].get("subPhase", "")
-        return "ProfilingCompleted" if sub == "Done" else sub
-    if t == "ProfilingFailed":
-        sub = env["payload"].get("subPhase")
-        return f"{sub}Failed" if sub else "ProfilingFailed"
-    reason: str = {
-        "Created": "Initialized",
-        "ProfilingStarted": "ProfilingJobCreated",
-        "ProfilingCompleted": "SpecGenerated",
-        "Validated": "Validated",
-        "DeploymentStarted": "DeploymentRequested",
-    }.get(t, t)
-    return reason
+def describe_stored(stored: dict[str, Any]) -> Description:
+    """The description of a stored event as `DgdrClient.history` lists it. An event this version
+    cannot read (written by a newer dgdr) is named by its type rather than failing the command."""
+    try:
+        event = event_from_payload(stored["type"], stored.get("payload", {}))
+    except ValidationError:
+        return Description("Normal", stored["type"], "(not readable by this version of dgdr)")
+    return describe_event(event)
 
 
 def history_table(events: list[dict[str, Any]]) -> Table:
@@ -143,12 +105,24 @@ def history_table(events: list[dict[str, Any]]) -> Table:
     for h in ("SEQ", "TIME", "EVENT", "TYPE", "REASON", "MESSAGE"):
         t.add_column(h, no_wrap=h != "MESSAGE", overflow="fold")
     for e in events:
-        kind = "Warning" if e["type"] in WARNING_TYPES else "Normal"
-        t.add_row(str(e["sequence"]), e["time"], e["type"], kind, event_reason(e), event_message(e))
+        d = describe_stored(e)
+        t.add_row(str(e["sequence"]), e["time"], e["type"], d.type, d.reason, d.message)
     return t
 
 
-def describe(obj: dict[str, Any], events: list[dict[str, Any]]) -> list[Any]:
+def story(
+    events: list[dict[str, Any]], uid: str | None
+) -> list[tuple[dict[str, Any], Description]]:
+    """The events `describe` tells of the incarnation `uid`, described: the noteworthy ones, which
+    are the Kubernetes Events `kubectl describe` lists for it."""
+    described = ((e, describe_stored(e)) for e in events if e["aggregate"]["uid"] == uid)
+    return [(e, d) for e, d in described if d.noteworthy]
+
+
+def describe(
+    obj: dict[str, Any], events: list[dict[str, Any]], now: datetime | None = None
+) -> list[Any]:
+    """`dgdr describe`: metadata, a spec summary, the status, conditions and the story as Events."""
     meta, spec, st = obj["metadata"], obj.get("spec", {}), obj.get("status", {})
     out: list[Any] = []
 
@@ -194,11 +168,7 @@ def describe(obj: dict[str, Any], events: list[dict[str, Any]]) -> list[Any]:
     ev = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
     for h in ("TYPE", "REASON", "AGE", "MESSAGE"):
         ev.add_column(h, no_wrap=h != "MESSAGE", overflow="fold")
-    uid = meta.get("uid")
-    for e in events:
-        if e["aggregate"]["uid"] != uid:
-            continue
-        kind = "Warning" if e["type"] in WARNING_TYPES else "Normal"
-        ev.add_row(kind, event_reason(e), age(e["time"]), event_message(e))
+    for e, d in story(events, meta.get("uid")):
+        ev.add_row(d.type, d.reason, age(e["time"], now), d.message)
     out.append(ev)
     return out

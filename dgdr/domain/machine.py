@@ -33,6 +33,12 @@ def split_state(state: str) -> tuple[str, str | None]:
     return phase, sub or None
 
 
+def join_state(phase: str, sub_phase: str | None) -> str:
+    """The leaf state a status shows: the inverse of `split_state`. The sub-phase counts only inside
+    Profiling (a DGDR that failed while profiling keeps its sub-phase, but its state is `Failed`)."""
+    return profiling_state(sub_phase) if phase == "Profiling" and sub_phase else phase
+
+
 def progress_trigger(sub_phase: str) -> str:
     return f"profiling_progressed_to_{sub_phase}"
 

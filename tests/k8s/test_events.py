@@ -1,63 +1,84 @@
-"""Stored DGDR events → Kubernetes Event (type, reason, message), with Dynamo's reasons."""
+"""Stored DGDR events → Kubernetes Event (type, reason, message), with Dynamo's reasons, and the
+Event names that make recording idempotent."""
 
 from __future__ import annotations
 
-import pytest
+from typing import Any
 
+from dgdr.domain.model import Command, event_payload
 from k8s.adapter import request_manifest
 from k8s.events import describe, event_name
-
-
-@pytest.mark.parametrize(
-    ("event_type", "payload", "expected"),
-    [
-        ("Validated", {"message": "h200_sxm x8"}, ("Normal", "Initialized")),
-        (
-            "ValidationFailed",
-            {"errors": [{"field": "spec.sla.ttft", "message": "must be > 0"}]},
-            ("Warning", "ValidationFailed"),
-        ),
-        ("ProfilingStarted", {"jobName": "profile-x"}, ("Normal", "ProfilingJobCreated")),
-        (
-            "ProfilingProgressed",
-            {"subPhase": "SweepingPrefill", "message": "m"},
-            ("Normal", "SweepingPrefill"),
-        ),
-        (
-            "ProfilingFailed",
-            {"subPhase": "SelectingConfig", "message": "m"},
-            ("Warning", "SelectingConfigFailed"),
-        ),
-        ("ProfilingCompleted", {"dgdName": "x-dgd", "message": "m"}, ("Normal", "SpecGenerated")),
-        ("DeploymentCreated", {"dgdName": "x-dgd"}, ("Normal", "DeploymentCreated")),
-        ("DeploymentReady", {"replicas": 2, "availableReplicas": 2}, ("Normal", "DeploymentReady")),
-        ("DeploymentDegraded", {"state": "failed"}, ("Warning", "DeploymentDegraded")),
-        ("DeploymentDeleted", {"dgdName": "x-dgd"}, ("Warning", "DeploymentDeleted")),
-        (
-            "DeploymentFailed",
-            {"reason": "DeploymentConflict", "message": "m"},
-            ("Warning", "DeploymentConflict"),
-        ),
-    ],
+from tests.dgdr.domain.builders import (
+    SPEC,
+    apply,
+    delete,
+    fail,
+    observe,
+    progress,
+    result,
+    run,
+    start,
 )
-def test_transitions_map_to_dynamo_reasons(
-    event_type: str, payload: dict[str, object], expected: tuple[str, str]
-) -> None:
-    described = describe(event_type, payload)
-    assert described is not None and described[:2] == expected
-    assert described[2]
+
+STORY: list[Command] = [
+    apply(),
+    start(),
+    progress("SweepingPrefill"),
+    fail(message="OOM while sweeping"),
+    apply({**SPEC, "image": "img:2"}),  # revives the failed DGDR: generation 2
+    start(2),
+    progress("Done", 2),
+    result(2),
+    observe("pending", available=0),
+    observe("successful"),
+    observe("failed"),
+    observe("deleted"),
+]
+CONFLICT: list[Command] = [apply(), start(), result(), observe("conflict")]
+
+
+def stored(*commands: Command) -> list[tuple[str, dict[str, Any]]]:
+    """The (type, payload) of each event the commands record, as the store holds them."""
+    _, recorded = run(commands)
+    return [(event.type, event_payload(event)) for event, _ in recorded]
+
+
+def test_the_story_in_dynamos_reasons() -> None:
+    told = [describe(t, p) for t, p in stored(*STORY)]
+    assert [d[:2] for d in told if d is not None] == [
+        ("Normal", "Initialized"),
+        ("Normal", "ProfilingJobCreated"),
+        ("Normal", "SweepingPrefill"),
+        ("Warning", "SweepingPrefillFailed"),
+        ("Normal", "SpecUpdated"),
+        ("Normal", "Initialized"),
+        ("Normal", "ProfilingJobCreated"),
+        ("Normal", "Completed"),
+        ("Normal", "SpecGenerated"),
+        ("Normal", "Deploying"),
+        ("Normal", "DeploymentCreated"),
+        ("Normal", "DeploymentReady"),
+        ("Warning", "DeploymentDegraded"),
+        ("Warning", "DeploymentDeleted"),
+    ]
+    assert all(d is None or d[2] for d in told), "every Event has a message"
+    conflict = [describe(t, p) for t, p in stored(*CONFLICT)][-1]
+    assert conflict is not None and conflict[:2] == ("Warning", "DeploymentConflict")
 
 
 def test_validation_failure_names_the_field() -> None:
     described = describe(
-        "ValidationFailed", {"errors": [{"field": "spec.sla.ttft", "message": "must be > 0"}]}
+        "ValidationFailed",
+        {"generation": 1, "errors": [{"field": "spec.sla.ttft", "message": "must be > 0"}]},
     )
-    assert described is not None and "spec.sla.ttft: must be > 0" in described[2]
+    assert described is not None and described[:2] == ("Warning", "ValidationFailed")
+    assert "spec.sla.ttft: must be > 0" in described[2]
 
 
-@pytest.mark.parametrize("event_type", ["Created", "DeploymentObserved", "Deleted"])
-def test_bookkeeping_events_are_not_recorded(event_type: str) -> None:
-    assert describe(event_type, {}) is None
+def test_bookkeeping_events_are_not_recorded() -> None:
+    commands = (apply(), start(), result(), observe("pending", replicas=2, available=0), delete())
+    silent = {t for t, p in stored(*commands) if describe(t, p) is None}
+    assert silent == {"Created", "DeploymentObserved", "Deleted"}
 
 
 def test_event_names_are_stable_per_stored_event() -> None:

@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 
 from dgdr.domain.decider import decide, evolve, initial_state
-from dgdr.domain.model import Command, Rejection, State
+from dgdr.domain.describe import describe
+from dgdr.domain.errors import InvalidHistory
+from dgdr.domain.model import Command, ProfilingProgressed, Rejection, State
 from dgdr.domain.spec import API_VERSION, KIND
 from events.envelope import AggregateId, Envelope, wrap
 from projections.status import CONDITION_ORDER, encode, project, project_all
@@ -350,6 +352,29 @@ def test_auto_apply_enabled_later_bumps_the_generation_and_deploys() -> None:
     assert "profilingResults" in obj["status"]
 
 
+@pytest.mark.parametrize(
+    "commands",
+    [
+        [apply(INVALID)],
+        [apply(), start(), progress("SweepingPrefill"), fail(message="OOM")],
+        [apply(), start(), fail(message="no profiler image")],
+        [*HAPPY, observe("deleted")],
+        [apply(), start(), result(), observe("conflict")],
+    ],
+    ids=["validation", "profiling", "profiling-initializing", "dgd-deleted", "conflict"],
+)
+def test_a_failed_dgdr_shows_the_reason_of_the_warning_that_failed_it(
+    commands: list[Command],
+) -> None:
+    """`kubectl get` (the Succeeded reason) and `kubectl describe` (the last Warning) agree."""
+    tl = Timeline().do(*commands)
+    assert tl.status["phase"] == "Failed"
+    last = tl.commits[-1][1][-1].event
+    warning = describe(last)
+    assert warning.type == "Warning"
+    assert tl.condition("Succeeded")["reason"] == warning.reason
+
+
 # ------------------------------------------------------------------------------ deletion, folding
 
 
@@ -378,6 +403,19 @@ def test_unknown_event_type_is_refused() -> None:
     )
     with pytest.raises(ValueError, match="Exploded"):
         project(project(None, env, 1), bogus, 2)
+
+
+def test_an_event_the_machine_does_not_allow_is_refused() -> None:
+    pending = Timeline().do(apply())
+    done = wrap(
+        [ProfilingProgressed(sub_phase="Done", message="m")],
+        AGGREGATE,
+        command_id="stray",
+        at=t(30),
+        correlation_id=None,
+    )[0]
+    with pytest.raises(InvalidHistory, match="ProfilingProgressed"):
+        project(pending.obj, done, 2)
 
 
 def test_project_does_not_mutate_the_previous_object() -> None:
