@@ -9,6 +9,9 @@ import pytest
 
 from events.server import EmbeddedNatsServer
 
+# Shared helpers whose asserts should explain themselves when they fail.
+pytest.register_assert_rewrite("tests.dgdr.domain.builders", "tests.support")
+
 
 @pytest.fixture
 async def nats_server(tmp_path: Path) -> AsyncIterator[EmbeddedNatsServer]:

@@ -9,6 +9,7 @@ clock). Nothing here raises for an event a newer dgdr wrote: it is shown by its 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from pydantic import ValidationError
 from rich.table import Table
 from rich.text import Text
 
+from dgdr.client import DgdrObject, HistoryEntry
 from dgdr.domain.describe import Description
 from dgdr.domain.describe import describe as describe_event
 from dgdr.domain.model import event_from_payload
@@ -90,7 +92,7 @@ def table(
     return t
 
 
-def describe_stored(stored: dict[str, Any]) -> Description:
+def describe_stored(stored: HistoryEntry) -> Description:
     """The description of a stored event as `DgdrClient.history` lists it. An event this version
     cannot read (written by a newer dgdr) is named by its type rather than failing the command."""
     try:
@@ -100,7 +102,7 @@ def describe_stored(stored: dict[str, Any]) -> Description:
     return describe_event(event)
 
 
-def history_table(events: list[dict[str, Any]]) -> Table:
+def history_table(events: Sequence[HistoryEntry]) -> Table:
     t = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
     for h in ("SEQ", "TIME", "EVENT", "TYPE", "REASON", "MESSAGE"):
         t.add_column(h, no_wrap=h != "MESSAGE", overflow="fold")
@@ -111,8 +113,8 @@ def history_table(events: list[dict[str, Any]]) -> Table:
 
 
 def story(
-    events: list[dict[str, Any]], uid: str | None
-) -> list[tuple[dict[str, Any], Description]]:
+    events: Sequence[HistoryEntry], uid: str | None
+) -> list[tuple[HistoryEntry, Description]]:
     """The events `describe` tells of the incarnation `uid`, described: the noteworthy ones, which
     are the Kubernetes Events `kubectl describe` lists for it."""
     described = ((e, describe_stored(e)) for e in events if e["aggregate"]["uid"] == uid)
@@ -120,7 +122,7 @@ def story(
 
 
 def describe(
-    obj: dict[str, Any], events: list[dict[str, Any]], now: datetime | None = None
+    obj: DgdrObject, events: Sequence[HistoryEntry], now: datetime | None = None
 ) -> list[Any]:
     """`dgdr describe`: metadata, a spec summary, the status, conditions and the story as Events."""
     meta, spec, st = obj["metadata"], obj.get("spec", {}), obj.get("status", {})

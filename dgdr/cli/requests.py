@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 import typer
 import yaml
@@ -136,7 +136,7 @@ def describe(ctx: typer.Context, name: str) -> None:
     obj, events = run(with_client(ctx, go))
     if obj is None:
         raise fail(f'dynamographdeploymentrequests "{name}" not found')
-    for part in render.describe(obj, cast(list[dict[str, Any]], events)):
+    for part in render.describe(obj, events):
         out.print(part)
 
 
@@ -153,7 +153,7 @@ def history(
     if output in ("json", "yaml"):
         _dump(events, output)
     else:
-        out.print(render.history_table(cast(list[dict[str, Any]], events)))
+        out.print(render.history_table(events))
 
 
 @app.command()
