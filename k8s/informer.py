@@ -19,7 +19,8 @@ which runs the handler for one object (by uid) at a time and for different objec
 resync never handle the same object at once. Per object, reports are handled in arrival order;
 a report that arrives while an older one still waits replaces it (the newest object, and the
 strongest kind of the two: DELETED > ADDED > SYNC > MODIFIED), so at most one report per object
-waits and the handler always ends on the object's latest state.
+waits and the handler always ends on the object's latest state. `synced` is set once the first
+list is in the cache (its reports queued, not necessarily handled yet).
 """
 
 from __future__ import annotations
