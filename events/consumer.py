@@ -1,6 +1,6 @@
 """A durable JetStream pull consumer, consumed continuously, shared by every service replica.
 
-Owns: creating (or binding to) a durable pull consumer, keeping pull requests outstanding so a message
+Owns: creating (or checking and binding to) a durable pull consumer, keeping pull requests outstanding so a message
 is delivered the moment it is stored (no fetch round trip per batch), running the handler for each
 message, and acknowledging it. Messages that share a key (a DGDR name) run in arrival order; messages
 of different keys run concurrently, at most `max_inflight` at a time (the pull credit).
@@ -9,14 +9,22 @@ Failure semantics: a handler that raises gets its message redelivered (nak with 
 from `retry_delay` up to 30 s per delivery), so a transient failure is retried and never lost, and a
 message that keeps failing is retried slowly and logged each time rather than dropped. Pull requests
 expire every `expires` seconds and are renewed; idle heartbeats detect a lost server or a deleted
-consumer, and the loop then re-creates the consumer and pulls again. The loop stops only when cancelled. A handler that wants to
-drop a message acks or terms it itself and returns.
+consumer, and the loop then re-creates the consumer and pulls again. The loop stops only when
+cancelled, or with `IncompatibleConsumer` (below). A handler that wants to drop a message acks or
+terms it itself and returns.
+
+A durable consumer that already exists is checked against the configuration this code wants (every
+field the code sets): a difference is logged and the consumer updated when JetStream allows the
+change (ack wait, max ack pending, filter subject...); when JetStream refuses (deliver or ack
+policy...), `IncompatibleConsumer` names the consumer, the differing fields and the fix, and ends
+the loop rather than consume with a configuration the code was not written for.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -26,6 +34,9 @@ import structlog
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
+
+from dgdr.domain.errors import IncompatibleConsumer
 
 log = structlog.get_logger("events.consumer")
 
@@ -42,6 +53,68 @@ def _delivery_count(msg: Any) -> int:
 
 def _by_subject(msg: Any) -> str:
     return str(msg.subject)
+
+
+# Set by the server or naming the consumer, not part of what the code asks of it.
+_NOT_COMPARED = frozenset({"name", "durable_name", "metadata"})
+
+
+def config_differences(
+    wanted: ConsumerConfig, stored: ConsumerConfig
+) -> dict[str, tuple[Any, Any]]:
+    """{field: (stored, wanted)} for every field `wanted` sets that `stored` has otherwise."""
+    differences = {}
+    for field in dataclasses.fields(ConsumerConfig):
+        want = getattr(wanted, field.name)
+        if field.name in _NOT_COMPARED or want is None:
+            continue
+        have = getattr(stored, field.name)
+        if have != want:
+            differences[field.name] = (have, want)
+    return differences
+
+
+def _describe(differences: dict[str, tuple[Any, Any]]) -> str:
+    def plain(value: Any) -> Any:
+        return getattr(value, "value", value)
+
+    return ", ".join(
+        f"{name} is {plain(have)!r}, wants {plain(want)!r}"
+        for name, (have, want) in differences.items()
+    )
+
+
+async def ensure_consumer(js: JetStreamContext, stream: str, config: ConsumerConfig) -> None:
+    """Create the durable consumer, or bind to the stored one once it has `config` (updated when
+    it differs); `IncompatibleConsumer` when JetStream refuses the update. Other failures (the
+    stream or the server not there yet) raise as they are, for the caller to retry."""
+    durable = str(config.durable_name)
+    try:
+        stored: ConsumerConfig | None = (await js.consumer_info(stream, durable)).config
+    except NotFoundError:
+        stored = None
+    differences = {} if stored is None else config_differences(config, stored)
+    if stored is not None and not differences:
+        return
+    if differences:
+        log.warning(
+            "consumer configuration differs; updating it",
+            stream=stream,
+            durable=durable,
+            differences=_describe(differences),
+        )
+    try:
+        await js.add_consumer(stream, config)
+    except APIError as exc:
+        if not differences or isinstance(exc, ServiceUnavailableError):
+            raise
+        raise IncompatibleConsumer(
+            f"JetStream consumer {durable!r} on stream {stream!r} has another configuration than "
+            f"this version needs ({_describe(differences)}) and JetStream refuses to change it: "
+            f"{exc.description or exc}. Fix: delete the consumer (`nats consumer rm {stream} "
+            f"{durable}`, with no service running) and start the service again; it is created "
+            "anew and delivers the stream from its first message, as on a first start."
+        ) from exc
 
 
 class _Puller:
@@ -165,14 +238,13 @@ async def run_consumer(
     try:
         while True:
             try:
-                await js.add_consumer(stream, config)
-            except Exception as exc:  # exists with another config, server away: keep trying
-                try:
-                    await js.consumer_info(stream, durable)
-                except Exception:
-                    log.warning("consumer not ready; retrying", durable=durable, error=str(exc))
-                    await asyncio.sleep(0.5)
-                    continue
+                await ensure_consumer(js, stream, config)
+            except IncompatibleConsumer:
+                raise
+            except Exception as exc:  # the stream or the server is not there (yet): keep trying
+                log.warning("consumer not ready; retrying", durable=durable, error=str(exc))
+                await asyncio.sleep(0.5)
+                continue
             if ready is not None:
                 ready.set()
             puller.credit = 0

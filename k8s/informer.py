@@ -12,6 +12,15 @@ bookmarks, and reports each change. It never gives up:
 Every `resync` seconds each cached object is reported again as SYNC, so a handler that failed (and
 logged) gets another chance: level-triggered, not edge-triggered. Handler exceptions are logged and
 never stop the informer.
+
+Reports never wait for a handler: the list, the watch and the resync hand them to `ObjectQueues`,
+which runs the handler for one object (by uid) at a time and for different objects concurrently
+(at most `max_concurrent` at once), so a slow object delays nobody else and the watch and the
+resync never handle the same object at once. Per object, reports are handled in arrival order;
+a report that arrives while an older one still waits replaces it (the newest object, and the
+strongest kind of the two: DELETED > ADDED > SYNC > MODIFIED), so at most one report per object
+waits and the handler always ends on the object's latest state. `synced` is set once the first
+list is in the cache (its reports queued, not necessarily handled yet).
 """
 
 from __future__ import annotations
@@ -37,6 +46,74 @@ def key_of(obj: dict[str, Any]) -> Key:
     return str(m.get("namespace", "")), str(m["name"])
 
 
+def identity_of(obj: dict[str, Any]) -> str:
+    """The object's uid (one incarnation), or namespace/name for an object that has none."""
+    m = obj.get("metadata", {})
+    return str(m.get("uid") or "{}/{}".format(*key_of(obj)))
+
+
+_STRENGTH = {"MODIFIED": 0, "SYNC": 1, "ADDED": 2}
+
+
+def coalesce(older: str, newer: str) -> str:
+    """The kind of one report standing for two of the same object: what asks most of a handler
+    (DELETED, then ADDED, then SYNC, then MODIFIED), except that a report after DELETED wins."""
+    if newer == "DELETED" or older == "DELETED":
+        return newer
+    return max(older, newer, key=lambda kind: _STRENGTH.get(kind, 0))
+
+
+class ObjectQueues:
+    """One queue of at most one waiting report per object, drained by one task per object."""
+
+    def __init__(self, handler: Handler, what: str, max_concurrent: int = 64) -> None:
+        self.handler, self.plural = handler, what
+        self.waiting: dict[str, tuple[str, dict[str, Any]]] = {}
+        self.workers: dict[str, asyncio.Task[None]] = {}
+        self.slots = asyncio.Semaphore(max_concurrent)
+
+    def submit(self, kind: str, obj: dict[str, Any]) -> None:
+        """Queue `obj` for the handler and return at once."""
+        identity = identity_of(obj)
+        older = self.waiting.get(identity)
+        self.waiting[identity] = (coalesce(older[0], kind) if older else kind, obj)
+        if identity not in self.workers:
+            self.workers[identity] = asyncio.create_task(
+                self._drain(identity), name=f"{self.plural}:{identity}"
+            )
+
+    async def _drain(self, identity: str) -> None:
+        try:
+            while (report := self.waiting.pop(identity, None)) is not None:
+                async with self.slots:
+                    await self._handle(*report)
+        finally:
+            self.workers.pop(identity, None)
+
+    async def _handle(self, kind: str, obj: dict[str, Any]) -> None:
+        try:
+            await self.handler(kind, obj)
+        except Exception:
+            m = obj.get("metadata", {})
+            log.exception(
+                "handler failed",
+                plural=self.plural,
+                kind=kind,
+                namespace=m.get("namespace"),
+                name=m.get("name"),
+            )
+
+    async def close(self) -> None:
+        """Cancel every running handler and forget what waits."""
+        self.waiting.clear()
+        tasks = list(self.workers.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+        self.workers.clear()  # a task cancelled before it started never ran its `finally`
+
+
 class Informer:
     def __init__(
         self,
@@ -48,6 +125,7 @@ class Informer:
         label_selector: str | None = None,
         resync: float = 30.0,
         watch_timeout: int = 300,
+        max_concurrent: int = 64,
     ) -> None:
         self.list_fn = list_fn
         self.list_kwargs = dict(list_kwargs)
@@ -55,6 +133,7 @@ class Informer:
             self.list_kwargs["label_selector"] = label_selector
         self.plural = what
         self.handler = handler
+        self.queues = ObjectQueues(handler, what, max_concurrent)
         self.resync, self.watch_timeout = resync, watch_timeout
         self.cache: dict[Key, dict[str, Any]] = {}
         self.synced = asyncio.Event()
@@ -87,18 +166,6 @@ class Informer:
     def _list_call(self) -> tuple[Callable[..., Any], dict[str, Any]]:
         return self.list_fn, self.list_kwargs
 
-    async def _dispatch(self, kind: str, obj: dict[str, Any]) -> None:
-        try:
-            await self.handler(kind, obj)
-        except Exception:
-            m = obj.get("metadata", {})
-            log.exception(
-                "handler failed",
-                plural=self.plural,
-                namespace=m.get("namespace"),
-                name=m.get("name"),
-            )
-
     async def _relist(self) -> str:
         fn, kwargs = self._list_call()
         # Raw JSON, so every kind arrives as plain dicts; without preloading the client does not
@@ -113,9 +180,9 @@ class Informer:
         gone = [obj for key, obj in self.cache.items() if key not in seen]
         self.cache = seen
         for obj in gone:
-            await self._dispatch("DELETED", obj)
+            self.queues.submit("DELETED", obj)
         for obj in seen.values():
-            await self._dispatch("ADDED", obj)
+            self.queues.submit("ADDED", obj)
         self.synced.set()
         return str(listing["metadata"]["resourceVersion"])
 
@@ -140,7 +207,7 @@ class Informer:
                     self.cache.pop(key_of(obj), None)
                 else:
                     self.cache[key_of(obj)] = obj
-                await self._dispatch(kind, obj)
+                self.queues.submit(kind, obj)
         finally:
             await w.close()
         return resource_version
@@ -148,8 +215,8 @@ class Informer:
     async def _resync_forever(self) -> None:
         while True:
             await asyncio.sleep(self.resync)
-            for obj in list(self.cache.values()):
-                await self._dispatch("SYNC", obj)
+            for obj in self.cache.values():
+                self.queues.submit("SYNC", obj)
 
     async def run(self) -> None:
         resyncer = asyncio.create_task(self._resync_forever())
@@ -184,6 +251,7 @@ class Informer:
                     delay = min(delay * 2, 5.0)
         finally:
             resyncer.cancel()
+            await self.queues.close()
 
 
 class InformerGroup:

@@ -23,15 +23,16 @@ import copy
 import json
 from typing import Any
 
+from dgdr.domain.target import (
+    LABEL_MANAGED_BY,
+    LABEL_NAME,
+    LABEL_NAMESPACE,
+    OWNER_UID,
+    owned_labels,
+)
 from k8s.kube import DGDR_KIND, DGDR_VERSION, GROUP
 
-PROTECTED_LABELS = (
-    "app",
-    "dgdr",
-    "dgdr.nvidia.com/name",
-    "dgdr.nvidia.com/namespace",
-    "nvidia.com/managed-by",
-)
+PROTECTED_LABELS = ("app", "dgdr", LABEL_NAME, LABEL_NAMESPACE, LABEL_MANAGED_BY)
 JOB_FIELDS = ("backoffLimit", "activeDeadlineSeconds", "ttlSecondsAfterFinished")
 POD_REPLACE = (
     "tolerations",
@@ -47,7 +48,7 @@ SIDECAR_IMAGE = "bitnami/kubectl:latest"
 
 # Relays the profiler's status file into the output ConfigMap whenever the phase changes, and the
 # final config once the profiler container has terminated (Dynamo's sidecar protocol).
-_RELAY = r"""
+_RELAY_TEMPLATE = r"""
 set -u
 CM="dgdr-output-${DGDR_NAME}"
 status_file=/data/profiler_status.yaml
@@ -55,7 +56,7 @@ write_cm() {
   args="--from-literal=phase=$1 --from-literal=message=$2"
   [ -f /data/final_config.yaml ] && [ "$3" = final ] && args="$args --from-file=final_config.yaml=/data/final_config.yaml"
   kubectl create configmap "$CM" -n "$DGDR_NAMESPACE" $args --dry-run=client -o yaml \
-    | kubectl label --local -f - dgdr.nvidia.com/name="$DGDR_NAME" dgdr.nvidia.com/namespace="$DGDR_NAMESPACE" -o yaml \
+    | kubectl label --local -f - @NAME_LABEL@="$DGDR_NAME" @NAMESPACE_LABEL@="$DGDR_NAMESPACE" -o yaml \
     | kubectl apply -f -
 }
 last=""
@@ -72,16 +73,13 @@ message=$(sed -n 's/^message: *//p' "$status_file" 2>/dev/null)
 write_cm "${phase:-Done}" "${message:-}" final
 [ "$status" = success ]
 """
+_RELAY = _RELAY_TEMPLATE.replace("@NAME_LABEL@", LABEL_NAME).replace(
+    "@NAMESPACE_LABEL@", LABEL_NAMESPACE
+)
 
 
 def _labels(name: str, namespace: str) -> dict[str, str]:
-    return {
-        "app": "dynamo-profiler",
-        "dgdr": name,
-        "dgdr.nvidia.com/name": name,
-        "dgdr.nvidia.com/namespace": namespace,
-        "nvidia.com/managed-by": "dgdr",
-    }
+    return owned_labels({}, namespace, name) | {"app": "dynamo-profiler", "dgdr": name}
 
 
 def _merge_by_name(base: list[dict[str, Any]], extra: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -139,7 +137,7 @@ def profiling_job(
             "name": f"profile-{name}",
             "namespace": namespace,
             "labels": dict(labels),
-            "annotations": {"dgdr.nvidia.com/uid": uid},
+            "annotations": {OWNER_UID: uid},
             "ownerReferences": [
                 {
                     "apiVersion": f"{GROUP}/{DGDR_VERSION}",

@@ -41,6 +41,7 @@ log = structlog.get_logger("k8s.profiling")
 
 OUTPUT_PREFIX = "dgdr-output-"
 JOB_NAME_MAX = 63  # a Job's name becomes its pods' job-name label value
+GENERATION = "dgdr.nvidia.com/generation"  # the DGDR generation a Job profiles
 
 
 def output_configmap_name(name: str) -> str:
@@ -152,7 +153,7 @@ class ProfilingJobsOnCluster:
                 f"of at most {JOB_NAME_MAX - len('profile-')} characters",
             )
             return
-        job["metadata"]["annotations"]["dgdr.nvidia.com/generation"] = str(generation)
+        job["metadata"]["annotations"][GENERATION] = str(generation)
         self.specs[uid] = spec
         if ignored:
             involved = {"metadata": {"namespace": namespace, "name": name, "uid": uid}}

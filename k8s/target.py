@@ -8,7 +8,7 @@ facts come from node labels.
   outlives its DGDR. A create that races another (409 AlreadyExists) reads the winner and answers as
   above, so a crash and restart never creates a second DGD.
 - `start(observe)` runs an informer over DGDs that carry our label: every DGD is reported at start
-  and on each change (`status.state`, or `deleted`), with replicas summed over `status.services`.
+  and on each change, as `dgdr.domain.target.observe_dgd` reads it (`deleted` once it is gone).
 - The planner's ConfigMaps are created with the DGD and owned by it (controller ownerReference), so
   they live as long as the DGD does; a restart between the two creates the missing ones only.
 - `searchStrategy: thorough` runs as the profiling Job `profile-<name>` (see `k8s.profiling`).
@@ -38,8 +38,8 @@ from dgdr.domain.target import (
     ApplyResult,
     Observer,
     ProfilingReporter,
+    observe_dgd,
     owned_labels,
-    replica_counts,
 )
 from k8s.informer import Informer, InformerGroup
 from k8s.kube import DGD_KIND, DGD_PLURAL, DGD_VERSION, GROUP, get_custom
@@ -76,11 +76,6 @@ def hardware_from_nodes(nodes: list[dict[str, str]]) -> dict[str, Any]:
     if memory and memory[0].isdigit():
         facts["vramMb"] = int(memory[0])
     return facts
-
-
-def dgd_state(dgd: dict[str, Any]) -> str:
-    state = (dgd.get("status") or {}).get("state")
-    return str(state) if state in ("pending", "successful", "failed") else "pending"
 
 
 class KubernetesTarget:
@@ -187,24 +182,9 @@ class KubernetesTarget:
                     raise
 
     async def _on_dgd(self, kind: str, dgd: dict[str, Any]) -> None:
-        if self._observe is None:
-            return
-        meta = dgd.get("metadata", {})
-        labels = meta.get("labels") or {}
-        uid = (meta.get("annotations") or {}).get(OWNER_UID)
-        if not uid or LABEL_NAME not in labels:
-            return
-        state = "deleted" if kind == "DELETED" else dgd_state(dgd)
-        replicas, available = replica_counts(dgd)
-        await self._observe(
-            labels.get(LABEL_NAMESPACE, meta.get("namespace", "")),
-            labels[LABEL_NAME],
-            uid,
-            meta["name"],
-            state,
-            replicas,
-            available if state == "successful" else 0,
-        )
+        observation = observe_dgd(dgd, gone=kind == "DELETED")
+        if self._observe is not None and observation is not None:
+            await self._observe(*observation)
 
     async def start(self, observe: Observer | None = None) -> None:
         if observe is None:

@@ -143,7 +143,7 @@ class Service:
             if task.done():
                 task.result()  # raise the start-up error
         await self.cluster.start(reactor.observe if "reactor" in self.config.roles else None)
-        log.info("service started", url=self.config.connect.url, replica=self.replica)
+        log.info("service started", url=self.config.connect.safe_url, replica=self.replica)
 
     async def stop(self) -> None:
         for task in self._tasks:

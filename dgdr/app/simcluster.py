@@ -34,7 +34,7 @@ from nats.js.errors import (
 from nats.js.kv import KeyValue
 
 from dgdr.domain.spec import normalise_gpu_sku
-from dgdr.domain.target import LABEL_NAME, LABEL_NAMESPACE, OWNER_UID, ApplyResult, Observer
+from dgdr.domain.target import OWNER_UID, ApplyResult, Observer, observe_dgd
 from events import subjects as s
 from events.jetstream import bucket_keys
 
@@ -45,11 +45,6 @@ log = structlog.get_logger("dgdr.app.simcluster")
 
 def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _replicas(dgd: dict[str, Any]) -> int:
-    services = dgd.get("spec", {}).get("services", {}) or {}
-    return sum(int(svc.get("replicas", 1) or 0) for svc in services.values())
 
 
 class SimulatedCluster:
@@ -250,23 +245,10 @@ class SimulatedCluster:
                 await asyncio.sleep(0.5)
 
     async def _report(self, dgd: dict[str, Any], observe: Observer) -> None:
-        meta = dgd["metadata"]
-        labels = meta.get("labels", {})
-        uid = meta.get("annotations", {}).get(OWNER_UID)
-        if not uid or LABEL_NAME not in labels:
+        observation = observe_dgd(dgd, gone=self._deleted(dgd))
+        if observation is None:
             return
-        state = "deleted" if self._deleted(dgd) else dgd.get("status", {}).get("state", "pending")
-        replicas = _replicas(dgd)
-        available = replicas if state == "successful" else 0
         try:
-            await observe(
-                labels.get(LABEL_NAMESPACE, meta["namespace"]),
-                labels[LABEL_NAME],
-                uid,
-                meta["name"],
-                state,
-                replicas,
-                available,
-            )
+            await observe(*observation)
         except Exception:
-            log.exception("observation failed", dgd=meta["name"])
+            log.exception("observation failed", dgd=observation.dgd_name)

@@ -8,6 +8,7 @@
     ├── StoreError                  the event store refuses or is inconsistent
     │   ├── ConcurrencyConflict     optimistic concurrency: the aggregate moved on; reload and re-decide
     │   ├── IncompatibleStream      an existing stream's configuration would lose or reorder history
+    │   ├── IncompatibleConsumer    a durable consumer's stored configuration differs and cannot be updated
     │   ├── ProjectionAheadOfStore  a projection claims events the store does not have
     │   ├── UnknownEvent            a stored event type or schema version this code cannot read
     │   └── InvalidHistory          a stored event is not an edge of the lifecycle machine
@@ -64,6 +65,10 @@ class ConcurrencyConflict(StoreError):
 
 class IncompatibleStream(StoreError):
     pass
+
+
+class IncompatibleConsumer(StoreError):
+    """A durable consumer exists with a configuration JetStream refuses to change to ours."""
 
 
 class ProjectionAheadOfStore(StoreError):

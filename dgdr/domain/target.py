@@ -10,12 +10,16 @@ Failure semantics every implementation keeps:
 - `start(observe)` reports the current state of every managed DGD first (level-triggered), then each
   change; the decider ignores observations that change nothing, so repeats are harmless.
 - `discover_hardware` returns only what it found (empty when nothing), never a guess.
+
+`observe_dgd` is the one rule both implementations use to turn a DGD into what they report (pure).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
+
+from dgdr.domain.model import DeploymentObservation
 
 # (dgdr namespace, dgdr name, owner uid, dgd name, observed, replicas, available replicas)
 Observer = Callable[[str, str, str, str, str, int, int], Awaitable[None]]
@@ -94,13 +98,58 @@ def owned_labels(dgd: dict[str, Any], namespace: str, name: str) -> dict[str, st
     return labels
 
 
+class Observation(NamedTuple):
+    """What a target reports about one managed DGD: `Observer`'s arguments, in its order."""
+
+    namespace: str  # the DGDR's namespace
+    name: str  # the DGDR's name
+    owner_uid: str
+    dgd_name: str
+    state: DeploymentObservation
+    replicas: int
+    available: int
+
+
 def replica_counts(dgd: dict[str, Any]) -> tuple[int, int]:
     """(replicas, available) summed over `status.services`, as Dynamo's deploymentInfo does;
-    before the DGD controller reports services, the spec's replica counts with none available."""
-    services = (dgd.get("status") or {}).get("services") or {}
+    before any service is reported, the spec's replica counts (1 for a service that states none),
+    all of them available once the DGD is `successful` (a target that reports readiness without
+    per-service counts, like the simulated cluster) and none before."""
+    status = dgd.get("status") or {}
+    services = status.get("services") or {}
     if services:
         replicas = sum(int(s.get("replicas") or 0) for s in services.values())
         available = sum(int(s.get("availableReplicas") or 0) for s in services.values())
         return replicas, available
     spec_services = (dgd.get("spec") or {}).get("services") or {}
-    return sum(int(s.get("replicas", 1) or 0) for s in spec_services.values()), 0
+    replicas = sum(int(s.get("replicas", 1) or 0) for s in spec_services.values())
+    return replicas, replicas if status.get("state") == "successful" else 0
+
+
+def observe_dgd(dgd: dict[str, Any], *, gone: bool = False) -> Observation | None:
+    """The observation of `dgd` (None when no DGDR manages it: no owner annotation or no name
+    label). `gone` says the DGD no longer exists; then it is `deleted` with nothing available.
+    A state other than `pending`, `successful` or `failed` (or none yet) counts as `pending`."""
+    meta = dgd.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    owner_uid = (meta.get("annotations") or {}).get(OWNER_UID)
+    if not owner_uid or LABEL_NAME not in labels:
+        return None
+    reported = (dgd.get("status") or {}).get("state")
+    state: DeploymentObservation = (
+        "deleted"
+        if gone
+        else reported
+        if reported in ("pending", "successful", "failed")
+        else "pending"
+    )
+    replicas, available = replica_counts(dgd)
+    return Observation(
+        namespace=str(labels.get(LABEL_NAMESPACE) or meta.get("namespace", "")),
+        name=str(labels[LABEL_NAME]),
+        owner_uid=str(owner_uid),
+        dgd_name=str(meta.get("name", "")),
+        state=state,
+        replicas=replicas,
+        available=0 if gone else available,
+    )

@@ -1,4 +1,5 @@
-"""The continuous pull consumer against a real nats-server: order per key, retries, sharing."""
+"""The continuous pull consumer against a real nats-server: order per key, retries, sharing, and
+what it does with a durable consumer stored with another configuration."""
 
 from __future__ import annotations
 
@@ -7,10 +8,18 @@ from collections import defaultdict
 from typing import Any
 
 import nats
-from nats.js.api import StreamConfig
+import pytest
+import structlog
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 
+from dgdr.app.service import Service, ServiceConfig
+from dgdr.domain.errors import IncompatibleConsumer
+from events import subjects
+from events.connection import ConnectOptions
 from events.consumer import run_consumer
+from events.jetstream import ensure_layout
 from events.server import EmbeddedNatsServer
+from tests.support import until
 
 
 async def run_case(
@@ -83,3 +92,98 @@ async def test_replicas_share_one_durable_consumer_without_loss_or_duplicates(
     assert sorted(n for v in seen.values() for n in v) == list(range(60)), "lost or duplicated"
     assert failed_once == {0, 13, 26, 39, 52}
     assert sum(handled_by.values()) == 60 and set(handled_by) == {"a", "b"}
+
+
+def stored_config(**changes: Any) -> ConsumerConfig:
+    """What `run_consumer(durable="d", subject="t.>")` asks for, with `changes`."""
+    wanted = ConsumerConfig(
+        durable_name="d",
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_wait=10.0,
+        max_deliver=-1,
+        max_ack_pending=10_000,
+        filter_subject="t.>",
+    )
+    return wanted.evolve(**changes)
+
+
+@pytest.mark.timeout(30)
+async def test_a_stored_consumer_that_differs_is_updated_when_jetstream_allows(
+    nats_server: EmbeddedNatsServer,
+) -> None:
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await js.add_stream(StreamConfig(name="T", subjects=["t.>"]))
+    await js.add_consumer(
+        "T", stored_config(ack_wait=60.0, max_ack_pending=5, filter_subject="t.a")
+    )
+    await js.publish("t.b", b"only the wanted filter delivers this")
+    handled: list[bytes] = []
+
+    async def handle(msg: Any) -> None:
+        handled.append(msg.data)
+
+    with structlog.testing.capture_logs() as logs:
+        task = asyncio.create_task(
+            run_consumer(nc, js, stream="T", durable="d", subject="t.>", handler=handle)
+        )
+        try:
+            await until(lambda: handled, what="the message under the updated filter")
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    config = (await js.consumer_info("T", "d")).config
+    assert (config.ack_wait, config.max_ack_pending, config.filter_subject) == (10.0, 10_000, "t.>")
+    (warning,) = [e for e in logs if e["event"] == "consumer configuration differs; updating it"]
+    assert warning["log_level"] == "warning"
+    for field in ("ack_wait", "max_ack_pending", "filter_subject"):
+        assert field in warning["differences"]
+    await nc.close()
+
+
+@pytest.mark.timeout(30)
+async def test_a_stored_consumer_jetstream_cannot_update_stops_the_consumer_with_the_fix(
+    nats_server: EmbeddedNatsServer,
+) -> None:
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await js.add_stream(StreamConfig(name="T", subjects=["t.>"]))
+    await js.add_consumer("T", stored_config(deliver_policy=DeliverPolicy.NEW))
+
+    async def handle(msg: Any) -> None:
+        raise AssertionError("nothing may be consumed with the wrong configuration")
+
+    with pytest.raises(IncompatibleConsumer) as err:
+        await run_consumer(nc, js, stream="T", durable="d", subject="t.>", handler=handle)
+    message = str(err.value)
+    assert "'d'" in message and "'T'" in message
+    assert "deliver_policy is 'new', wants 'all'" in message
+    assert "nats consumer rm T d" in message
+    assert (await js.consumer_info("T", "d")).config.deliver_policy == DeliverPolicy.NEW
+    await nc.close()
+
+
+@pytest.mark.timeout(60)
+async def test_the_service_refuses_to_start_on_an_incompatible_consumer(
+    nats_server: EmbeddedNatsServer,
+) -> None:
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await ensure_layout(js)
+    await js.add_consumer(
+        subjects.EVENTS_STREAM,
+        ConsumerConfig(
+            durable_name="dgdr-reactor",
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.NEW,
+            filter_subject=f"{subjects.EVENTS_PREFIX}.>",
+        ),
+    )
+    await nc.close()
+    service = Service(ServiceConfig(connect=ConnectOptions(url=nats_server.url)))
+    try:
+        with pytest.raises(IncompatibleConsumer, match=r"dgdr-reactor.*deliver_policy"):
+            await service.start()
+    finally:
+        await service.stop()

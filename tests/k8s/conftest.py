@@ -19,6 +19,7 @@ from dgdr.app.service import Service, ServiceConfig
 from dgdr.client import DgdrClient
 from events.connection import ConnectOptions
 from events.server import EmbeddedNatsServer
+from events.subjects import EVENTS_STREAM
 from k8s.adapter import KubernetesAdapter
 from k8s.emulated_jobs import run_profiling_job
 from k8s.emulator import Emulator, gpu_nodes
@@ -32,9 +33,11 @@ from k8s.kube import (
     get_custom,
 )
 from k8s.target import KubernetesTarget
-from tests.support import manifest
+from tests.support import manifest, until
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+REACTOR_DURABLE = "dgdr-reactor"  # the service's reactor consumer (dgdr.app.service)
+WAIT = 30.0  # seconds a cluster test waits for a condition (a full lifecycle takes a few)
 
 
 def dgdr(name: str, namespace: str = "default", **spec: Any) -> dict[str, Any]:
@@ -110,18 +113,6 @@ class Kube:
     async def get_dgd(self, name: str, namespace: str = "default") -> dict[str, Any] | None:
         return await get_custom(self.objects, DGD_VERSION, DGD_PLURAL, namespace, name)
 
-    async def until(
-        self, check: Callable[[], Awaitable[Any]], timeout: float = 30.0, what: str = ""
-    ) -> Any:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            value = await check()
-            if value:
-                return value
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"timed out waiting for {what or check}")
-            await asyncio.sleep(0.1)
-
     async def phase(
         self, name: str, phase: str, timeout: float = 30.0, namespace: str = "default"
     ) -> dict[str, Any]:
@@ -132,8 +123,15 @@ class Kube:
                 raise AssertionError(f"{name} failed: {obj and obj.get('status')}")
             return obj if got == phase else None
 
-        result: dict[str, Any] = await self.until(reached, timeout, f"{name} to reach {phase}")
+        result: dict[str, Any] = await until(reached, timeout, f"{name} to reach {phase}")
         return result
+
+    async def reactor_caught_up(self) -> bool:
+        """True once the service's reactor has handled (acked) every stored event: whatever
+        it was going to do about them (create a DGD, start a Job) it has done."""
+        assert self.service is not None and self.service.js is not None
+        info = await self.service.js.consumer_info(EVENTS_STREAM, REACTOR_DURABLE)
+        return info.num_pending == 0 and info.num_ack_pending == 0
 
     async def events(self, name: str, namespace: str = "default") -> list[Any]:
         listed = await self.core.list_namespaced_event(

@@ -5,7 +5,6 @@ relists; a restart creates nothing twice; GPU discovery from node labels."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
 from collections import Counter
@@ -14,8 +13,9 @@ from typing import Any
 import pytest
 
 from k8s.kube import DGD_PLURAL, DGD_VERSION, DGDR_PLURAL, FINALIZER, GROUP
+from tests.support import until
 
-from .conftest import Kube, dgdr
+from .conftest import WAIT, Kube, dgdr
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -45,7 +45,7 @@ async def apply_to_deployed(kube: Kube, name: str) -> None:
         reasons = [e.reason for e in await kube.events(name)]
         return reasons if "DeploymentReady" in reasons else None
 
-    reasons = await kube.until(story, what="DeploymentReady event")
+    reasons = await until(story, WAIT, what="DeploymentReady event")
     for reason in ("Initialized", "ProfilingJobCreated", "SpecGenerated", "DeploymentCreated"):
         assert reason in reasons
     assert all(n == 1 for n in Counter(reasons).values()), reasons
@@ -57,7 +57,7 @@ async def apply_to_deployed(kube: Kube, name: str) -> None:
     async def gone() -> bool:
         return await kube.get(name) is None
 
-    await kube.until(gone, what="the DGDR to be deleted (finalizer removed)")
+    await until(gone, WAIT, what="the DGDR to be deleted (finalizer removed)")
     assert await kube.get_dgd(f"{name}-dgd") is not None, "the DGD must outlive its DGDR"
 
 
@@ -80,7 +80,7 @@ async def test_auto_apply_false_stops_at_ready_without_a_dgd(kube: Kube) -> None
     await kube.create(dgdr("review", autoApply=False))
     obj = await kube.phase("review", "Ready")
     assert obj["status"]["profilingResults"]["selectedConfig"]["metadata"]["name"] == "review-dgd"
-    await asyncio.sleep(0.5)
+    await until(kube.reactor_caught_up, WAIT, what="the reactor to handle every event")
     assert await kube.get_dgd("review-dgd") is None
 
 
@@ -94,7 +94,7 @@ async def test_deleting_the_dgdr_keeps_the_dgd_and_forgets_the_incarnation(kube:
     async def gone() -> bool:
         return await kube.get("keep") is None
 
-    await kube.until(gone, what="the DGDR to be deleted (finalizer removed)")
+    await until(gone, WAIT, what="the DGDR to be deleted (finalizer removed)")
     assert kube.nats_client is not None
     assert await kube.nats_client.get("keep") is None
     assert await kube.get_dgd("keep-dgd") is not None
@@ -157,7 +157,7 @@ async def test_a_restart_mid_deploy_creates_nothing_twice(kube: Kube) -> None:
         obj = await kube.get("crashy")
         return (obj or {}).get("status", {}).get("phase") in ("Deploying", "Deployed")
 
-    await kube.until(deploying, what="Deploying")
+    await until(deploying, WAIT, what="Deploying")
     await kube.stop()
     await kube.start()
     await kube.phase("crashy", "Deployed")
@@ -170,7 +170,7 @@ async def test_a_restart_mid_deploy_creates_nothing_twice(kube: Kube) -> None:
         reasons = [e.reason for e in await kube.events("crashy")]
         return reasons if "DeploymentReady" in reasons else None
 
-    reasons = await kube.until(story, what="DeploymentReady event")
+    reasons = await until(story, WAIT, what="DeploymentReady event")
     assert all(n == 1 for n in Counter(reasons).values()), reasons
     assert kube.nats_client is not None
     history = await kube.nats_client.history("crashy")
@@ -207,7 +207,7 @@ async def test_a_spec_change_while_deployed_is_refused_with_an_event(kube: Kube)
     async def refused() -> bool:
         return "SpecChangeRejected" in [e.reason for e in await kube.events("frozen")]
 
-    await kube.until(refused, what="SpecChangeRejected event")
+    await until(refused, WAIT, what="SpecChangeRejected event")
     obj = await kube.get("frozen")
     assert obj is not None and obj["status"]["phase"] == "Deployed"
 
@@ -270,7 +270,7 @@ async def test_planner_configmaps_are_created_with_the_dgd_and_owned_by_it(kube:
     async def gone() -> bool:
         return await kube.get("planned") is None
 
-    await kube.until(gone, what="the DGDR to go")
+    await until(gone, WAIT, what="the DGDR to go")
     assert (await kube.core.read_namespaced_config_map(names[0], "default")).data
     await kube.objects.delete_namespaced_custom_object(
         GROUP, DGD_VERSION, "default", DGD_PLURAL, "planned-dgd"
@@ -282,7 +282,7 @@ async def test_planner_configmaps_are_created_with_the_dgd_and_owned_by_it(kube:
         )
         return not listed.items
 
-    await kube.until(collected, what="the ConfigMaps to be garbage-collected with the DGD")
+    await until(collected, WAIT, what="the ConfigMaps to be garbage-collected with the DGD")
 
 
 async def test_a_spec_stating_every_gpu_fact_is_not_followed_by_a_node_listing(kube: Kube) -> None:

@@ -9,19 +9,22 @@ import os
 import signal
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from kubernetes_asyncio import client
 
 from events.server import free_port
 from k8s.kube import DGD_PLURAL, DGD_VERSION, DGDR_PLURAL, DGDR_VERSION, GROUP, connect
+from tests.support import until
 
 from .conftest import dgdr
 
 pytestmark = pytest.mark.timeout(120)
+
+T = TypeVar("T")
 
 
 async def spawn(*args: str, log: Path) -> asyncio.subprocess.Process:
@@ -32,6 +35,17 @@ async def spawn(*args: str, log: Path) -> asyncio.subprocess.Process:
         start_new_session=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+
+
+async def until_or_log(
+    check: Callable[[], Awaitable[T]], timeout: float, what: str, log: Path
+) -> T:
+    """`until`, and on a timeout the end of the service's log in the failure."""
+    try:
+        return await until(check, timeout, what)
+    except AssertionError as exc:
+        tail = (await asyncio.to_thread(log.read_text))[-2000:]
+        raise AssertionError(f"{exc}\n{tail}") from None
 
 
 async def kill(proc: asyncio.subprocess.Process, sig: int) -> None:
@@ -58,10 +72,7 @@ async def emulator(tmp_path: Path) -> AsyncIterator[Path]:
         log=tmp_path / "emulator.log",
     )
     try:
-        for _ in range(100):
-            if kc.is_file() and kc.stat().st_size:
-                break
-            await asyncio.sleep(0.1)
+        await until(lambda: kc.is_file() and kc.stat().st_size > 0, 10, "the emulator's kubeconfig")
         yield kc
     finally:
         await kill(proc, signal.SIGTERM)
@@ -96,44 +107,48 @@ async def test_kill_9_mid_deploy_then_restart_creates_nothing_twice(
     proc = await up()
     try:
         leases = client.CoordinationV1Api(api)
-        for _ in range(150):  # up once an adapter leads
+
+        async def leading() -> bool:
             held = await leases.list_namespaced_lease("default")
-            if any(lease.spec.holder_identity for lease in held.items):
-                break
-            await asyncio.sleep(0.1)
+            return any(lease.spec.holder_identity for lease in held.items)
+
+        await until_or_log(leading, 15, "an adapter to lead", tmp_path / "up.log")
         await objects.create_namespaced_custom_object(
             GROUP, DGDR_VERSION, "default", DGDR_PLURAL, dgdr("crash")
         )
 
-        async def phase() -> str | None:
-            obj = await objects.get_namespaced_custom_object(
-                GROUP, DGDR_VERSION, "default", DGDR_PLURAL, "crash"
-            )
-            return (obj.get("status") or {}).get("phase")
+        def reached(phase: str) -> Callable[[], Awaitable[bool]]:
+            async def check() -> bool:
+                obj = await objects.get_namespaced_custom_object(
+                    GROUP, DGDR_VERSION, "default", DGDR_PLURAL, "crash"
+                )
+                return bool((obj.get("status") or {}).get("phase") == phase)
 
-        for _ in range(300):
-            if await phase() == "Deploying":
-                break
-            await asyncio.sleep(0.05)
-        assert await phase() == "Deploying", (tmp_path / "up.log").read_text()[-2000:]
+            return check
+
+        await until_or_log(reached("Deploying"), 15, "Deploying", tmp_path / "up.log")
         await kill(proc, signal.SIGKILL)
 
         proc = await up()
-        for _ in range(300):
-            if await phase() == "Deployed":
-                break
-            await asyncio.sleep(0.1)
-        assert await phase() == "Deployed", (tmp_path / "up.log").read_text()[-2000:]
+        await until_or_log(
+            reached("Deployed"), 30, "Deployed after the restart", tmp_path / "up.log"
+        )
 
         dgds = await objects.list_namespaced_custom_object(
             GROUP, DGD_VERSION, "default", DGD_PLURAL
         )
         assert [d["metadata"]["name"] for d in dgds["items"]] == ["crash-dgd"]
-        await asyncio.sleep(1)  # the Event recorder catches up
-        events = await client.CoreV1Api(api).list_namespaced_event(
-            "default", field_selector="involvedObject.name=crash"
-        )
-        reasons = Counter(e.reason for e in events.items)
+
+        async def recorded() -> Counter[str] | None:
+            events = await client.CoreV1Api(api).list_namespaced_event(
+                "default", field_selector="involvedObject.name=crash"
+            )
+            reasons = Counter(e.reason for e in events.items)
+            return reasons if reasons["DeploymentReady"] else None
+
+        # DeploymentReady is the history's last event, and the recorder follows one DGDR's
+        # history in order: once it is recorded, every Event before it has been too.
+        reasons = await until_or_log(recorded, 15, "the last Event", tmp_path / "up.log")
         assert reasons["DeploymentCreated"] == 1 and reasons["DeploymentReady"] == 1, reasons
         assert all(n == 1 for n in reasons.values()), reasons
     finally:

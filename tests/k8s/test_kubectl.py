@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from events.server import free_port
+from tests.support import until
 
-from .conftest import EXAMPLES, Kube
+from .conftest import EXAMPLES, WAIT, Kube
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -73,7 +74,7 @@ async def test_the_kubectl_walkthrough(kube: Kube) -> None:
         text = await kubectl(kc, "describe", "dgdr", "qwen3-0-6b")
         return text if "DeploymentReady" in text else None
 
-    text = await kube.until(described, what="describe to show DeploymentReady")
+    text = await until(described, WAIT, what="describe to show DeploymentReady")
     assert "SpecGenerated" in text and "Initialized" in text
 
     dgd = await kubectl(kc, "get", "dgd", "qwen3-0-6b-dgd")
@@ -105,12 +106,12 @@ async def test_dgdr_up_cluster_emulated_writes_a_kubeconfig_kubectl_uses(tmp_pat
         start_new_session=True,
     )
     try:
-        for _ in range(100):
-            if kc.is_file() and kc.stat().st_size:
-                break
+
+        def written() -> bool:
             assert proc.returncode is None, "dgdr up exited"
-            await asyncio.sleep(0.2)
-        assert kc.is_file(), "no kubeconfig written"
+            return kc.is_file() and kc.stat().st_size > 0
+
+        await until(written, 20, "dgdr up to write the kubeconfig")
         assert "No resources found" in await kubectl(kc, "get", "dgdr")
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -13,6 +13,7 @@ from k8s.emulator import Emulator
 from k8s.informer import Informer
 from k8s.kube import connect
 from k8s.runner import ClusterOptions, KubernetesSide
+from tests.support import until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -100,11 +101,8 @@ async def test_an_unexpected_watch_failure_lists_again_instead_of_ending(tmp_pat
     informer._watch = flaky_watch  # type: ignore[method-assign]
     task = asyncio.create_task(informer.run())
     try:
-        for _ in range(50):
-            if informer.relists >= 2:
-                break
-            await asyncio.sleep(0.1)
-        assert informer.relists >= 2 and not task.done()
+        await until(lambda: informer.relists >= 2, 5, "a second list after the failed watch")
+        assert not task.done()
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -129,11 +127,8 @@ async def test_a_failed_adapter_is_started_again_while_leading() -> None:
     side.adapter = Adapter()  # type: ignore[assignment]
     task = asyncio.create_task(side._supervised())
     try:
-        for _ in range(30):
-            if runs == 2:
-                break
-            await asyncio.sleep(0.1)
-        assert runs == 2 and not task.done()
+        await until(lambda: runs == 2, 5, "the adapter to be started again")
+        assert not task.done()
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

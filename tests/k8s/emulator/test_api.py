@@ -3,7 +3,6 @@ status subresource, patches, validation, finalizers, garbage collection, leases,
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -13,6 +12,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from k8s.emulator import Emulator
+from tests.support import until
 
 from .conftest import Kubectl, dgdr_manifest
 
@@ -334,11 +334,12 @@ async def test_jobs_status_and_default_runner(emu: Emulator, api: client.ApiClie
         ),
     )
     await batch.create_namespaced_job("default", job)
-    for _ in range(40):
+
+    async def finished() -> Any:
         status = (await batch.read_namespaced_job_status("j", "default")).status
-        if status.succeeded:
-            break
-        await asyncio.sleep(0.1)
+        return status if status.succeeded else None
+
+    status = await until(finished, 4, "the default runner to finish the Job")
     assert status.succeeded == 1 and status.active is None
     assert {c.type for c in status.conditions} == {"SuccessCriteriaMet", "Complete"}
 

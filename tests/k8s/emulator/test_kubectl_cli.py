@@ -13,6 +13,7 @@ import yaml
 from kubernetes_asyncio import client
 
 from k8s.emulator import Emulator
+from tests.support import until
 
 from .conftest import Kubectl, dgdr_manifest
 
@@ -121,7 +122,12 @@ async def test_status_jsonpath_wait_and_watch(
     watcher = asyncio.create_task(
         kubectl("get", "dgdr", "demo", "-w", "--request-timeout=2s", "--output-watch-events")
     )
-    await asyncio.sleep(0.5)
+
+    def watching() -> bool:  # both have listed and now watch from the listed resourceVersion
+        watches = [p for m, p in emu.requests if m == "GET" and DGDR[2] in p and "watch=" in p]
+        return len(watches) >= 2
+
+    await until(watching, 10, "kubectl wait and kubectl get -w to watch")
     patched = await kubectl(
         "patch", "dgdr", "demo", "--subresource=status", "--type=merge",
         "-p", '{"status":{"phase":"Deployed"}}',

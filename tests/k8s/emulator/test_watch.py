@@ -47,15 +47,16 @@ async def test_replay_live_and_bookmarks(emu: Emulator, api: client.ApiClient) -
     )  # fmt: skip
 
     async def writer() -> None:
-        await asyncio.sleep(0.1)
         await objects.patch_namespaced_custom_object_status(
             G, V, "default", P, "demo", {"status": {"phase": "Pending"}}, _content_type=MERGE
         )
         await objects.delete_namespaced_custom_object(G, V, "default", P, "demo")
 
-    task = asyncio.create_task(writer())
+    task: asyncio.Task[None] | None = None
     async with asyncio.timeout(10):
         async for event in stream:
+            if task is None:  # the replayed ADDED: the stream is open, the rest comes live
+                task = asyncio.create_task(writer())
             if event["type"] == "BOOKMARK":
                 bookmarks += 1
                 assert int(event["object"]["metadata"]["resourceVersion"]) > int(start_rv)
@@ -65,6 +66,7 @@ async def test_replay_live_and_bookmarks(emu: Emulator, api: client.ApiClient) -
             obj = event["object"]
             seen.append((event["type"], obj.get("status", {}).get("phase", "")))
     await w.close()
+    assert task is not None
     await task
     assert seen == [("ADDED", ""), ("MODIFIED", "Pending"), ("DELETED", "Pending")]
     assert bookmarks >= 1
@@ -140,22 +142,10 @@ async def test_synthetic_added_selectors_and_timeout(emu: Emulator) -> None:
     async with aiohttp.ClientSession(emu.url) as http:
         async with http.get(f"{PATH}?watch=1&labelSelector=app%3Dx&timeoutSeconds=1") as resp:
             assert resp.headers["Content-Type"].startswith("application/json")
-
-            async def relabel() -> None:
-                await asyncio.sleep(0.2)
-                await emu.store.patch(
-                    G, V, P, "default", "b", {"metadata": {"labels": {"app": "x"}}}
-                )
-                await emu.store.patch(
-                    G, V, P, "default", "a", {"metadata": {"labels": {"app": "z"}}}
-                )
-
-            task = asyncio.create_task(relabel())
-            loop = asyncio.get_running_loop()
-            started = loop.time()
-            events = await read_events(resp)
-            assert 0.9 < loop.time() - started < 3
-            await task
+            # The headers come once the watch is open: what follows is live, not the snapshot.
+            await emu.store.patch(G, V, P, "default", "b", {"metadata": {"labels": {"app": "x"}}})
+            await emu.store.patch(G, V, P, "default", "a", {"metadata": {"labels": {"app": "z"}}})
+            events = await read_events(resp)  # the server ends the stream (timeoutSeconds)
         assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
             ("ADDED", "a"),
             ("ADDED", "b"),
@@ -181,8 +171,7 @@ async def test_synthetic_added_selectors_and_timeout(emu: Emulator) -> None:
 
 async def test_expire_watches_and_stop_close_streams(emu: Emulator) -> None:
     async with aiohttp.ClientSession(emu.url) as http:
-        async with http.get(f"{PATH}?watch=1") as resp:
-            await asyncio.sleep(0.1)
+        async with http.get(f"{PATH}?watch=1") as resp:  # headers: the watch is open
             emu.expire_watches()
             assert await read_events(resp) == []
         async with http.get("/api/v1/watch/namespaces/default/configmaps") as resp:
