@@ -138,7 +138,7 @@ class DgdrClient:
             try:
                 self._kv = await self.nc.jetstream().key_value(s.STATUS_BUCKET)
             except (BucketNotFoundError, NotFoundError) as exc:
-                raise ConfigurationError(NOT_RUNNING.format(url=self.options.url)) from exc
+                raise ConfigurationError(NOT_RUNNING.format(url=self.options.safe_url)) from exc
         return self._kv
 
     # ------------------------------------------------------------------------------- requests
@@ -164,7 +164,7 @@ class DgdrClient:
                     timeout=5,
                 )
             except (NoRespondersError, NotFoundError) as exc:
-                raise ConfigurationError(NOT_RUNNING.format(url=self.options.url)) from exc
+                raise ConfigurationError(NOT_RUNNING.format(url=self.options.safe_url)) from exc
             if ack.duplicate:
                 # The stream already holds this request id: it was (or is being) processed, and
                 # its outcome went out then. Repeating a request is harmless; waiting would hang.
@@ -335,7 +335,7 @@ class DgdrClient:
         try:
             commits = await store.history(namespace or self.namespace, name)
         except NotFoundError as exc:
-            raise ConfigurationError(NOT_RUNNING.format(url=self.options.url)) from exc
+            raise ConfigurationError(NOT_RUNNING.format(url=self.options.safe_url)) from exc
         return [
             cast(HistoryEntry, {"sequence": c.seq, **env.to_dict()})
             for c in commits

@@ -23,6 +23,7 @@ from dgdr.cli.base import Settings, app, run, settings_of
 from dgdr.cli.console import err, fail, out
 from dgdr.cli.requests import parse_duration, print_outcome
 from dgdr.client import DgdrClient, load_documents
+from events.connection import redact_url
 
 
 def _up_config(
@@ -181,7 +182,8 @@ async def _serve(
             where = "emulated" if cluster.emulator is not None else "cluster"
             err.print(f"Kubernetes ({where}): kubectl --kubeconfig {cluster.kubeconfig} get dgdr")
         if ready is None:
-            err.print(f"dgdr is up: NATS at {url} (export DGDR_NATS_URL={url}); Ctrl-C to stop")
+            shown = redact_url(url)
+            err.print(f"dgdr is up: NATS at {shown} (export DGDR_NATS_URL={shown}); Ctrl-C to stop")
             await stop.wait()
         else:
             await ready(url)
