@@ -53,7 +53,7 @@ class ProfileResult:
 
 
 def _gpu_facts(hardware: ResolvedHardware) -> tuple[Gpu, int, int, float | None, list[str]]:
-    gpu = find_gpu(hardware.gpu_sku.value)
+    gpu = find_gpu(hardware.gpu_sku)
     return gpu, hardware.num_gpus_per_node, hardware.total_gpus, hardware.vram_mb, []
 
 
@@ -357,7 +357,7 @@ def profile(
         and not spec.mocker_enabled
     ):
         measured = simulate_shortlist(
-            [*pick.candidates, *splits[backend]], model.id, gpu.id, workload, sla
+            [*pick.candidates, *splits[backend]], model, gpu, workload, sla
         )
         if measured:
             best = measured[0]

@@ -333,13 +333,13 @@ def test_pipeline_stages_span_nodes(backend: str, flag: list[str]) -> None:
 
 
 def test_pipeline_rows_count_their_gpus_against_the_budget() -> None:
-    from dgdr.domain.spec import SLA, Workload
+    from dgdr.domain.spec import SLA, GpuSku, Workload
     from sim._catalog import find_gpu
     from sim._hfconfig import find_model
     from sim._roofline import evaluate
     from sim._search import search
 
-    model, gpu = find_model("deepseek-ai/DeepSeek-R1"), find_gpu("h100_sxm")
+    model, gpu = find_model("deepseek-ai/DeepSeek-R1"), find_gpu(GpuSku.H100_SXM)
     grid = evaluate(model, gpu, "vllm", [8, 8], 2000, 200, eps=[1, 1], pps=[2, 4])
     pick = search(model, gpu, grid, SLA(), Workload(isl=2000, osl=200), 32, backend="vllm")
     assert {c.pp for c in pick.candidates} <= {2, 4}
