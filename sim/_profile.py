@@ -26,9 +26,10 @@ from typing import Any
 from dgdr.domain.errors import ProfilingError
 from dgdr.domain.hardware import ResolvedHardware, resolve_hardware
 from dgdr.domain.spec import SLA, Backend, DGDRSpec, SearchStrategy, parse_manifest, parse_spec
+from dgdr.domain.target import owned_labels
 
 from ._catalog import Gpu, find_gpu
-from ._dgd import DISAGG_SERVICES, WORKER_SERVICE, build_dgd, runtime_image
+from ._dgd import DISAGG_SERVICES, WORKER_SERVICE, DgdPlan, WorkerShape, build_dgd, runtime_image
 from ._disagg import disagg_candidates
 from ._hfconfig import find_model, model_from_config
 from ._planner import autoscale_pick, configmaps, curves, planner_config, planner_service
@@ -406,11 +407,7 @@ def profile(
             prefill_data,
             decode_data,
             namespace=namespace,
-            labels={
-                "dgdr.nvidia.com/name": name,
-                "dgdr.nvidia.com/namespace": namespace,
-                "nvidia.com/managed-by": "dgdr",
-            },
+            labels=owned_labels({}, namespace, name),
         )
         report(
             "BuildingCurves",
@@ -424,19 +421,21 @@ def profile(
         if spec.mocker_enabled:
             mocker_data = maps[-1]["metadata"]["name"]
     dgd, override_notes = build_dgd(
-        spec,
-        backend,
-        c.tp,
-        c.replicas,
-        name=name,
-        namespace=namespace,
-        gpus_per_node=per_node,
-        prefill=prefill,
-        extra_services=extra,
-        mocker_data=mocker_data,
-        ep=c.ep,
-        prefill_ep=c.prefill_ep,
-        pp=c.pp,
+        DgdPlan(
+            spec=spec,
+            backend=backend,
+            name=name,
+            namespace=namespace,
+            workers=WorkerShape(tp=c.tp, replicas=c.replicas, ep=c.ep, pp=c.pp),
+            prefill=(
+                WorkerShape(tp=c.prefill_tp, replicas=c.prefill_workers, ep=c.prefill_ep)
+                if c.mode == "disagg"
+                else None
+            ),
+            gpus_per_node=per_node,
+            extra_services=extra,
+            mocker_data=mocker_data,
+        )
     )
     if mocker_data is not None:
         workers = f"mocker prefill ({c.prefill_workers}) + decode ({c.replicas}), no GPUs"
