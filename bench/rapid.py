@@ -127,12 +127,13 @@ def fmt_s(seconds: float) -> str:
 
 def sim_runner(spec: Spec) -> Callable[[], Any]:
     import sim
+    from dgdr.domain.hardware import ResolvedHardware
     from dgdr.domain.spec import parse_spec
 
     parsed = parse_spec(spec.dgdr())
     if isinstance(parsed, list):
         raise SystemExit(f"invalid spec {spec.label}: {parsed}")
-    hardware = spec.hardware()
+    hardware = ResolvedHardware.from_dict(spec.hardware())
 
     def run() -> Any:
         return sim.profile(parsed, hardware, name="rapid-bench", namespace="default")

@@ -3,12 +3,16 @@
 Owns: the `Gpu` and `ModelArch` records, loading and checking the two data files, deriving the
 quantities the roofline needs (stored and per-token active parameter counts for dense and MoE
 models, dtype-aware weight bytes (bf16 / fp8 / mxfp4 experts), KV-cache bytes per token for GQA and
-MLA), and resolving a model id or GPU SKU to its record. Model entries may omit the MoE / MLA /
-weight_dtype fields (dense bf16 defaults).
+MLA), and looking a GPU SKU up: `find_gpu` takes the typed `GpuSku` that `ResolvedHardware`
+carries (looked up once, never read again as a string); `gpu_named` reads the string a caller of
+the public `sim.estimate` / `sim.simulate` passes, by the spec's own rule (`normalise_gpu_sku`).
+Model entries may omit the MoE / MLA / weight_dtype fields (dense bf16 defaults); model ids are
+resolved by `sim._hfconfig.find_model`.
 
 Failure semantics: the data files are part of the package, so a malformed file is a bug and raises
-`ValueError` at load time (tests load both). Looking up a model or SKU that is not in the catalog
-raises `ProfilingError("Initializing", ...)` naming the known ids. Nothing here touches the network.
+`ValueError` at load time (tests load both); `gpus` also checks that every `GpuSku` has an entry, so
+`find_gpu` cannot miss. `gpu_named` returns None for a string that names no SKU (its callers name
+their argument in the error). Nothing here touches the network.
 """
 
 from __future__ import annotations
@@ -20,8 +24,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from dgdr.domain.errors import ProfilingError
-from dgdr.domain.spec import GPU_SKUS, normalise_gpu_sku
+from dgdr.domain.spec import GPU_SKUS, GpuSku, normalise_gpu_sku
 
 BYTES_PER_PARAM = 2  # bf16 / fp16 weights and KV cache
 # Bytes per stored weight by checkpoint dtype. mxfp4: 4-bit values + one 8-bit scale per 32 values.
@@ -252,12 +255,13 @@ def models() -> dict[str, ModelArch]:
     return out
 
 
-def find_gpu(sku: str) -> Gpu:
-    """The catalog entry for a SKU id or raw product name, else ProfilingError."""
-    normalised = normalise_gpu_sku(sku)
-    if normalised is None:
-        raise ProfilingError(
-            "Initializing",
-            f"unknown GPU SKU {sku!r}: use one of {', '.join(GPU_SKUS)}",
-        )
-    return gpus()[normalised.value]
+def find_gpu(sku: GpuSku) -> Gpu:
+    """The catalog entry of a SKU (`gpus` checks that the catalog has every SKU)."""
+    return gpus()[sku.value]
+
+
+def gpu_named(name: str) -> Gpu | None:
+    """The catalog entry for a SKU id or a raw product name (`NVIDIA-H100-80GB-HBM3`), read by
+    the spec's rule; None when it names no SKU."""
+    sku = normalise_gpu_sku(name)
+    return None if sku is None else find_gpu(sku)

@@ -17,7 +17,9 @@ The bookkeeping any request-level simulation needs (event queue, requests, close
 TTFT/ITL measurements) is `Run`; `sim._des_disagg` adds its own scheduling on the same `Run`.
 
 Deterministic: the same arguments and `seed` give the same result. Bad arguments raise
-`EstimateError` naming the argument.
+`EstimateError` naming the argument. The model and the GPU may be given as strings (the public
+API: a catalog id, a SKU id or product name) or as catalog records; they are resolved once, and
+the step tables pass the records on.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ import numpy as np
 
 from dgdr.domain.errors import EstimateError
 
-from ._estimate import estimate
+from ._catalog import Gpu, ModelArch
+from ._estimate import estimate, resolve_gpu, resolve_model
 
 MAX_PREFILL_PROMPTS = 16
 
@@ -91,20 +94,20 @@ def check_load(request_rate: float | None, concurrency: int | None, **counts: in
 
 
 def prefill_table(
-    model: str, gpu_sku: str, backend: str, tp: int, isl: int, ep: int = 1, pp: int = 1
+    model: ModelArch, gpu: Gpu, backend: str, tp: int, isl: int, ep: int = 1, pp: int = 1
 ) -> list[float]:
     """ms to prefill k prompts of `isl` tokens (index k, 0..MAX_PREFILL_PROMPTS)."""
     return [0.0] + [
         estimate(
-            model, gpu_sku, backend=backend, tp=tp, ep=ep, pp=pp, batch_size=k, isl=isl, osl=1
+            model, gpu, backend=backend, tp=tp, ep=ep, pp=pp, batch_size=k, isl=isl, osl=1
         ).ttft_ms
         for k in range(1, MAX_PREFILL_PROMPTS + 1)
     ]
 
 
 def decode_table(
-    model: str,
-    gpu_sku: str,
+    model: ModelArch,
+    gpu: Gpu,
     backend: str,
     tp: int,
     max_batch: int,
@@ -120,7 +123,7 @@ def decode_table(
         [
             estimate(
                 model,
-                gpu_sku,
+                gpu,
                 backend=backend,
                 tp=tp,
                 ep=ep,
@@ -222,8 +225,8 @@ class Run:
 
 
 def simulate(
-    model: str,
-    gpu_sku: str,
+    model: str | ModelArch,
+    gpu_sku: str | Gpu,
     *,
     backend: str = "vllm",
     tp: int = 1,
@@ -246,8 +249,9 @@ def simulate(
         requests=requests,
         osl=osl,
     )
-    prefill_ms = prefill_table(model, gpu_sku, backend, tp, isl, ep, pp)
-    grid, decode_grid = decode_table(model, gpu_sku, backend, tp, max_batch, isl, osl, ep, pp)
+    arch, gpu = resolve_model(model), resolve_gpu(gpu_sku)
+    prefill_ms = prefill_table(arch, gpu, backend, tp, isl, ep, pp)
+    grid, decode_grid = decode_table(arch, gpu, backend, tp, max_batch, isl, osl, ep, pp)
 
     def decode_ms(batch: int) -> float:
         return float(np.interp(batch, grid, decode_grid))

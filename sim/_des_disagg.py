@@ -19,6 +19,7 @@ from collections import deque
 
 import numpy as np
 
+from ._catalog import Gpu, ModelArch
 from ._des import (
     MAX_PREFILL_PROMPTS,
     Replica,
@@ -28,11 +29,12 @@ from ._des import (
     decode_table,
     prefill_table,
 )
+from ._estimate import resolve_gpu, resolve_model
 
 
 def simulate_disagg(
-    model: str,
-    gpu_sku: str,
+    model: str | ModelArch,
+    gpu_sku: str | Gpu,
     *,
     backend: str = "vllm",
     prefill_tp: int = 1,
@@ -58,8 +60,9 @@ def simulate_disagg(
         requests=requests,
         osl=osl,
     )
-    prefill_ms = prefill_table(model, gpu_sku, backend, prefill_tp, isl, prefill_ep)
-    grid, steps = decode_table(model, gpu_sku, backend, decode_tp, max_batch, isl, osl, decode_ep)
+    arch, gpu = resolve_model(model), resolve_gpu(gpu_sku)
+    prefill_ms = prefill_table(arch, gpu, backend, prefill_tp, isl, prefill_ep)
+    grid, steps = decode_table(arch, gpu, backend, decode_tp, max_batch, isl, osl, decode_ep)
     run = Run(np.random.default_rng(seed), request_rate, concurrency, requests, osl)
     queue: deque[int] = deque()
     idle_prefill = prefill_workers

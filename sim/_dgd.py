@@ -1,20 +1,23 @@
-"""The DynamoGraphDeployment (nvidia.com/v1alpha1) generated for a picked aggregated config.
+"""The DynamoGraphDeployment (nvidia.com/v1alpha1) generated for a picked config.
 
 Owns: the DGD shape (Frontend + the backend's aggregated worker, as in Dynamo's
-`examples/backends/<backend>/deploy/agg.yaml`), the DGD name, labels, runtime image derivation,
-model-cache PVC wiring, and merging `spec.overrides.dgd` the way Dynamo's profiler does
-(`apply_dgd_overrides`): apiVersion/kind dropped, only metadata labels/annotations merged, recursive
-dict merge, worker `extraPodSpec.mainContainer.args` appended, other leaves replaced, overrides for
-services the DGD does not have skipped and reported; tolerations from
+`examples/backends/<backend>/deploy/agg.yaml`, or its prefill and decode workers as in
+`disagg.yaml`, or Dynamo's mocker), described by a `DgdPlan` (one `WorkerShape` per kind of
+worker); the DGD name, the ownership labels (`dgdr.domain.target.owned_labels`, so they are the
+ones the adapters select on), runtime image derivation, model-cache PVC wiring, and merging
+`spec.overrides.dgd` the way Dynamo's profiler does (`apply_dgd_overrides`): apiVersion/kind
+dropped, only metadata labels/annotations merged, recursive dict merge, worker
+`extraPodSpec.mainContainer.args` appended, other leaves replaced, overrides for services the DGD
+does not have skipped and reported; tolerations from
 `spec.overrides.profilingJob.template.spec.tolerations` appended (deduplicated) to every service's
-`extraPodSpec.tolerations`. A worker whose GPUs per replica (TP) exceed `gpus_per_node` gets
-`multinode.nodeCount` = ceil(TP / gpus_per_node) and a per-node `resources` GPU count, so that
-nodeCount x gpu limit covers the TP group (Dynamo: total GPUs = nodeCount x gpu limit).
+`extraPodSpec.tolerations`. A worker whose GPUs per replica (TP x PP) exceed `gpus_per_node` gets
+`multinode.nodeCount` = ceil(GPUs / gpus_per_node) and a per-node `resources` GPU count, so that
+nodeCount x gpu limit covers the worker (Dynamo: total GPUs = nodeCount x gpu limit).
 
 Failure semantics: `build_dgd` raises `ProfilingError("GeneratingDGD", ...)` when the DGD name is
 not a DNS label of at most 63 characters. Everything else is reported, not raised: `build_dgd`
-returns notes (one short sentence each) for overrides it skipped. The returned dict is a fresh,
-JSON-safe object with a deterministic key order.
+returns notes (one short sentence each) for overrides it skipped or that resize a worker. The
+returned dict is a fresh, JSON-safe object with a deterministic key order.
 """
 
 from __future__ import annotations
@@ -23,10 +26,13 @@ import copy
 import math
 import posixpath
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from dgdr.domain.errors import ProfilingError
 from dgdr.domain.spec import DGD_API_VERSION, DGD_KIND, DGDRSpec
+from dgdr.domain.target import owned_labels
 
 WORKER_SERVICE = {"vllm": "VllmWorker", "sglang": "decode", "trtllm": "TRTLLMWorker"}
 # (prefill, decode) worker services of a disaggregated DGD, as in Dynamo's disagg.yaml templates.
@@ -191,129 +197,170 @@ def node_layout(tp: int, gpus_per_node: int | None) -> tuple[int, int]:
     return nodes, math.ceil(tp / nodes)
 
 
-def build_dgd(
-    spec: DGDRSpec,
-    backend: str,
-    tp: int,
-    replicas: int,
-    *,
-    name: str,
-    namespace: str,
-    gpus_per_node: int | None = None,
-    prefill: tuple[int, int] | None = None,
-    extra_services: dict[str, Any] | None = None,
-    mocker_data: str | None = None,
-    ep: int = 1,
-    prefill_ep: int = 1,
-    pp: int = 1,
-) -> tuple[dict[str, Any], list[str]]:
-    """The complete DGD, with overrides merged; plus override notes. `tp`/`replicas` size the
-    aggregated worker, or, with `prefill=(tp, replicas)`, the decode workers of a disaggregated
-    deployment. `mocker_data` (the planner-profile-data ConfigMap's name) makes the workers Dynamo's
-    mocker (`prefill`/`decode`, no GPUs, reading their timings from that ConfigMap)."""
-    image = runtime_image(spec.image, backend)
+@dataclass(frozen=True)
+class WorkerShape:
+    """One kind of worker: GPUs per replica are `tp * pp` (`ep` spreads a MoE model's experts
+    over the `tp` GPUs of a stage)."""
+
+    tp: int
+    replicas: int
+    ep: int = 1
+    pp: int = 1
+
+    @property
+    def gpus_per_replica(self) -> int:
+        return self.tp * self.pp
+
+
+@dataclass(frozen=True)
+class DgdPlan:
+    """Everything the DGD is generated from. `workers` sizes the aggregated worker or, with
+    `prefill` given, the decode workers of a disaggregated deployment. `mocker_data` (the
+    planner-profile-data ConfigMap's name) makes the workers Dynamo's mocker (`prefill`/`decode`,
+    no GPUs, reading their timings from that ConfigMap). `extra_services` (the Planner) are added
+    as given."""
+
+    spec: DGDRSpec
+    backend: str
+    name: str  # the DGDR's: the DGD is `<name>-dgd` unless the overrides name it
+    namespace: str
+    workers: WorkerShape
+    prefill: WorkerShape | None = None
+    gpus_per_node: int | None = None
+    extra_services: Mapping[str, Any] = field(default_factory=dict)
+    mocker_data: str | None = None
+
+    def worker_services(self) -> dict[str, tuple[WorkerShape, str | None]]:
+        """Each worker service's name -> (shape, disaggregation role), in the DGD's order."""
+        if self.prefill is None:
+            return {WORKER_SERVICE[self.backend]: (self.workers, None)}
+        prefill, decode = (
+            MOCKER_SERVICES if self.mocker_data is not None else DISAGG_SERVICES[self.backend]
+        )
+        return {prefill: (self.prefill, "prefill"), decode: (self.workers, "decode")}
+
+
+def model_path(spec: DGDRSpec) -> str:
+    """Where the worker loads the model from: a directory on the model-cache PVC when the spec
+    names one (`pvcModelPath`, relative to `pvcMountPath` unless already under it), else the
+    model id."""
     cache = spec.model_cache
-    model_path = spec.model
-    pvc = cache.pvc_name if cache else None
-    if cache and pvc and cache.pvc_model_path:
-        mount = cache.pvc_mount_path.rstrip("/") or "/"
-        sub = cache.pvc_model_path
-        model_path = (
-            sub
-            if sub == mount or sub.startswith(mount + "/")
-            else posixpath.join(mount, sub.lstrip("/"))
-        )
+    if not (cache and cache.pvc_name and cache.pvc_model_path):
+        return spec.model
+    mount = cache.pvc_mount_path.rstrip("/") or "/"
+    sub = cache.pvc_model_path
+    if sub == mount or sub.startswith(mount + "/"):
+        return sub
+    return posixpath.join(mount, sub.lstrip("/"))
 
-    def worker(size: int, count: int, role: str | None) -> dict[str, Any]:
-        if mocker_data is not None:
-            return _mocker_worker(spec, model_path, count, role or "decode", mocker_data)
-        experts = prefill_ep if role == "prefill" else ep
-        stages = 1 if role == "prefill" else pp
-        command, args = _worker_command(
-            backend, model_path, spec.model, size, role, experts, stages
-        )
-        nodes, per_node = node_layout(size * stages, gpus_per_node)
-        out: dict[str, Any] = {"componentType": "worker"}
-        if role:
-            out["subComponentType"] = role
-        out.update(
-            {
-                "replicas": count,
-                "envFromSecret": HF_SECRET,
-                "resources": {
-                    "limits": {"gpu": str(per_node)},
-                    "requests": {"gpu": str(per_node)},
-                },
-                "extraPodSpec": {
-                    "mainContainer": {"image": image, "command": command, "args": args}
-                },
-            }
-        )
-        if nodes > 1:
-            out["multinode"] = {"nodeCount": nodes}
-        if cache and pvc:
-            out["volumeMounts"] = [{"name": pvc, "mountPoint": cache.pvc_mount_path}]
-            if not cache.pvc_model_path:  # no model directory: the PVC is the Hugging Face cache
-                out["envs"] = [{"name": "HF_HOME", "value": cache.pvc_mount_path}]
-        return out
 
-    spec_out: dict[str, Any] = {} if mocker_data is not None else {"backendFramework": backend}
-    if cache and pvc:
-        spec_out["pvcs"] = [{"name": pvc, "create": False}]
+def _gpu_worker(plan: DgdPlan, shape: WorkerShape, role: str | None, path: str) -> dict[str, Any]:
+    """A backend worker running one TP group per replica (spread over nodes when it is wider
+    than a node)."""
+    spec = plan.spec
+    command, args = _worker_command(
+        plan.backend, path, spec.model, shape.tp, role, shape.ep, shape.pp
+    )
+    nodes, per_node = node_layout(shape.gpus_per_replica, plan.gpus_per_node)
+    out: dict[str, Any] = {"componentType": "worker"}
+    if role:
+        out["subComponentType"] = role
+    out.update(
+        {
+            "replicas": shape.replicas,
+            "envFromSecret": HF_SECRET,
+            "resources": {"limits": {"gpu": str(per_node)}, "requests": {"gpu": str(per_node)}},
+            "extraPodSpec": {
+                "mainContainer": {
+                    "image": runtime_image(spec.image, plan.backend),
+                    "command": command,
+                    "args": args,
+                }
+            },
+        }
+    )
+    if nodes > 1:
+        out["multinode"] = {"nodeCount": nodes}
+    cache = spec.model_cache
+    if cache and cache.pvc_name:
+        out["volumeMounts"] = [{"name": cache.pvc_name, "mountPoint": cache.pvc_mount_path}]
+        if not cache.pvc_model_path:  # no model directory: the PVC is the Hugging Face cache
+            out["envs"] = [{"name": "HF_HOME", "value": cache.pvc_mount_path}]
+    return out
+
+
+def _services(plan: DgdPlan) -> dict[str, Any]:
+    """Frontend, the worker services, then the extra services."""
     services: dict[str, Any] = {
         "Frontend": {
             "componentType": "frontend",
             "replicas": 1,
-            "extraPodSpec": {"mainContainer": {"image": image}},
+            "extraPodSpec": {
+                "mainContainer": {"image": runtime_image(plan.spec.image, plan.backend)}
+            },
         }
     }
-    sizes: dict[str, tuple[int, int]] = {}
-    decode_name = WORKER_SERVICE[backend]
-    if prefill is None:
-        sizes[WORKER_SERVICE[backend]] = (tp, replicas)
-        services[WORKER_SERVICE[backend]] = worker(tp, replicas, None)
-    else:
-        prefill_name, decode_name = (
-            MOCKER_SERVICES if mocker_data is not None else DISAGG_SERVICES[backend]
-        )
-        sizes[prefill_name], sizes[decode_name] = prefill, (tp, replicas)
-        services[prefill_name] = worker(*prefill, "prefill")
-        services[decode_name] = worker(tp, replicas, "decode")
-    services.update(copy.deepcopy(extra_services or {}))
-    spec_out["services"] = services
-    labels = {
-        "dgdr.nvidia.com/name": name,
-        "dgdr.nvidia.com/namespace": namespace,
-        "nvidia.com/managed-by": "dgdr",
-    }
+    path = model_path(plan.spec)
+    for service, (shape, role) in plan.worker_services().items():
+        if plan.mocker_data is not None:
+            services[service] = _mocker_worker(
+                plan.spec, path, shape.replicas, role or "decode", plan.mocker_data
+            )
+        else:
+            services[service] = _gpu_worker(plan, shape, role, path)
+    services.update(copy.deepcopy(dict(plan.extra_services)))
+    return services
+
+
+def _resized_notes(dgd: dict[str, Any], plan: DgdPlan) -> list[str]:
+    """A note for each worker whose replicas or GPUs the overrides changed from the profiled."""
+    notes: list[str] = []
+    for service, (shape, _) in plan.worker_services().items():
+        per_node = node_layout(shape.gpus_per_replica, plan.gpus_per_node)[1]
+        merged = dgd["spec"]["services"][service]
+        resources = merged.get("resources")
+        limits = resources.get("limits") if isinstance(resources, dict) else None
+        limits = limits if isinstance(limits, dict) else {}
+        gpu_differs = plan.mocker_data is None and limits.get("gpu") != str(per_node)
+        if merged.get("replicas") != shape.replicas or gpu_differs:
+            notes.append(
+                f"overrides.dgd sets {service} to replicas {merged.get('replicas')!r}, gpu "
+                f"{limits.get('gpu')!r} (profiled: {shape.replicas} x {per_node}); the GPU budget "
+                "is not rechecked"
+            )
+    return notes
+
+
+def build_dgd(plan: DgdPlan) -> tuple[dict[str, Any], list[str]]:
+    """The complete DGD, with overrides merged; plus override notes."""
+    spec = plan.spec
+    cache = spec.model_cache
+    spec_out: dict[str, Any] = (
+        {} if plan.mocker_data is not None else {"backendFramework": plan.backend}
+    )
+    if cache and cache.pvc_name:
+        spec_out["pvcs"] = [{"name": cache.pvc_name, "create": False}]
+    spec_out["services"] = _services(plan)
     dgd: dict[str, Any] = {
         "apiVersion": DGD_API_VERSION,
         "kind": DGD_KIND,
-        "metadata": {"name": dgd_name(spec, name), "namespace": namespace, "labels": dict(labels)},
+        "metadata": {
+            "name": dgd_name(spec, plan.name),
+            "namespace": plan.namespace,
+            "labels": owned_labels({}, plan.namespace, plan.name),
+        },
         "spec": spec_out,
     }
     notes: list[str] = []
     override = spec.overrides.dgd if spec.overrides else None
     if override:
-        notes = apply_overrides(dgd, override, worker_services=set(sizes))
-        for worker_name, (size, count) in sizes.items():
-            stages = 1 if prefill is not None and worker_name != decode_name else pp
-            per_node = node_layout(size * stages, gpus_per_node)[1]
-            merged = dgd["spec"]["services"][worker_name]
-            resources = merged.get("resources")
-            limits = resources.get("limits") if isinstance(resources, dict) else None
-            limits = limits if isinstance(limits, dict) else {}
-            gpu_differs = mocker_data is None and limits.get("gpu") != str(per_node)
-            if merged.get("replicas") != count or gpu_differs:
-                notes.append(
-                    f"overrides.dgd sets {worker_name} to replicas {merged.get('replicas')!r}, gpu "
-                    f"{limits.get('gpu')!r} (profiled: {count} x {per_node}); the GPU budget is "
-                    "not rechecked"
-                )
+        notes = apply_overrides(dgd, override, worker_services=set(plan.worker_services()))
+        notes += _resized_notes(dgd, plan)
     tolerations = job_tolerations(spec)
     if tolerations:
         _add_tolerations(dgd["spec"]["services"], tolerations)
-    dgd["metadata"]["labels"].update(labels)  # ownership labels always win
+    # The ownership labels always win over the overrides'.
+    dgd["metadata"]["labels"] = owned_labels(dgd, plan.namespace, plan.name)
     return dgd, notes
 
 

@@ -78,9 +78,9 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from dgdr.domain.errors import EstimateError
-from dgdr.domain.spec import GPU_SKUS, normalise_gpu_sku
+from dgdr.domain.spec import GPU_SKUS
 
-from ._catalog import BYTES_PER_PARAM, Gpu, ModelArch, gpus, models
+from ._catalog import BYTES_PER_PARAM, Gpu, ModelArch, gpu_named, models
 
 FloatArray = NDArray[np.float64]
 
@@ -431,28 +431,37 @@ def _divisors(n: int, limit: int = 1024) -> str:
     return ", ".join(str(d) for d in range(1, min(n, limit) + 1) if n % d == 0)
 
 
+def resolve_model(model: str | ModelArch) -> ModelArch:
+    """A catalog model by its id (case-insensitive) for the public string argument, else
+    `EstimateError` naming `model`; a `ModelArch` is used as given."""
+    if isinstance(model, ModelArch):
+        return model
+    by_lower = {k.lower(): v for k, v in models().items()}
+    found = by_lower.get(model.strip().lower()) if isinstance(model, str) else None
+    if found is None:
+        raise EstimateError(
+            "model", f"unknown model {model!r}; known models: {', '.join(sorted(models()))}"
+        )
+    return found
+
+
+def resolve_gpu(gpu_sku: str | Gpu) -> Gpu:
+    """The catalog GPU for the public string argument (a SKU id or a product name), else
+    `EstimateError` naming `gpu_sku`; a `Gpu` is used as given."""
+    if isinstance(gpu_sku, Gpu):
+        return gpu_sku
+    gpu = gpu_named(gpu_sku) if isinstance(gpu_sku, str) else None
+    if gpu is None:
+        raise EstimateError(
+            "gpu_sku", f"unknown GPU SKU {gpu_sku!r}; valid SKUs: {', '.join(GPU_SKUS)}"
+        )
+    return gpu
+
+
 def _resolve(
     model: str | ModelArch, gpu_sku: str | Gpu, backend: str, mode: str
 ) -> tuple[ModelArch, Gpu]:
-    if isinstance(model, ModelArch):
-        arch = model
-    else:
-        by_lower = {k.lower(): v for k, v in models().items()}
-        found = by_lower.get(model.strip().lower()) if isinstance(model, str) else None
-        if found is None:
-            raise EstimateError(
-                "model", f"unknown model {model!r}; known models: {', '.join(sorted(models()))}"
-            )
-        arch = found
-    if isinstance(gpu_sku, Gpu):
-        gpu = gpu_sku
-    else:
-        sku = normalise_gpu_sku(gpu_sku) if isinstance(gpu_sku, str) else None
-        if sku is None:
-            raise EstimateError(
-                "gpu_sku", f"unknown GPU SKU {gpu_sku!r}; valid SKUs: {', '.join(GPU_SKUS)}"
-            )
-        gpu = gpus()[sku.value]
+    arch, gpu = resolve_model(model), resolve_gpu(gpu_sku)
     if backend not in BACKENDS:
         raise EstimateError(
             "backend", f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}"

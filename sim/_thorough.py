@@ -20,6 +20,7 @@ from typing import Any
 
 from dgdr.domain.spec import SLA, Workload
 
+from ._catalog import Gpu, ModelArch
 from ._des import SimulationResult, simulate
 from ._des_disagg import simulate_disagg
 from ._search import Candidate, rank_key, sla_ratio
@@ -61,8 +62,8 @@ def slots(config: dict[str, Any]) -> int:
 
 
 def simulate_config(
-    model: str,
-    gpu: str,
+    model: str | ModelArch,
+    gpu: str | Gpu,
     config: dict[str, Any],
     *,
     isl: int,
@@ -108,7 +109,7 @@ def simulate_config(
 
 
 def simulate_shortlist(
-    candidates: list[Candidate], model: str, gpu: str, workload: Workload, sla: SLA
+    candidates: list[Candidate], model: ModelArch, gpu: Gpu, workload: Workload, sla: SLA
 ) -> list[Measured]:
     """The shortlist, simulated and ranked best first (empty when there are no candidates)."""
     shortlist = sorted(candidates, key=rank_key)[:SHORTLIST]

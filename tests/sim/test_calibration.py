@@ -5,6 +5,7 @@ from importlib import resources
 import pytest
 
 import sim
+from dgdr.domain.spec import GpuSku
 from sim import _estimate
 from sim._catalog import find_gpu
 from sim._hfconfig import find_model
@@ -57,7 +58,7 @@ def test_profile_lookup_falls_back_from_gpu_to_backend_to_assumption() -> None:
 @pytest.mark.parametrize("sku", ["h100_sxm", "h200_sxm", "b200_sxm", "a100_sxm", "l40s"])
 @pytest.mark.parametrize("backend", sorted(sim.BACKENDS))
 def test_roofline_limits_hold_with_calibrated_constants(sku: str, backend: str) -> None:
-    model, gpu = find_model("Qwen/Qwen3-32B"), find_gpu(sku)
+    model, gpu = find_model("Qwen/Qwen3-32B"), find_gpu(GpuSku(sku))
     tp = 4 if gpu.memory_gb < 70 else 1
     e = sim.estimate(model.id, sku, backend, tp=tp, batch_size=1, isl=2000, osl=100)
     weights_ms = e.weights_gb * 1e9 / (gpu.memory_bandwidth_gbps * 1e9) * 1e3

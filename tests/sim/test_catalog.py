@@ -1,6 +1,6 @@
 from dgdr.domain.spec import GPU_SKUS
 from sim import gpus, models
-from sim._catalog import find_gpu
+from sim._catalog import gpu_named
 from sim._hfconfig import find_model
 
 REQUIRED_MODELS = {
@@ -43,4 +43,6 @@ def test_models_cover_the_required_ids_and_parameter_counts_are_plausible() -> N
 
 def test_lookups_accept_case_and_product_names() -> None:
     assert find_model("qwen/qwen3-0.6b").id == "Qwen/Qwen3-0.6B"
-    assert find_gpu("NVIDIA-H100-80GB-HBM3").id == "h100_sxm"
+    found = gpu_named("NVIDIA-H100-80GB-HBM3")
+    assert found is not None and found.id == "h100_sxm"
+    assert gpu_named("H100") is None  # ambiguous: SXM or PCIe

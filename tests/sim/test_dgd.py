@@ -5,10 +5,14 @@ import pytest
 from dgdr.domain.hardware import ResolvedHardware
 from dgdr.domain.spec import DGDRSpec
 from sim import ProfilingError, profile
-from sim._dgd import build_dgd, runtime_image
+from sim._dgd import DgdPlan, WorkerShape, build_dgd, runtime_image
 
 HW = ResolvedHardware.from_dict({"gpuSku": "h100_sxm", "totalGpus": 8, "numGpusPerNode": 8})
 DGD = {"apiVersion": "nvidia.com/v1alpha1", "kind": "DynamoGraphDeployment"}
+
+
+def _plan(spec: DGDRSpec, backend: str, workers: WorkerShape, **options: Any) -> DgdPlan:
+    return DgdPlan(spec=spec, backend=backend, name="d", namespace="ns", workers=workers, **options)
 
 
 def _run(**fields: Any) -> tuple[dict[str, Any], str]:
@@ -177,7 +181,7 @@ def test_multinode_worker_when_tp_exceeds_a_node(
     backend: str, service: str, tp: int, per_node: int | None, nodes: int, gpu: str
 ) -> None:
     spec = DGDRSpec.model_validate({"model": "Qwen/Qwen3-8B", "backend": backend})
-    dgd, notes = build_dgd(spec, backend, tp, 3, name="big", namespace="ns", gpus_per_node=per_node)
+    dgd, notes = build_dgd(_plan(spec, backend, WorkerShape(tp, 3), gpus_per_node=per_node))
     worker = dgd["spec"]["services"][service]
     assert worker["replicas"] == 3
     assert worker["resources"] == {"limits": {"gpu": gpu}, "requests": {"gpu": gpu}}
@@ -217,7 +221,7 @@ def test_disaggregated_dgd_per_backend(
 ) -> None:
     spec = DGDRSpec.model_validate({"model": "Qwen/Qwen3-32B", "backend": backend})
     dgd, notes = build_dgd(
-        spec, backend, 4, 2, name="d", namespace="ns", gpus_per_node=8, prefill=(2, 3)
+        _plan(spec, backend, WorkerShape(4, 2), prefill=WorkerShape(2, 3), gpus_per_node=8)
     )
     assert notes == []
     services = dgd["spec"]["services"]
@@ -256,7 +260,7 @@ def test_disaggregated_worker_over_a_node_is_multinode_and_overrides_reach_both(
         }
     )
     dgd, notes = build_dgd(
-        spec, "vllm", 16, 1, name="d", namespace="ns", gpus_per_node=8, prefill=(4, 2)
+        _plan(spec, "vllm", WorkerShape(16, 1), prefill=WorkerShape(4, 2), gpus_per_node=8)
     )
     assert notes == []
     decode = dgd["spec"]["services"]["VllmDecodeWorker"]
@@ -298,7 +302,7 @@ def test_long_prompts_on_a_large_model_pick_disaggregated_serving_within_budget(
 )
 def test_expert_parallel_workers_get_the_backends_flag(backend: str, flag: list[str]) -> None:
     spec = DGDRSpec.model_validate({"model": "Qwen/Qwen3-30B-A3B", "backend": backend})
-    dgd, _ = build_dgd(spec, backend, 4, 2, name="moe", namespace="ns", ep=4)
+    dgd, _ = build_dgd(_plan(spec, backend, WorkerShape(4, 2, ep=4)))
     (worker,) = [s for s in dgd["spec"]["services"].values() if s["componentType"] == "worker"]
     args = worker["extraPodSpec"]["mainContainer"]["args"]
     assert all(a in args for a in flag)
@@ -325,7 +329,7 @@ def test_moe_search_considers_expert_parallel_rows() -> None:
 )
 def test_pipeline_stages_span_nodes(backend: str, flag: list[str]) -> None:
     spec = DGDRSpec.model_validate({"model": "deepseek-ai/DeepSeek-R1", "backend": backend})
-    dgd, _ = build_dgd(spec, backend, 8, 1, name="big", namespace="ns", gpus_per_node=8, pp=2)
+    dgd, _ = build_dgd(_plan(spec, backend, WorkerShape(8, 1, pp=2), gpus_per_node=8))
     (worker,) = [s for s in dgd["spec"]["services"].values() if s["componentType"] == "worker"]
     assert worker["multinode"] == {"nodeCount": 2} and worker["resources"]["limits"]["gpu"] == "8"
     args = worker["extraPodSpec"]["mainContainer"]["args"]
@@ -333,13 +337,13 @@ def test_pipeline_stages_span_nodes(backend: str, flag: list[str]) -> None:
 
 
 def test_pipeline_rows_count_their_gpus_against_the_budget() -> None:
-    from dgdr.domain.spec import SLA, Workload
+    from dgdr.domain.spec import SLA, GpuSku, Workload
     from sim._catalog import find_gpu
     from sim._hfconfig import find_model
     from sim._roofline import evaluate
     from sim._search import search
 
-    model, gpu = find_model("deepseek-ai/DeepSeek-R1"), find_gpu("h100_sxm")
+    model, gpu = find_model("deepseek-ai/DeepSeek-R1"), find_gpu(GpuSku.H100_SXM)
     grid = evaluate(model, gpu, "vllm", [8, 8], 2000, 200, eps=[1, 1], pps=[2, 4])
     pick = search(model, gpu, grid, SLA(), Workload(isl=2000, osl=200), 32, backend="vllm")
     assert {c.pp for c in pick.candidates} <= {2, 4}

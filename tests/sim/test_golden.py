@@ -1,7 +1,8 @@
 """Golden DGDs: the complete generated DGD (and ConfigMaps, and the result message) for one spec per
-backend and feature,
-compared byte for byte with tests/sim/golden/<case>.json. A deliberate change is reviewed by
-regenerating them: DGDR_UPDATE_GOLDEN=1 uv run pytest tests/sim/test_golden.py, then `git diff`."""
+backend and feature, compared byte for byte with tests/sim/golden/<case>.json. A deliberate change
+is reviewed by regenerating them locally: DGDR_UPDATE_GOLDEN=1 uv run pytest tests/sim/test_golden.py,
+then `git diff`. In CI (`CI` set) DGDR_UPDATE_GOLDEN fails the test instead: CI compares, it never
+rewrites what it compares against."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ GOLDEN = Path(__file__).parent / "golden"
 H200 = ResolvedHardware.from_dict({"gpuSku": "h200_sxm", "totalGpus": 8, "numGpusPerNode": 8})
 IMAGE = "nvcr.io/nvidia/ai-dynamo/dynamo-planner:0.9.0"
 DGD = {"apiVersion": "nvidia.com/v1alpha1", "kind": "DynamoGraphDeployment"}
-CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+CASES: dict[str, tuple[dict[str, Any], ResolvedHardware]] = {
     "vllm-agg": ({"model": "Qwen/Qwen3-8B", "backend": "vllm", "image": IMAGE}, H200),
     "sglang-agg": ({"model": "Qwen/Qwen3-8B", "backend": "sglang"}, H200),
     "trtllm-agg": ({"model": "Qwen/Qwen3-8B", "backend": "trtllm"}, H200),
@@ -83,6 +84,22 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 }
 
 
+def check_golden(path: Path, got: str) -> None:
+    """`got` must be the golden file's text; DGDR_UPDATE_GOLDEN rewrites the file first, except in
+    CI, where it fails."""
+    if os.environ.get("DGDR_UPDATE_GOLDEN"):
+        if os.environ.get("CI"):
+            pytest.fail(
+                "DGDR_UPDATE_GOLDEN is set in CI: golden files are regenerated and reviewed "
+                "locally, never rewritten by CI"
+            )
+        path.write_text(got)
+    assert path.is_file(), f"no golden file {path}: run with DGDR_UPDATE_GOLDEN=1"
+    assert got == path.read_text(), (
+        f"{path.stem}: the DGD changed; review with DGDR_UPDATE_GOLDEN=1"
+    )
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_generated_dgd_matches_the_golden_file(case: str) -> None:
     spec, hardware = CASES[case]
@@ -92,10 +109,17 @@ def test_generated_dgd_matches_the_golden_file(case: str) -> None:
         indent=1,
         sort_keys=True,
     )
-    path = GOLDEN / f"{case}.json"
-    if os.environ.get("DGDR_UPDATE_GOLDEN"):
-        path.write_text(got + "\n")
-    assert path.is_file(), f"no golden file {path}: run with DGDR_UPDATE_GOLDEN=1"
-    assert got + "\n" == path.read_text(), (
-        f"{case}: the DGD changed; review with DGDR_UPDATE_GOLDEN=1"
-    )
+    check_golden(GOLDEN / f"{case}.json", got + "\n")
+
+
+def test_ci_refuses_to_update_golden_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    golden = tmp_path / "case.json"
+    golden.write_text("reviewed\n")
+    monkeypatch.setenv("DGDR_UPDATE_GOLDEN", "1")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="never rewritten by CI"):
+        check_golden(golden, "changed\n")
+    assert golden.read_text() == "reviewed\n"
+    monkeypatch.delenv("CI")
+    check_golden(golden, "changed\n")  # locally, the update is what it is for
+    assert golden.read_text() == "changed\n"

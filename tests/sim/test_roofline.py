@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 import sim
+from dgdr.domain.spec import GpuSku
 from sim._catalog import find_gpu
 from sim._estimate import _plan, decode_step_ms, prefill_ms
 from sim._hfconfig import find_model
@@ -9,7 +10,7 @@ from sim._roofline import evaluate, tp_candidates
 
 
 def test_bigger_tp_lowers_itl_at_batch_one() -> None:
-    model, gpu = find_model("Qwen/Qwen3-8B"), find_gpu("h100_sxm")
+    model, gpu = find_model("Qwen/Qwen3-8B"), find_gpu(GpuSku.H100_SXM)
     itl = [
         float(decode_step_ms(_plan(model, gpu, "vllm", tp, 1, 1), 1.0, 4500.0))
         for tp in (1, 2, 4, 8)
@@ -18,14 +19,14 @@ def test_bigger_tp_lowers_itl_at_batch_one() -> None:
 
 
 def test_ttft_grows_with_isl() -> None:
-    model, gpu = find_model("meta-llama/Llama-3.1-8B"), find_gpu("a100_sxm")
+    model, gpu = find_model("meta-llama/Llama-3.1-8B"), find_gpu(GpuSku.A100_SXM)
     plan = _plan(model, gpu, "vllm", 2, 1, 1)
     ttft = [prefill_ms(plan, 1.0, isl) for isl in (128.0, 1024.0, 4096.0, 16384.0, 65536.0)]
     assert np.all(np.diff(ttft) > 0), ttft
 
 
 def test_itl_grows_with_batch_and_grid_respects_kv_capacity() -> None:
-    model, gpu = find_model("Qwen/Qwen3-0.6B"), find_gpu("h200_sxm")
+    model, gpu = find_model("Qwen/Qwen3-0.6B"), find_gpu(GpuSku.H200_SXM)
     grid = evaluate(model, gpu, "vllm", [1, 2, 4, 8], 4000, 1000)
     for row in range(4):
         fits = grid.fits[row]
@@ -45,7 +46,7 @@ def test_itl_grows_with_batch_and_grid_respects_kv_capacity() -> None:
     ],
 )
 def test_grid_is_estimate_agg_point_for_point(model: str, sku: str, backend: str) -> None:
-    arch, gpu = find_model(model), find_gpu(sku)
+    arch, gpu = find_model(model), find_gpu(GpuSku(sku))
     grid = evaluate(arch, gpu, backend, [1, 2, 4, 8], 3000, 500)
     rows, cols = np.nonzero(grid.fits)
     assert rows.size

@@ -3,11 +3,14 @@ simulator and the pick is the best as measured."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from pathlib import Path
 from typing import Any
 
 from dgdr.domain.hardware import ResolvedHardware
 from dgdr.domain.spec import DGDRSpec
-from sim import profile
+from sim import models, profile
 from sim._thorough import SHORTLIST, simulate_shortlist
 
 H200x8 = ResolvedHardware.from_dict({"gpuSku": "h200_sxm", "totalGpus": 8, "numGpusPerNode": 8})
@@ -38,17 +41,18 @@ def test_thorough_picks_the_best_measured_config_and_reports_the_simulation() ->
 
 def test_the_shortlist_is_ranked_met_first_then_measured_throughput() -> None:
     spec = _spec(requestRate=20)
+    from dgdr.domain.spec import GpuSku
     from sim._catalog import find_gpu
     from sim._hfconfig import find_model
     from sim._roofline import evaluate, tp_candidates
     from sim._search import search
 
-    model, gpu = find_model("Qwen/Qwen3-8B"), find_gpu("h200_sxm")
+    model, gpu = find_model("Qwen/Qwen3-8B"), find_gpu(GpuSku.H200_SXM)
     tps, _ = tp_candidates(model, 8)
     grid = evaluate(model, gpu, "vllm", tps, 3000, 300)
     pick = search(model, gpu, grid, spec.effective_sla, spec.effective_workload, 8, backend="vllm")
     measured = simulate_shortlist(
-        pick.candidates, model.id, gpu.id, spec.effective_workload, spec.effective_sla
+        pick.candidates, model, gpu, spec.effective_workload, spec.effective_sla
     )
     assert len(measured) == SHORTLIST
     keys = [(not m.meets_sla, -m.tokens_per_s_per_gpu) for m in measured]
@@ -61,3 +65,19 @@ def test_thorough_is_deterministic() -> None:
     a = profile(_spec(concurrency=64), H200x8, name="t")
     b = profile(_spec(concurrency=64), H200x8, name="t")
     assert a.message == b.message and a.selected_config == b.selected_config
+
+
+def test_thorough_simulates_a_model_read_from_a_local_config_json(tmp_path: Path) -> None:
+    # The simulator gets the architecture itself, not its id: a local model is not in the catalog.
+    entry = models()["Qwen/Qwen3-0.6B"]
+    fields = {k: v for k, v in dataclasses.asdict(entry).items() if k not in ("id", "source")}
+    (tmp_path / "config.json").write_text(json.dumps(fields))
+    spec = {
+        "model": str(tmp_path),
+        "backend": "vllm",
+        "searchStrategy": "thorough",
+        "workload": {"isl": 500, "osl": 20, "concurrency": 4},
+    }
+    result = profile(spec, H200x8, name="t")
+    assert f"architecture of {tmp_path} from {tmp_path / 'config.json'}" in result.message
+    assert "thorough: measured p90 TTFT" in result.message

@@ -1,0 +1,143 @@
+"""The words of a profile: number formats, the SLA verdict, the deployment shape, the load note,
+which backend `auto` picked, and the one-line result message `sim.profile` returns.
+
+Owns the wording only; every figure comes from the stages. Pure functions of their arguments, no
+failure modes for the finite figures the search produces.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+from dgdr.domain.spec import SLA, Workload
+
+from ._search import Candidate, Pick
+
+
+def ms(x: float) -> str:
+    """A latency (or any figure) with about three significant digits."""
+    return f"{x:.2f}" if x < 10 else f"{x:.1f}" if x < 100 else f"{x:.0f}"
+
+
+num = ms
+
+
+def _target(label: str, actual: float, target: float) -> str:
+    if actual <= target:
+        return f"{label} {ms(actual)} ms <= {ms(target)} ms"
+    pct = (actual / target - 1.0) * 100.0
+    shown = f"{pct:.0f}" if pct >= 10 else f"{pct:.1f}" if pct >= 0.1 else "<0.1"
+    return f"{label} {ms(actual)} ms > {ms(target)} ms (+{shown}%)"
+
+
+def sla_summary(c: Candidate, sla: SLA, met: bool) -> str:
+    """`SLA met: ...` or `SLA missed: ...` with each target and by how much it is missed."""
+    if sla.e2e_latency is not None:
+        parts = [_target("e2eLatency", c.e2e_ms, sla.e2e_latency)]
+    else:
+        parts = [
+            _target("TTFT", c.ttft_ms, sla.ttft or math.inf),
+            _target("ITL", c.itl_ms, sla.itl or math.inf),
+        ]
+    if met:
+        return "SLA met: " + ", ".join(parts)
+    return "SLA missed: " + ", ".join(parts) + " (closest achievable config)"
+
+
+def shape(c: Candidate) -> str:
+    """The deployment shape in words: `agg TP 2 x 4 replica(s)`, `agg TP 4 EP 4 x 2 replica(s)` or
+    `disagg prefill TP 1 x 2 + decode TP 2 x 3`."""
+
+    def par(tp: int, ep: int, pp: int = 1) -> str:
+        return f"TP {tp}" + (f" EP {ep}" if ep > 1 else "") + (f" PP {pp}" if pp > 1 else "")
+
+    if c.mode == "disagg":
+        return (
+            f"disagg prefill {par(c.prefill_tp, c.prefill_ep)} x {c.prefill_workers} + decode "
+            f"{par(c.tp, c.ep)} x {c.replicas}"
+        )
+    return f"agg {par(c.tp, c.ep, c.pp)} x {c.replicas} replica(s)"
+
+
+def load_note(workload: Workload, c: Candidate, total_gpus: int) -> str | None:
+    """What the requested load needs (None without one); `c.served` is the share the search
+    found it serves."""
+    if workload.request_rate is not None:
+        what = f"requestRate {workload.request_rate:g} req/s"
+    elif workload.concurrency is not None:
+        what = f"concurrency {workload.concurrency:g}"
+    else:
+        return None
+    if c.mode == "disagg":
+        note = f"{what}: {c.prefill_workers} prefill + {c.replicas} decode worker(s)"
+        if c.served >= 1.0:
+            return note
+        return f"{note} within {total_gpus} GPUs: {c.served:.0%} of the load served"
+    budget = total_gpus // (c.tp * c.pp)
+    if workload.request_rate is not None:
+        needed = math.ceil(workload.request_rate / (c.requests_per_s / c.replicas))
+    else:
+        needed = math.ceil((workload.concurrency or 0) / c.batch)
+    if needed <= budget:
+        return f"{what} needs {needed} replica(s)"
+    return (
+        f"{what} needs {needed} replicas but {total_gpus} GPUs allow {budget}: "
+        f"{c.served:.0%} of the load served"
+    )
+
+
+def auto_note(
+    picks: Mapping[str, Pick],
+    ranked: Sequence[str],
+    searched: Sequence[str],
+    *,
+    skipped_backends: bool,
+) -> str:
+    """Which backend `auto` picked (the first of `ranked`) and by how much it beat the runner-up;
+    with `skipped_backends`, the backends of `searched` that could not fit the model."""
+    won = picks[ranked[0]].chosen
+    unfit = [b for b in searched if b not in picks]
+    tail = f"; {', '.join(unfit)} cannot fit the model" if skipped_backends and unfit else ""
+    if len(ranked) < 2:
+        return f"backend auto: {ranked[0]} won (the only backend that fits{tail})"
+    second = picks[ranked[1]].chosen
+    if won.meets_sla and second.meets_sla:
+        lead = (won.tokens_per_s_per_gpu / second.tokens_per_s_per_gpu - 1.0) * 100.0
+        why = (
+            f"{num(won.tokens_per_s_per_gpu)} vs {num(second.tokens_per_s_per_gpu)} tok/s/GPU "
+            f"for {second.backend}, +{lead:.1f}%"
+        )
+    elif won.meets_sla:
+        why = (
+            f"{num(won.tokens_per_s_per_gpu)} tok/s/GPU within the SLA; {second.backend}'s "
+            f"closest config misses it by {(second.worst_ratio - 1.0) * 100.0:.0f}%"
+        )
+    else:
+        why = (
+            f"closest to the SLA: worst target at {won.worst_ratio:.2f}x vs "
+            f"{second.worst_ratio:.2f}x for {second.backend}"
+        )
+    return f"backend auto: {won.backend} won ({why}{tail})"
+
+
+def result_message(
+    c: Candidate,
+    *,
+    backend: str,
+    gpu_id: str,
+    total_gpus: int,
+    sla: SLA,
+    workload: Workload,
+    notes: Sequence[str],
+) -> str:
+    """The one-line result: what was picked and its figures, the SLA verdict, the load note, then
+    `notes` in order."""
+    per_worker = "decode " if c.mode == "disagg" else ""
+    head = (
+        f"Picked {backend} {shape(c)} ({c.gpus}/{total_gpus} {gpu_id} GPUs), batch "
+        f"{c.batch}/{per_worker}worker, {num(c.tokens_per_s_per_gpu)} tok/s/GPU, "
+        f"{num(c.tokens_per_s_per_user)} tok/s/user (roofline estimate)"
+    )
+    load = load_note(workload, c, total_gpus)
+    return "; ".join([head, sla_summary(c, sla, c.meets_sla), *([load] if load else []), *notes])

@@ -1,0 +1,189 @@
+"""The profile's search and pick: the search per backend over its sweeps, then the config to deploy
+by the spec's mode, and the SelectingConfig report.
+
+Owns the modes. Default and load-match: the search's own pick (`sim._search.rank_key`), and under
+`backend: auto` the backend whose pick ranks first (ties: `AUTO_BACKENDS` order). Autoscale
+(`features.planner`): Dynamo's autoscale start, one prefill + one decode worker per backend
+(`autoscale_pick`), ranked the same way; without any disaggregated config the search's pick stands
+and a note says the Planner is left out. Mocker (`features.mocker`): Dynamo's mocker is
+disaggregated, so the best disaggregated config of any searched backend. Thorough without a
+cluster: the shortlist of the winning backend is simulated request by request and the best as
+measured is picked (not with autoscale or the mocker, whose shapes are fixed). The Pareto front
+reported: the winning backend's, or under `auto` the front over every backend's SLA-meeting
+configs (all configs when none meets it).
+
+Failure semantics: raises `ProfilingError("SelectingConfig", ...)` when no backend can fit the
+model (the first backend's error, with its numbers) and when the mocker is asked for but no
+disaggregated config fits the budget. An unmet SLA is not an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from dgdr.domain.errors import ProfilingError
+from dgdr.domain.spec import SearchStrategy
+
+from ._message import auto_note, num, shape
+from ._planner import autoscale_pick
+from ._resolve import Setup
+from ._search import Candidate, Pick, pareto_front, rank_key, search
+from ._sweep import Sweep
+from ._thorough import simulate_shortlist
+
+
+@dataclass(frozen=True)
+class Searched:
+    picks: Mapping[str, Pick]  # per backend that can fit the model
+    splits: Mapping[str, list[Candidate]]  # disaggregated candidates per backend
+    ranked: tuple[str, ...]  # the backends of `picks`, best pick first
+    some_unfit: bool  # a searched backend cannot fit the model
+
+
+@dataclass(frozen=True)
+class Selection:
+    backend: str
+    pick: Pick  # the search of `backend`
+    chosen: Candidate  # the config to deploy
+    ranked: tuple[str, ...]  # backends as the mode ranks them (autoscale: those that can)
+    autoscaled: bool  # the planner's autoscale start, one prefill + one decode worker
+    front: tuple[Candidate, ...]  # the Pareto front found (`chosen` may sit off it)
+    simulated: str  # the thorough shortlist's summary for the report, "" when not simulated
+    notes: tuple[str, ...] = ()
+    auto_note: str | None = None  # which backend `auto` picked and why
+
+
+def search_backends(setup: Setup, sweep: Sweep, splits: Mapping[str, list[Candidate]]) -> Searched:
+    """`search` per backend; the first backend's error when none can fit the model."""
+    picks: dict[str, Pick] = {}
+    first_error: ProfilingError | None = None
+    for b, grid in sweep.grids.items():
+        try:
+            picks[b] = search(
+                setup.model,
+                setup.gpu,
+                grid,
+                setup.sla,
+                setup.workload,
+                setup.total_gpus,
+                setup.vram_mb,
+                backend=b,
+                disagg=splits[b],
+            )
+        except ProfilingError as err:
+            first_error = first_error or err
+    if not picks:
+        assert first_error is not None
+        raise first_error
+    ranked = tuple(sorted(picks, key=lambda b: rank_key(picks[b].chosen)))  # stable: ties
+    return Searched(picks, splits, ranked, some_unfit=first_error is not None)
+
+
+def _autoscaled(
+    setup: Setup, searched: Searched
+) -> tuple[dict[str, Candidate], tuple[str, ...], list[str]]:
+    """(autoscale start per backend, backends ranked by it, notes); nothing without the planner."""
+    features = setup.spec.features
+    if features is None or features.planner is None:
+        return {}, searched.ranked, []
+    starts = {
+        b: a
+        for b in searched.ranked
+        if (a := autoscale_pick(searched.splits[b], setup.workload, setup.sla))
+    }
+    if starts:
+        return starts, tuple(sorted(starts, key=lambda b: rank_key(starts[b]))), []
+    note = (
+        f"features.planner needs a disaggregated deployment and none fits {setup.total_gpus} "
+        f"{setup.gpu.id} GPUs: deployed without the Planner"
+    )
+    return {}, searched.ranked, [note]
+
+
+def _mocker_pick(setup: Setup, searched: Searched, ranked: tuple[str, ...]) -> Candidate:
+    split_all = [x for b in ranked for x in searched.splits[b]]
+    if not split_all:
+        raise ProfilingError(
+            "SelectingConfig",
+            f"features.mocker deploys Dynamo's disaggregated mocker, and no disaggregated "
+            f"config fits {setup.total_gpus} {setup.gpu.id} GPU(s): set spec.hardware.totalGpus "
+            "to 2 or more",
+        )
+    return min(split_all, key=rank_key)
+
+
+def _thorough(
+    setup: Setup, pick: Pick, splits: list[Candidate], chosen: Candidate
+) -> tuple[Candidate, str, str]:
+    """(config picked, shortlist summary, note): the best of the shortlist as simulated."""
+    measured = simulate_shortlist(
+        [*pick.candidates, *splits], setup.model, setup.gpu, setup.workload, setup.sla
+    )
+    if not measured:
+        return chosen, "", "thorough: no config fits, so nothing was simulated"
+    best = measured[0]
+    simulated = (
+        f"; thorough: {len(measured)} shortlisted configs simulated request by request "
+        f"({best.result.requests}+ requests each): " + "; ".join(m.summary() for m in measured)
+    )
+    note = (
+        f"thorough: measured p90 TTFT {best.result.ttft_ms['p90']:.0f} ms, p90 ITL "
+        f"{best.result.itl_ms['p90']:.1f} ms, {best.tokens_per_s_per_gpu:.0f} tok/s/GPU "
+        f"in the request-level simulation (SLA {'met' if best.meets_sla else 'missed'} "
+        "as measured)"
+    )
+    return best.candidate, simulated, note
+
+
+def select(setup: Setup, searched: Searched) -> Selection:
+    """The config to deploy by the spec's mode (see the module)."""
+    starts, ranked, notes = _autoscaled(setup, searched)
+    backend = ranked[0]
+    pick = searched.picks[backend]
+    chosen = starts.get(backend) or pick.chosen
+    mocker = setup.spec.mocker_enabled
+    if mocker and chosen.mode != "disagg":
+        chosen = _mocker_pick(setup, searched, ranked)
+        backend, pick = chosen.backend, searched.picks[chosen.backend]
+        notes.append(
+            "features.mocker: the best disaggregated config was picked (the mocker is disagg)"
+        )
+    simulated = ""
+    if setup.spec.search_strategy is SearchStrategy.THOROUGH and not starts and not mocker:
+        chosen, simulated, note = _thorough(setup, pick, searched.splits[backend], chosen)
+        notes.append(note)
+    pool = [p for b in ranked for p in searched.picks[b].pareto if p.meets_sla or not pick.met]
+    front = pareto_front(pool) if setup.auto else pick.pareto
+    return Selection(
+        backend=backend,
+        pick=pick,
+        chosen=chosen,
+        ranked=ranked,
+        autoscaled=bool(starts),
+        front=tuple(front),
+        simulated=simulated,
+        notes=tuple(notes),
+        auto_note=(
+            auto_note(searched.picks, ranked, setup.backends, skipped_backends=searched.some_unfit)
+            if setup.auto
+            else None
+        ),
+    )
+
+
+def selecting_message(setup: Setup, searched: Searched, selection: Selection) -> str:
+    """What was selected, out of how many configs, and the thorough shortlist when simulated."""
+    c = selection.chosen
+    picks = searched.picks.values()
+    evaluated = sum(p.evaluated for p in picks)
+    per_tp = sum(len(p.per_tp) for p in picks)
+    sizes = "(TP, backend) pairs" if setup.auto else "TP sizes"
+    backend = f"{selection.backend} " if setup.auto else ""
+    per_worker = "decode " if c.mode == "disagg" else ""
+    return (
+        f"selected {backend}{shape(c)} ({c.gpus} of {setup.total_gpus} GPUs), batch {c.batch} "
+        f"per {per_worker}worker, {num(c.tokens_per_s_per_gpu)} tok/s/GPU out of {evaluated} "
+        f"configs ({per_tp} {sizes} meet the SLA); {len(selection.front)} Pareto points"
+        f"{selection.simulated}"
+    )

@@ -1,0 +1,159 @@
+"""The profile's sweeps: the aggregated (TP, batch) grid per backend (SweepingPrefill) and the
+disaggregated (prefill TP, decode TP, batch) combinations per backend (SweepingDecode).
+
+Owns: which worker layouts are searched, and their reports. Within one node: every power-of-two TP
+the heads allow, and for a MoE model also EP = TP (`parallel_rows`). Multinode workers only where
+the model needs them: when the budget spans more than one node and nothing fits within one, the
+TP sizes wider than a node, and TP within a node x pipeline stages across nodes (PP 2, 4, ... up to
+the budget and the layer count); if the budget allows no such worker, the one-node layouts stand
+(and the search reports that the model does not fit). Disaggregated workers are never pipelined.
+
+Failure semantics: none of its own; a layout that does not fit is masked out of the grid, and a
+budget of one GPU gives no disaggregated combination.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ._disagg import disagg_candidates
+from ._message import ms
+from ._resolve import Setup
+from ._roofline import Grid, evaluate, parallel_rows, tp_candidates
+from ._search import Candidate
+
+
+@dataclass(frozen=True)
+class Layouts:
+    """The worker layouts searched, one row each: TP, EP and PP sizes (a worker has TP x PP
+    GPUs)."""
+
+    tp: tuple[int, ...]
+    ep: tuple[int, ...]
+    pp: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Sweep:
+    tps: tuple[int, ...]  # the TP sizes searched
+    skipped: tuple[int, ...]  # TP sizes the attention / KV heads rule out
+    layouts: Layouts
+    grids: Mapping[str, Grid]  # per backend, rows as `layouts`
+    notes: tuple[str, ...] = ()
+
+
+def _grids(setup: Setup, layouts: Layouts) -> dict[str, Grid]:
+    w = setup.workload
+    return {
+        b: evaluate(
+            setup.model,
+            setup.gpu,
+            b,
+            list(layouts.tp),
+            w.isl,
+            w.osl,
+            setup.vram_mb,
+            list(layouts.ep),
+            list(layouts.pp),
+        )
+        for b in setup.backends
+    }
+
+
+def _multinode(setup: Setup) -> Sweep | None:
+    """Workers spanning nodes (see the module), or None when the budget allows none."""
+    model, per_node, total = setup.model, setup.gpus_per_node, setup.total_gpus
+    wide, skipped = tp_candidates(model, total)
+    wide = [t for t in wide if t > per_node]
+    tp, ep = parallel_rows(model, wide)
+    pp = [1] * len(tp)
+    node_tp = max(tp_candidates(model, per_node)[0], default=1)
+    stages = 2
+    while node_tp * stages <= total and stages <= model.num_hidden_layers:
+        tp, ep, pp = [*tp, node_tp], [*ep, 1], [*pp, stages]
+        stages *= 2
+    if not tp:
+        return None
+    layouts = Layouts(tuple(tp), tuple(ep), tuple(pp))
+    pipelined = sorted({p for p in pp if p > 1})
+    searched = [f"TP {','.join(map(str, wide))} across nodes"] if wide else []
+    if pipelined:
+        searched.append(f"TP {node_tp} x PP {','.join(map(str, pipelined))} across nodes")
+    note = (
+        f"{model.id} does not fit one node of {per_node} {setup.gpu.id}: "
+        f"{' and '.join(searched)} searched (multinode workers)"
+    )
+    return Sweep(tuple(wide), tuple(skipped), layouts, _grids(setup, layouts), (note,))
+
+
+def sweep_prefill(setup: Setup) -> Sweep:
+    """The aggregated grids: one-node layouts, or multinode ones when nothing fits one node."""
+    tps, skipped = tp_candidates(setup.model, min(setup.gpus_per_node, setup.total_gpus))
+    tp, ep = parallel_rows(setup.model, tps)
+    layouts = Layouts(tuple(tp), tuple(ep), (1,) * len(tp))
+    one_node = Sweep(tuple(tps), tuple(skipped), layouts, _grids(setup, layouts))
+    if setup.total_gpus <= setup.gpus_per_node or any(
+        g.fits.any() for g in one_node.grids.values()
+    ):
+        return one_node
+    return _multinode(setup) or one_node
+
+
+def prefill_message(setup: Setup, sweep: Sweep) -> str:
+    """The TP sizes searched and each layout's batch-1 TTFT, per backend under `auto`."""
+    rows = sweep.layouts
+    ttft1 = "; ".join(
+        (f"{b} " if setup.auto else "")
+        + ", ".join(
+            f"TP{t}{f' EP{e}' if e > 1 else ''}{f' PP{p}' if p > 1 else ''} {ms(v)} ms"
+            for t, e, p, v in zip(rows.tp, rows.ep, rows.pp, g.ttft_ms[:, 0], strict=True)
+        )
+        for b, g in sweep.grids.items()
+    )
+    skip = ""
+    if sweep.skipped:
+        model = setup.model
+        skip = (
+            f"; TP {','.join(map(str, sweep.skipped))} skipped (incompatible with "
+            f"{model.num_attention_heads} attention / {model.num_key_value_heads} KV heads)"
+        )
+    backends = setup.backends
+    on = f" x {len(backends)} backends ({', '.join(backends)})" if setup.auto else ""
+    return (
+        f"prefill: {len(sweep.tps)} TP candidates on {setup.gpu.id} "
+        f"(TP {','.join(map(str, sweep.tps))}) for {setup.model.id}{on}, batch-1 TTFT at isl "
+        f"{setup.workload.isl}: {ttft1}{skip}"
+    )
+
+
+def sweep_decode(setup: Setup, sweep: Sweep) -> dict[str, list[Candidate]]:
+    """Every fitting disaggregated combination per backend, over the unpipelined layouts."""
+    rows = sweep.layouts
+    tps = [t for t, p in zip(rows.tp, rows.pp, strict=True) if p == 1]
+    eps = [e for e, p in zip(rows.ep, rows.pp, strict=True) if p == 1]
+    return {
+        b: disagg_candidates(
+            setup.model,
+            setup.gpu,
+            b,
+            tps,
+            setup.sla,
+            setup.workload,
+            setup.total_gpus,
+            setup.vram_mb,
+            eps,
+        )
+        for b in setup.backends
+    }
+
+
+def decode_message(setup: Setup, sweep: Sweep, splits: Mapping[str, list[Candidate]]) -> str:
+    """How many aggregated points and disaggregated combinations the search will rank."""
+    points = sum(int(g.fits.sum()) for g in sweep.grids.values())
+    combos = sum(len(v) for v in splits.values())
+    return (
+        f"decode: {points} aggregated (TP, batch) points up to KV capacity; {combos} "
+        "disaggregated (prefill TP, decode TP, batch) combinations, prefill and decode workers "
+        f"rate-matched within {setup.total_gpus} GPUs"
+    )
