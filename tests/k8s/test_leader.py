@@ -68,7 +68,8 @@ async def test_one_leader_and_a_standby_takes_over(api: client.ApiClient) -> Non
         leader_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await leader_task
-        await until(lambda: standby.is_leader, 10, "the standby to take over")
+        # is_leader turns true just before the elector starts `lead`: wait for both
+        await until(lambda: standby.is_leader and len(leading) == 2, 10, "the standby to lead")
         assert leading == [leader.identity, standby.identity]
         spec = (await leases.read_namespaced_lease(LEASE, "default")).spec
         assert spec.holder_identity == standby.identity and spec.lease_transitions == 1
