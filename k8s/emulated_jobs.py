@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 import yaml
 
+from dgdr.domain.clock import now_rfc3339
 from dgdr.domain.spec import DGDRSpec
 from k8s.emulator.store import Store
 from k8s.profiling import output_configmap_name
@@ -26,10 +26,6 @@ from k8s.profiling import output_configmap_name
 log = structlog.get_logger("k8s.emulated_jobs")
 
 STEP_DELAY = 0.05
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _spec_of(job: dict[str, Any]) -> dict[str, Any]:
@@ -81,7 +77,7 @@ async def run_profiling_job(store: Store, job: dict[str, Any]) -> None:
     async def job_status(status: dict[str, Any]) -> None:
         await store.update_status("batch", "v1", "jobs", namespace, job_name, status)
 
-    started = _now()
+    started = now_rfc3339("seconds")
     await job_status({"active": 1, "startTime": started})
     steps: list[tuple[str, str]] = []
     try:
@@ -114,7 +110,7 @@ async def run_profiling_job(store: Store, job: dict[str, Any]) -> None:
                 "status": "True",
                 "reason": "BackoffLimitExceeded",
                 "message": "Job has reached the specified backoff limit",
-                "lastTransitionTime": _now(),
+                "lastTransitionTime": now_rfc3339("seconds"),
             }
         ]
         await job_status({"failed": 1, "startTime": started, "conditions": conditions})
@@ -134,7 +130,7 @@ async def run_profiling_job(store: Store, job: dict[str, Any]) -> None:
             "profiler_status": "success",
         }
     )
-    done = _now()
+    done = now_rfc3339("seconds")
     await job_status(
         {
             "succeeded": 1,

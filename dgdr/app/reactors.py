@@ -30,6 +30,7 @@ import structlog
 from nats.js import JetStreamContext
 
 from dgdr.app.handler import CommandHandler
+from dgdr.domain.clock import now_rfc3339
 from dgdr.domain.hardware import ResolvedHardware
 from dgdr.domain.model import (
     ObserveDeployment,
@@ -45,10 +46,6 @@ from events.envelope import AggregateId, Commit
 from events.jetstream import decode_message
 
 log = structlog.get_logger("dgdr.app.reactors")
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def decode_commit(msg: Any) -> Commit:
@@ -78,7 +75,7 @@ class Reactor:
                     agg.name,
                     StartProfiling(
                         id=f"start-profiling:{agg.uid}:{gen}",
-                        at=now(),
+                        at=now_rfc3339(),
                         correlation_id=env.correlation_id,
                         generation=gen,
                         job_name=f"profile-{agg.name}",
@@ -162,7 +159,7 @@ class Reactor:
                 agg.name,
                 ObserveDeployment(
                     id=f"deploy-conflict:{agg.uid}:{commit.seq}",
-                    at=now(),
+                    at=now_rfc3339(),
                     correlation_id=correlation_id,
                     dgd_name=dgd_name,
                     observed="conflict",
@@ -233,7 +230,7 @@ class Reactor:
             ObserveDeployment(
                 id=f"observe:{uid}:{dgd_name}:{observed}:{replicas}:{available}:"
                 f"{datetime.now(UTC).timestamp()}",
-                at=now(),
+                at=now_rfc3339(),
                 dgd_name=dgd_name,
                 observed=observed,
                 replicas=replicas,
@@ -327,7 +324,7 @@ def progress_command(
 ) -> ReportProfilingProgress:
     return ReportProfilingProgress(
         id=f"profiling:{uid}:{gen}:{sub}",
-        at=now(),
+        at=now_rfc3339(),
         correlation_id=corr,
         generation=gen,
         sub_phase=sub,
@@ -346,7 +343,7 @@ def result_command(
 ) -> ReportProfilingResult:
     return ReportProfilingResult(
         id=f"profiling:{uid}:{gen}:result",
-        at=now(),
+        at=now_rfc3339(),
         correlation_id=corr,
         generation=gen,
         dgd_name=dgd["metadata"]["name"],
@@ -362,7 +359,7 @@ def failure_command(
 ) -> ReportProfilingFailure:
     return ReportProfilingFailure(
         id=f"profiling:{uid}:{gen}:failed",
-        at=now(),
+        at=now_rfc3339(),
         correlation_id=corr,
         generation=gen,
         sub_phase=sub,

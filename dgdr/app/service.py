@@ -31,11 +31,12 @@ from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
 from dgdr.app.handler import CommandHandler, Outcome
-from dgdr.app.reactors import ProfilingWorker, Reactor, decode_commit, now
+from dgdr.app.reactors import ProfilingWorker, Reactor, decode_commit
 from dgdr.app.simcluster import SimulatedCluster
+from dgdr.domain.clock import now_rfc3339
 from dgdr.domain.errors import NotARequest
 from dgdr.domain.model import Apply, Delete
-from dgdr.domain.spec import API_VERSION, KIND, Metadata
+from dgdr.domain.spec import API_VERSION, KIND, DGDRSpec, FieldError, Metadata, parse_spec
 from dgdr.domain.target import DISCOVERED_FACTS, DeploymentTarget, ProfilingJobs
 from events import subjects as s
 from events.connection import ConnectOptions, connect
@@ -202,16 +203,19 @@ class Service:
         body = json.dumps(outcome.to_dict(request_id)).encode()
         await self.nc.publish(s.result_subject(request_id), body)
 
-    async def _discover(self, spec: Any) -> dict[str, Any]:
-        """The target's GPU facts, unless the spec states every one of them (then discovery
-        could add nothing, and a cluster is not asked for its nodes on each apply)."""
+    async def _discover(self, spec: DGDRSpec | list[FieldError]) -> dict[str, Any]:
+        """The target's GPU facts, unless the spec is invalid (it fails before hardware matters)
+        or states every one of them (then discovery could add nothing, and a cluster is not asked
+        for its nodes on each apply)."""
         assert self.cluster is not None
-        given = spec.get("hardware") if isinstance(spec, dict) else None
-        if isinstance(given, dict) and all(given.get(k) is not None for k in DISCOVERED_FACTS):
+        if isinstance(spec, list):
+            return {}
+        given = spec.effective_hardware.model_dump(by_alias=True)
+        if all(given.get(k) is not None for k in DISCOVERED_FACTS):
             return {}
         return await self.cluster.discover_hardware()
 
-    def _known_models(self, spec: Any) -> list[str]:
+    def _known_models(self, spec: DGDRSpec | list[FieldError]) -> list[str]:
         """The catalog, plus `spec.model` when it names a local config.json the profiler reads."""
         local = _local_model(spec)
         return [*self.known_models, local] if local else self.known_models
@@ -235,7 +239,7 @@ class Service:
             return Outcome(
                 "rejected", reason="Invalid", message="invalid name", errors=tuple(errors)
             )
-        at = now()
+        at = now_rfc3339()
         if body.get("action") == "delete":
             command: Apply | Delete = Delete(id=request_id, at=at, correlation_id=request_id)
             uid = None
@@ -251,15 +255,17 @@ class Service:
                     errors=tuple(errors),
                 )
             meta = body["metadata"]
+            parsed = parse_spec(body["spec"])  # the one parse; the command carries it on
             command = Apply(
                 id=request_id,
                 at=at,
                 correlation_id=request_id,
                 spec=body["spec"],
+                parsed=parsed,
                 labels=meta.get("labels") or {},
                 annotations=meta.get("annotations") or {},
-                discovered_hardware=await self._discover(body["spec"]),
-                known_models=self._known_models(body["spec"]),
+                discovered_hardware=await self._discover(parsed),
+                known_models=self._known_models(parsed),
             )
             uid = meta.get("uid")
         outcome = await self.handler.handle(namespace, name, command, uid=uid)
@@ -277,11 +283,14 @@ class Service:
         return outcome
 
 
-def _local_model(spec: Any) -> str | None:
-    """`spec.model` when it is a path to a Hugging Face config.json on this machine."""
+def _local_model(spec: DGDRSpec | list[FieldError] | dict[str, Any]) -> str | None:
+    """`spec.model` when it is a path to a Hugging Face config.json on this machine (the parsed
+    spec, or a raw spec dict)."""
     from sim import local_config_path
 
-    model = spec.get("model") if isinstance(spec, dict) else None
+    if isinstance(spec, list):
+        return None
+    model = spec.model if isinstance(spec, DGDRSpec) else spec.get("model")
     return model if isinstance(model, str) and local_config_path(model) is not None else None
 
 

@@ -19,7 +19,6 @@ import builtins
 import json
 import time
 from collections.abc import Awaitable
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -33,6 +32,7 @@ from nats.js.errors import (
 )
 from nats.js.kv import KeyValue
 
+from dgdr.domain.clock import now_rfc3339
 from dgdr.domain.spec import normalise_gpu_sku
 from dgdr.domain.target import OWNER_UID, ApplyResult, Observer, observe_dgd
 from events import subjects as s
@@ -41,10 +41,6 @@ from events.jetstream import bucket_keys
 BUCKET = "DGDR_SIMCLUSTER"
 
 log = structlog.get_logger("dgdr.app.simcluster")
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class SimulatedCluster:
@@ -173,7 +169,7 @@ class SimulatedCluster:
                 return "exists" if owner == owner_uid else "conflict"
             obj = json.loads(json.dumps(dgd))
             obj["metadata"].setdefault("annotations", {})[OWNER_UID] = owner_uid
-            obj["metadata"]["creationTimestamp"] = now_rfc3339()
+            obj["metadata"]["creationTimestamp"] = now_rfc3339("seconds")
             obj["metadata"]["readyAt"] = time.time() + self.rollout_delay
             obj["status"] = {"state": "pending", "conditions": []}
             if await self._cas(key, obj, revision):
@@ -202,7 +198,7 @@ class SimulatedCluster:
                     {
                         "type": "Ready",
                         "status": "True" if state == "successful" else "False",
-                        "lastTransitionTime": now_rfc3339(),
+                        "lastTransitionTime": now_rfc3339("seconds"),
                     }
                 ],
             }
@@ -222,7 +218,7 @@ class SimulatedCluster:
             dgd, revision = await self._read(key)
             if dgd is None or self._deleted(dgd):
                 return False
-            dgd["metadata"]["deletionTimestamp"] = now_rfc3339()
+            dgd["metadata"]["deletionTimestamp"] = now_rfc3339("seconds")
             if await self._cas(key, dgd, revision):
                 return True
         return False

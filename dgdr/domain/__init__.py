@@ -13,6 +13,8 @@ Kubernetes, no numpy (import-linter checks it); everything above builds on it.
 - `target`    the deployment-target port: where DGDs go, the labels that tie them to a DGDR, and the
               one rule that turns an observed DGD into an observation
 - `errors`    the exception tree of the whole project
+- `clock`     the one clock (`now_rfc3339`) for the edges that stamp commands; never read by
+              `decide` / `evolve`
 
 Failure semantics: `decide` returns events or a `Rejection`, never raises for a user's mistake;
 `evolve` raises `InvalidHistory` only for a stored history the machine does not allow.
@@ -22,6 +24,7 @@ spec never pulls the state machine.
 """
 
 __all__ = [
+    "clock",
     "decider",
     "describe",
     "errors",

@@ -6,8 +6,25 @@ refused. `decide` never mutates and never does I/O; every event it returns is an
 decision can never record an illegal transition. `evolve` holds no rules: it folds one event into the
 state and raises `InvalidHistory` only if a stored history contains an edge the machine does not have.
 
-Idempotency is a domain rule: a command whose id was already recorded decides `[]`, and so does a
+Idempotency is a domain rule: a command whose id is remembered as applied decides `[]`, and so does a
 command that would change nothing (a re-applied identical spec, a repeated observation).
+
+The memory of applied ids (`State.applied`) is bounded: it keeps only the ids that can still recur,
+in three parts, so it never holds more than `MAX_REMEMBERED` ids however long the history:
+- user requests (the commands that record `Created`, `SpecUpdated`, `AutoApplyEnabled`, `Validated`,
+  `ValidationFailed`, `Deleted`): the last `REQUEST_MEMORY`. A request id recurs only when an
+  unacknowledged request is redelivered; the requests of one name run in order, so only the requests
+  that arrived while it was unacknowledged (within an ack wait) can be recorded in between. An older
+  one that still came back is decided by its content: an identical spec is a no-op.
+- profiling commands (`ProfilingStarted`, `ProfilingProgressed`, `ProfilingFailed`,
+  `ProfilingCompleted`, `DeploymentStarted`) of the current generation: at most a start, one report
+  per sub-phase and a result or a failure. Their ids name the generation, and a command for another
+  generation is refused as stale, so a new generation forgets them.
+- observations of the deployment (`DeploymentCreated`, `...Observed`, `...Ready`, `...Degraded`,
+  `...Deleted`, `...Failed`): only the last. Their ids are what was observed, so a repeat of the last
+  observation is recognised; an earlier one that comes back (a DGD that recovers after degrading) is a
+  new observation and is decided by its content. A new generation forgets it too (a redeployed DGD
+  may be observed exactly as the last one was).
 """
 
 from __future__ import annotations
@@ -48,9 +65,23 @@ from dgdr.domain.model import (
     Validated,
     ValidationFailed,
 )
-from dgdr.domain.spec import FieldError, parse_spec
+from dgdr.domain.phases import PROFILING_PHASES
+from dgdr.domain.spec import DGDRSpec, FieldError
 
 IMMUTABLE_PHASES = ("Profiling", "Deploying", "Deployed")
+REQUEST_MEMORY = 32
+# the requests, a start, one report per sub-phase but the first, a result or failure, the
+# request that turned autoApply on (its DeploymentStarted), and the last observation
+MAX_REMEMBERED = REQUEST_MEMORY + 1 + (len(PROFILING_PHASES) - 1) + 1 + 1 + 1
+
+_REQUEST_EVENTS = (Created, SpecUpdated, AutoApplyEnabled, Validated, ValidationFailed, Deleted)
+_PROFILING_EVENTS = (
+    ProfilingStarted,
+    ProfilingProgressed,
+    ProfilingFailed,
+    ProfilingCompleted,
+    DeploymentStarted,
+)
 
 
 def initial_state() -> State:
@@ -93,27 +124,35 @@ def evolve(state: State, event: Event, command_id: str | None = None) -> State:
     dest = machine.next_state(state.machine_state, event.trigger)
     if dest is None:
         raise InvalidHistory(f"{event.type} is not allowed in state {state.machine_state}")
-    applied = state.applied | {command_id} if command_id else state.applied
-    s = replace(state, machine_state=dest, applied=applied)
+    s = replace(state, machine_state=dest, **_remember(state, event, command_id))
     match event:
-        case Created():
-            return replace(s, spec=event.spec, generation=event.generation)
-        case SpecUpdated() | AutoApplyEnabled():
-            s = replace(s, spec=event.spec, generation=event.generation)
-            if isinstance(event, SpecUpdated):
-                s = replace(
-                    s,
-                    profiling_phase=None,
-                    job_name=None,
-                    dgd_name=None,
-                    deployment_created=False,
-                    deployment_state=None,
-                    replicas=0,
-                    available_replicas=0,
-                )
-            return s
+        case Created() | AutoApplyEnabled():
+            return replace(
+                s, spec=event.spec, parsed_spec=event.parsed, generation=event.generation
+            )
+        case SpecUpdated():
+            return replace(
+                s,
+                spec=event.spec,
+                parsed_spec=event.parsed,
+                generation=event.generation,
+                profiling_phase=None,
+                job_name=None,
+                dgd_name=None,
+                selected_config=None,
+                additional_resources=(),
+                deployment_created=False,
+                deployment_state=None,
+                replicas=0,
+                available_replicas=0,
+            )
         case Validated():
-            return replace(s, validated_generation=event.generation, hardware=event.hardware)
+            return replace(
+                s,
+                validated_generation=event.generation,
+                hardware=event.hardware,
+                resolved_hardware=event.resolved,
+            )
         case ValidationFailed():
             return s
         case ProfilingStarted():
@@ -123,7 +162,13 @@ def evolve(state: State, event: Event, command_id: str | None = None) -> State:
         case ProfilingFailed():
             return replace(s, profiling_phase=event.sub_phase)
         case ProfilingCompleted():
-            return replace(s, profiling_phase=None, dgd_name=event.dgd_name)
+            return replace(
+                s,
+                profiling_phase=None,
+                dgd_name=event.dgd_name,
+                selected_config=event.selected_config,
+                additional_resources=tuple(event.additional_resources),
+            )
         case DeploymentStarted():
             return replace(s, dgd_name=event.dgd_name)
         case DeploymentCreated():
@@ -159,6 +204,26 @@ def evolve(state: State, event: Event, command_id: str | None = None) -> State:
             assert_never(event)
 
 
+def _remember(state: State, event: Event, command_id: str | None) -> dict[str, Any]:
+    """The idempotency memory's fields after `event` (the module docstring says what is kept)."""
+    changes: dict[str, Any] = {}
+    generation_commands = state.generation_commands
+    if isinstance(event, Created | SpecUpdated | AutoApplyEnabled):
+        generation_commands = changes["generation_commands"] = frozenset()
+        changes["last_observation"] = None
+    if command_id is None:
+        return changes
+    if isinstance(event, _REQUEST_EVENTS):
+        if command_id not in state.recent_requests:
+            recent = (*state.recent_requests, command_id)
+            changes["recent_requests"] = recent[-REQUEST_MEMORY:]
+    elif isinstance(event, _PROFILING_EVENTS):
+        changes["generation_commands"] = generation_commands | {command_id}
+    else:
+        changes["last_observation"] = command_id
+    return changes
+
+
 def fold(events: list[tuple[Event, str | None]], state: State | None = None) -> State:
     """evolve over a history of (event, causing command id)."""
     s = state or initial_state()
@@ -186,11 +251,16 @@ def _not_found() -> Rejection:
 
 
 def _decide_apply(state: State, command: Apply) -> list[Event] | Rejection:
+    parsed = command.parsed if isinstance(command.parsed, DGDRSpec) else None
     if not state.exists:
         created: Event = Created(
-            spec=command.spec, generation=1, labels=command.labels, annotations=command.annotations
+            spec=command.spec,
+            parsed=parsed,
+            generation=1,
+            labels=command.labels,
+            annotations=command.annotations,
         )
-        return [created, *_validation(command.spec, 1, command)]
+        return [created, *_validation(1, command)]
     if command.spec == state.spec:
         return []
     phase = state.phase
@@ -201,32 +271,35 @@ def _decide_apply(state: State, command: Apply) -> list[Event] | Rejection:
             "Delete it and apply again, or create a new DGDR with a different name.",
         )
     generation = state.generation + 1
-    if phase == "Ready" and _only_auto_apply_turned_on(state.spec, command.spec):
+    if phase == "Ready" and _only_auto_apply_turned_on(state, command, parsed):
         return [
-            AutoApplyEnabled(spec=command.spec, generation=generation),
+            AutoApplyEnabled(spec=command.spec, parsed=parsed, generation=generation),
             DeploymentStarted(dgd_name=state.dgd_name or ""),
         ]
     return [
-        SpecUpdated(spec=command.spec, generation=generation),
-        *_validation(command.spec, generation, command),
+        SpecUpdated(spec=command.spec, parsed=parsed, generation=generation),
+        *_validation(generation, command),
     ]
 
 
-def _auto_apply(spec: dict[str, Any]) -> bool:
+def _auto_apply(spec: DGDRSpec | None) -> bool:
     """autoApply as validated (default true); an invalid spec never deploys."""
-    parsed = parse_spec(spec)
-    return not isinstance(parsed, list) and parsed.auto_apply
+    return spec is not None and spec.auto_apply
 
 
-def _only_auto_apply_turned_on(old: dict[str, Any], new: dict[str, Any]) -> bool:
+def _only_auto_apply_turned_on(state: State, command: Apply, parsed: DGDRSpec | None) -> bool:
     def rest(spec: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in spec.items() if k != "autoApply"}
 
-    return rest(old) == rest(new) and not _auto_apply(old) and _auto_apply(new)
+    return (
+        rest(state.spec) == rest(command.spec)
+        and not _auto_apply(state.parsed_spec)
+        and _auto_apply(parsed)
+    )
 
 
-def _validation(spec: dict[str, Any], generation: int, command: Apply) -> list[Event]:
-    parsed = parse_spec(spec)
+def _validation(generation: int, command: Apply) -> list[Event]:
+    parsed = command.parsed
     if isinstance(parsed, list):
         return [ValidationFailed(generation=generation, errors=[e.to_dict() for e in parsed])]
     known = command.known_models
@@ -244,6 +317,7 @@ def _validation(spec: dict[str, Any], generation: int, command: Apply) -> list[E
         Validated(
             generation=generation,
             hardware=hardware.to_dict(),
+            resolved=hardware,
             message=(
                 f"Spec is valid; hardware: {hardware.total_gpus} x {hardware.gpu_sku.value} "
                 f"({hardware.num_gpus_per_node} per node)"
@@ -304,7 +378,7 @@ def _decide_result(state: State, command: ReportProfilingResult) -> list[Event] 
             additional_resources=command.additional_resources,
         )
     ]
-    if _auto_apply(state.spec):
+    if _auto_apply(state.parsed_spec):
         events.append(DeploymentStarted(dgd_name=command.dgd_name))
     return events
 

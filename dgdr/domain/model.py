@@ -4,6 +4,11 @@ Owns: every event type (one per machine trigger; `TRIGGER` names the edge it per
 type, `Rejection`, and the immutable `State` that `evolve` builds. All are plain data (pydantic, frozen);
 nothing here decides or does I/O. Event payloads are JSON-safe and versioned by the envelope
 (`events.envelope`), which carries ids, time, causation and correlation.
+
+Typed views travel next to the raw dicts: an `Apply` carries its spec parsed (a `DGDRSpec`, or every
+`FieldError`) by the edge that built it; the events that record a spec carry that `DGDRSpec` (None for
+an invalid spec) and `Validated` its `ResolvedHardware`. These views are not part of the stored
+payload; an event read back from the store derives them from the payload once, when it is decoded.
 """
 
 from __future__ import annotations
@@ -11,10 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
+from dgdr.domain.hardware import ResolvedHardware
 from dgdr.domain.machine import ABSENT, DELETED, split_state
-from dgdr.domain.spec import FieldError
+from dgdr.domain.spec import DGDRSpec, FieldError, parse_spec
 
 # --------------------------------------------------------------------------------------------- events
 
@@ -28,10 +34,24 @@ class _Event(BaseModel):
         return self.TRIGGER
 
 
-class Created(_Event):
+class _SpecEvent(_Event):
+    """An event that records a spec; `parsed` is its `DGDRSpec`, None when the spec is invalid."""
+
+    spec: dict[str, Any]
+    parsed: DGDRSpec | None = Field(default=None, exclude=True, repr=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "parsed" not in data and "spec" in data:
+            parsed = parse_spec(data["spec"])
+            data = {**data, "parsed": parsed if isinstance(parsed, DGDRSpec) else None}
+        return data
+
+
+class Created(_SpecEvent):
     TRIGGER = "created"
     type: Literal["Created"] = "Created"
-    spec: dict[str, Any]
     generation: int = 1
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
@@ -43,6 +63,19 @@ class Validated(_Event):
     generation: int
     hardware: dict[str, Any]
     message: str
+    # None only for facts that do not resolve (never written by the decider).
+    resolved: ResolvedHardware | None = Field(default=None, exclude=True, repr=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "resolved" not in data and "hardware" in data:
+            try:
+                resolved: ResolvedHardware | None = ResolvedHardware.from_dict(data["hardware"])
+            except ValueError:
+                resolved = None
+            data = {**data, "resolved": resolved}
+        return data
 
 
 class ValidationFailed(_Event):
@@ -52,10 +85,9 @@ class ValidationFailed(_Event):
     errors: list[dict[str, str]]
 
 
-class SpecUpdated(_Event):
+class SpecUpdated(_SpecEvent):
     TRIGGER = "spec_updated"
     type: Literal["SpecUpdated"] = "SpecUpdated"
-    spec: dict[str, Any]
     generation: int
 
 
@@ -102,10 +134,9 @@ class ProfilingCompleted(_Event):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
 
-class AutoApplyEnabled(_Event):
+class AutoApplyEnabled(_SpecEvent):
     TRIGGER = "auto_apply_enabled"
     type: Literal["AutoApplyEnabled"] = "AutoApplyEnabled"
-    spec: dict[str, Any]
     generation: int
 
 
@@ -217,13 +248,24 @@ class _Command(BaseModel):
 
 
 class Apply(_Command):
+    """`spec` as the user wrote it; `parsed` is that spec parsed once by the edge that built the
+    command (a `DGDRSpec`, or every field error), derived here when the builder did not pass it."""
+
     kind: Literal["Apply"] = "Apply"
     spec: dict[str, Any]
+    parsed: DGDRSpec | list[FieldError] = Field(default_factory=list, exclude=True, repr=False)
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
     discovered_hardware: dict[str, Any] = Field(default_factory=dict)
     # The models the profiler can serve, when the edge knows them; None leaves the check out.
     known_models: list[str] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "parsed" not in data and "spec" in data:
+            data = {**data, "parsed": parse_spec(data["spec"])}
+        return data
 
 
 class Delete(_Command):
@@ -299,21 +341,40 @@ class Rejection:
 
 @dataclass(frozen=True)
 class State:
-    """What the decider needs to know about one DGDR incarnation, folded from its events."""
+    """What the decider needs to know about one DGDR incarnation, folded from its events.
+
+    `spec` and `hardware` are the dicts the events record; `parsed_spec` (None while the spec is
+    invalid) and `resolved_hardware` (set by `Validated`) are their typed views. `selected_config`
+    and `additional_resources` are the generated DGD and the objects created with it, from
+    `ProfilingCompleted`. The idempotency memory (`applied`) is bounded; the decider's docstring
+    says which command ids it keeps."""
 
     machine_state: str = ABSENT
     spec: dict[str, Any] = field(default_factory=dict)
+    parsed_spec: DGDRSpec | None = None
     generation: int = 0
     validated_generation: int = 0
     hardware: dict[str, Any] = field(default_factory=dict)
+    resolved_hardware: ResolvedHardware | None = None
     profiling_phase: str | None = None
     job_name: str | None = None
     dgd_name: str | None = None
+    selected_config: dict[str, Any] | None = None
+    additional_resources: tuple[dict[str, Any], ...] = ()
     deployment_created: bool = False
     replicas: int = 0
     available_replicas: int = 0
     deployment_state: str | None = None
-    applied: frozenset[str] = frozenset()
+    # The idempotency memory, in three bounded parts (see `dgdr.domain.decider`).
+    recent_requests: tuple[str, ...] = ()
+    generation_commands: frozenset[str] = frozenset()
+    last_observation: str | None = None
+
+    @property
+    def applied(self) -> frozenset[str]:
+        """Every command id this state remembers as applied."""
+        observed = (self.last_observation,) if self.last_observation else ()
+        return self.generation_commands.union(self.recent_requests, observed)
 
     @property
     def phase(self) -> str | None:

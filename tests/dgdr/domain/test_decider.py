@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from dgdr.domain.decider import decide, fold, initial_state
+from dgdr.domain.decider import MAX_REMEMBERED, REQUEST_MEMORY, decide, fold, initial_state
 from dgdr.domain.hardware import DEFAULT_GPUS_PER_NODE
 from dgdr.domain.machine import profiling_state
 from dgdr.domain.model import (
@@ -534,6 +534,83 @@ def test_applied_ids_are_folded_from_history() -> None:
     state, recorded = run([apply(id="a"), start(id="b")])
     assert state.applied == frozenset({"a", "b"})
     assert fold(recorded) == state
+
+
+def test_a_new_generation_forgets_the_profiling_commands_and_refuses_them_as_stale() -> None:
+    started = start(1, id="start-profiling:u:1")
+    profiled: list[Command] = [apply(MANUAL), started, progress("SweepingPrefill", id="p1"), fail()]
+    assert {"start-profiling:u:1", "p1"} <= given(profiled).state.applied
+    revived = given(profiled, apply({**MANUAL, "image": "fixed"}))
+    assert revived.state.generation == 2
+    assert {"start-profiling:u:1", "p1"}.isdisjoint(revived.state.applied)
+    revived.when(started).then_rejected("Stale")
+    revived.when(progress("SweepingPrefill", id="p1")).then_rejected("Stale")
+
+
+def test_only_the_last_observation_is_remembered_so_a_recovery_is_not_ignored() -> None:
+    ready = observe("successful", replicas=2, available=2, id="observe:u:qwen-dgd:successful:2:2")
+    degraded = observe("failed", replicas=2, available=0, id="observe:u:qwen-dgd:failed:2:0")
+    g = given(apply(), start(), result(), ready, degraded)
+    assert g.state.phase == "Deploying"
+    assert ready.id not in g.state.applied and degraded.id in g.state.applied
+    g.when(degraded).then_nothing()  # the same observation again
+    g.when(ready).then(DeploymentReady(replicas=2, available_replicas=2))  # recovered
+
+
+def test_a_redeployed_dgd_observed_exactly_as_before_is_not_ignored() -> None:
+    ready = observe("successful", id="observe:u:qwen-dgd:successful:1:1")
+    gone = observe("deleted", id="observe:u:qwen-dgd:deleted:0:0")
+    g = given(apply(), start(), result(), ready, gone, apply({**SPEC, "image": "again"}),
+              start(2), result(2))  # fmt: skip
+    assert g.state.phase == "Deploying" and g.state.generation == 2
+    g.when(ready).then_types("DeploymentCreated", "DeploymentReady")
+
+
+def test_the_request_memory_is_a_window_of_the_last_requests() -> None:
+    requests: list[Command] = [
+        apply({**MANUAL, "image": f"v{i}"}, id=f"req-{i}") for i in range(40)
+    ]
+    g = given(requests)
+    assert len(g.state.applied) <= MAX_REMEMBERED
+    kept = {f"req-{i}" for i in range(40 - REQUEST_MEMORY, 40)}
+    assert kept <= g.state.applied and "req-0" not in g.state.applied
+    g.when(requests[40 - REQUEST_MEMORY]).then_nothing()  # the oldest remembered: a retry
+    # a forgotten request is decided by its content: its spec is no longer the current one
+    g.when(requests[0]).then_types("SpecUpdated", "Validated")
+
+
+def test_the_memory_stays_bounded_over_a_long_flapping_deployment() -> None:
+    commands: list[Command] = [apply(), start(), *(progress(p) for p in PROFILING_PHASES[1:]),
+                               result()]  # fmt: skip
+    for i in range(200):
+        commands.append(observe("successful", replicas=2, available=2, id=f"ok-{i}"))
+        commands.append(observe("failed", replicas=2, available=0, id=f"bad-{i}"))
+    state, recorded = run(tuple(commands))
+    assert len(recorded) > 400
+    assert len(state.applied) <= MAX_REMEMBERED
+    profiling = commands[: 2 + len(PROFILING_PHASES)]  # apply, start, six reports, result
+    assert state.applied == {c.id for c in profiling} | {"bad-199"}
+
+
+# ------------------------------------------------------------------------------------ typed state
+
+
+def test_the_state_holds_the_typed_spec_and_hardware_and_the_selected_config() -> None:
+    state = given(apply(), start(), result()).state
+    assert state.parsed_spec is not None and state.parsed_spec.model == "Qwen/Qwen3-0.6B"
+    assert state.resolved_hardware is not None
+    assert state.resolved_hardware.to_dict() == RESOLVED_HW == state.hardware
+    assert state.selected_config == SELECTED and state.additional_resources == ()
+    updated = given(apply(MANUAL), start(), result(), apply({**MANUAL, "image": "x"})).state
+    assert updated.selected_config is None and updated.parsed_spec is not None
+    assert updated.parsed_spec.image == "x"
+    assert given(apply(INVALID)).state.parsed_spec is None
+
+
+def test_a_folded_history_derives_the_same_typed_state_as_the_live_decision() -> None:
+    state, recorded = run([apply(), start(), result()])
+    decoded = [(type(e).model_validate(e.model_dump(by_alias=True)), cid) for e, cid in recorded]
+    assert fold(decoded) == state
 
 
 # -------------------------------------------------------------------------------- observations

@@ -23,28 +23,14 @@ from dgdr.domain.machine import (
     split_state,
 )
 from dgdr.domain.model import (
-    EVENT_TYPES,
-    AutoApplyEnabled,
     Command,
     Created,
     Deleted,
-    DeploymentCreated,
-    DeploymentDegraded,
-    DeploymentDeleted,
-    DeploymentFailed,
-    DeploymentObserved,
-    DeploymentReady,
-    DeploymentStarted,
     Event,
-    ProfilingCompleted,
-    ProfilingFailed,
     ProfilingProgressed,
-    ProfilingStarted,
     Rejection,
-    SpecUpdated,
     State,
     Validated,
-    ValidationFailed,
 )
 from dgdr.domain.phases import PHASES, PROFILING_PHASES
 from tests.dgdr.domain.builders import (
@@ -226,44 +212,6 @@ def test_mermaid_is_generated_from_the_edges() -> None:
 
 
 # ---------------------------------------------------------------------------- evolve and history
-
-SAMPLE_EVENTS: list[Event] = [
-    Created(spec=SPEC),
-    Validated(generation=1, hardware={"gpuSku": "h100_sxm"}, message="ok"),
-    ValidationFailed(generation=1, errors=[{"field": "spec.model", "message": "add it"}]),
-    SpecUpdated(spec=OTHER, generation=2),
-    ProfilingStarted(generation=1, job_name="profile-x"),
-    *(ProfilingProgressed(sub_phase=sub, message=sub) for sub in PROFILING_PHASES),
-    ProfilingFailed(sub_phase="SweepingPrefill", message="x"),
-    ProfilingCompleted(dgd_name=DGD, selected_config={}, message="ok"),
-    AutoApplyEnabled(spec=AUTO, generation=2),
-    DeploymentStarted(dgd_name=DGD),
-    DeploymentCreated(dgd_name=DGD),
-    DeploymentObserved(state="pending", replicas=1, available_replicas=0),
-    DeploymentReady(replicas=1, available_replicas=1),
-    DeploymentDegraded(state="pending", replicas=1, available_replicas=0),
-    DeploymentDeleted(dgd_name=DGD),
-    DeploymentFailed(reason="DeploymentConflict", message="x"),
-    Deleted(),
-]
-
-
-def test_every_event_type_and_trigger_is_sampled() -> None:
-    assert {e.type for e in SAMPLE_EVENTS} == set(EVENT_TYPES)
-    # ProfilingProgressed to Initializing names a trigger the machine does not have: never legal
-    assert {e.trigger for e in SAMPLE_EVENTS} == {*TRIGGERS, progress_trigger("Initializing")}
-
-
-@pytest.mark.parametrize("leaf", LEAF_STATES)
-@pytest.mark.parametrize("event", SAMPLE_EVENTS, ids=lambda e: f"{e.type}:{e.trigger}")
-def test_evolve_follows_exactly_the_machine(leaf: str, event: Event) -> None:
-    state = State(machine_state=leaf)
-    dest = EDGES.get((leaf, event.trigger))
-    if dest is None:
-        with pytest.raises(InvalidHistory, match=f"{event.type} is not allowed in state {leaf}"):
-            evolve(state, event)
-    else:
-        assert evolve(state, event).machine_state == dest
 
 
 def test_evolve_rejects_an_impossible_history() -> None:
