@@ -7,7 +7,8 @@ resumes the countdown). Tests and operators can degrade it or delete it (`dgdr c
 DGD is kept as a tombstone (deletionTimestamp set) so that an observer that was down still sees it go.
 
 Every change is reported to `observe(...)` (level-triggered: the current state of every DGD is reported
-again at start-up; the decider ignores observations that change nothing). `apply_dgd` is idempotent:
+again at start-up, before the rollouts that fell due while it was down resume; the decider ignores
+observations that change nothing). `apply_dgd` is idempotent:
 a DGD that already exists and carries the same owner uid is not touched; one owned by someone else is
 reported as a `conflict` and left alone. All writes are compare-and-swap on the KV revision.
 """
@@ -89,11 +90,20 @@ class SimulatedCluster:
 
     async def start(self, observe: Observer | None = None) -> None:
         kv = await self.open()
+        if observe is not None:
+            # The port's contract: the current state of every DGD is reported first; rollouts
+            # that fell due while the service was down resume only then, so a DGD created just
+            # before a crash is still observed pending before it is observed successful.
+            reported = asyncio.Event()
+            self._watch_task = asyncio.create_task(self._watch(kv, observe, reported))
+            try:
+                async with asyncio.timeout(10):
+                    await reported.wait()
+            except TimeoutError:
+                log.warning("simulated cluster: the current DGDs were not all reported in 10 s")
         for key, (dgd, _) in (await self._all()).items():
             if dgd.get("status", {}).get("state") == "pending" and not self._deleted(dgd):
                 self._spawn(self._rollout(key))
-        if observe is not None:
-            self._watch_task = asyncio.create_task(self._watch(kv, observe))
 
     async def stop(self) -> None:
         tasks = [*self._tasks, *([self._watch_task] if self._watch_task else [])]
@@ -223,14 +233,19 @@ class SimulatedCluster:
                 return True
         return False
 
-    async def _watch(self, kv: KeyValue, observe: Observer) -> None:
+    async def _watch(self, kv: KeyValue, observe: Observer, reported: asyncio.Event) -> None:
+        """Report every DGD, then each change; `reported` is set once the DGDs that existed when
+        the watch began have all been reported (nats-py marks that point with a None entry)."""
         while True:
             try:
                 watcher = await kv.watchall()
                 # `async for`, not `updates(timeout)`: that wraps wait_for, which can swallow a
                 # cancellation on Python 3.11 and leave stop() waiting forever.
                 async for entry in watcher:
-                    if entry is None or not entry.value:
+                    if entry is None:
+                        reported.set()
+                        continue
+                    if not entry.value:
                         continue
                     await self._report(json.loads(entry.value), observe)
                 await asyncio.sleep(0.5)  # the watcher was stopped under us: watch again

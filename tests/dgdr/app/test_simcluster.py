@@ -1,0 +1,53 @@
+"""The simulated cluster against a real nats-server: what it reports when it starts."""
+
+from __future__ import annotations
+
+import time
+
+import nats
+import pytest
+
+from dgdr.app.simcluster import SimulatedCluster
+from dgdr.domain.target import LABEL_NAME, LABEL_NAMESPACE, OWNER_UID
+from events import subjects
+from events.server import EmbeddedNatsServer
+from tests.support import until
+
+
+@pytest.mark.timeout(30)
+async def test_a_rollout_due_while_down_is_reported_pending_first(
+    nats_server: EmbeddedNatsServer,
+) -> None:
+    """A DGD created just before a crash, whose rollout fell due while the service was down, is
+    observed as it was (pending) before the resumed rollout makes it successful."""
+    nc = await nats.connect(nats_server.url)
+    cluster = SimulatedCluster(nc.jetstream(), rollout_delay=0.0)
+    await cluster.open()
+    due = {
+        "apiVersion": "nvidia.com/v1alpha1",
+        "kind": "DynamoGraphDeployment",
+        "metadata": {
+            "name": "late-dgd",
+            "namespace": "default",
+            "labels": {LABEL_NAME: "late", LABEL_NAMESPACE: "default"},
+            "annotations": {OWNER_UID: "uid-late"},
+            "readyAt": time.time() - 60,
+        },
+        "spec": {"services": {"Worker": {"replicas": 2}}},
+        "status": {"state": "pending", "conditions": []},
+    }
+    assert await cluster._cas(subjects.status_key("default", "late-dgd"), due, 0)
+    seen: list[tuple[str, str]] = []  # (reported, what the cluster holds as it is reported)
+
+    async def observe(ns: str, name: str, uid: str, dgd: str, state: str, n: int, a: int) -> None:
+        held = await cluster.get("default", dgd)
+        assert held is not None
+        seen.append((state, held["status"]["state"]))
+
+    await cluster.start(observe)
+    try:
+        await until(lambda: ("successful", "successful") in seen, 10, "the resumed rollout")
+        assert seen == [("pending", "pending"), ("successful", "successful")]
+    finally:
+        await cluster.stop()
+        await nc.close()
