@@ -116,12 +116,16 @@ def wrap(
     command_id: str,
     at: str,
     correlation_id: str | None,
+    decision_id: str | None = None,
 ) -> list[Envelope]:
-    """Envelopes for one decision. Event ids derive from the command id, so a retried decision
-    produces the same ids (and a replay after a crash the same history)."""
+    """Envelopes for one decision, caused by `command_id`. Event ids derive from `decision_id`
+    (the command id unless given), so a retried decision produces the same ids (and a replay after
+    a crash the same history); the command handler names a decision by its command and the
+    version it was decided on, because a command id may recur (an observation seen again)."""
+    seed = decision_id or command_id
     return [
         Envelope(
-            id=str(uuid.uuid5(_ID_NAMESPACE, f"{aggregate.uid}/{command_id}/{i}")),
+            id=str(uuid.uuid5(_ID_NAMESPACE, f"{aggregate.uid}/{seed}/{i}")),
             type=e.type,
             schema_version=SCHEMA_VERSIONS.get(e.type, 1),
             aggregate=aggregate,

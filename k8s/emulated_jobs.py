@@ -1,31 +1,32 @@
-"""The emulator's Job controller for profiling Jobs: it runs our own rapid profiler (`sim.profile`)
-where a cluster would run the profiler image, and speaks the image's output protocol.
+"""The emulator's Job controller for profiling Jobs: it runs our own rapid profiler
+(`sim.profile_async`) where a cluster would run the profiler image, and speaks the image's output
+protocol.
 
 For a Job labelled `app=dynamo-profiler` it reads the DGDR spec from the first container's
 `--config`, marks the Job active, writes ConfigMap `dgdr-output-<name>` (`phase`, `message`) at each
-sub-phase, then either `final_config.yaml` (the generated DGD), `pareto.json` and
-`profiler_status: success` with the Job `Complete`, or `profiler_status: failed` and
-`profiler_error` with the Job `Failed` (the sub-phase it failed in stays in `phase`). Other Jobs get
-the emulator's default runner. For development and tests only, like the emulator itself.
+sub-phase as the profile reaches it, then either `final_config.yaml` (the generated DGD),
+`pareto.json` and `profiler_status: success` with the Job `Complete`, or `profiler_status: failed`
+and `profiler_error` with the Job `Failed` (the sub-phase it failed in stays in `phase`). A
+`ProfilingError` is the user's failure; any other exception is a bug of the profiler: it is logged
+with its traceback and fails the Job the same way (a Job has no redelivery). Other Jobs get the
+emulator's default runner. For development and tests only, like the emulator itself.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
 import yaml
 
 from dgdr.domain.clock import now_rfc3339
-from dgdr.domain.spec import DGDRSpec
+from dgdr.domain.errors import ProfilingError
 from k8s.emulator.store import Store
 from k8s.profiling import output_configmap_name
 
 log = structlog.get_logger("k8s.emulated_jobs")
-
-STEP_DELAY = 0.05
 
 
 def _spec_of(job: dict[str, Any]) -> dict[str, Any]:
@@ -79,46 +80,26 @@ async def run_profiling_job(store: Store, job: dict[str, Any]) -> None:
 
     started = now_rfc3339("seconds")
     await job_status({"active": 1, "startTime": started})
-    steps: list[tuple[str, str]] = []
+    reached = "Initializing"
+
+    async def step(sub_phase: str, message: str) -> None:
+        nonlocal reached
+        reached = sub_phase
+        await output({"phase": sub_phase, "message": message})
+
     try:
         import sim
 
-        spec = _spec_of(job)
-        parsed = DGDRSpec.model_validate(spec)
-        result = await asyncio.to_thread(
-            sim.profile,
-            parsed,
-            None,  # the spec carries the resolved hardware
-            name=name,
-            namespace=namespace,
-            progress=lambda sub, text: steps.append((sub, text)),
-        )
-    except Exception as exc:  # sim.ProfilingError carries the sub-phase
-        sub = getattr(exc, "sub_phase", None) or (steps[-1][0] if steps else "Initializing")
-        text = getattr(exc, "message", None) or f"{exc.__class__.__name__}: {exc}"
-        await output(
-            {
-                "phase": sub,
-                "message": text,
-                "profiler_status": "failed",
-                "profiler_error": text,
-            }
-        )
-        conditions = [
-            {
-                "type": "Failed",
-                "status": "True",
-                "reason": "BackoffLimitExceeded",
-                "message": "Job has reached the specified backoff limit",
-                "lastTransitionTime": now_rfc3339("seconds"),
-            }
-        ]
-        await job_status({"failed": 1, "startTime": started, "conditions": conditions})
-        log.info("profiling job failed", namespace=namespace, job=job_name, error=text)
+        result = await sim.profile_async(_spec_of(job), None, report=step, name=name,
+                                         namespace=namespace)  # fmt: skip
+    except ProfilingError as exc:
+        await _fail(output, job_status, started, exc.sub_phase, exc.message)
+        log.info("profiling job failed", namespace=namespace, job=job_name, error=exc.message)
         return
-    for sub, text in steps:
-        await output({"phase": sub, "message": text})
-        await asyncio.sleep(STEP_DELAY)
+    except Exception as exc:
+        log.exception("profiling job hit a bug", namespace=namespace, job=job_name)
+        await _fail(output, job_status, started, reached, f"{exc.__class__.__name__}: {exc}")
+        return
     await output(
         {
             "phase": "Done",
@@ -142,3 +123,27 @@ async def run_profiling_job(store: Store, job: dict[str, Any]) -> None:
         }
     )
     log.info("profiling job complete", namespace=namespace, job=job_name)
+
+
+async def _fail(
+    output: Callable[[dict[str, str]], Awaitable[None]],
+    job_status: Callable[[dict[str, Any]], Awaitable[None]],
+    started: str,
+    sub_phase: str,
+    text: str,
+) -> None:
+    """The failed output ConfigMap (the sub-phase it failed in stays in `phase`), then the Job
+    `Failed`, as the profiler image and the Job controller write them."""
+    await output(
+        {"phase": sub_phase, "message": text, "profiler_status": "failed", "profiler_error": text}
+    )
+    conditions = [
+        {
+            "type": "Failed",
+            "status": "True",
+            "reason": "BackoffLimitExceeded",
+            "message": "Job has reached the specified backoff limit",
+            "lastTransitionTime": now_rfc3339("seconds"),
+        }
+    ]
+    await job_status({"failed": 1, "startTime": started, "conditions": conditions})

@@ -1,10 +1,11 @@
 """The command handler: load an aggregate, decide, append with optimistic concurrency, retry.
 
-Owns the decide/append loop around the pure decider, against any `EventStore`. It keeps a per-process
-cache of (state, version) per name; the cache is only a hint: a stale entry makes the append fail with
-`ConcurrencyConflict`, and the handler then reloads from the store and decides again (up to
-`max_attempts`). A name with no cached state is assumed new, so creating a DGDR costs one append;
-a refusal or a no-op decided on a cached or assumed state is confirmed on a fresh load first.
+Owns the decide/append loop around the pure decider, against any `EventStore`. It decides on the
+latest state it holds: the shared `StateCache` (dgdr.app.states) or one the caller passes (`known`, a
+reactor's). That state is only a hint: a stale one makes the append fail with `ConcurrencyConflict`,
+and the handler then brings it up to date from the store (only the commits it lacks) and decides
+again (up to `max_attempts`). A name with no state held is assumed new, so creating a DGDR costs one
+append; a refusal or a no-op decided on a held or assumed state is confirmed on a fresh one first.
 
 Outcomes: `accepted` (events recorded, or nothing to record), `invalid` (recorded, but the spec failed
 validation: the DGDR exists in phase Failed and the field errors are returned), `rejected` (nothing
@@ -14,15 +15,15 @@ recorded; reason and message say why).
 from __future__ import annotations
 
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import structlog
 
-from dgdr.domain.decider import decide, evolve, initial_state
+from dgdr.app.states import NOTHING, Loaded, StateCache, fold_commits
+from dgdr.domain.decider import decide, evolve
 from dgdr.domain.errors import ConcurrencyConflict
-from dgdr.domain.model import Command, Rejection, State, ValidationFailed
+from dgdr.domain.model import Command, Event, Rejection, ValidationFailed
 from events.envelope import AggregateId, Commit, wrap
 from events.store import EventStore
 
@@ -59,43 +60,43 @@ class Outcome:
         return out
 
 
-@dataclass
-class Loaded:
-    aggregate: AggregateId | None
-    state: State
-    version: int
-
-
 class CommandHandler:
     def __init__(
-        self, store: EventStore, *, max_attempts: int = 8, cache_size: int = 10_000
+        self,
+        store: EventStore,
+        *,
+        max_attempts: int = 8,
+        states: StateCache | None = None,
+        cache_size: int = 10_000,
     ) -> None:
         self.store = store
         self.max_attempts = max_attempts
-        self._cache: OrderedDict[tuple[str, str], Loaded] = OrderedDict()
-        self.cache_size = cache_size
+        self.states = states if states is not None else StateCache(cache_size)
 
     async def load(self, namespace: str, name: str) -> Loaded:
-        """The current incarnation of a name, folded from the store (and cached)."""
+        """The current incarnation of a name, folded from the whole of its history (and cached)."""
+        return await self.refresh(namespace, name, None)
+
+    async def refresh(self, namespace: str, name: str, known: Loaded | None) -> Loaded:
+        """The store's current state of a name, reading only what `known` lacks: one `latest`
+        when `known` is current, the commits after it when the incarnation is the same, the
+        whole history of the current incarnation otherwise. The result is cached."""
         last = await self.store.latest(namespace, name)
         if last is None:
-            loaded = Loaded(None, initial_state(), 0)
-        else:
-            state = initial_state()
-            for commit in await self.store.load(last.aggregate):
-                for env in commit.envelopes:
-                    state = evolve(state, env.event, env.causation_id)
-            loaded = Loaded(last.aggregate, state, last.seq)
-        self._remember(namespace, name, loaded)
-        return loaded
+            return NOTHING
+        if known is not None and known.aggregate == last.aggregate and known.version <= last.seq:
+            if known.version == last.seq:
+                return self.states.put(namespace, name, known)
+            commits = await self.store.load(last.aggregate, after=known.version)
+            return self.states.put(namespace, name, fold_commits(known, commits))
+        commits = await self.store.load(last.aggregate)
+        return self.states.put(namespace, name, fold_commits(NOTHING, commits))
 
-    def _remember(self, namespace: str, name: str, loaded: Loaded) -> None:
-        """Least-recently-used cache of states: a hint, bounded so memory does not grow with the
-        number of DGDRs ever seen."""
-        self._cache[(namespace, name)] = loaded
-        self._cache.move_to_end((namespace, name))
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+    def current(self, namespace: str, name: str, known: Loaded | None = None) -> Loaded | None:
+        """The latest state held for a name: the cache's or `known`, whichever is later."""
+        if known is not None:
+            return self.states.put(namespace, name, known)
+        return self.states.get(namespace, name)
 
     async def handle(
         self,
@@ -105,27 +106,28 @@ class CommandHandler:
         *,
         uid: str | None = None,
         expected_uid: str | None = None,
+        known: Loaded | None = None,
     ) -> Outcome:
         """Decide `command` against the current incarnation and record the result.
 
         `uid` is used when the command creates a new incarnation (a random one otherwise);
-        `expected_uid`, when given, pins the command to one incarnation (reactor commands)."""
+        `expected_uid`, when given, pins the command to one incarnation (reactor commands);
+        `known` is a state the caller holds (a reactor's), used like a cached one."""
 
         def other_incarnation(current: Loaded) -> bool:
             return expected_uid is not None and (
                 current.aggregate is None or current.aggregate.uid != expected_uid
             )
 
-        # An unverified state (cached, or assumed new) is only trusted when the store confirms it:
-        # a stale one fails the append (conflict), and a refusal or a no-op decided on it is
-        # re-decided on a fresh load before it is answered.
-        loaded = self._cache.get((namespace, name))
+        # An unverified state (cached, known, or assumed new) is only trusted when the store
+        # confirms it: a stale one fails the append (conflict), and a refusal or a no-op decided
+        # on it is re-decided on a fresh state before it is answered.
+        loaded = self.current(namespace, name, known)
         verified = False
         if loaded is None and expected_uid is None:
-            # Assume the name is new: creating costs one append, and a conflict corrects it.
-            loaded = Loaded(None, initial_state(), 0)
+            loaded = NOTHING  # assume the name is new: creating costs one append
         elif loaded is None or other_incarnation(loaded):
-            loaded, verified = await self.load(namespace, name), True
+            loaded, verified = await self.refresh(namespace, name, loaded), True
         for attempt in range(self.max_attempts):
             if other_incarnation(loaded):
                 return Outcome(
@@ -133,37 +135,20 @@ class CommandHandler:
                     reason="Stale",
                     message=f"incarnation {expected_uid} of {namespace}/{name} is gone",
                 )
-            state, aggregate = loaded.state, loaded.aggregate
+            aggregate, state = loaded.aggregate, loaded.state
             if aggregate is None or state.is_terminal:
-                aggregate = AggregateId(namespace, name, uid or str(uuid.uuid4()))
-                state = initial_state()
+                aggregate, state = (
+                    AggregateId(namespace, name, uid or str(uuid.uuid4())),
+                    NOTHING.state,
+                )
             decision = decide(state, command)
             if not verified and (isinstance(decision, Rejection) or not decision):
-                loaded, verified = await self.load(namespace, name), True
+                loaded, verified = await self.refresh(namespace, name, loaded), True
                 continue
-            if isinstance(decision, Rejection):
-                return Outcome(
-                    "rejected",
-                    loaded.version or None,
-                    aggregate.uid,
-                    reason=decision.reason,
-                    message=decision.message,
-                    errors=tuple(e.to_dict() for e in decision.errors),
-                )
-            if not decision:
-                return Outcome("accepted", loaded.version or None, aggregate.uid)
-            envelopes = wrap(
-                decision,
-                aggregate,
-                command_id=command.id,
-                at=command.at,
-                correlation_id=command.correlation_id,
-            )
-            commit_id = f"{aggregate.uid}:{command.id}"
+            if isinstance(decision, Rejection) or not decision:
+                return _refused_or_nothing(decision, loaded, aggregate)
             try:
-                seq = await self.store.append(
-                    aggregate, envelopes, expected=loaded.version, commit_id=commit_id
-                )
+                return await self._record(namespace, name, command, loaded, aggregate, decision)
             except ConcurrencyConflict:
                 log.debug(
                     "conflict, reloading",
@@ -172,31 +157,71 @@ class CommandHandler:
                     attempt=attempt,
                     command=command.id,
                 )
-                loaded, verified = await self.load(namespace, name), True
-                continue
-            for event in decision:
-                state = evolve(state, event, command.id)
-            self._remember(namespace, name, Loaded(aggregate, state, seq))
-            types = tuple(e.type for e in decision)
-            invalid = [e for e in decision if isinstance(e, ValidationFailed)]
-            commit = Commit(
-                aggregate, envelopes, seq=seq, expected=loaded.version, commit_id=commit_id
-            )
-            if invalid:
-                return Outcome(
-                    "invalid",
-                    seq,
-                    aggregate.uid,
-                    types,
-                    reason="ValidationFailed",
-                    message="the spec is invalid; the DGDR is Failed until a valid spec is applied",
-                    errors=tuple(invalid[0].errors),
-                    commit=commit,
-                )
-            return Outcome("accepted", seq, aggregate.uid, types, commit=commit)
+                loaded, verified = await self.refresh(namespace, name, loaded), True
         return Outcome(
             "rejected",
             reason="Conflict",
             message=f"{namespace}/{name} kept changing; gave up after "
             f"{self.max_attempts} attempts, retry the request",
         )
+
+    async def _record(
+        self,
+        namespace: str,
+        name: str,
+        command: Command,
+        loaded: Loaded,
+        aggregate: AggregateId,
+        decision: list[Event],
+    ) -> Outcome:
+        """Append `decision` expecting `loaded.version` (raises `ConcurrencyConflict`), cache the
+        state it leads to, and say what was recorded. The commit id (the store's deduplication
+        key) and the event ids name the command and the version it was decided on: a retry after
+        a lost acknowledgement is recognised, a command id that recurs later is a new decision."""
+        decision_id = f"{command.id}@{loaded.version}"
+        envelopes = wrap(
+            decision,
+            aggregate,
+            command_id=command.id,
+            at=command.at,
+            correlation_id=command.correlation_id,
+            decision_id=decision_id,
+        )
+        commit_id = f"{aggregate.uid}:{decision_id}"
+        seq = await self.store.append(
+            aggregate, envelopes, expected=loaded.version, commit_id=commit_id
+        )
+        state = loaded.state if loaded.aggregate == aggregate else NOTHING.state
+        for event in decision:
+            state = evolve(state, event, command.id)
+        self.states.put(namespace, name, Loaded(aggregate, state, seq))
+        types = tuple(e.type for e in decision)
+        commit = Commit(aggregate, envelopes, seq=seq, expected=loaded.version, commit_id=commit_id)
+        invalid = [e for e in decision if isinstance(e, ValidationFailed)]
+        if invalid:
+            return Outcome(
+                "invalid",
+                seq,
+                aggregate.uid,
+                types,
+                reason="ValidationFailed",
+                message="the spec is invalid; the DGDR is Failed until a valid spec is applied",
+                errors=tuple(invalid[0].errors),
+                commit=commit,
+            )
+        return Outcome("accepted", seq, aggregate.uid, types, commit=commit)
+
+
+def _refused_or_nothing(
+    decision: Rejection | list[Event], loaded: Loaded, aggregate: AggregateId
+) -> Outcome:
+    if isinstance(decision, Rejection):
+        return Outcome(
+            "rejected",
+            loaded.version or None,
+            aggregate.uid,
+            reason=decision.reason,
+            message=decision.message,
+            errors=tuple(e.to_dict() for e in decision.errors),
+        )
+    return Outcome("accepted", loaded.version or None, aggregate.uid)

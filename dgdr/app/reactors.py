@@ -6,46 +6,59 @@ The reactor reads `DGDR_EVENTS` through a durable consumer (at-least-once) and r
                          `searchStrategy: thorough` on a target that runs its own profiling Jobs
                          (a cluster), that Job instead, whose reports come back through
                          `profiling_progress/result/failure` as the same deterministic commands
-- `DeploymentStarted`  → the generated DGD applied to the deployment target (idempotent: the target
-                         keeps a DGD it already has for this uid and reports a foreign one as conflict)
-Every reaction is keyed by (uid, event sequence) or made idempotent by the decider (command ids are
-deterministic), and each first checks that the DGDR is still where the event left it, so a redelivery
-or a restart never runs an effect twice.
+- `DeploymentStarted`  → the generated DGD (held in the state) applied to the deployment target
+                         (idempotent: the target keeps a DGD it already has for this uid and reports
+                         a foreign one as conflict)
+It acts on the state the consumed events leave, held in the `StateCache` it shares with the command
+handler: each consumed commit advances the held state (no store read); a gap (commits of the name
+it has not seen) or nothing held makes it bring the state up to date from the store first, and the
+commands it issues carry that state to the handler, whose append verifies it (a `ConcurrencyConflict`
+reloads and decides again). Every reaction is keyed by (uid, event sequence) or made idempotent by
+the decider (deterministic command ids), and each first checks that the DGDR is still where the
+event left it, so a redelivery or a restart never runs an effect twice.
 
-The profiling worker pulls jobs, runs the rapid profiler (`sim.profile`), and reports each sub-phase
-and then the result or the failure as commands with deterministic ids (`profiling:<uid>:<gen>:<step>`).
-A worker killed half-way leaves the job unacknowledged; it is redelivered, the steps already recorded
-decide nothing, and the history ends the same as if nothing had happened.
+Observations of the deployment become commands whose id is what was observed (uid, DGD, state,
+replica counts), so a repeated observation is recognised as the last one.
+
+The profiling worker pulls jobs and runs the rapid profiler on the DGDR's typed spec and hardware
+(`sim.profile_async`): each sub-phase is reported as it happens, then the result or the failure, as
+commands with deterministic ids (`profiling:<uid>:<gen>:<step>`). Only a `ProfilingError` (the user's
+case) is recorded as `ProfilingFailed`; any other exception is a bug (or an outage): it is logged
+with its traceback and raised, so the consumer redelivers the job with backoff. A worker killed
+half-way leaves the job unacknowledged; it is redelivered, the steps already recorded decide nothing,
+and the history ends the same as if nothing had happened.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from nats.js import JetStreamContext
 
 from dgdr.app.handler import CommandHandler
+from dgdr.app.states import Loaded
 from dgdr.domain.clock import now_rfc3339
-from dgdr.domain.hardware import ResolvedHardware
+from dgdr.domain.errors import ProfilingError
 from dgdr.domain.model import (
+    Command,
     ObserveDeployment,
     ReportProfilingFailure,
     ReportProfilingProgress,
     ReportProfilingResult,
     StartProfiling,
 )
-from dgdr.domain.spec import DGDRSpec
+from dgdr.domain.spec import SearchStrategy
 from dgdr.domain.target import DeploymentTarget, ProfilingJobs
 from events import subjects as s
-from events.envelope import AggregateId, Commit
+from events.envelope import AggregateId, Commit, Envelope
 from events.jetstream import decode_message
 
 log = structlog.get_logger("dgdr.app.reactors")
+
+REACTS_TO = frozenset({"Validated", "ProfilingStarted", "DeploymentStarted"})
 
 
 def decode_commit(msg: Any) -> Commit:
@@ -57,54 +70,76 @@ def job_subject(agg: AggregateId) -> str:
     return f"{s.JOBS_PREFIX}.{s.escape(agg.namespace)}.{s.escape(agg.name)}"
 
 
+def observation_id(uid: str, dgd_name: str, observed: str, replicas: int, available: int) -> str:
+    """What was observed, as a command id: the same observation always gets the same id."""
+    return f"observe:{uid}:{dgd_name}:{observed}:{replicas}:{available}"
+
+
 class Reactor:
     def __init__(
         self, handler: CommandHandler, js: JetStreamContext, cluster: DeploymentTarget
     ) -> None:
         self.handler, self.js, self.cluster = handler, js, cluster
+        self.states = handler.states
 
     async def on_message(self, msg: Any) -> None:
-        commit = decode_commit(msg)
-        for env in commit.envelopes:
-            agg = env.aggregate
-            bound = log.bind(namespace=agg.namespace, name=agg.name, uid=agg.uid, seq=commit.seq)
-            if env.type == "Validated":
-                gen = int(env.payload["generation"])
-                out = await self.handler.handle(
-                    agg.namespace,
-                    agg.name,
-                    StartProfiling(
-                        id=f"start-profiling:{agg.uid}:{gen}",
-                        at=now_rfc3339(),
-                        correlation_id=env.correlation_id,
-                        generation=gen,
-                        job_name=f"profile-{agg.name}",
-                    ),
-                    expected_uid=agg.uid,
-                )
-                bound.debug("start profiling", outcome=out.status, reason=out.reason)
-            elif env.type == "ProfilingStarted":
-                await self._enqueue_job(commit, env.payload, env.correlation_id)
-                bound.info("profiling job queued", job=env.payload["jobName"])
-            elif env.type == "DeploymentStarted":
-                await self._deploy(commit, env.payload["dgdName"], env.correlation_id)
+        await self.react(decode_commit(msg))
 
-    async def _enqueue_job(
-        self, commit: Commit, payload: dict[str, Any], correlation_id: str | None
-    ) -> None:
-        agg = commit.aggregate
-        loaded = await self.handler.load(agg.namespace, agg.name)
-        gen = int(payload["generation"])
-        if (
-            loaded.aggregate != agg
-            or loaded.state.phase != "Profiling"
-            or loaded.state.generation != gen
-        ):
+    async def react(self, commit: Commit) -> None:
+        """Advance the held state by `commit` and react to its events."""
+        held = self.states.advance(commit)
+        if not REACTS_TO.intersection(env.type for env in commit.envelopes):
             return
-        if loaded.state.spec.get("searchStrategy") == "thorough" and isinstance(
-            self.cluster, ProfilingJobs
-        ):
-            spec = {**loaded.state.spec, "hardware": loaded.state.hardware}
+        agg = commit.aggregate
+        if held is None:  # nothing held, or a gap: bring it up to date from the store
+            held = await self.handler.refresh(
+                agg.namespace, agg.name, self.states.get(agg.namespace, agg.name)
+            )
+        for env in commit.envelopes:
+            if env.type == "Validated":
+                await self._start_profiling(commit, env, held)
+            elif env.type == "ProfilingStarted":
+                await self._enqueue_job(commit, env, held)
+            elif env.type == "DeploymentStarted":
+                await self._deploy(commit, env, held)
+
+    async def _start_profiling(self, commit: Commit, env: Envelope, held: Loaded) -> None:
+        agg = commit.aggregate
+        gen = int(env.payload["generation"])
+        out = await self.handler.handle(
+            agg.namespace,
+            agg.name,
+            StartProfiling(
+                id=f"start-profiling:{agg.uid}:{gen}",
+                at=now_rfc3339(),
+                correlation_id=env.correlation_id,
+                generation=gen,
+                job_name=f"profile-{agg.name}",
+            ),
+            expected_uid=agg.uid,
+            known=held,
+        )
+        log.debug(
+            "start profiling",
+            namespace=agg.namespace,
+            name=agg.name,
+            uid=agg.uid,
+            seq=commit.seq,
+            outcome=out.status,
+            reason=out.reason,
+        )
+
+    async def _enqueue_job(self, commit: Commit, env: Envelope, held: Loaded) -> None:
+        agg, state = commit.aggregate, held.state
+        gen = int(env.payload["generation"])
+        if held.aggregate != agg or state.phase != "Profiling" or state.generation != gen:
+            return
+        thorough = (
+            state.parsed_spec is not None
+            and state.parsed_spec.search_strategy is SearchStrategy.THOROUGH
+        )
+        if thorough and isinstance(self.cluster, ProfilingJobs):
+            spec = {**state.spec, "hardware": state.hardware}
             await self.cluster.start_profiling_job(agg.namespace, agg.name, agg.uid, gen, spec)
             return
         job = {
@@ -112,9 +147,9 @@ class Reactor:
             "name": agg.name,
             "uid": agg.uid,
             "generation": gen,
-            "spec": loaded.state.spec,
-            "hardware": loaded.state.hardware,
-            "correlationId": correlation_id,
+            "spec": state.spec,
+            "hardware": state.hardware,
+            "correlationId": env.correlation_id,
         }
         await self.js.publish(
             job_subject(agg),
@@ -122,27 +157,26 @@ class Reactor:
             stream=s.JOBS_STREAM,
             headers={"Nats-Msg-Id": f"job:{agg.uid}:{commit.seq}"},
         )
+        log.info(
+            "profiling job queued",
+            namespace=agg.namespace,
+            name=agg.name,
+            uid=agg.uid,
+            seq=commit.seq,
+            job=env.payload["jobName"],
+        )
 
-    async def _deploy(self, commit: Commit, dgd_name: str, correlation_id: str | None) -> None:
-        agg = commit.aggregate
-        loaded = await self.handler.load(agg.namespace, agg.name)
-        state = loaded.state
-        if loaded.aggregate != agg or state.phase != "Deploying" or state.dgd_name != dgd_name:
+    async def _deploy(self, commit: Commit, env: Envelope, held: Loaded) -> None:
+        agg, state = commit.aggregate, held.state
+        dgd_name = env.payload["dgdName"]
+        if held.aggregate != agg or state.phase != "Deploying" or state.dgd_name != dgd_name:
             return
         if state.deployment_created:
             return  # created before; the cluster's own watch reports what happens to it
-        completed = None
-        for c in reversed(await self.handler.store.load(agg)):
-            for env in c.envelopes:
-                if env.type == "ProfilingCompleted":
-                    completed = env.payload
-                    break
-            if completed is not None:
-                break
-        if completed is None:
-            raise RuntimeError(f"{agg}: Deploying without a generated DGD in the history")
+        if state.selected_config is None:
+            raise RuntimeError(f"{agg}: Deploying without a generated DGD in the state")
         result = await self.cluster.apply_dgd(
-            completed["selectedConfig"], agg.uid, completed.get("additionalResources") or []
+            state.selected_config, agg.uid, list(state.additional_resources)
         )
         log.info(
             "dgd applied",
@@ -160,11 +194,12 @@ class Reactor:
                 ObserveDeployment(
                     id=f"deploy-conflict:{agg.uid}:{commit.seq}",
                     at=now_rfc3339(),
-                    correlation_id=correlation_id,
+                    correlation_id=env.correlation_id,
                     dgd_name=dgd_name,
                     observed="conflict",
                 ),
                 expected_uid=agg.uid,
+                known=held,
             )
 
     async def _report_profiling(
@@ -174,13 +209,23 @@ class Reactor:
         uid: str,
         command: Callable[[int], ProfilingReport],
     ) -> None:
-        """`command(generation)` for the incarnation `uid`, if it is still profiling."""
-        loaded = await self.handler.load(namespace, name)
-        if loaded.aggregate is None or loaded.aggregate.uid != uid:
-            return
-        if loaded.state.phase == "Profiling":
-            gen = loaded.state.generation
-            await self.handler.handle(namespace, name, command(gen), expected_uid=uid)
+        """`command(generation)` for the incarnation `uid`, if it is still profiling (the held
+        state is trusted when it says so; otherwise the store is asked)."""
+
+        def profiling(loaded: Loaded | None) -> bool:
+            return (
+                loaded is not None
+                and loaded.aggregate is not None
+                and loaded.aggregate.uid == uid
+                and loaded.state.phase == "Profiling"
+            )
+
+        held = self.handler.current(namespace, name)
+        if not profiling(held):
+            held = await self.handler.refresh(namespace, name, held)
+        if held is not None and profiling(held):
+            gen = held.state.generation
+            await self.handler.handle(namespace, name, command(gen), expected_uid=uid, known=held)
 
     async def profiling_progress(
         self, namespace: str, name: str, uid: str, sub_phase: str, message: str
@@ -228,8 +273,7 @@ class Reactor:
             namespace,
             name,
             ObserveDeployment(
-                id=f"observe:{uid}:{dgd_name}:{observed}:{replicas}:{available}:"
-                f"{datetime.now(UTC).timestamp()}",
+                id=observation_id(uid, dgd_name, observed, replicas, available),
                 at=now_rfc3339(),
                 dgd_name=dgd_name,
                 observed=observed,
@@ -251,55 +295,49 @@ class Reactor:
 
 
 class ProfilingWorker:
-    def __init__(self, handler: CommandHandler, *, step_delay: float = 0.3) -> None:
+    def __init__(self, handler: CommandHandler) -> None:
         self.handler = handler
-        self.step_delay = step_delay
 
     async def on_message(self, msg: Any) -> None:
+        import sim
+
         job = json.loads(msg.data)
         ns, name, uid, gen = job["namespace"], job["name"], job["uid"], int(job["generation"])
         corr = job.get("correlationId")
         bound = log.bind(namespace=ns, name=name, uid=uid, generation=gen)
-        loaded = await self.handler.load(ns, name)
+        loaded = await self.handler.refresh(ns, name, self.handler.current(ns, name))
+        state = loaded.state
         if (
             loaded.aggregate is None
             or loaded.aggregate.uid != uid
-            or loaded.state.phase != "Profiling"
-            or loaded.state.generation != gen
+            or state.phase != "Profiling"
+            or state.generation != gen
         ):
-            bound.info("profiling job is stale; dropped", phase=loaded.state.phase)
+            bound.info("profiling job is stale; dropped", phase=state.phase)
             return
+        if state.parsed_spec is None or state.resolved_hardware is None:
+            raise RuntimeError(f"{loaded.aggregate}: profiling without a validated spec")
 
-        async def report(command: Any) -> None:
+        async def report(command: Command) -> None:
             out = await self.handler.handle(ns, name, command, expected_uid=uid)
             if out.status == "rejected" and out.reason != "Stale":
                 bound.warning("profiling report rejected", reason=out.reason, msg=out.message)
             await msg.in_progress()
 
-        steps: list[tuple[str, str]] = [("Initializing", f"profiling job {msg.subject} started")]
-        try:
-            import sim
+        async def step(sub_phase: str, message: str) -> None:
+            await report(progress_command(uid, gen, corr, sub_phase, message))
 
-            spec = DGDRSpec.model_validate(job["spec"])
-            result = await asyncio.to_thread(
-                sim.profile,
-                spec,
-                ResolvedHardware.from_dict(job["hardware"]),
-                name=name,
-                namespace=ns,
-                progress=lambda sub, text: steps.append((sub, text)),
+        try:
+            result = await sim.profile_async(
+                state.parsed_spec, state.resolved_hardware, report=step, name=name, namespace=ns
             )
-        except Exception as exc:  # sim.ProfilingError carries the sub-phase; anything else is a bug
-            sub = getattr(exc, "sub_phase", None) or (steps[-1][0] if steps else None)
-            text = getattr(exc, "message", None) or f"{exc.__class__.__name__}: {exc}"
-            for step_sub, step_text in steps:
-                await report(progress_command(uid, gen, corr, step_sub, step_text))
-            await report(failure_command(uid, gen, corr, sub, text))
-            bound.warning("profiling failed", sub_phase=sub, error=text)
+        except ProfilingError as exc:
+            await report(failure_command(uid, gen, corr, exc.sub_phase, exc.message))
+            bound.warning("profiling failed", sub_phase=exc.sub_phase, error=exc.message)
             return
-        for step_sub, step_text in steps:
-            await report(progress_command(uid, gen, corr, step_sub, step_text))
-            await asyncio.sleep(self.step_delay)
+        except Exception:
+            bound.exception("profiling job failed unexpectedly; it will be redelivered")
+            raise
         await report(
             result_command(
                 uid,

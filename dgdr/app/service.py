@@ -55,7 +55,6 @@ DEAD_LETTER_REASON = "Dgdr-Dead-Letter-Reason"
 class ServiceConfig:
     connect: ConnectOptions = field(default_factory=ConnectOptions)
     rollout_delay: float = 1.0
-    step_delay: float = 0.3
     ack_wait: float = 5.0
     cluster_nodes: int = 4
     cluster_gpus_per_node: int = 8
@@ -107,7 +106,7 @@ class Service:
         reactor = Reactor(self.handler, js, self.cluster)
         if isinstance(self.cluster, ProfilingJobs) and "reactor" in self.config.roles:
             self.cluster.attach_profiling(reactor)
-        worker = ProfilingWorker(self.handler, step_delay=self.config.step_delay)
+        worker = ProfilingWorker(self.handler)
         projector = self.projector
 
         async def project(msg: Any) -> None:

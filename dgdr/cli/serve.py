@@ -26,9 +26,7 @@ from dgdr.client import DgdrClient, load_documents
 from events.connection import redact_url
 
 
-def _up_config(
-    settings: Settings, rollout_delay: float, step_delay: float, roles: str | None = None
-) -> Any:
+def _up_config(settings: Settings, rollout_delay: float, roles: str | None = None) -> Any:
     from dgdr.app.service import ROLES, ServiceConfig
 
     chosen = ROLES if roles is None else frozenset(r.strip() for r in roles.split(",") if r)
@@ -41,7 +39,6 @@ def _up_config(
     return ServiceConfig(
         connect=settings.options,
         rollout_delay=rollout_delay,
-        step_delay=step_delay,
         roles=chosen,
     )
 
@@ -57,7 +54,6 @@ def up(
         bool, typer.Option(help="run an embedded NATS server; --no-embedded uses --server instead")
     ] = True,
     rollout_delay: Annotated[float, typer.Option(help="simulated DGD rollout, seconds")] = 1.0,
-    step_delay: Annotated[float, typer.Option(help="pause between profiling steps")] = 0.3,
     roles: Annotated[
         str | None,
         typer.Option(help="comma-separated parts to run: requests,projector,reactor,profiler"),
@@ -97,7 +93,7 @@ def up(
     from dgdr.app.logs import configure
 
     configure(log_level)
-    config = _up_config(settings_of(ctx), rollout_delay, step_delay, roles)
+    config = _up_config(settings_of(ctx), rollout_delay, roles)
     side = _cluster_side(
         cluster,
         kubeconfig,
@@ -238,7 +234,7 @@ def demo(
             result["history"] = await client.history(docs[0]["metadata"]["name"])
 
     with tempfile.TemporaryDirectory(prefix="dgdr-demo-") as tmp:
-        config = _up_config(settings, rollout_delay=1.0, step_delay=0.3)
+        config = _up_config(settings, rollout_delay=1.0)
         run(_serve(config, Path(tmp), free_port(), ready=run_demo))
     obj = result.get("obj")
     if not obj or obj.get("status", {}).get("phase") != "Deployed":

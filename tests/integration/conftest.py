@@ -27,9 +27,7 @@ def manifest(name: str, **spec: Any) -> dict[str, Any]:
 
 
 def fast_config(url: str) -> ServiceConfig:
-    return ServiceConfig(
-        connect=ConnectOptions(url=url), rollout_delay=0.2, step_delay=0.01, ack_wait=2.0
-    )
+    return ServiceConfig(connect=ConnectOptions(url=url), rollout_delay=0.2, ack_wait=2.0)
 
 
 @pytest.fixture

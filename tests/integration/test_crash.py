@@ -1,5 +1,9 @@
 """kill -9 of the whole service (and its embedded nats-server) at a bad moment, then a restart on the
-same data: the DGDR ends where an undisturbed one ends, with the same events and no effect twice."""
+same data: the DGDR ends where an undisturbed one ends, with the same events and no effect twice.
+
+The DGDRs use `searchStrategy: thorough` (a discrete-event simulation of every candidate, about 2 s
+between SweepingDecode and SelectingConfig), so a kill at SweepingDecode lands while the profile
+runs; the simulated rollout (0.5 s) does the same for the deploying moment."""
 
 from __future__ import annotations
 
@@ -18,6 +22,9 @@ from dgdr.domain.errors import DgdrError
 from events.connection import ConnectOptions
 from events.server import free_port
 from tests.integration.conftest import manifest
+from tests.support import until
+
+THOROUGH = {"searchStrategy": "thorough"}
 
 
 class UpProcess:
@@ -37,8 +44,6 @@ class UpProcess:
             str(self.data_dir),
             "--port",
             str(self.port),
-            "--step-delay",
-            "0.4",
             "--rollout-delay",
             "0.5",
             stdout=log,
@@ -46,14 +51,16 @@ class UpProcess:
             start_new_session=True,
         )
         log.close()
-        for _ in range(200):
+
+        async def answers() -> bool:
             try:
                 async with DgdrClient(ConnectOptions(url=self.url)) as c:
                     await c.list()
-                    return
+                    return True
             except DgdrError:
-                await asyncio.sleep(0.1)
-        raise AssertionError("dgdr up did not come up: " + (self.data_dir / "up.log").read_text())
+                return False
+
+        await until(answers, 30, "dgdr up to answer: " + str(self.data_dir / "up.log"), 0.1)
 
     async def kill(self) -> None:
         assert self.proc is not None
@@ -91,13 +98,13 @@ async def test_sigkill_and_restart_gives_the_undisturbed_history(
 ) -> None:
     opts = ConnectOptions(url=up.url)
     async with DgdrClient(opts) as c:
-        await c.apply(manifest("reference"))
+        await c.apply(manifest("reference", **THOROUGH))
         await c.wait("reference", phase="Deployed", timeout=60)
         reference = [e["type"] for e in await c.history("reference")]
 
-        await c.apply(manifest("victim"))
+        await c.apply(manifest("victim", **THOROUGH))
         if moment == "profiling":
-            condition = lambda st: st.get("profilingPhase") == "SweepingPrefill"  # noqa: E731
+            condition = lambda st: st.get("profilingPhase") == "SweepingDecode"  # noqa: E731
         else:
             condition = lambda st: st.get("phase") == "Deploying"  # noqa: E731
         await asyncio.wait_for(_until(c, "victim", condition), 30)

@@ -73,7 +73,6 @@ class Kube:
         api = self.api
         config = ServiceConfig(
             connect=ConnectOptions(url=self.nats.url),
-            step_delay=0.01,
             ack_wait=2.0,
             target=lambda js: KubernetesTarget(api, namespaces=self.namespaces),
         )

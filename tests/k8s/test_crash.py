@@ -97,8 +97,6 @@ async def test_kill_9_mid_deploy_then_restart_creates_nothing_twice(
             str(emulator),
             "--lease-duration",
             "2",
-            "--step-delay",
-            "0.05",
             log=tmp_path / "up.log",
         )
 

@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from dgdr.app.handler import CommandHandler
-from dgdr.domain.model import Apply, Delete, StartProfiling
+from dgdr.app.states import Loaded
+from dgdr.domain.errors import ConcurrencyConflict
+from dgdr.domain.model import (
+    Apply,
+    Delete,
+    ObserveDeployment,
+    ReportProfilingResult,
+    StartProfiling,
+)
+from events.envelope import AggregateId, Commit
 from events.store import InMemoryEventStore
 
 AT = "2026-01-01T00:00:00.000Z"
@@ -81,3 +92,73 @@ async def test_the_edge_can_name_the_models_it_serves() -> None:
         "SpecUpdated",
         "Validated",
     )
+
+
+class ConflictCountingStore(InMemoryEventStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conflicts = 0
+        self.loaded_after: list[int] = []
+
+    async def append(self, *args: Any, **kwargs: Any) -> int:
+        try:
+            return await super().append(*args, **kwargs)
+        except ConcurrencyConflict:
+            self.conflicts += 1
+            raise
+
+    async def load(self, aggregate: AggregateId, after: int = 0) -> list[Commit]:
+        self.loaded_after.append(after)
+        return await super().load(aggregate, after)
+
+
+def observe(cid: str, seen: str) -> ObserveDeployment:
+    return ObserveDeployment(id=cid, at=AT, dgd_name="w-dgd", observed=seen, replicas=1,  # type: ignore[arg-type]
+                             available_replicas=1 if seen == "successful" else 0)  # fmt: skip
+
+
+async def deploying(store: InMemoryEventStore, handler: CommandHandler) -> tuple[str, Loaded]:
+    out = await handler.handle("ns", "w", apply("r1"))
+    assert out.uid is not None
+    uid = out.uid
+    await handler.handle("ns", "w", StartProfiling(id="s", at=AT, generation=1, job_name="j"))
+    dgd = {"kind": "DynamoGraphDeployment", "metadata": {"name": "w-dgd"}}
+    result = ReportProfilingResult(id="res", at=AT, generation=1, dgd_name="w-dgd",
+                                   selected_config=dgd, message="ok")  # fmt: skip
+    assert (await handler.handle("ns", "w", result)).events[-1] == "DeploymentStarted"
+    held = handler.states.get("ns", "w")
+    assert held is not None and held.state.phase == "Deploying"
+    return uid, held
+
+
+async def test_a_stale_known_state_conflicts_is_brought_up_to_date_and_decided_again() -> None:
+    store = ConflictCountingStore()
+    uid, held = await deploying(store, CommandHandler(store))
+    # another replica records that the DGD was created while the reactor still holds `held`
+    assert (await CommandHandler(store).handle("ns", "w", observe("o1", "pending"))).events == (
+        "DeploymentCreated",
+        "DeploymentObserved",
+    )
+    reactor_side = CommandHandler(store)
+    out = await reactor_side.handle(
+        "ns", "w", observe("o2", "successful"), expected_uid=uid, known=held
+    )
+    assert out.status == "accepted" and out.events == ("DeploymentReady",)  # not Created twice
+    assert store.conflicts == 1
+    assert store.loaded_after[-1] == held.version  # only the commits it lacked were read
+    types = [e.type for c in await store.history("ns", "w") for e in c.envelopes]
+    assert types.count("DeploymentCreated") == 1
+
+
+async def test_a_decision_retried_on_the_version_it_was_made_on_is_stored_once() -> None:
+    store = ConflictCountingStore()
+    uid, held = await deploying(store, CommandHandler(store))
+    first = await CommandHandler(store).handle("ns", "w", observe("o1", "successful"))
+    assert first.events == ("DeploymentCreated", "DeploymentReady")
+    # a replica that holds the state `first` was decided on decides it again (a lost ack)
+    again = await CommandHandler(store).handle(
+        "ns", "w", observe("o1", "successful"), expected_uid=uid, known=held
+    )
+    assert again.resource_version == first.resource_version
+    types = [e.type for c in await store.history("ns", "w") for e in c.envelopes]
+    assert types.count("DeploymentReady") == 1
