@@ -4,11 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 
 import pytest
 
+from dgdr.client import DgdrClient
 from events import subjects
 from tests.integration.conftest import Running, manifest
+from tests.support import until
+
+
+def reactor_has_handled(client: DgdrClient, seq: int) -> Callable[[], Awaitable[bool]]:
+    """The reactor's durable consumer has acknowledged every event up to `seq`."""
+
+    async def check() -> bool:
+        info = await client.nc.jetstream().consumer_info(subjects.EVENTS_STREAM, "dgdr-reactor")
+        return int(info.ack_floor.stream_seq or 0) >= seq
+
+    return check
+
+
+async def kv_consumers(client: DgdrClient) -> int:
+    info = await client.nc.jetstream().stream_info(f"KV_{subjects.STATUS_BUCKET}")
+    return int(info.state.consumer_count or 0)
 
 
 async def test_apply_reaches_deployed_and_kv_is_the_projection_of_the_history(
@@ -65,7 +83,8 @@ async def test_auto_apply_false_stops_at_ready_then_deploys_when_turned_on(
     obj = await c.wait("review", phase="Ready", timeout=30)
     assert obj["status"]["dgdName"] == "review-dgd"
     assert [x["type"] for x in obj["status"]["conditions"]][:1] == ["Succeeded"]
-    await asyncio.sleep(0.4)  # longer than a rollout: nothing may be deployed meanwhile
+    # once the reactor has handled the events that led to Ready, no DGD may have been applied
+    await until(reactor_has_handled(c, int(obj["metadata"]["resourceVersion"])), 10, "the reactor")
     assert await running.service.cluster.get("default", "review-dgd") is None  # type: ignore[union-attr]
 
     m["spec"]["autoApply"] = True
@@ -151,11 +170,11 @@ async def test_delete_keeps_the_dgd_and_a_reapply_is_a_new_incarnation(running: 
     obj = await c.wait("gone", phase="Deployed", timeout=30)
     outcome = await c.delete("gone")
     assert outcome["status"] == "accepted" and outcome["events"] == ["Deleted"]
-    for _ in range(100):
-        if await c.get("gone") is None:
-            break
-        await asyncio.sleep(0.05)
-    assert await c.get("gone") is None
+
+    async def gone() -> bool:
+        return await c.get("gone") is None
+
+    await until(gone, 10, "the deleted DGDR to leave the status bucket")
     assert await cluster.get("default", "gone-dgd") is not None, "deleting a DGDR deleted its DGD"
     assert (await c.delete("gone"))["reason"] == "NotFound"
 
@@ -272,8 +291,13 @@ async def test_watch_streams_every_change_of_one_dgdr(running: Running) -> None:
                 if phase == "Deployed":
                     return
 
+    watchers = await kv_consumers(c)
     task = asyncio.create_task(follow())
-    await asyncio.sleep(0.1)
+
+    async def watching() -> bool:
+        return await kv_consumers(c) > watchers
+
+    await until(watching, 10, "the watch to start")
     await c.apply(manifest("watched-live"))
     await asyncio.wait_for(task, 30)
     assert phases[0] in ("Pending", "Profiling") and phases[-1] == "Deployed"
