@@ -3,8 +3,11 @@ projections.
 
 - `service`     `Service`: connects, checks the JetStream layout, runs the roles it is given
                 (requests, projector, reactor, profiler) as durable consumers
-- `handler`     `CommandHandler`: load an aggregate, decide, append with optimistic concurrency
-- `reactors`    events in, commands out: start profiling, deploy the generated DGD, report progress
+- `handler`     `CommandHandler`: decide on the latest state held, append with optimistic
+                concurrency, bring the state up to date from the store on a conflict
+- `states`      `StateCache`: the (state, stream sequence) per DGDR the handler and the reactor hold
+- `reactors`    events in, commands out: start profiling, deploy the generated DGD, report progress;
+                the profiling worker (`sim.profile_async`, each step reported as it happens)
 - `simcluster`  the simulated deployment target (DGDs kept in NATS KV) for laptops and tests
 - `logs`        structlog configuration (JSON when not a TTY)
 
@@ -14,4 +17,4 @@ part cannot handle because of a bug is logged and redelivered with backoff; only
 becomes a stored failure.
 """
 
-__all__ = ["handler", "logs", "reactors", "service", "simcluster"]
+__all__ = ["handler", "logs", "reactors", "service", "simcluster", "states"]

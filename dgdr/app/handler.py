@@ -73,10 +73,6 @@ class CommandHandler:
         self.max_attempts = max_attempts
         self.states = states if states is not None else StateCache(cache_size)
 
-    async def load(self, namespace: str, name: str) -> Loaded:
-        """The current incarnation of a name, folded from the whole of its history (and cached)."""
-        return await self.refresh(namespace, name, None)
-
     async def refresh(self, namespace: str, name: str, known: Loaded | None) -> Loaded:
         """The store's current state of a name, reading only what `known` lacks: one `latest`
         when `known` is current, the commits after it when the incarnation is the same, the
