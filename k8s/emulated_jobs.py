@@ -23,6 +23,13 @@ import yaml
 
 from dgdr.domain.clock import now_rfc3339
 from dgdr.domain.errors import ProfilingError
+from dgdr.domain.target import (
+    LABEL_MANAGED_BY,
+    LABEL_NAME,
+    LABEL_NAMESPACE,
+    MANAGED_BY,
+    OWNER_UID,
+)
 from k8s.emulator.store import Store
 from k8s.profiling import output_configmap_name
 
@@ -45,8 +52,8 @@ async def run_profiling_job(store: Store, job: dict[str, Any]) -> None:
         await default_job_runner(store, job)
         return
     namespace, job_name = meta["namespace"], meta["name"]
-    name = labels["dgdr.nvidia.com/name"]
-    uid = (meta.get("annotations") or {}).get("dgdr.nvidia.com/uid", "")
+    name = labels[LABEL_NAME]
+    uid = (meta.get("annotations") or {}).get(OWNER_UID, "")
 
     async def output(data: dict[str, str]) -> None:
         body = {
@@ -56,9 +63,9 @@ async def run_profiling_job(store: Store, job: dict[str, Any]) -> None:
                 "name": output_configmap_name(name),
                 "namespace": namespace,
                 "labels": {
-                    "dgdr.nvidia.com/name": name,
-                    "dgdr.nvidia.com/namespace": namespace,
-                    "nvidia.com/managed-by": "dgdr",
+                    LABEL_NAME: name,
+                    LABEL_NAMESPACE: namespace,
+                    LABEL_MANAGED_BY: MANAGED_BY,
                 },
                 "ownerReferences": [
                     {

@@ -14,13 +14,13 @@ Other API errors raise, and the consumer redelivers.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from dgdr.domain.clock import now_rfc3339
 from dgdr.domain.describe import describe as describe_event
 from dgdr.domain.model import event_from_payload
 from k8s.kube import DGDR_KIND, DGDR_VERSION, GROUP
@@ -42,10 +42,6 @@ def event_name(dgdr_name: str, uid: str, seq: int, index: int) -> str:
     return f"{dgdr_name}.{uid[:8]}.{seq:x}.{index}"
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 class EventRecorder:
     def __init__(self, api: client.ApiClient, *, instance: str) -> None:
         self.core = client.CoreV1Api(api)
@@ -64,7 +60,7 @@ class EventRecorder:
         """Create the Event unless one of that name exists; False when it did (or the namespace
         is gone)."""
         meta = involved["metadata"]
-        when = at or _now()
+        when = at or now_rfc3339("seconds")
         body = {
             "apiVersion": "v1",
             "kind": "Event",

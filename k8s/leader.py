@@ -22,6 +22,8 @@ import structlog
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from dgdr.domain.clock import now_rfc3339
+
 log = structlog.get_logger("k8s.leader")
 
 LEASE_NAME = "dgdr-k8s-adapter"
@@ -29,10 +31,6 @@ LEASE_NAME = "dgdr-k8s-adapter"
 
 def _format(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _now() -> str:
-    return _format(datetime.now(UTC))
 
 
 class LeaderElector:
@@ -55,7 +53,7 @@ class LeaderElector:
         self.holder: str | None = None  # the holder seen at the last read
 
     def _spec(self, transitions: int, acquire: str | None) -> dict[str, Any]:
-        now = _now()
+        now = now_rfc3339("microseconds")
         return {
             "holderIdentity": self.identity,
             "leaseDurationSeconds": self.lease_duration,

@@ -1,4 +1,5 @@
-"""The architecture as tests: no import cycle between files, no placeholder package docstrings.
+"""The architecture as tests: no import cycle between files, no placeholder package docstrings,
+every exception in the one tree, no function over 100 lines.
 
 The layer order itself is import-linter's `layers` contract in pyproject.toml (run by CI); this module
 checks what import-linter does not: that no two files import each other, directly or through others.
@@ -6,13 +7,17 @@ checks what import-linter does not: that no two files import each other, directl
 
 from __future__ import annotations
 
+import ast
 import importlib
 import pkgutil
+from pathlib import Path
 
 import grimp
 import pytest
 
 PACKAGES = ("dgdr", "events", "projections", "sim", "k8s")
+MAX_FUNCTION_LINES = 100
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _cycles(graph: grimp.ImportGraph) -> list[list[str]]:
@@ -141,3 +146,15 @@ def test_the_public_names_resolve() -> None:
         assert name in aliases or value.__name__ == name
     with pytest.raises(AttributeError, match="no attribute 'Nonexistent'"):
         _ = dgdr.Nonexistent
+
+
+def test_no_function_is_over_100_lines() -> None:
+    long = []
+    for top in PACKAGES:
+        for path in sorted((ROOT / top).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    length = (node.end_lineno or node.lineno) - node.lineno + 1
+                    if length > MAX_FUNCTION_LINES:
+                        long.append(f"{path}:{node.lineno} {node.name} ({length} lines)")
+    assert long == []
