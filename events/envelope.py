@@ -13,6 +13,7 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from dgdr.domain.errors import UnknownEvent
@@ -57,8 +58,9 @@ class Envelope:
     correlation_id: str | None
     payload: dict[str, Any]
 
-    @property
+    @cached_property
     def event(self) -> Event:
+        """The domain event, decoded once per envelope (events are immutable)."""
         return event_from_payload(self.type, self.payload)
 
     def to_dict(self) -> dict[str, Any]:
