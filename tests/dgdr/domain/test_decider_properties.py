@@ -567,7 +567,7 @@ class DGDRLifecycle(RuleBasedStateMachine):
 
 
 SETTINGS = settings(
-    max_examples=100,
+    max_examples=50,
     stateful_step_count=30,
     deadline=None,
     database=None,
