@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from dgdr.domain.phases import PROFILING_PHASES
+
 from .conftest import Kube, dgdr
 
 pytestmark = pytest.mark.timeout(90)
@@ -46,7 +48,9 @@ async def test_thorough_runs_the_profiling_job_and_deploys_its_result(kube: Kube
     history = await kube.nats_client.history("deep")
     progressed = [e["payload"] for e in history if e["type"] == "ProfilingProgressed"]
     subs = [p["subPhase"] for p in progressed]
-    assert "SweepingPrefill" in subs and "SelectingConfig" in subs and "GeneratingDGD" in subs
+    # The output ConfigMap is level-triggered (Dynamo's protocol): a watcher may skip a phase the
+    # Job overwrote quickly, but what it relays comes in the profiler's order.
+    assert subs and subs == sorted(subs, key=PROFILING_PHASES.index), subs
     ignored = [e for e in await kube.events("deep") if e.reason == "ProfilingJobOverridesIgnored"]
     assert len(ignored) == 1 and "spec.overrides.profilingJob.completions" in ignored[0].message
     dgd = await kube.get_dgd("deep-dgd")
