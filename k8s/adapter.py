@@ -256,7 +256,7 @@ class KubernetesAdapter:
             if obj is None or obj["metadata"]["uid"] != agg.uid:
                 return  # not a DGDR of this cluster (applied through NATS), or gone
             for index, env in enumerate(commit.envelopes):
-                described = describe(env.type, env.payload)
+                described = describe(env.event)  # decoded once per envelope
                 if described is None:
                     continue
                 etype, reason, message = described

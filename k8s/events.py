@@ -22,7 +22,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from dgdr.domain.clock import now_rfc3339
 from dgdr.domain.describe import describe as describe_event
-from dgdr.domain.model import event_from_payload
+from dgdr.domain.model import Event
 from k8s.kube import DGDR_KIND, DGDR_VERSION, GROUP
 
 log = structlog.get_logger("k8s.events")
@@ -30,9 +30,9 @@ log = structlog.get_logger("k8s.events")
 COMPONENT = "dgdr"
 
 
-def describe(event_type: str, payload: dict[str, Any]) -> tuple[str, str, str] | None:
-    """(Event type, reason, message) for a stored DGDR event, or None when it is not worth one."""
-    described = describe_event(event_from_payload(event_type, payload))
+def describe(event: Event) -> tuple[str, str, str] | None:
+    """(Event type, reason, message) for a DGDR event, or None when it is not worth one."""
+    described = describe_event(event)
     if not described.noteworthy:
         return None
     return described.type, described.reason, described.message

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dgdr.domain.model import Command, event_payload
+from dgdr.domain.model import Command, event_from_payload, event_payload
 from k8s.adapter import request_manifest
 from k8s.events import describe, event_name
 from tests.dgdr.domain.builders import (
@@ -44,7 +44,7 @@ def stored(*commands: Command) -> list[tuple[str, dict[str, Any]]]:
 
 
 def test_the_story_in_dynamos_reasons() -> None:
-    told = [describe(t, p) for t, p in stored(*STORY)]
+    told = [describe(event_from_payload(t, p)) for t, p in stored(*STORY)]
     assert [d[:2] for d in told if d is not None] == [
         ("Normal", "Initialized"),
         ("Normal", "ProfilingJobCreated"),
@@ -62,14 +62,16 @@ def test_the_story_in_dynamos_reasons() -> None:
         ("Warning", "DeploymentDeleted"),
     ]
     assert all(d is None or d[2] for d in told), "every Event has a message"
-    conflict = [describe(t, p) for t, p in stored(*CONFLICT)][-1]
+    conflict = [describe(event_from_payload(t, p)) for t, p in stored(*CONFLICT)][-1]
     assert conflict is not None and conflict[:2] == ("Warning", "DeploymentConflict")
 
 
 def test_validation_failure_names_the_field() -> None:
     described = describe(
-        "ValidationFailed",
-        {"generation": 1, "errors": [{"field": "spec.sla.ttft", "message": "must be > 0"}]},
+        event_from_payload(
+            "ValidationFailed",
+            {"generation": 1, "errors": [{"field": "spec.sla.ttft", "message": "must be > 0"}]},
+        )
     )
     assert described is not None and described[:2] == ("Warning", "ValidationFailed")
     assert "spec.sla.ttft: must be > 0" in described[2]
@@ -77,7 +79,7 @@ def test_validation_failure_names_the_field() -> None:
 
 def test_bookkeeping_events_are_not_recorded() -> None:
     commands = (apply(), start(), result(), observe("pending", replicas=2, available=0), delete())
-    silent = {t for t, p in stored(*commands) if describe(t, p) is None}
+    silent = {t for t, p in stored(*commands) if describe(event_from_payload(t, p)) is None}
     assert silent == {"Created", "DeploymentObserved", "Deleted"}
 
 
