@@ -55,6 +55,7 @@ PositiveNumber = Annotated[float, PlainValidator(_positive_number), PlainSeriali
 
 class GpuSku(StrEnum):
     GB200_SXM = "gb200_sxm"
+    GB10 = "gb10"
     B200_SXM = "b200_sxm"
     H200_SXM = "h200_sxm"
     H100_SXM = "h100_sxm"
@@ -78,6 +79,7 @@ GPU_SKUS = tuple(s.value for s in GpuSku)
 # the family but none of its form factors (e.g. plain "A100") is ambiguous and is rejected.
 _PRODUCT_PATTERNS: tuple[tuple[str, GpuSku], ...] = (
     (r"GB200", GpuSku.GB200_SXM),
+    (r"\bGB10\b", GpuSku.GB10),
     (r"B200", GpuSku.B200_SXM),
     (r"(?<![A-Z])H200", GpuSku.H200_SXM),
     (r"H100.*(PCIE|NVL)", GpuSku.H100_PCIE),
@@ -121,6 +123,11 @@ class SearchStrategy(StrEnum):
     THOROUGH = "thorough"
 
 
+class OptimizationType(StrEnum):
+    LATENCY = "latency"
+    THROUGHPUT = "throughput"
+
+
 class _Model(BaseModel):
     # Only the camelCase names of the v1beta1 schema are accepted from users (`auto_apply` is an
     # unknown field, not an alias), so what validates is exactly what round-trips.
@@ -133,6 +140,7 @@ class SLA(_Model):
     ttft: PositiveNumber | None = None
     itl: PositiveNumber | None = None
     e2e_latency: PositiveNumber | None = Field(default=None, alias="e2eLatency")
+    optimization_type: OptimizationType | None = Field(default=None, alias="optimizationType")
 
     @field_validator("e2e_latency")
     @classmethod
@@ -224,6 +232,11 @@ class DGDRSpec(_Model):
     model_cache: ModelCache | None = Field(default=None, alias="modelCache")
     features: Features | None = None
     overrides: Overrides | None = None
+    runtime_version_override: str | None = Field(
+        default=None,
+        alias="runtimeVersionOverride",
+        pattern=r"^(0|[1-9][0-9]{0,3})\.(0|[1-9][0-9]{0,3})\.(0|[1-9][0-9]{0,3})$",
+    )
 
     @field_validator("search_strategy")
     @classmethod
@@ -241,7 +254,12 @@ class DGDRSpec(_Model):
         sla = self.sla or SLA()
         if sla.e2e_latency is not None:
             return sla
-        return SLA(ttft=sla.ttft or DEFAULT_TTFT_MS, itl=sla.itl or DEFAULT_ITL_MS)
+        return SLA.model_construct(
+            ttft=sla.ttft or DEFAULT_TTFT_MS,
+            itl=sla.itl or DEFAULT_ITL_MS,
+            e2e_latency=None,
+            optimization_type=sla.optimization_type,
+        )
 
     @property
     def effective_workload(self) -> Workload:

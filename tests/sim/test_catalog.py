@@ -17,7 +17,7 @@ REQUIRED_MODELS = {
 
 def test_every_sku_is_in_the_catalog_with_a_source() -> None:
     catalog = gpus()
-    assert len(GPU_SKUS) == 16
+    assert len(GPU_SKUS) == 17
     assert set(catalog) == set(GPU_SKUS)
     for gpu in catalog.values():
         assert gpu.source.startswith("https://")

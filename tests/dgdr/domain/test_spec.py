@@ -393,10 +393,10 @@ def test_field_error_renders_and_serialises() -> None:
 # ------------------------------------------------------------------------------------------- GPUs
 
 
-def test_there_are_sixteen_skus() -> None:
-    assert len(GPU_SKUS) == 16
+def test_the_skus_are_those_of_dynamos_v1beta1_crd() -> None:
+    assert len(GPU_SKUS) == 17
     assert set(GPU_SKUS) == {
-        "gb200_sxm", "b200_sxm", "h200_sxm", "h100_sxm", "h100_pcie", "a100_sxm", "a100_pcie",
+        "gb200_sxm", "gb10", "b200_sxm", "h200_sxm", "h100_sxm", "h100_pcie", "a100_sxm", "a100_pcie",
         "a30", "l40s", "l40", "l4", "v100_sxm", "v100_pcie", "t4", "mi200", "mi300",
     }  # fmt: skip
 
