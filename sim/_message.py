@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from dgdr.domain.spec import SLA, Workload
+from dgdr.domain.spec import SLA, OptimizationType, Workload
 
 from ._search import Candidate, Pick
 
@@ -58,6 +58,20 @@ def shape(c: Candidate) -> str:
             f"{par(c.tp, c.ep)} x {c.replicas}"
         )
     return f"agg {par(c.tp, c.ep, c.pp)} x {c.replicas} replica(s)"
+
+
+def objective_note(objective: OptimizationType, met: bool) -> str:
+    """What `sla.optimizationType` chose, or that it could not choose (no config meets the SLA)."""
+    rule = {
+        OptimizationType.LATENCY: "the lowest end-to-end latency",
+        OptimizationType.THROUGHPUT: "the highest tokens/s per GPU",
+    }[objective]
+    if met:
+        return f"optimizationType {objective.value}: {rule} among the configs that meet the SLA"
+    return (
+        f"optimizationType {objective.value}: no config meets the SLA, so the closest one was "
+        f"picked rather than {rule}"
+    )
 
 
 def load_note(workload: Workload, c: Candidate, total_gpus: int) -> str | None:

@@ -6,9 +6,13 @@ the non-dominated set (maximise tokens/s per GPU and tokens/s per user).
 
 Picking: for each (TP, EP) the best SLA-meeting batch by `rank_key`, then `rank_key` among those
 and the disaggregated candidates: the highest throughput per GPU (default mode), or, when a load is given
-(load-match mode), the config that serves it with the fewest GPUs. If nothing meets the SLA, the
-config with the smallest worst-case ratio actual/target is picked and `Pick.met` is False.
-`rank_key` is that rule as a sort key, so picks from different backends compare the same way.
+(load-match mode), the config that serves it with the fewest GPUs. `sla.optimizationType` steers
+the pick among the SLA-meeting configs (after the share of a given load served): `latency` takes
+the lowest end-to-end latency (TTFT + (osl - 1) x ITL), `throughput` the highest throughput per
+GPU, also in load-match mode (replicas still sized to the load). If nothing meets the SLA, the
+config with the smallest worst-case ratio actual/target is picked and `Pick.met` is False,
+whatever the objective. `rank_key` is that rule as a sort key, so picks from different backends
+compare the same way.
 Replicas: `totalGpus // TP`, or, when `requestRate`/`concurrency` is given, the fewest that serve
 it, never more than the budget allows.
 
@@ -24,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from dgdr.domain.errors import ProfilingError
-from dgdr.domain.spec import SLA, Workload
+from dgdr.domain.spec import SLA, OptimizationType, Workload
 
 from ._catalog import Gpu, ModelArch
 from ._roofline import HBM_UTILISATION, Grid, usable_bytes
@@ -102,16 +106,25 @@ def sla_ratio(sla: SLA, ttft: Any, itl: Any, e2e: Any) -> Any:
     return np.maximum(ttft / (sla.ttft or np.inf), itl / (sla.itl or np.inf))
 
 
-def rank_key(c: Candidate) -> tuple[float, float, float, float, float]:
+def rank_key(
+    c: Candidate, objective: OptimizationType | None = None
+) -> tuple[float, float, float, float, float]:
     """The picking rule as a sort key (smallest wins). SLA-meeting configs first: with a load
     (load-match, as Dynamo's) the one serving most of it with the fewest GPUs, then the highest
     tokens/s per GPU; without (default) the highest tokens/s per GPU, then fewer GPUs, then smaller
-    TP. Otherwise the smallest worst-case ratio actual/target. Figures are compared as reported
-    (rounded like `to_json`), and equal throughput goes to the faster per-user config, so the pick
-    is on the published Pareto front whenever it meets the SLA."""
+    TP. `objective` (`sla.optimizationType`) replaces what follows the load served: `latency` the
+    lowest end-to-end latency, then the highest tokens/s per GPU; `throughput` the highest tokens/s
+    per GPU, then fewer GPUs. Otherwise the smallest worst-case ratio actual/target. Figures are
+    compared as reported (rounded like `to_json`), and equal throughput goes to the faster per-user
+    config, so the pick is on the published Pareto front whenever it meets the SLA."""
     user = -_r(c.tokens_per_s_per_user)
+    served = -round(c.served, 6) if c.load_match else 0.0
+    if c.meets_sla and objective is OptimizationType.LATENCY:
+        return (0.0, served, _r(c.e2e_ms), -_r(c.tokens_per_s_per_gpu), float(c.gpus))
+    if c.meets_sla and objective is OptimizationType.THROUGHPUT:
+        return (0.0, served, -_r(c.tokens_per_s_per_gpu), user, float(c.gpus))
     if c.meets_sla and c.load_match:
-        return (0.0, -round(c.served, 6), float(c.gpus), -_r(c.tokens_per_s_per_gpu), user)
+        return (0.0, served, float(c.gpus), -_r(c.tokens_per_s_per_gpu), user)
     if c.meets_sla:
         return (0.0, -_r(c.tokens_per_s_per_gpu), user, float(c.gpus), float(c.tp))
     # A miss 0.1% smaller is not worth half the throughput: compare misses to 3 decimals.
@@ -227,17 +240,20 @@ def search(
     unique = {(c.tp, c.ep, c.pp, c.batch): c for c in candidates}
     candidates = [unique[key] for key in sorted(unique)]
 
+    def key_of(c: Candidate) -> tuple[float, float, float, float, float]:
+        return rank_key(c, sla.optimization_type)
+
     per_tp: dict[tuple[int, int, int], Candidate] = {}
     for c in candidates:
         key = (c.tp, c.ep, c.pp)
-        if c.meets_sla and (key not in per_tp or rank_key(c) < rank_key(per_tp[key])):
+        if c.meets_sla and (key not in per_tp or key_of(c) < key_of(per_tp[key])):
             per_tp[key] = c
     split = [c for c in disagg or [] if c.meets_sla]
     if per_tp or split:
-        chosen = min([*per_tp.values(), *split], key=rank_key)
+        chosen = min([*per_tp.values(), *split], key=key_of)
         pool = [c for c in candidates if c.meets_sla] + split
     else:
-        chosen = min([*candidates, *(disagg or [])], key=rank_key)
+        chosen = min([*candidates, *(disagg or [])], key=key_of)
         pool = candidates + list(disagg or [])
     return Pick(
         chosen=chosen,

@@ -1,20 +1,23 @@
 """The profile's search and pick: the search per backend over its sweeps, then the config to deploy
 by the spec's mode, and the SelectingConfig report.
 
-Owns the modes. Default and load-match: the search's own pick (`sim._search.rank_key`), and under
-`backend: auto` the backend whose pick ranks first (ties: `AUTO_BACKENDS` order). Autoscale
+Owns the modes. Default and load-match: the search's own pick (`sim._search.rank_key`, steered by
+`sla.optimizationType`, which every ranking here passes on), and under `backend: auto` the backend
+whose pick ranks first (ties: `AUTO_BACKENDS` order). Autoscale
 (`features.planner`): Dynamo's autoscale start, one prefill + one decode worker per backend
 (`autoscale_pick`), ranked the same way; without any disaggregated config the search's pick stands
 and a note says the Planner is left out. Mocker (`features.mocker`): Dynamo's mocker is
 disaggregated, so the best disaggregated config of any searched backend. Thorough without a
-cluster: the shortlist of the winning backend is simulated request by request and the best as
-measured is picked (not with autoscale or the mocker, whose shapes are fixed). The Pareto front
-reported: the winning backend's, or under `auto` the front over every backend's SLA-meeting
-configs (all configs when none meets it).
+cluster: as Dynamo's thorough, disaggregated configurations only: the shortlist of the backend's
+disaggregated configs is simulated request by request and the best as measured is picked (not
+with autoscale or the mocker, whose disaggregated shapes are fixed). The Pareto front reported:
+the winning backend's, under `auto` the front over every backend's SLA-meeting configs (all
+configs when none meets it), under thorough the front of the disaggregated configs.
 
 Failure semantics: raises `ProfilingError("SelectingConfig", ...)` when no backend can fit the
-model (the first backend's error, with its numbers) and when the mocker is asked for but no
-disaggregated config fits the budget. An unmet SLA is not an error.
+model (the first backend's error, with its numbers), and when the mocker or searchStrategy
+thorough is asked for but no disaggregated config fits the budget (Dynamo's thorough produces no
+DGD then). An unmet SLA is not an error.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 from dgdr.domain.errors import ProfilingError
 from dgdr.domain.spec import SearchStrategy
 
-from ._message import auto_note, num, shape
+from ._message import auto_note, num, objective_note, shape
 from ._planner import autoscale_pick
 from ._resolve import Setup
 from ._search import Candidate, Pick, pareto_front, rank_key, search
@@ -76,7 +79,10 @@ def search_backends(setup: Setup, sweep: Sweep, splits: Mapping[str, list[Candid
     if not picks:
         assert first_error is not None
         raise first_error
-    ranked = tuple(sorted(picks, key=lambda b: rank_key(picks[b].chosen)))  # stable: ties
+    objective = setup.sla.optimization_type
+    ranked = tuple(
+        sorted(picks, key=lambda b: rank_key(picks[b].chosen, objective))
+    )  # ties: stable
     return Searched(picks, splits, ranked, some_unfit=first_error is not None)
 
 
@@ -93,7 +99,8 @@ def _autoscaled(
         if (a := autoscale_pick(searched.splits[b], setup.workload, setup.sla))
     }
     if starts:
-        return starts, tuple(sorted(starts, key=lambda b: rank_key(starts[b]))), []
+        objective = setup.sla.optimization_type
+        return starts, tuple(sorted(starts, key=lambda b: rank_key(starts[b], objective))), []
     note = (
         f"features.planner needs a disaggregated deployment and none fits {setup.total_gpus} "
         f"{setup.gpu.id} GPUs: deployed without the Planner"
@@ -110,22 +117,26 @@ def _mocker_pick(setup: Setup, searched: Searched, ranked: tuple[str, ...]) -> C
             f"config fits {setup.total_gpus} {setup.gpu.id} GPU(s): set spec.hardware.totalGpus "
             "to 2 or more",
         )
-    return min(split_all, key=rank_key)
+    return min(split_all, key=lambda c: rank_key(c, setup.sla.optimization_type))
 
 
-def _thorough(
-    setup: Setup, pick: Pick, splits: list[Candidate], chosen: Candidate
-) -> tuple[Candidate, str, str]:
-    """(config picked, shortlist summary, note): the best of the shortlist as simulated."""
-    measured = simulate_shortlist(
-        [*pick.candidates, *splits], setup.model, setup.gpu, setup.workload, setup.sla
-    )
-    if not measured:
-        return chosen, "", "thorough: no config fits, so nothing was simulated"
+def _thorough(setup: Setup, splits: list[Candidate]) -> tuple[Candidate, str, str]:
+    """(config picked, shortlist summary, note): the best disaggregated config as simulated (as
+    Dynamo's thorough, only disaggregated configs are profiled); none fitting is an error."""
+    if not splits:
+        raise ProfilingError(
+            "SelectingConfig",
+            f"searchStrategy thorough profiles disaggregated configurations only (as Dynamo's), "
+            f"and no prefill + decode pair of {setup.model.id} fits {setup.total_gpus} "
+            f"{setup.gpu.id} GPU(s): give spec.hardware.totalGpus room for a prefill and a "
+            "decode worker, or use searchStrategy rapid",
+        )
+    measured = simulate_shortlist(splits, setup.model, setup.gpu, setup.workload, setup.sla)
     best = measured[0]
     simulated = (
-        f"; thorough: {len(measured)} shortlisted configs simulated request by request "
-        f"({best.result.requests}+ requests each): " + "; ".join(m.summary() for m in measured)
+        f"; thorough: {len(measured)} shortlisted disaggregated configs simulated request by "
+        f"request ({best.result.requests}+ requests each): "
+        + "; ".join(m.summary() for m in measured)
     )
     note = (
         f"thorough: measured p90 TTFT {best.result.ttft_ms['p90']:.0f} ms, p90 ITL "
@@ -150,11 +161,16 @@ def select(setup: Setup, searched: Searched) -> Selection:
             "features.mocker: the best disaggregated config was picked (the mocker is disagg)"
         )
     simulated = ""
-    if setup.spec.search_strategy is SearchStrategy.THOROUGH and not starts and not mocker:
-        chosen, simulated, note = _thorough(setup, pick, searched.splits[backend], chosen)
-        notes.append(note)
     pool = [p for b in ranked for p in searched.picks[b].pareto if p.meets_sla or not pick.met]
     front = pareto_front(pool) if setup.auto else pick.pareto
+    if setup.spec.search_strategy is SearchStrategy.THOROUGH:
+        splits = searched.splits[backend]
+        front = pareto_front([c for c in splits if c.meets_sla] or splits)
+        if not starts and not mocker:
+            chosen, simulated, note = _thorough(setup, splits)
+            notes.append(note)
+    if (objective := setup.sla.optimization_type) is not None:
+        notes.append(objective_note(objective, chosen.meets_sla))
     return Selection(
         backend=backend,
         pick=pick,

@@ -1,12 +1,14 @@
 """Thorough search without a cluster: the shortlisted configurations are run through the
 request-level simulator (`sim.simulate`) under the spec's workload, and ranked by what it measures.
 
-Owns: the shortlist (the `SHORTLIST` best candidates, aggregated or disaggregated, by the rapid
-rule, SLA-meeting ones first), the workload each is simulated under (Poisson arrivals at `requestRate`, or a closed loop of
+Owns: the shortlist (the `SHORTLIST` best of the candidates given, by the rapid rule, SLA-meeting
+ones first; the profile gives the disaggregated ones only, as Dynamo's thorough profiles only
+disaggregated deployments), the workload each is simulated under (Poisson arrivals at `requestRate`, or a closed loop of
 `concurrency` users, or, with neither, a closed loop that fills the candidate: replicas x batch),
 the measured verdict (p90 TTFT and p90 ITL against the targets; `e2eLatency` against p90 TTFT +
 (osl - 1) x p90 ITL), and the ranking: configurations meeting the SLA as measured first, then the
-highest measured output tokens/s per GPU.
+highest measured output tokens/s per GPU (with `sla.optimizationType: latency`, the lowest measured
+end-to-end latency).
 
 Aggregated candidates run through `sim.simulate`, disaggregated ones through `sim.simulate_disagg`.
 Deterministic: a fixed seed per candidate. Failure semantics: none beyond `sim.simulate`'s argument checks, which the
@@ -18,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from dgdr.domain.spec import SLA, Workload
+from dgdr.domain.spec import SLA, OptimizationType, Workload
 
 from ._catalog import Gpu, ModelArch
 from ._des import SimulationResult, simulate
@@ -50,9 +52,14 @@ class Measured:
         )
 
 
+def _p90_e2e(result: SimulationResult, osl: int) -> float:
+    """p90 TTFT + (osl - 1) x p90 ITL: the end-to-end latency the verdict checks."""
+    return result.ttft_ms["p90"] + (osl - 1) * result.itl_ms["p90"]
+
+
 def _meets(result: SimulationResult, sla: SLA, osl: int) -> bool:
     ttft, itl = result.ttft_ms["p90"], result.itl_ms["p90"]
-    return bool(sla_ratio(sla, ttft, itl, ttft + (osl - 1) * itl) <= 1.0)
+    return bool(sla_ratio(sla, ttft, itl, _p90_e2e(result, osl)) <= 1.0)
 
 
 def slots(config: dict[str, Any]) -> int:
@@ -112,7 +119,7 @@ def simulate_shortlist(
     candidates: list[Candidate], model: ModelArch, gpu: Gpu, workload: Workload, sla: SLA
 ) -> list[Measured]:
     """The shortlist, simulated and ranked best first (empty when there are no candidates)."""
-    shortlist = sorted(candidates, key=rank_key)[:SHORTLIST]
+    shortlist = sorted(candidates, key=lambda c: rank_key(c, sla.optimization_type))[:SHORTLIST]
     measured: list[Measured] = []
     for seed, c in enumerate(shortlist):
         config = c.to_json(False)
@@ -137,4 +144,6 @@ def simulate_shortlist(
                 tokens_per_s_per_gpu=result.output_tokens_per_s / c.gpus,
             )
         )
+    if sla.optimization_type is OptimizationType.LATENCY:
+        return sorted(measured, key=lambda m: (not m.meets_sla, _p90_e2e(m.result, workload.osl)))
     return sorted(measured, key=lambda m: (not m.meets_sla, -m.tokens_per_s_per_gpu))

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from dgdr.domain.hardware import ResolvedHardware
-from dgdr.domain.spec import DGDRSpec
-from sim import models, profile
+from dgdr.domain.spec import DGDRSpec, SearchStrategy
+from sim import ProfilingError, models, profile
 from sim._thorough import SHORTLIST, simulate_shortlist
 
 H200x8 = ResolvedHardware.from_dict({"gpuSku": "h200_sxm", "totalGpus": 8, "numGpusPerNode": 8})
@@ -34,7 +37,7 @@ def test_thorough_picks_the_best_measured_config_and_reports_the_simulation() ->
         _spec(requestRate=20), H200x8, name="t", progress=lambda p, m: steps.append((p, m))
     )
     selecting = next(m for p, m in steps if p == "SelectingConfig")
-    assert f"thorough: {SHORTLIST} shortlisted configs simulated" in selecting
+    assert f"thorough: {SHORTLIST} shortlisted disaggregated configs simulated" in selecting
     assert "thorough: measured p90 TTFT" in result.message
     assert "SLA met as measured" in result.message
 
@@ -81,3 +84,44 @@ def test_thorough_simulates_a_model_read_from_a_local_config_json(tmp_path: Path
     result = profile(spec, H200x8, name="t")
     assert f"architecture of {tmp_path} from {tmp_path / 'config.json'}" in result.message
     assert "thorough: measured p90 TTFT" in result.message
+
+
+def _picked(result: Any) -> dict[str, Any]:
+    chosen: dict[str, Any] = next(p["config"] for p in result.pareto if p["config"]["selected"])
+    return chosen
+
+
+@pytest.mark.parametrize(
+    "workload", [{"requestRate": 20}, {"concurrency": 64}, {}], ids=["rate", "concurrency", "none"]
+)
+def test_thorough_considers_disaggregated_configurations_only(workload: dict[str, Any]) -> None:
+    """As Dynamo's thorough (disagg only): the pick, every config simulated and the front
+    published are disaggregated, even where rapid picks an aggregated config."""
+    steps: list[tuple[str, str]] = []
+    spec = _spec(**workload)
+    result = profile(spec, H200x8, name="t", progress=lambda p, m: steps.append((p, m)))
+    assert _picked(result)["mode"] == "disagg"
+    assert {p["config"]["mode"] for p in result.pareto} == {"disagg"}
+    selecting = next(m for p, m in steps if p == "SelectingConfig")
+    shortlist = selecting.split("request by request", 1)[1]
+    assert len(re.findall(r"(?:: |; )P TP \d+ x \d+ \+ D TP", shortlist)) == SHORTLIST
+    assert not re.search(r"(?:: |; )TP \d", shortlist)  # an aggregated summary: `TP n x r b..`
+    services = result.selected_config["spec"]["services"]
+    assert {"VllmPrefillWorker", "VllmDecodeWorker"} <= set(services)
+
+
+def test_rapid_picks_an_aggregated_config_for_the_same_spec() -> None:
+    """The spec above is one where the restriction matters: rapid's own pick is aggregated."""
+    rapid = _spec(concurrency=64).model_copy(update={"search_strategy": SearchStrategy.RAPID})
+    assert _picked(profile(rapid, H200x8, name="t"))["mode"] == "agg"
+
+
+def test_thorough_without_room_for_a_prefill_and_a_decode_worker_fails() -> None:
+    one_gpu = ResolvedHardware.from_dict(
+        {"gpuSku": "h200_sxm", "totalGpus": 1, "numGpusPerNode": 8}
+    )
+    with pytest.raises(ProfilingError) as err:
+        profile(_spec(concurrency=4), one_gpu, name="t")
+    assert err.value.sub_phase == "SelectingConfig"
+    assert "disaggregated configurations only" in err.value.message
+    assert "searchStrategy rapid" in err.value.message
