@@ -11,6 +11,10 @@ event loop as it happens (`StepReport`); `simulate`, `simulate_disagg`, `Simulat
 discrete-event simulation of an aggregated or a disaggregated deployment; `simulate_config` for a
 config as `profile` reports it); the catalogs are `gpus()` and `models()`, and `model_from_config` /
 `local_config_path` read a local Hugging Face config.json for a model the catalog lacks.
+A model with neither (`can_estimate` is False) takes Dynamo's naive fallback: `profile` returns
+the smallest TP that holds its weights as its name states them, aggregated, with
+`ProfileResult.sla_verdict` "unverified" (`SlaVerdict`); `model_refusal` says why a spec's model
+cannot be profiled at all (None when it can), for validation before a profile starts.
 This package imports neither NATS, Kubernetes nor the event store.
 """
 
@@ -22,7 +26,8 @@ from ._des import SimulationResult, simulate
 from ._des_disagg import simulate_disagg
 from ._estimate import BACKENDS, MODES, Estimate, calibration_source, estimate
 from ._hfconfig import local_config_path, model_from_config
-from ._profile import ProfileResult, profile
+from ._naive import can_estimate, model_refusal
+from ._profile import ProfileResult, SlaVerdict, profile
 from ._runner import StepReport, profile_async
 from ._thorough import simulate_config, slots
 
@@ -37,12 +42,15 @@ __all__ = [
     "ProfileResult",
     "ProfilingError",
     "SimulationResult",
+    "SlaVerdict",
     "StepReport",
     "calibration_source",
+    "can_estimate",
     "estimate",
     "gpus",
     "local_config_path",
     "model_from_config",
+    "model_refusal",
     "models",
     "profile",
     "profile_async",

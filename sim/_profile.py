@@ -16,8 +16,14 @@ as its sub-phase when it is done:
 6. message (`sim._message`): the one-line result: what was picked, which backend won under
    auto and by how much, SLA met or missed by how much per target, load served, notes.
 
-Failure semantics: raises only `ProfilingError` (sub-phase + actionable message): unknown model or
-GPU, bad hardware numbers or a context longer than the model's (Initializing), a model that does not
+A model nothing estimates (not in the catalog, no config.json) takes Dynamo's naive fallback
+instead (`sim._naive`): the smallest TP that holds its weights as its name states them,
+aggregated, reported as Initializing, SelectingConfig and GeneratingDGD, with `sla_verdict`
+"unverified" and a message saying why.
+
+Failure semantics: raises only `ProfilingError` (sub-phase + actionable message): a model neither
+estimated nor sized by its name (or naive with thorough or the mocker, `sim.model_refusal`), a
+GPU that is not known, bad hardware numbers or a context longer than the model's (Initializing), a model that does not
 fit the GPU budget (SelectingConfig), an invalid DGD name (GeneratingDGD). An unmet SLA is not an
 error: the closest config is returned and the message says by how much each target is missed.
 An exception raised by `progress` propagates unchanged. Deterministic: the same inputs give
@@ -29,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from dgdr.domain.hardware import ResolvedHardware
 from dgdr.domain.spec import DGDRSpec
@@ -43,11 +49,21 @@ from ._deploy import (
 )
 from ._dgd import build_dgd
 from ._message import result_message
-from ._resolve import Setup, initializing_message, resolve
+from ._naive import (
+    can_estimate,
+    naive_dgd_plan,
+    naive_generating_message,
+    naive_initializing_message,
+    naive_message,
+    naive_plan,
+    naive_selecting_message,
+)
+from ._resolve import Setup, initializing_message, read_inputs, resolve
 from ._select import Selection, search_backends, select, selecting_message
 from ._sweep import Sweep, decode_message, prefill_message, sweep_decode, sweep_prefill
 
 Progress = Callable[[str, str], None]
+SlaVerdict = Literal["met", "missed", "unverified"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +73,9 @@ class ProfileResult:
     pareto: list[dict[str, Any]]  # [{"config": {...parallelism and metrics...}}], Dynamo's shape
     message: str
     backend: str
+    # "met"/"missed": the picked config's estimate against the SLA; "unverified": the naive
+    # configuration of a model nothing estimates (the message says why; `pareto` is empty).
+    sla_verdict: SlaVerdict
     # Objects deployed with the DGD (the planner's ConfigMaps), in the order to create them.
     configmaps: list[dict[str, Any]] = field(default_factory=list)
 
@@ -82,6 +101,9 @@ def profile(
     config.json for `spec.model`'s architecture (else the catalog, or `spec.model` as a path).
     `progress(sub_phase, message)` is called as each stage is done."""
     report = progress or _silent
+    spec, hardware, name, namespace = read_inputs(spec, hardware, name, namespace)
+    if model_config is None and not can_estimate(spec.model):
+        return _naive(spec, hardware, name, namespace, report)
     setup = resolve(spec, hardware, name=name, namespace=namespace, model_config=model_config)
     report("Initializing", initializing_message(setup))
     sweep = sweep_prefill(setup)
@@ -133,5 +155,27 @@ def _result(
             notes=notes,
         ),
         backend=selection.backend,
+        sla_verdict="met" if c.meets_sla else "missed",
         configmaps=objects.configmaps,
+    )
+
+
+def _naive(
+    spec: DGDRSpec, hardware: ResolvedHardware, name: str, namespace: str, report: Progress
+) -> ProfileResult:
+    """The naive configuration of a model nothing estimates (`sim._naive`), SLA unverified."""
+    plan = naive_plan(spec, hardware)
+    report("Initializing", naive_initializing_message(spec.model, plan))
+    report("SelectingConfig", naive_selecting_message(plan))
+    dgd, override_notes = build_dgd(
+        naive_dgd_plan(spec, plan, name, namespace, hardware.num_gpus_per_node)
+    )
+    report("GeneratingDGD", naive_generating_message(plan, dgd["metadata"]["name"], spec.image))
+    return ProfileResult(
+        dgd_name=dgd["metadata"]["name"],
+        selected_config=dgd,
+        pareto=[],
+        message=naive_message(spec, plan, override_notes),
+        backend=plan.backend,
+        sla_verdict="unverified",
     )

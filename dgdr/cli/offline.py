@@ -145,6 +145,7 @@ def profile(
         "name": name,
         "namespace": namespace,
         "backend": result.backend,
+        "slaVerdict": result.sla_verdict,
         "message": result.message,
         "selected": next((p for p in points if p.get("selected")), None),
         "pareto": points,
@@ -168,6 +169,10 @@ def _table(report: dict[str, Any], top: int) -> None:
     for step in report["steps"]:
         out.print(f"[cyan]{step['subPhase']:<16}[/] {step['message']}")
     out.print(f"[bold]{report['message']}[/]")
+    if report["slaVerdict"] == "unverified":  # the naive configuration: nothing was estimated
+        out.print("SLA unverified: no estimate, no alternatives")
+        _dgd_line(report)
+        return
     t = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
     columns = (
         "",
@@ -204,6 +209,10 @@ def _table(report: dict[str, Any], top: int) -> None:
             "met" if p.get("meetsSla") else "missed",
         )
     out.print(t)
+    _dgd_line(report)
+
+
+def _dgd_line(report: dict[str, Any]) -> None:
     services = report["dgd"].get("spec", {}).get("services", {})
     out.print(
         f"DGD {report['dgd']['metadata']['name']}: "
@@ -279,6 +288,11 @@ def simulate(
         result = sim.profile(spec, hardware, name=name, namespace=namespace)
     except sim.ProfilingError as exc:
         raise fail(f"{exc.sub_phase}: {exc.message}") from None
+    if result.sla_verdict == "unverified":
+        raise fail(
+            f"cannot simulate {spec.model}: not in the catalog and no config.json (the profile "
+            "falls back to the naive configuration, SLA unverified)"
+        )
     chosen = next(p["config"] for p in result.pareto if p["config"].get("selected"))
     load = spec.effective_workload
     concurrency = None
