@@ -23,6 +23,7 @@ TP candidate can hold the weights plus one sequence's KV cache. Every float it r
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -240,9 +241,7 @@ def search(
     unique = {(c.tp, c.ep, c.pp, c.batch): c for c in candidates}
     candidates = [unique[key] for key in sorted(unique)]
 
-    def key_of(c: Candidate) -> tuple[float, float, float, float, float]:
-        return rank_key(c, sla.optimization_type)
-
+    key_of = partial(rank_key, objective=sla.optimization_type)
     per_tp: dict[tuple[int, int, int], Candidate] = {}
     for c in candidates:
         key = (c.tp, c.ep, c.pp)

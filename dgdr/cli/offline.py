@@ -289,10 +289,7 @@ def simulate(
     except sim.ProfilingError as exc:
         raise fail(f"{exc.sub_phase}: {exc.message}") from None
     if result.sla_verdict == "unverified":
-        raise fail(
-            f"cannot simulate {spec.model}: not in the catalog and no config.json (the profile "
-            "falls back to the naive configuration, SLA unverified)"
-        )
+        raise fail(f"cannot simulate {spec.model}: no estimate (the naive configuration)")
     chosen = next(p["config"] for p in result.pareto if p["config"].get("selected"))
     load = spec.effective_workload
     concurrency = None
