@@ -285,7 +285,7 @@ def test_validation_failed_is_failed_with_validation_false() -> None:
     assert status["observedGeneration"] == 1
     validation = tl.condition("Validation")
     assert (validation["status"], validation["reason"]) == ("False", "ValidationFailed")
-    assert validation["message"].startswith("spec.searchStrategy: searchStrategy thorough")
+    assert validation["message"].startswith("spec.sla.e2eLatency: e2eLatency cannot be combined")
     succeeded = tl.condition("Succeeded")
     assert (succeeded["status"], succeeded["reason"]) == ("False", "ValidationFailed")
     assert succeeded["message"] == validation["message"]
