@@ -211,8 +211,10 @@ class _Model(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _drop_nulls(cls, data: Any) -> Any:
+        # only of known fields: an unknown one is refused even when null (strict field validation)
         if isinstance(data, dict):
-            return {k: v for k, v in data.items() if v is not None}
+            known = {f.alias or name for name, f in cls.model_fields.items()}
+            return {k: v for k, v in data.items() if v is not None or k not in known}
         return data
 
 
