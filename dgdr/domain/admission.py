@@ -5,11 +5,15 @@ Owns the one judgement both front doors make before anything is stored: the NATS
 Kubernetes admission webhook (`review`) answers `allowed: false` with the same message. Refused:
 - anything the v1beta1 CRD's OpenAPI schema refuses, and our documented stricter bounds
   (`dgdr.domain.spec.check_manifest`; the spec module's docstring lists them);
-- on create, `searchStrategy: thorough` with `backend: auto` (Dynamo's webhook);
+- `searchStrategy: thorough` with `backend: auto` (Dynamo's webhook), on create, and on update when
+  the stored spec did not already have it;
 - on update, a spec change while the stored object's phase is Profiling, Deploying or Deployed
   (Dynamo's webhook): "spec updates are forbidden while the resource is in phase 'Profiling';
   delete and recreate the resource to change its spec". Skipped for an object being deleted.
-Metadata-only changes and deletes are always admitted. Everything else is admitted and stored; the
+Metadata-only changes and deletes are always admitted. Dynamo's webhook at main (2026-08) also
+refuses what this does not (yet): a spec change in Ready (but for turning autoApply on or setting
+runtimeVersionOverride), `runtimeVersionOverride` missing when `image` has no semantic-version tag,
+and `hardware` missing when the operator's GPU discovery is disabled (a deployment setting). Everything else is admitted and stored; the
 rules Dynamo checks later (`dgdr.domain.spec.semantic_errors`, hardware resolution) fail the stored
 DGDR with `ValidationFailed` instead.
 
@@ -77,22 +81,25 @@ def review_apply(
     old_phase: str | None = None,
 ) -> Review:
     """Judge a spec applied to a DGDR: a create when `old_spec` is None, else an update of the
-    stored `old_spec` in `old_phase`. `parsed` is the spec already parsed at both levels
+    stored `old_spec` in `old_phase` (a frozen phase is judged first, as the webhook's message). `parsed` is the spec already parsed at both levels
     (`parse_spec`), when the caller has it; only a list of errors is looked at again."""
     typed = parsed if isinstance(parsed, DGDRSpec) else check_spec(dict(spec))
     if isinstance(typed, list):
         return Review.refuse(typed)
-    if old_spec is None:
-        if thorough_needs_backend(typed):
-            return Review.refuse([THOROUGH_WITH_AUTO])
-        return Review.allow()
-    if old_phase in SPEC_FROZEN_PHASES and dict(old_spec) != dict(spec):
+    if old_phase in SPEC_FROZEN_PHASES and old_spec is not None and dict(old_spec) != dict(spec):
         return Review.refuse(
-            [FieldError("spec", f"cannot change the spec in phase {old_phase}")],
+            [FieldError("spec", frozen_message(old_phase).removeprefix("spec "))],
             frozen_message(old_phase),
             "SpecChangeRejected",
         )
+    if thorough_needs_backend(typed) and not (old_spec is not None and _thorough_auto(old_spec)):
+        return Review.refuse([THOROUGH_WITH_AUTO])
     return Review.allow()
+
+
+def _thorough_auto(spec: Mapping[str, Any]) -> bool:
+    """The stored spec already asked for thorough with backend auto (so an update may keep it)."""
+    return spec.get("searchStrategy") == "thorough" and (spec.get("backend") or "auto") == "auto"
 
 
 def review(

@@ -91,13 +91,19 @@ def test_the_webhook_forbids_a_spec_change_only_in_profiling_deploying_and_deplo
     assert review("DELETE", None, old, phase).allowed
 
 
-def test_thorough_with_auto_is_refused_on_create_only() -> None:
+def test_thorough_with_auto_is_refused_on_create_and_when_an_update_brings_it() -> None:
     old = _load(DATA / "e2e-webhook-valid-minimal.yaml")
     new = copy.deepcopy(old)
     new["spec"].update(backend="auto", searchStrategy="thorough")
     assert not review("CREATE", new).allowed
-    assert review("UPDATE", new, old, "Pending").allowed  # the profiler fails it later
-    assert isinstance(parse_spec(new["spec"]), list)
+    for phase in ("Pending", "Ready", "Failed"):
+        result = review("UPDATE", new, old, phase)
+        assert not result.allowed and [e.field for e in result.errors] == ["spec.searchStrategy"]
+    # an update that keeps what the stored object already had is admitted; the profiler fails it
+    kept = copy.deepcopy(new)
+    kept["spec"]["image"] = "nvcr.io/nvidia/ai-dynamo/dynamo-planner:1.5.0"
+    assert review("UPDATE", kept, new, "Failed").allowed
+    assert isinstance(parse_spec(kept["spec"]), list)
 
 
 def test_an_update_is_checked_against_the_schema_whatever_the_phase() -> None:

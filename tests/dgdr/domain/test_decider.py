@@ -142,11 +142,19 @@ def test_create_refused_at_admission_records_nothing_and_names_every_field() -> 
     ]
 
 
-def test_thorough_with_backend_auto_is_refused_on_create_but_fails_later_on_update() -> None:
-    # Dynamo's webhook refuses it on create only; an update is stored and the profiler fails it.
+def test_thorough_with_backend_auto_is_refused_on_create_and_when_an_update_brings_it() -> None:
     refused = given().when(apply(THOROUGH_AUTO)).then_rejected("Invalid", "concrete backend")
     assert refused.invalid and [e.field for e in refused.errors] == ["spec.searchStrategy"]
-    state = given(apply()).when(apply(THOROUGH_AUTO)).then_types("SpecUpdated", "ValidationFailed")
+    for variant in ("Pending", "Ready", "Failed"):
+        given(history(variant)).when(apply(THOROUGH_AUTO)).then_rejected("Invalid")
+
+
+def test_a_stored_thorough_auto_spec_may_be_kept_and_fails_validation() -> None:
+    # Dynamo's webhook lets an update keep what the stored spec already had (a history from
+    # before the rule); the profiler's validation then fails it.
+    stored = [Created(spec=THOROUGH_AUTO), ValidationFailed(generation=1, errors=[])]
+    changed = {**THOROUGH_AUTO, "image": "img:1.0.0"}
+    state = given(*stored).when(apply(changed)).then_types("SpecUpdated", "ValidationFailed")
     assert state.phase == "Failed"
 
 
