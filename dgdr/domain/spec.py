@@ -13,7 +13,9 @@ Two levels, as Dynamo splits them:
   non-empty, the `runtimeVersionOverride` pattern, `overrides.dgd` an embedded resource (apiVersion
   and kind), `overrides.profilingJob` a JobSpec (`dgdr.domain.jobspec`), unknown fields (kubectl's
   default strict field validation refuses them; inside `overrides.profilingJob` they are allowed). A
-  null field is absent (the API server drops nulls). Our own stricter bounds, refused the same way:
+  null field is absent (the API server drops nulls; a null unknown field is still refused). The JobSpec
+  is checked by `check_spec`/`check_manifest`, not by `DGDRSpec.model_validate` alone (the field keeps
+  the dict as written). Our own stricter bounds, refused the same way:
   - `image`, when given, is non-empty (an empty image cannot run the profiler);
   - `sla.ttft`, `sla.itl`, `sla.e2eLatency` at most `MAX_LATENCY_MS` (a day);
   - `workload.isl`, `workload.osl` at most `MAX_TOKENS` (10M tokens, the longest context of a
@@ -24,8 +26,9 @@ Two levels, as Dynamo splits them:
 - Semantic level (`semantic_errors`): what Dynamo checks later, in its controller or profiler; the
   DGDR is stored and goes Failed with `ValidationFailed`. Positive SLA targets, sequence lengths,
   rates and GPU facts; `e2eLatency` not with `ttft`/`itl`; `requestRate` not with `concurrency`;
-  `searchStrategy: thorough` needs a concrete backend (refused at admission on create, by
-  `dgdr.domain.admission`; a later change to it is stored and fails here, as in Dynamo).
+  `searchStrategy: thorough` needs a concrete backend (`dgdr.domain.admission` refuses it first, on
+  create or an update that brings it; an update keeping a stored one is admitted and fails here, as in
+  Dynamo's profiler).
 `parse_spec`/`parse_manifest` apply both: what they return is a spec fit to profile.
 
 Failure semantics: nothing here raises for bad user input; every function returns the list of every
