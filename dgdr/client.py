@@ -48,7 +48,8 @@ class FieldErrorEntry(TypedDict):
 
 class RequestOutcome(TypedDict, total=False):
     """The answer to a request: `accepted` (with the commit's resourceVersion and the recorded event
-    types, none when nothing changed), `invalid` (field errors; the DGDR is Failed), `rejected`
+    types, none when nothing changed), `invalid` (field errors: refused at admission, nothing recorded
+    and no `events`; or recorded with `events`, the DGDR Failed with `ValidationFailed`), `rejected`
     (nothing recorded: reason and message say why), `duplicate` (the request id was seen before)."""
 
     status: Literal["accepted", "invalid", "rejected", "duplicate"]

@@ -5,8 +5,9 @@ projection in NATS KV. The adapter diffs the two and acts; every action is safe 
 restart at any moment only repeats harmless work:
 - A DGDR whose `metadata.generation` the adapter has not submitted yet → an apply request with id
   `k8s:<uid>:<generation>` (JetStream drops a repeat of that id, and the decider treats a repeated
-  spec as a no-op). The object's uid becomes the incarnation's uid in the core. A spec change the
-  core refuses (e.g. while Profiling) becomes a Warning Event `SpecChangeRejected`.
+  spec as a no-op). The object's uid becomes the incarnation's uid in the core. A spec the core
+  refuses without recording anything (a spec change while Profiling, reason `SpecChangeRejected`;
+  a spec Dynamo's admission would refuse, `Invalid`) becomes a Warning Event with that reason.
 - Our finalizer `dgdr.nvidia.com/finalizer` is added before the first request. When the object is
   being deleted, a delete request (`k8s-delete:<uid>`) is sent while the core still holds that
   incarnation; once it does not, the finalizer is removed and Kubernetes deletes the object. The
@@ -146,13 +147,19 @@ class KubernetesAdapter:
             )
             self.submitted[uid] = generation
             bound.info("apply", generation=generation, outcome=outcome.get("status"))
-            if outcome.get("status") == "rejected":
+            status = outcome.get("status")
+            # refused with nothing recorded: `rejected`, or `invalid` at admission (no events)
+            if status == "rejected" or (status == "invalid" and not outcome.get("events")):
+                reason = "SpecChangeRejected" if status == "rejected" else outcome.get("reason")
+                fields = "; ".join(
+                    f"{e['field']}: {e['message']}" for e in outcome.get("errors", [])
+                )
                 await self.recorder.emit(
                     obj,
                     f"{name}.{uid[:8]}.rejected.{generation}",
                     "Warning",
-                    "SpecChangeRejected",
-                    str(outcome.get("message", "")),
+                    str(reason or "Invalid"),
+                    "; ".join(m for m in (str(outcome.get("message", "")), fields) if m),
                 )
         if kind in ("ADDED", "SYNC"):
             await self.write_status(ns, name, await self.nats.get(name, namespace=ns), obj)

@@ -11,7 +11,12 @@ the stream sequence of the last commit folded in.
 (`dgdr.domain.machine`): the state the status shows, then the event's trigger, give the next state.
 Only the other conditions, the messages and the event's data are written per event type; failure and
 progress reasons are the event's description (`dgdr.domain.describe`), as `dgdr describe` and
-Kubernetes Events show them. Failure: an unknown event type raises ValueError; an event the machine
+Kubernetes Events show them. Condition wording is Dynamo's controller's: Validation True
+`ValidationPassed` "DGDR spec validation passed"; Profiling True `ProfilingCompleted` "Profiling job
+completed successfully" (then our profiler's summary after "; "); SpecGenerated True "DynamoGraphDeployment
+spec generated successfully"; in Failed, `Succeeded` shows the first False condition of Validation,
+Profiling, SpecGenerated, DeploymentReady, its message prefixed "Validation failed: ", "Profiling
+failed: ", "Spec generation failed: " or "Deployment failed: ". Failure: an unknown event type raises ValueError; an event the machine
 does not allow from the state the status shows raises `InvalidHistory` (the store never holds one).
 """
 
@@ -67,6 +72,17 @@ PER_GENERATION = (
     "deploymentInfo",
 )
 DGD_DELETED = "Deployment was deleted by user. Create a new DGDR to redeploy."
+# Dynamo's controller wording (dynamographdeploymentrequest_controller.go).
+VALIDATION_PASSED = ("ValidationPassed", "DGDR spec validation passed")
+PROFILING_SUCCEEDED = "Profiling job completed successfully"
+SPEC_GENERATED = "DynamoGraphDeployment spec generated successfully"
+# In Failed, `Succeeded` surfaces the first False condition in this order, its message prefixed.
+FAILURE_PREFIXES = (
+    ("Validation", "Validation failed: "),
+    ("Profiling", "Profiling failed: "),
+    ("SpecGenerated", "Spec generation failed: "),
+    ("DeploymentReady", "Deployment failed: "),
+)
 
 
 def encode(obj: dict[str, Any]) -> bytes:
@@ -113,8 +129,19 @@ class _Conditions:
         )
 
     def succeeded(self, reason: str | None = None, message: str | None = None) -> None:
-        """`Succeeded` for the phase: its default reason and message unless the event names them."""
-        cstatus, default_reason, default_message = SUCCEEDED[self.status["phase"]]
+        """`Succeeded` for the phase: its default reason and message unless the event names them.
+        In Failed, as Dynamo's controller: the first False condition (`FAILURE_PREFIXES` order)
+        with a message gives the reason, and its message with the condition's prefix."""
+        phase = self.status["phase"]
+        cstatus, default_reason, default_message = SUCCEEDED[phase]
+        if phase == "Failed":
+            reason, message = None, None
+            found = {c["type"]: c for c in self.status.get("conditions", [])}
+            for ctype, prefix in FAILURE_PREFIXES:
+                c = found.get(ctype)
+                if c is not None and c["status"] == "False" and c["message"]:
+                    reason, message = c["reason"], prefix + c["message"]
+                    break
         self.set("Succeeded", cstatus, reason or default_reason, message or default_message)
 
     def surface(self, ctype: str, reason: str, message: str) -> None:
@@ -212,7 +239,7 @@ def _record(status: dict[str, Any], event: Event, conditions: _Conditions) -> No
             status["observedGeneration"] = event.generation
         case Validated():
             status["observedGeneration"] = event.generation
-            c.set("Validation", "True", "Validated", event.message)
+            c.set("Validation", "True", *VALIDATION_PASSED)
             c.set("Profiling", "False", "Pending", "Waiting for a profiling worker to take the job")
         case ValidationFailed():
             status["observedGeneration"] = event.generation
@@ -233,9 +260,11 @@ def _record(status: dict[str, Any], event: Event, conditions: _Conditions) -> No
                 "selectedConfig": event.selected_config,
                 "pareto": event.pareto,
             }
-            c.set("Profiling", "True", "ProfilingCompleted", event.message)
-            spec_generated = f"DynamoGraphDeployment {event.dgd_name} spec generated"
-            c.set("SpecGenerated", "True", "SpecGenerated", spec_generated)
+            done = (
+                f"{PROFILING_SUCCEEDED}; {event.message}" if event.message else PROFILING_SUCCEEDED
+            )
+            c.set("Profiling", "True", "ProfilingCompleted", done)
+            c.set("SpecGenerated", "True", "SpecGenerated", SPEC_GENERATED)
         case DeploymentStarted():
             status["dgdName"] = event.dgd_name
             creating = f"Creating DynamoGraphDeployment {event.dgd_name}"

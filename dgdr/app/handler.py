@@ -7,9 +7,14 @@ and the handler then brings it up to date from the store (only the commits it la
 again (up to `max_attempts`). A name with no state held is assumed new, so creating a DGDR costs one
 append; a refusal or a no-op decided on a held or assumed state is confirmed on a fresh one first.
 
-Outcomes: `accepted` (events recorded, or nothing to record), `invalid` (recorded, but the spec failed
-validation: the DGDR exists in phase Failed and the field errors are returned), `rejected` (nothing
-recorded; reason and message say why).
+Outcomes: `accepted` (events recorded, or nothing to record); `invalid` with the field errors, in two
+kinds: refused at admission (what Dynamo's CRD schema or validating webhook refuses, including a spec
+change while Profiling/Deploying/Deployed, reason `SpecChangeRejected`): nothing recorded, no
+events; a DGDR that did not exist still does not (no uid, no resourceVersion) and an existing one is
+unchanged (its current uid and resourceVersion); or
+recorded (the spec passed admission but failed the later validation, reason `ValidationFailed`): the
+DGDR exists in phase Failed, `events` and `resourceVersion` say what was recorded. `rejected`
+(nothing recorded; reason and message say why: NotFound, Stale, Conflict, ...).
 """
 
 from __future__ import annotations
@@ -208,16 +213,27 @@ class CommandHandler:
         return Outcome("accepted", seq, aggregate.uid, types, commit=commit)
 
 
+REFUSED = (
+    "refused as Dynamo's CRD schema and admission webhook refuse it; nothing was recorded: "
+    "fix the fields below and apply again"
+)
+
+
 def _refused_or_nothing(
     decision: Rejection | list[Event], loaded: Loaded, aggregate: AggregateId
 ) -> Outcome:
+    # The uid of an incarnation that exists (none when the name is new or its DGDR deleted).
+    uid = aggregate.uid if loaded.aggregate == aggregate else None
     if isinstance(decision, Rejection):
+        message = decision.message
+        if decision.invalid and decision.reason == "Invalid":
+            message = REFUSED
         return Outcome(
-            "rejected",
+            "invalid" if decision.invalid else "rejected",
             loaded.version or None,
-            aggregate.uid,
+            uid,
             reason=decision.reason,
-            message=decision.message,
+            message=message,
             errors=tuple(e.to_dict() for e in decision.errors),
         )
-    return Outcome("accepted", loaded.version or None, aggregate.uid)
+    return Outcome("accepted", loaded.version or None, uid)

@@ -1,16 +1,23 @@
 """Admission: what Dynamo's API server (the DGDR CRD's schema) and its validating webhook refuse.
 
 Owns the one judgement both front doors make before anything is stored: the NATS command path
-answers a refused request `invalid` and records nothing, and the Kubernetes admission webhook
-answers `allowed: false` with the same message. Dynamo refuses at admission:
-- anything the v1beta1 CRD's OpenAPI schema refuses (types, enums, `model` empty, the
-  `runtimeVersionOverride` pattern, `overrides.dgd` without apiVersion/kind) -- `spec.parse_manifest`;
-- `searchStrategy: thorough` with `backend: auto` (the webhook, on create);
-- a spec change while the stored object's phase is Profiling, Deploying or Deployed (the webhook, on
-  update): "spec updates are forbidden while the resource is in phase ...".
-Metadata-only changes and deletes are always admitted.
+(the decider calls `review_apply`) answers a refused request `invalid` and records nothing, and the
+Kubernetes admission webhook (`review`) answers `allowed: false` with the same message. Refused:
+- anything the v1beta1 CRD's OpenAPI schema refuses, and our documented stricter bounds
+  (`dgdr.domain.spec.check_manifest`; the spec module's docstring lists them);
+- `searchStrategy: thorough` with `backend: auto` (Dynamo's webhook), on create, and on update when
+  the stored spec did not already have it;
+- on update, a spec change while the stored object's phase is Profiling, Deploying or Deployed
+  (Dynamo's webhook): "spec updates are forbidden while the resource is in phase 'Profiling';
+  delete and recreate the resource to change its spec". Skipped for an object being deleted.
+Metadata-only changes and deletes are always admitted. Dynamo's webhook at main (2026-08) also
+refuses what this does not (yet): a spec change in Ready (but for turning autoApply on or setting
+runtimeVersionOverride), `runtimeVersionOverride` missing when `image` has no semantic-version tag,
+and `hardware` missing when the operator's GPU discovery is disabled (a deployment setting). Everything else is admitted and stored; the
+rules Dynamo checks later (`dgdr.domain.spec.semantic_errors`, hardware resolution) fail the stored
+DGDR with `ValidationFailed` instead.
 
-Failure semantics: pure; `review` never raises for user input and never does I/O.
+Failure semantics: pure; nothing here raises for user input or does I/O.
 """
 
 from __future__ import annotations
@@ -19,7 +26,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from dgdr.domain.spec import FieldError, parse_manifest
+from dgdr.domain.spec import (
+    THOROUGH_WITH_AUTO,
+    DGDRSpec,
+    FieldError,
+    check_manifest,
+    check_spec,
+    thorough_needs_backend,
+)
 
 Operation = Literal["CREATE", "UPDATE", "DELETE"]
 
@@ -29,20 +43,63 @@ SPEC_FROZEN_PHASES = ("Profiling", "Deploying", "Deployed")
 
 @dataclass(frozen=True)
 class Review:
-    """The verdict: `allowed`, and when refused the field errors and a one-line message."""
+    """The verdict: `allowed`, and when refused the field errors, a one-line message and a reason
+    (`Invalid`, or Dynamo's `SpecChangeRejected` for a spec change in a frozen phase)."""
 
     allowed: bool
     errors: tuple[FieldError, ...] = ()
     message: str = ""
+    reason: str = ""
 
     @staticmethod
     def allow() -> Review:
         return Review(True)
 
     @staticmethod
-    def refuse(errors: list[FieldError] | tuple[FieldError, ...], message: str = "") -> Review:
+    def refuse(
+        errors: list[FieldError] | tuple[FieldError, ...],
+        message: str = "",
+        reason: str = "Invalid",
+    ) -> Review:
         errs = tuple(errors)
-        return Review(False, errs, message or "; ".join(str(e) for e in errs))
+        return Review(False, errs, message or "; ".join(str(e) for e in errs), reason)
+
+
+def frozen_message(phase: str) -> str:
+    """Dynamo's webhook message for a spec change in a frozen phase."""
+    return (
+        f"spec updates are forbidden while the resource is in phase {phase!r}; "
+        "delete and recreate the resource to change its spec"
+    )
+
+
+def review_apply(
+    spec: Mapping[str, Any],
+    parsed: DGDRSpec | list[FieldError] | None = None,
+    *,
+    old_spec: Mapping[str, Any] | None = None,
+    old_phase: str | None = None,
+) -> Review:
+    """Judge a spec applied to a DGDR: a create when `old_spec` is None, else an update of the
+    stored `old_spec` in `old_phase` (a frozen phase is judged first, as the webhook's message). `parsed` is the spec already parsed at both levels
+    (`parse_spec`), when the caller has it; only a list of errors is looked at again."""
+    typed = parsed if isinstance(parsed, DGDRSpec) else check_spec(dict(spec))
+    if isinstance(typed, list):
+        return Review.refuse(typed)
+    if old_phase in SPEC_FROZEN_PHASES and old_spec is not None and dict(old_spec) != dict(spec):
+        return Review.refuse(
+            [FieldError("spec", frozen_message(old_phase).removeprefix("spec "))],
+            frozen_message(old_phase),
+            "SpecChangeRejected",
+        )
+    if thorough_needs_backend(typed) and not (old_spec is not None and _thorough_auto(old_spec)):
+        return Review.refuse([THOROUGH_WITH_AUTO])
+    return Review.allow()
+
+
+def _thorough_auto(spec: Mapping[str, Any]) -> bool:
+    """The stored spec already asked for thorough with backend auto (so an update may keep it)."""
+    return spec.get("searchStrategy") == "thorough" and (spec.get("backend") or "auto") == "auto"
 
 
 def review(
@@ -56,21 +113,13 @@ def review(
     `old`/`old_phase` are the stored object and its phase on UPDATE (None when there is none)."""
     if operation == "DELETE" or new is None:
         return Review.allow()
-    parsed = parse_manifest(dict(new))
+    parsed = check_manifest(dict(new))
     if isinstance(parsed, list):
         return Review.refuse(parsed)
-    if (
-        operation == "UPDATE"
-        and old is not None
-        and (
-            old_phase in SPEC_FROZEN_PHASES
-            and old.get("spec") != new.get("spec")
-            and not (new.get("metadata") or {}).get("deletionTimestamp")
-        )
-    ):
-        return Review.refuse(
-            [FieldError("spec", f"cannot change the spec in phase {old_phase}")],
-            f"spec updates are forbidden while the resource is in phase {old_phase!r}; "
-            "delete and recreate the resource to change its spec",
-        )
-    return Review.allow()
+    if operation == "CREATE":
+        return review_apply(new.get("spec") or {}, parsed.spec)
+    if old is None or (new.get("metadata") or {}).get("deletionTimestamp"):
+        return Review.allow()
+    return review_apply(
+        new.get("spec") or {}, parsed.spec, old_spec=old.get("spec") or {}, old_phase=old_phase
+    )

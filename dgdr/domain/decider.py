@@ -6,6 +6,13 @@ refused. `decide` never mutates and never does I/O; every event it returns is an
 decision can never record an illegal transition. `evolve` holds no rules: it folds one event into the
 state and raises `InvalidHistory` only if a stored history contains an edge the machine does not have.
 
+An `Apply` is first judged as Dynamo admits it (`dgdr.domain.admission.review_apply`: the CRD's
+schema, our documented bounds, thorough with backend auto on create, a spec change while Profiling,
+Deploying or Deployed): a refusal is a `Rejection` marked `invalid` and records nothing. A spec that
+passes admission but fails the later rules (`dgdr.domain.spec.semantic_errors`, an unknown model,
+hardware that does not resolve) is recorded with `ValidationFailed` (phase Failed), as Dynamo's
+controller fails a stored DGDR.
+
 Idempotency is a domain rule: a command whose id is remembered as applied decides `[]`, and so does a
 command that would change nothing (a re-applied identical spec, a repeated observation).
 
@@ -33,6 +40,7 @@ from dataclasses import replace
 from typing import Any, assert_never
 
 from dgdr.domain import machine
+from dgdr.domain.admission import review_apply
 from dgdr.domain.errors import InvalidHistory
 from dgdr.domain.hardware import resolve_hardware
 from dgdr.domain.model import (
@@ -68,7 +76,6 @@ from dgdr.domain.model import (
 from dgdr.domain.phases import PROFILING_PHASES
 from dgdr.domain.spec import DGDRSpec, FieldError
 
-IMMUTABLE_PHASES = ("Profiling", "Deploying", "Deployed")
 REQUEST_MEMORY = 32
 # the requests, a start, one report per sub-phase but the first, a result or failure, the
 # request that turned autoApply on (its DeploymentStarted), and the last observation
@@ -251,6 +258,14 @@ def _not_found() -> Rejection:
 
 
 def _decide_apply(state: State, command: Apply) -> list[Event] | Rejection:
+    verdict = review_apply(
+        command.spec,
+        command.parsed,
+        old_spec=state.spec if state.exists else None,
+        old_phase=state.phase,
+    )
+    if not verdict.allowed:
+        return Rejection(verdict.reason, verdict.message, verdict.errors, invalid=True)
     parsed = command.parsed if isinstance(command.parsed, DGDRSpec) else None
     if not state.exists:
         created: Event = Created(
@@ -264,12 +279,6 @@ def _decide_apply(state: State, command: Apply) -> list[Event] | Rejection:
     if command.spec == state.spec:
         return []
     phase = state.phase
-    if phase in IMMUTABLE_PHASES:
-        return Rejection(
-            "SpecChangeRejected",
-            f"Cannot modify spec in phase '{phase}': a DGDR is immutable once profiling starts. "
-            "Delete it and apply again, or create a new DGDR with a different name.",
-        )
     generation = state.generation + 1
     if phase == "Ready" and _only_auto_apply_turned_on(state, command, parsed):
         return [

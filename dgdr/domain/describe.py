@@ -5,7 +5,8 @@ history`, the Kubernetes Events behind `kubectl describe` and the failure and pr
 status conditions show. Reasons follow Dynamo's operator: its Event reasons where it records an Event
 for that step (`Initialized`, `ProfilingJobCreated`, `SpecGenerated`, `DeploymentCreated`, ...), its
 condition reasons where it records none (a profiling sub-phase, `Completed` for `Done`,
-`<SubPhase>Failed`, `Deploying`).
+`<SubPhase>Failed`, `Deploying`). Messages start with its wording where it has one ("DGDR initialized
+successfully", "DynamoGraphDeployment spec generated successfully"), our detail after "; ".
 
 `noteworthy` is False for bookkeeping (`Created`, `DeploymentObserved`, `Deleted`): no Kubernetes
 Event, not in a describe story, still a row of `dgdr history`. Pure; never raises. The `match` ends in
@@ -38,6 +39,10 @@ from dgdr.domain.model import (
     ValidationFailed,
 )
 
+# Dynamo's controller wording for the Events it records on these steps.
+INITIALIZED = "DGDR initialized successfully"
+SPEC_GENERATED = "DynamoGraphDeployment spec generated successfully"
+
 EventType = Literal["Normal", "Warning"]
 NORMAL: EventType = "Normal"
 WARNING: EventType = "Warning"
@@ -66,6 +71,17 @@ def profiling_failure_reason(sub_phase: str | None) -> str:
     return f"{sub_phase}Failed" if sub_phase else "ProfilingFailed"
 
 
+def _initialized(event: Validated) -> str:
+    """Dynamo's "DGDR initialized successfully", then the hardware the profile will run on."""
+    hw = event.resolved
+    if hw is None:
+        return f"{INITIALIZED}; {event.message}"
+    return (
+        f"{INITIALIZED}; hardware: {hw.total_gpus} x {hw.gpu_sku.value} "
+        f"({hw.num_gpus_per_node} per node)"
+    )
+
+
 def _replicas(available: int, replicas: int) -> str:
     return f"{available}/{replicas} replicas available"
 
@@ -78,7 +94,7 @@ def describe(event: Event) -> Description:
             message = f"DGDR created (generation {event.generation}) for {model}"
             return Description(NORMAL, "Created", message, noteworthy=False)
         case Validated():
-            return Description(NORMAL, "Initialized", event.message)
+            return Description(NORMAL, "Initialized", _initialized(event))
         case ValidationFailed():
             return Description(WARNING, "ValidationFailed", validation_errors(event))
         case SpecUpdated():
@@ -94,7 +110,9 @@ def describe(event: Event) -> Description:
         case ProfilingFailed():
             return Description(WARNING, profiling_failure_reason(event.sub_phase), event.message)
         case ProfilingCompleted():
-            message = f"DynamoGraphDeployment {event.dgd_name} spec generated: {event.message}"
+            message = f"{SPEC_GENERATED} ({event.dgd_name})"
+            if event.message:
+                message = f"{message}; {event.message}"
             return Description(NORMAL, "SpecGenerated", message)
         case AutoApplyEnabled():
             message = (

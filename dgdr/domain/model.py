@@ -329,11 +329,15 @@ Command = (
 
 @dataclass(frozen=True)
 class Rejection:
-    """A command the DGDR refuses: nothing is recorded; the requester gets the reason and every error."""
+    """A command the DGDR refuses: nothing is recorded; the requester gets the reason and every error.
+
+    `invalid` marks a refusal at admission (`dgdr.domain.admission`: what Dynamo's CRD schema or
+    validating webhook refuses); the requester is answered `invalid`, not `rejected`."""
 
     reason: str
     message: str
     errors: tuple[FieldError, ...] = ()
+    invalid: bool = False
 
 
 # ---------------------------------------------------------------------------------------------- state

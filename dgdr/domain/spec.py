@@ -1,11 +1,39 @@
-"""The DGDR v1beta1 spec and manifest models, and their validation.
+"""The DGDR v1beta1 spec and manifest models, and their validation in two levels.
 
-Owns: the shape of `spec` exactly as Dynamo's v1beta1 field reference (camelCase aliases), the defaults,
-the cross-field rules, GPU SKU normalisation, and turning pydantic errors into `FieldError`s that name the
-field (as a dotted camelCase path such as `spec.sla.e2eLatency`) and say how to fix it.
+Owns: the shape of `spec` exactly as Dynamo's v1beta1 CRD (camelCase names, enums, defaults), GPU SKU
+normalisation for discovered product names, and turning pydantic errors into `FieldError`s that name
+the field (a dotted camelCase path such as `spec.sla.e2eLatency`) and say how to fix it.
 
-Failure semantics: `parse_manifest` never raises for bad user input; it returns the list of every field
-error. A manifest round-trips unchanged: `dump_manifest(parse_manifest(m))` == `m` for any valid `m`
+Two levels, as Dynamo splits them:
+- Schema level (`check_spec`, `check_manifest`): what Dynamo's API server refuses from the CRD's
+  OpenAPI schema, so nothing is stored. Types with no coercion (a string is not a boolean or a
+  number, an integer field does not take 2.5 -- 8.0 is read as 8, as the API server does), int32
+  ranges, the enums (`backend`, `searchStrategy`, `sla.optimizationType`, `hardware.gpuSku`: a raw
+  product name such as `NVIDIA-H100-80GB-HBM3` is refused, naming the SKU it looks like), `model`
+  non-empty, the `runtimeVersionOverride` pattern, `overrides.dgd` an embedded resource (apiVersion
+  and kind), `overrides.profilingJob` a JobSpec (`dgdr.domain.jobspec`), unknown fields (kubectl's
+  default strict field validation refuses them; inside `overrides.profilingJob` they are allowed). A
+  null field is absent (the API server drops nulls; a null unknown field is still refused). The JobSpec
+  is checked by `check_spec`/`check_manifest`, not by `DGDRSpec.model_validate` alone (the field keeps
+  the dict as written). Our own stricter bounds, refused the same way:
+  - `image`, when given, is non-empty (an empty image cannot run the profiler);
+  - `sla.ttft`, `sla.itl`, `sla.e2eLatency` at most `MAX_LATENCY_MS` (a day);
+  - `workload.isl`, `workload.osl` at most `MAX_TOKENS` (10M tokens, the longest context of a
+    served model today);
+  - `hardware.numGpusPerNode` at most `MAX_GPUS_PER_NODE` (72, one NVL72 NVLink domain);
+  - `hardware.totalGpus` at most `MAX_TOTAL_GPUS` (1024);
+  - every number finite.
+- Semantic level (`semantic_errors`): what Dynamo checks later, in its controller or profiler; the
+  DGDR is stored and goes Failed with `ValidationFailed`. Positive SLA targets, sequence lengths,
+  rates and GPU facts; `e2eLatency` not with `ttft`/`itl`; `requestRate` not with `concurrency`;
+  `searchStrategy: thorough` needs a concrete backend (`dgdr.domain.admission` refuses it first, on
+  create or an update that brings it; an update keeping a stored one is admitted and fails here, as in
+  Dynamo's profiler).
+`parse_spec`/`parse_manifest` apply both: what they return is a spec fit to profile.
+
+Failure semantics: nothing here raises for bad user input; every function returns the list of every
+field error (schema errors first: semantic rules are judged only on a schema-valid spec). A manifest
+round-trips unchanged: `dump_manifest(parse_manifest(m))` == `m` for any valid `m` without nulls
 (defaults are applied when read through `effective_*`, not written back).
 """
 
@@ -23,11 +51,15 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
-    PositiveInt,
+    StrictBool,
+    StrictStr,
     ValidationError,
-    ValidationInfo,
+    WithJsonSchema,
     field_validator,
+    model_validator,
 )
+
+from dgdr.domain.jobspec import INT32, JobSpec, whole_number
 
 API_VERSION = "nvidia.com/v1beta1"
 KIND = "DynamoGraphDeploymentRequest"
@@ -37,20 +69,63 @@ DGD_KIND = "DynamoGraphDeployment"
 DEFAULT_TTFT_MS = 2000.0
 DEFAULT_ITL_MS = 30.0
 
-
-def _positive_number(value: Any) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(f"{value!r} is not allowed: use a number greater than 0")
-    return value
+# Our stricter bounds (see the module docstring).
+MAX_LATENCY_MS = 86_400_000.0
+MAX_TOKENS = 10_000_000
+MAX_GPUS_PER_NODE = 72
+MAX_TOTAL_GPUS = 1024
 
 
-# A positive number that keeps its type: `ttft: 300` round-trips as 300, not 300.0.
-PositiveNumber = Annotated[float, PlainValidator(_positive_number), PlainSerializer(lambda v: v)]
+def _number(maximum: float | None, why: str = "") -> Any:
+    def check(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{value!r} is not a number: use a number, without quotes")
+        if not math.isfinite(value):
+            raise ValueError(f"{value!r} is not allowed: use a finite number")
+        if maximum is not None and value > maximum:
+            raise ValueError(f"{value!r} is too large: use at most {maximum:g} ({why})")
+        return value
+
+    return check
+
+
+# A JSON number that keeps its type: `ttft: 300` round-trips as 300, not 300.0.
+Number = Annotated[
+    float,
+    PlainValidator(_number(None)),
+    PlainSerializer(lambda v: v),
+    WithJsonSchema({"type": "number"}),
+]
+Milliseconds = Annotated[
+    float,
+    PlainValidator(_number(MAX_LATENCY_MS, "a day in milliseconds")),
+    PlainSerializer(lambda v: v),
+    WithJsonSchema({"type": "number"}),
+]
+Int32 = Annotated[
+    int,
+    PlainValidator(whole_number(*INT32, "int32")),
+    PlainSerializer(lambda v: v),
+    WithJsonSchema({"type": "integer", "format": "int32"}),
+]
+Tokens = Annotated[
+    int,
+    PlainValidator(whole_number(INT32[0], MAX_TOKENS, "at most 10M tokens")),
+    PlainSerializer(lambda v: v),
+    WithJsonSchema({"type": "integer", "format": "int32"}),
+]
+GpusPerNode = Annotated[
+    int,
+    PlainValidator(whole_number(INT32[0], MAX_GPUS_PER_NODE, "one NVL72 NVLink domain at most")),
+    PlainSerializer(lambda v: v),
+    WithJsonSchema({"type": "integer", "format": "int32"}),
+]
+TotalGpus = Annotated[
+    int,
+    PlainValidator(whole_number(INT32[0], MAX_TOTAL_GPUS, "the largest GPU budget dgdr profiles")),
+    PlainSerializer(lambda v: v),
+    WithJsonSchema({"type": "integer", "format": "int32"}),
+]
 
 
 class GpuSku(StrEnum):
@@ -130,74 +205,67 @@ class OptimizationType(StrEnum):
 
 class _Model(BaseModel):
     # Only the camelCase names of the v1beta1 schema are accepted from users (`auto_apply` is an
-    # unknown field, not an alias), so what validates is exactly what round-trips.
+    # unknown field, not an alias), so what validates is exactly what round-trips. A null field is
+    # absent, as the API server drops it.
     model_config = ConfigDict(
         extra="forbid", validate_by_name=False, validate_by_alias=True, frozen=True
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_nulls(cls, data: Any) -> Any:
+        # only of known fields: an unknown one is refused even when null (strict field validation)
+        if isinstance(data, dict):
+            known = {f.alias or name for name, f in cls.model_fields.items()}
+            return {k: v for k, v in data.items() if v is not None or k not in known}
+        return data
+
 
 class SLA(_Model):
-    ttft: PositiveNumber | None = None
-    itl: PositiveNumber | None = None
-    e2e_latency: PositiveNumber | None = Field(default=None, alias="e2eLatency")
+    ttft: Milliseconds | None = None
+    itl: Milliseconds | None = None
+    e2e_latency: Milliseconds | None = Field(default=None, alias="e2eLatency")
     optimization_type: OptimizationType | None = Field(default=None, alias="optimizationType")
-
-    @field_validator("e2e_latency")
-    @classmethod
-    def _e2e_excludes_ttft_itl(cls, value: float | None, info: ValidationInfo) -> float | None:
-        if value is not None and (info.data.get("ttft") or info.data.get("itl")):
-            raise ValueError(
-                "e2eLatency cannot be combined with ttft/itl: set either e2eLatency alone, "
-                "or ttft and/or itl"
-            )
-        return value
 
 
 class Workload(_Model):
-    isl: PositiveInt = 4000
-    osl: PositiveInt = 1000
-    request_rate: PositiveNumber | None = Field(default=None, alias="requestRate")
-    concurrency: PositiveNumber | None = None
+    isl: Tokens = 4000
+    osl: Tokens = 1000
+    request_rate: Number | None = Field(default=None, alias="requestRate")
+    concurrency: Number | None = None
 
-    @field_validator("concurrency")
-    @classmethod
-    def _rate_excludes_concurrency(cls, value: float | None, info: ValidationInfo) -> float | None:
-        if value is not None and info.data.get("request_rate") is not None:
-            raise ValueError(
-                "requestRate and concurrency are mutually exclusive: keep only one of them"
-            )
-        return value
+
+def _looks_like(value: str) -> str:
+    sku = normalise_gpu_sku(value)
+    return f" ({value!r} looks like {sku.value})" if sku is not None else ""
 
 
 class Hardware(_Model):
     gpu_sku: GpuSku | None = Field(default=None, alias="gpuSku")
-    vram_mb: PositiveNumber | None = Field(default=None, alias="vramMb")
-    total_gpus: PositiveInt | None = Field(default=None, alias="totalGpus")
-    num_gpus_per_node: PositiveInt | None = Field(default=None, alias="numGpusPerNode")
-    interconnect: str | None = None
-    rdma: bool | None = None
+    vram_mb: Number | None = Field(default=None, alias="vramMb")
+    total_gpus: TotalGpus | None = Field(default=None, alias="totalGpus")
+    num_gpus_per_node: GpusPerNode | None = Field(default=None, alias="numGpusPerNode")
+    interconnect: StrictStr | None = None
+    rdma: StrictBool | None = None
 
     @field_validator("gpu_sku", mode="before")
     @classmethod
-    def _map_product_name(cls, value: Any) -> Any:
-        if value is None or not isinstance(value, str):
-            return value
-        sku = normalise_gpu_sku(value)
-        if sku is None:
+    def _one_of_the_skus(cls, value: Any) -> Any:
+        if isinstance(value, str) and value not in GPU_SKUS:
             raise ValueError(
-                f"unknown or ambiguous GPU {value!r}: use one of {', '.join(GPU_SKUS)}"
+                f"{value!r} is not allowed: use one of {', '.join(GPU_SKUS)}{_looks_like(value)}"
             )
-        return sku
+        return value
 
 
 class ModelCache(_Model):
-    pvc_name: str | None = Field(default=None, alias="pvcName")
-    pvc_model_path: str | None = Field(default=None, alias="pvcModelPath")
-    pvc_mount_path: str = Field(default="/opt/model-cache", alias="pvcMountPath")
+    pvc_name: StrictStr | None = Field(default=None, alias="pvcName")
+    pvc_model_path: StrictStr | None = Field(default=None, alias="pvcModelPath")
+    pvc_mount_path: StrictStr = Field(default="/opt/model-cache", alias="pvcMountPath")
 
 
 class Mocker(_Model):
-    enabled: bool = False
+    enabled: StrictBool = False
 
 
 class Features(_Model):
@@ -206,47 +274,43 @@ class Features(_Model):
 
 
 class Overrides(_Model):
+    # Checked against `dgdr.domain.jobspec.JobSpec` by `check_spec`; kept as written here.
     profiling_job: dict[str, Any] | None = Field(default=None, alias="profilingJob")
     dgd: dict[str, Any] | None = None
 
     @field_validator("dgd")
     @classmethod
     def _dgd_is_embedded_resource(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None and (not value.get("apiVersion") or not value.get("kind")):
+        if value is None:
+            return value
+        api_version, kind = value.get("apiVersion"), value.get("kind")
+        if not (isinstance(api_version, str) and api_version and isinstance(kind, str) and kind):
             raise ValueError(
                 "must be a DynamoGraphDeployment object with apiVersion and kind "
                 f"(apiVersion: {DGD_API_VERSION}, kind: {DGD_KIND})"
             )
+        if not isinstance(value.get("metadata", {}), dict):
+            raise ValueError("metadata must be an object (name, labels, annotations)")
         return value
 
 
 class DGDRSpec(_Model):
-    model: str = Field(min_length=1)
-    image: str | None = None
+    model: StrictStr = Field(min_length=1)
+    image: StrictStr | None = Field(default=None, min_length=1)
     backend: Backend = Backend.AUTO
     search_strategy: SearchStrategy = Field(default=SearchStrategy.RAPID, alias="searchStrategy")
-    auto_apply: bool = Field(default=True, alias="autoApply")
+    auto_apply: StrictBool = Field(default=True, alias="autoApply")
     sla: SLA | None = None
     workload: Workload | None = None
     hardware: Hardware | None = None
     model_cache: ModelCache | None = Field(default=None, alias="modelCache")
     features: Features | None = None
     overrides: Overrides | None = None
-    runtime_version_override: str | None = Field(
+    runtime_version_override: StrictStr | None = Field(
         default=None,
         alias="runtimeVersionOverride",
         pattern=r"^(0|[1-9][0-9]{0,3})\.(0|[1-9][0-9]{0,3})\.(0|[1-9][0-9]{0,3})$",
     )
-
-    @field_validator("search_strategy")
-    @classmethod
-    def _thorough_needs_backend(cls, value: SearchStrategy, info: ValidationInfo) -> SearchStrategy:
-        if value is SearchStrategy.THOROUGH and info.data.get("backend") is Backend.AUTO:
-            raise ValueError(
-                "searchStrategy thorough needs a concrete backend: set backend to vllm, sglang "
-                "or trtllm, or use searchStrategy rapid"
-            )
-        return value
 
     # Effective values: what the profiler uses when the user left a field out.
     @property
@@ -338,7 +402,35 @@ _FIX_HINTS: dict[str, str] = {
     "missing": "add it",
     "extra_forbidden": "remove it (not a DGDR v1beta1 field; check the spelling)",
     "string_too_short": "set it to a non-empty value",
+    "string_pattern_mismatch": "use the form it shows",
 }
+
+# Type errors say what was given and what to write instead (no coercion, as the API server).
+_TYPE_MESSAGES: dict[str, str] = {
+    "string_type": "is not a string: use a string (quote it in YAML)",
+    "bool_type": "is not a boolean: use true or false, without quotes",
+    "dict_type": "is not an object: use a mapping of fields",
+    "model_type": "is not an object: use a mapping of fields",
+    "model_attributes_type": "is not an object: use a mapping of fields",
+    "list_type": "is not a list: use a list",
+}
+
+
+def _message(err: Any, loc: str) -> str:
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    kind = err["type"]
+    if kind == "literal_error" and loc in ("apiVersion", "kind"):
+        msg = f"must be {API_VERSION if loc == 'apiVersion' else KIND}"
+    elif kind == "enum":
+        expected = err.get("ctx", {}).get("expected", "")
+        msg = f"{err.get('input')!r} is not allowed: use one of {expected}"
+    elif kind in _TYPE_MESSAGES:
+        msg = f"{err.get('input')!r} {_TYPE_MESSAGES[kind]}"
+    elif kind == "string_pattern_mismatch" and loc.endswith("runtimeVersionOverride"):
+        msg = f"{err.get('input')!r} is not a version: use MAJOR.MINOR.PATCH such as 1.2.0"
+        return msg
+    hint = _FIX_HINTS.get(kind)
+    return f"{msg}: {hint}" if hint else msg
 
 
 def errors_from(exc: ValidationError, prefix: str = "") -> list[FieldError]:
@@ -346,21 +438,35 @@ def errors_from(exc: ValidationError, prefix: str = "") -> list[FieldError]:
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"])
         field = f"{prefix}{loc}" if loc else prefix.rstrip(".") or "(document)"
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        if err["type"] == "literal_error" and loc in ("apiVersion", "kind"):
-            msg = f"must be {API_VERSION if loc == 'apiVersion' else KIND}"
-        if err["type"] == "enum":
-            expected = err.get("ctx", {}).get("expected", "")
-            msg = f"{err.get('input')!r} is not allowed: use one of {expected}"
-        hint = _FIX_HINTS.get(err["type"])
-        if hint:
-            msg = f"{msg}: {hint}"
-        out.append(FieldError(field, msg))
+        out.append(FieldError(field, _message(err, loc)))
     return out
 
 
-def parse_manifest(document: Any) -> Manifest | list[FieldError]:
-    """Validate a whole DGDR manifest; every problem is reported, none raises."""
+def _job_spec_errors(spec: Any, prefix: str) -> list[FieldError]:
+    """`overrides.profilingJob` checked as the CRD's JobSpec (only when it is an object at all)."""
+    overrides = spec.get("overrides") if isinstance(spec, dict) else None
+    job = overrides.get("profilingJob") if isinstance(overrides, dict) else None
+    if not isinstance(job, dict):
+        return []
+    try:
+        JobSpec.model_validate(job)
+    except ValidationError as exc:
+        return errors_from(exc, f"{prefix}overrides.profilingJob.")
+    return []
+
+
+def check_spec(spec: Any) -> DGDRSpec | list[FieldError]:
+    """Schema level only (what Dynamo's API server refuses); paths are prefixed with `spec.`."""
+    errors = _job_spec_errors(spec, "spec.")
+    try:
+        parsed = DGDRSpec.model_validate(spec)
+    except ValidationError as exc:
+        return errors_from(exc, "spec.") + errors
+    return errors or parsed
+
+
+def check_manifest(document: Any) -> Manifest | list[FieldError]:
+    """Schema level only, for a whole manifest (apiVersion, kind, metadata, spec)."""
     if not isinstance(document, dict):
         return [
             FieldError(
@@ -368,18 +474,90 @@ def parse_manifest(document: Any) -> Manifest | list[FieldError]:
                 "a DGDR manifest must be a mapping with apiVersion, kind, metadata and spec",
             )
         ]
+    errors = _job_spec_errors(document.get("spec"), "spec.")
     try:
-        return Manifest.model_validate(document)
+        manifest = Manifest.model_validate(document)
     except ValidationError as exc:
-        return errors_from(exc)
+        return errors_from(exc) + errors
+    return errors or manifest
+
+
+def _positive(errors: list[FieldError], field: str, value: float | None) -> None:
+    if value is not None and value <= 0:
+        errors.append(FieldError(field, f"{value!r} is not allowed: use a number greater than 0"))
+
+
+def semantic_errors(spec: DGDRSpec) -> list[FieldError]:
+    """The rules Dynamo checks after storing the DGDR (controller and profiler); see the module
+    docstring. Judged on a schema-valid spec."""
+    errors: list[FieldError] = []
+    if spec.sla is not None:
+        sla = spec.sla
+        for alias, value in (("ttft", sla.ttft), ("itl", sla.itl), ("e2eLatency", sla.e2e_latency)):
+            _positive(errors, f"spec.sla.{alias}", value)
+        if sla.e2e_latency is not None and (sla.ttft is not None or sla.itl is not None):
+            errors.append(
+                FieldError(
+                    "spec.sla.e2eLatency",
+                    "e2eLatency cannot be combined with ttft/itl: set either e2eLatency alone, "
+                    "or ttft and/or itl",
+                )
+            )
+    if spec.workload is not None:
+        w = spec.workload
+        for alias, value in (
+            ("isl", w.isl),
+            ("osl", w.osl),
+            ("requestRate", w.request_rate),
+            ("concurrency", w.concurrency),
+        ):
+            _positive(errors, f"spec.workload.{alias}", value)
+        if w.request_rate is not None and w.concurrency is not None:
+            errors.append(
+                FieldError(
+                    "spec.workload.concurrency",
+                    "requestRate and concurrency are mutually exclusive: keep only one of them",
+                )
+            )
+    if spec.hardware is not None:
+        hw = spec.hardware
+        for alias, value in (
+            ("vramMb", hw.vram_mb),
+            ("totalGpus", hw.total_gpus),
+            ("numGpusPerNode", hw.num_gpus_per_node),
+        ):
+            _positive(errors, f"spec.hardware.{alias}", value)
+    if thorough_needs_backend(spec):
+        errors.append(THOROUGH_WITH_AUTO)
+    return errors
+
+
+THOROUGH_WITH_AUTO = FieldError(
+    "spec.searchStrategy",
+    "searchStrategy thorough needs a concrete backend: set backend to vllm, sglang or trtllm, "
+    "or use searchStrategy rapid",
+)
+
+
+def thorough_needs_backend(spec: DGDRSpec) -> bool:
+    """`searchStrategy: thorough` with `backend: auto` (Dynamo's webhook refuses it on create)."""
+    return spec.search_strategy is SearchStrategy.THOROUGH and spec.backend is Backend.AUTO
+
+
+def parse_manifest(document: Any) -> Manifest | list[FieldError]:
+    """Validate a whole DGDR manifest at both levels; every problem is reported, none raises."""
+    manifest = check_manifest(document)
+    if isinstance(manifest, list):
+        return manifest
+    return semantic_errors(manifest.spec) or manifest
 
 
 def parse_spec(spec: Any) -> DGDRSpec | list[FieldError]:
-    """Validate a bare spec; field paths are prefixed with `spec.`."""
-    try:
-        return DGDRSpec.model_validate(spec)
-    except ValidationError as exc:
-        return errors_from(exc, "spec.")
+    """Validate a bare spec at both levels; field paths are prefixed with `spec.`."""
+    parsed = check_spec(spec)
+    if isinstance(parsed, list):
+        return parsed
+    return semantic_errors(parsed) or parsed
 
 
 def dump_spec(spec: DGDRSpec) -> dict[str, Any]:

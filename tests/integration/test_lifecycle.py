@@ -155,7 +155,7 @@ async def test_spec_change_while_deployed_is_rejected_and_records_nothing(
     n = len(await c.history("frozen"))
     changed = manifest("frozen", model="Qwen/Qwen3-8B")
     outcome = await c.apply(changed)
-    assert outcome["status"] == "rejected" and outcome["reason"] == "SpecChangeRejected"
+    assert outcome["status"] == "invalid" and outcome["reason"] == "SpecChangeRejected"
     assert "Deployed" in outcome["message"]
     assert len(await c.history("frozen")) == n
     assert (await c.apply(manifest("frozen")))["events"] == []  # identical: a no-op

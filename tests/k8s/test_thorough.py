@@ -21,7 +21,7 @@ async def test_thorough_runs_the_profiling_job_and_deploys_its_result(kube: Kube
         "template": {
             "spec": {
                 "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}],
-                "containers": [{"resources": {"limits": {"cpu": "2"}}}],
+                "containers": [{"name": "profiler", "resources": {"limits": {"cpu": "2"}}}],
             }
         },
     }

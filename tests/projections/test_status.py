@@ -24,7 +24,6 @@ from tests.dgdr.domain.builders import (
     PARETO,
     SELECTED,
     SPEC,
-    VALID_MESSAGE,
     apply,
     delete,
     fail,
@@ -128,8 +127,8 @@ def test_happy_path_has_exactly_dynamos_v1beta1_shape() -> None:
                 {
                     "type": "Validation",
                     "status": "True",
-                    "reason": "Validated",
-                    "message": VALID_MESSAGE,
+                    "reason": "ValidationPassed",
+                    "message": "DGDR spec validation passed",
                     "lastTransitionTime": t(1),
                     "observedGeneration": 1,
                 },
@@ -137,7 +136,7 @@ def test_happy_path_has_exactly_dynamos_v1beta1_shape() -> None:
                     "type": "Profiling",
                     "status": "True",
                     "reason": "ProfilingCompleted",
-                    "message": "TP2, 1 replica",
+                    "message": "Profiling job completed successfully; TP2, 1 replica",
                     "lastTransitionTime": t(7),
                     "observedGeneration": 1,
                 },
@@ -145,7 +144,7 @@ def test_happy_path_has_exactly_dynamos_v1beta1_shape() -> None:
                     "type": "SpecGenerated",
                     "status": "True",
                     "reason": "SpecGenerated",
-                    "message": f"DynamoGraphDeployment {DGD} spec generated",
+                    "message": "DynamoGraphDeployment spec generated successfully",
                     "lastTransitionTime": t(7),
                     "observedGeneration": 1,
                 },
@@ -285,10 +284,10 @@ def test_validation_failed_is_failed_with_validation_false() -> None:
     assert status["observedGeneration"] == 1
     validation = tl.condition("Validation")
     assert (validation["status"], validation["reason"]) == ("False", "ValidationFailed")
-    assert validation["message"].startswith("spec.searchStrategy: searchStrategy thorough")
+    assert validation["message"].startswith("spec.sla.e2eLatency: e2eLatency cannot be combined")
     succeeded = tl.condition("Succeeded")
     assert (succeeded["status"], succeeded["reason"]) == ("False", "ValidationFailed")
-    assert succeeded["message"] == validation["message"]
+    assert succeeded["message"] == "Validation failed: " + validation["message"]
     assert [c["type"] for c in status["conditions"]] == ["Succeeded", "Validation"]
 
 
@@ -304,7 +303,10 @@ def test_profiling_failure_keeps_the_sub_phase_and_names_the_reason() -> None:
         "OOM",
     )
     succeeded = tl.condition("Succeeded")
-    assert (succeeded["reason"], succeeded["message"]) == ("SweepingDecodeFailed", "OOM")
+    assert (succeeded["reason"], succeeded["message"]) == (
+        "SweepingDecodeFailed",
+        "Profiling failed: OOM",
+    )
     assert succeeded["lastTransitionTime"] == t(1)  # False all along
 
 

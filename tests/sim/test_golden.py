@@ -75,7 +75,13 @@ CASES: dict[str, tuple[dict[str, Any], ResolvedHardware]] = {
                     },
                 },
                 "profilingJob": {
-                    "template": {"spec": {"tolerations": [{"key": "gpu", "operator": "Exists"}]}}
+                    "template": {
+                        "spec": {
+                            # Dynamo's CRD requires template.spec.containers (docs use [])
+                            "containers": [],
+                            "tolerations": [{"key": "gpu", "operator": "Exists"}],
+                        }
+                    }
                 },
             },
         },

@@ -81,7 +81,7 @@ def test_resolve_reads_a_manifest_and_the_hardware_of_its_spec() -> None:
         "metadata": {"name": "chat", "namespace": "team"},
         "spec": {
             "model": "Qwen/Qwen3-0.6B",
-            "hardware": {"gpuSku": "NVIDIA-H100-80GB-HBM3", "totalGpus": 4},
+            "hardware": {"gpuSku": "h100_sxm", "totalGpus": 4},
         },
     }
     setup = resolve(manifest, None)

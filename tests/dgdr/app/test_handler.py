@@ -94,6 +94,53 @@ async def test_the_edge_can_name_the_models_it_serves() -> None:
     )
 
 
+async def test_a_spec_refused_at_admission_records_nothing_and_names_the_fields() -> None:
+    store = InMemoryEventStore()
+    out = await CommandHandler(store).handle(
+        "ns", "bad", apply("r1", autoApply="false", workload={"isl": 2.5})
+    )
+    assert out.status == "invalid" and out.reason == "Invalid"
+    assert sorted(e["field"] for e in out.errors) == ["spec.autoApply", "spec.workload.isl"]
+    assert "nothing was recorded" in out.message
+    assert (out.events, out.resource_version, out.uid) == ((), None, None)
+    assert await store.history("ns", "bad") == []
+    assert await store.latest("ns", "bad") is None
+
+
+async def test_a_later_validation_failure_is_recorded_and_answered_invalid() -> None:
+    store = InMemoryEventStore()
+    out = await CommandHandler(store).handle("ns", "f", apply("r1", sla={"ttft": -5}))
+    assert out.status == "invalid" and out.reason == "ValidationFailed"
+    assert out.events == ("Created", "ValidationFailed") and out.resource_version is not None
+    assert [e["field"] for e in out.errors] == ["spec.sla.ttft"]
+    assert len(await store.history("ns", "f")) == 1
+
+
+async def test_a_refused_update_leaves_the_existing_dgdr_unchanged() -> None:
+    store = InMemoryEventStore()
+    created = await CommandHandler(store).handle("ns", "u", apply("r1"))
+    out = await CommandHandler(store).handle("ns", "u", apply("r2", backend="onnx"))
+    assert out.status == "invalid" and [e["field"] for e in out.errors] == ["spec.backend"]
+    assert out.uid == created.uid and out.resource_version == created.resource_version
+    assert len(await store.history("ns", "u")) == 1
+
+
+async def test_a_spec_change_while_profiling_is_refused_with_dynamos_message() -> None:
+    store = InMemoryEventStore()
+    h = CommandHandler(store)
+    created = await h.handle("ns", "p", apply("r1"))
+    start = StartProfiling(id="s1", at=AT, generation=1, job_name="profile-p")
+    await h.handle("ns", "p", start, expected_uid=created.uid)
+    out = await CommandHandler(store).handle("ns", "p", apply("r2", model="Qwen/Qwen3-8B"))
+    assert out.status == "invalid" and out.reason == "SpecChangeRejected"
+    assert out.message == (
+        "spec updates are forbidden while the resource is in phase 'Profiling'; "
+        "delete and recreate the resource to change its spec"
+    )
+    assert [e["field"] for e in out.errors] == ["spec"]
+    assert len(await store.history("ns", "p")) == 2
+
+
 class ConflictCountingStore(InMemoryEventStore):
     def __init__(self) -> None:
         super().__init__()

@@ -222,7 +222,7 @@ def test_describe_shows_spec_status_conditions_and_the_story() -> None:
     conditions = section(rendered, "Conditions:")
     assert [(c[0], c[1], c[2]) for c in conditions] == [
         ("Succeeded", "True", "Deployed"),
-        ("Validation", "True", "Validated"),
+        ("Validation", "True", "ValidationPassed"),
         ("Profiling", "True", "ProfilingCompleted"),
         ("SpecGenerated", "True", "SpecGenerated"),
         ("DeploymentReady", "True", "DeploymentReady"),

@@ -40,7 +40,12 @@ SPEC: dict[str, Any] = {"model": "Qwen/Qwen3-0.6B", "hardware": SKU_HW}
 MANUAL: dict[str, Any] = {**SPEC, "autoApply": False}
 AUTO: dict[str, Any] = {**SPEC, "autoApply": True}
 OTHER: dict[str, Any] = {**SPEC, "model": "Qwen/Qwen3-8B"}
-INVALID: dict[str, Any] = {**SPEC, "searchStrategy": "thorough"}  # thorough needs a backend
+# Passes admission, fails the later validation (stored, Failed): e2eLatency excludes ttft.
+INVALID: dict[str, Any] = {**SPEC, "sla": {"ttft": 100, "e2eLatency": 5000}}
+# Refused at admission on create (Dynamo's webhook): thorough needs a concrete backend.
+THOROUGH_AUTO: dict[str, Any] = {**SPEC, "searchStrategy": "thorough"}
+# Refused at admission (the CRD's schema): a string is not a boolean.
+SCHEMA_INVALID: dict[str, Any] = {**SPEC, "autoApply": "false"}
 NO_SKU: dict[str, Any] = {"model": "Qwen/Qwen3-0.6B"}
 
 SELECTED: dict[str, Any] = {

@@ -43,8 +43,10 @@ from tests.dgdr.domain.builders import (
     OTHER,
     PARETO,
     RESOLVED_HW,
+    SCHEMA_INVALID,
     SELECTED,
     SPEC,
+    THOROUGH_AUTO,
     VALID_MESSAGE,
     Given,
     apply,
@@ -108,24 +110,59 @@ def test_create_invalid_spec_is_created_and_fails_validation_naming_the_field() 
     failed = when.decision[1]
     assert isinstance(failed, ValidationFailed)
     assert failed.generation == 1
-    assert [e["field"] for e in failed.errors] == ["spec.searchStrategy"]
-    assert "set backend to vllm, sglang or trtllm" in failed.errors[0]["message"]
+    assert [e["field"] for e in failed.errors] == ["spec.sla.e2eLatency"]
+    assert "cannot be combined with ttft/itl" in failed.errors[0]["message"]
     assert state.phase == "Failed"
     assert state.validated_generation == 0
 
 
-def test_create_with_several_errors_records_all_of_them() -> None:
-    spec = {"model": "", "backend": "x", "sla": {"ttft": 1, "e2eLatency": 2}}
+def test_create_with_several_later_errors_records_all_of_them() -> None:
+    spec = {"model": "m", "sla": {"ttft": -1, "e2eLatency": 2}, "workload": {"isl": 0}}
     when = given().when(apply(spec))
     when.then_types("Created", "ValidationFailed")
     assert isinstance(when.decision, list)
     failed = when.decision[1]
     assert isinstance(failed, ValidationFailed)
     assert sorted(e["field"] for e in failed.errors) == [
+        "spec.sla.e2eLatency",
+        "spec.sla.ttft",
+        "spec.workload.isl",
+    ]
+
+
+def test_create_refused_at_admission_records_nothing_and_names_every_field() -> None:
+    spec = {"model": "", "backend": "x", "autoApply": "yes", "workload": {"isl": 2.5}}
+    rejection = given().when(apply(spec)).then_rejected("Invalid")
+    assert rejection.invalid
+    assert sorted(e.field for e in rejection.errors) == [
+        "spec.autoApply",
         "spec.backend",
         "spec.model",
-        "spec.sla.e2eLatency",
+        "spec.workload.isl",
     ]
+
+
+def test_thorough_with_backend_auto_is_refused_on_create_and_when_an_update_brings_it() -> None:
+    refused = given().when(apply(THOROUGH_AUTO)).then_rejected("Invalid", "concrete backend")
+    assert refused.invalid and [e.field for e in refused.errors] == ["spec.searchStrategy"]
+    for variant in ("Pending", "Ready", "Failed"):
+        given(history(variant)).when(apply(THOROUGH_AUTO)).then_rejected("Invalid")
+
+
+def test_a_stored_thorough_auto_spec_may_be_kept_and_fails_validation() -> None:
+    # Dynamo's webhook lets an update keep what the stored spec already had (a history from
+    # before the rule); the profiler's validation then fails it.
+    stored = [Created(spec=THOROUGH_AUTO), ValidationFailed(generation=1, errors=[])]
+    changed = {**THOROUGH_AUTO, "image": "img:1.0.0"}
+    state = given(*stored).when(apply(changed)).then_types("SpecUpdated", "ValidationFailed")
+    assert state.phase == "Failed"
+
+
+@pytest.mark.parametrize("variant", LIVE_VARIANTS)
+def test_a_schema_invalid_spec_leaves_an_existing_dgdr_unchanged(variant: str) -> None:
+    rejection = given(history(variant)).when(apply(SCHEMA_INVALID)).then_rejected("Invalid")
+    assert rejection.invalid
+    assert [e.field for e in rejection.errors] == ["spec.autoApply"]
 
 
 def test_missing_gpu_sku_and_nothing_discovered_fails_validation() -> None:
@@ -159,10 +196,10 @@ def test_discovered_hardware_is_used_when_the_spec_has_none() -> None:
 
 
 def test_discovered_hardware_is_merged_with_the_spec_and_the_spec_wins() -> None:
-    spec = {"model": "m", "hardware": {"gpuSku": "NVIDIA-H100-80GB-HBM3", "totalGpus": 2}}
+    spec = {"model": "m", "hardware": {"gpuSku": "h100_sxm", "totalGpus": 2}}
     discovered = {"gpuSku": "a100_sxm", "numGpusPerNode": 4, "totalGpus": 16, "rdma": True}
     state = given().when(apply(spec, discovered=discovered)).then_types("Created", "Validated")
-    # the raw product name in the spec is normalised; the spec's facts override the cluster's
+    # the spec's facts override the cluster's
     assert state.hardware == {
         "gpuSku": "h100_sxm",
         "numGpusPerNode": 4,
@@ -356,9 +393,9 @@ def test_result_for_another_generation_is_stale() -> None:
 )
 def test_a_spec_validated_as_manual_is_not_deployed(manual: dict[str, Any]) -> None:
     spec = {**SPEC, **manual}
-    state, _ = run([apply(spec)])
-    if state.phase == "Failed":
-        return  # rejecting the spec is an acceptable fix too
+    refused = decide(initial_state(), apply(spec))
+    if isinstance(refused, Rejection) and refused.invalid:
+        return  # refusing the spec at admission (as Dynamo's CRD schema does) is a fix too
     decision = given(apply(spec), start()).when(result()).decision
     assert isinstance(decision, list)
     assert [e.type for e in decision] == ["ProfilingCompleted"]
@@ -465,11 +502,12 @@ def test_spec_change_while_immutable_is_rejected_naming_the_phase(variant: str, 
         .when(apply(OTHER))
         .then_rejected(
             "SpecChangeRejected",
-            f"Cannot modify spec in phase '{phase}'",
-            "Delete it and apply again",
+            f"spec updates are forbidden while the resource is in phase '{phase}'; "
+            "delete and recreate the resource to change its spec",
         )
     )
-    assert rejection.errors == ()
+    assert rejection.invalid
+    assert [e.field for e in rejection.errors] == ["spec"]
 
 
 @pytest.mark.parametrize("sub", PROFILING_PHASES)

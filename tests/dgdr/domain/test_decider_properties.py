@@ -63,6 +63,8 @@ SPECS: list[dict[str, Any]] = [
     NO_SKU,
     {"model": ""},
 ]
+# Refused at admission whatever the state (the CRD's schema: `model` is non-empty).
+REFUSED_SPECS: list[dict[str, Any]] = [{"model": ""}]
 DISCOVERED: list[dict[str, Any]] = [{}, {"gpuSku": "a100_sxm", "numGpusPerNode": 4}]
 MOSTLY_RIGHT = st.sampled_from((True, True, True, False))
 OBSERVATIONS = ("created", "pending", "successful", "failed", "deleted", "conflict")
@@ -77,6 +79,7 @@ BRANCHES = frozenset(
         "identical re-apply decided nothing",
         "autoApply turned on in Ready",
         "spec change refused while immutable",
+        "spec refused at admission",
         "delete recorded",
         "profiling started",
         "profiling progressed",
@@ -181,7 +184,11 @@ class DGDRLifecycle(RuleBasedStateMachine):
             Apply(id=self._id(), at=self._at(), spec=spec, discovered_hardware=discovered)
         )
         if isinstance(decision, Rejection):
-            assert decision.reason in ("SpecChangeRejected", "Deleted")
+            assert decision.reason in ("SpecChangeRejected", "Deleted", "Invalid")
+            assert decision.invalid == (decision.reason != "Deleted")
+            if decision.reason == "Invalid":
+                assert spec in REFUSED_SPECS
+                reach("spec refused at admission")
         elif decision:
             reach("apply recorded")
 

@@ -109,14 +109,20 @@ def test_a_failed_validation_names_every_field() -> None:
 def test_messages_carry_what_the_event_knows() -> None:
     assert JOB in describe(ProfilingStarted(generation=1, job_name=JOB)).message
     assert describe(ProfilingFailed(sub_phase="Initializing", message="OOM")).message == "OOM"
+    # Dynamo's Event wording first, then what we know
+    assert describe(Validated(generation=1, hardware=RESOLVED_HW, message="x")).message == (
+        "DGDR initialized successfully; hardware: 8 x h100_sxm (8 per node)"
+    )
     assert describe(Validated(generation=1, hardware={}, message=VALID_MESSAGE)).message == (
-        VALID_MESSAGE
+        f"DGDR initialized successfully; {VALID_MESSAGE}"
     )
     for event in (DeploymentStarted(dgd_name=DGD), DeploymentCreated(dgd_name=DGD),
                   DeploymentDeleted(dgd_name=DGD)):  # fmt: skip
         assert DGD in describe(event).message
     completed = ProfilingCompleted(dgd_name=DGD, selected_config={}, message="TP2, 1 replica")
-    assert DGD in describe(completed).message and "TP2, 1 replica" in describe(completed).message
+    assert describe(completed).message == (
+        f"DynamoGraphDeployment spec generated successfully ({DGD}); TP2, 1 replica"
+    )
     ready = describe(DeploymentReady(replicas=3, available_replicas=2)).message
     assert "2/3" in ready
     degraded = describe(DeploymentDegraded(state="pending", replicas=3, available_replicas=1))

@@ -20,6 +20,7 @@ from dgdr.domain.spec import (
     GpuSku,
     Manifest,
     Workload,
+    check_spec,
     dump_manifest,
     dump_spec,
     normalise_gpu_sku,
@@ -53,7 +54,9 @@ FULL_SPEC: dict[str, Any] = {
     "overrides": {
         "profilingJob": {
             "backoffLimit": 1,
-            "template": {"spec": {"nodeSelector": {"pool": "gpu"}, "tolerations": []}},
+            "template": {
+                "spec": {"containers": [], "nodeSelector": {"pool": "gpu"}, "tolerations": []}
+            },
         },
         "dgd": {
             "apiVersion": "nvidia.com/v1alpha1",
@@ -91,6 +94,19 @@ def manifest(**spec: Any) -> dict[str, Any]:
         "metadata": {"name": "req"},
         "spec": {"model": "m", **spec},
     }
+
+
+def check_errors(spec: dict[str, Any]) -> list[FieldError]:
+    """Errors at the schema level (admission): `check_spec` refuses the spec."""
+    result = check_spec(spec)
+    assert isinstance(result, list), f"expected schema errors, parsed {result!r}"
+    return result
+
+
+def later(spec: dict[str, Any]) -> list[FieldError]:
+    """Errors of the later rules only: the schema admits the spec, `parse_spec` fails it."""
+    assert isinstance(check_spec(spec), DGDRSpec), f"refused at the schema level: {spec!r}"
+    return errors_of(spec)
 
 
 def errors_of(spec: dict[str, Any]) -> list[FieldError]:
@@ -262,13 +278,13 @@ def test_snake_case_keys_are_rejected_or_round_trip(spec: dict[str, Any]) -> Non
 
 @pytest.mark.parametrize("other", [{"ttft": 100}, {"itl": 10}, {"ttft": 100, "itl": 10}])
 def test_e2e_latency_excludes_ttft_and_itl(other: dict[str, float]) -> None:
-    errors = errors_of({"model": "m", "sla": {**other, "e2eLatency": 5000}})
+    errors = later({"model": "m", "sla": {**other, "e2eLatency": 5000}})
     assert fields_of(errors) == ["spec.sla.e2eLatency"]
     assert "e2eLatency cannot be combined with ttft/itl" in errors[0].message
 
 
 def test_request_rate_excludes_concurrency() -> None:
-    errors = errors_of({"model": "m", "workload": {"requestRate": 1, "concurrency": 8}})
+    errors = later({"model": "m", "workload": {"requestRate": 1, "concurrency": 8}})
     assert fields_of(errors) == ["spec.workload.concurrency"]
     assert "mutually exclusive" in errors[0].message
     assert "keep only one" in errors[0].message
@@ -288,14 +304,14 @@ def test_request_rate_excludes_concurrency() -> None:
     ],
 )
 def test_non_positive_numbers_are_rejected(section: str, key: str, value: float) -> None:
-    errors = errors_of({"model": "m", section: {key: value}})
+    errors = later({"model": "m", section: {key: value}})
     assert fields_of(errors) == [f"spec.{section}.{key}"]
     assert "greater than 0" in errors[0].message
 
 
 @pytest.mark.parametrize("key", ["vramMb", "totalGpus", "numGpusPerNode"])
 def test_non_positive_hardware_is_rejected(key: str) -> None:
-    errors = errors_of({"model": "m", "hardware": {key: 0}})
+    errors = later({"model": "m", "hardware": {key: 0}})
     assert fields_of(errors) == [f"spec.hardware.{key}"]
 
 
@@ -304,7 +320,7 @@ def test_thorough_with_auto_backend_is_rejected() -> None:
         {"model": "m", "searchStrategy": "thorough"},
         {"model": "m", "searchStrategy": "thorough", "backend": "auto"},
     ):
-        errors = errors_of(spec)
+        errors = later(spec)
         assert fields_of(errors) == ["spec.searchStrategy"]
         assert "set backend to vllm, sglang or trtllm" in errors[0].message
 
@@ -329,7 +345,7 @@ def test_thorough_with_a_concrete_backend_is_accepted(backend: str) -> None:
     ],
 )
 def test_unknown_fields_are_forbidden(spec: dict[str, Any], field: str) -> None:
-    errors = errors_of(spec)
+    errors = check_errors(spec)
     assert fields_of(errors) == [field]
     assert "remove it" in errors[0].message
 
@@ -341,20 +357,20 @@ def test_unknown_top_level_manifest_field_is_forbidden() -> None:
 
 
 def test_empty_model_is_rejected() -> None:
-    errors = errors_of({"model": ""})
+    errors = check_errors({"model": ""})
     assert fields_of(errors) == ["spec.model"]
     assert "non-empty" in errors[0].message
 
 
 def test_missing_model_is_rejected() -> None:
-    errors = errors_of({})
+    errors = check_errors({})
     assert fields_of(errors) == ["spec.model"]
     assert "add it" in errors[0].message
 
 
 @pytest.mark.parametrize(("key", "value"), [("backend", "tensorrt"), ("searchStrategy", "fast")])
 def test_bad_enum_values_list_the_allowed_ones(key: str, value: str) -> None:
-    errors = errors_of({"model": "m", key: value})
+    errors = check_errors({"model": "m", key: value})
     assert fields_of(errors) == [f"spec.{key}"]
     assert repr(value) in errors[0].message
     allowed = ["auto", "vllm", "sglang", "trtllm"] if key == "backend" else ["rapid", "thorough"]
@@ -363,7 +379,7 @@ def test_bad_enum_values_list_the_allowed_ones(key: str, value: str) -> None:
 
 
 def test_overrides_dgd_must_be_a_dgd_object() -> None:
-    errors = errors_of({"model": "m", "overrides": {"dgd": {"spec": {}}}})
+    errors = check_errors({"model": "m", "overrides": {"dgd": {"spec": {}}}})
     assert fields_of(errors) == ["spec.overrides.dgd"]
     assert "apiVersion: nvidia.com/v1alpha1" in errors[0].message
 
@@ -422,16 +438,22 @@ def test_every_sku_id_is_accepted_as_is(sku: str) -> None:
         ("AMD Instinct MI300X", "mi300"),
     ],
 )
-def test_raw_product_names_map_to_a_sku(product: str, sku: str) -> None:
+def test_raw_product_names_map_to_a_sku_but_the_spec_refuses_them_naming_it(
+    product: str, sku: str
+) -> None:
+    # Discovered node labels are mapped; in a spec the CRD's enum refuses them (as Dynamo's API
+    # server does), and the message says which SKU to write instead.
     assert normalise_gpu_sku(product) == sku
-    spec = ok({"model": "m", "hardware": {"gpuSku": product}})
-    assert spec.hardware is not None and spec.hardware.gpu_sku == sku
+    errors = check_errors({"model": "m", "hardware": {"gpuSku": product}})
+    assert fields_of(errors) == ["spec.hardware.gpuSku"]
+    assert f"looks like {sku}" in errors[0].message
+    assert SKU_LIST in errors[0].message
 
 
 @pytest.mark.parametrize("product", ["A100", "RTX-4090", "H100", "", "gpu"])
 def test_ambiguous_or_unknown_gpu_is_rejected_with_the_valid_values(product: str) -> None:
     assert normalise_gpu_sku(product) is None
-    errors = errors_of({"model": "m", "hardware": {"gpuSku": product}})
+    errors = check_errors({"model": "m", "hardware": {"gpuSku": product}})
     assert fields_of(errors) == ["spec.hardware.gpuSku"]
     assert repr(product) in errors[0].message
     assert SKU_LIST in errors[0].message
@@ -473,7 +495,7 @@ def test_missing_metadata_name() -> None:
 # -------------------------------------------------------------------------- every error collected
 
 
-def test_every_error_is_collected_at_once() -> None:
+def test_every_schema_error_is_collected_at_once() -> None:
     document: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": KIND,
@@ -481,9 +503,10 @@ def test_every_error_is_collected_at_once() -> None:
         "spec": {
             "model": "",
             "backend": "onnx",
-            "sla": {"ttft": 100, "e2eLatency": 5000},
-            "workload": {"requestRate": 1, "concurrency": 2, "isl": 0},
+            "sla": {"ttft": "100", "e2eLatency": 5000},
+            "workload": {"requestRate": 1, "concurrency": 2, "isl": 2.5},
             "hardware": {"gpuSku": "A100"},
+            "overrides": {"profilingJob": {"backoffLimit": "1", "template": {}}},
             "colour": "blue",
         },
     }
@@ -496,18 +519,189 @@ def test_every_error_is_collected_at_once() -> None:
             "metadata.namespace",
             "spec.model",
             "spec.backend",
-            "spec.sla.e2eLatency",
+            "spec.sla.ttft",
             "spec.workload.isl",
-            "spec.workload.concurrency",
             "spec.hardware.gpuSku",
+            "spec.overrides.profilingJob.backoffLimit",
             "spec.colour",
         ]
     )
     assert all(e.message for e in result)
 
 
-def test_parse_spec_collects_several_errors() -> None:
+def test_every_later_error_is_collected_at_once() -> None:
     errors = errors_of(
-        {"model": "m", "searchStrategy": "thorough", "sla": {"itl": -1}, "unknown": 1}
+        {
+            "model": "m",
+            "searchStrategy": "thorough",
+            "sla": {"itl": -1, "e2eLatency": 9},
+            "workload": {"requestRate": 1, "concurrency": 2, "isl": 0},
+            "hardware": {"totalGpus": -8},
+        }
     )
-    assert sorted(fields_of(errors)) == ["spec.searchStrategy", "spec.sla.itl", "spec.unknown"]
+    assert sorted(fields_of(errors)) == [
+        "spec.hardware.totalGpus",
+        "spec.searchStrategy",
+        "spec.sla.e2eLatency",
+        "spec.sla.itl",
+        "spec.workload.concurrency",
+        "spec.workload.isl",
+    ]
+
+
+def test_schema_errors_are_reported_before_the_later_rules_are_judged() -> None:
+    errors = errors_of({"model": "m", "searchStrategy": "thorough", "unknown": 1})
+    assert fields_of(errors) == ["spec.unknown"]
+
+
+# --------------------------------------------------------------------- schema level (admission)
+
+
+@pytest.mark.parametrize(
+    ("spec", "field", "fragment"),
+    [
+        ({"autoApply": "false"}, "spec.autoApply", "is not a boolean"),
+        ({"autoApply": 0}, "spec.autoApply", "is not a boolean"),
+        ({"model": 3}, "spec.model", "is not a string"),
+        ({"image": ""}, "spec.image", "non-empty"),
+        ({"sla": {"ttft": "300"}}, "spec.sla.ttft", "is not a number"),
+        ({"sla": {"itl": True}}, "spec.sla.itl", "is not a number"),
+        ({"sla": {"ttft": 86_400_001}}, "spec.sla.ttft", "at most 8.64e+07"),
+        ({"sla": {"optimizationType": "cost"}}, "spec.sla.optimizationType", "'latency'"),
+        ({"workload": {"isl": 2.5}}, "spec.workload.isl", "is not an integer"),
+        ({"workload": {"osl": "1000"}}, "spec.workload.osl", "is not an integer"),
+        ({"workload": {"isl": 10_000_001}}, "spec.workload.isl", "at most 10000000"),
+        ({"workload": {"isl": -(2**31) - 1}}, "spec.workload.isl", "at least -2147483648"),
+        ({"workload": {"concurrency": float("inf")}}, "spec.workload.concurrency", "finite"),
+        ({"hardware": {"totalGpus": 1025}}, "spec.hardware.totalGpus", "at most 1024"),
+        ({"hardware": {"numGpusPerNode": 73}}, "spec.hardware.numGpusPerNode", "at most 72"),
+        ({"hardware": {"rdma": "yes"}}, "spec.hardware.rdma", "is not a boolean"),
+        ({"hardware": {"gpuSku": "h100"}}, "spec.hardware.gpuSku", "h100_sxm"),
+        ({"features": {"mocker": {"enabled": "true"}}}, "spec.features.mocker.enabled", "boolean"),
+        ({"features": {"planner": "on"}}, "spec.features.planner", "is not an object"),
+        ({"sla": [1]}, "spec.sla", "is not an object"),
+        ({"runtimeVersionOverride": "v1.2"}, "spec.runtimeVersionOverride", "MAJOR.MINOR.PATCH"),
+        ({"runtimeVersionOverride": "1.02.0"}, "spec.runtimeVersionOverride", "1.2.0"),
+        (
+            {"overrides": {"dgd": {"kind": "DynamoGraphDeployment"}}},
+            "spec.overrides.dgd",
+            "apiVersion",
+        ),
+        ({"overrides": {"profilingJob": {}}}, "spec.overrides.profilingJob.template", "add it"),
+    ],
+)
+def test_the_schema_refuses_without_coercion_naming_the_field(
+    spec: dict[str, Any], field: str, fragment: str
+) -> None:
+    errors = check_errors({"model": "m", **spec})
+    assert fields_of(errors) == [field]
+    assert fragment in errors[0].message
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"workload": {"isl": 4000.0}},  # a whole float is the integer it spells (the API server)
+        {"sla": {"ttft": None, "itl": None, "e2eLatency": 3000}},  # nulls are absent
+        {"backend": None, "hardware": None},
+        {"sla": {"optimizationType": "throughput", "ttft": 0}},  # 0 is admitted, fails later
+        {"hardware": {"totalGpus": 1024, "numGpusPerNode": 72, "gpuSku": "gb10"}},
+        {"runtimeVersionOverride": "1.4.0"},
+        {"workload": {"isl": 0, "requestRate": 1, "concurrency": 1}},  # admitted, fails later
+    ],
+)
+def test_the_schema_admits(spec: dict[str, Any]) -> None:
+    assert isinstance(check_spec({"model": "m", **spec}), DGDRSpec)
+
+
+def test_a_whole_float_reads_as_the_integer() -> None:
+    spec = ok({"model": "m", "workload": {"isl": 4000.0}})
+    assert spec.workload is not None and spec.workload.isl == 4000
+    assert isinstance(spec.workload.isl, int)
+
+
+def test_nulls_are_absent_and_defaults_apply() -> None:
+    spec = ok({"model": "m", "backend": None, "sla": {"ttft": None, "e2eLatency": 3000}})
+    assert spec.backend is Backend.AUTO
+    assert spec.sla is not None and spec.sla.ttft is None and spec.sla.e2e_latency == 3000
+
+
+@pytest.mark.parametrize(
+    ("job", "field", "fragment"),
+    [
+        ({"template": {"spec": {}}}, "template.spec.containers", "add it"),
+        (
+            {"template": {"spec": {"containers": [{"image": "x"}]}}},
+            "template.spec.containers.0.name",
+            "add it",
+        ),
+        ({"template": {}, "backoffLimit": 2.5}, "backoffLimit", "is not an integer"),
+        ({"template": {}, "backoffLimit": 2**31}, "backoffLimit", "int32"),
+        ({"template": {}, "suspend": "true"}, "suspend", "is not a boolean"),
+        (
+            {"template": {"metadata": {"labels": {"a": 1}}}},
+            "template.metadata.labels.a",
+            "is not a string",
+        ),
+        (
+            {
+                "template": {
+                    "spec": {"containers": [], "tolerations": [{"tolerationSeconds": "60"}]}
+                }
+            },
+            "template.spec.tolerations.0.tolerationSeconds",
+            "is not an integer",
+        ),
+        (
+            {
+                "template": {
+                    "spec": {"containers": [{"name": "p", "resources": {"limits": {"cpu": 0.5}}}]}
+                }
+            },
+            "template.spec.containers.0.resources.limits.cpu",
+            "is not a quantity",
+        ),
+        (
+            {"template": {"spec": {"containers": [{"name": "p", "env": [{"value": "1"}]}]}}},
+            "template.spec.containers.0.env.0.name",
+            "add it",
+        ),
+        (
+            {"template": {"spec": {"containers": [], "nodeSelector": {"pool": True}}}},
+            "template.spec.nodeSelector.pool",
+            "string",
+        ),
+    ],
+)
+def test_overrides_profiling_job_is_checked_as_a_job_spec(
+    job: dict[str, Any], field: str, fragment: str
+) -> None:
+    errors = check_errors({"model": "m", "overrides": {"profilingJob": job}})
+    assert fields_of(errors) == [f"spec.overrides.profilingJob.{field}"]
+    assert fragment in errors[0].message
+
+
+def test_overrides_profiling_job_allows_fields_it_does_not_type_and_round_trips() -> None:
+    job = {
+        "backoffLimit": 0,
+        "podFailurePolicy": {"rules": [{"action": "FailJob"}]},
+        "someFutureField": {"x": 1},
+        "template": {
+            "metadata": {"labels": {"team": "a"}},
+            "spec": {
+                "containers": [
+                    {
+                        "name": "profiler",
+                        "resources": {"limits": {"nvidia.com/gpu": 8, "cpu": "500m"}},
+                    }
+                ],
+                "tolerations": [
+                    {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+                ],
+                "hostIPC": True,
+                "schedulingGroup": {"name": "g"},
+            },
+        },
+    }
+    spec = {"model": "m", "overrides": {"profilingJob": job}}
+    assert dump_spec(ok(spec)) == spec
