@@ -44,6 +44,7 @@ from dgdr.domain.target import (
 from k8s.informer import Informer, InformerGroup
 from k8s.kube import DGD_KIND, DGD_PLURAL, DGD_VERSION, GROUP, get_custom
 from k8s.profiling import ProfilingJobsOnCluster
+from sim import convert_dgd
 
 log = structlog.get_logger("k8s.target")
 
@@ -129,7 +130,10 @@ class KubernetesTarget:
             if verdict == "exists":  # a crash between the DGD and its ConfigMaps: finish the job
                 await self._create_owned(current, resources or [])
             return verdict
-        body = copy.deepcopy(dgd)
+        # The DGD is generated as v1beta1; the version this adapter serves is DGD_VERSION.
+        body, lost = convert_dgd(dgd, f"{GROUP}/{DGD_VERSION}")
+        if lost:
+            log.warning("dgd fields without a place in the served version", lost=lost)
         body["apiVersion"], body["kind"] = f"{GROUP}/{DGD_VERSION}", DGD_KIND
         labels = body["metadata"].get("labels") or {}
         dgdr_name = labels.get(LABEL_NAME, name)

@@ -11,6 +11,9 @@ event loop as it happens (`StepReport`); `simulate`, `simulate_disagg`, `Simulat
 discrete-event simulation of an aggregated or a disaggregated deployment; `simulate_config` for a
 config as `profile` reports it); the catalogs are `gpus()` and `models()`, and `model_from_config` /
 `local_config_path` read a local Hugging Face config.json for a model the catalog lacks.
+The DGD is generated as `nvidia.com/v1beta1` (`DGD_API_VERSIONS`, the default first);
+`convert_dgd(dgd, api_version)` converts any DGD dict between v1beta1 and v1alpha1, returning
+the converted copy and a note per field the target version has no place for.
 This package imports neither NATS, Kubernetes nor the event store.
 """
 
@@ -20,6 +23,8 @@ from dgdr.domain.phases import SUB_PHASES
 from ._catalog import Gpu, ModelArch, gpus, models
 from ._des import SimulationResult, simulate
 from ._des_disagg import simulate_disagg
+from ._dgd import DEFAULT_DGD_API_VERSION, DGD_API_VERSIONS
+from ._dgd_convert import convert_dgd
 from ._estimate import BACKENDS, MODES, Estimate, calibration_source, estimate
 from ._hfconfig import local_config_path, model_from_config
 from ._profile import ProfileResult, profile
@@ -28,6 +33,8 @@ from ._thorough import simulate_config, slots
 
 __all__ = [
     "BACKENDS",
+    "DEFAULT_DGD_API_VERSION",
+    "DGD_API_VERSIONS",
     "MODES",
     "SUB_PHASES",
     "Estimate",
@@ -39,6 +46,7 @@ __all__ = [
     "SimulationResult",
     "StepReport",
     "calibration_source",
+    "convert_dgd",
     "estimate",
     "gpus",
     "local_config_path",
