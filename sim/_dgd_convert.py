@@ -244,18 +244,17 @@ def component_to_service(component: dict[str, Any], notes: list[str], path: str)
                 out[key] = value
             else:
                 notes.append(f"{path}.experimental.{key} has no place in {V1ALPHA1}")
-    cache = component.get("compilationCache")
-    if isinstance(cache, dict):
-        out["volumeMounts"] = [
-            {
-                "name": cache.get("pvcName"),
-                "mountPoint": cache.get("mountPath"),
-                "useAsCompilationCache": True,
-            }
-        ]
     pod = component.get("podTemplate")
     if isinstance(pod, dict):
         _pod_template_to_alpha(pod, out)
+    cache = component.get("compilationCache")
+    if isinstance(cache, dict):  # the flat mount it came from, flagged (added when absent)
+        flat = {"name": cache.get("pvcName"), "mountPoint": cache.get("mountPath")}
+        mounts = out.setdefault("volumeMounts", [])
+        if flat in mounts:
+            mounts[mounts.index(flat)] = {**flat, "useAsCompilationCache": True}
+        else:
+            mounts.insert(0, {**flat, "useAsCompilationCache": True})
     known = {*_SAME_COMPONENT_FIELDS, "name", "type", "sharedMemorySize", "scalingAdapter"}
     known |= {"experimental", "compilationCache", "podTemplate"}
     notes.extend(f"{path}.{k} has no place in {V1ALPHA1}" for k in component if k not in known)

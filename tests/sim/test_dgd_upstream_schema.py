@@ -6,6 +6,7 @@ tests skip. `test_flags_per_backend` states our own expectations and always runs
 from __future__ import annotations
 
 import copy
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,14 @@ PLANNER = {
 def _schemas() -> dict[str, dict[str, Any]]:
     if not CRD.is_file():
         pytest.skip(f"Dynamo's DGD CRD is not here ({CRD}): upstream schema not checked")
-    crd = yaml.safe_load(CRD.read_text())
+    return _load_schemas()
+
+
+@functools.cache
+def _load_schemas() -> dict[str, dict[str, Any]]:
+    """The CRD's schema per version, read once (the file has 20k lines)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    crd = yaml.load(CRD.read_text(), Loader=loader)
     return {
         f"nvidia.com/{v['name']}": v["schema"]["openAPIV3Schema"] for v in crd["spec"]["versions"]
     }
@@ -217,3 +225,20 @@ def test_components_and_flags_match_dynamos_templates(template: str) -> None:
                 if not value.startswith("--"):
                     assert m_args[m_args.index(flag) + 1] == value, (theirs["name"], flag)
         assert "--is-prefill-worker" not in m_args
+
+
+TEMPLATE_NAMES = sorted(p.stem for p in TEMPLATES.glob("*.yaml")) if TEMPLATES.is_dir() else []
+
+
+@pytest.mark.parametrize("template", TEMPLATE_NAMES or ["(absent)"])
+def test_convert_dgd_round_trips_dynamos_templates_through_v1alpha1(template: str) -> None:
+    """Dynamo's own v1beta1 templates convert to a v1alpha1 DGD its v1alpha1 schema accepts, with
+    nothing left out, and back to themselves."""
+    schemas = _schemas()
+    upstream = _template(template)
+    assert _check(schemas[BETA], upstream) == []
+    alpha, notes = convert_dgd(upstream, ALPHA)
+    assert notes == [] and _check(schemas[ALPHA], alpha) == []
+    back, notes = convert_dgd(alpha, BETA)
+    assert notes == []
+    assert back == upstream
