@@ -5,8 +5,7 @@ description (`sim._dgd_model.Component`s: Frontend, the backend's aggregated wor
 and decode workers, or Dynamo's mocker, and the Planner) that is rendered as `nvidia.com/v1beta1`
 (the default, `DGD_API_VERSIONS[0]`) or, through `sim._dgd_convert.convert_dgd`, as
 `nvidia.com/v1alpha1`; the DGD name, the ownership labels (`dgdr.domain.target.owned_labels`),
-runtime images (the backend's runtime image from `spec.image`'s registry and tag, the tag set
-by `spec.runtimeVersionOverride`, else pinned to `DEFAULT_RUNTIME_VERSION`), model-cache PVC
+runtime images (`sim._dgd_images`), model-cache PVC
 wiring (the PVC as a pod volume mounted on the workers and the Frontend; `HF_HOME` on it when no
 model directory is named), `DYN_BENCHMARK_MODE` on planner-driven vLLM workers (as Dynamo's
 profiler sets it), `spec.overrides.dgd` (`sim._dgd_overrides`), and tolerations from
@@ -50,6 +49,13 @@ from ._dgd_backends import (
     worker_command,
 )
 from ._dgd_convert import GPU_RESOURCE, V1ALPHA1, V1BETA1, convert_dgd, service_to_component
+from ._dgd_images import (
+    DEFAULT_REGISTRY,
+    DEFAULT_RUNTIME_VERSION,
+    RUNTIME_IMAGE,
+    retag_own_versions,
+    runtime_image,
+)
 from ._dgd_model import (
     Component,
     ComponentType,
@@ -61,37 +67,31 @@ from ._dgd_overrides import apply_override
 
 DGD_API_VERSIONS = (V1BETA1, V1ALPHA1)  # the first is the default
 DEFAULT_DGD_API_VERSION = DGD_API_VERSIONS[0]
-# The Dynamo release whose runtime images a DGD without spec.image or runtimeVersionOverride runs
-# (the latest GA: Dynamo's DGDR docs name `...:1.4.0`; main's 1.5.0 has no published images yet).
-DEFAULT_RUNTIME_VERSION = "1.4.0"
+__all__ = [  # with the image names re-exported from sim._dgd_images
+    "DEFAULT_DGD_API_VERSION",
+    "DEFAULT_REGISTRY",
+    "DEFAULT_RUNTIME_VERSION",
+    "DGD_API_VERSIONS",
+    "DISAGG_SERVICES",
+    "HF_SECRET",
+    "MOCKER_DATA_MOUNT",
+    "RUNTIME_IMAGE",
+    "WORKER_SERVICE",
+    "DgdPlan",
+    "WorkerShape",
+    "build_dgd",
+    "dgd_name",
+    "job_tolerations",
+    "model_path",
+    "node_layout",
+    "runtime_image",
+]
 # Backward-compatible names: the aggregated worker and the disaggregated workers per backend.
 WORKER_SERVICE = AGG_WORKER
 DISAGG_SERVICES = DISAGG_WORKERS
-RUNTIME_IMAGE = {
-    "vllm": "vllm-runtime",
-    "sglang": "sglang-runtime",
-    "trtllm": "tensorrtllm-runtime",
-    "planner": "dynamo-planner",
-}
 MOCKER_DATA_MOUNT = "/workspace/profiling_results"
-DEFAULT_REGISTRY = "nvcr.io/nvidia/ai-dynamo"
 HF_SECRET = "hf-token-secret"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-
-
-def runtime_image(image: str | None, backend: str, version: str | None = None) -> str:
-    """`backend`'s runtime image ("planner": the planner's): `image` with its last path
-    component's name replaced (registry and tag/digest kept), the tag set to `version` when given;
-    without `image`, Dynamo's registry at `version` or `DEFAULT_RUNTIME_VERSION`."""
-    runtime = RUNTIME_IMAGE[backend]
-    if not image:
-        return f"{DEFAULT_REGISTRY}/{runtime}:{version or DEFAULT_RUNTIME_VERSION}"
-    ref, at, digest = image.partition("@")
-    head, slash, last = ref.rpartition("/")
-    _, colon, tag = last.partition(":")
-    if version:
-        return f"{head}{slash}{runtime}:{version}"
-    return f"{head}{slash}{runtime}{colon}{tag}{at}{digest}"
 
 
 def dgd_name(spec: DGDRSpec, name: str) -> str:
@@ -345,25 +345,6 @@ def _resized_notes(dgd: dict[str, Any], plan: DgdPlan) -> list[str]:
     return notes
 
 
-def _retag_own_versions(dgd: dict[str, Any], plan: DgdPlan, generated: dict[str, str]) -> None:
-    """A component the overrides gave its own runtimeVersionOverride runs that version's image,
-    unless the overrides also chose its image."""
-    for component in dgd["spec"]["components"]:
-        version = component.get("runtimeVersionOverride")
-        container = main_container(component)
-        name = component.get("name")
-        if not (isinstance(version, str) and version and container and name in generated):
-            continue
-        if (
-            version != plan.spec.runtime_version_override
-            and container.get("image") == generated[name]
-        ):
-            image = str(container["image"])
-            ref = image.partition("@")[0]
-            head, slash, last = ref.rpartition("/")
-            container["image"] = f"{head}{slash}{last.partition(':')[0]}:{version}"
-
-
 def build_dgd(plan: DgdPlan) -> tuple[dict[str, Any], list[str]]:
     """The complete DGD in `plan.api_version`, with overrides merged; plus notes."""
     if plan.api_version not in DGD_API_VERSIONS:
@@ -391,7 +372,7 @@ def build_dgd(plan: DgdPlan) -> tuple[dict[str, Any], list[str]]:
     if override:
         notes += apply_override(dgd, override)
         notes += _resized_notes(dgd, plan)
-        _retag_own_versions(dgd, plan, generated)
+        retag_own_versions(dgd["spec"]["components"], spec.runtime_version_override, generated)
     tolerations = job_tolerations(spec)
     if tolerations:
         _add_tolerations(dgd["spec"]["components"], tolerations)
