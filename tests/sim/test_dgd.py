@@ -342,6 +342,20 @@ def test_override_of_worker_size_is_reported() -> None:
     assert "GPU budget is not rechecked" in message
 
 
+def test_a_v1alpha1_gpu_override_lands_in_the_main_containers_resources() -> None:
+    override = {
+        **DGD,
+        "spec": {"services": {"VllmDecodeWorker": {"resources": {"limits": {"gpu": "2"}}}}},
+    }
+    dgd, message = _run(overrides={"dgd": override})
+    main = _main(_components(dgd)["VllmDecodeWorker"])
+    assert main["resources"] == {
+        "limits": {GPU: "2"},
+        "requests": {"ephemeral-storage": "2Gi"},  # the generated request stays
+    }
+    assert "gpu '2'" in message and "GPU budget is not rechecked" in message
+
+
 def test_an_override_without_api_version_reads_as_v1alpha1() -> None:
     """The spec refuses such an override; the merge itself reads it as Dynamo's legacy v1alpha1."""
     from sim._dgd_overrides import apply_override
