@@ -44,7 +44,6 @@ from dgdr.domain.target import (
 from k8s.informer import Informer, InformerGroup
 from k8s.kube import DGD_KIND, DGD_PLURAL, DGD_VERSION, GROUP, get_custom
 from k8s.profiling import ProfilingJobsOnCluster
-from sim import convert_dgd
 
 log = structlog.get_logger("k8s.target")
 
@@ -131,6 +130,8 @@ class KubernetesTarget:
                 await self._create_owned(current, resources or [])
             return verdict
         # The DGD is generated as v1beta1; the version this adapter serves is DGD_VERSION.
+        from sim import convert_dgd  # here, like every sim import: the service starts without it
+
         body, lost = convert_dgd(dgd, f"{GROUP}/{DGD_VERSION}")
         if lost:
             log.warning("dgd fields without a place in the served version", lost=lost)
