@@ -143,7 +143,8 @@ def sim_runner(spec: Spec) -> Callable[[], Any]:
 
 def sim_pick(result: Any) -> dict[str, str]:
     chosen = next(p["config"] for p in result.pareto if p["config"]["selected"])
-    services = result.selected_config["spec"]["services"]
+    spec = result.selected_config["spec"]
+    services = spec.get("components") or spec.get("services") or []
     disagg = chosen.get("mode") == "disagg"
     return {
         "mode": chosen.get("mode", "agg"),
@@ -163,7 +164,7 @@ def sim_pick(result: Any) -> dict[str, str]:
         "tok/s/user": f"{chosen['tokensPerSecondPerUser']:.1f}",
         "TTFT ms": f"{chosen['ttftMs']:.0f}",
         "ITL ms": f"{chosen['itlMs']:.1f}",
-        "DGD": f"{len(services)} services",
+        "DGD": f"{len(services)} components",
     }
 
 

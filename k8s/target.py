@@ -129,7 +129,12 @@ class KubernetesTarget:
             if verdict == "exists":  # a crash between the DGD and its ConfigMaps: finish the job
                 await self._create_owned(current, resources or [])
             return verdict
-        body = copy.deepcopy(dgd)
+        # The DGD is generated as v1beta1; the version this adapter serves is DGD_VERSION.
+        from sim import convert_dgd  # here, like every sim import: the service starts without it
+
+        body, lost = convert_dgd(dgd, f"{GROUP}/{DGD_VERSION}")
+        if lost:
+            log.warning("dgd fields without a place in the served version", lost=lost)
         body["apiVersion"], body["kind"] = f"{GROUP}/{DGD_VERSION}", DGD_KIND
         labels = body["metadata"].get("labels") or {}
         dgdr_name = labels.get(LABEL_NAME, name)

@@ -15,6 +15,9 @@ A model with neither (`can_estimate` is False) takes Dynamo's naive fallback: `p
 the smallest TP that holds its weights as its name states them, aggregated, with
 `ProfileResult.sla_verdict` "unverified" (`SlaVerdict`); `model_refusal` says why a spec's model
 cannot be profiled at all (None when it can), for validation before a profile starts.
+The DGD is generated as `nvidia.com/v1beta1` (`DGD_API_VERSIONS`, the default first);
+`convert_dgd(dgd, api_version)` converts any DGD dict between v1beta1 and v1alpha1, returning
+the converted copy and a note per field the target version has no place for.
 This package imports neither NATS, Kubernetes nor the event store.
 """
 
@@ -24,6 +27,8 @@ from dgdr.domain.phases import SUB_PHASES
 from ._catalog import Gpu, ModelArch, gpus, models
 from ._des import SimulationResult, simulate
 from ._des_disagg import simulate_disagg
+from ._dgd import DEFAULT_DGD_API_VERSION, DGD_API_VERSIONS
+from ._dgd_convert import convert_dgd
 from ._estimate import BACKENDS, MODES, Estimate, calibration_source, estimate
 from ._hfconfig import local_config_path, model_from_config
 from ._naive import can_estimate, model_refusal
@@ -33,6 +38,8 @@ from ._thorough import simulate_config, slots
 
 __all__ = [
     "BACKENDS",
+    "DEFAULT_DGD_API_VERSION",
+    "DGD_API_VERSIONS",
     "MODES",
     "SUB_PHASES",
     "Estimate",
@@ -46,6 +53,7 @@ __all__ = [
     "StepReport",
     "calibration_source",
     "can_estimate",
+    "convert_dgd",
     "estimate",
     "gpus",
     "local_config_path",

@@ -17,7 +17,14 @@ from typing import Any
 
 from dgdr.domain.target import owned_labels
 
-from ._dgd import DISAGG_SERVICES, WORKER_SERVICE, DgdPlan, WorkerShape, runtime_image
+from ._dgd import (
+    DEFAULT_DGD_API_VERSION,
+    DISAGG_SERVICES,
+    WORKER_SERVICE,
+    DgdPlan,
+    WorkerShape,
+    runtime_image,
+)
 from ._planner import configmaps, curves, planner_config, planner_service
 from ._resolve import Setup
 from ._select import Selection
@@ -59,7 +66,8 @@ def planner_objects(setup: Setup, selection: Selection) -> PlannerObjects:
     )
     services: dict[str, Any] = {}
     if selection.autoscaled:
-        services["Planner"] = planner_service(runtime_image(setup.spec.image, "planner"), maps)
+        image = runtime_image(setup.spec.image, "planner", setup.spec.runtime_version_override)
+        services["Planner"] = planner_service(image, maps)
     return PlannerObjects(
         configmaps=maps,
         services=services,
@@ -82,8 +90,15 @@ def curves_message(selection: Selection, objects: PlannerObjects) -> str:
     )
 
 
-def dgd_plan(setup: Setup, selection: Selection, objects: PlannerObjects) -> DgdPlan:
-    """The DGD to generate for the selected config."""
+def dgd_plan(
+    setup: Setup,
+    selection: Selection,
+    objects: PlannerObjects,
+    api_version: str = DEFAULT_DGD_API_VERSION,
+) -> DgdPlan:
+    """The DGD to generate for the selected config: the picked batch size is each aggregated or
+    decode worker's limit on sequences in flight; a prefill worker takes a whole prompt (the
+    workload's ISL) in one engine step, as profiled, so its token budget is the ISL."""
     c = selection.chosen
     disagg = c.mode == "disagg"
     return DgdPlan(
@@ -91,15 +106,21 @@ def dgd_plan(setup: Setup, selection: Selection, objects: PlannerObjects) -> Dgd
         backend=selection.backend,
         name=setup.name,
         namespace=setup.namespace,
-        workers=WorkerShape(tp=c.tp, replicas=c.replicas, ep=c.ep, pp=c.pp),
+        workers=WorkerShape(tp=c.tp, replicas=c.replicas, ep=c.ep, pp=c.pp, max_batch=c.batch),
         prefill=(
-            WorkerShape(tp=c.prefill_tp, replicas=c.prefill_workers, ep=c.prefill_ep)
+            WorkerShape(
+                tp=c.prefill_tp,
+                replicas=c.prefill_workers,
+                ep=c.prefill_ep,
+                max_num_tokens=setup.workload.isl,
+            )
             if disagg
             else None
         ),
         gpus_per_node=setup.gpus_per_node,
         extra_services=objects.services,
         mocker_data=objects.mocker_data,
+        api_version=api_version,
     )
 
 
@@ -120,7 +141,8 @@ def generating_message(
         )
     if objects.services:
         workers += " + Planner (autoscale: the planner scales the workers)"
-    return (
-        f"generated DGD {dgd['metadata']['name']}: Frontend + {workers}, image "
-        f"{runtime_image(setup.spec.image, backend)}"
+    return f"generated DGD {dgd['metadata']['name']}: Frontend + {workers}, image " + runtime_image(
+        setup.spec.image,
+        "planner" if objects.mocker_data is not None else backend,
+        setup.spec.runtime_version_override,
     )

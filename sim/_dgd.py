@@ -1,23 +1,25 @@
-"""The DynamoGraphDeployment (nvidia.com/v1alpha1) generated for a picked config.
+"""The DynamoGraphDeployment generated for a picked config, in either DGD API version.
 
-Owns: the DGD shape (Frontend + the backend's aggregated worker, as in Dynamo's
-`examples/backends/<backend>/deploy/agg.yaml`, or its prefill and decode workers as in
-`disagg.yaml`, or Dynamo's mocker), described by a `DgdPlan` (one `WorkerShape` per kind of
-worker); the DGD name, the ownership labels (`dgdr.domain.target.owned_labels`, so they are the
-ones the adapters select on), runtime image derivation, model-cache PVC wiring, and merging
-`spec.overrides.dgd` the way Dynamo's profiler does (`apply_dgd_overrides`): apiVersion/kind
-dropped, only metadata labels/annotations merged, recursive dict merge, worker
-`extraPodSpec.mainContainer.args` appended, other leaves replaced, overrides for services the DGD
-does not have skipped and reported; tolerations from
-`spec.overrides.profilingJob.template.spec.tolerations` appended (deduplicated) to every service's
-`extraPodSpec.tolerations`. A worker whose GPUs per replica (TP x PP) exceed `gpus_per_node` gets
-`multinode.nodeCount` = ceil(GPUs / gpus_per_node) and a per-node `resources` GPU count, so that
-nodeCount x gpu limit covers the worker (Dynamo: total GPUs = nodeCount x gpu limit).
+Owns: the `DgdPlan` (one `WorkerShape` per kind of worker) and turning it into one internal
+description (`sim._dgd_model.Component`s: Frontend, the backend's aggregated worker or its prefill
+and decode workers, or Dynamo's mocker, and the Planner) that is rendered as `nvidia.com/v1beta1`
+(the default, `DGD_API_VERSIONS[0]`) or, through `sim._dgd_convert.convert_dgd`, as
+`nvidia.com/v1alpha1`; the DGD name, the ownership labels (`dgdr.domain.target.owned_labels`),
+runtime images (`sim._dgd_images`), model-cache PVC
+wiring (the PVC as a pod volume mounted on the workers and the Frontend; `HF_HOME` on it when no
+model directory is named), `DYN_BENCHMARK_MODE` on planner-driven vLLM workers (as Dynamo's
+profiler sets it), `spec.overrides.dgd` (`sim._dgd_overrides`), and tolerations from
+`spec.overrides.profilingJob.template.spec.tolerations` appended (deduplicated) to every
+component's pod. A worker whose GPUs per replica (TP x PP) exceed `gpus_per_node` gets
+`multinode.nodeCount` = ceil(GPUs / gpus_per_node) and a per-node GPU limit, so that nodeCount x
+GPU limit covers the worker (Dynamo: total GPUs = nodeCount x gpu limit).
 
 Failure semantics: `build_dgd` raises `ProfilingError("GeneratingDGD", ...)` when the DGD name is
-not a DNS label of at most 63 characters. Everything else is reported, not raised: `build_dgd`
-returns notes (one short sentence each) for overrides it skipped or that resize a worker. The
-returned dict is a fresh, JSON-safe object with a deterministic key order.
+not a DNS label of at most 63 characters, and ValueError for an unknown API version (a
+programming error: the CLI checks it). Everything else is reported, not raised: `build_dgd`
+returns notes (one short sentence each) for overrides it skipped or that resize a worker, and
+for fields with no place in the requested version. The returned dict is a fresh, JSON-safe
+object with a deterministic key order.
 """
 
 from __future__ import annotations
@@ -31,39 +33,65 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dgdr.domain.errors import ProfilingError
-from dgdr.domain.spec import DGD_API_VERSION, DGD_KIND, DGDRSpec
+from dgdr.domain.spec import DGD_KIND, DGDRSpec
 from dgdr.domain.target import owned_labels
 
-WORKER_SERVICE = {"vllm": "VllmWorker", "sglang": "decode", "trtllm": "TRTLLMWorker"}
-# (prefill, decode) worker services of a disaggregated DGD, as in Dynamo's disagg.yaml templates.
-DISAGG_SERVICES = {
-    "vllm": ("VllmPrefillWorker", "VllmDecodeWorker"),
-    "sglang": ("prefill", "decode"),
-    "trtllm": ("TRTLLMPrefillWorker", "TRTLLMDecodeWorker"),
-}
-RUNTIME_IMAGE = {
-    "vllm": "vllm-runtime",
-    "sglang": "sglang-runtime",
-    "trtllm": "tensorrtllm-runtime",
-    "planner": "dynamo-planner",
-}
-MOCKER_SERVICES = ("prefill", "decode")
+from ._dgd_backends import (
+    AGG_WORKER,
+    DISAGG_WORKERS,
+    EPHEMERAL_STORAGE,
+    MOCKER_WORKERS,
+    WORKING_DIR,
+    EngineArgs,
+    ephemeral_storage,
+    mocker_args,
+    worker_args,
+    worker_command,
+)
+from ._dgd_convert import GPU_RESOURCE, V1ALPHA1, V1BETA1, convert_dgd, service_to_component
+from ._dgd_images import (
+    DEFAULT_REGISTRY,
+    DEFAULT_RUNTIME_VERSION,
+    RUNTIME_IMAGE,
+    retag_own_versions,
+    runtime_image,
+)
+from ._dgd_model import (
+    Component,
+    ComponentType,
+    Container,
+    main_container,
+    render_components,
+)
+from ._dgd_overrides import apply_override
+
+DGD_API_VERSIONS = (V1BETA1, V1ALPHA1)  # the first is the default
+DEFAULT_DGD_API_VERSION = DGD_API_VERSIONS[0]
+__all__ = [  # with the image names re-exported from sim._dgd_images
+    "DEFAULT_DGD_API_VERSION",
+    "DEFAULT_REGISTRY",
+    "DEFAULT_RUNTIME_VERSION",
+    "DGD_API_VERSIONS",
+    "DISAGG_SERVICES",
+    "HF_SECRET",
+    "MOCKER_DATA_MOUNT",
+    "RUNTIME_IMAGE",
+    "WORKER_SERVICE",
+    "DgdPlan",
+    "WorkerShape",
+    "build_dgd",
+    "dgd_name",
+    "job_tolerations",
+    "model_path",
+    "node_layout",
+    "runtime_image",
+]
+# Backward-compatible names: the aggregated worker and the disaggregated workers per backend.
+WORKER_SERVICE = AGG_WORKER
+DISAGG_SERVICES = DISAGG_WORKERS
 MOCKER_DATA_MOUNT = "/workspace/profiling_results"
-DEFAULT_REGISTRY = "nvcr.io/nvidia/ai-dynamo"
 HF_SECRET = "hf-token-secret"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-
-
-def runtime_image(image: str | None, backend: str) -> str:
-    """Replace the last path component's name of `image`, keeping registry and tag/digest
-    (`backend` "planner" gives the planner image)."""
-    runtime = RUNTIME_IMAGE[backend]
-    if not image:
-        return f"{DEFAULT_REGISTRY}/{runtime}:latest"
-    ref, at, digest = image.partition("@")
-    head, slash, last = ref.rpartition("/")
-    _, colon, tag = last.partition(":")
-    return f"{head}{slash}{runtime}{colon}{tag}{at}{digest}"
 
 
 def dgd_name(spec: DGDRSpec, name: str) -> str:
@@ -84,86 +112,6 @@ def dgd_name(spec: DGDRSpec, name: str) -> str:
     return chosen
 
 
-def _worker_command(
-    backend: str,
-    model_path: str,
-    served_name: str,
-    tp: int,
-    role: str | None = None,
-    ep: int = 1,
-    pp: int = 1,
-) -> tuple[list[str], list[str]]:
-    """The worker's command and args; `role` is prefill/decode for a disaggregated worker, `ep` > 1
-    spreads a MoE model's experts over the worker's GPUs."""
-    module = f"dynamo.{backend}"
-    if backend == "vllm":
-        args = ["--model", model_path, "--tensor-parallel-size", str(tp)]
-        if pp > 1:
-            args += ["--pipeline-parallel-size", str(pp)]
-        if ep > 1:
-            args.append("--enable-expert-parallel")
-        if role == "prefill":
-            args.append("--is-prefill-worker")
-    elif backend == "sglang":
-        args = ["--model-path", model_path, "--tp", str(tp)]
-        if pp > 1:
-            args += ["--pp-size", str(pp)]
-        if ep > 1:
-            args += ["--ep-size", str(ep)]
-        if role:
-            args += ["--disaggregation-mode", role, "--disaggregation-transfer-backend", "nixl"]
-    else:
-        args = ["--model-path", model_path, "--tensor-parallel-size", str(tp)]
-        if pp > 1:
-            args += ["--pipeline-parallel-size", str(pp)]
-        if ep > 1:
-            args += ["--expert-parallel-size", str(ep)]
-        if role:
-            args += ["--disaggregation-mode", role]
-    if model_path != served_name:
-        args += ["--served-model-name", served_name]
-    return ["python3", "-m", module], args
-
-
-def _mocker_worker(
-    spec: DGDRSpec, model_path: str, count: int, role: str, data_cm: str
-) -> dict[str, Any]:
-    """A mocker worker (Dynamo's examples/backends/mocker/deploy/disagg.yaml): the engine's
-    timings come from the profile data, so it needs no GPU."""
-    image = spec.image or f"{DEFAULT_REGISTRY}/{RUNTIME_IMAGE['vllm']}:latest"
-    args = [
-        "--model-path",
-        model_path,
-        "--model-name",
-        spec.model,
-        "--disaggregation-mode",
-        role,
-        "--planner-profile-data",
-        MOCKER_DATA_MOUNT,
-    ]
-    return {
-        "componentType": "worker",
-        "subComponentType": role,
-        "replicas": count,
-        "envFromSecret": HF_SECRET,
-        "extraPodSpec": {
-            "mainContainer": {
-                "image": image,
-                "command": ["python3", "-m", "dynamo.mocker"],
-                "args": args,
-                "volumeMounts": [
-                    {
-                        "name": "planner-profile-data",
-                        "mountPath": MOCKER_DATA_MOUNT,
-                        "readOnly": True,
-                    }
-                ],
-            },
-            "volumes": [{"name": "planner-profile-data", "configMap": {"name": data_cm}}],
-        },
-    }
-
-
 def job_tolerations(spec: DGDRSpec) -> list[Any]:
     """`spec.overrides.profilingJob.template.spec.tolerations`, or [] when absent or malformed."""
     job = spec.overrides.profiling_job if spec.overrides else None
@@ -173,19 +121,20 @@ def job_tolerations(spec: DGDRSpec) -> list[Any]:
     return list(tolerations) if isinstance(tolerations, list) else []
 
 
-def _add_tolerations(services: dict[str, Any], tolerations: list[Any]) -> None:
-    for service in services.values():
-        if not isinstance(service, dict):
+def _add_tolerations(components: list[Any], tolerations: list[Any]) -> None:
+    for component in components:
+        if not isinstance(component, dict):
             continue
-        pod = service.setdefault("extraPodSpec", {})
-        if not isinstance(pod, dict):
+        pod = component.setdefault("podTemplate", {})
+        spec = pod.setdefault("spec", {}) if isinstance(pod, dict) else None
+        if not isinstance(spec, dict):
             continue
-        existing = pod.get("tolerations")
+        existing = spec.get("tolerations")
         merged = list(existing) if isinstance(existing, list) else []
         for toleration in tolerations:
             if toleration not in merged:
                 merged.append(copy.deepcopy(toleration))
-        pod["tolerations"] = merged
+        spec["tolerations"] = merged
 
 
 def node_layout(tp: int, gpus_per_node: int | None) -> tuple[int, int]:
@@ -200,12 +149,15 @@ def node_layout(tp: int, gpus_per_node: int | None) -> tuple[int, int]:
 @dataclass(frozen=True)
 class WorkerShape:
     """One kind of worker: GPUs per replica are `tp * pp` (`ep` spreads a MoE model's experts
-    over the `tp` GPUs of a stage)."""
+    over the `tp` GPUs of a stage). `max_batch` (sequences in flight: the picked batch size) and
+    `max_num_tokens` (tokens per engine step) become the engine's limits when given."""
 
     tp: int
     replicas: int
     ep: int = 1
     pp: int = 1
+    max_batch: int | None = None
+    max_num_tokens: int | None = None
 
     @property
     def gpus_per_replica(self) -> int:
@@ -217,8 +169,9 @@ class DgdPlan:
     """Everything the DGD is generated from. `workers` sizes the aggregated worker or, with
     `prefill` given, the decode workers of a disaggregated deployment. `mocker_data` (the
     planner-profile-data ConfigMap's name) makes the workers Dynamo's mocker (`prefill`/`decode`,
-    no GPUs, reading their timings from that ConfigMap). `extra_services` (the Planner) are added
-    as given."""
+    no GPUs, reading their timings from that ConfigMap). `extra_services` (the Planner, as
+    v1alpha1 services) are added as components; with them the vLLM workers self-benchmark
+    (`DYN_BENCHMARK_MODE`). `api_version` is the DGD version generated."""
 
     spec: DGDRSpec
     backend: str
@@ -229,15 +182,17 @@ class DgdPlan:
     gpus_per_node: int | None = None
     extra_services: Mapping[str, Any] = field(default_factory=dict)
     mocker_data: str | None = None
+    api_version: str = DEFAULT_DGD_API_VERSION
 
     def worker_services(self) -> dict[str, tuple[WorkerShape, str | None]]:
-        """Each worker service's name -> (shape, disaggregation role), in the DGD's order."""
+        """Each worker component's name -> (shape, disaggregation role), in the DGD's order
+        (decode before prefill, as Dynamo's templates list them)."""
         if self.prefill is None:
-            return {WORKER_SERVICE[self.backend]: (self.workers, None)}
+            return {AGG_WORKER[self.backend]: (self.workers, None)}
         prefill, decode = (
-            MOCKER_SERVICES if self.mocker_data is not None else DISAGG_SERVICES[self.backend]
+            MOCKER_WORKERS if self.mocker_data is not None else DISAGG_WORKERS[self.backend]
         )
-        return {prefill: (self.prefill, "prefill"), decode: (self.workers, "decode")}
+        return {decode: (self.workers, "decode"), prefill: (self.prefill, "prefill")}
 
 
 def model_path(spec: DGDRSpec) -> str:
@@ -254,95 +209,154 @@ def model_path(spec: DGDRSpec) -> str:
     return posixpath.join(mount, sub.lstrip("/"))
 
 
-def _gpu_worker(plan: DgdPlan, shape: WorkerShape, role: str | None, path: str) -> dict[str, Any]:
+def _image(plan: DgdPlan, backend: str) -> str:
+    return runtime_image(plan.spec.image, backend, plan.spec.runtime_version_override)
+
+
+def _mount_model_cache(plan: DgdPlan, component: Component) -> None:
+    """The model-cache PVC as a pod volume mounted in the main container (HF_HOME on it when the
+    spec names no model directory: the PVC is then the Hugging Face cache)."""
+    cache = plan.spec.model_cache
+    if not (cache and cache.pvc_name):
+        return
+    component.volumes.append(
+        {"name": cache.pvc_name, "persistentVolumeClaim": {"claimName": cache.pvc_name}}
+    )
+    component.container.volume_mounts.append(
+        {"name": cache.pvc_name, "mountPath": cache.pvc_mount_path}
+    )
+    if not cache.pvc_model_path:
+        component.container.env.append({"name": "HF_HOME", "value": cache.pvc_mount_path})
+
+
+def _frontend(plan: DgdPlan) -> Component:
+    mocker = plan.mocker_data is not None
+    container = Container(
+        image=_image(plan, "planner" if mocker else plan.backend),
+        command=["python3"],
+        args=["-m", "dynamo.frontend"],
+        env_from_secret=None if mocker else HF_SECRET,
+    )
+    cache = plan.spec.model_cache
+    if cache and cache.pvc_name and cache.pvc_model_path:  # the Frontend reads the tokenizer there
+        container.args += ["--model-name", plan.spec.model, "--model-path", model_path(plan.spec)]
+    frontend = Component("Frontend", "frontend", 1, container)
+    _mount_model_cache(plan, frontend)
+    return frontend
+
+
+def _mocker_worker(plan: DgdPlan, name: str, shape: WorkerShape, role: str) -> Component:
+    """A mocker worker (Dynamo's mocker template): no GPU; its timings come from the profile
+    data ConfigMap, mounted read-only."""
+    assert plan.mocker_data is not None
+    args = mocker_args(model_path(plan.spec), plan.spec.model, role)
+    args += ["--planner-profile-data", MOCKER_DATA_MOUNT]
+    container = Container(
+        image=_image(plan, "planner"),
+        command=["python3", "-m", "dynamo.mocker"],
+        args=args,
+        env_from_secret=HF_SECRET,
+        working_dir=WORKING_DIR["mocker"],
+        volume_mounts=[
+            {"name": "planner-profile-data", "mountPath": MOCKER_DATA_MOUNT, "readOnly": True}
+        ],
+    )
+    worker = Component(
+        name, "prefill" if role == "prefill" else "decode", shape.replicas, container
+    )
+    worker.volumes.append({"name": "planner-profile-data", "configMap": {"name": plan.mocker_data}})
+    _mount_model_cache(plan, worker)
+    return worker
+
+
+def _gpu_worker(plan: DgdPlan, name: str, shape: WorkerShape, role: str | None) -> Component:
     """A backend worker running one TP group per replica (spread over nodes when it is wider
     than a node)."""
     spec = plan.spec
-    command, args = _worker_command(
-        plan.backend, path, spec.model, shape.tp, role, shape.ep, shape.pp
+    engine = EngineArgs(
+        model_path=model_path(spec),
+        served_name=spec.model,
+        tp=shape.tp,
+        role=role,
+        ep=shape.ep,
+        pp=shape.pp,
+        max_batch=shape.max_batch,
+        max_num_tokens=shape.max_num_tokens,
     )
     nodes, per_node = node_layout(shape.gpus_per_replica, plan.gpus_per_node)
-    out: dict[str, Any] = {"componentType": "worker"}
-    if role:
-        out["subComponentType"] = role
-    out.update(
-        {
-            "replicas": shape.replicas,
-            "envFromSecret": HF_SECRET,
-            "resources": {"limits": {"gpu": str(per_node)}, "requests": {"gpu": str(per_node)}},
-            "extraPodSpec": {
-                "mainContainer": {
-                    "image": runtime_image(spec.image, plan.backend),
-                    "command": command,
-                    "args": args,
-                }
-            },
-        }
+    container = Container(
+        image=_image(plan, plan.backend),
+        command=worker_command(plan.backend),
+        args=worker_args(plan.backend, engine),
+        env_from_secret=HF_SECRET,
+        working_dir=WORKING_DIR[plan.backend],
+        limits={GPU_RESOURCE: str(per_node)},
     )
-    if nodes > 1:
-        out["multinode"] = {"nodeCount": nodes}
-    cache = spec.model_cache
-    if cache and cache.pvc_name:
-        out["volumeMounts"] = [{"name": cache.pvc_name, "mountPoint": cache.pvc_mount_path}]
-        if not cache.pvc_model_path:  # no model directory: the PVC is the Hugging Face cache
-            out["envs"] = [{"name": "HF_HOME", "value": cache.pvc_mount_path}]
-    return out
+    if ephemeral_storage(plan.backend, role is not None):
+        container.requests["ephemeral-storage"] = EPHEMERAL_STORAGE
+    if plan.backend == "vllm" and plan.extra_services:  # the planner reads its self-benchmark
+        container.env.append({"name": "DYN_BENCHMARK_MODE", "value": role or "agg"})
+    kind: ComponentType = (
+        "worker" if role is None else ("prefill" if role == "prefill" else "decode")
+    )
+    worker = Component(name, kind, shape.replicas, container, node_count=nodes)
+    _mount_model_cache(plan, worker)
+    return worker
 
 
-def _services(plan: DgdPlan) -> dict[str, Any]:
-    """Frontend, the worker services, then the extra services."""
-    services: dict[str, Any] = {
-        "Frontend": {
-            "componentType": "frontend",
-            "replicas": 1,
-            "extraPodSpec": {
-                "mainContainer": {"image": runtime_image(plan.spec.image, plan.backend)}
-            },
-        }
-    }
-    path = model_path(plan.spec)
-    for service, (shape, role) in plan.worker_services().items():
+def _components(plan: DgdPlan, notes: list[str]) -> list[dict[str, Any]]:
+    """Frontend, the workers, then the extra services (converted from v1alpha1)."""
+    components = [_frontend(plan)]
+    for name, (shape, role) in plan.worker_services().items():
         if plan.mocker_data is not None:
-            services[service] = _mocker_worker(
-                plan.spec, path, shape.replicas, role or "decode", plan.mocker_data
-            )
+            components.append(_mocker_worker(plan, name, shape, role or "decode"))
         else:
-            services[service] = _gpu_worker(plan, shape, role, path)
-    services.update(copy.deepcopy(dict(plan.extra_services)))
-    return services
+            components.append(_gpu_worker(plan, name, shape, role))
+    version = plan.spec.runtime_version_override
+    for component in components:
+        component.runtime_version = version
+    rendered = render_components(components)
+    for name, service in plan.extra_services.items():
+        extra = service_to_component(name, copy.deepcopy(service), notes, f"services.{name}")
+        if version:
+            extra["runtimeVersionOverride"] = version
+        rendered.append(extra)
+    return rendered
 
 
 def _resized_notes(dgd: dict[str, Any], plan: DgdPlan) -> list[str]:
     """A note for each worker whose replicas or GPUs the overrides changed from the profiled."""
     notes: list[str] = []
-    for service, (shape, _) in plan.worker_services().items():
+    by_name = {c.get("name"): c for c in dgd["spec"]["components"]}
+    for name, (shape, _) in plan.worker_services().items():
         per_node = node_layout(shape.gpus_per_replica, plan.gpus_per_node)[1]
-        merged = dgd["spec"]["services"][service]
-        resources = merged.get("resources")
+        merged = by_name[name]
+        container = main_container(merged) or {}
+        resources = container.get("resources")
         limits = resources.get("limits") if isinstance(resources, dict) else None
-        limits = limits if isinstance(limits, dict) else {}
-        gpu_differs = plan.mocker_data is None and limits.get("gpu") != str(per_node)
+        gpu = limits.get(GPU_RESOURCE) if isinstance(limits, dict) else None
+        gpu_differs = plan.mocker_data is None and gpu != str(per_node)
         if merged.get("replicas") != shape.replicas or gpu_differs:
             notes.append(
-                f"overrides.dgd sets {service} to replicas {merged.get('replicas')!r}, gpu "
-                f"{limits.get('gpu')!r} (profiled: {shape.replicas} x {per_node}); the GPU budget "
+                f"overrides.dgd sets {name} to replicas {merged.get('replicas')!r}, gpu "
+                f"{gpu!r} (profiled: {shape.replicas} x {per_node}); the GPU budget "
                 "is not rechecked"
             )
     return notes
 
 
 def build_dgd(plan: DgdPlan) -> tuple[dict[str, Any], list[str]]:
-    """The complete DGD, with overrides merged; plus override notes."""
+    """The complete DGD in `plan.api_version`, with overrides merged; plus notes."""
+    if plan.api_version not in DGD_API_VERSIONS:
+        raise ValueError(f"DGD apiVersion {plan.api_version!r}: use one of {DGD_API_VERSIONS}")
     spec = plan.spec
-    cache = spec.model_cache
+    notes: list[str] = []
     spec_out: dict[str, Any] = (
         {} if plan.mocker_data is not None else {"backendFramework": plan.backend}
     )
-    if cache and cache.pvc_name:
-        spec_out["pvcs"] = [{"name": cache.pvc_name, "create": False}]
-    spec_out["services"] = _services(plan)
+    spec_out["components"] = _components(plan, notes)
     dgd: dict[str, Any] = {
-        "apiVersion": DGD_API_VERSION,
+        "apiVersion": V1BETA1,
         "kind": DGD_KIND,
         "metadata": {
             "name": dgd_name(spec, plan.name),
@@ -351,75 +365,20 @@ def build_dgd(plan: DgdPlan) -> tuple[dict[str, Any], list[str]]:
         },
         "spec": spec_out,
     }
-    notes: list[str] = []
+    generated = {
+        str(c["name"]): str((main_container(c) or {}).get("image")) for c in spec_out["components"]
+    }
     override = spec.overrides.dgd if spec.overrides else None
     if override:
-        notes = apply_overrides(dgd, override, worker_services=set(plan.worker_services()))
+        notes += apply_override(dgd, override)
         notes += _resized_notes(dgd, plan)
+        retag_own_versions(dgd["spec"]["components"], spec.runtime_version_override, generated)
     tolerations = job_tolerations(spec)
     if tolerations:
-        _add_tolerations(dgd["spec"]["services"], tolerations)
+        _add_tolerations(dgd["spec"]["components"], tolerations)
     # The ownership labels always win over the overrides'.
     dgd["metadata"]["labels"] = owned_labels(dgd, plan.namespace, plan.name)
+    if plan.api_version != V1BETA1:
+        dgd, lost = convert_dgd(dgd, plan.api_version)
+        notes += [f"DGD {plan.api_version}: {n}" for n in lost]
     return dgd, notes
-
-
-def apply_overrides(
-    dgd: dict[str, Any], override: dict[str, Any], *, worker_services: set[str]
-) -> list[str]:
-    """Merge `overrides.dgd` into `dgd` in place (Dynamo's rules); notes on what was skipped."""
-    notes: list[str] = []
-    ov = copy.deepcopy(override)
-    ov.pop("apiVersion", None)
-    ov.pop("kind", None)
-    meta = ov.pop("metadata", None)
-    if isinstance(meta, dict):
-        for key in ("labels", "annotations"):
-            if isinstance(meta.get(key), dict):
-                target = dgd["metadata"].setdefault(key, {})
-                target.update(meta[key])
-    spec_ov = ov.pop("spec", None)
-    ignored = sorted(ov)
-    if ignored:
-        notes.append(f"overrides.dgd keys other than metadata/spec ignored: {', '.join(ignored)}")
-    if not isinstance(spec_ov, dict):
-        return notes
-    services_ov = spec_ov.pop("services", None)
-    _merge(dgd["spec"], spec_ov)
-    if isinstance(services_ov, dict):
-        services = dgd["spec"]["services"]
-        unknown = sorted(s for s in services_ov if s not in services)
-        if unknown:
-            notes.append(
-                "overrides.dgd services not in the generated DGD were skipped: "
-                f"{', '.join(unknown)} (generated: {', '.join(sorted(services))})"
-            )
-        for svc in sorted(services_ov):
-            if svc in services and isinstance(services_ov[svc], dict):
-                body = services_ov[svc]
-                extra_args = _pop_args(body) if svc in worker_services else None
-                _merge(services[svc], body)
-                if extra_args is not None:
-                    container = (
-                        services[svc].setdefault("extraPodSpec", {}).setdefault("mainContainer", {})
-                    )
-                    container["args"] = list(container.get("args", [])) + extra_args
-    return notes
-
-
-def _pop_args(service: dict[str, Any]) -> list[Any] | None:
-    pod = service.get("extraPodSpec")
-    container = pod.get("mainContainer") if isinstance(pod, dict) else None
-    if isinstance(container, dict) and isinstance(container.get("args"), list):
-        args: list[Any] = container.pop("args")
-        return args
-    return None
-
-
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> None:
-    for key in sorted(over):
-        value = over[key]
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = copy.deepcopy(value)

@@ -118,11 +118,22 @@ def profile(
     output: Annotated[str, typer.Option("--output", "-o", help="table, json or yaml")] = "table",
     plot: Annotated[Path | None, typer.Option(help="write a Pareto plot (PNG) here")] = None,
     top: Annotated[int, typer.Option(help="alternatives shown in the table")] = 5,
+    dgd_api_version: Annotated[
+        str,
+        typer.Option(
+            "--dgd-api-version",
+            help="the DGD's apiVersion: nvidia.com/v1beta1 (default) or nvidia.com/v1alpha1",
+        ),
+    ] = "nvidia.com/v1beta1",
 ) -> None:
     """Profile a spec offline: the chosen config, the alternatives, the SLA verdict and the DGD."""
     if output not in ("table", "json", "yaml"):
         raise fail(f"--output {output!r} is not supported: use table, json or yaml", 2)
     import sim
+
+    if dgd_api_version not in sim.DGD_API_VERSIONS:
+        versions = " or ".join(sim.DGD_API_VERSIONS)
+        raise fail(f"--dgd-api-version {dgd_api_version!r} is not supported: use {versions}", 2)
 
     spec, name, namespace = _read_spec(filename)
     hardware, errors = resolve_hardware(spec, {})
@@ -141,6 +152,9 @@ def profile(
     except sim.ProfilingError as exc:
         raise fail(f"{exc.sub_phase}: {exc.message}") from None
     points = [p["config"] for p in result.pareto]
+    dgd, lost = sim.convert_dgd(result.selected_config, dgd_api_version)
+    for note in lost:  # the generated DGD has a place for everything in both versions
+        err.print(f"warning: DGD {dgd_api_version}: {note}", markup=False)
     report = {
         "name": name,
         "namespace": namespace,
@@ -150,7 +164,7 @@ def profile(
         "selected": next((p for p in points if p.get("selected")), None),
         "pareto": points,
         "steps": [{"subPhase": s, "message": m} for s, m in steps],
-        "dgd": result.selected_config,
+        "dgd": dgd,
         "configmaps": result.configmaps,
     }
     if plot is not None:
@@ -213,10 +227,12 @@ def _table(report: dict[str, Any], top: int) -> None:
 
 
 def _dgd_line(report: dict[str, Any]) -> None:
-    services = report["dgd"].get("spec", {}).get("services", {})
+    spec = report["dgd"].get("spec", {})
+    replicas = [(c.get("name"), c.get("replicas", 1)) for c in spec.get("components", [])]
+    replicas += [(n, s.get("replicas", 1)) for n, s in spec.get("services", {}).items()]
     out.print(
-        f"DGD {report['dgd']['metadata']['name']}: "
-        + ", ".join(f"{n} x{s.get('replicas', 1)}" for n, s in services.items())
+        f"DGD {report['dgd']['metadata']['name']} ({report['dgd']['apiVersion']}): "
+        + ", ".join(f"{n} x{r}" for n, r in replicas)
     )
 
 

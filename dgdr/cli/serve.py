@@ -247,7 +247,15 @@ def demo(
         f"{obj['metadata']['namespace']}"
     )
     out.print(f"selected: {render.condition(obj, 'Profiling').get('message', '')}")
-    for svc_name, svc in dgd.get("spec", {}).get("services", {}).items():
+    for component in dgd.get("spec", {}).get("components", []):  # v1beta1
+        containers = component.get("podTemplate", {}).get("spec", {}).get("containers", [])
+        main: dict[str, Any] = next((c for c in containers if c.get("name") == "main"), {})
+        gpus = main.get("resources", {}).get("limits", {}).get("nvidia.com/gpu", "0")
+        out.print(
+            f"  component {component.get('name')}: replicas {component.get('replicas', 1)}, "
+            f"GPUs each {gpus}"
+        )
+    for svc_name, svc in dgd.get("spec", {}).get("services", {}).items():  # v1alpha1
         gpus = svc.get("resources", {}).get("limits", {}).get("gpu", "0")
         out.print(f"  service {svc_name}: replicas {svc.get('replicas', 1)}, GPUs each {gpus}")
     out.print(

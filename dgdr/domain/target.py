@@ -116,13 +116,16 @@ def replica_counts(dgd: dict[str, Any]) -> tuple[int, int]:
     all of them available once the DGD is `successful` (a target that reports readiness without
     per-service counts, like the simulated cluster) and none before."""
     status = dgd.get("status") or {}
-    services = status.get("services") or {}
+    # v1alpha1 reports `status.services`, v1beta1 `status.components` (both maps by name).
+    services = status.get("services") or status.get("components") or {}
     if services:
         replicas = sum(int(s.get("replicas") or 0) for s in services.values())
         available = sum(int(s.get("availableReplicas") or 0) for s in services.values())
         return replicas, available
-    spec_services = (dgd.get("spec") or {}).get("services") or {}
-    replicas = sum(int(s.get("replicas", 1) or 0) for s in spec_services.values())
+    spec = dgd.get("spec") or {}
+    # v1alpha1: the `services` map; v1beta1: the `components` list.
+    declared = list((spec.get("services") or {}).values()) + list(spec.get("components") or [])
+    replicas = sum(int(s.get("replicas", 1) or 0) for s in declared)
     return replicas, replicas if status.get("state") == "successful" else 0
 
 

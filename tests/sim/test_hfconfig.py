@@ -41,7 +41,7 @@ def test_a_config_path_in_spec_model_is_profiled(tmp_path: Path) -> None:
     for model in (str(config), str(config.parent)):
         result = profile({"model": model, "backend": "vllm"}, HW, name="m")
         assert f"from {config}" in result.message
-        assert result.selected_config["spec"]["services"]
+        assert result.selected_config["spec"]["components"]
 
 
 def test_a_catalog_entry_written_as_config_json_reads_back_the_same(tmp_path: Path) -> None:
@@ -110,5 +110,6 @@ def test_dgdr_profile_reads_a_config_json_next_to_the_spec(tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert "config.json" in report["message"]
-    container = report["dgd"]["spec"]["services"]["VllmWorker"]["extraPodSpec"]["mainContainer"]
+    (worker,) = [c for c in report["dgd"]["spec"]["components"] if c["type"] == "worker"]
+    (container,) = worker["podTemplate"]["spec"]["containers"]
     assert container["args"][1] == "mistralai/Mistral-7B-v0.1"

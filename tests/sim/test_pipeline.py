@@ -20,6 +20,7 @@ from sim._deploy import (
     planner_objects,
 )
 from sim._dgd import build_dgd
+from sim._dgd_model import main_container
 from sim._message import auto_note, load_note, ms, result_message, shape, sla_summary
 from sim._planner import autoscale_pick
 from sim._resolve import AUTO_BACKENDS, Setup, initializing_message, resolve
@@ -334,9 +335,9 @@ def test_the_dgd_holds_exactly_the_gpus_of_the_selected_config(
     assert plan.prefill is None or plan.prefill.pp == 1
     dgd, notes = build_dgd(plan)
     assert notes == [] and dgd["metadata"]["labels"] == OWNED
-    workers = [s for s in dgd["spec"]["services"].values() if s["componentType"] == "worker"]
+    workers = [c for c in dgd["spec"]["components"] if c["type"] in ("worker", "prefill", "decode")]
     used = sum(
-        int(w["resources"]["limits"]["gpu"])
+        int(_main(w)["resources"]["limits"]["nvidia.com/gpu"])
         * w.get("multinode", {"nodeCount": 1})["nodeCount"]
         * w["replicas"]
         for w in workers
@@ -347,6 +348,13 @@ def test_the_dgd_holds_exactly_the_gpus_of_the_selected_config(
     )
 
 
+def _main(component: dict[str, Any]) -> dict[str, Any]:
+    """A v1beta1 component's main container."""
+    container = main_container(component)
+    assert container is not None
+    return container
+
+
 def test_a_pipelined_pick_gives_a_multinode_worker_of_tp_x_pp_gpus() -> None:
     setup, searched = _searched(
         _hw("h100_sxm", 16), model="deepseek-ai/DeepSeek-R1", workload={"isl": 2000, "osl": 200}
@@ -354,9 +362,10 @@ def test_a_pipelined_pick_gives_a_multinode_worker_of_tp_x_pp_gpus() -> None:
     pipelined = next(c for c in searched.picks["vllm"].candidates if c.pp == 2)
     selection = dataclasses.replace(select(setup, searched), chosen=pipelined)
     dgd, _ = build_dgd(dgd_plan(setup, selection, PlannerObjects()))
-    worker = dgd["spec"]["services"]["VllmWorker"]
-    assert worker["multinode"] == {"nodeCount": 2} and worker["resources"]["limits"]["gpu"] == "8"
-    args = worker["extraPodSpec"]["mainContainer"]["args"]
+    (worker,) = [c for c in dgd["spec"]["components"] if c["name"] == "VllmDecodeWorker"]
+    assert worker["type"] == "worker" and worker["multinode"] == {"nodeCount": 2}
+    assert _main(worker)["resources"]["limits"]["nvidia.com/gpu"] == "8"
+    args = _main(worker)["args"]
     assert args[args.index("--pipeline-parallel-size") + 1] == "2"
 
 

@@ -12,8 +12,21 @@ import pytest
 from dgdr.domain.hardware import ResolvedHardware
 from dgdr.domain.spec import DGDRSpec
 from sim import ProfilingError, profile
+from sim._dgd_model import main_container
 
 H200x8 = ResolvedHardware.from_dict({"gpuSku": "h200_sxm", "totalGpus": 8, "numGpusPerNode": 8})
+
+
+def _components(dgd: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A v1beta1 DGD's components by name."""
+    return {c["name"]: c for c in dgd["spec"]["components"]}
+
+
+def _main(component: dict[str, Any]) -> dict[str, Any]:
+    """A v1beta1 component's main container."""
+    container = main_container(component)
+    assert container is not None
+    return container
 
 
 def _spec(planner: dict[str, Any] | None = None, **extra: Any) -> DGDRSpec:
@@ -36,17 +49,18 @@ def test_autoscale_deploys_one_prefill_and_one_decode_worker_with_the_planner() 
         _spec(), H200x8, name="p", namespace="ns", progress=lambda p, m: phases.append(p)
     )
     assert "BuildingCurves" in phases
-    services = result.selected_config["spec"]["services"]
+    services = _components(result.selected_config)
     assert set(services) == {"Frontend", "VllmPrefillWorker", "VllmDecodeWorker", "Planner"}
     assert (
         services["VllmPrefillWorker"]["replicas"] == services["VllmDecodeWorker"]["replicas"] == 1
     )
     planner = services["Planner"]
-    assert planner["componentType"] == "planner"
-    container = planner["extraPodSpec"]["mainContainer"]
+    assert planner["type"] == "planner"
+    container = _main(planner)
     assert container["image"] == "nvcr.io/nvidia/ai-dynamo/dynamo-planner:0.9.0"
     assert container["args"] == ["--config", "/workspace/planner_config/planner_config.json"]
-    volumes = {v["name"]: v["configMap"]["name"] for v in planner["extraPodSpec"]["volumes"]}
+    pod = planner["podTemplate"]["spec"]
+    volumes = {v["name"]: v["configMap"]["name"] for v in pod["volumes"]}
     names = [m["metadata"]["name"] for m in result.configmaps]
     assert sorted(volumes.values()) == sorted(names)
     assert names[0].startswith("planner-config-") and names[1].startswith("planner-profile-data-")
@@ -58,12 +72,12 @@ def test_planner_configmaps_carry_dynamos_keys_and_finite_curves() -> None:
     result = profile(_spec({"enable_load_scaling": True}), H200x8, name="p", namespace="ns")
     config_cm, data_cm = result.configmaps
     config = json.loads(config_cm["data"]["planner_config.json"])
-    services = result.selected_config["spec"]["services"]
+    services = _components(result.selected_config)
     assert config["prefill_engine_num_gpu"] == int(
-        services["VllmPrefillWorker"]["resources"]["limits"]["gpu"]
+        _main(services["VllmPrefillWorker"])["resources"]["limits"]["nvidia.com/gpu"]
     )
     assert config["decode_engine_num_gpu"] == int(
-        services["VllmDecodeWorker"]["resources"]["limits"]["gpu"]
+        _main(services["VllmDecodeWorker"])["resources"]["limits"]["nvidia.com/gpu"]
     )
     assert config["backend"] == "vllm" and config["ttft"] == 500 and config["itl"] == 20
     prefill = json.loads(data_cm["data"]["prefill_raw_data.json"])
@@ -108,7 +122,7 @@ def test_a_planner_with_no_scaling_mode_is_refused_naming_the_field() -> None:
 def test_no_room_for_disaggregation_deploys_without_the_planner_and_says_so() -> None:
     one = ResolvedHardware.from_dict({"gpuSku": "h200_sxm", "totalGpus": 1, "numGpusPerNode": 1})
     result = profile(_spec(), one, name="p", namespace="ns")
-    assert "Planner" not in result.selected_config["spec"]["services"]
+    assert "Planner" not in _components(result.selected_config)
     assert result.configmaps == []
     assert "deployed without the Planner" in result.message
 
@@ -127,25 +141,25 @@ def _mocker_spec(**features: Any) -> DGDRSpec:
 
 def test_mocker_deploys_dynamos_disaggregated_mocker_reading_the_profile_data() -> None:
     result = profile(_mocker_spec(), H200x8, name="m", namespace="ns")
-    services = result.selected_config["spec"]["services"]
+    services = _components(result.selected_config)
     assert set(services) == {"Frontend", "prefill", "decode"}
     assert "backendFramework" not in result.selected_config["spec"]
     (data_cm,) = result.configmaps
     assert data_cm["metadata"]["name"].startswith("planner-profile-data-")
     for role in ("prefill", "decode"):
         worker = services[role]
-        assert worker["subComponentType"] == role and "resources" not in worker
-        container = worker["extraPodSpec"]["mainContainer"]
+        container = _main(worker)
+        assert worker["type"] == role and "resources" not in container
         assert container["command"] == ["python3", "-m", "dynamo.mocker"]
         assert container["args"][container["args"].index("--disaggregation-mode") + 1] == role
         assert "--planner-profile-data" in container["args"]
-        (volume,) = worker["extraPodSpec"]["volumes"]
+        (volume,) = worker["podTemplate"]["spec"]["volumes"]
         assert volume["configMap"]["name"] == data_cm["metadata"]["name"]
 
 
 def test_mocker_with_the_planner_gets_both_configmaps_and_the_planner() -> None:
     result = profile(_mocker_spec(planner={}), H200x8, name="m", namespace="ns")
-    assert set(result.selected_config["spec"]["services"]) == {
+    assert set(_components(result.selected_config)) == {
         "Frontend",
         "prefill",
         "decode",

@@ -16,7 +16,7 @@ def _spec(**fields: Any) -> DGDRSpec:
 
 
 def _worker(dgd: dict[str, Any]) -> dict[str, Any]:
-    workers = [s for s in dgd["spec"]["services"].values() if s["componentType"] == "worker"]
+    workers = [c for c in dgd["spec"]["components"] if c["type"] == "worker"]
     assert len(workers) == 1
     worker: dict[str, Any] = workers[0]
     return worker
@@ -108,7 +108,7 @@ def test_never_more_gpus_than_the_budget() -> None:
     for model in ("Qwen/Qwen3-0.6B", "Qwen/Qwen3-32B", "meta-llama/Llama-3.1-8B"):
         result = profile(_spec(model=model), hw, name="b", namespace="ns")
         worker = _worker(result.selected_config)
-        tp = int(worker["resources"]["limits"]["gpu"])
+        tp = _gpu(worker)
         assert tp <= 4 and tp * worker["replicas"] <= 6
         assert all(p["config"]["totalGpus"] <= 6 for p in result.pareto)
 
@@ -269,12 +269,16 @@ def test_picked_config_matches_estimate_agg(
 
 def _gpus(dgd: dict[str, Any]) -> int:
     return sum(
-        int(s["resources"]["limits"]["gpu"])
-        * s["replicas"]
-        * s.get("multinode", {}).get("nodeCount", 1)
-        for s in dgd["spec"]["services"].values()
-        if s["componentType"] == "worker"
+        _gpu(c) * c["replicas"] * c.get("multinode", {}).get("nodeCount", 1)
+        for c in dgd["spec"]["components"]
+        if c["type"] in ("worker", "prefill", "decode")
     )
+
+
+def _gpu(component: dict[str, Any]) -> int:
+    """The per-node GPU limit of a v1beta1 component's main container."""
+    (main,) = [c for c in component["podTemplate"]["spec"]["containers"] if c["name"] == "main"]
+    return int(main["resources"]["limits"]["nvidia.com/gpu"])
 
 
 @pytest.mark.parametrize("load", [{"requestRate": 2}, {"concurrency": 16}])

@@ -81,16 +81,17 @@ def test_profile_invariants() -> None:
         (selected,) = [c for c in configs if c["selected"]]
         if any(c["meetsSla"] for c in configs):  # the pick meets the SLA whenever any config does
             assert selected["meetsSla"]
-        services = result.selected_config["spec"]["services"]
+        components = result.selected_config["spec"]["components"]
         assert result.selected_config["spec"]["backendFramework"] == result.backend
         assert result.backend in {"vllm", "sglang", "trtllm"}
-        workers = [s for s in services.values() if s["componentType"] == "worker"]
+        workers = [c for c in components if c["type"] in ("worker", "prefill", "decode")]
         assert len(workers) in (1, 2)
         if len(workers) == 2:
-            assert {w["subComponentType"] for w in workers} == {"prefill", "decode"}
+            assert {w["type"] for w in workers} == {"prefill", "decode"}
         used = 0
         for worker in workers:
-            tp = int(worker["resources"]["limits"]["gpu"])
+            (main,) = worker["podTemplate"]["spec"]["containers"]
+            tp = int(main["resources"]["limits"]["nvidia.com/gpu"])
             assert tp <= min(per_node, total)
             assert worker["replicas"] >= 1
             used += tp * worker["replicas"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -84,6 +85,34 @@ def test_profile_a_bare_spec_as_a_table(tmp_path: Path) -> None:
     result = runner.invoke(app, ["profile", "-f", str(spec)])
     assert result.exit_code == 0, result.output
     assert "TOK/S/GPU" in result.output and "DGD my-spec-dgd" in result.output
+
+
+@pytest.mark.parametrize(
+    ("option", "version", "body"),
+    [
+        ([], "nvidia.com/v1beta1", "components"),
+        (["--dgd-api-version", "nvidia.com/v1beta1"], "nvidia.com/v1beta1", "components"),
+        (["--dgd-api-version", "nvidia.com/v1alpha1"], "nvidia.com/v1alpha1", "services"),
+    ],
+)
+def test_profile_emits_the_dgd_in_the_version_asked(
+    option: list[str], version: str, body: str
+) -> None:
+    manifest = str(ROOT / "examples/qwen3-0.6b.yaml")
+    result = runner.invoke(app, ["profile", "-f", manifest, "-o", "json", *option])
+    assert result.exit_code == 0, result.output
+    dgd = json.loads(result.output)["dgd"]
+    assert dgd["apiVersion"] == version and body in dgd["spec"]
+    workers = dgd["spec"]["components"] if body == "components" else dgd["spec"]["services"]
+    assert len(workers) >= 2  # the Frontend and a worker
+    table = runner.invoke(app, ["profile", "-f", manifest, *option])
+    assert table.exit_code == 0 and f"({version}): Frontend x1" in table.output
+
+
+def test_profile_refuses_an_unknown_dgd_api_version() -> None:
+    manifest = str(ROOT / "examples/qwen3-0.6b.yaml")
+    result = runner.invoke(app, ["profile", "-f", manifest, "--dgd-api-version", "nvidia.com/v2"])
+    assert result.exit_code == 2 and "nvidia.com/v1beta1 or nvidia.com/v1alpha1" in result.output
 
 
 def test_profile_refuses_invalid_specs_and_models_that_cannot_fit(tmp_path: Path) -> None:

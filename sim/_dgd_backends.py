@@ -1,0 +1,160 @@
+"""What each backend's worker looks like in the DGD, as Dynamo's profiler templates have it today
+(`components/src/dynamo/profiler/templates/dgd/<backend>/{agg,disagg}.yaml` and the mocker's).
+
+Owns: component names per backend and mode, the worker's command, working directory, whether it
+requests ephemeral storage, and its arguments: model path and served name, parallelism (TP, PP,
+EP), the disaggregation role and KV transfer, and the picked engine limits (batch size, tokens
+per step) in each backend's own flags:
+
+- vLLM: `--model`, `--tensor-parallel-size`, `--max-num-seqs`, `--max-num-batched-tokens`;
+  disaggregated `--disaggregation-mode prefill|decode`, the prefill worker also
+  `--kv-transfer-config` with the NIXL connector (no `--is-prefill-worker`: Dynamo removed it);
+- SGLang: `--model-path`, `--served-model-name`, `--page-size 16`, `--tp`,
+  `--trust-remote-code`, `--skip-tokenizer-init`, `--max-running-requests`,
+  `--chunked-prefill-size`; disaggregated `--disaggregation-mode`,
+  `--disaggregation-transfer-backend nixl`, `--disaggregation-bootstrap-port 12345`,
+  `--host 0.0.0.0`;
+- TRT-LLM: `--model-path`, `--served-model-name`, `--extra-engine-args` with the template's
+  engine file for the role (`agg.yaml`, or `prefill.yaml`/`decode.yaml`, which carry
+  `cache_transceiver_config`), disaggregated `--disaggregation-mode`, then the profiled
+  settings as the profiler sets them, `--trtllm.<key> <value>` (`tensor_parallel_size`,
+  `pipeline_parallel_size`, `moe_expert_parallel_size`, `max_batch_size`, `max_num_tokens`,
+  `enable_chunked_prefill true`).
+
+Failure semantics: pure; an unknown backend is a programming error (KeyError).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Aggregated worker component per backend (vLLM's is `VllmDecodeWorker` of type worker).
+AGG_WORKER = {"vllm": "VllmDecodeWorker", "sglang": "decode", "trtllm": "TRTLLMWorker"}
+# (prefill, decode) components of a disaggregated DGD.
+DISAGG_WORKERS = {
+    "vllm": ("VllmPrefillWorker", "VllmDecodeWorker"),
+    "sglang": ("prefill", "decode"),
+    "trtllm": ("prefill", "decode"),
+}
+MOCKER_WORKERS = ("prefill", "decode")
+WORKING_DIR = {
+    "vllm": "/workspace/examples/backends/vllm",
+    "sglang": "/workspace/examples/backends/sglang",
+    "trtllm": "/workspace/",
+    "mocker": "/workspace",
+}
+EPHEMERAL_STORAGE = "2Gi"
+VLLM_KV_TRANSFER_CONFIG = '{"kv_connector":"NixlConnector","kv_role":"kv_both"}'
+SGLANG_PAGE_SIZE = "16"
+SGLANG_BOOTSTRAP_PORT = "12345"
+MOCKER_SPEEDUP_RATIO = "1.0"
+# The engine files Dynamo's TRT-LLM templates start from (in the runtime image; the disaggregated
+# ones carry `cache_transceiver_config`).
+TRTLLM_ENGINE_CONFIGS = "./examples/backends/trtllm/engine_configs/qwen3"
+
+
+def ephemeral_storage(backend: str, disaggregated: bool) -> bool:
+    """Whether the templates request ephemeral storage for this worker (vLLM always; SGLang and
+    TRT-LLM in their aggregated template only)."""
+    return backend == "vllm" or not disaggregated
+
+
+@dataclass(frozen=True)
+class EngineArgs:
+    """What one worker's engine is started with."""
+
+    model_path: str
+    served_name: str
+    tp: int
+    role: str | None = None  # prefill / decode for a disaggregated worker
+    ep: int = 1
+    pp: int = 1
+    max_batch: int | None = None  # sequences in flight (the picked batch size)
+    max_num_tokens: int | None = None  # tokens per engine step
+
+
+def worker_command(backend: str) -> list[str]:
+    return ["python3", "-m", f"dynamo.{backend}"]
+
+
+def worker_args(backend: str, engine: EngineArgs) -> list[str]:
+    """The worker's arguments, in the order the templates have them, then the limits."""
+    if backend == "vllm":
+        return _vllm(engine)
+    if backend == "sglang":
+        return _sglang(engine)
+    if backend == "trtllm":
+        return _trtllm(engine)
+    raise KeyError(backend)
+
+
+def _vllm(e: EngineArgs) -> list[str]:
+    args = ["--model", e.model_path, "--served-model-name", e.served_name]
+    args += ["--tensor-parallel-size", str(e.tp)]
+    if e.pp > 1:
+        args += ["--pipeline-parallel-size", str(e.pp)]
+    if e.ep > 1:
+        args.append("--enable-expert-parallel")
+    if e.max_batch is not None:
+        args += ["--max-num-seqs", str(e.max_batch)]
+    if e.max_num_tokens is not None:
+        args += ["--max-num-batched-tokens", str(e.max_num_tokens)]
+    if e.role:
+        args += ["--disaggregation-mode", e.role]
+    if e.role == "prefill":
+        args += ["--kv-transfer-config", VLLM_KV_TRANSFER_CONFIG]
+    return args
+
+
+def _sglang(e: EngineArgs) -> list[str]:
+    args = ["--model-path", e.model_path, "--served-model-name", e.served_name]
+    args += ["--page-size", SGLANG_PAGE_SIZE, "--tp", str(e.tp)]
+    args += ["--trust-remote-code", "--skip-tokenizer-init"]
+    if e.pp > 1:
+        args += ["--pp-size", str(e.pp)]
+    if e.ep > 1:
+        args += ["--ep-size", str(e.ep)]
+    if e.max_batch is not None:
+        args += ["--max-running-requests", str(e.max_batch)]
+    if e.max_num_tokens is not None:
+        args += ["--chunked-prefill-size", str(e.max_num_tokens)]
+    if e.role:
+        args += ["--disaggregation-mode", e.role, "--disaggregation-transfer-backend", "nixl"]
+        args += ["--disaggregation-bootstrap-port", SGLANG_BOOTSTRAP_PORT, "--host", "0.0.0.0"]
+    return args
+
+
+def _trtllm(e: EngineArgs) -> list[str]:
+    """The template's engine file for the role, then the profiled settings over it as
+    `--trtllm.<key>` flags, as Dynamo's profiler sets them."""
+    args = ["--model-path", e.model_path, "--served-model-name", e.served_name]
+    args += ["--extra-engine-args", f"{TRTLLM_ENGINE_CONFIGS}/{e.role or 'agg'}.yaml"]
+    if e.role:
+        args += ["--disaggregation-mode", e.role]
+    settings: list[tuple[str, object]] = [("tensor_parallel_size", e.tp)]
+    if e.pp > 1:
+        settings.append(("pipeline_parallel_size", e.pp))
+    if e.ep > 1:
+        settings.append(("moe_expert_parallel_size", e.ep))
+    if e.max_batch is not None:
+        settings.append(("max_batch_size", e.max_batch))
+    if e.max_num_tokens is not None:
+        settings.append(("max_num_tokens", e.max_num_tokens))
+    settings.append(("enable_chunked_prefill", "true"))
+    for key, value in settings:
+        args += [f"--trtllm.{key}", str(value)]
+    return args
+
+
+def mocker_args(model_path: str, served_name: str, role: str) -> list[str]:
+    """Dynamo's mocker worker (no GPU; its timings come from the profile data)."""
+    return [
+        "--model-path",
+        model_path,
+        "--model-name",
+        served_name,
+        "--speedup-ratio",
+        MOCKER_SPEEDUP_RATIO,
+        "--disaggregation-mode",
+        role,
+    ]
