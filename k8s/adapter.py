@@ -15,6 +15,10 @@ restart at any moment only repeats harmless work:
 - Every projection change is written through the status subresource with the object's
   resourceVersion as precondition; a 409 re-reads the object and tries again (up to 8 times, then
   the next change or resync converges).
+- The generated DGD is also written, as YAML, to the annotation `nvidia.com/generated-dgd-spec`
+  while it is waiting to be deployed (phase Ready, or Deploying before the DGD is observed), and
+  the annotation is emptied once the DGD exists, as Dynamo's controller does (its message for
+  Ready points users there).
 - Every stored event becomes a Kubernetes Event (see `k8s.events`), through the durable consumer
   `dgdr-k8s-events`, keyed by (uid, sequence).
 Handler failures are logged; the informer's resync (default 30 s) retries them.
@@ -27,6 +31,7 @@ import copy
 from typing import Any
 
 import structlog
+import yaml
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -49,13 +54,15 @@ from k8s.kube import (
 log = structlog.get_logger("k8s.adapter")
 
 STATUS_RETRIES = 8
+GENERATED_DGD_SPEC = "nvidia.com/generated-dgd-spec"
 EVENTS_DURABLE = "dgdr-k8s-events"
 
 
 def request_manifest(obj: dict[str, Any]) -> dict[str, Any]:
     """What the core is asked to apply: the user's intent, without the cluster's bookkeeping."""
     m = obj["metadata"]
-    annotations = {k: v for k, v in (m.get("annotations") or {}).items() if k != LAST_APPLIED}
+    bookkeeping = (LAST_APPLIED, GENERATED_DGD_SPEC)
+    annotations = {k: v for k, v in (m.get("annotations") or {}).items() if k not in bookkeeping}
     meta: dict[str, Any] = {"name": m["name"], "namespace": m["namespace"], "uid": m["uid"]}
     if m.get("labels"):
         meta["labels"] = dict(m["labels"])
@@ -67,6 +74,17 @@ def request_manifest(obj: dict[str, Any]) -> dict[str, Any]:
         "metadata": meta,
         "spec": copy.deepcopy(obj.get("spec") or {}),
     }
+
+
+def generated_spec_annotation(status: dict[str, Any]) -> str:
+    """The value of `GENERATED_DGD_SPEC` for a status: the selected DGD as YAML while it waits to
+    be deployed (Ready, or Deploying before any replica is reported), else empty."""
+    selected = (status.get("profilingResults") or {}).get("selectedConfig")
+    phase = status.get("phase")
+    waiting = phase == "Ready" or (phase == "Deploying" and "deploymentInfo" not in status)
+    if not waiting or not isinstance(selected, dict):
+        return ""
+    return yaml.safe_dump(selected, sort_keys=False)
 
 
 def _same_incarnation(projection: dict[str, Any] | None, uid: str) -> bool:
@@ -229,6 +247,7 @@ class KubernetesAdapter:
                     return False
             if not _same_incarnation(projection, obj["metadata"]["uid"]):
                 return False
+            obj = await self._sync_generated_spec(obj, desired)
             if obj.get("status") == desired:
                 return False
             body = {**obj, "status": desired}
@@ -247,6 +266,34 @@ class KubernetesAdapter:
             return True
         log.warning("status write gave up after conflicts", namespace=namespace, name=name)
         return False
+
+    async def _sync_generated_spec(
+        self, obj: dict[str, Any], status: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Set or empty the generated-spec annotation (a merge patch of that key alone: it
+        cannot undo anyone else's change, so it needs no resourceVersion precondition); the
+        object as it is afterwards."""
+        m = obj["metadata"]
+        current = (m.get("annotations") or {}).get(GENERATED_DGD_SPEC)
+        wanted = generated_spec_annotation(status)
+        if current == wanted or (current is None and not wanted):
+            return obj
+        body = {"metadata": {"annotations": {GENERATED_DGD_SPEC: wanted}}}
+        try:
+            patched: dict[str, Any] = await self.objects.patch_namespaced_custom_object(  # type: ignore[call-arg]
+                GROUP,
+                DGDR_VERSION,
+                m["namespace"],
+                DGDR_PLURAL,
+                m["name"],
+                body,
+                _content_type=MERGE_PATCH,
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            return obj
+        return patched
 
     async def _read(self, namespace: str, name: str) -> dict[str, Any] | None:
         return await get_custom(self.objects, DGDR_VERSION, DGDR_PLURAL, namespace, name)

@@ -115,6 +115,7 @@ async def run_profiling_job(store: Store, job: dict[str, Any]) -> None:
                 [*result.configmaps, result.selected_config], sort_keys=False
             ),
             "pareto.json": json.dumps(result.pareto),
+            "sla_verdict": result.sla_verdict,
             "profiler_status": "success",
         }
     )

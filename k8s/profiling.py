@@ -24,6 +24,7 @@ import yaml
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from dgdr.domain.model import SlaVerdict
 from dgdr.domain.phases import SUB_PHASES
 from dgdr.domain.target import (
     LABEL_NAME,
@@ -234,7 +235,16 @@ class ProfilingJobsOnCluster:
                 return
             pareto = json.loads(data.get("pareto.json") or "[]")
             message = data.get("message") or f"profiling Job {meta['name']} completed"
-            await self.reporter.profiling_result(namespace, name, uid, dgd, pareto, message, maps)
+            await self.reporter.profiling_result(
+                namespace,
+                name,
+                uid,
+                dgd,
+                pareto,
+                message,
+                maps,
+                _sla_verdict(data.get("sla_verdict")),
+            )
             return
         if complete and not data:
             return  # the sidecar has not written its last ConfigMap yet: wait for it
@@ -256,3 +266,9 @@ def _spec_from_job(job: dict[str, Any]) -> dict[str, Any]:
         parsed: dict[str, Any] = json.loads(args[args.index("--config") + 1])
         return parsed
     return {}
+
+
+def _sla_verdict(value: Any) -> SlaVerdict | None:
+    """The output ConfigMap's `sla_verdict`; None for a profiler that writes none (or nonsense)."""
+    verdicts: tuple[SlaVerdict, ...] = ("met", "missed", "unverified")
+    return next((v for v in verdicts if v == value), None)

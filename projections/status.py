@@ -53,7 +53,21 @@ from dgdr.domain.model import (
 from dgdr.domain.spec import API_VERSION, KIND
 from events.envelope import Envelope
 
-CONDITION_ORDER = ("Succeeded", "Validation", "Profiling", "SpecGenerated", "DeploymentReady")
+CONDITION_ORDER = (
+    "Succeeded",
+    "Validation",
+    "Profiling",
+    "SLAMet",
+    "SpecGenerated",
+    "DeploymentReady",
+)
+# Our condition beside Dynamo's: whether the pick meets the SLA as the profiler estimated it (Unknown
+# when nothing could estimate the model and Dynamo's naive configuration was picked).
+SLA_CONDITION: dict[str, tuple[str, str]] = {
+    "met": ("True", "SLAMet"),
+    "missed": ("False", "SLAMissed"),
+    "unverified": ("Unknown", "SLAUnverified"),
+}
 
 SUCCEEDED: dict[str, tuple[str, str, str]] = {
     "Pending": ("False", "Pending", "DGDR is pending"),
@@ -234,7 +248,7 @@ def _record(status: dict[str, Any], event: Event, conditions: _Conditions) -> No
         case SpecUpdated():
             for key in PER_GENERATION:
                 status.pop(key, None)
-            c.drop("Profiling", "SpecGenerated", "DeploymentReady")
+            c.drop("Profiling", "SLAMet", "SpecGenerated", "DeploymentReady")
         case AutoApplyEnabled():
             status["observedGeneration"] = event.generation
         case Validated():
@@ -264,6 +278,8 @@ def _record(status: dict[str, Any], event: Event, conditions: _Conditions) -> No
                 f"{PROFILING_SUCCEEDED}; {event.message}" if event.message else PROFILING_SUCCEEDED
             )
             c.set("Profiling", "True", "ProfilingCompleted", done)
+            if event.sla_verdict is not None:
+                c.set("SLAMet", *SLA_CONDITION[event.sla_verdict], event.message)
             c.set("SpecGenerated", "True", "SpecGenerated", SPEC_GENERATED)
         case DeploymentStarted():
             status["dgdName"] = event.dgd_name

@@ -48,6 +48,7 @@ from dgdr.domain.model import (
     ReportProfilingFailure,
     ReportProfilingProgress,
     ReportProfilingResult,
+    SlaVerdict,
     StartProfiling,
 )
 from dgdr.domain.spec import SearchStrategy
@@ -243,12 +244,15 @@ class Reactor:
         pareto: list[dict[str, Any]],
         message: str,
         resources: list[dict[str, Any]] | None = None,
+        sla_verdict: SlaVerdict | None = None,
     ) -> None:
         await self._report_profiling(
             namespace,
             name,
             uid,
-            lambda gen: result_command(uid, gen, None, dgd, pareto, message, resources or []),
+            lambda gen: result_command(
+                uid, gen, None, dgd, pareto, message, resources or [], sla_verdict
+            ),
         )
 
     async def profiling_failure(
@@ -347,6 +351,7 @@ class ProfilingWorker:
                 result.pareto,
                 result.message,
                 result.configmaps,
+                result.sla_verdict,
             )
         )
         bound.info("profiling done", dgd=result.dgd_name, summary=result.message)
@@ -378,6 +383,7 @@ def result_command(
     pareto: list[dict[str, Any]],
     message: str,
     resources: list[dict[str, Any]],
+    sla_verdict: SlaVerdict | None = None,
 ) -> ReportProfilingResult:
     return ReportProfilingResult(
         id=f"profiling:{uid}:{gen}:result",
@@ -389,6 +395,7 @@ def result_command(
         pareto=pareto,
         message=message,
         additional_resources=resources,
+        sla_verdict=sla_verdict,
     )
 
 

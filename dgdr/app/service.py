@@ -77,7 +77,6 @@ class Service:
         self.handler: CommandHandler | None = None
         self.projector: Projector | None = None
         self.cluster: DeploymentTarget | None = None
-        self.known_models: list[str] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.replica = f"{socket.gethostname()}-{os.getpid()}"
 
@@ -100,9 +99,6 @@ class Service:
                 gpus_per_node=self.config.cluster_gpus_per_node,
                 gpu_product=self.config.cluster_gpu_product,
             )
-        import sim
-
-        self.known_models = sorted(sim.models())
         reactor = Reactor(self.handler, js, self.cluster)
         if isinstance(self.cluster, ProfilingJobs) and "reactor" in self.config.roles:
             self.cluster.attach_profiling(reactor)
@@ -214,10 +210,13 @@ class Service:
             return {}
         return await self.cluster.discover_hardware()
 
-    def _known_models(self, spec: DGDRSpec | list[FieldError]) -> list[str]:
-        """The catalog, plus `spec.model` when it names a local config.json the profiler reads."""
-        local = _local_model(spec)
-        return [*self.known_models, local] if local else self.known_models
+    @staticmethod
+    def _model_refusal(spec: DGDRSpec | list[FieldError]) -> str | None:
+        """Why the profiler cannot take `spec.model` (neither estimate it nor size Dynamo's naive
+        configuration for it); None when it can, or when the spec is invalid anyway."""
+        from sim import model_refusal
+
+        return None if isinstance(spec, list) else model_refusal(spec)
 
     async def _process(self, subject: str, data: bytes, request_id: str) -> Outcome:
         assert self.handler is not None and self.cluster is not None
@@ -264,7 +263,7 @@ class Service:
                 labels=meta.get("labels") or {},
                 annotations=meta.get("annotations") or {},
                 discovered_hardware=await self._discover(parsed),
-                known_models=self._known_models(parsed),
+                model_refusal=self._model_refusal(parsed),
             )
             uid = meta.get("uid")
         outcome = await self.handler.handle(namespace, name, command, uid=uid)

@@ -311,13 +311,8 @@ def _validation(generation: int, command: Apply) -> list[Event]:
     parsed = command.parsed
     if isinstance(parsed, list):
         return [ValidationFailed(generation=generation, errors=[e.to_dict() for e in parsed])]
-    known = command.known_models
-    if known is not None and parsed.model not in known:
-        unknown = FieldError(
-            "spec.model",
-            f"unknown model {parsed.model!r}: use one of {', '.join(sorted(known))}, or the path "
-            "to a Hugging Face config.json on the service's machine",
-        )
+    if command.model_refusal is not None:
+        unknown = FieldError("spec.model", command.model_refusal)
         return [ValidationFailed(generation=generation, errors=[unknown.to_dict()])]
     hardware, errors = resolve_hardware(parsed, command.discovered_hardware)
     if hardware is None:
@@ -385,6 +380,7 @@ def _decide_result(state: State, command: ReportProfilingResult) -> list[Event] 
             pareto=command.pareto,
             message=command.message,
             additional_resources=command.additional_resources,
+            sla_verdict=command.sla_verdict,
         )
     ]
     if _auto_apply(state.parsed_spec):

@@ -22,6 +22,9 @@ from dgdr.domain.hardware import ResolvedHardware
 from dgdr.domain.machine import ABSENT, DELETED, split_state
 from dgdr.domain.spec import DGDRSpec, FieldError, parse_spec
 
+# How a pick stands against the SLA (the profiler's verdict, `sim.SlaVerdict`'s values).
+SlaVerdict = Literal["met", "missed", "unverified"]
+
 # --------------------------------------------------------------------------------------------- events
 
 
@@ -126,6 +129,9 @@ class ProfilingCompleted(_Event):
     selected_config: dict[str, Any] = Field(alias="selectedConfig")
     pareto: list[dict[str, Any]] = Field(default_factory=list)
     message: str
+    # Whether the pick meets the SLA as estimated: "met", "missed", or "unverified" when the model
+    # could not be estimated (Dynamo's naive fallback); absent from events stored before it existed.
+    sla_verdict: SlaVerdict | None = Field(default=None, alias="slaVerdict")
     # Objects created with the DGD (the planner's ConfigMaps); absent from events stored before
     # they existed, which read as none.
     additional_resources: list[dict[str, Any]] = Field(
@@ -257,8 +263,8 @@ class Apply(_Command):
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
     discovered_hardware: dict[str, Any] = Field(default_factory=dict)
-    # The models the profiler can serve, when the edge knows them; None leaves the check out.
-    known_models: list[str] | None = None
+    # Why the profiler cannot take `spec.model` (the edge asks the profiler); None when it can.
+    model_refusal: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -300,6 +306,7 @@ class ReportProfilingResult(_Command):
     pareto: list[dict[str, Any]] = Field(default_factory=list)
     message: str
     additional_resources: list[dict[str, Any]] = Field(default_factory=list)
+    sla_verdict: SlaVerdict | None = None
 
 
 DeploymentObservation = Literal["created", "pending", "successful", "failed", "deleted", "conflict"]

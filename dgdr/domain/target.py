@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
-from dgdr.domain.model import DeploymentObservation
+from dgdr.domain.model import DeploymentObservation, SlaVerdict
 
 # (dgdr namespace, dgdr name, owner uid, dgd name, observed, replicas, available replicas)
 Observer = Callable[[str, str, str, str, str, int, int], Awaitable[None]]
@@ -72,6 +72,7 @@ class ProfilingReporter(Protocol):
         pareto: list[dict[str, Any]],
         message: str,
         resources: list[dict[str, Any]] | None = None,
+        sla_verdict: SlaVerdict | None = None,
     ) -> None: ...
 
     async def profiling_failure(
@@ -110,22 +111,33 @@ class Observation(NamedTuple):
     available: int
 
 
+def _spec_replicas(spec: dict[str, Any]) -> list[Any]:
+    """Each component's `replicas` (None when unstated), from either DGD version's spec:
+    v1beta1 `spec.components` (a list) or v1alpha1 `spec.services` (a map)."""
+    components = spec.get("components")
+    if isinstance(components, list):
+        return [c.get("replicas") for c in components if isinstance(c, dict)]
+    services = spec.get("services")
+    if isinstance(services, dict):
+        return [s.get("replicas") for s in services.values() if isinstance(s, dict)]
+    return []
+
+
 def replica_counts(dgd: dict[str, Any]) -> tuple[int, int]:
-    """(replicas, available) summed over `status.services`, as Dynamo's deploymentInfo does;
-    before any service is reported, the spec's replica counts (1 for a service that states none),
-    all of them available once the DGD is `successful` (a target that reports readiness without
-    per-service counts, like the simulated cluster) and none before."""
+    """(replicas, available) summed over the reported components (v1beta1 `status.components`,
+    v1alpha1 `status.services`: both maps of name to counts), as Dynamo's deploymentInfo does;
+    before any component is reported, the spec's replica counts (1 for a component that states
+    none), all of them available once the DGD is `successful` (a target that reports readiness
+    without per-component counts, like the simulated cluster) and none before."""
     status = dgd.get("status") or {}
-    # v1alpha1 reports `status.services`, v1beta1 `status.components` (both maps by name).
-    services = status.get("services") or status.get("components") or {}
-    if services:
-        replicas = sum(int(s.get("replicas") or 0) for s in services.values())
-        available = sum(int(s.get("availableReplicas") or 0) for s in services.values())
+    reported = status.get("components") or status.get("services") or {}
+    if isinstance(reported, dict) and reported:
+        counts = [c for c in reported.values() if isinstance(c, dict)]
+        replicas = sum(int(c.get("replicas") or 0) for c in counts)
+        available = sum(int(c.get("availableReplicas") or 0) for c in counts)
         return replicas, available
-    spec = dgd.get("spec") or {}
-    # v1alpha1: the `services` map; v1beta1: the `components` list.
-    declared = list((spec.get("services") or {}).values()) + list(spec.get("components") or [])
-    replicas = sum(int(s.get("replicas", 1) or 0) for s in declared)
+    stated = _spec_replicas(dgd.get("spec") or {})
+    replicas = sum(1 if r is None else int(r or 0) for r in stated)
     return replicas, replicas if status.get("state") == "successful" else 0
 
 

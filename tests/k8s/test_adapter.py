@@ -11,7 +11,9 @@ from collections import Counter
 from typing import Any
 
 import pytest
+import yaml
 
+from k8s.adapter import GENERATED_DGD_SPEC
 from k8s.kube import DGD_PLURAL, DGD_VERSION, DGDR_PLURAL, FINALIZER, GROUP
 from tests.support import until
 
@@ -82,6 +84,37 @@ async def test_auto_apply_false_stops_at_ready_without_a_dgd(kube: Kube) -> None
     assert obj["status"]["profilingResults"]["selectedConfig"]["metadata"]["name"] == "review-dgd"
     await until(kube.reactor_caught_up, WAIT, what="the reactor to handle every event")
     assert await kube.get_dgd("review-dgd") is None
+
+    async def annotated() -> dict[str, Any] | None:
+        got = await kube.get("review")
+        spec = ((got or {}).get("metadata", {}).get("annotations") or {}).get(GENERATED_DGD_SPEC)
+        return yaml.safe_load(spec) if spec else None
+
+    generated = await until(annotated, WAIT, what="the generated-dgd-spec annotation")
+    assert generated == obj["status"]["profilingResults"]["selectedConfig"]
+
+
+async def test_the_generated_spec_annotation_is_emptied_once_the_dgd_exists(kube: Kube) -> None:
+    await kube.create(dgdr("later", autoApply=False))
+    await kube.phase("later", "Ready")
+
+    async def annotation() -> str | None:
+        got = await kube.get("later")
+        return ((got or {}).get("metadata", {}).get("annotations") or {}).get(GENERATED_DGD_SPEC)
+
+    assert "kind: DynamoGraphDeployment" in await until(annotation, WAIT, what="annotation")
+    obj = await kube.get("later")
+    assert obj is not None
+    obj["spec"]["autoApply"] = True
+    await kube.objects.replace_namespaced_custom_object(
+        GROUP, "v1beta1", "default", DGDR_PLURAL, "later", obj
+    )
+    await kube.phase("later", "Deployed")
+
+    async def emptied() -> bool:
+        return await annotation() == ""
+
+    await until(emptied, WAIT, what="the annotation to be emptied once deployed")
 
 
 async def test_deleting_the_dgdr_keeps_the_dgd_and_forgets_the_incarnation(kube: Kube) -> None:

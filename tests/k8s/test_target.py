@@ -102,3 +102,23 @@ def test_a_dgd_no_dgdr_manages_is_not_observed() -> None:
     unowned = managed_dgd(state="successful")
     unowned["metadata"]["annotations"] = {}
     assert observe_dgd(unlabelled) is None and observe_dgd(unowned) is None
+
+
+def test_a_v1beta1_dgd_counts_its_components_from_status_then_from_spec() -> None:
+    dgd = managed_dgd(state="pending")
+    dgd["apiVersion"] = "nvidia.com/v1beta1"
+    dgd["spec"] = {
+        "components": [
+            {"name": "Frontend", "type": "frontend", "replicas": 1},
+            {"name": "VllmDecodeWorker", "type": "worker", "replicas": 2},
+            {"name": "Planner", "type": "planner"},  # no replicas stated: one
+        ]
+    }
+    unreported = observe_dgd(dgd)
+    assert unreported is not None and (unreported.replicas, unreported.available) == (4, 0)
+    dgd["status"]["components"] = {
+        "Frontend": {"componentKind": "Deployment", "replicas": 1, "availableReplicas": 1},
+        "VllmDecodeWorker": {"componentKind": "Deployment", "replicas": 2, "availableReplicas": 1},
+    }
+    reported = observe_dgd(dgd)
+    assert reported is not None and (reported.replicas, reported.available) == (3, 2)

@@ -10,7 +10,7 @@ import pytest
 from dgdr.domain.decider import decide, evolve, initial_state
 from dgdr.domain.describe import describe
 from dgdr.domain.errors import InvalidHistory
-from dgdr.domain.model import Command, ProfilingProgressed, Rejection, State
+from dgdr.domain.model import Command, ProfilingProgressed, Rejection, SlaVerdict, State
 from dgdr.domain.spec import API_VERSION, KIND
 from events.envelope import AggregateId, Envelope, wrap
 from projections.status import CONDITION_ORDER, encode, project, project_all
@@ -217,6 +217,30 @@ def test_intermediate_phases() -> None:
     tl.do(HAPPY[7])
     assert tl.condition("DeploymentReady")["reason"] == "DeploymentInProgress"
     assert tl.status["deploymentInfo"] == {"replicas": 2, "availableReplicas": 0}
+
+
+@pytest.mark.parametrize(
+    ("verdict", "expected"),
+    [("met", ("True", "SLAMet")), ("missed", ("False", "SLAMissed")),
+     ("unverified", ("Unknown", "SLAUnverified"))],
+)  # fmt: skip
+def test_the_sla_verdict_is_a_condition_that_a_new_spec_drops(
+    verdict: SlaVerdict, expected: tuple[str, str]
+) -> None:
+    said = f"SLA {verdict}: TTFT 80 ms"
+    tl = Timeline().do(apply(MANUAL), start(1, JOB), result(message=said, sla_verdict=verdict))
+    sla = tl.condition("SLAMet")
+    assert (sla["status"], sla["reason"], sla["message"]) == (*expected, said)
+    types = [c["type"] for c in tl.status["conditions"]]
+    assert types.index("Profiling") < types.index("SLAMet") < types.index("SpecGenerated")
+    assert tl.status["phase"] == "Ready", "an SLA verdict never fails the DGDR"
+    tl.do(apply({**MANUAL, "image": "img:2"}))
+    assert not any(c["type"] == "SLAMet" for c in tl.status["conditions"])
+
+
+def test_a_result_without_a_verdict_has_no_sla_condition() -> None:
+    tl = Timeline().do(apply(SPEC), start(1, JOB), result())
+    assert not any(c["type"] == "SLAMet" for c in tl.status["conditions"])
 
 
 def test_ready_when_auto_apply_is_off() -> None:

@@ -80,14 +80,13 @@ async def test_delete_on_an_empty_cache_finds_the_dgdr_and_recreate_gets_a_new_u
     assert stale.status == "rejected" and stale.reason == "Stale"
 
 
-async def test_the_edge_can_name_the_models_it_serves() -> None:
+async def test_the_edge_can_say_why_the_profiler_cannot_take_the_model() -> None:
     store = InMemoryEventStore()
-    known = ["Qwen/Qwen3-0.6B", "Qwen/Qwen3-8B"]
-    cmd = Apply(id="r1", at=AT, spec={**SPEC, "model": "acme/x"}, known_models=known)
+    refusal = "unknown model 'acme/x': use one of Qwen/Qwen3-0.6B, Qwen/Qwen3-8B"
+    cmd = Apply(id="r1", at=AT, spec={**SPEC, "model": "acme/x"}, model_refusal=refusal)
     out = await CommandHandler(store).handle("ns", "m", cmd)
-    assert out.status == "invalid" and out.errors[0]["field"] == "spec.model"
-    assert "Qwen/Qwen3-8B" in out.errors[0]["message"]
-    ok = Apply(id="r2", at=AT, spec=SPEC, known_models=known)
+    assert out.status == "invalid" and out.errors[0] == {"field": "spec.model", "message": refusal}
+    ok = Apply(id="r2", at=AT, spec=SPEC, model_refusal=None)
     assert (await CommandHandler(store).handle("ns", "m", ok)).events == (
         "SpecUpdated",
         "Validated",

@@ -22,6 +22,7 @@ from dgdr.domain.model import (
     ReportProfilingFailure,
     ReportProfilingProgress,
     ReportProfilingResult,
+    SlaVerdict,
     StartProfiling,
     State,
 )
@@ -111,7 +112,12 @@ def fail(
 
 
 def result(
-    generation: int = 1, dgd: str = DGD, message: str = "picked TP2", *, id: str | None = None
+    generation: int = 1,
+    dgd: str = DGD,
+    message: str = "picked TP2",
+    *,
+    id: str | None = None,
+    sla_verdict: SlaVerdict | None = None,
 ) -> ReportProfilingResult:
     return ReportProfilingResult(
         id=id or new_id(),
@@ -121,6 +127,7 @@ def result(
         selected_config=SELECTED,
         pareto=PARETO,
         message=message,
+        sla_verdict=sla_verdict,
     )
 
 
