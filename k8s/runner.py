@@ -2,7 +2,8 @@
 kubeconfig names), the deployment target the service's reactor uses, and the adapter under a
 leader Lease.
 
-`KubernetesSide.open()` connects (and starts the emulator first when asked); `target` is the factory
+`KubernetesSide.open()` connects (and starts the emulator first when asked, with dgdr's admission
+and conversion webhooks served over HTTPS and registered on it: k8s/webhook); `target` is the factory
 the service takes; `start_adapter(nats_url)` runs the adapter in this process as one candidate for
 the Lease; `close()` stops all of it. A kubeconfig that cannot be loaded raises
 `k8s.kube.ClusterUnreachable` before anything starts.
@@ -82,6 +83,7 @@ class KubernetesSide:
         self.options = options
         self.api: client.ApiClient | None = None
         self.emulator: Any = None
+        self.webhooks: Any = None  # k8s.webhook.server.WebhookServer, with the emulator
         self.kubeconfig: Path | None = options.kubeconfig
         self.adapter: KubernetesAdapter | None = None
         self.elector: LeaderElector | None = None
@@ -100,10 +102,22 @@ class KubernetesSide:
                 job_runner=run_profiling_job,
             )
             await self.emulator.start(port=opts.emulator_port)
+            await self._serve_webhooks(data_dir)
             self.kubeconfig = opts.write_kubeconfig or data_dir / "kubeconfig"
             self.emulator.write_kubeconfig(self.kubeconfig)
         self.api = await connect(self.kubeconfig)
         await check_crds(self.api)
+
+    async def _serve_webhooks(self, data_dir: Path) -> None:
+        """dgdr's webhooks over HTTPS (a fresh CA in DATA_DIR/webhook-tls), registered on the
+        emulated cluster: kubectl's DGDR writes are defaulted, validated and converted by them."""
+        from k8s.webhook import tls
+        from k8s.webhook.server import WebhookServer, install
+
+        files = tls.generate(data_dir / "webhook-tls", ["127.0.0.1", "localhost"])
+        self.webhooks = WebhookServer(files)
+        base_url = await self.webhooks.start("127.0.0.1", 0)
+        await install(self.emulator.store, base_url, files.ca_bundle)
 
     def target(self, js: JetStreamContext) -> KubernetesTarget:
         assert self.api is not None, "open() first"
@@ -146,3 +160,5 @@ class KubernetesSide:
             await self.api.close()
         if self.emulator is not None:
             await self.emulator.stop()
+        if self.webhooks is not None:
+            await self.webhooks.stop()

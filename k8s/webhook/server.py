@@ -13,6 +13,7 @@ Endpoints (request and response bodies are Kubernetes review objects, JSON):
 - `GET /healthz`.
 
 `WebhookServer(tls)` serves them (`await start(host, port) -> base URL`, `await stop()`);
+`install(store, base_url, ca_bundle)` registers them on an emulated cluster's store;
 `registrations(base_url, ca_bundle)` gives the Mutating/ValidatingWebhookConfiguration objects of
 k8s/manifests/webhooks.yaml pointed at a URL with the CA bundle, and `crd_with_conversion` the
 DGDR CRD with its conversion webhook pointed the same way (for an emulated cluster, where the API
@@ -29,13 +30,14 @@ import base64
 import copy
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 import yaml
 from aiohttp import web
 
 from dgdr.domain.admission import review
+from dgdr.domain.errors import ConfigurationError
 from k8s.webhook.dgdr_conversion import V1ALPHA1, ConversionError, convert
 from k8s.webhook.tls import TlsFiles
 
@@ -258,3 +260,41 @@ def crd_with_conversion(crd: Obj, base_url: str, ca_bundle: str) -> Obj:
     webhook["clientConfig"] = _url_client_config(webhook["clientConfig"], base_url, ca_bundle)
     (out.get("metadata") or {}).pop("annotations", None)
     return out
+
+
+class ObjectStore(Protocol):
+    """What `install` needs of an emulated cluster's store (`k8s.emulator.store.Store`)."""
+
+    def get(
+        self, group: str, version: str, plural: str, namespace: str | None, name: str
+    ) -> dict[str, Any] | None: ...
+
+    async def apply(
+        self, body: dict[str, Any], field_manager: str = ..., force: bool = ...
+    ) -> dict[str, Any]: ...
+
+    async def replace(
+        self,
+        group: str,
+        version: str,
+        plural: str,
+        namespace: str | None,
+        name: str,
+        body: dict[str, Any],
+    ) -> dict[str, Any]: ...
+
+
+DGDR_CRD = "dynamographdeploymentrequests.nvidia.com"
+CRD_GVR = ("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+
+
+async def install(store: ObjectStore, base_url: str, ca_bundle: str) -> None:
+    """Register the webhooks and the DGDR CRD's conversion webhook, calling `base_url`."""
+    for doc in registrations(base_url, ca_bundle):
+        await store.apply(doc, field_manager="dgdr")
+    crd = store.get(*CRD_GVR, None, DGDR_CRD)
+    if crd is None:
+        raise ConfigurationError(
+            f"the cluster has no CRD {DGDR_CRD} to point at the conversion webhook"
+        )
+    await store.replace(*CRD_GVR, None, DGDR_CRD, crd_with_conversion(crd, base_url, ca_bundle))
