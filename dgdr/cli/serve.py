@@ -177,6 +177,8 @@ async def _serve(
             await cluster.start_adapter(config.connect)
             where = "emulated" if cluster.emulator is not None else "cluster"
             err.print(f"Kubernetes ({where}): kubectl --kubeconfig {cluster.kubeconfig} get dgdr")
+            if getattr(cluster, "webhooks", None) is not None:
+                err.print(f"DGDR admission and conversion webhooks: {cluster.webhooks.url}")
         if ready is None:
             shown = redact_url(url)
             err.print(f"dgdr is up: NATS at {shown} (export DGDR_NATS_URL={shown}); Ctrl-C to stop")

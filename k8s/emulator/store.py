@@ -127,9 +127,12 @@ class Store:
 
     @staticmethod
     def present(rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
-        """A private copy of a stored object as `rt`'s version serves it."""
+        """A private copy of a stored object as `rt`'s version serves it; for a version a
+        conversion webhook serves, the stored object as it is (its storage apiVersion: converting
+        means calling out, which the HTTP layer does)."""
         out = copy.deepcopy(obj)
-        out["apiVersion"] = rt.api_version
+        if not rt.converts_by_webhook:
+            out["apiVersion"] = rt.api_version
         return out
 
     def _bucket(self, rt: ResourceType) -> dict[tuple[str, str], dict[str, Any]]:
@@ -271,6 +274,7 @@ class Store:
         *,
         apply: bool = False,
     ) -> dict[str, Any]:
+        _direct(rt)
         obj = self.prepare_create(rt, namespace, body, opts, apply=apply)
         return self.commit_create(rt, obj, opts)
 
@@ -317,6 +321,7 @@ class Store:
         require_rv: bool = True,
         apply: bool = False,
     ) -> dict[str, Any]:
+        _direct(rt)
         old = self._require(rt, namespace, name)
         new = admission.prepare_update(
             rt, old, body, subresource, opts, require_rv=require_rv, apply=apply
@@ -356,6 +361,7 @@ class Store:
         opts: WriteOptions,
     ) -> tuple[dict[str, Any], bool]:
         """Apply a patch; returns (object, created) — only apply patches can create."""
+        _direct(rt)
         patch_body = self.check_patch(rt, name, patch_body, patch_type, opts)
         if patch_type == APPLY and (namespace, name) not in self._bucket(rt):
             return self.do_create(
@@ -617,6 +623,15 @@ class Store:
     def compact(self) -> None:
         """Forget the history: watches from any resourceVersion before now get 410 Gone."""
         self._log.compact(self._rv)
+
+
+def _direct(rt: ResourceType) -> None:
+    """Refuse a synchronous write in a version that only a conversion webhook can store."""
+    if rt.converts_by_webhook:
+        raise errors.bad_request(
+            f"{rt.api_version} {rt.kind} is converted by a webhook: write it over HTTP, or write "
+            "the storage version in process"
+        )
 
 
 def _strip_rv(obj: dict[str, Any]) -> dict[str, Any]:

@@ -22,8 +22,8 @@ webhook "<webhook>": ...` under `failurePolicy: Fail` (the default), and is skip
 Writes without a matching webhook and without conversion take the store's synchronous path.
 
 Simplifications (deliberate): webhooks always receive the object in the storage version (as with
-`matchPolicy: Equivalent` when the rule names the storage version; a rule matches when it names
-the request's or the storage version); `namespaceSelector`, `objectSelector` and
+`matchPolicy: Equivalent`, the default, when the rule names the storage version; under Equivalent a
+rule matches when it names the request's or the storage version, under Exact the request's); `namespaceSelector`, `objectSelector` and
 `matchConditions` are not evaluated (every matching rule applies); DELETE and CONNECT are not sent
 to webhooks; in-process writes through the `Store`'s Python API do not call webhooks (the trusted
 controllers' path), and the synchronous `Store.get/list` return stored objects unconverted (read
@@ -187,11 +187,13 @@ class Webhooks:
         """(configuration type, webhook) of every registered webhook whose rules match."""
         if rt.group == MUTATING_TYPE.group:
             return []  # the API server never sends webhook configurations to webhooks
-        versions = {rt.version, self._storage(rt).version}
+        equivalent = {rt.version, self._storage(rt).version}
         found = []
         for config_type in (MUTATING_TYPE, VALIDATING_TYPE):
             for config in self.store.list(*_gvr(config_type)):
                 for hook in config.get("webhooks") or []:
+                    exact = hook.get("matchPolicy") == "Exact"
+                    versions = {rt.version} if exact else equivalent
                     rules = hook.get("rules") or []
                     if any(
                         _rule_matches(rule, rt, versions, operation, subresource) for rule in rules

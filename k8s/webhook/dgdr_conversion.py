@@ -33,7 +33,8 @@ scrubbed, as Dynamo's current converter does.
 
 Failure semantics: pure, never does I/O; an object that is not a DGDR of either version, a desired
 version that is neither, or a `profilingConfig.config` that is not a JSON object raises
-`ConversionError` (the webhook answers the ConversionReview with `result.status: Failure`).
+`dgdr.domain.errors.RequestRejected` (reason `invalid`; the webhook answers the ConversionReview
+with `result.status: Failure` and its message).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from dgdr.domain.errors import DgdrError
+from dgdr.domain.errors import RequestRejected
 
 GROUP = "nvidia.com"
 KIND = "DynamoGraphDeploymentRequest"
@@ -67,8 +68,9 @@ PROFILER_CONTAINER = "profiler"
 Obj = dict[str, Any]
 
 
-class ConversionError(DgdrError, ValueError):
-    """An object the DGDR converter cannot convert; the message says why."""
+def _refuse(message: str) -> RequestRejected:
+    """What the converter raises for an object it cannot convert."""
+    return RequestRejected("invalid", message)
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -201,7 +203,7 @@ def hub_spec_of(spoke_spec: Obj) -> Obj:
         _carry(spoke_spec, alpha, out, beta)
     blob = _get(spoke_spec, "profilingConfig", "config")
     if blob is not None and not isinstance(blob, dict):
-        raise ConversionError("spec.profilingConfig.config must be a JSON object")
+        raise _refuse("spec.profilingConfig.config must be a JSON object")
     for inside, beta in _BLOB_PAIRS:
         _carry(blob, inside, out, beta)
     if _has(spoke_spec, "profilingConfig", "resources"):
@@ -367,14 +369,12 @@ def to_v1beta1(obj: Obj) -> Obj:
 def convert(obj: Any, desired_api_version: str) -> Obj:
     """`obj` (a DGDR in either version) in `desired_api_version`."""
     if not isinstance(obj, dict) or obj.get("kind") != KIND:
-        raise ConversionError(f"expected a {KIND}, got {_describe(obj)}")
+        raise _refuse(f"expected a {KIND}, got {_describe(obj)}")
     have = obj.get("apiVersion")
     if desired_api_version not in (V1ALPHA1, V1BETA1):
-        raise ConversionError(
-            f"cannot convert to {desired_api_version}: served are {V1ALPHA1}, {V1BETA1}"
-        )
+        raise _refuse(f"cannot convert to {desired_api_version}: served are {V1ALPHA1}, {V1BETA1}")
     if have not in (V1ALPHA1, V1BETA1):
-        raise ConversionError(f"cannot convert from {have}: served are {V1ALPHA1}, {V1BETA1}")
+        raise _refuse(f"cannot convert from {have}: served are {V1ALPHA1}, {V1BETA1}")
     if have == desired_api_version:
         return copy.deepcopy(obj)
     return to_v1beta1(obj) if desired_api_version == V1BETA1 else to_v1alpha1(obj)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -37,8 +38,8 @@ import yaml
 from aiohttp import web
 
 from dgdr.domain.admission import review
-from dgdr.domain.errors import ConfigurationError
-from k8s.webhook.dgdr_conversion import V1ALPHA1, ConversionError, convert
+from dgdr.domain.errors import ConfigurationError, RequestRejected
+from k8s.webhook.dgdr_conversion import V1ALPHA1, convert
 from k8s.webhook.tls import TlsFiles
 
 log = structlog.get_logger("k8s.webhook")
@@ -54,18 +55,16 @@ DYNAMO_VERSION = "1.1.0"
 DEFAULT_IMAGE = f"{PROFILER_IMAGE}:{DYNAMO_VERSION}"
 
 Obj = dict[str, Any]
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
-class BadReview(ValueError):
-    """A request body that is not the review the endpoint takes (answered 400, not raised)."""
-
-
-def _review_request(body: Any, kind: str) -> Obj:
+def _review_request(body: Any, kind: str) -> Obj | str:
+    """The review's request, or why the body is not the review the endpoint takes."""
     if not isinstance(body, dict) or body.get("kind") != kind:
-        raise BadReview(f"expected a {kind}")
+        return f"expected a {kind}"
     request = body.get("request")
     if not isinstance(request, dict) or not request.get("uid"):
-        raise BadReview(f"the {kind} has no request with a uid")
+        return f"the {kind} has no request with a uid"
     return request
 
 
@@ -100,8 +99,8 @@ def validate(request: Obj) -> Obj:
     try:
         new = _as_v1beta1(request.get("object"))
         old = _as_v1beta1(request.get("oldObject"))
-    except ConversionError as exc:
-        return _denied(request["uid"], str(exc))
+    except RequestRejected as exc:
+        return _denied(request["uid"], exc.message)
     old_phase = ((old or {}).get("status") or {}).get("phase") if isinstance(old, dict) else None
     verdict = review(
         operation,
@@ -127,11 +126,11 @@ def conversion_response(request: Obj) -> Obj:
     desired = str(request.get("desiredAPIVersion", ""))
     try:
         converted = [convert(obj, desired) for obj in request.get("objects") or []]
-    except ConversionError as exc:
+    except RequestRejected as exc:
         return {
             "uid": request["uid"],
             "convertedObjects": [],
-            "result": {"status": "Failure", "message": str(exc)},
+            "result": {"status": "Failure", "message": exc.message},
         }
     return {"uid": request["uid"], "convertedObjects": converted, "result": {"status": "Success"}}
 
@@ -158,20 +157,24 @@ class WebhookServer:
     async def _healthz(request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
-    async def _body(self, request: web.Request) -> Any:
+    async def _read(self, request: web.Request, kind: str) -> tuple[Obj, Obj] | web.Response:
+        """(body, its request) of a review, or the 400 answer to a body that is not one."""
         self.calls.append(request.path)
         try:
-            return json.loads(await request.read())
+            body = json.loads(await request.read())
         except ValueError as exc:
-            raise BadReview(f"the body is not JSON: {exc}") from exc
+            return web.Response(status=400, text=f"the body is not JSON: {exc}")
+        req = _review_request(body, kind)
+        if isinstance(req, str):
+            return web.Response(status=400, text=req)
+        return body, req
 
-    def _admission(self, decide: Any) -> Any:
+    def _admission(self, decide: Callable[[Obj], Obj]) -> Handler:
         async def handle(request: web.Request) -> web.Response:
-            try:
-                body = await self._body(request)
-                req = _review_request(body, "AdmissionReview")
-            except BadReview as exc:
-                return web.Response(status=400, text=str(exc))
+            read = await self._read(request, "AdmissionReview")
+            if isinstance(read, web.Response):
+                return read
+            body, req = read
             response = decide(req)
             log.info(
                 "admission",
@@ -189,17 +192,15 @@ class WebhookServer:
         return handle
 
     async def _convert(self, request: web.Request) -> web.Response:
-        try:
-            body = await self._body(request)
-            req = _review_request(body, "ConversionReview")
-        except BadReview as exc:
-            return web.Response(status=400, text=str(exc))
-        response = conversion_response(req)
+        read = await self._read(request, "ConversionReview")
+        if isinstance(read, web.Response):
+            return read
+        body, req = read
         return web.json_response(
             {
                 "apiVersion": body.get("apiVersion") or "apiextensions.k8s.io/v1",
                 "kind": "ConversionReview",
-                "response": response,
+                "response": conversion_response(req),
             }
         )
 

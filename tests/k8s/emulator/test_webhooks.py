@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 import yaml
 
-from k8s.emulator import Emulator
+from k8s.emulator import ApiError, Emulator
 from k8s.webhook import server as webhook_server
 from k8s.webhook import tls
 from k8s.webhook.server import DEFAULT_IMAGE, WebhookServer, install, registrations
@@ -308,3 +308,16 @@ def test_webhook_configurations_are_served_kinds(emu: Emulator) -> None:
     )
     assert rt is not None and not rt.namespaced
     assert copy.deepcopy(rt.kind) == "ValidatingWebhookConfiguration"
+
+
+async def test_in_process_reads_and_writes_of_a_converted_version_do_not_pretend(
+    hooked: Hooked,
+) -> None:
+    emu = hooked.emu
+    await emu.store.create(*DGDR, "default", dgdr_manifest("p", image="img:1"))
+    seen = emu.store.get(*ALPHA, "default", "p")
+    assert seen is not None and seen["apiVersion"] == "nvidia.com/v1beta1"  # unconverted, said so
+    with pytest.raises(ApiError) as refused:
+        await emu.store.create(*ALPHA, "default", alpha_manifest("q"))
+    assert refused.value.code == 400
+    assert emu.store.get(*DGDR, "default", "q") is None

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dgdr.domain.errors import RequestRejected
 from k8s.webhook.dgdr_conversion import (
     ANN_SPEC,
     V1ALPHA1,
     V1BETA1,
-    ConversionError,
     convert,
     to_v1alpha1,
     to_v1beta1,
@@ -105,13 +105,13 @@ def test_a_change_made_in_v1alpha1_wins_over_the_saved_v1beta1_spec() -> None:
 
 
 def test_refusals() -> None:
-    with pytest.raises(ConversionError):
+    with pytest.raises(RequestRejected):
         convert({"apiVersion": V1ALPHA1, "kind": "Other"}, V1BETA1)
-    with pytest.raises(ConversionError):
+    with pytest.raises(RequestRejected):
         convert(ALPHA, "nvidia.com/v2")
     bad = copy.deepcopy(ALPHA)
     bad["spec"]["profilingConfig"]["config"] = [1, 2]
-    with pytest.raises(ConversionError, match=r"profilingConfig\.config"):
+    with pytest.raises(RequestRejected, match=r"profilingConfig\.config"):
         convert(bad, V1BETA1)
     assert convert(ALPHA, V1ALPHA1) == ALPHA
 
