@@ -7,7 +7,10 @@ into `directory`, and returns a `TlsFiles`; `TlsFiles.ca_bundle` is the base64 P
 webhook's or a CRD conversion's `clientConfig.caBundle`; `server_context()` is the ssl context the
 server listens with.
 
-Failure semantics: an unwritable directory raises OSError; nothing else fails for valid input.
+`load(directory)` takes such files from elsewhere (a cert-manager Secret mounted in the pod).
+
+Failure semantics: an unwritable directory raises OSError; `load` raises ConfigurationError when
+tls.crt or tls.key is missing; nothing else fails for valid input.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from dgdr.domain.errors import ConfigurationError
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,16 @@ _CA_USAGE = x509.KeyUsage(
     encipher_only=False,
     decipher_only=False,
 )
+
+
+def load(directory: Path) -> TlsFiles:
+    """The certificate and key in `directory` (tls.crt, tls.key; ca.crt when there is one, as in
+    a cert-manager Secret); `ConfigurationError` when one of the two is missing."""
+    cert, key, ca = directory / "tls.crt", directory / "tls.key", directory / "ca.crt"
+    missing = [p.name for p in (cert, key) if not p.is_file()]
+    if missing:
+        raise ConfigurationError(f"--webhook-cert-dir {directory}: no {' or '.join(missing)}")
+    return TlsFiles(ca if ca.is_file() else cert, cert, key)
 
 
 def generate(directory: Path, hosts: list[str]) -> TlsFiles:
