@@ -11,7 +11,7 @@ the Accept header asks for them.
 
 Failure semantics: a resourceVersion older than the kept history gives an HTTP 200 stream with
 one ERROR event (a Status with code 410, reason Expired) and then the end of the stream, as the
-real server does. The stream ends cleanly (terminating chunk) on timeout, on `expire_watches()`,
+real server does; so does a failed conversion webhook (the Status it failed with). The stream ends cleanly (terminating chunk) on timeout, on `expire_watches()`,
 on server stop, and when the client goes away.
 """
 
@@ -121,7 +121,11 @@ async def serve_watch(
                 break  # expire_watches() or server stop
             out = selection_change(event, matches)
             if out is not None:
-                obj = store.present(rt, out[1]) if convert is None else await convert(out[1])
+                try:
+                    obj = store.present(rt, out[1]) if convert is None else await convert(out[1])
+                except errors.ApiError as exc:  # the conversion webhook failed: end with an ERROR
+                    await _send(resp, "ERROR", exc.status())
+                    break
                 await _send(resp, out[0], render(rt, obj, neg))
             if initial_left > 0:
                 initial_left -= 1

@@ -25,7 +25,7 @@ Simplifications (deliberate): webhooks always receive the object in the storage 
 `matchPolicy: Equivalent`, the default, when the rule names the storage version; under Equivalent a
 rule matches when it names the request's or the storage version, under Exact the request's); `namespaceSelector`, `objectSelector` and
 `matchConditions` are not evaluated (every matching rule applies); DELETE and CONNECT are not sent
-to webhooks; in-process writes through the `Store`'s Python API do not call webhooks (the trusted
+to webhooks, nor is an update that changes nothing (it is answered as a no-op at once); in-process writes through the `Store`'s Python API do not call webhooks (the trusted
 controllers' path), and the synchronous `Store.get/list` return stored objects unconverted (read
 the storage version in process).
 

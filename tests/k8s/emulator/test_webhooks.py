@@ -321,3 +321,18 @@ async def test_in_process_reads_and_writes_of_a_converted_version_do_not_pretend
         await emu.store.create(*ALPHA, "default", alpha_manifest("q"))
     assert refused.value.code == 400
     assert emu.store.get(*DGDR, "default", "q") is None
+
+
+async def test_a_v1alpha1_watch_ends_with_an_error_when_conversion_fails(hooked: Hooked) -> None:
+    emu = hooked.emu
+    await emu.store.create(*DGDR, "default", dgdr_manifest("w", image="img:1"))
+    url = emu.url + "/apis/nvidia.com/v1alpha1/dynamographdeploymentrequests?watch=1"
+    async with aiohttp.ClientSession() as session, session.get(url) as resp:
+        first = json.loads(await asyncio.wait_for(resp.content.readline(), 10))
+        assert first["type"] == "ADDED"
+        await hooked.server.stop()
+        await emu.store.patch_status(*DGDR, "default", "w", {"phase": "Profiling"})
+        error = json.loads(await asyncio.wait_for(resp.content.readline(), 10))
+        assert error["type"] == "ERROR" and error["object"]["code"] == 500
+        assert "conversion webhook" in error["object"]["message"]
+        assert await asyncio.wait_for(resp.content.read(), 10) == b""  # and the stream ends
