@@ -8,7 +8,7 @@ directions `to_v1beta1` / `to_v1alpha1`. The field mapping (Dynamo's notes §1.5
     spec.model / backend / autoApply                 spec.model / backend / autoApply
     spec.runtimeVersionOverride                      spec.runtimeVersionOverride
     spec.useMocker                                   spec.features.mocker.enabled
-    spec.profilingConfig.profilerImage               spec.image
+    spec.profilingConfig.profilerImage               spec.image (else deploymentOverrides.workersImage)
     spec.profilingConfig.config.sla.{ttft,itl,optimizationType}   spec.sla.*
     spec.profilingConfig.config.sla.{isl,osl}        spec.workload.{isl,osl}
     spec.profilingConfig.config.deployment.modelCache.{pvcName,modelPathInPvc,pvcMountPath}
@@ -206,6 +206,9 @@ def hub_spec_of(spoke_spec: Obj) -> Obj:
         raise _refuse("spec.profilingConfig.config must be a JSON object")
     for inside, beta in _BLOB_PAIRS:
         _carry(blob, inside, out, beta)
+    workers_image = _get(spoke_spec, "deploymentOverrides", "workersImage")
+    if "image" not in out and isinstance(workers_image, str) and workers_image:
+        out["image"] = workers_image  # Dynamo's fallback when there is no profilerImage
     if _has(spoke_spec, "profilingConfig", "resources"):
         resources = _get(spoke_spec, "profilingConfig", "resources")
         _put(out, [{"name": PROFILER_CONTAINER, "resources": resources}], *_CONTAINERS)

@@ -76,6 +76,13 @@ def test_v1alpha1_fields_land_where_the_notes_say() -> None:
     assert beta["metadata"]["labels"] == {"team": "a"}
 
 
+def test_the_workers_image_stands_in_for_a_missing_profiler_image() -> None:
+    alpha = copy.deepcopy(ALPHA)
+    del alpha["spec"]["profilingConfig"]["profilerImage"]
+    assert to_v1beta1(alpha)["spec"]["image"] == "img:1"
+    assert to_v1alpha1(to_v1beta1(alpha)) == alpha
+
+
 def test_status_phase_mapping() -> None:
     def phase(state: str, created: bool = False) -> str:
         obj = {**ALPHA, "status": {"state": state, "deployment": {"name": "d", "created": created}}}
