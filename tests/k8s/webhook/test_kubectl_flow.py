@@ -90,6 +90,13 @@ async def test_a_v1alpha1_dgdr_applied_with_kubectl_reaches_the_adapter_as_v1bet
     assert alpha["status"]["state"] == "Ready"
     assert alpha["status"]["deployment"]["name"] == dgd_name
     assert alpha["spec"]["profilingConfig"]["config"]["sla"]["isl"] == 3000
+    code, out, err = await run_kubectl(
+        kc, "get", "dynamographdeploymentrequests.v1alpha1.nvidia.com"
+    )
+    assert code == 0, err
+    header, row = out.splitlines()[:2]
+    assert header.split() == ["NAME", "MODEL", "BACKEND", "STATE", "DGD-STATE", "AGE"]
+    assert row.split()[:4] == ["legacy", "Qwen/Qwen3-0.6B", "Ready", "successful"]
 
 
 async def test_dgdr_up_cluster_emulated_registers_the_webhooks(tmp_path: Path) -> None:
