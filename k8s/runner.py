@@ -2,7 +2,8 @@
 kubeconfig names), the deployment target the service's reactor uses, and the adapter under a
 leader Lease.
 
-`KubernetesSide.open()` connects (and starts the emulator first when asked); `target` is the factory
+`KubernetesSide.open()` connects (and starts the emulator first when asked, with dgdr's admission
+and conversion webhooks served over HTTPS and registered on it: k8s/webhook); `target` is the factory
 the service takes; `start_adapter(nats_url)` runs the adapter in this process as one candidate for
 the Lease; `close()` stops all of it. A kubeconfig that cannot be loaded raises
 `k8s.kube.ClusterUnreachable` before anything starts.
@@ -52,6 +53,13 @@ class ClusterOptions:
     emulator_port: int = 0
     nodes: int = 4  # emulated: GPU nodes, labelled as the emulator's gpu_nodes() labels them
     dgd_ready_delay: float = 1.0
+    # dgdr's DGDR webhooks over HTTPS: emulated, always (this port, or any free one) and registered
+    # on the emulator; kubernetes, only when a port is given (the cluster's Service and
+    # webhooks.yaml point at it), on all interfaces.
+    webhook_port: int | None = None
+    # tls.crt, tls.key (and ca.crt) to serve the webhooks with, e.g. cert-manager's Secret mounted;
+    # None: a self-signed CA and certificate generated into DATA_DIR/webhook-tls.
+    webhook_cert_dir: Path | None = None
 
 
 async def check_crds(api: client.ApiClient) -> None:
@@ -82,6 +90,7 @@ class KubernetesSide:
         self.options = options
         self.api: client.ApiClient | None = None
         self.emulator: Any = None
+        self.webhooks: Any = None  # k8s.webhook.server.WebhookServer, with the emulator
         self.kubeconfig: Path | None = options.kubeconfig
         self.adapter: KubernetesAdapter | None = None
         self.elector: LeaderElector | None = None
@@ -100,10 +109,30 @@ class KubernetesSide:
                 job_runner=run_profiling_job,
             )
             await self.emulator.start(port=opts.emulator_port)
+            await self._serve_webhooks(data_dir, "127.0.0.1")
             self.kubeconfig = opts.write_kubeconfig or data_dir / "kubeconfig"
             self.emulator.write_kubeconfig(self.kubeconfig)
+        elif opts.webhook_port is not None:
+            await self._serve_webhooks(data_dir, "0.0.0.0")
         self.api = await connect(self.kubeconfig)
         await check_crds(self.api)
+
+    async def _serve_webhooks(self, data_dir: Path, host: str) -> None:
+        """dgdr's webhooks over HTTPS; on the emulated cluster, also registered there (with the
+        generated CA): kubectl's DGDR writes are then defaulted, validated and converted by them."""
+        from k8s.webhook import tls
+        from k8s.webhook.server import WebhookServer, install
+
+        opts = self.options
+        if opts.webhook_cert_dir is not None:
+            files = tls.load(opts.webhook_cert_dir)
+        else:
+            hosts = ["127.0.0.1", "localhost", "dgdr-webhook.dgdr-system.svc"]
+            files = tls.generate(data_dir / "webhook-tls", hosts)
+        self.webhooks = WebhookServer(files)
+        base_url = await self.webhooks.start(host, opts.webhook_port or 0)
+        if self.emulator is not None:
+            await install(self.emulator.store, base_url, files.ca_bundle)
 
     def target(self, js: JetStreamContext) -> KubernetesTarget:
         assert self.api is not None, "open() first"
@@ -146,3 +175,5 @@ class KubernetesSide:
             await self.api.close()
         if self.emulator is not None:
             await self.emulator.stop()
+        if self.webhooks is not None:
+            await self.webhooks.stop()

@@ -87,6 +87,20 @@ def up(
     lease_duration: Annotated[
         int, typer.Option(help="Kubernetes: seconds a standby waits before taking the Lease over")
     ] = 15,
+    webhook_port: Annotated[
+        int | None,
+        typer.Option(
+            help="serve the DGDR admission and conversion webhooks over HTTPS on this port "
+            "(emulated: always, on a free port unless given; kubernetes: only with this option)"
+        ),
+    ] = None,
+    webhook_cert_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="tls.crt, tls.key (and ca.crt) for the webhooks, e.g. a mounted cert-manager "
+            "Secret (default: a self-signed CA generated into DATA_DIR/webhook-tls)"
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option()] = "INFO",
 ) -> None:
     """Run the service (embedded NATS, profiling worker, deployment target) until interrupted."""
@@ -102,6 +116,7 @@ def up(
         rollout_delay,
         lease_namespace,
         lease_duration,
+        webhook=(webhook_port, webhook_cert_dir),
     )
     run(_serve(config, data_dir, port if embedded else None, cluster=side))
 
@@ -117,6 +132,7 @@ def _cluster_side(
     rollout_delay: float,
     lease_namespace: str = "default",
     lease_duration: int = 15,
+    webhook: tuple[int | None, Path | None] = (None, None),
 ) -> Any:
     if kubeconfig is not None and mode == "simulated":
         mode = "kubernetes"
@@ -126,6 +142,11 @@ def _cluster_side(
         raise fail(f"--kubeconfig goes with --cluster kubernetes, not --cluster {mode}", 2)
     if write_kubeconfig is not None and mode != "emulated":
         raise fail("--write-kubeconfig goes with --cluster emulated", 2)
+    webhook_port, webhook_cert_dir = webhook
+    if mode == "simulated" and (webhook_port is not None or webhook_cert_dir is not None):
+        raise fail("--webhook-port and --webhook-cert-dir go with --cluster emulated|kubernetes", 2)
+    if mode == "kubernetes" and webhook_cert_dir is not None and webhook_port is None:
+        raise fail("--webhook-cert-dir goes with --webhook-port", 2)
     if mode == "simulated":
         return None
     if kubeconfig is not None and not kubeconfig.is_file():
@@ -143,6 +164,8 @@ def _cluster_side(
             lease_namespace=lease_namespace,
             lease_duration=lease_duration,
             dgd_ready_delay=rollout_delay,
+            webhook_port=webhook_port,
+            webhook_cert_dir=webhook_cert_dir,
         )
     )
 
@@ -177,6 +200,8 @@ async def _serve(
             await cluster.start_adapter(config.connect)
             where = "emulated" if cluster.emulator is not None else "cluster"
             err.print(f"Kubernetes ({where}): kubectl --kubeconfig {cluster.kubeconfig} get dgdr")
+            if getattr(cluster, "webhooks", None) is not None:
+                err.print(f"DGDR admission and conversion webhooks: {cluster.webhooks.url}")
         if ready is None:
             shown = redact_url(url)
             err.print(f"dgdr is up: NATS at {shown} (export DGDR_NATS_URL={shown}); Ctrl-C to stop")
@@ -193,11 +218,11 @@ async def _serve(
 
 
 async def _open_cluster(cluster: Any, data_dir: Path) -> None:
-    from dgdr.domain.errors import ClusterUnreachable
+    from dgdr.domain.errors import ConfigurationError
 
     try:
         await cluster.open(data_dir)
-    except ClusterUnreachable as exc:
+    except ConfigurationError as exc:  # no usable cluster, or unusable webhook certificates
         raise fail(str(exc), 2) from exc
 
 

@@ -5,7 +5,9 @@ No real kube-apiserver can run here, so this package serves the Kubernetes REST 
 aiohttp, faithfully enough that `kubectl` (1.37) and `kubernetes_asyncio` work against it: discovery
 and OpenAPI v3, CRUD with optimistic concurrency, status subresources, merge/JSON/apply patches,
 CRD schema validation with defaulting and pruning, label and field selectors, server-side tables,
-watches with bookmarks and 410 Gone, finalizers and ownerReference garbage collection. The
+watches with bookmarks and 410 Gone, finalizers and ownerReference garbage collection, admission
+webhooks (Mutating/ValidatingWebhookConfiguration objects, called over HTTPS with their caBundle)
+and CRD conversion webhooks (objects stored in the storage version; `webhooks`). The
 DynamoGraphDeploymentRequest and DynamoGraphDeployment CRDs from `k8s/manifests` are served by
 default, and simulated controllers move DynamoGraphDeployments and Jobs along.
 
@@ -21,9 +23,10 @@ Deliberately not emulated: aggregated discovery (kubectl falls back to per-group
 list pagination (`limit`/`continue` are ignored: everything comes back in one page), managedFields
 and server-side-apply ownership conflicts (apply is a recursive merge), real strategic merge of
 keyed lists for built-in kinds (treated as a JSON merge patch), protobuf responses and protobuf
-request bodies beyond ConfigMap/Secret/Namespace/ServiceAccount, CRD version conversion,
-namespace termination (deleting a namespace removes its contents at once), authentication, RBAC,
-admission webhooks, and the controllers other than the simulated DGD and Job ones (no pods run).
+request bodies beyond ConfigMap/Secret/Namespace/ServiceAccount, namespace termination (deleting a
+namespace removes its contents at once), authentication, RBAC, webhooks behind a Service (only
+`clientConfig.url` is called) and webhook selectors, and the controllers other than the simulated
+DGD and Job ones (no pods run).
 """
 
 from k8s.emulator.controllers import default_job_runner

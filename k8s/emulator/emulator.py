@@ -113,6 +113,7 @@ class Emulator:
         self.store.close_watchers()
         if runner is not None:
             await runner.cleanup()
+        await self._server.webhooks.close()
 
     async def __aenter__(self) -> Emulator:
         await self.start()

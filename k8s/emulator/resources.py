@@ -1,7 +1,7 @@
 """The resource types the emulator serves: built-in kinds and kinds defined by CRDs.
 
 Owns `ResourceType` (group, version, plural, kind, scope, short names, status subresource, schema,
-printer columns) and `Registry`, the set of served types looked up by group/version/plural. The
+printer columns, storage version, conversion webhook, deprecation warning) and `Registry`, the set of served types looked up by group/version/plural. The
 built-in kinds are declared here; custom kinds come from CustomResourceDefinition objects (the
 manifests loaded at start, or CRDs created at runtime through the API).
 
@@ -44,6 +44,16 @@ class ResourceType:
     schema: dict[str, Any] | None = None  # openAPIV3Schema (custom kinds)
     printer_columns: tuple[dict[str, Any], ...] = ()  # additionalPrinterColumns (custom kinds)
     crd_name: str = ""
+    storage: bool = True  # this version is the one objects are stored in
+    # The CRD's `conversion.webhook` (clientConfig, conversionReviewVersions) when its strategy is
+    # Webhook: objects are converted through it between this version and the storage version.
+    conversion_webhook: dict[str, Any] | None = None
+    deprecation_warning: str | None = None  # served deprecated: a Warning on every request
+
+    @property
+    def converts_by_webhook(self) -> bool:
+        """Objects of this version are the storage version's, converted by a webhook."""
+        return self.conversion_webhook is not None and not self.storage
 
     @property
     def api_version(self) -> str:
@@ -102,6 +112,24 @@ BUILTINS: tuple[ResourceType, ...] = (
     _builtin("coordination.k8s.io", "v1", "leases", "Lease"),
     _builtin("events.k8s.io", "v1", "events", "Event", short=["ev"]),
     _builtin(
+        "admissionregistration.k8s.io",
+        "v1",
+        "mutatingwebhookconfigurations",
+        "MutatingWebhookConfiguration",
+        namespaced=False,
+        categories=["api-extensions"],
+        generation=True,
+    ),
+    _builtin(
+        "admissionregistration.k8s.io",
+        "v1",
+        "validatingwebhookconfigurations",
+        "ValidatingWebhookConfiguration",
+        namespaced=False,
+        categories=["api-extensions"],
+        generation=True,
+    ),
+    _builtin(
         "apiextensions.k8s.io",
         "v1",
         "customresourcedefinitions",
@@ -116,6 +144,8 @@ BUILTINS: tuple[ResourceType, ...] = (
 
 CRD_TYPE = BUILTINS[-1]
 NAMESPACE_TYPE = BUILTINS[0]
+MUTATING_TYPE = next(rt for rt in BUILTINS if rt.kind == "MutatingWebhookConfiguration")
+VALIDATING_TYPE = next(rt for rt in BUILTINS if rt.kind == "ValidatingWebhookConfiguration")
 
 
 def resource_types_from_crd(crd: dict[str, Any]) -> list[ResourceType]:
@@ -142,10 +172,17 @@ def resource_types_from_crd(crd: dict[str, Any]) -> list[ResourceType]:
     if problems:
         raise errors.invalid("CustomResourceDefinition", "apiextensions.k8s.io", name, problems)
     out = []
+    conversion = spec.get("conversion") or {}
+    webhook = conversion.get("webhook") if conversion.get("strategy") == "Webhook" else None
     for version in spec["versions"]:
         if not version.get("served", True):
             continue
         schema = (version.get("schema") or {}).get("openAPIV3Schema")
+        warning = None
+        if version.get("deprecated"):
+            warning = version.get("deprecationWarning") or (
+                f"{group}/{version['name']} {kind} is deprecated"
+            )
         out.append(
             ResourceType(
                 group=group,
@@ -162,6 +199,9 @@ def resource_types_from_crd(crd: dict[str, Any]) -> list[ResourceType]:
                 schema=schema,
                 printer_columns=tuple(version.get("additionalPrinterColumns") or ()),
                 crd_name=name,
+                storage=bool(version.get("storage", len(spec["versions"]) == 1)),
+                conversion_webhook=webhook if isinstance(webhook, dict) else None,
+                deprecation_warning=warning,
             )
         )
     return out
@@ -206,6 +246,13 @@ class Registry:
 
     def lookup(self, group: str, version: str, plural: str) -> ResourceType | None:
         return self._types.get((group, version, plural))
+
+    def storage_type(self, rt: ResourceType) -> ResourceType:
+        """The served version of `rt`'s resource that objects are stored in (`rt` when none is)."""
+        for other in self._types.values():
+            if other.storage_key == rt.storage_key and other.storage:
+                return other
+        return rt
 
     def by_kind(self, api_version: str, kind: str) -> ResourceType | None:
         for rt in self._types.values():

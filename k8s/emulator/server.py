@@ -5,7 +5,10 @@ paths, the `status` subresource, the legacy `/watch/` prefix), discovery and Ope
 the verbs (get, list, create, update, patch, delete, deletecollection; watch is handed to
 `watchstream`), request bodies (JSON, YAML for apply, protobuf for kubectl's typed clients), write
 query parameters (fieldValidation, fieldManager, force, dryRun, propagationPolicy), DeleteOptions
-bodies, the request log and conflict injection. Any bearer token, or none, is accepted; plain http.
+bodies, the request log and conflict injection, and the `Warning` of a deprecated version. Writes
+go through `webhooks.Webhooks` (admission and conversion webhooks), reads of a version a webhook
+converts are read in the storage version and converted. Any bearer token, or none, is accepted;
+plain http.
 
 Failure semantics: every `ApiError` becomes a metav1.Status body with its HTTP code; any other
 exception becomes 500 InternalError (and is logged).
@@ -26,6 +29,7 @@ from k8s.emulator import discovery, errors, protobuf
 from k8s.emulator.resources import ResourceType
 from k8s.emulator.store import APPLY, Store, WriteOptions
 from k8s.emulator.watchstream import serve_watch
+from k8s.emulator.webhooks import Webhooks
 from k8s.emulator.wire import json_response, negotiate, parse_bool, render, render_list
 
 log = structlog.get_logger("k8s.emulator")
@@ -49,6 +53,7 @@ class ApiServer:
 
     def __init__(self, store: Store, *, bookmark_interval: float = 1.0) -> None:
         self.store = store
+        self.webhooks = Webhooks(store)
         self.bookmark_interval = bookmark_interval
         # The most recent requests only: a long-running emulator must not grow without bound.
         self.requests: deque[tuple[str, str]] = deque(maxlen=REQUEST_LOG)
@@ -153,10 +158,10 @@ class ApiServer:
         if method == "GET" and target.legacy_watch:
             return await serve_watch(
                 request, self.store, target.rt, target.namespace, self.bookmark_interval,
-                name=target.name,
+                name=target.name, convert=self._converter(target.rt),
             )  # fmt: skip
         if method == "GET":
-            return self._get_item(request, target)
+            return await self._get_item(request, target)
         if method == "PUT":
             return await self._replace(request, target)
         if method == "PATCH":
@@ -210,22 +215,40 @@ class ApiServer:
         self, request: web.Request, rt: ResourceType, items: list[dict[str, Any]]
     ) -> web.Response:
         body = render_list(rt, items, negotiate(request), self.store.resource_version)
-        return json_response(body)
+        return json_response(body, warnings=_deprecation(rt))
+
+    def _stored_type(self, rt: ResourceType) -> ResourceType:
+        """The type to read `rt`'s objects through: its storage version when a webhook converts."""
+        return self.store.registry.storage_type(rt) if rt.converts_by_webhook else rt
+
+    def _converter(self, rt: ResourceType) -> Any:
+        """For watches of a webhook-converted version: an async object -> object in `rt`."""
+        if not rt.converts_by_webhook:
+            return None
+
+        async def convert(obj: dict[str, Any]) -> dict[str, Any]:
+            return await self.webhooks.convert(obj, rt)
+
+        return convert
 
     async def _get_collection(self, request: web.Request, target: Target) -> web.StreamResponse:
         q = request.query
         if target.legacy_watch or parse_bool(q.get("watch"), "watch"):
             return await serve_watch(
-                request, self.store, target.rt, target.namespace, self.bookmark_interval
-            )
-        return self._render_list(request, target.rt, self._selected(request, target))
+                request, self.store, target.rt, target.namespace, self.bookmark_interval,
+                convert=self._converter(target.rt),
+            )  # fmt: skip
+        items = await self.webhooks.convert_all(self._selected(request, target), target.rt)
+        return self._render_list(request, target.rt, items)
 
-    def _get_item(self, request: web.Request, target: Target) -> web.Response:
+    async def _get_item(self, request: web.Request, target: Target) -> web.Response:
         rt, name = target.rt, str(target.name)
-        obj = self.store.get(rt.group, rt.version, rt.plural, target.namespace, name)
+        stored = self._stored_type(rt)
+        obj = self.store.get(stored.group, stored.version, stored.plural, target.namespace, name)
         if obj is None:
             raise errors.not_found(rt.group, rt.plural, name)
-        return json_response(render(rt, obj, negotiate(request)))
+        obj = await self.webhooks.convert(obj, rt)
+        return json_response(render(rt, obj, negotiate(request)), warnings=_deprecation(rt))
 
     # ------------------------------------------------------------ writes
 
@@ -273,7 +296,8 @@ class ApiServer:
         body = await self._body(request)
         if body is None:
             raise errors.bad_request("the body of the request is empty")
-        obj = self.store.do_create(target.rt, target.namespace or "", body, opts)
+        opts.warnings.extend(_deprecation(target.rt))
+        obj = await self.webhooks.create(target.rt, target.namespace or "", body, opts)
         return json_response(obj, 201, opts.warnings)
 
     async def _replace(self, request: web.Request, target: Target) -> web.Response:
@@ -282,7 +306,8 @@ class ApiServer:
         if body is None:
             raise errors.bad_request("the body of the request is empty")
         self._check_conflict(target)
-        obj = self.store.do_update(
+        opts.warnings.extend(_deprecation(target.rt))
+        obj = await self.webhooks.replace(
             target.rt, target.namespace or "", str(target.name), body, target.subresource, opts
         )
         return json_response(obj, 200, opts.warnings)
@@ -294,7 +319,8 @@ class ApiServer:
         if body is None:
             raise errors.bad_request("the body of the request is empty")
         self._check_conflict(target)
-        obj, created = self.store.do_patch(
+        opts.warnings.extend(_deprecation(target.rt))
+        obj, created = await self.webhooks.patch(
             target.rt, target.namespace or "", str(target.name), body, ctype,
             target.subresource, opts,
         )  # fmt: skip
@@ -311,9 +337,10 @@ class ApiServer:
             raise errors.bad_request(f"unsupported propagationPolicy {propagation!r}")
         dry_run = bool(q.getall("dryRun", [])) or bool(body.get("dryRun"))
         obj = self.store.do_delete(
-            rt, target.namespace or "", name, propagation, body.get("preconditions") or {},
-            dry_run,
+            self._stored_type(rt), target.namespace or "", name, propagation,
+            body.get("preconditions") or {}, dry_run,
         )  # fmt: skip
+        obj = await self.webhooks.convert(obj, rt)
         still_there = bool(obj["metadata"].get("deletionTimestamp")) and not dry_run
         if rt.custom or still_there:
             return json_response(obj)
@@ -332,7 +359,7 @@ class ApiServer:
 
     def _selected(self, request: web.Request, target: Target) -> list[dict[str, Any]]:
         """The collection's objects that the request's label and field selectors pick."""
-        rt, q = target.rt, request.query
+        rt, q = self._stored_type(target.rt), request.query
         return self.store.list(
             rt.group,
             rt.version,
@@ -349,14 +376,23 @@ class ApiServer:
         deleted = []
         for obj in items:
             md = obj["metadata"]
-            if self.store.get(rt.group, rt.version, rt.plural, md.get("namespace"), md["name"]):
-                deleted.append(
-                    self.store.do_delete(
-                        rt, md.get("namespace", ""), md["name"], q.get("propagationPolicy"), {}
-                    )
+            stored = self._stored_type(rt)
+            if self.store.get(*_gvr(stored), md.get("namespace"), md["name"]):
+                gone = self.store.do_delete(
+                    stored, md.get("namespace", ""), md["name"], q.get("propagationPolicy"), {}
                 )
+                deleted.append(gone)
         if rt.custom:
-            return self._render_list(request, rt, deleted)
+            return self._render_list(request, rt, await self.webhooks.convert_all(deleted, rt))
         return json_response(
             {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
         )
+
+
+def _gvr(rt: ResourceType) -> tuple[str, str, str]:
+    return (rt.group, rt.version, rt.plural)
+
+
+def _deprecation(rt: ResourceType) -> list[str]:
+    """The Warning a request to a deprecated version gets (kubectl prints it)."""
+    return [rt.deprecation_warning] if rt.deprecation_warning else []

@@ -24,7 +24,10 @@ loop, so each write is atomic):
 - `await update_status(group, version, plural, namespace, name, status)` (no precondition)
 - `await patch_status(group, version, plural, namespace, name, status_patch)` (merge patch)
 - `await delete(group, version, plural, namespace, name, propagation=None, preconditions=None)`
-Use `namespace=""` (or None) for cluster-scoped kinds.
+Use `namespace=""` (or None) for cluster-scoped kinds. These in-process writes call no webhooks;
+HTTP writes go through `webhooks.Webhooks`, which splits a write into `prepare_create` /
+`commit_create` or `stored` + `patched` + `admission.prepare_update` / `commit_update`, awaiting
+the webhooks in between (`commit_update` refuses with 409 when the object changed meanwhile).
 
 Failure semantics: every rejected write raises `ApiError` (404, 409, 400, 415, 422) before anything
 changes; a write either commits entirely (one resourceVersion, one event) or not at all. Watches
@@ -124,9 +127,12 @@ class Store:
 
     @staticmethod
     def present(rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
-        """A private copy of a stored object as `rt`'s version serves it."""
+        """A private copy of a stored object as `rt`'s version serves it; for a version a
+        conversion webhook serves, the stored object as it is (its storage apiVersion: converting
+        means calling out, which the HTTP layer does)."""
         out = copy.deepcopy(obj)
-        out["apiVersion"] = rt.api_version
+        if not rt.converts_by_webhook:
+            out["apiVersion"] = rt.api_version
         return out
 
     def _bucket(self, rt: ResourceType) -> dict[tuple[str, str], dict[str, Any]]:
@@ -268,11 +274,37 @@ class Store:
         *,
         apply: bool = False,
     ) -> dict[str, Any]:
+        _direct(rt)
+        obj = self.prepare_create(rt, namespace, body, opts, apply=apply)
+        return self.commit_create(rt, obj, opts)
+
+    def prepare_create(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        body: Any,
+        opts: WriteOptions,
+        *,
+        apply: bool = False,
+    ) -> dict[str, Any]:
+        """The object a create would store (admitted, not yet committed), or an ApiError."""
         if rt.namespaced and ("", namespace) not in self._bucket(NAMESPACE_TYPE):
             raise errors.not_found("", "namespaces", namespace)
         obj = admission.prepare_create(rt, namespace, body, opts, apply=apply)
         if (namespace, obj["metadata"]["name"]) in self._bucket(rt):
             raise errors.already_exists(rt.group, rt.plural, obj["metadata"]["name"])
+        return obj
+
+    def commit_create(
+        self, rt: ResourceType, obj: dict[str, Any], opts: WriteOptions
+    ) -> dict[str, Any]:
+        """Store a prepared object (AlreadyExists is checked again: awaits may have come between)."""
+        md = obj["metadata"]
+        namespace = md.get("namespace", "")
+        if rt.namespaced and ("", namespace) not in self._bucket(NAMESPACE_TYPE):
+            raise errors.not_found("", "namespaces", namespace)
+        if (namespace, md["name"]) in self._bucket(rt):
+            raise errors.already_exists(rt.group, rt.plural, md["name"])
         if not opts.dry_run:
             self._commit(rt, "ADDED", obj, None)
         return self.present(rt, obj)
@@ -289,15 +321,29 @@ class Store:
         require_rv: bool = True,
         apply: bool = False,
     ) -> dict[str, Any]:
+        _direct(rt)
         old = self._require(rt, namespace, name)
         new = admission.prepare_update(
             rt, old, body, subresource, opts, require_rv=require_rv, apply=apply
         )
+        return self.commit_update(rt, new, old, opts)
+
+    def stored(self, rt: ResourceType, namespace: str, name: str) -> dict[str, Any]:
+        """The stored object itself (not a copy: do not modify it), or NotFound."""
+        return self._require(rt, namespace, name)
+
+    def commit_update(
+        self, rt: ResourceType, new: dict[str, Any], old: dict[str, Any], opts: WriteOptions
+    ) -> dict[str, Any]:
+        """Store `new` in place of `old`, which must still be the stored object (else Conflict)."""
+        md = new["metadata"]
+        key = (md.get("namespace", ""), md["name"])
+        if self._bucket(rt).get(key) is not old:
+            raise errors.conflict(rt.group, rt.plural, md["name"])
         if _strip_rv(new) == _strip_rv(old):
             return self.present(rt, old)  # no-op: no new resourceVersion, no event
         if opts.dry_run:
             return self.present(rt, new)
-        md = new["metadata"]
         if md.get("deletionTimestamp") and not md.get("finalizers"):
             self._remove(rt, new, "Background")
         else:
@@ -315,31 +361,64 @@ class Store:
         opts: WriteOptions,
     ) -> tuple[dict[str, Any], bool]:
         """Apply a patch; returns (object, created) — only apply patches can create."""
-        if patch_type == APPLY:
-            if not opts.field_manager:
-                raise errors.invalid(
-                    "PatchOptions", "meta.k8s.io", "",
-                    [errors.required("fieldManager", "is required for apply patch")],
-                )  # fmt: skip
-            if isinstance(patch_body, str | bytes):
-                try:
-                    patch_body = yaml.safe_load(patch_body)
-                except yaml.YAMLError as exc:
-                    raise errors.bad_request(f"error decoding YAML: {exc}") from exc
-            admission.check_type_meta(rt, patch_body, required=True)
-            body_md = patch_body.get("metadata") or {}
-            if body_md.get("name") and body_md["name"] != name:
-                raise errors.bad_request(
-                    f"the name of the object ({body_md['name']}) does not match the name on the "
-                    f"URL ({name})"
-                )
-            if (namespace, name) not in self._bucket(rt):
-                if subresource is not None:
-                    raise errors.not_found(rt.group, rt.plural, name)
-                body = copy.deepcopy(patch_body)
-                body.setdefault("metadata", {})["name"] = name
-                return self.do_create(rt, namespace, body, opts, apply=True), True
+        _direct(rt)
+        patch_body = self.check_patch(rt, name, patch_body, patch_type, opts)
+        if patch_type == APPLY and (namespace, name) not in self._bucket(rt):
+            return self.do_create(
+                rt, namespace, self.apply_create_body(rt, name, patch_body, subresource), opts,
+                apply=True,
+            ), True  # fmt: skip
         old = self._require(rt, namespace, name)
+        patched = self.patched(rt, old, patch_body, patch_type)
+        obj = self.do_update(
+            rt, namespace, name, patched, subresource, opts, require_rv=False,
+            apply=patch_type == APPLY,
+        )  # fmt: skip
+        return obj, False
+
+    @staticmethod
+    def check_patch(
+        rt: ResourceType, name: str, patch_body: Any, patch_type: str, opts: WriteOptions
+    ) -> Any:
+        """An apply patch's preliminaries (fieldManager, YAML, type meta, name); the body to use."""
+        if patch_type != APPLY:
+            return patch_body
+        if not opts.field_manager:
+            raise errors.invalid(
+                "PatchOptions", "meta.k8s.io", "",
+                [errors.required("fieldManager", "is required for apply patch")],
+            )  # fmt: skip
+        if isinstance(patch_body, str | bytes):
+            try:
+                patch_body = yaml.safe_load(patch_body)
+            except yaml.YAMLError as exc:
+                raise errors.bad_request(f"error decoding YAML: {exc}") from exc
+        admission.check_type_meta(rt, patch_body, required=True)
+        body_md = patch_body.get("metadata") or {}
+        if body_md.get("name") and body_md["name"] != name:
+            raise errors.bad_request(
+                f"the name of the object ({body_md['name']}) does not match the name on the "
+                f"URL ({name})"
+            )
+        return patch_body
+
+    @staticmethod
+    def apply_create_body(
+        rt: ResourceType, name: str, patch_body: dict[str, Any], subresource: str | None
+    ) -> dict[str, Any]:
+        """The create body of an apply patch to an absent object (NotFound on a subresource)."""
+        if subresource is not None:
+            raise errors.not_found(rt.group, rt.plural, name)
+        body = copy.deepcopy(patch_body)
+        body.setdefault("metadata", {})["name"] = name
+        return body
+
+    @staticmethod
+    def patched(
+        rt: ResourceType, old: dict[str, Any], patch_body: Any, patch_type: str
+    ) -> dict[str, Any]:
+        """`old` with the patch applied, its resourceVersion checked and set to old's."""
+        name = old["metadata"]["name"]
         if patch_type == MERGE:
             if not isinstance(patch_body, dict):
                 raise errors.bad_request("a merge patch must be a JSON object")
@@ -368,11 +447,7 @@ class Store:
         ):
             raise errors.conflict(rt.group, rt.plural, name)
         patched_md["resourceVersion"] = old["metadata"]["resourceVersion"]
-        obj = self.do_update(
-            rt, namespace, name, patched, subresource, opts, require_rv=False,
-            apply=patch_type == APPLY,
-        )  # fmt: skip
-        return obj, False
+        return patched
 
     def do_delete(
         self,
@@ -548,6 +623,15 @@ class Store:
     def compact(self) -> None:
         """Forget the history: watches from any resourceVersion before now get 410 Gone."""
         self._log.compact(self._rv)
+
+
+def _direct(rt: ResourceType) -> None:
+    """Refuse a synchronous write in a version that only a conversion webhook can store."""
+    if rt.converts_by_webhook:
+        raise errors.bad_request(
+            f"{rt.api_version} {rt.kind} is converted by a webhook: write it over HTTP, or write "
+            "the storage version in process"
+        )
 
 
 def _strip_rv(obj: dict[str, Any]) -> dict[str, Any]:

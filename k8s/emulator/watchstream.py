@@ -11,7 +11,7 @@ the Accept header asks for them.
 
 Failure semantics: a resourceVersion older than the kept history gives an HTTP 200 stream with
 one ERROR event (a Status with code 410, reason Expired) and then the end of the stream, as the
-real server does. The stream ends cleanly (terminating chunk) on timeout, on `expire_watches()`,
+real server does; so does a failed conversion webhook (the Status it failed with). The stream ends cleanly (terminating chunk) on timeout, on `expire_watches()`,
 on server stop, and when the client goes away.
 """
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -46,8 +46,10 @@ async def serve_watch(
     bookmark_interval: float,
     *,
     name: str | None = None,
+    convert: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] | None = None,
 ) -> web.StreamResponse:
-    """Serve one watch; `name` limits it to one object (the legacy /watch/.../<name> path)."""
+    """Serve one watch; `name` limits it to one object (the legacy /watch/.../<name> path);
+    `convert` turns each stored object into `rt`'s version (a CRD's conversion webhook)."""
     q = request.query
     labels = parse_label_selector(q.get("labelSelector"))
     fields = parse_field_selector(q.get("fieldSelector"), supported_fields(rt.group, rt.plural))
@@ -119,7 +121,12 @@ async def serve_watch(
                 break  # expire_watches() or server stop
             out = selection_change(event, matches)
             if out is not None:
-                await _send(resp, out[0], render(rt, store.present(rt, out[1]), neg))
+                try:
+                    obj = store.present(rt, out[1]) if convert is None else await convert(out[1])
+                except errors.ApiError as exc:  # the conversion webhook failed: end with an ERROR
+                    await _send(resp, "ERROR", exc.status())
+                    break
+                await _send(resp, out[0], render(rt, obj, neg))
             if initial_left > 0:
                 initial_left -= 1
                 if initial_left == 0 and bookmarks:

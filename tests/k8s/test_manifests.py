@@ -21,7 +21,7 @@ def load(name: str) -> list[dict[str, Any]]:
 
 def dgdr_schema() -> dict[str, Any]:
     (crd,) = load("dgdr-crd.yaml")
-    (version,) = crd["spec"]["versions"]
+    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1beta1"]
     schema: dict[str, Any] = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
     return schema
 
