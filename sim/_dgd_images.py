@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from dgdr.domain.spec import DYNAMO_VERSION
+
 from ._dgd_model import main_container
 
-# The Dynamo release whose runtime images a DGD without spec.image or runtimeVersionOverride runs
-# (the latest GA: Dynamo's DGDR docs name `...:1.4.0`; main's 1.5.0 has no published images yet).
-DEFAULT_RUNTIME_VERSION = "1.4.0"
+# The Dynamo release whose runtime images a DGD without spec.image or runtimeVersionOverride runs.
+DEFAULT_RUNTIME_VERSION = DYNAMO_VERSION
 RUNTIME_IMAGE = {
     "vllm": "vllm-runtime",
     "sglang": "sglang-runtime",

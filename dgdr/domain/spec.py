@@ -65,6 +65,10 @@ API_VERSION = "nvidia.com/v1beta1"
 KIND = "DynamoGraphDeploymentRequest"
 DGD_API_VERSION = "nvidia.com/v1alpha1"
 DGD_KIND = "DynamoGraphDeployment"
+# The Dynamo release dgdr stands in for: the tag of the images it names when the user names none
+# (the runtime images of a generated DGD, the profiler image the defaulting webhook sets), as
+# Dynamo's operator uses its own version. The latest GA; main's 1.5.0 has no published images yet.
+DYNAMO_VERSION = "1.4.0"
 
 DEFAULT_TTFT_MS = 2000.0
 DEFAULT_ITL_MS = 30.0

@@ -39,6 +39,7 @@ from aiohttp import web
 
 from dgdr.domain.admission import review
 from dgdr.domain.errors import ConfigurationError, RequestRejected
+from dgdr.domain.spec import DYNAMO_VERSION
 from k8s.webhook.dgdr_conversion import V1ALPHA1, convert
 from k8s.webhook.tls import TlsFiles
 
@@ -49,9 +50,8 @@ MUTATE_PATH = "/mutate-nvidia-com-v1beta1-dynamographdeploymentrequest"
 VALIDATE_PATH = "/validate-nvidia-com-v1beta1-dynamographdeploymentrequest"
 CONVERT_PATH = "/convert"
 PROFILER_IMAGE = "nvcr.io/nvidia/ai-dynamo/dynamo-planner"
-# The Dynamo release whose profiler image the defaulting webhook names (Dynamo takes its operator's
-# version; dgdr implements the DGDR of Dynamo 1.1.0).
-DYNAMO_VERSION = "1.1.0"
+# The profiler image the defaulting webhook names: Dynamo's operator takes its own version; dgdr
+# takes the Dynamo release it stands in for.
 DEFAULT_IMAGE = f"{PROFILER_IMAGE}:{DYNAMO_VERSION}"
 
 Obj = dict[str, Any]

@@ -118,3 +118,23 @@ def test_rbac_never_deletes_and_leases_stay_namespaced() -> None:
     assert pod["serviceAccountName"] == next(
         d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount"
     )
+
+
+def test_the_deployment_serves_the_webhooks_where_the_manifests_send_them() -> None:
+    docs = load("webhooks.yaml")
+    service = next(d for d in docs if d["kind"] == "Service")
+    certificate = next(d for d in docs if d["kind"] == "Certificate")
+    pod = load("deployment.yaml")[0]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    args = container["args"]
+    port = int(args[args.index("--webhook-port") + 1])
+    assert port == service["spec"]["ports"][0]["targetPort"]
+    assert port in [p["containerPort"] for p in container["ports"]]
+    cert_dir = args[args.index("--webhook-cert-dir") + 1]
+    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == cert_dir)
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    assert volume["secret"]["secretName"] == certificate["spec"]["secretName"]
+    labels = (
+        pod.get("labels") or load("deployment.yaml")[0]["spec"]["template"]["metadata"]["labels"]
+    )
+    assert service["spec"]["selector"].items() <= labels.items()
