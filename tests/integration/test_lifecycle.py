@@ -234,6 +234,24 @@ async def test_unknown_model_is_a_validation_error_listing_the_known_models(
     assert obj["status"]["phase"] == "Failed" and "profilingPhase" not in obj["status"]
 
 
+async def test_a_model_outside_the_catalog_deploys_dynamos_naive_config_with_the_sla_unverified(
+    running: Running,
+) -> None:
+    c = running.client
+    outcome = await c.apply(manifest("tiny", model="Qwen/Qwen2.5-0.5B"))
+    assert outcome["status"] == "accepted", outcome
+    obj = await c.wait("tiny", phase="Deployed", timeout=30)
+    conditions = {x["type"]: x for x in obj["status"]["conditions"]}
+    sla = conditions["SLAMet"]
+    assert (sla["status"], sla["reason"]) == ("Unknown", "SLAUnverified")
+    assert "SLA unverified" in sla["message"] and "Qwen/Qwen2.5-0.5B" in sla["message"]
+    selected = obj["status"]["profilingResults"]["selectedConfig"]
+    assert selected["apiVersion"] == "nvidia.com/v1beta1"
+    worker = next(x for x in selected["spec"]["components"] if x["type"] == "worker")
+    args = worker["podTemplate"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--model") + 1] == "Qwen/Qwen2.5-0.5B"
+
+
 @pytest.mark.timeout(90)
 async def test_two_replicas_share_the_work_without_duplicates(running: Running) -> None:
     from dgdr.app.service import Service
