@@ -172,15 +172,23 @@ def prepare_update(
                 )],
             )  # fmt: skip
     meta.builtin_defaults(rt, new, creating=False)
-    admit(rt, new, opts, apply=apply)
+    admit(rt, new, opts, apply=apply, old=old)
     changed = meta.content(rt, new) != meta.content(rt, old)
     if rt.tracks_generation and subresource != "status" and changed:
         new["metadata"]["generation"] = int(old_md.get("generation", 1)) + 1
     return new
 
 
-def admit(rt: ResourceType, obj: dict[str, Any], opts: WriteOptions, *, apply: bool) -> None:
-    """Metadata checks, and for custom resources prune, default and validate `obj` in place."""
+def admit(
+    rt: ResourceType,
+    obj: dict[str, Any],
+    opts: WriteOptions,
+    *,
+    apply: bool,
+    old: dict[str, Any] | None = None,
+) -> None:
+    """Metadata checks, and for custom resources prune, default and validate `obj` in place
+    (`old`, the stored object on an update, is what CEL transition rules see as `oldSelf`)."""
     problems = meta.check_metadata(rt, obj["metadata"])
     if rt.custom and rt.schema is not None:
         pruned = schema.prune(rt.schema, obj)
@@ -203,7 +211,7 @@ def admit(rt: ResourceType, obj: dict[str, Any], opts: WriteOptions, *, apply: b
                 if text not in opts.warnings:
                     opts.warnings.append(text)
         schema.apply_defaults(rt.schema, obj)
-        problems += schema.validate(rt.schema, obj)
+        problems += schema.validate(rt.schema, obj, old=old)
     if problems:
         raise errors.invalid(rt.kind, rt.group, obj["metadata"].get("name", ""), problems)
     if rt.storage_key == CRD_TYPE.storage_key:

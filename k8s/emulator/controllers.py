@@ -3,9 +3,16 @@ controller), so objects created through the emulator move on as in a cluster.
 
 Owns:
 - `DgdController`: for each DynamoGraphDeployment that appears or whose generation changes, writes
-  status `pending` (Ready False, every service of `spec.services` with 0 ready replicas), then after
+  status `pending` (Ready False, every component with 0 ready replicas), then after
   `dgd_ready_delay` seconds `successful` (Ready True, all replicas ready and available,
-  observedGeneration = generation). The annotation `emulator.dgdr.dev/fate` makes it misbehave:
+  observedGeneration = generation). The status has the shape of the DGD's version and validates
+  against Dynamo's own CRD: a v1alpha1 DGD (`spec.services` map) gets `status.services.<name>` with
+  `componentKind` (Deployment, or LeaderWorkerSet for a multinode service), `componentName`
+  (`<dgd>-<service lowercased>`, required by v1alpha1), `componentNames`, `replicas`,
+  `updatedReplicas`, `readyReplicas`, `availableReplicas`; a v1beta1 DGD (`spec.components` list)
+  gets `status.components.<name>` with the same fields but `componentName`; both get `state`,
+  `observedGeneration` and one `Ready` condition (type, status, reason, message,
+  lastTransitionTime, observedGeneration). It is written through the version of that shape. The annotation `emulator.dgdr.dev/fate` makes it misbehave:
   `fail` (failed instead of successful), `degrade` (successful, then failed `dgd_ready_delay` later),
   `vanish` (deleted `dgd_ready_delay` after becoming successful). `dgd_status()` builds the status
   `Emulator.set_dgd_state` writes.
@@ -23,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -39,32 +47,77 @@ FATE_ANNOTATION = "emulator.dgdr.dev/fate"
 JobRunner = Callable[[Store, dict[str, Any]], Awaitable[None]]
 
 
-def _services(obj: dict[str, Any]) -> dict[str, int]:
-    services = (obj.get("spec") or {}).get("services") or {}
-    out = {}
-    for name, svc in services.items() if isinstance(services, dict) else ():
-        replicas = svc.get("replicas", 1) if isinstance(svc, dict) else 1
-        out[name] = replicas if isinstance(replicas, int) and not isinstance(replicas, bool) else 1
-    return out
+@dataclass(frozen=True)
+class Component:
+    """One service (v1alpha1) or component (v1beta1) of a DGD, as the operator would run it."""
+
+    name: str
+    replicas: int
+    multinode: bool
+
+    def kind(self) -> str:
+        # Dynamo's operator without Grove: a Deployment, or a LeaderWorkerSet across nodes.
+        return "LeaderWorkerSet" if self.multinode else "Deployment"
+
+    def resource_name(self, dgd_name: str) -> str:
+        return f"{dgd_name}-{self.name.lower()}"
+
+
+def _replicas(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 1
+
+
+def _multinode(entry: dict[str, Any]) -> bool:
+    multinode = entry.get("multinode")
+    count = multinode.get("nodeCount", 2) if isinstance(multinode, dict) else 1
+    return isinstance(count, int) and count > 1
+
+
+def components(obj: dict[str, Any]) -> tuple[str, list[Component]]:
+    """The DGD's shape ("components" for v1beta1's list, "services" for v1alpha1's map) and its
+    components in spec order."""
+    spec = obj.get("spec") or {}
+    listed = spec.get("components")
+    if isinstance(listed, list):
+        return "components", [
+            Component(str(c["name"]), _replicas(c.get("replicas", 1)), _multinode(c))
+            for c in listed
+            if isinstance(c, dict) and c.get("name")
+        ]
+    services = spec.get("services")
+    if not isinstance(services, dict):
+        return "services", []
+    return "services", [
+        Component(name, _replicas(s.get("replicas", 1)), _multinode(s))
+        for name, s in services.items()
+        if isinstance(s, dict)
+    ]
+
+
+def _component_status(c: Component, dgd_name: str, shape: str, ready: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {"componentKind": c.kind()}
+    if shape == "services":
+        entry["componentName"] = c.resource_name(dgd_name)  # required in v1alpha1 (deprecated)
+    entry["componentNames"] = [c.resource_name(dgd_name)]
+    entry["replicas"] = c.replicas
+    entry["updatedReplicas"] = c.replicas
+    entry["readyReplicas"] = c.replicas if ready else 0
+    entry["availableReplicas"] = c.replicas if ready else 0
+    return entry
 
 
 def dgd_status(obj: dict[str, Any], state: str) -> dict[str, Any]:
-    """The status Dynamo's operator writes for a DGD in `state`."""
+    """The status Dynamo's operator writes for a DGD in `state`: `status.services` for a v1alpha1
+    DGD (`spec.services`), `status.components` for a v1beta1 one (`spec.components`)."""
     ready = state == "successful"
-    services = _services(obj)
+    shape, parts = components(obj)
+    md = obj["metadata"]
+    generation = md.get("generation", 1)
     status = copy.deepcopy(obj.get("status") or {})
+    status.pop("services" if shape == "components" else "components", None)
     status["state"] = state
-    status["observedGeneration"] = obj["metadata"].get("generation", 1)
-    status["services"] = {
-        name: {
-            "componentKind": "Deployment",
-            "replicas": r,
-            "updatedReplicas": r,
-            "readyReplicas": r if ready else 0,
-            "availableReplicas": r if ready else 0,
-        }
-        for name, r in services.items()
-    }
+    status["observedGeneration"] = generation
+    status[shape] = {c.name: _component_status(c, md["name"], shape, ready) for c in parts}
     if ready:
         condition = {
             "type": "Ready",
@@ -73,7 +126,7 @@ def dgd_status(obj: dict[str, Any], state: str) -> dict[str, Any]:
             "message": "All resources are ready",
         }
     else:
-        waiting = ", ".join(f"{n}: 0/{r} ready" for n, r in services.items()) or "no services"
+        waiting = "; ".join(f"{c.name}: 0/{c.replicas} ready" for c in parts) or "no components"
         condition = {
             "type": "Ready",
             "status": "False",
@@ -86,6 +139,7 @@ def dgd_status(obj: dict[str, Any], state: str) -> dict[str, Any]:
     condition["lastTransitionTime"] = (
         old_ready.get("lastTransitionTime", meta.now()) if same and old_ready else meta.now()
     )
+    condition["observedGeneration"] = generation
     status["conditions"] = [c for c in previous if c.get("type") != "Ready"] + [condition]
     return status
 
@@ -160,12 +214,17 @@ class DgdController:
         self.write_state(namespace, name, state)
 
     def write_state(self, namespace: str, name: str, state: str) -> dict[str, Any]:
+        """Write the status for `state` through the version whose schema has the DGD's shape
+        (v1beta1 for `spec.components`, v1alpha1 for `spec.services`), so it validates."""
         rt = self.store.type_for_key(DGD_KEY)
         if rt is None:
             raise errors.not_found(DGD_KEY[0], DGD_KEY[1], name)
         obj = self.store.get(rt.group, rt.version, rt.plural, namespace, name)
         if obj is None:
             raise errors.not_found(rt.group, rt.plural, name)
+        shape, _ = components(obj)
+        version = "v1beta1" if shape == "components" else "v1alpha1"
+        rt = self.store.registry.lookup(rt.group, version, rt.plural) or rt
         return self.store.set_status(rt, namespace, name, dgd_status(obj, state))
 
     async def stop(self) -> None:

@@ -2,29 +2,55 @@
 
 Owns what the real server does with a CRD's `openAPIV3Schema` on every write, in its order:
 1. prune: drop fields the schema does not declare (unless `x-kubernetes-preserve-unknown-fields`),
-   and `null` values of non-nullable fields; report the dropped paths (they become
-   `Warning: unknown field "spec.foo"` headers, or an error under `fieldValidation=Strict`);
-2. default: fill `default:` values wherever the parent object is present;
-3. validate: type (integer accepts JSON integers only), enum, required, min/maxLength, pattern,
-   format date-time, minimum/maximum with boolean exclusiveMinimum/Maximum (OpenAPI v3.0),
-   min/maxItems, min/maxProperties, items, properties, additionalProperties, int-or-string.
+   and `null` values of non-nullable fields; inside an `x-kubernetes-embedded-resource` object keep
+   `apiVersion`, `kind` and `metadata` (metadata pruned to ObjectMeta's fields); report the dropped
+   paths (they become `Warning: unknown field "spec.foo"` headers, or an error under
+   `fieldValidation=Strict`);
+2. default: fill `default:` values wherever the parent object is present (from `properties` only:
+   a default inside `allOf`/`anyOf`/`oneOf`/`not` is never applied, as in kube);
+3. validate, collecting every problem:
+   - the OpenAPI value validations: type (integer accepts JSON integers only), `nullable`, enum,
+     required, min/maxLength, pattern, `format` on strings (see `formats`), minimum/maximum with
+     boolean exclusiveMinimum/Maximum, multipleOf, min/maxItems, min/maxProperties, items,
+     properties, additionalProperties, `x-kubernetes-int-or-string`, and the logical junctors
+     `allOf` (every branch's value validations, e.g. an enum), `anyOf`, `oneOf` and `not`;
+   - embedded resources (`x-kubernetes-embedded-resource`): apiVersion and kind required and
+     well-formed, metadata.name a valid path segment;
+   - list types: no duplicate items in `x-kubernetes-list-type: set`, no duplicate keys in `map`;
+   - CEL rules (`x-kubernetes-validations`, see `cel`), with `oldSelf` from the stored object on an
+     update; skipped, with kube's "some validation rules were not checked" error, when the object
+     already has a type or unsupported-value error.
+   `uniqueItems: true` is not checked: kube-apiserver refuses a CRD that sets it.
 
 Failure semantics: the functions mutate the object passed in (the caller passes a private copy) and
-never raise; `validate` returns `FieldError`s worded like the real server, which the store turns into
-one 422 Invalid with a cause per field.
+never raise; `validate` returns `FieldError`s worded like the real server (duplicates removed, as
+kube-apiserver's aggregate message does), which the store turns into one 422 Invalid with a cause
+per field.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import re
 from typing import Any
 
-from k8s.emulator import errors
+from k8s.emulator import cel, errors, formats
 from k8s.emulator.errors import FieldError
 
 _ROOT_KEEP = ("apiVersion", "kind", "metadata")
-_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+OBJECT_META_FIELDS = frozenset(
+    {
+        "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",
+        "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels",
+        "annotations", "ownerReferences", "finalizers", "managedFields",
+    }
+)  # fmt: skip
+_DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+BLOCKED = (
+    "some validation rules were not checked because the object was invalid; "
+    "correct the existing errors to complete validation"
+)
 
 
 def _join(path: str, key: str) -> str:
@@ -46,9 +72,14 @@ def _prune(schema: dict[str, Any], obj: Any, path: str, out: list[str], *, root:
     if isinstance(obj, dict):
         props: dict[str, Any] = schema.get("properties") or {}
         additional = schema.get("additionalProperties")
+        embedded = bool(schema.get("x-kubernetes-embedded-resource"))
         for key in list(obj):
             child_path = _join(path, key)
             if root and key in _ROOT_KEEP and (key == "metadata" or key not in props):
+                continue
+            if embedded and key in _ROOT_KEEP and key not in props:
+                if key == "metadata":
+                    _prune_object_meta(obj, child_path, out)
                 continue
             sub = props.get(key)
             if sub is None and isinstance(additional, dict):
@@ -67,6 +98,17 @@ def _prune(schema: dict[str, Any], obj: Any, path: str, out: list[str], *, root:
         if isinstance(items, dict):
             for i, item in enumerate(obj):
                 _prune(items, item, f"{path}[{i}]", out, root=False)
+
+
+def _prune_object_meta(obj: dict[str, Any], path: str, out: list[str]) -> None:
+    """An embedded resource's metadata keeps ObjectMeta's fields only (kube drops the rest)."""
+    md = obj["metadata"]
+    if not isinstance(md, dict):
+        return
+    for key in list(md):
+        if key not in OBJECT_META_FIELDS:
+            del md[key]
+            out.append(_join(path, key))
 
 
 def apply_defaults(schema: dict[str, Any], obj: Any) -> None:
@@ -122,11 +164,21 @@ def _type_ok(expected: str, value: Any) -> bool:
     return True
 
 
-def validate(schema: dict[str, Any], obj: Any, path: str = "") -> list[FieldError]:
-    """Check `obj` against `schema`; one FieldError per violation."""
+def validate(schema: dict[str, Any], obj: Any, path: str = "", old: Any = None) -> list[FieldError]:
+    """Check `obj` against `schema` (and its CEL rules, with `old` the stored object on an update);
+    one FieldError per violation."""
     out: list[FieldError] = []
     _validate(schema, obj, path, out)
-    return out
+    if any(e.reason in ("FieldValueTypeInvalid", "FieldValueNotSupported") for e in out):
+        if cel.has_rules(schema):
+            out.append(errors.invalid_value("<nil>", "null", BLOCKED))  # Go prints nil so
+    else:
+        out += cel.validate(schema, obj, old, path)
+    unique: list[FieldError] = []
+    for problem in out:
+        if problem not in unique:
+            unique.append(problem)
+    return unique
 
 
 def _validate(schema: dict[str, Any], value: Any, path: str, out: list[FieldError]) -> None:
@@ -168,6 +220,50 @@ def _validate(schema: dict[str, Any], value: Any, path: str, out: list[FieldErro
         _validate_object(schema, value, path, label, out)
     elif isinstance(value, list):
         _validate_array(schema, value, path, label, out)
+    _validate_junctors(schema, value, path, out)
+
+
+def _errors_of(schema: dict[str, Any], value: Any, path: str) -> list[FieldError]:
+    found: list[FieldError] = []
+    _validate(schema, value, path, found)
+    return found
+
+
+def _fewest(results: list[list[FieldError]]) -> list[FieldError]:
+    """The branch that came closest (fewest errors): kube reports its errors too."""
+    return sorted(results, key=len)[0]
+
+
+def _validate_junctors(
+    schema: dict[str, Any], value: Any, path: str, out: list[FieldError]
+) -> None:
+    """`allOf`, `anyOf`, `oneOf`, `not`: value validations applied at the same node."""
+    for branch in schema.get("allOf") or ():
+        _validate(branch, value, path, out)
+    any_of = schema.get("anyOf")
+    if any_of:
+        results = [_errors_of(branch, value, path) for branch in any_of]
+        if all(results):
+            out.append(
+                errors.invalid_value(path, "", f"{path} must validate at least one schema (anyOf)")
+            )
+            out.extend(_fewest(results))
+    one_of = schema.get("oneOf")
+    if one_of:
+        results = [_errors_of(branch, value, path) for branch in one_of]
+        valid = sum(1 for r in results if not r)
+        if valid != 1:
+            found = "Found none valid" if valid == 0 else f"Found {valid} valid alternatives"
+            out.append(
+                errors.invalid_value(
+                    path, "", f"{path} must validate one and only one schema (oneOf). {found}"
+                )
+            )
+            if valid == 0:
+                out.extend(_fewest(results))
+    negated = schema.get("not")
+    if isinstance(negated, dict) and not _errors_of(negated, value, path):
+        out.append(errors.invalid_value(path, "", f"{path} must not validate the schema (not)"))
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -196,10 +292,11 @@ def _validate_string(
     pattern = schema.get("pattern")
     if pattern and not re.search(pattern, value):
         out.append(errors.invalid_value(path, value, f"{label} in body should match '{pattern}'"))
-    if schema.get("format") == "date-time" and not _DATE_TIME.match(value):
+    fmt = schema.get("format")
+    if isinstance(fmt, str) and not formats.check(fmt, value):
         out.append(
-            errors.invalid_value(
-                path, value, f"{label} in body must be of type date-time: {errors.go_value(value)}"
+            errors.type_invalid(
+                path, value, f"{label} in body must be of type {fmt}: {errors.go_value(value)}"
             )
         )
 
@@ -256,6 +353,8 @@ def _validate_object(
     for key in schema.get("required") or ():
         if key not in value:
             out.append(errors.required(_join(path, key)))
+    if schema.get("x-kubernetes-embedded-resource"):
+        _validate_embedded(value, path, out)
     if "maxProperties" in schema and len(value) > schema["maxProperties"]:
         out.append(errors.too_many(path, len(value), schema["maxProperties"]))
     if "minProperties" in schema and len(value) < schema["minProperties"]:
@@ -293,3 +392,83 @@ def _validate_array(
     if isinstance(items, dict):
         for i, item in enumerate(value):
             _validate(items, item, f"{path}[{i}]", out)
+    list_type = schema.get("x-kubernetes-list-type")
+    if list_type == "set":
+        _no_duplicates(value, path, lambda item: item, out)
+    elif list_type == "map":
+        keys = list(schema.get("x-kubernetes-list-map-keys") or ())
+        key_schemas = (items or {}).get("properties") or {} if isinstance(items, dict) else {}
+
+        def key_of(item: Any) -> Any:
+            if not isinstance(item, dict):
+                return item
+            return {
+                k: item.get(k, (key_schemas.get(k) or {}).get("default"))
+                for k in keys
+                if k in item or "default" in (key_schemas.get(k) or {})
+            }
+
+        _no_duplicates(value, path, key_of, out)
+
+
+def _no_duplicates(value: list[Any], path: str, key_of: Any, out: list[FieldError]) -> None:
+    """kube's list-type check: each repeated item (set) or key (map) is a Duplicate value."""
+    seen: set[str] = set()
+    for i, item in enumerate(value):
+        key = key_of(item)
+        text = json.dumps(key, sort_keys=True)
+        if text in seen:
+            out.append(
+                FieldError(
+                    "FieldValueDuplicate",
+                    f"{path}[{i}]",
+                    f"Duplicate value: {errors.go_value(key)}",
+                )
+            )
+        seen.add(text)
+
+
+def _validate_embedded(value: dict[str, Any], path: str, out: list[FieldError]) -> None:
+    """An `x-kubernetes-embedded-resource` object: apiVersion and kind required, metadata sane."""
+    for key in ("apiVersion", "kind"):
+        if not value.get(key) and not (key in value and not isinstance(value[key], str)):
+            out.append(errors.required(_join(path, key)))
+    api_version, kind = value.get("apiVersion"), value.get("kind")
+    if isinstance(api_version, str) and api_version.count("/") > 1:
+        out.append(
+            errors.invalid_value(
+                _join(path, "apiVersion"),
+                api_version,
+                f"unexpected GroupVersion string: {api_version}",
+            )
+        )
+    for key in ("apiVersion", "kind"):
+        if key in value and not isinstance(value[key], str):
+            out.append(errors.invalid_value(_join(path, key), value[key], "must be a string"))
+    if isinstance(kind, str) and kind and not _DNS1035.match(kind.lower()):
+        out.append(
+            errors.invalid_value(
+                _join(path, "kind"),
+                kind,
+                "may have mixed case, but should otherwise match: a DNS-1035 label must consist "
+                "of lower case alphanumeric characters or '-', start with an alphabetic character, "
+                "and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used "
+                "for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')",
+            )
+        )
+    md = value.get("metadata")
+    if md is not None and not isinstance(md, dict):
+        out.append(errors.invalid_value(_join(path, "metadata"), md, "must be an object"))
+    elif isinstance(md, dict) and isinstance(md.get("name"), str):
+        name = md["name"]
+        for bad in ("/", "%"):
+            if bad in name:
+                out.append(
+                    errors.invalid_value(
+                        _join(path, "metadata.name"), name, f"may not contain '{bad}'"
+                    )
+                )
+        if name in (".", ".."):
+            out.append(
+                errors.invalid_value(_join(path, "metadata.name"), name, f"may not be '{name}'")
+            )

@@ -1,13 +1,16 @@
-"""The simulated DGD controller (pending → successful, fates fail/degrade/vanish, set_dgd_state)
-and the Job runner extension point."""
+"""The simulated DGD controller (pending → successful, fates fail/degrade/vanish, set_dgd_state),
+its status in the shape of each DGD version (v1alpha1 `services`, v1beta1 `components`) valid
+against the served CRD, and the Job runner extension point."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
 
-from k8s.emulator import Emulator
+from k8s.emulator import Emulator, schema
+from k8s.emulator.controllers import dgd_status
 from k8s.emulator.store import Store
 from tests.support import until
 
@@ -48,6 +51,8 @@ async def test_pending_then_successful(emu: Emulator, kubectl: Kubectl) -> None:
     assert status["conditions"][0]["reason"] == "some_resources_are_not_ready"
     assert status["services"]["VllmWorker"] == {
         "componentKind": "Deployment",
+        "componentName": "d-vllmworker",
+        "componentNames": ["d-vllmworker"],
         "replicas": 2,
         "updatedReplicas": 2,
         "readyReplicas": 0,
@@ -74,6 +79,71 @@ async def test_pending_then_successful(emu: Emulator, kubectl: Kubectl) -> None:
     obj = emu.store.get(G, V, P, "default", "d")
     assert obj is not None and obj["status"]["observedGeneration"] == 2
     assert obj["status"]["services"]["VllmWorker"]["readyReplicas"] == 3
+
+
+def v1beta1_dgd(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "nvidia.com/v1beta1",
+        "kind": "DynamoGraphDeployment",
+        "metadata": {"name": name},
+        "spec": {
+            "backendFramework": "vllm",
+            "components": [
+                {"name": "Frontend", "type": "frontend", "replicas": 1},
+                {
+                    "name": "VllmWorker",
+                    "type": "worker",
+                    "replicas": 2,
+                    "multinode": {"nodeCount": 2},
+                },
+            ],
+        },
+    }
+
+
+def schema_of(emu: Emulator, version: str) -> dict[str, Any]:
+    rt = emu.store.registry.lookup(G, version, P)
+    assert rt is not None and rt.schema is not None
+    return rt.schema
+
+
+async def test_a_v1beta1_dgd_gets_status_components(emu: Emulator) -> None:
+    await emu.store.create(G, "v1beta1", P, "default", v1beta1_dgd("b"))
+    await until(lambda: state(emu, "b") == "pending")
+    await until(lambda: state(emu, "b") == "successful")
+    obj = emu.store.get(G, "v1beta1", P, "default", "b")
+    assert obj is not None
+    status = obj["status"]
+    assert "services" not in status
+    assert status["components"]["VllmWorker"] == {
+        "componentKind": "LeaderWorkerSet",
+        "componentNames": ["b-vllmworker"],
+        "replicas": 2,
+        "updatedReplicas": 2,
+        "readyReplicas": 2,
+        "availableReplicas": 2,
+    }
+    assert status["components"]["Frontend"]["componentKind"] == "Deployment"
+    assert [c["type"] for c in status["conditions"]] == ["Ready"]
+    assert status["conditions"][0]["observedGeneration"] == 1
+
+
+@pytest.mark.parametrize(
+    ("version", "body"), [("v1alpha1", dgd("x")), ("v1beta1", v1beta1_dgd("x"))]
+)
+@pytest.mark.parametrize("state_name", ["pending", "successful", "failed"])
+def test_status_is_valid_for_its_version_and_prunes_nothing(
+    emu: Emulator, version: str, body: dict[str, Any], state_name: str
+) -> None:
+    body = {**copy.deepcopy(body), "metadata": {"name": "x", "generation": 1}}
+    status = dgd_status(body, state_name)
+    full = copy.deepcopy({**body, "status": status})
+    s = schema_of(emu, version)
+    assert schema.prune(s, full) == [] and full["status"] == status
+    assert schema.validate(s, full) == []
+    other = schema_of(emu, "v1beta1" if version == "v1alpha1" else "v1alpha1")
+    wrong = copy.deepcopy({**body, "status": status})
+    assert schema.prune(other, wrong) != []  # the other version's shape would lose fields
 
 
 async def test_fates(emu: Emulator) -> None:
