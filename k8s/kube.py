@@ -25,7 +25,10 @@ GROUP = "nvidia.com"
 DGDR_VERSION = "v1beta1"
 DGDR_PLURAL = "dynamographdeploymentrequests"
 DGDR_KIND = "DynamoGraphDeploymentRequest"
-DGD_VERSION = "v1alpha1"
+# The DGD versions dgdr can create, newest first: it uses the newest one the cluster serves
+# (Dynamo >= 1.4 serves v1beta1, older releases only v1alpha1). `DGD_VERSION` is the newest.
+DGD_VERSIONS = ("v1beta1", "v1alpha1")
+DGD_VERSION = DGD_VERSIONS[0]
 DGD_PLURAL = "dynamographdeployments"
 DGD_KIND = "DynamoGraphDeployment"
 FINALIZER = "dgdr.nvidia.com/finalizer"
@@ -61,6 +64,17 @@ async def get_or_none(read: Awaitable[T]) -> T | None:
         if exc.status == 404:
             return None
         raise
+
+
+async def served_dgd_version(api: client.ApiClient) -> str | None:
+    """The newest of `DGD_VERSIONS` whose API resource list has DGDs (discovery), None if none."""
+    objects = client.CustomObjectsApi(api)
+    for version in DGD_VERSIONS:
+        resources = await get_or_none(objects.get_api_resources(GROUP, version))
+        names = [r.name for r in (resources.resources if resources is not None else None) or []]
+        if DGD_PLURAL in names:
+            return version
+    return None
 
 
 async def get_custom(

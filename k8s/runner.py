@@ -35,6 +35,7 @@ from k8s.kube import (
     DGDR_VERSION,
     GROUP,
     connect,
+    served_dgd_version,
 )
 from k8s.leader import LeaderElector
 from k8s.target import KubernetesTarget
@@ -65,7 +66,11 @@ class ClusterOptions:
 async def check_crds(api: client.ApiClient) -> None:
     """Fail fast, saying what to install, when the cluster does not serve the two CRDs."""
     objects = client.CustomObjectsApi(api)
-    for version, plural in ((DGDR_VERSION, DGDR_PLURAL), (DGD_VERSION, DGD_PLURAL)):
+    try:
+        dgd_version = await served_dgd_version(api) or DGD_VERSION
+    except (aiohttp.ClientError, OSError) as exc:
+        raise ClusterUnreachable(f"cannot reach the Kubernetes API server: {exc}") from exc
+    for version, plural in ((DGDR_VERSION, DGDR_PLURAL), (dgd_version, DGD_PLURAL)):
         try:
             await objects.list_cluster_custom_object(GROUP, version, plural, limit=1)
         except ApiException as exc:

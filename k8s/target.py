@@ -1,6 +1,10 @@
 """The Kubernetes deployment target: generated DGDs become DynamoGraphDeployment objects, and GPU
 facts come from node labels.
 
+- DGDs are created and watched in the newest version the cluster serves (`nvidia.com/v1beta1`
+  since Dynamo 1.4, else `v1alpha1`; asked once through discovery); a generated DGD of the other
+  version is converted with `sim.convert_dgd`, and what has no place in the target version is
+  logged as a warning.
 - `apply_dgd` looks before it leaps: a DGD of that name that carries our owner annotation is left
   alone (`exists`), any other one is never adopted (`conflict`). It creates the DGD in the DGDR's
   namespace with labels `dgdr.nvidia.com/name`, `dgdr.nvidia.com/namespace`,
@@ -42,7 +46,7 @@ from dgdr.domain.target import (
     owned_labels,
 )
 from k8s.informer import Informer, InformerGroup
-from k8s.kube import DGD_KIND, DGD_PLURAL, DGD_VERSION, GROUP, get_custom
+from k8s.kube import DGD_KIND, DGD_PLURAL, DGD_VERSION, GROUP, get_custom, served_dgd_version
 from k8s.profiling import ProfilingJobsOnCluster
 
 log = structlog.get_logger("k8s.target")
@@ -88,6 +92,14 @@ class KubernetesTarget:
         self._task: asyncio.Task[None] | None = None
         self.informer: InformerGroup | None = None
         self.profiling = ProfilingJobsOnCluster(api, namespaces=namespaces)
+        self._dgd_version: str | None = None
+
+    async def dgd_version(self) -> str:
+        """The DGD version to create and watch: the newest one the cluster serves (asked once)."""
+        if self._dgd_version is None:
+            self._dgd_version = await served_dgd_version(self.api) or DGD_VERSION
+            log.info("dgd version", version=f"{GROUP}/{self._dgd_version}")
+        return self._dgd_version
 
     def attach_profiling(self, reporter: ProfilingReporter) -> None:
         self.profiling.run(reporter)
@@ -108,7 +120,7 @@ class KubernetesTarget:
         return hardware_from_nodes([dict(n.metadata.labels or {}) for n in nodes.items])
 
     async def _get(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return await get_custom(self.objects, DGD_VERSION, DGD_PLURAL, namespace, name)
+        return await get_custom(self.objects, await self.dgd_version(), DGD_PLURAL, namespace, name)
 
     @staticmethod
     def _ours(dgd: dict[str, Any], owner_uid: str) -> ApplyResult:
@@ -129,13 +141,17 @@ class KubernetesTarget:
             if verdict == "exists":  # a crash between the DGD and its ConfigMaps: finish the job
                 await self._create_owned(current, resources or [])
             return verdict
-        # The DGD is generated as v1beta1; the version this adapter serves is DGD_VERSION.
-        from sim import convert_dgd  # here, like every sim import: the service starts without it
+        version = await self.dgd_version()
+        body = copy.deepcopy(dgd)
+        if body.get("apiVersion") != f"{GROUP}/{version}":
+            from sim import (
+                convert_dgd,  # here, like every sim import: the service starts without it
+            )
 
-        body, lost = convert_dgd(dgd, f"{GROUP}/{DGD_VERSION}")
-        if lost:
-            log.warning("dgd fields without a place in the served version", lost=lost)
-        body["apiVersion"], body["kind"] = f"{GROUP}/{DGD_VERSION}", DGD_KIND
+            body, notes = convert_dgd(body, f"{GROUP}/{version}")
+            for note in notes:
+                log.warning("dgd conversion", dgd=name, version=version, note=note)
+        body["apiVersion"], body["kind"] = f"{GROUP}/{version}", DGD_KIND
         labels = body["metadata"].get("labels") or {}
         dgdr_name = labels.get(LABEL_NAME, name)
         dgdr_namespace = labels.get(LABEL_NAMESPACE, namespace)
@@ -145,7 +161,7 @@ class KubernetesTarget:
         body.pop("status", None)
         try:
             created: dict[str, Any] = await self.objects.create_namespaced_custom_object(
-                GROUP, DGD_VERSION, namespace, DGD_PLURAL, body
+                GROUP, version, namespace, DGD_PLURAL, body
             )
         except ApiException as exc:
             if exc.status != 409:
@@ -166,7 +182,7 @@ class KubernetesTarget:
         already is left as it is (its name carries a hash of its content)."""
         meta = dgd["metadata"]
         owner = {
-            "apiVersion": f"{GROUP}/{DGD_VERSION}",
+            "apiVersion": dgd.get("apiVersion") or f"{GROUP}/{await self.dgd_version()}",
             "kind": DGD_KIND,
             "name": meta["name"],
             "uid": meta["uid"],
@@ -195,11 +211,12 @@ class KubernetesTarget:
         if observe is None:
             return
         self._observe = observe
+        version = await self.dgd_version()
         self.informer = InformerGroup(
             lambda ns: Informer.custom(
                 self.api,
                 group=GROUP,
-                version=DGD_VERSION,
+                version=version,
                 plural=DGD_PLURAL,
                 namespace=ns,
                 label_selector=LABEL_NAME,

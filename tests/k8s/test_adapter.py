@@ -149,7 +149,7 @@ async def test_a_foreign_dgd_of_the_same_name_is_not_adopted(kube: Kube) -> None
         "apiVersion": f"{GROUP}/{DGD_VERSION}",
         "kind": "DynamoGraphDeployment",
         "metadata": {"name": "taken-dgd", "namespace": "default", "labels": {"team": "other"}},
-        "spec": {"backendFramework": "vllm", "services": {"Frontend": {"replicas": 1}}},
+        "spec": {"components": [{"name": "Frontend", "type": "frontend", "replicas": 1}]},
     }
     await kube.objects.create_namespaced_custom_object(
         GROUP, DGD_VERSION, "default", DGD_PLURAL, foreign
@@ -282,8 +282,9 @@ async def test_planner_configmaps_are_created_with_the_dgd_and_owned_by_it(kube:
     )
     await kube.phase("planned", "Deployed")
     dgd = await kube.get_dgd("planned-dgd")
-    assert dgd is not None and "Planner" in dgd["spec"]["services"]
-    volumes = dgd["spec"]["services"]["Planner"]["extraPodSpec"]["volumes"]
+    assert dgd is not None and dgd["apiVersion"] == f"{GROUP}/v1beta1"
+    planner = next(c for c in dgd["spec"]["components"] if c["name"] == "Planner")
+    volumes = planner["podTemplate"]["spec"]["volumes"]
     names = sorted(v["configMap"]["name"] for v in volumes)
     for cm_name in names:
         cm = await kube.core.read_namespaced_config_map(cm_name, "default")
