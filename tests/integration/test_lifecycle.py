@@ -47,6 +47,7 @@ async def test_apply_reaches_deployed_and_kv_is_the_projection_of_the_history(
         "Succeeded": "True",
         "Validation": "True",
         "Profiling": "True",
+        "SLAMet": "True",
         "SpecGenerated": "True",
         "DeploymentReady": "True",
     }
