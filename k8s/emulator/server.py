@@ -212,9 +212,15 @@ class ApiServer:
     # ------------------------------------------------------------ reads
 
     def _render_list(
-        self, request: web.Request, rt: ResourceType, items: list[dict[str, Any]]
+        self,
+        request: web.Request,
+        rt: ResourceType,
+        items: list[dict[str, Any]],
+        resource_version: str,
     ) -> web.Response:
-        body = render_list(rt, items, negotiate(request), self.store.resource_version)
+        """`resource_version` is the store's, read when `items` were selected (before any await),
+        so a watch from it misses nothing that was committed while they were converted."""
+        body = render_list(rt, items, negotiate(request), resource_version)
         return json_response(body, warnings=_deprecation(rt))
 
     def _stored_type(self, rt: ResourceType) -> ResourceType:
@@ -238,8 +244,9 @@ class ApiServer:
                 request, self.store, target.rt, target.namespace, self.bookmark_interval,
                 convert=self._converter(target.rt),
             )  # fmt: skip
-        items = await self.webhooks.convert_all(self._selected(request, target), target.rt)
-        return self._render_list(request, target.rt, items)
+        selected, as_of = self._selected(request, target), self.store.resource_version
+        items = await self.webhooks.convert_all(selected, target.rt)
+        return self._render_list(request, target.rt, items, as_of)
 
     async def _get_item(self, request: web.Request, target: Target) -> web.Response:
         rt, name = target.rt, str(target.name)
@@ -383,7 +390,9 @@ class ApiServer:
                 )
                 deleted.append(gone)
         if rt.custom:
-            return self._render_list(request, rt, await self.webhooks.convert_all(deleted, rt))
+            as_of = self.store.resource_version
+            items = await self.webhooks.convert_all(deleted, rt)
+            return self._render_list(request, rt, items, as_of)
         return json_response(
             {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
         )

@@ -5,6 +5,7 @@ DeploymentCreated."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -49,9 +50,17 @@ async def until_or_log(
 
 
 async def kill(proc: asyncio.subprocess.Process, sig: int) -> None:
-    if proc.returncode is None:
-        os.killpg(proc.pid, sig)
-        await asyncio.wait_for(proc.wait(), 20)
+    """Send `sig` to the process group; one that outlives a SIGTERM by 10 s gets SIGKILL, so a
+    failing test never leaves a `dgdr up` behind."""
+    if proc.returncode is not None:
+        return
+    os.killpg(proc.pid, sig)
+    try:
+        await asyncio.wait_for(proc.wait(), 10)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await asyncio.wait_for(proc.wait(), 10)
 
 
 @pytest.fixture
