@@ -38,9 +38,9 @@ def _spec(model: str = BIG, **fields: Any) -> DGDRSpec:
 
 
 def _worker_args(dgd: dict[str, Any]) -> tuple[int, list[str]]:
-    workers = [s for s in dgd["spec"]["services"].values() if s["componentType"] == "worker"]
+    workers = [c for c in dgd["spec"]["components"] if c["type"] == "worker"]
     assert len(workers) == 1
-    container = workers[0]["extraPodSpec"]["mainContainer"]
+    (container,) = workers[0]["podTemplate"]["spec"]["containers"]
     return workers[0]["replicas"], [*container.get("command", []), *container.get("args", [])]
 
 
@@ -173,7 +173,8 @@ def test_the_planner_and_the_objective_are_left_out_and_said_so() -> None:
     result = profile(_spec(features={"planner": {}}, sla={"optimizationType": "latency"}), H200x8)
     assert "features.planner left out" in result.message
     assert "optimizationType latency: not applied (naive)" in result.message
-    assert set(result.selected_config["spec"]["services"]) == {"Frontend", "VllmWorker"}
+    names = {c["name"] for c in result.selected_config["spec"]["components"]}
+    assert names == {"Frontend", "VllmDecodeWorker"}
     assert result.configmaps == []
 
 
@@ -210,8 +211,9 @@ def test_dgdr_profile_prints_the_naive_pick_and_the_unverified_verdict(tmp_path:
     table = runner.invoke(app, ["profile", "-f", str(manifest)], terminal_width=400)
     assert table.exit_code == 0, table.output
     assert "Picked the naive configuration vllm agg TP 4 x 2 replica(s)" in table.output
-    assert "SLA unverified" in table.output and "DGD big-dgd: Frontend x1, VllmWorker x2" in (
-        table.output
+    assert (
+        "SLA unverified" in table.output
+        and "DGD big-dgd (nvidia.com/v1beta1): Frontend x1, VllmDecodeWorker x2" in (table.output)
     )
     data = json.loads(runner.invoke(app, ["profile", "-f", str(manifest), "-o", "json"]).output)
     assert data["slaVerdict"] == "unverified" and data["pareto"] == []

@@ -106,8 +106,8 @@ def test_thorough_considers_disaggregated_configurations_only(workload: dict[str
     shortlist = selecting.split("request by request", 1)[1]
     assert len(re.findall(r"(?:: |; )P TP \d+ x \d+ \+ D TP", shortlist)) == SHORTLIST
     assert not re.search(r"(?:: |; )TP \d", shortlist)  # an aggregated summary: `TP n x r b..`
-    services = result.selected_config["spec"]["services"]
-    assert {"VllmPrefillWorker", "VllmDecodeWorker"} <= set(services)
+    names = {c["name"] for c in result.selected_config["spec"]["components"]}
+    assert {"VllmPrefillWorker", "VllmDecodeWorker"} <= names
 
 
 def test_rapid_picks_an_aggregated_config_for_the_same_spec() -> None:

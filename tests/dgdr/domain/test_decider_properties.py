@@ -354,6 +354,8 @@ class DGDRLifecycle(RuleBasedStateMachine):
 
     def _tour(self) -> None:
         """Every success branch once, in one incarnation, ending deleted and recreated."""
+        self.apply_spec(REFUSED_SPECS[0], {})  # refused at admission: nothing comes to exist
+        assert not self.state.exists
         self.apply_spec(MANUAL, {})
         self.reapply_identical()
         self.start_profiling(right=True)
