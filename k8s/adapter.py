@@ -182,24 +182,31 @@ class KubernetesAdapter:
         if kind in ("ADDED", "SYNC"):
             await self.write_status(ns, name, await self.nats.get(name, namespace=ns), obj)
 
-    async def _patch_meta(self, obj: dict[str, Any], changes: dict[str, Any]) -> bool:
+    async def _merge_patch(
+        self, obj: dict[str, Any], metadata: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Merge-patch the DGDR's `metadata`; the object afterwards, None when it is gone (404) or
+        changed under a `resourceVersion` precondition given in `metadata` (409)."""
         m = obj["metadata"]
-        body = {"metadata": {**changes, "resourceVersion": m["resourceVersion"]}}
         try:
-            await self.objects.patch_namespaced_custom_object(  # type: ignore[call-arg]
+            patched: dict[str, Any] = await self.objects.patch_namespaced_custom_object(  # type: ignore[call-arg]
                 GROUP,
                 DGDR_VERSION,
                 m["namespace"],
                 DGDR_PLURAL,
                 m["name"],
-                body,
+                {"metadata": metadata},
                 _content_type=MERGE_PATCH,
             )
         except ApiException as exc:
             if exc.status in (404, 409):
-                return False
+                return None
             raise
-        return True
+        return patched
+
+    async def _patch_meta(self, obj: dict[str, Any], changes: dict[str, Any]) -> bool:
+        precondition = {"resourceVersion": obj["metadata"]["resourceVersion"]}
+        return await self._merge_patch(obj, {**changes, **precondition}) is not None
 
     async def _finalize(self, obj: dict[str, Any], finalizers: list[str]) -> None:
         m = obj["metadata"]
@@ -278,22 +285,8 @@ class KubernetesAdapter:
         wanted = generated_spec_annotation(status)
         if current == wanted or (current is None and not wanted):
             return obj
-        body = {"metadata": {"annotations": {GENERATED_DGD_SPEC: wanted}}}
-        try:
-            patched: dict[str, Any] = await self.objects.patch_namespaced_custom_object(  # type: ignore[call-arg]
-                GROUP,
-                DGDR_VERSION,
-                m["namespace"],
-                DGDR_PLURAL,
-                m["name"],
-                body,
-                _content_type=MERGE_PATCH,
-            )
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-            return obj
-        return patched
+        patched = await self._merge_patch(obj, {"annotations": {GENERATED_DGD_SPEC: wanted}})
+        return obj if patched is None else patched
 
     async def _read(self, namespace: str, name: str) -> dict[str, Any] | None:
         return await get_custom(self.objects, DGDR_VERSION, DGDR_PLURAL, namespace, name)
