@@ -124,7 +124,8 @@ class KubernetesSide:
 
     async def _serve_webhooks(self, data_dir: Path, host: str) -> None:
         """dgdr's webhooks over HTTPS; on the emulated cluster, also registered there (with the
-        generated CA): kubectl's DGDR writes are then defaulted, validated and converted by them."""
+        generated CA): kubectl's DGDR writes are then defaulted, validated and converted by them,
+        and DGDs converted between v1alpha1 and v1beta1."""
         from k8s.webhook import tls
         from k8s.webhook.server import WebhookServer, install
 

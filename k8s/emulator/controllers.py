@@ -106,11 +106,13 @@ def _component_status(c: Component, dgd_name: str, shape: str, ready: bool) -> d
     return entry
 
 
-def dgd_status(obj: dict[str, Any], state: str) -> dict[str, Any]:
+def dgd_status(obj: dict[str, Any], state: str, shape: str | None = None) -> dict[str, Any]:
     """The status Dynamo's operator writes for a DGD in `state`: `status.services` for a v1alpha1
-    DGD (`spec.services`), `status.components` for a v1beta1 one (`spec.components`)."""
+    DGD (`spec.services`), `status.components` for a v1beta1 one (`spec.components`), or the
+    `shape` given."""
     ready = state == "successful"
-    shape, parts = components(obj)
+    found, parts = components(obj)
+    shape = shape or found
     md = obj["metadata"]
     generation = md.get("generation", 1)
     status = copy.deepcopy(obj.get("status") or {})
@@ -225,7 +227,9 @@ class DgdController:
         shape, _ = components(obj)
         version = "v1beta1" if shape == "components" else "v1alpha1"
         rt = self.store.registry.lookup(rt.group, version, rt.plural) or rt
-        return self.store.set_status(rt, namespace, name, dgd_status(obj, state))
+        if rt.converts_by_webhook:  # stored as v1beta1 whatever its spec holds (no components)
+            rt, shape = self.store.registry.storage_type(rt), "components"
+        return self.store.set_status(rt, namespace, name, dgd_status(obj, state, shape))
 
     async def stop(self) -> None:
         tasks = list(self._tasks.values())

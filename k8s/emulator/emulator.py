@@ -6,7 +6,8 @@ kubeconfig it writes, the simulated controllers it runs and the test hooks.
 Python API:
 - `Emulator(nodes=None, dgd_ready_delay=1.0, history=1000, bookmark_interval=1.0, job_runner=None,
   crds=None)`; `nodes` is a list of Node dicts (see `gpu_nodes`), `crds` a list of CRD objects
-  (default: the manifests in k8s/manifests), `job_runner(store, job) -> Awaitable[None]` runs
+  (default: the manifests in k8s/manifests, the DGD CRD without its conversion webhook:
+  `resources.emulator_crds`), `job_runner(store, job) -> Awaitable[None]` runs
   for every created batch/v1 Job (default: active, then succeeded/Complete after 1 s).
 - `await start(host="127.0.0.1", port=0) -> url`, `url`, `write_kubeconfig(path)`, `await stop()`.
 - Hooks (synchronous): `inject_conflicts(count, plural=None, subresource=None)`, `compact()`,
@@ -37,7 +38,7 @@ from k8s.emulator.resources import (
     CRD_TYPE,
     NAMESPACE_TYPE,
     default_registry,
-    load_crd_manifests,
+    emulator_crds,
 )
 from k8s.emulator.server import ApiServer
 from k8s.emulator.store import Store, WriteOptions
@@ -66,7 +67,7 @@ class Emulator:
         self.store.add_listener(self.job_controller.on_event)
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
-        self._seed(nodes or [], load_crd_manifests() if crds is None else crds)
+        self._seed(nodes or [], emulator_crds() if crds is None else crds)
 
     def _seed(self, nodes: list[dict[str, Any]], crds: list[dict[str, Any]]) -> None:
         for name in INITIAL_NAMESPACES:

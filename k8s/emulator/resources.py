@@ -3,7 +3,9 @@
 Owns `ResourceType` (group, version, plural, kind, scope, short names, status subresource, schema,
 printer columns, storage version, conversion webhook, deprecation warning) and `Registry`, the set of served types looked up by group/version/plural. The
 built-in kinds are declared here; custom kinds come from CustomResourceDefinition objects (the
-manifests loaded at start, or CRDs created at runtime through the API).
+manifests loaded at start, or CRDs created at runtime through the API). `emulator_crds()` are the
+CRDs the emulator installs by default: k8s/manifests, the DGD CRD with `conversion: {strategy:
+None}` (its manifest names dgdr's conversion webhook, which only `dgdr up` registers).
 
 Failure semantics: `Registry.lookup` returns None for an unknown type (the server answers 404);
 `resource_types_from_crd` raises `ApiError` 422 for a CRD that lacks the fields it needs.
@@ -23,6 +25,13 @@ from k8s.emulator import errors
 
 MANIFESTS = Path(__file__).parents[1] / "manifests"
 DEFAULT_CRD_FILES = ("dgdr-crd.yaml", "dgd-crd.yaml")
+# CRDs the emulator alone installs with `conversion: {strategy: None}` although their manifest names
+# a conversion webhook (dgdr's, behind a Service the emulator cannot reach): the DGD, whose
+# simulated controller serves either version's shape (v1alpha1 `services`, v1beta1 `components`)
+# and whose v1alpha1 objects in-process callers write directly. dgdr registers the webhook over it
+# (k8s.webhook.server.install). The DGDR CRD keeps its Webhook strategy: without dgdr's webhook
+# server its v1alpha1 reads fail (500), its v1beta1 ones work.
+STANDALONE_WITHOUT_CONVERSION = ("dynamographdeployments.nvidia.com",)
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 SUB_VERBS = ("get", "patch", "update")
@@ -215,6 +224,17 @@ def load_crd_manifests(paths: Iterable[Path] | None = None) -> list[dict[str, An
         for doc in yaml.safe_load_all(path.read_text()):
             if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
                 crds.append(doc)
+    return crds
+
+
+def emulator_crds() -> list[dict[str, Any]]:
+    """The CRDs the emulator installs by default: the manifests next to this package, the ones in
+    STANDALONE_WITHOUT_CONVERSION with `conversion: {strategy: None}`."""
+    crds = load_crd_manifests()
+    for crd in crds:
+        if (crd.get("metadata") or {}).get("name") in STANDALONE_WITHOUT_CONVERSION:
+            crd["spec"]["conversion"] = {"strategy": "None"}
+            (crd.get("metadata") or {}).pop("annotations", None)
     return crds
 
 

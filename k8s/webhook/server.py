@@ -9,15 +9,18 @@ Endpoints (request and response bodies are Kubernetes review objects, JSON):
   of `dgdr.domain.admission.review(operation, object, oldObject, oldObject.status.phase)`; a refusal
   is `allowed: false` with status 403 Forbidden and the review's message, as controller-runtime
   answers for Dynamo's validator.
-- `POST /convert` (ConversionReview v1): `k8s.webhook.dgdr_conversion.convert` on every object.
+- `POST /convert` (ConversionReview v1): every object converted by its kind,
+  `k8s.webhook.dgdr_conversion.convert` for a DynamoGraphDeploymentRequest and
+  `k8s.webhook.dgd_conversion.convert` for a DynamoGraphDeployment (the one webhook both CRDs name).
 - `GET /healthz`.
 
 `WebhookServer(tls)` serves them (`await start(host, port) -> base URL`, `await stop()`);
 `install(store, base_url, ca_bundle)` registers them on an emulated cluster's store;
 `registrations(base_url, ca_bundle)` gives the Mutating/ValidatingWebhookConfiguration objects of
-k8s/manifests/webhooks.yaml pointed at a URL with the CA bundle, and `crd_with_conversion` the
-DGDR CRD with its conversion webhook pointed the same way (for an emulated cluster, where the API
-server reaches dgdr by URL rather than through a Service).
+k8s/manifests/webhooks.yaml pointed at a URL with the CA bundle, and `crd_with_conversion` a CRD
+(DGDR or DGD) with the conversion webhook of its shipped manifest pointed the same way (for an
+emulated cluster, where the API server reaches dgdr by URL rather than through a Service; the
+emulator alone installs the DGD CRD with `strategy: None`, see `k8s.emulator.resources`).
 
 Failure semantics: a body that is not a review of the expected kind is answered 400 with a text
 message (the API server then applies the webhook's failurePolicy); a DGDR the converter refuses is
@@ -40,6 +43,7 @@ from aiohttp import web
 from dgdr.domain.admission import review
 from dgdr.domain.errors import ConfigurationError, RequestRejected
 from dgdr.domain.spec import DYNAMO_VERSION
+from k8s.webhook import dgd_conversion
 from k8s.webhook.dgdr_conversion import V1ALPHA1, convert
 from k8s.webhook.tls import TlsFiles
 
@@ -121,11 +125,18 @@ def _denied(uid: str, message: str) -> Obj:
     }
 
 
+def convert_any(obj: Any, desired: str) -> Obj:
+    """`obj` in `desired`, by the converter of its kind (DGD, else DGDR)."""
+    if isinstance(obj, dict) and obj.get("kind") == dgd_conversion.KIND:
+        return dgd_conversion.convert(obj, desired)
+    return convert(obj, desired)
+
+
 def conversion_response(request: Obj) -> Obj:
     """The ConversionResponse for a ConversionRequest."""
     desired = str(request.get("desiredAPIVersion", ""))
     try:
-        converted = [convert(obj, desired) for obj in request.get("objects") or []]
+        converted = [convert_any(obj, desired) for obj in request.get("objects") or []]
     except RequestRejected as exc:
         return {
             "uid": request["uid"],
@@ -254,9 +265,22 @@ def registrations(base_url: str, ca_bundle: str) -> list[Obj]:
     return out
 
 
+def shipped_conversion(crd_name: str) -> Obj:
+    """The `spec.conversion` of the CRD `crd_name` as k8s/manifests ships it (Webhook, by Service)."""
+    for path in (MANIFESTS / "dgdr-crd.yaml", MANIFESTS / "dgd-crd.yaml"):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if isinstance(doc, dict) and (doc.get("metadata") or {}).get("name") == crd_name:
+                conversion: Obj = doc["spec"]["conversion"]
+                return conversion
+    raise ConfigurationError(f"k8s/manifests has no CRD {crd_name}")
+
+
 def crd_with_conversion(crd: Obj, base_url: str, ca_bundle: str) -> Obj:
-    """`crd` with its conversion webhook calling `base_url` directly."""
+    """`crd` with its conversion webhook calling `base_url` directly: the webhook its shipped
+    manifest names, also when `crd` was installed without it (`strategy: None`)."""
     out = copy.deepcopy(crd)
+    if (out["spec"].get("conversion") or {}).get("strategy") != "Webhook":
+        out["spec"]["conversion"] = copy.deepcopy(shipped_conversion(out["metadata"]["name"]))
     webhook = out["spec"]["conversion"]["webhook"]
     webhook["clientConfig"] = _url_client_config(webhook["clientConfig"], base_url, ca_bundle)
     (out.get("metadata") or {}).pop("annotations", None)
@@ -286,16 +310,18 @@ class ObjectStore(Protocol):
 
 
 DGDR_CRD = "dynamographdeploymentrequests.nvidia.com"
+DGD_CRD = "dynamographdeployments.nvidia.com"
 CRD_GVR = ("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 
 
 async def install(store: ObjectStore, base_url: str, ca_bundle: str) -> None:
-    """Register the webhooks and the DGDR CRD's conversion webhook, calling `base_url`."""
+    """Register the webhooks and the DGDR and DGD CRDs' conversion webhook, calling `base_url`."""
     for doc in registrations(base_url, ca_bundle):
         await store.apply(doc, field_manager="dgdr")
-    crd = store.get(*CRD_GVR, None, DGDR_CRD)
-    if crd is None:
-        raise ConfigurationError(
-            f"the cluster has no CRD {DGDR_CRD} to point at the conversion webhook"
-        )
-    await store.replace(*CRD_GVR, None, DGDR_CRD, crd_with_conversion(crd, base_url, ca_bundle))
+    for name in (DGDR_CRD, DGD_CRD):
+        crd = store.get(*CRD_GVR, None, name)
+        if crd is None:
+            raise ConfigurationError(
+                f"the cluster has no CRD {name} to point at the conversion webhook"
+            )
+        await store.replace(*CRD_GVR, None, name, crd_with_conversion(crd, base_url, ca_bundle))

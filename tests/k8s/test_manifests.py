@@ -105,6 +105,16 @@ def test_dgd_crd_has_state_enum_and_columns() -> None:
     assert [c["name"] for c in version["additionalPrinterColumns"]] == ["Ready", "Backend", "Age"]
 
 
+def test_the_dgd_crd_is_converted_by_the_dgdr_crds_webhook() -> None:
+    (dgd,) = load("dgd-crd.yaml")
+    (dgdr,) = load("dgdr-crd.yaml")
+    assert dgd["spec"]["conversion"]["strategy"] == "Webhook"
+    assert dgd["spec"]["conversion"] == dgdr["spec"]["conversion"]
+    assert dgd["metadata"]["annotations"] == dgdr["metadata"]["annotations"]  # cainjector
+    storage = [v["name"] for v in dgd["spec"]["versions"] if v["storage"]]
+    assert storage == ["v1beta1"]
+
+
 def test_rbac_never_deletes_and_leases_stay_namespaced() -> None:
     docs = load("rbac.yaml")
     cluster_role = next(d for d in docs if d["kind"] == "ClusterRole")

@@ -22,6 +22,7 @@ from k8s.emulator import ApiError, Emulator
 from k8s.webhook import server as webhook_server
 from k8s.webhook import tls
 from k8s.webhook.server import DEFAULT_IMAGE, WebhookServer, install, registrations
+from tests.support import until
 
 from .conftest import Kubectl, dgdr_manifest
 
@@ -336,3 +337,156 @@ async def test_a_v1alpha1_watch_ends_with_an_error_when_conversion_fails(hooked:
         assert error["type"] == "ERROR" and error["object"]["code"] == 500
         assert "conversion webhook" in error["object"]["message"]
         assert await asyncio.wait_for(resp.content.read(), 10) == b""  # and the stream ends
+
+
+# --------------------------------------------------------------------------- DGD conversion
+
+DGD = ("nvidia.com", "v1beta1", "dynamographdeployments")
+DGD_ALPHA = "dynamographdeployments.v1alpha1.nvidia.com"
+
+
+def beta_dgd(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "nvidia.com/v1beta1",
+        "kind": "DynamoGraphDeployment",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "backendFramework": "vllm",
+            "components": [
+                {
+                    "name": "VllmWorker",
+                    "type": "worker",
+                    "replicas": 2,
+                    "frontendSidecar": "fe",
+                    "podTemplate": {
+                        "spec": {
+                            "containers": [
+                                {
+                                    "name": "main",
+                                    "image": "img:1",
+                                    "resources": {"limits": {"nvidia.com/gpu": "1"}},
+                                }
+                            ]
+                        }
+                    },
+                },
+                {"name": "Frontend", "type": "frontend", "replicas": 1},
+            ],
+        },
+    }
+
+
+def dgd_state(emu: Emulator, name: str) -> Any:
+    obj = emu.store.get(*DGD, "default", name)
+    return obj is not None and (obj.get("status") or {}).get("state")
+
+
+async def test_a_v1beta1_dgd_reads_back_as_v1alpha1_with_services(
+    hooked: Hooked, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    from sim import convert_dgd
+
+    emu = hooked.emu
+    applied = await kubectl("apply", "-f", write(tmp_path, "d.yaml", beta_dgd("d")))
+    assert applied.code == 0, applied.text
+    await until(lambda: dgd_state(emu, "d") == "successful")
+    stored = emu.store.get(*DGD, "default", "d")
+    assert stored is not None and stored["apiVersion"] == "nvidia.com/v1beta1"
+    assert "components" in stored["status"]
+
+    got = await kubectl("get", DGD_ALPHA, "d", "-o", "json")
+    assert got.code == 0, got.text
+    alpha = json.loads(got.out)
+    assert alpha["apiVersion"] == "nvidia.com/v1alpha1"
+    assert alpha["spec"] == convert_dgd(stored, "nvidia.com/v1alpha1")[0]["spec"]
+    assert alpha["spec"]["services"]["VllmWorker"]["replicas"] == 2
+    assert alpha["spec"]["services"]["VllmWorker"]["resources"] == {"limits": {"gpu": "1"}}
+    assert alpha["spec"]["services"]["Frontend"] == {"componentType": "frontend", "replicas": 1}
+    assert alpha["status"]["services"]["VllmWorker"]["componentName"] == "d-vllmworker"
+    assert alpha["status"]["state"] == "successful"
+
+    table = await kubectl("get", DGD_ALPHA)
+    assert table.code == 0, table.text
+    assert table.out.splitlines()[1].split()[:3] == ["d", "True", "vllm"]
+
+    # an edit in v1alpha1 keeps what v1alpha1 cannot hold (frontendSidecar, the order)
+    patched = await kubectl(
+        "patch", DGD_ALPHA, "d", "--type", "merge",
+        "-p", json.dumps({"spec": {"services": {"Frontend": {"replicas": 3}}}}),
+    )  # fmt: skip
+    assert patched.code == 0, patched.text
+    after = emu.store.get(*DGD, "default", "d")
+    assert after is not None
+    expected = beta_dgd("d")["spec"]
+    expected["components"][1]["replicas"] = 3
+    assert after["spec"] == expected
+
+
+async def test_a_v1alpha1_dgd_is_stored_as_v1beta1_and_reads_back_the_same(
+    hooked: Hooked, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    from sim import convert_dgd
+
+    emu = hooked.emu
+    alpha = {
+        "apiVersion": "nvidia.com/v1alpha1",
+        "kind": "DynamoGraphDeployment",
+        "metadata": {"name": "a", "namespace": "default"},
+        "spec": {
+            "backendFramework": "sglang",
+            "pvcs": [{"name": "models"}],
+            "services": {
+                "Frontend": {"componentType": "frontend", "replicas": 1},
+                "decode": {
+                    "componentType": "worker",
+                    "subComponentType": "decode",
+                    "replicas": 2,
+                    "dynamoNamespace": "ns-1",
+                },
+            },
+        },
+    }
+    path = write(tmp_path, "a.yaml", alpha)
+    applied = await kubectl("apply", "-f", path)
+    assert applied.code == 0, applied.text
+    stored = emu.store.get(*DGD, "default", "a")
+    assert stored is not None and stored["apiVersion"] == "nvidia.com/v1beta1"
+    assert stored["spec"] == convert_dgd(alpha, "nvidia.com/v1beta1")[0]["spec"]
+    assert [c["name"] for c in stored["spec"]["components"]] == ["Frontend", "decode"]
+    assert stored["spec"]["components"][1]["type"] == "decode"
+    await until(lambda: dgd_state(emu, "a") == "successful")
+
+    beta = json.loads((await kubectl("get", "dgd", "a", "-o", "json")).out)
+    assert beta["apiVersion"] == "nvidia.com/v1beta1" and "components" in beta["spec"]
+    back = json.loads((await kubectl("get", DGD_ALPHA, "a", "-o", "json")).out)
+    assert back["spec"] == alpha["spec"]  # pvcs and dynamoNamespace kept through v1beta1
+    assert set(back["status"]["services"]) == {"Frontend", "decode"}
+    again = await kubectl("apply", "-f", path)  # kubectl's three-way patch, in v1alpha1
+    assert again.code == 0 and "unchanged" in again.out, again.text
+
+
+async def test_without_dgdrs_webhook_server_the_dgd_crd_converts_nothing(emu: Emulator) -> None:
+    crd = emu.store.get("apiextensions.k8s.io", "v1", "customresourcedefinitions", None,
+                        "dynamographdeployments.nvidia.com")  # fmt: skip
+    assert crd is not None and crd["spec"]["conversion"] == {"strategy": "None"}
+    await emu.store.create(
+        "nvidia.com", "v1alpha1", "dynamographdeployments", "default",
+        {"apiVersion": "nvidia.com/v1alpha1", "kind": "DynamoGraphDeployment",
+         "metadata": {"name": "plain"}, "spec": {"services": {"Frontend": {"replicas": 1}}}},
+    )  # fmt: skip
+    status, got, _ = await http(
+        emu, "GET", "/apis/nvidia.com/v1alpha1/namespaces/default/dynamographdeployments/plain"
+    )
+    assert status == 200 and got["spec"]["services"] == {"Frontend": {"replicas": 1}}
+
+
+async def test_a_v1alpha1_dgd_without_services_gets_a_status_once_converted(
+    hooked: Hooked,
+) -> None:
+    status, _, _ = await http(
+        hooked.emu, "POST", "/apis/nvidia.com/v1alpha1/namespaces/default/dynamographdeployments",
+        {"apiVersion": "nvidia.com/v1alpha1", "kind": "DynamoGraphDeployment",
+         "metadata": {"name": "empty"}, "spec": {"backendFramework": "vllm"}},
+    )  # fmt: skip
+    assert status == 201
+    await until(lambda: dgd_state(hooked.emu, "empty") == "successful")

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from k8s.emulator.resources import load_crd_manifests
+from k8s.emulator.resources import emulator_crds, load_crd_manifests
 from k8s.webhook import tls
 from k8s.webhook.server import (
     CONVERT_PATH,
@@ -132,6 +132,37 @@ async def test_conversion_review(server: WebhookServer) -> None:
     assert failed["result"]["status"] == "Failure" and failed["convertedObjects"] == []
 
 
+async def test_conversion_review_converts_dgds_and_dgdrs_by_kind(server: WebhookServer) -> None:
+    dgd = {
+        "apiVersion": "nvidia.com/v1beta1",
+        "kind": "DynamoGraphDeployment",
+        "metadata": {"name": "d", "namespace": "default"},
+        "spec": {"backendFramework": "vllm", "components": [{"name": "Frontend", "replicas": 1}]},
+    }
+    dgdr = {
+        "apiVersion": "nvidia.com/v1beta1",
+        "kind": "DynamoGraphDeploymentRequest",
+        "metadata": {"name": "q", "namespace": "default"},
+        "spec": {"model": "m", "backend": "vllm", "image": "i:1"},
+    }
+    review = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "ConversionReview",
+        "request": {
+            "uid": "c-2", "desiredAPIVersion": "nvidia.com/v1alpha1", "objects": [dgd, dgdr],
+        },
+    }  # fmt: skip
+    response = (await post(server, CONVERT_PATH, review))["response"]
+    assert response["result"] == {"status": "Success"}
+    alpha_dgd, alpha_dgdr = response["convertedObjects"]
+    assert alpha_dgd["apiVersion"] == "nvidia.com/v1alpha1"
+    assert alpha_dgd["spec"] == {
+        "backendFramework": "vllm",
+        "services": {"Frontend": {"replicas": 1}},
+    }
+    assert alpha_dgdr["spec"]["profilingConfig"]["profilerImage"] == "i:1"
+
+
 async def test_bad_bodies_get_400(server: WebhookServer) -> None:
     status, text = await post(server, VALIDATE_PATH, {"kind": "Nope"})
     assert status == 400 and "AdmissionReview" in text
@@ -158,6 +189,16 @@ def test_registrations_point_at_the_url_with_the_ca_bundle() -> None:
     converted = crd_with_conversion(crd, "https://127.0.0.1:9443", "Q0E=")
     config = converted["spec"]["conversion"]["webhook"]["clientConfig"]
     assert config == {"url": "https://127.0.0.1:9443/convert", "caBundle": "Q0E="}
+    # the DGD CRD as the emulator alone installs it (strategy None) gets its manifest's webhook
+    (dgd_crd,) = [
+        c for c in emulator_crds() if c["spec"]["names"]["kind"] == "DynamoGraphDeployment"
+    ]
+    assert dgd_crd["spec"]["conversion"] == {"strategy": "None"}
+    dgd_converted = crd_with_conversion(dgd_crd, "https://127.0.0.1:9443", "Q0E=")
+    assert dgd_converted["spec"]["conversion"] == {
+        "strategy": "Webhook",
+        "webhook": {"conversionReviewVersions": ["v1"], "clientConfig": config},
+    }
     versions = {v["name"]: v for v in crd["spec"]["versions"]}
     assert versions["v1beta1"]["storage"] is True and versions["v1alpha1"]["storage"] is False
     assert versions["v1alpha1"]["deprecationWarning"] == (
