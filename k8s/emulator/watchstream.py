@@ -7,7 +7,8 @@ ADDED or DELETED for that watcher, as on the real server); `allowWatchBookmarks`
 the current resourceVersion every `bookmark_interval` seconds when the watcher is caught up);
 `sendInitialEvents=true` (the initial ADDED events, then a BOOKMARK annotated
 `k8s.io/initial-events-end`); `timeoutSeconds`; Table or PartialObjectMetadata event objects when
-the Accept header asks for them.
+the Accept header asks for them. Queued events always go first: a bookmark that falls due while
+events wait (a busy event loop) is sent once they are written.
 
 Failure semantics: a resourceVersion older than the kept history gives an HTTP 200 stream with
 one ERROR event (a Status with code 410, reason Expired) and then the end of the stream, as the
@@ -108,7 +109,13 @@ async def serve_watch(
             if bookmarks:
                 wait = min(wait, max(0.0, next_bookmark - now))
             try:
-                event = await asyncio.wait_for(watcher.queue.get(), wait)
+                # An event already queued is taken without waiting: `wait` is 0 once a bookmark
+                # is due, and `wait_for(queue.get(), 0)` times out without taking an item that is
+                # there, so the watch would spin (no event, no bookmark) until its timeout.
+                if watcher.queue.empty():
+                    event = await asyncio.wait_for(watcher.queue.get(), wait)
+                else:
+                    event = watcher.queue.get_nowait()
             except TimeoutError:
                 transport = request.transport
                 if transport is None or transport.is_closing():

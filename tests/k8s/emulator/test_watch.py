@@ -1,11 +1,13 @@
 """Watches: replay from a resourceVersion, synthetic ADDED, bookmarks, 410 Gone after compaction
 or history overflow, selectors (objects leaving the selection are DELETED), timeoutSeconds,
-sendInitialEvents, and clean closes on expire_watches() and server stop."""
+sendInitialEvents, clean closes on expire_watches() and server stop, and events that wait while a
+bookmark is due (a busy event loop) still delivered."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import aiohttp
@@ -14,6 +16,7 @@ from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from k8s.emulator import Emulator
+from k8s.emulator.store import WriteOptions
 
 from .conftest import dgdr_manifest
 
@@ -180,3 +183,31 @@ async def test_expire_watches_and_stop_close_streams(emu: Emulator) -> None:
             assert json.loads(line)["type"] == "ADDED"
             await emu.stop()
             assert await read_events(resp) == []
+
+
+async def test_events_waiting_when_a_bookmark_is_due_are_delivered(emu: Emulator) -> None:
+    """Two changes are queued for a caught-up watcher, then the event loop is kept busy past the
+    next bookmark (as under CPU load). The stream must still deliver both. It used to deliver
+    nothing more: with a bookmark due the serving loop waited 0 s for the queue, and
+    `asyncio.wait_for(queue.get(), 0)` times out without taking an item that is there; the
+    bookmark is only sent once the queue is empty, so the deadline never moved and the watch
+    spun until its timeoutSeconds while its client saw neither events nor bookmarks."""
+    interval = 0.2  # the emu fixture's bookmark_interval
+    rt = emu.store.resource_type("", "v1", "configmaps")
+    path = "/api/v1/namespaces/default/configmaps"
+    query = f"watch=1&allowWatchBookmarks=true&resourceVersion={emu.store.resource_version}"
+    async with (
+        aiohttp.ClientSession(emu.url) as http,
+        http.get(f"{path}?{query}&timeoutSeconds=2") as resp,
+    ):
+        line = await asyncio.wait_for(resp.content.readline(), 2)
+        assert json.loads(line)["type"] == "BOOKMARK"  # caught up: the next one is due soon
+        for name in ("a", "b"):
+            emu.store.do_create(rt, "default", {"metadata": {"name": name}}, WriteOptions())
+        # Block the event loop on purpose (as CPU load does): the bookmark falls due, both queued.
+        time.sleep(interval * 1.5)  # noqa: ASYNC251
+        events = await read_events(resp)  # until the server ends the stream
+    assert [
+        (e["type"], e["object"]["metadata"]["name"]) for e in events if e["type"] != "BOOKMARK"
+    ] == [("ADDED", "a"), ("ADDED", "b")]
+    assert any(e["type"] == "BOOKMARK" for e in events)  # and bookmarks go on once caught up
