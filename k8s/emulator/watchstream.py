@@ -109,13 +109,7 @@ async def serve_watch(
             if bookmarks:
                 wait = min(wait, max(0.0, next_bookmark - now))
             try:
-                # An event already queued is taken without waiting: `wait` is 0 once a bookmark
-                # is due, and `wait_for(queue.get(), 0)` times out without taking an item that is
-                # there, so the watch would spin (no event, no bookmark) until its timeout.
-                if watcher.queue.empty():
-                    event = await asyncio.wait_for(watcher.queue.get(), wait)
-                else:
-                    event = watcher.queue.get_nowait()
+                event = await _next_event(watcher.queue, wait)
             except TimeoutError:
                 transport = request.transport
                 if transport is None or transport.is_closing():
@@ -144,6 +138,16 @@ async def serve_watch(
     finally:
         store.unwatch(watcher)
     return resp
+
+
+async def _next_event(queue: asyncio.Queue[Event | None], wait: float) -> Event | None:
+    """The next event: one already queued at once, else the next within `wait` seconds
+    (TimeoutError). `wait` is 0 once a bookmark is due, and `wait_for(queue.get(), 0)` times out
+    without taking an item that is there, so the watch would spin (no event, no bookmark) until
+    its timeout."""
+    if not queue.empty():
+        return queue.get_nowait()
+    return await asyncio.wait_for(queue.get(), wait)
 
 
 async def _send(resp: web.StreamResponse, kind: str, obj: dict[str, Any]) -> None:
