@@ -7,13 +7,17 @@ Kubernetes admission webhook (`review`) answers `allowed: false` with the same m
   (`dgdr.domain.spec.check_manifest`; the spec module's docstring lists them);
 - `searchStrategy: thorough` with `backend: auto` (Dynamo's webhook), on create, and on update when
   the stored spec did not already have it;
-- on update, a spec change while the stored object's phase is Profiling, Deploying or Deployed
-  (Dynamo's webhook): "spec updates are forbidden while the resource is in phase 'Profiling';
-  delete and recreate the resource to change its spec". Skipped for an object being deleted.
+- on update, a spec change while the stored object's phase is Profiling, Ready, Deploying or
+  Deployed (Dynamo's webhook at main): "spec updates are forbidden while the resource is in phase
+  'Profiling'; delete and recreate the resource to change its spec". Skipped for an object being
+  deleted. As in Dynamo, a DGDR stored with `autoApply: false` that is Ready may still turn autoApply
+  on and set `runtimeVersionOverride` (nothing else); Dynamo also lets such a DGDR set
+  `runtimeVersionOverride` while Profiling, which this refuses (a profiling run here cannot take a
+  new spec; it is allowed again once Ready).
 Metadata-only changes and deletes are always admitted. Dynamo's webhook at main (2026-08) also
-refuses what this does not (yet): a spec change in Ready (but for turning autoApply on or setting
-runtimeVersionOverride), `runtimeVersionOverride` missing when `image` has no semantic-version tag,
-and `hardware` missing when the operator's GPU discovery is disabled (a deployment setting). Everything else is admitted and stored; the
+refuses what this does not (yet): `runtimeVersionOverride` missing when `image` has no
+semantic-version tag, and `hardware` missing when the operator's GPU discovery is disabled (a
+deployment setting). Everything else is admitted and stored; the
 rules Dynamo checks later (`dgdr.domain.spec.semantic_errors`, hardware resolution) fail the stored
 DGDR with `ValidationFailed` instead.
 
@@ -38,7 +42,9 @@ from dgdr.domain.spec import (
 Operation = Literal["CREATE", "UPDATE", "DELETE"]
 
 # Phases in which Dynamo's validating webhook forbids a spec change (old object's phase).
-SPEC_FROZEN_PHASES = ("Profiling", "Deploying", "Deployed")
+SPEC_FROZEN_PHASES = ("Profiling", "Ready", "Deploying", "Deployed")
+# What a Ready DGDR stored with autoApply false may still change (Dynamo: a deferred deployment).
+DEFERRED_FIELDS = ("autoApply", "runtimeVersionOverride")
 
 
 @dataclass(frozen=True)
@@ -86,7 +92,12 @@ def review_apply(
     typed = parsed if isinstance(parsed, DGDRSpec) else check_spec(dict(spec))
     if isinstance(typed, list):
         return Review.refuse(typed)
-    if old_phase in SPEC_FROZEN_PHASES and old_spec is not None and dict(old_spec) != dict(spec):
+    if (
+        old_phase in SPEC_FROZEN_PHASES
+        and old_spec is not None
+        and dict(old_spec) != dict(spec)
+        and not _deferred_update(old_spec, spec, old_phase)
+    ):
         return Review.refuse(
             [FieldError("spec", frozen_message(old_phase).removeprefix("spec "))],
             frozen_message(old_phase),
@@ -95,6 +106,18 @@ def review_apply(
     if thorough_needs_backend(typed) and not (old_spec is not None and _thorough_auto(old_spec)):
         return Review.refuse([THOROUGH_WITH_AUTO])
     return Review.allow()
+
+
+def _deferred_update(old_spec: Mapping[str, Any], spec: Mapping[str, Any], old_phase: str) -> bool:
+    """Dynamo's exception to the freeze: a Ready DGDR stored with `autoApply: false` may turn
+    autoApply on and set `runtimeVersionOverride`, every other field unchanged."""
+    if old_phase != "Ready" or old_spec.get("autoApply") is not False:
+        return False
+
+    def rest(s: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in s.items() if k not in DEFERRED_FIELDS}
+
+    return rest(old_spec) == rest(spec)
 
 
 def _thorough_auto(spec: Mapping[str, Any]) -> bool:

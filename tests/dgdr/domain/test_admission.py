@@ -66,7 +66,7 @@ def test_a_dynamo_manifest_is_admitted_or_refused_as_dynamo_does(path: Path) -> 
 @pytest.mark.parametrize(
     "phase", ["Pending", "Profiling", "Ready", "Deploying", "Deployed", "Failed"]
 )
-def test_the_webhook_forbids_a_spec_change_only_in_profiling_deploying_and_deployed(
+def test_the_webhook_forbids_a_spec_change_only_in_profiling_ready_deploying_and_deployed(
     path: Path, phase: str
 ) -> None:
     old = _load(path)
@@ -96,7 +96,7 @@ def test_thorough_with_auto_is_refused_on_create_and_when_an_update_brings_it() 
     new = copy.deepcopy(old)
     new["spec"].update(backend="auto", searchStrategy="thorough")
     assert not review("CREATE", new).allowed
-    for phase in ("Pending", "Ready", "Failed"):
+    for phase in ("Pending", "Failed"):
         result = review("UPDATE", new, old, phase)
         assert not result.allowed and [e.field for e in result.errors] == ["spec.searchStrategy"]
     # an update that keeps what the stored object already had is admitted; the profiler fails it
@@ -104,6 +104,30 @@ def test_thorough_with_auto_is_refused_on_create_and_when_an_update_brings_it() 
     kept["spec"]["image"] = "nvcr.io/nvidia/ai-dynamo/dynamo-planner:1.5.0"
     assert review("UPDATE", kept, new, "Failed").allowed
     assert isinstance(parse_spec(kept["spec"]), list)
+
+
+def test_a_ready_dgdr_waiting_for_review_may_turn_auto_apply_on_and_set_the_runtime_version() -> (
+    None
+):
+    old = _load(DATA / "e2e-webhook-valid-minimal.yaml")
+    old["spec"]["autoApply"] = False
+    deploy = copy.deepcopy(old)
+    deploy["spec"].update(autoApply=True, runtimeVersionOverride="1.4.1")
+    assert review("UPDATE", deploy, old, "Ready").allowed
+    assert not review("UPDATE", deploy, old, "Deployed").allowed  # only while Ready
+    other = copy.deepcopy(deploy)
+    other["spec"]["model"] = "Qwen/Qwen3-8B"
+    refused = review("UPDATE", other, old, "Ready")
+    assert not refused.allowed and refused.reason == "SpecChangeRejected"
+    auto = copy.deepcopy(old)
+    auto["spec"]["autoApply"] = True
+    del auto["spec"]["autoApply"]  # turned on by leaving it to its default
+    assert review("UPDATE", auto, old, "Ready").allowed
+    stored_auto = copy.deepcopy(old)
+    stored_auto["spec"]["autoApply"] = True
+    retag = copy.deepcopy(stored_auto)
+    retag["spec"]["runtimeVersionOverride"] = "1.4.1"
+    assert not review("UPDATE", retag, stored_auto, "Ready").allowed  # not a deferred deployment
 
 
 def test_an_update_is_checked_against_the_schema_whatever_the_phase() -> None:

@@ -145,8 +145,9 @@ def test_create_refused_at_admission_records_nothing_and_names_every_field() -> 
 def test_thorough_with_backend_auto_is_refused_on_create_and_when_an_update_brings_it() -> None:
     refused = given().when(apply(THOROUGH_AUTO)).then_rejected("Invalid", "concrete backend")
     assert refused.invalid and [e.field for e in refused.errors] == ["spec.searchStrategy"]
-    for variant in ("Pending", "Ready", "Failed"):
+    for variant in ("Pending", "Failed"):
         given(history(variant)).when(apply(THOROUGH_AUTO)).then_rejected("Invalid")
+    given(history("Ready")).when(apply(THOROUGH_AUTO)).then_rejected("SpecChangeRejected")
 
 
 def test_a_stored_thorough_auto_spec_may_be_kept_and_fails_validation() -> None:
@@ -420,8 +421,8 @@ def test_ready_and_auto_apply_turned_on_by_removing_the_false_deploys() -> None:
     given(history("Ready")).when(apply(SPEC)).then_types("AutoApplyEnabled", "DeploymentStarted")
 
 
-def test_ready_and_another_spec_change_goes_back_to_pending() -> None:
-    changed = {**MANUAL, "model": "Qwen/Qwen3-8B"}
+def test_ready_and_a_new_runtime_version_goes_back_to_pending() -> None:
+    changed = {**MANUAL, "runtimeVersionOverride": "1.4.1"}
     state = (
         given(history("Ready"))
         .when(apply(changed))
@@ -435,10 +436,20 @@ def test_ready_and_another_spec_change_goes_back_to_pending() -> None:
     assert state.dgd_name is None and state.job_name is None and state.profiling_phase is None
 
 
-def test_ready_and_auto_apply_on_plus_another_change_reprofiles() -> None:
-    changed = {**AUTO, "model": "Qwen/Qwen3-8B"}
+def test_ready_and_auto_apply_on_with_a_new_runtime_version_reprofiles() -> None:
+    changed = {**AUTO, "runtimeVersionOverride": "1.4.1"}
     state = given(history("Ready")).when(apply(changed)).then_types("SpecUpdated", "Validated")
     assert state.phase == "Pending"
+
+
+def test_ready_and_any_other_spec_change_is_refused_as_dynamos_webhook_does() -> None:
+    changed = {**MANUAL, "model": "Qwen/Qwen3-8B"}
+    refused = given(history("Ready")).when(apply(changed)).decision
+    assert isinstance(refused, Rejection) and refused.reason == "SpecChangeRejected"
+    assert refused.message == (
+        "spec updates are forbidden while the resource is in phase 'Ready'; "
+        "delete and recreate the resource to change its spec"
+    )
 
 
 def test_pending_and_spec_change_revalidates() -> None:
@@ -639,9 +650,10 @@ def test_the_state_holds_the_typed_spec_and_hardware_and_the_selected_config() -
     assert state.resolved_hardware is not None
     assert state.resolved_hardware.to_dict() == RESOLVED_HW == state.hardware
     assert state.selected_config == SELECTED and state.additional_resources == ()
-    updated = given(apply(MANUAL), start(), result(), apply({**MANUAL, "image": "x"})).state
+    retagged = {**MANUAL, "runtimeVersionOverride": "1.4.1"}
+    updated = given(apply(MANUAL), start(), result(), apply(retagged)).state
     assert updated.selected_config is None and updated.parsed_spec is not None
-    assert updated.parsed_spec.image == "x"
+    assert updated.parsed_spec.runtime_version_override == "1.4.1"
     assert given(apply(INVALID)).state.parsed_spec is None
 
 

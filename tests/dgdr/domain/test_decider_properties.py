@@ -199,7 +199,7 @@ class DGDRLifecycle(RuleBasedStateMachine):
         assert decision == []
         reach("identical re-apply decided nothing")
 
-    @precondition(lambda self: self.state.phase in ("Pending", "Ready", "Failed"))
+    @precondition(lambda self: self.state.phase in ("Pending", "Failed"))
     @rule(n=st.integers(REQUEST_MEMORY - 4, REQUEST_MEMORY + 4))
     def burst_of_spec_changes(self, n: int) -> None:
         """Many requests in a row: the oldest fall out of the memory's window."""
@@ -222,7 +222,10 @@ class DGDRLifecycle(RuleBasedStateMachine):
             assert not isinstance(decision, Rejection)
             assert [e.type for e in decision] == ["AutoApplyEnabled", "DeploymentStarted"]
             reach("autoApply turned on in Ready")
-        if phase in ("Profiling", "Deploying", "Deployed"):
+        frozen = phase in ("Profiling", "Deploying", "Deployed") or (
+            phase == "Ready" and not spec["autoApply"]  # Ready may only turn autoApply on
+        )
+        if frozen:
             assert isinstance(decision, Rejection) and decision.reason == "SpecChangeRejected"
             assert f"'{phase}'" in decision.message
             reach("spec change refused while immutable")

@@ -64,6 +64,7 @@ def representative_commands(state: State) -> list[Command]:
         apply(SPEC),
         apply(MANUAL),
         apply(AUTO),
+        apply({**MANUAL, "runtimeVersionOverride": "1.4.1"}),  # what Ready may still change
         apply(OTHER),
         apply(INVALID),
         apply(NO_SKU),
