@@ -2,8 +2,9 @@
 
 Pure. Owns `ResolvedHardware` (the typed facts every later step uses: the decider's state, the
 profiler, the DGD) and `resolve_hardware`. A fact the spec states wins over a discovered one; both are
-validated by the spec's own `Hardware` model, so a raw product name (`NVIDIA-H100-80GB-HBM3`) is
-mapped to its SKU in exactly one place. A missing GPU SKU is a `FieldError` naming
+validated by the spec's own `Hardware` model, so a raw product name a cluster reports
+(`NVIDIA-H100-80GB-HBM3`) is mapped to its SKU in exactly one place (a spec that names one is refused
+at admission, as the CRD's enum refuses it). A missing GPU SKU is a `FieldError` naming
 `spec.hardware.gpuSku` and its valid values, never a guess; GPUs per node default to 8 (a DGX/HGX
 node) and the total to one node. The `Validated` event records `ResolvedHardware.to_dict()`.
 """
