@@ -106,12 +106,6 @@ Milliseconds = Annotated[
     PlainSerializer(lambda v: v),
     WithJsonSchema({"type": "number"}),
 ]
-Int32 = Annotated[
-    int,
-    PlainValidator(whole_number(*INT32, "int32")),
-    PlainSerializer(lambda v: v),
-    WithJsonSchema({"type": "integer", "format": "int32"}),
-]
 Tokens = Annotated[
     int,
     PlainValidator(whole_number(INT32[0], MAX_TOKENS, "at most 10M tokens")),

@@ -158,12 +158,17 @@ async def real_kube(nats_server: EmbeddedNatsServer) -> AsyncIterator[Kube]:
         await api.close()
 
 
-@pytest.fixture
-async def kube(nats_server: EmbeddedNatsServer, tmp_path: Path) -> AsyncIterator[Kube]:
+@contextlib.asynccontextmanager
+async def emulated_kube(
+    nats_server: EmbeddedNatsServer, tmp_path: Path, crds: list[dict[str, Any]] | None = None
+) -> AsyncIterator[Kube]:
+    """The service and the adapter against a fresh emulator (2 H200 nodes) with `crds` installed
+    (None: the emulator's default, our own CRDs)."""
     emulator = Emulator(
         nodes=gpu_nodes(2, "NVIDIA-H200-141GB-HBM3", 8, 143771),
         dgd_ready_delay=0.3,
         job_runner=run_profiling_job,
+        crds=crds,
     )
     await emulator.start(port=0)
     kubeconfig = tmp_path / "kubeconfig"
@@ -177,3 +182,9 @@ async def kube(nats_server: EmbeddedNatsServer, tmp_path: Path) -> AsyncIterator
         await kube.stop()
         await api.close()
         await emulator.stop()
+
+
+@pytest.fixture
+async def kube(nats_server: EmbeddedNatsServer, tmp_path: Path) -> AsyncIterator[Kube]:
+    async with emulated_kube(nats_server, tmp_path) as running:
+        yield running

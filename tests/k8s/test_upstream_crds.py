@@ -30,14 +30,12 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from events.server import EmbeddedNatsServer
-from k8s.emulated_jobs import run_profiling_job
-from k8s.emulator import Emulator, cel, gpu_nodes, schema
+from k8s.emulator import Emulator, cel, schema
 from k8s.emulator.controllers import dgd_status
 from k8s.emulator.resources import load_crd_manifests
-from k8s.kube import connect
 from tests.support import manifest, until
 
-from .conftest import EXAMPLES, Kube
+from .conftest import EXAMPLES, Kube, emulated_kube
 from .test_kubectl import kubectl
 
 pytestmark = pytest.mark.timeout(120)
@@ -246,24 +244,8 @@ def test_templates_are_there() -> None:
 async def crd_kube(
     request: pytest.FixtureRequest, nats_server: EmbeddedNatsServer, tmp_path: Path
 ) -> AsyncIterator[Kube]:
-    emulator = Emulator(
-        nodes=gpu_nodes(2, "NVIDIA-H200-141GB-HBM3", 8, 143771),
-        dgd_ready_delay=0.3,
-        job_runner=run_profiling_job,
-        crds=crds_for(request.param),
-    )
-    await emulator.start(port=0)
-    kubeconfig = tmp_path / "kubeconfig"
-    emulator.write_kubeconfig(kubeconfig)
-    api = await connect(kubeconfig)
-    kube = Kube(emulator, kubeconfig, api, nats_server)
-    try:
-        await kube.start()
-        yield kube
-    finally:
-        await kube.stop()
-        await api.close()
-        await emulator.stop()
+    async with emulated_kube(nats_server, tmp_path, crds_for(request.param)) as running:
+        yield running
 
 
 async def test_the_kubectl_flow_with_either_crd_set(crd_kube: Kube) -> None:
