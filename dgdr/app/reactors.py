@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -299,8 +300,9 @@ class Reactor:
 
 
 class ProfilingWorker:
-    def __init__(self, handler: CommandHandler) -> None:
+    def __init__(self, handler: CommandHandler, model_dirs: tuple[Path, ...] = ()) -> None:
         self.handler = handler
+        self.model_dirs = model_dirs  # where spec.model may name a local config.json
 
     async def on_message(self, msg: Any) -> None:
         import sim
@@ -333,7 +335,12 @@ class ProfilingWorker:
 
         try:
             result = await sim.profile_async(
-                state.parsed_spec, state.resolved_hardware, report=step, name=name, namespace=ns
+                state.parsed_spec,
+                state.resolved_hardware,
+                report=step,
+                name=name,
+                namespace=ns,
+                model_dirs=self.model_dirs,
             )
         except ProfilingError as exc:
             await report(failure_command(uid, gen, corr, exc.sub_phase, exc.message))

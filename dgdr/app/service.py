@@ -22,6 +22,7 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -63,6 +64,8 @@ class ServiceConfig:
     roles: frozenset[str] = ROLES
     # Where DGDs go and GPU facts come from; None → the simulated cluster in NATS KV.
     target: Callable[[JetStreamContext], DeploymentTarget] | None = None
+    # The only directories whose config.json `spec.model` may name as a local path (`--model-dir`).
+    model_dirs: tuple[Path, ...] = ()
 
 
 def _field_error(field_name: str, message: str) -> dict[str, str]:
@@ -102,7 +105,7 @@ class Service:
         reactor = Reactor(self.handler, js, self.cluster)
         if isinstance(self.cluster, ProfilingJobs) and "reactor" in self.config.roles:
             self.cluster.attach_profiling(reactor)
-        worker = ProfilingWorker(self.handler)
+        worker = ProfilingWorker(self.handler, self.config.model_dirs)
         projector = self.projector
 
         async def project(msg: Any) -> None:
@@ -210,13 +213,13 @@ class Service:
             return {}
         return await self.cluster.discover_hardware()
 
-    @staticmethod
-    def _model_refusal(spec: DGDRSpec | list[FieldError]) -> str | None:
+    def _model_refusal(self, spec: DGDRSpec | list[FieldError]) -> str | None:
         """Why the profiler cannot take `spec.model` (neither estimate it nor size Dynamo's naive
-        configuration for it); None when it can, or when the spec is invalid anyway."""
+        configuration for it, or a path outside the model directories, never opened); None when
+        it can, or when the spec is invalid anyway."""
         from sim import model_refusal
 
-        return None if isinstance(spec, list) else model_refusal(spec)
+        return None if isinstance(spec, list) else model_refusal(spec, self.config.model_dirs)
 
     async def _process(self, subject: str, data: bytes, request_id: str) -> Outcome:
         assert self.handler is not None and self.cluster is not None
@@ -281,15 +284,18 @@ class Service:
         return outcome
 
 
-def _local_model(spec: DGDRSpec | list[FieldError] | dict[str, Any]) -> str | None:
-    """`spec.model` when it is a path to a Hugging Face config.json on this machine (the parsed
+def _local_model(
+    spec: DGDRSpec | list[FieldError] | dict[str, Any], model_dirs: tuple[Path, ...]
+) -> str | None:
+    """`spec.model` when it is a path to a Hugging Face config.json under `model_dirs` (the parsed
     spec, or a raw spec dict)."""
     from sim import local_config_path
 
     if isinstance(spec, list):
         return None
     model = spec.model if isinstance(spec, DGDRSpec) else spec.get("model")
-    return model if isinstance(model, str) and local_config_path(model) is not None else None
+    found = isinstance(model, str) and local_config_path(model, model_dirs) is not None
+    return model if found else None
 
 
 def _events_key(msg: Any) -> str:
