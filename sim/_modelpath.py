@@ -12,7 +12,8 @@ Owns the rule, in three steps, each done before the next touches anything:
 3. `_walk`: the path is followed one component at a time from its model directory, each symbolic
    link's target checked to stay under a model directory before it is looked at, so a link that
    leaves them is refused without its target being touched. What is read afterwards is the walked
-   path (no symbolic links left in it), so what is read is what was checked.
+   path (no symbolic links left in it), so what is read is what was checked (a model directory's
+   writers are the operator's: a link swapped in between the check and the read is not guarded).
 
 `model_dirs=None` lifts the rule: offline commands (`dgdr profile`, `dgdr simulate`) run as the
 user on their own machine, so any path they name is theirs to read; given `--model-dir`, they judge
