@@ -102,9 +102,6 @@ def read_commit(
 
     if aggregate is None:
         return broken(f"subject {subject} is not {s.EVENTS_PREFIX}.<namespace>.<name>.<uid>")
-    reason = _header_problem(headers, aggregate, seq)
-    if reason:
-        return broken(reason)
     try:
         envelopes = _envelopes(data)
     except _Unreadable as exc:
@@ -113,6 +110,9 @@ def read_commit(
         reason = _envelope_problem(env, aggregate)
         if reason:
             return broken(reason)
+    reason = _header_problem(headers, aggregate, seq)
+    if reason:
+        return broken(reason)
     return Commit(aggregate, envelopes, seq=seq, expected=expected, commit_id=commit_id)
 
 
@@ -170,7 +170,8 @@ def _envelope_problem(env: Envelope, aggregate: AggregateId) -> str | None:
         written = event_payload(env.event)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "payload"
+        loc = first["loc"][1:] if first["loc"][:1] == (env.type,) else first["loc"]
+        where = ".".join(str(p) for p in loc) or "payload"
         return f"{env.type} does not validate: {where}: {first['msg']}"
     for key, value in env.payload.items():
         if written.get(key) != value:
