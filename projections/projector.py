@@ -112,14 +112,15 @@ class Projector:
         else:
             self._remember(key, obj, await self.kv.create(key, encode(obj)))
 
-    async def _refold(self, aggregate: AggregateId) -> tuple[Status | None, list[Damage]]:
-        """The name's status folded from its whole stored history, and the damage found."""
+    async def _refold(self, aggregate: AggregateId) -> tuple[Status | None, list[Commit]]:
+        """The name's status folded from its whole stored history, and the messages not folded
+        (as damaged commits)."""
         obj: Status | None = None
-        found: list[Damage] = []
+        found: list[Commit] = []
         for commit in await self.store.history(aggregate.namespace, aggregate.name):
             obj, damage = fold_commit(obj, commit)
             if damage is not None:
-                found.append(damage)
+                found.append(commit if commit.damage else mark_illegal(commit, damage.reason))
         return obj, found
 
     async def _record_illegal(self, commit: Commit, damage: Damage | None) -> None:
@@ -160,9 +161,9 @@ class Projector:
                     return
             else:
                 new, found = await self._refold(agg)
-                await self._record_illegal(
-                    commit, next((d for d in found if d.seq == commit.seq), None)
-                )
+                for damaged in found:  # what this write covers is not folded here again
+                    if damaged.seq > rv:
+                        await self._quarantine(damaged)
                 if (new is None and current is None) or (
                     new is not None and resource_version(new) <= rv
                 ):
