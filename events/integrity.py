@@ -107,7 +107,10 @@ def read_commit(
     except _Unreadable as exc:
         return broken(str(exc))
     for env in envelopes:
-        reason = _envelope_problem(env, aggregate)
+        try:
+            reason = _envelope_problem(env, aggregate)
+        except (ValueError, TypeError, RecursionError) as exc:  # e.g. nesting too deep to dump
+            reason = f"{env.type} cannot be read back: {exc}"
         if reason:
             return broken(reason)
     reason = _header_problem(headers, aggregate, seq)

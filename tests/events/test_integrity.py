@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from dgdr.app.states import NOTHING, Loaded, fold_commits
 from dgdr.domain.decider import decide, evolve, initial_state
 from dgdr.domain.model import (
+    EVENT_TYPES,
     Command,
     Created,
     DeploymentDeleted,
@@ -21,6 +22,7 @@ from dgdr.domain.model import (
     Event,
     Rejection,
     State,
+    event_payload,
 )
 from events import subjects
 from events.envelope import AggregateId, Commit, wrap
@@ -178,6 +180,40 @@ def test_an_unknown_type_or_newer_schema_is_damaged_not_raised() -> None:
         raw["events"][0][field] = value
         commit = Stored(json.dumps(raw).encode(), SUBJECT, ready.headers, 5).read()
         assert commit.damage is not None and reason in commit.damage.reason
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(event_type=st.sampled_from([*EVENT_TYPES, "Nope"]), payload=JSON, envelope=JSON)
+def test_any_json_in_an_envelope_is_read_without_raising(
+    event_type: str, payload: Any, envelope: Any
+) -> None:
+    ready = json.loads(stored_events([READY], 5).data)["events"][0]
+    for item in (envelope, {**ready, "type": event_type, "payload": payload}):
+        data = json.dumps({"events": [item]}).encode()
+        commit = Stored(data, SUBJECT, headers(5), 5).read()
+        if commit.damage is None:  # then every field it has is what the service would write
+            (env,) = commit.envelopes
+            written = event_payload(env.event)
+            assert all(written[key] == value for key, value in env.payload.items())
+
+
+def test_a_payload_nested_too_deep_to_read_back_is_damaged_not_raised() -> None:
+    deep: dict[str, Any] = {}
+    inner = deep
+    for _ in range(900):
+        inner["a"] = inner = {}
+    created = stored_events([Created(spec={"model": "m"})], 1)
+    commit = with_payload(created, spec={"model": "m", "overrides": {"dgd": deep}}).read()
+    assert commit.damage is not None and "cannot be read back" in commit.damage.reason
 
 
 def test_a_subject_that_names_no_dgdr_is_damage_of_no_aggregate() -> None:
