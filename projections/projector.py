@@ -3,7 +3,8 @@
 `apply(commit)` is idempotent and order-tolerant. The KV value's `metadata.resourceVersion` says which
 commit was folded last: a commit at or below it is skipped (redelivery is harmless); a commit whose
 expected sequence equals it is folded directly (the usual case); anything else (a gap, a deleted key,
-a new incarnation of a name, a damaged message) is repaired by re-folding the name's stored history.
+a new incarnation of a name, a damaged message) is repaired by folding the name's stored messages
+after the current value onto it (its whole stored history when there is no value).
 Every write is a compare-and-swap on the KV revision, so two projector replicas never move a value
 backwards; a lost CAS re-reads and tries again.
 
@@ -112,12 +113,18 @@ class Projector:
         else:
             self._remember(key, obj, await self.kv.create(key, encode(obj)))
 
-    async def _refold(self, aggregate: AggregateId) -> tuple[Status | None, list[Commit]]:
-        """The name's status folded from its whole stored history, and the messages not folded
-        (as damaged commits)."""
-        obj: Status | None = None
+    async def _refold(
+        self, aggregate: AggregateId, current: Status | None
+    ) -> tuple[Status | None, list[Commit]]:
+        """The name's status brought up to its last stored message: the messages after the
+        current object folded onto it (it is the exact fold up to its resourceVersion), or the
+        whole stored history when there is no object; and the messages not folded (as damaged
+        commits). One pass covers every message stored so far, so a burst of messages on a name
+        costs one repair, not one per message."""
+        obj = current
         found: list[Commit] = []
-        for commit in await self.store.history(aggregate.namespace, aggregate.name):
+        after = resource_version(current)
+        for commit in await self.store.history(aggregate.namespace, aggregate.name, after=after):
             obj, damage = fold_commit(obj, commit)
             if damage is not None:
                 found.append(commit if commit.damage else mark_illegal(commit, damage.reason))
@@ -160,7 +167,7 @@ class Projector:
                 if new is current:
                     return
             else:
-                new, found = await self._refold(agg)
+                new, found = await self._refold(agg, current)
                 for damaged in found:  # what this write covers is not folded here again
                     if damaged.seq > rv:
                         await self._quarantine(damaged)

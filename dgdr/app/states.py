@@ -31,8 +31,8 @@ from events.integrity import illegal, mark_illegal
 @dataclass(frozen=True)
 class Loaded:
     """The incarnation `aggregate` of a name (None: no history) folded up to the message at
-    sequence `version` (the last of the name read, folded or not); `damage` lists the messages of
-    this incarnation that were not folded."""
+    sequence `version` (the last of the name read, folded or not); `damage` lists the last
+    messages of this incarnation that were not folded (at most `MAX_DAMAGE_HELD`)."""
 
     aggregate: AggregateId | None
     state: State
@@ -41,6 +41,8 @@ class Loaded:
 
 
 NOTHING = Loaded(None, initial_state(), 0)
+# The most recent damage a `Loaded` keeps (a flood of forged messages must not grow the cache).
+MAX_DAMAGE_HELD = 16
 
 
 def verified(loaded: Loaded, commit: Commit) -> Commit:
@@ -65,7 +67,7 @@ def fold_commits(loaded: Loaded, commits: list[Commit]) -> Loaded:
         version = max(version, commit.seq)
         if commit.damage is not None:
             if commit.aggregate == aggregate and not state.is_terminal:
-                damage = (*damage, commit.damage)
+                damage = (*damage, commit.damage)[-MAX_DAMAGE_HELD:]
             continue
         if commit.aggregate != aggregate or state.is_terminal:  # a new incarnation
             aggregate, state, damage = commit.aggregate, initial_state(), ()

@@ -158,3 +158,20 @@ async def test_damage_on_a_subject_of_no_live_incarnation_changes_no_status(wire
     rebuilt, damaged = await w.projector.rebuild_report()
     assert rebuilt == await w.projector.values()
     assert set(damaged) == {"", subjects.status_key("default", "p")}
+
+
+async def test_a_burst_of_garbage_is_repaired_in_one_pass(wired: Wired) -> None:
+    w = wired
+    agg = await profiling(w, "flooded")
+    subject = subjects.events_subject("default", "flooded", agg.uid)
+    seqs = [(await w.js.publish(subject, f"junk {i}".encode())).seq for i in range(50)]
+    first, *_ = await w.store.history("default", "flooded", after=seqs[0] - 1)
+    await w.projector.apply(first)  # one delivery folds (past) every message stored so far
+    obj = await w.status("flooded")
+    assert obj["metadata"]["resourceVersion"] == str(seqs[-1])
+    assert f"sequence {seqs[-1]}" in condition(obj, "HistoryIntact")["message"]  # type: ignore[index]
+    assert len(await w.quarantined()) == 50
+    async for commit in w.store.read_all(after=seqs[0]):  # the other deliveries change nothing
+        await w.projector.apply(commit)
+    assert await w.status("flooded") == obj and len(await w.quarantined()) == 50
+    assert await w.projector.rebuild() == await w.projector.values()
