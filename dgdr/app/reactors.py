@@ -22,7 +22,8 @@ replica counts), so a repeated observation is recognised as the last one.
 
 The profiling worker pulls jobs and runs the rapid profiler on the DGDR's typed spec and hardware
 (`sim.profile_async`): each sub-phase is reported as it happens, then the result or the failure, as
-commands with deterministic ids (`profiling:<uid>:<gen>:<step>`). Only a `ProfilingError` (the user's
+commands with deterministic ids (`profiling:<uid>:<gen>:<step>`). A message on the jobs stream that is
+not a job (not JSON, a field missing) is logged and dropped. Only a `ProfilingError` (the user's
 case) is recorded as `ProfilingFailed`; any other exception is a bug (or an outage): it is logged
 with its traceback and raised, so the consumer redelivers the job with backoff. A worker killed
 half-way leaves the job unacknowledged; it is redelivered, the steps already recorded decide nothing,
@@ -330,9 +331,17 @@ class ProfilingWorker:
     async def on_message(self, msg: Any) -> None:
         import sim
 
-        job = json.loads(msg.data)
-        ns, name, uid, gen = job["namespace"], job["name"], job["uid"], int(job["generation"])
-        corr = job.get("correlationId")
+        try:
+            job = json.loads(msg.data)
+            ns, name, uid, gen = job["namespace"], job["name"], job["uid"], int(job["generation"])
+            corr = job.get("correlationId")
+            if not all(isinstance(v, str) for v in (ns, name, uid)):
+                raise TypeError("namespace, name and uid must be strings")
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+            # the service publishes every job; one it cannot read is dropped, not retried forever
+            log.warning("message on the jobs stream is not a job; dropped", subject=msg.subject,
+                        error=repr(exc)[:200])  # fmt: skip
+            return
         bound = log.bind(namespace=ns, name=name, uid=uid, generation=gen)
         loaded = await self.handler.refresh(ns, name, self.handler.current(ns, name))
         state = loaded.state

@@ -180,3 +180,18 @@ async def test_a_redelivered_job_replays_its_steps_without_a_warning(
     assert [e for e in logs if e["log_level"] == "warning"] == []
     replayed = [e for e in logs if e["event"].startswith("profiling step recorded before")]
     assert replayed, "the replayed steps are logged at debug"
+
+
+@pytest.mark.timeout(30)
+async def test_a_message_that_is_not_a_job_is_dropped_with_a_warning() -> None:
+    trace: list[str] = []
+    store, worker, _ = await profiling(trace)
+    before = await types(store)
+    with structlog.testing.capture_logs() as logs:
+        for data in (b"\x00garbage", b"[]", b'{"namespace": "default"}', b'{"namespace": 1, '
+                     b'"name": "p", "uid": "u", "generation": 1}'):  # fmt: skip
+            await worker.on_message(JobMessage(data))  # returns: acknowledged, not redelivered
+    assert await types(store) == before
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == [
+        "message on the jobs stream is not a job; dropped"
+    ] * 4
