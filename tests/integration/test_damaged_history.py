@@ -10,11 +10,12 @@ from typing import Any
 
 from nats.js import JetStreamContext
 
+from dgdr.app.service import Service
 from dgdr.client import DAMAGED, DgdrClient
 from events import subjects
 from events.integrity import H_EXPECTED, H_EXPECTED_SUBJECT, H_MSG_ID
 from events.quarantine import DEAD_LETTER_STREAM, QUARANTINE_PREFIX
-from tests.integration.conftest import Running, manifest
+from tests.integration.conftest import Running, fast_config, manifest
 from tests.support import until
 
 NAME = "victim"
@@ -139,3 +140,40 @@ async def test_forged_and_garbage_events_are_never_folded_and_break_nothing_else
 
 async def _gone(c: DgdrClient) -> bool:
     return await c.get(NAME) is None
+
+
+async def test_a_restart_that_replays_damaged_history_gives_the_same_status(
+    running: Running,
+) -> None:
+    c: DgdrClient = running.client
+    js = c.nc.jetstream()
+    assert (await c.apply(manifest(NAME)))["status"] == "accepted"
+    deployed = await c.wait(NAME, phase="Deployed", timeout=60)
+    uid = deployed["metadata"]["uid"]
+    garbage = await js.publish(subjects.events_subject("default", NAME, uid), b"\xfe\xff")
+    await js.publish("dgdr.evt.nameless", b"{}")
+    await until(lambda: consumers_settled(js), timeout=30, what="no consumer backlog")
+    before = await c.get(NAME)
+    assert history_condition(before) is not None
+
+    # the projection is thrown away and replayed from the first event by a new service
+    await running.service.stop()
+    await js.delete_consumer(subjects.EVENTS_STREAM, "dgdr-projector")
+    await js.purge_stream(f"KV_{subjects.STATUS_BUCKET}")
+    service = Service(fast_config(running.server.url))
+    await service.start()  # start-up checks pass on a store holding damaged messages
+    try:
+        await until(lambda: consumers_settled(js), timeout=30, what="the replay")
+        replayed = await until(lambda: c.get(NAME), timeout=30, what="the replayed status")
+        assert replayed == before
+        assert replayed["metadata"]["resourceVersion"] == str(garbage.seq)
+        assert await quarantined(js) == {
+            f"{QUARANTINE_PREFIX}.{garbage.seq}": 1,
+            f"{QUARANTINE_PREFIX}.{garbage.seq + 1}": 1,
+        }
+        assert (await c.apply(manifest("after-restart")))["status"] == "accepted"
+        await c.wait("after-restart", phase="Deployed", timeout=60)
+        assert service.projector is not None
+        assert await service.projector.rebuild() == await service.projector.values()
+    finally:
+        await service.stop()
