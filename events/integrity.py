@@ -51,6 +51,7 @@ H_EXPECTED_SUBJECT = "Nats-Expected-Last-Subject-Sequence-Subject"
 # A message on a subject that names no DGDR is attributed to this (no DGDR has an empty name).
 NO_AGGREGATE = AggregateId("", "", "")
 PREVIEW_BYTES = 160
+MAX_REASON = 400
 
 
 def preview(raw: bytes, limit: int = PREVIEW_BYTES) -> str:
@@ -75,7 +76,8 @@ def aggregate_of(subject: str) -> AggregateId | None:
 def damaged(
     aggregate: AggregateId, *, seq: int, subject: str, reason: str, raw: bytes, **fields: Any
 ) -> Commit:
-    return Commit(aggregate, [], seq=seq, damage=Damage(seq, subject, reason), raw=raw, **fields)
+    damage = Damage(seq, subject, reason[:MAX_REASON])
+    return Commit(aggregate, [], seq=seq, damage=damage, raw=raw, **fields)
 
 
 def read_commit(
@@ -86,8 +88,7 @@ def read_commit(
     headers = headers or {}
     aggregate = aggregate_of(subject)
     commit_id = headers.get(H_MSG_ID, "")
-    expected_text = headers.get(H_EXPECTED, "")
-    expected = int(expected_text) if expected_text.isdigit() else 0
+    expected = _sequence(headers.get(H_EXPECTED)) or 0
 
     def broken(reason: str) -> Commit:
         return damaged(
@@ -123,18 +124,23 @@ class _Unreadable(Exception):
     pass
 
 
+def _sequence(text: str | None) -> int | None:
+    return int(text) if text is not None and text.isascii() and text.isdigit() else None
+
+
 def _header_problem(headers: Mapping[str, str], aggregate: AggregateId, seq: int) -> str | None:
     if not headers.get(H_MSG_ID):
         return f"no {H_MSG_ID} header: the service writes every commit with its commit id"
     expected = headers.get(H_EXPECTED)
     if expected is None:
         return f"no {H_EXPECTED} header: the service writes every commit with its concurrency check"
-    if not expected.isdigit() or int(expected) >= seq:
-        return f"{H_EXPECTED} {expected!r} is not a sequence before {seq}"
+    sequence = _sequence(expected)
+    if sequence is None or sequence >= seq:
+        return f"{H_EXPECTED} {expected[:40]!r} is not a sequence before {seq}"
     scope = s.name_subjects(aggregate.namespace, aggregate.name)
     if headers.get(H_EXPECTED_SUBJECT) != scope:
         return (
-            f"{H_EXPECTED_SUBJECT} is {headers.get(H_EXPECTED_SUBJECT)!r}, not {scope}: the "
+            f"{H_EXPECTED_SUBJECT} is {headers.get(H_EXPECTED_SUBJECT, '')[:200]!r}, not {scope}: the "
             "commit was not checked against the name's history"
         )
     return None

@@ -134,6 +134,10 @@ def test_any_bytes_on_a_dgdr_subject_are_damage_that_is_never_folded(
             "is not a sequence before",
         ),
         (
+            lambda m: Stored(m.data, m.subject, {**m.headers, H_EXPECTED: "²"}, m.seq),
+            "is not a sequence before",
+        ),
+        (
             lambda m: Stored(
                 m.data, m.subject, {**m.headers, H_EXPECTED_SUBJECT: m.subject}, m.seq
             ),
@@ -204,6 +208,27 @@ def test_any_json_in_an_envelope_is_read_without_raising(
             (env,) = commit.envelopes
             written = event_payload(env.event)
             assert all(written[key] == value for key, value in env.payload.items())
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    extra=st.dictionaries(
+        st.sampled_from([H_MSG_ID, H_EXPECTED, H_EXPECTED_SUBJECT, "Other"]), st.text(max_size=12)
+    )
+)
+def test_any_headers_are_read_without_raising(extra: dict[str, str]) -> None:
+    ready = stored_events([READY], 5)
+    commit = Stored(ready.data, SUBJECT, {**ready.headers, **extra}, 5).read()
+    merged = {**ready.headers, **extra}
+    expected = merged[H_EXPECTED]
+    sound = (
+        merged[H_MSG_ID] != ""
+        and expected.isascii()
+        and expected.isdigit()
+        and int(expected) < 5
+        and merged[H_EXPECTED_SUBJECT] == ready.headers[H_EXPECTED_SUBJECT]
+    )
+    assert (commit.damage is None) == sound, commit.damage
 
 
 def test_a_payload_nested_too_deep_to_read_back_is_damaged_not_raised() -> None:
