@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, assert_never
 
 from dgdr.domain import machine
-from dgdr.domain.describe import describe
+from dgdr.domain.describe import HISTORY_DAMAGED, describe
 from dgdr.domain.errors import InvalidHistory
 from dgdr.domain.model import (
     EVENT_TYPES,
@@ -65,7 +65,6 @@ CONDITION_ORDER = (
 )
 # Our condition, present only once a stored message of the DGDR could not be folded (`mark_damaged`).
 HISTORY_INTACT = "HistoryIntact"
-HISTORY_DAMAGED = "HistoryDamaged"
 # Our condition beside Dynamo's: whether the pick meets the SLA as the profiler estimated it (Unknown
 # when nothing could estimate the model and Dynamo's naive configuration was picked).
 SLA_CONDITION: dict[str, tuple[str, str]] = {

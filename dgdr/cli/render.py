@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dgdr.client import DgdrObject, HistoryEntry
-from dgdr.domain.describe import Description
+from dgdr.domain.describe import Description, describe_damage
 from dgdr.domain.describe import describe as describe_event
 from dgdr.domain.model import event_from_payload
 
@@ -97,11 +97,7 @@ def describe_stored(stored: HistoryEntry) -> Description:
     cannot read (written by a newer dgdr) is named by its type rather than failing the command; a
     damaged message is a warning with its reason and its bytes."""
     if "damaged" in stored:
-        message = (
-            f"not folded: {stored['damaged']}; stored on {stored.get('subject', '')}: "
-            f"{stored.get('raw', '')!r}"
-        )
-        return Description("Warning", "HistoryDamaged", message)
+        return describe_damage(stored["damaged"], stored.get("subject", ""), stored.get("raw", ""))
     try:
         event = event_from_payload(stored["type"], stored.get("payload", {}))
     except ValidationError:
