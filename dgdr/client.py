@@ -9,7 +9,8 @@
 cannot be missed; a retry with the same request id is deduplicated by the stream and by the domain.
 Typed results: `apply`/`delete` return a `RequestOutcome` (the outcome message of the NATS contract,
 `dgdr.res.<request-id>`); `get`/`list`/`wait` return the DGDR object as `kubectl get -o json` shows it
-(`DgdrObject`); `history` returns `HistoryEntry`s (a stored event envelope with its stream sequence).
+(`DgdrObject`); `history` returns `HistoryEntry`s (a stored event envelope with its stream sequence,
+or a stored message that is not folded, shown as such: it never fails for what is stored).
 Errors: `ServerUnavailable` (nothing answers), `WaitTimeout` (no outcome or state in time),
 `ConfigurationError` (the service's streams do not exist yet: start `dgdr up`). A rejected request is an
 outcome, not an exception; `raise_for_outcome` turns it into `RequestRejected` for callers who want that.
@@ -23,7 +24,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, Literal, TypedDict, cast
+from typing import Any, Literal, NotRequired, TypedDict, cast
 
 import yaml
 from nats.aio.client import Client
@@ -35,6 +36,8 @@ from dgdr.domain.errors import ConfigurationError, RequestRejected, WaitTimeout
 from dgdr.domain.spec import API_VERSION, KIND
 from events import subjects as s
 from events.connection import ConnectOptions, connect
+from events.envelope import Commit
+from events.integrity import preview, verify_history
 from events.jetstream import JetStreamEventStore, bucket_keys
 
 DgdrObject = dict[str, Any]
@@ -69,7 +72,12 @@ class AggregateRef(TypedDict):
 
 
 class HistoryEntry(TypedDict):
-    """One stored event: its envelope and the stream sequence of the commit that holds it."""
+    """One stored event: its envelope and the stream sequence of the commit that holds it.
+
+    A stored message that is not folded (`events.integrity`: it does not decode or validate, lacks
+    the service's headers, or is not a legal transition) is one entry of type `DAMAGED`, with no
+    event: its `subject`, the `damaged` reason, and the stored bytes (`raw`, escaped, truncated);
+    its aggregate is the one its subject names."""
 
     sequence: int
     id: str
@@ -80,6 +88,42 @@ class HistoryEntry(TypedDict):
     causationId: str | None
     correlationId: str | None
     payload: dict[str, Any]
+    subject: NotRequired[str]
+    damaged: NotRequired[str]
+    raw: NotRequired[str]
+
+
+DAMAGED = "(damaged)"
+
+
+def history_entries(commits: builtins.list[Commit]) -> builtins.list[HistoryEntry]:
+    """The entries of a name's stored history (every incarnation, in order), each message
+    verified as every fold verifies it."""
+    out: builtins.list[HistoryEntry] = []
+    for c in verify_history(commits):
+        if c.damage is None:
+            out.extend(
+                cast(HistoryEntry, {"sequence": c.seq, **env.to_dict()}) for env in c.envelopes
+            )
+            continue
+        agg = c.aggregate
+        out.append(
+            {
+                "sequence": c.seq,
+                "id": c.commit_id,
+                "type": DAMAGED,
+                "schemaVersion": 0,
+                "aggregate": {"namespace": agg.namespace, "name": agg.name, "uid": agg.uid},
+                "time": "",
+                "causationId": None,
+                "correlationId": None,
+                "payload": {},
+                "subject": c.damage.subject,
+                "damaged": c.damage.reason,
+                "raw": preview(c.raw),
+            }
+        )
+    return out
 
 
 NOT_RUNNING = "the dgdr service has not set up NATS at {url} yet: start it with `dgdr up`"
@@ -337,8 +381,4 @@ class DgdrClient:
             commits = await store.history(namespace or self.namespace, name)
         except NotFoundError as exc:
             raise ConfigurationError(NOT_RUNNING.format(url=self.options.safe_url)) from exc
-        return [
-            cast(HistoryEntry, {"sequence": c.seq, **env.to_dict()})
-            for c in commits
-            for env in c.envelopes
-        ]
+        return history_entries(commits)

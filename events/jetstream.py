@@ -5,6 +5,9 @@ and purge, no rollups; one message per decision (atomic); `Nats-Msg-Id` = commit
 `Nats-Expected-Last-Subject-Sequence` checked against `dgdr.evt.<ns>.<name>.*` (every incarnation of
 the name) through `Nats-Expected-Last-Subject-Sequence-Subject`.
 
+Reads (`latest`, `load`, `history`, `read_all`) never raise for what is stored: each message is
+verified (`events.integrity`) and one that is not a valid commit is returned damaged, in its place.
+
 Failure semantics: a stale expectation raises `ConcurrencyConflict`. nats-server 2.15 answers a retried
 publish (same Msg-Id, same expectation, after a lost ack) with error 10071 instead of a duplicate ack,
 so after 10071 the subject's last message id is compared with ours: equal means our earlier attempt
@@ -34,11 +37,9 @@ from nats.js.kv import KeyValue
 from dgdr.domain.errors import ConcurrencyConflict, IncompatibleStream
 from events import subjects as s
 from events.envelope import AggregateId, Commit, Envelope
+from events.integrity import H_EXPECTED, H_EXPECTED_SUBJECT, H_MSG_ID, read_commit
 
 WRONG_LAST_SEQUENCE = 10071
-H_MSG_ID = "Nats-Msg-Id"
-H_EXPECTED = "Nats-Expected-Last-Subject-Sequence"
-H_EXPECTED_SUBJECT = "Nats-Expected-Last-Subject-Sequence-Subject"
 DUPLICATE_WINDOW_S = 120.0
 
 
@@ -146,13 +147,13 @@ async def bucket_keys(js: JetStreamContext, bucket: str, pattern: str = ">") -> 
 
 def decode_message(msg: Any, seq: int | None = None) -> Commit:
     """The commit stored in a `DGDR_EVENTS` message: a direct get (`msg.seq`) or a consumer
-    delivery (pass its stream sequence as `seq`)."""
-    headers = msg.headers or {}
-    return Commit.decode(
-        msg.data,
+    delivery (pass its stream sequence as `seq`). Verified by `events.integrity.read_commit`:
+    a message that is not a valid commit comes back damaged (never raises)."""
+    return read_commit(
+        msg.data or b"",
+        subject=str(msg.subject),
+        headers=msg.headers,
         seq=int(msg.seq if seq is None else seq),
-        expected=int(headers.get(H_EXPECTED, 0)),
-        commit_id=headers.get(H_MSG_ID, ""),
     )
 
 
@@ -214,8 +215,8 @@ class JetStreamEventStore:
             s.events_subject(aggregate.namespace, aggregate.name, aggregate.uid), after
         )
 
-    async def history(self, namespace: str, name: str) -> list[Commit]:
-        return await self._scan(s.name_subjects(namespace, name), 0)
+    async def history(self, namespace: str, name: str, after: int = 0) -> list[Commit]:
+        return await self._scan(s.name_subjects(namespace, name), after)
 
     async def last_sequence(self) -> int:
         info = await self.js.stream_info(s.EVENTS_STREAM)

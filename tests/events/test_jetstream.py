@@ -72,7 +72,11 @@ async def test_old_schema_version_is_upcast_on_read(nats_server: EmbeddedNatsSer
     await js.publish(
         subjects.events_subject("default", "old", agg.uid),
         json.dumps(v1).encode(),
-        headers={"Nats-Msg-Id": "c"},
+        headers={
+            "Nats-Msg-Id": "c",
+            "Nats-Expected-Last-Subject-Sequence": "0",
+            "Nats-Expected-Last-Subject-Sequence-Subject": subjects.name_subjects("default", "old"),
+        },
     )
     (commit,) = await JetStreamEventStore(nc).load(agg)
     env = commit.envelopes[0]
