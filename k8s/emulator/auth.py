@@ -9,6 +9,8 @@ Authentication is by bearer token, from a table the emulator keeps:
   `kubectl create token` through the TokenRequest subresource) is
   `system:serviceaccount:<namespace>:<name>`, whose requests RBAC judges;
 - any other token is refused with 401 Unauthorized, as kube-apiserver refuses it.
+kubectl sends no bearer token over plain http (the emulator's), so kubectl is always the admin;
+kubernetes-asyncio sends it, so the service's client is judged.
 
 `request_attributes(method, path, query, user)` parses a URL as kube-apiserver's
 RequestInfoFactory does (from the URL alone, before routing, so a refused request never learns
