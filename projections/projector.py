@@ -5,7 +5,8 @@ commit was folded last: a commit at or below it is skipped (redelivery is harmle
 expected sequence equals it is folded directly (the usual case); anything else (a gap, a deleted key,
 a new incarnation of a name) is repaired by re-folding the name's current incarnation from the store.
 Every write is a compare-and-swap on the KV revision, so two projector replicas never move a value
-backwards; a lost CAS re-reads and tries again.
+backwards; a lost CAS (on update, create or delete: an expected race) re-reads and tries again,
+logged at debug.
 
 `rebuild()` recomputes every key from the stream into a dict of canonical bytes (for the check that a
 rebuild equals the live bucket); `check_not_ahead()` refuses to start when a value claims a sequence
@@ -19,17 +20,26 @@ from typing import Any
 
 import structlog
 from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import BadRequestError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from dgdr.domain.errors import ProjectionAheadOfStore, StoreError
 from events import subjects as s
 from events.envelope import Commit
-from events.jetstream import bucket_keys
+from events.jetstream import WRONG_LAST_SEQUENCE, bucket_keys
 from events.store import EventStore
 from projections.status import encode, project
 
 log = structlog.get_logger("dgdr.projector")
+
+
+def is_cas_conflict(exc: Exception) -> bool:
+    """Whether a KV write failed only because the key moved on (another writer won the race):
+    `update`/`create` raise nats-py's KeyWrongLastSequenceError or KeyNotFoundError, but `delete`
+    with `last=` raises a plain BadRequestError with JetStream's error code 10071."""
+    if isinstance(exc, KeyWrongLastSequenceError | KeyNotFoundError):
+        return True
+    return isinstance(exc, BadRequestError) and exc.err_code == WRONG_LAST_SEQUENCE
 
 
 def resource_version(obj: dict[str, Any] | None) -> int:
@@ -118,7 +128,10 @@ class Projector:
                     return
             try:
                 await self._write(key, new, revision)
-            except (KeyWrongLastSequenceError, KeyNotFoundError):
+            except (KeyWrongLastSequenceError, KeyNotFoundError, BadRequestError) as exc:
+                if not is_cas_conflict(exc):
+                    raise
+                log.debug("status changed meanwhile; reading it again", key=key, seq=commit.seq)
                 self._cache.pop(key, None)
                 continue
             log.debug(

@@ -13,8 +13,13 @@ import pytest
 from dgdr.domain.errors import IncompatibleStream, NatsServerNotFound, UnknownEvent
 from events import server as server_module
 from events import subjects
-from events.envelope import AggregateId, upcast
-from events.jetstream import JetStreamEventStore, ensure_layout, events_stream_config
+from events.envelope import AggregateId, Commit, Envelope, upcast
+from events.jetstream import (
+    CommitTooLarge,
+    JetStreamEventStore,
+    ensure_layout,
+    events_stream_config,
+)
 from events.server import EmbeddedNatsServer
 
 
@@ -79,6 +84,31 @@ async def test_old_schema_version_is_upcast_on_read(nats_server: EmbeddedNatsSer
     assert env.schema_version == 2
     assert env.payload == {"subPhase": "SweepingPrefill", "message": "old format"}
     assert env.event.sub_phase == "SweepingPrefill"  # type: ignore[union-attr]
+    await nc.close()
+
+
+async def test_a_commit_over_the_max_payload_is_refused_before_it_is_sent(
+    nats_server: EmbeddedNatsServer,
+) -> None:
+    """Over the max payload with its headers only: sent, the server would close the connection."""
+    nc = await nats.connect(nats_server.url)
+    await ensure_layout(nc.jetstream())
+    store = JetStreamEventStore(nc)
+    agg = AggregateId("default", "huge", str(uuid.uuid4()))
+
+    def envelope(blob: int) -> Envelope:
+        return Envelope(
+            "e1", "Created", 1, agg, "2026-01-01T00:00:00Z", "c", None, {"b": "y" * blob}
+        )
+
+    overhead = len(Commit(agg, [envelope(0)]).encode())
+    just_under = envelope(nc.max_payload - overhead - 10)  # the body fits, the headers do not
+    assert len(Commit(agg, [just_under]).encode()) < nc.max_payload
+    for envelopes in ([just_under], [envelope(2 * nc.max_payload)]):
+        with pytest.raises(CommitTooLarge, match=f"max payload is {nc.max_payload} bytes"):
+            await store.append(agg, envelopes, expected=0, commit_id="c")
+    assert nc.is_connected
+    assert await store.latest("default", "huge") is None
     await nc.close()
 
 
