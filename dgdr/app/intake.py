@@ -5,7 +5,7 @@ fails, and how a dead letter is kept. Pure functions; `dgdr.app.service` does th
 - `failure_action`: retry a failed request or give up on it (dead-letter it and answer `rejected`,
   reason `InternalError`): failures that say NATS is unavailable (`TRANSIENT`) get more deliveries
   than the others (a bug, a damaged history), which no retry will fix;
-- `dead_letter_headers`: a dead letter's headers, each one line and bounded;
+- `dead_letter`: a dead letter's headers and body, within the server's max payload;
 - `outcome_body`: an outcome's JSON, cut down when echoed input would make it too large to send.
 """
 
@@ -22,6 +22,7 @@ from dgdr.domain.errors import ServerUnavailable
 
 DEAD_LETTER_REASON = "Dgdr-Dead-Letter-Reason"
 DEAD_LETTER_TRUNCATED = "Dgdr-Dead-Letter-Truncated"  # the original size, when the body was cut
+DEAD_LETTER_HEADERS_DROPPED = "Dgdr-Dead-Letter-Headers-Dropped"  # their size, when too large
 LIMITS_EXCEEDED = "the request exceeds the service's limits; nothing was recorded"
 
 
@@ -67,15 +68,34 @@ def _header_value(text: str, limit: int) -> str:
     return one_line if len(one_line) <= limit else one_line[: limit - 1] + "…"
 
 
-def dead_letter_headers(original: dict[str, str], subject: str, reason: str) -> dict[str, str]:
-    """The headers a dead letter is kept with: the original ones but its request id (the stream
-    would deduplicate on it), the reason, the original subject and request id (shortened)."""
-    headers = {k: v for k, v in original.items() if k != "Nats-Msg-Id"}
+def _headers_size(headers: dict[str, str]) -> int:
+    return sum(len(k.encode()) + len(v.encode()) + 4 for k, v in headers.items()) + 12
+
+
+def dead_letter(
+    original: dict[str, str], subject: str, reason: str, data: bytes, max_payload: int
+) -> tuple[dict[str, str], bytes]:
+    """(headers, body) of the dead letter for a request, always within `max_payload`: the reason,
+    the original subject and request id (shortened, one line each), the original headers but the
+    `Nats-*` ones (JetStream directives such as an expected stream would steer the dead letter's
+    own publish, and its request id would be deduplicated), dropped when they would take more than
+    a quarter of the max payload; the body, cut when it does not fit (`Dgdr-Dead-Letter-Truncated`
+    says its original size)."""
+    kept = {k: v for k, v in original.items() if not k.lower().startswith("nats-")}
+    headers: dict[str, str] = {}
+    if kept and _headers_size(kept) <= max_payload // 4:
+        headers.update(kept)
+    elif kept:
+        headers[DEAD_LETTER_HEADERS_DROPPED] = str(_headers_size(kept))
     headers[DEAD_LETTER_REASON] = _header_value(reason, 1000)
     headers["Dgdr-Original-Subject"] = _header_value(subject, 1000)
     if original.get("Nats-Msg-Id"):
         headers["Dgdr-Request-Id"] = _header_value(original["Nats-Msg-Id"], 300)
-    return headers
+    room = max_payload - _headers_size(headers) - 64
+    if len(data) > room:
+        headers[DEAD_LETTER_TRUNCATED] = str(len(data))
+        data = data[: max(0, room)]
+    return headers, data
 
 
 def outcome_body(outcome: Outcome, request_id: str, max_bytes: int) -> bytes:

@@ -47,8 +47,9 @@ from nats.js.errors import NotFoundError
 
 from dgdr.app.handler import CommandHandler, Outcome
 from dgdr.app.intake import (
-    DEAD_LETTER_TRUNCATED,
-    dead_letter_headers,
+    DEAD_LETTER_REASON,
+    TRANSIENT,
+    dead_letter,
     deliveries,
     failure_action,
     outcome_body,
@@ -322,15 +323,25 @@ class Service:
         await self.nc.publish(s.result_subject(request_id), body)
 
     async def _dead_letter(self, msg: Any, reason: str) -> None:
-        """Keep `msg` in the dead-letter stream with `reason`, cut to what the server accepts."""
+        """Keep `msg` in the dead-letter stream with `reason`. When that fails while NATS is
+        unavailable it raises (the request is redelivered); otherwise (the stream is gone) the
+        failure is logged and the request dropped rather than retried forever."""
         assert self.js is not None and self.nc is not None
-        headers = dead_letter_headers(msg.headers or {}, str(msg.subject), reason)
-        data = bytes(msg.data)
-        room = self.nc.max_payload - sum(len(k) + len(v) + 4 for k, v in headers.items()) - 256
-        if len(data) > room:
-            headers[DEAD_LETTER_TRUNCATED] = str(len(data))
-            data = data[: max(0, room)]
-        await self.js.publish(f"{s.DEAD_LETTER_SUBJECT}.req", data, headers=headers)
+        headers, data = dead_letter(
+            msg.headers or {}, str(msg.subject), reason, bytes(msg.data), self.nc.max_payload
+        )
+        try:
+            await self.js.publish(f"{s.DEAD_LETTER_SUBJECT}.req", data, headers=headers)
+        except Exception as exc:
+            transient = isinstance(exc, TRANSIENT)
+            if transient and deliveries(msg) < self.config.max_transient_deliveries:
+                raise
+            log.error(
+                "a request could not be dead-lettered; dropped",
+                reason=headers[DEAD_LETTER_REASON],
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            return
         log.warning("request dead-lettered", subject=str(msg.subject)[:200], reason=reason[:500])
 
     async def _discover(self, spec: DGDRSpec | list[FieldError]) -> dict[str, Any]:

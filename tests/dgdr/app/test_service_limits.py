@@ -18,7 +18,13 @@ import pytest
 import structlog
 from nats.aio.client import Client
 
-from dgdr.app.intake import DEAD_LETTER_REASON, failure_action
+from dgdr.app.intake import (
+    DEAD_LETTER_HEADERS_DROPPED,
+    DEAD_LETTER_REASON,
+    DEAD_LETTER_TRUNCATED,
+    dead_letter,
+    failure_action,
+)
 from dgdr.app.service import DEAD_LETTER_STREAM, Service, ServiceConfig
 from dgdr.app.simcluster import SimulatedCluster
 from dgdr.client import DgdrClient
@@ -110,18 +116,29 @@ async def test_bad_requests_are_answered_or_dead_lettered_and_a_later_apply_is_a
         assert "the limit is 262144 bytes" in fields["spec"]
         assert "spec.overrides" in fields
 
+        # Not JSON, with a JetStream directive that fits the requests stream but would make the
+        # dead letter's own publish fail if it were copied.
+        sub = await raw.subscribe(s.result_subject("steered-1"), max_msgs=1)
+        await raw.jetstream().publish(
+            s.request_subject("default", "steered"),
+            b"not json",
+            headers={"Nats-Msg-Id": "steered-1", "Nats-Expected-Stream": s.REQUESTS_STREAM},
+        )
+        outcome = json.loads((await sub.next_msg(timeout=20)).data)
+        assert outcome["status"] == "rejected" and outcome["reason"] == "MalformedRequest"
+
         async with DgdrClient(ConnectOptions(url=server.url)) as client:
             later = await client.apply(support.manifest("normal"), timeout=20)
         assert later["status"] == "accepted"
 
-        [letter] = await dead_letters(raw)
-        assert letter.headers is not None
-        assert (
-            f"is 5000 characters; the limit is {MAX_REQUEST_ID_CHARS}"
-            in (letter.headers[DEAD_LETTER_REASON])
-        )
-        assert letter.headers["Dgdr-Original-Subject"] == "dgdr.req.default.long-id"
-        assert json.loads(letter.data) == support.manifest("long-id")
+        long_id, steered = await dead_letters(raw)
+        assert long_id.headers is not None and steered.headers is not None
+        reason = long_id.headers[DEAD_LETTER_REASON]
+        assert f"is 5000 characters; the limit is {MAX_REQUEST_ID_CHARS}" in reason
+        assert long_id.headers["Dgdr-Original-Subject"] == "dgdr.req.default.long-id"
+        assert json.loads(long_id.data) == support.manifest("long-id")
+        assert "not JSON" in steered.headers[DEAD_LETTER_REASON]
+        assert "Nats-Expected-Stream" not in steered.headers and steered.data == b"not json"
         assert service.nc is connection and not connection.is_closed  # never dropped
     finally:
         await service.stop()
@@ -161,6 +178,20 @@ async def test_a_request_failing_on_every_delivery_is_rejected_and_dead_lettered
         assert letter.headers["Dgdr-Request-Id"] == "doomed-1"
     finally:
         await service.stop()
+
+
+def test_a_dead_letter_always_fits_the_max_payload() -> None:
+    original = {"Nats-Msg-Id": "r" * 5000, "Nats-Expected-Stream": "X", "Trace": "t" * 2000}
+    headers, data = dead_letter(original, "dgdr.req.a.b", "why\nnot", b"d" * 5000, 4096)
+    assert not [k for k in headers if k.startswith("Nats-")]
+    assert headers[DEAD_LETTER_REASON] == "why not"
+    assert headers["Dgdr-Request-Id"].endswith("…") and len(headers["Dgdr-Request-Id"]) == 300
+    assert "Trace" not in headers and DEAD_LETTER_HEADERS_DROPPED in headers  # over a quarter
+    assert headers[DEAD_LETTER_TRUNCATED] == "5000"
+    size = len(data) + sum(len(k.encode()) + len(v.encode()) + 4 for k, v in headers.items()) + 12
+    assert size <= 4096
+    small, body = dead_letter({"Trace": "t"}, "dgdr.req.a.b", "why", b"{}", 1024 * 1024)
+    assert small["Trace"] == "t" and body == b"{}" and DEAD_LETTER_TRUNCATED not in small
 
 
 def test_transient_failures_are_retried_longer_than_bugs() -> None:
