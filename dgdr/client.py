@@ -178,8 +178,12 @@ class DgdrClient:
         await self.close()
 
     async def connect(self) -> None:
-        if self._nc is None:
+        """Connect; again when the connection was closed (a long-lived owner, such as the
+        Kubernetes adapter, calls it before each run: nats-py closes a client for good on most
+        `-ERR`s from the server)."""
+        if self._nc is None or self._nc.is_closed:
             self._nc = await connect(self.options, reconnect=False)
+            self._kv = None
 
     async def close(self) -> None:
         if self._nc is not None and not self._nc.is_closed:
