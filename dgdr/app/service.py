@@ -59,7 +59,7 @@ from dgdr.app.reactors import ProfilingWorker, Reactor, decode_commit
 from dgdr.app.simcluster import SimulatedCluster
 from dgdr.domain.clock import now_rfc3339
 from dgdr.domain.errors import NotARequest
-from dgdr.domain.limits import depth_problem, manifest_limit, request_id_problem, size_problems
+from dgdr.domain.limits import manifest_limit, request_id_problem, size_problems, text_problems
 from dgdr.domain.model import Apply, Delete
 from dgdr.domain.spec import API_VERSION, KIND, DGDRSpec, FieldError, Metadata, parse_spec
 from dgdr.domain.target import DISCOVERED_FACTS, DeploymentTarget, ProfilingJobs
@@ -370,9 +370,11 @@ class Service:
             namespace, name = s.parse_request_subject(subject)
         except (ValueError, UnicodeDecodeError) as exc:
             raise NotARequest(str(exc)) from exc
-        too_deep = depth_problem(data)
-        if too_deep is not None:
-            return over_limits([too_deep])
+        assert self.nc is not None
+        size_limit = manifest_limit(self.nc.max_payload)
+        unreadable = text_problems(data, size_limit)
+        if unreadable:
+            return over_limits(unreadable)
         try:
             body = json.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -381,8 +383,7 @@ class Service:
             raise NotARequest(
                 'the body must be a JSON object: a DGDR manifest or {"action": "delete"}'
             )
-        assert self.nc is not None
-        too_large = size_problems(body, len(data), manifest_limit(self.nc.max_payload))
+        too_large = size_problems(body, len(data), size_limit)
         if too_large:
             return over_limits(too_large)
         errors = _check_name(namespace, name)

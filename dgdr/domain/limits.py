@@ -13,14 +13,17 @@ readable without deep recursion (Python's JSON codec and pydantic recurse per ne
 - `spec.overrides` holds at most `MAX_OVERRIDES_BYTES` bytes of JSON;
 - JSON is nested at most `MAX_JSON_DEPTH` levels anywhere in the body (an object or array is a level).
 
-Each check returns what is wrong, in one line naming the limit, or None; the depth check never
-recurses, so it is safe on any input, and runs before anything that does.
+Each check returns what is wrong, in one line naming the limit and the field path, or None. The
+depth checks never recurse, so they are safe on any input, and run before anything that does; on
+text, the depth is measured at C speed (about 0.25 s for 1 MB of brackets on a loaded 2-core
+machine) and only text found too deep, and within the size limit, is scanned again to name where.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from itertools import accumulate
 from typing import Any
 
 MAX_REQUEST_ID_CHARS = 200
@@ -29,7 +32,11 @@ MAX_MANIFEST_BYTES = 256 * 1024
 MAX_OVERRIDES_BYTES = 128 * 1024
 
 _REQUEST_ID = re.compile(r"[!-~]+")  # printable ASCII, no space
-_JSON_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}:,]', re.DOTALL)
+_STRING = rb'"[^"\\]*(?:\\.[^"\\]*)*"'
+_JSON_STRING = re.compile(_STRING, re.DOTALL)
+_JSON_TOKEN = re.compile(_STRING + rb"|[\[\]{}:,]", re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_BRACKET_STEP = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # +1 / -1 as signed bytes
 
 
 def request_id_problem(request_id: str) -> str | None:
@@ -69,12 +76,28 @@ def _too_deep(path: list[str], limit: int) -> tuple[str, str]:
     )
 
 
+def max_depth(data: bytes) -> int:
+    """How deeply JSON text nests (an object or array is a level), at C speed: strings removed,
+    then a running sum over the brackets left."""
+    brackets = _JSON_STRING.sub(b"", data).translate(None, _NOT_BRACKETS)
+    steps = memoryview(brackets.translate(_BRACKET_STEP)).cast("b")
+    return max(accumulate(steps), default=0)
+
+
 def depth_problem(data: bytes | str, limit: int = MAX_JSON_DEPTH) -> tuple[str, str] | None:
     """(field path, message) when JSON text nests deeper than `limit` levels; None otherwise.
 
-    Scans tokens without parsing or recursing, so it is safe on any input; text that is not JSON
-    passes (the parser refuses it next)."""
+    Never parses or recurses, so it is safe on any input; text that is not JSON passes (the
+    parser refuses it next). The depth is measured at C speed; only text nested too deeply is
+    scanned token by token, to name where."""
     raw = data.encode() if isinstance(data, str) else data
+    if max_depth(raw) <= limit:
+        return None
+    return _where_too_deep(raw, limit)
+
+
+def _where_too_deep(raw: bytes, limit: int) -> tuple[str, str]:
+    """Token by token (Python speed) to the first place nested deeper than `limit`."""
     # One entry per open container: its key or index in its parent, and for an object the key
     # just read (the next value's name).
     path: list[str] = []
@@ -106,7 +129,25 @@ def depth_problem(data: bytes | str, limit: int = MAX_JSON_DEPTH) -> tuple[str, 
                     path.pop()
         elif first == 0x2C and indexes:  # ,
             indexes[-1] += 1
-    return None
+    return _too_deep(path, limit)
+
+
+def text_problems(data: bytes, size_limit: int) -> list[tuple[str, str]]:
+    """(field path, message) for the JSON text of a request before it is parsed: nested too deeply
+    (named), or, when it is also over `size_limit`, both at once without naming where (so a
+    request costs at most a C-speed pass over its bytes, plus a named pass over `size_limit`)."""
+    depth = max_depth(data)
+    if depth <= MAX_JSON_DEPTH:
+        return []
+    if len(data) > size_limit:
+        return [
+            (
+                "(the manifest)",
+                f"{len(data)} bytes nested {depth} levels deep; the limits are {size_limit} "
+                f"bytes and {MAX_JSON_DEPTH} levels",
+            )
+        ]
+    return [_where_too_deep(data, MAX_JSON_DEPTH)]
 
 
 def value_depth_problem(value: Any, limit: int = MAX_JSON_DEPTH) -> tuple[str, str] | None:

@@ -12,8 +12,10 @@ from dgdr.domain.limits import (
     MAX_REQUEST_ID_CHARS,
     depth_problem,
     manifest_limit,
+    max_depth,
     request_id_problem,
     size_problems,
+    text_problems,
     value_depth_problem,
 )
 from events import subjects
@@ -41,8 +43,23 @@ def test_depth_up_to_the_limit_passes_and_one_more_does_not() -> None:
 
 
 def test_brackets_inside_strings_and_escaped_quotes_do_not_count() -> None:
-    text = json.dumps({'k"{[': "[" * 500, "v": ['\\"{' * 100]})
+    text = json.dumps({'k"{[': "[" * 500, "v": ['\\"{' * 100], "w": "\\"})
     assert depth_problem(text) is None
+    assert max_depth(text.encode()) == 2
+
+
+def test_a_request_too_deep_and_too_large_is_refused_without_naming_where() -> None:
+    deep = ("[" + "[]," * 100_000 + "[" * 100 + "]" * 100 + "]").encode()
+    assert text_problems(deep, 1024) == [
+        (
+            "(the manifest)",
+            f"{len(deep)} bytes nested 101 levels deep; the limits are 1024 bytes and "
+            f"{MAX_JSON_DEPTH} levels",
+        )
+    ]
+    [(field, _)] = text_problems(deep, len(deep))
+    assert field == "[100000][0][0]"  # the first three levels of the path
+    assert text_problems(b'{"spec": {}}', 10) == []  # the size alone is judged after parsing
 
 
 def test_array_positions_are_named_as_indexes() -> None:
