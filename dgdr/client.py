@@ -219,11 +219,21 @@ class DgdrClient:
         refused, data = check_request(body, request_id, self.nc.max_payload)
         if refused is not None:
             return refused
+        try:
+            subject = s.request_subject(namespace, name)
+        except s.SubjectTooLong as exc:  # a name no DGDR can have (the service checks names)
+            return {
+                "status": "rejected",
+                "requestId": request_id,
+                "reason": "Invalid",
+                "message": "invalid name",
+                "errors": [{"field": "metadata.name", "message": str(exc)}],
+            }
         sub = await self.nc.subscribe(s.result_subject(request_id), max_msgs=1)
         try:
             try:
                 ack = await self.nc.jetstream().publish(
-                    s.request_subject(namespace, name),
+                    subject,
                     data,
                     stream=s.REQUESTS_STREAM,
                     headers={"Nats-Msg-Id": request_id},
@@ -319,7 +329,7 @@ class DgdrClient:
         kv = await self.kv()
         try:
             entry = await kv.get(s.status_key(namespace or self.namespace, name))
-        except KeyNotFoundError:
+        except (KeyNotFoundError, s.SubjectTooLong):  # too long a name for any DGDR
             return None
         return json.loads(entry.value) if entry.value else None
 

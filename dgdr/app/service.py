@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -467,6 +468,9 @@ def _check_name(namespace: str, name: str) -> list[dict[str, str]]:
     return []
 
 
+_UID = re.compile(r"[A-Za-z0-9-]{1,128}")  # it names the event subject: no escaping, bounded
+
+
 def _check_manifest(body: dict[str, Any], namespace: str, name: str) -> list[dict[str, str]]:
     errors = []
     if body.get("apiVersion") != API_VERSION:
@@ -484,6 +488,15 @@ def _check_manifest(body: dict[str, Any], namespace: str, name: str) -> list[dic
                 _field_error(
                     "metadata.name",
                     f"{meta.get('name')!r} does not match the request subject's name {name!r}",
+                )
+            )
+        uid = meta.get("uid")
+        if uid is not None and not (isinstance(uid, str) and _UID.fullmatch(uid)):
+            errors.append(
+                _field_error(
+                    "metadata.uid",
+                    "must be a Kubernetes uid (a UUID: at most 128 letters, digits and '-'), "
+                    "or left out",
                 )
             )
         if meta.get("namespace") not in (None, namespace):

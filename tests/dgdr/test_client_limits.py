@@ -63,6 +63,10 @@ async def test_the_client_sends_nothing_over_a_limit(nats_server: EmbeddedNatsSe
         assert outcome["status"] == "invalid" and outcome["reason"] == "LimitExceeded"
         outcome = await client.apply(support.manifest("x"), request_id="with space", timeout=1)
         assert outcome["status"] == "rejected"
+        outcome = await client.apply(support.manifest("n" * 2100), timeout=1)
+        assert outcome["status"] == "rejected"
+        assert outcome["errors"][0]["field"] == "metadata.name"
+        assert await client.get("n" * 2100) is None
         assert (await js.stream_info(s.REQUESTS_STREAM)).state.messages == 0
 
 

@@ -117,6 +117,15 @@ def test_a_newer_schema_version_is_refused() -> None:
         upcast("ProfilingProgressed", 3, {})
 
 
+def test_a_subject_the_server_would_refuse_is_never_built() -> None:
+    uid = "u" * 700  # escaped: 2,100 bytes; fine unescaped
+    with pytest.raises(subjects.SubjectTooLong, match="the limit is 2048"):
+        subjects.events_subject("default", "name", "." * 700)
+    assert len(subjects.events_subject("default", "n", uid)) < subjects.MAX_SUBJECT_BYTES
+    with pytest.raises(subjects.SubjectTooLong):
+        subjects.result_subject("é" * 400)
+
+
 def test_subject_tokens_escape_reversibly() -> None:
     for raw in ["qwen3.0.6b", "a_b", "x*y>z", "ünï", "", "plain-name"]:
         token = subjects.escape(raw)

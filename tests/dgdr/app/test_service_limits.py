@@ -144,6 +144,28 @@ async def test_bad_requests_are_answered_or_dead_lettered_and_a_later_apply_is_a
         await service.stop()
 
 
+async def test_a_uid_that_would_make_the_event_subject_too_long_is_refused(
+    server: SystemAccountNats, raw: Client
+) -> None:
+    service = Service(config(server.url))
+    await service.start()
+    try:
+        connection = service.nc
+        for n, uid in enumerate(("u" * 5000, "a.b", "")):
+            manifest = support.manifest("uid")
+            manifest["metadata"]["uid"] = uid
+            outcome = await request(raw, "uid", json.dumps(manifest).encode(), f"uid-{n}")
+            assert outcome["status"] == "rejected", uid
+            assert [e["field"] for e in outcome["errors"]] == ["metadata.uid"]
+        manifest = support.manifest("uid")
+        manifest["metadata"]["uid"] = "5f0c2d7e-5b8a-4c1e-9f2a-0d6b7c8e9a10"
+        outcome = await request(raw, "uid", json.dumps(manifest).encode(), "uid-ok")
+        assert outcome["status"] == "accepted" and outcome["uid"] == manifest["metadata"]["uid"]
+        assert service.nc is connection and not connection.is_closed
+    finally:
+        await service.stop()
+
+
 class BrokenCluster(SimulatedCluster):
     """A cluster whose GPU discovery fails on every call: a bug the user cannot fix."""
 
