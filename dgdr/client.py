@@ -13,8 +13,8 @@ Typed results: `apply`/`delete` return a `RequestOutcome` (the outcome message o
 Errors: `ServerUnavailable` (nothing answers), `WaitTimeout` (no outcome or state in time),
 `ConfigurationError` (the service's streams do not exist yet: start `dgdr up`). A rejected request is an
 outcome, not an exception; so is a request over the service's limits (`dgdr.domain.limits`: request
-id, JSON depth, manifest and `spec.overrides` size), refused here before it is sent. `raise_for_outcome` turns an outcome into `RequestRejected` for callers
-who want that.
+id, JSON depth, manifest and `spec.overrides` size), refused here before it is sent.
+`raise_for_outcome` turns an outcome into `RequestRejected` for callers who want that.
 """
 
 from __future__ import annotations

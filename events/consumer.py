@@ -13,8 +13,8 @@ consumer, and the loop then re-creates the consumer and pulls again; after nats-
 server forgets the old connection's pull requests) it pulls again within `RECONNECT_CHECK`. The loop
 stops only when cancelled, with `IncompatibleConsumer` (below), or with nats-py's
 `ConnectionClosedError` once the client is closed for good (its owner reconnects and starts the
-consumer again: retrying on a closed client would spin forever). A handler that wants to drop a message acks or
-terms it itself and returns.
+consumer again: retrying on a closed client would spin forever). A handler that wants to drop a
+message acks or terms it itself and returns.
 
 A durable consumer that already exists is checked against the configuration this code wants (every
 field the code sets): a difference is logged and the consumer updated when JetStream allows the

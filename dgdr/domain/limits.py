@@ -1,17 +1,20 @@
 """The limits on what a client may send, as pure checks shared by the service and the client.
 
 A request must fit every message the service derives from it: its outcome subject
-(`dgdr.res.<escaped request id>`, under nats-server's 4,096-byte control line), its event commit, its
-status in KV and its DGD (each under the server's max payload, 1 MiB by default), and it must be
-readable without deep recursion (Python's JSON codec and pydantic recurse per nesting level). So:
+(`dgdr.res.<escaped request id>`, under nats-server's 4,096-byte control line), its event
+commit, its status in KV and its DGD (each under the server's max payload, 1 MiB by default),
+and it must be readable without deep recursion (Python's JSON codec and pydantic recurse per
+nesting level). So:
 
-- a request id has at most `MAX_REQUEST_ID_CHARS` printable ASCII characters, no space: escaped, its
-  outcome subject stays under 700 bytes;
-- a manifest has at most `manifest_limit(max_payload)` bytes: Kubernetes' 256 KiB cap on an object's
-  annotations, and a quarter of the server's max payload, because the spec is carried up to three
-  times in what the service derives from it (the commit, the status with its generated DGD, the DGD);
+- a request id has at most `MAX_REQUEST_ID_CHARS` printable ASCII characters, no space:
+  escaped, its outcome subject stays under 700 bytes;
+- a manifest has at most `manifest_limit(max_payload)` bytes: Kubernetes' 256 KiB cap on an
+  object's annotations, and a quarter of the server's max payload, because the spec is carried
+  up to three times in what the service derives from it (the commit, the status with its
+  generated DGD, the DGD);
 - `spec.overrides` holds at most `MAX_OVERRIDES_BYTES` bytes of JSON;
-- JSON is nested at most `MAX_JSON_DEPTH` levels anywhere in the body (an object or array is a level).
+- JSON is nested at most `MAX_JSON_DEPTH` levels anywhere in the body (an object or array is
+  a level).
 
 Each check returns what is wrong, in one line naming the limit and the field path, or None. The
 depth checks never recurse, so they are safe on any input, and run before anything that does; on

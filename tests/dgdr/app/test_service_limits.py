@@ -82,7 +82,8 @@ async def dead_letters(nc: Client) -> list[Any]:
 
 def with_dgd(spec_of_dgd: str) -> bytes:
     """A manifest whose `spec.overrides.dgd.spec` is the given JSON text."""
-    dgd = f'{{"apiVersion": "nvidia.com/v1beta1", "kind": "DynamoGraphDeployment", "spec": {spec_of_dgd}}}'
+    head = '{"apiVersion": "nvidia.com/v1beta1", "kind": "DynamoGraphDeployment", "spec": '
+    dgd = head + spec_of_dgd + "}"
     text = json.dumps(support.manifest("big")).replace(
         '"spec": {', '"spec": {"overrides": {"dgd": ' + dgd + "}, ", 1
     )
