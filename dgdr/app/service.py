@@ -331,6 +331,8 @@ class Service:
         headers, data = dead_letter(
             msg.headers or {}, str(msg.subject), reason, bytes(msg.data), self.nc.max_payload
         )
+        with contextlib.suppress(AttributeError, ValueError):  # one dead letter per message,
+            headers["Nats-Msg-Id"] = f"req:{int(msg.metadata.sequence.stream)}"  # if redelivered
         try:
             await self.js.publish(f"{s.DEAD_LETTER_SUBJECT}.req", data, headers=headers)
         except Exception as exc:
@@ -343,7 +345,12 @@ class Service:
                 error=f"{type(exc).__name__}: {exc}",
             )
             return
-        log.warning("request dead-lettered", subject=str(msg.subject)[:200], reason=reason[:500])
+        log.warning(
+            "request dead-lettered",
+            subject=str(msg.subject)[:200],
+            reason=reason[:500],
+            attempt=deliveries(msg),
+        )
 
     async def _discover(self, spec: DGDRSpec | list[FieldError]) -> dict[str, Any]:
         """The target's GPU facts, unless the spec is invalid (it fails before hardware matters)
