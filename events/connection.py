@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -118,10 +119,16 @@ class ConnectOptions:
 
 
 async def connect(
-    options: ConnectOptions, *, reconnect: bool = True, timeout: float = 10.0
+    options: ConnectOptions,
+    *,
+    reconnect: bool = True,
+    timeout: float = 10.0,
+    closed_cb: Callable[[], Awaitable[None]] | None = None,
 ) -> Client:
     """Connect, or raise `ServerUnavailable` within `timeout` seconds. With `reconnect` (services)
-    a dropped connection is retried forever; without it (the CLI) a lost server is an error."""
+    a dropped connection is retried forever; without it (the CLI) a lost server is an error.
+    `closed_cb` runs once the client is closed for good (nats-py closes it, not reconnecting, on
+    most `-ERR`s from the server): a long-lived owner reconnects from there."""
 
     connected = False
 
@@ -145,6 +152,7 @@ async def connect(
                 max_reconnect_attempts=-1 if reconnect else 1,
                 reconnect_time_wait=0.2,
                 error_cb=report,
+                closed_cb=closed_cb,
             ),
             timeout,
         )

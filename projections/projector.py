@@ -6,7 +6,8 @@ expected sequence equals it is folded directly (the usual case); anything else (
 a new incarnation of a name, a damaged message) is repaired by folding the name's stored messages
 after the current value onto it (its whole stored history when there is no value).
 Every write is a compare-and-swap on the KV revision, so two projector replicas never move a value
-backwards; a lost CAS re-reads and tries again.
+backwards; a lost CAS (on update, create or delete: an expected race) re-reads and tries again,
+logged at debug.
 
 Trusted but verified (`events.integrity`): a delivered message that is not a valid commit, or a commit
 that is not a legal continuation of the status, is never folded. It is recorded once in the quarantine
@@ -29,7 +30,7 @@ from typing import Any
 
 import structlog
 from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import BadRequestError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from dgdr.domain import machine
@@ -37,7 +38,7 @@ from dgdr.domain.errors import ProjectionAheadOfStore, StoreError
 from events import subjects as s
 from events.envelope import AggregateId, Commit, Damage
 from events.integrity import NO_AGGREGATE, illegal, mark_illegal
-from events.jetstream import bucket_keys
+from events.jetstream import WRONG_LAST_SEQUENCE, bucket_keys
 from events.quarantine import quarantine
 from events.store import EventStore
 from projections.status import encode, mark_damaged, project
@@ -45,6 +46,15 @@ from projections.status import encode, mark_damaged, project
 log = structlog.get_logger("dgdr.projector")
 
 Status = dict[str, Any]
+
+
+def is_cas_conflict(exc: Exception) -> bool:
+    """Whether a KV write failed only because the key moved on (another writer won the race):
+    `update`/`create` raise nats-py's KeyWrongLastSequenceError or KeyNotFoundError, but `delete`
+    with `last=` raises a plain BadRequestError with JetStream's error code 10071."""
+    if isinstance(exc, KeyWrongLastSequenceError | KeyNotFoundError):
+        return True
+    return isinstance(exc, BadRequestError) and exc.err_code == WRONG_LAST_SEQUENCE
 
 
 def resource_version(obj: Status | None) -> int:
@@ -177,7 +187,10 @@ class Projector:
                     return
             try:
                 await self._write(key, new, revision)
-            except (KeyWrongLastSequenceError, KeyNotFoundError):
+            except (KeyWrongLastSequenceError, KeyNotFoundError, BadRequestError) as exc:
+                if not is_cas_conflict(exc):
+                    raise
+                log.debug("status changed meanwhile; reading it again", key=key, seq=commit.seq)
                 self._cache.pop(key, None)
                 continue
             log.debug(
