@@ -22,7 +22,7 @@ from events import subjects as s
 from events.envelope import Commit
 from events.integrity import H_EXPECTED, H_MSG_ID
 
-DEAD_LETTER_STREAM = "DGDR_DEADLETTER"
+DEAD_LETTER_STREAM = s.DEAD_LETTER_STREAM
 QUARANTINE_PREFIX = f"{s.DEAD_LETTER_SUBJECT}.evt"
 REASON = "Dgdr-Dead-Letter-Reason"
 ORIGINAL_SUBJECT = "Dgdr-Original-Subject"

@@ -74,7 +74,7 @@ from projections.projector import Projector
 log = structlog.get_logger("dgdr.app.service")
 
 ROLES = frozenset({"requests", "projector", "reactor", "profiler"})
-DEAD_LETTER_STREAM = "DGDR_DEADLETTER"
+DEAD_LETTER_STREAM = s.DEAD_LETTER_STREAM
 
 
 @dataclass
