@@ -205,10 +205,10 @@ class KubernetesSide:
         """The adapter while this replica leads; a failure is logged and the adapter started
         again (it is level-triggered, so a fresh start converges), never left dead."""
         assert self.adapter is not None
-        assert self._nats is not None
         while True:
             try:
-                await self._nats.connect()  # again, when the server closed the connection
+                if self._nats is not None:
+                    await self._nats.connect()  # again, when the server closed the connection
                 await self.adapter.run()
             except Exception:
                 log.exception("adapter failed; starting it again")
