@@ -10,9 +10,11 @@ cannot be missed; a retry with the same request id is deduplicated by the stream
 Typed results: `apply`/`delete` return a `RequestOutcome` (the outcome message of the NATS contract,
 `dgdr.res.<request-id>`); `get`/`list`/`wait` return the DGDR object as `kubectl get -o json` shows it
 (`DgdrObject`); `history` returns `HistoryEntry`s (a stored event envelope with its stream sequence).
-Errors: `ServerUnavailable` (nothing answers), `WaitTimeout` (no outcome or state in time),
-`ConfigurationError` (the service's streams do not exist yet: start `dgdr up`). A rejected request is an
-outcome, not an exception; `raise_for_outcome` turns it into `RequestRejected` for callers who want that.
+Errors: `ServerUnavailable` (nothing answers), `CredentialsRefused` and `PermissionDenied` (the server
+refuses who connects, or what its role may do; at once, not at a timeout), `WaitTimeout` (no outcome
+or state in time), `ConfigurationError` (the service's streams do not exist yet: start `dgdr up`).
+A rejected request is an outcome, not an exception; `raise_for_outcome` turns it into
+`RequestRejected` for callers who want that.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from nats.js.kv import KeyValue
 from dgdr.domain.errors import ConfigurationError, RequestRejected, WaitTimeout
 from dgdr.domain.spec import API_VERSION, KIND
 from events import subjects as s
-from events.connection import ConnectOptions, connect
+from events.connection import ConnectOptions, connect, refusing
 from events.jetstream import JetStreamEventStore, bucket_keys
 
 DgdrObject = dict[str, Any]
@@ -137,7 +139,7 @@ class DgdrClient:
     async def kv(self) -> KeyValue:
         if self._kv is None:
             try:
-                self._kv = await self.nc.jetstream().key_value(s.STATUS_BUCKET)
+                self._kv = await refusing(self.nc, self.nc.jetstream().key_value(s.STATUS_BUCKET))
             except (BucketNotFoundError, NotFoundError) as exc:
                 raise ConfigurationError(NOT_RUNNING.format(url=self.options.safe_url)) from exc
         return self._kv
@@ -157,12 +159,15 @@ class DgdrClient:
         sub = await self.nc.subscribe(s.result_subject(request_id), max_msgs=1)
         try:
             try:
-                ack = await self.nc.jetstream().publish(
-                    s.request_subject(namespace, name),
-                    json.dumps(body).encode(),
-                    stream=s.REQUESTS_STREAM,
-                    headers={"Nats-Msg-Id": request_id},
-                    timeout=5,
+                ack = await refusing(
+                    self.nc,
+                    self.nc.jetstream().publish(
+                        s.request_subject(namespace, name),
+                        json.dumps(body).encode(),
+                        stream=s.REQUESTS_STREAM,
+                        headers={"Nats-Msg-Id": request_id},
+                        timeout=5,
+                    ),
                 )
             except (NoRespondersError, NotFoundError) as exc:
                 raise ConfigurationError(NOT_RUNNING.format(url=self.options.safe_url)) from exc
@@ -253,7 +258,7 @@ class DgdrClient:
     async def get(self, name: str, *, namespace: str | None = None) -> DgdrObject | None:
         kv = await self.kv()
         try:
-            entry = await kv.get(s.status_key(namespace or self.namespace, name))
+            entry = await refusing(self.nc, kv.get(s.status_key(namespace or self.namespace, name)))
         except KeyNotFoundError:
             return None
         return json.loads(entry.value) if entry.value else None
@@ -263,9 +268,8 @@ class DgdrClient:
     ) -> list[DgdrObject]:
         await self.kv()  # ConfigurationError when the service never set NATS up
         prefix = None if all_namespaces else s.escape(namespace or self.namespace) + "."
-        keys = await bucket_keys(
-            self.nc.jetstream(), s.STATUS_BUCKET, f"{prefix}>" if prefix else ">"
-        )
+        pattern = f"{prefix}>" if prefix else ">"
+        keys = await refusing(self.nc, bucket_keys(self.nc.jetstream(), s.STATUS_BUCKET, pattern))
         out = []
         for key in keys:
             ns, name = s.parse_status_key(key)
@@ -287,7 +291,7 @@ class DgdrClient:
             pattern = s.status_key(namespace or self.namespace, name)
         else:
             pattern = ">" if all_namespaces else f"{s.escape(namespace or self.namespace)}.>"
-        watcher = await kv.watch(pattern)
+        watcher = await refusing(self.nc, kv.watch(pattern))
         try:
             async for entry in watcher:  # not updates(timeout): see SimulatedCluster._watch
                 if entry is None:
@@ -334,7 +338,7 @@ class DgdrClient:
         """Every stored event of every incarnation of the name, in order, with its sequence."""
         store = JetStreamEventStore(self.nc)
         try:
-            commits = await store.history(namespace or self.namespace, name)
+            commits = await refusing(self.nc, store.history(namespace or self.namespace, name))
         except NotFoundError as exc:
             raise ConfigurationError(NOT_RUNNING.format(url=self.options.safe_url)) from exc
         return [
