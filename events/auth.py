@@ -13,7 +13,8 @@ to, with deny lists that win over allow lists; JetStream's API is itself a set o
   or to update `DGDR_EVENTS` (which could lift its deny-delete and deny-purge).
 - `client` publishes requests (`dgdr.req.>`), receives outcomes (`dgdr.res.>`) and replies
   (`_INBOX.>`), and reads: stream info and message gets on `DGDR_EVENTS` (history), direct gets
-  and ephemeral consumers on the status bucket's stream (get, list, watch). It cannot create a
+  and ephemeral consumers on the status bucket's stream (get, list, watch), and gets on the
+  simulated cluster's bucket (`dgdr cluster list`; degrading it is admin's). It cannot create a
   durable consumer, nor publish an event or a status entry, nor delete, purge or update anything.
   Any client may subscribe to `dgdr.res.>`: outcomes are not secret from other clients.
 - `admin` may do everything: the operators' tools (`nats stream rm`, backups, repairs).
@@ -61,6 +62,7 @@ DESTRUCTIVE_API = (
     f"$JS.API.STREAM.UPDATE.{s.EVENTS_STREAM}",
 )
 STATUS_STREAM = f"KV_{s.STATUS_BUCKET}"
+SIMULATED_CLUSTER_STREAM = f"KV_{SIMULATED_CLUSTER_BUCKET}"
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,10 @@ CLIENT = Permissions(
         f"$JS.API.CONSUMER.CREATE.{STATUS_STREAM}.>",
         f"$JS.API.CONSUMER.INFO.{STATUS_STREAM}.>",  # a KV watch reads its consumer's info
         f"$JS.FC.{STATUS_STREAM}.>",
+        f"$JS.API.STREAM.INFO.{SIMULATED_CLUSTER_STREAM}",  # `dgdr cluster list`
+        f"$JS.API.STREAM.MSG.GET.{SIMULATED_CLUSTER_STREAM}",
+        f"$JS.API.DIRECT.GET.{SIMULATED_CLUSTER_STREAM}",
+        f"$JS.API.DIRECT.GET.{SIMULATED_CLUSTER_STREAM}.>",
     ),
     publish_deny=(
         f"{s.EVENTS_PREFIX}.>",
@@ -124,33 +130,34 @@ PERMISSIONS: Mapping[str, Permissions | None] = {
 }
 
 
-def _quoted(items: tuple[str, ...]) -> str:
-    return "[" + ", ".join(json.dumps(item) for item in items) + "]"
+def _subject_list(key: str, items: tuple[str, ...], indent: str) -> list[str]:
+    if not items:
+        return []
+    return [f"{indent}{key}: [", *(f"{indent}  {json.dumps(i)}" for i in items), f"{indent}]"]
 
 
-def _permissions_block(p: Permissions) -> str:
-    publish = f"allow: {_quoted(p.publish_allow)}"
-    if p.publish_deny:
-        publish += f", deny: {_quoted(p.publish_deny)}"
-    subscribe = f"allow: {_quoted(p.subscribe_allow)}"
-    if p.subscribe_deny:
-        subscribe += f", deny: {_quoted(p.subscribe_deny)}"
-    return (
-        f"permissions: {{\n      publish: {{{publish}}}\n      subscribe: {{{subscribe}}}\n    }}"
-    )
+def _permissions_block(p: Permissions) -> list[str]:
+    lines = ["      permissions: {", "        publish: {"]
+    lines += _subject_list("allow", p.publish_allow, "          ")
+    lines += _subject_list("deny", p.publish_deny, "          ")
+    lines += ["        }", "        subscribe: {"]
+    lines += _subject_list("allow", p.subscribe_allow, "          ")
+    lines += _subject_list("deny", p.subscribe_deny, "          ")
+    lines += ["        }", "      }"]
+    return lines
 
 
 def server_config(password_of: Callable[[str], str], header: str = "") -> str:
     """The `authorization` block of a nats-server configuration with one user per role;
     `password_of(role)` is the configuration value of its password (a quoted literal, or `$VAR`)."""
-    users = []
+    lines = [header + "authorization {", "  users = ["]
     for role in ROLES:
         perms = PERMISSIONS[role]
-        entry = f"user: {role}, password: {password_of(role)}"
+        lines += ["    {", f"      user: {role}", f"      password: {password_of(role)}"]
         if perms is not None:
-            entry += ",\n    " + _permissions_block(perms)
-        users.append(f"  {{\n    {entry}\n  }}")
-    return f"{header}authorization {{\n  users = [\n" + ",\n".join(users) + "\n  ]\n}\n"
+            lines += _permissions_block(perms)
+        lines.append("    }")
+    return "\n".join([*lines, "  ]", "}", ""])
 
 
 # ------------------------------------------------------------------------- secrets and contexts
@@ -263,11 +270,34 @@ async def start_embedded(data_dir: Path, port: int, *, secure: bool = True) -> E
     return EmbeddedServer(server, roles, True, data_dir / "contexts")
 
 
+PRODUCTION_HEADER = """\
+# nats-server configuration for a dgdr deployment: JetStream and the roles service, client and
+# admin (events/auth.py says what each may do). Regenerate with `python -m events.auth`.
+# No secret is in this file: each role's password comes from the server's environment,
+# DGDR_NATS_SERVICE_PASSWORD, DGDR_NATS_CLIENT_PASSWORD and DGDR_NATS_ADMIN_PASSWORD
+# (nats-server refuses to start when one is unset). Give the service, clients and operators a NATS
+# CLI context each (`nats context save ... --user client --password ...`; `dgdr --context FILE`).
+listen: 0.0.0.0:4222
+http: 8222  # monitoring (/healthz, /jsz); keep it off the public network
+jetstream {
+  store_dir: "/data"
+  # sync_interval: always  # fsync every write: no acknowledged write lost on power loss, slower
+}
+# Clients that connect over a network should use TLS:
+# tls { cert_file: "/etc/nats/tls/tls.crt", key_file: "/etc/nats/tls/tls.key" }
+
+"""
+
+
 def production_config() -> str:
-    """`deploy/nats/nats-server.conf`'s authorization: the same roles, passwords from the
-    environment (`DGDR_NATS_SERVICE_PASSWORD`, `..._CLIENT_...`, `..._ADMIN_...`)."""
-    return server_config(lambda role: f"${password_variable(role)}")
+    """`deploy/nats/nats-server.conf`: the same roles, passwords from the environment
+    (`DGDR_NATS_SERVICE_PASSWORD`, `..._CLIENT_...`, `..._ADMIN_...`)."""
+    return server_config(lambda role: f"${password_variable(role)}", PRODUCTION_HEADER)
 
 
 def password_variable(role: str) -> str:
     return f"DGDR_NATS_{role.upper()}_PASSWORD"
+
+
+if __name__ == "__main__":
+    print(production_config(), end="")
