@@ -119,7 +119,7 @@ async def test_the_client_role_is_refused_in_one_line_naming_user_and_subject(
     finally:
         await nc.close()
     message = str(refused.value)
-    assert f'user \'client\': it may not publish to "{subject}"' in message, message
+    assert f"user 'client': it may not publish to \"{subject}\"" in message, message
     assert "\n" not in message and laid_out.roles["client"].password not in message
     await assert_untouched(laid_out)
 
