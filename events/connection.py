@@ -31,7 +31,7 @@ import re
 import ssl
 import weakref
 from collections.abc import Awaitable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -75,7 +75,7 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{hidden}@{host}"))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ConnectOptions:
     url: str = DEFAULT_URL
     creds_file: str | None = None
@@ -107,6 +107,13 @@ class ConnectOptions:
             tls_key=env("DGDR_NATS_TLS_KEY"),
         )
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+    def __repr__(self) -> str:  # a logged or printed ConnectOptions shows no secret
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        shown.update(
+            url=self.safe_url, password=self.password and HIDDEN, token=self.token and HIDDEN
+        )
+        return "ConnectOptions(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
     @property
     def safe_url(self) -> str:

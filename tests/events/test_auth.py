@@ -295,3 +295,10 @@ async def test_the_shipped_production_config_is_the_roles_and_nats_server_accept
 
 def _password_lines(path: Path) -> str:
     return "\n".join(line for line in path.read_text().splitlines() if "password:" in line)
+
+
+def test_connect_options_never_show_a_secret_when_printed() -> None:
+    options = ConnectOptions(url="nats://u:in-url@h:1", user="u", password="pw-1", token="tok-2")
+    shown = repr(options)
+    assert "in-url" not in shown and "pw-1" not in shown and "tok-2" not in shown
+    assert "nats://u:***@h:1" in shown and "user='u'" in shown
