@@ -354,6 +354,9 @@ async def connect(
     refused = asyncio.ensure_future(credentials_refused.wait())
     try:
         await asyncio.wait({attempt, refused}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        attempt.cancel()
+        raise
     finally:
         refused.cancel()
     if credentials_refused.is_set():

@@ -241,6 +241,8 @@ async def _serve(
 
 def _banner(service: ConnectOptions, data_dir: Path | None, secure: bool) -> str:
     shown = redact_url(service.url)
+    if data_dir is None and service.identity != "an anonymous connection":
+        return f"dgdr is up: NATS at {shown} as {service.identity}; Ctrl-C to stop"
     if data_dir is None or not secure:
         return f"dgdr is up: NATS at {shown} (export DGDR_NATS_URL={shown}); Ctrl-C to stop"
     contexts = (data_dir / "contexts").resolve()
