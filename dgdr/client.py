@@ -10,9 +10,9 @@ cannot be missed; a retry with the same request id is deduplicated by the stream
 Typed results: `apply`/`delete` return a `RequestOutcome` (the outcome message of the NATS contract,
 `dgdr.res.<request-id>`); `get`/`list`/`wait` return the DGDR object as `kubectl get -o json` shows it
 (`DgdrObject`); `history` returns `HistoryEntry`s (a stored event envelope with its stream sequence).
-Errors: `ServerUnavailable` (nothing answers), `CredentialsRefused` and `PermissionDenied` (the server
-refuses who connects, or what its role may do; at once, not at a timeout), `WaitTimeout` (no outcome
-or state in time), `ConfigurationError` (the service's streams do not exist yet: start `dgdr up`).
+Errors: `ServerUnavailable` (nothing answers), `WaitTimeout` (no outcome or state in time),
+`ConfigurationError` (the service's streams do not exist yet: start `dgdr up`; or the server refuses
+who connects, or what its role may do: at once, in one line, not at a timeout).
 A rejected request is an outcome, not an exception; `raise_for_outcome` turns it into
 `RequestRejected` for callers who want that.
 """

@@ -15,9 +15,9 @@ this client cannot honour (`nsc`, `jetstream_domain`...), is one `ConfigurationE
 file and the fix.
 
 Refusals are reported as such, in one line, never as "cannot reach NATS": credentials the server
-refuses raise `CredentialsRefused` at once (no reconnect loop); a permissions violation, which the
+refuses raise a `ConfigurationError` at once (no reconnect loop); a permissions violation, which the
 server reports asynchronously while the refused request simply gets no answer, raises
-`PermissionDenied` (naming the user and the subject) from `refusing(nc, call)` as soon as the
+a `ConfigurationError` (naming the user and the subject) from `refusing(nc, call)` as soon as the
 server's error arrives, instead of the request's timeout.
 """
 
@@ -40,18 +40,10 @@ import nats
 import structlog
 from nats.aio.client import Client
 
-from dgdr.domain.errors import ConfigurationError, DgdrError, ServerUnavailable
+from dgdr.domain.errors import ConfigurationError, ServerUnavailable
 
 log = structlog.get_logger("events.connection")
 T = TypeVar("T")
-
-
-class CredentialsRefused(ConfigurationError):
-    """The server refused the credentials given (or wants some and none were given)."""
-
-
-class PermissionDenied(DgdrError):
-    """The server refused a publish or a subscription to this user (its role may not do that)."""
 
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
@@ -282,7 +274,7 @@ _REFUSALS: weakref.WeakKeyDictionary[Client, _Refusals] = weakref.WeakKeyDiction
 
 
 async def refusing(nc: Client, call: Awaitable[T]) -> T:
-    """`await call`, or `PermissionDenied` as soon as the server reports a permissions violation
+    """`await call`, or `ConfigurationError` as soon as the server reports a permissions violation
     on `nc` while it runs (the refused request would otherwise wait for its timeout)."""
     refusals = _REFUSALS.get(nc)
     if refusals is None:
@@ -294,7 +286,7 @@ async def refusing(nc: Client, call: Awaitable[T]) -> T:
         pending: set[asyncio.Future[Any]] = {task, refused}
         await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
         if refused.done():
-            raise PermissionDenied(refused.result())
+            raise ConfigurationError(refused.result())
         return task.result()
     finally:
         refusals.waiters.discard(refused)
@@ -361,7 +353,7 @@ async def connect(
         refused.cancel()
     if credentials_refused.is_set():
         await _abandon(attempt)
-        raise CredentialsRefused(options.scrub(_credentials_message(options)))
+        raise ConfigurationError(options.scrub(_credentials_message(options)))
     if not attempt.done():
         await _abandon(attempt)
         raise ServerUnavailable(options.scrub(f"cannot reach NATS at {options.url}: no answer"))
