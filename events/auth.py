@@ -205,6 +205,8 @@ def load_passwords(path: Path) -> dict[str, str]:
         stored[role] = secrets.token_urlsafe(32)
     if missing:
         _write_private(path, json.dumps(stored, indent=2) + "\n")
+    else:
+        os.chmod(path, 0o600)  # copied or restored with a wider mode: private again
     return stored
 
 

@@ -217,6 +217,7 @@ async def test_a_wrong_password_is_refused_credentials_not_an_unreachable_server
 
 def test_passwords_are_made_once_and_every_file_is_private(tmp_path: Path) -> None:
     first = auth.provision(tmp_path, "nats://127.0.0.1:4999")
+    (tmp_path / "auth" / "passwords.json").chmod(0o644)
     second = auth.provision(tmp_path, "nats://127.0.0.1:5000")
     assert first.passwords == second.passwords
     assert len(set(first.passwords.values())) == 3
