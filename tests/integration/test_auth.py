@@ -83,6 +83,11 @@ async def test_the_cli_takes_a_context_and_refusals_are_one_line_without_secrets
     code, _, err = await dgdr("--context", client, "cluster", "degrade", "via-cli-dgd")
     assert code == 1 and len(err.strip().splitlines()) == 1, err
     assert "refused user 'client': it may not publish to \"$KV.DGDR_SIMCLUSTER." in err
+    code, out, err = await dgdr("--context", client, "cluster", "list")  # reading it may
+    assert code == 0 and "via-cli-dgd" in out, err
+    admin = str(contexts / "admin.json")
+    code, out, err = await dgdr("--context", admin, "cluster", "degrade", "via-cli-dgd")
+    assert code == 0 and "degraded" in out, err
 
     # explicit options override the context's; a wrong password is refused credentials
     code, _, err = await dgdr("--context", client, "--password", "wrong-pw-123", "get")
