@@ -30,7 +30,7 @@ import os
 import re
 import ssl
 import weakref
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -307,14 +307,24 @@ def _credentials_message(options: ConnectOptions) -> str:
 
 
 async def connect(
-    options: ConnectOptions, *, reconnect: bool = True, timeout: float = 10.0
+    options: ConnectOptions,
+    *,
+    reconnect: bool = True,
+    timeout: float = 10.0,
+    closed_cb: Callable[[], Awaitable[None]] | None = None,
 ) -> Client:
     """Connect, or raise `ServerUnavailable` within `timeout` seconds. With `reconnect` (services)
-    a dropped connection is retried forever; without it (the CLI) a lost server is an error."""
+    a dropped connection is retried forever; without it (the CLI) a lost server is an error.
+    `closed_cb` runs once the client is closed for good (nats-py closes it, not reconnecting, on
+    most `-ERR`s from the server): a long-lived owner reconnects from there."""
 
     connected = False
     credentials_refused = asyncio.Event()
     refusals = _Refusals(options)
+
+    async def on_closed() -> None:
+        if connected and closed_cb is not None:  # not an attempt abandoned before it connected
+            await closed_cb()
 
     async def report(error: Exception) -> None:
         text = str(error)
@@ -341,6 +351,7 @@ async def connect(
             max_reconnect_attempts=-1 if reconnect else 1,
             reconnect_time_wait=0.2,
             error_cb=report,
+            closed_cb=on_closed,
         )
     )
     refused = asyncio.ensure_future(credentials_refused.wait())

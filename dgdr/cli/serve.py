@@ -105,6 +105,16 @@ def up(
             "Secret (default: a self-signed CA generated into DATA_DIR/webhook-tls)"
         ),
     ] = None,
+    model_dir: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="a directory whose Hugging Face config.json files spec.model may name as a local "
+            "path (repeatable); without it, a spec.model that is a path is refused",
+            exists=True,
+            file_okay=False,
+            resolve_path=True,
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option()] = "INFO",
     insecure: Annotated[
         bool,
@@ -122,6 +132,7 @@ def up(
     if insecure and not embedded:
         raise fail("--insecure goes with the embedded server (not with --no-embedded)", 2)
     config = _up_config(settings_of(ctx), rollout_delay, roles)
+    config = replace(config, model_dirs=tuple(model_dir or ()))
     side = _cluster_side(
         cluster,
         kubeconfig,
