@@ -12,8 +12,9 @@ Typed results: `apply`/`delete` return a `RequestOutcome` (the outcome message o
 (`DgdrObject`); `history` returns `HistoryEntry`s (a stored event envelope with its stream sequence,
 or a stored message that is not folded, shown as such: it never fails for what is stored).
 Errors: `ServerUnavailable` (nothing answers), `WaitTimeout` (no outcome or state in time),
-`ConfigurationError` (the service's streams do not exist yet: start `dgdr up`). A rejected request is an
-outcome, not an exception; so is a request over the service's limits (`dgdr.domain.limits`: request
+`ConfigurationError` (the service's streams do not exist yet: start `dgdr up`; or the server refuses
+who connects, or what its role may do: at once, in one line, not at a timeout). A rejected request is
+an outcome, not an exception; so is a request over the service's limits (`dgdr.domain.limits`: request
 id, JSON depth, manifest and `spec.overrides` size), refused here before it is sent.
 `raise_for_outcome` turns an outcome into `RequestRejected` for callers who want that.
 """
@@ -44,7 +45,7 @@ from dgdr.domain.limits import (
 )
 from dgdr.domain.spec import API_VERSION, KIND
 from events import subjects as s
-from events.connection import ConnectOptions, connect
+from events.connection import ConnectOptions, connect, refusing
 from events.envelope import Commit
 from events.integrity import preview, verify_history
 from events.jetstream import JetStreamEventStore, bucket_keys
@@ -243,7 +244,7 @@ class DgdrClient:
     async def kv(self) -> KeyValue:
         if self._kv is None:
             try:
-                self._kv = await self.nc.jetstream().key_value(s.STATUS_BUCKET)
+                self._kv = await refusing(self.nc, self.nc.jetstream().key_value(s.STATUS_BUCKET))
             except (BucketNotFoundError, NotFoundError) as exc:
                 raise ConfigurationError(NOT_RUNNING.format(url=self.options.safe_url)) from exc
         return self._kv
@@ -276,12 +277,15 @@ class DgdrClient:
         sub = await self.nc.subscribe(s.result_subject(request_id), max_msgs=1)
         try:
             try:
-                ack = await self.nc.jetstream().publish(
-                    subject,
-                    data,
-                    stream=s.REQUESTS_STREAM,
-                    headers={"Nats-Msg-Id": request_id},
-                    timeout=5,
+                ack = await refusing(
+                    self.nc,
+                    self.nc.jetstream().publish(
+                        subject,
+                        data,
+                        stream=s.REQUESTS_STREAM,
+                        headers={"Nats-Msg-Id": request_id},
+                        timeout=5,
+                    ),
                 )
             except (NoRespondersError, NotFoundError) as exc:
                 raise ConfigurationError(NOT_RUNNING.format(url=self.options.safe_url)) from exc
@@ -372,7 +376,7 @@ class DgdrClient:
     async def get(self, name: str, *, namespace: str | None = None) -> DgdrObject | None:
         kv = await self.kv()
         try:
-            entry = await kv.get(s.status_key(namespace or self.namespace, name))
+            entry = await refusing(self.nc, kv.get(s.status_key(namespace or self.namespace, name)))
         except (KeyNotFoundError, s.SubjectTooLong):  # too long a name for any DGDR
             return None
         return json.loads(entry.value) if entry.value else None
@@ -382,9 +386,8 @@ class DgdrClient:
     ) -> list[DgdrObject]:
         await self.kv()  # ConfigurationError when the service never set NATS up
         prefix = None if all_namespaces else s.escape(namespace or self.namespace) + "."
-        keys = await bucket_keys(
-            self.nc.jetstream(), s.STATUS_BUCKET, f"{prefix}>" if prefix else ">"
-        )
+        pattern = f"{prefix}>" if prefix else ">"
+        keys = await refusing(self.nc, bucket_keys(self.nc.jetstream(), s.STATUS_BUCKET, pattern))
         out = []
         for key in keys:
             ns, name = s.parse_status_key(key)
@@ -406,7 +409,7 @@ class DgdrClient:
             pattern = s.status_key(namespace or self.namespace, name)
         else:
             pattern = ">" if all_namespaces else f"{s.escape(namespace or self.namespace)}.>"
-        watcher = await kv.watch(pattern)
+        watcher = await refusing(self.nc, kv.watch(pattern))
         try:
             async for entry in watcher:  # not updates(timeout): see SimulatedCluster._watch
                 if entry is None:
@@ -453,7 +456,7 @@ class DgdrClient:
         """Every stored event of every incarnation of the name, in order, with its sequence."""
         store = JetStreamEventStore(self.nc)
         try:
-            commits = await store.history(namespace or self.namespace, name)
+            commits = await refusing(self.nc, store.history(namespace or self.namespace, name))
         except NotFoundError as exc:
             raise ConfigurationError(NOT_RUNNING.format(url=self.options.safe_url)) from exc
         return history_entries(commits)

@@ -9,7 +9,10 @@
 - `jetstream`   the JetStream event store, the stream layout (created or verified at start-up)
 - `consumer`    durable pull consumers with per-key ordering and redelivery with backoff
 - `subjects`    subject, key and stream names, with the reversible escaping of name tokens
-- `connection`  NATS connection options (URL, credentials, TLS) and connecting
+- `connection`  NATS connection options (URL, credentials, TLS, NATS CLI contexts), connecting, and
+                refusals (wrong credentials, permission violations) reported in one line
+- `auth`        the roles (service, client, admin) as NATS permissions, the server configuration,
+                and the passwords and contexts `dgdr up` keeps in its data dir
 - `server`      the embedded `nats-server` launcher
 
 Failure semantics: an append is atomic and checked against the last sequence of the DGDR's name;
@@ -19,6 +22,7 @@ only checks that each one is a lifecycle machine edge.
 """
 
 __all__ = [
+    "auth",
     "connection",
     "consumer",
     "envelope",

