@@ -343,13 +343,13 @@ def _convert(
     spec = obj.get("spec")
     if isinstance(spec, dict):
         out["spec"] = _restore(spec_fwd(spec), saved_spec, spec_back, spec_fwd, mapped[0])
-        _save(md, ANN_SPEC, spec, spec_back(spec_fwd(spec)))
+        _save(md, ANN_SPEC, spec, spec_back(out["spec"]))
     status = obj.get("status")
     if isinstance(status, dict):
         out["status"] = _restore(
             status_fwd(status), saved_status, status_back, status_fwd, mapped[1]
         )
-        _save(md, ANN_STATUS, status, status_back(status_fwd(status)))
+        _save(md, ANN_STATUS, status, status_back(out["status"]))
     return out
 
 
