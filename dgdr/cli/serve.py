@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import signal
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -25,8 +26,32 @@ from dgdr.cli.requests import parse_duration, print_outcome
 from dgdr.client import DgdrClient, load_documents
 from events.connection import redact_url
 
+SYNC_INTERVAL = re.compile(r"always|[0-9]+(ms|s|m|h)")
 
-def _up_config(settings: Settings, rollout_delay: float, roles: str | None = None) -> Any:
+
+def _check_durability(replicas: int, sync: str | None, embedded: bool) -> None:
+    """`--replicas` and `--sync`: exit 2 with one line when they cannot apply."""
+    if replicas < 1:
+        raise fail(f"--replicas {replicas}: use 1 (a single server) or more (a cluster)", 2)
+    if replicas > 1 and embedded:
+        raise fail(
+            f"--replicas {replicas} needs a JetStream cluster: the embedded server is a single "
+            "server; use --no-embedded --server nats://host1:4222,nats://host2:4222,...",
+            2,
+        )
+    if sync is not None and not embedded:
+        raise fail(
+            "--sync sets the embedded server's fsync; for your own servers set "
+            "`jetstream { sync_interval: always }` in their configuration",
+            2,
+        )
+    if sync is not None and not SYNC_INTERVAL.fullmatch(sync):
+        raise fail(f"--sync {sync!r}: use always, or a duration such as 500ms, 10s, 2m", 2)
+
+
+def _up_config(
+    settings: Settings, rollout_delay: float, roles: str | None = None, replicas: int = 1
+) -> Any:
     from dgdr.app.service import ROLES, ServiceConfig
 
     chosen = ROLES if roles is None else frozenset(r.strip() for r in roles.split(",") if r)
@@ -40,6 +65,7 @@ def _up_config(settings: Settings, rollout_delay: float, roles: str | None = Non
         connect=settings.options,
         rollout_delay=rollout_delay,
         roles=chosen,
+        replicas=replicas,
     )
 
 
@@ -101,13 +127,28 @@ def up(
             "Secret (default: a self-signed CA generated into DATA_DIR/webhook-tls)"
         ),
     ] = None,
+    replicas: Annotated[
+        int,
+        typer.Option(
+            help="copies of every stream and bucket: 1 for a single server, 3 for a 3-node "
+            "JetStream cluster (with --no-embedded)"
+        ),
+    ] = 1,
+    sync: Annotated[
+        str | None,
+        typer.Option(
+            help="embedded server: JetStream fsync interval, `always` (every message, slower) "
+            "or a duration (default: the server's 2m; see the README on durability)"
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option()] = "INFO",
 ) -> None:
     """Run the service (embedded NATS, profiling worker, deployment target) until interrupted."""
     from dgdr.app.logs import configure
 
     configure(log_level)
-    config = _up_config(settings_of(ctx), rollout_delay, roles)
+    _check_durability(replicas, sync, embedded)
+    config = _up_config(settings_of(ctx), rollout_delay, roles, replicas)
     side = _cluster_side(
         cluster,
         kubeconfig,
@@ -118,7 +159,7 @@ def up(
         lease_duration,
         webhook=(webhook_port, webhook_cert_dir),
     )
-    run(_serve(config, data_dir, port if embedded else None, cluster=side))
+    run(_serve(config, data_dir, port if embedded else None, cluster=side, sync=sync))
 
 
 CLUSTER_MODES = ("simulated", "emulated", "kubernetes")
@@ -176,6 +217,7 @@ async def _serve(
     port: int | None,
     ready: Callable[[str], Awaitable[None]] | None = None,
     cluster: Any = None,
+    sync: str | None = None,
 ) -> None:
     from dgdr.app.service import Service
     from events.server import EmbeddedNatsServer
@@ -191,7 +233,7 @@ async def _serve(
             await _open_cluster(cluster, data_dir)
             config = replace(config, target=cluster.target)
         if port is not None:
-            server = await EmbeddedNatsServer(data_dir, port).start()
+            server = await EmbeddedNatsServer(data_dir, port, jetstream_sync=sync).start()
             config = replace(config, connect=replace(config.connect, url=server.url))
         url = config.connect.url
         service = Service(config)
