@@ -26,6 +26,13 @@ from nats.aio.client import Client
 from events import subjects as s
 from tests.support import manifest
 
+# Megabyte payloads are rare (each is stored): about 1 in 100 requests.
+CASE_WEIGHTS = [
+    ("bytes", 10), ("deep_body", 10), ("deep_overrides", 10), ("huge_id", 3),
+    ("wrong_types", 10), ("big_manifest", 1), ("over_max_payload", 1), ("no_id", 10),
+    ("not_object", 10), ("unknown_action", 10), ("wrong_kind", 10), ("name_mismatch", 10),
+]  # fmt: skip
+CASES = [case for case, _ in CASE_WEIGHTS]
 DEEP = "__deep__"
 
 
@@ -38,11 +45,7 @@ def _with_deep(body: dict[str, Any], depth: int = 1000) -> bytes:
 
 def _request_case(rng: random.Random, name: str) -> tuple[str, bytes, str | None]:
     """(case, body, request id or None) for one malformed request."""
-    case = rng.choice(
-        ["bytes", "deep_body", "deep_overrides", "huge_id", "wrong_types", "big_manifest",
-         "over_max_payload", "no_id", "not_object", "unknown_action", "wrong_kind",
-         "name_mismatch"]
-    )  # fmt: skip
+    case = rng.choices(CASES, weights=[w for _, w in CASE_WEIGHTS])[0]
     request_id: str | None = str(uuid.uuid4())
     body: Any
     if case == "bytes":

@@ -123,8 +123,15 @@ class Outcomes:
         async def dropped() -> None:
             self.disconnects += 1
 
+        async def quiet(_error: Exception) -> None:
+            pass  # a killed server is the point here: no traceback per reconnect attempt
+
         self.nc = await nats.connect(
-            servers, max_reconnect_attempts=-1, reconnect_time_wait=0.2, disconnected_cb=dropped
+            servers,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.2,
+            disconnected_cb=dropped,
+            error_cb=quiet,
         )
 
         async def on_outcome(msg: Any) -> None:

@@ -20,6 +20,7 @@ alone; more replicas than the cluster has JetStream servers is a one-line `Confi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -149,6 +150,24 @@ async def _raise_replicas(js: JetStreamContext, config: StreamConfig, replicas: 
         if exc.err_code in REPLICA_PLACEMENT_ERRORS:
             raise _replicas_error(str(config.name), replicas, exc) from exc
         raise
+    await _wait_for_replicas(js, str(config.name), replicas)
+
+
+async def _wait_for_replicas(
+    js: JetStreamContext, stream: str, replicas: int, timeout: float = 30.0
+) -> None:
+    """Wait until a grown stream has a leader and every replica is current: writes to it time
+    out meanwhile. Past `timeout` the service goes on (its writes are retried) with a warning."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        with contextlib.suppress(APIError, TimeoutError):
+            cluster = (await js.stream_info(stream)).cluster
+            peers = (cluster.replicas or []) if cluster else []
+            if cluster and cluster.leader and sum(1 for p in peers if p.current) == replicas - 1:
+                return
+        await asyncio.sleep(0.2)
+    log.warning("stream replicas not all current yet", stream=stream, replicas=replicas)
 
 
 async def ensure_layout(js: JetStreamContext, replicas: int = 1) -> KeyValue:

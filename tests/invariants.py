@@ -11,7 +11,7 @@ does not decode is reported as damage, not raised) and returns a `Report`:
   `dgdr.domain.machine.EDGES`;
 - the KV bucket equals `Projector.rebuild()` for every name whose history is intact;
 - every DGDR in `expected` is in its phase (None = absent), and the simulated cluster holds exactly
-  one live DGD per Deployed DGDR, owned by it;
+  one live DGD per Deployed DGDR, owned by it, and none whose DGDR is gone;
 - no consumer backlog: the service's durable consumers have nothing pending or unacknowledged.
 
 A name with a commit that does not decode or breaks the machine is *damaged*: counted, excluded from
@@ -156,11 +156,19 @@ async def check_projection(nc: Client, report: Report) -> dict[str, dict[str, An
 async def check_cluster(
     js: JetStreamContext, objects: dict[str, dict[str, Any]], report: Report
 ) -> None:
-    """One live DGD per Deployed DGDR, owned by it; none for a DGDR that is not Deployed."""
+    """One live DGD per Deployed DGDR, owned by it; no live DGD whose DGDR is gone (Kubernetes
+    would garbage-collect it through its owner reference)."""
     dgds = await SimulatedCluster(js).list()
     by_owner: Counter[str] = Counter(
         d["metadata"].get("annotations", {}).get(OWNER_UID, "") for d in dgds
     )
+    live = {obj["metadata"]["uid"] for obj in objects.values()}
+    for dgd in dgds:
+        owner = dgd["metadata"].get("annotations", {}).get(OWNER_UID, "")
+        if owner not in live:
+            report.violate(
+                f"DGD {dgd['metadata'].get('name')} outlived its DGDR (owner uid {owner[:8]})"
+            )
     for key, obj in objects.items():
         if key in report.damaged:
             continue

@@ -4,7 +4,8 @@
 `cluster { name, listen, routes }` to every other node, `jetstream { store_dir }` of its own) and
 starts them; `start()` returns once every node answers and JetStream has a meta leader. `kill(i)`
 sends SIGKILL (no flush, no goodbye to the routes), `restart(i)` starts the node again on the same
-store and ports. `stream_leader(nc, stream)` names the server leading a stream's Raft group, and
+store and ports (`start()` also waits until a stream can be placed on every node).
+`stream_leader(nc, stream)` names the server leading a stream's Raft group, and
 `node_named(name)` maps it back to a node. Ports are chosen free once and kept across restarts.
 
 Failure semantics: a node that exits during start-up, or a cluster with no meta leader by the
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nats.aio.client import Client
+from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import APIError
 
 from events.server import find_nats_server, free_port
@@ -126,7 +128,35 @@ class LocalCluster:
         for node in self.nodes:
             await self._answers(node, deadline)
         await self.wait_meta_leader(deadline - time.monotonic())
+        await self.wait_all_peers(deadline - time.monotonic())
         return self
+
+    async def wait_all_peers(self, timeout: float) -> None:
+        """Return once a stream can be placed on every node (the meta leader knows them all):
+        a memory stream with one replica per node is created, then deleted."""
+        import nats
+
+        probe = StreamConfig(
+            name="LOCALCLUSTER_PROBE",
+            subjects=["localcluster.probe"],
+            storage=StorageType.MEMORY,
+            num_replicas=len(self.nodes),
+        )
+        nc = await nats.connect(self.urls)
+        try:
+            js = nc.jetstream()
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    await js.add_stream(probe)
+                    await js.delete_stream(str(probe.name))
+                    return
+                except (APIError, TimeoutError) as exc:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"the cluster did not form: {exc}") from exc
+                    await asyncio.sleep(0.2)
+        finally:
+            await nc.close()
 
     async def wait_meta_leader(self, timeout: float = 30.0) -> None:
         """Return once JetStream answers a meta-leader request (listing streams) on a live node."""

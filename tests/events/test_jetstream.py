@@ -10,7 +10,12 @@ from pathlib import Path
 import nats
 import pytest
 
-from dgdr.domain.errors import IncompatibleStream, NatsServerNotFound, UnknownEvent
+from dgdr.domain.errors import (
+    ConfigurationError,
+    IncompatibleStream,
+    NatsServerNotFound,
+    UnknownEvent,
+)
 from events import server as server_module
 from events import subjects
 from events.envelope import AggregateId, upcast
@@ -111,3 +116,29 @@ async def test_embedded_server_listens_on_loopback_and_stops(tmp_path: Path) -> 
     await server.stop()
     with pytest.raises(ConnectionRefusedError):
         await asyncio.open_connection(server.host, server.port)
+
+
+async def test_more_replicas_than_servers_is_one_clear_error(
+    nats_server: EmbeddedNatsServer,
+) -> None:
+    nc = await nats.connect(nats_server.url)
+    try:
+        with pytest.raises(ConfigurationError) as caught:
+            await ensure_layout(nc.jetstream(), replicas=3)
+        message = str(caught.value)
+        assert "\n" not in message
+        assert "--replicas 3" in message and subjects.EVENTS_STREAM in message
+        assert "non-clustered" in message  # the server's own reason, passed on
+    finally:
+        await nc.close()
+
+
+async def test_embedded_server_takes_a_jetstream_sync_interval(tmp_path: Path) -> None:
+    async with EmbeddedNatsServer(tmp_path, jetstream_sync="always") as server:
+        nc = await nats.connect(server.url)
+        await ensure_layout(nc.jetstream())  # JetStream is on, with the config file's setting
+        await nc.close()
+    assert "sync_interval: always" in (tmp_path / "nats-server.conf").read_text()
+    with pytest.raises(ConfigurationError, match="nats-server exited"):
+        # the server reads the file: a value it cannot parse stops it
+        await EmbeddedNatsServer(tmp_path / "bad", jetstream_sync="{").start()

@@ -25,8 +25,10 @@ from nats.aio.client import Client
 from nats.js.errors import NotFoundError
 
 from dgdr.app.service import Service, ServiceConfig
+from dgdr.domain.errors import ConfigurationError
 from events import subjects as s
 from events.connection import ConnectOptions
+from events.jetstream import ensure_layout
 from tests import invariants
 from tests.nats_cluster import LocalCluster, stream_leader
 from tests.support import manifest, until
@@ -114,6 +116,8 @@ async def test_stream_leader_sigkill_under_load_loses_no_acknowledged_write(
         cluster.kill(victim)
         second = [asyncio.create_task(requests.apply(n)) for n in names[BEFORE_KILL:]]
         submitted = await asyncio.gather(*first, *second)
+        async with asyncio.timeout(60):  # the two survivors take writes before the restart
+            await requests.answered(BEFORE_KILL + WHILE_DOWN // 2)
         await cluster.restart(victim)
 
         js = watcher.jetstream()
@@ -151,3 +155,19 @@ async def test_stream_leader_sigkill_under_load_loses_no_acknowledged_write(
         if watcher is not None:
             await watcher.close()
         await service.stop()
+
+
+async def test_layout_grows_existing_streams_to_the_replicas_asked(cluster: LocalCluster) -> None:
+    nc = await nats.connect(cluster.urls)
+    try:
+        js = nc.jetstream()
+        await ensure_layout(js, replicas=1)
+        assert (await js.stream_info(s.EVENTS_STREAM)).config.num_replicas == 1
+        kv = await ensure_layout(js, replicas=3)
+        for name in (s.EVENTS_STREAM, s.REQUESTS_STREAM, s.JOBS_STREAM, f"KV_{s.STATUS_BUCKET}"):
+            assert (await js.stream_info(name)).config.num_replicas == 3, name
+        await kv.put("default.probe", b"{}")  # the grown bucket still takes writes
+        with pytest.raises(ConfigurationError, match="--replicas 5: NATS cannot place"):
+            await ensure_layout(js, replicas=5)  # existing streams: growing them is refused
+    finally:
+        await nc.close()
