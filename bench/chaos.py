@@ -110,9 +110,11 @@ async def service_kill(base: Path, rng: random.Random, kills: int, names: int, t
         load = _load(outcomes, rng, "sk", names, 4)
         running = asyncio.create_task(load.run(nc))
         for _ in range(kills):
+            ups = service.times_up()
             await asyncio.sleep(rng.uniform(0.0, 3.0))  # start-up takes ~1-2 s: some kills hit it
             service.kill()
             t.counts["service_kills"] += 1
+            t.counts["startup_kills"] += service.times_up() == ups
             service.start()
         await running
         t.add_load(load)
@@ -274,6 +276,21 @@ def _body(name: str) -> bytes:
     return json.dumps(manifest(name)).encode()
 
 
+async def run_scenario(
+    scenario: str, where: Path, rng: random.Random, args: argparse.Namespace, totals: Totals
+) -> None:
+    if scenario == "service-kill":
+        await service_kill(where, rng, args.service_kills, args.dgdrs, totals)
+    elif scenario == "nats-kill":
+        await nats_kill(where, rng, args.nats_kills, args.dgdrs, totals)
+    elif scenario == "cluster-kill":
+        await cluster_kill(where, rng, args.leader_kills, args.dgdrs, totals)
+    elif scenario == "race":
+        await race(where, rng, 10, totals)
+    else:
+        await fuzz(where, rng, args.fuzz, totals)
+
+
 async def main(args: argparse.Namespace) -> int:
     from dgdr.app.logs import configure
 
@@ -288,23 +305,20 @@ async def main(args: argparse.Namespace) -> int:
             started = time.monotonic()
             where = base / scenario
             where.mkdir(parents=True, exist_ok=True)
-            if scenario == "service-kill":
-                await service_kill(where, rng, args.service_kills, args.dgdrs, totals)
-            elif scenario == "nats-kill":
-                await nats_kill(where, rng, args.nats_kills, args.dgdrs, totals)
-            elif scenario == "cluster-kill":
-                await cluster_kill(where, rng, args.leader_kills, args.dgdrs, totals)
-            elif scenario == "race":
-                await race(where, rng, 10, totals)
-            else:
-                await fuzz(where, rng, args.fuzz, totals)
+            try:
+                await run_scenario(scenario, where, rng, args, totals)
+            except Exception as exc:  # a scenario that cannot finish is a finding, not the end
+                totals.violations.append(
+                    f"{scenario}: did not finish: {type(exc).__name__} {str(exc)[:200]}"
+                )
             totals.timings[scenario] = time.monotonic() - started
             print(f"{scenario}: {totals.timings[scenario]:.1f} s", flush=True)
     for violation in totals.violations:
         print(f"VIOLATION {violation}")
     c = totals.counts
     print(
-        f"chaos seed={args.seed}: kills service={c['service_kills']} nats={c['nats_kills']} "
+        f"chaos seed={args.seed}: kills service={c['service_kills']} "
+        f"(in start-up {c['startup_kills']}) nats={c['nats_kills']} "
         f"(stream leader {c['leader_kills']}); applies={c['applies']} deletes={c['deletes']} "
         f"accepted={c['accepted']} invalid={c['invalid']} rejected={c['rejected']} "
         f"unanswered={c['unanswered'] + c['fuzz_unanswered']}; fuzzed requests={c['fuzzed']} "

@@ -95,6 +95,13 @@ class ServiceProcess:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def times_up(self) -> int:
+        """How many times a service writing to this log said it was up (start-up finished)."""
+        try:
+            return self.log.read_text(errors="replace").count("dgdr is up")
+        except OSError:
+            return 0
+
     def kill(self) -> None:
         if self.alive:
             assert self.proc is not None
@@ -266,9 +273,13 @@ class Load:
 
 async def converged(nc: Client, expected: dict[str, str | None], timeout: float) -> bool:
     """Wait until every name in `expected` shows its phase in DGDR_STATUS (absent for None)."""
-    kv = await nc.jetstream().key_value(s.STATUS_BUCKET)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        try:
+            kv = await nc.jetstream().key_value(s.STATUS_BUCKET)
+        except (nats.errors.Error, TimeoutError):  # no bucket leader yet (a killed server)
+            await asyncio.sleep(0.3)
+            continue
         missing = 0
         for key, phase in expected.items():
             try:
