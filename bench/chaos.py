@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
 import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +44,7 @@ from bench.chaos_support import (  # noqa: E402
     SingleNats,
     converged,
     publish_request,
+    supervise,
 )
 from events import subjects as s  # noqa: E402
 from tests import invariants  # noqa: E402
@@ -80,6 +83,21 @@ async def finish(
     totals.counts["quarantined"] += await _stream_messages(nc, "QUARANTINE")
 
 
+@contextlib.asynccontextmanager
+async def supervised(
+    scenario: str, services: list[ServiceProcess], t: Totals
+) -> AsyncIterator[None]:
+    """Restart services that exit on their own while the scenario runs; each exit is a violation."""
+    exits: list[str] = []
+    task = asyncio.create_task(supervise(services, exits))
+    try:
+        yield
+    finally:
+        task.cancel()
+        t.counts["service_exits"] += len(exits)
+        t.violations.extend(f"{scenario}: {e}" for e in exits)
+
+
 async def _stream_messages(nc: object, contains: str) -> int:
     js = nc.jetstream()  # type: ignore[attr-defined]
     total = 0
@@ -105,25 +123,38 @@ async def service_kill(base: Path, rng: random.Random, kills: int, names: int, t
     service = ServiceProcess(server.url, base / "service.log")
     outcomes = Outcomes()
     try:
-        service.start()
-        nc = await outcomes.connect([server.url])
-        load = _load(outcomes, rng, "sk", names, 4)
-        running = asyncio.create_task(load.run(nc))
-        for _ in range(kills):
-            ups = service.times_up()
-            await asyncio.sleep(rng.uniform(0.0, 3.0))  # start-up takes ~1-2 s: some kills hit it
-            service.kill()
-            t.counts["service_kills"] += 1
-            t.counts["startup_kills"] += service.times_up() == ups
+        async with supervised("service-kill", [service], t):
             service.start()
-        await running
-        t.add_load(load)
-        await finish("service-kill", [server.url], outcomes, _expectations(load, t), t)
+            nc = await outcomes.connect([server.url])
+            load = _load(outcomes, rng, "sk", names, 4)
+            running = asyncio.create_task(load.run(nc))
+            for _ in range(kills):
+                ups = service.times_up()
+                if rng.random() < 0.3:  # during start-up (it takes seconds here)
+                    await asyncio.sleep(rng.uniform(0.2, 2.5))
+                else:  # once it is up, at a random moment of its work
+                    await _until_up(service, ups)
+                    await asyncio.sleep(rng.uniform(0.0, 2.0))
+                service.kill()
+                t.counts["service_kills"] += 1
+                t.counts["startup_kills"] += service.times_up() == ups
+                service.start()
+            await running
+            t.add_load(load)
+            await finish("service-kill", [server.url], outcomes, _expectations(load, t), t)
     finally:
         service.stop()
         if outcomes.nc:
             await outcomes.nc.close()
         server.kill()
+
+
+async def _until_up(service: ServiceProcess, ups: int, timeout: float = 30.0) -> None:
+    """Wait (at most `timeout` s) until the service's log says it is up once more than `ups`."""
+    for _ in range(int(timeout / 0.05)):
+        if service.times_up() != ups:
+            return
+        await asyncio.sleep(0.05)
 
 
 async def nats_kill(base: Path, rng: random.Random, kills: int, names: int, t: Totals) -> None:
@@ -132,19 +163,20 @@ async def nats_kill(base: Path, rng: random.Random, kills: int, names: int, t: T
     service = ServiceProcess(server.url, base / "service.log")
     outcomes = Outcomes()
     try:
-        service.start()
-        nc = await outcomes.connect([server.url])
-        load = _load(outcomes, rng, "nk", names, 3)
-        running = asyncio.create_task(load.run(nc))
-        for _ in range(kills):
-            await asyncio.sleep(rng.uniform(1.0, 3.0))
-            server.kill()
-            t.counts["nats_kills"] += 1
-            await asyncio.sleep(rng.uniform(0.2, 1.5))
-            await server.start()
-        await running
-        t.add_load(load)
-        await finish("nats-kill", [server.url], outcomes, _expectations(load, t), t)
+        async with supervised("nats-kill", [service], t):
+            service.start()
+            nc = await outcomes.connect([server.url])
+            load = _load(outcomes, rng, "nk", names, 3)
+            running = asyncio.create_task(load.run(nc))
+            for _ in range(kills):
+                await asyncio.sleep(rng.uniform(1.0, 3.0))
+                server.kill()
+                t.counts["nats_kills"] += 1
+                await asyncio.sleep(rng.uniform(0.2, 1.5))
+                await server.start()
+            await running
+            t.add_load(load)
+            await finish("nats-kill", [server.url], outcomes, _expectations(load, t), t)
     finally:
         service.stop()
         if outcomes.nc:
@@ -158,22 +190,23 @@ async def cluster_kill(base: Path, rng: random.Random, kills: int, names: int, t
     service = ServiceProcess(cluster.url, base / "service.log", replicas=3)
     outcomes = Outcomes()
     try:
-        service.start()
-        nc = await outcomes.connect(cluster.urls)
-        await invariants_ready(nc)
-        load = _load(outcomes, rng, "ck", names, 3)
-        running = asyncio.create_task(load.run(nc))
-        for _ in range(kills):
-            await asyncio.sleep(rng.uniform(1.0, 3.0))
-            victim = cluster.node_named(await stream_leader(nc, s.EVENTS_STREAM))
-            cluster.kill(victim)
-            t.counts["nats_kills"] += 1
-            t.counts["leader_kills"] += 1
-            await asyncio.sleep(rng.uniform(1.0, 3.0))
-            await cluster.restart(victim)
-        await running
-        t.add_load(load)
-        await finish("cluster-kill", cluster.urls, outcomes, _expectations(load, t), t, 120)
+        async with supervised("cluster-kill", [service], t):
+            service.start()
+            nc = await outcomes.connect(cluster.urls)
+            await invariants_ready(nc)
+            load = _load(outcomes, rng, "ck", names, 3)
+            running = asyncio.create_task(load.run(nc))
+            for _ in range(kills):
+                await asyncio.sleep(rng.uniform(1.0, 3.0))
+                victim = cluster.node_named(await stream_leader(nc, s.EVENTS_STREAM))
+                cluster.kill(victim)
+                t.counts["nats_kills"] += 1
+                t.counts["leader_kills"] += 1
+                await asyncio.sleep(rng.uniform(1.0, 3.0))
+                await cluster.restart(victim)
+            await running
+            t.add_load(load)
+            await finish("cluster-kill", cluster.urls, outcomes, _expectations(load, t), t, 120)
     finally:
         service.stop()
         if outcomes.nc:
@@ -201,16 +234,17 @@ async def race(base: Path, rng: random.Random, names: int, t: Totals) -> None:
     replicas = [ServiceProcess(server.url, base / f"replica{i}.log") for i in (1, 2)]
     outcomes = Outcomes()
     try:
-        for replica in replicas:
-            replica.start()
-        nc = await outcomes.connect([server.url])
-        # Few names, many requests each, all at once: both replicas take requests of one name.
-        load = Load(outcomes, rng, [f"rc{i:02d}" for i in range(names)], ops_per_name=3)
-        await invariants_ready(nc)
-        burst = [load.run(nc, first=None) for _ in range(4)]
-        await asyncio.gather(*burst)
-        t.add_load(load)
-        await finish("race", [server.url], outcomes, _expectations(load, t), t)
+        async with supervised("race", replicas, t):
+            for replica in replicas:
+                replica.start()
+            nc = await outcomes.connect([server.url])
+            # Few names, many requests each, all at once: both replicas take requests of one name.
+            load = Load(outcomes, rng, [f"rc{i:02d}" for i in range(names)], ops_per_name=3)
+            await invariants_ready(nc)
+            burst = [load.run(nc, first=None) for _ in range(4)]
+            await asyncio.gather(*burst)
+            t.add_load(load)
+            await finish("race", [server.url], outcomes, _expectations(load, t), t)
     finally:
         for replica in replicas:
             replica.stop()
@@ -226,43 +260,52 @@ async def fuzz(base: Path, rng: random.Random, count: int, t: Totals) -> None:
     outcomes = Outcomes()
     result = FuzzResult()
     try:
-        service.start()
-        nc = await outcomes.connect([server.url])
-        victims: dict[str, str] = {}
-        for name in ("fe0", "fe1", "fe2"):
-            request_id = f"victim-{name}"
-            await publish_request(nc, s.request_subject("default", name), _body(name), request_id)
-            outcome = await outcomes.wait(request_id, 60)
-            if outcome and outcome.get("uid"):
-                victims[name] = str(outcome["uid"])
-        await fuzz_events(nc, rng, victims, result)
-        await fuzz_requests(nc, rng, count, [f"fz{i:02d}" for i in range(50)], result)
-        t.counts["fuzzed"] += sum(result.published.values()) + sum(result.refused_by_nats.values())
-        t.counts["fuzzed_events"] += result.events_published
-        t.counts["refused_by_nats"] += sum(result.refused_by_nats.values())
-        # Liveness: a normal apply after all of it is answered, and deploys.
-        probe_id = "after-fuzz"
-        await publish_request(nc, s.request_subject("default", "alive"), _body("alive"), probe_id)
-        alive = await outcomes.wait(probe_id, 30) is not None
-        if not alive:
-            t.violations.append("fuzz: a normal apply after the fuzz got no answer in 30 s")
-        wait = 60.0 if alive else 5.0  # a stopped service will not catch up: don't wait long
-        await invariants.quiescent(nc.jetstream(), wait)
-        answered = Counter(
-            outcomes.by_id[i]["status"] for i in result.with_id if i in outcomes.by_id
-        )
-        unanswered = Counter(case for i, case in result.with_id.items() if i not in outcomes.by_id)
-        t.counts.update({f"fuzz_{k}": v for k, v in answered.items()})
-        t.counts["fuzz_unanswered"] += sum(unanswered.values())
-        if unanswered:
-            t.violations.append(f"fuzz: requests never answered, by case: {dict(unanswered)}")
-        dead = await _stream_messages(nc, "DGDR_DEADLETTER")
-        expected: dict[str, str | None] = {s.status_key("default", "alive"): "Deployed"}
-        await finish("fuzz", [server.url], outcomes, expected, t, wait, wait)
-        if dead < result.without_id:
-            t.violations.append(
-                f"fuzz: {result.without_id} requests had no request id, {dead} dead letters"
+        async with supervised("fuzz", [service], t):
+            service.start()
+            nc = await outcomes.connect([server.url])
+            victims: dict[str, str] = {}
+            for name in ("fe0", "fe1", "fe2"):
+                request_id = f"victim-{name}"
+                await publish_request(
+                    nc, s.request_subject("default", name), _body(name), request_id
+                )
+                outcome = await outcomes.wait(request_id, 60)
+                if outcome and outcome.get("uid"):
+                    victims[name] = str(outcome["uid"])
+            await fuzz_events(nc, rng, victims, result)
+            await fuzz_requests(nc, rng, count, [f"fz{i:02d}" for i in range(50)], result)
+            t.counts["fuzzed"] += sum(result.published.values()) + sum(
+                result.refused_by_nats.values()
             )
+            t.counts["fuzzed_events"] += result.events_published
+            t.counts["refused_by_nats"] += sum(result.refused_by_nats.values())
+            # Liveness: a normal apply after all of it is answered, and deploys.
+            probe_id = "after-fuzz"
+            await publish_request(
+                nc, s.request_subject("default", "alive"), _body("alive"), probe_id
+            )
+            alive = await outcomes.wait(probe_id, 30) is not None
+            if not alive:
+                t.violations.append("fuzz: a normal apply after the fuzz got no answer in 30 s")
+            wait = 60.0 if alive else 5.0  # a stopped service will not catch up: don't wait long
+            await invariants.quiescent(nc.jetstream(), wait)
+            answered = Counter(
+                outcomes.by_id[i]["status"] for i in result.with_id if i in outcomes.by_id
+            )
+            unanswered = Counter(
+                case for i, case in result.with_id.items() if i not in outcomes.by_id
+            )
+            t.counts.update({f"fuzz_{k}": v for k, v in answered.items()})
+            t.counts["fuzz_unanswered"] += sum(unanswered.values())
+            if unanswered:
+                t.violations.append(f"fuzz: requests never answered, by case: {dict(unanswered)}")
+            dead = await _stream_messages(nc, "DGDR_DEADLETTER")
+            expected: dict[str, str | None] = {s.status_key("default", "alive"): "Deployed"}
+            await finish("fuzz", [server.url], outcomes, expected, t, wait, wait)
+            if dead < result.without_id:
+                t.violations.append(
+                    f"fuzz: {result.without_id} requests had no request id, {dead} dead letters"
+                )
     finally:
         service.stop()
         if outcomes.nc:

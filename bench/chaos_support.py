@@ -118,6 +118,22 @@ class ServiceProcess:
                 self.kill()
 
 
+async def supervise(services: list[ServiceProcess], exits: list[str]) -> None:
+    """Restart a service that exited on its own (as systemd or Kubernetes would), recording
+    each such exit: a service must survive what NATS does, so every exit is a finding."""
+    while True:
+        await asyncio.sleep(0.5)
+        for service in services:
+            proc = service.proc
+            if proc is None or proc.poll() is None or proc.returncode == -signal.SIGKILL:
+                continue
+            tail = service.log.read_text(errors="replace").strip().splitlines()[-1:]
+            exits.append(
+                f"{service.log.name} exited with {proc.returncode}: {' '.join(tail)[:160]}"
+            )
+            service.start()
+
+
 class Outcomes:
     """Every outcome published on dgdr.res.>, by request id, and how often our link dropped."""
 
