@@ -9,10 +9,14 @@
 cannot be missed; a retry with the same request id is deduplicated by the stream and by the domain.
 Typed results: `apply`/`delete` return a `RequestOutcome` (the outcome message of the NATS contract,
 `dgdr.res.<request-id>`); `get`/`list`/`wait` return the DGDR object as `kubectl get -o json` shows it
-(`DgdrObject`); `history` returns `HistoryEntry`s (a stored event envelope with its stream sequence).
+(`DgdrObject`); `history` returns `HistoryEntry`s (a stored event envelope with its stream sequence,
+or a stored message that is not folded, shown as such: it never fails for what is stored).
 Errors: `ServerUnavailable` (nothing answers), `WaitTimeout` (no outcome or state in time),
-`ConfigurationError` (the service's streams do not exist yet: start `dgdr up`). A rejected request is an
-outcome, not an exception; `raise_for_outcome` turns it into `RequestRejected` for callers who want that.
+`ConfigurationError` (the service's streams do not exist yet: start `dgdr up`; or the server refuses
+who connects, or what its role may do: at once, in one line, not at a timeout). A rejected request is
+an outcome, not an exception; so is a request over the service's limits (`dgdr.domain.limits`: request
+id, JSON depth, manifest and `spec.overrides` size), refused here before it is sent.
+`raise_for_outcome` turns an outcome into `RequestRejected` for callers who want that.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, Literal, TypedDict, cast
+from typing import Any, Literal, NotRequired, TypedDict, cast
 
 import yaml
 from nats.aio.client import Client
@@ -32,9 +36,18 @@ from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
 from dgdr.domain.errors import ConfigurationError, RequestRejected, WaitTimeout
+from dgdr.domain.limits import (
+    MAX_REQUEST_ID_CHARS,
+    manifest_limit,
+    request_id_problem,
+    size_problems,
+    value_depth_problem,
+)
 from dgdr.domain.spec import API_VERSION, KIND
 from events import subjects as s
-from events.connection import ConnectOptions, connect
+from events.connection import ConnectOptions, connect, refusing
+from events.envelope import Commit
+from events.integrity import preview, verify_history
 from events.jetstream import JetStreamEventStore, bucket_keys
 
 DgdrObject = dict[str, Any]
@@ -69,7 +82,12 @@ class AggregateRef(TypedDict):
 
 
 class HistoryEntry(TypedDict):
-    """One stored event: its envelope and the stream sequence of the commit that holds it."""
+    """One stored event: its envelope and the stream sequence of the commit that holds it.
+
+    A stored message that is not folded (`events.integrity`: it does not decode or validate, lacks
+    the service's headers, or is not a legal transition) is one entry of type `DAMAGED`, with no
+    event: its `subject`, the `damaged` reason, and the stored bytes (`raw`, escaped, truncated);
+    its aggregate is the one its subject names."""
 
     sequence: int
     id: str
@@ -80,19 +98,104 @@ class HistoryEntry(TypedDict):
     causationId: str | None
     correlationId: str | None
     payload: dict[str, Any]
+    subject: NotRequired[str]
+    damaged: NotRequired[str]
+    raw: NotRequired[str]
+
+
+DAMAGED = "(damaged)"
+
+
+def history_entries(commits: builtins.list[Commit]) -> builtins.list[HistoryEntry]:
+    """The entries of a name's stored history (every incarnation, in order), each message
+    verified as every fold verifies it."""
+    out: builtins.list[HistoryEntry] = []
+    for c in verify_history(commits):
+        if c.damage is None:
+            out.extend(
+                cast(HistoryEntry, {"sequence": c.seq, **env.to_dict()}) for env in c.envelopes
+            )
+            continue
+        agg = c.aggregate
+        out.append(
+            {
+                "sequence": c.seq,
+                "id": c.commit_id,
+                "type": DAMAGED,
+                "schemaVersion": 0,
+                "aggregate": {"namespace": agg.namespace, "name": agg.name, "uid": agg.uid},
+                "time": "",
+                "causationId": None,
+                "correlationId": None,
+                "payload": {},
+                "subject": c.damage.subject,
+                "damaged": c.damage.reason,
+                "raw": preview(c.raw),
+            }
+        )
+    return out
 
 
 NOT_RUNNING = "the dgdr service has not set up NATS at {url} yet: start it with `dgdr up`"
 
 
-def load_documents(source: str | Path, text: str | None = None) -> list[dict[str, Any]]:
-    """Every YAML/JSON document in a file (or `text`), skipping empty ones."""
-    raw = text if text is not None else Path(source).read_text()
-    docs = [d for d in yaml.safe_load_all(raw) if d is not None]
+def load_documents(source: str | Path, text: str | bytes | None = None) -> list[dict[str, Any]]:
+    """Every YAML/JSON document in a file (or `text`), skipping empty ones. A file that is not
+    UTF-8 text or not YAML is a `ConfigurationError` in one line naming it (and where it broke)."""
+    content = Path(source).read_bytes() if text is None else text
+    try:
+        raw = content.decode("utf-8") if isinstance(content, bytes) else content
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(
+            f"{source}: not UTF-8 text (byte {exc.start} is 0x{exc.object[exc.start]:02x}): "
+            "a manifest is a YAML or JSON file"
+        ) from None
+    try:
+        docs = [d for d in yaml.safe_load_all(raw) if d is not None]
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"{source}: not YAML: {_yaml_problem(exc)}") from None
     for i, d in enumerate(docs):
         if not isinstance(d, dict):
             raise ConfigurationError(f"{source}: document {i + 1} is not a mapping")
     return docs
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's error in one line: the problem and where (its own text spans several lines)."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}"
+
+
+def check_request(
+    body: dict[str, Any], request_id: str, max_payload: int
+) -> tuple[RequestOutcome | None, bytes]:
+    """The service's limits (`dgdr.domain.limits`), checked before sending: (an outcome saying
+    what is over a limit, or None; the encoded body)."""
+    problem = request_id_problem(request_id)
+    if problem is not None:
+        return {
+            "status": "rejected",
+            "requestId": request_id[:MAX_REQUEST_ID_CHARS],
+            "reason": "Invalid",
+            "message": problem,
+            "errors": [{"field": "requestId", "message": problem}],
+        }, b""
+    too_deep = value_depth_problem(body)
+    problems = [too_deep] if too_deep is not None else []
+    data = b"" if problems else json.dumps(body).encode()
+    if not problems:
+        problems = size_problems(body, len(data), manifest_limit(max_payload))
+    if not problems:
+        return None, data
+    return {
+        "status": "invalid",
+        "requestId": request_id,
+        "reason": "LimitExceeded",
+        "message": "the request exceeds the service's limits; nothing was sent",
+        "errors": [{"field": path, "message": message} for path, message in problems],
+    }, b""
 
 
 def raise_for_outcome(outcome: RequestOutcome) -> RequestOutcome:
@@ -120,8 +223,12 @@ class DgdrClient:
         await self.close()
 
     async def connect(self) -> None:
-        if self._nc is None:
+        """Connect; again when the connection was closed (a long-lived owner, such as the
+        Kubernetes adapter, calls it before each run: nats-py closes a client for good on most
+        `-ERR`s from the server)."""
+        if self._nc is None or self._nc.is_closed:
             self._nc = await connect(self.options, reconnect=False)
+            self._kv = None
 
     async def close(self) -> None:
         if self._nc is not None and not self._nc.is_closed:
@@ -137,7 +244,7 @@ class DgdrClient:
     async def kv(self) -> KeyValue:
         if self._kv is None:
             try:
-                self._kv = await self.nc.jetstream().key_value(s.STATUS_BUCKET)
+                self._kv = await refusing(self.nc, self.nc.jetstream().key_value(s.STATUS_BUCKET))
             except (BucketNotFoundError, NotFoundError) as exc:
                 raise ConfigurationError(NOT_RUNNING.format(url=self.options.safe_url)) from exc
         return self._kv
@@ -153,16 +260,32 @@ class DgdrClient:
         request_id: str | None = None,
         timeout: float = 30.0,
     ) -> RequestOutcome:
-        request_id = request_id or str(uuid.uuid4())
+        request_id = str(uuid.uuid4()) if request_id is None else request_id
+        refused, data = check_request(body, request_id, self.nc.max_payload)
+        if refused is not None:
+            return refused
+        try:
+            subject = s.request_subject(namespace, name)
+        except s.SubjectTooLong as exc:  # a name no DGDR can have (the service checks names)
+            return {
+                "status": "rejected",
+                "requestId": request_id,
+                "reason": "Invalid",
+                "message": "invalid name",
+                "errors": [{"field": "metadata.name", "message": str(exc)}],
+            }
         sub = await self.nc.subscribe(s.result_subject(request_id), max_msgs=1)
         try:
             try:
-                ack = await self.nc.jetstream().publish(
-                    s.request_subject(namespace, name),
-                    json.dumps(body).encode(),
-                    stream=s.REQUESTS_STREAM,
-                    headers={"Nats-Msg-Id": request_id},
-                    timeout=5,
+                ack = await refusing(
+                    self.nc,
+                    self.nc.jetstream().publish(
+                        subject,
+                        data,
+                        stream=s.REQUESTS_STREAM,
+                        headers={"Nats-Msg-Id": request_id},
+                        timeout=5,
+                    ),
                 )
             except (NoRespondersError, NotFoundError) as exc:
                 raise ConfigurationError(NOT_RUNNING.format(url=self.options.safe_url)) from exc
@@ -253,8 +376,8 @@ class DgdrClient:
     async def get(self, name: str, *, namespace: str | None = None) -> DgdrObject | None:
         kv = await self.kv()
         try:
-            entry = await kv.get(s.status_key(namespace or self.namespace, name))
-        except KeyNotFoundError:
+            entry = await refusing(self.nc, kv.get(s.status_key(namespace or self.namespace, name)))
+        except (KeyNotFoundError, s.SubjectTooLong):  # too long a name for any DGDR
             return None
         return json.loads(entry.value) if entry.value else None
 
@@ -263,9 +386,8 @@ class DgdrClient:
     ) -> list[DgdrObject]:
         await self.kv()  # ConfigurationError when the service never set NATS up
         prefix = None if all_namespaces else s.escape(namespace or self.namespace) + "."
-        keys = await bucket_keys(
-            self.nc.jetstream(), s.STATUS_BUCKET, f"{prefix}>" if prefix else ">"
-        )
+        pattern = f"{prefix}>" if prefix else ">"
+        keys = await refusing(self.nc, bucket_keys(self.nc.jetstream(), s.STATUS_BUCKET, pattern))
         out = []
         for key in keys:
             ns, name = s.parse_status_key(key)
@@ -287,7 +409,7 @@ class DgdrClient:
             pattern = s.status_key(namespace or self.namespace, name)
         else:
             pattern = ">" if all_namespaces else f"{s.escape(namespace or self.namespace)}.>"
-        watcher = await kv.watch(pattern)
+        watcher = await refusing(self.nc, kv.watch(pattern))
         try:
             async for entry in watcher:  # not updates(timeout): see SimulatedCluster._watch
                 if entry is None:
@@ -334,11 +456,7 @@ class DgdrClient:
         """Every stored event of every incarnation of the name, in order, with its sequence."""
         store = JetStreamEventStore(self.nc)
         try:
-            commits = await store.history(namespace or self.namespace, name)
+            commits = await refusing(self.nc, store.history(namespace or self.namespace, name))
         except NotFoundError as exc:
             raise ConfigurationError(NOT_RUNNING.format(url=self.options.safe_url)) from exc
-        return [
-            cast(HistoryEntry, {"sequence": c.seq, **env.to_dict()})
-            for c in commits
-            for env in c.envelopes
-        ]
+        return history_entries(commits)

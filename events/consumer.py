@@ -9,9 +9,12 @@ Failure semantics: a handler that raises gets its message redelivered (nak with 
 from `retry_delay` up to 30 s per delivery), so a transient failure is retried and never lost, and a
 message that keeps failing is retried slowly and logged each time rather than dropped. Pull requests
 expire every `expires` seconds and are renewed; idle heartbeats detect a lost server or a deleted
-consumer, and the loop then re-creates the consumer and pulls again. The loop stops only when
-cancelled, or with `IncompatibleConsumer` (below). A handler that wants to drop a message acks or
-terms it itself and returns.
+consumer, and the loop then re-creates the consumer and pulls again; after nats-py reconnects (the
+server forgets the old connection's pull requests) it pulls again within `RECONNECT_CHECK`. The loop
+stops only when cancelled, with `IncompatibleConsumer` (below), or with nats-py's
+`ConnectionClosedError` once the client is closed for good (its owner reconnects and starts the
+consumer again: retrying on a closed client would spin forever). A handler that wants to drop a
+message acks or terms it itself and returns.
 
 A durable consumer that already exists is checked against the configuration this code wants (every
 field the code sets): a difference is logged and the consumer updated when JetStream allows the
@@ -32,6 +35,7 @@ from typing import Any
 
 import structlog
 from nats.aio.client import Client
+from nats.errors import ConnectionClosedError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
@@ -42,6 +46,13 @@ log = structlog.get_logger("events.consumer")
 
 Handler = Callable[[Any], Awaitable[None]]
 MAX_RETRY_DELAY = 30.0
+RECONNECT_CHECK = 1.0  # seconds between checks that the connection is still the same one
+
+
+def _check_open(nc: Client, durable: str) -> None:
+    """End the loop on a client closed for good: retrying on it would spin forever."""
+    if nc.is_closed:
+        raise ConnectionClosedError(f"consumer {durable}: the NATS connection is closed")
 
 
 def _delivery_count(msg: Any) -> int:
@@ -237,11 +248,13 @@ async def run_consumer(
     sub = await nc.subscribe(inbox, cb=puller.on_msg)
     try:
         while True:
+            _check_open(nc, durable)
             try:
                 await ensure_consumer(js, stream, config)
             except IncompatibleConsumer:
                 raise
             except Exception as exc:  # the stream or the server is not there (yet): keep trying
+                _check_open(nc, durable)
                 log.warning("consumer not ready; retrying", durable=durable, error=str(exc))
                 await asyncio.sleep(0.5)
                 continue
@@ -249,13 +262,18 @@ async def run_consumer(
                 ready.set()
             puller.credit = 0
             puller.last_seen = time.monotonic()
+            connection = nc.stats["reconnects"]
             await puller.pull(inbox)
             while True:
                 puller.wake.clear()
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation.
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(expires / 2):
+                    async with asyncio.timeout(min(expires / 2, RECONNECT_CHECK)):
                         await puller.wake.wait()
+                _check_open(nc, durable)
+                if nc.stats["reconnects"] != connection:
+                    log.info("reconnected; pulling again", durable=durable)
+                    break  # the server forgot the pull requests of the old connection
                 if puller.credit and time.monotonic() - puller.last_seen > expires:
                     log.warning("pull consumer silent; pulling again", durable=durable)
                     break  # no message, heartbeat or expiry: the pull is lost; start over

@@ -3,8 +3,9 @@
 Owns: the stored shape of an event (id, type, schema version, aggregate, time, causation and
 correlation ids, payload), the commit (all events of one decision, stored as one message so a decision
 is atomic), their JSON codec, and the upcasters that turn payloads of older schema versions into the
-current one on read. Decoding a commit whose event has an unknown type or a schema version newer than
-this code knows raises `UnknownEvent`; nothing is silently dropped.
+current one on read. Upcasting a schema version newer than this code knows raises `UnknownEvent`;
+reading a stored message (`events.integrity.read_commit`) turns that, and every other reason a
+message is not a valid commit, into a damaged `Commit` that is shown and never folded.
 """
 
 from __future__ import annotations
@@ -141,8 +142,24 @@ def wrap(
 
 
 @dataclass(frozen=True)
+class Damage:
+    """Why the message at stream sequence `seq`, stored on `subject`, is not folded
+    (`events.integrity` says what a valid commit is)."""
+
+    seq: int
+    subject: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"sequence {self.seq} on {self.subject}: {self.reason}"
+
+
+@dataclass(frozen=True)
 class Commit:
-    """One stored decision: its events, the stream sequence it got, and the sequence it expected."""
+    """One stored decision: its events, the stream sequence it got, and the sequence it expected.
+
+    A damaged one (`damage` set) is a stored message that is not a valid commit: it has no
+    envelopes, `aggregate` is the one its subject names, and `raw` holds the stored bytes."""
 
     aggregate: AggregateId
     envelopes: list[Envelope]
@@ -150,21 +167,10 @@ class Commit:
     expected: int = 0
     commit_id: str = ""
     headers: dict[str, str] = field(default_factory=dict)
+    damage: Damage | None = None
+    raw: bytes = field(default=b"", repr=False)
 
     def encode(self) -> bytes:
         return json.dumps(
             {"events": [e.to_dict() for e in self.envelopes]}, separators=(",", ":"), sort_keys=True
         ).encode()
-
-    @classmethod
-    def decode(cls, data: bytes, *, seq: int, expected: int, commit_id: str) -> Commit:
-        try:
-            raw = json.loads(data)
-            envelopes = [Envelope.from_dict(e) for e in raw["events"]]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise UnknownEvent(f"undecodable commit at sequence {seq}: {exc}") from exc
-        if not envelopes:
-            raise UnknownEvent(f"empty commit at sequence {seq}")
-        return cls(
-            envelopes[0].aggregate, envelopes, seq=seq, expected=expected, commit_id=commit_id
-        )

@@ -5,7 +5,12 @@ and purge, no rollups; one message per decision (atomic); `Nats-Msg-Id` = commit
 `Nats-Expected-Last-Subject-Sequence` checked against `dgdr.evt.<ns>.<name>.*` (every incarnation of
 the name) through `Nats-Expected-Last-Subject-Sequence-Subject`.
 
-Failure semantics: a stale expectation raises `ConcurrencyConflict`. nats-server 2.15 answers a retried
+Reads (`latest`, `load`, `history`, `read_all`) never raise for what is stored: each message is
+verified (`events.integrity`) and one that is not a valid commit is returned damaged, in its place.
+
+Failure semantics: a stale expectation raises `ConcurrencyConflict`; a commit larger than the
+server's max payload (headers included: the server would close the connection over it) raises
+`CommitTooLarge` before anything is sent, never a retry. nats-server 2.15 answers a retried
 publish (same Msg-Id, same expectation, after a lost ack) with error 10071 instead of a duplicate ack,
 so after 10071 the subject's last message id is compared with ours: equal means our earlier attempt
 was stored and its sequence is returned. `ensure_layout` refuses (`IncompatibleStream`) to run on an
@@ -26,6 +31,7 @@ from typing import Any
 
 import structlog
 from nats.aio.client import Client
+from nats.errors import MaxPayloadError
 from nats.js import JetStreamContext
 from nats.js.api import (
     ConsumerConfig,
@@ -39,14 +45,17 @@ from nats.js.api import (
 from nats.js.errors import APIError, BadRequestError, NotFoundError
 from nats.js.kv import KeyValue
 
-from dgdr.domain.errors import ConcurrencyConflict, ConfigurationError, IncompatibleStream
+from dgdr.domain.errors import (
+    ConcurrencyConflict,
+    ConfigurationError,
+    IncompatibleStream,
+    StoreError,
+)
 from events import subjects as s
 from events.envelope import AggregateId, Commit, Envelope
+from events.integrity import H_EXPECTED, H_EXPECTED_SUBJECT, H_MSG_ID, read_commit
 
 WRONG_LAST_SEQUENCE = 10071
-H_MSG_ID = "Nats-Msg-Id"
-H_EXPECTED = "Nats-Expected-Last-Subject-Sequence"
-H_EXPECTED_SUBJECT = "Nats-Expected-Last-Subject-Sequence-Subject"
 DUPLICATE_WINDOW_S = 120.0
 
 log = structlog.get_logger("events.jetstream")
@@ -256,14 +265,30 @@ async def bucket_keys(js: JetStreamContext, bucket: str, pattern: str = ">") -> 
 
 def decode_message(msg: Any, seq: int | None = None) -> Commit:
     """The commit stored in a `DGDR_EVENTS` message: a direct get (`msg.seq`) or a consumer
-    delivery (pass its stream sequence as `seq`)."""
-    headers = msg.headers or {}
-    return Commit.decode(
-        msg.data,
+    delivery (pass its stream sequence as `seq`). Verified by `events.integrity.read_commit`:
+    a message that is not a valid commit comes back damaged (never raises)."""
+    return read_commit(
+        msg.data or b"",
+        subject=str(msg.subject),
+        headers=msg.headers,
         seq=int(msg.seq if seq is None else seq),
-        expected=int(headers.get(H_EXPECTED, 0)),
-        commit_id=headers.get(H_MSG_ID, ""),
     )
+
+
+class CommitTooLarge(StoreError):
+    """A commit (one decision's events, headers included) exceeds the server's max payload: it can
+    never be stored, so retrying is pointless; what made it that large must be refused."""
+
+    def __init__(self, subject: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"the commit for {subject} is {size} bytes; the server's max payload is {limit} bytes"
+        )
+        self.size, self.limit = size, limit
+
+
+def _message_size(data: bytes, headers: dict[str, str]) -> int:
+    # NATS/1.0 line, "key: value" lines, blank line: what the server counts against max payload.
+    return len(data) + 12 + sum(len(k) + len(v) + 4 for k, v in headers.items())
 
 
 class JetStreamEventStore:
@@ -278,12 +303,17 @@ class JetStreamEventStore:
         scope = s.name_subjects(aggregate.namespace, aggregate.name)
         headers = {H_MSG_ID: commit_id, H_EXPECTED: str(expected), H_EXPECTED_SUBJECT: scope}
         data = Commit(aggregate, envelopes).encode()
+        size = _message_size(data, headers)
+        if size > self.nc.max_payload:
+            raise CommitTooLarge(subject, size, self.nc.max_payload)
         for attempt in range(3):
             try:
                 ack = await self.js.publish(
                     subject, data, stream=s.EVENTS_STREAM, headers=headers, timeout=5
                 )
                 return int(ack.seq)
+            except MaxPayloadError as exc:  # the server's limit changed since the check above
+                raise CommitTooLarge(subject, size, self.nc.max_payload) from exc
             except BadRequestError as exc:
                 if exc.err_code != WRONG_LAST_SEQUENCE:
                     raise
@@ -324,8 +354,8 @@ class JetStreamEventStore:
             s.events_subject(aggregate.namespace, aggregate.name, aggregate.uid), after
         )
 
-    async def history(self, namespace: str, name: str) -> list[Commit]:
-        return await self._scan(s.name_subjects(namespace, name), 0)
+    async def history(self, namespace: str, name: str, after: int = 0) -> list[Commit]:
+        return await self._scan(s.name_subjects(namespace, name), after)
 
     async def last_sequence(self) -> int:
         info = await self.js.stream_info(s.EVENTS_STREAM)

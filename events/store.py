@@ -9,7 +9,10 @@ Contract (tested once in tests/events/test_store_contract.py and run against eve
   acknowledgement returns the original sequence instead of storing it twice.
 - `latest(namespace, name)` is the last commit of the name (its aggregate tells the current uid).
 - `load(aggregate, after)` returns the aggregate's commits with sequence > `after`, in order.
-- `history(namespace, name)` returns the commits of every incarnation of the name, in order.
+- `history(namespace, name, after)` returns the commits of every incarnation of the name with
+  sequence > `after`, in order.
+- Reads return what is stored, in place: a stored message that is not a valid commit comes back as a
+  damaged `Commit` (`damage` set, no envelopes; `events.integrity`), never as an exception.
 - `read_all(after)` yields every commit in stream order (for rebuilds); `last_sequence()` is the
   sequence of the newest commit in the store.
 Sequences are store-wide, increasing, and may have gaps.
@@ -35,7 +38,7 @@ class EventStore(Protocol):
 
     async def load(self, aggregate: AggregateId, after: int = 0) -> list[Commit]: ...
 
-    async def history(self, namespace: str, name: str) -> list[Commit]: ...
+    async def history(self, namespace: str, name: str, after: int = 0) -> list[Commit]: ...
 
     def read_all(self, after: int = 0) -> AsyncIterator[Commit]: ...
 
@@ -82,11 +85,11 @@ class InMemoryEventStore:
     async def load(self, aggregate: AggregateId, after: int = 0) -> list[Commit]:
         return [replace(c) for c in self._commits if c.aggregate == aggregate and c.seq > after]
 
-    async def history(self, namespace: str, name: str) -> list[Commit]:
+    async def history(self, namespace: str, name: str, after: int = 0) -> list[Commit]:
         return [
             c
             for c in self._commits
-            if (c.aggregate.namespace, c.aggregate.name) == (namespace, name)
+            if (c.aggregate.namespace, c.aggregate.name) == (namespace, name) and c.seq > after
         ]
 
     async def read_all(self, after: int = 0) -> AsyncIterator[Commit]:

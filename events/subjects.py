@@ -3,6 +3,11 @@
 A DGDR name may contain `.`, which separates subject tokens and KV key tokens. `escape` maps every
 character outside `[A-Za-z0-9-]` to `_XX` (its UTF-8 bytes in hex), `_` included, so `unescape(escape(s))`
 == s for every string and an escaped token never contains `.`, `*`, `>` or whitespace.
+
+Escaping can triple a token's length, and nats-server closes a connection whose protocol line (the
+subject and reply) exceeds 4,096 bytes. Callers bound what they put in a subject (names, uids and
+request ids are validated first); as a last line, every subject built here longer than
+`MAX_SUBJECT_BYTES` raises `SubjectTooLong` (a ValueError) instead of being sent.
 """
 
 from __future__ import annotations
@@ -15,10 +20,13 @@ EVENTS_PREFIX = "dgdr.evt"
 REQUESTS_STREAM = "DGDR_REQUESTS"
 REQUESTS_PREFIX = "dgdr.req"
 RESULTS_PREFIX = "dgdr.res"
+DEAD_LETTER_STREAM = "DGDR_DEADLETTER"
 DEAD_LETTER_SUBJECT = "dgdr.dlq"
 JOBS_STREAM = "DGDR_JOBS"
 JOBS_PREFIX = "dgdr.job"
 STATUS_BUCKET = "DGDR_STATUS"
+
+MAX_SUBJECT_BYTES = 2048  # half the server's control line: room for the reply subject
 
 _SAFE = re.compile(r"[A-Za-z0-9-]")
 _ALL_SAFE = re.compile(r"[A-Za-z0-9-]+")
@@ -50,13 +58,25 @@ def unescape(token: str) -> str:
     return out.decode()
 
 
+class SubjectTooLong(ValueError):
+    """A subject that the server would refuse by closing the connection."""
+
+
+def _bounded(subject: str) -> str:
+    if len(subject) > MAX_SUBJECT_BYTES:  # escaped subjects are ASCII: characters are bytes
+        raise SubjectTooLong(
+            f"subject {subject[:80]}… is {len(subject)} bytes; the limit is {MAX_SUBJECT_BYTES}"
+        )
+    return subject
+
+
 def name_subjects(namespace: str, name: str) -> str:
     """Every incarnation of one DGDR name: the scope of its optimistic concurrency."""
-    return f"{EVENTS_PREFIX}.{escape(namespace)}.{escape(name)}.*"
+    return _bounded(f"{EVENTS_PREFIX}.{escape(namespace)}.{escape(name)}.*")
 
 
 def events_subject(namespace: str, name: str, uid: str) -> str:
-    return f"{EVENTS_PREFIX}.{escape(namespace)}.{escape(name)}.{escape(uid)}"
+    return _bounded(f"{EVENTS_PREFIX}.{escape(namespace)}.{escape(name)}.{escape(uid)}")
 
 
 def parse_events_subject(subject: str) -> tuple[str, str, str]:
@@ -65,7 +85,7 @@ def parse_events_subject(subject: str) -> tuple[str, str, str]:
 
 
 def request_subject(namespace: str, name: str) -> str:
-    return f"{REQUESTS_PREFIX}.{escape(namespace)}.{escape(name)}"
+    return _bounded(f"{REQUESTS_PREFIX}.{escape(namespace)}.{escape(name)}")
 
 
 def parse_request_subject(subject: str) -> tuple[str, str]:
@@ -76,11 +96,11 @@ def parse_request_subject(subject: str) -> tuple[str, str]:
 
 
 def result_subject(request_id: str) -> str:
-    return f"{RESULTS_PREFIX}.{escape(request_id)}"
+    return _bounded(f"{RESULTS_PREFIX}.{escape(request_id)}")
 
 
 def status_key(namespace: str, name: str) -> str:
-    return f"{escape(namespace)}.{escape(name)}"
+    return _bounded(f"{escape(namespace)}.{escape(name)}")
 
 
 def parse_status_key(key: str) -> tuple[str, str]:

@@ -295,7 +295,7 @@ class KubernetesAdapter:
         async def on_commit(msg: Any) -> None:
             commit = decode_message(msg, int(msg.metadata.sequence.stream))
             agg = commit.aggregate
-            if not self._watched(agg.namespace):
+            if commit.damage is not None or not self._watched(agg.namespace):
                 return
             obj = self.informer.get((agg.namespace, agg.name))
             if obj is None or obj["metadata"]["uid"] != agg.uid:

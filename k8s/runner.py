@@ -7,11 +7,19 @@ and conversion webhooks served over HTTPS and registered on it: k8s/webhook); `t
 the service takes; `start_adapter(nats_url)` runs the adapter in this process as one candidate for
 the Lease; `close()` stops all of it. A kubeconfig that cannot be loaded raises
 `k8s.kube.ClusterUnreachable` before anything starts.
+
+On the emulated cluster dgdr is installed as on a real one: k8s/manifests/rbac.yaml is applied, and
+the adapter and the target speak as its ServiceAccount (system:serviceaccount:dgdr-system:dgdr,
+through DATA_DIR/kubeconfig-dgdr), so the emulator's RBAC refuses what the manifest does not grant.
+A Lease namespace other than the manifest's gets the manifest's leader-election Role and
+RoleBinding copied into it, as an operator installing with `--lease-namespace` would. The
+kubeconfig written for kubectl (`--write-kubeconfig`, default DATA_DIR/kubeconfig) is the admin's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 import socket
 from dataclasses import dataclass
@@ -20,6 +28,7 @@ from typing import Any
 
 import aiohttp
 import structlog
+import yaml
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 from nats.js import JetStreamContext
@@ -41,6 +50,22 @@ from k8s.leader import LeaderElector
 from k8s.target import KubernetesTarget
 
 log = structlog.get_logger("k8s.runner")
+
+RBAC_MANIFEST = Path(__file__).parent / "manifests" / "rbac.yaml"
+SERVICE_ACCOUNT = ("dgdr-system", "dgdr")  # rbac.yaml's
+SERVICE_KUBECONFIG = "kubeconfig-dgdr"
+
+
+def lease_rbac_in(namespace: str, manifest: Path = RBAC_MANIFEST) -> list[dict[str, Any]]:
+    """The manifest's Roles and RoleBindings (the leader election's) moved to `namespace`."""
+    docs = [d for d in yaml.safe_load_all(manifest.read_text()) if isinstance(d, dict)]
+    moved = []
+    for doc in docs:
+        if doc.get("kind") in ("Role", "RoleBinding"):
+            doc = copy.deepcopy(doc)
+            doc["metadata"]["namespace"] = namespace
+            moved.append(doc)
+    return moved
 
 
 @dataclass
@@ -116,11 +141,27 @@ class KubernetesSide:
             await self.emulator.start(port=opts.emulator_port)
             await self._serve_webhooks(data_dir, "127.0.0.1")
             self.kubeconfig = opts.write_kubeconfig or data_dir / "kubeconfig"
-            self.emulator.write_kubeconfig(self.kubeconfig)
-        elif opts.webhook_port is not None:
-            await self._serve_webhooks(data_dir, "0.0.0.0")
-        self.api = await connect(self.kubeconfig)
+            self.emulator.write_kubeconfig(self.kubeconfig)  # the admin's, for kubectl
+            self.api = await connect(await self._install_service_account(data_dir))
+        else:
+            if opts.webhook_port is not None:
+                await self._serve_webhooks(data_dir, "0.0.0.0")
+            self.api = await connect(self.kubeconfig)
         await check_crds(self.api)
+
+    async def _install_service_account(self, data_dir: Path) -> Path:
+        """rbac.yaml on the emulator (its leader-election Role also in the Lease namespace), and
+        a kubeconfig that speaks as its ServiceAccount; the kubeconfig's path."""
+        emulator, lease_namespace = self.emulator, self.options.lease_namespace
+        await emulator.apply_manifests(RBAC_MANIFEST)
+        if lease_namespace != SERVICE_ACCOUNT[0]:
+            namespace = {"apiVersion": "v1", "kind": "Namespace",
+                         "metadata": {"name": lease_namespace}}  # fmt: skip
+            for doc in [namespace, *lease_rbac_in(lease_namespace)]:
+                await emulator.store.apply(doc, field_manager="kubectl")
+        token = emulator.service_account_token(*SERVICE_ACCOUNT)
+        path: Path = emulator.write_kubeconfig(data_dir / SERVICE_KUBECONFIG, token)
+        return path
 
     async def _serve_webhooks(self, data_dir: Path, host: str) -> None:
         """dgdr's webhooks over HTTPS; on the emulated cluster, also registered there (with the
@@ -166,6 +207,8 @@ class KubernetesSide:
         assert self.adapter is not None
         while True:
             try:
+                if self._nats is not None:
+                    await self._nats.connect()  # again, when the server closed the connection
                 await self.adapter.run()
             except Exception:
                 log.exception("adapter failed; starting it again")

@@ -6,7 +6,9 @@ the projector that keeps it current in the `DGDR_STATUS` KV bucket.
                forward (`metadata.resourceVersion` is the stream sequence of the last folded commit)
 
 Failure semantics: a projection is disposable and rebuilt from the store; the projector refuses to
-run when the bucket claims events the store does not have.
+run when the bucket claims events the store does not have. A stored message that is not a valid,
+legal commit (`events.integrity`) is never folded: it is quarantined once and shown on its DGDR as
+condition `HistoryIntact` False.
 """
 
 __all__ = ["projector", "status"]

@@ -3,13 +3,24 @@
 `apply(commit)` is idempotent and order-tolerant. The KV value's `metadata.resourceVersion` says which
 commit was folded last: a commit at or below it is skipped (redelivery is harmless); a commit whose
 expected sequence equals it is folded directly (the usual case); anything else (a gap, a deleted key,
-a new incarnation of a name) is repaired by re-folding the name's current incarnation from the store.
+a new incarnation of a name, a damaged message) is repaired by folding the name's stored messages
+after the current value onto it (its whole stored history when there is no value).
 Every write is a compare-and-swap on the KV revision, so two projector replicas never move a value
-backwards; a lost CAS re-reads and tries again.
+backwards; a lost CAS (on update, create or delete: an expected race) re-reads and tries again,
+logged at debug.
+
+Trusted but verified (`events.integrity`): a delivered message that is not a valid commit, or a commit
+that is not a legal continuation of the status, is never folded. It is recorded once in the quarantine
+(`events.quarantine`, before the status is written, so a crash in between records it on redelivery),
+and when it belongs to the DGDR's live incarnation the status keeps its last good fold and gets the
+condition `HistoryIntact` False (`projections.status.mark_damaged`). Then the message is acknowledged
+like any other: nothing is redelivered forever. Commits after it are folded when they are legal.
 
 `rebuild()` recomputes every key from the stream into a dict of canonical bytes (for the check that a
-rebuild equals the live bucket); `check_not_ahead()` refuses to start when a value claims a sequence
-the store does not have (`ProjectionAheadOfStore`).
+rebuild equals the live bucket), by the same fold: a damaged DGDR is rebuilt to its last good state
+with its condition, and reported (`rebuild_report`, and a warning per damaged DGDR); every other DGDR
+is rebuilt as if nothing were wrong. `check_not_ahead()` refuses to start when a value claims a
+sequence the store does not have (`ProjectionAheadOfStore`).
 """
 
 from __future__ import annotations
@@ -19,29 +30,62 @@ from typing import Any
 
 import structlog
 from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import BadRequestError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
+from dgdr.domain import machine
 from dgdr.domain.errors import ProjectionAheadOfStore, StoreError
 from events import subjects as s
-from events.envelope import Commit
-from events.jetstream import bucket_keys
+from events.envelope import AggregateId, Commit, Damage
+from events.integrity import NO_AGGREGATE, illegal, mark_illegal
+from events.jetstream import WRONG_LAST_SEQUENCE, bucket_keys
+from events.quarantine import quarantine
 from events.store import EventStore
-from projections.status import encode, project
+from projections.status import encode, mark_damaged, project
 
 log = structlog.get_logger("dgdr.projector")
 
+Status = dict[str, Any]
 
-def resource_version(obj: dict[str, Any] | None) -> int:
+
+def is_cas_conflict(exc: Exception) -> bool:
+    """Whether a KV write failed only because the key moved on (another writer won the race):
+    `update`/`create` raise nats-py's KeyWrongLastSequenceError or KeyNotFoundError, but `delete`
+    with `last=` raises a plain BadRequestError with JetStream's error code 10071."""
+    if isinstance(exc, KeyWrongLastSequenceError | KeyNotFoundError):
+        return True
+    return isinstance(exc, BadRequestError) and exc.err_code == WRONG_LAST_SEQUENCE
+
+
+def resource_version(obj: Status | None) -> int:
     if not obj:
         return 0
     return int(obj["metadata"]["resourceVersion"])
 
 
-def fold_commit(obj: dict[str, Any] | None, commit: Commit) -> dict[str, Any] | None:
-    for env in commit.envelopes:
-        obj = project(obj, env, commit.seq)
-    return obj
+def _position(obj: Status | None, aggregate: AggregateId) -> tuple[str, AggregateId | None]:
+    """The machine state a status shows, and its incarnation (None: no DGDR)."""
+    if obj is None:
+        return machine.ABSENT, None
+    status = obj["status"]
+    live = AggregateId(aggregate.namespace, aggregate.name, obj["metadata"]["uid"])
+    return machine.join_state(status["phase"], status.get("profilingPhase")), live
+
+
+def fold_commit(obj: Status | None, commit: Commit) -> tuple[Status | None, Damage | None]:
+    """`obj` with `commit` folded in when it is a valid commit and a legal continuation; else
+    `obj` as it was (marked damaged when the message is its incarnation's) and the damage."""
+    if commit.damage is None:
+        reason = illegal(*_position(obj, commit.aggregate), commit)
+        if reason is None:
+            for env in commit.envelopes:
+                obj = project(obj, env, commit.seq)
+            return obj, None
+        commit = mark_illegal(commit, reason)
+    assert commit.damage is not None
+    if obj is not None and obj["metadata"]["uid"] == commit.aggregate.uid:
+        return mark_damaged(obj, commit.damage), commit.damage
+    return obj, commit.damage
 
 
 class Projector:
@@ -79,18 +123,38 @@ class Projector:
         else:
             self._remember(key, obj, await self.kv.create(key, encode(obj)))
 
-    async def _refold(self, commit: Commit) -> dict[str, Any] | None:
-        agg = commit.aggregate
-        last = await self.store.latest(agg.namespace, agg.name)
-        if last is None:
-            raise StoreError(f"{agg}: commit {commit.seq} was delivered but the store has none")
-        obj: dict[str, Any] | None = None
-        for c in await self.store.load(last.aggregate):
-            obj = fold_commit(obj, c)
-        return obj
+    async def _refold(
+        self, aggregate: AggregateId, current: Status | None
+    ) -> tuple[Status | None, list[Commit]]:
+        """The name's status brought up to its last stored message: the messages after the
+        current object folded onto it (it is the exact fold up to its resourceVersion), or the
+        whole stored history when there is no object; and the messages not folded (as damaged
+        commits). One pass covers every message stored so far, so a burst of messages on a name
+        costs one repair, not one per message."""
+        obj = current
+        found: list[Commit] = []
+        after = resource_version(current)
+        for commit in await self.store.history(aggregate.namespace, aggregate.name, after=after):
+            obj, damage = fold_commit(obj, commit)
+            if damage is not None:
+                found.append(commit if commit.damage else mark_illegal(commit, damage.reason))
+        return obj, found
+
+    async def _record_illegal(self, commit: Commit, damage: Damage | None) -> None:
+        """Quarantine the delivered, well-formed `commit` when the fold found it illegal."""
+        if commit.damage is None and damage is not None and damage.seq == commit.seq:
+            await self._quarantine(mark_illegal(commit, damage.reason))
+
+    async def _quarantine(self, commit: Commit) -> None:
+        if await quarantine(self.js, commit):
+            log.warning("stored message quarantined", damage=str(commit.damage))
 
     async def apply(self, commit: Commit) -> None:
         agg = commit.aggregate
+        if commit.damage is not None:  # unreadable: recorded whatever the status shows
+            await self._quarantine(commit)
+        if agg == NO_AGGREGATE:  # on a subject that names no DGDR: nothing to show it on
+            return
         key = s.status_key(agg.namespace, agg.name)
         cached = self._cache.get(key)
         for _ in range(20):
@@ -102,23 +166,31 @@ class Projector:
             rv = resource_version(current)
             if current is not None and commit.seq <= rv:
                 return
+            new: Status | None
             if (
                 current is not None
                 and commit.expected == rv
                 and (current["metadata"]["uid"] == agg.uid)
-            ):
-                new = fold_commit(current, commit)
-            elif current is None and revision == 0 and commit.expected == 0:
-                new = fold_commit(None, commit)
+            ) or (current is None and revision == 0 and commit.expected == 0):
+                new, damage = fold_commit(current, commit)
+                await self._record_illegal(commit, damage)
+                if new is current:
+                    return
             else:
-                new = await self._refold(commit)
+                new, found = await self._refold(agg, current)
+                for damaged in found:  # what this write covers is not folded here again
+                    if damaged.seq > rv:
+                        await self._quarantine(damaged)
                 if (new is None and current is None) or (
                     new is not None and resource_version(new) <= rv
                 ):
                     return
             try:
                 await self._write(key, new, revision)
-            except (KeyWrongLastSequenceError, KeyNotFoundError):
+            except (KeyWrongLastSequenceError, KeyNotFoundError, BadRequestError) as exc:
+                if not is_cas_conflict(exc):
+                    raise
+                log.debug("status changed meanwhile; reading it again", key=key, seq=commit.seq)
                 self._cache.pop(key, None)
                 continue
             log.debug(
@@ -138,12 +210,28 @@ class Projector:
                 out[key] = encode(current)
         return out
 
-    async def rebuild(self) -> dict[str, bytes]:
-        objects: dict[str, dict[str, Any] | None] = {}
+    async def rebuild_report(self) -> tuple[dict[str, bytes], dict[str, list[Damage]]]:
+        """Every key recomputed from the stream (as `rebuild`), and the damage found per key
+        (key "" for messages on subjects that name no DGDR)."""
+        objects: dict[str, Status | None] = {}
+        damaged: dict[str, list[Damage]] = {}
         async for commit in self.store.read_all():
-            key = s.status_key(commit.aggregate.namespace, commit.aggregate.name)
-            objects[key] = fold_commit(objects.get(key), commit)
-        return {k: encode(v) for k, v in objects.items() if v is not None}
+            agg = commit.aggregate
+            key = "" if agg == NO_AGGREGATE else s.status_key(agg.namespace, agg.name)
+            objects[key], damage = fold_commit(objects.get(key), commit)
+            if damage is not None:
+                damaged.setdefault(key, []).append(damage)
+        return {k: encode(v) for k, v in objects.items() if v is not None and k}, damaged
+
+    async def rebuild(self) -> dict[str, bytes]:
+        objects, damaged = await self.rebuild_report()
+        for key, found in damaged.items():
+            log.warning(
+                "damaged history: rebuilt without the messages that are not folded",
+                key=key or None,
+                damage=[str(d) for d in found],
+            )
+        return objects
 
     async def check_not_ahead(self) -> None:
         last = await self.store.last_sequence()

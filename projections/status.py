@@ -17,7 +17,8 @@ completed successfully" (then our profiler's summary after "; "); SpecGenerated 
 spec generated successfully"; in Failed, `Succeeded` shows the first False condition of Validation,
 Profiling, SpecGenerated, DeploymentReady, its message prefixed "Validation failed: ", "Profiling
 failed: ", "Spec generation failed: " or "Deployment failed: ". Failure: an unknown event type raises ValueError; an event the machine
-does not allow from the state the status shows raises `InvalidHistory` (the store never holds one).
+does not allow from the state the status shows raises `InvalidHistory`; the projector verifies each
+commit (`events.integrity`) before it folds it, and shows one it did not fold with `mark_damaged`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, assert_never
 
 from dgdr.domain import machine
-from dgdr.domain.describe import describe
+from dgdr.domain.describe import HISTORY_DAMAGED, describe
 from dgdr.domain.errors import InvalidHistory
 from dgdr.domain.model import (
     EVENT_TYPES,
@@ -51,7 +52,7 @@ from dgdr.domain.model import (
     ValidationFailed,
 )
 from dgdr.domain.spec import API_VERSION, KIND
-from events.envelope import Envelope
+from events.envelope import Damage, Envelope
 
 CONDITION_ORDER = (
     "Succeeded",
@@ -60,7 +61,10 @@ CONDITION_ORDER = (
     "SLAMet",
     "SpecGenerated",
     "DeploymentReady",
+    "HistoryIntact",
 )
+# Our condition, present only once a stored message of the DGDR could not be folded (`mark_damaged`).
+HISTORY_INTACT = "HistoryIntact"
 # Our condition beside Dynamo's: whether the pick meets the SLA as the profiler estimated it (Unknown
 # when nothing could estimate the model and Dynamo's naive configuration was picked).
 SLA_CONDITION: dict[str, tuple[str, str]] = {
@@ -320,6 +324,36 @@ def _record_replicas(
         case DeploymentObserved() if status["phase"] == "Deploying":
             progress = f"DGD {dgd} is in {event.state} state"
             c.set("DeploymentReady", "False", "DeploymentInProgress", progress)
+
+
+def mark_damaged(obj: dict[str, Any], damage: Damage) -> dict[str, Any]:
+    """`obj` with condition `HistoryIntact` False (reason `HistoryDamaged`) naming the message at
+    `damage.seq` that was not folded, why, and where to look; everything else stays the last good
+    fold, and `metadata.resourceVersion` moves to the damaged message (the object changed). A
+    damaged message has no time anyone can trust: the condition's transition time is the last one
+    the object shows, so a rebuild gives the same bytes."""
+    new = _copy_for_fold(obj)
+    meta = new["metadata"]
+    times = [c["lastTransitionTime"] for c in new["status"].get("conditions", [])]
+    at = max(times, default=meta.get("creationTimestamp", ""))
+    where = f"dgdr history {meta['name']}"
+    if meta["namespace"] != "default":
+        where += f" -n {meta['namespace']}"
+    message = (
+        f"the stored message at stream sequence {damage.seq} ({damage.subject}) was not folded: "
+        f"{damage.reason}. The status shows this DGDR's history without it; see `{where}`"
+    )
+    set_condition(
+        new["status"],
+        HISTORY_INTACT,
+        "False",
+        HISTORY_DAMAGED,
+        message,
+        at=at,
+        generation=meta.get("generation"),
+    )
+    meta["resourceVersion"] = str(damage.seq)
+    return new
 
 
 def project_all(

@@ -11,6 +11,9 @@ event loop as it happens (`StepReport`); `simulate`, `simulate_disagg`, `Simulat
 discrete-event simulation of an aggregated or a disaggregated deployment; `simulate_config` for a
 config as `profile` reports it); the catalogs are `gpus()` and `models()`, and `model_from_config` /
 `local_config_path` read a local Hugging Face config.json for a model the catalog lacks.
+`spec.model` as a local path is read only under the operator's model directories (`model_dirs`
+of `profile`, `can_estimate`, `model_refusal`, `local_config_path`: a tuple of directories, `()`
+by default, so no path; None for offline commands, any path): `ModelDirs`, `looks_like_path`.
 A model with neither (`can_estimate` is False) takes Dynamo's naive fallback: `profile` returns
 the smallest TP that holds its weights as its name states them, aggregated, with
 `ProfileResult.sla_verdict` "unverified" (`SlaVerdict`); `model_refusal` says why a spec's model
@@ -31,6 +34,7 @@ from ._dgd import DEFAULT_DGD_API_VERSION, DGD_API_VERSIONS
 from ._dgd_convert import convert_dgd
 from ._estimate import BACKENDS, MODES, Estimate, calibration_source, estimate
 from ._hfconfig import local_config_path, model_from_config
+from ._modelpath import ModelDirs, looks_like_path
 from ._naive import can_estimate, model_refusal
 from ._profile import ProfileResult, SlaVerdict, profile
 from ._runner import StepReport, profile_async
@@ -46,6 +50,7 @@ __all__ = [
     "EstimateError",
     "Gpu",
     "ModelArch",
+    "ModelDirs",
     "ProfileResult",
     "ProfilingError",
     "SimulationResult",
@@ -57,6 +62,7 @@ __all__ = [
     "estimate",
     "gpus",
     "local_config_path",
+    "looks_like_path",
     "model_from_config",
     "model_refusal",
     "models",

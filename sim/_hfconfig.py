@@ -1,13 +1,15 @@
 """Model architectures from a local Hugging Face `config.json`, for models the catalog lacks.
 
-Owns: finding the file (`spec.model` is a path to a `config.json`, or to a directory holding one)
-and mapping Hugging Face's keys to `ModelArch`: the dense fields every decoder has, the MoE fields
+Owns: finding the file (`spec.model` is a path to a `config.json`, or to a directory holding one,
+read only where `sim._modelpath` allows: under the operator's model directories, or anywhere for
+offline commands) and mapping Hugging Face's keys to `ModelArch`: the dense fields every decoder has, the MoE fields
 under their usual names (Qwen/Mixtral `num_experts`/`num_local_experts`, DeepSeek
 `n_routed_experts`/`n_shared_experts`/`first_k_dense_replace`, `moe_intermediate_size`), the MLA
 ranks (DeepSeek), and the weight dtype (`quantization_config.quant_method` fp8 or mxfp4, else bf16).
 
 Failure semantics: `ProfilingError("Initializing", ...)` naming the file and the key that is missing
-or not a positive integer, or the JSON error; never a guess for a required figure. No network.
+or not a positive integer, or the JSON error, or naming `spec.model` when it is a path this
+process may not read (never opened); never a guess for a required figure. No network.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from dgdr.domain.errors import ProfilingError
 
 from ._catalog import ModelArch, models
+from ._modelpath import ModelDirs, local_model
 
 REQUIRED = (
     "num_hidden_layers",
@@ -30,14 +33,11 @@ REQUIRED = (
 )
 
 
-def local_config_path(model: str) -> Path | None:
-    """The config.json that `model` points at, when it is a local path (file or directory)."""
-    if not any(sep in model for sep in ("/", "\\")) and not model.endswith(".json"):
-        return None
-    path = Path(model).expanduser()
-    if path.is_dir():
-        path = path / "config.json"
-    return path if path.is_file() else None
+def local_config_path(model: str, model_dirs: ModelDirs = ()) -> Path | None:
+    """The config.json that `model` points at, when it is a local path (file or directory) that
+    `model_dirs` allows reading (`sim._modelpath`; by default none)."""
+    found = local_model(model, model_dirs)
+    return None if found is None else found.config
 
 
 def _int(config: dict[str, Any], key: str, where: str, default: Any = None) -> int:
@@ -129,16 +129,18 @@ def model_from_config(path: Path, model_id: str | None = None) -> ModelArch:
     return model
 
 
-def find_model(model_id: str) -> ModelArch:
+def find_model(model_id: str, model_dirs: ModelDirs = ()) -> ModelArch:
     """The catalog entry for a Hugging Face id (case-insensitive), or the architecture in the
-    local config.json `model_id` points at; else ProfilingError."""
+    local config.json `model_id` points at, where `model_dirs` allows; else ProfilingError."""
     by_lower = {k.lower(): v for k, v in models().items()}
     found = by_lower.get(model_id.strip().lower())
     if found is not None:
         return found
-    path = local_config_path(model_id)
-    if path is not None:
-        return model_from_config(path, model_id)
+    local = local_model(model_id, model_dirs)
+    if local is not None and local.refusal is not None:
+        raise ProfilingError("Initializing", local.refusal)
+    if local is not None and local.config is not None:
+        return model_from_config(local.config, model_id)
     raise ProfilingError(
         "Initializing",
         f"unknown model {model_id!r}: the rapid profiler has architectures for "

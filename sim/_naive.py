@@ -34,6 +34,7 @@ from ._catalog import Gpu, find_gpu, models
 from ._dgd import WORKER_SERVICE, DgdPlan, WorkerShape, runtime_image
 from ._hfconfig import local_config_path
 from ._message import ms
+from ._modelpath import ModelDirs, local_model
 
 NAIVE_BACKEND = "vllm"  # what `backend: auto` deploys (Dynamo's `_DEFAULT_NAIVE_BACKEND`)
 MEMORY_MULTIPLIER = 1.5  # AIConfigurator's naive rule: TP x VRAM must hold 1.5 x the weights
@@ -46,11 +47,12 @@ _DTYPES = (
 )
 
 
-def can_estimate(model: str) -> bool:
+def can_estimate(model: str, model_dirs: ModelDirs = ()) -> bool:
     """Whether `profile` has the architecture of `model`: catalog id (any case), or a path to a
-    config.json (or a directory holding one). Otherwise it falls back to the naive config."""
+    config.json (or a directory holding one) that `model_dirs` allows reading
+    (`sim._modelpath`). Otherwise it falls back to the naive config."""
     known = {m.lower() for m in models()}
-    return model.strip().lower() in known or local_config_path(model) is not None
+    return model.strip().lower() in known or local_config_path(model, model_dirs) is not None
 
 
 @dataclass(frozen=True)
@@ -101,11 +103,15 @@ class NaivePlan:
     notes: tuple[str, ...] = ()
 
 
-def model_refusal(spec: DGDRSpec) -> str | None:
+def model_refusal(spec: DGDRSpec, model_dirs: ModelDirs = ()) -> str | None:
     """Why `profile` would refuse `spec.model` at Initializing; None when it can estimate the
-    model or fall back to the naive configuration."""
+    model or fall back to the naive configuration. A local path `model_dirs` does not allow is
+    refused without being looked at (`sim._modelpath`)."""
     model = spec.model
-    if can_estimate(model):
+    local = local_model(model, model_dirs)
+    if local is not None and local.refusal is not None:
+        return local.refusal
+    if can_estimate(model, model_dirs):
         return None
     if name_size(model) is None:
         return (
@@ -123,9 +129,9 @@ def model_refusal(spec: DGDRSpec) -> str | None:
     return None
 
 
-def naive_plan(spec: DGDRSpec, hardware: ResolvedHardware) -> NaivePlan:
+def naive_plan(spec: DGDRSpec, hardware: ResolvedHardware, model_dirs: ModelDirs = ()) -> NaivePlan:
     """The naive configuration for `spec` (see the module); `spec.model` cannot be estimated."""
-    refusal = model_refusal(spec)
+    refusal = model_refusal(spec, model_dirs)
     if refusal is not None:
         raise ProfilingError("Initializing", refusal)
     size = name_size(spec.model)

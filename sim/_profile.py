@@ -49,6 +49,7 @@ from ._deploy import (
 )
 from ._dgd import build_dgd
 from ._message import result_message
+from ._modelpath import ModelDirs
 from ._naive import (
     can_estimate,
     naive_dgd_plan,
@@ -92,19 +93,28 @@ def profile(
     namespace: str | None = None,
     progress: Progress | None = None,
     model_config: str | Path | None = None,
+    model_dirs: ModelDirs = (),
 ) -> ProfileResult:
     """Rapid profiling: pick a config that meets the SLA within the GPU budget, and its DGD.
 
     `spec`: a `DGDRSpec`, a spec dict, or a whole DGDR manifest dict (its metadata names the
     result). `hardware`: resolved GPU facts (gpuSku, numGpusPerNode, totalGpus, vramMb); by default
     the spec's own `hardware`, which must then name a gpuSku. `model_config`: a Hugging Face
-    config.json for `spec.model`'s architecture (else the catalog, or `spec.model` as a path).
+    config.json for `spec.model`'s architecture (else the catalog, or `spec.model` as a path, read
+    only under `model_dirs`, or anywhere when None: `sim._modelpath`; by default no path at all).
     `progress(sub_phase, message)` is called as each stage is done."""
     report = progress or _silent
     spec, hardware, name, namespace = read_inputs(spec, hardware, name, namespace)
-    if model_config is None and not can_estimate(spec.model):
-        return _naive(spec, hardware, name, namespace, report)
-    setup = resolve(spec, hardware, name=name, namespace=namespace, model_config=model_config)
+    if model_config is None and not can_estimate(spec.model, model_dirs):
+        return _naive(spec, hardware, name, namespace, report, model_dirs)
+    setup = resolve(
+        spec,
+        hardware,
+        name=name,
+        namespace=namespace,
+        model_config=model_config,
+        model_dirs=model_dirs,
+    )
     report("Initializing", initializing_message(setup))
     sweep = sweep_prefill(setup)
     report("SweepingPrefill", prefill_message(setup, sweep))
@@ -161,10 +171,15 @@ def _result(
 
 
 def _naive(
-    spec: DGDRSpec, hardware: ResolvedHardware, name: str, namespace: str, report: Progress
+    spec: DGDRSpec,
+    hardware: ResolvedHardware,
+    name: str,
+    namespace: str,
+    report: Progress,
+    model_dirs: ModelDirs,
 ) -> ProfileResult:
     """The naive configuration of a model nothing estimates (`sim._naive`), SLA unverified."""
-    plan = naive_plan(spec, hardware)
+    plan = naive_plan(spec, hardware, model_dirs)
     report("Initializing", naive_initializing_message(spec.model, plan))
     report("SelectingConfig", naive_selecting_message(plan))
     dgd, override_notes = build_dgd(

@@ -4,13 +4,15 @@ workload and SLA in effect, the backends to search).
 
 Owns: reading the input (a `DGDRSpec`, a spec dict or a whole manifest dict, whose metadata names
 the result), taking the hardware from the spec when none is given, the architecture (from
-`model_config`, the catalog, or `spec.model` as a path to a config.json), the one lookup of the
+`model_config`, the catalog, or `spec.model` as a path to a config.json where `model_dirs` allows
+it, `sim._modelpath`), the one lookup of the
 GPU SKU (`find_gpu` on the typed `ResolvedHardware.gpu_sku`), the context-length check, the
 backends `backend: auto` searches (`AUTO_BACKENDS`), and the Initializing report.
 
 Failure semantics: raises only `ProfilingError("Initializing", ...)`: a spec or manifest that does
 not validate (every field named), no GPU SKU, an unknown model or a bad config.json, a context
-longer than the model's. Reads a local config.json when one is named; no other I/O.
+longer than the model's, a `spec.model` path outside the model directories (never opened). Reads
+a local config.json when one is named and allowed; no other I/O.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dgdr.domain.spec import SLA, Backend, DGDRSpec, Workload, parse_manifest, p
 
 from ._catalog import Gpu, ModelArch, find_gpu
 from ._hfconfig import find_model, model_from_config
+from ._modelpath import ModelDirs
 
 AUTO_BACKENDS = ("vllm", "sglang", "trtllm")  # searched for `backend: auto`; ties go to the first
 
@@ -92,13 +95,14 @@ def resolve(
     name: str | None = None,
     namespace: str | None = None,
     model_config: str | Path | None = None,
+    model_dirs: ModelDirs = (),
 ) -> Setup:
     """The `Setup` for `profile`'s arguments (see the module for what is checked)."""
     spec, hardware, name, namespace = read_inputs(spec, hardware, name, namespace)
     model = (
         model_from_config(Path(model_config), spec.model)
         if model_config
-        else find_model(spec.model)
+        else find_model(spec.model, model_dirs)
     )
     gpu = find_gpu(hardware.gpu_sku)
     notes: tuple[str, ...] = ()

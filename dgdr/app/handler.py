@@ -80,18 +80,17 @@ class CommandHandler:
 
     async def refresh(self, namespace: str, name: str, known: Loaded | None) -> Loaded:
         """The store's current state of a name, reading only what `known` lacks: one `latest`
-        when `known` is current, the commits after it when the incarnation is the same, the
-        whole history of the current incarnation otherwise. The result is cached."""
+        when `known` is current, the name's messages after it otherwise (its whole history when
+        nothing is known). Each message is verified as it is folded (`fold_commits`): a damaged
+        one never decides which incarnation is live. The result is cached."""
         last = await self.store.latest(namespace, name)
         if last is None:
             return NOTHING
-        if known is not None and known.aggregate == last.aggregate and known.version <= last.seq:
-            if known.version == last.seq:
-                return self.states.put(namespace, name, known)
-            commits = await self.store.load(last.aggregate, after=known.version)
-            return self.states.put(namespace, name, fold_commits(known, commits))
-        commits = await self.store.load(last.aggregate)
-        return self.states.put(namespace, name, fold_commits(NOTHING, commits))
+        if known is not None and known.version == last.seq:
+            return self.states.put(namespace, name, known)
+        base = known if known is not None and known.version < last.seq else NOTHING
+        commits = await self.store.history(namespace, name, after=base.version)
+        return self.states.put(namespace, name, fold_commits(base, commits))
 
     def current(self, namespace: str, name: str, known: Loaded | None = None) -> Loaded | None:
         """The latest state held for a name: the cache's or `known`, whichever is later."""
@@ -192,10 +191,13 @@ class CommandHandler:
         seq = await self.store.append(
             aggregate, envelopes, expected=loaded.version, commit_id=commit_id
         )
-        state = loaded.state if loaded.aggregate == aggregate else NOTHING.state
+        same = loaded.aggregate == aggregate and not loaded.state.is_terminal
+        state = loaded.state if same else NOTHING.state
         for event in decision:
             state = evolve(state, event, command.id)
-        self.states.put(namespace, name, Loaded(aggregate, state, seq))
+        self.states.put(
+            namespace, name, Loaded(aggregate, state, seq, loaded.damage if same else ())
+        )
         types = tuple(e.type for e in decision)
         commit = Commit(aggregate, envelopes, seq=seq, expected=loaded.version, commit_id=commit_id)
         invalid = [e for e in decision if isinstance(e, ValidationFailed)]

@@ -22,7 +22,8 @@ replica counts), so a repeated observation is recognised as the last one.
 
 The profiling worker pulls jobs and runs the rapid profiler on the DGDR's typed spec and hardware
 (`sim.profile_async`): each sub-phase is reported as it happens, then the result or the failure, as
-commands with deterministic ids (`profiling:<uid>:<gen>:<step>`). Only a `ProfilingError` (the user's
+commands with deterministic ids (`profiling:<uid>:<gen>:<step>`). A message on the jobs stream that is
+not a job (not JSON, a field missing) is logged and dropped. Only a `ProfilingError` (the user's
 case) is recorded as `ProfilingFailed`; any other exception is a bug (or an outage): it is logged
 with its traceback and raised, so the consumer redelivers the job with backoff. A worker killed
 half-way leaves the job unacknowledged; it is redelivered, the steps already recorded decide nothing,
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -51,6 +53,7 @@ from dgdr.domain.model import (
     SlaVerdict,
     StartProfiling,
 )
+from dgdr.domain.phases import PROFILING_PHASES
 from dgdr.domain.spec import SearchStrategy
 from dgdr.domain.target import DeploymentTarget, ProfilingJobs
 from events import subjects as s
@@ -87,7 +90,12 @@ class Reactor:
         await self.react(decode_commit(msg))
 
     async def react(self, commit: Commit) -> None:
-        """Advance the held state by `commit` and react to its events."""
+        """Advance the held state by `commit` and react to its events, once they are folded: a
+        damaged message (`events.integrity`), or a commit that is not a legal continuation of
+        the state, causes nothing (the projector records and shows it) and is acknowledged."""
+        if commit.damage is not None:
+            log.debug("damaged message skipped", damage=str(commit.damage))
+            return
         held = self.states.advance(commit)
         if not REACTS_TO.intersection(env.type for env in commit.envelopes):
             return
@@ -96,6 +104,9 @@ class Reactor:
             held = await self.handler.refresh(
                 agg.namespace, agg.name, self.states.get(agg.namespace, agg.name)
             )
+        if held.aggregate != agg or any(d.seq == commit.seq for d in held.damage):
+            log.debug("commit not folded; no reaction", namespace=agg.namespace, seq=commit.seq)
+            return
         for env in commit.envelopes:
             if env.type == "Validated":
                 await self._start_profiling(commit, env, held)
@@ -299,15 +310,40 @@ class Reactor:
 
 
 class ProfilingWorker:
-    def __init__(self, handler: CommandHandler) -> None:
+    def __init__(self, handler: CommandHandler, model_dirs: tuple[Path, ...] = ()) -> None:
         self.handler = handler
+        self.model_dirs = model_dirs  # where spec.model may name a local config.json
+
+    def _already_reported(self, namespace: str, name: str, uid: str, command: Command) -> bool:
+        """Whether a refused progress report is a step the DGDR has gone past (a redelivered
+        job replaying its steps: an idempotent no-op, not a refused transition). The handler
+        confirmed the refusal on the store's state, which it cached."""
+        held = self.handler.current(namespace, name)
+        if not isinstance(command, ReportProfilingProgress) or held is None:
+            return False
+        if command.sub_phase not in PROFILING_PHASES:
+            return False
+        state = held.state
+        if held.aggregate is None or held.aggregate.uid != uid or state.phase != "Profiling":
+            return False
+        return PROFILING_PHASES.index(command.sub_phase) <= PROFILING_PHASES.index(
+            state.profiling_phase or PROFILING_PHASES[0]
+        )
 
     async def on_message(self, msg: Any) -> None:
         import sim
 
-        job = json.loads(msg.data)
-        ns, name, uid, gen = job["namespace"], job["name"], job["uid"], int(job["generation"])
-        corr = job.get("correlationId")
+        try:
+            job = json.loads(msg.data)
+            ns, name, uid, gen = job["namespace"], job["name"], job["uid"], int(job["generation"])
+            corr = job.get("correlationId")
+            if not all(isinstance(v, str) for v in (ns, name, uid)):
+                raise TypeError("namespace, name and uid must be strings")
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+            # the service publishes every job; one it cannot read is dropped, not retried forever
+            log.warning("message on the jobs stream is not a job; dropped", subject=msg.subject,
+                        error=repr(exc)[:200])  # fmt: skip
+            return
         bound = log.bind(namespace=ns, name=name, uid=uid, generation=gen)
         loaded = await self.handler.refresh(ns, name, self.handler.current(ns, name))
         state = loaded.state
@@ -325,7 +361,12 @@ class ProfilingWorker:
         async def report(command: Command) -> None:
             out = await self.handler.handle(ns, name, command, expected_uid=uid)
             if out.status == "rejected" and out.reason != "Stale":
-                bound.warning("profiling report rejected", reason=out.reason, msg=out.message)
+                if self._already_reported(ns, name, uid, command):
+                    bound.debug(
+                        "profiling step recorded before (a redelivered job)", step=command.id
+                    )
+                else:
+                    bound.warning("profiling report rejected", reason=out.reason, msg=out.message)
             await msg.in_progress()
 
         async def step(sub_phase: str, message: str) -> None:
@@ -333,7 +374,12 @@ class ProfilingWorker:
 
         try:
             result = await sim.profile_async(
-                state.parsed_spec, state.resolved_hardware, report=step, name=name, namespace=ns
+                state.parsed_spec,
+                state.resolved_hardware,
+                report=step,
+                name=name,
+                namespace=ns,
+                model_dirs=self.model_dirs,
             )
         except ProfilingError as exc:
             await report(failure_command(uid, gen, corr, exc.sub_phase, exc.message))

@@ -4,9 +4,23 @@ Owns the wiring and the request protocol (design §4). Requests arrive on stream
 (subject `dgdr.req.<ns>.<name>`, `Nats-Msg-Id` = request id) through the durable consumer
 `dgdr-service` that every replica shares. Each gets exactly one outcome on `dgdr.res.<request-id>`:
 `accepted` (with the resourceVersion), `invalid` (recorded as Failed, every field error listed) or
-`rejected` (nothing recorded). A message that is not a request at all (no request id, not JSON, not
-a DGDR manifest or a delete) goes to the dead-letter stream `DGDR_DEADLETTER` (subject `dgdr.dlq.req`)
-with the reason in header `Dgdr-Dead-Letter-Reason`, and the service carries on.
+`rejected` (nothing recorded). A message that is not a request at all (not JSON, not a DGDR manifest
+or a delete) goes to the dead-letter stream `DGDR_DEADLETTER` (subject `dgdr.dlq.req`) with the reason
+in header `Dgdr-Dead-Letter-Reason`, and the service carries on.
+
+Failure semantics. Nothing a client sends stops the service (limits: `dgdr.domain.limits`):
+- a request id that is missing, too long or outside printable ASCII is dead-lettered and gets no
+  outcome (no subject could carry it: an over-long one would make the server close the connection);
+- JSON nested too deeply (checked before anything recursive runs), a manifest over the size limit
+  (a quarter of the server's max payload, at most 256 KiB), `spec.overrides` over its own limit, or
+  a commit over the max payload is answered `invalid` with reason `LimitExceeded`, naming the field;
+- anything else that raises is retried (nak with a doubling delay) and, after
+  `max_request_deliveries` deliveries (`max_transient_deliveries` when NATS was unavailable), logged
+  once with its traceback, dead-lettered and answered `rejected` with reason `InternalError`.
+The NATS connection comes back after any server-side close: nats-py reconnects by itself after a
+dropped connection, and when it closes the client for good (most `-ERR`s) the supervisor connects
+anew and starts every part again on the new connection (store, handler, projector, reactor, worker,
+cluster target, consumers); consumers on the closed client end instead of retrying on it.
 
 At start-up the streams are created or verified (`IncompatibleStream`), and the projection is
 checked not to be ahead of the store (`ProjectionAheadOfStore`); both stop the service with a clear
@@ -19,9 +33,12 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -30,24 +47,33 @@ from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig
 
 from dgdr.app.handler import CommandHandler, Outcome
+from dgdr.app.intake import (
+    DEAD_LETTER_REASON,
+    TRANSIENT,
+    dead_letter,
+    deliveries,
+    failure_action,
+    outcome_body,
+    over_limits,
+)
 from dgdr.app.reactors import ProfilingWorker, Reactor, decode_commit
 from dgdr.app.simcluster import SimulatedCluster
 from dgdr.domain.clock import now_rfc3339
 from dgdr.domain.errors import NotARequest
+from dgdr.domain.limits import manifest_limit, request_id_problem, size_problems, text_problems
 from dgdr.domain.model import Apply, Delete
 from dgdr.domain.spec import API_VERSION, KIND, DGDRSpec, FieldError, Metadata, parse_spec
 from dgdr.domain.target import DISCOVERED_FACTS, DeploymentTarget, ProfilingJobs
 from events import subjects as s
 from events.connection import ConnectOptions, connect
 from events.consumer import run_consumer
-from events.jetstream import JetStreamEventStore, ensure_layout, ensure_stream
+from events.jetstream import CommitTooLarge, JetStreamEventStore, ensure_layout, ensure_stream
 from projections.projector import Projector
 
 log = structlog.get_logger("dgdr.app.service")
 
 ROLES = frozenset({"requests", "projector", "reactor", "profiler"})
-DEAD_LETTER_STREAM = "DGDR_DEADLETTER"
-DEAD_LETTER_REASON = "Dgdr-Dead-Letter-Reason"
+DEAD_LETTER_STREAM = s.DEAD_LETTER_STREAM
 
 
 @dataclass
@@ -64,6 +90,12 @@ class ServiceConfig:
     target: Callable[[JetStreamContext], DeploymentTarget] | None = None
     # Copies of every stream and bucket (`--replicas`): 1 on a single server, 3 on a cluster.
     replicas: int = 1
+    # The only directories whose config.json `spec.model` may name as a local path (`--model-dir`).
+    model_dirs: tuple[Path, ...] = ()
+    # Request failures and reconnects (dgdr.app.service: "Failure semantics").
+    max_request_deliveries: int = 5  # a request failing for an unknown reason, then rejected
+    max_transient_deliveries: int = 20  # a request failing because NATS is unavailable
+    reconnect_delay: float = 0.2  # first wait after a failed reconnect; doubles up to 5 s
 
 
 def _field_error(field_name: str, message: str) -> dict[str, str]:
@@ -79,10 +111,68 @@ class Service:
         self.projector: Projector | None = None
         self.cluster: DeploymentTarget | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._supervisor: asyncio.Task[None] | None = None
+        self._closed = asyncio.Event()
         self.replica = f"{socket.gethostname()}-{os.getpid()}"
 
     async def start(self) -> None:
-        self.nc = await connect(self.config.connect)
+        """Connect and start every part; then keep them running across connection losses."""
+        await self._start_parts()
+        self._supervisor = asyncio.create_task(self._supervise(), name="dgdr-supervisor")
+        log.info("service started", url=self.config.connect.safe_url, replica=self.replica)
+
+    async def stop(self) -> None:
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            await asyncio.wait([self._supervisor], timeout=5)
+            self._supervisor = None
+        await self._stop_parts()
+
+    async def _supervise(self) -> None:
+        """Start everything again on a new connection whenever the current one is closed for good
+        (nats-py reconnects by itself after a dropped connection, but closes the client on most
+        `-ERR`s from the server). Each object holding the old connection is made anew."""
+        while True:
+            await self._connection_closed()
+            assert self.nc is not None
+            error = self.nc.last_error
+            log.warning(
+                "NATS connection closed; reconnecting",
+                url=self.config.connect.safe_url,
+                error=self.config.connect.scrub(str(error)) if error else None,
+            )
+            started = time.monotonic()
+            delay = self.config.reconnect_delay
+            while True:
+                await self._stop_parts()
+                try:
+                    await self._start_parts()
+                    break
+                except Exception as exc:  # the server is not back yet, or refuses: keep trying
+                    log.warning(
+                        "reconnect failed; retrying",
+                        error=self.config.connect.scrub(str(exc)),
+                        retry_in=delay,
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+            log.info("reconnected", seconds=round(time.monotonic() - started, 3))
+
+    async def _connection_closed(self) -> None:
+        """Return once the current client is closed (its closed callback, or a check each second
+        in case nats-py closed it without calling back)."""
+        while self.nc is not None and not self.nc.is_closed:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self._closed.wait()
+
+    async def _start_parts(self) -> None:
+        self._closed = closed = asyncio.Event()
+
+        async def on_closed() -> None:
+            closed.set()
+
+        self.nc = await connect(self.config.connect, closed_cb=on_closed)
         self.js = js = self.nc.jetstream()
         kv = await ensure_layout(js, self.config.replicas)
         await self._ensure_dead_letter(js, self.config.replicas)
@@ -104,7 +194,7 @@ class Service:
         reactor = Reactor(self.handler, js, self.cluster)
         if isinstance(self.cluster, ProfilingJobs) and "reactor" in self.config.roles:
             self.cluster.attach_profiling(reactor)
-        worker = ProfilingWorker(self.handler)
+        worker = ProfilingWorker(self.handler, self.config.model_dirs)
         projector = self.projector
 
         async def project(msg: Any) -> None:
@@ -141,9 +231,8 @@ class Service:
             if task.done():
                 task.result()  # raise the start-up error
         await self.cluster.start(reactor.observe if "reactor" in self.config.roles else None)
-        log.info("service started", url=self.config.connect.safe_url, replica=self.replica)
 
-    async def stop(self) -> None:
+    async def _stop_parts(self) -> None:
         for task in self._tasks:
             task.cancel()
         if self._tasks:
@@ -180,24 +269,92 @@ class Service:
     async def _on_request(self, msg: Any) -> None:
         assert self.js is not None and self.nc is not None
         request_id = (msg.headers or {}).get("Nats-Msg-Id", "")
+        problem = request_id_problem(request_id)
+        if problem is not None:  # no outcome: its subject could not carry this id
+            await self._dead_letter(msg, problem)
+            return
         try:
-            if not request_id:
-                raise NotARequest("no Nats-Msg-Id header: every request needs a request id")
             outcome = await self._process(msg.subject, msg.data, request_id)
         except NotARequest as exc:
-            headers = {
-                **(msg.headers or {}),
-                DEAD_LETTER_REASON: str(exc),
-                "Dgdr-Original-Subject": msg.subject,
-            }
-            headers.pop("Nats-Msg-Id", None)
-            await self.js.publish(f"{s.DEAD_LETTER_SUBJECT}.req", msg.data, headers=headers)
-            log.warning("request dead-lettered", subject=msg.subject, reason=str(exc))
+            await self._dead_letter(msg, str(exc))
             outcome = Outcome("rejected", reason="MalformedRequest", message=str(exc))
-            if not request_id:
-                return
-        body = json.dumps(outcome.to_dict(request_id)).encode()
+        except Exception as exc:
+            failed = await self._failed(msg, request_id, exc)
+            if failed is None:
+                return  # to be redelivered
+            outcome = failed
+        await self._answer(request_id, outcome)
+
+    async def _failed(self, msg: Any, request_id: str, exc: Exception) -> Outcome | None:
+        """Nak `msg` to have it redelivered (None), or give up on it: log the traceback once,
+        dead-letter it and return the `rejected` outcome to answer."""
+        attempts = deliveries(msg)
+        action = failure_action(
+            exc,
+            attempts,
+            max_deliveries=self.config.max_request_deliveries,
+            max_transient=self.config.max_transient_deliveries,
+        )
+        if action == "retry":
+            delay = min(30.0, 0.5 * 2 ** min(attempts - 1, 10))
+            log.warning(
+                "request failed; it will be redelivered",
+                subject=msg.subject,
+                request=request_id,
+                attempt=attempts,
+                retry_in=delay,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            await msg.nak(delay=delay)
+            return None
+        log.exception(
+            "request failed on every delivery; dead-lettered and rejected",
+            subject=msg.subject,
+            request=request_id,
+            attempts=attempts,
+        )
+        reason = f"InternalError after {attempts} deliveries: {type(exc).__name__}: {exc}"
+        await self._dead_letter(msg, reason)
+        return Outcome(
+            "rejected",
+            reason="InternalError",
+            message=f"the service failed on this request {attempts} times "
+            f"({type(exc).__name__}); it is in {DEAD_LETTER_STREAM}; retry later or report it",
+        )
+
+    async def _answer(self, request_id: str, outcome: Outcome) -> None:
+        assert self.nc is not None
+        body = outcome_body(outcome, request_id, self.nc.max_payload // 2)
         await self.nc.publish(s.result_subject(request_id), body)
+
+    async def _dead_letter(self, msg: Any, reason: str) -> None:
+        """Keep `msg` in the dead-letter stream with `reason`. When that fails while NATS is
+        unavailable it raises (the request is redelivered); otherwise (the stream is gone) the
+        failure is logged and the request dropped rather than retried forever."""
+        assert self.js is not None and self.nc is not None
+        headers, data = dead_letter(
+            msg.headers or {}, str(msg.subject), reason, bytes(msg.data), self.nc.max_payload
+        )
+        with contextlib.suppress(AttributeError, ValueError):  # one dead letter per message,
+            headers["Nats-Msg-Id"] = f"req:{int(msg.metadata.sequence.stream)}"  # if redelivered
+        try:
+            await self.js.publish(f"{s.DEAD_LETTER_SUBJECT}.req", data, headers=headers)
+        except Exception as exc:
+            transient = isinstance(exc, TRANSIENT)
+            if transient and deliveries(msg) < self.config.max_transient_deliveries:
+                raise
+            log.error(
+                "a request could not be dead-lettered; dropped",
+                reason=headers[DEAD_LETTER_REASON],
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            return
+        log.warning(
+            "request dead-lettered",
+            subject=str(msg.subject)[:200],
+            reason=reason[:500],
+            attempt=deliveries(msg),
+        )
 
     async def _discover(self, spec: DGDRSpec | list[FieldError]) -> dict[str, Any]:
         """The target's GPU facts, unless the spec is invalid (it fails before hardware matters)
@@ -211,13 +368,13 @@ class Service:
             return {}
         return await self.cluster.discover_hardware()
 
-    @staticmethod
-    def _model_refusal(spec: DGDRSpec | list[FieldError]) -> str | None:
+    def _model_refusal(self, spec: DGDRSpec | list[FieldError]) -> str | None:
         """Why the profiler cannot take `spec.model` (neither estimate it nor size Dynamo's naive
-        configuration for it); None when it can, or when the spec is invalid anyway."""
+        configuration for it, or a path outside the model directories, never opened); None when
+        it can, or when the spec is invalid anyway."""
         from sim import model_refusal
 
-        return None if isinstance(spec, list) else model_refusal(spec)
+        return None if isinstance(spec, list) else model_refusal(spec, self.config.model_dirs)
 
     async def _process(self, subject: str, data: bytes, request_id: str) -> Outcome:
         assert self.handler is not None and self.cluster is not None
@@ -225,6 +382,11 @@ class Service:
             namespace, name = s.parse_request_subject(subject)
         except (ValueError, UnicodeDecodeError) as exc:
             raise NotARequest(str(exc)) from exc
+        assert self.nc is not None
+        size_limit = manifest_limit(self.nc.max_payload)
+        unreadable = text_problems(data, size_limit)
+        if unreadable:
+            return over_limits(unreadable)
         try:
             body = json.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -233,6 +395,9 @@ class Service:
             raise NotARequest(
                 'the body must be a JSON object: a DGDR manifest or {"action": "delete"}'
             )
+        too_large = size_problems(body, len(data), size_limit)
+        if too_large:
+            return over_limits(too_large)
         errors = _check_name(namespace, name)
         if errors:
             return Outcome(
@@ -267,7 +432,10 @@ class Service:
                 model_refusal=self._model_refusal(parsed),
             )
             uid = meta.get("uid")
-        outcome = await self.handler.handle(namespace, name, command, uid=uid)
+        try:
+            outcome = await self.handler.handle(namespace, name, command, uid=uid)
+        except CommitTooLarge as exc:
+            return over_limits([("spec", f"{exc}: make the spec smaller")])
         log.info(
             "request",
             namespace=namespace,
@@ -282,15 +450,18 @@ class Service:
         return outcome
 
 
-def _local_model(spec: DGDRSpec | list[FieldError] | dict[str, Any]) -> str | None:
-    """`spec.model` when it is a path to a Hugging Face config.json on this machine (the parsed
+def _local_model(
+    spec: DGDRSpec | list[FieldError] | dict[str, Any], model_dirs: tuple[Path, ...]
+) -> str | None:
+    """`spec.model` when it is a path to a Hugging Face config.json under `model_dirs` (the parsed
     spec, or a raw spec dict)."""
     from sim import local_config_path
 
     if isinstance(spec, list):
         return None
     model = spec.model if isinstance(spec, DGDRSpec) else spec.get("model")
-    return model if isinstance(model, str) and local_config_path(model) is not None else None
+    found = isinstance(model, str) and local_config_path(model, model_dirs) is not None
+    return model if found else None
 
 
 def _events_key(msg: Any) -> str:
@@ -311,6 +482,9 @@ def _check_name(namespace: str, name: str) -> list[dict[str, str]]:
     return []
 
 
+_UID = re.compile(r"[A-Za-z0-9-]{1,128}")  # it names the event subject: no escaping, bounded
+
+
 def _check_manifest(body: dict[str, Any], namespace: str, name: str) -> list[dict[str, str]]:
     errors = []
     if body.get("apiVersion") != API_VERSION:
@@ -328,6 +502,15 @@ def _check_manifest(body: dict[str, Any], namespace: str, name: str) -> list[dic
                 _field_error(
                     "metadata.name",
                     f"{meta.get('name')!r} does not match the request subject's name {name!r}",
+                )
+            )
+        uid = meta.get("uid")
+        if uid is not None and not (isinstance(uid, str) and _UID.fullmatch(uid)):
+            errors.append(
+                _field_error(
+                    "metadata.uid",
+                    "must be a Kubernetes uid (a UUID: at most 128 letters, digits and '-'), "
+                    "or left out",
                 )
             )
         if meta.get("namespace") not in (None, namespace):

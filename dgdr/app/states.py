@@ -7,9 +7,14 @@ was the entry's (`advance`). It may be behind the store; users treat it as a hin
 append fails with `ConcurrencyConflict` on a stale entry and reloads, and `advance` reports a gap
 (None) instead of guessing.
 
+Folding is trusted but verified (`events.integrity`): a damaged message, or a commit that is not a
+legal continuation of the state folded so far, is never folded; only the sequence moves past it (the
+service's next commit expects that sequence), and when it belongs to the live incarnation it is kept
+in `Loaded.damage`. Later commits are folded when they are legal from the last good state, so a
+damaged DGDR still takes the service's decisions (a delete above all).
+
 Bounded: least recently used entries go beyond `size` names. An entry is only ever replaced by a
-later one (a higher sequence), so concurrent users cannot move it backwards. Never raises, except
-`InvalidHistory` from `evolve` for a consumed commit the machine does not allow (a store bug).
+later one (a higher sequence), so concurrent users cannot move it backwards. Never raises.
 """
 
 from __future__ import annotations
@@ -19,31 +24,56 @@ from dataclasses import dataclass
 
 from dgdr.domain.decider import evolve, initial_state
 from dgdr.domain.model import State
-from events.envelope import AggregateId, Commit
+from events.envelope import AggregateId, Commit, Damage
+from events.integrity import illegal, mark_illegal
 
 
 @dataclass(frozen=True)
 class Loaded:
-    """The incarnation `aggregate` of a name (None: no history) folded up to commit `version`."""
+    """The incarnation `aggregate` of a name (None: no history) folded up to the message at
+    sequence `version` (the last of the name read, folded or not); `damage` lists the last
+    messages of this incarnation that were not folded (at most `MAX_DAMAGE_HELD`)."""
 
     aggregate: AggregateId | None
     state: State
     version: int
+    damage: tuple[Damage, ...] = ()
 
 
 NOTHING = Loaded(None, initial_state(), 0)
+# The most recent damage a `Loaded` keeps (a flood of forged messages must not grow the cache).
+MAX_DAMAGE_HELD = 16
+
+
+def verified(loaded: Loaded, commit: Commit) -> Commit:
+    """`commit`, marked damaged when it is not a legal continuation of `loaded`."""
+    if commit.damage is not None:
+        return commit
+    reason = illegal(loaded.state.machine_state, loaded.aggregate, commit)
+    return commit if reason is None else mark_illegal(commit, reason)
 
 
 def fold_commits(loaded: Loaded, commits: list[Commit]) -> Loaded:
-    """`loaded` with `commits` (the next ones of its name, in order) folded in."""
-    aggregate, state, version = loaded.aggregate, loaded.state, loaded.version
+    """`loaded` with `commits` (the next messages of its name, in order) folded in, each one only
+    when it is a valid commit and a legal continuation (`events.integrity`)."""
+    aggregate, state, version, damage = (
+        loaded.aggregate,
+        loaded.state,
+        loaded.version,
+        loaded.damage,
+    )
     for commit in commits:
-        if commit.aggregate != aggregate:  # a new incarnation starts from nothing
-            aggregate, state = commit.aggregate, initial_state()
+        commit = verified(Loaded(aggregate, state, version), commit)
+        version = max(version, commit.seq)
+        if commit.damage is not None:
+            if commit.aggregate == aggregate and not state.is_terminal:
+                damage = (*damage, commit.damage)[-MAX_DAMAGE_HELD:]
+            continue
+        if commit.aggregate != aggregate or state.is_terminal:  # a new incarnation
+            aggregate, state, damage = commit.aggregate, initial_state(), ()
         for env in commit.envelopes:
             state = evolve(state, env.event, env.causation_id)
-        version = commit.seq
-    return Loaded(aggregate, state, version)
+    return Loaded(aggregate, state, version, damage)
 
 
 class StateCache:
@@ -82,6 +112,6 @@ class StateCache:
             return None
         if cached.version >= commit.seq:
             return cached
-        if cached.version != commit.expected:
+        if commit.damage is not None or cached.version != commit.expected:
             return None
         return self.put(agg.namespace, agg.name, fold_commits(cached, [commit]))

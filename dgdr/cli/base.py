@@ -1,6 +1,11 @@
 """The `dgdr` command's shared parts: the typer apps, the global options (NATS URL, credentials,
 namespace) and how a command runs its coroutine.
 
+Where the connection comes from: `--context FILE` (or `DGDR_CONTEXT`), a NATS CLI context; with
+neither and no `--server`/`DGDR_NATS_URL`, `./.dgdr/contexts/client.json` when it exists (the client
+context `dgdr up` writes into its default data dir); the URL and credential options given explicitly
+override the context's values. A context that cannot be read is one line and exit code 2.
+
 Failure semantics: `run` turns every `DgdrError` into one line on stderr and exit code 1, and Ctrl-C
 into exit code 130; nothing a user does produces a traceback.
 """
@@ -9,8 +14,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
 from typing import Annotated, TypeVar
 
+import click
 import typer
 
 from dgdr.cli.console import fail
@@ -33,9 +41,20 @@ app.add_typer(cluster_app, name="cluster")
 T = TypeVar("T")
 
 
+DEFAULT_CONTEXT = Path(".dgdr/contexts/client.json")
+
+
 class Settings:
-    def __init__(self, options: ConnectOptions, namespace: str, explicit_ns: bool = False) -> None:
+    def __init__(
+        self,
+        options: ConnectOptions,
+        namespace: str,
+        explicit_ns: bool = False,
+        without_default_context: ConnectOptions | None = None,
+    ) -> None:
         self.options, self.namespace, self.explicit_ns = options, namespace, explicit_ns
+        # What `dgdr up --no-embedded` connects with: never the client context found by default.
+        self.service_options = without_default_context or options
 
 
 def settings_of(ctx: typer.Context) -> Settings:
@@ -48,7 +67,7 @@ def run(coro: Awaitable[T]) -> T:
     try:
         return asyncio.run(coro)  # type: ignore[arg-type]
     except DgdrError as exc:
-        raise fail(str(exc)) from None
+        raise fail(_scrubbed(str(exc))) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
 
@@ -59,9 +78,30 @@ async def with_client(ctx: typer.Context, fn: Callable[[DgdrClient], Awaitable[T
         return await fn(client)
 
 
+def _scrubbed(message: str) -> str:
+    """`message` without any secret of the options this command was given (belt and braces)."""
+    settings = click.get_current_context(silent=True)
+    obj = settings.find_root().obj if settings is not None else None
+    return obj.options.scrub(message) if isinstance(obj, Settings) else message
+
+
+def _explicit(ctx: typer.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+
+
 @app.callback()
 def main_options(
     ctx: typer.Context,
+    context: Annotated[
+        Path | None,
+        typer.Option(
+            "--context",
+            envvar="DGDR_CONTEXT",
+            help="NATS CLI context file (JSON) with the URL and credentials; default "
+            f"{DEFAULT_CONTEXT} when it exists and no --server is given",
+        ),
+    ] = None,
     server: Annotated[
         str,
         typer.Option("--server", "-s", envvar="DGDR_NATS_URL", help="NATS URL of the dgdr service"),
@@ -77,16 +117,24 @@ def main_options(
     tls_cert: Annotated[str | None, typer.Option(envvar="DGDR_NATS_TLS_CERT")] = None,
     tls_key: Annotated[str | None, typer.Option(envvar="DGDR_NATS_TLS_KEY")] = None,
 ) -> None:
-    options = ConnectOptions(
-        url=server,
-        creds_file=creds,
-        user=user,
-        password=password,
-        token=token,
-        tls_ca=tls_ca,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-    )
-    source = ctx.get_parameter_source("namespace")
-    explicit = source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
-    ctx.obj = Settings(options, namespace, explicit)
+    defaulted = context is None and not _explicit(ctx, "server") and DEFAULT_CONTEXT.is_file()
+    if defaulted:
+        context = DEFAULT_CONTEXT
+    try:
+        base = ConnectOptions.from_context(context) if context else ConnectOptions()
+    except DgdrError as exc:
+        raise fail(str(exc), 2) from None
+    explicit = {
+        "url": server if _explicit(ctx, "server") or context is None else None,
+        "creds_file": creds,
+        "user": user,
+        "password": password,
+        "token": token,
+        "tls_ca": tls_ca,
+        "tls_cert": tls_cert,
+        "tls_key": tls_key,
+    }
+    given = {k: v for k, v in explicit.items() if v is not None}
+    options = replace(base, **given)
+    without = replace(ConnectOptions(), **given) if defaulted else None
+    ctx.obj = Settings(options, namespace, _explicit(ctx, "namespace"), without)

@@ -13,22 +13,29 @@ import typer
 from dgdr.cli.base import cluster_app, run, settings_of
 from dgdr.cli.console import fail, out
 from dgdr.client import DgdrClient
+from events.connection import refusing
 
 
 async def _cluster(ctx: typer.Context, action: str, name: str | None = None) -> Any:
-    from dgdr.app.simcluster import SimulatedCluster
-
     settings = settings_of(ctx)
     async with DgdrClient(settings.options, namespace=settings.namespace) as client:
-        cluster = SimulatedCluster(client.nc.jetstream())
-        if action == "list":
-            return await cluster.list()
-        assert name is not None
-        if action == "degrade":
-            return await cluster.degrade(settings.namespace, name)
-        if action == "recover":
-            return await cluster.recover(settings.namespace, name)
-        return await cluster.delete(settings.namespace, name)
+        # The simulated cluster's bucket is the service's (and admin's): fail at once, not at a
+        # timeout, when a client context is refused.
+        return await refusing(client.nc, _act(client, settings.namespace, action, name))
+
+
+async def _act(client: DgdrClient, namespace: str, action: str, name: str | None) -> Any:
+    from dgdr.app.simcluster import SimulatedCluster
+
+    cluster = SimulatedCluster(client.nc.jetstream())
+    if action == "list":
+        return await cluster.list()
+    assert name is not None
+    if action == "degrade":
+        return await cluster.degrade(namespace, name)
+    if action == "recover":
+        return await cluster.recover(namespace, name)
+    return await cluster.delete(namespace, name)
 
 
 @cluster_app.command("list")

@@ -3,6 +3,11 @@
 Both run the simulation engine (`sim`) in this process. A user mistake (a bad argument, an invalid
 spec, a model that cannot fit the budget) is one line on stderr and exit code 2 (usage) or 1 (the
 spec cannot be served), never a traceback.
+
+`spec.model` as a local path: these commands run as the user on their own machine, so by default
+any config.json they name (or one next to the spec file) is read. With `--model-dir DIR`
+(repeatable) they judge the spec as `dgdr up --model-dir DIR` would: a path is read only under those
+directories, anything else is refused without being opened, and nothing next to the spec is read.
 """
 
 from __future__ import annotations
@@ -92,13 +97,31 @@ def _read_spec(filename: str) -> tuple[DGDRSpec, str, str]:
     return spec, Path(filename).stem.replace("_", "-").lower(), "default"
 
 
-def _config_next_to(filename: str, model: str) -> Path | None:
+ModelDirOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--model-dir",
+        help="read spec.model as a local path only under this directory (repeatable), as "
+        "`dgdr up --model-dir` does; without it, any path you name is read",
+        exists=True,
+        file_okay=False,
+        resolve_path=True,
+    ),
+]
+
+
+def _model_dirs(given: list[Path] | None) -> tuple[Path, ...] | None:
+    """None (any path: the user's own machine) unless `--model-dir` narrows it."""
+    return tuple(given) if given else None
+
+
+def _config_next_to(filename: str, model: str, model_dirs: tuple[Path, ...] | None) -> Path | None:
     """A Hugging Face config.json next to the spec file, for a model the catalog lacks and that
-    is not itself a path to one."""
+    is not itself a path (none with `--model-dir`: then only what the service would read)."""
     import sim
 
     known = {m.lower() for m in sim.models()}
-    if model.lower() in known or sim.local_config_path(model) is not None:
+    if model_dirs is not None or model.lower() in known or sim.looks_like_path(model):
         return None
     beside = Path(filename).resolve().parent / "config.json"
     return beside if beside.is_file() else None
@@ -125,6 +148,7 @@ def profile(
             help="the DGD's apiVersion: nvidia.com/v1beta1 (default) or nvidia.com/v1alpha1",
         ),
     ] = "nvidia.com/v1beta1",
+    model_dir: ModelDirOption = None,
 ) -> None:
     """Profile a spec offline: the chosen config, the alternatives, the SLA verdict and the DGD."""
     if output not in ("table", "json", "yaml"):
@@ -147,7 +171,8 @@ def profile(
             name=name,
             namespace=namespace,
             progress=lambda sub, text: steps.append((sub, text)),
-            model_config=_config_next_to(filename, spec.model),
+            model_config=_config_next_to(filename, spec.model, _model_dirs(model_dir)),
+            model_dirs=_model_dirs(model_dir),
         )
     except sim.ProfilingError as exc:
         raise fail(f"{exc.sub_phase}: {exc.message}") from None
@@ -290,6 +315,7 @@ def simulate(
     ] = None,
     seed: Annotated[int, typer.Option(help="random seed of the arrivals")] = 0,
     output: Annotated[str, typer.Option("--output", "-o", help="table or json")] = "table",
+    model_dir: ModelDirOption = None,
 ) -> None:
     """Check the rapid pick with a request-level simulation under the spec's workload."""
     if output not in ("table", "json"):
@@ -301,7 +327,9 @@ def simulate(
     if hardware is None:
         _report(filename, errors)
     try:
-        result = sim.profile(spec, hardware, name=name, namespace=namespace)
+        result = sim.profile(
+            spec, hardware, name=name, namespace=namespace, model_dirs=_model_dirs(model_dir)
+        )
     except sim.ProfilingError as exc:
         raise fail(f"{exc.sub_phase}: {exc.message}") from None
     if result.sla_verdict == "unverified":

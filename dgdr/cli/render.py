@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dgdr.client import DgdrObject, HistoryEntry
-from dgdr.domain.describe import Description
+from dgdr.domain.describe import Description, describe_damage
 from dgdr.domain.describe import describe as describe_event
 from dgdr.domain.model import event_from_payload
 
@@ -94,7 +94,10 @@ def table(
 
 def describe_stored(stored: HistoryEntry) -> Description:
     """The description of a stored event as `DgdrClient.history` lists it. An event this version
-    cannot read (written by a newer dgdr) is named by its type rather than failing the command."""
+    cannot read (written by a newer dgdr) is named by its type rather than failing the command; a
+    damaged message is a warning with its reason and its bytes."""
+    if "damaged" in stored:
+        return describe_damage(stored["damaged"], stored.get("subject", ""), stored.get("raw", ""))
     try:
         event = event_from_payload(stored["type"], stored.get("payload", {}))
     except ValidationError:
@@ -108,7 +111,9 @@ def history_table(events: Sequence[HistoryEntry]) -> Table:
         t.add_column(h, no_wrap=h != "MESSAGE", overflow="fold")
     for e in events:
         d = describe_stored(e)
-        t.add_row(str(e["sequence"]), e["time"], e["type"], d.type, d.reason, d.message)
+        t.add_row(
+            str(e["sequence"]), e["time"] or "-", e["type"], d.type, d.reason, Text(d.message)
+        )
     return t
 
 
@@ -171,6 +176,6 @@ def describe(
     for h in ("TYPE", "REASON", "AGE", "MESSAGE"):
         ev.add_column(h, no_wrap=h != "MESSAGE", overflow="fold")
     for e, d in story(events, meta.get("uid")):
-        ev.add_row(d.type, d.reason, age(e["time"], now), d.message)
+        ev.add_row(d.type, d.reason, age(e["time"], now), Text(d.message))
     out.append(ev)
     return out

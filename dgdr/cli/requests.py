@@ -54,11 +54,13 @@ def apply(
     """Apply one or more DGDR manifests (YAML or JSON, several documents allowed)."""
     try:
         if filename == "-":
-            docs = load_documents("<stdin>", sys.stdin.read())
+            docs = load_documents("<stdin>", sys.stdin.buffer.read())
         else:
             docs = load_documents(filename)
-    except (OSError, yaml.YAMLError, DgdrError) as exc:
-        raise fail(f"cannot read {filename}: {exc}") from None
+    except OSError as exc:
+        raise fail(f"cannot read {filename}: {exc.strerror or exc}") from None
+    except DgdrError as exc:  # not UTF-8, not YAML, a document that is not a mapping
+        raise fail(str(exc)) from None
     if not docs:
         raise fail(f"{filename} holds no documents")
     st = settings_of(ctx)

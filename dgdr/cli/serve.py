@@ -3,6 +3,10 @@
 
 Failure semantics: bad option combinations exit 2 before anything starts; SIGINT/SIGTERM stop the
 service cleanly; an unreachable cluster is one line and exit 2.
+
+The embedded NATS server runs with authorization (`events.auth`): the service connects as `service`,
+the demo's client as `client`, and the client and admin contexts are written to DATA_DIR/contexts;
+`--insecure` turns it off and says so on stderr.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from dgdr.cli.base import Settings, app, run, settings_of
 from dgdr.cli.console import err, fail, out
 from dgdr.cli.requests import parse_duration, print_outcome
 from dgdr.client import DgdrClient, load_documents
-from events.connection import redact_url
+from events.connection import ConnectOptions, redact_url
 
 SYNC_INTERVAL = re.compile(r"always|[0-9]+(ms|s|m|h)")
 
@@ -62,7 +66,7 @@ def _up_config(
             2,
         )
     return ServiceConfig(
-        connect=settings.options,
+        connect=settings.service_options,
         rollout_delay=rollout_delay,
         roles=chosen,
         replicas=replicas,
@@ -141,14 +145,35 @@ def up(
             "or a duration (default: the server's 2m; see the README on durability)"
         ),
     ] = None,
+    model_dir: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="a directory whose Hugging Face config.json files spec.model may name as a local "
+            "path (repeatable); without it, a spec.model that is a path is refused",
+            exists=True,
+            file_okay=False,
+            resolve_path=True,
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option()] = "INFO",
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            help="embedded NATS without authorization: any local process may write history, "
+            "status, or delete streams (default: users and permissions, contexts in "
+            "DATA_DIR/contexts)"
+        ),
+    ] = False,
 ) -> None:
     """Run the service (embedded NATS, profiling worker, deployment target) until interrupted."""
     from dgdr.app.logs import configure
 
     configure(log_level)
+    if insecure and not embedded:
+        raise fail("--insecure goes with the embedded server (not with --no-embedded)", 2)
     _check_durability(replicas, sync, embedded)
     config = _up_config(settings_of(ctx), rollout_delay, roles, replicas)
+    config = replace(config, model_dirs=tuple(model_dir or ()))
     side = _cluster_side(
         cluster,
         kubeconfig,
@@ -159,7 +184,16 @@ def up(
         lease_duration,
         webhook=(webhook_port, webhook_cert_dir),
     )
-    run(_serve(config, data_dir, port if embedded else None, cluster=side, sync=sync))
+    run(
+        _serve(
+            config,
+            data_dir,
+            port if embedded else None,
+            cluster=side,
+            secure=not insecure,
+            sync=sync,
+        )
+    )
 
 
 CLUSTER_MODES = ("simulated", "emulated", "kubernetes")
@@ -215,12 +249,13 @@ async def _serve(
     config: Any,
     data_dir: Path,
     port: int | None,
-    ready: Callable[[str], Awaitable[None]] | None = None,
+    ready: Callable[[ConnectOptions], Awaitable[None]] | None = None,
     cluster: Any = None,
+    secure: bool = True,
     sync: str | None = None,
 ) -> None:
     from dgdr.app.service import Service
-    from events.server import EmbeddedNatsServer
+    from events.auth import start_embedded
 
     server = None
     service = None
@@ -232,10 +267,18 @@ async def _serve(
         if cluster is not None:
             await _open_cluster(cluster, data_dir)
             config = replace(config, target=cluster.target)
+        client = config.connect
         if port is not None:
-            server = await EmbeddedNatsServer(data_dir, port, jetstream_sync=sync).start()
-            config = replace(config, connect=replace(config.connect, url=server.url))
-        url = config.connect.url
+            embedded = await start_embedded(data_dir, port, secure=secure, jetstream_sync=sync)
+            server = embedded.server
+            config = replace(config, connect=embedded.roles["service"])
+            client = embedded.roles["client"]
+            if not secure:
+                err.print(
+                    f"warning: --insecure: NATS at {server.url} has NO authorization; any process "
+                    "that reaches it may write history and status or delete streams",
+                    markup=False,
+                )
         service = Service(config)
         await service.start()
         if cluster is not None:
@@ -245,11 +288,10 @@ async def _serve(
             if getattr(cluster, "webhooks", None) is not None:
                 err.print(f"DGDR admission and conversion webhooks: {cluster.webhooks.url}")
         if ready is None:
-            shown = redact_url(url)
-            err.print(f"dgdr is up: NATS at {shown} (export DGDR_NATS_URL={shown}); Ctrl-C to stop")
+            err.print(_banner(config.connect, data_dir if port is not None else None, secure))
             await stop.wait()
         else:
-            await ready(url)
+            await ready(client)
     finally:
         if cluster is not None:
             await cluster.close()
@@ -257,6 +299,20 @@ async def _serve(
             await service.stop()
         if server is not None:
             await server.stop()
+
+
+def _banner(service: ConnectOptions, data_dir: Path | None, secure: bool) -> str:
+    shown = redact_url(service.url)
+    if data_dir is None and service.identity != "an anonymous connection":
+        return f"dgdr is up: NATS at {shown} as {service.identity}; Ctrl-C to stop"
+    if data_dir is None or not secure:
+        return f"dgdr is up: NATS at {shown} (export DGDR_NATS_URL={shown}); Ctrl-C to stop"
+    contexts = (data_dir / "contexts").resolve()
+    return (
+        f"dgdr is up: NATS at {shown} with authorization; contexts in {contexts} "
+        f"(export DGDR_CONTEXT={contexts / 'client.json'}; admin.json for operators); "
+        "Ctrl-C to stop"
+    )
 
 
 async def _open_cluster(cluster: Any, data_dir: Path) -> None:
@@ -290,10 +346,12 @@ def demo(
     settings = settings_of(ctx)
     result: dict[str, Any] = {}
 
-    async def run_demo(url: str) -> None:
-        opts = replace(settings.options, url=url)
-        async with DgdrClient(opts) as client:
-            out.print(f"[bold]dgdr demo[/]: NATS at {url}; applying {example}")
+    async def run_demo(client_options: ConnectOptions) -> None:
+        async with DgdrClient(client_options) as client:
+            out.print(
+                f"[bold]dgdr demo[/]: NATS at {client_options.safe_url} as user "
+                f"{client_options.user or '(none)'}; applying {example}"
+            )
             outcome = await client.apply(docs[0])
             if not print_outcome(docs[0]["metadata"]["name"], outcome):
                 return

@@ -8,6 +8,8 @@ condition reasons where it records none (a profiling sub-phase, `Completed` for 
 `<SubPhase>Failed`, `Deploying`). Messages start with its wording where it has one ("DGDR initialized
 successfully", "DynamoGraphDeployment spec generated successfully"), our detail after "; ".
 
+A stored message that is not folded is described by `describe_damage` (Warning `HistoryDamaged`).
+
 `noteworthy` is False for bookkeeping (`Created`, `DeploymentObserved`, `Deleted`): no Kubernetes
 Event, not in a describe story, still a row of `dgdr history`. Pure; never raises. The `match` ends in
 `assert_never`, so a new event type is a mypy error until it is described here.
@@ -42,6 +44,9 @@ from dgdr.domain.model import (
 # Dynamo's controller wording for the Events it records on these steps.
 INITIALIZED = "DGDR initialized successfully"
 SPEC_GENERATED = "DynamoGraphDeployment spec generated successfully"
+
+# The reason of a stored message that is not folded, in `dgdr history` and the status condition.
+HISTORY_DAMAGED = "HistoryDamaged"
 
 EventType = Literal["Normal", "Warning"]
 NORMAL: EventType = "Normal"
@@ -84,6 +89,14 @@ def _initialized(event: Validated) -> str:
 
 def _replicas(available: int, replicas: int) -> str:
     return f"{available}/{replicas} replicas available"
+
+
+def describe_damage(reason: str, subject: str, raw: str) -> Description:
+    """A stored message that is not folded (`events.integrity`): why, where, and its bytes as
+    `raw` (already escaped and truncated)."""
+    return Description(
+        WARNING, HISTORY_DAMAGED, f"not folded: {reason}; stored on {subject}: {raw!r}"
+    )
 
 
 def describe(event: Event) -> Description:

@@ -6,7 +6,10 @@ validated by the spec's own `Hardware` model, so a raw product name a cluster re
 (`NVIDIA-H100-80GB-HBM3`) is mapped to its SKU in exactly one place (a spec that names one is refused
 at admission, as the CRD's enum refuses it). A missing GPU SKU is a `FieldError` naming
 `spec.hardware.gpuSku` and its valid values, never a guess; GPUs per node default to 8 (a DGX/HGX
-node) and the total to one node. The `Validated` event records `ResolvedHardware.to_dict()`.
+node) and the total to one node. Discovered facts are used only for the SKU they were discovered
+for: a spec naming another SKU gets none of them (as Dynamo restricts discovery to the nodes of
+the spec's SKU), so a missing `vramMb` stays None and the profiler takes that SKU's memory from its
+catalog, never the cluster's other GPU's. The `Validated` event records `ResolvedHardware.to_dict()`.
 """
 
 from __future__ import annotations
@@ -77,6 +80,10 @@ def resolve_hardware(
                 f"of {', '.join(GPU_SKUS)}",
             )
         ]
+    if found.gpu_sku is not sku:
+        # What was discovered describes another GPU: none of it is this SKU's (Dynamo restricts
+        # discovery to the nodes of the spec's SKU), so its memory is the catalog's for this SKU.
+        found = Hardware()
     per_node = given.num_gpus_per_node or found.num_gpus_per_node or DEFAULT_GPUS_PER_NODE
     return (
         ResolvedHardware(

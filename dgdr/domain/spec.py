@@ -22,10 +22,19 @@ Two levels, as Dynamo splits them:
     served model today);
   - `hardware.numGpusPerNode` at most `MAX_GPUS_PER_NODE` (72, one NVL72 NVLink domain);
   - `hardware.totalGpus` at most `MAX_TOTAL_GPUS` (1024);
+  - `hardware.vramMb` at most `MAX_VRAM_MB` (1 TiB, over 3x the largest HBM of a GPU today);
+  - `workload.requestRate` at most `MAX_REQUEST_RATE` req/s and `workload.concurrency` at most
+    `MAX_CONCURRENCY` requests (both 2^20: 1024 GPUs x the largest batch AIConfigurator sweeps);
+  - `hardware.interconnect` and the `modelCache` strings, when given, non-empty;
   - every number finite.
 - Semantic level (`semantic_errors`): what Dynamo checks later, in its controller or profiler; the
   DGDR is stored and goes Failed with `ValidationFailed`. Positive SLA targets, sequence lengths,
-  rates and GPU facts; `e2eLatency` not with `ttft`/`itl`; `requestRate` not with `concurrency`;
+  rates and GPU facts; `model` and `image` not blank (only spaces); `concurrency` a whole number of
+  requests (the CRD types it `number`, as Dynamo does, but it counts requests in flight: Dynamo's
+  replay runs `int(concurrency)` and aiperf's `--concurrency` is an integer, so 2.5 would silently
+  run as 2); `e2eLatency` not with `ttft`/`itl`; `requestRate` not with `concurrency`; the
+  `features.planner` keys dgdr reads (`enable_load_scaling`, `enable_throughput_scaling` JSON
+  booleans, `optimization_target` one of Dynamo's planner's four: a string "false" is truthy);
   `searchStrategy: thorough` needs a concrete backend (`dgdr.domain.admission` refuses it first, on
   create or an update that brings it; an update keeping a stored one is admitted and fails here, as in
   Dynamo's profiler).
@@ -78,31 +87,46 @@ MAX_LATENCY_MS = 86_400_000.0
 MAX_TOKENS = 10_000_000
 MAX_GPUS_PER_NODE = 72
 MAX_TOTAL_GPUS = 1024
+MAX_VRAM_MB = 1_048_576.0
+MAX_REQUEST_RATE = 1_048_576.0
+MAX_CONCURRENCY = 1_048_576.0
 
 
-def _number(maximum: float | None, why: str = "") -> Any:
+def _number(maximum: float, why: str) -> Any:
     def check(value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"{value!r} is not a number: use a number, without quotes")
         if not math.isfinite(value):
             raise ValueError(f"{value!r} is not allowed: use a finite number")
-        if maximum is not None and value > maximum:
-            raise ValueError(f"{value!r} is too large: use at most {maximum:g} ({why})")
+        if value > maximum:
+            raise ValueError(f"{value!r} is too large: use at most {maximum:.15g} ({why})")
         return value
 
     return check
 
 
-# A JSON number that keeps its type: `ttft: 300` round-trips as 300, not 300.0.
-Number = Annotated[
-    float,
-    PlainValidator(_number(None)),
-    PlainSerializer(lambda v: v),
-    WithJsonSchema({"type": "number"}),
-]
+# JSON numbers that keep their type: `ttft: 300` round-trips as 300, not 300.0.
 Milliseconds = Annotated[
     float,
     PlainValidator(_number(MAX_LATENCY_MS, "a day in milliseconds")),
+    PlainSerializer(lambda v: v),
+    WithJsonSchema({"type": "number"}),
+]
+MiB = Annotated[
+    float,
+    PlainValidator(_number(MAX_VRAM_MB, "1 TiB per GPU")),
+    PlainSerializer(lambda v: v),
+    WithJsonSchema({"type": "number"}),
+]
+RequestRate = Annotated[
+    float,
+    PlainValidator(_number(MAX_REQUEST_RATE, "requests per second for 1024 GPUs")),
+    PlainSerializer(lambda v: v),
+    WithJsonSchema({"type": "number"}),
+]
+Concurrency = Annotated[
+    float,
+    PlainValidator(_number(MAX_CONCURRENCY, "requests in flight on 1024 GPUs")),
     PlainSerializer(lambda v: v),
     WithJsonSchema({"type": "number"}),
 ]
@@ -229,8 +253,8 @@ class SLA(_Model):
 class Workload(_Model):
     isl: Tokens = 4000
     osl: Tokens = 1000
-    request_rate: Number | None = Field(default=None, alias="requestRate")
-    concurrency: Number | None = None
+    request_rate: RequestRate | None = Field(default=None, alias="requestRate")
+    concurrency: Concurrency | None = None
 
 
 def _looks_like(value: str) -> str:
@@ -240,10 +264,10 @@ def _looks_like(value: str) -> str:
 
 class Hardware(_Model):
     gpu_sku: GpuSku | None = Field(default=None, alias="gpuSku")
-    vram_mb: Number | None = Field(default=None, alias="vramMb")
+    vram_mb: MiB | None = Field(default=None, alias="vramMb")
     total_gpus: TotalGpus | None = Field(default=None, alias="totalGpus")
     num_gpus_per_node: GpusPerNode | None = Field(default=None, alias="numGpusPerNode")
-    interconnect: StrictStr | None = None
+    interconnect: StrictStr | None = Field(default=None, min_length=1)
     rdma: StrictBool | None = None
 
     @field_validator("gpu_sku", mode="before")
@@ -257,9 +281,11 @@ class Hardware(_Model):
 
 
 class ModelCache(_Model):
-    pvc_name: StrictStr | None = Field(default=None, alias="pvcName")
-    pvc_model_path: StrictStr | None = Field(default=None, alias="pvcModelPath")
-    pvc_mount_path: StrictStr = Field(default="/opt/model-cache", alias="pvcMountPath")
+    pvc_name: StrictStr | None = Field(default=None, alias="pvcName", min_length=1)
+    pvc_model_path: StrictStr | None = Field(default=None, alias="pvcModelPath", min_length=1)
+    pvc_mount_path: StrictStr = Field(
+        default="/opt/model-cache", alias="pvcMountPath", min_length=1
+    )
 
 
 class Mocker(_Model):
@@ -485,10 +511,54 @@ def _positive(errors: list[FieldError], field: str, value: float | None) -> None
         errors.append(FieldError(field, f"{value!r} is not allowed: use a number greater than 0"))
 
 
+# What Dynamo's planner accepts as `optimization_target` (its PlannerConfig's Literal).
+PLANNER_OPTIMIZATION_TARGETS = ("throughput", "latency", "load", "sla")
+
+
+def _blank(errors: list[FieldError], field: str, value: str | None) -> None:
+    if value is not None and not value.strip():
+        errors.append(FieldError(field, f"{value!r} is blank: set it to a non-blank value"))
+
+
+def _planner_errors(planner: dict[str, Any]) -> list[FieldError]:
+    """The `features.planner` keys dgdr itself reads, typed as Dynamo's planner types them (the
+    rest is the planner's to judge)."""
+    errors: list[FieldError] = []
+    for key in ("enable_load_scaling", "enable_throughput_scaling"):
+        value = planner.get(key)
+        if value is not None and not isinstance(value, bool):
+            errors.append(
+                FieldError(
+                    f"spec.features.planner.{key}",
+                    f"{value!r} is not a boolean: use true or false, without quotes",
+                )
+            )
+    target = planner.get("optimization_target")
+    if target is not None and target not in PLANNER_OPTIMIZATION_TARGETS:
+        errors.append(
+            FieldError(
+                "spec.features.planner.optimization_target",
+                f"{target!r} is not allowed: use one of {', '.join(PLANNER_OPTIMIZATION_TARGETS)}",
+            )
+        )
+    return errors
+
+
+def _fractional_concurrency(value: float) -> FieldError:
+    whole = sorted({max(1, math.floor(value)), math.ceil(value)})
+    return FieldError(
+        "spec.workload.concurrency",
+        f"{value!r} is not a whole number of requests in flight: use "
+        f"{' or '.join(map(str, whole))} (Dynamo's profiler would run it as {int(value)})",
+    )
+
+
 def semantic_errors(spec: DGDRSpec) -> list[FieldError]:
     """The rules Dynamo checks after storing the DGDR (controller and profiler); see the module
     docstring. Judged on a schema-valid spec."""
     errors: list[FieldError] = []
+    _blank(errors, "spec.model", spec.model)
+    _blank(errors, "spec.image", spec.image)
     if spec.sla is not None:
         sla = spec.sla
         for alias, value in (("ttft", sla.ttft), ("itl", sla.itl), ("e2eLatency", sla.e2e_latency)):
@@ -510,6 +580,12 @@ def semantic_errors(spec: DGDRSpec) -> list[FieldError]:
             ("concurrency", w.concurrency),
         ):
             _positive(errors, f"spec.workload.{alias}", value)
+        if (
+            w.concurrency is not None
+            and w.concurrency > 0
+            and w.concurrency != math.floor(w.concurrency)
+        ):
+            errors.append(_fractional_concurrency(w.concurrency))
         if w.request_rate is not None and w.concurrency is not None:
             errors.append(
                 FieldError(
@@ -525,6 +601,8 @@ def semantic_errors(spec: DGDRSpec) -> list[FieldError]:
             ("numGpusPerNode", hw.num_gpus_per_node),
         ):
             _positive(errors, f"spec.hardware.{alias}", value)
+    if spec.features is not None and spec.features.planner is not None:
+        errors.extend(_planner_errors(spec.features.planner))
     if thorough_needs_backend(spec):
         errors.append(THOROUGH_WITH_AUTO)
     return errors

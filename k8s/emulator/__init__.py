@@ -7,7 +7,10 @@ and OpenAPI v3, CRUD with optimistic concurrency, status subresources, merge/JSO
 CRD schema validation with defaulting and pruning, label and field selectors, server-side tables,
 watches with bookmarks and 410 Gone, finalizers and ownerReference garbage collection, admission
 webhooks (Mutating/ValidatingWebhookConfiguration objects, called over HTTPS with their caBundle)
-and CRD conversion webhooks (objects stored in the storage version; `webhooks`). The
+and CRD conversion webhooks (objects stored in the storage version; `webhooks`), bearer-token
+authentication and RBAC authorization (`auth`, `rbac`: no token is the admin; a ServiceAccount's
+token, minted with `service_account_token` or `kubectl create token`, is judged by the stored
+Roles, ClusterRoles and bindings, with Kubernetes' 403 Forbidden). The
 DynamoGraphDeploymentRequest and DynamoGraphDeployment CRDs from `k8s/manifests` are served by
 default, and simulated controllers move DynamoGraphDeployments and Jobs along.
 
@@ -24,7 +27,8 @@ list pagination (`limit`/`continue` are ignored: everything comes back in one pa
 and server-side-apply ownership conflicts (apply is a recursive merge), real strategic merge of
 keyed lists for built-in kinds (treated as a JSON merge patch), protobuf responses and protobuf
 request bodies beyond ConfigMap/Secret/Namespace/ServiceAccount, namespace termination (deleting a
-namespace removes its contents at once), authentication, RBAC, webhooks behind a Service (only
+namespace removes its contents at once), authentication other than the emulator's token table,
+aggregated ClusterRoles and RBAC escalation checks, webhooks behind a Service (only
 `clientConfig.url` is called) and webhook selectors, and the controllers other than the simulated
 DGD and Job ones (no pods run).
 """

@@ -9,7 +9,13 @@ Python API:
   (default: the manifests in k8s/manifests, the DGD CRD without its conversion webhook:
   `resources.emulator_crds`), `job_runner(store, job) -> Awaitable[None]` runs
   for every created batch/v1 Job (default: active, then succeeded/Complete after 1 s).
-- `await start(host="127.0.0.1", port=0) -> url`, `url`, `write_kubeconfig(path)`, `await stop()`.
+- `await start(host="127.0.0.1", port=0) -> url`, `url`, `write_kubeconfig(path, token=None)`
+  (None: the admin's token), `await stop()`.
+- RBAC (`k8s.emulator.auth`, `k8s.emulator.rbac`): `await apply_manifests(path)` applies every
+  document of a YAML file (e.g. k8s/manifests/rbac.yaml) as the admin;
+  `service_account_token(namespace, name)` mints a bearer token for an existing ServiceAccount,
+  whose requests the stored Roles and bindings then judge. The bootstrap ClusterRole and binding
+  `system:discovery` are seeded, so every authenticated user can read discovery.
 - Hooks (synchronous): `inject_conflicts(count, plural=None, subresource=None)`, `compact()`,
   `expire_watches()`, `set_dgd_state(namespace, name, state)`; `requests` (method, path?query).
 - `store` (`k8s.emulator.store.Store`): reads `get`/`list` (synchronous) and writes
@@ -32,8 +38,11 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from k8s.emulator import errors
+from k8s.emulator.auth import ADMIN_TOKEN
 from k8s.emulator.controllers import DgdController, JobController, JobRunner, default_job_runner
 from k8s.emulator.nodes import node_status
+from k8s.emulator.rbac import bootstrap_policy
 from k8s.emulator.resources import (
     CRD_TYPE,
     NAMESPACE_TYPE,
@@ -45,6 +54,11 @@ from k8s.emulator.store import Store, WriteOptions
 
 NODE_TYPE_KEY = ("", "v1", "nodes")
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+def load_yaml(path: str | Path) -> list[dict[str, Any]]:
+    """The mapping documents of a YAML file."""
+    return [d for d in yaml.safe_load_all(Path(path).read_text()) if isinstance(d, dict)]
 
 
 class Emulator:
@@ -74,6 +88,10 @@ class Emulator:
             self.store.do_create(NAMESPACE_TYPE, "", {"metadata": {"name": name}}, WriteOptions())
         for crd in crds:
             self.store.do_create(CRD_TYPE, "", copy.deepcopy(crd), WriteOptions())
+        for obj in bootstrap_policy():
+            rt = self.store.registry.by_kind(obj["apiVersion"], obj["kind"])
+            assert rt is not None
+            self.store.do_create(rt, "", obj, WriteOptions())
         node_rt = self.store.resource_type(*NODE_TYPE_KEY)
         for i, node in enumerate(nodes):
             created = self.store.do_create(node_rt, "", copy.deepcopy(node), WriteOptions())
@@ -123,15 +141,16 @@ class Emulator:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    def write_kubeconfig(self, path: str | Path) -> Path:
-        """Write a kubeconfig (context "emulated", token "emulator", namespace default)."""
+    def write_kubeconfig(self, path: str | Path, token: str | None = None) -> Path:
+        """Write a kubeconfig (context "emulated", namespace default) with `token`, by default
+        the admin's ("emulator")."""
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         config = {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "emulated", "cluster": {"server": self.url}}],
-            "users": [{"name": "emulated", "user": {"token": "emulator"}}],
+            "users": [{"name": "emulated", "user": {"token": token or ADMIN_TOKEN}}],
             "contexts": [
                 {
                     "name": "emulated",
@@ -142,7 +161,21 @@ class Emulator:
             "preferences": {},
         }
         target.write_text(yaml.safe_dump(config, sort_keys=False))
+        target.chmod(0o600)  # it holds a bearer token
         return target
+
+    # ------------------------------------------------------------ RBAC
+
+    async def apply_manifests(self, path: str | Path) -> list[dict[str, Any]]:
+        """Server-side apply, as the admin, of every document in the YAML file at `path`."""
+        return [await self.store.apply(doc, field_manager="kubectl") for doc in load_yaml(path)]
+
+    def service_account_token(self, namespace: str, name: str) -> str:
+        """A bearer token that authenticates as `system:serviceaccount:<namespace>:<name>`;
+        404 NotFound (`ApiError`) when that ServiceAccount does not exist."""
+        if self.store.get("", "v1", "serviceaccounts", namespace, name) is None:
+            raise errors.not_found("", "serviceaccounts", name)
+        return self._server.tokens.mint(namespace, name)
 
     # ------------------------------------------------------------ test hooks
 

@@ -83,6 +83,15 @@ def check_metadata(rt: ResourceType, meta: dict[str, Any]) -> list[FieldError]:
             )
         if not _DNS1123_LABEL_RE.match(name):
             problems.append(errors.invalid_value("metadata.name", name, LABEL_MSG))
+    elif rt.group == "rbac.authorization.k8s.io":  # a path segment: `system:discovery` is valid
+        for bad, why in ((".", "may not be '.'"), ("..", "may not be '..'")):
+            if name == bad:
+                problems.append(errors.invalid_value("metadata.name", name, why))
+        for bad in ("/", "%"):
+            if bad in name:
+                problems.append(
+                    errors.invalid_value("metadata.name", name, f"may not contain '{bad}'")
+                )
     else:
         if len(name) > 253:
             problems.append(

@@ -33,6 +33,7 @@ DEFAULT_CRD_FILES = ("dgdr-crd.yaml", "dgd-crd.yaml")
 # server its v1alpha1 reads fail (500), its v1beta1 ones work.
 STANDALONE_WITHOUT_CONVERSION = ("dynamographdeployments.nvidia.com",)
 
+RBAC = "rbac.authorization.k8s.io"
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 SUB_VERBS = ("get", "patch", "update")
 
@@ -120,6 +121,10 @@ BUILTINS: tuple[ResourceType, ...] = (
     _builtin("batch", "v1", "jobs", "Job", categories=["all"], status=True, generation=True),
     _builtin("coordination.k8s.io", "v1", "leases", "Lease"),
     _builtin("events.k8s.io", "v1", "events", "Event", short=["ev"]),
+    _builtin(RBAC, "v1", "roles", "Role"),
+    _builtin(RBAC, "v1", "rolebindings", "RoleBinding"),
+    _builtin(RBAC, "v1", "clusterroles", "ClusterRole", namespaced=False),
+    _builtin(RBAC, "v1", "clusterrolebindings", "ClusterRoleBinding", namespaced=False),
     _builtin(
         "admissionregistration.k8s.io",
         "v1",
@@ -155,6 +160,7 @@ CRD_TYPE = BUILTINS[-1]
 NAMESPACE_TYPE = BUILTINS[0]
 MUTATING_TYPE = next(rt for rt in BUILTINS if rt.kind == "MutatingWebhookConfiguration")
 VALIDATING_TYPE = next(rt for rt in BUILTINS if rt.kind == "ValidatingWebhookConfiguration")
+RBAC_TYPES = tuple(rt for rt in BUILTINS if rt.group == RBAC)
 
 
 def resource_types_from_crd(crd: dict[str, Any]) -> list[ResourceType]:

@@ -7,8 +7,11 @@ the verbs (get, list, create, update, patch, delete, deletecollection; watch is 
 query parameters (fieldValidation, fieldManager, force, dryRun, propagationPolicy), DeleteOptions
 bodies, the request log and conflict injection, and the `Warning` of a deprecated version. Writes
 go through `webhooks.Webhooks` (admission and conversion webhooks), reads of a version a webhook
-converts are read in the storage version and converted. Any bearer token, or none, is accepted;
-plain http.
+converts are read in the storage version and converted. Every request is authenticated and
+authorized first (`auth`: a bearer token from the emulator's table, RBAC over the stored Role,
+ClusterRole and binding objects; no token is the admin), and a create is checked for
+OwnerReferencesPermissionEnforcement; the ServiceAccount `token` subresource mints a token (what
+`kubectl create token` asks for). Plain http.
 
 Failure semantics: every `ApiError` becomes a metav1.Status body with its HTTP code; any other
 exception becomes 500 InternalError (and is logged).
@@ -26,7 +29,9 @@ import yaml
 from aiohttp import web
 
 from k8s.emulator import discovery, errors, protobuf
-from k8s.emulator.resources import ResourceType
+from k8s.emulator.auth import Authorizer, Tokens, request_attributes
+from k8s.emulator.rbac import User
+from k8s.emulator.resources import RBAC_TYPES, ResourceType
 from k8s.emulator.store import APPLY, Store, WriteOptions
 from k8s.emulator.watchstream import serve_watch
 from k8s.emulator.webhooks import Webhooks
@@ -35,6 +40,7 @@ from k8s.emulator.wire import json_response, negotiate, parse_bool, render, rend
 log = structlog.get_logger("k8s.emulator")
 
 REQUEST_LOG = 10_000
+USER = web.RequestKey("user", User)  # who the request is (set by the middleware)
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,11 @@ class ApiServer:
         self.requests: deque[tuple[str, str]] = deque(maxlen=REQUEST_LOG)
         self.server_address = "127.0.0.1:0"
         self._conflicts: list[list[Any]] = []  # [remaining, plural | None, subresource | None]
+        self.tokens = Tokens()
+        self.authorizer = Authorizer(self._rbac_objects)
+
+    def _rbac_objects(self) -> list[dict[str, Any]]:
+        return [obj for rt in RBAC_TYPES for obj in self.store.list(*_gvr(rt))]
 
     # ------------------------------------------------------------ test hooks
 
@@ -92,6 +103,11 @@ class ApiServer:
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         self.requests.append((request.method, request.path_qs))
         try:
+            user = self.tokens.identify(request.headers.get("Authorization"))
+            request[USER] = user
+            self.authorizer.check(
+                request_attributes(request.method, request.path, request.query, user)
+            )
             resp: web.StreamResponse = await handler(request)
         except errors.ApiError as exc:
             resp = json_response(exc.status(), exc.code)
@@ -137,6 +153,8 @@ class ApiServer:
                 raise errors.path_not_found()
             return json_response(listing)
         target = self._resolve(group, version, rest)
+        if target.rt.plural == "serviceaccounts" and target.subresource == "token":
+            return self._token_request(request, target)
         if target.subresource is not None and (
             target.subresource != "status" or not target.rt.status_subresource
         ):
@@ -304,6 +322,11 @@ class ApiServer:
         if body is None:
             raise errors.bad_request("the body of the request is empty")
         opts.warnings.extend(_deprecation(target.rt))
+        if isinstance(body, dict):
+            self.authorizer.check_owner_references(
+                request[USER], body, target.rt.plural, target.rt.group, target.namespace or "",
+                self._owner_type,
+            )  # fmt: skip
         obj = await self.webhooks.create(target.rt, target.namespace or "", body, opts)
         return json_response(obj, 201, opts.warnings)
 
@@ -363,6 +386,27 @@ class ApiServer:
                 "details": details,
             }
         )
+
+    def _owner_type(self, api_version: str, kind: str) -> tuple[str, str, bool] | None:
+        rt = self.store.registry.by_kind(api_version, kind)
+        return None if rt is None else (rt.group, rt.plural, rt.namespaced)
+
+    def _token_request(self, request: web.Request, target: Target) -> web.Response:
+        """TokenRequest (`kubectl create token NAME`): a token for an existing ServiceAccount."""
+        if request.method != "POST" or target.namespace is None:
+            raise errors.method_not_allowed()
+        name = str(target.name)
+        if self.store.get("", "v1", "serviceaccounts", target.namespace, name) is None:
+            raise errors.not_found("", "serviceaccounts", name)
+        token = self.tokens.mint(target.namespace, name)
+        body = {
+            "kind": "TokenRequest",
+            "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"name": name, "namespace": target.namespace},
+            "spec": {"audiences": ["https://kubernetes.default.svc"], "expirationSeconds": 3600},
+            "status": {"token": token, "expirationTimestamp": "2099-01-01T00:00:00Z"},
+        }
+        return json_response(body, 201)
 
     def _selected(self, request: web.Request, target: Target) -> list[dict[str, Any]]:
         """The collection's objects that the request's label and field selectors pick."""

@@ -187,3 +187,29 @@ async def test_the_service_refuses_to_start_on_an_incompatible_consumer(
             await service.start()
     finally:
         await service.stop()
+
+
+async def test_a_consumer_on_a_client_closed_for_good_ends_instead_of_spinning(
+    nats_server: EmbeddedNatsServer,
+) -> None:
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await js.add_stream(StreamConfig(name="C", subjects=["c.>"]))
+
+    async def handle(msg: Any) -> None:
+        pass
+
+    ready = asyncio.Event()
+    task = asyncio.create_task(
+        run_consumer(nc, js, stream="C", durable="c", subject="c.>", handler=handle, ready=ready)
+    )
+    async with asyncio.timeout(10):
+        await ready.wait()
+    with structlog.testing.capture_logs() as logs:
+        # A protocol error: nats-server answers -ERR and closes; nats-py closes the client.
+        await nc.publish("c." + "x" * 5000, b"")
+        async with asyncio.timeout(10):
+            with pytest.raises(nats.errors.ConnectionClosedError):
+                await task
+    assert nc.is_closed
+    assert not [e for e in logs if e["event"] == "consumer not ready; retrying"]

@@ -18,9 +18,15 @@ from dgdr.domain.errors import (
 )
 from events import server as server_module
 from events import subjects
-from events.envelope import AggregateId, upcast
-from events.jetstream import JetStreamEventStore, ensure_layout, events_stream_config
-from events.server import EmbeddedNatsServer
+from events.connection import ConnectOptions
+from events.envelope import AggregateId, Commit, Envelope, upcast
+from events.jetstream import (
+    CommitTooLarge,
+    JetStreamEventStore,
+    ensure_layout,
+    events_stream_config,
+)
+from events.server import EmbeddedNatsServer, free_port
 
 
 async def test_layout_is_created_with_no_limits_and_no_delete(
@@ -77,7 +83,11 @@ async def test_old_schema_version_is_upcast_on_read(nats_server: EmbeddedNatsSer
     await js.publish(
         subjects.events_subject("default", "old", agg.uid),
         json.dumps(v1).encode(),
-        headers={"Nats-Msg-Id": "c"},
+        headers={
+            "Nats-Msg-Id": "c",
+            "Nats-Expected-Last-Subject-Sequence": "0",
+            "Nats-Expected-Last-Subject-Sequence-Subject": subjects.name_subjects("default", "old"),
+        },
     )
     (commit,) = await JetStreamEventStore(nc).load(agg)
     env = commit.envelopes[0]
@@ -87,9 +97,43 @@ async def test_old_schema_version_is_upcast_on_read(nats_server: EmbeddedNatsSer
     await nc.close()
 
 
+async def test_a_commit_over_the_max_payload_is_refused_before_it_is_sent(
+    nats_server: EmbeddedNatsServer,
+) -> None:
+    """Over the max payload with its headers only: sent, the server would close the connection."""
+    nc = await nats.connect(nats_server.url)
+    await ensure_layout(nc.jetstream())
+    store = JetStreamEventStore(nc)
+    agg = AggregateId("default", "huge", str(uuid.uuid4()))
+
+    def envelope(blob: int) -> Envelope:
+        return Envelope(
+            "e1", "Created", 1, agg, "2026-01-01T00:00:00Z", "c", None, {"b": "y" * blob}
+        )
+
+    overhead = len(Commit(agg, [envelope(0)]).encode())
+    just_under = envelope(nc.max_payload - overhead - 10)  # the body fits, the headers do not
+    assert len(Commit(agg, [just_under]).encode()) < nc.max_payload
+    for envelopes in ([just_under], [envelope(2 * nc.max_payload)]):
+        with pytest.raises(CommitTooLarge, match=f"max payload is {nc.max_payload} bytes"):
+            await store.append(agg, envelopes, expected=0, commit_id="c")
+    assert nc.is_connected
+    assert await store.latest("default", "huge") is None
+    await nc.close()
+
+
 def test_a_newer_schema_version_is_refused() -> None:
     with pytest.raises(UnknownEvent, match="newer than this code"):
         upcast("ProfilingProgressed", 3, {})
+
+
+def test_a_subject_the_server_would_refuse_is_never_built() -> None:
+    uid = "u" * 700  # escaped: 2,100 bytes; fine unescaped
+    with pytest.raises(subjects.SubjectTooLong, match="the limit is 2048"):
+        subjects.events_subject("default", "name", "." * 700)
+    assert len(subjects.events_subject("default", "n", uid)) < subjects.MAX_SUBJECT_BYTES
+    with pytest.raises(subjects.SubjectTooLong):
+        subjects.result_subject("é" * 400)
 
 
 def test_subject_tokens_escape_reversibly() -> None:
@@ -138,7 +182,22 @@ async def test_embedded_server_takes_a_jetstream_sync_interval(tmp_path: Path) -
         nc = await nats.connect(server.url)
         await ensure_layout(nc.jetstream())  # JetStream is on, with the config file's setting
         await nc.close()
-    assert "sync_interval: always" in (tmp_path / "nats-server.conf").read_text()
+    assert "sync_interval: always" in (tmp_path / "nats-server-sync.conf").read_text()
     with pytest.raises(ConfigurationError, match="nats-server exited"):
         # the server reads the file: a value it cannot parse stops it
         await EmbeddedNatsServer(tmp_path / "bad", jetstream_sync="{").start()
+
+
+async def test_a_sync_interval_keeps_the_embedded_servers_authorization(tmp_path: Path) -> None:
+    from events.auth import start_embedded
+    from events.connection import connect
+
+    embedded = await start_embedded(tmp_path, free_port(), jetstream_sync="always")
+    try:
+        nc = await connect(embedded.roles["service"], reconnect=False)
+        await ensure_layout(nc.jetstream())  # the service's user, from the included file
+        await nc.close()
+        with pytest.raises(ConfigurationError, match="wants credentials"):
+            await connect(ConnectOptions(url=embedded.server.url), reconnect=False)
+    finally:
+        await embedded.server.stop()

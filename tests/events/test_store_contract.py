@@ -85,6 +85,7 @@ async def test_one_incarnation_per_name_at_a_time(store: EventStore) -> None:
     latest = await store.latest("default", "demo")
     assert latest is not None and latest.aggregate == second and latest.seq == s2
     assert [c.aggregate for c in await store.history("default", "demo")] == [first, second]
+    assert [c.seq for c in await store.history("default", "demo", after=s1)] == [s2]
     assert len(await store.load(first)) == 1
 
 

@@ -119,6 +119,14 @@ async def test_user_mistakes_are_one_line_never_a_traceback(
     (tmp_path / "broken.yaml").write_text("spec: [unclosed")
     code, _, err = await dgdr(url, "apply", "-f", str(tmp_path / "broken.yaml"))
     assert code == 1 and "Traceback" not in err
+    assert "broken.yaml: not YAML" in err and "line 1" in err
+    assert len(err.strip().splitlines()) == 1
+    (tmp_path / "latin1.yaml").write_bytes("metadata: {name: caf\xe9}".encode("latin-1"))
+    code, _, err = await dgdr(url, "apply", "-f", str(tmp_path / "latin1.yaml"))
+    assert code == 1 and "latin1.yaml: not UTF-8 text" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    code, _, err = await dgdr(url, "apply", "-f", "-", stdin=b"\xff\xfe")
+    assert code == 1 and "<stdin>: not UTF-8 text" in err and "Traceback" not in err
 
     code, _, err = await dgdr(url, "get", "-o", "table")
     assert code == 2 and "wide, yaml or json" in err

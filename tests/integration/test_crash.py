@@ -30,7 +30,6 @@ THOROUGH = {"searchStrategy": "thorough"}
 class UpProcess:
     def __init__(self, data_dir: Path, port: int) -> None:
         self.data_dir, self.port = data_dir, port
-        self.url = f"nats://127.0.0.1:{port}"
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
@@ -53,14 +52,18 @@ class UpProcess:
         log.close()
 
         async def answers() -> bool:
-            try:
-                async with DgdrClient(ConnectOptions(url=self.url)) as c:
+            try:  # the context is written once the server runs: until then, a ConfigurationError
+                async with DgdrClient(self.options("client")) as c:
                     await c.list()
                     return True
             except DgdrError:
                 return False
 
         await until(answers, 30, "dgdr up to answer: " + str(self.data_dir / "up.log"), 0.1)
+
+    def options(self, role: str) -> ConnectOptions:
+        """How `role` connects: the context `dgdr up` wrote for it (authorization is on)."""
+        return ConnectOptions.from_context(self.data_dir / "contexts" / f"{role}.json")
 
     async def kill(self) -> None:
         assert self.proc is not None
@@ -96,8 +99,7 @@ async def _until(client: DgdrClient, name: str, predicate: object) -> None:
 async def test_sigkill_and_restart_gives_the_undisturbed_history(
     up: UpProcess, moment: str
 ) -> None:
-    opts = ConnectOptions(url=up.url)
-    async with DgdrClient(opts) as c:
+    async with DgdrClient(up.options("client")) as c:
         await c.apply(manifest("reference", **THOROUGH))
         await c.wait("reference", phase="Deployed", timeout=60)
         reference = [e["type"] for e in await c.history("reference")]
@@ -110,7 +112,7 @@ async def test_sigkill_and_restart_gives_the_undisturbed_history(
         await asyncio.wait_for(_until(c, "victim", condition), 30)
     await up.kill()
     await up.start()
-    async with DgdrClient(opts) as c:
+    async with DgdrClient(up.options("admin")) as c:  # admin: it also reads the simulated cluster
         obj = await c.wait("victim", phase="Deployed", timeout=60)
         history = await c.history("victim")
         assert [e["type"] for e in history] == reference

@@ -1,6 +1,11 @@
 """A cluster to test the adapter against: the API server emulator (or a real cluster when
 DGDR_TEST_KUBECONFIG is set, for the tests marked `real_cluster_ok`), a real nats-server, the
-service with the Kubernetes deployment target, and the adapter."""
+service with the Kubernetes deployment target, and the adapter.
+
+On the emulator the shipped k8s/manifests/rbac.yaml is applied and the adapter and the target run
+as its ServiceAccount, system:serviceaccount:dgdr-system:dgdr (`Kube.service_api`), so a verb the
+manifest lacks fails the test that needs it; the tests themselves act as the cluster admin
+(`Kube.api`), as a kubectl user would."""
 
 from __future__ import annotations
 
@@ -36,6 +41,8 @@ from k8s.target import KubernetesTarget
 from tests.support import manifest, until
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+RBAC_MANIFEST = Path(__file__).resolve().parents[2] / "k8s" / "manifests" / "rbac.yaml"
+SERVICE_ACCOUNT = ("dgdr-system", "dgdr")  # rbac.yaml's
 REACTOR_DURABLE = "dgdr-reactor"  # the service's reactor consumer (dgdr.app.service)
 WAIT = 30.0  # seconds a cluster test waits for a condition (a full lifecycle takes a few)
 
@@ -56,6 +63,7 @@ class Kube:
     _adapter_task: asyncio.Task[None] | None = None
     namespaces: list[str] | None = None
     extra: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    service_api: client.ApiClient | None = None  # the adapter's identity (None: `api`'s)
 
     @property
     def objects(self) -> client.CustomObjectsApi:
@@ -70,7 +78,7 @@ class Kube:
         return client.BatchV1Api(self.api)
 
     async def start(self) -> None:
-        api = self.api
+        api = self.service_api or self.api
         config = ServiceConfig(
             connect=ConnectOptions(url=self.nats.url),
             ack_wait=2.0,
@@ -158,12 +166,24 @@ async def real_kube(nats_server: EmbeddedNatsServer) -> AsyncIterator[Kube]:
         await api.close()
 
 
+async def service_account_api(
+    emulator: Emulator, tmp_path: Path, rbac: Path = RBAC_MANIFEST
+) -> client.ApiClient:
+    """`rbac` applied on the emulator, and a client that speaks as its ServiceAccount."""
+    await emulator.apply_manifests(rbac)
+    token = emulator.service_account_token(*SERVICE_ACCOUNT)
+    return await connect(emulator.write_kubeconfig(tmp_path / "kubeconfig-dgdr", token))
+
+
 @contextlib.asynccontextmanager
 async def emulated_kube(
-    nats_server: EmbeddedNatsServer, tmp_path: Path, crds: list[dict[str, Any]] | None = None
+    nats_server: EmbeddedNatsServer,
+    tmp_path: Path,
+    crds: list[dict[str, Any]] | None = None,
+    rbac: Path = RBAC_MANIFEST,
 ) -> AsyncIterator[Kube]:
     """The service and the adapter against a fresh emulator (2 H200 nodes) with `crds` installed
-    (None: the emulator's default, our own CRDs)."""
+    (None: the emulator's default, our own CRDs), running as the ServiceAccount of `rbac`."""
     emulator = Emulator(
         nodes=gpu_nodes(2, "NVIDIA-H200-141GB-HBM3", 8, 143771),
         dgd_ready_delay=0.3,
@@ -174,12 +194,14 @@ async def emulated_kube(
     kubeconfig = tmp_path / "kubeconfig"
     emulator.write_kubeconfig(kubeconfig)
     api = await connect(kubeconfig)
-    kube = Kube(emulator, kubeconfig, api, nats_server)
+    service_api = await service_account_api(emulator, tmp_path, rbac)
+    kube = Kube(emulator, kubeconfig, api, nats_server, service_api=service_api)
     try:
         await kube.start()
         yield kube
     finally:
         await kube.stop()
+        await service_api.close()
         await api.close()
         await emulator.stop()
 

@@ -122,9 +122,11 @@ def test_rbac_never_deletes_and_leases_stay_namespaced() -> None:
         assert "delete" not in rule["verbs"] and "*" not in rule["verbs"], rule
         assert "coordination.k8s.io" not in rule["apiGroups"]
     role = next(d for d in docs if d["kind"] == "Role")
-    assert role["rules"][0]["resources"] == ["leases"]
+    assert all(rule["resources"] == ["leases"] for rule in role["rules"])
     deployment = load("deployment.yaml")[0]
     pod = deployment["spec"]["template"]["spec"]
+    args = pod["containers"][0]["args"]
+    assert args[args.index("--lease-namespace") + 1] == role["metadata"]["namespace"]
     assert pod["serviceAccountName"] == next(
         d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount"
     )

@@ -132,3 +132,36 @@ async def test_a_failed_adapter_is_started_again_while_leading() -> None:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_the_emulated_cluster_runs_the_adapter_as_the_manifests_service_account(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    from kubernetes_asyncio import client
+    from kubernetes_asyncio.client.exceptions import ApiException
+
+    from k8s.leader import LeaderElector
+
+    side = KubernetesSide(ClusterOptions(mode="emulated", nodes=1))
+    admin = None
+    try:
+        await side.open(tmp_path)
+        assert side.api is not None and side.kubeconfig is not None
+        with pytest.raises(ApiException) as refused:
+            await client.CoreV1Api(side.api).list_namespaced_pod("default")
+        assert refused.value.status == 403
+        assert json.loads(refused.value.body)["message"] == (
+            'pods is forbidden: User "system:serviceaccount:dgdr-system:dgdr" cannot list '
+            'resource "pods" in API group "" in the namespace "default"'
+        )
+        # the Lease namespace (`dgdr up`'s default) got rbac.yaml's leader-election Role
+        elector = LeaderElector(side.api, identity="x", namespace=side.options.lease_namespace)
+        assert await elector._try_acquire_or_renew()
+        admin = await connect(side.kubeconfig)  # what kubectl gets: the cluster admin
+        await client.CoreV1Api(admin).list_namespaced_pod("default")
+    finally:
+        if admin is not None:
+            await admin.close()
+        await side.close()

@@ -85,6 +85,25 @@ async def test_deletion_removes_the_key_and_old_commits_do_not_resurrect_it(
     assert await projector.rebuild() == {}
 
 
+async def test_a_delete_that_loses_a_compare_and_swap_reads_again_and_deletes(
+    wired: tuple[Projector, JetStreamEventStore],
+) -> None:
+    projector, store = wired
+    agg = AggregateId("default", "race", str(uuid.uuid4()))
+    c1, c2 = await history(store, agg)
+    for commit in (c1, c2):
+        await projector.apply(commit)
+    key = subjects.status_key("default", "race")
+    # Another projector replica writes the key meanwhile: this one's cached revision is stale, so
+    # its conditional delete is refused by the server (10071) and must be retried, not raised.
+    entry = await projector.kv.get(key)
+    assert entry.value is not None
+    await projector.kv.put(key, entry.value)
+    gone = await append(store, agg, [Deleted()], c2.seq, "c3")
+    await projector.apply(gone)
+    assert await projector.values() == {}
+
+
 async def test_a_projection_ahead_of_the_store_stops_the_start(
     wired: tuple[Projector, JetStreamEventStore],
 ) -> None:

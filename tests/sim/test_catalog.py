@@ -1,7 +1,17 @@
-from dgdr.domain.spec import GPU_SKUS
+"""The GPU and model catalogs, and that a SKU is profiled with its own catalog figures."""
+
+from typing import Any
+
+import pytest
+
+from dgdr.domain.hardware import resolve_hardware
+from dgdr.domain.spec import GPU_SKUS, DGDRSpec
 from sim import gpus, models
 from sim._catalog import gpu_named
 from sim._hfconfig import find_model
+from sim._naive import naive_plan
+from sim._resolve import resolve
+from sim._roofline import HBM_UTILISATION, usable_bytes
 
 REQUIRED_MODELS = {
     "Qwen/Qwen3-0.6B",
@@ -46,3 +56,27 @@ def test_lookups_accept_case_and_product_names() -> None:
     found = gpu_named("NVIDIA-H100-80GB-HBM3")
     assert found is not None and found.id == "h100_sxm"
     assert gpu_named("H100") is None  # ambiguous: SXM or PCIe
+
+
+# What the default simulated cluster discovers (`dgdr.app.simcluster`): H200 nodes, H200 memory.
+H200_CLUSTER: dict[str, Any] = {
+    "gpuSku": "h200_sxm",
+    "numGpusPerNode": 8,
+    "totalGpus": 32,
+    "vramMb": 143771,
+}
+
+
+@pytest.mark.parametrize("sku", GPU_SKUS)
+def test_a_sku_without_vram_mb_is_profiled_with_its_own_catalog_memory(sku: str) -> None:
+    spec = DGDRSpec.model_validate({"model": "Qwen/Qwen3-8B", "hardware": {"gpuSku": sku}})
+    hardware, errors = resolve_hardware(spec, H200_CLUSTER)
+    assert hardware is not None and not errors
+    own = gpus()[sku].memory_gb * 1e9
+    if sku == "h200_sxm":  # the cluster's own GPU: its measured memory wins over the catalog's
+        own = H200_CLUSTER["vramMb"] * 2**20
+    setup = resolve(spec, hardware)
+    assert setup.gpu.id == sku
+    assert usable_bytes(setup.gpu, setup.vram_mb) == pytest.approx(HBM_UTILISATION * own)
+    naive = DGDRSpec.model_validate({"model": "acme/unknown-8B", "hardware": {"gpuSku": sku}})
+    assert naive_plan(naive, hardware).vram_bytes == pytest.approx(own)

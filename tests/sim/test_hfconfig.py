@@ -39,7 +39,7 @@ def write(path: Path, config: dict[str, Any]) -> Path:
 def test_a_config_path_in_spec_model_is_profiled(tmp_path: Path) -> None:
     config = write(tmp_path / "mistral", MISTRAL_7B)
     for model in (str(config), str(config.parent)):
-        result = profile({"model": model, "backend": "vllm"}, HW, name="m")
+        result = profile({"model": model, "backend": "vllm"}, HW, name="m", model_dirs=(tmp_path,))
         assert f"from {config}" in result.message
         assert result.selected_config["spec"]["components"]
 
@@ -75,7 +75,7 @@ def test_a_broken_config_names_the_file_and_the_key(
 ) -> None:
     path = write(tmp_path, config)
     with pytest.raises(ProfilingError) as err:
-        profile({"model": str(path)}, HW)
+        profile({"model": str(path)}, HW, model_dirs=(tmp_path,))
     assert err.value.sub_phase == "Initializing"
     assert str(path) in err.value.message and words in err.value.message
 
@@ -90,8 +90,9 @@ def test_not_json_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_the_service_accepts_a_local_config_as_a_known_model(tmp_path: Path) -> None:
     path = write(tmp_path, MISTRAL_7B)
-    assert _local_model({"model": str(path)}) == str(path)
-    assert _local_model({"model": "acme/unknown"}) is None
+    assert _local_model({"model": str(path)}, (tmp_path,)) == str(path)
+    assert _local_model({"model": str(path)}, ()) is None
+    assert _local_model({"model": "acme/unknown"}, (tmp_path,)) is None
 
 
 def test_dgdr_profile_reads_a_config_json_next_to_the_spec(tmp_path: Path) -> None:
@@ -113,3 +114,32 @@ def test_dgdr_profile_reads_a_config_json_next_to_the_spec(tmp_path: Path) -> No
     (worker,) = [c for c in report["dgd"]["spec"]["components"] if c["type"] == "worker"]
     (container,) = worker["podTemplate"]["spec"]["containers"]
     assert container["args"][1] == "mistralai/Mistral-7B-v0.1"
+
+
+def _dgdr_profile(spec: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dgdr", "profile", "-f", str(spec), "-o", "json", *options],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_dgdr_profile_reads_any_path_the_user_names_unless_given_model_dirs(
+    tmp_path: Path,
+) -> None:
+    config = write(tmp_path / "elsewhere" / "mistral", MISTRAL_7B)
+    models = tmp_path / "models"
+    models.mkdir()
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        f"model: {config.parent}\nbackend: vllm\n"
+        "hardware: {gpuSku: h100_sxm, totalGpus: 8, numGpusPerNode: 8}\n"
+    )
+    anywhere = _dgdr_profile(spec)
+    assert anywhere.returncode == 0, anywhere.stderr
+    assert str(config) in json.loads(anywhere.stdout)["message"]
+    judged = _dgdr_profile(spec, "--model-dir", str(models))
+    assert judged.returncode == 1 and "Traceback" not in judged.stderr
+    assert "is a local path" in judged.stderr and "--model-dir" in judged.stderr
+    assert "spec.model" in judged.stderr

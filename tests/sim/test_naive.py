@@ -159,7 +159,9 @@ def test_what_can_be_estimated_and_what_is_refused(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(
         json.dumps({"num_hidden_layers": entry.num_hidden_layers})
     )
-    assert can_estimate(str(tmp_path))  # a named config.json is read (and its errors reported)
+    # a named config.json is read (and its errors reported), where the model directories allow
+    assert can_estimate(str(tmp_path), (tmp_path,)) and can_estimate(str(tmp_path), None)
+    assert not can_estimate(str(tmp_path))
     assert not can_estimate(BIG) and model_refusal(_spec()) is None
     thorough = model_refusal(_spec(backend="vllm", searchStrategy="thorough"))
     assert thorough is not None and "use searchStrategy rapid" in thorough

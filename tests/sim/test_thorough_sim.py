@@ -81,7 +81,7 @@ def test_thorough_simulates_a_model_read_from_a_local_config_json(tmp_path: Path
         "searchStrategy": "thorough",
         "workload": {"isl": 500, "osl": 20, "concurrency": 4},
     }
-    result = profile(spec, H200x8, name="t")
+    result = profile(spec, H200x8, name="t", model_dirs=(tmp_path,))
     assert f"architecture of {tmp_path} from {tmp_path / 'config.json'}" in result.message
     assert "thorough: measured p90 TTFT" in result.message
 

@@ -14,7 +14,7 @@ from dgdr.domain.model import (
     ReportProfilingResult,
     StartProfiling,
 )
-from events.envelope import AggregateId, Commit
+from events.envelope import Commit
 from events.store import InMemoryEventStore
 
 AT = "2026-01-01T00:00:00.000Z"
@@ -153,9 +153,9 @@ class ConflictCountingStore(InMemoryEventStore):
             self.conflicts += 1
             raise
 
-    async def load(self, aggregate: AggregateId, after: int = 0) -> list[Commit]:
+    async def history(self, namespace: str, name: str, after: int = 0) -> list[Commit]:
         self.loaded_after.append(after)
-        return await super().load(aggregate, after)
+        return await super().history(namespace, name, after)
 
 
 def observe(cid: str, seen: str) -> ObserveDeployment:

@@ -154,3 +154,44 @@ async def test_a_job_for_another_generation_or_incarnation_is_dropped() -> None:
     stale["generation"] = 2
     await worker.on_message(JobMessage(json.dumps(stale).encode()))
     assert await types(store) == before
+
+
+@pytest.mark.timeout(30)
+async def test_a_redelivered_job_replays_its_steps_without_a_warning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    trace: list[str] = []
+    store, worker, uid = await profiling(trace)
+
+    def killed_half_way(*args: Any, progress: Any, **kwargs: Any) -> Any:
+        progress("Initializing", "starting")
+        progress("SweepingPrefill", "sweeping")
+        progress("SweepingDecode", "sweeping decode")
+        raise ZeroDivisionError("the worker died here")
+
+    monkeypatch.setattr(sim._runner, "profile", killed_half_way)
+    with pytest.raises(ZeroDivisionError):
+        await worker.on_message(job(uid))
+    assert (await types(store))[-1] == "ProfilingProgressed"
+    monkeypatch.setattr(sim._runner, "profile", sim.profile)
+    with structlog.testing.capture_logs() as logs:
+        await worker.on_message(job(uid))  # replays Initializing..SweepingDecode, then goes on
+    assert (await types(store))[-2:] == ["ProfilingCompleted", "DeploymentStarted"]
+    assert [e for e in logs if e["log_level"] == "warning"] == []
+    replayed = [e for e in logs if e["event"].startswith("profiling step recorded before")]
+    assert replayed, "the replayed steps are logged at debug"
+
+
+@pytest.mark.timeout(30)
+async def test_a_message_that_is_not_a_job_is_dropped_with_a_warning() -> None:
+    trace: list[str] = []
+    store, worker, _ = await profiling(trace)
+    before = await types(store)
+    with structlog.testing.capture_logs() as logs:
+        for data in (b"\x00garbage", b"[]", b'{"namespace": "default"}', b'{"namespace": 1, '
+                     b'"name": "p", "uid": "u", "generation": 1}'):  # fmt: skip
+            await worker.on_message(JobMessage(data))  # returns: acknowledged, not redelivered
+    assert await types(store) == before
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == [
+        "message on the jobs stream is not a job; dropped"
+    ] * 4

@@ -60,8 +60,9 @@ class CountingStore:
         self.reads.append(("load", after))
         return await self.inner.load(aggregate, after)
 
-    async def history(self, namespace: str, name: str) -> list[Commit]:
-        return await self.inner.history(namespace, name)
+    async def history(self, namespace: str, name: str, after: int = 0) -> list[Commit]:
+        self.reads.append(("history", after))
+        return await self.inner.history(namespace, name, after)
 
     def read_all(self, after: int = 0) -> AsyncIterator[Commit]:
         return self.inner.read_all(after)
@@ -169,7 +170,7 @@ async def test_a_gap_reads_only_the_commits_it_missed(rig: Rig) -> None:
     last = (await rig.store.history(NS, "gap"))[-1]  # skips every commit in between
     await rig.reactor.react(last)
 
-    assert rig.counted.reads == [("latest", 0), ("load", held.version)]
+    assert rig.counted.reads == [("latest", 0), ("history", held.version)]
     assert rig.target.applied == [(dgd("gap"), uid, [])]
 
 

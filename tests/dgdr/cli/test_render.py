@@ -14,9 +14,12 @@ import pytest
 from rich.console import Console
 
 from dgdr.cli import render
+from dgdr.client import DAMAGED, history_entries
 from dgdr.domain.decider import decide, evolve, initial_state
 from dgdr.domain.model import Command, Rejection
+from events import subjects
 from events.envelope import AggregateId, wrap
+from events.integrity import read_commit
 from projections.status import project_all
 from tests.dgdr.domain.builders import (
     DGD,
@@ -196,6 +199,20 @@ def test_an_event_a_newer_dgdr_wrote_is_shown_by_its_type() -> None:
     described = render.describe_stored(newer)
     assert described.reason == "DeploymentScaled" and described.noteworthy
     assert "DeploymentScaled" in text(render.history_table([*history, newer]))
+
+
+def test_a_damaged_message_is_a_history_row_of_its_own_with_its_reason_and_bytes() -> None:
+    obj, history = deployed()
+    subject = subjects.events_subject(NAMESPACE, NAME, FIRST.uid)
+    garbage = read_commit(b"\x00[bold]x", subject=subject, headers={}, seq=11)
+    (entry,) = history_entries([garbage])
+    assert entry["type"] == DAMAGED and entry["aggregate"]["uid"] == FIRST.uid
+    lines = text(render.history_table([*history, entry])).splitlines()
+    assert lines[-1].split()[:4] == ["11", "-", DAMAGED, "Warning"]
+    assert "HistoryDamaged" in lines[-1] and "not JSON" in lines[-1]
+    assert "\\x00[bold]x" in lines[-1]  # escaped, and not read as markup
+    events = section(text(*render.describe(obj, [*history, entry])), "Events:")
+    assert events[-1][:2] == ["Warning", "HistoryDamaged"]
 
 
 # ------------------------------------------------------------------------------------- describe

@@ -23,7 +23,16 @@ CRD_SPEC: dict[str, Any] = yaml.safe_load(
 # Defaults we apply (when read, never written back) that the CRD leaves to Go's zero value.
 OUR_EXTRA_DEFAULTS = {"spec.features.mocker.enabled": False}
 # Our documented stricter bounds that show in the JSON schema (the numeric maxima do not).
-OUR_STRICTER = {"spec.image": {"minLength": 1}}
+OUR_STRICTER = {
+    path: {"minLength": 1}
+    for path in (
+        "spec.image",
+        "spec.hardware.interconnect",
+        "spec.modelCache.pvcName",
+        "spec.modelCache.pvcModelPath",
+        "spec.modelCache.pvcMountPath",
+    )
+}
 
 
 def _resolve(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:

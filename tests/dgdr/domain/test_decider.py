@@ -198,7 +198,7 @@ def test_discovered_hardware_is_used_when_the_spec_has_none() -> None:
 
 def test_discovered_hardware_is_merged_with_the_spec_and_the_spec_wins() -> None:
     spec = {"model": "m", "hardware": {"gpuSku": "h100_sxm", "totalGpus": 2}}
-    discovered = {"gpuSku": "a100_sxm", "numGpusPerNode": 4, "totalGpus": 16, "rdma": True}
+    discovered = {"gpuSku": "h100_sxm", "numGpusPerNode": 4, "totalGpus": 16, "rdma": True}
     state = given().when(apply(spec, discovered=discovered)).then_types("Created", "Validated")
     # the spec's facts override the cluster's
     assert state.hardware == {
@@ -208,6 +208,13 @@ def test_discovered_hardware_is_merged_with_the_spec_and_the_spec_wins() -> None
         "rdma": True,
     }
     assert state.spec == spec  # the user's spec is recorded as written
+
+
+def test_hardware_discovered_for_another_sku_is_not_merged() -> None:
+    spec = {"model": "m", "hardware": {"gpuSku": "l4", "totalGpus": 2}}
+    discovered = {"gpuSku": "h200_sxm", "numGpusPerNode": 4, "vramMb": 143771, "rdma": True}
+    state = given().when(apply(spec, discovered=discovered)).then_types("Created", "Validated")
+    assert state.hardware == {"gpuSku": "l4", "numGpusPerNode": 8, "totalGpus": 2}
 
 
 def test_gpu_counts_default_to_one_node() -> None:

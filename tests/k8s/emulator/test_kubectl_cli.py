@@ -20,6 +20,7 @@ from .conftest import Kubectl, dgdr_manifest
 pytestmark = pytest.mark.timeout(60)
 
 DGDR = ("nvidia.com", "v1beta1", "dynamographdeploymentrequests")
+RBAC_MANIFEST = Path(__file__).resolve().parents[3] / "k8s" / "manifests" / "rbac.yaml"
 
 
 def write(tmp_path: Path, name: str, obj: dict[str, object]) -> str:
@@ -263,3 +264,34 @@ async def test_delete_with_finalizers(emu: Emulator, kubectl: Kubectl) -> None:
     waited = await kubectl("delete", "dgdr", "plain", timeout=10)
     assert waited.code == 0 and "deleted" in waited.out
     assert emu.store.get(*DGDR, "default", "plain") is None
+
+
+async def test_rbac_through_kubectl(emu: Emulator, kubectl: Kubectl) -> None:
+    """The admin applies rbac.yaml and mints the ServiceAccount's token with kubectl (`kubectl
+    create token`); a client with that token gets what the manifest grants and Kubernetes'
+    Forbidden for the rest. (kubectl itself sends no bearer token over the emulator's plain
+    http, so kubectl is always the admin.)"""
+    applied = await kubectl("apply", "-f", str(RBAC_MANIFEST))
+    assert applied.code == 0 and "clusterrole.rbac.authorization.k8s.io/dgdr created" in applied.out
+    roles = await kubectl("get", "clusterroles")
+    assert roles.code == 0 and "system:discovery" in roles.out and "dgdr" in roles.out
+    created = await kubectl("create", "token", "dgdr", "-n", "dgdr-system")
+    assert created.code == 0, created.text
+    configuration = client.Configuration(host=emu.url)
+    configuration.api_key = {"BearerToken": created.out.strip()}
+    configuration.api_key_prefix = {"BearerToken": "Bearer"}
+    async with client.ApiClient(configuration) as service:
+        objects = client.CustomObjectsApi(service)
+        await objects.list_cluster_custom_object(*DGDR)
+        with pytest.raises(client.ApiException) as refused:
+            await client.CoreV1Api(service).list_namespaced_pod("default")
+    assert refused.value.status == 403
+    assert json.loads(refused.value.body) == {
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": 'pods is forbidden: User "system:serviceaccount:dgdr-system:dgdr" cannot '
+        'list resource "pods" in API group "" in the namespace "default"',
+        "reason": "Forbidden", "details": {"kind": "pods"}, "code": 403,
+    }  # fmt: skip
+    missing = await kubectl("create", "token", "nobody", "-n", "dgdr-system")
+    assert missing.code == 1 and 'serviceaccounts "nobody" not found' in missing.err
+    assert (await kubectl("get", "pods")).code == 0  # the admin
