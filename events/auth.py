@@ -253,18 +253,22 @@ class EmbeddedServer:
     contexts_dir: Path
 
 
-async def start_embedded(data_dir: Path, port: int, *, secure: bool = True) -> EmbeddedServer:
+async def start_embedded(
+    data_dir: Path, port: int, *, secure: bool = True, jetstream_sync: str | None = None
+) -> EmbeddedServer:
     """Start nats-server on `port` with the roles' authorization (or none when not `secure`),
     after writing the passwords, its configuration and the contexts into `data_dir`."""
     url = f"nats://127.0.0.1:{port}"
     if not secure:
         write_insecure_contexts(data_dir, url)
-        server = await EmbeddedNatsServer(data_dir, port).start()
+        server = await EmbeddedNatsServer(data_dir, port, jetstream_sync=jetstream_sync).start()
         return EmbeddedServer(
             server, dict.fromkeys(ROLES, ConnectOptions(url=url)), False, data_dir / "contexts"
         )
     provisioned = provision(data_dir, url)
-    server = await EmbeddedNatsServer(data_dir, port, provisioned.config_file).start()
+    server = await EmbeddedNatsServer(
+        data_dir, port, provisioned.config_file, jetstream_sync=jetstream_sync
+    ).start()
     roles = {
         role: ConnectOptions(url=url, user=role, password=provisioned.passwords[role])
         for role in ROLES

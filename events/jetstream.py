@@ -15,14 +15,21 @@ publish (same Msg-Id, same expectation, after a lost ack) with error 10071 inste
 so after 10071 the subject's last message id is compared with ours: equal means our earlier attempt
 was stored and its sequence is returned. `ensure_layout` refuses (`IncompatibleStream`) to run on an
 existing events stream with limits that would drop history or that allows delete/purge.
+
+Replicas: every stream and bucket is created with `replicas` copies (`dgdr up --replicas N`; 1 for a
+single server, 3 for a three-node cluster). An existing one with fewer copies is grown to `replicas`
+with a warning in the log (JetStream moves the data itself; nothing is lost), one with more is left
+alone; more replicas than the cluster has JetStream servers is a one-line `ConfigurationError`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import structlog
 from nats.aio.client import Client
 from nats.errors import MaxPayloadError
 from nats.js import JetStreamContext
@@ -30,6 +37,7 @@ from nats.js.api import (
     ConsumerConfig,
     DeliverPolicy,
     DiscardPolicy,
+    KeyValueConfig,
     RetentionPolicy,
     StorageType,
     StreamConfig,
@@ -37,13 +45,20 @@ from nats.js.api import (
 from nats.js.errors import APIError, BadRequestError, NotFoundError
 from nats.js.kv import KeyValue
 
-from dgdr.domain.errors import ConcurrencyConflict, IncompatibleStream, StoreError
+from dgdr.domain.errors import (
+    ConcurrencyConflict,
+    ConfigurationError,
+    IncompatibleStream,
+    StoreError,
+)
 from events import subjects as s
 from events.envelope import AggregateId, Commit, Envelope
 from events.integrity import H_EXPECTED, H_EXPECTED_SUBJECT, H_MSG_ID, read_commit
 
 WRONG_LAST_SEQUENCE = 10071
 DUPLICATE_WINDOW_S = 120.0
+
+log = structlog.get_logger("events.jetstream")
 
 
 def events_stream_config() -> StreamConfig:
@@ -98,18 +113,88 @@ def check_events_stream(config: StreamConfig) -> list[str]:
     return problems
 
 
-async def ensure_layout(js: JetStreamContext) -> KeyValue:
-    """Create the streams and the status bucket, or verify existing ones; returns the bucket."""
+# What nats-server answers when it cannot place the replicas asked for.
+REPLICA_PLACEMENT_ERRORS = frozenset(
+    {
+        10005,  # "no suitable peers for placement": more replicas than JetStream servers
+        10023,  # "insufficient resources"
+        10074,  # "replicas > 1 not supported in non-clustered mode"
+    }
+)
+
+
+def _replicas_error(name: str, replicas: int, exc: APIError) -> ConfigurationError:
+    return ConfigurationError(
+        f"--replicas {replicas}: NATS cannot place {name} on {replicas} servers "
+        f"({exc.description}); use --replicas 1 for a single server, or at most the number of "
+        "JetStream servers in the cluster"
+    )
+
+
+async def _create(js: JetStreamContext, config: StreamConfig, replicas: int) -> None:
+    config.num_replicas = replicas
+    try:
+        await js.add_stream(config)
+    except APIError as exc:
+        if exc.err_code in REPLICA_PLACEMENT_ERRORS:
+            raise _replicas_error(str(config.name), replicas, exc) from exc
+        raise
+
+
+async def _raise_replicas(js: JetStreamContext, config: StreamConfig, replicas: int) -> None:
+    """Grow an existing stream to `replicas` (never shrink: fewer copies is an operator's call)."""
+    have = config.num_replicas or 1
+    if have >= replicas:
+        return
+    log.warning(
+        "stream has fewer replicas than asked: updating",
+        stream=config.name,
+        replicas=have,
+        asked=replicas,
+    )
+    config.num_replicas = replicas
+    try:
+        await js.update_stream(config)
+    except APIError as exc:
+        if exc.err_code in REPLICA_PLACEMENT_ERRORS:
+            raise _replicas_error(str(config.name), replicas, exc) from exc
+        raise
+    await _wait_for_replicas(js, str(config.name), replicas)
+
+
+async def _wait_for_replicas(
+    js: JetStreamContext, stream: str, replicas: int, timeout: float = 30.0
+) -> None:
+    """Wait until a grown stream has a leader and every replica is current: writes to it time
+    out meanwhile. Past `timeout` the service goes on (its writes are retried) with a warning."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        with contextlib.suppress(APIError, TimeoutError):
+            cluster = (await js.stream_info(stream)).cluster
+            peers = (cluster.replicas or []) if cluster else []
+            if cluster and cluster.leader and sum(1 for p in peers if p.current) == replicas - 1:
+                return
+        await asyncio.sleep(0.2)
+    log.warning("stream replicas not all current yet", stream=stream, replicas=replicas)
+
+
+async def ensure_layout(js: JetStreamContext, replicas: int = 1) -> KeyValue:
+    """Create the streams and the status bucket with `replicas` copies, or verify existing ones;
+    returns the bucket. An existing stream or bucket with fewer replicas is updated to `replicas`
+    (logged); one with more is left alone. More replicas than JetStream servers is a
+    `ConfigurationError`."""
     try:
         info = await js.stream_info(s.EVENTS_STREAM)
     except NotFoundError:
-        await js.add_stream(events_stream_config())
+        await _create(js, events_stream_config(), replicas)
     else:
         problems = check_events_stream(info.config)
         if problems:
             raise IncompatibleStream(
                 f"stream {s.EVENTS_STREAM} is unsafe for an event store: " + "; ".join(problems)
             )
+        await _raise_replicas(js, info.config, replicas)
     for name, prefix, desc in (
         (s.REQUESTS_STREAM, s.REQUESTS_PREFIX, "DGDR requests (work queue, dedup by request id)"),
         (s.JOBS_STREAM, s.JOBS_PREFIX, "DGDR profiling jobs (work queue)"),
@@ -117,25 +202,55 @@ async def ensure_layout(js: JetStreamContext) -> KeyValue:
         try:
             info = await js.stream_info(name)
         except NotFoundError:
-            await js.add_stream(work_queue_config(name, prefix, desc))
+            await _create(js, work_queue_config(name, prefix, desc), replicas)
         else:
             if info.config.retention != RetentionPolicy.WORK_QUEUE:
                 raise IncompatibleStream(
                     f"stream {name} must have work-queue retention, has {info.config.retention}"
                 )
-    try:
-        return await js.key_value(s.STATUS_BUCKET)
-    except NotFoundError:
-        from nats.js.api import KeyValueConfig
+            await _raise_replicas(js, info.config, replicas)
+    return await ensure_bucket(
+        js,
+        s.STATUS_BUCKET,
+        "DGDR status projection: <ns>.<name> -> object",
+        replicas,
+    )
 
-        return await js.create_key_value(
-            KeyValueConfig(
-                bucket=s.STATUS_BUCKET,
-                history=1,
-                storage=StorageType.FILE,
-                description="DGDR status projection: <ns>.<name> -> object",
+
+async def ensure_stream(js: JetStreamContext, config: StreamConfig, replicas: int = 1) -> None:
+    """Create `config`'s stream with `replicas` copies, or grow an existing one to `replicas`."""
+    try:
+        info = await js.stream_info(str(config.name))
+    except NotFoundError:
+        await _create(js, config, replicas)
+    else:
+        await _raise_replicas(js, info.config, replicas)
+
+
+async def ensure_bucket(
+    js: JetStreamContext, bucket: str, description: str, replicas: int = 1
+) -> KeyValue:
+    """Open KV `bucket` (history 1, file storage) with `replicas` copies, creating it or growing
+    its stream's replicas as `ensure_layout` does for streams."""
+    try:
+        info = await js.stream_info(f"KV_{bucket}")
+    except NotFoundError:
+        try:
+            return await js.create_key_value(
+                KeyValueConfig(
+                    bucket=bucket,
+                    history=1,
+                    storage=StorageType.FILE,
+                    description=description,
+                    replicas=replicas,
+                )
             )
-        )
+        except APIError as exc:
+            if exc.err_code in REPLICA_PLACEMENT_ERRORS:
+                raise _replicas_error(bucket, replicas, exc) from exc
+            raise
+    await _raise_replicas(js, info.config, replicas)
+    return await js.key_value(bucket)
 
 
 async def bucket_keys(js: JetStreamContext, bucket: str, pattern: str = ">") -> list[str]:

@@ -5,7 +5,9 @@ environment's bin directory) or on PATH; when it is missing, `NatsServerNotFound
 `start()` returns once the port accepts connections (or raises with the server's last log lines);
 `stop()` sends SIGTERM, waits, and kills only if the server does not exit. Listens on 127.0.0.1 only.
 With `config_file` (the authorization `events.auth` renders) the server also reads that file; the
-command line's listen address, port and store directory win over anything in it.
+command line's listen address, port and store directory win over anything in it. `jetstream_sync` sets JetStream's
+`sync_interval` (how often the store is fsynced; "always" = every message); nats-server has no
+flag for it, so it goes in `nats-server-sync.conf`, which includes `config_file`.
 """
 
 from __future__ import annotations
@@ -44,10 +46,17 @@ def free_port() -> int:
 
 class EmbeddedNatsServer:
     def __init__(
-        self, data_dir: str | Path, port: int | None = None, config_file: Path | None = None
+        self,
+        data_dir: str | Path,
+        port: int | None = None,
+        config_file: Path | None = None,
+        jetstream_sync: str | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.config_file = config_file
+        # JetStream's `sync_interval` ("always", or a duration such as "10s"); None keeps the
+        # server's default (2 min).
+        self.jetstream_sync = jetstream_sync
         self.port = port or free_port()
         self.host = "127.0.0.1"
         self._proc: asyncio.subprocess.Process | None = None
@@ -61,8 +70,18 @@ class EmbeddedNatsServer:
         binary = find_nats_server()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         store_dir = self.data_dir / "jetstream"
-        log = self._log.open("ab")
         config = ["-c", str(self.config_file)] if self.config_file else []
+        if self.jetstream_sync:
+            # store_dir stays on the command line (-sd): the server refuses it in both places. An
+            # include is relative to the including file, so this one sits next to `config_file`.
+            where = self.config_file.parent if self.config_file else self.data_dir
+            conf = where / "nats-server-sync.conf"
+            lines = [f"jetstream {{\n  sync_interval: {self.jetstream_sync}\n}}\n"]
+            if self.config_file:
+                lines.append(f'include "{self.config_file.name}"\n')
+            conf.write_text("".join(lines))
+            config = ["-c", str(conf)]
+        log = self._log.open("ab")
         self._proc = await asyncio.create_subprocess_exec(
             binary,
             *config,

@@ -45,7 +45,6 @@ import structlog
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig
-from nats.js.errors import NotFoundError
 
 from dgdr.app.handler import CommandHandler, Outcome
 from dgdr.app.intake import (
@@ -68,7 +67,7 @@ from dgdr.domain.target import DISCOVERED_FACTS, DeploymentTarget, ProfilingJobs
 from events import subjects as s
 from events.connection import ConnectOptions, connect
 from events.consumer import run_consumer
-from events.jetstream import CommitTooLarge, JetStreamEventStore, ensure_layout
+from events.jetstream import CommitTooLarge, JetStreamEventStore, ensure_layout, ensure_stream
 from projections.projector import Projector
 
 log = structlog.get_logger("dgdr.app.service")
@@ -89,6 +88,8 @@ class ServiceConfig:
     roles: frozenset[str] = ROLES
     # Where DGDs go and GPU facts come from; None → the simulated cluster in NATS KV.
     target: Callable[[JetStreamContext], DeploymentTarget] | None = None
+    # Copies of every stream and bucket (`--replicas`): 1 on a single server, 3 on a cluster.
+    replicas: int = 1
     # The only directories whose config.json `spec.model` may name as a local path (`--model-dir`).
     model_dirs: tuple[Path, ...] = ()
     # Request failures and reconnects (dgdr.app.service: "Failure semantics").
@@ -173,8 +174,8 @@ class Service:
 
         self.nc = await connect(self.config.connect, closed_cb=on_closed)
         self.js = js = self.nc.jetstream()
-        kv = await ensure_layout(js)
-        await self._ensure_dead_letter(js)
+        kv = await ensure_layout(js, self.config.replicas)
+        await self._ensure_dead_letter(js, self.config.replicas)
         store = JetStreamEventStore(self.nc, js)
         self.handler = CommandHandler(store)
         self.projector = Projector(js, kv, store)
@@ -188,6 +189,7 @@ class Service:
                 nodes=self.config.cluster_nodes,
                 gpus_per_node=self.config.cluster_gpus_per_node,
                 gpu_product=self.config.cluster_gpu_product,
+                replicas=self.config.replicas,
             )
         reactor = Reactor(self.handler, js, self.cluster)
         if isinstance(self.cluster, ProfilingJobs) and "reactor" in self.config.roles:
@@ -249,19 +251,18 @@ class Service:
                     await asyncio.wait_for(self.nc.close(), 2)
 
     @staticmethod
-    async def _ensure_dead_letter(js: JetStreamContext) -> None:
-        try:
-            await js.stream_info(DEAD_LETTER_STREAM)
-        except NotFoundError:
-            await js.add_stream(
-                StreamConfig(
-                    name=DEAD_LETTER_STREAM,
-                    subjects=[f"{s.DEAD_LETTER_SUBJECT}.>"],
-                    storage=StorageType.FILE,
-                    max_age=7 * 24 * 3600.0,
-                    description="requests that could not be read, with the reason",
-                )
-            )
+    async def _ensure_dead_letter(js: JetStreamContext, replicas: int = 1) -> None:
+        await ensure_stream(
+            js,
+            StreamConfig(
+                name=DEAD_LETTER_STREAM,
+                subjects=[f"{s.DEAD_LETTER_SUBJECT}.>"],
+                storage=StorageType.FILE,
+                max_age=7 * 24 * 3600.0,
+                description="requests that could not be read, with the reason",
+            ),
+            replicas,
+        )
 
     # ------------------------------------------------------------------------------ requests
 

@@ -24,9 +24,7 @@ from typing import Any
 
 import structlog
 from nats.js import JetStreamContext
-from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import (
-    BucketNotFoundError,
     KeyNotFoundError,
     KeyWrongLastSequenceError,
     NotFoundError,
@@ -37,7 +35,7 @@ from dgdr.domain.clock import now_rfc3339
 from dgdr.domain.spec import normalise_gpu_sku
 from dgdr.domain.target import OWNER_UID, ApplyResult, Observer, observe_dgd
 from events import subjects as s
-from events.jetstream import bucket_keys
+from events.jetstream import bucket_keys, ensure_bucket
 
 BUCKET = "DGDR_SIMCLUSTER"
 
@@ -54,11 +52,13 @@ class SimulatedCluster:
         gpus_per_node: int = 8,
         gpu_product: str = "NVIDIA-H200-141GB-HBM3",
         vram_mb: int = 143771,
+        replicas: int = 1,
     ) -> None:
         self.js = js
         self.rollout_delay = rollout_delay
         self.nodes, self.gpus_per_node = nodes, gpus_per_node
         self.gpu_product, self.vram_mb = gpu_product, vram_mb
+        self.replicas = replicas
         self.kv: KeyValue | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._watch_task: asyncio.Task[None] | None = None
@@ -75,17 +75,9 @@ class SimulatedCluster:
 
     async def open(self) -> KeyValue:
         if self.kv is None:
-            try:
-                self.kv = await self.js.key_value(BUCKET)
-            except BucketNotFoundError:
-                self.kv = await self.js.create_key_value(
-                    KeyValueConfig(
-                        bucket=BUCKET,
-                        history=1,
-                        storage=StorageType.FILE,
-                        description="simulated cluster: DynamoGraphDeployments",
-                    )
-                )
+            self.kv = await ensure_bucket(
+                self.js, BUCKET, "simulated cluster: DynamoGraphDeployments", self.replicas
+            )
         return self.kv
 
     async def start(self, observe: Observer | None = None) -> None:

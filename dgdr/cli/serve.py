@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import signal
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -29,8 +30,32 @@ from dgdr.cli.requests import parse_duration, print_outcome
 from dgdr.client import DgdrClient, load_documents
 from events.connection import ConnectOptions, redact_url
 
+SYNC_INTERVAL = re.compile(r"always|[0-9]+(ms|s|m|h)")
 
-def _up_config(settings: Settings, rollout_delay: float, roles: str | None = None) -> Any:
+
+def _check_durability(replicas: int, sync: str | None, embedded: bool) -> None:
+    """`--replicas` and `--sync`: exit 2 with one line when they cannot apply."""
+    if replicas < 1:
+        raise fail(f"--replicas {replicas}: use 1 (a single server) or more (a cluster)", 2)
+    if replicas > 1 and embedded:
+        raise fail(
+            f"--replicas {replicas} needs a JetStream cluster: the embedded server is a single "
+            "server; use --no-embedded --server nats://host1:4222,nats://host2:4222,...",
+            2,
+        )
+    if sync is not None and not embedded:
+        raise fail(
+            "--sync sets the embedded server's fsync; for your own servers set "
+            "`jetstream { sync_interval: always }` in their configuration",
+            2,
+        )
+    if sync is not None and not SYNC_INTERVAL.fullmatch(sync):
+        raise fail(f"--sync {sync!r}: use always, or a duration such as 500ms, 10s, 2m", 2)
+
+
+def _up_config(
+    settings: Settings, rollout_delay: float, roles: str | None = None, replicas: int = 1
+) -> Any:
     from dgdr.app.service import ROLES, ServiceConfig
 
     chosen = ROLES if roles is None else frozenset(r.strip() for r in roles.split(",") if r)
@@ -44,6 +69,7 @@ def _up_config(settings: Settings, rollout_delay: float, roles: str | None = Non
         connect=settings.service_options,
         rollout_delay=rollout_delay,
         roles=chosen,
+        replicas=replicas,
     )
 
 
@@ -105,6 +131,20 @@ def up(
             "Secret (default: a self-signed CA generated into DATA_DIR/webhook-tls)"
         ),
     ] = None,
+    replicas: Annotated[
+        int,
+        typer.Option(
+            help="copies of every stream and bucket: 1 for a single server, 3 for a 3-node "
+            "JetStream cluster (with --no-embedded)"
+        ),
+    ] = 1,
+    sync: Annotated[
+        str | None,
+        typer.Option(
+            help="embedded server: JetStream fsync interval, `always` (every message, slower) "
+            "or a duration (default: the server's 2m; see the README on durability)"
+        ),
+    ] = None,
     model_dir: Annotated[
         list[Path] | None,
         typer.Option(
@@ -131,7 +171,8 @@ def up(
     configure(log_level)
     if insecure and not embedded:
         raise fail("--insecure goes with the embedded server (not with --no-embedded)", 2)
-    config = _up_config(settings_of(ctx), rollout_delay, roles)
+    _check_durability(replicas, sync, embedded)
+    config = _up_config(settings_of(ctx), rollout_delay, roles, replicas)
     config = replace(config, model_dirs=tuple(model_dir or ()))
     side = _cluster_side(
         cluster,
@@ -143,7 +184,16 @@ def up(
         lease_duration,
         webhook=(webhook_port, webhook_cert_dir),
     )
-    run(_serve(config, data_dir, port if embedded else None, cluster=side, secure=not insecure))
+    run(
+        _serve(
+            config,
+            data_dir,
+            port if embedded else None,
+            cluster=side,
+            secure=not insecure,
+            sync=sync,
+        )
+    )
 
 
 CLUSTER_MODES = ("simulated", "emulated", "kubernetes")
@@ -202,6 +252,7 @@ async def _serve(
     ready: Callable[[ConnectOptions], Awaitable[None]] | None = None,
     cluster: Any = None,
     secure: bool = True,
+    sync: str | None = None,
 ) -> None:
     from dgdr.app.service import Service
     from events.auth import start_embedded
@@ -218,7 +269,7 @@ async def _serve(
             config = replace(config, target=cluster.target)
         client = config.connect
         if port is not None:
-            embedded = await start_embedded(data_dir, port, secure=secure)
+            embedded = await start_embedded(data_dir, port, secure=secure, jetstream_sync=sync)
             server = embedded.server
             config = replace(config, connect=embedded.roles["service"])
             client = embedded.roles["client"]

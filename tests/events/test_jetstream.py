@@ -10,9 +10,15 @@ from pathlib import Path
 import nats
 import pytest
 
-from dgdr.domain.errors import IncompatibleStream, NatsServerNotFound, UnknownEvent
+from dgdr.domain.errors import (
+    ConfigurationError,
+    IncompatibleStream,
+    NatsServerNotFound,
+    UnknownEvent,
+)
 from events import server as server_module
 from events import subjects
+from events.connection import ConnectOptions
 from events.envelope import AggregateId, Commit, Envelope, upcast
 from events.jetstream import (
     CommitTooLarge,
@@ -20,7 +26,7 @@ from events.jetstream import (
     ensure_layout,
     events_stream_config,
 )
-from events.server import EmbeddedNatsServer
+from events.server import EmbeddedNatsServer, free_port
 
 
 async def test_layout_is_created_with_no_limits_and_no_delete(
@@ -154,3 +160,44 @@ async def test_embedded_server_listens_on_loopback_and_stops(tmp_path: Path) -> 
     await server.stop()
     with pytest.raises(ConnectionRefusedError):
         await asyncio.open_connection(server.host, server.port)
+
+
+async def test_more_replicas_than_servers_is_one_clear_error(
+    nats_server: EmbeddedNatsServer,
+) -> None:
+    nc = await nats.connect(nats_server.url)
+    try:
+        with pytest.raises(ConfigurationError) as caught:
+            await ensure_layout(nc.jetstream(), replicas=3)
+        message = str(caught.value)
+        assert "\n" not in message
+        assert "--replicas 3" in message and subjects.EVENTS_STREAM in message
+        assert "non-clustered" in message  # the server's own reason, passed on
+    finally:
+        await nc.close()
+
+
+async def test_embedded_server_takes_a_jetstream_sync_interval(tmp_path: Path) -> None:
+    async with EmbeddedNatsServer(tmp_path, jetstream_sync="always") as server:
+        nc = await nats.connect(server.url)
+        await ensure_layout(nc.jetstream())  # JetStream is on, with the config file's setting
+        await nc.close()
+    assert "sync_interval: always" in (tmp_path / "nats-server-sync.conf").read_text()
+    with pytest.raises(ConfigurationError, match="nats-server exited"):
+        # the server reads the file: a value it cannot parse stops it
+        await EmbeddedNatsServer(tmp_path / "bad", jetstream_sync="{").start()
+
+
+async def test_a_sync_interval_keeps_the_embedded_servers_authorization(tmp_path: Path) -> None:
+    from events.auth import start_embedded
+    from events.connection import connect
+
+    embedded = await start_embedded(tmp_path, free_port(), jetstream_sync="always")
+    try:
+        nc = await connect(embedded.roles["service"], reconnect=False)
+        await ensure_layout(nc.jetstream())  # the service's user, from the included file
+        await nc.close()
+        with pytest.raises(ConfigurationError, match="wants credentials"):
+            await connect(ConnectOptions(url=embedded.server.url), reconnect=False)
+    finally:
+        await embedded.server.stop()

@@ -150,3 +150,18 @@ def test_simulate_checks_the_rapid_pick_under_the_workload(tmp_path: Path) -> No
     assert report["simulation"]["requests"] == 200 and report["requestRate"] == 20
     assert report["simulation"]["ttft_ms"]["p50"] > 0
     assert report["slaAtP90"]["itl"] == "met"
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["up", "--replicas", "3"], "needs a JetStream cluster"),
+        (["up", "--replicas", "0"], "--replicas 0"),
+        (["up", "--sync", "often"], "--sync 'often'"),
+        (["up", "--no-embedded", "--sync", "always"], "sync_interval: always"),
+    ],
+)
+def test_up_refuses_durability_options_that_cannot_apply(args: list[str], says: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert says in result.output

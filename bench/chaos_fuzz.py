@@ -1,0 +1,153 @@
+"""The chaos suite's fuzzer: malformed requests on dgdr.req.* and malformed events on dgdr.evt.*.
+
+Requests: random bytes, JSON nested 1,000 deep (in the body and in `overrides.dgd`), request ids of
+5,000 characters, wrong types in the spec (`autoApply: 'yes'`, `totalGpus: '8'`, `concurrency: 2.5`),
+~990 KB manifests, 2 MB payloads (above the server's max payload: refused by NATS, counted), no
+`Nats-Msg-Id` header, bodies that are not objects, unknown actions, wrong kind or apiVersion, names
+that do not match the subject. Events: garbage bytes, JSON without events, and a forged
+`DeploymentReady` with no concurrency header, on the subjects of a few victim DGDRs.
+
+Nothing is assumed about what the service does with them: `FuzzResult` counts what was published,
+what NATS refused, and (filled in by the caller from the outcomes) what was answered.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import nats.errors
+from nats.aio.client import Client
+
+from events import subjects as s
+from tests.support import manifest
+
+# Megabyte payloads are rare (each is stored): about 1 in 100 requests.
+CASE_WEIGHTS = [
+    ("bytes", 10), ("deep_body", 10), ("deep_overrides", 10), ("huge_id", 3),
+    ("wrong_types", 10), ("big_manifest", 1), ("over_max_payload", 1), ("no_id", 10),
+    ("not_object", 10), ("unknown_action", 10), ("wrong_kind", 10), ("name_mismatch", 10),
+]  # fmt: skip
+CASES = [case for case, _ in CASE_WEIGHTS]
+DEEP = "__deep__"
+
+
+def _with_deep(body: dict[str, Any], depth: int = 1000) -> bytes:
+    """`body` as JSON with the string DEEP replaced by an object nested `depth` levels (built as
+    text: json.dumps itself would hit the recursion limit)."""
+    deep = '{"a":' * depth + "0" + "}" * depth
+    return json.dumps(body).replace(json.dumps(DEEP), deep).encode()
+
+
+def _request_case(rng: random.Random, name: str) -> tuple[str, bytes, str | None]:
+    """(case, body, request id or None) for one malformed request."""
+    case = rng.choices(CASES, weights=[w for _, w in CASE_WEIGHTS])[0]
+    request_id: str | None = str(uuid.uuid4())
+    body: Any
+    if case == "bytes":
+        return case, rng.randbytes(rng.randint(1, 300)), request_id
+    if case == "deep_body":
+        return case, _with_deep(manifest(name, workload=DEEP)), request_id
+    if case == "deep_overrides":
+        return case, _with_deep(manifest(name, overrides={"dgd": DEEP})), request_id
+    if case == "huge_id":
+        request_id = "x" * 5000
+        body = manifest(name)
+    elif case == "wrong_types":
+        body = manifest(
+            name,
+            autoApply=rng.choice(["yes", 1, None]),
+            hardware={"gpuSku": "h200_sxm", "totalGpus": rng.choice(["8", 1e9, 2.5, -1])},
+            workload={"isl": 3000, "osl": 500, "concurrency": 2.5},
+            sla={"ttft": rng.choice([1e40, "300", None]), "itl": 20},
+        )
+    elif case == "big_manifest":
+        body = manifest(name)
+        body["metadata"]["annotations"] = {"filler": "y" * 990_000}
+    elif case == "over_max_payload":
+        body = manifest(name)
+        body["metadata"]["annotations"] = {"filler": "z" * 2_000_000}
+    elif case == "no_id":
+        request_id = None
+        body = manifest(name)
+    elif case == "not_object":
+        body = rng.choice([[1, 2], 3, "text", None, True])
+    elif case == "unknown_action":
+        body = {"action": rng.choice(["explode", "", 7])}
+    elif case == "wrong_kind":
+        body = manifest(name)
+        body[rng.choice(["kind", "apiVersion"])] = "Nope"
+    else:  # name_mismatch
+        body = manifest(name + "-other")
+    return case, json.dumps(body).encode(), request_id
+
+
+def garbage_events(rng: random.Random, uid: str, name: str) -> list[tuple[str, bytes]]:
+    """Malformed commits for one victim DGDR's subject: (case, data)."""
+    forged = {
+        "events": [
+            {
+                "id": str(uuid.uuid4()),
+                "type": "DeploymentReady",
+                "schemaVersion": 1,
+                "aggregate": {"namespace": "default", "name": name, "uid": uid},
+                "time": "2026-01-01T00:00:00Z",
+                "payload": {"replicas": "many"},
+            }
+        ]
+    }
+    return [
+        ("garbage", rng.randbytes(64)),
+        ("no_events", b'{"hello": "world"}'),
+        ("forged", json.dumps(forged).encode()),
+    ]
+
+
+@dataclass
+class FuzzResult:
+    published: Counter[str] = field(default_factory=Counter)  # by case
+    refused_by_nats: Counter[str] = field(default_factory=Counter)
+    with_id: dict[str, str] = field(default_factory=dict)  # request id -> case
+    without_id: int = 0
+    events_published: int = 0
+
+
+async def fuzz_requests(
+    nc: Client, rng: random.Random, count: int, names: list[str], result: FuzzResult
+) -> None:
+    js = nc.jetstream()
+    for _ in range(count):
+        name = rng.choice(names)
+        case, body, request_id = _request_case(rng, name)
+        headers = {"Nats-Msg-Id": request_id} if request_id else None
+        try:
+            await js.publish(
+                s.request_subject("default", name),
+                body,
+                stream=s.REQUESTS_STREAM,
+                headers=headers,
+                timeout=5,
+            )
+        except (nats.errors.Error, TimeoutError):
+            result.refused_by_nats[case] += 1
+            continue
+        result.published[case] += 1
+        if request_id:
+            result.with_id[request_id] = case
+        else:
+            result.without_id += 1
+
+
+async def fuzz_events(
+    nc: Client, rng: random.Random, victims: dict[str, str], result: FuzzResult
+) -> None:
+    """Publish the malformed commits on each victim's events subject (name -> uid)."""
+    js = nc.jetstream()
+    for name, uid in victims.items():
+        for _case, data in garbage_events(rng, uid, name):
+            await js.publish(s.events_subject("default", name, uid), data, stream=s.EVENTS_STREAM)
+            result.events_published += 1

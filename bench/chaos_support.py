@@ -1,0 +1,310 @@
+"""Processes and load for bench/chaos.py: a single nats-server it can SIGKILL, `dgdr up` as a
+subprocess, and a load generator that applies, changes and deletes DGDRs and keeps every outcome.
+
+The expected end state of a name follows from its outcomes, not from what was sent: the request
+whose outcome recorded events (a non-empty `events`) with the highest resourceVersion is the last
+decision a client caused on that name. A delete implies absent; an apply whose outcome was
+`invalid` with `ValidationFailed` implies Failed; a valid apply implies Deployed with autoApply
+true and Ready with autoApply false. A request refused at admission (nothing recorded) or a no-op
+changes nothing. A name with a request that never got an outcome has no expectation (counted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nats
+import nats.errors
+from nats.aio.client import Client
+
+from events import subjects as s
+from events.server import find_nats_server, free_port
+from tests.support import manifest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class SingleNats:
+    """One nats-server with JetStream on a fixed port and store, killable with SIGKILL."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory, self.port = directory, free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def _spawn(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with (self.directory / "server.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                [find_nats_server(), "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd",
+                 str(self.directory / "store")],
+                stdout=log, stderr=log, start_new_session=True,
+            )  # fmt: skip
+
+    async def start(self) -> None:
+        self._spawn()
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                writer.close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"nats-server did not start: see {self.directory}") from None
+                await asyncio.sleep(0.05)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+class ServiceProcess:
+    """`python -m dgdr up --no-embedded` against `url`, in its own process group."""
+
+    def __init__(self, url: str, log: Path, replicas: int = 1, rollout_delay: float = 0.3) -> None:
+        self.url, self.log, self.replicas, self.rollout_delay = url, log, replicas, rollout_delay
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "dgdr", "--server", self.url, "up", "--no-embedded",
+                 "--replicas", str(self.replicas), "--rollout-delay", str(self.rollout_delay),
+                 "--log-level", "WARNING"],
+                stdout=log, stderr=log, cwd=ROOT, start_new_session=True,
+            )  # fmt: skip
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def times_up(self) -> int:
+        """How many times a service writing to this log said it was up (start-up finished)."""
+        try:
+            return self.log.read_text(errors="replace").count("dgdr is up")
+        except OSError:
+            return 0
+
+    def kill(self) -> None:
+        if self.alive:
+            assert self.proc is not None
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.alive:
+            assert self.proc is not None
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+async def supervise(services: list[ServiceProcess], exits: list[str]) -> None:
+    """Restart a service that exited on its own (as systemd or Kubernetes would), recording
+    each such exit: a service must survive what NATS does, so every exit is a finding."""
+    while True:
+        await asyncio.sleep(0.5)
+        for service in services:
+            proc = service.proc
+            if proc is None or proc.poll() is None or proc.returncode == -signal.SIGKILL:
+                continue
+            tail = service.log.read_text(errors="replace").strip().splitlines()[-1:]
+            exits.append(
+                f"{service.log.name} exited with {proc.returncode}: {' '.join(tail)[:160]}"
+            )
+            service.start()
+
+
+class Outcomes:
+    """Every outcome published on dgdr.res.>, by request id, and how often our link dropped."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, dict[str, Any]] = {}
+        self.disconnects = 0
+        self.nc: Client | None = None
+
+    async def connect(self, servers: list[str]) -> Client:
+        async def dropped() -> None:
+            self.disconnects += 1
+
+        async def quiet(_error: Exception) -> None:
+            pass  # a killed server is the point here: no traceback per reconnect attempt
+
+        self.nc = await nats.connect(
+            servers,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.2,
+            disconnected_cb=dropped,
+            error_cb=quiet,
+        )
+
+        async def on_outcome(msg: Any) -> None:
+            try:
+                outcome = json.loads(msg.data)
+                self.by_id[str(outcome["requestId"])] = outcome
+            except (ValueError, KeyError, TypeError):
+                pass
+
+        await self.nc.subscribe(f"{s.RESULTS_PREFIX}.>", cb=on_outcome)
+        return self.nc
+
+    async def wait(self, request_id: str, timeout: float) -> dict[str, Any] | None:
+        deadline = time.monotonic() + timeout
+        while request_id not in self.by_id:
+            if time.monotonic() > deadline:
+                return None
+            await asyncio.sleep(0.05)
+        return self.by_id[request_id]
+
+
+async def publish_request(
+    nc: Client, subject: str, body: bytes, request_id: str | None, timeout: float = 60.0
+) -> bool:
+    """Publish to DGDR_REQUESTS until the stream acknowledges it (the same id on every try)."""
+    headers = {"Nats-Msg-Id": request_id} if request_id is not None else None
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            await nc.jetstream().publish(
+                subject, body, stream=s.REQUESTS_STREAM, headers=headers, timeout=2
+            )
+            return True
+        except (nats.errors.Error, TimeoutError):
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.1)
+
+
+SPEC_VARIANTS: list[tuple[str, dict[str, Any]]] = [
+    ("valid", {}),
+    ("changed", {"sla": {"ttft": 400, "itl": 25}}),
+    ("manual", {"autoApply": False}),
+    ("refused", {"sla": {"ttft": -5, "itl": 20}}),  # refused at admission: nothing recorded
+]
+
+
+@dataclass
+class Sent:
+    name: str
+    request_id: str
+    kind: str  # a SPEC_VARIANTS key or "delete"
+    outcome: dict[str, Any] | None = None
+
+
+@dataclass
+class Load:
+    """Per name, a chain of requests, each sent once the previous one has its outcome."""
+
+    outcomes: Outcomes
+    rng: random.Random
+    names: list[str]
+    ops_per_name: int = 3
+    concurrency: int = 30
+    outcome_timeout: float = 90.0
+    sent: list[Sent] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+
+    async def _one(self, nc: Client, name: str, kind: str) -> None:
+        request_id = str(uuid.uuid4())
+        if kind == "delete":
+            body: dict[str, Any] = {"action": "delete"}
+        else:
+            body = manifest(name, **dict(SPEC_VARIANTS)[kind])
+        item = Sent(name, request_id, kind)
+        self.sent.append(item)
+        self.counts["applies" if kind != "delete" else "deletes"] += 1
+        stored = await publish_request(
+            nc, s.request_subject("default", name), json.dumps(body).encode(), request_id
+        )
+        if not stored:
+            self.counts["unstored"] += 1
+            return
+        item.outcome = await self.outcomes.wait(request_id, self.outcome_timeout)
+        self.counts[item.outcome["status"] if item.outcome else "unanswered"] += 1
+
+    def _random_kind(self) -> str:
+        if self.rng.random() < 0.2:
+            return "delete"
+        return self.rng.choice([k for k, _ in SPEC_VARIANTS])
+
+    async def _chain(
+        self, nc: Client, name: str, gate: asyncio.Semaphore, first: str | None
+    ) -> None:
+        async with gate:
+            for i in range(self.ops_per_name):
+                await self._one(nc, name, first if i == 0 and first else self._random_kind())
+
+    async def run(self, nc: Client, first: str | None = "valid") -> None:
+        """Every name's chain, `concurrency` names at a time; each chain starts with `first`
+        (random when None)."""
+        gate = asyncio.Semaphore(self.concurrency)
+        await asyncio.gather(*(self._chain(nc, n, gate, first) for n in self.names))
+
+    def expected(self) -> tuple[dict[str, str | None], int]:
+        """(`<ns>.<name>` -> implied phase, number of names left without an expectation)."""
+        out: dict[str, str | None] = {}
+        unknown = 0
+        for name in self.names:
+            mine = [x for x in self.sent if x.name == name]
+            if any(x.outcome is None for x in mine):
+                unknown += 1
+                continue
+            recorded = [
+                x
+                for x in mine
+                if x.outcome and x.outcome.get("events") and x.outcome.get("resourceVersion")
+            ]
+            phase: str | None = None
+            if recorded:
+                last = max(recorded, key=lambda x: int(x.outcome["resourceVersion"]))  # type: ignore[index]
+                assert last.outcome is not None
+                if last.kind == "delete":
+                    phase = None
+                elif last.outcome["status"] == "invalid":
+                    phase = "Failed"
+                else:
+                    phase = "Ready" if last.kind == "manual" else "Deployed"
+            out[s.status_key("default", name)] = phase
+        return out, unknown
+
+
+async def converged(nc: Client, expected: dict[str, str | None], timeout: float) -> bool:
+    """Wait until every name in `expected` shows its phase in DGDR_STATUS (absent for None)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            kv = await nc.jetstream().key_value(s.STATUS_BUCKET)
+        except (nats.errors.Error, TimeoutError):  # no bucket leader yet (a killed server)
+            await asyncio.sleep(0.3)
+            continue
+        missing = 0
+        for key, phase in expected.items():
+            try:
+                entry = await kv.get(key)
+                have = json.loads(entry.value)["status"]["phase"] if entry.value else None
+            except Exception:  # absent (deleted or never there), or not yet readable
+                have = None
+            missing += have != phase
+        if not missing:
+            return True
+        await asyncio.sleep(0.3)
+    return False
