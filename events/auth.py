@@ -46,8 +46,8 @@ from events import subjects as s
 from events.connection import ConnectOptions
 from events.server import EmbeddedNatsServer
 
-SIMULATED_CLUSTER_BUCKET = "DGDR_SIMCLUSTER"  # dgdr.app.simcluster.BUCKET (the app layer is above)
-DEAD_LETTER_STREAM = "DGDR_DEADLETTER"
+SIMULATED_CLUSTER_BUCKET = s.SIMULATED_CLUSTER_BUCKET
+DEAD_LETTER_STREAM = s.DEAD_LETTER_STREAM
 ROLES = ("service", "client", "admin")
 
 # JetStream API calls that destroy data or could lift the events stream's protection.

@@ -25,6 +25,7 @@ DEAD_LETTER_SUBJECT = "dgdr.dlq"
 JOBS_STREAM = "DGDR_JOBS"
 JOBS_PREFIX = "dgdr.job"
 STATUS_BUCKET = "DGDR_STATUS"
+SIMULATED_CLUSTER_BUCKET = "DGDR_SIMCLUSTER"  # the simulated deployment target's DGDs
 
 MAX_SUBJECT_BYTES = 2048  # half the server's control line: room for the reply subject
 
