@@ -301,3 +301,18 @@ def test_connect_options_never_show_a_secret_when_printed() -> None:
     shown = repr(options)
     assert "in-url" not in shown and "pw-1" not in shown and "tok-2" not in shown
     assert "nats://u:***@h:1" in shown and "user='u'" in shown
+
+
+def test_compose_runs_nats_with_the_shipped_roles_and_the_service_as_its_user() -> None:
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    nats_service = compose["services"]["nats"]
+    mounts = [v.split(":")[:2] for v in nats_service["volumes"] if isinstance(v, str)]
+    config_in_container = nats_service["command"][nats_service["command"].index("-c") + 1]
+    assert ["./deploy/nats/nats-server.conf", config_in_container] in mounts
+    for role in auth.ROLES:  # every password the config reads comes from the environment
+        assert nats_service["environment"][auth.password_variable(role)].startswith("${")
+    dgdr_env = compose["services"]["dgdr"]["environment"]
+    assert dgdr_env["DGDR_NATS_USER"] == "service"
+    assert dgdr_env["DGDR_NATS_PASSWORD"].startswith("${" + auth.password_variable("service"))
