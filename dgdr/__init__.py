@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     )
     from dgdr.domain.errors import (
         ClusterUnreachable,
+        CommitTooLarge,
         ConcurrencyConflict,
         ConfigurationError,
         DgdrError,
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
         RequestRejected,
         ServerUnavailable,
         StoreError,
+        SubjectTooLong,
         UnknownEvent,
         WaitTimeout,
     )
@@ -92,6 +94,8 @@ _EXPORTS = {
             "ProjectionAheadOfStore",
             "UnknownEvent",
             "InvalidHistory",
+            "CommitTooLarge",
+            "SubjectTooLong",
             "NotARequest",
             "RequestRejected",
             "WaitTimeout",
@@ -103,6 +107,7 @@ _EXPORTS = {
 
 __all__ = [
     "ClusterUnreachable",
+    "CommitTooLarge",
     "ConcurrencyConflict",
     "ConfigurationError",
     "ConnectOptions",
@@ -125,6 +130,7 @@ __all__ = [
     "RequestRejected",
     "ServerUnavailable",
     "StoreError",
+    "SubjectTooLong",
     "UnknownEvent",
     "WaitTimeout",
     "load_documents",

@@ -35,7 +35,7 @@ from nats.errors import NoRespondersError
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
-from dgdr.domain.errors import ConfigurationError, RequestRejected, WaitTimeout
+from dgdr.domain.errors import ConfigurationError, RequestRejected, SubjectTooLong, WaitTimeout
 from dgdr.domain.limits import (
     MAX_REQUEST_ID_CHARS,
     manifest_limit,
@@ -266,7 +266,7 @@ class DgdrClient:
             return refused
         try:
             subject = s.request_subject(namespace, name)
-        except s.SubjectTooLong as exc:  # a name no DGDR can have (the service checks names)
+        except SubjectTooLong as exc:  # a name no DGDR can have (the service checks names)
             return {
                 "status": "rejected",
                 "requestId": request_id,
@@ -377,7 +377,7 @@ class DgdrClient:
         kv = await self.kv()
         try:
             entry = await refusing(self.nc, kv.get(s.status_key(namespace or self.namespace, name)))
-        except (KeyNotFoundError, s.SubjectTooLong):  # too long a name for any DGDR
+        except (KeyNotFoundError, SubjectTooLong):  # too long a name for any DGDR
             return None
         return json.loads(entry.value) if entry.value else None
 

@@ -105,7 +105,7 @@ def read_commit(
         return broken(f"subject {subject} is not {s.EVENTS_PREFIX}.<namespace>.<name>.<uid>")
     try:
         envelopes = _envelopes(data)
-    except _Unreadable as exc:
+    except UnknownEvent as exc:
         return broken(str(exc))
     for env in envelopes:
         try:
@@ -118,10 +118,6 @@ def read_commit(
     if reason:
         return broken(reason)
     return Commit(aggregate, envelopes, seq=seq, expected=expected, commit_id=commit_id)
-
-
-class _Unreadable(Exception):
-    pass
 
 
 def _sequence(text: str | None) -> int | None:
@@ -150,18 +146,18 @@ def _envelopes(data: bytes) -> list[Envelope]:
     try:
         raw = json.loads(data)
     except (ValueError, RecursionError) as exc:
-        raise _Unreadable(f"not JSON: {exc}") from exc
+        raise UnknownEvent(f"not JSON: {exc}") from exc
     events = raw.get("events") if isinstance(raw, dict) else None
     if not isinstance(events, list) or not events:
-        raise _Unreadable('not a commit: no non-empty list "events"')
+        raise UnknownEvent('not a commit: no non-empty list "events"')
     envelopes = []
     for i, item in enumerate(events):
         try:
             envelopes.append(Envelope.from_dict(item))
         except UnknownEvent as exc:
-            raise _Unreadable(f"event {i}: {exc}") from exc
+            raise UnknownEvent(f"event {i}: {exc}") from exc
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise _Unreadable(f"event {i} is not an event envelope: {exc!r}") from exc
+            raise UnknownEvent(f"event {i} is not an event envelope: {exc!r}") from exc
     return envelopes
 
 

@@ -46,10 +46,10 @@ from nats.js.errors import APIError, BadRequestError, NotFoundError
 from nats.js.kv import KeyValue
 
 from dgdr.domain.errors import (
+    CommitTooLarge,
     ConcurrencyConflict,
     ConfigurationError,
     IncompatibleStream,
-    StoreError,
 )
 from events import subjects as s
 from events.envelope import AggregateId, Commit, Envelope
@@ -273,17 +273,6 @@ def decode_message(msg: Any, seq: int | None = None) -> Commit:
         headers=msg.headers,
         seq=int(msg.seq if seq is None else seq),
     )
-
-
-class CommitTooLarge(StoreError):
-    """A commit (one decision's events, headers included) exceeds the server's max payload: it can
-    never be stored, so retrying is pointless; what made it that large must be refused."""
-
-    def __init__(self, subject: str, size: int, limit: int) -> None:
-        super().__init__(
-            f"the commit for {subject} is {size} bytes; the server's max payload is {limit} bytes"
-        )
-        self.size, self.limit = size, limit
 
 
 def _message_size(data: bytes, headers: dict[str, str]) -> int:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import functools
 import re
 
+from dgdr.domain.errors import SubjectTooLong
+
 EVENTS_STREAM = "DGDR_EVENTS"
 EVENTS_PREFIX = "dgdr.evt"
 REQUESTS_STREAM = "DGDR_REQUESTS"
@@ -57,10 +59,6 @@ def unescape(token: str) -> str:
             out.extend(token[i].encode())
             i += 1
     return out.decode()
-
-
-class SubjectTooLong(ValueError):
-    """A subject that the server would refuse by closing the connection."""
 
 
 def _bounded(subject: str) -> str:

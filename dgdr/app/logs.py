@@ -1,6 +1,8 @@
 """Logging set-up: structlog, JSON lines when stderr is not a terminal, readable lines when it is.
 
 Context (namespace, name, uid, event sequence) is bound by the callers with `log.bind(...)`.
+Lines go to whatever `sys.stderr` is when they are written (not the stream of the moment `configure`
+ran, which a test runner may have closed since). An unknown level is a `ConfigurationError`.
 """
 
 from __future__ import annotations
@@ -10,8 +12,24 @@ import sys
 
 import structlog
 
+from dgdr.domain.errors import ConfigurationError
+
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class _CurrentStderr:
+    """A file that writes to the current `sys.stderr`."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
 
 def configure(level: str = "INFO", *, json_output: bool | None = None) -> None:
+    if level.upper() not in LEVELS:
+        raise ConfigurationError(f"log level {level!r} is not one of {', '.join(LEVELS)}")
     as_json = not sys.stderr.isatty() if json_output is None else json_output
     processors: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -29,6 +47,6 @@ def configure(level: str = "INFO", *, json_output: bool | None = None) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )

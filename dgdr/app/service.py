@@ -59,7 +59,7 @@ from dgdr.app.intake import (
 from dgdr.app.reactors import ProfilingWorker, Reactor, decode_commit
 from dgdr.app.simcluster import SimulatedCluster
 from dgdr.domain.clock import now_rfc3339
-from dgdr.domain.errors import NotARequest
+from dgdr.domain.errors import CommitTooLarge, NotARequest
 from dgdr.domain.limits import manifest_limit, request_id_problem, size_problems, text_problems
 from dgdr.domain.model import Apply, Delete
 from dgdr.domain.spec import API_VERSION, KIND, DGDRSpec, FieldError, Metadata, parse_spec
@@ -67,7 +67,7 @@ from dgdr.domain.target import DISCOVERED_FACTS, DeploymentTarget, ProfilingJobs
 from events import subjects as s
 from events.connection import ConnectOptions, connect
 from events.consumer import run_consumer
-from events.jetstream import CommitTooLarge, JetStreamEventStore, ensure_layout, ensure_stream
+from events.jetstream import JetStreamEventStore, ensure_layout, ensure_stream
 from projections.projector import Projector
 
 log = structlog.get_logger("dgdr.app.service")

@@ -73,6 +73,55 @@ def _up_config(
     )
 
 
+# `dgdr up`'s options for the durability, trust and webhook settings.
+WebhookPortOption = Annotated[
+    int | None,
+    typer.Option(
+        help="serve the DGDR admission and conversion webhooks over HTTPS on this port "
+        "(emulated: always, on a free port unless given; kubernetes: only with this option)"
+    ),
+]
+WebhookCertDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="tls.crt, tls.key (and ca.crt) for the webhooks, e.g. a mounted cert-manager "
+        "Secret (default: a self-signed CA generated into DATA_DIR/webhook-tls)"
+    ),
+]
+ReplicasOption = Annotated[
+    int,
+    typer.Option(
+        help="copies of every stream and bucket: 1 for a single server, 3 for a 3-node "
+        "JetStream cluster (with --no-embedded)"
+    ),
+]
+SyncOption = Annotated[
+    str | None,
+    typer.Option(
+        help="embedded server: JetStream fsync interval, `always` (every message, slower) "
+        "or a duration (default: the server's 2m; see the README on durability)"
+    ),
+]
+ModelDirOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        help="a directory whose Hugging Face config.json files spec.model may name as a local "
+        "path (repeatable); without it, a spec.model that is a path is refused",
+        exists=True,
+        file_okay=False,
+        resolve_path=True,
+    ),
+]
+InsecureOption = Annotated[
+    bool,
+    typer.Option(
+        help="embedded NATS without authorization: any local process may write history, "
+        "status, or delete streams (default: users and permissions, contexts in "
+        "DATA_DIR/contexts)"
+    ),
+]
+
+
 @app.command()
 def up(
     ctx: typer.Context,
@@ -117,58 +166,19 @@ def up(
     lease_duration: Annotated[
         int, typer.Option(help="Kubernetes: seconds a standby waits before taking the Lease over")
     ] = 15,
-    webhook_port: Annotated[
-        int | None,
-        typer.Option(
-            help="serve the DGDR admission and conversion webhooks over HTTPS on this port "
-            "(emulated: always, on a free port unless given; kubernetes: only with this option)"
-        ),
-    ] = None,
-    webhook_cert_dir: Annotated[
-        Path | None,
-        typer.Option(
-            help="tls.crt, tls.key (and ca.crt) for the webhooks, e.g. a mounted cert-manager "
-            "Secret (default: a self-signed CA generated into DATA_DIR/webhook-tls)"
-        ),
-    ] = None,
-    replicas: Annotated[
-        int,
-        typer.Option(
-            help="copies of every stream and bucket: 1 for a single server, 3 for a 3-node "
-            "JetStream cluster (with --no-embedded)"
-        ),
-    ] = 1,
-    sync: Annotated[
-        str | None,
-        typer.Option(
-            help="embedded server: JetStream fsync interval, `always` (every message, slower) "
-            "or a duration (default: the server's 2m; see the README on durability)"
-        ),
-    ] = None,
-    model_dir: Annotated[
-        list[Path] | None,
-        typer.Option(
-            help="a directory whose Hugging Face config.json files spec.model may name as a local "
-            "path (repeatable); without it, a spec.model that is a path is refused",
-            exists=True,
-            file_okay=False,
-            resolve_path=True,
-        ),
-    ] = None,
+    webhook_port: WebhookPortOption = None,
+    webhook_cert_dir: WebhookCertDirOption = None,
+    replicas: ReplicasOption = 1,
+    sync: SyncOption = None,
+    model_dir: ModelDirOption = None,
     log_level: Annotated[str, typer.Option()] = "INFO",
-    insecure: Annotated[
-        bool,
-        typer.Option(
-            help="embedded NATS without authorization: any local process may write history, "
-            "status, or delete streams (default: users and permissions, contexts in "
-            "DATA_DIR/contexts)"
-        ),
-    ] = False,
+    insecure: InsecureOption = False,
 ) -> None:
     """Run the service (embedded NATS, profiling worker, deployment target) until interrupted."""
-    from dgdr.app.logs import configure
+    from dgdr.app.logs import LEVELS, configure
 
-    configure(log_level)
+    if log_level.upper() not in LEVELS:
+        raise fail(f"--log-level {log_level!r}: use one of {', '.join(LEVELS)}", 2)
     if insecure and not embedded:
         raise fail("--insecure goes with the embedded server (not with --no-embedded)", 2)
     _check_durability(replicas, sync, embedded)
@@ -184,6 +194,7 @@ def up(
         lease_duration,
         webhook=(webhook_port, webhook_cert_dir),
     )
+    configure(log_level)
     run(
         _serve(
             config,

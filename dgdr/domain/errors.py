@@ -10,8 +10,10 @@
     │   ├── IncompatibleStream      an existing stream's configuration would lose or reorder history
     │   ├── IncompatibleConsumer    a durable consumer's stored configuration differs and cannot be updated
     │   ├── ProjectionAheadOfStore  a projection claims events the store does not have
-    │   ├── UnknownEvent            a stored event type or schema version this code cannot read
-    │   └── InvalidHistory          a stored event is not an edge of the lifecycle machine
+    │   ├── UnknownEvent            a stored message this code cannot read as a commit (type, version, bytes)
+    │   ├── InvalidHistory          a stored event is not an edge of the lifecycle machine
+    │   └── CommitTooLarge          a decision's commit exceeds the server's max payload (never retried)
+    ├── SubjectTooLong              a subject the server would close the connection over (also a ValueError)
     ├── NotARequest                 a message on the requests stream that is not a request (dead-lettered)
     ├── RequestRejected             the service refused a request (carries reason and field errors)
     ├── WaitTimeout                 a wait for a phase or a resourceVersion ran out of time
@@ -81,6 +83,21 @@ class UnknownEvent(StoreError):
 
 class InvalidHistory(StoreError):
     """A stored event is not an edge of the lifecycle machine from the state before it."""
+
+
+class CommitTooLarge(StoreError):
+    """A commit (one decision's events, headers included) exceeds the server's max payload: it can
+    never be stored, so retrying is pointless; what made it that large must be refused."""
+
+    def __init__(self, subject: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"the commit for {subject} is {size} bytes; the server's max payload is {limit} bytes"
+        )
+        self.size, self.limit = size, limit
+
+
+class SubjectTooLong(DgdrError, ValueError):
+    """A subject that the server would refuse by closing the connection."""
 
 
 class NotARequest(DgdrError):
