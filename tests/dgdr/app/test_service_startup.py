@@ -11,17 +11,22 @@ import pytest
 from nats.js import JetStreamContext
 
 from dgdr.app.service import Service, ServiceConfig
-from dgdr.app.simcluster import SimulatedCluster
+from dgdr.app.simcluster import BUCKET, SimulatedCluster
 from dgdr.domain.errors import ServerUnavailable
 from dgdr.domain.target import Observer
 from events.connection import ConnectOptions
+from events.jetstream import bucket_keys
 from events.server import EmbeddedNatsServer, free_port
 from tests.dgdr.app.test_service_reconnect import applied
+
+DOWN_FOR = 6.0
 
 
 class DiesOnFirstStart(SimulatedCluster):
     """A simulated cluster whose first start stops the NATS server (the last step of the
-    service's start-up), and starts it again a moment later."""
+    service's start-up) and reads its bucket's keys while it is down, as `dgdr up --no-embedded`
+    did when its NATS died (a nats timeout in the start's `bucket_keys`); NATS is back after
+    `DOWN_FOR` seconds, longer than a JetStream request's timeout."""
 
     def __init__(self, js: JetStreamContext, server: EmbeddedNatsServer, bounced: list[Any]):
         super().__init__(js, rollout_delay=0.2)
@@ -31,10 +36,11 @@ class DiesOnFirstStart(SimulatedCluster):
         if not self.bounced:
             await self.server.stop()
             self.bounced.append(asyncio.create_task(self._back_later()))
+            await bucket_keys(self.js, BUCKET)
         await super().start(observe)
 
     async def _back_later(self) -> None:
-        await asyncio.sleep(2.0)
+        await asyncio.sleep(DOWN_FOR)
         await self.server.start()
 
 
