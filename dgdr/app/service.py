@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import nats.errors
 import structlog
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -68,6 +69,7 @@ from events import subjects as s
 from events.connection import ConnectOptions, connect
 from events.consumer import retry_delay, run_consumer
 from events.jetstream import CommitTooLarge, JetStreamEventStore, ensure_layout, ensure_stream
+from events.transient import is_transient
 from projections.projector import Projector
 
 log = structlog.get_logger("dgdr.app.service")
@@ -143,7 +145,9 @@ class Service:
             try:
                 await self._start_parts()
                 return
-            except TRANSIENT as exc:
+            except Exception as exc:
+                if not _nats_unavailable(exc):
+                    raise  # a refusal, an unsafe stream...: retrying cannot fix it
                 connected_once = connected_once or self.nc is not None
                 await self._stop_parts()
                 if not connected_once:
@@ -492,6 +496,18 @@ def _local_model(
     model = spec.model if isinstance(spec, DGDRSpec) else spec.get("model")
     found = isinstance(model, str) and local_config_path(model, model_dirs) is not None
     return model if found else None
+
+
+def _nats_unavailable(exc: BaseException) -> bool:
+    """NATS gone or briefly without a leader (worth retrying at start-up), not a refusal."""
+    lost = (
+        ServerUnavailable,
+        ConnectionError,
+        nats.errors.ConnectionClosedError,
+        nats.errors.NoServersError,
+        nats.errors.UnexpectedEOF,
+    )
+    return isinstance(exc, lost) or is_transient(exc)
 
 
 def _events_key(msg: Any) -> str:
