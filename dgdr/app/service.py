@@ -22,6 +22,11 @@ dropped connection, and when it closes the client for good (most `-ERR`s) the su
 anew and starts every part again on the new connection (store, handler, projector, reactor, worker,
 cluster target, consumers); consumers on the closed client end instead of retrying on it.
 
+A NATS that does not answer the first connect stops the start at once (`ServerUnavailable`, one
+line); one that fails later in the start (killed, or a leader being elected) is retried as the
+supervisor does, logged each time, for `startup_deadline` seconds. Requests that failed because NATS
+was briefly unavailable are redelivered within a second (`events.consumer.retry_delay`).
+
 At start-up the streams are created or verified (`IncompatibleStream`), and the projection is
 checked not to be ahead of the store (`ProjectionAheadOfStore`); both stop the service with a clear
 message rather than run on unsafe state.
