@@ -36,9 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
-import re
 import socket
 import time
 from collections.abc import Callable
@@ -52,27 +50,15 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig
 
-from dgdr.app.handler import CommandHandler, Outcome
-from dgdr.app.intake import (
-    DEAD_LETTER_REASON,
-    TRANSIENT,
-    dead_letter,
-    deliveries,
-    failure_action,
-    outcome_body,
-    over_limits,
-)
+from dgdr.app.handler import CommandHandler
 from dgdr.app.reactors import ProfilingWorker, Reactor, decode_commit
+from dgdr.app.request_handler import RequestHandler
 from dgdr.app.simcluster import SimulatedCluster
-from dgdr.domain.clock import now_rfc3339
-from dgdr.domain.errors import CommitTooLarge, NotARequest, ServerUnavailable
-from dgdr.domain.limits import manifest_limit, request_id_problem, size_problems, text_problems
-from dgdr.domain.model import Apply, Delete
-from dgdr.domain.spec import API_VERSION, KIND, DGDRSpec, FieldError, Metadata, parse_spec
-from dgdr.domain.target import DISCOVERED_FACTS, DeploymentTarget, ProfilingJobs
+from dgdr.domain.errors import ServerUnavailable
+from dgdr.domain.target import DeploymentTarget, ProfilingJobs
 from events import subjects as s
 from events.connection import ConnectOptions, connect
-from events.consumer import retry_delay, run_consumer
+from events.consumer import run_consumer
 from events.jetstream import JetStreamEventStore, ensure_layout, ensure_stream
 from events.transient import is_transient
 from projections.projector import Projector
@@ -104,10 +90,6 @@ class ServiceConfig:
     max_transient_deliveries: int = 20  # a request failing because NATS is unavailable
     reconnect_delay: float = 0.2  # first wait after a failed reconnect; doubles up to 5 s
     startup_deadline: float = 120.0  # NATS failing during start-up is retried this long
-
-
-def _field_error(field_name: str, message: str) -> dict[str, str]:
-    return {"field": field_name, "message": message}
 
 
 class Service:
@@ -234,13 +216,22 @@ class Service:
         if isinstance(self.cluster, ProfilingJobs) and "reactor" in self.config.roles:
             self.cluster.attach_profiling(reactor)
         worker = ProfilingWorker(self.handler, self.config.model_dirs)
+        requests = RequestHandler(
+            self.nc,
+            js,
+            self.handler,
+            self.cluster,
+            model_dirs=self.config.model_dirs,
+            max_deliveries=self.config.max_request_deliveries,
+            max_transient_deliveries=self.config.max_transient_deliveries,
+        )
         projector = self.projector
 
         async def project(msg: Any) -> None:
             await projector.apply(decode_commit(msg))
 
         consumers = [
-            ("requests", s.REQUESTS_STREAM, "dgdr-service", s.REQUESTS_PREFIX, self._on_request),
+            ("requests", s.REQUESTS_STREAM, "dgdr-service", s.REQUESTS_PREFIX, requests.on_message),
             ("projector", s.EVENTS_STREAM, "dgdr-projector", s.EVENTS_PREFIX, project),
             ("reactor", s.EVENTS_STREAM, "dgdr-reactor", s.EVENTS_PREFIX, reactor.on_message),
             ("profiler", s.JOBS_STREAM, "dgdr-profilers", s.JOBS_PREFIX, worker.on_message),
@@ -303,205 +294,6 @@ class Service:
             replicas,
         )
 
-    # ------------------------------------------------------------------------------ requests
-
-    async def _on_request(self, msg: Any) -> None:
-        assert self.js is not None and self.nc is not None
-        request_id = (msg.headers or {}).get("Nats-Msg-Id", "")
-        problem = request_id_problem(request_id)
-        if problem is not None:  # no outcome: its subject could not carry this id
-            await self._dead_letter(msg, problem)
-            return
-        try:
-            outcome = await self._process(msg.subject, msg.data, request_id)
-        except NotARequest as exc:
-            await self._dead_letter(msg, str(exc))
-            outcome = Outcome("rejected", reason="MalformedRequest", message=str(exc))
-        except Exception as exc:
-            failed = await self._failed(msg, request_id, exc)
-            if failed is None:
-                return  # to be redelivered
-            outcome = failed
-        await self._answer(request_id, outcome)
-
-    async def _failed(self, msg: Any, request_id: str, exc: Exception) -> Outcome | None:
-        """Nak `msg` to have it redelivered (None), or give up on it: log the traceback once,
-        dead-letter it and return the `rejected` outcome to answer."""
-        attempts = deliveries(msg)
-        action = failure_action(
-            exc,
-            attempts,
-            max_deliveries=self.config.max_request_deliveries,
-            max_transient=self.config.max_transient_deliveries,
-        )
-        if action == "retry":
-            delay = retry_delay(exc, attempts, 0.5)
-            log.warning(
-                "request failed; it will be redelivered",
-                subject=msg.subject,
-                request=request_id,
-                attempt=attempts,
-                retry_in=delay,
-                error=f"{type(exc).__name__}: {exc}",
-            )
-            await msg.nak(delay=delay)
-            return None
-        log.exception(
-            "request failed on every delivery; dead-lettered and rejected",
-            subject=msg.subject,
-            request=request_id,
-            attempts=attempts,
-        )
-        reason = f"InternalError after {attempts} deliveries: {type(exc).__name__}: {exc}"
-        await self._dead_letter(msg, reason)
-        return Outcome(
-            "rejected",
-            reason="InternalError",
-            message=f"the service failed on this request {attempts} times "
-            f"({type(exc).__name__}); it is in {DEAD_LETTER_STREAM}; retry later or report it",
-        )
-
-    async def _answer(self, request_id: str, outcome: Outcome) -> None:
-        assert self.nc is not None
-        body = outcome_body(outcome, request_id, self.nc.max_payload // 2)
-        await self.nc.publish(s.result_subject(request_id), body)
-
-    async def _dead_letter(self, msg: Any, reason: str) -> None:
-        """Keep `msg` in the dead-letter stream with `reason`. When that fails while NATS is
-        unavailable it raises (the request is redelivered); otherwise (the stream is gone) the
-        failure is logged and the request dropped rather than retried forever."""
-        assert self.js is not None and self.nc is not None
-        headers, data = dead_letter(
-            msg.headers or {}, str(msg.subject), reason, bytes(msg.data), self.nc.max_payload
-        )
-        with contextlib.suppress(AttributeError, ValueError):  # one dead letter per message,
-            headers["Nats-Msg-Id"] = f"req:{int(msg.metadata.sequence.stream)}"  # if redelivered
-        try:
-            await self.js.publish(f"{s.DEAD_LETTER_SUBJECT}.req", data, headers=headers)
-        except Exception as exc:
-            transient = isinstance(exc, TRANSIENT)
-            if transient and deliveries(msg) < self.config.max_transient_deliveries:
-                raise
-            log.error(
-                "a request could not be dead-lettered; dropped",
-                reason=headers[DEAD_LETTER_REASON],
-                error=f"{type(exc).__name__}: {exc}",
-            )
-            return
-        log.warning(
-            "request dead-lettered",
-            subject=str(msg.subject)[:200],
-            reason=reason[:500],
-            attempt=deliveries(msg),
-        )
-
-    async def _discover(self, spec: DGDRSpec | list[FieldError]) -> dict[str, Any]:
-        """The target's GPU facts, unless the spec is invalid (it fails before hardware matters)
-        or states every one of them (then discovery could add nothing, and a cluster is not asked
-        for its nodes on each apply)."""
-        assert self.cluster is not None
-        if isinstance(spec, list):
-            return {}
-        given = spec.effective_hardware.model_dump(by_alias=True)
-        if all(given.get(k) is not None for k in DISCOVERED_FACTS):
-            return {}
-        return await self.cluster.discover_hardware()
-
-    def _model_refusal(self, spec: DGDRSpec | list[FieldError]) -> str | None:
-        """Why the profiler cannot take `spec.model` (neither estimate it nor size Dynamo's naive
-        configuration for it, or a path outside the model directories, never opened); None when
-        it can, or when the spec is invalid anyway."""
-        from sim import model_refusal
-
-        return None if isinstance(spec, list) else model_refusal(spec, self.config.model_dirs)
-
-    async def _process(self, subject: str, data: bytes, request_id: str) -> Outcome:
-        assert self.handler is not None and self.cluster is not None
-        try:
-            namespace, name = s.parse_request_subject(subject)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise NotARequest(str(exc)) from exc
-        assert self.nc is not None
-        size_limit = manifest_limit(self.nc.max_payload)
-        unreadable = text_problems(data, size_limit)
-        if unreadable:
-            return over_limits(unreadable)
-        try:
-            body = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise NotARequest(f"the body is not JSON: {exc}") from exc
-        if not isinstance(body, dict):
-            raise NotARequest(
-                'the body must be a JSON object: a DGDR manifest or {"action": "delete"}'
-            )
-        too_large = size_problems(body, len(data), size_limit)
-        if too_large:
-            return over_limits(too_large)
-        errors = _check_name(namespace, name)
-        if errors:
-            return Outcome(
-                "rejected", reason="Invalid", message="invalid name", errors=tuple(errors)
-            )
-        at = now_rfc3339()
-        if body.get("action") == "delete":
-            command: Apply | Delete = Delete(id=request_id, at=at, correlation_id=request_id)
-            uid = None
-        elif "action" in body:
-            raise NotARequest(f"unknown action {body['action']!r}: the only action is delete")
-        else:
-            errors = _check_manifest(body, namespace, name)
-            if errors:
-                return Outcome(
-                    "rejected",
-                    reason="Invalid",
-                    message="the manifest is not a DGDR v1beta1 object",
-                    errors=tuple(errors),
-                )
-            meta = body["metadata"]
-            parsed = parse_spec(body["spec"])  # the one parse; the command carries it on
-            command = Apply(
-                id=request_id,
-                at=at,
-                correlation_id=request_id,
-                spec=body["spec"],
-                parsed=parsed,
-                labels=meta.get("labels") or {},
-                annotations=meta.get("annotations") or {},
-                discovered_hardware=await self._discover(parsed),
-                model_refusal=self._model_refusal(parsed),
-            )
-            uid = meta.get("uid")
-        try:
-            outcome = await self.handler.handle(namespace, name, command, uid=uid)
-        except CommitTooLarge as exc:
-            return over_limits([("spec", f"{exc}: make the spec smaller")])
-        log.info(
-            "request",
-            namespace=namespace,
-            name=name,
-            uid=outcome.uid,
-            seq=outcome.resource_version,
-            request=request_id,
-            outcome=outcome.status,
-            events=list(outcome.events),
-            reason=outcome.reason or None,
-        )
-        return outcome
-
-
-def _local_model(
-    spec: DGDRSpec | list[FieldError] | dict[str, Any], model_dirs: tuple[Path, ...]
-) -> str | None:
-    """`spec.model` when it is a path to a Hugging Face config.json under `model_dirs` (the parsed
-    spec, or a raw spec dict)."""
-    from sim import local_config_path
-
-    if isinstance(spec, list):
-        return None
-    model = spec.model if isinstance(spec, DGDRSpec) else spec.get("model")
-    found = isinstance(model, str) and local_config_path(model, model_dirs) is not None
-    return model if found else None
-
 
 def _nats_unavailable(exc: BaseException) -> bool:
     """NATS gone or briefly without a leader (worth retrying at start-up), not a refusal."""
@@ -518,60 +310,3 @@ def _nats_unavailable(exc: BaseException) -> bool:
 def _events_key(msg: Any) -> str:
     # Commits of one DGDR name are handled in order; the uid token is the last.
     return str(msg.subject).rsplit(".", 1)[0]
-
-
-def _check_name(namespace: str, name: str) -> list[dict[str, str]]:
-    from pydantic import ValidationError
-
-    try:
-        Metadata(name=name, namespace=namespace)
-    except ValidationError as exc:
-        return [
-            _field_error(f"metadata.{e['loc'][0]}", str(e["msg"]).removeprefix("Value error, "))
-            for e in exc.errors()
-        ]
-    return []
-
-
-_UID = re.compile(r"[A-Za-z0-9-]{1,128}")  # it names the event subject: no escaping, bounded
-
-
-def _check_manifest(body: dict[str, Any], namespace: str, name: str) -> list[dict[str, str]]:
-    errors = []
-    if body.get("apiVersion") != API_VERSION:
-        errors.append(
-            _field_error("apiVersion", f"must be {API_VERSION}, not {body.get('apiVersion')!r}")
-        )
-    if body.get("kind") != KIND:
-        errors.append(_field_error("kind", f"must be {KIND}, not {body.get('kind')!r}"))
-    meta = body.get("metadata")
-    if not isinstance(meta, dict):
-        errors.append(_field_error("metadata", "add metadata with at least a name"))
-    else:
-        if meta.get("name") != name:
-            errors.append(
-                _field_error(
-                    "metadata.name",
-                    f"{meta.get('name')!r} does not match the request subject's name {name!r}",
-                )
-            )
-        uid = meta.get("uid")
-        if uid is not None and not (isinstance(uid, str) and _UID.fullmatch(uid)):
-            errors.append(
-                _field_error(
-                    "metadata.uid",
-                    "must be a Kubernetes uid (a UUID: at most 128 letters, digits and '-'), "
-                    "or left out",
-                )
-            )
-        if meta.get("namespace") not in (None, namespace):
-            errors.append(
-                _field_error(
-                    "metadata.namespace",
-                    f"{meta.get('namespace')!r} does not match the request "
-                    f"subject's namespace {namespace!r}",
-                )
-            )
-    if not isinstance(body.get("spec"), dict):
-        errors.append(_field_error("spec", "add a spec with at least spec.model"))
-    return errors

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from dgdr.app.service import _local_model
+from dgdr.app.request_handler import _local_model
 from dgdr.domain.hardware import ResolvedHardware
 from sim import ProfilingError, model_from_config, models, profile
 
