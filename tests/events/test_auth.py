@@ -32,7 +32,7 @@ from events.connection import (
 )
 from events.consumer import ensure_consumer
 from events.jetstream import ensure_layout
-from events.server import find_nats_server
+from events.server import EmbeddedNatsServer, find_nats_server
 
 pytestmark = pytest.mark.timeout(60)
 ROOT = Path(__file__).resolve().parents[2]
@@ -316,3 +316,24 @@ def test_compose_runs_nats_with_the_shipped_roles_and_the_service_as_its_user() 
     dgdr_env = compose["services"]["dgdr"]["environment"]
     assert dgdr_env["DGDR_NATS_USER"] == "service"
     assert dgdr_env["DGDR_NATS_PASSWORD"].startswith("${" + auth.password_variable("service"))
+
+
+async def test_a_context_with_an_nkey_seed_connects_as_that_user(tmp_path: Path) -> None:
+    import nacl.signing
+    import nkeys
+
+    seed = nkeys.encode_seed(bytes(nacl.signing.SigningKey.generate()), nkeys.PREFIX_BYTE_USER)
+    public = nkeys.from_seed(bytearray(seed)).public_key.decode()
+    (tmp_path / "user.nk").write_bytes(seed)
+    config = tmp_path / "server.conf"
+    config.write_text(f'authorization {{ users = [ {{ nkey: "{public}" }} ] }}\n')
+    async with EmbeddedNatsServer(tmp_path / "nats", config_file=config) as server:
+        context = tmp_path / "context.json"
+        context.write_text(json.dumps({"url": server.url, "nkey": str(tmp_path / "user.nk")}))
+        nc = await connect(ConnectOptions.from_context(context), reconnect=False)
+        try:
+            assert nc.is_connected
+        finally:
+            await nc.close()
+        with pytest.raises(ConfigurationError, match="wants credentials"):
+            await connect(ConnectOptions(url=server.url), reconnect=False)
