@@ -1,11 +1,17 @@
 """The chaos suite's fuzzer: malformed requests on dgdr.req.* and malformed events on dgdr.evt.*.
 
-Requests: random bytes, JSON nested 1,000 deep (in the body and in `overrides.dgd`), request ids of
-5,000 characters, wrong types in the spec (`autoApply: 'yes'`, `totalGpus: '8'`, `concurrency: 2.5`),
-~990 KB manifests, 2 MB payloads (above the server's max payload: refused by NATS, counted), no
-`Nats-Msg-Id` header, bodies that are not objects, unknown actions, wrong kind or apiVersion, names
-that do not match the subject. Events: garbage bytes, JSON without events, and a forged
-`DeploymentReady` with no concurrency header, on the subjects of a few victim DGDRs.
+Requests, sent as the `client` role: random bytes, JSON nested 1,000 deep (in the body and in
+`overrides.dgd`), request ids of 5,000 characters (each unique, so JetStream does not deduplicate
+them), wrong types in the spec (`autoApply: 'yes'`, `totalGpus: '8'`, `concurrency: 2.5`), ~990 KB
+manifests, 2 MB payloads (above the server's max payload: refused before they reach the service,
+counted), no `Nats-Msg-Id` header, bodies that are not objects, unknown actions, wrong kind or
+apiVersion, names that do not match the subject.
+
+Events: garbage bytes, JSON without events, and a forged `DeploymentReady` with no concurrency
+header and a payload the domain refuses, on the subjects of a few victim DGDRs, sent twice: as
+`client` (NATS must refuse them: only `service` may publish on dgdr.evt.>; the subject's message
+count is read before and after as `admin`, so a stored one is counted, not assumed away), then as
+`admin` (stored: the service must quarantine each, once, and show the victim `HistoryIntact` False).
 
 Nothing is assumed about what the service does with them: `FuzzResult` counts what was published,
 what NATS refused, and (filled in by the caller from the outcomes) what was answered.
@@ -13,6 +19,7 @@ what NATS refused, and (filled in by the caller from the outcomes) what was answ
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import uuid
@@ -55,7 +62,7 @@ def _request_case(rng: random.Random, name: str) -> tuple[str, bytes, str | None
     if case == "deep_overrides":
         return case, _with_deep(manifest(name, overrides={"dgd": DEEP})), request_id
     if case == "huge_id":
-        request_id = "x" * 5000
+        request_id = (str(uuid.uuid4()) + "x" * 5000)[:5000]  # unique in its first 36 chars
         body = manifest(name)
     elif case == "wrong_types":
         body = manifest(
@@ -113,7 +120,10 @@ class FuzzResult:
     refused_by_nats: Counter[str] = field(default_factory=Counter)
     with_id: dict[str, str] = field(default_factory=dict)  # request id -> case
     without_id: int = 0
-    events_published: int = 0
+    events_as_client: int = 0  # forged events sent as client
+    events_refused: int = 0  # ... that NATS refused (not stored)
+    events_stored_by_client: int = 0  # ... that were stored anyway (a hole in the permissions)
+    events_as_admin: int = 0  # forged events stored as admin (each must be quarantined)
 
 
 async def fuzz_requests(
@@ -142,12 +152,33 @@ async def fuzz_requests(
             result.without_id += 1
 
 
+async def _messages_on(js: Any, subject: str) -> int:
+    info = await js.stream_info(s.EVENTS_STREAM, subjects_filter=subject)
+    return int(sum((info.state.subjects or {}).values()))
+
+
 async def fuzz_events(
-    nc: Client, rng: random.Random, victims: dict[str, str], result: FuzzResult
+    client: Client,
+    admin: Client,
+    rng: random.Random,
+    victims: dict[str, str],
+    result: FuzzResult,
 ) -> None:
-    """Publish the malformed commits on each victim's events subject (name -> uid)."""
-    js = nc.jetstream()
+    """The malformed commits on each victim's events subject (name -> uid): first as `client`
+    (each must be refused), then as `admin` (each is stored)."""
+    cjs, ajs = client.jetstream(), admin.jetstream()
     for name, uid in victims.items():
-        for _case, data in garbage_events(rng, uid, name):
-            await js.publish(s.events_subject("default", name, uid), data, stream=s.EVENTS_STREAM)
-            result.events_published += 1
+        subject = s.events_subject("default", name, uid)
+        cases = garbage_events(rng, uid, name)
+        before = await _messages_on(ajs, subject)
+        for _case, data in cases:
+            result.events_as_client += 1
+            # a refused publish is never acknowledged: it times out
+            with contextlib.suppress(nats.errors.Error, TimeoutError):
+                await cjs.publish(subject, data, stream=s.EVENTS_STREAM, timeout=2)
+        stored = await _messages_on(ajs, subject) - before
+        result.events_stored_by_client += stored
+        result.events_refused += len(cases) - stored
+        for _case, data in cases:
+            await ajs.publish(subject, data, stream=s.EVENTS_STREAM)
+            result.events_as_admin += 1
