@@ -193,18 +193,22 @@ async def service_kill(base: Path, rng: random.Random, kills: int, names: int, t
                 service.start()
                 nc = await outcomes.connect(nats_.roles)
                 load = _load(outcomes, rng, "sk", names, 4)
-                running = asyncio.create_task(load.run(nc))
-                for _ in range(kills):
-                    ups = service.times_up()
-                    if rng.random() < 0.3:  # during start-up (it takes seconds here)
-                        await asyncio.sleep(rng.uniform(0.2, 2.5))
-                    else:  # once it is up, at a random moment of its work
-                        await _until_up(service, ups)
-                        await asyncio.sleep(rng.uniform(0.0, 2.0))
-                    service.kill()
-                    t.counts["service_kills"] += 1
-                    t.counts["startup_kills"] += service.times_up() == ups
-                    service.start()
+                faults_done = asyncio.Event()
+                running = asyncio.create_task(load.run(nc, until=faults_done))
+                try:
+                    for _ in range(kills):
+                        ups = service.times_up()
+                        if rng.random() < 0.3:  # during start-up (it takes seconds here)
+                            await asyncio.sleep(rng.uniform(0.2, 2.5))
+                        else:  # once it is up, at a random moment of its work
+                            await _until_up(service, ups)
+                            await asyncio.sleep(rng.uniform(0.0, 2.0))
+                        service.kill()
+                        t.counts["service_kills"] += 1
+                        t.counts["startup_kills"] += service.times_up() == ups
+                        service.start()
+                finally:
+                    faults_done.set()
                 await running
                 t.add_load(load)
                 await finish("service-kill", nats_.admin, _expectations(load, t), t)
@@ -230,13 +234,17 @@ async def nats_kill(base: Path, rng: random.Random, kills: int, names: int, t: T
                 service.start()
                 nc = await outcomes.connect(nats_.roles)
                 load = _load(outcomes, rng, "nk", names, 3)
-                running = asyncio.create_task(load.run(nc))
-                for _ in range(kills):
-                    await asyncio.sleep(rng.uniform(1.0, 3.0))
-                    nats_.server.kill()
-                    t.counts["nats_kills"] += 1
-                    await asyncio.sleep(rng.uniform(0.2, 1.5))
-                    await nats_.server.start()
+                faults_done = asyncio.Event()
+                running = asyncio.create_task(load.run(nc, until=faults_done))
+                try:
+                    for _ in range(kills):
+                        await asyncio.sleep(rng.uniform(1.0, 3.0))
+                        nats_.server.kill()
+                        t.counts["nats_kills"] += 1
+                        await asyncio.sleep(rng.uniform(0.2, 1.5))
+                        await nats_.server.start()
+                finally:
+                    faults_done.set()
                 await running
                 t.add_load(load)
                 await finish("nats-kill", nats_.admin, _expectations(load, t), t)
@@ -259,15 +267,19 @@ async def cluster_kill(base: Path, rng: random.Random, kills: int, names: int, t
             nc = await outcomes.connect(roles)
             await invariants_ready(admin)
             load = _load(outcomes, rng, "ck", names, 3)
-            running = asyncio.create_task(load.run(nc))
-            for _ in range(kills):
-                await asyncio.sleep(rng.uniform(1.0, 3.0))
-                victim = cluster.node_named(await stream_leader(admin, s.EVENTS_STREAM))
-                cluster.kill(victim)
-                t.counts["nats_kills"] += 1
-                t.counts["leader_kills"] += 1
-                await asyncio.sleep(rng.uniform(1.0, 3.0))
-                await cluster.restart(victim)
+            faults_done = asyncio.Event()
+            running = asyncio.create_task(load.run(nc, until=faults_done))
+            try:
+                for _ in range(kills):
+                    await asyncio.sleep(rng.uniform(1.0, 3.0))
+                    victim = cluster.node_named(await stream_leader(admin, s.EVENTS_STREAM))
+                    cluster.kill(victim)
+                    t.counts["nats_kills"] += 1
+                    t.counts["leader_kills"] += 1
+                    await asyncio.sleep(rng.uniform(1.0, 3.0))
+                    await cluster.restart(victim)
+            finally:
+                faults_done.set()
             await running
             t.add_load(load)
             await finish("cluster-kill", admin, _expectations(load, t), t, 120)

@@ -297,17 +297,29 @@ class Load:
         return self.rng.choice([k for k, _ in SPEC_VARIANTS])
 
     async def _chain(
-        self, nc: Client, name: str, gate: asyncio.Semaphore, first: str | None
+        self,
+        nc: Client,
+        name: str,
+        gate: asyncio.Semaphore,
+        first: str | None,
+        until: asyncio.Event | None,
     ) -> None:
-        async with gate:
-            for i in range(self.ops_per_name):
+        i = 0
+        while i < self.ops_per_name or (until is not None and not until.is_set()):
+            async with gate:
                 await self._one(nc, name, first if i == 0 and first else self._random_kind())
+            i += 1
+            if until is not None:  # about 50 requests/s in all, whatever the number of names
+                await asyncio.sleep(self.rng.uniform(0.2, 1.0) * len(self.names) / 30)
 
-    async def run(self, nc: Client, first: str | None = "valid") -> None:
-        """Every name's chain, `concurrency` names at a time; each chain starts with `first`
-        (random when None)."""
+    async def run(
+        self, nc: Client, first: str | None = "valid", until: asyncio.Event | None = None
+    ) -> None:
+        """Every name's chain, `concurrency` requests in flight at most; each chain starts with
+        `first` (random when None) and has `ops_per_name` requests, or goes on (paced) until
+        `until` is set, so faults injected meanwhile hit a service under load."""
         gate = asyncio.Semaphore(self.concurrency)
-        await asyncio.gather(*(self._chain(nc, n, gate, first) for n in self.names))
+        await asyncio.gather(*(self._chain(nc, n, gate, first, until) for n in self.names))
 
     def expected(self) -> tuple[dict[str, str | None], int]:
         """(`<ns>.<name>` -> implied phase, number of names left without an expectation)."""
