@@ -6,11 +6,16 @@ message, and acknowledging it. Messages that share a key (a DGDR name) run in ar
 of different keys run concurrently, at most `max_inflight` at a time (the pull credit).
 
 Failure semantics: a handler that raises gets its message redelivered (nak with a delay that doubles
-from `retry_delay` up to 30 s per delivery), so a transient failure is retried and never lost, and a
-message that keeps failing is retried slowly and logged each time rather than dropped. Pull requests
-expire every `expires` seconds and are renewed; idle heartbeats detect a lost server or a deleted
-consumer, and the loop then re-creates the consumer and pulls again; after nats-py reconnects (the
-server forgets the old connection's pull requests) it pulls again within `RECONNECT_CHECK`. The loop
+from `retry_delay` up to 30 s per delivery; up to 1 s when NATS was briefly unavailable, see
+`events.transient`, so a message failed by a leader election runs again as soon as there is a
+leader), so a transient failure is retried and never lost, and a message that keeps failing is
+retried slowly and logged each time rather than dropped. While a handler runs, the message is marked
+in progress every half ack wait, so a slow handler (retrying through an election) is not redelivered
+to run twice at once. Pull requests expire every `expires` seconds and are renewed; two missed idle
+heartbeats (`silent_after`) or a no-responders answer (no consumer leader, e.g. its server died)
+mean the pull is lost: the loop checks or re-creates the consumer and pulls again; after nats-py
+reconnects (the server forgets the old connection's pull requests) it pulls again within
+`RECONNECT_CHECK`. The loop
 stops only when cancelled, with `IncompatibleConsumer` (below), or with nats-py's
 `ConnectionClosedError` once the client is closed for good (its owner reconnects and starts the
 consumer again: retrying on a closed client would spin forever). A handler that wants to drop a
@@ -41,11 +46,15 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 
 from dgdr.domain.errors import IncompatibleConsumer
+from events.transient import is_transient
 
 log = structlog.get_logger("events.consumer")
 
 Handler = Callable[[Any], Awaitable[None]]
 MAX_RETRY_DELAY = 30.0
+MAX_TRANSIENT_DELAY = 1.0  # NATS briefly unavailable (events.transient): retried promptly
+LOST_PULL_PAUSE = 0.25
+INFO_TIMEOUT = 2.0  # consumer info/create while a leader may be missing: ask again soon
 RECONNECT_CHECK = 1.0  # seconds between checks that the connection is still the same one
 
 
@@ -60,6 +69,20 @@ def _delivery_count(msg: Any) -> int:
         return int(msg.metadata.num_delivered)
     except Exception:
         return 1
+
+
+def retry_delay(exc: BaseException, attempt: int, first: float) -> float:
+    """The nak delay after the `attempt`-th delivery failed with `exc`: doubling from `first` up to
+    `MAX_RETRY_DELAY`, or up to `MAX_TRANSIENT_DELAY` when NATS was briefly unavailable (it is back
+    within seconds; a doubled delay would leave the message waiting long after)."""
+    cap = MAX_TRANSIENT_DELAY if is_transient(exc) else MAX_RETRY_DELAY
+    return float(min(cap, first * 2 ** min(attempt - 1, 10)))
+
+
+def silent_after(expires: float) -> float:
+    """Seconds without a message, heartbeat or expiry after which a pull request is taken as lost:
+    two missed idle heartbeats (sent every `expires / 4`) and a margin."""
+    return expires / 2 + 0.5
 
 
 def _by_subject(msg: Any) -> str:
@@ -101,7 +124,8 @@ async def ensure_consumer(js: JetStreamContext, stream: str, config: ConsumerCon
     stream or the server not there yet) raise as they are, for the caller to retry."""
     durable = str(config.durable_name)
     try:
-        stored: ConsumerConfig | None = (await js.consumer_info(stream, durable)).config
+        info = await js.consumer_info(stream, durable, timeout=INFO_TIMEOUT)
+        stored: ConsumerConfig | None = info.config
     except NotFoundError:
         stored = None
     differences = {} if stored is None else config_differences(config, stored)
@@ -115,7 +139,7 @@ async def ensure_consumer(js: JetStreamContext, stream: str, config: ConsumerCon
             differences=_describe(differences),
         )
     try:
-        await js.add_consumer(stream, config)
+        await js.add_consumer(stream, config, timeout=INFO_TIMEOUT)
     except APIError as exc:
         if not differences or isinstance(exc, ServiceUnavailableError):
             raise
@@ -140,10 +164,13 @@ class _Puller:
         max_inflight: int,
         retry_delay: float,
         expires: float,
+        ack_wait: float,
     ) -> None:
         self.nc, self.js, self.stream, self.durable = nc, js, stream, durable
         self.handler, self.key = handler, key
         self.max_inflight, self.retry_delay, self.expires = max_inflight, retry_delay, expires
+        self.ack_wait = ack_wait
+        self.lost = False  # the server said no consumer leader took our pull request
         self.credit = 0  # messages requested and not yet delivered or expired
         self.inflight = 0
         self.tails: dict[str, asyncio.Future[None]] = {}
@@ -168,9 +195,22 @@ class _Puller:
             reply=inbox,
         )
 
+    async def _in_progress(self, msg: Any) -> None:
+        """While the handler runs (e.g. retrying through a leader election), tell the server every
+        half ack wait that the message is still being worked on, so it is not redelivered to run
+        a second time alongside."""
+        while True:
+            await asyncio.sleep(self.ack_wait / 2)
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
+
     async def on_msg(self, msg: Any) -> None:
-        self.last_seen = time.monotonic()
         status = (msg.headers or {}).get("Status")
+        if status == "503":  # no responders: no consumer leader took the pull request
+            self.lost = True
+            self.wake.set()
+            return
+        self.last_seen = time.monotonic()
         if status is not None:
             if status in ("408", "409"):  # request expired / closed: return its unused credit
                 pending = int((msg.headers or {}).get("Nats-Pending-Messages", 0) or 0)
@@ -192,25 +232,38 @@ class _Puller:
         try:
             if previous is not None:
                 await asyncio.shield(previous)
+            keepalive = asyncio.create_task(self._in_progress(msg))
             try:
                 await self.handler(msg)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 attempt = _delivery_count(msg)
-                delay = min(MAX_RETRY_DELAY, self.retry_delay * 2 ** min(attempt - 1, 10))
-                log.exception(
-                    "handler failed; message will be redelivered",
-                    durable=self.durable,
-                    subject=msg.subject,
-                    attempt=attempt,
-                    retry_in=delay,
-                )
+                delay = retry_delay(exc, attempt, self.retry_delay)
+                if is_transient(exc):  # a leader election or a reconnect: no traceback
+                    log.warning(
+                        "handler failed: NATS unavailable; message will be redelivered",
+                        durable=self.durable,
+                        subject=msg.subject,
+                        attempt=attempt,
+                        retry_in=delay,
+                        error=f"{type(exc).__name__}: {exc}",
+                    )
+                else:
+                    log.exception(
+                        "handler failed; message will be redelivered",
+                        durable=self.durable,
+                        subject=msg.subject,
+                        attempt=attempt,
+                        retry_in=delay,
+                    )
                 with contextlib.suppress(Exception):
                     await msg.nak(delay=delay)
             else:
                 with contextlib.suppress(Exception):
                     await msg.ack()
+            finally:
+                keepalive.cancel()
         finally:
             done.set_result(None)
             if self.tails.get(key) is done:
@@ -243,7 +296,9 @@ async def run_consumer(
         max_ack_pending=max(10_000, max_inflight),
         filter_subject=subject,
     )
-    puller = _Puller(nc, js, stream, durable, handler, key, max_inflight, retry_delay, expires)
+    puller = _Puller(
+        nc, js, stream, durable, handler, key, max_inflight, retry_delay, expires, ack_wait
+    )
     inbox = nc.new_inbox()
     sub = await nc.subscribe(inbox, cb=puller.on_msg)
     try:
@@ -261,6 +316,7 @@ async def run_consumer(
             if ready is not None:
                 ready.set()
             puller.credit = 0
+            puller.lost = False
             puller.last_seen = time.monotonic()
             connection = nc.stats["reconnects"]
             await puller.pull(inbox)
@@ -274,7 +330,11 @@ async def run_consumer(
                 if nc.stats["reconnects"] != connection:
                     log.info("reconnected; pulling again", durable=durable)
                     break  # the server forgot the pull requests of the old connection
-                if puller.credit and time.monotonic() - puller.last_seen > expires:
+                if puller.lost:
+                    log.info("no consumer leader took the pull; pulling again", durable=durable)
+                    await asyncio.sleep(LOST_PULL_PAUSE)
+                    break
+                if puller.credit and time.monotonic() - puller.last_seen > silent_after(expires):
                     log.warning("pull consumer silent; pulling again", durable=durable)
                     break  # no message, heartbeat or expiry: the pull is lost; start over
                 await puller.pull(inbox)

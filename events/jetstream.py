@@ -8,7 +8,10 @@ the name) through `Nats-Expected-Last-Subject-Sequence-Subject`.
 Reads (`latest`, `load`, `history`, `read_all`) never raise for what is stored: each message is
 verified (`events.integrity`) and one that is not a valid commit is returned damaged, in its place.
 
-Failure semantics: a stale expectation raises `ConcurrencyConflict`; a commit larger than the
+Failure semantics: NATS briefly unavailable (a timeout, no responders, JetStream's 503 while a
+stream leader is elected: `events.transient`) is retried within each call for up to
+`retry_deadline` seconds (20 by default), so a leader change is ridden out rather than surfaced;
+a stale expectation raises `ConcurrencyConflict`; a commit larger than the
 server's max payload (headers included: the server would close the connection over it) raises
 `CommitTooLarge` before anything is sent, never a retry. nats-server 2.15 answers a retried
 publish (same Msg-Id, same expectation, after a lost ack) with error 10071 instead of a duplicate ack,
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -54,8 +58,10 @@ from dgdr.domain.errors import (
 from events import subjects as s
 from events.envelope import AggregateId, Commit, Envelope
 from events.integrity import H_EXPECTED, H_EXPECTED_SUBJECT, H_MSG_ID, read_commit
+from events.transient import DEFAULT_DEADLINE, retry_transient
 
 WRONG_LAST_SEQUENCE = 10071
+PUBLISH_TIMEOUT = 3.0  # per attempt; a lost leader is retried (events.transient), not waited out
 DUPLICATE_WINDOW_S = 120.0
 
 log = structlog.get_logger("events.jetstream")
@@ -292,9 +298,15 @@ def _message_size(data: bytes, headers: dict[str, str]) -> int:
 
 
 class JetStreamEventStore:
-    def __init__(self, nc: Client, js: JetStreamContext | None = None) -> None:
+    def __init__(
+        self,
+        nc: Client,
+        js: JetStreamContext | None = None,
+        retry_deadline: float = DEFAULT_DEADLINE,
+    ) -> None:
         self.nc = nc
         self.js = js or nc.jetstream()
+        self.retry_deadline = retry_deadline  # seconds a call goes on through transient failures
 
     async def append(
         self, aggregate: AggregateId, envelopes: list[Envelope], *, expected: int, commit_id: str
@@ -306,30 +318,34 @@ class JetStreamEventStore:
         size = _message_size(data, headers)
         if size > self.nc.max_payload:
             raise CommitTooLarge(subject, size, self.nc.max_payload)
-        for attempt in range(3):
+
+        async def publish() -> int:
             try:
                 ack = await self.js.publish(
-                    subject, data, stream=s.EVENTS_STREAM, headers=headers, timeout=5
+                    subject, data, stream=s.EVENTS_STREAM, headers=headers, timeout=PUBLISH_TIMEOUT
                 )
-                return int(ack.seq)
             except MaxPayloadError as exc:  # the server's limit changed since the check above
                 raise CommitTooLarge(subject, size, self.nc.max_payload) from exc
-            except BadRequestError as exc:
-                if exc.err_code != WRONG_LAST_SEQUENCE:
-                    raise
-                last = await self.latest(aggregate.namespace, aggregate.name)
-                if last is not None and last.commit_id == commit_id:
-                    return last.seq
-                raise ConcurrencyConflict(scope, expected, last.seq if last else 0) from exc
-            except TimeoutError:
-                if attempt == 2:
-                    raise
-                await asyncio.sleep(0.05 * (attempt + 1))
-        raise AssertionError("unreachable")
+            return int(ack.seq)
+
+        try:
+            return await retry_transient(publish, f"append {subject}", self.retry_deadline)
+        except BadRequestError as exc:
+            if exc.err_code != WRONG_LAST_SEQUENCE:
+                raise
+            last = await self.latest(aggregate.namespace, aggregate.name)
+            if last is not None and last.commit_id == commit_id:
+                return last.seq
+            raise ConcurrencyConflict(scope, expected, last.seq if last else 0) from exc
 
     async def latest(self, namespace: str, name: str) -> Commit | None:
+        subjects = s.name_subjects(namespace, name)
         try:
-            msg = await self.js.get_last_msg(s.EVENTS_STREAM, s.name_subjects(namespace, name))
+            msg = await retry_transient(
+                lambda: self.js.get_last_msg(s.EVENTS_STREAM, subjects),
+                f"last message of {subjects}",
+                self.retry_deadline,
+            )
         except NotFoundError:
             return None
         return decode_message(msg)
@@ -339,7 +355,13 @@ class JetStreamEventStore:
         seq = after + 1
         while True:
             try:
-                msg = await self.js.get_msg(s.EVENTS_STREAM, seq=seq, subject=subject, next=True)
+                msg = await retry_transient(
+                    functools.partial(
+                        self.js.get_msg, s.EVENTS_STREAM, seq=seq, subject=subject, next=True
+                    ),
+                    f"read {subject}",
+                    self.retry_deadline,
+                )
             except NotFoundError:
                 return out
             except APIError as exc:  # 10037 "no message found" on some server versions
@@ -358,7 +380,9 @@ class JetStreamEventStore:
         return await self._scan(s.name_subjects(namespace, name), after)
 
     async def last_sequence(self) -> int:
-        info = await self.js.stream_info(s.EVENTS_STREAM)
+        info = await retry_transient(
+            lambda: self.js.stream_info(s.EVENTS_STREAM), "events stream info", self.retry_deadline
+        )
         return int(info.state.last_seq)
 
     async def read_all(self, after: int = 0) -> AsyncIterator[Commit]:

@@ -12,7 +12,8 @@ facts come from node labels.
   outlives its DGDR. A create that races another (409 AlreadyExists) reads the winner and answers as
   above, so a crash and restart never creates a second DGD.
 - `start(observe)` runs an informer over DGDs that carry our label: every DGD is reported at start
-  and on each change, as `dgdr.domain.target.observe_dgd` reads it (`deleted` once it is gone).
+  and on each change, as `dgdr.domain.target.observe_dgd` reads it (`deleted` once it is gone); an
+  observation that fails (NATS unavailable) is retried until it is recorded, never dropped.
 - The planner's ConfigMaps are created with the DGD and owned by it (controller ownerReference), so
   they live as long as the DGD does; a restart between the two creates the missing ones only.
 - `searchStrategy: thorough` runs as the profiling Job `profile-<name>` (see `k8s.profiling`).
@@ -203,9 +204,26 @@ class KubernetesTarget:
                     raise
 
     async def _on_dgd(self, kind: str, dgd: dict[str, Any]) -> None:
+        """Report a DGD's change, again until it is recorded: the informer coalesces later
+        changes of this DGD meanwhile and reports the newest one next, so none is lost."""
         observation = observe_dgd(dgd, gone=kind == "DELETED")
-        if self._observe is not None and observation is not None:
-            await self._observe(*observation)
+        if self._observe is None or observation is None:
+            return
+        pause, attempt = 0.2, 1
+        while True:
+            try:
+                await self._observe(*observation)
+                return
+            except Exception as exc:
+                log.warning(
+                    "observation failed; retrying",
+                    dgd=observation.dgd_name,
+                    attempt=attempt,
+                    retry_in=pause,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+            await asyncio.sleep(pause)
+            pause, attempt = min(pause * 2, 5.0), attempt + 1
 
     async def start(self, observe: Observer | None = None) -> None:
         if observe is None:

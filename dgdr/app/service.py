@@ -59,14 +59,14 @@ from dgdr.app.intake import (
 from dgdr.app.reactors import ProfilingWorker, Reactor, decode_commit
 from dgdr.app.simcluster import SimulatedCluster
 from dgdr.domain.clock import now_rfc3339
-from dgdr.domain.errors import NotARequest
+from dgdr.domain.errors import NotARequest, ServerUnavailable
 from dgdr.domain.limits import manifest_limit, request_id_problem, size_problems, text_problems
 from dgdr.domain.model import Apply, Delete
 from dgdr.domain.spec import API_VERSION, KIND, DGDRSpec, FieldError, Metadata, parse_spec
 from dgdr.domain.target import DISCOVERED_FACTS, DeploymentTarget, ProfilingJobs
 from events import subjects as s
 from events.connection import ConnectOptions, connect
-from events.consumer import run_consumer
+from events.consumer import retry_delay, run_consumer
 from events.jetstream import CommitTooLarge, JetStreamEventStore, ensure_layout, ensure_stream
 from projections.projector import Projector
 
@@ -96,6 +96,7 @@ class ServiceConfig:
     max_request_deliveries: int = 5  # a request failing for an unknown reason, then rejected
     max_transient_deliveries: int = 20  # a request failing because NATS is unavailable
     reconnect_delay: float = 0.2  # first wait after a failed reconnect; doubles up to 5 s
+    startup_deadline: float = 120.0  # NATS failing during start-up is retried this long
 
 
 def _field_error(field_name: str, message: str) -> dict[str, str]:
@@ -116,8 +117,13 @@ class Service:
         self.replica = f"{socket.gethostname()}-{os.getpid()}"
 
     async def start(self) -> None:
-        """Connect and start every part; then keep them running across connection losses."""
-        await self._start_parts()
+        """Connect and start every part; then keep them running across connection losses.
+
+        A NATS that does not answer the first connect is `ServerUnavailable` at once. Once it has
+        answered, NATS failing during the start (a server killed, a leader being elected) is
+        retried on a new connection, as the supervisor does, for `startup_deadline` seconds (each
+        try logged); past it, `ServerUnavailable` in one line."""
+        await self._first_start()
         self._supervisor = asyncio.create_task(self._supervise(), name="dgdr-supervisor")
         log.info("service started", url=self.config.connect.safe_url, replica=self.replica)
 
@@ -127,6 +133,30 @@ class Service:
             await asyncio.wait([self._supervisor], timeout=5)
             self._supervisor = None
         await self._stop_parts()
+
+    async def _first_start(self) -> None:
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.config.startup_deadline
+        delay = self.config.reconnect_delay
+        connected_once = False
+        while True:
+            try:
+                await self._start_parts()
+                return
+            except TRANSIENT as exc:
+                connected_once = connected_once or self.nc is not None
+                await self._stop_parts()
+                if not connected_once:
+                    raise  # nothing answered the first connect: one line, as before
+                error = self.config.connect.scrub(f"{type(exc).__name__}: {exc}")
+                if loop.time() + delay > give_up:
+                    raise ServerUnavailable(
+                        f"NATS at {self.config.connect.safe_url} failed during start-up and was "
+                        f"not back within {self.config.startup_deadline:g} s ({error})"
+                    ) from None
+                log.warning("NATS failed during start-up; retrying", error=error, retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def _supervise(self) -> None:
         """Start everything again on a new connection whenever the current one is closed for good
@@ -296,7 +326,7 @@ class Service:
             max_transient=self.config.max_transient_deliveries,
         )
         if action == "retry":
-            delay = min(30.0, 0.5 * 2 ** min(attempts - 1, 10))
+            delay = retry_delay(exc, attempts, 0.5)
             log.warning(
                 "request failed; it will be redelivered",
                 subject=msg.subject,

@@ -8,7 +8,9 @@ DGD is kept as a tombstone (deletionTimestamp set) so that an observer that was 
 
 Every change is reported to `observe(...)` (level-triggered: the current state of every DGD is reported
 again at start-up, before the rollouts that fell due while it was down resume; the decider ignores
-observations that change nothing). `apply_dgd` is idempotent:
+observations that change nothing). An observation that fails (NATS unavailable, a leader being
+elected) is retried until it is recorded, or until a newer state of the same DGD is reported, which
+makes it obsolete; it is never dropped. `apply_dgd` is idempotent:
 a DGD that already exists and carries the same owner uid is not touched; one owned by someone else is
 reported as a `conflict` and left alone. All writes are compare-and-swap on the KV revision.
 """
@@ -38,6 +40,8 @@ from events import subjects as s
 from events.jetstream import bucket_keys, ensure_bucket
 
 BUCKET = "DGDR_SIMCLUSTER"
+FIRST_REPORT_PAUSE = 0.2
+MAX_REPORT_PAUSE = 5.0
 
 log = structlog.get_logger("dgdr.app.simcluster")
 
@@ -62,6 +66,7 @@ class SimulatedCluster:
         self.kv: KeyValue | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._watch_task: asyncio.Task[None] | None = None
+        self._retries: dict[str, asyncio.Future[None]] = {}  # key -> its failed observation
 
     async def discover_hardware(self) -> dict[str, Any]:
         """What node labels would say (`nvidia.com/gpu.product`, `.count`, `.memory`)."""
@@ -104,6 +109,7 @@ class SimulatedCluster:
         if tasks:
             await asyncio.wait(tasks, timeout=5)
         self._tasks.clear()
+        self._retries.clear()
         self._watch_task = None
 
     def _spawn(self, coro: Awaitable[None]) -> None:
@@ -248,10 +254,50 @@ class SimulatedCluster:
                 await asyncio.sleep(0.5)
 
     async def _report(self, dgd: dict[str, Any], observe: Observer) -> None:
+        """Report `dgd`'s state; one that fails is handed to a retry task for its key, which a
+        later report of the same DGD replaces (that observation made the failed one obsolete)."""
+        meta = dgd.get("metadata", {})
+        key = f"{meta.get('namespace')}.{meta.get('name')}"
+        retrying = self._retries.pop(key, None)
+        if retrying is not None:
+            retrying.cancel()
         observation = observe_dgd(dgd, gone=self._deleted(dgd))
         if observation is None:
             return
         try:
             await observe(*observation)
-        except Exception:
-            log.exception("observation failed", dgd=observation.dgd_name)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            task = asyncio.ensure_future(self._retry_report(key, observation, observe, exc))
+            self._retries[key] = task
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _retry_report(
+        self, key: str, observation: Any, observe: Observer, error: Exception
+    ) -> None:
+        """Report `observation` again until it is recorded (or this task is cancelled by a newer
+        report of the DGD, or by stop()), with a pause doubling up to `MAX_REPORT_PAUSE`."""
+        pause = FIRST_REPORT_PAUSE
+        attempt = 1
+        while True:
+            log.warning(
+                "observation failed; retrying",
+                dgd=observation.dgd_name,
+                attempt=attempt,
+                retry_in=pause,
+                error=f"{type(error).__name__}: {error}",
+            )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, MAX_REPORT_PAUSE)
+            attempt += 1
+            try:
+                await observe(*observation)
+            except Exception as exc:
+                error = exc
+                continue
+            log.info("observation recorded after retrying", dgd=observation.dgd_name)
+            if self._retries.get(key) is asyncio.current_task():
+                del self._retries[key]
+            return

@@ -28,7 +28,8 @@ from dgdr.app.service import Service, ServiceConfig
 from dgdr.domain.errors import ConfigurationError
 from events import subjects as s
 from events.connection import ConnectOptions
-from events.jetstream import ensure_layout
+from events.envelope import AggregateId, Envelope
+from events.jetstream import JetStreamEventStore, ensure_layout
 from tests import invariants
 from tests.nats_cluster import LocalCluster, stream_leader
 from tests.support import manifest, until
@@ -155,6 +156,40 @@ async def test_stream_leader_sigkill_under_load_loses_no_acknowledged_write(
         if watcher is not None:
             await watcher.close()
         await service.stop()
+
+
+@pytest.mark.timeout(90)
+async def test_appends_while_the_stream_leader_is_killed_are_stored(cluster: LocalCluster) -> None:
+    """An append sent right after the events stream's leader died waits for the new leader
+    (no responders, 503, timeouts are retried) instead of failing; nothing is stored twice."""
+    nc = await nats.connect(cluster.urls, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    try:
+        js = nc.jetstream()
+        await ensure_layout(js, replicas=3)
+        store = JetStreamEventStore(nc, js)
+        aggregates = [AggregateId("default", f"a{i}", str(uuid.uuid4())) for i in range(8)]
+
+        def event(agg: AggregateId, n: int) -> Envelope:
+            return Envelope(f"e{n}", "Created", 1, agg, "2026-01-01T00:00:00Z", f"c{n}", None, {})
+
+        first = [
+            await store.append(a, [event(a, 1)], expected=0, commit_id=f"{a.uid}-1")
+            for a in aggregates
+        ]
+        victim = cluster.node_named(await stream_leader(nc, s.EVENTS_STREAM))
+        cluster.kill(victim)
+        async with asyncio.timeout(60):
+            await asyncio.gather(
+                *(
+                    store.append(a, [event(a, 2)], expected=seq, commit_id=f"{a.uid}-2")
+                    for a, seq in zip(aggregates, first, strict=True)
+                )
+            )
+        for agg in aggregates:
+            stored = [c.commit_id for c in await store.load(agg)]
+            assert stored == [f"{agg.uid}-1", f"{agg.uid}-2"], stored
+    finally:
+        await nc.close()
 
 
 async def test_layout_grows_existing_streams_to_the_replicas_asked(cluster: LocalCluster) -> None:

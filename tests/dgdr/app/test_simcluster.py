@@ -51,3 +51,41 @@ async def test_a_rollout_due_while_down_is_reported_pending_first(
     finally:
         await cluster.stop()
         await nc.close()
+
+
+@pytest.mark.timeout(30)
+async def test_an_observation_that_fails_is_recorded_later(
+    nats_server: EmbeddedNatsServer,
+) -> None:
+    """An observation the service could not record (NATS unavailable) is reported again until it
+    is, instead of being dropped (which left the DGDR in Deploying for good)."""
+    nc = await nats.connect(nats_server.url)
+    cluster = SimulatedCluster(nc.jetstream(), rollout_delay=3600.0)
+    recorded: list[tuple[str, str]] = []
+    failures = 0
+
+    async def observe(ns: str, name: str, uid: str, dgd: str, state: str, n: int, a: int) -> None:
+        nonlocal failures
+        if failures < 2:
+            failures += 1
+            raise TimeoutError("nats: timeout")
+        recorded.append((dgd, state))
+
+    await cluster.start(observe)
+    try:
+        dgd = {
+            "apiVersion": "nvidia.com/v1alpha1",
+            "kind": "DynamoGraphDeployment",
+            "metadata": {
+                "name": "slow-dgd",
+                "namespace": "default",
+                "labels": {LABEL_NAME: "slow", LABEL_NAMESPACE: "default"},
+            },
+            "spec": {"services": {"Worker": {"replicas": 1}}},
+        }
+        assert await cluster.apply_dgd(dgd, "uid-slow") == "created"
+        await until(lambda: ("slow-dgd", "pending") in recorded, 10, "the retried observation")
+        assert failures == 2
+    finally:
+        await cluster.stop()
+        await nc.close()
