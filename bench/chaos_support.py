@@ -309,8 +309,8 @@ class Load:
             async with gate:
                 await self._one(nc, name, first if i == 0 and first else self._random_kind())
             i += 1
-            if until is not None:  # about 50 requests/s in all, whatever the number of names
-                await asyncio.sleep(self.rng.uniform(0.2, 1.0) * len(self.names) / 30)
+            if until is not None:  # about 25 requests/s in all, whatever the number of names
+                await asyncio.sleep(self.rng.uniform(0.4, 2.0) * len(self.names) / 30)
 
     async def run(
         self, nc: Client, first: str | None = "valid", until: asyncio.Event | None = None
