@@ -19,159 +19,38 @@ as a subprocess, the load and the fuzzer act as `client`, the invariant check as
   requests (bench/chaos_fuzz.py), each answered or dead-lettered; then a normal apply must be
   answered and deploy.
 
-The phase each DGDR must end in follows from its outcomes (bench/chaos_support.py). The last line
-is the summary; the exit code is 1 when any invariant was violated.
+Modules: this one (the kill and race scenarios, the summary, the options), bench/chaos_check.py
+(totals, the secured server, `finish` and the invariant check), bench/chaos_support.py (roles,
+processes, load, the phase each DGDR must end in), bench/chaos_fuzz.py (the fuzzer and its scenario).
+The last line is the summary; the exit code is 1 when any invariant was violated.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
 import random
 import sys
 import tempfile
 import time
-from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-
-from nats.aio.client import Client
-from nats.js.api import ConsumerConfig, DeliverPolicy
-from nats.js.errors import NotFoundError
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.chaos_fuzz import FuzzResult, fuzz_events, fuzz_requests  # noqa: E402
-from bench.chaos_support import (  # noqa: E402
-    Load,
-    Outcomes,
-    Roles,
-    ServiceProcess,
-    SingleNats,
-    converged,
-    publish_request,
-    supervise,
+from bench.chaos_check import (  # noqa: E402
+    Totals,
+    finish,
+    invariants_ready,
+    single,
+    supervised,
 )
+from bench.chaos_fuzz import fuzz  # noqa: E402
+from bench.chaos_support import Load, Outcomes, Roles, ServiceProcess  # noqa: E402
 from events import subjects as s  # noqa: E402
-from tests import invariants  # noqa: E402
 from tests.nats_cluster import LocalCluster, stream_leader  # noqa: E402
-from tests.support import manifest  # noqa: E402
-
-DLQ = s.DEAD_LETTER_SUBJECT
 
 SCENARIOS = ("service-kill", "nats-kill", "cluster-kill", "race", "fuzz")
-
-
-@dataclass
-class Totals:
-    counts: Counter[str] = field(default_factory=Counter)
-    violations: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def add_load(self, load: Load) -> None:
-        self.counts.update(load.counts)
-
-
-async def finish(
-    scenario: str, admin: Client, expected: dict[str, str | None], totals: Totals,
-    settle: float = 90.0, drain: float = 60.0,
-) -> None:  # fmt: skip
-    """Wait for convergence (`settle` s) and quiescence (`drain` s), then check every invariant
-    (as admin: the check reads every stream and rebuilds the projection)."""
-    if not await converged(admin, expected, settle):
-        totals.violations.append(f"{scenario}: not every DGDR reached its phase in {settle:.0f} s")
-    if not await invariants.quiescent(admin.jetstream(), drain):
-        totals.violations.append(f"{scenario}: the service's consumers kept a backlog")
-    report = await invariants.check(admin, expected)
-    totals.counts["damaged"] += len(report.damaged)
-    totals.counts["events"] += report.events
-    totals.counts["conflicts"] += report.documented_conflicts
-    totals.violations.extend(f"{scenario}: {v}" for v in report.violations)
-    dead = await dead_letters(admin)
-    totals.counts["dead_lettered"] += dead.requests
-    totals.counts["quarantined"] += dead.events
-
-
-@dataclass
-class DeadLetters:
-    requests: int  # on dgdr.dlq.req
-    events: int  # quarantine entries, on dgdr.dlq.evt.<seq>
-
-
-async def dead_letters(admin: Client) -> DeadLetters:
-    js = admin.jetstream()
-    try:
-        info = await js.stream_info(s.DEAD_LETTER_STREAM, subjects_filter=f"{DLQ}.>")
-    except NotFoundError:
-        return DeadLetters(0, 0)
-    by_subject = info.state.subjects or {}
-    requests = int(by_subject.get(f"{DLQ}.req", 0))
-    events = sum(int(n) for k, n in by_subject.items() if k.startswith(f"{DLQ}.evt."))
-    return DeadLetters(requests, events)
-
-
-async def dead_lettered_request_ids(admin: Client, expected: int) -> tuple[set[str], int]:
-    """(the first 36 characters of every dead-lettered request's id, how many had no id)."""
-    ids: set[str] = set()
-    without = 0
-    if not expected:
-        return ids, without
-    sub = await admin.jetstream().subscribe(
-        f"{DLQ}.req", ordered_consumer=True, config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
-    )
-    try:
-        for _ in range(expected):
-            msg = await sub.next_msg(timeout=10)
-            request_id = (msg.headers or {}).get("Dgdr-Request-Id")
-            if request_id:
-                ids.add(request_id[:36])
-            else:
-                without += 1
-    finally:
-        await sub.unsubscribe()
-    return ids, without
-
-
-@contextlib.asynccontextmanager
-async def supervised(
-    scenario: str, services: list[ServiceProcess], t: Totals
-) -> AsyncIterator[None]:
-    """Restart services that exit on their own while the scenario runs; each exit is a violation."""
-    exits: list[str] = []
-    task = asyncio.create_task(supervise(services, exits))
-    try:
-        yield
-    finally:
-        task.cancel()
-        t.counts["service_exits"] += len(exits)
-        t.violations.extend(f"{scenario}: {e}" for e in exits)
-
-
-@dataclass
-class Single:
-    """One secured nats-server, the roles, and an admin connection (set by `single`)."""
-
-    server: SingleNats
-    roles: Roles
-    admin: Client
-
-
-@contextlib.asynccontextmanager
-async def single(base: Path) -> AsyncIterator[Single]:
-    server = SingleNats(base / "nats")
-    roles = Roles.provision(base / "auth", [server.url])
-    server.secure(roles)
-    await server.start()
-    admin = await roles.connect("admin")
-    try:
-        yield Single(server, roles, admin)
-    finally:
-        await admin.close()
-        server.kill()
 
 
 def _load(outcomes: Outcomes, rng: random.Random, prefix: str, names: int, ops: int) -> Load:
@@ -290,20 +169,6 @@ async def cluster_kill(base: Path, rng: random.Random, kills: int, names: int, t
         await cluster.stop()
 
 
-async def invariants_ready(nc: Client, timeout: float = 60.0) -> None:
-    """Wait until the service has created its layout (the status bucket exists)."""
-    js = nc.jetstream()
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            await js.stream_info(f"KV_{s.STATUS_BUCKET}")
-            return
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
-
-
 async def race(base: Path, rng: random.Random, names: int, t: Totals) -> None:
     async with single(base) as nats_:
         context = nats_.roles.contexts["service"]
@@ -325,149 +190,6 @@ async def race(base: Path, rng: random.Random, names: int, t: Totals) -> None:
             for replica in replicas:
                 replica.stop()
             await outcomes.close()
-
-
-async def _apply(outcomes: Outcomes, nc: Client, name: str, request_id: str) -> dict | None:  # type: ignore[type-arg]
-    await publish_request(nc, s.request_subject("default", name), _body(name), request_id)
-    return await outcomes.wait(request_id, 60)
-
-
-async def _status(admin: Client, name: str) -> dict | None:  # type: ignore[type-arg]
-    kv = await admin.jetstream().key_value(s.STATUS_BUCKET)
-    try:
-        entry = await kv.get(s.status_key("default", name))
-    except Exception:
-        return None
-    return json.loads(entry.value) if entry.value else None
-
-
-def _history_damaged(obj: dict | None) -> bool:  # type: ignore[type-arg]
-    conditions = (obj or {}).get("status", {}).get("conditions", [])
-    return any(c["type"] == "HistoryIntact" and c["status"] == "False" for c in conditions)
-
-
-async def _until(check: Callable[[], Awaitable[bool]], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await check():
-            return True
-        await asyncio.sleep(0.2)
-    return False
-
-
-async def fuzz(base: Path, rng: random.Random, count: int, t: Totals) -> None:
-    async with single(base) as nats_:
-        admin = nats_.admin
-        service = ServiceProcess(nats_.roles.contexts["service"], base / "service.log")
-        outcomes = Outcomes()
-        result = FuzzResult()
-        try:
-            async with supervised("fuzz", [service], t):
-                service.start()
-                nc = await outcomes.connect(nats_.roles)
-                await _fuzz_events(nc, admin, outcomes, rng, result, t)
-                await fuzz_requests(nc, rng, count, [f"fz{i:02d}" for i in range(50)], result)
-                t.counts["fuzzed"] += sum(result.published.values()) + sum(
-                    result.refused_by_nats.values()
-                )
-                t.counts["refused_by_nats"] += sum(result.refused_by_nats.values())
-                # Liveness: a normal apply after all of it is answered, and deploys.
-                alive = await _apply(outcomes, nc, "alive", "after-fuzz") is not None
-                if not alive:
-                    t.violations.append("fuzz: a normal apply after the fuzz got no answer in 60 s")
-                wait = 60.0 if alive else 5.0  # a stopped service will not catch up: don't wait
-                await invariants.quiescent(admin.jetstream(), wait)
-                await _account_requests(admin, outcomes, result, t)
-                expected: dict[str, str | None] = {
-                    s.status_key("default", "alive"): "Deployed",
-                    s.status_key("default", "fe2"): "Deployed",
-                }
-                await finish("fuzz", admin, expected, t, wait, wait)
-        finally:
-            service.stop()
-            await outcomes.close()
-
-
-async def _fuzz_events(
-    nc: Client, admin: Client, outcomes: Outcomes, rng: random.Random, result: FuzzResult,
-    t: Totals,
-) -> None:  # fmt: skip
-    """Victims fe0 and fe1 get forged events (as client, then as admin); fe2 is a bystander.
-    Then the damage must show on the victims only, and a delete of a victim must be answered."""
-    victims: dict[str, str] = {}
-    for name in ("fe0", "fe1", "fe2"):
-        outcome = await _apply(outcomes, nc, name, f"victim-{name}")
-        if outcome and outcome.get("uid"):
-            victims[name] = str(outcome["uid"])
-        else:
-            t.violations.append(f"fuzz: the apply of {name} got no answer with a uid: {outcome}")
-    expected: dict[str, str | None] = {s.status_key("default", n): "Deployed" for n in victims}
-    if not await converged(admin, expected, 60):
-        t.violations.append("fuzz: the victims did not deploy in 60 s before the forged events")
-    bystander = victims.pop("fe2", None)
-    await fuzz_events(nc, admin, rng, victims, result)
-    t.counts["forged_as_client"] += result.events_as_client
-    t.counts["forged_refused"] += result.events_refused
-    t.counts["forged_as_admin"] += result.events_as_admin
-    if result.events_stored_by_client:
-        t.violations.append(
-            f"fuzz: {result.events_stored_by_client} events forged as client were stored"
-        )
-
-    async def damage_shows() -> bool:
-        return all([_history_damaged(await _status(admin, n)) for n in victims])
-
-    if not await _until(damage_shows, 30):
-        t.violations.append("fuzz: not every victim shows HistoryIntact False within 30 s")
-    if bystander is not None:
-        other = await _status(admin, "fe2")
-        phase = (other or {}).get("status", {}).get("phase")
-        if phase != "Deployed" or _history_damaged(other):
-            t.violations.append(f"fuzz: the bystander fe2 was affected (phase {phase})")
-
-    async def quarantined() -> bool:
-        return (await dead_letters(admin)).events >= result.events_as_admin
-
-    if not await _until(quarantined, 30):
-        have = (await dead_letters(admin)).events
-        t.violations.append(
-            f"fuzz: {result.events_as_admin} events forged as admin, {have} quarantined"
-        )
-    if "fe1" in victims:
-        delete_id = "delete-damaged-fe1"
-        body = json.dumps({"action": "delete"}).encode()
-        await publish_request(nc, s.request_subject("default", "fe1"), body, delete_id)
-        if await outcomes.wait(delete_id, 30) is None:
-            t.violations.append("fuzz: the delete of a DGDR with damaged history got no answer")
-
-
-async def _account_requests(
-    admin: Client, outcomes: Outcomes, result: FuzzResult, t: Totals
-) -> None:
-    """Each fuzzed request that reached the stream got an outcome or a dead-letter entry."""
-    dead = await dead_letters(admin)
-    ids, without = await dead_lettered_request_ids(admin, dead.requests)
-    answered = Counter(outcomes.by_id[i]["status"] for i in result.with_id if i in outcomes.by_id)
-    dropped = Counter(
-        case for i, case in result.with_id.items() if i not in outcomes.by_id and i[:36] not in ids
-    )
-    t.counts.update({f"fuzz_{k}": v for k, v in answered.items()})
-    t.counts["fuzz_dead_lettered"] += (
-        sum(1 for i in result.with_id if i not in outcomes.by_id and i[:36] in ids) + without
-    )
-    t.counts["fuzz_unanswered"] += sum(dropped.values())
-    if dropped:
-        t.violations.append(
-            f"fuzz: requests neither answered nor dead-lettered, by case: {dict(dropped)}"
-        )
-    if without < result.without_id:
-        t.violations.append(
-            f"fuzz: {result.without_id} requests had no request id, {without} dead letters"
-        )
-
-
-def _body(name: str) -> bytes:
-    return json.dumps(manifest(name)).encode()
 
 
 async def run_scenario(
@@ -521,7 +243,8 @@ def summary(seed: int, totals: Totals) -> str:
         f"(in start-up {c['startup_kills']}) nats={c['nats_kills']} "
         f"(stream leader {c['leader_kills']}) race runs={c['race_runs']}; "
         f"applies={c['applies']} deletes={c['deletes']} accepted={c['accepted']} "
-        f"invalid={c['invalid']} rejected={c['rejected']} unanswered={c['unanswered']}; "
+        f"invalid={c['invalid']} rejected={c['rejected']} unanswered={c['unanswered']} "
+        f"(names not judged {c['no_outcome_names']}); "
         f"fuzzed requests={c['fuzzed']} (refused by NATS {c['refused_by_nats']}, answered "
         f"accepted/invalid/rejected {c['fuzz_accepted']}/{c['fuzz_invalid']}/"
         f"{c['fuzz_rejected']}, dead-lettered {c['fuzz_dead_lettered']}, neither "

@@ -14,23 +14,39 @@ count is read before and after as `admin`, so a stored one is counted, not assum
 `admin` (stored: the service must quarantine each, once, and show the victim `HistoryIntact` False).
 
 Nothing is assumed about what the service does with them: `FuzzResult` counts what was published,
-what NATS refused, and (filled in by the caller from the outcomes) what was answered.
+what NATS refused, and (filled in from the outcomes) what was answered. `fuzz` is the chaos suite's
+scenario: victims, forged events, requests, the accounting of answers and dead letters, and a normal
+apply that must still be answered and deploy.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import random
+import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import nats.errors
 from nats.aio.client import Client
 
+from bench.chaos_check import (
+    Totals,
+    dead_lettered_request_ids,
+    dead_letters,
+    finish,
+    single,
+    supervised,
+)
+from bench.chaos_support import Outcomes, ServiceProcess, converged, publish_request
 from events import subjects as s
+from tests import invariants
 from tests.support import manifest
 
 # Megabyte payloads are rare (each is stored): about 1 in 100 requests.
@@ -182,3 +198,146 @@ async def fuzz_events(
         for _case, data in cases:
             await ajs.publish(subject, data, stream=s.EVENTS_STREAM)
             result.events_as_admin += 1
+
+
+async def _apply(outcomes: Outcomes, nc: Client, name: str, request_id: str) -> dict | None:  # type: ignore[type-arg]
+    await publish_request(nc, s.request_subject("default", name), _body(name), request_id)
+    return await outcomes.wait(request_id, 60)
+
+
+async def _status(admin: Client, name: str) -> dict | None:  # type: ignore[type-arg]
+    kv = await admin.jetstream().key_value(s.STATUS_BUCKET)
+    try:
+        entry = await kv.get(s.status_key("default", name))
+    except Exception:
+        return None
+    return json.loads(entry.value) if entry.value else None
+
+
+def _history_damaged(obj: dict | None) -> bool:  # type: ignore[type-arg]
+    conditions = (obj or {}).get("status", {}).get("conditions", [])
+    return any(c["type"] == "HistoryIntact" and c["status"] == "False" for c in conditions)
+
+
+async def _until(check: Callable[[], Awaitable[bool]], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await check():
+            return True
+        await asyncio.sleep(0.2)
+    return False
+
+
+async def fuzz(base: Path, rng: random.Random, count: int, t: Totals) -> None:
+    async with single(base) as nats_:
+        admin = nats_.admin
+        service = ServiceProcess(nats_.roles.contexts["service"], base / "service.log")
+        outcomes = Outcomes()
+        result = FuzzResult()
+        try:
+            async with supervised("fuzz", [service], t):
+                service.start()
+                nc = await outcomes.connect(nats_.roles)
+                await _fuzz_events(nc, admin, outcomes, rng, result, t)
+                await fuzz_requests(nc, rng, count, [f"fz{i:02d}" for i in range(50)], result)
+                t.counts["fuzzed"] += sum(result.published.values()) + sum(
+                    result.refused_by_nats.values()
+                )
+                t.counts["refused_by_nats"] += sum(result.refused_by_nats.values())
+                # Liveness: a normal apply after all of it is answered, and deploys.
+                alive = await _apply(outcomes, nc, "alive", "after-fuzz") is not None
+                if not alive:
+                    t.violations.append("fuzz: a normal apply after the fuzz got no answer in 60 s")
+                wait = 60.0 if alive else 5.0  # a stopped service will not catch up: don't wait
+                await invariants.quiescent(admin.jetstream(), wait)
+                await _account_requests(admin, outcomes, result, t)
+                expected: dict[str, str | None] = {
+                    s.status_key("default", "alive"): "Deployed",
+                    s.status_key("default", "fe2"): "Deployed",
+                }
+                await finish("fuzz", admin, expected, t, wait, wait)
+        finally:
+            service.stop()
+            await outcomes.close()
+
+
+async def _fuzz_events(
+    nc: Client, admin: Client, outcomes: Outcomes, rng: random.Random, result: FuzzResult,
+    t: Totals,
+) -> None:  # fmt: skip
+    """Victims fe0 and fe1 get forged events (as client, then as admin); fe2 is a bystander.
+    Then the damage must show on the victims only, and a delete of a victim must be answered."""
+    victims: dict[str, str] = {}
+    for name in ("fe0", "fe1", "fe2"):
+        outcome = await _apply(outcomes, nc, name, f"victim-{name}")
+        if outcome and outcome.get("uid"):
+            victims[name] = str(outcome["uid"])
+        else:
+            t.violations.append(f"fuzz: the apply of {name} got no answer with a uid: {outcome}")
+    expected: dict[str, str | None] = {s.status_key("default", n): "Deployed" for n in victims}
+    if not await converged(admin, expected, 60):
+        t.violations.append("fuzz: the victims did not deploy in 60 s before the forged events")
+    bystander = victims.pop("fe2", None)
+    await fuzz_events(nc, admin, rng, victims, result)
+    t.counts["forged_as_client"] += result.events_as_client
+    t.counts["forged_refused"] += result.events_refused
+    t.counts["forged_as_admin"] += result.events_as_admin
+    if result.events_stored_by_client:
+        t.violations.append(
+            f"fuzz: {result.events_stored_by_client} events forged as client were stored"
+        )
+
+    async def damage_shows() -> bool:
+        return all([_history_damaged(await _status(admin, n)) for n in victims])
+
+    if not await _until(damage_shows, 30):
+        t.violations.append("fuzz: not every victim shows HistoryIntact False within 30 s")
+    if bystander is not None:
+        other = await _status(admin, "fe2")
+        phase = (other or {}).get("status", {}).get("phase")
+        if phase != "Deployed" or _history_damaged(other):
+            t.violations.append(f"fuzz: the bystander fe2 was affected (phase {phase})")
+
+    async def quarantined() -> bool:
+        return (await dead_letters(admin)).events >= result.events_as_admin
+
+    if not await _until(quarantined, 30):
+        have = (await dead_letters(admin)).events
+        t.violations.append(
+            f"fuzz: {result.events_as_admin} events forged as admin, {have} quarantined"
+        )
+    if "fe1" in victims:
+        delete_id = "delete-damaged-fe1"
+        body = json.dumps({"action": "delete"}).encode()
+        await publish_request(nc, s.request_subject("default", "fe1"), body, delete_id)
+        if await outcomes.wait(delete_id, 30) is None:
+            t.violations.append("fuzz: the delete of a DGDR with damaged history got no answer")
+
+
+async def _account_requests(
+    admin: Client, outcomes: Outcomes, result: FuzzResult, t: Totals
+) -> None:
+    """Each fuzzed request that reached the stream got an outcome or a dead-letter entry."""
+    dead = await dead_letters(admin)
+    ids, without = await dead_lettered_request_ids(admin, dead.requests)
+    answered = Counter(outcomes.by_id[i]["status"] for i in result.with_id if i in outcomes.by_id)
+    dropped = Counter(
+        case for i, case in result.with_id.items() if i not in outcomes.by_id and i[:36] not in ids
+    )
+    t.counts.update({f"fuzz_{k}": v for k, v in answered.items()})
+    t.counts["fuzz_dead_lettered"] += (
+        sum(1 for i in result.with_id if i not in outcomes.by_id and i[:36] in ids) + without
+    )
+    t.counts["fuzz_unanswered"] += sum(dropped.values())
+    if dropped:
+        t.violations.append(
+            f"fuzz: requests neither answered nor dead-lettered, by case: {dict(dropped)}"
+        )
+    if without < result.without_id:
+        t.violations.append(
+            f"fuzz: {result.without_id} requests had no request id, {without} dead letters"
+        )
+
+
+def _body(name: str) -> bytes:
+    return json.dumps(manifest(name)).encode()
