@@ -90,6 +90,7 @@ async def service_kill(base: Path, rng: random.Random, kills: int, names: int, t
                     faults_done.set()
                 await running
                 t.add_load(load)
+                load.dump(base / "requests.jsonl")
                 await finish("service-kill", nats_.admin, _expectations(load, t), t)
         finally:
             service.stop()
@@ -126,6 +127,7 @@ async def nats_kill(base: Path, rng: random.Random, kills: int, names: int, t: T
                     faults_done.set()
                 await running
                 t.add_load(load)
+                load.dump(base / "requests.jsonl")
                 await finish("nats-kill", nats_.admin, _expectations(load, t), t)
         finally:
             service.stop()
@@ -161,6 +163,7 @@ async def cluster_kill(base: Path, rng: random.Random, kills: int, names: int, t
                 faults_done.set()
             await running
             t.add_load(load)
+            load.dump(base / "requests.jsonl")
             await finish("cluster-kill", admin, _expectations(load, t), t, 120)
     finally:
         service.stop()
@@ -184,6 +187,7 @@ async def race(base: Path, rng: random.Random, names: int, t: Totals) -> None:
                 await invariants_ready(nats_.admin)
                 await asyncio.gather(*(load.run(nc, first=None) for _ in range(4)))
                 t.add_load(load)
+                load.dump(base / "requests.jsonl")
                 t.counts["race_runs"] += 1
                 await finish("race", nats_.admin, _expectations(load, t), t)
         finally:

@@ -321,6 +321,13 @@ class Load:
         gate = asyncio.Semaphore(self.concurrency)
         await asyncio.gather(*(self._chain(nc, n, gate, first, until) for n in self.names))
 
+    def dump(self, path: Path) -> None:
+        """Every request sent and its outcome, one JSON line each (kept with `--keep`)."""
+        with path.open("w") as f:
+            for x in self.sent:
+                f.write(json.dumps({"name": x.name, "id": x.request_id, "kind": x.kind,
+                                    "outcome": x.outcome}) + "\n")  # fmt: skip
+
     def expected(self) -> tuple[dict[str, str | None], int]:
         """(`<ns>.<name>` -> implied phase, number of names left without an expectation)."""
         out: dict[str, str | None] = {}
