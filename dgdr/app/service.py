@@ -22,6 +22,11 @@ dropped connection, and when it closes the client for good (most `-ERR`s) the su
 anew and starts every part again on the new connection (store, handler, projector, reactor, worker,
 cluster target, consumers); consumers on the closed client end instead of retrying on it.
 
+A NATS that does not answer the first connect stops the start at once (`ServerUnavailable`, one
+line); one that fails later in the start (killed, or a leader being elected) is retried as the
+supervisor does, logged each time, for `startup_deadline` seconds. Requests that failed because NATS
+was briefly unavailable are redelivered within a second (`events.consumer.retry_delay`).
+
 At start-up the streams are created or verified (`IncompatibleStream`), and the projection is
 checked not to be ahead of the store (`ProjectionAheadOfStore`); both stop the service with a clear
 message rather than run on unsafe state.
@@ -41,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import nats.errors
 import structlog
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -68,6 +74,7 @@ from events import subjects as s
 from events.connection import ConnectOptions, connect
 from events.consumer import retry_delay, run_consumer
 from events.jetstream import CommitTooLarge, JetStreamEventStore, ensure_layout, ensure_stream
+from events.transient import is_transient
 from projections.projector import Projector
 
 log = structlog.get_logger("dgdr.app.service")
@@ -143,7 +150,9 @@ class Service:
             try:
                 await self._start_parts()
                 return
-            except TRANSIENT as exc:
+            except Exception as exc:
+                if not _nats_unavailable(exc):
+                    raise  # a refusal, an unsafe stream...: retrying cannot fix it
                 connected_once = connected_once or self.nc is not None
                 await self._stop_parts()
                 if not connected_once:
@@ -492,6 +501,18 @@ def _local_model(
     model = spec.model if isinstance(spec, DGDRSpec) else spec.get("model")
     found = isinstance(model, str) and local_config_path(model, model_dirs) is not None
     return model if found else None
+
+
+def _nats_unavailable(exc: BaseException) -> bool:
+    """NATS gone or briefly without a leader (worth retrying at start-up), not a refusal."""
+    lost = (
+        ServerUnavailable,
+        ConnectionError,
+        nats.errors.ConnectionClosedError,
+        nats.errors.NoServersError,
+        nats.errors.UnexpectedEOF,
+    )
+    return isinstance(exc, lost) or is_transient(exc)
 
 
 def _events_key(msg: Any) -> str:

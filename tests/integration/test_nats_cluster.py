@@ -30,6 +30,7 @@ from events import subjects as s
 from events.connection import ConnectOptions
 from events.envelope import AggregateId, Envelope
 from events.jetstream import JetStreamEventStore, ensure_layout
+from events.transient import TRANSIENT_ERRORS
 from tests import invariants
 from tests.nats_cluster import LocalCluster, stream_leader
 from tests.support import manifest, until
@@ -124,11 +125,14 @@ async def test_stream_leader_sigkill_under_load_loses_no_acknowledged_write(
         js = watcher.jetstream()
 
         async def all_deployed() -> bool:
-            kv = await js.key_value(s.STATUS_BUCKET)
+            try:  # the bucket may be electing a leader after the restart: not yet, not a failure
+                kv = await js.key_value(s.STATUS_BUCKET)
+            except TRANSIENT_ERRORS:
+                return False
             for name in names:
                 try:
                     entry = await kv.get(s.status_key("default", name))
-                except NotFoundError:
+                except (NotFoundError, *TRANSIENT_ERRORS):
                     return False
                 if json.loads(entry.value or b"{}").get("status", {}).get("phase") != "Deployed":
                     return False
