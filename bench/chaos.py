@@ -5,106 +5,52 @@ the invariant check of tests/invariants.py. Run on demand (not part of pytest):
     uv run python bench/chaos.py --full               # the issue's counts (50 service kills, ...)
     uv run python bench/chaos.py --scenario fuzz --fuzz 20000 --seed 7
 
-Scenarios (each on its own fresh NATS in a temporary directory; the service is `python -m dgdr up
---no-embedded --server URL` as a subprocess):
+Scenarios (each on its own fresh NATS in a temporary directory, with the roles' authorization on as
+`dgdr up` has it by default; the service is `python -m dgdr --context service.json up --no-embedded`
+as a subprocess, the load and the fuzzer act as `client`, the invariant check as `admin`):
 - service-kill: SIGKILL of the service at random moments (start-up included) while a load
   applies, changes and deletes DGDRs; restarted each time;
 - nats-kill: SIGKILL of a single nats-server under load, restarted on the same store;
 - cluster-kill: a 3-node cluster with --replicas 3, SIGKILL of the DGDR_EVENTS stream leader's
   server under load, restarted later;
 - race: two service replicas with applies, spec changes and deletes of the same names;
-- fuzz: malformed requests and events (bench/chaos_fuzz.py), then a normal apply must be answered.
+- fuzz: forged events as client (refused by NATS) and as admin (quarantined: the victim shows
+  HistoryIntact False, a bystander stays Deployed, a delete of a victim is answered), malformed
+  requests (bench/chaos_fuzz.py), each answered or dead-lettered; then a normal apply must be
+  answered and deploy.
 
-The phase each DGDR must end in follows from its outcomes (bench/chaos_support.py). The last line
-is the summary; the exit code is 1 when any invariant was violated.
+Modules: this one (the kill and race scenarios, the summary, the options), bench/chaos_check.py
+(totals, the secured server, `finish` and the invariant check), bench/chaos_support.py (roles,
+processes, load, the phase each DGDR must end in), bench/chaos_fuzz.py (the fuzzer and its scenario).
+The last line is the summary; the exit code is 1 when any invariant was violated.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import random
 import sys
 import tempfile
 import time
-from collections import Counter
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.chaos_fuzz import FuzzResult, fuzz_events, fuzz_requests  # noqa: E402
-from bench.chaos_support import (  # noqa: E402
-    Load,
-    Outcomes,
-    ServiceProcess,
-    SingleNats,
-    converged,
-    publish_request,
-    supervise,
+from bench.chaos_check import (  # noqa: E402
+    Totals,
+    finish,
+    invariants_ready,
+    single,
+    supervised,
 )
+from bench.chaos_fuzz import fuzz  # noqa: E402
+from bench.chaos_support import Load, Outcomes, Roles, ServiceProcess  # noqa: E402
 from events import subjects as s  # noqa: E402
-from tests import invariants  # noqa: E402
 from tests.nats_cluster import LocalCluster, stream_leader  # noqa: E402
-from tests.support import manifest  # noqa: E402
 
 SCENARIOS = ("service-kill", "nats-kill", "cluster-kill", "race", "fuzz")
-
-
-@dataclass
-class Totals:
-    counts: Counter[str] = field(default_factory=Counter)
-    violations: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def add_load(self, load: Load) -> None:
-        self.counts.update(load.counts)
-
-
-async def finish(
-    scenario: str, nc_servers: list[str], outcomes: Outcomes, expected: dict[str, str | None],
-    totals: Totals, settle: float = 90.0, drain: float = 60.0,
-) -> None:  # fmt: skip
-    """Wait for convergence (`settle` s) and quiescence (`drain` s), then check every invariant."""
-    assert outcomes.nc is not None
-    nc = outcomes.nc
-    if not await converged(nc, expected, settle):
-        totals.violations.append(f"{scenario}: not every DGDR reached its phase in {settle:.0f} s")
-    if not await invariants.quiescent(nc.jetstream(), drain):
-        totals.violations.append(f"{scenario}: the service's consumers kept a backlog")
-    report = await invariants.check(nc, expected)
-    totals.counts["damaged"] += len(report.damaged)
-    totals.counts["events"] += report.events
-    totals.violations.extend(f"{scenario}: {v}" for v in report.violations)
-    totals.counts["dead_lettered"] += await _stream_messages(nc, "DGDR_DEADLETTER")
-    totals.counts["quarantined"] += await _stream_messages(nc, "QUARANTINE")
-
-
-@contextlib.asynccontextmanager
-async def supervised(
-    scenario: str, services: list[ServiceProcess], t: Totals
-) -> AsyncIterator[None]:
-    """Restart services that exit on their own while the scenario runs; each exit is a violation."""
-    exits: list[str] = []
-    task = asyncio.create_task(supervise(services, exits))
-    try:
-        yield
-    finally:
-        task.cancel()
-        t.counts["service_exits"] += len(exits)
-        t.violations.extend(f"{scenario}: {e}" for e in exits)
-
-
-async def _stream_messages(nc: object, contains: str) -> int:
-    js = nc.jetstream()  # type: ignore[attr-defined]
-    total = 0
-    for info in await js.streams_info():
-        if contains in info.config.name:
-            total += int(info.state.messages)
-    return total
 
 
 def _load(outcomes: Outcomes, rng: random.Random, prefix: str, names: int, ops: int) -> Load:
@@ -118,35 +64,37 @@ def _expectations(load: Load, totals: Totals) -> dict[str, str | None]:
 
 
 async def service_kill(base: Path, rng: random.Random, kills: int, names: int, t: Totals) -> None:
-    server = SingleNats(base / "nats")
-    await server.start()
-    service = ServiceProcess(server.url, base / "service.log")
-    outcomes = Outcomes()
-    try:
-        async with supervised("service-kill", [service], t):
-            service.start()
-            nc = await outcomes.connect([server.url])
-            load = _load(outcomes, rng, "sk", names, 4)
-            running = asyncio.create_task(load.run(nc))
-            for _ in range(kills):
-                ups = service.times_up()
-                if rng.random() < 0.3:  # during start-up (it takes seconds here)
-                    await asyncio.sleep(rng.uniform(0.2, 2.5))
-                else:  # once it is up, at a random moment of its work
-                    await _until_up(service, ups)
-                    await asyncio.sleep(rng.uniform(0.0, 2.0))
-                service.kill()
-                t.counts["service_kills"] += 1
-                t.counts["startup_kills"] += service.times_up() == ups
+    async with single(base) as nats_:
+        service = ServiceProcess(nats_.roles.contexts["service"], base / "service.log")
+        outcomes = Outcomes()
+        try:
+            async with supervised("service-kill", [service], t):
                 service.start()
-            await running
-            t.add_load(load)
-            await finish("service-kill", [server.url], outcomes, _expectations(load, t), t)
-    finally:
-        service.stop()
-        if outcomes.nc:
-            await outcomes.nc.close()
-        server.kill()
+                nc = await outcomes.connect(nats_.roles)
+                load = _load(outcomes, rng, "sk", names, 4)
+                faults_done = asyncio.Event()
+                running = asyncio.create_task(load.run(nc, until=faults_done))
+                try:
+                    for _ in range(kills):
+                        ups = service.times_up()
+                        if rng.random() < 0.3:  # during start-up (it takes seconds here)
+                            await asyncio.sleep(rng.uniform(0.2, 2.5))
+                        else:  # once it is up, at a random moment of its work
+                            await _until_up(service, ups)
+                            await asyncio.sleep(rng.uniform(0.0, 2.0))
+                        service.kill()
+                        t.counts["service_kills"] += 1
+                        t.counts["startup_kills"] += service.times_up() == ups
+                        service.start()
+                finally:
+                    faults_done.set()
+                await running
+                t.add_load(load)
+                load.dump(base / "requests.jsonl")
+                await finish("service-kill", nats_.admin, _expectations(load, t), t)
+        finally:
+            service.stop()
+            await outcomes.close()
 
 
 async def _until_up(service: ServiceProcess, ups: int, timeout: float = 30.0) -> None:
@@ -158,165 +106,94 @@ async def _until_up(service: ServiceProcess, ups: int, timeout: float = 30.0) ->
 
 
 async def nats_kill(base: Path, rng: random.Random, kills: int, names: int, t: Totals) -> None:
-    server = SingleNats(base / "nats")
-    await server.start()
-    service = ServiceProcess(server.url, base / "service.log")
-    outcomes = Outcomes()
-    try:
-        async with supervised("nats-kill", [service], t):
-            service.start()
-            nc = await outcomes.connect([server.url])
-            load = _load(outcomes, rng, "nk", names, 3)
-            running = asyncio.create_task(load.run(nc))
-            for _ in range(kills):
-                await asyncio.sleep(rng.uniform(1.0, 3.0))
-                server.kill()
-                t.counts["nats_kills"] += 1
-                await asyncio.sleep(rng.uniform(0.2, 1.5))
-                await server.start()
-            await running
-            t.add_load(load)
-            await finish("nats-kill", [server.url], outcomes, _expectations(load, t), t)
-    finally:
-        service.stop()
-        if outcomes.nc:
-            await outcomes.nc.close()
-        server.kill()
+    async with single(base) as nats_:
+        service = ServiceProcess(nats_.roles.contexts["service"], base / "service.log")
+        outcomes = Outcomes()
+        try:
+            async with supervised("nats-kill", [service], t):
+                service.start()
+                nc = await outcomes.connect(nats_.roles)
+                load = _load(outcomes, rng, "nk", names, 3)
+                faults_done = asyncio.Event()
+                running = asyncio.create_task(load.run(nc, until=faults_done))
+                try:
+                    for _ in range(kills):
+                        await asyncio.sleep(rng.uniform(1.0, 3.0))
+                        nats_.server.kill()
+                        t.counts["nats_kills"] += 1
+                        await asyncio.sleep(rng.uniform(0.2, 1.5))
+                        await nats_.server.start()
+                finally:
+                    faults_done.set()
+                await running
+                t.add_load(load)
+                load.dump(base / "requests.jsonl")
+                await finish("nats-kill", nats_.admin, _expectations(load, t), t)
+        finally:
+            service.stop()
+            await outcomes.close()
 
 
 async def cluster_kill(base: Path, rng: random.Random, kills: int, names: int, t: Totals) -> None:
     cluster = LocalCluster(base / "cluster")
+    roles = Roles.provision(base / "auth", cluster.urls)
+    cluster.secure(roles.authorization, "admin", roles.passwords["admin"])
     await cluster.start()
-    service = ServiceProcess(cluster.url, base / "service.log", replicas=3)
+    service = ServiceProcess(roles.contexts["service"], base / "service.log", replicas=3)
     outcomes = Outcomes()
+    admin = await roles.connect("admin")
     try:
         async with supervised("cluster-kill", [service], t):
             service.start()
-            nc = await outcomes.connect(cluster.urls)
-            await invariants_ready(nc)
+            nc = await outcomes.connect(roles)
+            await invariants_ready(admin)
             load = _load(outcomes, rng, "ck", names, 3)
-            running = asyncio.create_task(load.run(nc))
-            for _ in range(kills):
-                await asyncio.sleep(rng.uniform(1.0, 3.0))
-                victim = cluster.node_named(await stream_leader(nc, s.EVENTS_STREAM))
-                cluster.kill(victim)
-                t.counts["nats_kills"] += 1
-                t.counts["leader_kills"] += 1
-                await asyncio.sleep(rng.uniform(1.0, 3.0))
-                await cluster.restart(victim)
+            faults_done = asyncio.Event()
+            running = asyncio.create_task(load.run(nc, until=faults_done))
+            try:
+                for _ in range(kills):
+                    await asyncio.sleep(rng.uniform(1.0, 3.0))
+                    victim = cluster.node_named(await stream_leader(admin, s.EVENTS_STREAM))
+                    cluster.kill(victim)
+                    t.counts["nats_kills"] += 1
+                    t.counts["leader_kills"] += 1
+                    await asyncio.sleep(rng.uniform(1.0, 3.0))
+                    await cluster.restart(victim)
+            finally:
+                faults_done.set()
             await running
             t.add_load(load)
-            await finish("cluster-kill", cluster.urls, outcomes, _expectations(load, t), t, 120)
+            load.dump(base / "requests.jsonl")
+            await finish("cluster-kill", admin, _expectations(load, t), t, 120)
     finally:
         service.stop()
-        if outcomes.nc:
-            await outcomes.nc.close()
+        await outcomes.close()
+        await admin.close()
         await cluster.stop()
 
 
-async def invariants_ready(nc: object, timeout: float = 60.0) -> None:
-    """Wait until the service has created its layout (the status bucket exists)."""
-    js = nc.jetstream()  # type: ignore[attr-defined]
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            await js.stream_info(f"KV_{s.STATUS_BUCKET}")
-            return
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
-
-
 async def race(base: Path, rng: random.Random, names: int, t: Totals) -> None:
-    server = SingleNats(base / "nats")
-    await server.start()
-    replicas = [ServiceProcess(server.url, base / f"replica{i}.log") for i in (1, 2)]
-    outcomes = Outcomes()
-    try:
-        async with supervised("race", replicas, t):
+    async with single(base) as nats_:
+        context = nats_.roles.contexts["service"]
+        replicas = [ServiceProcess(context, base / f"replica{i}.log") for i in (1, 2)]
+        outcomes = Outcomes()
+        try:
+            async with supervised("race", replicas, t):
+                for replica in replicas:
+                    replica.start()
+                nc = await outcomes.connect(nats_.roles)
+                # Few names, many requests each, all at once: both replicas take requests of a name.
+                load = Load(outcomes, rng, [f"rc{i:02d}" for i in range(names)], ops_per_name=3)
+                await invariants_ready(nats_.admin)
+                await asyncio.gather(*(load.run(nc, first=None) for _ in range(4)))
+                t.add_load(load)
+                load.dump(base / "requests.jsonl")
+                t.counts["race_runs"] += 1
+                await finish("race", nats_.admin, _expectations(load, t), t)
+        finally:
             for replica in replicas:
-                replica.start()
-            nc = await outcomes.connect([server.url])
-            # Few names, many requests each, all at once: both replicas take requests of one name.
-            load = Load(outcomes, rng, [f"rc{i:02d}" for i in range(names)], ops_per_name=3)
-            await invariants_ready(nc)
-            burst = [load.run(nc, first=None) for _ in range(4)]
-            await asyncio.gather(*burst)
-            t.add_load(load)
-            await finish("race", [server.url], outcomes, _expectations(load, t), t)
-    finally:
-        for replica in replicas:
-            replica.stop()
-        if outcomes.nc:
-            await outcomes.nc.close()
-        server.kill()
-
-
-async def fuzz(base: Path, rng: random.Random, count: int, t: Totals) -> None:
-    server = SingleNats(base / "nats")
-    await server.start()
-    service = ServiceProcess(server.url, base / "service.log")
-    outcomes = Outcomes()
-    result = FuzzResult()
-    try:
-        async with supervised("fuzz", [service], t):
-            service.start()
-            nc = await outcomes.connect([server.url])
-            victims: dict[str, str] = {}
-            for name in ("fe0", "fe1", "fe2"):
-                request_id = f"victim-{name}"
-                await publish_request(
-                    nc, s.request_subject("default", name), _body(name), request_id
-                )
-                outcome = await outcomes.wait(request_id, 60)
-                if outcome and outcome.get("uid"):
-                    victims[name] = str(outcome["uid"])
-            await fuzz_events(nc, rng, victims, result)
-            await fuzz_requests(nc, rng, count, [f"fz{i:02d}" for i in range(50)], result)
-            t.counts["fuzzed"] += sum(result.published.values()) + sum(
-                result.refused_by_nats.values()
-            )
-            t.counts["fuzzed_events"] += result.events_published
-            t.counts["refused_by_nats"] += sum(result.refused_by_nats.values())
-            # Liveness: a normal apply after all of it is answered, and deploys.
-            probe_id = "after-fuzz"
-            await publish_request(
-                nc, s.request_subject("default", "alive"), _body("alive"), probe_id
-            )
-            alive = await outcomes.wait(probe_id, 30) is not None
-            if not alive:
-                t.violations.append("fuzz: a normal apply after the fuzz got no answer in 30 s")
-            wait = 60.0 if alive else 5.0  # a stopped service will not catch up: don't wait long
-            await invariants.quiescent(nc.jetstream(), wait)
-            answered = Counter(
-                outcomes.by_id[i]["status"] for i in result.with_id if i in outcomes.by_id
-            )
-            unanswered = Counter(
-                case for i, case in result.with_id.items() if i not in outcomes.by_id
-            )
-            t.counts.update({f"fuzz_{k}": v for k, v in answered.items()})
-            t.counts["fuzz_unanswered"] += sum(unanswered.values())
-            if unanswered:
-                t.violations.append(f"fuzz: requests never answered, by case: {dict(unanswered)}")
-            dead = await _stream_messages(nc, "DGDR_DEADLETTER")
-            expected: dict[str, str | None] = {s.status_key("default", "alive"): "Deployed"}
-            await finish("fuzz", [server.url], outcomes, expected, t, wait, wait)
-            if dead < result.without_id:
-                t.violations.append(
-                    f"fuzz: {result.without_id} requests had no request id, {dead} dead letters"
-                )
-    finally:
-        service.stop()
-        if outcomes.nc:
-            await outcomes.nc.close()
-        server.kill()
-
-
-def _body(name: str) -> bytes:
-    import json
-
-    return json.dumps(manifest(name)).encode()
+                replica.stop()
+            await outcomes.close()
 
 
 async def run_scenario(
@@ -358,21 +235,30 @@ async def main(args: argparse.Namespace) -> int:
             print(f"{scenario}: {totals.timings[scenario]:.1f} s", flush=True)
     for violation in totals.violations:
         print(f"VIOLATION {violation}")
+    print(summary(args.seed, totals))
+    return 1 if totals.violations else 0
+
+
+def summary(seed: int, totals: Totals) -> str:
+    """The one-line summary (README, "Chaos suite", says what each count means)."""
     c = totals.counts
-    print(
-        f"chaos seed={args.seed}: kills service={c['service_kills']} "
+    return (
+        f"chaos seed={seed}: kills service={c['service_kills']} "
         f"(in start-up {c['startup_kills']}) nats={c['nats_kills']} "
-        f"(stream leader {c['leader_kills']}); applies={c['applies']} deletes={c['deletes']} "
-        f"accepted={c['accepted']} invalid={c['invalid']} rejected={c['rejected']} "
-        f"unanswered={c['unanswered'] + c['fuzz_unanswered']}; fuzzed requests={c['fuzzed']} "
-        f"(refused by NATS {c['refused_by_nats']}, answered accepted/invalid/rejected "
-        f"{c['fuzz_accepted']}/{c['fuzz_invalid']}/{c['fuzz_rejected']}) "
-        f"events={c['fuzzed_events']}; dead-lettered={c['dead_lettered']} "
-        f"quarantined={c['quarantined']} damaged DGDRs={c['damaged']}; "
-        f"violations={len(totals.violations)}; "
+        f"(stream leader {c['leader_kills']}) race runs={c['race_runs']}; "
+        f"applies={c['applies']} deletes={c['deletes']} accepted={c['accepted']} "
+        f"invalid={c['invalid']} rejected={c['rejected']} unanswered={c['unanswered']} "
+        f"(names not judged {c['no_outcome_names']}); "
+        f"fuzzed requests={c['fuzzed']} (refused by NATS {c['refused_by_nats']}, answered "
+        f"accepted/invalid/rejected {c['fuzz_accepted']}/{c['fuzz_invalid']}/"
+        f"{c['fuzz_rejected']}, dead-lettered {c['fuzz_dead_lettered']}, neither "
+        f"{c['fuzz_unanswered']}); forged events as client={c['forged_as_client']} "
+        f"(refused {c['forged_refused']}) as admin={c['forged_as_admin']}; "
+        f"dead letters={c['dead_lettered']} quarantined={c['quarantined']} "
+        f"damaged DGDRs={c['damaged']} DeploymentConflict on a kept DGD={c['conflicts']}; "
+        f"events={c['events']}; violations={len(totals.violations)}; "
         + " ".join(f"{k}={v:.0f}s" for k, v in totals.timings.items())
     )
-    return 1 if totals.violations else 0
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:

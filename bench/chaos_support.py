@@ -1,5 +1,12 @@
-"""Processes and load for bench/chaos.py: a single nats-server it can SIGKILL, `dgdr up` as a
-subprocess, and a load generator that applies, changes and deletes DGDRs and keeps every outcome.
+"""Processes and load for bench/chaos.py: the roles' credentials, a single nats-server it can
+SIGKILL, `dgdr up` as a subprocess, and a load generator that applies, changes and deletes DGDRs and
+keeps every outcome.
+
+Authorization is on, as with `dgdr up`'s default: `Roles.provision` writes, with
+`events.auth.provision`, one password per role, the nats-server `authorization` block and one NATS
+CLI context per role (`<dir>/contexts/{service,client,admin}.json`). The servers start with that
+block, the service runs with `--context service.json`, the load and the fuzzer's requests act as
+`client`, and the invariant check (which must read everything) as `admin`.
 
 The expected end state of a name follows from its outcomes, not from what was sent: the request
 whose outcome recorded events (a non-empty `events`) with the highest resourceVersion is the last
@@ -29,6 +36,7 @@ import nats
 import nats.errors
 from nats.aio.client import Client
 
+from events import auth
 from events import subjects as s
 from events.server import find_nats_server, free_port
 from tests.support import manifest
@@ -36,12 +44,52 @@ from tests.support import manifest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@dataclass(frozen=True)
+class Roles:
+    """Where the servers are and each role's credentials and context file."""
+
+    servers: list[str]
+    passwords: dict[str, str]
+    contexts: dict[str, Path]
+    config_file: Path  # the nats-server `authorization` block
+
+    @classmethod
+    def provision(cls, directory: Path, servers: list[str]) -> Roles:
+        done = auth.provision(directory, ",".join(servers))
+        return cls(servers, dict(done.passwords), dict(done.contexts), done.config_file)
+
+    @property
+    def authorization(self) -> str:
+        return self.config_file.read_text()
+
+    async def connect(self, role: str, **options: Any) -> Client:
+        """A connection as `role` that reconnects for ever, quietly (killed servers are the point)."""
+
+        async def quiet(_error: Exception) -> None:
+            pass
+
+        options.setdefault("error_cb", quiet)
+        return await nats.connect(
+            self.servers,
+            user=role,
+            password=self.passwords[role],
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.2,
+            **options,
+        )
+
+
 class SingleNats:
-    """One nats-server with JetStream on a fixed port and store, killable with SIGKILL."""
+    """One nats-server with JetStream on a fixed port and store, killable with SIGKILL, with the
+    roles' authorization once `secure(roles)` was called."""
 
     def __init__(self, directory: Path) -> None:
         self.directory, self.port = directory, free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.config: Path | None = None
+
+    def secure(self, roles: Roles) -> None:
+        self.config = roles.config_file
 
     @property
     def url(self) -> str:
@@ -50,9 +98,10 @@ class SingleNats:
     def _spawn(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         with (self.directory / "server.log").open("ab") as log:
+            config = ["-c", str(self.config)] if self.config else []
             self.proc = subprocess.Popen(
-                [find_nats_server(), "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd",
-                 str(self.directory / "store")],
+                [find_nats_server(), *config, "-js", "-a", "127.0.0.1", "-p", str(self.port),
+                 "-sd", str(self.directory / "store")],
                 stdout=log, stderr=log, start_new_session=True,
             )  # fmt: skip
 
@@ -76,16 +125,20 @@ class SingleNats:
 
 
 class ServiceProcess:
-    """`python -m dgdr up --no-embedded` against `url`, in its own process group."""
+    """`python -m dgdr --context CONTEXT up --no-embedded` (the service role's context, which names
+    the servers), in its own process group."""
 
-    def __init__(self, url: str, log: Path, replicas: int = 1, rollout_delay: float = 0.3) -> None:
-        self.url, self.log, self.replicas, self.rollout_delay = url, log, replicas, rollout_delay
+    def __init__(
+        self, context: Path, log: Path, replicas: int = 1, rollout_delay: float = 0.3
+    ) -> None:
+        self.context, self.log, self.replicas = context, log, replicas
+        self.rollout_delay = rollout_delay
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "dgdr", "--server", self.url, "up", "--no-embedded",
+                [sys.executable, "-m", "dgdr", "--context", str(self.context), "up", "--no-embedded",
                  "--replicas", str(self.replicas), "--rollout-delay", str(self.rollout_delay),
                  "--log-level", "WARNING"],
                 stdout=log, stderr=log, cwd=ROOT, start_new_session=True,
@@ -142,20 +195,13 @@ class Outcomes:
         self.disconnects = 0
         self.nc: Client | None = None
 
-    async def connect(self, servers: list[str]) -> Client:
+    async def connect(self, roles: Roles) -> Client:
+        """Connect as `client` and record every outcome."""
+
         async def dropped() -> None:
             self.disconnects += 1
 
-        async def quiet(_error: Exception) -> None:
-            pass  # a killed server is the point here: no traceback per reconnect attempt
-
-        self.nc = await nats.connect(
-            servers,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.2,
-            disconnected_cb=dropped,
-            error_cb=quiet,
-        )
+        self.nc = await roles.connect("client", disconnected_cb=dropped)
 
         async def on_outcome(msg: Any) -> None:
             try:
@@ -166,6 +212,10 @@ class Outcomes:
 
         await self.nc.subscribe(f"{s.RESULTS_PREFIX}.>", cb=on_outcome)
         return self.nc
+
+    async def close(self) -> None:
+        if self.nc is not None and not self.nc.is_closed:
+            await self.nc.close()
 
     async def wait(self, request_id: str, timeout: float) -> dict[str, Any] | None:
         deadline = time.monotonic() + timeout
@@ -247,17 +297,36 @@ class Load:
         return self.rng.choice([k for k, _ in SPEC_VARIANTS])
 
     async def _chain(
-        self, nc: Client, name: str, gate: asyncio.Semaphore, first: str | None
+        self,
+        nc: Client,
+        name: str,
+        gate: asyncio.Semaphore,
+        first: str | None,
+        until: asyncio.Event | None,
     ) -> None:
-        async with gate:
-            for i in range(self.ops_per_name):
+        i = 0
+        while i < self.ops_per_name or (until is not None and not until.is_set()):
+            async with gate:
                 await self._one(nc, name, first if i == 0 and first else self._random_kind())
+            i += 1
+            if until is not None:  # about 25 requests/s in all, whatever the number of names
+                await asyncio.sleep(self.rng.uniform(0.4, 2.0) * len(self.names) / 30)
 
-    async def run(self, nc: Client, first: str | None = "valid") -> None:
-        """Every name's chain, `concurrency` names at a time; each chain starts with `first`
-        (random when None)."""
+    async def run(
+        self, nc: Client, first: str | None = "valid", until: asyncio.Event | None = None
+    ) -> None:
+        """Every name's chain, `concurrency` requests in flight at most; each chain starts with
+        `first` (random when None) and has `ops_per_name` requests, or goes on (paced) until
+        `until` is set, so faults injected meanwhile hit a service under load."""
         gate = asyncio.Semaphore(self.concurrency)
-        await asyncio.gather(*(self._chain(nc, n, gate, first) for n in self.names))
+        await asyncio.gather(*(self._chain(nc, n, gate, first, until) for n in self.names))
+
+    def dump(self, path: Path) -> None:
+        """Every request sent and its outcome, one JSON line each (kept with `--keep`)."""
+        with path.open("w") as f:
+            for x in self.sent:
+                f.write(json.dumps({"name": x.name, "id": x.request_id, "kind": x.kind,
+                                    "outcome": x.outcome}) + "\n")  # fmt: skip
 
     def expected(self) -> tuple[dict[str, str | None], int]:
         """(`<ns>.<name>` -> implied phase, number of names left without an expectation)."""
@@ -287,8 +356,20 @@ class Load:
         return out, unknown
 
 
+def settled(expected: str | None, obj: dict[str, Any] | None) -> bool:
+    """Whether a DGDR shows the phase `expected`, or the one end the product documents instead of
+    Deployed (Failed with DeploymentConflict on a kept DGD: `tests.invariants.phase_accepted`
+    judges whether that case holds exactly)."""
+    have = obj["status"]["phase"] if obj else None
+    if have == expected:
+        return True
+    conditions = obj["status"].get("conditions", []) if obj else []
+    conflict = any(c.get("reason") == "DeploymentConflict" for c in conditions)
+    return expected == "Deployed" and have == "Failed" and conflict
+
+
 async def converged(nc: Client, expected: dict[str, str | None], timeout: float) -> bool:
-    """Wait until every name in `expected` shows its phase in DGDR_STATUS (absent for None)."""
+    """Wait until every name in `expected` has settled (`settled`) in DGDR_STATUS."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -300,10 +381,10 @@ async def converged(nc: Client, expected: dict[str, str | None], timeout: float)
         for key, phase in expected.items():
             try:
                 entry = await kv.get(key)
-                have = json.loads(entry.value)["status"]["phase"] if entry.value else None
+                obj = json.loads(entry.value) if entry.value else None
             except Exception:  # absent (deleted or never there), or not yet readable
-                have = None
-            missing += have != phase
+                obj = None
+            missing += not settled(phase, obj)
         if not missing:
             return True
         await asyncio.sleep(0.3)

@@ -7,6 +7,9 @@ sends SIGKILL (no flush, no goodbye to the routes), `restart(i)` starts the node
 store and ports (`start()` also waits until a stream can be placed on every node).
 `stream_leader(nc, stream)` names the server leading a stream's Raft group, and
 `node_named(name)` maps it back to a node. Ports are chosen free once and kept across restarts.
+`secure(authorization, user, password)` (before `start`) adds an `authorization { ... }` block to
+every node's configuration (events.auth.server_config) and makes the cluster's own probes connect
+as that user.
 
 Failure semantics: a node that exits during start-up, or a cluster with no meta leader by the
 deadline, raises `RuntimeError` with the tail of that node's log. `stop()` kills whatever is left.
@@ -55,7 +58,9 @@ class Node:
         return " | ".join(text.strip().splitlines()[-lines:])
 
 
-def node_config(node: Node, peers: list[Node], cluster_name: str, sync: str | None) -> str:
+def node_config(
+    node: Node, peers: list[Node], cluster_name: str, sync: str | None, authorization: str = ""
+) -> str:
     routes = ", ".join(f'"nats-route://127.0.0.1:{p.cluster_port}"' for p in peers)
     store = json.dumps(str(node.directory / "jetstream"))
     sync_line = f"  sync_interval: {sync}\n" if sync else ""
@@ -65,6 +70,7 @@ def node_config(node: Node, peers: list[Node], cluster_name: str, sync: str | No
         f"jetstream {{\n  store_dir: {store}\n{sync_line}}}\n"
         f'cluster {{\n  name: "{cluster_name}"\n  listen: 127.0.0.1:{node.cluster_port}\n'
         f"  routes: [{routes}]\n}}\n"
+        f"{authorization}"
     )
 
 
@@ -79,6 +85,12 @@ class LocalCluster:
             Node(f"n{i + 1}", free_port(), free_port(), self.base_dir / f"n{i + 1}")
             for i in range(size)
         ]
+        self.authorization = ""
+        self.credentials: dict[str, str] = {}
+
+    def secure(self, authorization: str, user: str, password: str) -> None:
+        self.authorization = authorization
+        self.credentials = {"user": user, "password": password}
 
     @property
     def urls(self) -> list[str]:
@@ -93,7 +105,7 @@ class LocalCluster:
         node.directory.mkdir(parents=True, exist_ok=True)
         config = node.directory / "server.conf"
         peers = [p for p in self.nodes if p is not node]
-        config.write_text(node_config(node, peers, self.name, self.sync))
+        config.write_text(node_config(node, peers, self.name, self.sync, self.authorization))
         with (node.directory / "server.log").open("ab") as log:
             node.proc = subprocess.Popen(
                 [find_nats_server(), "-c", str(config)],
@@ -142,7 +154,7 @@ class LocalCluster:
             storage=StorageType.MEMORY,
             num_replicas=len(self.nodes),
         )
-        nc = await nats.connect(self.urls)
+        nc = await nats.connect(self.urls, **self.credentials)
         try:
             js = nc.jetstream()
             deadline = time.monotonic() + timeout
@@ -169,7 +181,9 @@ class LocalCluster:
                 if not node.alive:
                     continue
                 try:
-                    nc = await nats.connect(node.url, connect_timeout=1, allow_reconnect=False)
+                    nc = await nats.connect(
+                        node.url, connect_timeout=1, allow_reconnect=False, **self.credentials
+                    )
                 except Exception as exc:  # nats-py raises several types for "not up yet"
                     last_error = str(exc)
                     continue
