@@ -38,6 +38,7 @@ from dgdr.domain.spec import normalise_gpu_sku
 from dgdr.domain.target import OWNER_UID, ApplyResult, Observer, observe_dgd
 from events import subjects as s
 from events.jetstream import bucket_keys, ensure_bucket
+from events.transient import pause_after
 
 BUCKET = "DGDR_SIMCLUSTER"
 FIRST_REPORT_PAUSE = 0.2
@@ -187,11 +188,28 @@ class SimulatedCluster:
         raise RuntimeError(f"could not create DGD {key}: it kept changing")
 
     async def _rollout(self, key: str) -> None:
-        dgd, _ = await self._read(key)
-        if dgd is None:
-            return
-        await asyncio.sleep(max(0.0, float(dgd["metadata"].get("readyAt", 0)) - time.time()))
-        await self._set_state(key, "successful", only_from="pending")
+        """Mark the DGD successful once its rollout delay is over; a failure (NATS unavailable,
+        a leader being elected) is retried until it is done, never left as a dead task that
+        would leave the DGD pending for good."""
+        attempt = 0
+        while True:
+            try:
+                dgd, _ = await self._read(key)
+                if dgd is None:
+                    return
+                ready_at = float(dgd["metadata"].get("readyAt", 0))
+                await asyncio.sleep(max(0.0, ready_at - time.time()))
+                await self._set_state(key, "successful", only_from="pending")
+                return
+            except Exception as exc:
+                attempt += 1
+                log.warning(
+                    "rollout step failed; retrying",
+                    dgd=key,
+                    attempt=attempt,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+                await asyncio.sleep(pause_after(attempt))
 
     async def _set_state(self, key: str, state: str, only_from: str | None = None) -> bool:
         for _ in range(10):

@@ -89,3 +89,46 @@ async def test_an_observation_that_fails_is_recorded_later(
     finally:
         await cluster.stop()
         await nc.close()
+
+
+@pytest.mark.timeout(30)
+async def test_a_rollout_step_that_fails_is_retried_until_the_dgd_is_successful(
+    nats_server: EmbeddedNatsServer,
+) -> None:
+    """A rollout whose status write fails (NATS unavailable, a leader being elected) is retried,
+    instead of dying as a task and leaving the DGD pending (its DGDR in Deploying) for good."""
+
+    class FlakyWrites(SimulatedCluster):
+        failures = 0
+
+        async def _set_state(self, key: str, state: str, only_from: str | None = None) -> bool:
+            if FlakyWrites.failures < 2:
+                FlakyWrites.failures += 1
+                raise TimeoutError("nats: timeout")
+            return await super()._set_state(key, state, only_from)
+
+    nc = await nats.connect(nats_server.url)
+    cluster = FlakyWrites(nc.jetstream(), rollout_delay=0.0)
+    recorded: list[tuple[str, str]] = []
+
+    async def observe(ns: str, name: str, uid: str, dgd: str, state: str, n: int, a: int) -> None:
+        recorded.append((dgd, state))
+
+    await cluster.start(observe)
+    try:
+        dgd = {
+            "apiVersion": "nvidia.com/v1alpha1",
+            "kind": "DynamoGraphDeployment",
+            "metadata": {
+                "name": "flaky-dgd",
+                "namespace": "default",
+                "labels": {LABEL_NAME: "flaky", LABEL_NAMESPACE: "default"},
+            },
+            "spec": {"services": {"Worker": {"replicas": 1}}},
+        }
+        assert await cluster.apply_dgd(dgd, "uid-flaky") == "created"
+        await until(lambda: ("flaky-dgd", "successful") in recorded, 10, "the retried rollout")
+        assert FlakyWrites.failures == 2
+    finally:
+        await cluster.stop()
+        await nc.close()
