@@ -35,7 +35,7 @@ from dgdr.app.intake import (
 from dgdr.domain.clock import now_rfc3339
 from dgdr.domain.errors import CommitTooLarge, NotARequest
 from dgdr.domain.limits import manifest_limit, request_id_problem, size_problems, text_problems
-from dgdr.domain.model import Apply, Delete
+from dgdr.domain.model import Apply, Delete, ValidationFailed
 from dgdr.domain.spec import API_VERSION, KIND, DGDRSpec, FieldError, Metadata, parse_spec
 from dgdr.domain.target import DISCOVERED_FACTS, DeploymentTarget
 from events import subjects as s
@@ -78,7 +78,9 @@ class RequestHandler:
             await self._dead_letter(msg, problem)
             return
         try:
-            outcome = await self._process(msg.subject, msg.data, request_id)
+            outcome = await self._process(
+                msg.subject, msg.data, request_id, redelivered=deliveries(msg) > 1
+            )
         except NotARequest as exc:
             await self._dead_letter(msg, str(exc))
             outcome = Outcome("rejected", reason="MalformedRequest", message=str(exc))
@@ -177,7 +179,32 @@ class RequestHandler:
 
         return None if isinstance(spec, list) else model_refusal(spec, self.model_dirs)
 
-    async def _process(self, subject: str, data: bytes, request_id: str) -> Outcome:
+    async def _recorded_before(self, namespace: str, name: str, request_id: str) -> Outcome | None:
+        """The outcome of a request already recorded (a delivery before a crash stored its events
+        but was not acknowledged): deciding it again could apply it to a later incarnation (a
+        delete redelivered after the name was re-created would delete the new DGDR)."""
+        for commit in reversed(await self.handler.store.history(namespace, name)):
+            if commit.damage is not None:
+                continue
+            if any(env.causation_id == request_id for env in commit.envelopes):
+                events = tuple(env.type for env in commit.envelopes)
+                invalid = [
+                    e.event for e in commit.envelopes if isinstance(e.event, ValidationFailed)
+                ]
+                return Outcome(
+                    "invalid" if invalid else "accepted",
+                    commit.seq,
+                    commit.aggregate.uid,
+                    events,
+                    reason="ValidationFailed" if invalid else "",
+                    message="recorded by an earlier delivery of this request",
+                    errors=tuple(invalid[0].errors) if invalid else (),
+                )
+        return None
+
+    async def _process(
+        self, subject: str, data: bytes, request_id: str, *, redelivered: bool = False
+    ) -> Outcome:
         try:
             namespace, name = s.parse_request_subject(subject)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -231,6 +258,9 @@ class RequestHandler:
                 model_refusal=self._model_refusal(parsed),
             )
             uid = meta.get("uid")
+        earlier = await self._recorded_before(namespace, name, request_id) if redelivered else None
+        if earlier is not None:
+            return earlier
         try:
             outcome = await self.handler.handle(namespace, name, command, uid=uid)
         except CommitTooLarge as exc:
