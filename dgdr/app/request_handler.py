@@ -7,7 +7,9 @@ anything recursive runs; a message that is not a request is dead-lettered (`DGDR
 subject `dgdr.dlq.req`, reason in `Dgdr-Dead-Letter-Reason`) and, when its id can carry one,
 answered `rejected`; a failure is retried through redelivery and, after `max_deliveries` (or
 `max_transient_deliveries` while NATS is unavailable), dead-lettered and answered
-`rejected`/`InternalError`. The pure decisions live in `dgdr.app.intake`.
+`rejected`/`InternalError`. A redelivered request whose events are already stored (a crash between
+the append and the acknowledgement) is answered from that record, not decided again. The pure
+decisions live in `dgdr.app.intake`.
 """
 
 from __future__ import annotations
