@@ -5,38 +5,34 @@ so a test can send messages larger than the default 1 MiB."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 import nats
 
-from events.server import find_nats_server, free_port
+from events.server import EmbeddedNatsServer
 
 
 class SystemAccountNats:
     def __init__(self, data_dir: Path, max_payload: str = "1MB") -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
         self.max_payload = max_payload
-        self._proc: asyncio.subprocess.Process | None = None
+        self.config = data_dir / "accounts.conf"  # listen address and store: the launcher's flags
+        self.server = EmbeddedNatsServer(data_dir, config_file=self.config)
+        self.port = self.server.port
 
     @property
     def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
+        return self.server.url
 
     @property
     def system_url(self) -> str:
         return f"nats://sys:sys@127.0.0.1:{self.port}"
 
     async def start(self) -> SystemAccountNats:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        config = self.data_dir / "nats.conf"
-        config.write_text(
+        self.config.parent.mkdir(parents=True, exist_ok=True)
+        self.config.write_text(
             f"""
-listen: 127.0.0.1:{self.port}
-jetstream {{ store_dir: "{self.data_dir / "jetstream"}" }}
 max_payload: {self.max_payload}
 accounts {{
   APP {{ jetstream: enabled, users: [{{user: app, password: app}}] }}
@@ -46,32 +42,11 @@ system_account: SYS
 no_auth_user: app
 """
         )
-        log = (self.data_dir / "nats-server.log").open("ab")
-        self._proc = await asyncio.create_subprocess_exec(
-            find_nats_server(), "-c", str(config), stdout=log, stderr=log
-        )
-        log.close()
-        async with asyncio.timeout(10):
-            while True:
-                try:
-                    _, writer = await asyncio.open_connection("127.0.0.1", self.port)
-                except OSError:
-                    await asyncio.sleep(0.02)
-                    continue
-                writer.close()
-                await writer.wait_closed()
-                return self
+        await self.server.start()
+        return self
 
     async def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.returncode is None:
-            proc.terminate()
-            try:
-                async with asyncio.timeout(10):
-                    await proc.wait()
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+        await self.server.stop()
 
     async def system_request(self, subject: str, body: dict[str, Any]) -> dict[str, Any]:
         nc = await nats.connect(self.system_url)
