@@ -145,13 +145,16 @@ class LocalCluster:
 
     async def wait_all_peers(self, timeout: float) -> None:
         """Return once a stream can be placed on every node (the meta leader knows them all):
-        a memory stream with one replica per node is created, then deleted."""
+        a file stream with one replica per node is created, then deleted. File storage, as the
+        streams under test use: the meta leader learns each peer's file-storage capacity later
+        than its memory capacity, and a memory probe passed while file placement still failed
+        with "no suitable peers for placement"."""
         import nats
 
         probe = StreamConfig(
             name="LOCALCLUSTER_PROBE",
             subjects=["localcluster.probe"],
-            storage=StorageType.MEMORY,
+            storage=StorageType.FILE,
             num_replicas=len(self.nodes),
         )
         nc = await nats.connect(self.urls, **self.credentials)
