@@ -2,14 +2,17 @@
 
 Owns: finding the file (`spec.model` is a path to a `config.json`, or to a directory holding one,
 read only where `sim._modelpath` allows: under the operator's model directories, or anywhere for
-offline commands) and mapping Hugging Face's keys to `ModelArch`: the dense fields every decoder has, the MoE fields
+offline commands; or a hub id found in the local Hugging Face cache, `sim._hfcache`), refusing by
+name an architecture that does not generate text (an encoder, an encoder-decoder), and mapping Hugging Face's keys to `ModelArch`: the dense fields every decoder has, the MoE fields
 under their usual names (Qwen/Mixtral `num_experts`/`num_local_experts`, DeepSeek
 `n_routed_experts`/`n_shared_experts`/`first_k_dense_replace`, `moe_intermediate_size`), the MLA
 ranks (DeepSeek), and the weight dtype (`quantization_config.quant_method` fp8 or mxfp4, else bf16).
 
 Failure semantics: `ProfilingError("Initializing", ...)` naming the file and the key that is missing
-or not a positive integer, or the JSON error, or naming `spec.model` when it is a path this
-process may not read (never opened); never a guess for a required figure. No network.
+or not a positive integer, or the JSON error, or the architecture it refuses, or naming
+`spec.model` when it is a path this process may not read (never opened); never a guess for a
+required figure. A cached config.json that lacks a figure is not an error: the model is then one
+nothing estimates (the naive fallback, `sim._naive`). No network.
 """
 
 from __future__ import annotations
@@ -21,7 +24,13 @@ from typing import Any
 from dgdr.domain.errors import ProfilingError
 
 from ._catalog import ModelArch, models
+from ._hfcache import cached_config
 from ._modelpath import ModelDirs, local_model
+
+# Heads of the Hugging Face architectures that generate text token by token (`LlamaForCausalLM`,
+# `GPT2LMHeadModel`, multimodal `Gemma3ForConditionalGeneration`); any other named architecture
+# (an encoder such as `BertForMaskedLM`, a classifier) is not something dgdr can size or serve.
+GENERATIVE_HEADS = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")
 
 REQUIRED = (
     "num_hidden_layers",
@@ -35,9 +44,48 @@ REQUIRED = (
 
 def local_config_path(model: str, model_dirs: ModelDirs = ()) -> Path | None:
     """The config.json that `model` points at, when it is a local path (file or directory) that
-    `model_dirs` allows reading (`sim._modelpath`; by default none)."""
+    `model_dirs` allows reading (`sim._modelpath`; by default none), or, for a hub id, the one in
+    the local Hugging Face cache (`sim._hfcache`)."""
     found = local_model(model, model_dirs)
-    return None if found is None else found.config
+    if found is None:
+        return cached_config(model)
+    return found.config
+
+
+class _Refused(ProfilingError):
+    """`model_from_config` on a config.json of an architecture dgdr cannot profile."""
+
+
+def architecture_refusal(config: dict[str, Any], where: str) -> str | None:
+    """Why a config.json describes a model dgdr cannot profile, by its architecture's name: an
+    encoder-decoder, or architectures none of which generates text (`GENERATIVE_HEADS`)."""
+    names = config.get("architectures")
+    named = [str(n) for n in names] if isinstance(names, list) else []
+    if config.get("is_encoder_decoder") is True:
+        kind = f"an encoder-decoder model ({', '.join(named) or config.get('model_type')})"
+    elif named and not any(n.endswith(GENERATIVE_HEADS) for n in named):
+        kind = f"not a text-generating model ({', '.join(named)})"
+    else:
+        return None
+    return (
+        f"{where}: {kind}: dgdr profiles and deploys decoder-only LLMs (architectures ending in "
+        f"{', '.join(GENERATIVE_HEADS)})"
+    )
+
+
+def cached_model(model_id: str) -> ModelArch | str | None:
+    """The architecture of hub id `model_id` from the local Hugging Face cache; a refusal (str)
+    when that config.json names an architecture dgdr cannot profile; None when the cache has no
+    such config.json or it lacks a figure the estimate needs (the naive fallback then applies)."""
+    path = cached_config(model_id)
+    if path is None:
+        return None
+    try:
+        return model_from_config(path, model_id, source=f"Hugging Face cache {path}")
+    except _Refused as refused:
+        return str(refused)
+    except ProfilingError:
+        return None
 
 
 def _int(config: dict[str, Any], key: str, where: str, default: Any = None) -> int:
@@ -56,7 +104,9 @@ def _weight_dtype(config: dict[str, Any]) -> str:
     return method if method in ("fp8", "mxfp4") else "bf16"
 
 
-def model_from_config(path: Path, model_id: str | None = None) -> ModelArch:
+def model_from_config(
+    path: Path, model_id: str | None = None, *, source: str | None = None
+) -> ModelArch:
     where = str(path)
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
@@ -64,6 +114,9 @@ def model_from_config(path: Path, model_id: str | None = None) -> ModelArch:
         raise ProfilingError("Initializing", f"{where}: not a readable config.json: {exc}") from exc
     if not isinstance(config, dict):
         raise ProfilingError("Initializing", f"{where}: a config.json must be a JSON object")
+    refusal = architecture_refusal(config, where)
+    if refusal is not None:
+        raise _Refused("Initializing", refusal)
     text_config = config.get("text_config")
     if isinstance(text_config, dict) and "num_hidden_layers" not in config:
         config = {**config, **text_config}  # multimodal wrappers keep the decoder here
@@ -100,7 +153,7 @@ def model_from_config(path: Path, model_id: str | None = None) -> ModelArch:
         "max_position_embeddings": _int(config, "max_position_embeddings", where),
         "tie_word_embeddings": bool(config.get("tie_word_embeddings", False)),
         "torch_dtype": str(config.get("torch_dtype") or config.get("dtype") or "bfloat16"),
-        "source": f"local file {where}",
+        "source": source or f"local file {where}",
         "weight_dtype": _weight_dtype(config),
     }
     if experts:
@@ -141,6 +194,12 @@ def find_model(model_id: str, model_dirs: ModelDirs = ()) -> ModelArch:
         raise ProfilingError("Initializing", local.refusal)
     if local is not None and local.config is not None:
         return model_from_config(local.config, model_id)
+    if local is None:
+        cached = cached_model(model_id)
+        if isinstance(cached, ModelArch):
+            return cached
+        if isinstance(cached, str):
+            raise ProfilingError("Initializing", cached)
     raise ProfilingError(
         "Initializing",
         f"unknown model {model_id!r}: the rapid profiler has architectures for "

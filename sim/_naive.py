@@ -1,8 +1,10 @@
 """The naive fallback for a model nothing here can estimate, as Dynamo's rapid profiler falls back to
 AIConfigurator's naive configuration when AIConfigurator does not support the model.
 
-Owns: whether a model can be estimated (`can_estimate`: it is in the catalog, or `spec.model` is a
-path to a readable config.json), the weight size read from the model's name (`name_size`: the
+Owns: whether a model can be estimated (`can_estimate`: it is in the catalog, `spec.model` is a
+path to a readable config.json, or a hub id whose config.json in the local Hugging Face cache maps
+to an architecture; one there that lacks a figure leaves the model to the naive fallback, one of
+an architecture that does not generate text is refused by name, `model_refusal`), the weight size read from the model's name (`name_size`: the
 parameter count it states, `235B`, `0.5B`, `135M`, `8x7B`; an active count such as `A22B`, or a
 count followed by an experts tag such as Llama 4's `17B-16E`, is not the stored size; the weight
 dtype it states: FP8/INT8 one byte, FP4/NVFP4/MXFP4/INT4/AWQ half a byte, else bf16), the naive
@@ -30,9 +32,9 @@ from dgdr.domain.errors import ProfilingError
 from dgdr.domain.hardware import ResolvedHardware
 from dgdr.domain.spec import SLA, Backend, DGDRSpec, SearchStrategy
 
-from ._catalog import Gpu, find_gpu, models
+from ._catalog import Gpu, ModelArch, find_gpu, models
 from ._dgd import WORKER_SERVICE, DgdPlan, WorkerShape, runtime_image
-from ._hfconfig import local_config_path
+from ._hfconfig import cached_model, local_config_path
 from ._message import ms
 from ._modelpath import ModelDirs, local_model
 
@@ -52,7 +54,11 @@ def can_estimate(model: str, model_dirs: ModelDirs = ()) -> bool:
     config.json (or a directory holding one) that `model_dirs` allows reading
     (`sim._modelpath`). Otherwise it falls back to the naive config."""
     known = {m.lower() for m in models()}
-    return model.strip().lower() in known or local_config_path(model, model_dirs) is not None
+    if model.strip().lower() in known:
+        return True
+    if local_model(model, model_dirs) is None:  # a hub id: the local Hugging Face cache
+        return isinstance(cached_model(model), ModelArch)
+    return local_config_path(model, model_dirs) is not None
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,9 @@ def model_refusal(spec: DGDRSpec, model_dirs: ModelDirs = ()) -> str | None:
     local = local_model(model, model_dirs)
     if local is not None and local.refusal is not None:
         return local.refusal
+    cached = cached_model(model) if local is None else None
+    if isinstance(cached, str):
+        return cached
     if can_estimate(model, model_dirs):
         return None
     if name_size(model) is None:

@@ -106,8 +106,12 @@ def resolve(
     )
     gpu = find_gpu(hardware.gpu_sku)
     notes: tuple[str, ...] = ()
-    if model.source.startswith("local file"):
-        notes = (f"architecture of {spec.model} from {model.source[len('local file ') :]}",)
+    for prefix, origin in (
+        ("local file ", ""),
+        ("Hugging Face cache ", "the Hugging Face cache, "),
+    ):
+        if model.source.startswith(prefix):
+            notes = (f"architecture of {spec.model} from {origin}{model.source[len(prefix) :]}",)
     workload = spec.effective_workload
     if workload.isl + workload.osl > model.max_position_embeddings:
         raise ProfilingError(

@@ -3,6 +3,7 @@ without authorization (`nats_server`) or with the roles `dgdr up` gives it (`sec
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,6 +14,13 @@ from events.server import EmbeddedNatsServer, free_port
 
 # Shared helpers whose asserts should explain themselves when they fail.
 pytest.register_assert_rewrite("tests.dgdr.domain.builders", "tests.support")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """No test reads the developer's own Hugging Face cache (a model cached there would turn an
+    unknown model into a known one): the cache is a directory that does not exist, for this
+    process and every subprocess a test starts; tests that need one build it (`tests/sim/test_hfcache.py`)."""
+    os.environ["HF_HUB_CACHE"] = str(Path(config.rootpath) / ".no-hf-cache-in-tests")
 
 
 @pytest.fixture
