@@ -269,6 +269,46 @@ async def bucket_keys(js: JetStreamContext, bucket: str, pattern: str = ">") -> 
     return sorted(subject[len(prefix) :] for subject in (info.state.subjects or {}))
 
 
+async def bucket_values(
+    js: JetStreamContext, bucket: str, pattern: str = ">", timeout: float = 30.0
+) -> dict[str, bytes]:
+    """Every live value of a KV bucket, `{key: value}`: one ordered consumer delivering the last
+    message per key (a push with flow control, handled in a callback), not one request per key.
+
+    A snapshot at the stream's last sequence when the read starts: what is written meanwhile may
+    or may not be in it (as with any list). Keys whose last entry is a delete or purge marker are
+    left out. `TimeoutError` when the snapshot is not complete within `timeout` seconds."""
+    prefix = f"$KV.{bucket}."
+    info = await js.stream_info(f"KV_{bucket}")
+    last = int(info.state.last_seq)
+    out: dict[str, bytes] = {}
+    if not info.state.messages:
+        return out
+    done = asyncio.Event()
+
+    async def take(msg: Any) -> None:
+        key = str(msg.subject)[len(prefix) :]
+        if (msg.headers or {}).get("KV-Operation") in ("DEL", "PURGE"):
+            out.pop(key, None)
+        else:
+            out[key] = msg.data
+        meta = msg.metadata
+        if int(meta.sequence.stream) >= last or int(meta.num_pending) == 0:
+            done.set()
+
+    sub = await js.subscribe(
+        prefix + pattern,
+        ordered_consumer=True,
+        cb=take,
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.LAST_PER_SUBJECT),
+    )
+    try:
+        await asyncio.wait_for(done.wait(), timeout)
+    finally:
+        await sub.unsubscribe()
+    return out
+
+
 def decode_message(msg: Any, seq: int | None = None) -> Commit:
     """The commit stored in a `DGDR_EVENTS` message: a direct get (`msg.seq`) or a consumer
     delivery (pass its stream sequence as `seq`). Verified by `events.integrity.read_commit`:

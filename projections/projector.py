@@ -38,7 +38,7 @@ from dgdr.domain.errors import ProjectionAheadOfStore, StoreError
 from events import subjects as s
 from events.envelope import AggregateId, Commit, Damage
 from events.integrity import NO_AGGREGATE, illegal, mark_illegal
-from events.jetstream import WRONG_LAST_SEQUENCE, bucket_keys
+from events.jetstream import WRONG_LAST_SEQUENCE, bucket_values
 from events.quarantine import quarantine
 from events.store import EventStore
 from projections.status import encode, mark_damaged, project
@@ -202,13 +202,10 @@ class Projector:
         )
 
     async def values(self) -> dict[str, bytes]:
-        keys = await bucket_keys(self.js, s.STATUS_BUCKET)
-        out: dict[str, bytes] = {}
-        for key in keys:
-            current, _ = await self._read(key)
-            if current is not None:
-                out[key] = encode(current)
-        return out
+        """Every status in the bucket, re-encoded canonically (as `rebuild` encodes), read in
+        one bulk pass (`events.jetstream.bucket_values`)."""
+        raw = await bucket_values(self.js, s.STATUS_BUCKET)
+        return {key: encode(json.loads(value)) for key, value in raw.items() if value}
 
     async def rebuild_report(self) -> tuple[dict[str, bytes], dict[str, list[Damage]]]:
         """Every key recomputed from the stream (as `rebuild`), and the damage found per key

@@ -23,6 +23,7 @@ from events.envelope import AggregateId, Commit, Envelope, upcast
 from events.jetstream import (
     CommitTooLarge,
     JetStreamEventStore,
+    bucket_values,
     ensure_layout,
     events_stream_config,
 )
@@ -201,3 +202,32 @@ async def test_a_sync_interval_keeps_the_embedded_servers_authorization(tmp_path
             await connect(ConnectOptions(url=embedded.server.url), reconnect=False)
     finally:
         await embedded.server.stop()
+
+
+async def test_bucket_values_reads_every_live_value_in_one_pass(
+    nats_server: EmbeddedNatsServer,
+) -> None:
+    nc = await nats.connect(nats_server.url)
+    try:
+        js = nc.jetstream()
+        kv = await js.create_key_value(bucket="T_VALUES", history=5)
+        assert await bucket_values(js, "T_VALUES") == {}
+        expected: dict[str, bytes] = {}
+        for i in range(300):
+            key = f"ns{i % 3}.name{i}"
+            await kv.put(key, b"v1")
+            expected[key] = b"v1"
+        for i in range(0, 300, 7):  # updated: only the last value is read
+            key = f"ns{i % 3}.name{i}"
+            await kv.put(key, f"v2-{i}".encode())
+            expected[key] = f"v2-{i}".encode()
+        for i in range(1, 300, 11):  # deleted or purged: left out
+            key = f"ns{i % 3}.name{i}"
+            await (kv.delete(key) if i % 2 else kv.purge(key))
+            expected.pop(key)
+        assert await bucket_values(js, "T_VALUES") == expected
+        assert await bucket_values(js, "T_VALUES", "ns1.>") == {
+            k: v for k, v in expected.items() if k.startswith("ns1.")
+        }
+    finally:
+        await nc.close()
