@@ -415,19 +415,28 @@ class JetStreamEventStore:
         return int(info.state.last_seq)
 
     async def read_all(self, after: int = 0) -> AsyncIterator[Commit]:
+        """Every stored commit after sequence `after`, in order, up to the last sequence when the
+        read starts: one ordered consumer whose callback queues the messages (a push with flow
+        control), decoded as they are taken."""
         last = await self.last_sequence()
         if last <= after:
             return
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+
+        async def take(msg: Any) -> None:
+            queue.put_nowait(msg)
+
         sub = await self.js.subscribe(
             f"{s.EVENTS_PREFIX}.>",
             ordered_consumer=True,
+            cb=take,
             config=ConsumerConfig(
                 deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after + 1
             ),
         )
         try:
             while True:
-                msg = await sub.next_msg(timeout=10)
+                msg = await asyncio.wait_for(queue.get(), timeout=10)
                 seq = int(msg.metadata.sequence.stream)
                 yield decode_message(msg, seq)
                 if seq >= last:

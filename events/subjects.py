@@ -49,6 +49,8 @@ def escape(token: str) -> str:
 def unescape(token: str) -> str:
     if token == "_":
         return ""
+    if "_" not in token:  # nothing was escaped (a uid, most names)
+        return token
     out = bytearray()
     i = 0
     while i < len(token):

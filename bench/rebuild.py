@@ -1,0 +1,214 @@
+"""Benchmark: reading everything back, against raw JetStream in the same run.
+
+    uv run python bench/rebuild.py [--dgdrs 2000]
+
+One embedded nats-server. The events stream is filled with `--dgdrs` whole lifecycles as the
+service records them (Created+Validated, ProfilingStarted, five progress reports, the profiling
+result with the example's real Pareto front and DGD, deployment started, created, ready: the
+decider's own events, appended through `JetStreamEventStore`), and the status bucket with their
+projected statuses. Then, each against its raw floor:
+
+- rebuild: `Projector.rebuild()` (every status recomputed from the stream) against an ordered
+  consumer that only receives every message in a callback;
+- read all statuses: `Projector.values()` (run at every start) against a KV watch of all values
+  (nats-py's `KeyValue.watch`, last value per key, until its end marker).
+
+Goal (issue 11): rebuild <= 1.5x raw, read all statuses <= 1.5x raw. Ratios, not absolute numbers,
+carry between machines: both sides are measured here, now, on the same noisy machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import nats
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from dgdr.app.reactors import progress_command, result_command  # noqa: E402
+from dgdr.domain.decider import decide, evolve, initial_state  # noqa: E402
+from dgdr.domain.model import (  # noqa: E402
+    Apply,
+    Command,
+    ObserveDeployment,
+    Rejection,
+    StartProfiling,
+)
+from events import subjects  # noqa: E402
+from events.envelope import AggregateId, wrap  # noqa: E402
+from events.jetstream import JetStreamEventStore, ensure_layout  # noqa: E402
+from events.server import EmbeddedNatsServer  # noqa: E402
+from projections.projector import Projector  # noqa: E402
+from sim import profile  # noqa: E402
+
+AT = "2026-11-29T00:00:00.000Z"
+STAGES = ("Initializing", "SweepingPrefill", "SweepingDecode", "SelectingConfig", "GeneratingDGD")
+
+
+def lifecycle(name: str, uid: str, manifest: dict[str, Any], result: Any) -> list[Command]:
+    spec = manifest["spec"]
+    commands: list[Command] = [
+        Apply(id=f"apply-{uid}", at=AT, spec=spec, labels={}, discovered_hardware={}),
+        StartProfiling(id=f"start-{uid}", at=AT, generation=1, job_name=f"profile-{name}"),
+    ]
+    commands += [progress_command(uid, 1, None, stage, f"{stage} ...") for stage in STAGES]
+    dgd = {**result.selected_config, "metadata": {"name": f"{name}-dgd"}}
+    commands.append(
+        result_command(
+            uid, 1, None, dgd, result.pareto, result.message, result.configmaps, result.sla_verdict
+        )
+    )
+    for observed in ("pending", "successful"):
+        commands.append(
+            ObserveDeployment(
+                id=f"observe-{observed}-{uid}",
+                at=AT,
+                dgd_name=f"{name}-dgd",
+                observed=observed,  # type: ignore[arg-type]
+                replicas=1,
+                available_replicas=1 if observed == "successful" else 0,
+            )
+        )
+    return commands
+
+
+async def fill(store: JetStreamEventStore, count: int, inflight: int) -> int:
+    manifest = yaml.safe_load((ROOT / "examples" / "qwen3-0.6b.yaml").read_text())
+    result = profile(manifest)
+    events_written = 0
+
+    async def one(i: int) -> None:
+        nonlocal events_written
+        name, uid = f"dgdr-{i:05d}", str(uuid.uuid4())
+        agg = AggregateId("default", name, uid)
+        state, expected = initial_state(), 0
+        for command in lifecycle(name, uid, manifest, result):
+            decision = decide(state, command)
+            if isinstance(decision, Rejection):
+                raise SystemExit(f"the lifecycle was rejected at {command!r}: {decision}")
+            if not decision:
+                continue
+            for event in decision:
+                state = evolve(state, event, command.id)
+            envs = wrap(decision, agg, command_id=command.id, at=AT, correlation_id=None)
+            expected = await store.append(agg, envs, expected=expected, commit_id=command.id)
+            events_written += len(envs)
+
+    pending = iter(range(count))
+
+    async def worker() -> None:
+        for i in pending:
+            await one(i)
+
+    await asyncio.gather(*(worker() for _ in range(inflight)))
+    return events_written
+
+
+async def raw_read_all(nc: Any, last: int) -> float:
+    done = asyncio.Event()
+    received = 0
+
+    async def take(msg: Any) -> None:
+        nonlocal received
+        received += 1
+        if msg.metadata.sequence.stream >= last:
+            done.set()
+
+    t0 = time.perf_counter()
+    sub = await nc.jetstream().subscribe(
+        f"{subjects.EVENTS_PREFIX}.>", ordered_consumer=True, cb=take
+    )
+    await done.wait()
+    elapsed = time.perf_counter() - t0
+    await sub.unsubscribe()
+    return elapsed
+
+
+async def raw_watch_all(kv: Any) -> tuple[float, int]:
+    t0 = time.perf_counter()
+    watcher = await kv.watchall()
+    count = 0
+    async for entry in watcher:
+        if entry is None:
+            break
+        count += 1
+    elapsed = time.perf_counter() - t0
+    await watcher.stop()
+    return elapsed, count
+
+
+def best(samples: list[float]) -> float:
+    return min(samples)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dgdrs", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each side; the best counts")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        server = EmbeddedNatsServer(Path(tmp) / "nats")
+        await server.start()
+        nc = await nats.connect(server.url)
+        try:
+            js = nc.jetstream()
+            kv = await ensure_layout(js)
+            store = JetStreamEventStore(nc, js)
+            t0 = time.perf_counter()
+            written = await fill(store, args.dgdrs, 32)
+            last = await store.last_sequence()
+            print(
+                f"filled: {args.dgdrs} DGDRs, {written} events in {last} messages "
+                f"({time.perf_counter() - t0:.1f} s)"
+            )
+            projector = Projector(js, kv, store)
+            rebuilt = await projector.rebuild()
+            for key, value in rebuilt.items():
+                await kv.put(key, value)
+            size = sum(map(len, rebuilt.values())) / max(1, len(rebuilt))
+            print(
+                f"statuses: {len(rebuilt)} in {subjects.STATUS_BUCKET}, {size / 1024:.1f} KiB each"
+            )
+
+            raw, ours = [], []
+            for _ in range(args.repeat):
+                raw.append(await raw_read_all(nc, last))
+                t0 = time.perf_counter()
+                await projector.rebuild()
+                ours.append(time.perf_counter() - t0)
+            print(
+                f"rebuild      raw ordered consumer {best(raw):7.3f} s | "
+                f"Projector.rebuild() {best(ours):7.3f} s | ratio {best(ours) / best(raw):5.2f} "
+                "(goal <= 1.5)"
+            )
+
+            raw, ours = [], []
+            for _ in range(args.repeat):
+                elapsed, count = await raw_watch_all(kv)
+                assert count == len(rebuilt), (count, len(rebuilt))
+                raw.append(elapsed)
+                t0 = time.perf_counter()
+                values = await projector.values()
+                ours.append(time.perf_counter() - t0)
+                assert len(values) == len(rebuilt)
+            print(
+                f"read all     raw KV watch         {best(raw):7.3f} s | "
+                f"Projector.values()  {best(ours):7.3f} s | ratio {best(ours) / best(raw):5.2f} "
+                "(goal <= 1.5)"
+            )
+        finally:
+            await nc.close()
+            await server.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
