@@ -48,7 +48,7 @@ from ._deploy import (
     planner_objects,
 )
 from ._dgd import build_dgd
-from ._message import result_message
+from ._message import result_message, sla_summary
 from ._modelpath import ModelDirs
 from ._naive import (
     can_estimate,
@@ -77,6 +77,9 @@ class ProfileResult:
     # "met"/"missed": the picked config's estimate against the SLA; "unverified": the naive
     # configuration of a model nothing estimates (the message says why; `pareto` is empty).
     sla_verdict: SlaVerdict
+    # The verdict in words, as the message says it ("SLA missed: TTFT ... (closest achievable
+    # config)"); for the naive configuration, why it is unverified.
+    sla_summary: str = ""
     # Objects deployed with the DGD (the planner's ConfigMaps), in the order to create them.
     configmaps: list[dict[str, Any]] = field(default_factory=list)
 
@@ -166,6 +169,7 @@ def _result(
         ),
         backend=selection.backend,
         sla_verdict="met" if c.meets_sla else "missed",
+        sla_summary=sla_summary(c, setup.sla, c.meets_sla),
         configmaps=objects.configmaps,
     )
 
@@ -193,4 +197,5 @@ def _naive(
         message=naive_message(spec, plan, override_notes),
         backend=plan.backend,
         sla_verdict="unverified",
+        sla_summary=f"SLA unverified: {spec.model} has no estimate (Dynamo's naive configuration)",
     )

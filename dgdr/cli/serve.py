@@ -26,7 +26,7 @@ import typer
 from dgdr.cli import render
 from dgdr.cli.base import Settings, app, run, settings_of
 from dgdr.cli.console import err, fail, out
-from dgdr.cli.requests import parse_duration, print_outcome
+from dgdr.cli.requests import parse_duration, print_outcome, print_sla_warning
 from dgdr.client import DgdrClient, load_documents
 from events.connection import ConnectOptions, redact_url
 
@@ -383,6 +383,7 @@ def demo(
         f"{obj['metadata']['namespace']}"
     )
     out.print(f"selected: {render.condition(obj, 'Profiling').get('message', '')}")
+    print_sla_warning(obj["metadata"]["name"], obj)
     for component in dgd.get("spec", {}).get("components", []):  # v1beta1
         containers = component.get("podTemplate", {}).get("spec", {}).get("containers", [])
         main: dict[str, Any] = next((c for c in containers if c.get("name") == "main"), {})
