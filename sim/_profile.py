@@ -14,7 +14,8 @@ as its sub-phase when it is done:
    only then);
 5. DGD (`sim._deploy`, `sim._dgd`): the DGD of the selected config (GeneratingDGD);
 6. message (`sim._message`): the one-line result: what was picked, which backend won under
-   auto and by how much, SLA met or missed by how much per target, load served, notes.
+   auto and by how much, SLA met or missed by how much per target (under thorough without a
+   cluster, as measured by the request-level simulation), load served, notes.
 
 A model nothing estimates (not in the catalog, no config.json) takes Dynamo's naive fallback
 instead (`sim._naive`): the smallest TP that holds its weights as its name states them,
@@ -154,6 +155,7 @@ def _result(
         *selection.notes,
         *override_notes,
     ]
+    met, verdict = selection.measured or (c.meets_sla, sla_summary(c, setup.sla, c.meets_sla))
     return ProfileResult(
         dgd_name=dgd["metadata"]["name"],
         selected_config=dgd,
@@ -166,10 +168,11 @@ def _result(
             sla=setup.sla,
             workload=setup.workload,
             notes=notes,
+            verdict=verdict,
         ),
         backend=selection.backend,
-        sla_verdict="met" if c.meets_sla else "missed",
-        sla_summary=sla_summary(c, setup.sla, c.meets_sla),
+        sla_verdict="met" if met else "missed",
+        sla_summary=verdict,
         configmaps=objects.configmaps,
     )
 
