@@ -121,6 +121,16 @@ InsecureOption = Annotated[
     ),
 ]
 
+RequireSlaDefaultOption = Annotated[
+    bool,
+    typer.Option(
+        "--require-sla",
+        help="fail every DGDR whose pick misses its SLA (reason SLANotMet, nothing deployed) "
+        'unless it sets the annotation dgdr.nvidia.com/require-sla: "false"; by default the '
+        "closest config deploys and the status says the SLA is missed",
+    ),
+]
+
 
 @app.command()
 def up(
@@ -173,6 +183,7 @@ def up(
     model_dir: ModelDirOption = None,
     log_level: Annotated[str, typer.Option()] = "INFO",
     insecure: InsecureOption = False,
+    require_sla: RequireSlaDefaultOption = False,
 ) -> None:
     """Run the service (embedded NATS, profiling worker, deployment target) until interrupted."""
     from dgdr.app.logs import LEVELS, configure
@@ -183,7 +194,7 @@ def up(
         raise fail("--insecure goes with the embedded server (not with --no-embedded)", 2)
     _check_durability(replicas, sync, embedded)
     config = _up_config(settings_of(ctx), rollout_delay, roles, replicas)
-    config = replace(config, model_dirs=tuple(model_dir or ()))
+    config = replace(config, model_dirs=tuple(model_dir or ()), require_sla=require_sla)
     side = _cluster_side(
         cluster,
         kubeconfig,

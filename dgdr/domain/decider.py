@@ -79,7 +79,12 @@ from dgdr.domain.model import (
     ValidationFailed,
 )
 from dgdr.domain.phases import PROFILING_PHASES
-from dgdr.domain.sla import SLA_NOT_MET, sla_not_met_message, sla_required
+from dgdr.domain.sla import (
+    SLA_NOT_MET,
+    sla_not_met_message,
+    sla_required,
+    with_service_default,
+)
 from dgdr.domain.spec import DGDRSpec, FieldError
 
 REQUEST_MEMORY = 32
@@ -283,13 +288,14 @@ def _decide_apply(state: State, command: Apply) -> list[Event] | Rejection:
     if not verdict.allowed:
         return Rejection(verdict.reason, verdict.message, verdict.errors, invalid=True)
     parsed = command.parsed if isinstance(command.parsed, DGDRSpec) else None
+    applied = with_service_default(command.annotations, command.require_sla_default)
     if not state.exists:
         created: Event = Created(
             spec=command.spec,
             parsed=parsed,
             generation=1,
             labels=command.labels,
-            annotations=command.annotations,
+            annotations=applied,
         )
         return [created, *_validation(1, command)]
     if command.spec == state.spec:
@@ -301,7 +307,7 @@ def _decide_apply(state: State, command: Apply) -> list[Event] | Rejection:
             AutoApplyEnabled(spec=command.spec, parsed=parsed, generation=generation),
             DeploymentStarted(dgd_name=state.dgd_name or ""),
         ]
-    annotations = None if command.annotations == state.annotations else command.annotations
+    annotations = None if applied == state.annotations else applied
     return [
         SpecUpdated(
             spec=command.spec, parsed=parsed, generation=generation, annotations=annotations

@@ -244,10 +244,15 @@ def event_from_payload(event_type: str, payload: dict[str, Any]) -> Event:
     return EVENT_ADAPTER.validate_python({**payload, "type": event_type})
 
 
+# Fields added after their events were first stored, left out of the payload while unset: an event
+# that does not use one is stored as before (and still reads with code that predates the field).
+_LEFT_OUT_WHEN_UNSET = frozenset({"reason", "slaSummary", "annotations"})
+
+
 def event_payload(event: Event) -> dict[str, Any]:
     data = event.model_dump(mode="json", by_alias=True)
     data.pop("type")
-    return data
+    return {k: v for k, v in data.items() if v is not None or k not in _LEFT_OUT_WHEN_UNSET}
 
 
 # ------------------------------------------------------------------------------------------- commands
@@ -274,6 +279,8 @@ class Apply(_Command):
     discovered_hardware: dict[str, Any] = Field(default_factory=dict)
     # Why the profiler cannot take `spec.model` (the edge asks the profiler); None when it can.
     model_refusal: str | None = None
+    # The service requires SLAs unless a DGDR says otherwise (`dgdr.domain.sla`).
+    require_sla_default: bool = False
 
     @model_validator(mode="before")
     @classmethod

@@ -5,7 +5,9 @@ for it, and an annotation travels through `kubectl apply` unchanged), the reason
 DGDR failed because its SLA is required and the closest achievable config misses it, and that
 failure's message. Dynamo's profiler never fails on an SLA (it warns and raises the target to what
 is achievable); without the annotation, neither does dgdr: the pick deploys and the status says
-the SLA is missed (condition `SLAMet` False, and the phase message).
+the SLA is missed (condition `SLAMet` False, and the phase message). A service started with
+`dgdr up --require-sla` records the annotation "true" on every DGDR that does not set it (so the
+stored object says why it failed, and replaying its events decides the same).
 
 Pure functions; an annotation value other than "true"/"false" is a `FieldError` naming it.
 """
@@ -36,6 +38,14 @@ def require_sla_error(annotations: Mapping[str, str]) -> FieldError | None:
 def sla_required(annotations: Mapping[str, str]) -> bool:
     """Whether the annotations ask for the SLA to be met (a value that is not "true" does not)."""
     return _VALUES.get(annotations.get(REQUIRE_SLA_ANNOTATION, ""), False)
+
+
+def with_service_default(annotations: Mapping[str, str], required: bool) -> dict[str, str]:
+    """The annotations a DGDR is recorded with when the service requires SLAs by default
+    (`dgdr up --require-sla`): the annotation set to "true" unless the DGDR sets it itself."""
+    if not required or REQUIRE_SLA_ANNOTATION in annotations:
+        return dict(annotations)
+    return {**annotations, REQUIRE_SLA_ANNOTATION: "true"}
 
 
 def sla_not_met_message(summary: str, pick: str) -> str:

@@ -3,9 +3,15 @@ warning by default, a failure with `--require-sla` (or the annotation kubectl us
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import yaml
 
-from tests.integration.conftest import Running
+from dgdr.app.service import Service
+from dgdr.client import DgdrClient
+from events.connection import ConnectOptions
+from events.server import EmbeddedNatsServer
+from tests.integration.conftest import Running, fast_config
 from tests.integration.test_cli import ROOT, dgdr
 
 EXAMPLE = (ROOT / "examples/qwen3-0.6b.yaml").read_text()
@@ -70,3 +76,23 @@ async def test_a_required_sla_that_is_missed_fails_and_deploys_nothing(running: 
     assert outcome["status"] == "invalid", outcome
     fields = [e["field"] for e in outcome["errors"]]
     assert fields == ["metadata.annotations[dgdr.nvidia.com/require-sla]"]
+
+
+async def test_a_service_that_requires_slas_fails_a_missed_one_unless_the_dgdr_opts_out(
+    nats_server: EmbeddedNatsServer,
+) -> None:
+    service = Service(
+        replace(fast_config(nats_server.url), require_sla=True)
+    )  # dgdr up --require-sla
+    await service.start()
+    try:
+        async with DgdrClient(ConnectOptions(url=nats_server.url)) as client:
+            await client.apply(yaml.safe_load(unmeetable("by-default")))
+            await client.apply(yaml.safe_load(unmeetable("opted-out", "false")))
+            failed = await client.wait("by-default", phase="Failed", timeout=60)
+            assert failed["status"]["conditions"][0]["reason"] == "SLANotMet"
+            assert failed["metadata"]["annotations"] == {"dgdr.nvidia.com/require-sla": "true"}
+            deployed = await client.wait("opted-out", phase="Deployed", timeout=60)
+            assert deployed["status"]["phase"] == "Deployed"
+    finally:
+        await service.stop()

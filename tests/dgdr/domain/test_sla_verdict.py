@@ -103,3 +103,23 @@ def test_events_stored_before_the_new_fields_read_as_before() -> None:
     assert isinstance(completed, ProfilingCompleted) and completed.sla_summary is None
     updated = event_from_payload("SpecUpdated", {"spec": SPEC, "generation": 2})
     assert isinstance(updated, SpecUpdated) and updated.annotations is None
+
+
+def test_a_service_that_requires_slas_records_the_annotation_unless_the_dgdr_sets_it() -> None:
+    state, _ = run([])
+    for given, recorded in ((None, "true"), ("false", "false"), ("true", "true")):
+        command = applied(require=given).model_copy(update={"require_sla_default": True})
+        decision = decide(state, command)
+        assert isinstance(decision, list)
+        assert decision[0].annotations == {REQUIRE_SLA_ANNOTATION: recorded}  # type: ignore[union-attr]
+
+
+def test_an_event_that_does_not_use_a_new_field_is_stored_as_before() -> None:
+    from dgdr.domain.model import event_payload
+
+    assert event_payload(ProfilingFailed(sub_phase="Initializing", message="m")) == {
+        "subPhase": "Initializing",
+        "message": "m",
+    }
+    assert "annotations" not in event_payload(SpecUpdated(spec=SPEC, generation=2))
+    assert event_payload(ProfilingFailed(message="m", reason=SLA_NOT_MET))["reason"] == SLA_NOT_MET
