@@ -11,7 +11,9 @@ the stream sequence of the last commit folded in.
 (`dgdr.domain.machine`): the state the status shows, then the event's trigger, give the next state.
 Only the other conditions, the messages and the event's data are written per event type; failure and
 progress reasons are the event's description (`dgdr.domain.describe`), as `dgdr describe` and
-Kubernetes Events show them. Condition wording is Dynamo's controller's: Validation True
+Kubernetes Events show them. A pick that misses the SLA (condition `SLAMet` False, its message the
+profiler's verdict) is noted on `Succeeded` in Ready and Deployed: "Deployment is healthy; SLA
+missed: TTFT ... (closest achievable config)". Condition wording is Dynamo's controller's: Validation True
 `ValidationPassed` "DGDR spec validation passed"; Profiling True `ProfilingCompleted` "Profiling job
 completed successfully" (then our profiler's summary after "; "); SpecGenerated True "DynamoGraphDeployment
 spec generated successfully"; in Failed, `Succeeded` shows the first False condition of Validation,
@@ -81,6 +83,8 @@ SUCCEEDED: dict[str, tuple[str, str, str]] = {
     "Deployed": ("True", "Deployed", "Deployment is healthy"),
     "Failed": ("False", "Failed", "DGDR has failed"),
 }
+# Where `Succeeded` (the phase message) also says that the pick misses the SLA.
+SLA_NOTED_PHASES = ("Ready", "Deployed")
 # What a new generation of the spec starts without: its profiling and deployment are still to come.
 PER_GENERATION = (
     "profilingPhase",
@@ -152,6 +156,8 @@ class _Conditions:
         with a message gives the reason, and its message with the condition's prefix."""
         phase = self.status["phase"]
         cstatus, default_reason, default_message = SUCCEEDED[phase]
+        if phase in SLA_NOTED_PHASES and message is None:
+            message = _with_sla_note(self.status, default_message)
         if phase == "Failed":
             reason, message = None, None
             found = {c["type"]: c for c in self.status.get("conditions", [])}
@@ -171,6 +177,14 @@ class _Conditions:
         self.status["conditions"] = [
             c for c in self.status.get("conditions", []) if c["type"] not in types
         ]
+
+
+def _with_sla_note(status: dict[str, Any], message: str) -> str:
+    """`message`, then the `SLAMet` condition's message when the pick misses the SLA."""
+    sla = next((c for c in status.get("conditions", []) if c["type"] == "SLAMet"), None)
+    if sla is None or sla["status"] != "False":
+        return message
+    return f"{message}; {sla['message']}"
 
 
 def _enter(conditions: _Conditions, state: str) -> None:
@@ -236,6 +250,10 @@ def project(obj: dict[str, Any] | None, envelope: Envelope, seq: int) -> dict[st
         raise InvalidHistory(f"{envelope.aggregate}: {event.type} is not allowed in state {source}")
     if isinstance(event, SpecUpdated | AutoApplyEnabled):
         new["spec"], new["metadata"]["generation"] = event.spec, event.generation
+    if isinstance(event, SpecUpdated) and event.annotations is not None:
+        new["metadata"].pop("annotations", None)
+        if event.annotations:
+            new["metadata"]["annotations"] = event.annotations
     conditions = _Conditions(new["status"], envelope.time, new["metadata"]["generation"])
     _enter(conditions, state)
     _record(new["status"], event, conditions)
@@ -283,8 +301,11 @@ def _record(status: dict[str, Any], event: Event, conditions: _Conditions) -> No
             )
             c.set("Profiling", "True", "ProfilingCompleted", done)
             if event.sla_verdict is not None:
-                c.set("SLAMet", *SLA_CONDITION[event.sla_verdict], event.message)
+                verdict = event.sla_summary or event.message
+                c.set("SLAMet", *SLA_CONDITION[event.sla_verdict], verdict)
             c.set("SpecGenerated", "True", "SpecGenerated", SPEC_GENERATED)
+            if status["phase"] in SLA_NOTED_PHASES:
+                c.succeeded()  # again: the phase message notes the verdict just recorded
         case DeploymentStarted():
             status["dgdName"] = event.dgd_name
             creating = f"Creating DynamoGraphDeployment {event.dgd_name}"

@@ -1,7 +1,7 @@
 """`simulate()`: a request-level discrete-event simulation of an aggregated deployment.
 
 Owns: arrivals (Poisson at `request_rate`, or a closed loop of `concurrency` users with no think
-time), routing (each request joins the replica with the fewest requests in it), continuous batching
+time who join one after another over a warm-up, see below), routing (each request joins the replica with the fewest requests in it), continuous batching
 per replica (a step either prefills up to `MAX_PREFILL_PROMPTS` waiting prompts while there are free
 slots, prefill first as vLLM's default scheduler does, or decodes one token for every running
 sequence), the KV-cache limit (`max_batch` sequences per replica), and the measured TTFT and ITL
@@ -12,6 +12,14 @@ Step durations come from the roofline (`sim.estimate`): a prefill of `k` prompts
 of `k` prompts at `isl`; a decode step of `b` sequences is one static decode step at the mean
 context `isl + osl/2`, tabulated over `b` and interpolated. Not modelled: disaggregated serving,
 chunked prefill mixing prefill and decode in one step, prefix caching, varying isl/osl.
+
+The closed loop's users join evenly spaced over a warm-up of one request's duration at full load
+(`warmup_s`: the prefill of one prompt plus `osl` decode steps at the batch each engine will run),
+as a running service's users have: users that all start at once with equal isl/osl finish together
+and come back together, a lockstep wave that never dissipates, in which every request sees one of
+a few queue positions (p90 equals p99) and no decode step is ever stalled by a prefill. Requests
+sent during the warm-up are served but not measured, unless none is sent after it (then all are).
+This steady state is the one `sim.profile`'s agg estimate assumes.
 
 The bookkeeping any request-level simulation needs (event queue, requests, closed-loop refills,
 TTFT/ITL measurements) is `Run`; `sim._des_disagg` adds its own scheduling on the same `Run`.
@@ -48,6 +56,9 @@ class SimulationResult:
     requests_per_s: float
     mean_running: float  # mean sequences decoding per decode step
     peak_running: int
+    # Closed loop: the seconds over which the users joined; their requests are not measured.
+    warmup_s: float = 0.0
+    measured: int = 0  # requests whose TTFT and ITL the percentiles are of
 
 
 @dataclass
@@ -139,12 +150,23 @@ def decode_table(
 
 
 def arrivals(
-    rng: np.random.Generator, request_rate: float | None, concurrency: int | None, requests: int
+    rng: np.random.Generator,
+    request_rate: float | None,
+    concurrency: int | None,
+    requests: int,
+    warmup_s: float = 0.0,
 ) -> list[float]:
-    """Arrival times: Poisson at `request_rate`, or the closed loop's first `concurrency` at 0."""
+    """Arrival times: Poisson at `request_rate`, or the closed loop's first `concurrency`
+    requests evenly spaced over `warmup_s`."""
     if request_rate is not None:
         return [float(t) for t in np.cumsum(rng.exponential(1.0 / request_rate, size=requests))]
-    return [0.0] * min(int(concurrency or 1), requests)
+    users = min(int(concurrency or 1), requests)
+    return [warmup_s * i / users for i in range(users)]
+
+
+def warmup_s(prefill_one_ms: float, step_ms: float, osl: int) -> float:
+    """One request's duration at full load: the closed loop's users join over it."""
+    return (prefill_one_ms + osl * step_ms) / 1000.0
 
 
 class Run:
@@ -159,16 +181,19 @@ class Run:
         concurrency: int | None,
         requests: int,
         osl: int,
+        warmup_s: float = 0.0,
     ) -> None:
         self.osl, self.requests, self.closed_loop = osl, requests, concurrency is not None
+        self.warmup_s = warmup_s if self.closed_loop else 0.0
         self.heap: list[tuple[float, int, str, int, tuple[int, ...]]] = []
         self.counter = 0
         self.reqs: list[_Request] = []
-        self.ttft: list[float] = []
-        self.itl: list[float] = []
+        # (arrival of the request, ms): the warm-up's are dropped from the percentiles
+        self.ttft: list[tuple[float, float]] = []
+        self.itl: list[tuple[float, float]] = []
         self.batches: list[int] = []  # sequences in each decode step
         self.done, self.end, self.peak = 0, 0.0, 0
-        for t in arrivals(rng, request_rate, concurrency, requests):
+        for t in arrivals(rng, request_rate, concurrency, requests, self.warmup_s):
             self.arrive(t)
 
     def push(self, t: float, kind: str, index: int, batch: tuple[int, ...] = ()) -> None:
@@ -188,7 +213,7 @@ class Run:
     def first_token(self, q: int, t: float) -> bool:
         """Request `q` got its first token (prefill done) at `t`; True while it wants more."""
         req = self.reqs[q]
-        self.ttft.append((t - req.arrival) * 1000.0)
+        self.ttft.append((req.arrival, (t - req.arrival) * 1000.0))
         req.remaining -= 1
         req.last_token = t
         if req.remaining == 0:
@@ -201,7 +226,7 @@ class Run:
         still = []
         for q in running:
             req = self.reqs[q]
-            self.itl.append((t - req.last_token) * 1000.0)
+            self.itl.append((req.arrival, (t - req.last_token) * 1000.0))
             req.last_token = t
             req.remaining -= 1
             if req.remaining == 0:
@@ -210,17 +235,25 @@ class Run:
                 still.append(q)
         return still
 
+    def _steady(self, samples: list[tuple[float, float]]) -> list[float]:
+        """The samples of requests sent after the warm-up (all of them when there are none)."""
+        after = [ms for arrival, ms in samples if arrival >= self.warmup_s]
+        return after or [ms for _, ms in samples]
+
     def result(self) -> SimulationResult:
         duration = max(self.end, 1e-9)
+        measured = sum(1 for r in self.reqs if r.arrival >= self.warmup_s and r.remaining == 0)
         return SimulationResult(
             requests=self.done,
             duration_s=duration,
-            ttft_ms=percentiles(self.ttft),
-            itl_ms=percentiles(self.itl),
+            ttft_ms=percentiles(self._steady(self.ttft)),
+            itl_ms=percentiles(self._steady(self.itl)),
             output_tokens_per_s=self.done * self.osl / duration,
             requests_per_s=self.done / duration,
             mean_running=float(np.mean(self.batches)) if self.batches else 0.0,
             peak_running=self.peak,
+            warmup_s=self.warmup_s,
+            measured=measured or self.done,
         )
 
 
@@ -256,7 +289,9 @@ def simulate(
     def decode_ms(batch: int) -> float:
         return float(np.interp(batch, grid, decode_grid))
 
-    run = Run(np.random.default_rng(seed), request_rate, concurrency, requests, osl)
+    per_replica = min(max_batch, -(-(concurrency or 1) // replicas))
+    warmup = warmup_s(prefill_ms[1], decode_ms(per_replica), osl)
+    run = Run(np.random.default_rng(seed), request_rate, concurrency, requests, osl, warmup)
     pool = [Replica() for _ in range(replicas)]
 
     def start(r: int, t: float) -> None:

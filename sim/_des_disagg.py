@@ -9,6 +9,7 @@ included); ITL is the gap between a sequence's consecutive tokens, so waiting fo
 shows up in it. Step times are `sim.estimate`'s, at the prefill and the decode TP. Not modelled:
 the KV transfer time between the pools, chunked prefill, prefix caching, varying isl/osl.
 
+A closed loop's users join over a warm-up that is not measured, as in `sim._des`.
 Deterministic for a given `seed`. Bad arguments raise `EstimateError` naming the argument.
 """
 
@@ -28,6 +29,7 @@ from ._des import (
     check_load,
     decode_table,
     prefill_table,
+    warmup_s,
 )
 from ._estimate import resolve_gpu, resolve_model
 
@@ -63,7 +65,9 @@ def simulate_disagg(
     arch, gpu = resolve_model(model), resolve_gpu(gpu_sku)
     prefill_ms = prefill_table(arch, gpu, backend, prefill_tp, isl, prefill_ep)
     grid, steps = decode_table(arch, gpu, backend, decode_tp, max_batch, isl, osl, decode_ep)
-    run = Run(np.random.default_rng(seed), request_rate, concurrency, requests, osl)
+    per_worker = min(max_batch, -(-(concurrency or 1) // decode_workers))
+    warmup = warmup_s(prefill_ms[1], float(np.interp(per_worker, grid, steps)), osl)
+    run = Run(np.random.default_rng(seed), request_rate, concurrency, requests, osl, warmup)
     queue: deque[int] = deque()
     idle_prefill = prefill_workers
     decoders = [Replica() for _ in range(decode_workers)]

@@ -23,7 +23,7 @@ def ms(x: float) -> str:
 num = ms
 
 
-def _target(label: str, actual: float, target: float) -> str:
+def target_words(label: str, actual: float, target: float) -> str:
     if actual <= target:
         return f"{label} {ms(actual)} ms <= {ms(target)} ms"
     pct = (actual / target - 1.0) * 100.0
@@ -34,11 +34,11 @@ def _target(label: str, actual: float, target: float) -> str:
 def sla_summary(c: Candidate, sla: SLA, met: bool) -> str:
     """`SLA met: ...` or `SLA missed: ...` with each target and by how much it is missed."""
     if sla.e2e_latency is not None:
-        parts = [_target("e2eLatency", c.e2e_ms, sla.e2e_latency)]
+        parts = [target_words("e2eLatency", c.e2e_ms, sla.e2e_latency)]
     else:
         parts = [
-            _target("TTFT", c.ttft_ms, sla.ttft or math.inf),
-            _target("ITL", c.itl_ms, sla.itl or math.inf),
+            target_words("TTFT", c.ttft_ms, sla.ttft or math.inf),
+            target_words("ITL", c.itl_ms, sla.itl or math.inf),
         ]
     if met:
         return "SLA met: " + ", ".join(parts)
@@ -144,8 +144,10 @@ def result_message(
     sla: SLA,
     workload: Workload,
     notes: Sequence[str],
+    verdict: str | None = None,
 ) -> str:
-    """The one-line result: what was picked and its figures, the SLA verdict, the load note, then
+    """The one-line result: what was picked and its figures, the SLA verdict (`verdict` when the
+    pick was judged otherwise than by its estimate: thorough's measured one), the load note, then
     `notes` in order."""
     per_worker = "decode " if c.mode == "disagg" else ""
     head = (
@@ -154,4 +156,5 @@ def result_message(
         f"{num(c.tokens_per_s_per_user)} tok/s/user (roofline estimate)"
     )
     load = load_note(workload, c, total_gpus)
-    return "; ".join([head, sla_summary(c, sla, c.meets_sla), *([load] if load else []), *notes])
+    verdict = verdict or sla_summary(c, sla, c.meets_sla)
+    return "; ".join([head, verdict, *([load] if load else []), *notes])

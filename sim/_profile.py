@@ -14,7 +14,8 @@ as its sub-phase when it is done:
    only then);
 5. DGD (`sim._deploy`, `sim._dgd`): the DGD of the selected config (GeneratingDGD);
 6. message (`sim._message`): the one-line result: what was picked, which backend won under
-   auto and by how much, SLA met or missed by how much per target, load served, notes.
+   auto and by how much, SLA met or missed by how much per target (under thorough without a
+   cluster, as measured by the request-level simulation), load served, notes.
 
 A model nothing estimates (not in the catalog, no config.json) takes Dynamo's naive fallback
 instead (`sim._naive`): the smallest TP that holds its weights as its name states them,
@@ -48,7 +49,7 @@ from ._deploy import (
     planner_objects,
 )
 from ._dgd import build_dgd
-from ._message import result_message
+from ._message import result_message, sla_summary
 from ._modelpath import ModelDirs
 from ._naive import (
     can_estimate,
@@ -77,6 +78,9 @@ class ProfileResult:
     # "met"/"missed": the picked config's estimate against the SLA; "unverified": the naive
     # configuration of a model nothing estimates (the message says why; `pareto` is empty).
     sla_verdict: SlaVerdict
+    # The verdict in words, as the message says it ("SLA missed: TTFT ... (closest achievable
+    # config)"); for the naive configuration, why it is unverified.
+    sla_summary: str = ""
     # Objects deployed with the DGD (the planner's ConfigMaps), in the order to create them.
     configmaps: list[dict[str, Any]] = field(default_factory=list)
 
@@ -151,6 +155,7 @@ def _result(
         *selection.notes,
         *override_notes,
     ]
+    met, verdict = selection.measured or (c.meets_sla, sla_summary(c, setup.sla, c.meets_sla))
     return ProfileResult(
         dgd_name=dgd["metadata"]["name"],
         selected_config=dgd,
@@ -163,9 +168,11 @@ def _result(
             sla=setup.sla,
             workload=setup.workload,
             notes=notes,
+            verdict=verdict,
         ),
         backend=selection.backend,
-        sla_verdict="met" if c.meets_sla else "missed",
+        sla_verdict="met" if met else "missed",
+        sla_summary=verdict,
         configmaps=objects.configmaps,
     )
 
@@ -193,4 +200,5 @@ def _naive(
         message=naive_message(spec, plan, override_notes),
         backend=plan.backend,
         sla_verdict="unverified",
+        sla_summary=f"SLA unverified: {spec.model} has no estimate (Dynamo's naive configuration)",
     )

@@ -9,8 +9,8 @@ whose pick ranks first (ties: `AUTO_BACKENDS` order). Autoscale
 and a note says the Planner is left out. Mocker (`features.mocker`): Dynamo's mocker is
 disaggregated, so the best disaggregated config of any searched backend. Thorough without a
 cluster: as Dynamo's thorough, disaggregated configurations only: the shortlist of the backend's
-disaggregated configs is simulated request by request and the best as measured is picked (not
-with autoscale or the mocker, whose disaggregated shapes are fixed). The Pareto front reported:
+disaggregated configs is simulated request by request and the best as measured is picked and
+judged as measured (not with autoscale or the mocker, whose disaggregated shapes are fixed). The Pareto front reported:
 the winning backend's, under `auto` the front over every backend's SLA-meeting configs (all
 configs when none meets it), under thorough the front of the disaggregated configs.
 
@@ -33,7 +33,7 @@ from ._planner import autoscale_pick
 from ._resolve import Setup
 from ._search import Candidate, Pick, pareto_front, rank_key, search
 from ._sweep import Sweep
-from ._thorough import simulate_shortlist
+from ._thorough import measured_verdict, simulate_shortlist
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,8 @@ class Selection:
     front: tuple[Candidate, ...]  # the Pareto front found (`chosen` may sit off it)
     simulated: str  # the thorough shortlist's summary for the report, "" when not simulated
     notes: tuple[str, ...] = ()
+    # Thorough: (meets the SLA as measured, the measured verdict in words); None otherwise.
+    measured: tuple[bool, str] | None = None
     auto_note: str | None = None  # which backend `auto` picked and why
 
 
@@ -120,9 +122,12 @@ def _mocker_pick(setup: Setup, searched: Searched, ranked: tuple[str, ...]) -> C
     return min(split_all, key=lambda c: rank_key(c, setup.sla.optimization_type))
 
 
-def _thorough(setup: Setup, splits: list[Candidate]) -> tuple[Candidate, str, str]:
-    """(config picked, shortlist summary, note): the best disaggregated config as simulated (as
-    Dynamo's thorough, only disaggregated configs are profiled); none fitting is an error."""
+def _thorough(
+    setup: Setup, splits: list[Candidate]
+) -> tuple[Candidate, str, str, tuple[bool, str]]:
+    """(config picked, shortlist summary, note, measured verdict): the best disaggregated config
+    as simulated (as Dynamo's thorough, only disaggregated configs are profiled); none fitting is
+    an error."""
     if not splits:
         raise ProfilingError(
             "SelectingConfig",
@@ -138,13 +143,14 @@ def _thorough(setup: Setup, splits: list[Candidate]) -> tuple[Candidate, str, st
         f"request ({best.result.requests}+ requests each): "
         + "; ".join(m.summary() for m in measured)
     )
+    c = best.candidate
     note = (
-        f"thorough: measured p90 TTFT {best.result.ttft_ms['p90']:.0f} ms, p90 ITL "
-        f"{best.result.itl_ms['p90']:.1f} ms, {best.tokens_per_s_per_gpu:.0f} tok/s/GPU "
-        f"in the request-level simulation (SLA {'met' if best.meets_sla else 'missed'} "
-        "as measured)"
+        f"thorough: picked and judged as measured in the request-level simulation, "
+        f"{best.tokens_per_s_per_gpu:.0f} tok/s/GPU (the roofline estimated TTFT "
+        f"{num(c.ttft_ms)} ms, ITL {num(c.itl_ms)} ms: SLA {'met' if c.meets_sla else 'missed'})"
     )
-    return best.candidate, simulated, note
+    verdict = measured_verdict(measured, setup.sla, setup.workload.osl)
+    return c, simulated, note, (best.meets_sla, verdict)
 
 
 def select(setup: Setup, searched: Searched) -> Selection:
@@ -161,16 +167,18 @@ def select(setup: Setup, searched: Searched) -> Selection:
             "features.mocker: the best disaggregated config was picked (the mocker is disagg)"
         )
     simulated = ""
+    measured: tuple[bool, str] | None = None
     pool = [p for b in ranked for p in searched.picks[b].pareto if p.meets_sla or not pick.met]
     front = pareto_front(pool) if setup.auto else pick.pareto
     if setup.spec.search_strategy is SearchStrategy.THOROUGH:
         splits = searched.splits[backend]
         front = pareto_front([c for c in splits if c.meets_sla] or splits)
         if not starts and not mocker:
-            chosen, simulated, note = _thorough(setup, splits)
+            chosen, simulated, note, measured = _thorough(setup, splits)
             notes.append(note)
     if (objective := setup.sla.optimization_type) is not None:
-        notes.append(objective_note(objective, chosen.meets_sla))
+        met = chosen.meets_sla if measured is None else measured[0]
+        notes.append(objective_note(objective, met))
     return Selection(
         backend=backend,
         pick=pick,
@@ -180,6 +188,7 @@ def select(setup: Setup, searched: Searched) -> Selection:
         front=tuple(front),
         simulated=simulated,
         notes=tuple(notes),
+        measured=measured,
         auto_note=(
             auto_note(searched.picks, ranked, setup.backends, skipped_backends=searched.some_unfit)
             if setup.auto

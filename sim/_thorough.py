@@ -6,9 +6,11 @@ ones first; the profile gives the disaggregated ones only, as Dynamo's thorough 
 disaggregated deployments), the workload each is simulated under (Poisson arrivals at `requestRate`, or a closed loop of
 `concurrency` users, or, with neither, a closed loop that fills the candidate: replicas x batch),
 the measured verdict (p90 TTFT and p90 ITL against the targets; `e2eLatency` against p90 TTFT +
-(osl - 1) x p90 ITL), and the ranking: configurations meeting the SLA as measured first, then the
-highest measured output tokens/s per GPU (with `sla.optimizationType: latency`, the lowest measured
-end-to-end latency).
+(osl - 1) x p90 ITL) and its words, and the ranking: configurations meeting the SLA as measured
+first, by the highest measured output tokens/s per GPU (with `sla.optimizationType: latency`, the
+lowest measured end-to-end latency), then the ones that miss it, closest to it first. The pick's
+verdict is the measured one: a config the estimate says meets the SLA but that misses it as
+measured is reported as missing it.
 
 Aggregated candidates run through `sim.simulate`, disaggregated ones through `sim.simulate_disagg`.
 Deterministic: a fixed seed per candidate. Failure semantics: none beyond `sim.simulate`'s argument checks, which the
@@ -17,6 +19,7 @@ candidates always pass.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +28,7 @@ from dgdr.domain.spec import SLA, OptimizationType, Workload
 from ._catalog import Gpu, ModelArch
 from ._des import SimulationResult, simulate
 from ._des_disagg import simulate_disagg
+from ._message import target_words
 from ._search import Candidate, rank_key, sla_ratio
 
 SHORTLIST = 5
@@ -57,9 +61,32 @@ def _p90_e2e(result: SimulationResult, osl: int) -> float:
     return result.ttft_ms["p90"] + (osl - 1) * result.itl_ms["p90"]
 
 
-def _meets(result: SimulationResult, sla: SLA, osl: int) -> bool:
+def _ratio(result: SimulationResult, sla: SLA, osl: int) -> float:
+    """The worst measured p90 over its target (at most 1 when the SLA is met as measured)."""
     ttft, itl = result.ttft_ms["p90"], result.itl_ms["p90"]
-    return bool(sla_ratio(sla, ttft, itl, _p90_e2e(result, osl)) <= 1.0)
+    return float(sla_ratio(sla, ttft, itl, _p90_e2e(result, osl)))
+
+
+def _meets(result: SimulationResult, sla: SLA, osl: int) -> bool:
+    return _ratio(result, sla, osl) <= 1.0
+
+
+def measured_verdict(ranked: list[Measured], sla: SLA, osl: int) -> str:
+    """The verdict on the best of `ranked` (best first) in words, from the measured p90s."""
+    best, r = ranked[0], ranked[0].result
+    if sla.e2e_latency is not None:
+        parts = [target_words("p90 e2eLatency", _p90_e2e(r, osl), sla.e2e_latency)]
+    else:
+        parts = [
+            target_words("p90 TTFT", r.ttft_ms["p90"], sla.ttft or math.inf),
+            target_words("p90 ITL", r.itl_ms["p90"], sla.itl or math.inf),
+        ]
+    if best.meets_sla:
+        return "SLA met as measured: " + ", ".join(parts)
+    return (
+        "SLA missed as measured: " + ", ".join(parts) + f" (closest of the {len(ranked)} "
+        "simulated configs; none meets the SLA as measured)"
+    )
 
 
 def slots(config: dict[str, Any]) -> int:
@@ -144,6 +171,11 @@ def simulate_shortlist(
                 tokens_per_s_per_gpu=result.output_tokens_per_s / c.gpus,
             )
         )
-    if sla.optimization_type is OptimizationType.LATENCY:
-        return sorted(measured, key=lambda m: (not m.meets_sla, _p90_e2e(m.result, workload.osl)))
-    return sorted(measured, key=lambda m: (not m.meets_sla, -m.tokens_per_s_per_gpu))
+    latency = sla.optimization_type is OptimizationType.LATENCY
+
+    def rank(m: Measured) -> tuple[bool, float]:
+        if not m.meets_sla:
+            return True, _ratio(m.result, sla, workload.osl)
+        return False, _p90_e2e(m.result, workload.osl) if latency else -m.tokens_per_s_per_gpu
+
+    return sorted(measured, key=rank)

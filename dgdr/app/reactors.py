@@ -398,6 +398,7 @@ class ProfilingWorker:
                 result.message,
                 result.configmaps,
                 result.sla_verdict,
+                result.sla_summary or None,
             )
         )
         bound.info("profiling done", dgd=result.dgd_name, summary=result.message)
@@ -430,6 +431,7 @@ def result_command(
     message: str,
     resources: list[dict[str, Any]],
     sla_verdict: SlaVerdict | None = None,
+    sla_summary: str | None = None,
 ) -> ReportProfilingResult:
     return ReportProfilingResult(
         id=f"profiling:{uid}:{gen}:result",
@@ -442,6 +444,7 @@ def result_command(
         message=message,
         additional_resources=resources,
         sla_verdict=sla_verdict,
+        sla_summary=sla_summary,
     )
 
 

@@ -65,8 +65,10 @@ class RequestHandler:
         model_dirs: tuple[Path, ...],
         max_deliveries: int,
         max_transient_deliveries: int,
+        require_sla: bool = False,
     ) -> None:
         self.nc, self.js, self.handler, self.cluster = nc, js, handler, cluster
+        self.require_sla = require_sla  # `dgdr up --require-sla`: the DGDRs' default
         self.model_dirs = model_dirs
         self.max_deliveries, self.max_transient_deliveries = (
             max_deliveries,
@@ -258,6 +260,7 @@ class RequestHandler:
                 annotations=meta.get("annotations") or {},
                 discovered_hardware=await self._discover(parsed),
                 model_refusal=self._model_refusal(parsed),
+                require_sla_default=self.require_sla,
             )
             uid = meta.get("uid")
         earlier = await self._recorded_before(namespace, name, request_id) if redelivered else None

@@ -85,6 +85,9 @@ class ServiceConfig:
     replicas: int = 1
     # The only directories whose config.json `spec.model` may name as a local path (`--model-dir`).
     model_dirs: tuple[Path, ...] = ()
+    # `--require-sla`: a DGDR whose pick misses its SLA fails unless it sets the annotation
+    # dgdr.nvidia.com/require-sla: "false" (dgdr.domain.sla).
+    require_sla: bool = False
     # Request failures and reconnects (dgdr.app.service: "Failure semantics").
     max_request_deliveries: int = 5  # a request failing for an unknown reason, then rejected
     max_transient_deliveries: int = 20  # a request failing because NATS is unavailable
@@ -224,6 +227,7 @@ class Service:
             model_dirs=self.config.model_dirs,
             max_deliveries=self.config.max_request_deliveries,
             max_transient_deliveries=self.config.max_transient_deliveries,
+            require_sla=self.config.require_sla,
         )
         projector = self.projector
 

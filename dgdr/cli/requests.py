@@ -1,6 +1,9 @@
 """The `dgdr` verbs over the public NATS contract, kubectl's way: apply, delete, get, describe,
 history, watch, wait.
 
+A DGDR whose pick misses its SLA is reported on stderr as a warning once `wait` sees it (exit code
+unchanged); `apply --require-sla` makes that a failure of the DGDR instead.
+
 Failure semantics: a rejected request prints every field error and exits 1; a missing object, a
 failed or timed-out wait exits 1 with one line on stderr; a bad option value exits 2.
 """
@@ -20,6 +23,7 @@ from dgdr.cli.base import app, run, settings_of, with_client
 from dgdr.cli.console import err, fail, out
 from dgdr.client import DgdrClient, DgdrObject, HistoryEntry, RequestOutcome, load_documents
 from dgdr.domain.errors import DgdrError
+from dgdr.domain.sla import REQUIRE_SLA_ANNOTATION
 
 
 def print_outcome(doc_name: str, outcome: RequestOutcome) -> bool:
@@ -44,12 +48,47 @@ def print_outcome(doc_name: str, outcome: RequestOutcome) -> bool:
     return False
 
 
+def sla_warning(name: str, obj: dict[str, Any]) -> str | None:
+    """What a user is told when a DGDR's pick misses its SLA (condition `SLAMet` False): None
+    when it meets it, was not checked, or no verdict is recorded yet."""
+    sla = render.condition(obj, "SLAMet")
+    if sla.get("status") != "False":
+        return None
+    return f"warning: dynamographdeploymentrequest/{name}: {sla.get('message')}"
+
+
+def print_sla_warning(name: str, obj: dict[str, Any]) -> None:
+    """`sla_warning` on stderr, when there is one (the exit code stays what it was)."""
+    warning = sla_warning(name, obj)
+    if warning:
+        err.print(warning, markup=False, soft_wrap=True)
+
+
+def require_sla(doc: dict[str, Any]) -> dict[str, Any]:
+    """`doc` with the annotation that makes a missed SLA fail the DGDR (`dgdr.domain.sla`)."""
+    meta = dict(doc.get("metadata") or {})
+    meta["annotations"] = {**(meta.get("annotations") or {}), REQUIRE_SLA_ANNOTATION: "true"}
+    return {**doc, "metadata": meta}
+
+
+RequireSlaOption = Annotated[
+    bool,
+    typer.Option(
+        "--require-sla",
+        help=f"fail the DGDR (reason SLANotMet, nothing deployed) when no config meets its SLA, "
+        f"instead of deploying the closest one: sets the annotation {REQUIRE_SLA_ANNOTATION}: "
+        f'"true", which kubectl users set themselves',
+    ),
+]
+
+
 @app.command()
 def apply(
     ctx: typer.Context,
     filename: Annotated[
         str, typer.Option("--filename", "-f", help="manifest file, or - for stdin")
     ],
+    required_sla: RequireSlaOption = False,
 ) -> None:
     """Apply one or more DGDR manifests (YAML or JSON, several documents allowed)."""
     try:
@@ -68,6 +107,7 @@ def apply(
     async def go(client: DgdrClient) -> bool:
         ok = True
         for doc in docs:
+            doc = require_sla(doc) if required_sla else doc
             outcome = await client.apply(doc, namespace=st.namespace if st.explicit_ns else None)
             name = str((doc.get("metadata") or {}).get("name", "?"))
             ok = print_outcome(name, outcome) and ok
@@ -212,3 +252,4 @@ def wait(
         cond = render.condition(obj, "Succeeded")
         raise fail(f"{name} is {phase}: {cond.get('reason')}: {cond.get('message')}")
     out.print(f"dynamographdeploymentrequest/{name} condition met ({key}={value})")
+    print_sla_warning(name, obj)

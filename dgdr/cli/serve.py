@@ -26,7 +26,7 @@ import typer
 from dgdr.cli import render
 from dgdr.cli.base import Settings, app, run, settings_of
 from dgdr.cli.console import err, fail, out
-from dgdr.cli.requests import parse_duration, print_outcome
+from dgdr.cli.requests import parse_duration, print_outcome, print_sla_warning
 from dgdr.client import DgdrClient, load_documents
 from events.connection import ConnectOptions, redact_url
 
@@ -121,6 +121,16 @@ InsecureOption = Annotated[
     ),
 ]
 
+RequireSlaDefaultOption = Annotated[
+    bool,
+    typer.Option(
+        "--require-sla",
+        help="fail every DGDR whose pick misses its SLA (reason SLANotMet, nothing deployed) "
+        'unless it sets the annotation dgdr.nvidia.com/require-sla: "false"; by default the '
+        "closest config deploys and the status says the SLA is missed",
+    ),
+]
+
 
 @app.command()
 def up(
@@ -173,6 +183,7 @@ def up(
     model_dir: ModelDirOption = None,
     log_level: Annotated[str, typer.Option()] = "INFO",
     insecure: InsecureOption = False,
+    require_sla: RequireSlaDefaultOption = False,
 ) -> None:
     """Run the service (embedded NATS, profiling worker, deployment target) until interrupted."""
     from dgdr.app.logs import LEVELS, configure
@@ -183,7 +194,7 @@ def up(
         raise fail("--insecure goes with the embedded server (not with --no-embedded)", 2)
     _check_durability(replicas, sync, embedded)
     config = _up_config(settings_of(ctx), rollout_delay, roles, replicas)
-    config = replace(config, model_dirs=tuple(model_dir or ()))
+    config = replace(config, model_dirs=tuple(model_dir or ()), require_sla=require_sla)
     side = _cluster_side(
         cluster,
         kubeconfig,
@@ -383,6 +394,7 @@ def demo(
         f"{obj['metadata']['namespace']}"
     )
     out.print(f"selected: {render.condition(obj, 'Profiling').get('message', '')}")
+    print_sla_warning(obj["metadata"]["name"], obj)
     for component in dgd.get("spec", {}).get("components", []):  # v1beta1
         containers = component.get("podTemplate", {}).get("spec", {}).get("containers", [])
         main: dict[str, Any] = next((c for c in containers if c.get("name") == "main"), {})

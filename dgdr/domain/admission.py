@@ -14,7 +14,8 @@ Kubernetes admission webhook (`review`) answers `allowed: false` with the same m
   on and set `runtimeVersionOverride` (nothing else); Dynamo also lets such a DGDR set
   `runtimeVersionOverride` while Profiling, which this refuses (a profiling run here cannot take a
   new spec; it is allowed again once Ready).
-Metadata-only changes and deletes are always admitted. Dynamo's webhook at main (2026-08) also
+- an annotation `dgdr.nvidia.com/require-sla` that is not "true" or "false" (`dgdr.domain.sla`).
+Other metadata-only changes and deletes are always admitted. Dynamo's webhook at main (2026-08) also
 refuses what this does not (yet): `runtimeVersionOverride` missing when `image` has no
 semantic-version tag, and `hardware` missing when the operator's GPU discovery is disabled (a
 deployment setting). Everything else is admitted and stored; the
@@ -30,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from dgdr.domain.sla import require_sla_error
 from dgdr.domain.spec import (
     THOROUGH_WITH_AUTO,
     DGDRSpec,
@@ -85,6 +87,7 @@ def review_apply(
     *,
     old_spec: Mapping[str, Any] | None = None,
     old_phase: str | None = None,
+    annotations: Mapping[str, str] | None = None,
 ) -> Review:
     """Judge a spec applied to a DGDR: a create when `old_spec` is None, else an update of the
     stored `old_spec` in `old_phase` (a frozen phase is judged first, as the webhook's message). `parsed` is the spec already parsed at both levels
@@ -92,6 +95,9 @@ def review_apply(
     typed = parsed if isinstance(parsed, DGDRSpec) else check_spec(dict(spec))
     if isinstance(typed, list):
         return Review.refuse(typed)
+    bad_annotation = require_sla_error(annotations or {})
+    if bad_annotation is not None:
+        return Review.refuse([bad_annotation])
     if (
         old_phase in SPEC_FROZEN_PHASES
         and old_spec is not None
@@ -139,10 +145,16 @@ def review(
     parsed = check_manifest(dict(new))
     if isinstance(parsed, list):
         return Review.refuse(parsed)
+    meta = new.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
     if operation == "CREATE":
-        return review_apply(new.get("spec") or {}, parsed.spec)
-    if old is None or (new.get("metadata") or {}).get("deletionTimestamp"):
+        return review_apply(new.get("spec") or {}, parsed.spec, annotations=annotations)
+    if old is None or meta.get("deletionTimestamp"):
         return Review.allow()
     return review_apply(
-        new.get("spec") or {}, parsed.spec, old_spec=old.get("spec") or {}, old_phase=old_phase
+        new.get("spec") or {},
+        parsed.spec,
+        old_spec=old.get("spec") or {},
+        old_phase=old_phase,
+        annotations=annotations,
     )

@@ -13,6 +13,11 @@ passes admission but fails the later rules (`dgdr.domain.spec.semantic_errors`, 
 hardware that does not resolve) is recorded with `ValidationFailed` (phase Failed), as Dynamo's
 controller fails a stored DGDR.
 
+A profiling result whose pick misses the SLA completes profiling (the closest config deploys, the
+status says the SLA is missed), unless the DGDR requires its SLA (`dgdr.domain.sla`: the
+annotation as last applied with a spec): then profiling fails with reason `SLANotMet` and nothing is
+deployed. An annotation change alone (the same spec) records nothing and is not looked at.
+
 Idempotency is a domain rule: a command whose id is remembered as applied decides `[]`, and so does a
 command that would change nothing (a re-applied identical spec, a repeated observation).
 
@@ -74,6 +79,12 @@ from dgdr.domain.model import (
     ValidationFailed,
 )
 from dgdr.domain.phases import PROFILING_PHASES
+from dgdr.domain.sla import (
+    SLA_NOT_MET,
+    sla_not_met_message,
+    sla_required,
+    with_service_default,
+)
 from dgdr.domain.spec import DGDRSpec, FieldError
 
 REQUEST_MEMORY = 32
@@ -133,13 +144,22 @@ def evolve(state: State, event: Event, command_id: str | None = None) -> State:
         raise InvalidHistory(f"{event.type} is not allowed in state {state.machine_state}")
     s = replace(state, machine_state=dest, **_remember(state, event, command_id))
     match event:
-        case Created() | AutoApplyEnabled():
+        case Created():
+            return replace(
+                s,
+                spec=event.spec,
+                parsed_spec=event.parsed,
+                generation=event.generation,
+                annotations=event.annotations,
+            )
+        case AutoApplyEnabled():
             return replace(
                 s, spec=event.spec, parsed_spec=event.parsed, generation=event.generation
             )
         case SpecUpdated():
             return replace(
                 s,
+                annotations=state.annotations if event.annotations is None else event.annotations,
                 spec=event.spec,
                 parsed_spec=event.parsed,
                 generation=event.generation,
@@ -263,17 +283,19 @@ def _decide_apply(state: State, command: Apply) -> list[Event] | Rejection:
         command.parsed,
         old_spec=state.spec if state.exists else None,
         old_phase=state.phase,
+        annotations=command.annotations,
     )
     if not verdict.allowed:
         return Rejection(verdict.reason, verdict.message, verdict.errors, invalid=True)
     parsed = command.parsed if isinstance(command.parsed, DGDRSpec) else None
+    applied = with_service_default(command.annotations, command.require_sla_default)
     if not state.exists:
         created: Event = Created(
             spec=command.spec,
             parsed=parsed,
             generation=1,
             labels=command.labels,
-            annotations=command.annotations,
+            annotations=applied,
         )
         return [created, *_validation(1, command)]
     if command.spec == state.spec:
@@ -285,8 +307,11 @@ def _decide_apply(state: State, command: Apply) -> list[Event] | Rejection:
             AutoApplyEnabled(spec=command.spec, parsed=parsed, generation=generation),
             DeploymentStarted(dgd_name=state.dgd_name or ""),
         ]
+    annotations = None if applied == state.annotations else applied
     return [
-        SpecUpdated(spec=command.spec, parsed=parsed, generation=generation),
+        SpecUpdated(
+            spec=command.spec, parsed=parsed, generation=generation, annotations=annotations
+        ),
         *_validation(generation, command),
     ]
 
@@ -373,6 +398,15 @@ def _decide_result(state: State, command: ReportProfilingResult) -> list[Event] 
     stale = _in_profiling(state, command.generation)
     if stale:
         return stale
+    if command.sla_verdict == "missed" and sla_required(state.annotations):
+        summary = command.sla_summary or "SLA missed"
+        return [
+            ProfilingFailed(
+                sub_phase="SelectingConfig",
+                reason=SLA_NOT_MET,
+                message=sla_not_met_message(summary, command.message),
+            )
+        ]
     events: list[Event] = [
         ProfilingCompleted(
             dgd_name=command.dgd_name,
@@ -381,6 +415,7 @@ def _decide_result(state: State, command: ReportProfilingResult) -> list[Event] 
             message=command.message,
             additional_resources=command.additional_resources,
             sla_verdict=command.sla_verdict,
+            sla_summary=command.sla_summary,
         )
     ]
     if _auto_apply(state.parsed_spec):

@@ -121,7 +121,8 @@ def describe(event: Event) -> Description:
         case ProfilingProgressed():
             return Description(NORMAL, profiling_progress_reason(event.sub_phase), event.message)
         case ProfilingFailed():
-            return Description(WARNING, profiling_failure_reason(event.sub_phase), event.message)
+            reason = event.reason or profiling_failure_reason(event.sub_phase)
+            return Description(WARNING, reason, event.message)
         case ProfilingCompleted():
             message = f"{SPEC_GENERATED} ({event.dgd_name})"
             if event.message:

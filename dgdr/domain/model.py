@@ -92,6 +92,9 @@ class SpecUpdated(_SpecEvent):
     TRIGGER = "spec_updated"
     type: Literal["SpecUpdated"] = "SpecUpdated"
     generation: int
+    # The annotations applied with the new spec when they changed; None when unchanged (and in
+    # events stored before this field existed).
+    annotations: dict[str, str] | None = None
 
 
 class ProfilingStarted(_Event):
@@ -119,6 +122,9 @@ class ProfilingFailed(_Event):
     type: Literal["ProfilingFailed"] = "ProfilingFailed"
     sub_phase: str | None = Field(default=None, alias="subPhase")
     message: str
+    # Why, when it is not the sub-phase's failure (`SLANotMet`: the SLA is required and missed);
+    # None reads as `<subPhase>Failed` (and in events stored before this field existed).
+    reason: str | None = None
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
 
@@ -132,6 +138,9 @@ class ProfilingCompleted(_Event):
     # Whether the pick meets the SLA as estimated: "met", "missed", or "unverified" when the model
     # could not be estimated (Dynamo's naive fallback); absent from events stored before it existed.
     sla_verdict: SlaVerdict | None = Field(default=None, alias="slaVerdict")
+    # The verdict in words ("SLA missed: TTFT 79.2 ms > 1.00 ms (+7820%), ..."); None when the
+    # profiler gave none (and in events stored before this field existed).
+    sla_summary: str | None = Field(default=None, alias="slaSummary")
     # Objects created with the DGD (the planner's ConfigMaps); absent from events stored before
     # they existed, which read as none.
     additional_resources: list[dict[str, Any]] = Field(
@@ -235,10 +244,15 @@ def event_from_payload(event_type: str, payload: dict[str, Any]) -> Event:
     return EVENT_ADAPTER.validate_python({**payload, "type": event_type})
 
 
+# Fields added after their events were first stored, left out of the payload while unset: an event
+# that does not use one is stored as before (and still reads with code that predates the field).
+_LEFT_OUT_WHEN_UNSET = frozenset({"reason", "slaSummary", "annotations"})
+
+
 def event_payload(event: Event) -> dict[str, Any]:
     data = event.model_dump(mode="json", by_alias=True)
     data.pop("type")
-    return data
+    return {k: v for k, v in data.items() if v is not None or k not in _LEFT_OUT_WHEN_UNSET}
 
 
 # ------------------------------------------------------------------------------------------- commands
@@ -265,6 +279,8 @@ class Apply(_Command):
     discovered_hardware: dict[str, Any] = Field(default_factory=dict)
     # Why the profiler cannot take `spec.model` (the edge asks the profiler); None when it can.
     model_refusal: str | None = None
+    # The service requires SLAs unless a DGDR says otherwise (`dgdr.domain.sla`).
+    require_sla_default: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -307,6 +323,7 @@ class ReportProfilingResult(_Command):
     message: str
     additional_resources: list[dict[str, Any]] = Field(default_factory=list)
     sla_verdict: SlaVerdict | None = None
+    sla_summary: str | None = None
 
 
 DeploymentObservation = Literal["created", "pending", "successful", "failed", "deleted", "conflict"]
@@ -362,6 +379,7 @@ class State:
 
     machine_state: str = ABSENT
     spec: dict[str, Any] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)  # as last applied with a spec
     parsed_spec: DGDRSpec | None = None
     generation: int = 0
     validated_generation: int = 0

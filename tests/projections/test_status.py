@@ -469,3 +469,59 @@ def test_folding_is_deterministic_byte_for_byte() -> None:
 
 def test_encode_is_canonical() -> None:
     assert encode({"b": 1, "a": [1, {"d": 2, "c": 3}]}) == b'{"a":[1,{"c":3,"d":2}],"b":1}'
+
+
+def _verdict(verdict: SlaVerdict, generation: int = 1) -> Command:
+    from dgdr.domain.model import ReportProfilingResult
+
+    return ReportProfilingResult(
+        id=f"result-{verdict}-{generation}", at=t(0), generation=generation, dgd_name=DGD,
+        selected_config=SELECTED, pareto=PARETO, message="Picked TP1 x 8; " + _MISSED,
+        sla_verdict=verdict, sla_summary=_MISSED if verdict == "missed" else "SLA met: TTFT 79 ms",
+    )  # fmt: skip
+
+
+_MISSED = "SLA missed: TTFT 79.2 ms > 1.00 ms (+7820%) (closest achievable config)"
+
+
+def test_a_missed_sla_is_in_the_phase_message_once_ready_and_once_deployed() -> None:
+    ready = Timeline().do(apply(MANUAL), start(1, JOB), _verdict("missed"))
+    assert ready.condition("Succeeded")["message"] == (
+        f"Profiling complete, spec available; {_MISSED}"
+    )
+    assert (ready.condition("SLAMet")["reason"], ready.condition("SLAMet")["message"]) == (
+        "SLAMissed",
+        _MISSED,
+    )
+    deployed = Timeline().do(apply(SPEC), start(1, JOB), _verdict("missed"), observe("successful"))
+    succeeded = deployed.condition("Succeeded")
+    assert (deployed.status["phase"], succeeded["status"], succeeded["reason"]) == (
+        "Deployed",
+        "True",
+        "Deployed",
+    )
+    assert succeeded["message"] == f"Deployment is healthy; {_MISSED}"
+
+
+def test_a_met_sla_leaves_the_phase_message_as_dynamo_words_it() -> None:
+    tl = Timeline().do(apply(SPEC), start(1, JOB), _verdict("met"), observe("successful"))
+    assert tl.condition("Succeeded")["message"] == "Deployment is healthy"
+
+
+def test_a_required_sla_that_is_missed_fails_with_sla_not_met() -> None:
+    from dgdr.domain.model import Apply
+    from dgdr.domain.sla import REQUIRE_SLA_ANNOTATION
+
+    required = Apply(id="req", at=t(0), spec=SPEC, annotations={REQUIRE_SLA_ANNOTATION: "true"})
+    tl = Timeline().do(required, start(1, JOB), _verdict("missed"))
+    status = tl.status
+    assert (status["phase"], status["profilingPhase"]) == ("Failed", "SelectingConfig")
+    assert "dgdName" not in status and "profilingResults" not in status
+    succeeded = tl.condition("Succeeded")
+    assert succeeded["reason"] == "SLANotMet"
+    assert succeeded["message"].startswith(f"Profiling failed: {_MISSED}")
+    assert "Closest config: Picked TP1 x 8" in succeeded["message"]
+    assert tl.condition("Profiling")["reason"] == "SLANotMet"
+    tl.do(Apply(id="relaxed", at=t(0), spec={**SPEC, "sla": {"ttft": 500}}))
+    obj = tl.obj
+    assert obj is not None and "annotations" not in obj["metadata"]

@@ -266,7 +266,9 @@ def test_thorough_mode_picks_from_the_simulated_shortlist() -> None:
     shortlist = [*searched.picks["vllm"].candidates, *searched.splits["vllm"]]
     assert selection.chosen in shortlist
     assert selection.simulated.startswith("; thorough: ")
-    assert selection.notes[-1].startswith("thorough: measured p90 TTFT")
+    assert selection.notes[-1].startswith("thorough: picked and judged as measured")
+    assert selection.measured is not None
+    assert selection.measured[1].startswith("SLA met as measured: p90 TTFT")
 
 
 # --- planner objects and the DGD -------------------------------------------------------------

@@ -19,13 +19,13 @@ from sim._thorough import SHORTLIST, simulate_shortlist
 H200x8 = ResolvedHardware.from_dict({"gpuSku": "h200_sxm", "totalGpus": 8, "numGpusPerNode": 8})
 
 
-def _spec(**workload: Any) -> DGDRSpec:
+def _spec(ttft: float = 600, **workload: Any) -> DGDRSpec:
     return DGDRSpec.model_validate(
         {
             "model": "Qwen/Qwen3-8B",
             "backend": "vllm",
             "searchStrategy": "thorough",
-            "sla": {"ttft": 600, "itl": 20},
+            "sla": {"ttft": ttft, "itl": 20},
             "workload": {"isl": 3000, "osl": 300, **workload},
         }
     )
@@ -38,8 +38,36 @@ def test_thorough_picks_the_best_measured_config_and_reports_the_simulation() ->
     )
     selecting = next(m for p, m in steps if p == "SelectingConfig")
     assert f"thorough: {SHORTLIST} shortlisted disaggregated configs simulated" in selecting
-    assert "thorough: measured p90 TTFT" in result.message
-    assert "SLA met as measured" in result.message
+    assert "thorough: picked and judged as measured" in result.message
+    assert "SLA met as measured: p90 TTFT" in result.message
+    assert result.sla_verdict == "met" and result.sla_summary.startswith("SLA met as measured")
+
+
+def test_thorough_judges_by_what_it_measured_when_the_estimate_disagrees() -> None:
+    # TTFT 60 ms: the estimates of the shortlist meet it, the simulation's p90s do not
+    result = profile(_spec(ttft=60, requestRate=20), H200x8, name="t")
+    assert result.sla_verdict == "missed"
+    assert "SLA met:" not in result.message, "the estimate's verdict is not the pick's"
+    assert "SLA missed as measured: p90 TTFT" in result.message
+    assert "none meets the SLA as measured" in result.sla_summary
+    shortlist = simulate_shortlist_for(_spec(ttft=60, requestRate=20))
+    assert not any(m.meets_sla for m in shortlist)
+    worst = [max(m.result.ttft_ms["p90"] / 60, m.result.itl_ms["p90"] / 20) for m in shortlist]
+    assert worst == sorted(worst), "none meets: the closest as measured first"
+
+
+def simulate_shortlist_for(spec: DGDRSpec) -> list[Any]:
+    from dgdr.domain.spec import GpuSku
+    from sim._catalog import find_gpu
+    from sim._disagg import disagg_candidates
+    from sim._hfconfig import find_model
+    from sim._roofline import tp_candidates
+
+    model, gpu = find_model("Qwen/Qwen3-8B"), find_gpu(GpuSku.H200_SXM)
+    tps, _ = tp_candidates(model, 8)
+    workload = spec.effective_workload
+    splits = disagg_candidates(model, gpu, "vllm", tps, spec.effective_sla, workload, 8)
+    return simulate_shortlist(splits, model, gpu, spec.effective_workload, spec.effective_sla)
 
 
 def test_the_shortlist_is_ranked_met_first_then_measured_throughput() -> None:
@@ -58,8 +86,10 @@ def test_the_shortlist_is_ranked_met_first_then_measured_throughput() -> None:
         pick.candidates, model, gpu, spec.effective_workload, spec.effective_sla
     )
     assert len(measured) == SHORTLIST
-    keys = [(not m.meets_sla, -m.tokens_per_s_per_gpu) for m in measured]
-    assert keys == sorted(keys)
+    met = [m for m in measured if m.meets_sla]
+    assert measured[: len(met)] == met, "the configs that meet the SLA as measured come first"
+    throughput = [-m.tokens_per_s_per_gpu for m in met]
+    assert throughput == sorted(throughput)
     for m in measured:
         assert m.result.ttft_ms["p90"] > 0 and m.result.itl_ms["p90"] > 0
 
@@ -83,7 +113,7 @@ def test_thorough_simulates_a_model_read_from_a_local_config_json(tmp_path: Path
     }
     result = profile(spec, H200x8, name="t", model_dirs=(tmp_path,))
     assert f"architecture of {tmp_path} from {tmp_path / 'config.json'}" in result.message
-    assert "thorough: measured p90 TTFT" in result.message
+    assert "SLA met as measured: p90 TTFT" in result.message
 
 
 def _picked(result: Any) -> dict[str, Any]:
