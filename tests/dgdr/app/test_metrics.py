@@ -2,16 +2,15 @@
 
 In process: a service with a metrics address follows a DGDR to Deployed and its /metrics show it
 (commands, appends, phases, profiling, the consumers as controllers); /readyz is 503 while NATS is
-down; a redelivered message and a failing informer handler are counted. As a user: `dgdr up
---cluster emulated --metrics-addr` serves them, counting the Kubernetes adapter's work queue, and a
-bad or busy address is one line."""
+down; a redelivered message and a failing informer handler are counted; with the emulated cluster,
+the Kubernetes adapter's work queue is measured. As a user: `dgdr up --metrics-addr` serves them
+and /readyz, and a bad or busy address is one line."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import sys
@@ -30,10 +29,10 @@ from events.connection import ConnectOptions, connect
 from events.consumer import run_consumer
 from events.server import EmbeddedNatsServer, free_port
 from k8s.informer import ObjectQueues
+from k8s.runner import ClusterOptions, KubernetesSide
 from tests.support import manifest, until
 
 ROOT = Path(__file__).resolve().parents[3]
-KUBECTL = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or "kubectl"
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -269,14 +268,11 @@ async def test_a_bad_metrics_address_is_refused_before_anything_starts() -> None
 
 
 @pytest.mark.timeout(90)
-async def test_dgdr_up_serves_metrics_with_the_kubernetes_adapters_work_queue(
-    tmp_path: Path,
-) -> None:
-    metrics_port, kubeconfig = free_port(), tmp_path / "kubeconfig"
+async def test_dgdr_up_serves_metrics_and_readyz(tmp_path: Path) -> None:
+    metrics_port, data = free_port(), tmp_path / "data"
     base = f"http://127.0.0.1:{metrics_port}"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "dgdr", "up", "--data-dir", str(tmp_path / "data"),
-        "--port", str(free_port()), "--cluster", "emulated", "--write-kubeconfig", str(kubeconfig),
+        sys.executable, "-m", "dgdr", "up", "--data-dir", str(data), "--port", str(free_port()),
         "--rollout-delay", "0.2", "--metrics-addr", f"127.0.0.1:{metrics_port}",
         cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
@@ -286,36 +282,73 @@ async def test_dgdr_up_serves_metrics_with_the_kubernetes_adapters_work_queue(
         async def ready() -> bool:
             assert proc.returncode is None, "dgdr up exited"
             try:
-                return (await get(f"{base}/readyz"))[0] == 200 and kubeconfig.is_file()
+                return (await get(f"{base}/readyz"))[0] == 200
             except aiohttp.ClientError:
                 return False
 
-        await until(ready, 40, "dgdr up to answer /readyz", 0.2)
-        applied = await asyncio.create_subprocess_exec(
-            KUBECTL, "--kubeconfig", str(kubeconfig), "--cache-dir", str(tmp_path / "kcache"),
-            "apply", "-f", str(ROOT / "examples" / "qwen3-0.6b.yaml"),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-        out, _ = await asyncio.wait_for(applied.communicate(), 30)
-        assert applied.returncode == 0, out.decode()
+        await until(ready, 60, "dgdr up to answer /readyz", 0.2)
+        client = ConnectOptions.from_context(data / "contexts" / "client.json")
+        async with DgdrClient(client) as dgdr_client:
+            assert (await dgdr_client.apply(manifest("scraped")))["status"] == "accepted"
 
         async def deployed() -> Samples | None:
             samples = await scrape(base)
             return samples if value(samples, "dgdr_dgdrs", phase="Deployed") == 1 else None
 
-        samples = await until(deployed, 40, "the DGDR applied with kubectl to be Deployed", 0.2)
-        queue = "dynamographdeploymentrequests"
-        assert value(samples, "workqueue_adds_total", name=queue) >= 1
-        assert (
-            value(samples, "controller_runtime_reconcile_total", controller=queue, result="success")
-            >= 1
-        )
+        samples = await until(deployed, 30, "the phase gauge to show the DGDR Deployed", 0.2)
         assert value(samples, "dgdr_commands_total", verb="Apply", outcome="accepted") >= 1
+        assert value(samples, "dgdr_event_append_duration_seconds_count", outcome="stored") >= 1
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
         assert proc.stderr is not None
         err = (await asyncio.wait_for(proc.stderr.read(), 30)).decode()
         await asyncio.wait_for(proc.wait(), 30)
+    assert proc.returncode == 0, err
     assert f"Prometheus metrics: {base}/metrics" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.timeout(90)
+async def test_the_kubernetes_adapters_work_queue_is_measured(
+    tmp_path: Path, nats_server: EmbeddedNatsServer
+) -> None:
+    """As `dgdr up --cluster emulated --metrics-addr` wires it: the adapter started with the
+    service's metrics as its observer."""
+    side = KubernetesSide(ClusterOptions(mode="emulated", dgd_ready_delay=0.2))
+    await side.open(tmp_path)
+    nats = ConnectOptions(url=nats_server.url)
+    service = Service(
+        ServiceConfig(
+            connect=nats,
+            rollout_delay=0.2,
+            ack_wait=2.0,
+            target=side.target,
+            metrics_addr=("127.0.0.1", 0),
+        )
+    )
+    try:
+        await service.start()
+        await side.start_adapter(nats, observer=service.metrics)
+        base = service.metrics_url
+        assert base is not None
+        await side.emulator.store.create(
+            "nvidia.com", "v1beta1", "dynamographdeploymentrequests", "default", manifest("kube")
+        )
+        queue = "dynamographdeploymentrequests"
+
+        async def deployed() -> Samples | None:
+            samples = await scrape(base)
+            done = value(samples, "dgdr_dgdrs", phase="Deployed") == 1
+            return samples if done else None
+
+        samples = await until(deployed, 40, "the DGDR created in Kubernetes to be Deployed", 0.1)
+        assert value(samples, "workqueue_adds_total", name=queue) >= 1
+        assert (
+            value(samples, "controller_runtime_reconcile_total", controller=queue, result="success")
+            >= 1
+        )
+        assert ("workqueue_depth", frozenset({("name", queue)})) in samples
+    finally:
+        await side.close()
+        await service.stop()
