@@ -69,7 +69,8 @@ def coalesce(older: str, newer: str) -> str:
 
 class WorkQueueObserver(Protocol):
     def queued(self, name: str, depth: int) -> None:
-        """A report was queued on work queue `name`; `depth` reports now wait."""
+        """A report was queued on work queue `name` (not merged into a waiting one); `depth`
+        reports now wait."""
 
     def dequeued(self, name: str, depth: int) -> None:
         """A report was taken off `name` for its handler; `depth` reports now wait."""
@@ -110,7 +111,8 @@ class ObjectQueues:
         identity = identity_of(obj)
         older = self.waiting.get(identity)
         self.waiting[identity] = (coalesce(older[0], kind) if older else kind, obj)
-        self.observer.queued(self.plural, len(self.waiting))
+        if older is None:  # one merged into a waiting report is no new item (client-go's count)
+            self.observer.queued(self.plural, len(self.waiting))
         if identity not in self.workers:
             self.workers[identity] = asyncio.create_task(
                 self._drain(identity), name=f"{self.plural}:{identity}"

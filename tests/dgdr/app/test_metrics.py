@@ -204,7 +204,7 @@ async def test_informer_queue_depth_and_reconcile_errors() -> None:
             raise RuntimeError("cannot reconcile")
 
     queues = ObjectQueues(handler, "things", max_concurrent=1, observer=metrics)
-    for name in ("a", "b", "broken"):
+    for name in ("a", "b", "broken", "b"):  # the second b merges into the waiting one
         queues.submit("ADDED", {"metadata": {"name": name, "namespace": "ns", "uid": name}})
     await until(lambda: len(queues.waiting) == 2, 5, "one report to be taken")
     samples = parse(_exposition(metrics))
