@@ -46,7 +46,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nats.errors
 import structlog
@@ -55,7 +55,6 @@ from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig
 
 from dgdr.app.handler import CommandHandler
-from dgdr.app.metrics import Metrics, MetricsServer
 from dgdr.app.reactors import ProfilingWorker, Reactor, decode_commit
 from dgdr.app.request_handler import RequestHandler
 from dgdr.app.simcluster import SimulatedCluster
@@ -67,6 +66,9 @@ from events.consumer import run_consumer
 from events.jetstream import JetStreamEventStore, ensure_layout, ensure_stream
 from events.transient import is_transient
 from projections.projector import Projector
+
+if TYPE_CHECKING:  # imported when metrics are served: prometheus-client costs start-up time
+    from dgdr.app.metrics import Metrics, MetricsServer
 
 log = structlog.get_logger("dgdr.app.service")
 
@@ -112,7 +114,11 @@ class Service:
         self._closed = asyncio.Event()
         self.replica = f"{socket.gethostname()}-{os.getpid()}"
         self._running = False  # every part started on the current client
-        self.metrics = Metrics() if config.metrics_addr is not None else None
+        self.metrics: Metrics | None = None
+        if config.metrics_addr is not None:
+            from dgdr.app.metrics import Metrics
+
+            self.metrics = Metrics()
         self._metrics_server: MetricsServer | None = None
 
     @property
@@ -132,6 +138,8 @@ class Service:
         retried on a new connection, as the supervisor does, for `startup_deadline` seconds (each
         try logged); past it, `ServerUnavailable` in one line."""
         if self.metrics is not None and self.config.metrics_addr is not None:
+            from dgdr.app.metrics import MetricsServer
+
             self._metrics_server = MetricsServer(self.metrics, lambda: self.ready)
             await self._metrics_server.start(*self.config.metrics_addr)
         try:

@@ -185,7 +185,6 @@ def up(
 ) -> None:
     """Run the service (embedded NATS, profiling worker, deployment target) until interrupted."""
     from dgdr.app.logs import LEVELS, configure
-    from dgdr.app.metrics import parse_address
 
     if log_level.upper() not in LEVELS:
         raise fail(f"--log-level {log_level!r}: use one of {', '.join(LEVELS)}", 2)
@@ -195,6 +194,8 @@ def up(
     config = _up_config(settings_of(ctx), rollout_delay, roles, replicas)
     config = replace(config, model_dirs=tuple(model_dir or ()))
     if metrics_addr is not None:
+        from dgdr.app.metrics import parse_address
+
         try:
             config = replace(config, metrics_addr=parse_address(metrics_addr))
         except ValueError as exc:
