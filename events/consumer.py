@@ -26,6 +26,9 @@ field the code sets): a difference is logged and the consumer updated when JetSt
 change (ack wait, max ack pending, filter subject...); when JetStream refuses (deliver or ack
 policy...), `IncompatibleConsumer` names the consumer, the differing fields and the fix, and ends
 the loop rather than consume with a configuration the code was not written for.
+
+Observed (`ConsumerObserver`, no-op by default): each handler run, with the consumer's name, the
+message's delivery count (above 1: a redelivery), the seconds it took and whether it raised.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import dataclasses
 import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from nats.aio.client import Client
@@ -56,6 +59,16 @@ MAX_TRANSIENT_DELAY = 1.0  # NATS briefly unavailable (events.transient): retrie
 LOST_PULL_PAUSE = 0.25
 INFO_TIMEOUT = 2.0  # consumer info/create while a leader may be missing: ask again soon
 RECONNECT_CHECK = 1.0  # seconds between checks that the connection is still the same one
+
+
+class ConsumerObserver(Protocol):
+    def handled(self, durable: str, delivery: int, seconds: float, failed: bool) -> None:
+        """The handler of consumer `durable` ran on a message's `delivery`-th delivery."""
+
+
+class _Unobserved:
+    def handled(self, durable: str, delivery: int, seconds: float, failed: bool) -> None:
+        pass
 
 
 def _check_open(nc: Client, durable: str) -> None:
@@ -165,8 +178,10 @@ class _Puller:
         retry_delay: float,
         expires: float,
         ack_wait: float,
+        observer: ConsumerObserver | None = None,
     ) -> None:
         self.nc, self.js, self.stream, self.durable = nc, js, stream, durable
+        self.observer: ConsumerObserver = observer or _Unobserved()
         self.handler, self.key = handler, key
         self.max_inflight, self.retry_delay, self.expires = max_inflight, retry_delay, expires
         self.ack_wait = ack_wait
@@ -233,12 +248,14 @@ class _Puller:
             if previous is not None:
                 await asyncio.shield(previous)
             keepalive = asyncio.create_task(self._in_progress(msg))
+            started = time.monotonic()
             try:
                 await self.handler(msg)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 attempt = _delivery_count(msg)
+                self.observer.handled(self.durable, attempt, time.monotonic() - started, True)
                 delay = retry_delay(exc, attempt, self.retry_delay)
                 if is_transient(exc):  # a leader election or a reconnect: no traceback
                     log.warning(
@@ -260,6 +277,9 @@ class _Puller:
                 with contextlib.suppress(Exception):
                     await msg.nak(delay=delay)
             else:
+                self.observer.handled(
+                    self.durable, _delivery_count(msg), time.monotonic() - started, False
+                )
                 with contextlib.suppress(Exception):
                     await msg.ack()
             finally:
@@ -286,6 +306,7 @@ async def run_consumer(
     retry_delay: float = 0.5,
     expires: float = 10.0,
     ready: asyncio.Event | None = None,
+    observer: ConsumerObserver | None = None,
 ) -> None:
     config = ConsumerConfig(
         durable_name=durable,
@@ -297,7 +318,17 @@ async def run_consumer(
         filter_subject=subject,
     )
     puller = _Puller(
-        nc, js, stream, durable, handler, key, max_inflight, retry_delay, expires, ack_wait
+        nc,
+        js,
+        stream,
+        durable,
+        handler,
+        key,
+        max_inflight,
+        retry_delay,
+        expires,
+        ack_wait,
+        observer,
     )
     inbox = nc.new_inbox()
     sub = await nc.subscribe(inbox, cb=puller.on_msg)

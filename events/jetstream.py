@@ -23,6 +23,9 @@ Replicas: every stream and bucket is created with `replicas` copies (`dgdr up --
 single server, 3 for a three-node cluster). An existing one with fewer copies is grown to `replicas`
 with a warning in the log (JetStream moves the data itself; nothing is lost), one with more is left
 alone; more replicas than the cluster has JetStream servers is a one-line `ConfigurationError`.
+
+Observed (`AppendObserver`, no-op by default): each `append`'s duration, retries included, and its
+outcome: `stored`, `conflict` (a stale expectation) or `error`.
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from nats.aio.client import Client
@@ -326,18 +330,43 @@ def _message_size(data: bytes, headers: dict[str, str]) -> int:
     return len(data) + 12 + sum(len(k) + len(v) + 4 for k, v in headers.items())
 
 
+class AppendObserver(Protocol):
+    def appended(self, seconds: float, outcome: str) -> None:
+        """One `append` ended after `seconds`: `stored`, `conflict` or `error`."""
+
+
+class _Unobserved:
+    def appended(self, seconds: float, outcome: str) -> None:
+        pass
+
+
 class JetStreamEventStore:
     def __init__(
         self,
         nc: Client,
         js: JetStreamContext | None = None,
         retry_deadline: float = DEFAULT_DEADLINE,
+        observer: AppendObserver | None = None,
     ) -> None:
         self.nc = nc
         self.js = js or nc.jetstream()
         self.retry_deadline = retry_deadline  # seconds a call goes on through transient failures
+        self.observer: AppendObserver = observer or _Unobserved()
 
     async def append(
+        self, aggregate: AggregateId, envelopes: list[Envelope], *, expected: int, commit_id: str
+    ) -> int:
+        started = time.perf_counter()
+        try:
+            seq = await self._append(aggregate, envelopes, expected=expected, commit_id=commit_id)
+        except Exception as exc:
+            outcome = "conflict" if isinstance(exc, ConcurrencyConflict) else "error"
+            self.observer.appended(time.perf_counter() - started, outcome)
+            raise
+        self.observer.appended(time.perf_counter() - started, "stored")
+        return seq
+
+    async def _append(
         self, aggregate: AggregateId, envelopes: list[Envelope], *, expected: int, commit_id: str
     ) -> int:
         subject = s.events_subject(aggregate.namespace, aggregate.name, aggregate.uid)

@@ -40,7 +40,7 @@ from events import subjects as s
 from events.consumer import run_consumer
 from events.jetstream import decode_message
 from k8s.events import EventRecorder, describe, event_name
-from k8s.informer import Informer, InformerGroup
+from k8s.informer import Informer, InformerGroup, WorkQueueObserver
 from k8s.kube import (
     DGDR_PLURAL,
     DGDR_VERSION,
@@ -100,6 +100,7 @@ class KubernetesAdapter:
         namespaces: list[str] | None = None,
         instance: str = "dgdr",
         resync: float = 30.0,
+        observer: WorkQueueObserver | None = None,
     ) -> None:
         self.api, self.nats = api, nats
         self.namespaces = set(namespaces or ())  # empty: every namespace
@@ -114,6 +115,7 @@ class KubernetesAdapter:
                 namespace=ns,
                 handler=self.on_dgdr,
                 resync=resync,
+                observer=observer,
             ),
             namespaces,
         )

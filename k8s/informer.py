@@ -21,14 +21,18 @@ a report that arrives while an older one still waits replaces it (the newest obj
 strongest kind of the two: DELETED > ADDED > SYNC > MODIFIED), so at most one report per object
 waits and the handler always ends on the object's latest state. `synced` is set once the first
 list is in the cache (its reports queued, not necessarily handled yet).
+
+Observed (`WorkQueueObserver`, no-op by default), as client-go's work queue and controller-runtime
+report theirs: each report queued, the number waiting, and each handler run (seconds, raised or not).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import structlog
@@ -63,11 +67,41 @@ def coalesce(older: str, newer: str) -> str:
     return max(older, newer, key=lambda kind: _STRENGTH.get(kind, 0))
 
 
+class WorkQueueObserver(Protocol):
+    def queued(self, name: str, depth: int) -> None:
+        """A report was queued on work queue `name` (not merged into a waiting one); `depth`
+        reports now wait."""
+
+    def dequeued(self, name: str, depth: int) -> None:
+        """A report was taken off `name` for its handler; `depth` reports now wait."""
+
+    def reconciled(self, name: str, seconds: float, failed: bool) -> None:
+        """The handler of `name` ran for `seconds`; `failed` when it raised."""
+
+
+class _Unobserved:
+    def queued(self, name: str, depth: int) -> None:
+        pass
+
+    def dequeued(self, name: str, depth: int) -> None:
+        pass
+
+    def reconciled(self, name: str, seconds: float, failed: bool) -> None:
+        pass
+
+
 class ObjectQueues:
     """One queue of at most one waiting report per object, drained by one task per object."""
 
-    def __init__(self, handler: Handler, what: str, max_concurrent: int = 64) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        what: str,
+        max_concurrent: int = 64,
+        observer: WorkQueueObserver | None = None,
+    ) -> None:
         self.handler, self.plural = handler, what
+        self.observer: WorkQueueObserver = observer or _Unobserved()
         self.waiting: dict[str, tuple[str, dict[str, Any]]] = {}
         self.workers: dict[str, asyncio.Task[None]] = {}
         self.slots = asyncio.Semaphore(max_concurrent)
@@ -77,6 +111,8 @@ class ObjectQueues:
         identity = identity_of(obj)
         older = self.waiting.get(identity)
         self.waiting[identity] = (coalesce(older[0], kind) if older else kind, obj)
+        if older is None:  # one merged into a waiting report is no new item (client-go's count)
+            self.observer.queued(self.plural, len(self.waiting))
         if identity not in self.workers:
             self.workers[identity] = asyncio.create_task(
                 self._drain(identity), name=f"{self.plural}:{identity}"
@@ -84,16 +120,23 @@ class ObjectQueues:
 
     async def _drain(self, identity: str) -> None:
         try:
-            while (report := self.waiting.pop(identity, None)) is not None:
-                async with self.slots:
+            while identity in self.waiting:
+                async with self.slots:  # taken once a slot is free: it waits (and coalesces) here
+                    report = self.waiting.pop(identity, None)
+                    if report is None:
+                        break
+                    self.observer.dequeued(self.plural, len(self.waiting))
                     await self._handle(*report)
         finally:
             self.workers.pop(identity, None)
 
     async def _handle(self, kind: str, obj: dict[str, Any]) -> None:
+        started = time.monotonic()
         try:
             await self.handler(kind, obj)
+            self.observer.reconciled(self.plural, time.monotonic() - started, False)
         except Exception:
+            self.observer.reconciled(self.plural, time.monotonic() - started, True)
             m = obj.get("metadata", {})
             log.exception(
                 "handler failed",
@@ -126,6 +169,7 @@ class Informer:
         resync: float = 30.0,
         watch_timeout: int = 300,
         max_concurrent: int = 64,
+        observer: WorkQueueObserver | None = None,
     ) -> None:
         self.list_fn = list_fn
         self.list_kwargs = dict(list_kwargs)
@@ -133,7 +177,7 @@ class Informer:
             self.list_kwargs["label_selector"] = label_selector
         self.plural = what
         self.handler = handler
-        self.queues = ObjectQueues(handler, what, max_concurrent)
+        self.queues = ObjectQueues(handler, what, max_concurrent, observer)
         self.resync, self.watch_timeout = resync, watch_timeout
         self.cache: dict[Key, dict[str, Any]] = {}
         self.synced = asyncio.Event()
@@ -151,6 +195,7 @@ class Informer:
         namespace: str | None = None,
         label_selector: str | None = None,
         resync: float = 30.0,
+        observer: WorkQueueObserver | None = None,
     ) -> Informer:
         objects = client.CustomObjectsApi(api)
         kwargs: dict[str, Any] = {"group": group, "version": version, "plural": plural}
@@ -160,7 +205,13 @@ class Informer:
         else:
             fn = objects.list_cluster_custom_object
         return cls(
-            fn, kwargs, handler=handler, what=plural, label_selector=label_selector, resync=resync
+            fn,
+            kwargs,
+            handler=handler,
+            what=plural,
+            label_selector=label_selector,
+            resync=resync,
+            observer=observer,
         )
 
     def _list_call(self) -> tuple[Callable[..., Any], dict[str, Any]]:

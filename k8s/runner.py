@@ -37,6 +37,7 @@ from dgdr.client import DgdrClient
 from dgdr.domain.errors import ClusterUnreachable
 from events.connection import ConnectOptions
 from k8s.adapter import KubernetesAdapter
+from k8s.informer import WorkQueueObserver
 from k8s.kube import (
     DGD_PLURAL,
     DGD_VERSION,
@@ -185,13 +186,19 @@ class KubernetesSide:
         assert self.api is not None, "open() first"
         return KubernetesTarget(self.api, namespaces=self.options.namespaces)
 
-    async def start_adapter(self, nats: ConnectOptions) -> None:
+    async def start_adapter(
+        self, nats: ConnectOptions, observer: WorkQueueObserver | None = None
+    ) -> None:
         assert self.api is not None, "open() first"
         identity = f"{socket.gethostname()}-{os.getpid()}"
         self._nats = DgdrClient(nats)
         await self._nats.connect()
         self.adapter = KubernetesAdapter(
-            self.api, self._nats, namespaces=self.options.namespaces, instance=identity
+            self.api,
+            self._nats,
+            namespaces=self.options.namespaces,
+            instance=identity,
+            observer=observer,
         )
         self.elector = LeaderElector(
             self.api,

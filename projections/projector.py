@@ -21,12 +21,16 @@ rebuild equals the live bucket), by the same fold: a damaged DGDR is rebuilt to 
 with its condition, and reported (`rebuild_report`, and a warning per damaged DGDR); every other DGDR
 is rebuilt as if nothing were wrong. `check_not_ahead()` refuses to start when a value claims a
 sequence the store does not have (`ProjectionAheadOfStore`).
+
+Observed (`ProjectionObserver`, no-op by default): each status write, with the seconds from the
+delivered commit's time (when it was decided) to the write.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 import structlog
 from nats.js import JetStreamContext
@@ -88,10 +92,37 @@ def fold_commit(obj: Status | None, commit: Commit) -> tuple[Status | None, Dama
     return obj, commit.damage
 
 
+class ProjectionObserver(Protocol):
+    def projected(self, seconds_behind: float) -> None:
+        """A status was written, `seconds_behind` after its commit was decided."""
+
+
+class _Unobserved:
+    def projected(self, seconds_behind: float) -> None:
+        pass
+
+
+def seconds_since(commit: Commit) -> float | None:
+    """Seconds from the commit's time to now (never negative; None when it carries no time)."""
+    try:
+        decided = datetime.fromisoformat(commit.envelopes[-1].time)
+    except (IndexError, ValueError, TypeError):
+        return None
+    if decided.tzinfo is None:
+        return None
+    return max(0.0, (datetime.now(UTC) - decided).total_seconds())
+
+
 class Projector:
     def __init__(
-        self, js: JetStreamContext, kv: KeyValue, store: EventStore, cache_size: int = 10_000
+        self,
+        js: JetStreamContext,
+        kv: KeyValue,
+        store: EventStore,
+        cache_size: int = 10_000,
+        observer: ProjectionObserver | None = None,
     ) -> None:
+        self.observer: ProjectionObserver = observer or _Unobserved()
         self.js = js
         self.kv = kv
         self.store = store
@@ -196,6 +227,8 @@ class Projector:
             log.debug(
                 "projected", namespace=agg.namespace, name=agg.name, uid=agg.uid, seq=commit.seq
             )
+            if (behind := seconds_since(commit)) is not None:
+                self.observer.projected(behind)
             return
         raise StoreError(
             f"could not project commit {commit.seq} of {agg}: the KV value kept changing"

@@ -15,13 +15,17 @@ unchanged (its current uid and resourceVersion); or
 recorded (the spec passed admission but failed the later validation, reason `ValidationFailed`): the
 DGDR exists in phase Failed, `events` and `resourceVersion` say what was recorded. `rejected`
 (nothing recorded; reason and message say why: NotFound, Stale, Conflict, ...).
+
+Observed (`CommandObserver`, no-op by default): each command's kind, outcome (`error` when it
+raised) and seconds.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import structlog
 
@@ -65,6 +69,16 @@ class Outcome:
         return out
 
 
+class CommandObserver(Protocol):
+    def command_handled(self, verb: str, outcome: str, seconds: float) -> None:
+        """A command of kind `verb` was handled: accepted, invalid, rejected or error."""
+
+
+class _Unobserved:
+    def command_handled(self, verb: str, outcome: str, seconds: float) -> None:
+        pass
+
+
 class CommandHandler:
     def __init__(
         self,
@@ -73,7 +87,9 @@ class CommandHandler:
         max_attempts: int = 8,
         states: StateCache | None = None,
         cache_size: int = 10_000,
+        observer: CommandObserver | None = None,
     ) -> None:
+        self.observer: CommandObserver = observer or _Unobserved()
         self.store = store
         self.max_attempts = max_attempts
         self.states = states if states is not None else StateCache(cache_size)
@@ -113,6 +129,27 @@ class CommandHandler:
         `uid` is used when the command creates a new incarnation (a random one otherwise);
         `expected_uid`, when given, pins the command to one incarnation (reactor commands);
         `known` is a state the caller holds (a reactor's), used like a cached one."""
+        started = time.perf_counter()
+        try:
+            decided = await self._handle(
+                namespace, name, command, uid=uid, expected_uid=expected_uid, known=known
+            )
+        except Exception:
+            self.observer.command_handled(command.kind, "error", time.perf_counter() - started)
+            raise
+        self.observer.command_handled(command.kind, decided.status, time.perf_counter() - started)
+        return decided
+
+    async def _handle(
+        self,
+        namespace: str,
+        name: str,
+        command: Command,
+        *,
+        uid: str | None,
+        expected_uid: str | None,
+        known: Loaded | None,
+    ) -> Outcome:
 
         def other_incarnation(current: Loaded) -> bool:
             return expected_uid is not None and (

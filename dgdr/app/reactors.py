@@ -28,14 +28,17 @@ case) is recorded as `ProfilingFailed`; any other exception is a bug (or an outa
 with its traceback and raised, so the consumer redelivers the job with backoff. A worker killed
 half-way leaves the job unacknowledged; it is redelivered, the steps already recorded decide nothing,
 and the history ends the same as if nothing had happened.
+Observed (`ProfilingObserver`, no-op by default): each profiler run's search strategy, outcome
+(`succeeded`, `failed`: a ProfilingError, `error`: anything else) and seconds.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from nats.js import JetStreamContext
@@ -309,8 +312,24 @@ class Reactor:
         )
 
 
+class ProfilingObserver(Protocol):
+    def profiled(self, strategy: str, outcome: str, seconds: float) -> None:
+        """A profiler run ended: succeeded, failed or error."""
+
+
+class _Unobserved:
+    def profiled(self, strategy: str, outcome: str, seconds: float) -> None:
+        pass
+
+
 class ProfilingWorker:
-    def __init__(self, handler: CommandHandler, model_dirs: tuple[Path, ...] = ()) -> None:
+    def __init__(
+        self,
+        handler: CommandHandler,
+        model_dirs: tuple[Path, ...] = (),
+        observer: ProfilingObserver | None = None,
+    ) -> None:
+        self.observer: ProfilingObserver = observer or _Unobserved()
         self.handler = handler
         self.model_dirs = model_dirs  # where spec.model may name a local config.json
 
@@ -372,6 +391,7 @@ class ProfilingWorker:
         async def step(sub_phase: str, message: str) -> None:
             await report(progress_command(uid, gen, corr, sub_phase, message))
 
+        strategy, started = str(state.parsed_spec.search_strategy.value), time.monotonic()
         try:
             result = await sim.profile_async(
                 state.parsed_spec,
@@ -382,12 +402,15 @@ class ProfilingWorker:
                 model_dirs=self.model_dirs,
             )
         except ProfilingError as exc:
+            self.observer.profiled(strategy, "failed", time.monotonic() - started)
             await report(failure_command(uid, gen, corr, exc.sub_phase, exc.message))
             bound.warning("profiling failed", sub_phase=exc.sub_phase, error=exc.message)
             return
         except Exception:
+            self.observer.profiled(strategy, "error", time.monotonic() - started)
             bound.exception("profiling job failed unexpectedly; it will be redelivered")
             raise
+        self.observer.profiled(strategy, "succeeded", time.monotonic() - started)
         await report(
             result_command(
                 uid,

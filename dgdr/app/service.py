@@ -27,6 +27,10 @@ line); one that fails later in the start (killed, or a leader being elected) is 
 supervisor does, logged each time, for `startup_deadline` seconds. Requests that failed because NATS
 was briefly unavailable are redelivered within a second (`events.consumer.retry_delay`).
 
+With `metrics_addr` set, Prometheus metrics and the probes `/healthz` and `/readyz` are served
+there (`dgdr.app.metrics`) from before the first connect until `stop()`; `/readyz` is 200 while
+every part runs on a connected client.
+
 At start-up the streams are created or verified (`IncompatibleStream`), and the projection is
 checked not to be ahead of the store (`ProjectionAheadOfStore`); both stop the service with a clear
 message rather than run on unsafe state.
@@ -42,7 +46,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nats.errors
 import structlog
@@ -62,6 +66,9 @@ from events.consumer import run_consumer
 from events.jetstream import JetStreamEventStore, ensure_layout, ensure_stream
 from events.transient import is_transient
 from projections.projector import Projector
+
+if TYPE_CHECKING:  # imported when metrics are served: prometheus-client costs start-up time
+    from dgdr.app.metrics import Metrics, MetricsServer
 
 log = structlog.get_logger("dgdr.app.service")
 
@@ -93,6 +100,8 @@ class ServiceConfig:
     max_transient_deliveries: int = 20  # a request failing because NATS is unavailable
     reconnect_delay: float = 0.2  # first wait after a failed reconnect; doubles up to 5 s
     startup_deadline: float = 120.0  # NATS failing during start-up is retried this long
+    # Where to serve Prometheus metrics, /healthz and /readyz (`--metrics-addr`); None: nowhere.
+    metrics_addr: tuple[str, int] | None = None
 
 
 class Service:
@@ -107,6 +116,22 @@ class Service:
         self._supervisor: asyncio.Task[None] | None = None
         self._closed = asyncio.Event()
         self.replica = f"{socket.gethostname()}-{os.getpid()}"
+        self._running = False  # every part started on the current client
+        self.metrics: Metrics | None = None
+        if config.metrics_addr is not None:
+            from dgdr.app.metrics import Metrics
+
+            self.metrics = Metrics()
+        self._metrics_server: MetricsServer | None = None
+
+    @property
+    def ready(self) -> bool:
+        """Started, and every part running on a connected client."""
+        return self._running and self.nc is not None and self.nc.is_connected
+
+    @property
+    def metrics_url(self) -> str | None:
+        return self._metrics_server.url if self._metrics_server is not None else None
 
     async def start(self) -> None:
         """Connect and start every part; then keep them running across connection losses.
@@ -115,7 +140,16 @@ class Service:
         answered, NATS failing during the start (a server killed, a leader being elected) is
         retried on a new connection, as the supervisor does, for `startup_deadline` seconds (each
         try logged); past it, `ServerUnavailable` in one line."""
-        await self._first_start()
+        if self.metrics is not None and self.config.metrics_addr is not None:
+            from dgdr.app.metrics import MetricsServer
+
+            self._metrics_server = MetricsServer(self.metrics, lambda: self.ready)
+            await self._metrics_server.start(*self.config.metrics_addr)
+        try:
+            await self._first_start()
+        except BaseException:
+            await self._stop_metrics()
+            raise
         self._supervisor = asyncio.create_task(self._supervise(), name="dgdr-supervisor")
         log.info("service started", url=self.config.connect.safe_url, replica=self.replica)
 
@@ -125,6 +159,12 @@ class Service:
             await asyncio.wait([self._supervisor], timeout=5)
             self._supervisor = None
         await self._stop_parts()
+        await self._stop_metrics()
+
+    async def _stop_metrics(self) -> None:
+        if self._metrics_server is not None:
+            await self._metrics_server.stop()
+            self._metrics_server = None
 
     async def _first_start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -200,9 +240,10 @@ class Service:
         self.js = js = self.nc.jetstream()
         kv = await ensure_layout(js, self.config.replicas)
         await self._ensure_dead_letter(js, self.config.replicas)
-        store = JetStreamEventStore(self.nc, js)
-        self.handler = CommandHandler(store)
-        self.projector = Projector(js, kv, store)
+        metrics = self.metrics
+        store = JetStreamEventStore(self.nc, js, observer=metrics)
+        self.handler = CommandHandler(store, observer=metrics)
+        self.projector = Projector(js, kv, store, observer=metrics)
         await self.projector.check_not_ahead()
         if self.config.target is not None:
             self.cluster = self.config.target(js)
@@ -218,7 +259,7 @@ class Service:
         reactor = Reactor(self.handler, js, self.cluster)
         if isinstance(self.cluster, ProfilingJobs) and "reactor" in self.config.roles:
             self.cluster.attach_profiling(reactor)
-        worker = ProfilingWorker(self.handler, self.config.model_dirs)
+        worker = ProfilingWorker(self.handler, self.config.model_dirs, observer=metrics)
         requests = RequestHandler(
             self.nc,
             js,
@@ -256,6 +297,7 @@ class Service:
                     ack_wait=self.config.ack_wait,
                     ready=ready,
                     key=_events_key if stream == s.EVENTS_STREAM else lambda m: str(m.subject),
+                    observer=metrics,
                 )
             )
             self._tasks.append(task)
@@ -265,8 +307,13 @@ class Service:
             if task.done():
                 task.result()  # raise the start-up error
         await self.cluster.start(reactor.observe if "reactor" in self.config.roles else None)
+        if metrics is not None:
+            sampled = [(c[1], c[2]) for c in consumers if c[0] in self.config.roles]
+            self._tasks.append(asyncio.create_task(metrics.sample(js, kv, sampled)))
+        self._running = True
 
     async def _stop_parts(self) -> None:
+        self._running = False
         for task in self._tasks:
             task.cancel()
         if self._tasks:

@@ -112,6 +112,14 @@ ModelDirOption = Annotated[
         resolve_path=True,
     ),
 ]
+MetricsAddrOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics (/metrics) and the probes /healthz and /readyz here, "
+        "e.g. :8080 (default: not served)",
+    ),
+]
 InsecureOption = Annotated[
     bool,
     typer.Option(
@@ -184,6 +192,7 @@ def up(
     log_level: Annotated[str, typer.Option()] = "INFO",
     insecure: InsecureOption = False,
     require_sla: RequireSlaDefaultOption = False,
+    metrics_addr: MetricsAddrOption = None,
 ) -> None:
     """Run the service (embedded NATS, profiling worker, deployment target) until interrupted."""
     from dgdr.app.logs import LEVELS, configure
@@ -195,6 +204,13 @@ def up(
     _check_durability(replicas, sync, embedded)
     config = _up_config(settings_of(ctx), rollout_delay, roles, replicas)
     config = replace(config, model_dirs=tuple(model_dir or ()), require_sla=require_sla)
+    if metrics_addr is not None:
+        from dgdr.app.metrics import parse_address
+
+        try:
+            config = replace(config, metrics_addr=parse_address(metrics_addr))
+        except ValueError as exc:
+            raise fail(f"--metrics-addr {exc}", 2) from None
     side = _cluster_side(
         cluster,
         kubeconfig,
@@ -303,8 +319,10 @@ async def _serve(
                 )
         service = Service(config)
         await service.start()
+        if service.metrics_url is not None:
+            err.print(f"Prometheus metrics: {service.metrics_url}/metrics", markup=False)
         if cluster is not None:
-            await cluster.start_adapter(config.connect)
+            await cluster.start_adapter(config.connect, observer=service.metrics)
             where = "emulated" if cluster.emulator is not None else "cluster"
             err.print(f"Kubernetes ({where}): kubectl --kubeconfig {cluster.kubeconfig} get dgdr")
             if getattr(cluster, "webhooks", None) is not None:

@@ -119,6 +119,17 @@ BUILTINS: tuple[ResourceType, ...] = (
     _builtin("", "v1", "services", "Service", short=["svc"], categories=["all"], status=True),
     _builtin("", "v1", "serviceaccounts", "ServiceAccount", short=["sa"]),
     _builtin("batch", "v1", "jobs", "Job", categories=["all"], status=True, generation=True),
+    # Stored as given, for `kubectl apply -k k8s/manifests` (no controller runs their pods).
+    _builtin(
+        "apps",
+        "v1",
+        "deployments",
+        "Deployment",
+        short=["deploy"],
+        categories=["all"],
+        status=True,
+        generation=True,
+    ),
     _builtin("coordination.k8s.io", "v1", "leases", "Lease"),
     _builtin("events.k8s.io", "v1", "events", "Event", short=["ev"]),
     _builtin(RBAC, "v1", "roles", "Role"),

@@ -1,8 +1,12 @@
 """The shipped manifests: the DGDR CRD covers every spec field with the spec's enums and defaults,
-carries Dynamo's printer columns, and the RBAC grants no verb the service does not use."""
+carries Dynamo's printer columns, and the RBAC grants no verb the service does not use; the
+Deployment serves metrics and probes; `kubectl apply -k k8s/manifests` installs all of them."""
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +15,7 @@ import yaml
 from pydantic import BaseModel
 
 from dgdr.domain.spec import Backend, DGDRSpec, GpuSku, SearchStrategy
+from k8s.emulator import Emulator
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "k8s" / "manifests"
 
@@ -150,3 +155,98 @@ def test_the_deployment_serves_the_webhooks_where_the_manifests_send_them() -> N
         pod.get("labels") or load("deployment.yaml")[0]["spec"]["template"]["metadata"]["labels"]
     )
     assert service["spec"]["selector"].items() <= labels.items()
+
+
+def test_the_deployment_serves_metrics_and_probes_on_one_port() -> None:
+    deployment, metrics_service = load("deployment.yaml")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    args = container["args"]
+    port = int(args[args.index("--metrics-addr") + 1].rpartition(":")[2])
+    named = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert named["metrics"] == port
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert metrics_service["kind"] == "Service"
+    assert metrics_service["spec"]["ports"][0]["targetPort"] == "metrics"
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert metrics_service["spec"]["selector"].items() <= labels.items()
+
+
+def test_the_kustomization_lists_every_manifest() -> None:
+    kustomization = yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text())
+    shipped = {p.name for p in MANIFESTS.glob("*.yaml")} - {"kustomization.yaml"}
+    assert sorted(kustomization["resources"]) == sorted(shipped)
+
+
+KUBECTL = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or "kubectl"
+# cert-manager's two kinds webhooks.yaml uses, as a cluster with cert-manager installed serves them
+# (schemaless here: their fields are cert-manager's to check).
+CERT_MANAGER_CRDS = [
+    {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.cert-manager.io"},
+        "spec": {
+            "group": "cert-manager.io",
+            "scope": "Namespaced",
+            "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "x-kubernetes-preserve-unknown-fields": True,
+                        }
+                    },
+                }
+            ],
+        },
+    }
+    for kind, plural in (("Issuer", "issuers"), ("Certificate", "certificates"))
+]
+
+
+async def kubectl(kubeconfig: Path, *args: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        KUBECTL, "--kubeconfig", str(kubeconfig), "--cache-dir", str(kubeconfig.parent / "kc"),
+        *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode()
+
+
+@pytest.mark.timeout(90)
+async def test_kubectl_apply_k_installs_every_manifest(tmp_path: Path) -> None:
+    """On a cluster with cert-manager and nothing of dgdr's: `kubectl apply --dry-run=server -k`
+    passes every object through the API server's validation, then `kubectl apply -k` creates
+    them all."""
+    emulator = Emulator(crds=CERT_MANAGER_CRDS)
+    await emulator.start()
+    try:
+        kubeconfig = emulator.write_kubeconfig(tmp_path / "kubeconfig")
+        # a server-side dry run cannot place objects in a namespace it has not created
+        code, out = await kubectl(kubeconfig, "create", "namespace", "dgdr-system", "--save-config")
+        assert code == 0, out
+        code, out = await kubectl(kubeconfig, "apply", "--dry-run=server", "-k", str(MANIFESTS))
+        assert code == 0, out
+        expected = [
+            (d["kind"], d["metadata"]["name"])
+            for name in yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text())["resources"]
+            for d in load(name)
+        ]
+        dry = [line for line in out.splitlines() if line.endswith("(server dry run)")]
+        assert len(dry) == len(expected), out
+        assert "Warning" not in out and "rror" not in out, out
+        assert emulator.store.get("apps", "v1", "deployments", "dgdr-system", "dgdr") is None
+        code, out = await kubectl(kubeconfig, "apply", "-k", str(MANIFESTS))
+        assert code == 0, out
+        code, out = await kubectl(kubeconfig, "get", "-k", str(MANIFESTS), "-o", "name")
+        assert code == 0, out
+        assert len(out.split()) == len(expected), out
+        assert "deployment.apps/dgdr" in out.split()
+    finally:
+        await emulator.stop()
