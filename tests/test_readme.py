@@ -33,7 +33,8 @@ COMMAND_TIMEOUT = 120.0
 
 CANNOT_RUN = {
     "uv run pytest": "the test suite itself",
-    "kubectl apply -f k8s/manifests/": "needs a real cluster (images, cert-manager, Dynamo's CRDs)",
+    "kubectl apply -k k8s/manifests": "needs a real cluster (the image, cert-manager); "
+    "tests/k8s/test_manifests.py applies it to the emulator",
     "dgdr up --kubeconfig ~/.kube/config": "needs a real cluster",
 }
 
