@@ -111,7 +111,7 @@ async def test_dgdr_up_cluster_emulated_writes_a_kubeconfig_kubectl_uses(tmp_pat
             assert proc.returncode is None, "dgdr up exited"
             return kc.is_file() and kc.stat().st_size > 0
 
-        await until(written, 20, "dgdr up to write the kubeconfig")
+        await until(written, 60, "dgdr up to write the kubeconfig")
         assert "No resources found" in await kubectl(kc, "get", "dgdr")
     finally:
         proc.send_signal(signal.SIGTERM)
