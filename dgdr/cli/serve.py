@@ -23,7 +23,7 @@ from typing import Annotated, Any
 
 import typer
 
-from dgdr.cli import render
+from dgdr.cli import preflight, render
 from dgdr.cli.base import Settings, app, run, settings_of
 from dgdr.cli.console import err, fail, out
 from dgdr.cli.requests import parse_duration, print_outcome
@@ -73,12 +73,21 @@ def _up_config(
     )
 
 
-# `dgdr up`'s options for the durability, trust and webhook settings.
+# `dgdr up`'s options for the durability, trust, start-up and webhook settings.
+StartupTimeoutOption = Annotated[
+    str,
+    typer.Option(
+        help="how long to wait for NATS at start-up (--no-embedded: a server not answering yet; "
+        "any: one failing during the start) before exiting 1, e.g. 60s, 5m"
+    ),
+]
 WebhookPortOption = Annotated[
     int | None,
     typer.Option(
         help="serve the DGDR admission and conversion webhooks over HTTPS on this port "
-        "(emulated: always, on a free port unless given; kubernetes: only with this option)"
+        "(emulated: always, on a free port unless given; kubernetes: only with this option)",
+        min=0,
+        max=65535,
     ),
 ]
 WebhookCertDirOption = Annotated[
@@ -128,7 +137,9 @@ def up(
     data_dir: Annotated[Path, typer.Option(help="where the embedded NATS keeps its data")] = Path(
         ".dgdr"
     ),
-    port: Annotated[int, typer.Option(help="port of the embedded NATS server")] = 4222,
+    port: Annotated[
+        int, typer.Option(help="port of the embedded NATS server", min=1, max=65535)
+    ] = 4222,
     embedded: Annotated[
         bool, typer.Option(help="run an embedded NATS server; --no-embedded uses --server instead")
     ] = True,
@@ -173,8 +184,17 @@ def up(
     model_dir: ModelDirOption = None,
     log_level: Annotated[str, typer.Option()] = "INFO",
     insecure: InsecureOption = False,
+    startup_timeout: StartupTimeoutOption = "60s",
 ) -> None:
-    """Run the service (embedded NATS, profiling worker, deployment target) until interrupted."""
+    """Run the service (embedded NATS, profiling worker, deployment target) until interrupted.
+
+    Before anything starts: the data dir is locked (one `dgdr up` per data dir) and the ports to
+    listen on are checked free (`dgdr.cli.preflight`). SIGINT and SIGTERM stop it cleanly, exit 0:
+    stopping is a service's normal end (a Kubernetes pod ends Completed, not Error).
+
+    With --no-embedded, a NATS that does not answer yet is waited for (saying so at once) for
+    --startup-timeout, then exit 1 with one line: in a container, the restart policy (compose
+    `restart:`, a Deployment) starts it again, so a NATS that comes late is still picked up."""
     from dgdr.app.logs import LEVELS, configure
 
     if log_level.upper() not in LEVELS:
@@ -182,8 +202,11 @@ def up(
     if insecure and not embedded:
         raise fail("--insecure goes with the embedded server (not with --no-embedded)", 2)
     _check_durability(replicas, sync, embedded)
+    wait_for_nats = parse_duration(startup_timeout)
     config = _up_config(settings_of(ctx), rollout_delay, roles, replicas)
-    config = replace(config, model_dirs=tuple(model_dir or ()))
+    config = replace(
+        config, model_dirs=tuple(model_dir or ()), startup_deadline=max(wait_for_nats, 1.0)
+    )
     side = _cluster_side(
         cluster,
         kubeconfig,
@@ -194,17 +217,56 @@ def up(
         lease_duration,
         webhook=(webhook_port, webhook_cert_dir),
     )
+    lock = None
+    if embedded or side is not None:  # the data dir is used: NATS's store, the emulator's files
+        lock = preflight.DataDirLock(preflight.usable_data_dir(data_dir))
+        url = f"nats://127.0.0.1:{port}" if embedded else redact_url(config.connect.url)
+        lock.acquire(url)
+    preflight.check_ports_free(_listening(port if embedded else None, cluster, webhook_port))
     configure(log_level)
-    run(
-        _serve(
-            config,
-            data_dir,
-            port if embedded else None,
-            cluster=side,
-            secure=not insecure,
-            sync=sync,
+    try:
+        _run_until_signal(
+            _serve(
+                config,
+                data_dir,
+                port if embedded else None,
+                cluster=side,
+                secure=not insecure,
+                sync=sync,
+                wait_for_nats=None if embedded else wait_for_nats,
+            )
         )
-    )
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _listening(
+    nats_port: int | None, cluster: str, webhook_port: int | None
+) -> list[tuple[str, str, int]]:
+    """(option, host, port) of each port `dgdr up` is told to listen on."""
+    ports = [] if nats_port is None else [("--port", "127.0.0.1", nats_port)]
+    if webhook_port:  # 0: any free port
+        host = "127.0.0.1" if cluster == "emulated" else "0.0.0.0"
+        ports.append(("--webhook-port", host, webhook_port))
+    return ports
+
+
+class Interrupted(Exception):
+    """The service was stopped by a signal (`signum`), after a clean stop of everything."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _run_until_signal(coro: Awaitable[None]) -> int | None:
+    """Run `coro`; the signal that stopped it (after its clean-up), or None if it ended."""
+    try:
+        run(coro)
+    except Interrupted as stop:
+        return stop.signum
+    return None
 
 
 CLUSTER_MODES = ("simulated", "emulated", "kubernetes")
@@ -264,16 +326,52 @@ async def _serve(
     cluster: Any = None,
     secure: bool = True,
     sync: str | None = None,
+    wait_for_nats: float | None = None,
+) -> None:
+    """Start the parts, run `ready` (or until a signal), stop them all in reverse order.
+
+    SIGINT or SIGTERM cancels whatever runs (a start, `ready`, the wait), the parts are stopped,
+    and `Interrupted` is raised. A second signal during that clean-up is ignored: every stop is
+    bounded (the nats-server is killed if it does not exit)."""
+    main = asyncio.current_task()
+    assert main is not None
+    received: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        if not received:
+            received.append(signum)
+            main.cancel()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        await _start_and_run(config, data_dir, port, ready, cluster, secure, sync, wait_for_nats)
+    except asyncio.CancelledError:
+        if not received:
+            raise
+        main.uncancel()
+        raise Interrupted(received[0]) from None
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def _start_and_run(
+    config: Any,
+    data_dir: Path,
+    port: int | None,
+    ready: Callable[[ConnectOptions], Awaitable[None]] | None,
+    cluster: Any,
+    secure: bool,
+    sync: str | None,
+    wait_for_nats: float | None,
 ) -> None:
     from dgdr.app.service import Service
     from events.auth import start_embedded
 
     server = None
     service = None
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
         if cluster is not None:
             await _open_cluster(cluster, data_dir)
@@ -290,6 +388,8 @@ async def _serve(
                     "that reaches it may write history and status or delete streams",
                     markup=False,
                 )
+        if wait_for_nats is not None:
+            await _wait_for_nats(config.connect, wait_for_nats)
         service = Service(config)
         await service.start()
         if cluster is not None:
@@ -300,7 +400,7 @@ async def _serve(
                 err.print(f"DGDR admission and conversion webhooks: {cluster.webhooks.url}")
         if ready is None:
             err.print(_banner(config.connect, data_dir if port is not None else None, secure))
-            await stop.wait()
+            await asyncio.Event().wait()  # until a signal cancels it
         else:
             await ready(client)
     finally:
@@ -310,6 +410,37 @@ async def _serve(
             await service.stop()
         if server is not None:
             await server.stop()
+
+
+async def _wait_for_nats(options: ConnectOptions, seconds: float) -> None:
+    """Return once NATS at `options` answers; until then retry, having said so once on stderr.
+    Past `seconds`, `ServerUnavailable` (one line). A refusal (credentials) is not retried."""
+    from dgdr.domain.errors import ServerUnavailable
+    from events.connection import connect
+
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + seconds
+    waiting = False
+    while True:
+        try:
+            nc = await connect(options, reconnect=False, timeout=max(1.0, give_up - loop.time()))
+        except ServerUnavailable as exc:
+            if loop.time() >= give_up:
+                raise ServerUnavailable(
+                    f"NATS at {options.safe_url} did not answer within {seconds:g} s "
+                    f"(--startup-timeout): {exc}"
+                ) from None
+            if not waiting:
+                waiting = True
+                err.print(
+                    f"waiting for NATS at {options.safe_url} ({exc}): retrying for "
+                    f"{seconds:g} s (--startup-timeout), then exit 1",
+                    markup=False,
+                )
+            await asyncio.sleep(min(0.5, max(0.0, give_up - loop.time())))
+            continue
+        await nc.close()
+        return
 
 
 def _banner(service: ConnectOptions, data_dir: Path | None, secure: bool) -> str:
@@ -337,7 +468,7 @@ async def _open_cluster(cluster: Any, data_dir: Path) -> None:
 
 def _example_path() -> Path:
     local = Path("examples/qwen3-0.6b.yaml")
-    return local if local.is_file() else Path(__file__).resolve().parents[1] / local
+    return local if local.is_file() else Path(__file__).resolve().parents[2] / local
 
 
 @app.command()
@@ -346,7 +477,11 @@ def demo(
     timeout: Annotated[str, typer.Option(help="give up after this long")] = "120s",
 ) -> None:
     """Start everything in a temporary directory, apply examples/qwen3-0.6b.yaml, follow it to
-    Deployed, and show what was chosen."""
+    Deployed, and show what was chosen.
+
+    Ctrl-C (SIGINT) or SIGTERM stops it at once: the service and its nats-server are stopped,
+    the temporary directory removed, and it exits 128 + the signal (130, 143) as an interrupted
+    command does, so that `dgdr demo && ...` does not go on as if the demo had run."""
     from dgdr.app.logs import configure
     from events.server import free_port
 
@@ -371,7 +506,10 @@ def demo(
 
     with tempfile.TemporaryDirectory(prefix="dgdr-demo-") as tmp:
         config = _up_config(settings, rollout_delay=1.0)
-        run(_serve(config, Path(tmp), free_port(), ready=run_demo))
+        stopped_by = _run_until_signal(_serve(config, Path(tmp), free_port(), ready=run_demo))
+    if stopped_by is not None:
+        err.print(f"dgdr demo: stopped ({signal.Signals(stopped_by).name})", markup=False)
+        raise typer.Exit(128 + stopped_by)
     obj = result.get("obj")
     if not obj or obj.get("status", {}).get("phase") != "Deployed":
         raise fail("the demo DGDR did not reach Deployed")
