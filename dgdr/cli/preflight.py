@@ -27,8 +27,9 @@ from dgdr.cli.console import fail
 LOCK_FILE = "dgdr-up.lock"
 
 
-def usable_data_dir(data_dir: Path) -> Path:
-    """`data_dir`, created if needed; exit 2 with one line when it is not a writable directory."""
+def usable_dir(data_dir: Path, option: str = "--data-dir") -> Path:
+    """`data_dir`, created if needed; exit 2 with one line naming `option` when it is not a
+    writable directory."""
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=data_dir):
@@ -38,8 +39,8 @@ def usable_data_dir(data_dir: Path) -> Path:
         if data_dir.exists() and not data_dir.is_dir():
             reason = "it is a file, not a directory"
         raise fail(
-            f"--data-dir {data_dir}: cannot use it ({reason}); give a directory dgdr up can "
-            "create and write",
+            f"{option}: cannot use the directory {data_dir} ({reason}); give a directory "
+            "dgdr up can create and write",
             2,
         ) from None
     return data_dir

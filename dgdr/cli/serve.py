@@ -1,8 +1,12 @@
 """`dgdr up` (the service, with an embedded NATS and a simulated, emulated or real cluster) and
 `dgdr demo` (all of it in a temporary directory, one example followed to Deployed).
 
-Failure semantics: bad option combinations exit 2 before anything starts; SIGINT/SIGTERM stop the
-service cleanly; an unreachable cluster is one line and exit 2.
+Failure semantics: bad option combinations and values exit 2 before anything starts; a data dir
+another `dgdr up` holds, or a port another process listens on, is one line naming it and exit 1,
+also before anything starts (`dgdr.cli.preflight`); an unreachable cluster is one line and exit 2;
+a NATS that never answers (--no-embedded) is one line and exit 1 after --startup-timeout. SIGINT and
+SIGTERM stop whatever runs at once, everything started is stopped in reverse order (the embedded
+nats-server last): `dgdr up` then exits 0, `dgdr demo` 128 + the signal, its temporary dir removed.
 
 The embedded NATS server runs with authorization (`events.auth`): the service connects as `service`,
 the demo's client as `client`, and the client and admin contexts are written to DATA_DIR/contexts;
@@ -143,7 +147,9 @@ def up(
     embedded: Annotated[
         bool, typer.Option(help="run an embedded NATS server; --no-embedded uses --server instead")
     ] = True,
-    rollout_delay: Annotated[float, typer.Option(help="simulated DGD rollout, seconds")] = 1.0,
+    rollout_delay: Annotated[
+        float, typer.Option(help="simulated DGD rollout, seconds", min=0)
+    ] = 1.0,
     roles: Annotated[
         str | None,
         typer.Option(help="comma-separated parts to run: requests,projector,reactor,profiler"),
@@ -217,14 +223,15 @@ def up(
         lease_duration,
         webhook=(webhook_port, webhook_cert_dir),
     )
-    lock = None
-    if embedded or side is not None:  # the data dir is used: NATS's store, the emulator's files
-        lock = preflight.DataDirLock(preflight.usable_data_dir(data_dir))
-        url = f"nats://127.0.0.1:{port}" if embedded else redact_url(config.connect.url)
-        lock.acquire(url)
-    preflight.check_ports_free(_listening(port if embedded else None, cluster, webhook_port))
-    configure(log_level)
-    try:
+    with contextlib.ExitStack() as held:
+        if embedded or side is not None:  # the data dir is used: NATS's store, emulator's files
+            lock = preflight.DataDirLock(preflight.usable_dir(data_dir))
+            lock.acquire(f"nats://127.0.0.1:{port}" if embedded else redact_url(config.connect.url))
+            held.callback(lock.release)
+        if write_kubeconfig is not None:
+            preflight.usable_dir(write_kubeconfig.parent, "--write-kubeconfig")
+        preflight.check_ports_free(_listening(port if embedded else None, cluster, webhook_port))
+        configure(log_level)
         _run_until_signal(
             _serve(
                 config,
@@ -236,9 +243,6 @@ def up(
                 wait_for_nats=None if embedded else wait_for_nats,
             )
         )
-    finally:
-        if lock is not None:
-            lock.release()
 
 
 def _listening(
@@ -331,14 +335,15 @@ async def _serve(
     """Start the parts, run `ready` (or until a signal), stop them all in reverse order.
 
     SIGINT or SIGTERM cancels whatever runs (a start, `ready`, the wait), the parts are stopped,
-    and `Interrupted` is raised. A second signal during that clean-up is ignored: every stop is
-    bounded (the nats-server is killed if it does not exit)."""
+    and `Interrupted` is raised. A signal during the clean-up is ignored, so that it completes:
+    every stop is bounded (the nats-server is killed if it does not exit)."""
     main = asyncio.current_task()
     assert main is not None
     received: list[int] = []
+    cleaning_up = asyncio.Event()
 
     def on_signal(signum: int) -> None:
-        if not received:
+        if not received and not cleaning_up.is_set():
             received.append(signum)
             main.cancel()
 
@@ -346,7 +351,9 @@ async def _serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
     try:
-        await _start_and_run(config, data_dir, port, ready, cluster, secure, sync, wait_for_nats)
+        await _start_and_run(
+            config, data_dir, port, ready, cluster, secure, sync, wait_for_nats, cleaning_up
+        )
     except asyncio.CancelledError:
         if not received:
             raise
@@ -366,6 +373,7 @@ async def _start_and_run(
     secure: bool,
     sync: str | None,
     wait_for_nats: float | None,
+    cleaning_up: asyncio.Event,
 ) -> None:
     from dgdr.app.service import Service
     from events.auth import start_embedded
@@ -404,12 +412,22 @@ async def _start_and_run(
         else:
             await ready(client)
     finally:
-        if cluster is not None:
-            await cluster.close()
-        if service is not None:
-            await service.stop()
-        if server is not None:
-            await server.stop()
+        cleaning_up.set()
+
+        async def stop_all() -> None:
+            if cluster is not None:
+                await cluster.close()
+            if service is not None:
+                await service.stop()
+            if server is not None:
+                await server.stop()
+
+        # To the end even if a cancellation requested just before lands here.
+        stopping = asyncio.ensure_future(stop_all())
+        while not stopping.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(stopping)
+        stopping.result()
 
 
 async def _wait_for_nats(options: ConnectOptions, seconds: float) -> None:
