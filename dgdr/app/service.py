@@ -24,7 +24,8 @@ cluster target, consumers); consumers on the closed client end instead of retryi
 
 A NATS that does not answer the first connect stops the start at once (`ServerUnavailable`, one
 line); one that fails later in the start (killed, or a leader being elected) is retried as the
-supervisor does, logged each time, for `startup_deadline` seconds. Requests that failed because NATS
+supervisor does, logged each time, for `startup_deadline` seconds. A server without JetStream
+(no JetStream API answers, and its INFO says so) is `ConfigurationError` at once. Requests that failed because NATS
 was briefly unavailable are redelivered within a second (`events.consumer.retry_delay`).
 
 With `metrics_addr` set, Prometheus metrics and the probes `/healthz` and `/readyz` are served
@@ -53,12 +54,13 @@ import structlog
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig
+from nats.js.errors import ServiceUnavailableError
 
 from dgdr.app.handler import CommandHandler
 from dgdr.app.reactors import ProfilingWorker, Reactor, decode_commit
 from dgdr.app.request_handler import RequestHandler
 from dgdr.app.simcluster import SimulatedCluster
-from dgdr.domain.errors import ServerUnavailable
+from dgdr.domain.errors import ConfigurationError, ServerUnavailable
 from dgdr.domain.target import DeploymentTarget, ProfilingJobs
 from events import subjects as s
 from events.connection import ConnectOptions, connect
@@ -178,6 +180,7 @@ class Service:
             except Exception as exc:
                 if not _nats_unavailable(exc):
                     raise  # a refusal, an unsafe stream...: retrying cannot fix it
+                _refuse_without_jetstream(self.nc, self.config.connect, exc)
                 connected_once = connected_once or self.nc is not None
                 await self._stop_parts()
                 if not connected_once:
@@ -356,6 +359,17 @@ def _nats_unavailable(exc: BaseException) -> bool:
         nats.errors.UnexpectedEOF,
     )
     return isinstance(exc, lost) or is_transient(exc)
+
+
+def _refuse_without_jetstream(nc: Client | None, options: ConnectOptions, exc: Exception) -> None:
+    """`ConfigurationError` when no JetStream API answered (503) because the server has none: a
+    server without JetStream never gets it by waiting (a cluster electing a leader answers)."""
+    info = getattr(nc, "_server_info", None) or {}
+    if nc is not None and isinstance(exc, ServiceUnavailableError) and not info.get("jetstream"):
+        raise ConfigurationError(
+            f"NATS at {options.safe_url} has no JetStream, which dgdr stores everything in: start "
+            "nats-server with -js (or a `jetstream {}` block in its configuration)"
+        ) from None
 
 
 def _events_key(msg: Any) -> str:

@@ -1,8 +1,12 @@
 """`dgdr up` (the service, with an embedded NATS and a simulated, emulated or real cluster) and
 `dgdr demo` (all of it in a temporary directory, one example followed to Deployed).
 
-Failure semantics: bad option combinations exit 2 before anything starts; SIGINT/SIGTERM stop the
-service cleanly; an unreachable cluster is one line and exit 2.
+Failure semantics: bad option combinations and values exit 2 before anything starts; a data dir
+another `dgdr up` holds, or a port another process listens on, is one line naming it and exit 1,
+also before anything starts (`dgdr.cli.preflight`); an unreachable cluster is one line and exit 2;
+a NATS that never answers (--no-embedded) is one line and exit 1 after --startup-timeout. SIGINT and
+SIGTERM stop whatever runs at once, everything started is stopped in reverse order (the embedded
+nats-server last): `dgdr up` then exits 0, `dgdr demo` 128 + the signal, its temporary dir removed.
 
 The embedded NATS server runs with authorization (`events.auth`): the service connects as `service`,
 the demo's client as `client`, and the client and admin contexts are written to DATA_DIR/contexts;
@@ -23,7 +27,7 @@ from typing import Annotated, Any
 
 import typer
 
-from dgdr.cli import render
+from dgdr.cli import preflight, render
 from dgdr.cli.base import Settings, app, run, settings_of
 from dgdr.cli.console import err, fail, out
 from dgdr.cli.requests import parse_duration, print_outcome, print_sla_warning
@@ -73,12 +77,21 @@ def _up_config(
     )
 
 
-# `dgdr up`'s options for the durability, trust and webhook settings.
+# `dgdr up`'s options for the durability, trust, start-up and webhook settings.
+StartupTimeoutOption = Annotated[
+    str,
+    typer.Option(
+        help="how long to wait for NATS at start-up (--no-embedded: a server not answering yet; "
+        "any: one failing during the start) before exiting 1, e.g. 60s, 5m"
+    ),
+]
 WebhookPortOption = Annotated[
     int | None,
     typer.Option(
         help="serve the DGDR admission and conversion webhooks over HTTPS on this port "
-        "(emulated: always, on a free port unless given; kubernetes: only with this option)"
+        "(emulated: always, on a free port unless given; kubernetes: only with this option)",
+        min=0,
+        max=65535,
     ),
 ]
 WebhookCertDirOption = Annotated[
@@ -146,11 +159,15 @@ def up(
     data_dir: Annotated[Path, typer.Option(help="where the embedded NATS keeps its data")] = Path(
         ".dgdr"
     ),
-    port: Annotated[int, typer.Option(help="port of the embedded NATS server")] = 4222,
+    port: Annotated[
+        int, typer.Option(help="port of the embedded NATS server", min=1, max=65535)
+    ] = 4222,
     embedded: Annotated[
         bool, typer.Option(help="run an embedded NATS server; --no-embedded uses --server instead")
     ] = True,
-    rollout_delay: Annotated[float, typer.Option(help="simulated DGD rollout, seconds")] = 1.0,
+    rollout_delay: Annotated[
+        float, typer.Option(help="simulated DGD rollout, seconds", min=0)
+    ] = 1.0,
     roles: Annotated[
         str | None,
         typer.Option(help="comma-separated parts to run: requests,projector,reactor,profiler"),
@@ -193,8 +210,17 @@ def up(
     insecure: InsecureOption = False,
     require_sla: RequireSlaDefaultOption = False,
     metrics_addr: MetricsAddrOption = None,
+    startup_timeout: StartupTimeoutOption = "60s",
 ) -> None:
-    """Run the service (embedded NATS, profiling worker, deployment target) until interrupted."""
+    """Run the service (embedded NATS, profiling worker, deployment target) until interrupted.
+
+    Before anything starts: the data dir is locked (one `dgdr up` per data dir) and the ports to
+    listen on are checked free (`dgdr.cli.preflight`). SIGINT and SIGTERM stop it cleanly, exit 0:
+    stopping is a service's normal end (a Kubernetes pod ends Completed, not Error).
+
+    With --no-embedded, a NATS that does not answer yet is waited for (saying so at once) for
+    --startup-timeout, then exit 1 with one line: in a container, the restart policy (compose
+    `restart:`, a Deployment) starts it again, so a NATS that comes late is still picked up."""
     from dgdr.app.logs import LEVELS, configure
 
     if log_level.upper() not in LEVELS:
@@ -202,8 +228,14 @@ def up(
     if insecure and not embedded:
         raise fail("--insecure goes with the embedded server (not with --no-embedded)", 2)
     _check_durability(replicas, sync, embedded)
+    wait_for_nats = parse_duration(startup_timeout)
     config = _up_config(settings_of(ctx), rollout_delay, roles, replicas)
-    config = replace(config, model_dirs=tuple(model_dir or ()), require_sla=require_sla)
+    config = replace(
+        config,
+        model_dirs=tuple(model_dir or ()),
+        require_sla=require_sla,
+        startup_deadline=max(wait_for_nats, 1.0),
+    )
     if metrics_addr is not None:
         from dgdr.app.metrics import parse_address
 
@@ -221,17 +253,61 @@ def up(
         lease_duration,
         webhook=(webhook_port, webhook_cert_dir),
     )
-    configure(log_level)
-    run(
-        _serve(
-            config,
-            data_dir,
-            port if embedded else None,
-            cluster=side,
-            secure=not insecure,
-            sync=sync,
+    with contextlib.ExitStack() as held:
+        if embedded or side is not None:  # the data dir is used: NATS's store, emulator's files
+            lock = preflight.DataDirLock(preflight.usable_dir(data_dir))
+            lock.acquire(f"nats://127.0.0.1:{port}" if embedded else redact_url(config.connect.url))
+            held.callback(lock.release)
+        if write_kubeconfig is not None:
+            preflight.usable_dir(write_kubeconfig.parent, "--write-kubeconfig")
+        preflight.check_ports_free(
+            _listening(port if embedded else None, cluster, webhook_port, config.metrics_addr)
         )
-    )
+        configure(log_level)
+        _run_until_signal(
+            _serve(
+                config,
+                data_dir,
+                port if embedded else None,
+                cluster=side,
+                secure=not insecure,
+                sync=sync,
+                wait_for_nats=None if embedded else wait_for_nats,
+            )
+        )
+
+
+def _listening(
+    nats_port: int | None,
+    cluster: str,
+    webhook_port: int | None,
+    metrics: tuple[str, int] | None = None,
+) -> list[tuple[str, str, int]]:
+    """(option, host, port) of each port `dgdr up` is told to listen on."""
+    ports = [] if nats_port is None else [("--port", "127.0.0.1", nats_port)]
+    if webhook_port:  # 0: any free port
+        host = "127.0.0.1" if cluster == "emulated" else "0.0.0.0"
+        ports.append(("--webhook-port", host, webhook_port))
+    if metrics is not None and metrics[1] and ":" not in metrics[0]:  # the probe is IPv4
+        ports.append(("--metrics-addr", *metrics))
+    return ports
+
+
+class Interrupted(Exception):
+    """The service was stopped by a signal (`signum`), after a clean stop of everything."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _run_until_signal(coro: Awaitable[None]) -> int | None:
+    """Run `coro`; the signal that stopped it (after its clean-up), or None if it ended."""
+    try:
+        run(coro)
+    except Interrupted as stop:
+        return stop.signum
+    return None
 
 
 CLUSTER_MODES = ("simulated", "emulated", "kubernetes")
@@ -291,16 +367,56 @@ async def _serve(
     cluster: Any = None,
     secure: bool = True,
     sync: str | None = None,
+    wait_for_nats: float | None = None,
+) -> None:
+    """Start the parts, run `ready` (or until a signal), stop them all in reverse order.
+
+    SIGINT or SIGTERM cancels whatever runs (a start, `ready`, the wait), the parts are stopped,
+    and `Interrupted` is raised. A signal during the clean-up is ignored, so that it completes:
+    every stop is bounded (the nats-server is killed if it does not exit)."""
+    main = asyncio.current_task()
+    assert main is not None
+    received: list[int] = []
+    cleaning_up = asyncio.Event()
+
+    def on_signal(signum: int) -> None:
+        if not received and not cleaning_up.is_set():
+            received.append(signum)
+            main.cancel()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        await _start_and_run(
+            config, data_dir, port, ready, cluster, secure, sync, wait_for_nats, cleaning_up
+        )
+    except asyncio.CancelledError:
+        if not received:
+            raise
+        main.uncancel()
+        raise Interrupted(received[0]) from None
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def _start_and_run(
+    config: Any,
+    data_dir: Path,
+    port: int | None,
+    ready: Callable[[ConnectOptions], Awaitable[None]] | None,
+    cluster: Any,
+    secure: bool,
+    sync: str | None,
+    wait_for_nats: float | None,
+    cleaning_up: asyncio.Event,
 ) -> None:
     from dgdr.app.service import Service
     from events.auth import start_embedded
 
     server = None
     service = None
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
         if cluster is not None:
             await _open_cluster(cluster, data_dir)
@@ -317,6 +433,8 @@ async def _serve(
                     "that reaches it may write history and status or delete streams",
                     markup=False,
                 )
+        if wait_for_nats is not None:
+            await _wait_for_nats(config.connect, wait_for_nats)
         service = Service(config)
         await service.start()
         if service.metrics_url is not None:
@@ -329,16 +447,57 @@ async def _serve(
                 err.print(f"DGDR admission and conversion webhooks: {cluster.webhooks.url}")
         if ready is None:
             err.print(_banner(config.connect, data_dir if port is not None else None, secure))
-            await stop.wait()
+            await asyncio.Event().wait()  # until a signal cancels it
         else:
             await ready(client)
     finally:
-        if cluster is not None:
-            await cluster.close()
-        if service is not None:
-            await service.stop()
-        if server is not None:
-            await server.stop()
+        cleaning_up.set()
+
+        async def stop_all() -> None:
+            if cluster is not None:
+                await cluster.close()
+            if service is not None:
+                await service.stop()
+            if server is not None:
+                await server.stop()
+
+        # To the end even if a cancellation requested just before lands here.
+        stopping = asyncio.ensure_future(stop_all())
+        while not stopping.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(stopping)
+        stopping.result()
+
+
+async def _wait_for_nats(options: ConnectOptions, seconds: float) -> None:
+    """Return once NATS at `options` answers; until then retry, having said so once on stderr.
+    Past `seconds`, `ServerUnavailable` (one line). A refusal (credentials) is not retried."""
+    from dgdr.domain.errors import ServerUnavailable
+    from events.connection import connect
+
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + seconds
+    waiting = False
+    while True:
+        try:
+            nc = await connect(options, reconnect=False, timeout=max(1.0, give_up - loop.time()))
+        except ServerUnavailable as exc:
+            if loop.time() >= give_up:
+                raise ServerUnavailable(
+                    f"NATS at {options.safe_url} did not answer within {seconds:g} s "
+                    f"(--startup-timeout): {exc}"
+                ) from None
+            if not waiting:
+                waiting = True
+                err.print(
+                    f"waiting for NATS at {options.safe_url} ({exc}): retrying for "
+                    f"{seconds:g} s (--startup-timeout), then exit 1",
+                    markup=False,
+                )
+            await asyncio.sleep(min(0.5, max(0.0, give_up - loop.time())))
+            continue
+        await nc.close()
+        return
 
 
 def _banner(service: ConnectOptions, data_dir: Path | None, secure: bool) -> str:
@@ -366,7 +525,7 @@ async def _open_cluster(cluster: Any, data_dir: Path) -> None:
 
 def _example_path() -> Path:
     local = Path("examples/qwen3-0.6b.yaml")
-    return local if local.is_file() else Path(__file__).resolve().parents[1] / local
+    return local if local.is_file() else Path(__file__).resolve().parents[2] / local
 
 
 @app.command()
@@ -375,7 +534,11 @@ def demo(
     timeout: Annotated[str, typer.Option(help="give up after this long")] = "120s",
 ) -> None:
     """Start everything in a temporary directory, apply examples/qwen3-0.6b.yaml, follow it to
-    Deployed, and show what was chosen."""
+    Deployed, and show what was chosen.
+
+    Ctrl-C (SIGINT) or SIGTERM stops it at once: the service and its nats-server are stopped,
+    the temporary directory removed, and it exits 128 + the signal (130, 143) as an interrupted
+    command does, so that `dgdr demo && ...` does not go on as if the demo had run."""
     from dgdr.app.logs import configure
     from events.server import free_port
 
@@ -400,7 +563,10 @@ def demo(
 
     with tempfile.TemporaryDirectory(prefix="dgdr-demo-") as tmp:
         config = _up_config(settings, rollout_delay=1.0)
-        run(_serve(config, Path(tmp), free_port(), ready=run_demo))
+        stopped_by = _run_until_signal(_serve(config, Path(tmp), free_port(), ready=run_demo))
+    if stopped_by is not None:
+        err.print(f"dgdr demo: stopped ({signal.Signals(stopped_by).name})", markup=False)
+        raise typer.Exit(128 + stopped_by)
     obj = result.get("obj")
     if not obj or obj.get("status", {}).get("phase") != "Deployed":
         raise fail("the demo DGDR did not reach Deployed")

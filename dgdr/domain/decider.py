@@ -19,7 +19,11 @@ annotation as last applied with a spec): then profiling fails with reason `SLANo
 deployed. An annotation change alone (the same spec) records nothing and is not looked at.
 
 Idempotency is a domain rule: a command whose id is remembered as applied decides `[]`, and so does a
-command that would change nothing (a re-applied identical spec, a repeated observation).
+command that would change nothing (a re-applied identical spec, a repeated observation). Profiling
+progress only goes forward (`PROFILING_PHASES`' order): a report of a sub-phase the DGDR has already
+passed is from before (a job redelivered after a restart replays its steps) and is refused `Stale`,
+like a report for another generation; only a sub-phase the machine does not know is
+`InvalidTransition`.
 
 The memory of applied ids (`State.applied`) is bounded: it keeps only the ids that can still recur,
 in three parts, so it never holds more than `MAX_REMEMBERED` ids however long the history:
@@ -385,6 +389,12 @@ def _decide_progress(state: State, command: ReportProfilingProgress) -> list[Eve
         return stale
     if command.sub_phase == state.profiling_phase:
         return []
+    if _passed(state.profiling_phase, command.sub_phase):
+        return Rejection(
+            "Stale",
+            f"profiling is at {state.profiling_phase}, past {command.sub_phase}: a report from "
+            "before (a redelivered or restarted job replaying its steps)",
+        )
     event = ProfilingProgressed(sub_phase=command.sub_phase, message=command.message)
     if machine.next_state(state.machine_state, event.trigger) is None:
         return Rejection(
@@ -392,6 +402,13 @@ def _decide_progress(state: State, command: ReportProfilingProgress) -> list[Eve
             f"profiling cannot go from {state.profiling_phase} to {command.sub_phase}",
         )
     return [event]
+
+
+def _passed(current: str | None, reported: str) -> bool:
+    """Whether `reported` is a profiling sub-phase before `current` (PROFILING_PHASES' order)."""
+    if current not in PROFILING_PHASES or reported not in PROFILING_PHASES:
+        return False
+    return PROFILING_PHASES.index(reported) < PROFILING_PHASES.index(current)
 
 
 def _decide_result(state: State, command: ReportProfilingResult) -> list[Event] | Rejection:

@@ -6,6 +6,7 @@ adapter running: apply the example, `get dgdr` with Dynamo's columns filled, `wa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -114,9 +115,17 @@ async def test_dgdr_up_cluster_emulated_writes_a_kubeconfig_kubectl_uses(tmp_pat
         await until(written, 60, "dgdr up to write the kubeconfig")
         assert "No resources found" in await kubectl(kc, "get", "dgdr")
     finally:
-        proc.send_signal(signal.SIGTERM)
         assert proc.stderr is not None
-        err = (await asyncio.wait_for(proc.stderr.read(), 20)).decode()
+        started = b""  # SIGTERM stops a start at once: let it start, as a user would
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(30):
+                while b"dgdr is up" not in started:
+                    line = await proc.stderr.readline()
+                    if not line:
+                        break
+                    started += line
+        proc.send_signal(signal.SIGTERM)
+        err = (started + await asyncio.wait_for(proc.stderr.read(), 20)).decode()
         await asyncio.wait_for(proc.wait(), 20)
     assert proc.returncode == 0, err
     assert str(kc) in err

@@ -178,7 +178,7 @@ async def test_a_redelivered_job_replays_its_steps_without_a_warning(
         await worker.on_message(job(uid))  # replays Initializing..SweepingDecode, then goes on
     assert (await types(store))[-2:] == ["ProfilingCompleted", "DeploymentStarted"]
     assert [e for e in logs if e["log_level"] == "warning"] == []
-    replayed = [e for e in logs if e["event"].startswith("profiling step recorded before")]
+    replayed = [e for e in logs if e["event"] == "profiling report is stale; ignored"]
     assert replayed, "the replayed steps are logged at debug"
 
 

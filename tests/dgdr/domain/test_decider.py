@@ -306,9 +306,11 @@ def test_progress_to_the_same_sub_phase_decides_nothing(sub: str) -> None:
         ("Done", "Initializing"),
     ],
 )
-def test_progress_backwards_is_rejected(at: str, back: str) -> None:
+def test_progress_to_a_passed_sub_phase_is_stale_not_an_invalid_transition(
+    at: str, back: str
+) -> None:
     given(history("Profiling"), progress(at)).when(progress(back)).then_rejected(
-        "InvalidTransition", f"from {at} to {back}"
+        "Stale", f"profiling is at {at}, past {back}"
     )
 
 

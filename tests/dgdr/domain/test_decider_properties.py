@@ -274,7 +274,7 @@ class DGDRLifecycle(RuleBasedStateMachine):
         elif sub == before:
             assert decision == []
         elif PROFILING_PHASES.index(sub) < PROFILING_PHASES.index(before):
-            assert isinstance(decision, Rejection) and decision.reason == "InvalidTransition"
+            assert isinstance(decision, Rejection) and decision.reason == "Stale"
         else:
             assert not isinstance(decision, Rejection)
             assert self.state.profiling_phase == sub
