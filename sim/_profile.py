@@ -33,7 +33,7 @@ byte-identical outputs. No I/O apart from reading package data (and a named loca
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -50,6 +50,7 @@ from ._deploy import (
 from ._dgd import build_dgd
 from ._message import result_message
 from ._modelpath import ModelDirs
+from ._modes import compare_modes
 from ._naive import (
     can_estimate,
     naive_dgd_plan,
@@ -79,6 +80,9 @@ class ProfileResult:
     sla_verdict: SlaVerdict
     # Objects deployed with the DGD (the planner's ConfigMaps), in the order to create them.
     configmaps: list[dict[str, Any]] = field(default_factory=list)
+    # The best config and the Pareto front of each serving mode, agg and disagg (`sim._modes`);
+    # empty for the naive configuration.
+    modes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _silent(sub_phase: str, message: str) -> None:
@@ -128,7 +132,10 @@ def profile(
         report("BuildingCurves", curves_message(selection, objects))
     dgd, override_notes = build_dgd(dgd_plan(setup, selection, objects))
     report("GeneratingDGD", generating_message(setup, selection, objects, dgd))
-    return _result(setup, sweep, selection, objects, dgd, override_notes)
+    result = _result(setup, sweep, selection, objects, dgd, override_notes)
+    agg = [c for pick in searched.picks.values() for c in pick.candidates]
+    disagg = [c for b in searched.picks for c in searched.splits[b]]
+    return replace(result, modes=compare_modes(setup, agg, disagg, selection.chosen))
 
 
 def _result(
