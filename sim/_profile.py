@@ -14,7 +14,9 @@ as its sub-phase when it is done:
    only then);
 5. DGD (`sim._deploy`, `sim._dgd`): the DGD of the selected config (GeneratingDGD);
 6. message (`sim._message`): the one-line result: what was picked, which backend won under
-   auto and by how much, SLA met or missed by how much per target, load served, notes.
+   auto and by how much, SLA met or missed by how much per target, load served, notes;
+7. modes (`sim._modes`): the best aggregated and the best disaggregated config and each mode's
+   Pareto front, for the side-by-side comparison and the plot.
 
 A model nothing estimates (not in the catalog, no config.json) takes Dynamo's naive fallback
 instead (`sim._naive`): the smallest TP that holds its weights as its name states them,

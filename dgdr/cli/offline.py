@@ -1,8 +1,13 @@
-"""Offline CLI commands (no NATS, no cluster): `dgdr estimate` and `dgdr profile`.
+"""Offline CLI commands (no NATS, no cluster): `dgdr estimate`, `dgdr profile`, `dgdr simulate`.
 
-Both run the simulation engine (`sim`) in this process. A user mistake (a bad argument, an invalid
-spec, a model that cannot fit the budget) is one line on stderr and exit code 2 (usage) or 1 (the
-spec cannot be served), never a traceback.
+Both run the simulation engine (`sim`) in this process. A user mistake (a bad argument, a number
+out of its range, an invalid spec, a model that cannot fit the budget) is one line on stderr naming
+the option or field and exit code 2 (usage) or 1 (the spec cannot be served), never a traceback.
+`profile` prints its table (the best aggregated against the best disaggregated config, as
+AIConfigurator's summary does), JSON, YAML, or with `-o dgd` only what to deploy; its rendering is
+`dgdr.cli.profile_report` and `dgdr.cli.profile_plot`, and every YAML goes through
+`dgdr.cli.yamlout` (no anchors). `--gpu` takes a GPU as a person spells it
+(`dgdr.domain.spec.gpu_sku_named`).
 
 `spec.model` as a local path: these commands run as the user on their own machine, so by default
 any config.json they name (or one next to the spec file) is read. With `--model-dir DIR`

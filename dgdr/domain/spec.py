@@ -1,8 +1,10 @@
 """The DGDR v1beta1 spec and manifest models, and their validation in two levels.
 
 Owns: the shape of `spec` exactly as Dynamo's v1beta1 CRD (camelCase names, enums, defaults), GPU SKU
-normalisation for discovered product names, and turning pydantic errors into `FieldError`s that name
-the field (a dotted camelCase path such as `spec.sla.e2eLatency`) and say how to fix it.
+normalisation for discovered product names (`normalise_gpu_sku`) and the one rule for a GPU a person
+types (`gpu_sku_named`: `--gpu H200`, the spec's hint for a refused `gpuSku`), and turning pydantic
+errors into `FieldError`s that name the field (a dotted camelCase path such as
+`spec.sla.e2eLatency`) and say how to fix it.
 
 Two levels, as Dynamo splits them:
 - Schema level (`check_spec`, `check_manifest`): what Dynamo's API server refuses from the CRD's
