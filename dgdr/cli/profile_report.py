@@ -86,7 +86,7 @@ def _chosen(selected: dict[str, Any], best: dict[str, dict[str, Any] | None]) ->
     other = "disagg" if mode == "agg" else "agg"
     rival = best[other]
     speed = selected["tokensPerSecondPerGpu"]
-    head = f"Best experiment chosen: {mode} at {speed:.0f} tokens/s/GPU"
+    head = f"Chosen: {mode} at {speed:.0f} tokens/s/GPU"
     if rival is None:
         return f"{head} (no {MODE_NAMES[other]} config fits the GPU budget)"
     if _meets(selected) and not _meets(rival):

@@ -202,11 +202,13 @@ def test_profile_prints_best_aggregated_against_best_disaggregated() -> None:
     for label in ("GPUs", "tokens/s/GPU", "tokens/s/user", "TTFT", "ITL", "SLA"):
         assert label in rows, shown.stdout
     agg_speed, disagg_speed = (float(x) for x in rows["tokens/s/GPU"])
-    chosen = next(line for line in lines if line.startswith("Best experiment chosen:"))
-    assert chosen == (
-        f"Best experiment chosen: agg at {agg_speed:.0f} tokens/s/GPU "
-        f"({agg_speed / disagg_speed:.2f}x the best disagg's {disagg_speed:.0f})"
+    chosen = next(line for line in lines if line.startswith("Chosen:"))
+    said = re.fullmatch(
+        r"Chosen: agg at (\d+) tokens/s/GPU \(([\d.]+)x the best disagg's (\d+)\)", chosen
     )
+    assert said is not None, chosen
+    assert (float(said[1]), float(said[3])) == (agg_speed, disagg_speed)
+    assert abs(float(said[2]) - agg_speed / disagg_speed) < 0.01
     assert "Traceback" not in shown.stderr
 
 
@@ -225,7 +227,7 @@ def test_profile_says_when_a_mode_cannot_meet_the_sla_or_does_not_fit(tmp_path: 
     shown = runner.invoke(app, ["profile", "-f", _spec(tmp_path, sla__ttft=25)])
     assert shown.exit_code == 0, shown.output
     assert "No aggregated config meets the SLA: the closest is shown." in shown.output
-    assert "Best experiment chosen: disagg at" in shown.output
+    assert "Chosen: disagg at" in shown.output
     assert "(no aggregated config meets the SLA)" in shown.output
     one_gpu = _spec(tmp_path, hardware__totalGpus=1)
     shown = runner.invoke(app, ["profile", "-f", one_gpu, "-o", "json"])
@@ -309,6 +311,14 @@ def test_the_pareto_plot_tells_the_modes_apart_and_draws_both_latency_targets(
         front = report["modes"][mode]["pareto"]
         assert front and xs(by_ttft, label) == [p["ttftMs"] for p in front]
         assert xs(by_user, label) == [p["tokensPerSecondPerUser"] for p in front]
+
+
+def test_a_plot_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
+    target = tmp_path / "missing-dir" / "pareto.png"
+    shown = runner.invoke(app, ["profile", "-f", EXAMPLE, "--plot", str(target)])
+    assert shown.exit_code == 1, shown.output
+    assert not isinstance(shown.exception, Exception)  # an exit, not an error escaping
+    assert f"error: --plot {target}: cannot write the plot" in shown.output
 
 
 # ------------------------------------------------------------------------- options and help text
@@ -402,4 +412,4 @@ def test_numeric_options_out_of_range_name_the_option(args: list[str], option: s
     shown = runner.invoke(app, args)
     assert shown.exit_code == 2, shown.output
     assert option in shown.output and "Traceback" not in shown.output
-    assert not isinstance(shown.exception, Exception) or isinstance(shown.exception, SystemExit)
+    assert not isinstance(shown.exception, Exception)  # an exit, not an error escaping
