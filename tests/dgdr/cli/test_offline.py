@@ -380,8 +380,8 @@ def test_estimate_accepts_every_spelling_of_a_gpu(spelling: str) -> None:
     ],
 )
 def test_estimate_says_which_gpu_to_name(spelling: str, says: str) -> None:
-    shown = dgdr_cli("estimate", "--model", "Qwen/Qwen3-8B", "--gpu", spelling)
-    assert shown.returncode == 2 and shown.stderr.strip() == f"error: {says}"
+    shown = runner.invoke(app, ["estimate", "--model", "Qwen/Qwen3-8B", "--gpu", spelling])
+    assert shown.exit_code == 2 and shown.stderr.strip() == f"error: {says}"
 
 
 def test_simulate_requests_0_is_one_line_naming_the_option_and_its_range() -> None:
