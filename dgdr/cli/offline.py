@@ -276,7 +276,8 @@ def _plot(report: dict[str, Any], spec: DGDRSpec, path: Path) -> None:
         raise fail(f"--plot {path}: cannot write the plot: {exc}") from None
 
 
-# A 100,000-request simulation takes about a minute and a half here; more is a typo.
+# 20,000 requests took about 20 s of simulation here (a loaded 2-core machine), so the cap is
+# a minute or two; more is a typo.
 MAX_SIMULATED_REQUESTS = 100_000
 MAX_SEED = 2**32 - 1  # numpy's seeds are unsigned 32-bit
 
