@@ -5,14 +5,15 @@ quantities the roofline needs (stored and per-token active parameter counts for 
 models, dtype-aware weight bytes (bf16 / fp8 / mxfp4 experts), KV-cache bytes per token for GQA and
 MLA), and looking a GPU SKU up: `find_gpu` takes the typed `GpuSku` that `ResolvedHardware`
 carries (looked up once, never read again as a string); `gpu_named` reads the string a caller of
-the public `sim.estimate` / `sim.simulate` passes, by the spec's own rule (`normalise_gpu_sku`).
+the public `sim.estimate` / `sim.simulate` passes, by the one rule for a GPU a person names
+(`dgdr.domain.spec.gpu_sku_named`: SKU ids in any case, product names, `H200`).
 Model entries may omit the MoE / MLA / weight_dtype fields (dense bf16 defaults); model ids are
 resolved by `sim._hfconfig.find_model`.
 
 Failure semantics: the data files are part of the package, so a malformed file is a bug and raises
 `ValueError` at load time (tests load both); `gpus` also checks that every `GpuSku` has an entry, so
-`find_gpu` cannot miss. `gpu_named` returns None for a string that names no SKU (its callers name
-their argument in the error). Nothing here touches the network.
+`find_gpu` cannot miss. `gpu_named` raises `ValueError` for a string that names no single SKU,
+saying what to write (its callers name their argument in the error). Nothing here touches the network.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from dgdr.domain.spec import GPU_SKUS, GpuSku, normalise_gpu_sku
+from dgdr.domain.spec import GPU_SKUS, GpuSku, gpu_sku_named
 
 BYTES_PER_PARAM = 2  # bf16 / fp16 weights and KV cache
 # Bytes per stored weight by checkpoint dtype. mxfp4: 4-bit values + one 8-bit scale per 32 values.
@@ -260,8 +261,8 @@ def find_gpu(sku: GpuSku) -> Gpu:
     return gpus()[sku.value]
 
 
-def gpu_named(name: str) -> Gpu | None:
-    """The catalog entry for a SKU id or a raw product name (`NVIDIA-H100-80GB-HBM3`), read by
-    the spec's rule; None when it names no SKU."""
-    sku = normalise_gpu_sku(name)
-    return None if sku is None else find_gpu(sku)
+def gpu_named(name: str) -> Gpu:
+    """The catalog entry for a GPU as a person spells it (`h200_sxm`, `H200`,
+    `NVIDIA-H100-80GB-HBM3`), by the one rule every place a GPU is named uses
+    (`dgdr.domain.spec.gpu_sku_named`); its `ValueError` says what to write instead."""
+    return find_gpu(gpu_sku_named(name))

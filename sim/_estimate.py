@@ -450,12 +450,14 @@ def resolve_gpu(gpu_sku: str | Gpu) -> Gpu:
     `EstimateError` naming `gpu_sku`; a `Gpu` is used as given."""
     if isinstance(gpu_sku, Gpu):
         return gpu_sku
-    gpu = gpu_named(gpu_sku) if isinstance(gpu_sku, str) else None
-    if gpu is None:
+    if not isinstance(gpu_sku, str):
         raise EstimateError(
             "gpu_sku", f"unknown GPU SKU {gpu_sku!r}; valid SKUs: {', '.join(GPU_SKUS)}"
         )
-    return gpu
+    try:
+        return gpu_named(gpu_sku)
+    except ValueError as exc:
+        raise EstimateError("gpu_sku", str(exc)) from None
 
 
 def _resolve(

@@ -15,7 +15,9 @@ as its sub-phase when it is done:
 5. DGD (`sim._deploy`, `sim._dgd`): the DGD of the selected config (GeneratingDGD);
 6. message (`sim._message`): the one-line result: what was picked, which backend won under
    auto and by how much, SLA met or missed by how much per target (under thorough without a
-   cluster, as measured by the request-level simulation), load served, notes.
+   cluster, as measured by the request-level simulation), load served, notes;
+7. modes (`sim._modes`): the best aggregated and the best disaggregated config and each mode's
+   Pareto front, for the side-by-side comparison and the plot.
 
 A model nothing estimates (not in the catalog, no config.json) takes Dynamo's naive fallback
 instead (`sim._naive`): the smallest TP that holds its weights as its name states them,
@@ -34,7 +36,7 @@ byte-identical outputs. No I/O apart from reading package data (and a named loca
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -51,6 +53,7 @@ from ._deploy import (
 from ._dgd import build_dgd
 from ._message import result_message, sla_summary
 from ._modelpath import ModelDirs
+from ._modes import compare_modes
 from ._naive import (
     can_estimate,
     naive_dgd_plan,
@@ -83,6 +86,9 @@ class ProfileResult:
     sla_summary: str = ""
     # Objects deployed with the DGD (the planner's ConfigMaps), in the order to create them.
     configmaps: list[dict[str, Any]] = field(default_factory=list)
+    # The best config and the Pareto front of each serving mode, agg and disagg (`sim._modes`);
+    # empty for the naive configuration.
+    modes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _silent(sub_phase: str, message: str) -> None:
@@ -132,7 +138,10 @@ def profile(
         report("BuildingCurves", curves_message(selection, objects))
     dgd, override_notes = build_dgd(dgd_plan(setup, selection, objects))
     report("GeneratingDGD", generating_message(setup, selection, objects, dgd))
-    return _result(setup, sweep, selection, objects, dgd, override_notes)
+    result = _result(setup, sweep, selection, objects, dgd, override_notes)
+    agg = [c for pick in searched.picks.values() for c in pick.candidates]
+    disagg = [c for b in searched.picks for c in searched.splits[b]]
+    return replace(result, modes=compare_modes(setup, agg, disagg, selection.chosen))
 
 
 def _result(

@@ -46,11 +46,14 @@ def cluster_list(ctx: typer.Context) -> None:
         out.print(f"{meta['namespace']}/{meta['name']}\t{dgd['status'].get('state')}")
 
 
+PAST = {"degrade": "degraded", "recover": "recovered", "delete": "deleted"}
+
+
 def _cluster_action(action: str) -> Callable[[typer.Context, str], None]:
     def command(ctx: typer.Context, dgd: str) -> None:
         if not run(_cluster(ctx, action, dgd)):
             raise fail(f"no DynamoGraphDeployment {dgd} in the simulated cluster")
-        out.print(f"dynamographdeployment/{dgd} {action}d")
+        out.print(f"dynamographdeployment/{dgd} {PAST[action]}")
 
     command.__doc__ = f"{action.capitalize()} a DynamoGraphDeployment in the simulated cluster."
     return command

@@ -1,8 +1,13 @@
-"""Offline CLI commands (no NATS, no cluster): `dgdr estimate` and `dgdr profile`.
+"""Offline CLI commands (no NATS, no cluster): `dgdr estimate`, `dgdr profile`, `dgdr simulate`.
 
-Both run the simulation engine (`sim`) in this process. A user mistake (a bad argument, an invalid
-spec, a model that cannot fit the budget) is one line on stderr and exit code 2 (usage) or 1 (the
-spec cannot be served), never a traceback.
+Both run the simulation engine (`sim`) in this process. A user mistake (a bad argument, a number
+out of its range, an invalid spec, a model that cannot fit the budget) is one line on stderr naming
+the option or field and exit code 2 (usage) or 1 (the spec cannot be served), never a traceback.
+`profile` prints its table (the best aggregated against the best disaggregated config, as
+AIConfigurator's summary does), JSON, YAML, or with `-o dgd` only what to deploy; its rendering is
+`dgdr.cli.profile_report` and `dgdr.cli.profile_plot`, and every YAML goes through
+`dgdr.cli.yamlout` (no anchors). `--gpu` takes a GPU as a person spells it
+(`dgdr.domain.spec.gpu_sku_named`).
 
 `spec.model` as a local path: these commands run as the user on their own machine, so by default
 any config.json they name (or one next to the spec file) is read. With `--model-dir DIR`
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -22,15 +28,37 @@ import yaml
 from rich.table import Table
 
 from dgdr.cli.console import err, fail, out
+from dgdr.cli.profile_report import dgd_documents, print_table
+from dgdr.cli.yamlout import dump_yaml
 from dgdr.client import load_documents
 from dgdr.domain.errors import DgdrError
 from dgdr.domain.hardware import resolve_hardware
 from dgdr.domain.spec import DGDRSpec, FieldError, parse_manifest, parse_spec
 
+ESTIMATE_OUTPUTS = ("table", "json", "yaml")
+
+
+def within(option: str, low: int, high: int | None = None) -> Callable[[int | None], int | None]:
+    """A typer callback refusing a number outside [low, high] in one line naming the option and
+    its range (exit 2, as a usage error); None (an option not given) passes."""
+
+    def check(value: int | None) -> int | None:
+        if value is not None and (value < low or (high is not None and value > high)):
+            valid = f"{low} to {high}" if high is not None else f"{low} or more"
+            raise fail(f"{option} {value} is out of range: use {valid}", 2)
+        return value
+
+    return check
+
 
 def estimate(
     model: Annotated[str, typer.Option(help="model id, e.g. Qwen/Qwen3-32B")],
-    gpu: Annotated[str, typer.Option("--gpu", help="GPU SKU, e.g. h200_sxm")],
+    gpu: Annotated[
+        str,
+        typer.Option(
+            "--gpu", help="GPU SKU or product name, e.g. h200_sxm, H200, NVIDIA-H100-80GB-HBM3"
+        ),
+    ],
     backend: Annotated[str, typer.Option(help="trtllm, vllm or sglang")] = "trtllm",
     tp: Annotated[int, typer.Option(help="tensor-parallel size")] = 1,
     pp: Annotated[int, typer.Option(help="pipeline-parallel size")] = 1,
@@ -39,16 +67,20 @@ def estimate(
     isl: Annotated[int, typer.Option(help="input tokens")] = 4000,
     osl: Annotated[int, typer.Option(help="output tokens")] = 1000,
     mode: Annotated[str, typer.Option(help="static or agg")] = "static",
-    output: Annotated[str | None, typer.Option("--output", "-o", help="json")] = None,
+    output: Annotated[
+        str, typer.Option("--output", "-o", help=", ".join(ESTIMATE_OUTPUTS))
+    ] = "table",
     estimator: Annotated[
         str,
         typer.Option(
             help="builtin (calibrated, shipped) or aic (NVIDIA AIConfigurator; pip install "
-            "'dgdr[aic]')"
+            "'dgdr\\[aic]')"
         ),
     ] = "builtin",
 ) -> None:
     """Estimate TTFT, ITL, throughput and memory of one configuration (offline, no server)."""
+    if output not in ESTIMATE_OUTPUTS:
+        raise fail(f"--output {output!r} is not supported: use {', '.join(ESTIMATE_OUTPUTS)}", 2)
     import sim
 
     try:
@@ -65,15 +97,20 @@ def estimate(
             mode=mode,
             estimator=estimator,
         )
+    except sim.EstimateError as exc:
+        option = "--gpu" if exc.argument == "gpu_sku" else "--" + exc.argument.replace("_", "-")
+        raise fail(f"{option}: {str(exc).removeprefix(exc.argument + ': ')}", 2) from None
     except ValueError as exc:
         raise fail(str(exc), 2) from None
     data = dataclasses.asdict(result)
     if output == "json":
         print(json.dumps(data, indent=2))
-        return
-    for key, value in data.items():
-        shown = f"{value:,.3f}" if isinstance(value, float) else str(value)
-        out.print(f"{key:<24}{shown}", markup=False)
+    elif output == "yaml":
+        print(dump_yaml(data), end="")
+    else:
+        for key, value in data.items():
+            shown = f"{value:,.3f}" if isinstance(value, float) else str(value)
+            out.print(f"{key:<24}{shown}", markup=False)
 
 
 def _read_spec(filename: str) -> tuple[DGDRSpec, str, str]:
@@ -138,9 +175,28 @@ def profile(
     filename: Annotated[
         str, typer.Option("--filename", "-f", help="a DGDR manifest or a bare spec (YAML/JSON)")
     ],
-    output: Annotated[str, typer.Option("--output", "-o", help="table, json or yaml")] = "table",
-    plot: Annotated[Path | None, typer.Option(help="write a Pareto plot (PNG) here")] = None,
-    top: Annotated[int, typer.Option(help="alternatives shown in the table")] = 5,
+    output: Annotated[
+        str,
+        typer.Option(
+            "--output",
+            "-o",
+            help="table, json, yaml, or dgd (only the generated DGD, with the ConfigMaps it "
+            "mounts, as YAML for `kubectl apply -f -`)",
+        ),
+    ] = "table",
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            help="write the Pareto plot (PNG) here: agg and disagg fronts, the chosen config, "
+            "the ITL and TTFT targets"
+        ),
+    ] = None,
+    top: Annotated[
+        int,
+        typer.Option(
+            help="alternatives shown in the table (1 or more)", callback=within("--top", 1)
+        ),
+    ] = 5,
     dgd_api_version: Annotated[
         str,
         typer.Option(
@@ -150,9 +206,10 @@ def profile(
     ] = "nvidia.com/v1beta1",
     model_dir: ModelDirOption = None,
 ) -> None:
-    """Profile a spec offline: the chosen config, the alternatives, the SLA verdict and the DGD."""
-    if output not in ("table", "json", "yaml"):
-        raise fail(f"--output {output!r} is not supported: use table, json or yaml", 2)
+    """Profile a spec offline: best aggregated vs best disaggregated, the chosen config, the
+    alternatives, the SLA verdict and the DGD."""
+    if output not in PROFILE_OUTPUTS:
+        raise fail(f"--output {output!r} is not supported: use {', '.join(PROFILE_OUTPUTS)}", 2)
     import sim
 
     if dgd_api_version not in sim.DGD_API_VERSIONS:
@@ -187,123 +244,42 @@ def profile(
         "slaVerdict": result.sla_verdict,
         "message": result.message,
         "selected": next((p for p in points if p.get("selected")), None),
+        "modes": result.modes,
         "pareto": points,
         "steps": [{"subPhase": s, "message": m} for s, m in steps],
         "dgd": dgd,
         "configmaps": result.configmaps,
     }
     if plot is not None:
-        _plot(points, spec, plot)
+        _plot(report, spec, plot)
     if output == "json":
         print(json.dumps(report, indent=2))
     elif output == "yaml":
-        print(yaml.safe_dump(report, sort_keys=False), end="")
+        print(dump_yaml(report), end="")
+    elif output == "dgd":
+        print(dgd_documents(report), end="")
     else:
-        _table(report, top)
+        print_table(report, top)
         if plot is not None:
-            out.print(f"Pareto plot written to {plot}")
+            out.print(f"Pareto plot written to {plot}", markup=False)
 
 
-def _table(report: dict[str, Any], top: int) -> None:
-    for step in report["steps"]:
-        out.print(f"[cyan]{step['subPhase']:<16}[/] {step['message']}")
-    out.print(f"[bold]{report['message']}[/]")
-    if report["slaVerdict"] == "unverified":  # the naive configuration: nothing was estimated
-        out.print("SLA unverified: no estimate, no alternatives")
-        _dgd_line(report)
-        return
-    t = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
-    columns = (
-        "",
-        "BACKEND",
-        "MODE",
-        "TP",
-        "WORKERS",
-        "GPUS",
-        "BATCH",
-        "TTFT MS",
-        "ITL MS",
-        "TOK/S/GPU",
-        "TOK/S/USER",
-        "SLA",
-    )
-    for c in columns:
-        t.add_column(
-            c, no_wrap=True, justify="left" if c in ("", "BACKEND", "MODE", "SLA") else "right"
-        )
-    ranked = sorted(report["pareto"], key=lambda p: -p["tokensPerSecondPerGpu"])[:top]
-    ranked += [p for p in report["pareto"] if p.get("selected") and p not in ranked]
-    for p in ranked:
-        t.add_row(
-            "*" if p.get("selected") else "",
-            str(p.get("backend", "")),
-            str(p.get("mode", "agg")),
-            *_shape_cells(p),
-            str(p["totalGpus"]),
-            str(p["batchSize"]),
-            f"{p['ttftMs']:.1f}",
-            f"{p['itlMs']:.2f}",
-            f"{p['tokensPerSecondPerGpu']:.0f}",
-            f"{p['tokensPerSecondPerUser']:.1f}",
-            "met" if p.get("meetsSla") else "missed",
-        )
-    out.print(t)
-    _dgd_line(report)
+PROFILE_OUTPUTS = ("table", "json", "yaml", "dgd")
 
 
-def _dgd_line(report: dict[str, Any]) -> None:
-    spec = report["dgd"].get("spec", {})
-    replicas = [(c.get("name"), c.get("replicas", 1)) for c in spec.get("components", [])]
-    replicas += [(n, s.get("replicas", 1)) for n, s in spec.get("services", {}).items()]
-    out.print(
-        f"DGD {report['dgd']['metadata']['name']} ({report['dgd']['apiVersion']}): "
-        + ", ".join(f"{n} x{r}" for n, r in replicas)
-    )
+def _plot(report: dict[str, Any], spec: DGDRSpec, path: Path) -> None:
+    from dgdr.cli.profile_plot import write_plot
+
+    try:
+        write_plot(report, spec.effective_sla, spec.model, path)
+    except (OSError, ValueError) as exc:
+        raise fail(f"--plot {path}: cannot write the plot: {exc}") from None
 
 
-def _shape_cells(p: dict[str, Any]) -> tuple[str, str]:
-    """TP and worker counts: `2` and `4` (agg), `P1 D2` and `2+3` (prefill + decode)."""
-    if p.get("mode") == "disagg":
-        return (
-            f"P{p['prefillTensorParallelSize']} D{p['decodeTensorParallelSize']}",
-            f"{p['prefillWorkers']}+{p['decodeWorkers']}",
-        )
-    return str(p["tensorParallelSize"]), str(p["replicas"])
-
-
-def _plot(points: list[dict[str, Any]], spec: DGDRSpec, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    xs = [p["tokensPerSecondPerUser"] for p in points]
-    ys = [p["tokensPerSecondPerGpu"] for p in points]
-    ax.plot(xs, ys, "o-", color="tab:blue", label="Pareto front")
-    chosen = [p for p in points if p.get("selected")]
-    if chosen:
-        ax.plot(
-            [chosen[0]["tokensPerSecondPerUser"]],
-            [chosen[0]["tokensPerSecondPerGpu"]],
-            "*",
-            markersize=16,
-            color="tab:red",
-            label="selected",
-        )
-    sla = spec.effective_sla
-    if sla.itl:
-        ax.axvline(
-            1000.0 / sla.itl, color="tab:gray", linestyle="--", label=f"ITL {sla.itl:g} ms bound"
-        )
-    ax.set_xlabel("tokens/s per user")
-    ax.set_ylabel("tokens/s per GPU")
-    ax.set_title(f"{spec.model}: throughput vs interactivity")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+# 20,000 requests took about 20 s of simulation here (a loaded 2-core machine), so the cap is
+# a minute or two; more is a typo.
+MAX_SIMULATED_REQUESTS = 100_000
+MAX_SEED = 2**32 - 1  # numpy's seeds are unsigned 32-bit
 
 
 def simulate(
@@ -311,9 +287,20 @@ def simulate(
         str, typer.Option("--filename", "-f", help="a DGDR manifest or a bare spec (YAML/JSON)")
     ],
     requests: Annotated[
-        int | None, typer.Option(help="requests to simulate (default: 500, or 3x concurrency)")
+        int | None,
+        typer.Option(
+            help=f"requests to simulate, 1 to {MAX_SIMULATED_REQUESTS} (default: 500, or 3x "
+            "concurrency)",
+            callback=within("--requests", 1, MAX_SIMULATED_REQUESTS),
+        ),
     ] = None,
-    seed: Annotated[int, typer.Option(help="random seed of the arrivals")] = 0,
+    seed: Annotated[
+        int,
+        typer.Option(
+            help=f"random seed of the arrivals, 0 to {MAX_SEED}",
+            callback=within("--seed", 0, MAX_SEED),
+        ),
+    ] = 0,
     output: Annotated[str, typer.Option("--output", "-o", help="table or json")] = "table",
     model_dir: ModelDirOption = None,
 ) -> None:

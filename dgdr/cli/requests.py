@@ -16,11 +16,11 @@ import sys
 from typing import Annotated, Any
 
 import typer
-import yaml
 
 from dgdr.cli import render
 from dgdr.cli.base import app, run, settings_of, with_client
 from dgdr.cli.console import err, fail, out
+from dgdr.cli.yamlout import dump_yaml
 from dgdr.client import DgdrClient, DgdrObject, HistoryEntry, RequestOutcome, load_documents
 from dgdr.domain.errors import DgdrError
 from dgdr.domain.sla import REQUIRE_SLA_ANNOTATION
@@ -136,7 +136,7 @@ def _dump(data: Any, fmt: str) -> None:
             json.dumps(data, indent=2)
         )
     else:
-        print(yaml.safe_dump(data, sort_keys=False), end="")
+        print(dump_yaml(data), end="")
 
 
 @app.command()

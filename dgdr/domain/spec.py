@@ -1,8 +1,10 @@
 """The DGDR v1beta1 spec and manifest models, and their validation in two levels.
 
 Owns: the shape of `spec` exactly as Dynamo's v1beta1 CRD (camelCase names, enums, defaults), GPU SKU
-normalisation for discovered product names, and turning pydantic errors into `FieldError`s that name
-the field (a dotted camelCase path such as `spec.sla.e2eLatency`) and say how to fix it.
+normalisation for discovered product names (`normalise_gpu_sku`) and the one rule for a GPU a person
+types (`gpu_sku_named`: `--gpu H200`, the spec's hint for a refused `gpuSku`), and turning pydantic
+errors into `FieldError`s that name the field (a dotted camelCase path such as
+`spec.sla.e2eLatency`) and say how to fix it.
 
 Two levels, as Dynamo splits them:
 - Schema level (`check_spec`, `check_manifest`): what Dynamo's API server refuses from the CRD's
@@ -208,6 +210,35 @@ def normalise_gpu_sku(value: str) -> GpuSku | None:
     return None
 
 
+# Families sold in more than one form factor: their bare name names no single SKU.
+_FAMILY = re.compile(r"^(?:NVIDIA-|TESLA-)*([AHV]100)(?:-\d+GB)?$")
+
+
+def gpu_sku_named(value: str) -> GpuSku:
+    """The SKU a person's spelling names, wherever one is typed (`--gpu`, the spec's hint): a SKU
+    id in any case, with `-` or a space for `_` (`H100-SXM`), or a product name
+    (`NVIDIA-H200-141GB-HBM3`, `H200`). Otherwise a `ValueError` saying what to write: the forms of
+    a family sold in several (`h100`: h100_sxm or h100_pcie), else every known SKU."""
+    spelled = re.sub(r"[\s-]+", "_", value.strip().lower())
+    if spelled in GPU_SKUS:
+        return GpuSku(spelled)
+    sku = normalise_gpu_sku(value)
+    if sku is not None:
+        return sku
+    raise ValueError(
+        _unnamed(value) or f"{value!r} is not a known GPU: use one of {', '.join(GPU_SKUS)}"
+    )
+
+
+def _unnamed(value: str) -> str:
+    """Why a family's bare name (`H100`) names no SKU, or "" for any other spelling."""
+    family = _FAMILY.match(re.sub(r"[\s_]+", "-", value.strip().upper()))
+    if family is None:
+        return ""
+    forms = [s for s in GPU_SKUS if s.startswith(family.group(1).lower() + "_")]
+    return f"{value!r} names {len(forms)} GPUs, {' and '.join(forms)}: use one of them"
+
+
 class Backend(StrEnum):
     AUTO = "auto"
     VLLM = "vllm"
@@ -258,8 +289,11 @@ class Workload(_Model):
 
 
 def _looks_like(value: str) -> str:
-    sku = normalise_gpu_sku(value)
-    return f" ({value!r} looks like {sku.value})" if sku is not None else ""
+    """The hint after the enum's values: the SKU the spelling names, or the family's forms."""
+    try:
+        return f" ({value!r} looks like {gpu_sku_named(value).value})"
+    except ValueError:
+        return f" ({_unnamed(value)})" if _unnamed(value) else ""
 
 
 class Hardware(_Model):

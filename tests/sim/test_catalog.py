@@ -53,9 +53,10 @@ def test_models_cover_the_required_ids_and_parameter_counts_are_plausible() -> N
 
 def test_lookups_accept_case_and_product_names() -> None:
     assert find_model("qwen/qwen3-0.6b").id == "Qwen/Qwen3-0.6B"
-    found = gpu_named("NVIDIA-H100-80GB-HBM3")
-    assert found is not None and found.id == "h100_sxm"
-    assert gpu_named("H100") is None  # ambiguous: SXM or PCIe
+    assert gpu_named("NVIDIA-H100-80GB-HBM3").id == "h100_sxm"
+    assert gpu_named("H200").id == gpu_named("h200-SXM").id == "h200_sxm"
+    with pytest.raises(ValueError, match="h100_sxm and h100_pcie"):  # ambiguous: SXM or PCIe
+        gpu_named("H100")
 
 
 # What the default simulated cluster discovers (`dgdr.app.simcluster`): H200 nodes, H200 memory.

@@ -99,7 +99,7 @@ def test_the_profile_never_reads_the_gpu_sku_as_a_string_again(
     def refuse(value: str) -> None:
         raise AssertionError(f"the SKU {value!r} was normalised again")
 
-    monkeypatch.setattr(sim._catalog, "normalise_gpu_sku", refuse)
+    monkeypatch.setattr(sim._catalog, "gpu_sku_named", refuse)
     spec = {
         "model": "Qwen/Qwen3-0.6B",
         "backend": "vllm",

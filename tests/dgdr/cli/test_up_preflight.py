@@ -46,7 +46,11 @@ def test_a_bad_option_value_is_a_usage_error_naming_it(
 
 @pytest.mark.parametrize(
     ("flag", "extra"),
-    [("--port", []), ("--webhook-port", ["--cluster", "emulated"])],
+    [
+        ("--port", []),
+        ("--webhook-port", ["--cluster", "emulated"]),
+        ("--metrics-addr", []),
+    ],
 )
 def test_a_taken_port_is_one_line_naming_it_and_its_flag(
     tmp_path: Path, flag: str, extra: list[str]
@@ -59,6 +63,8 @@ def test_a_taken_port_is_one_line_naming_it_and_its_flag(
         ports = ["--port", str(busy)] if flag == "--port" else ["--port", str(free_port())]
         if flag == "--webhook-port":
             ports += ["--webhook-port", str(busy)]
+        if flag == "--metrics-addr":
+            ports += ["--metrics-addr", f"127.0.0.1:{busy}"]
         code, said = up(data, *ports, *extra)
     assert code == 1 and len(said.splitlines()) == 1, said
     assert f"port {busy} on 127.0.0.1 is taken" in said and f"another port with {flag}" in said

@@ -23,6 +23,7 @@ from dgdr.domain.spec import (
     check_spec,
     dump_manifest,
     dump_spec,
+    gpu_sku_named,
     normalise_gpu_sku,
     parse_manifest,
     parse_spec,
@@ -448,6 +449,45 @@ def test_raw_product_names_map_to_a_sku_but_the_spec_refuses_them_naming_it(
     assert fields_of(errors) == ["spec.hardware.gpuSku"]
     assert f"looks like {sku}" in errors[0].message
     assert SKU_LIST in errors[0].message
+
+
+@pytest.mark.parametrize(
+    ("spelling", "sku"),
+    [
+        ("h200_sxm", "h200_sxm"),
+        ("H200_SXM", "h200_sxm"),
+        ("h200-sxm", "h200_sxm"),
+        ("H100 PCIe", "h100_pcie"),
+        ("H200", "h200_sxm"),
+        ("NVIDIA-H100-80GB-HBM3", "h100_sxm"),
+        ("mi300x", "mi300"),
+    ],
+)
+def test_a_gpu_as_a_person_spells_it_names_its_sku(spelling: str, sku: str) -> None:
+    assert gpu_sku_named(spelling) == sku
+
+
+@pytest.mark.parametrize(
+    ("spelling", "says"),
+    [
+        ("h100", "'h100' names 2 GPUs, h100_sxm and h100_pcie: use one of them"),
+        ("NVIDIA A100 80GB", "'NVIDIA A100 80GB' names 2 GPUs, a100_sxm and a100_pcie"),
+        ("V100", "'V100' names 2 GPUs, v100_sxm and v100_pcie"),
+        ("RTX-4090", f"'RTX-4090' is not a known GPU: use one of {SKU_LIST}"),
+    ],
+)
+def test_a_gpu_that_names_no_single_sku_says_what_to_write(spelling: str, says: str) -> None:
+    with pytest.raises(ValueError) as err:
+        gpu_sku_named(spelling)
+    assert says in str(err.value)
+
+
+def test_the_spec_refuses_a_family_name_naming_its_forms() -> None:
+    errors = check_errors({"model": "m", "hardware": {"gpuSku": "H100"}})
+    assert fields_of(errors) == ["spec.hardware.gpuSku"]
+    assert errors[0].message.endswith(
+        "('H100' names 2 GPUs, h100_sxm and h100_pcie: use one of them)"
+    )
 
 
 @pytest.mark.parametrize("product", ["A100", "RTX-4090", "H100", "", "gpu"])
