@@ -6,12 +6,10 @@ the store holds), so the rendering is checked on what the service really serves.
 
 from __future__ import annotations
 
-import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from rich.console import Console
 
 from dgdr.cli import render
 from dgdr.client import DAMAGED, history_entries
@@ -79,11 +77,8 @@ def deployed() -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return obj, history
 
 
-def text(*renderables: Any) -> str:
-    console = Console(width=250, file=io.StringIO(), record=True, color_system=None)
-    for renderable in renderables:
-        console.print(renderable)
-    return console.export_text()
+def text(*parts: str) -> str:
+    return "\n".join(parts)
 
 
 def section(rendered: str, title: str) -> list[list[str]]:
