@@ -80,21 +80,18 @@ def hoist_global_options(root: Command, ctx: Context, args: list[str]) -> list[s
 
 def plain_metavars(command: Command) -> None:
     """TEXT, INTEGER, PATH... for typer's `<str>`, `<int>`, `<path>`; NAME for an argument `name`;
-    none for a flag. Recurses into sub-groups."""
-    for param in command.params:
-        if param.metavar is not None:
-            continue
-        if isinstance(param, TyperOption):
+    none for a flag (and `--help`). Recurses into sub-groups."""
+    help_option = command.get_help_option(Context(command))  # created once, then reused
+    for param in [*command.params, *([help_option] if help_option else [])]:
+        if isinstance(param, TyperArgument):
+            param.metavar = param.metavar or (param.name or "").upper()
+            _no_type_column(param)
+        elif isinstance(param, TyperOption) and param.metavar is None:
             if param.is_flag:
                 param.metavar = ""
             else:
                 label = param.display_type(Context(command)).strip("<>")
-                param.metavar = _TYPE_LABELS.get(
-                    label, label.upper() if "|" not in label else label
-                )
-        elif isinstance(param, TyperArgument) and param.name:
-            param.metavar = param.name.upper()
-            _no_type_column(param)
+                param.metavar = _TYPE_LABELS.get(label, label if "|" in label else label.upper())
     if isinstance(command, TyperGroup):
         for sub in command.commands.values():
             plain_metavars(sub)

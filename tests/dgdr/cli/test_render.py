@@ -23,6 +23,7 @@ from tests.dgdr.domain.builders import (
     DGD,
     INVALID,
     JOB,
+    MANUAL,
     NAME,
     NAMESPACE,
     SPEC,
@@ -265,3 +266,13 @@ def test_describe_tells_only_this_incarnations_story_with_warnings() -> None:
         ("Warning", "SweepingPrefillFailed"),
     ]
     assert events[-1][3:] == ["no", "fit"]
+
+
+def test_describe_writes_values_as_yaml_and_kubectl_do_not_as_python() -> None:
+    obj, history = lifecycle(FIRST, apply(MANUAL, labels={"app": "chat"}))
+    assert obj is not None
+    lines = [line.split() for line in render.describe(obj, history, now=START)]
+    assert ["autoApply:", "false"] in lines and ["Labels:", "app=chat"] in lines
+    obj["spec"]["autoApply"] = True
+    assert ["autoApply:", "true"] in [line.split() for line in render.describe(obj, history)]
+    assert not any("None" in line for line in render.describe(obj, history))
