@@ -9,7 +9,8 @@
 cannot be missed; a retry with the same request id is deduplicated by the stream and by the domain.
 Typed results: `apply`/`delete` return a `RequestOutcome` (the outcome message of the NATS contract,
 `dgdr.res.<request-id>`); `get`/`list`/`wait` return the DGDR object as `kubectl get -o json` shows it
-(`DgdrObject`); `history` returns `HistoryEntry`s (a stored event envelope with its stream sequence,
+(`DgdrObject`); `watch` yields the objects now (never a deleted one) and then each change, and
+`watching` gives the objects now and the changes after them apart (`kubectl get -w`); `history` returns `HistoryEntry`s (a stored event envelope with its stream sequence,
 or a stored message that is not folded, shown as such: it never fails for what is stored).
 Errors: `ServerUnavailable` (nothing answers), `WaitTimeout` (no outcome or state in time),
 `ConfigurationError` (the service's streams do not exist yet: start `dgdr up`; or the server refuses

@@ -104,6 +104,11 @@ async def test_get_tables_are_full_width_piped_or_in_80_columns(running: Running
         assert " Failed " in rows[1] and message in rows[1]  # never truncated
         assert header.index("PHASE") == rows[0].index("Deployed") == rows[1].index("Failed")
         assert "\x1b" not in shown  # plain text, as kubectl prints it
+    code, shown, _ = await cli("-s", url, "cluster", "list")
+    assert code == 0 and [line.split() for line in shown.splitlines()] == [
+        ["NAMESPACE", "NAME", "STATE"],
+        ["default", f"{LONG_MESSAGE_NAME}-dgd", "successful"],
+    ]
 
 
 async def test_output_formats_and_label_selectors(running: Running) -> None:
