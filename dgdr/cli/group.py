@@ -12,7 +12,8 @@ still works before the verb); no command does today.
 `plain_metavars` replaces typer's `<str>`/`<int>` help labels with click's TEXT, INTEGER, PATH...,
 and argument names with upper-case ones (NAME), as kubectl and most CLIs write them.
 
-Failure semantics: nothing here fails; a malformed line is left for click to report (exit 2).
+Failure semantics: an option without its value at the end of the line is click's usage error
+(exit 2); anything else malformed is left for click to report.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 # typer vendors its own click (typer._click): its commands and contexts are of those classes.
 from typer._click.core import Command, Context, Parameter
+from typer._click.exceptions import BadOptionUsage
 from typer.core import TyperArgument, TyperGroup, TyperOption
 
 _TYPE_LABELS = {"str": "TEXT", "int": "INTEGER", "float": "FLOAT", "path": "PATH", "file": "FILE"}
@@ -67,6 +69,8 @@ def hoist_global_options(root: Command, ctx: Context, args: list[str]) -> list[s
         else:
             target = rest
         if option is not None and not option.is_flag and not option.count and attached is None:
+            if i + 1 == len(args):
+                raise BadOptionUsage(name, f"Option '{name}' requires an argument.", ctx)
             target.extend(args[i : i + 2])  # the option and its value, whatever the value is
             i += 2
             continue

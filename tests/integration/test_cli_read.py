@@ -205,7 +205,9 @@ async def test_version_names_the_client_and_the_server(running: Running) -> None
 
 
 async def test_no_server_says_how_to_start_one_or_name_it() -> None:
-    code, out, err = await cli("-s", f"nats://127.0.0.1:{free_port()}", "get")
+    user = "a-user-name-long-enough-to-take-the-line-past-250-characters"
+    code, out, err = await cli("-s", f"nats://{user}:pw@127.0.0.1:{free_port()}", "get")
+    assert len(err) > 250  # and still one line: never broken where a pipe is 250 wide
     assert code == 1 and out == "" and len(err.strip().splitlines()) == 1
     assert "cannot reach NATS" in err and "dgdr up" in err
     assert "--server" in err and "DGDR_NATS_URL" in err and "--context" in err

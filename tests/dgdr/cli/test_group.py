@@ -39,6 +39,11 @@ def test_global_options_move_before_the_verb(line: list[str], expected: list[str
     assert hoisted(*line) == expected
 
 
+def test_a_global_option_without_its_value_is_a_usage_error_naming_it() -> None:
+    result = runner.invoke(app, ["get", "-n"])
+    assert result.exit_code == 2 and "Option '-n' requires an argument" in result.output
+
+
 def test_a_command_option_of_the_same_name_keeps_its_meaning_after_the_verb() -> None:
     demo = typer.Typer(cls=DgdrGroup)
     seen: dict[str, object] = {}
