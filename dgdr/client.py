@@ -9,7 +9,8 @@
 cannot be missed; a retry with the same request id is deduplicated by the stream and by the domain.
 Typed results: `apply`/`delete` return a `RequestOutcome` (the outcome message of the NATS contract,
 `dgdr.res.<request-id>`); `get`/`list`/`wait` return the DGDR object as `kubectl get -o json` shows it
-(`DgdrObject`); `history` returns `HistoryEntry`s (a stored event envelope with its stream sequence,
+(`DgdrObject`); `watch` yields the objects now (never a deleted one) and then each change, and
+`watching` gives the objects now and the changes after them apart (`kubectl get -w`); `history` returns `HistoryEntry`s (a stored event envelope with its stream sequence,
 or a stored message that is not folded, shown as such: it never fails for what is stored).
 Errors: `ServerUnavailable` (nothing answers), `WaitTimeout` (no outcome or state in time),
 `ConfigurationError` (the service's streams do not exist yet: start `dgdr up`; or the server refuses
@@ -23,9 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NotRequired, TypedDict, cast
 
@@ -104,6 +107,25 @@ class HistoryEntry(TypedDict):
 
 
 DAMAGED = "(damaged)"
+
+Change = tuple[str, str, "DgdrObject | None"]
+"""(namespace, name, the object, or None when it was deleted)."""
+
+
+@dataclass(frozen=True)
+class StatusWatch:
+    """What `DgdrClient.watching` gives: the objects now, and the changes from then on."""
+
+    current: builtins.list[DgdrObject]
+    changes: AsyncIterator[Change]
+
+
+async def _changes(
+    entries: AsyncIterator[tuple[str, str, DgdrObject | None] | None],
+) -> AsyncIterator[Change]:
+    async for item in entries:
+        if item is not None:
+            yield item
 
 
 def history_entries(commits: builtins.list[Commit]) -> builtins.list[HistoryEntry]:
@@ -396,6 +418,32 @@ class DgdrClient:
                 out.append(obj)
         return out
 
+    async def _status_entries(
+        self, name: str | None, namespace: str | None, all_namespaces: bool
+    ) -> AsyncGenerator[tuple[str, str, DgdrObject | None] | None, None]:
+        """The status bucket's entries for the name (or namespace, or all): the current state
+        (a deleted name's tombstone skipped), None once that is delivered, then each change
+        (None as the object when deleted)."""
+        kv = await self.kv()
+        if name:
+            pattern = s.status_key(namespace or self.namespace, name)
+        else:
+            pattern = ">" if all_namespaces else f"{s.escape(namespace or self.namespace)}.>"
+        watcher = await refusing(self.nc, kv.watch(pattern))
+        current = True
+        try:
+            async for entry in watcher:  # not updates(timeout): see SimulatedCluster._watch
+                if entry is None:  # nats-py's marker: the current values have been delivered
+                    current = False
+                    yield None
+                    continue
+                ns, nm = s.parse_status_key(entry.key)
+                obj = json.loads(entry.value) if entry.value else None
+                if obj is not None or not current:
+                    yield ns, nm, obj
+        finally:
+            await watcher.stop()  # type: ignore[no-untyped-call]
+
     async def watch(
         self,
         name: str | None = None,
@@ -403,21 +451,38 @@ class DgdrClient:
         namespace: str | None = None,
         all_namespaces: bool = False,
     ) -> AsyncIterator[tuple[str, str, DgdrObject | None]]:
-        """(namespace, name, object or None when deleted) for the current state, then each change."""
-        kv = await self.kv()
-        if name:
-            pattern = s.status_key(namespace or self.namespace, name)
-        else:
-            pattern = ">" if all_namespaces else f"{s.escape(namespace or self.namespace)}.>"
-        watcher = await refusing(self.nc, kv.watch(pattern))
+        """(namespace, name, object) for the current state (deleted names are not in it), then
+        each change (object None when deleted)."""
+        entries = self._status_entries(name, namespace, all_namespaces)
+        async with contextlib.aclosing(entries):  # its watcher stops with this generator
+            async for item in entries:
+                if item is not None:
+                    yield item
+
+    @contextlib.asynccontextmanager
+    async def watching(
+        self,
+        name: str | None = None,
+        *,
+        namespace: str | None = None,
+        all_namespaces: bool = False,
+    ) -> AsyncIterator[StatusWatch]:
+        """`kubectl get -w`: the current objects (sorted by namespace and name), then the
+        changes that follow them, from one watch (none is missed or seen twice)."""
+        entries = self._status_entries(name, namespace, all_namespaces)
         try:
-            async for entry in watcher:  # not updates(timeout): see SimulatedCluster._watch
-                if entry is None:
-                    continue
-                ns, nm = s.parse_status_key(entry.key)
-                yield ns, nm, (json.loads(entry.value) if entry.value else None)
+            current: dict[tuple[str, str], DgdrObject] = {}
+            async for item in entries:
+                if item is None:
+                    break
+                ns, nm, obj = item
+                if obj is None:
+                    current.pop((ns, nm), None)
+                else:
+                    current[(ns, nm)] = obj
+            yield StatusWatch([current[k] for k in sorted(current)], _changes(entries))
         finally:
-            await watcher.stop()  # type: ignore[no-untyped-call]
+            await entries.aclose()
 
     async def wait(
         self,

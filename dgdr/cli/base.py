@@ -6,8 +6,10 @@ neither and no `--server`/`DGDR_NATS_URL`, `./.dgdr/contexts/client.json` when i
 context `dgdr up` writes into its default data dir); the URL and credential options given explicitly
 override the context's values. A context that cannot be read is one line and exit code 2.
 
-Failure semantics: `run` turns every `DgdrError` into one line on stderr and exit code 1, and Ctrl-C
-into exit code 130; nothing a user does produces a traceback.
+Failure semantics: `run` turns every `DgdrError` into one line on stderr and exit code 1 (NATS not
+answering says how to start the service or name its URL), and Ctrl-C into exit code 130; nothing a
+user does produces a traceback. The global options are accepted before or after the verb
+(`dgdr.cli.group`).
 """
 
 from __future__ import annotations
@@ -18,16 +20,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, TypeVar
 
-import click
 import typer
+from typer._click.globals import get_current_context  # typer's own click
 
 from dgdr.cli.console import fail
+from dgdr.cli.group import DgdrGroup
 from dgdr.client import DgdrClient
-from dgdr.domain.errors import DgdrError
+from dgdr.domain.errors import DgdrError, ServerUnavailable
 from events.connection import DEFAULT_URL, ConnectOptions
 
 app = typer.Typer(
     name="dgdr",
+    cls=DgdrGroup,
     no_args_is_help=True,
     add_completion=False,
     help="Deploy-by-intent control plane for LLM inference (Dynamo DGDR).",
@@ -63,9 +67,19 @@ def settings_of(ctx: typer.Context) -> Settings:
     return settings
 
 
+NO_SERVER_HINT = (
+    ": is the dgdr service running? Start it with `dgdr up`, or name its NATS with --server URL "
+    "(or DGDR_NATS_URL) or --context FILE"
+)
+
+
 def run(coro: Awaitable[T]) -> T:
     try:
         return asyncio.run(coro)  # type: ignore[arg-type]
+    except ServerUnavailable as exc:
+        command = get_current_context(silent=True)
+        hint = "" if command is not None and command.info_name == "up" else NO_SERVER_HINT
+        raise fail(_scrubbed(f"{exc}{hint}")) from None
     except DgdrError as exc:
         raise fail(_scrubbed(str(exc))) from None
     except KeyboardInterrupt:
@@ -80,7 +94,7 @@ async def with_client(ctx: typer.Context, fn: Callable[[DgdrClient], Awaitable[T
 
 def _scrubbed(message: str) -> str:
     """`message` without any secret of the options this command was given (belt and braces)."""
-    settings = click.get_current_context(silent=True)
+    settings = get_current_context(silent=True)
     obj = settings.find_root().obj if settings is not None else None
     return obj.options.scrub(message) if isinstance(obj, Settings) else message
 

@@ -1,5 +1,7 @@
 """`dgdr cluster list|degrade|recover|delete`: inspect and disturb the simulated cluster.
 
+`list` prints a table as `kubectl get` does (`dgdr.cli.printer`).
+
 Failure semantics: a DGD that is not in the simulated cluster is one line on stderr and exit 1.
 """
 
@@ -11,7 +13,8 @@ from typing import Any
 import typer
 
 from dgdr.cli.base import cluster_app, run, settings_of
-from dgdr.cli.console import fail, out
+from dgdr.cli.console import err, fail, out
+from dgdr.cli.printer import columns
 from dgdr.client import DgdrClient
 from events.connection import refusing
 
@@ -41,9 +44,15 @@ async def _act(client: DgdrClient, namespace: str, action: str, name: str | None
 @cluster_app.command("list")
 def cluster_list(ctx: typer.Context) -> None:
     """DynamoGraphDeployments in the simulated cluster."""
-    for dgd in run(_cluster(ctx, "list")):
-        meta = dgd["metadata"]
-        out.print(f"{meta['namespace']}/{meta['name']}\t{dgd['status'].get('state')}")
+    dgds = run(_cluster(ctx, "list"))
+    if not dgds:
+        err.print("No DynamoGraphDeployments in the simulated cluster.")
+        return
+    rows = [
+        [d["metadata"]["namespace"], d["metadata"]["name"], str(d["status"].get("state", ""))]
+        for d in dgds
+    ]
+    print(columns(("NAMESPACE", "NAME", "STATE"), rows), flush=True)
 
 
 PAST = {"degrade": "degraded", "recover": "recovered", "delete": "deleted"}

@@ -1,6 +1,7 @@
 """How the CLI shows things: kubectl-like tables, `describe` text and the history.
 
-Pure functions from objects and stored events to rich renderables and strings; no I/O. What an event
+Pure functions from objects and stored events to text (tables as kubectl prints them,
+`dgdr.cli.printer`; values as YAML writes them: true, false); no I/O. What an event
 says (type, reason, message) is `dgdr.domain.describe`, the same words Kubernetes Events use; the
 Events of `describe` are the noteworthy events of the object's incarnation, as `kubectl describe`
 lists them, and `dgdr history` lists every stored event. Ages are relative to `now` (default: the
@@ -14,9 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
-from rich.table import Table
-from rich.text import Text
 
+from dgdr.cli.printer import columns
 from dgdr.client import DgdrObject, HistoryEntry
 from dgdr.domain.describe import Description, describe_damage
 from dgdr.domain.describe import describe as describe_event
@@ -79,17 +79,14 @@ def table(
     wide: bool = False,
     namespaces: bool = False,
     now: datetime | None = None,
-) -> Table:
-    t = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
-    headers = WIDE_COLUMNS if wide else COLUMNS
-    if namespaces:
-        t.add_column("NAMESPACE", no_wrap=True)
-    for h in headers:
-        t.add_column(h, no_wrap=h != "MESSAGE", overflow="fold")
-    for obj in objects:
-        cells = row(obj, wide, now)
-        t.add_row(*([obj["metadata"]["namespace"]] if namespaces else []), *cells)
-    return t
+) -> str:
+    """The `get` table, as kubectl prints it (`dgdr.cli.printer`)."""
+    headers = (["NAMESPACE"] if namespaces else []) + list(WIDE_COLUMNS if wide else COLUMNS)
+    rows = (
+        ([obj["metadata"]["namespace"]] if namespaces else []) + row(obj, wide, now)
+        for obj in objects
+    )
+    return columns(headers, rows)
 
 
 def describe_stored(stored: HistoryEntry) -> Description:
@@ -105,16 +102,12 @@ def describe_stored(stored: HistoryEntry) -> Description:
     return describe_event(event)
 
 
-def history_table(events: Sequence[HistoryEntry]) -> Table:
-    t = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
-    for h in ("SEQ", "TIME", "EVENT", "TYPE", "REASON", "MESSAGE"):
-        t.add_column(h, no_wrap=h != "MESSAGE", overflow="fold")
+def history_table(events: Sequence[HistoryEntry]) -> str:
+    rows = []
     for e in events:
         d = describe_stored(e)
-        t.add_row(
-            str(e["sequence"]), e["time"] or "-", e["type"], d.type, d.reason, Text(d.message)
-        )
-    return t
+        rows.append([str(e["sequence"]), e["time"] or "-", e["type"], d.type, d.reason, d.message])
+    return columns(("SEQ", "TIME", "EVENT", "TYPE", "REASON", "MESSAGE"), rows)
 
 
 def story(
@@ -126,36 +119,48 @@ def story(
     return [(e, d) for e, d in described if d.noteworthy]
 
 
+def scalar(value: Any) -> str:
+    """A value as YAML (and `kubectl describe`) writes it: true/false, <none>, numbers, text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "<none>"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={scalar(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(scalar(v) for v in value)
+    return str(value)
+
+
+def _indented(text: str, indent: int = 2) -> list[str]:
+    return [" " * indent + line for line in text.splitlines()]
+
+
 def describe(
     obj: DgdrObject, events: Sequence[HistoryEntry], now: datetime | None = None
-) -> list[Any]:
+) -> list[str]:
     """`dgdr describe`: metadata, a spec summary, the status, conditions and the story as Events."""
     meta, spec, st = obj["metadata"], obj.get("spec", {}), obj.get("status", {})
-    out: list[Any] = []
+    out: list[str] = []
 
     def kv(key: str, value: Any, indent: int = 0) -> None:
         if value not in (None, "", {}, []):
-            out.append(Text(f"{' ' * indent}{key + ':':<22}{value}"))
+            out.append(f"{' ' * indent}{key + ':':<22}{scalar(value)}")
 
     kv("Name", meta["name"])
     kv("Namespace", meta["namespace"])
+    kv("Labels", meta.get("labels"))
     kv("UID", meta.get("uid"))
     kv("Generation", meta.get("generation"))
     kv("Resource Version", meta.get("resourceVersion"))
     kv("Created", meta.get("creationTimestamp"))
-    out.append(Text("Spec:"))
+    out.append("Spec:")
     for key in ("model", "backend", "searchStrategy", "autoApply", "image"):
         kv(key, spec.get(key), 2)
     for key in ("sla", "workload", "hardware", "modelCache", "features", "overrides"):
-        if spec.get(key):
-            kv(
-                key,
-                ", ".join(f"{k}={v}" for k, v in spec[key].items())
-                if key not in ("features", "overrides")
-                else ", ".join(spec[key]),
-                2,
-            )
-    out.append(Text("Status:"))
+        value = spec.get(key)
+        kv(key, list(value) if key in ("features", "overrides") and value else value, 2)
+    out.append("Status:")
     kv("Phase", st.get("phase"), 2)
     kv("Profiling Phase", st.get("profilingPhase"), 2)
     kv("Profiling Job", st.get("profilingJobName"), 2)
@@ -164,18 +169,22 @@ def describe(
     info = st.get("deploymentInfo")
     if info:
         kv("Replicas", f"{info.get('availableReplicas', 0)}/{info.get('replicas', 0)} available", 2)
-    conds = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
-    for h in ("TYPE", "STATUS", "REASON", "LAST TRANSITION", "MESSAGE"):
-        conds.add_column(h, no_wrap=h != "MESSAGE", overflow="fold")
-    for c in st.get("conditions", []):
-        conds.add_row(c["type"], c["status"], c["reason"], c["lastTransitionTime"], c["message"])
-    out.append(Text("Conditions:"))
-    out.append(conds)
-    out.append(Text("Events:"))
-    ev = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
-    for h in ("TYPE", "REASON", "AGE", "MESSAGE"):
-        ev.add_column(h, no_wrap=h != "MESSAGE", overflow="fold")
-    for e, d in story(events, meta.get("uid")):
-        ev.add_row(d.type, d.reason, age(e["time"], now), Text(d.message))
-    out.append(ev)
+    conditions = [
+        [c["type"], c["status"], c["reason"], c["lastTransitionTime"], c["message"]]
+        for c in st.get("conditions", [])
+    ]
+    out.append("Conditions:")
+    out += _indented(
+        columns(("TYPE", "STATUS", "REASON", "LAST TRANSITION", "MESSAGE"), conditions)
+    )
+    stories = [
+        [d.type, d.reason, age(e["time"], now), d.message]
+        for e, d in story(events, meta.get("uid"))
+    ]
+    out.append("Events:")
+    out += (
+        _indented(columns(("TYPE", "REASON", "AGE", "MESSAGE"), stories))
+        if stories
+        else ["  <none>"]
+    )
     return out

@@ -1,7 +1,7 @@
 """Label and field selectors, parsed and matched as the real server does.
 
-Owns the `labelSelector` grammar (`k=v`, `k==v`, `k!=v`, `k in (a,b)`, `k notin (a,b)`, `k`, `!k`,
-`k>n`, `k<n`; a comma means AND) and the `fieldSelector` grammar (`f=v`, `f==v`, `f!=v`; `\\,`
+The `labelSelector` grammar is `k8s.labels` (shared with `dgdr get -l`); a malformed one is answered
+here as the server answers it. Owns the `fieldSelector` grammar (`f=v`, `f==v`, `f!=v`; `\\,`
 escapes) with the fields each kind supports (`metadata.name` and `metadata.namespace` everywhere;
 `involvedObject.*`, `reason`, `type`, ... for events; `spec.nodeName`, `status.phase` for pods).
 
@@ -16,132 +16,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from k8s import labels
 from k8s.emulator import errors
-
-_TOKEN = re.compile(r"\s*(!=|==|=|!|\(|\)|,|>|<|[^\s!=(),<>]+)")
-
-
-@dataclass(frozen=True)
-class Requirement:
-    key: str
-    op: str  # "=", "!=", "in", "notin", "exists", "!", ">", "<"
-    values: tuple[str, ...] = ()
-
-    def matches(self, labels: dict[str, str]) -> bool:
-        present = self.key in labels
-        value = labels.get(self.key)
-        if self.op == "exists":
-            return present
-        if self.op == "!":
-            return not present
-        if self.op in ("=", "in"):
-            return present and value in self.values
-        if self.op in ("!=", "notin"):
-            return not present or value not in self.values
-        if not present:
-            return False
-        try:
-            have, want = int(str(value)), int(self.values[0])
-        except ValueError:
-            return False
-        return have > want if self.op == ">" else have < want
-
-
-@dataclass(frozen=True)
-class LabelSelector:
-    requirements: tuple[Requirement, ...] = ()
-
-    def matches(self, labels: dict[str, str] | None) -> bool:
-        labels = labels or {}
-        return all(r.matches(labels) for r in self.requirements)
-
-    @property
-    def empty(self) -> bool:
-        return not self.requirements
-
-
-def _tokens(text: str) -> list[str]:
-    out: list[str] = []
-    pos = 0
-    text = text.rstrip()
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        if not m:
-            raise errors.bad_request(f"unable to parse requirement: invalid selector: {text!r}")
-        out.append(m.group(1))
-        pos = m.end()
-    return out
+from k8s.labels import LabelSelector
 
 
 def parse_label_selector(text: str | None) -> LabelSelector:
     """Parse a `labelSelector` query value; raises ApiError 400 when malformed."""
-    if not text or not text.strip():
-        return LabelSelector()
-    toks = _tokens(text)
-    reqs: list[Requirement] = []
-    i = 0
-
-    def fail(why: str) -> errors.ApiError:
-        return errors.bad_request(f"unable to parse requirement: {why}")
-
-    while i < len(toks):
-        if toks[i] == "!":
-            if i + 1 >= len(toks) or not _is_word(toks[i + 1]):
-                raise fail("found '!', expected: identifier")
-            reqs.append(Requirement(toks[i + 1], "!"))
-            i += 2
-        elif _is_word(toks[i]):
-            key = toks[i]
-            i += 1
-            if i >= len(toks) or toks[i] == ",":
-                reqs.append(Requirement(key, "exists"))
-            elif toks[i] in ("=", "==", "!="):
-                op = "!=" if toks[i] == "!=" else "="
-                i += 1
-                value = ""
-                if i < len(toks) and _is_word(toks[i]):
-                    value = toks[i]
-                    i += 1
-                reqs.append(Requirement(key, op, (value,)))
-            elif toks[i] in ("in", "notin"):
-                op = toks[i]
-                i += 1
-                if i >= len(toks) or toks[i] != "(":
-                    raise fail(f"found '{toks[i] if i < len(toks) else ''}', expected: '('")
-                i += 1
-                values: list[str] = []
-                while i < len(toks) and toks[i] != ")":
-                    if toks[i] != ",":
-                        if not _is_word(toks[i]):
-                            raise fail(f"found '{toks[i]}', expected: ',', ')' or identifier")
-                        values.append(toks[i])
-                    i += 1
-                if i >= len(toks):
-                    raise fail("found '', expected: ')'")
-                i += 1
-                reqs.append(Requirement(key, op, tuple(values)))
-            elif toks[i] in (">", "<"):
-                op = toks[i]
-                i += 1
-                if i >= len(toks) or not re.fullmatch(r"-?\d+", toks[i]):
-                    raise fail("for 'gt', 'lt' operators, exactly one integer value is required")
-                reqs.append(Requirement(key, op, (toks[i],)))
-                i += 1
-            else:
-                raise fail(f"found '{toks[i]}', expected: in, notin, =, ==, !=, gt, lt")
-        else:
-            raise fail(f"found '{toks[i]}', expected: !, identifier, or 'end of string'")
-        if i < len(toks):
-            if toks[i] != ",":
-                raise fail(f"found '{toks[i]}', expected: ',' or 'end of string'")
-            i += 1
-            if i >= len(toks):
-                raise fail("found '', expected: identifier after ','")
-    return LabelSelector(tuple(reqs))
-
-
-def _is_word(tok: str) -> bool:
-    return tok not in ("!=", "==", "=", "!", "(", ")", ",", ">", "<")
+    try:
+        return labels.parse_label_selector(text)
+    except ValueError as exc:
+        raise errors.bad_request(str(exc)) from None
 
 
 # Field selectors.

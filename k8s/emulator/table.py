@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from k8s.emulator import jsonpath
+from k8s import jsonpath
 from k8s.emulator.meta import parse_time
 from k8s.emulator.resources import ResourceType
 

@@ -129,7 +129,7 @@ async def test_user_mistakes_are_one_line_never_a_traceback(
     assert code == 1 and "<stdin>: not UTF-8 text" in err and "Traceback" not in err
 
     code, _, err = await dgdr(url, "get", "-o", "table")
-    assert code == 2 and "wide, yaml or json" in err
+    assert code == 2 and "allowed formats are: custom-columns,json,jsonpath,name,wide,yaml" in err
     code, _, err = await dgdr(url, "wait", "x", "--for", "color=blue")
     assert code == 2
     code, _, err = await dgdr(url, "frobnicate")

@@ -6,12 +6,10 @@ the store holds), so the rendering is checked on what the service really serves.
 
 from __future__ import annotations
 
-import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from rich.console import Console
 
 from dgdr.cli import render
 from dgdr.client import DAMAGED, history_entries
@@ -25,6 +23,7 @@ from tests.dgdr.domain.builders import (
     DGD,
     INVALID,
     JOB,
+    MANUAL,
     NAME,
     NAMESPACE,
     SPEC,
@@ -79,11 +78,8 @@ def deployed() -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return obj, history
 
 
-def text(*renderables: Any) -> str:
-    console = Console(width=250, file=io.StringIO(), record=True, color_system=None)
-    for renderable in renderables:
-        console.print(renderable)
-    return console.export_text()
+def text(*parts: str) -> str:
+    return "\n".join(parts)
 
 
 def section(rendered: str, title: str) -> list[list[str]]:
@@ -270,3 +266,13 @@ def test_describe_tells_only_this_incarnations_story_with_warnings() -> None:
         ("Warning", "SweepingPrefillFailed"),
     ]
     assert events[-1][3:] == ["no", "fit"]
+
+
+def test_describe_writes_values_as_yaml_and_kubectl_do_not_as_python() -> None:
+    obj, history = lifecycle(FIRST, apply(MANUAL, labels={"app": "chat"}))
+    assert obj is not None
+    lines = [line.split() for line in render.describe(obj, history, now=START)]
+    assert ["autoApply:", "false"] in lines and ["Labels:", "app=chat"] in lines
+    obj["spec"]["autoApply"] = True
+    assert ["autoApply:", "true"] in [line.split() for line in render.describe(obj, history)]
+    assert not any("None" in line for line in render.describe(obj, history))

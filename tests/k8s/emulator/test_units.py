@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from k8s.emulator import discovery, jsonpath, protobuf, schema, selectors
+from k8s import jsonpath
+from k8s.emulator import discovery, protobuf, schema, selectors
 from k8s.emulator.errors import ApiError
 from k8s.emulator.patch import apply_config, json_patch, merge_patch, strategic_as_merge
 from k8s.emulator.resources import default_registry, load_crd_manifests, resource_types_from_crd

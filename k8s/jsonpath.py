@@ -1,4 +1,5 @@
-"""A JSONPath subset, enough for CRD printer columns and built-in table cells.
+"""A JSONPath subset, enough for CRD printer columns and built-in table cells (the API emulator's
+`k8s.emulator.table`) and for `dgdr get -o jsonpath|custom-columns` (`dgdr.cli.template`). Pure.
 
 Owns parsing and evaluation of: `.a.b`, `['a']`, `.a[0]`, `.a[-1]`, `.a[*].b`, `.*`, `..b`
 (recursive descent) and filters `[?(@.type=="X")]` (`==`, `!=`, `<`, `<=`, `>`, `>=`, or bare
