@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-
 from dgdr.cli import render, template
 from dgdr.cli.printer import Columns
 from dgdr.cli.yamlout import dump_yaml
