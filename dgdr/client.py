@@ -25,17 +25,34 @@ import asyncio
 import builtins
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NotRequired, TypedDict, cast
+from typing import Any, Literal, NotRequired, TypedDict, TypeVar, cast
 
 import yaml
 from nats.aio.client import Client
 from nats.errors import NoRespondersError
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
+from nats.js.errors import (
+    APIError,
+    KeyNotFoundError,
+    NoStreamResponseError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
 from nats.js.kv import KeyValue
 
-from dgdr.domain.errors import ConfigurationError, RequestRejected, SubjectTooLong, WaitTimeout
+from dgdr.domain.errors import (
+    ConfigurationError,
+    DgdrError,
+    NoJetStream,
+    NotFound,
+    RequestRejected,
+    ServerUnavailable,
+    ServiceNotSetUp,
+    SubjectTooLong,
+    WaitTimeout,
+)
 from dgdr.domain.limits import (
     MAX_REQUEST_ID_CHARS,
     manifest_limit,
@@ -44,12 +61,14 @@ from dgdr.domain.limits import (
     value_depth_problem,
 )
 from dgdr.domain.spec import API_VERSION, KIND
+from dgdr.domain.waiting import Outcome, Verdict, WaitFor, verdict
 from events import subjects as s
 from events.connection import ConnectOptions, connect, refusing
 from events.envelope import Commit
 from events.integrity import preview, verify_history
 from events.jetstream import JetStreamEventStore, bucket_keys
 
+T = TypeVar("T")
 DgdrObject = dict[str, Any]
 """A DGDR as `kubectl get -o json` shows it: apiVersion, kind, metadata, spec, status."""
 
@@ -136,7 +155,107 @@ def history_entries(commits: builtins.list[Commit]) -> builtins.list[HistoryEntr
     return out
 
 
-NOT_RUNNING = "the dgdr service has not set up NATS at {url} yet: start it with `dgdr up`"
+MANIFEST_EXTENSIONS = (".json", ".yaml", ".yml")  # what kubectl reads from a directory
+
+
+@dataclass(frozen=True)
+class Document:
+    """One manifest to apply or delete: where it came from (for messages) and its body."""
+
+    where: str  # "x.yaml", "x.yaml (document 2)", "x.yaml (document 1, item 3)"
+    body: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return str(self.body.get("kind") or "")
+
+    @property
+    def name(self) -> str:
+        meta = self.body.get("metadata")
+        return str(meta.get("name") or "") if isinstance(meta, dict) else ""
+
+    @property
+    def namespace(self) -> str | None:
+        meta = self.body.get("metadata")
+        ns = meta.get("namespace") if isinstance(meta, dict) else None
+        return str(ns) if ns else None
+
+    def kind_problem(self) -> str | None:
+        """Why dgdr will not handle this document (another kind), or None for a DGDR (or a
+        document with no kind: the service names what is missing)."""
+        if not self.kind or self.kind == KIND:
+            return None
+        named = f" {self.name!r}" if self.name else ""
+        fix = (
+            "a DynamoGraphDeployment is what a DGDR generates: apply it with kubectl, or apply "
+            "the DGDR that asks for it"
+            if self.kind == "DynamoGraphDeployment"
+            else "apply it with kubectl"
+        )
+        return (
+            f"{self.where}: {self.kind}{named} is not a {KIND}, the only kind dgdr handles: {fix}"
+        )
+
+
+def manifest_paths(path: Path, recursive: bool = False) -> builtins.list[Path]:
+    """`path` itself, or the manifests of a directory in lexical order (kubectl's `-f DIR`:
+    *.json, *.yaml, *.yml; subdirectories only when `recursive`). A directory without any is a
+    `ConfigurationError`."""
+    if not path.is_dir():
+        return [path]
+    found: builtins.list[Path] = []
+    for entry in sorted(path.iterdir()):
+        if entry.is_dir():
+            if recursive:
+                found.extend(p for p in manifest_paths(entry, True) if p.is_file())
+        elif entry.suffix in MANIFEST_EXTENSIONS:
+            found.append(entry)
+    if not found and not recursive:
+        raise ConfigurationError(
+            f"{path}: no manifest in this directory (recognized file extensions are "
+            f"{', '.join(MANIFEST_EXTENSIONS)}; -R reads subdirectories)"
+        )
+    return found
+
+
+def unpack_lists(where: str, body: dict[str, Any]) -> builtins.list[Document]:
+    """A `kind: List` (or any `<Kind>List` with `items`, as `kubectl get -o yaml` writes) as its
+    items, each named by its position; any other document as itself."""
+    items = body.get("items")
+    if not (str(body.get("kind") or "").endswith("List") and isinstance(items, builtins.list)):
+        return [Document(where, body)]
+    prefix = where[:-1] + ", " if where.endswith(")") else where + " ("
+    docs: builtins.list[Document] = []
+    for i, item in enumerate(items, start=1):
+        item_where = f"{prefix}item {i})"
+        if not isinstance(item, dict):
+            raise ConfigurationError(f"{item_where} is not a mapping")
+        docs.extend(unpack_lists(item_where, item))
+    return docs
+
+
+def load_manifests(
+    sources: builtins.list[str], *, recursive: bool = False, stdin: bytes | None = None
+) -> builtins.list[Document]:
+    """Every manifest of `sources` (files, directories, `-` for `stdin`), in order, `kind: List`s
+    unpacked. An unreadable or malformed file is a `ConfigurationError` naming it."""
+    docs: builtins.list[Document] = []
+    for source in sources:
+        if source == "-":
+            named = [("<stdin>", load_documents("<stdin>", stdin or b""))]
+        else:
+            try:
+                paths = manifest_paths(Path(source), recursive)
+                named = [(str(p), load_documents(p)) for p in paths]
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"cannot read {exc.filename or source}: {exc.strerror or exc}"
+                ) from None
+        for name, bodies in named:
+            for i, body in enumerate(bodies, start=1):
+                where = name if len(bodies) == 1 else f"{name} (document {i})"
+                docs.extend(unpack_lists(where, body))
+    return docs
 
 
 def load_documents(source: str | Path, text: str | bytes | None = None) -> list[dict[str, Any]]:
@@ -208,6 +327,53 @@ def raise_for_outcome(outcome: RequestOutcome) -> RequestOutcome:
     return outcome
 
 
+# What nats-py raises when the JetStream API, a stream or a bucket is not there: no responders, a
+# 503, "stream not found". `absent_layout` says which of those it is.
+ABSENT = (NoRespondersError, NoStreamResponseError, ServiceUnavailableError, NotFoundError)
+STATUS_STREAM = f"KV_{s.STATUS_BUCKET}"  # exists once a dgdr service has set NATS up
+JS_NOT_ENABLED = 10039  # JetStream's "not enabled for account"
+
+
+def no_jetstream(url: str) -> NoJetStream:
+    return NoJetStream(
+        f"NATS at {url} has no JetStream: dgdr needs a server started with -js "
+        "(`dgdr up` starts one), or an account with JetStream enabled"
+    )
+
+
+def not_set_up(url: str) -> ServiceNotSetUp:
+    return ServiceNotSetUp(
+        f"NATS at {url} has no dgdr streams: is the dgdr service running? start it with "
+        f"`dgdr up` (or `dgdr up --no-embedded --server {url}`)"
+    )
+
+
+async def absent_layout(nc: Client, url: str, cause: Exception) -> DgdrError:
+    """What a JetStream "not there" error (`ABSENT`) means, as one `DgdrError`: the server has no
+    JetStream, the dgdr streams do not exist, or (both there) JetStream did not answer for a
+    moment (a leader election)."""
+    js = nc.jetstream(timeout=2)
+    try:
+        await refusing(nc, js.account_info())
+    except (ServiceUnavailableError, NoRespondersError):
+        return no_jetstream(url)
+    except APIError as exc:
+        if exc.err_code == JS_NOT_ENABLED:
+            return no_jetstream(url)
+        return ServerUnavailable(f"NATS at {url}: JetStream refused ({exc})")
+    except (TimeoutError, DgdrError) as exc:
+        return ServerUnavailable(f"NATS at {url}: JetStream did not answer ({exc or 'timeout'})")
+    try:
+        await refusing(nc, js.stream_info(STATUS_STREAM))
+    except NotFoundError:
+        return not_set_up(url)
+    except (APIError, TimeoutError, NoRespondersError, DgdrError):
+        pass
+    return ServerUnavailable(
+        f"NATS at {url}: JetStream did not answer ({type(cause).__name__}): try again in a moment"
+    )
+
+
 class DgdrClient:
     def __init__(self, options: ConnectOptions | None = None, namespace: str = "default") -> None:
         self.options = options or ConnectOptions.from_env()
@@ -241,12 +407,17 @@ class DgdrClient:
             raise RuntimeError("DgdrClient is not connected: use `async with DgdrClient(...)`")
         return self._nc
 
+    async def jetstream(self, call: Awaitable[T]) -> T:
+        """`await call` (a JetStream request), its "not there" errors (`ABSENT`) raised as the
+        `DgdrError` that says what is missing (`absent_layout`), a refusal as `refusing` does."""
+        try:
+            return await refusing(self.nc, call)
+        except ABSENT as exc:
+            raise await absent_layout(self.nc, self.options.safe_url, exc) from exc
+
     async def kv(self) -> KeyValue:
         if self._kv is None:
-            try:
-                self._kv = await refusing(self.nc, self.nc.jetstream().key_value(s.STATUS_BUCKET))
-            except (BucketNotFoundError, NotFoundError) as exc:
-                raise ConfigurationError(NOT_RUNNING.format(url=self.options.safe_url)) from exc
+            self._kv = await self.jetstream(self.nc.jetstream().key_value(s.STATUS_BUCKET))
         return self._kv
 
     # ------------------------------------------------------------------------------- requests
@@ -276,19 +447,15 @@ class DgdrClient:
             }
         sub = await self.nc.subscribe(s.result_subject(request_id), max_msgs=1)
         try:
-            try:
-                ack = await refusing(
-                    self.nc,
-                    self.nc.jetstream().publish(
-                        subject,
-                        data,
-                        stream=s.REQUESTS_STREAM,
-                        headers={"Nats-Msg-Id": request_id},
-                        timeout=5,
-                    ),
+            ack = await self.jetstream(
+                self.nc.jetstream().publish(
+                    subject,
+                    data,
+                    stream=s.REQUESTS_STREAM,
+                    headers={"Nats-Msg-Id": request_id},
+                    timeout=5,
                 )
-            except (NoRespondersError, NotFoundError) as exc:
-                raise ConfigurationError(NOT_RUNNING.format(url=self.options.safe_url)) from exc
+            )
             if ack.duplicate:
                 # The stream already holds this request id: it was (or is being) processed, and
                 # its outcome went out then. Repeating a request is harmless; waiting would hang.
@@ -429,34 +596,72 @@ class DgdrClient:
         timeout: float = 60.0,
     ) -> DgdrObject:
         """Read-your-writes: the object once its resourceVersion reaches `resource_version`
-        and (if given) its phase is `phase`. A Failed DGDR ends a wait for another phase early."""
-        target = int(resource_version or 0)
+        and (if given) its phase is `phase`. A DGDR that can no longer reach `phase` without a new
+        spec (a Failed one, a Deployed one asked for Ready) ends the wait early: check its phase.
+        A name that does not exist is `NotFound` at once."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        obj: DgdrObject | None = None
+        if resource_version is not None or phase is None:
+            until = WaitFor("resourceVersion", value=str(int(resource_version or 0)))
+            _, obj = await self.wait_for(name, until, namespace=namespace, timeout=timeout)
+        if phase is not None:
+            left = deadline - loop.time()
+            _, obj = await self.wait_for(
+                name, WaitFor("phase", phase), namespace=namespace, timeout=left
+            )
+        assert obj is not None  # not a wait for delete
+        return obj
 
-        async def until() -> DgdrObject:
-            async for _, _, obj in self.watch(name, namespace=namespace):
-                if obj is None:
-                    continue
-                rv = int(obj["metadata"]["resourceVersion"])
-                current = obj.get("status", {}).get("phase")
-                if rv >= target and (phase is None or current == phase):
-                    return obj
-                if rv >= target and phase and current == "Failed":
-                    return obj
-            raise WaitTimeout("watch ended")
+    async def wait_for(
+        self, name: str, until: WaitFor, *, namespace: str | None = None, timeout: float = 60.0
+    ) -> tuple[Verdict, DgdrObject | None]:
+        """Wait until the DGDR meets `until` (`dgdr.domain.waiting`), or cannot any more without
+        a new spec: (the verdict, MET or IMPOSSIBLE, and the object; None once deleted). The
+        current state is always looked at, even with no time left. A name that does not exist
+        (or is deleted while waited for) is `NotFound` at once, unless waiting for its delete;
+        `timeout` seconds without a verdict is `WaitTimeout`."""
+        ns = namespace or self.namespace
 
+        async def decide(obj: DgdrObject | None) -> Verdict | None:  # None: keep waiting
+            if obj is None:
+                if await self.recorded(name, namespace=ns):
+                    return None  # applied, its status not projected yet (or a tombstone replayed)
+                if until.kind == "delete":
+                    return Verdict(Outcome.MET)
+                raise NotFound(ns, name)
+            if until.kind == "delete":
+                return None
+            found = verdict(obj, until)
+            return None if found.outcome is Outcome.PENDING else found
+
+        obj = await self.get(name, namespace=ns)
+        decided = await decide(obj)
+        if decided is not None:
+            return decided, obj
         try:
-            return await asyncio.wait_for(until(), timeout)
-        except TimeoutError as exc:
-            what = f"phase {phase}" if phase else f"resourceVersion {target}"
-            raise WaitTimeout(f"{name} did not reach {what} within {timeout:.0f} s") from exc
+            async with asyncio.timeout(max(timeout, 0.0)):
+                async for _, _, obj in self.watch(name, namespace=ns):
+                    decided = await decide(obj)
+                    if decided is not None:
+                        return decided, obj
+        except TimeoutError:
+            pass
+        raise WaitTimeout(f"{name} did not reach {until} within {max(timeout, 0):.0f} s")
+
+    async def recorded(self, name: str, *, namespace: str | None = None) -> bool:
+        """Whether the store holds a live incarnation of the name (its last event not `Deleted`)."""
+        store = JetStreamEventStore(self.nc, retry_deadline=5)
+        last = await self.jetstream(store.latest(namespace or self.namespace, name))
+        if last is None:
+            return False
+        return last.damage is not None or not last.envelopes or last.envelopes[-1].type != "Deleted"
 
     async def history(
         self, name: str, *, namespace: str | None = None
     ) -> builtins.list[HistoryEntry]:
         """Every stored event of every incarnation of the name, in order, with its sequence."""
+        await self.kv()  # the store reads a missing stream as an empty history: say what is missing
         store = JetStreamEventStore(self.nc)
-        try:
-            commits = await refusing(self.nc, store.history(namespace or self.namespace, name))
-        except NotFoundError as exc:
-            raise ConfigurationError(NOT_RUNNING.format(url=self.options.safe_url)) from exc
+        commits = await self.jetstream(store.history(namespace or self.namespace, name))
         return history_entries(commits)

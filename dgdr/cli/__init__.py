@@ -2,7 +2,8 @@
 
 - `main`      the entry point; registers every command module on the one typer app
 - `base`      the typer apps, global options (NATS URL, credentials, namespace), running a command
-- `requests`  apply, delete, get, describe, history, watch, wait (the public NATS contract)
+- `requests`  get, describe, history, watch (reading over the public NATS contract)
+- `writing`   apply, delete, wait
 - `serve`     up (the service with embedded NATS and a cluster) and demo
 - `cluster`   list/degrade/recover/delete DGDs of the simulated cluster
 - `offline`   profile, simulate and estimate, with no NATS (the `sim` engine directly)
@@ -13,4 +14,21 @@ Failure semantics: a user's mistake or an unreachable server is one line on stde
 (2 for usage errors), never a traceback.
 """
 
-__all__ = ["base", "cluster", "console", "main", "offline", "render", "requests", "serve"]
+import time
+
+# When the command started (before its imports, which take seconds on a busy machine): `dgdr wait
+# --timeout` counts from here, so the whole command keeps to the timeout the user gave.
+STARTED = time.monotonic()
+
+__all__ = [
+    "STARTED",
+    "base",
+    "cluster",
+    "console",
+    "main",
+    "offline",
+    "render",
+    "requests",
+    "serve",
+    "writing",
+]

@@ -5,12 +5,17 @@
 
 from __future__ import annotations
 
-from dgdr.cli import cluster, offline, requests, serve
+from dgdr.cli import cluster, offline, requests, serve, writing
 from dgdr.cli.base import app
 
 __all__ = ["app", "main"]
 
-_COMMAND_MODULES = (requests, serve, cluster)  # imported for their @app.command registrations
+_COMMAND_MODULES = (
+    requests,
+    writing,
+    serve,
+    cluster,
+)  # imported for their @app.command registrations
 offline.register(app)
 
 
