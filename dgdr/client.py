@@ -4,6 +4,7 @@
         outcome = await c.apply(manifest)             # {"status": "accepted", "resourceVersion": ...}
         obj = await c.wait("my-dgdr", resource_version=outcome["resourceVersion"])
         obj = await c.wait("my-dgdr", phase="Deployed", timeout=60)
+        found, obj = await c.wait_for("my-dgdr", WaitFor("condition", "Succeeded", "True"))
 
 `apply`/`delete` subscribe to `dgdr.res.<request-id>` before publishing the request, so the outcome
 cannot be missed; a retry with the same request id is deduplicated by the stream and by the domain.
@@ -11,11 +12,17 @@ Typed results: `apply`/`delete` return a `RequestOutcome` (the outcome message o
 `dgdr.res.<request-id>`); `get`/`list`/`wait` return the DGDR object as `kubectl get -o json` shows it
 (`DgdrObject`); `history` returns `HistoryEntry`s (a stored event envelope with its stream sequence,
 or a stored message that is not folded, shown as such: it never fails for what is stored).
+Manifests are read by `dgdr.manifests` (`load_manifests`, `load_documents`, re-exported here).
 Errors: `ServerUnavailable` (nothing answers), `WaitTimeout` (no outcome or state in time),
-`ConfigurationError` (the service's streams do not exist yet: start `dgdr up`; or the server refuses
-who connects, or what its role may do: at once, in one line, not at a timeout). A rejected request is
-an outcome, not an exception; so is a request over the service's limits (`dgdr.domain.limits`: request
-id, JSON depth, manifest and `spec.overrides` size), refused here before it is sent.
+`NotFound` (`wait_for` a name that does not exist: at once), `ConfigurationError` (the server
+refuses who connects, or what its role may do: at once, in one line, not at a timeout). The calls
+that first meet the service's layout (the status bucket, publishing a request, the events stream)
+go through `DgdrClient.jetstream`, which turns nats-py's "not there" errors (no responders, 503,
+stream or bucket not found) into the error that says what is missing: `NoJetStream` (a server
+without -js) or `ServiceNotSetUp` (no dgdr service ever ran there: start `dgdr up`). A rejected
+request is an outcome, not an exception; so is a request over the service's limits
+(`dgdr.domain.limits`: request id, JSON depth, manifest and `spec.overrides` size), refused here
+before it is sent.
 `raise_for_outcome` turns an outcome into `RequestRejected` for callers who want that.
 """
 
@@ -26,11 +33,9 @@ import builtins
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NotRequired, TypedDict, TypeVar, cast
 
-import yaml
 from nats.aio.client import Client
 from nats.errors import NoRespondersError
 from nats.js.errors import (
@@ -43,7 +48,6 @@ from nats.js.errors import (
 from nats.js.kv import KeyValue
 
 from dgdr.domain.errors import (
-    ConfigurationError,
     DgdrError,
     NoJetStream,
     NotFound,
@@ -62,6 +66,9 @@ from dgdr.domain.limits import (
 )
 from dgdr.domain.spec import API_VERSION, KIND
 from dgdr.domain.waiting import Outcome, Verdict, WaitFor, verdict
+from dgdr.manifests import Document as Document  # re-exported: the client's public names
+from dgdr.manifests import load_documents as load_documents
+from dgdr.manifests import load_manifests as load_manifests
 from events import subjects as s
 from events.connection import ConnectOptions, connect, refusing
 from events.envelope import Commit
@@ -153,138 +160,6 @@ def history_entries(commits: builtins.list[Commit]) -> builtins.list[HistoryEntr
             }
         )
     return out
-
-
-MANIFEST_EXTENSIONS = (".json", ".yaml", ".yml")  # what kubectl reads from a directory
-
-
-@dataclass(frozen=True)
-class Document:
-    """One manifest to apply or delete: where it came from (for messages) and its body."""
-
-    where: str  # "x.yaml", "x.yaml (document 2)", "x.yaml (document 1, item 3)"
-    body: dict[str, Any]
-
-    @property
-    def kind(self) -> str:
-        return str(self.body.get("kind") or "")
-
-    @property
-    def name(self) -> str:
-        meta = self.body.get("metadata")
-        return str(meta.get("name") or "") if isinstance(meta, dict) else ""
-
-    @property
-    def namespace(self) -> str | None:
-        meta = self.body.get("metadata")
-        ns = meta.get("namespace") if isinstance(meta, dict) else None
-        return str(ns) if ns else None
-
-    def kind_problem(self) -> str | None:
-        """Why dgdr will not handle this document (another kind), or None for a DGDR (or a
-        document with no kind: the service names what is missing)."""
-        if not self.kind or self.kind == KIND:
-            return None
-        named = f" {self.name!r}" if self.name else ""
-        fix = (
-            "a DynamoGraphDeployment is what a DGDR generates: apply it with kubectl, or apply "
-            "the DGDR that asks for it"
-            if self.kind == "DynamoGraphDeployment"
-            else "apply it with kubectl"
-        )
-        return (
-            f"{self.where}: {self.kind}{named} is not a {KIND}, the only kind dgdr handles: {fix}"
-        )
-
-
-def manifest_paths(path: Path, recursive: bool = False) -> builtins.list[Path]:
-    """`path` itself, or the manifests of a directory in lexical order (kubectl's `-f DIR`:
-    *.json, *.yaml, *.yml; subdirectories only when `recursive`). A directory without any is a
-    `ConfigurationError`."""
-    if not path.is_dir():
-        return [path]
-    found: builtins.list[Path] = []
-    for entry in sorted(path.iterdir()):
-        if entry.is_dir():
-            if recursive:
-                found.extend(p for p in manifest_paths(entry, True) if p.is_file())
-        elif entry.suffix in MANIFEST_EXTENSIONS:
-            found.append(entry)
-    if not found and not recursive:
-        raise ConfigurationError(
-            f"{path}: no manifest in this directory (recognized file extensions are "
-            f"{', '.join(MANIFEST_EXTENSIONS)}; -R reads subdirectories)"
-        )
-    return found
-
-
-def unpack_lists(where: str, body: dict[str, Any]) -> builtins.list[Document]:
-    """A `kind: List` (or any `<Kind>List` with `items`, as `kubectl get -o yaml` writes) as its
-    items, each named by its position; any other document as itself."""
-    items = body.get("items")
-    if not (str(body.get("kind") or "").endswith("List") and isinstance(items, builtins.list)):
-        return [Document(where, body)]
-    prefix = where[:-1] + ", " if where.endswith(")") else where + " ("
-    docs: builtins.list[Document] = []
-    for i, item in enumerate(items, start=1):
-        item_where = f"{prefix}item {i})"
-        if not isinstance(item, dict):
-            raise ConfigurationError(f"{item_where} is not a mapping")
-        docs.extend(unpack_lists(item_where, item))
-    return docs
-
-
-def load_manifests(
-    sources: builtins.list[str], *, recursive: bool = False, stdin: bytes | None = None
-) -> builtins.list[Document]:
-    """Every manifest of `sources` (files, directories, `-` for `stdin`), in order, `kind: List`s
-    unpacked. An unreadable or malformed file is a `ConfigurationError` naming it."""
-    docs: builtins.list[Document] = []
-    for source in sources:
-        if source == "-":
-            named = [("<stdin>", load_documents("<stdin>", stdin or b""))]
-        else:
-            try:
-                paths = manifest_paths(Path(source), recursive)
-                named = [(str(p), load_documents(p)) for p in paths]
-            except OSError as exc:
-                raise ConfigurationError(
-                    f"cannot read {exc.filename or source}: {exc.strerror or exc}"
-                ) from None
-        for name, bodies in named:
-            for i, body in enumerate(bodies, start=1):
-                where = name if len(bodies) == 1 else f"{name} (document {i})"
-                docs.extend(unpack_lists(where, body))
-    return docs
-
-
-def load_documents(source: str | Path, text: str | bytes | None = None) -> list[dict[str, Any]]:
-    """Every YAML/JSON document in a file (or `text`), skipping empty ones. A file that is not
-    UTF-8 text or not YAML is a `ConfigurationError` in one line naming it (and where it broke)."""
-    content = Path(source).read_bytes() if text is None else text
-    try:
-        raw = content.decode("utf-8") if isinstance(content, bytes) else content
-    except UnicodeDecodeError as exc:
-        raise ConfigurationError(
-            f"{source}: not UTF-8 text (byte {exc.start} is 0x{exc.object[exc.start]:02x}): "
-            "a manifest is a YAML or JSON file"
-        ) from None
-    try:
-        docs = [d for d in yaml.safe_load_all(raw) if d is not None]
-    except yaml.YAMLError as exc:
-        raise ConfigurationError(f"{source}: not YAML: {_yaml_problem(exc)}") from None
-    for i, d in enumerate(docs):
-        if not isinstance(d, dict):
-            raise ConfigurationError(f"{source}: document {i + 1} is not a mapping")
-    return docs
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    """PyYAML's error in one line: the problem and where (its own text spans several lines)."""
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    mark = getattr(exc, "problem_mark", None)
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-    return f"{problem}{where}"
 
 
 def check_request(
@@ -528,8 +403,10 @@ class DgdrClient:
     async def apply_file(
         self, path: str | Path, *, namespace: str | None = None
     ) -> builtins.list[RequestOutcome]:
-        """Apply every document of a YAML/JSON file, in order; one outcome per document."""
-        return [await self.apply(doc, namespace=namespace) for doc in load_documents(path)]
+        """Apply every document of a YAML/JSON file (or a directory's files, `kind: List` items),
+        in order; one outcome per document."""
+        docs = load_manifests([str(path)])
+        return [await self.apply(doc.body, namespace=namespace) for doc in docs]
 
     async def delete(
         self, name: str, *, namespace: str | None = None, request_id: str | None = None

@@ -27,9 +27,10 @@ import typer
 from dgdr.cli import STARTED
 from dgdr.cli.base import app, run, settings_of, with_client
 from dgdr.cli.console import err, fail, out
-from dgdr.client import DgdrClient, DgdrObject, Document, RequestOutcome, load_manifests
+from dgdr.client import DgdrClient, DgdrObject, RequestOutcome
 from dgdr.domain.errors import DgdrError, NotFound, WaitTimeout
 from dgdr.domain.waiting import FORMS, Outcome, Verdict, WaitFor, parse_wait_for
+from dgdr.manifests import Document, load_manifests
 from projections.status import CONDITION_ORDER
 
 RESOURCE = "dynamographdeploymentrequest.nvidia.com"  # as kubectl names a deleted object

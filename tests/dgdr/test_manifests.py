@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dgdr.client import Document, load_manifests
 from dgdr.domain.errors import ConfigurationError
 from dgdr.domain.spec import API_VERSION, KIND
+from dgdr.manifests import Document, load_manifests
 
 
 def dgdr(name: str) -> dict[str, object]:
