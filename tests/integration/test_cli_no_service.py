@@ -6,6 +6,7 @@ JetStream."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -34,13 +35,11 @@ async def without_jetstream(tmp_path: Path) -> AsyncIterator[str]:
     )
     log.close()
 
-    async def accepts() -> bool:
+    def accepts() -> bool:
         try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
         except OSError:
             return False
-        writer.close()
-        await writer.wait_closed()
         return True
 
     try:

@@ -16,11 +16,13 @@ import yaml
 
 from dgdr.app.service import Service
 from dgdr.client import DgdrClient
+from dgdr.domain.errors import NotFound
+from dgdr.domain.waiting import WaitFor
 from events.connection import ConnectOptions
 from events.server import EmbeddedNatsServer
 from tests.integration.conftest import fast_config
 from tests.integration.test_cli import ROOT, dgdr
-from tests.support import manifest
+from tests.support import manifest, until
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 # Longer than any wait below may take: a command that waits this out has not failed fast.
@@ -172,3 +174,19 @@ async def test_wait_fails_at_once_when_it_cannot_succeed(service: DgdrClient) ->
         "without a new spec"
     )
     assert "Traceback" not in missing[2] + wrong_case[2] + failed[2] + deployed[2]
+
+
+async def test_a_wait_ends_with_not_found_when_its_dgdr_is_deleted(service: DgdrClient) -> None:
+    assert (await service.apply(manifest("held", autoApply=False)))["status"] == "accepted"
+    await service.wait("held", phase="Ready", timeout=60)
+    last_sid = service.nc._sid
+    waiting = asyncio.ensure_future(
+        service.wait_for("held", WaitFor("phase", "Deployed"), timeout=100)
+    )
+    # deleted while the wait watches (its KV watch is a new subscription), not before it looked
+    await until(lambda: waiting.done() or service.nc._sid > last_sid, what="the wait to watch")
+    assert not waiting.done(), waiting
+    assert (await service.delete("held"))["status"] == "accepted"
+    async with asyncio.timeout(60):
+        with pytest.raises(NotFound, match='"held" not found'):
+            await waiting
