@@ -69,12 +69,15 @@ async def test_apply_and_get_where_no_service_ever_ran(nats_server: EmbeddedNats
         )
 
 
-async def test_get_and_apply_against_a_nats_without_jetstream(without_jetstream: str) -> None:
-    get, apply = await asyncio.gather(
+async def test_get_apply_and_cluster_list_against_a_nats_without_jetstream(
+    without_jetstream: str,
+) -> None:
+    get, apply, cluster = await asyncio.gather(
         one_line_error(without_jetstream, "get"),
         one_line_error(without_jetstream, "apply", "-f", "examples/qwen3-0.6b.yaml"),
+        one_line_error(without_jetstream, "cluster", "list"),
     )
-    for err in (get, apply):
+    for err in (get, apply, cluster):
         assert err.startswith(f"error: NATS at {without_jetstream} {NO_JETSTREAM}")
 
 
