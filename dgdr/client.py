@@ -237,7 +237,9 @@ async def absent_layout(nc: Client, url: str, cause: Exception) -> DgdrError:
             return no_jetstream(url)
         return ServerUnavailable(f"NATS at {url}: JetStream refused ({exc})")
     except (TimeoutError, DgdrError) as exc:
-        return ServerUnavailable(f"NATS at {url}: JetStream did not answer ({exc or 'timeout'})")
+        return ServerUnavailable(
+            f"NATS at {url}: JetStream did not answer ({str(exc) or 'timeout'})"
+        )
     try:
         await refusing(nc, js.stream_info(STATUS_STREAM))
     except NotFoundError:
@@ -287,6 +289,8 @@ class DgdrClient:
         `DgdrError` that says what is missing (`absent_layout`), a refusal as `refusing` does."""
         try:
             return await refusing(self.nc, call)
+        except KeyNotFoundError:  # a missing key is an answer, not a missing layout
+            raise
         except ABSENT as exc:
             raise await absent_layout(self.nc, self.options.safe_url, exc) from exc
 
