@@ -4,6 +4,7 @@
         outcome = await c.apply(manifest)             # {"status": "accepted", "resourceVersion": ...}
         obj = await c.wait("my-dgdr", resource_version=outcome["resourceVersion"])
         obj = await c.wait("my-dgdr", phase="Deployed", timeout=60)
+        found, obj = await c.wait_for("my-dgdr", WaitFor("condition", "Succeeded", "True"))
 
 `apply`/`delete` subscribe to `dgdr.res.<request-id>` before publishing the request, so the outcome
 cannot be missed; a retry with the same request id is deduplicated by the stream and by the domain.
@@ -12,11 +13,17 @@ Typed results: `apply`/`delete` return a `RequestOutcome` (the outcome message o
 (`DgdrObject`); `watch` yields the objects now (never a deleted one) and then each change, and
 `watching` gives the objects now and the changes after them apart (`kubectl get -w`); `history` returns `HistoryEntry`s (a stored event envelope with its stream sequence,
 or a stored message that is not folded, shown as such: it never fails for what is stored).
+Manifests are read by `dgdr.manifests` (`load_manifests`, `load_documents`, re-exported here).
 Errors: `ServerUnavailable` (nothing answers), `WaitTimeout` (no outcome or state in time),
-`ConfigurationError` (the service's streams do not exist yet: start `dgdr up`; or the server refuses
-who connects, or what its role may do: at once, in one line, not at a timeout). A rejected request is
-an outcome, not an exception; so is a request over the service's limits (`dgdr.domain.limits`: request
-id, JSON depth, manifest and `spec.overrides` size), refused here before it is sent.
+`NotFound` (`wait_for` a name that does not exist: at once), `ConfigurationError` (the server
+refuses who connects, or what its role may do: at once, in one line, not at a timeout). The calls
+that first meet the service's layout (the status bucket, publishing a request, the events stream)
+go through `DgdrClient.jetstream`, which turns nats-py's "not there" errors (no responders, 503,
+stream or bucket not found) into the error that says what is missing: `NoJetStream` (a server
+without -js) or `ServiceNotSetUp` (no dgdr service ever ran there: start `dgdr up`). A rejected
+request is an outcome, not an exception; so is a request over the service's limits
+(`dgdr.domain.limits`: request id, JSON depth, manifest and `spec.overrides` size), refused here
+before it is sent.
 `raise_for_outcome` turns an outcome into `RequestRejected` for callers who want that.
 """
 
@@ -27,18 +34,32 @@ import builtins
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NotRequired, TypedDict, cast
+from typing import Any, Literal, NotRequired, TypedDict, TypeVar, cast
 
-import yaml
 from nats.aio.client import Client
 from nats.errors import NoRespondersError
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
+from nats.js.errors import (
+    APIError,
+    KeyNotFoundError,
+    NoStreamResponseError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
 from nats.js.kv import KeyValue
 
-from dgdr.domain.errors import ConfigurationError, RequestRejected, SubjectTooLong, WaitTimeout
+from dgdr.domain.errors import (
+    DgdrError,
+    NoJetStream,
+    NotFound,
+    RequestRejected,
+    ServerUnavailable,
+    ServiceNotSetUp,
+    SubjectTooLong,
+    WaitTimeout,
+)
 from dgdr.domain.limits import (
     MAX_REQUEST_ID_CHARS,
     manifest_limit,
@@ -47,12 +68,17 @@ from dgdr.domain.limits import (
     value_depth_problem,
 )
 from dgdr.domain.spec import API_VERSION, KIND
+from dgdr.domain.waiting import Outcome, Verdict, WaitFor, verdict
+from dgdr.manifests import Document as Document  # re-exported: the client's public names
+from dgdr.manifests import load_documents as load_documents
+from dgdr.manifests import load_manifests as load_manifests
 from events import subjects as s
 from events.connection import ConnectOptions, connect, refusing
 from events.envelope import Commit
 from events.integrity import preview, verify_history
 from events.jetstream import JetStreamEventStore, bucket_keys
 
+T = TypeVar("T")
 DgdrObject = dict[str, Any]
 """A DGDR as `kubectl get -o json` shows it: apiVersion, kind, metadata, spec, status."""
 
@@ -158,38 +184,6 @@ def history_entries(commits: builtins.list[Commit]) -> builtins.list[HistoryEntr
     return out
 
 
-NOT_RUNNING = "the dgdr service has not set up NATS at {url} yet: start it with `dgdr up`"
-
-
-def load_documents(source: str | Path, text: str | bytes | None = None) -> list[dict[str, Any]]:
-    """Every YAML/JSON document in a file (or `text`), skipping empty ones. A file that is not
-    UTF-8 text or not YAML is a `ConfigurationError` in one line naming it (and where it broke)."""
-    content = Path(source).read_bytes() if text is None else text
-    try:
-        raw = content.decode("utf-8") if isinstance(content, bytes) else content
-    except UnicodeDecodeError as exc:
-        raise ConfigurationError(
-            f"{source}: not UTF-8 text (byte {exc.start} is 0x{exc.object[exc.start]:02x}): "
-            "a manifest is a YAML or JSON file"
-        ) from None
-    try:
-        docs = [d for d in yaml.safe_load_all(raw) if d is not None]
-    except yaml.YAMLError as exc:
-        raise ConfigurationError(f"{source}: not YAML: {_yaml_problem(exc)}") from None
-    for i, d in enumerate(docs):
-        if not isinstance(d, dict):
-            raise ConfigurationError(f"{source}: document {i + 1} is not a mapping")
-    return docs
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    """PyYAML's error in one line: the problem and where (its own text spans several lines)."""
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    mark = getattr(exc, "problem_mark", None)
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-    return f"{problem}{where}"
-
-
 def check_request(
     body: dict[str, Any], request_id: str, max_payload: int
 ) -> tuple[RequestOutcome | None, bytes]:
@@ -230,6 +224,55 @@ def raise_for_outcome(outcome: RequestOutcome) -> RequestOutcome:
     return outcome
 
 
+# What nats-py raises when the JetStream API, a stream or a bucket is not there: no responders, a
+# 503, "stream not found". `absent_layout` says which of those it is.
+ABSENT = (NoRespondersError, NoStreamResponseError, ServiceUnavailableError, NotFoundError)
+STATUS_STREAM = f"KV_{s.STATUS_BUCKET}"  # exists once a dgdr service has set NATS up
+JS_NOT_ENABLED = 10039  # JetStream's "not enabled for account"
+
+
+def no_jetstream(url: str) -> NoJetStream:
+    return NoJetStream(
+        f"NATS at {url} has no JetStream: dgdr needs a server started with -js "
+        "(`dgdr up` starts one), or an account with JetStream enabled"
+    )
+
+
+def not_set_up(url: str) -> ServiceNotSetUp:
+    return ServiceNotSetUp(
+        f"NATS at {url} has no dgdr streams: is the dgdr service running? start it with "
+        f"`dgdr up` (or `dgdr up --no-embedded --server {url}`)"
+    )
+
+
+async def absent_layout(nc: Client, url: str, cause: Exception) -> DgdrError:
+    """What a JetStream "not there" error (`ABSENT`) means, as one `DgdrError`: the server has no
+    JetStream, the dgdr streams do not exist, or (both there) JetStream did not answer for a
+    moment (a leader election)."""
+    js = nc.jetstream(timeout=2)
+    try:
+        await refusing(nc, js.account_info())
+    except (ServiceUnavailableError, NoRespondersError):
+        return no_jetstream(url)
+    except APIError as exc:
+        if exc.err_code == JS_NOT_ENABLED:
+            return no_jetstream(url)
+        return ServerUnavailable(f"NATS at {url}: JetStream refused ({exc})")
+    except (TimeoutError, DgdrError) as exc:
+        return ServerUnavailable(
+            f"NATS at {url}: JetStream did not answer ({str(exc) or 'timeout'})"
+        )
+    try:
+        await refusing(nc, js.stream_info(STATUS_STREAM))
+    except NotFoundError:
+        return not_set_up(url)
+    except (APIError, TimeoutError, NoRespondersError, DgdrError):
+        pass
+    return ServerUnavailable(
+        f"NATS at {url}: JetStream did not answer ({type(cause).__name__}): try again in a moment"
+    )
+
+
 class DgdrClient:
     def __init__(self, options: ConnectOptions | None = None, namespace: str = "default") -> None:
         self.options = options or ConnectOptions.from_env()
@@ -263,12 +306,19 @@ class DgdrClient:
             raise RuntimeError("DgdrClient is not connected: use `async with DgdrClient(...)`")
         return self._nc
 
+    async def jetstream(self, call: Awaitable[T]) -> T:
+        """`await call` (a JetStream request), its "not there" errors (`ABSENT`) raised as the
+        `DgdrError` that says what is missing (`absent_layout`), a refusal as `refusing` does."""
+        try:
+            return await refusing(self.nc, call)
+        except KeyNotFoundError:  # a missing key is an answer, not a missing layout
+            raise
+        except ABSENT as exc:
+            raise await absent_layout(self.nc, self.options.safe_url, exc) from exc
+
     async def kv(self) -> KeyValue:
         if self._kv is None:
-            try:
-                self._kv = await refusing(self.nc, self.nc.jetstream().key_value(s.STATUS_BUCKET))
-            except (BucketNotFoundError, NotFoundError) as exc:
-                raise ConfigurationError(NOT_RUNNING.format(url=self.options.safe_url)) from exc
+            self._kv = await self.jetstream(self.nc.jetstream().key_value(s.STATUS_BUCKET))
         return self._kv
 
     # ------------------------------------------------------------------------------- requests
@@ -298,19 +348,15 @@ class DgdrClient:
             }
         sub = await self.nc.subscribe(s.result_subject(request_id), max_msgs=1)
         try:
-            try:
-                ack = await refusing(
-                    self.nc,
-                    self.nc.jetstream().publish(
-                        subject,
-                        data,
-                        stream=s.REQUESTS_STREAM,
-                        headers={"Nats-Msg-Id": request_id},
-                        timeout=5,
-                    ),
+            ack = await self.jetstream(
+                self.nc.jetstream().publish(
+                    subject,
+                    data,
+                    stream=s.REQUESTS_STREAM,
+                    headers={"Nats-Msg-Id": request_id},
+                    timeout=5,
                 )
-            except (NoRespondersError, NotFoundError) as exc:
-                raise ConfigurationError(NOT_RUNNING.format(url=self.options.safe_url)) from exc
+            )
             if ack.duplicate:
                 # The stream already holds this request id: it was (or is being) processed, and
                 # its outcome went out then. Repeating a request is harmless; waiting would hang.
@@ -383,8 +429,10 @@ class DgdrClient:
     async def apply_file(
         self, path: str | Path, *, namespace: str | None = None
     ) -> builtins.list[RequestOutcome]:
-        """Apply every document of a YAML/JSON file, in order; one outcome per document."""
-        return [await self.apply(doc, namespace=namespace) for doc in load_documents(path)]
+        """Apply every document of a YAML/JSON file (or a directory's files, `kind: List` items),
+        in order; one outcome per document."""
+        docs = load_manifests([str(path)])
+        return [await self.apply(doc.body, namespace=namespace) for doc in docs]
 
     async def delete(
         self, name: str, *, namespace: str | None = None, request_id: str | None = None
@@ -494,34 +542,72 @@ class DgdrClient:
         timeout: float = 60.0,
     ) -> DgdrObject:
         """Read-your-writes: the object once its resourceVersion reaches `resource_version`
-        and (if given) its phase is `phase`. A Failed DGDR ends a wait for another phase early."""
-        target = int(resource_version or 0)
+        and (if given) its phase is `phase`. A DGDR that can no longer reach `phase` without a new
+        spec (a Failed one, a Deployed one asked for Ready) ends the wait early: check its phase.
+        A name that does not exist is `NotFound` at once."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        obj: DgdrObject | None = None
+        if resource_version is not None or phase is None:
+            until = WaitFor("resourceVersion", value=str(int(resource_version or 0)))
+            _, obj = await self.wait_for(name, until, namespace=namespace, timeout=timeout)
+        if phase is not None:
+            left = deadline - loop.time()
+            _, obj = await self.wait_for(
+                name, WaitFor("phase", phase), namespace=namespace, timeout=left
+            )
+        assert obj is not None  # not a wait for delete
+        return obj
 
-        async def until() -> DgdrObject:
-            async for _, _, obj in self.watch(name, namespace=namespace):
-                if obj is None:
-                    continue
-                rv = int(obj["metadata"]["resourceVersion"])
-                current = obj.get("status", {}).get("phase")
-                if rv >= target and (phase is None or current == phase):
-                    return obj
-                if rv >= target and phase and current == "Failed":
-                    return obj
-            raise WaitTimeout("watch ended")
+    async def wait_for(
+        self, name: str, until: WaitFor, *, namespace: str | None = None, timeout: float = 60.0
+    ) -> tuple[Verdict, DgdrObject | None]:
+        """Wait until the DGDR meets `until` (`dgdr.domain.waiting`), or cannot any more without
+        a new spec: (the verdict, MET or IMPOSSIBLE, and the object; None once deleted). The
+        current state is always looked at, even with no time left. A name that does not exist
+        (or is deleted while waited for) is `NotFound` at once, unless waiting for its delete;
+        `timeout` seconds without a verdict is `WaitTimeout`."""
+        ns = namespace or self.namespace
 
+        async def decide(obj: DgdrObject | None) -> Verdict | None:  # None: keep waiting
+            if obj is None:
+                if await self.recorded(name, namespace=ns):
+                    return None  # applied, its status not projected yet (or a tombstone replayed)
+                if until.kind == "delete":
+                    return Verdict(Outcome.MET)
+                raise NotFound(ns, name)
+            if until.kind == "delete":
+                return None
+            found = verdict(obj, until)
+            return None if found.outcome is Outcome.PENDING else found
+
+        obj = await self.get(name, namespace=ns)
+        decided = await decide(obj)
+        if decided is not None:
+            return decided, obj
         try:
-            return await asyncio.wait_for(until(), timeout)
-        except TimeoutError as exc:
-            what = f"phase {phase}" if phase else f"resourceVersion {target}"
-            raise WaitTimeout(f"{name} did not reach {what} within {timeout:.0f} s") from exc
+            async with asyncio.timeout(max(timeout, 0.0)):
+                async for _, _, obj in self.watch(name, namespace=ns):
+                    decided = await decide(obj)
+                    if decided is not None:
+                        return decided, obj
+        except TimeoutError:
+            pass
+        raise WaitTimeout(f"{name} did not reach {until} within {max(timeout, 0):.0f} s")
+
+    async def recorded(self, name: str, *, namespace: str | None = None) -> bool:
+        """Whether the store holds a live incarnation of the name (its last event not `Deleted`)."""
+        store = JetStreamEventStore(self.nc, retry_deadline=5)
+        last = await self.jetstream(store.latest(namespace or self.namespace, name))
+        if last is None:
+            return False
+        return last.damage is not None or not last.envelopes or last.envelopes[-1].type != "Deleted"
 
     async def history(
         self, name: str, *, namespace: str | None = None
     ) -> builtins.list[HistoryEntry]:
         """Every stored event of every incarnation of the name, in order, with its sequence."""
+        await self.kv()  # the store reads a missing stream as an empty history: say what is missing
         store = JetStreamEventStore(self.nc)
-        try:
-            commits = await refusing(self.nc, store.history(namespace or self.namespace, name))
-        except NotFoundError as exc:
-            raise ConfigurationError(NOT_RUNNING.format(url=self.options.safe_url)) from exc
+        commits = await self.jetstream(store.history(namespace or self.namespace, name))
         return history_entries(commits)

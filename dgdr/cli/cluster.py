@@ -16,15 +16,14 @@ from dgdr.cli.base import cluster_app, run, settings_of
 from dgdr.cli.console import err, fail, out
 from dgdr.cli.printer import columns
 from dgdr.client import DgdrClient
-from events.connection import refusing
 
 
 async def _cluster(ctx: typer.Context, action: str, name: str | None = None) -> Any:
     settings = settings_of(ctx)
     async with DgdrClient(settings.options, namespace=settings.namespace) as client:
         # The simulated cluster's bucket is the service's (and admin's): fail at once, not at a
-        # timeout, when a client context is refused.
-        return await refusing(client.nc, _act(client, settings.namespace, action, name))
+        # timeout, when a client context is refused; say so when NATS has no JetStream.
+        return await client.jetstream(_act(client, settings.namespace, action, name))
 
 
 async def _act(client: DgdrClient, namespace: str, action: str, name: str | None) -> Any:

@@ -5,13 +5,13 @@
 
 from __future__ import annotations
 
-from dgdr.cli import cluster, offline, reading, requests, serve
+from dgdr.cli import cluster, offline, reading, serve, writing
 from dgdr.cli.base import app
 
 __all__ = ["app", "main"]
 
 _COMMAND_MODULES = (
-    requests,
+    writing,
     reading,
     serve,
     cluster,

@@ -30,7 +30,7 @@ import typer
 from dgdr.cli import preflight, render
 from dgdr.cli.base import Settings, app, run, settings_of
 from dgdr.cli.console import err, fail, out
-from dgdr.cli.requests import parse_duration, print_outcome, print_sla_warning
+from dgdr.cli.writing import parse_duration, print_outcome, print_sla_warning
 from dgdr.client import DgdrClient, load_documents
 from events.connection import ConnectOptions, redact_url
 

@@ -3,7 +3,9 @@
     DgdrError
     ├── ConfigurationError          bad settings or environment (a bad URL, an unusable data dir)
     │   ├── NatsServerNotFound      the embedded server binary is not installed
-    │   └── ClusterUnreachable      no usable kubeconfig or in-cluster configuration (k8s)
+    │   ├── ClusterUnreachable      no usable kubeconfig or in-cluster configuration (k8s)
+    │   ├── NoJetStream             the NATS server runs without JetStream (`nats-server` without -js)
+    │   └── ServiceNotSetUp         JetStream runs but the dgdr streams do not exist (no service ran there)
     ├── ServerUnavailable           the NATS server cannot be reached
     ├── StoreError                  the event store refuses or is inconsistent
     │   ├── ConcurrencyConflict     optimistic concurrency: the aggregate moved on; reload and re-decide
@@ -17,6 +19,7 @@
     ├── NotARequest                 a message on the requests stream that is not a request (dead-lettered)
     ├── RequestRejected             the service refused a request (carries reason and field errors)
     ├── WaitTimeout                 a wait for a phase or a resourceVersion ran out of time
+    ├── NotFound                    a named DGDR does not exist (kubectl's `Error from server (NotFound)`)
     ├── ProfilingError              profiling failed in a named sub-phase for a reason the user can fix
     └── EstimateError               `sim.estimate` got an argument it cannot use (also a ValueError)
 
@@ -49,6 +52,14 @@ class NatsServerNotFound(ConfigurationError):
 
 class ClusterUnreachable(ConfigurationError):
     """No usable kubeconfig or in-cluster configuration."""
+
+
+class NoJetStream(ConfigurationError):
+    """The NATS server answers but has no JetStream (started without `-js`, or the account has none)."""
+
+
+class ServiceNotSetUp(ConfigurationError):
+    """JetStream runs, but the dgdr streams and buckets do not exist: no dgdr service ever ran there."""
 
 
 class ServerUnavailable(DgdrError):
@@ -112,6 +123,14 @@ class RequestRejected(DgdrError):
 
 class WaitTimeout(DgdrError):
     pass
+
+
+class NotFound(DgdrError):
+    """A DGDR named by the user does not exist (never created, or deleted)."""
+
+    def __init__(self, namespace: str, name: str) -> None:
+        self.namespace, self.name = namespace, name
+        super().__init__(f'dynamographdeploymentrequests.nvidia.com "{name}" not found')
 
 
 class ProfilingError(DgdrError):
