@@ -168,7 +168,7 @@ class KubernetesAdapter:
             status = outcome.get("status")
             # refused with nothing recorded: `rejected`, or `invalid` at admission (no events)
             if status == "rejected" or (status == "invalid" and not outcome.get("events")):
-                reason = "SpecChangeRejected" if status == "rejected" else outcome.get("reason")
+                reason = outcome.get("reason") or "Invalid"
                 fields = "; ".join(
                     f"{e['field']}: {e['message']}" for e in outcome.get("errors", [])
                 )

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from events.server import free_port
-from tests.integration.conftest import Running
+from tests.integration.conftest import Running, manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -103,6 +103,19 @@ async def test_invalid_example_names_every_field_and_exits_1(running: Running) -
         running.server.url, "wait", "invalid-sla", "--for", "phase=Deployed", "--timeout", "10s"
     )
     assert code == 1 and "ValidationFailed" in err
+
+
+async def test_a_name_too_long_for_its_dgd_is_refused_at_apply_naming_the_limit(
+    running: Running, tmp_path: Path
+) -> None:
+    name = "n" * 60  # `<name>-dgd` would be 64 characters, `profile-<name>` 68
+    path = tmp_path / "long.yaml"
+    path.write_text(json.dumps(manifest(name)))
+    code, _, err = await dgdr(running.server.url, "apply", "-f", str(path))
+    assert code == 1 and "Traceback" not in err, err
+    assert "metadata.name: 60 characters is too long: the limit is 55" in err
+    code, _, err = await dgdr(running.server.url, "get", name)
+    assert code == 1 and "not found" in err.lower(), err
 
 
 async def test_user_mistakes_are_one_line_never_a_traceback(
