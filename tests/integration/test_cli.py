@@ -105,6 +105,27 @@ async def test_invalid_example_names_every_field_and_exits_1(running: Running) -
     assert code == 1 and "ValidationFailed" in err
 
 
+async def test_a_dgdr_deleted_and_applied_again_takes_over_the_dgd_it_left(
+    running: Running, tmp_path: Path
+) -> None:
+    url = running.server.url
+    path = tmp_path / "again.yaml"
+    path.write_text(json.dumps(manifest("again")))
+    code, _, err = await dgdr(url, "apply", "-f", str(path))
+    assert code == 0, err
+    code, _, err = await dgdr(url, "wait", "again", "--for", "phase=Deployed", "--timeout", "60s")
+    assert code == 0, err
+    code, _, err = await dgdr(url, "delete", "again")
+    assert code == 0, err
+    code, out, err = await dgdr(url, "apply", "-f", str(path))
+    assert code == 0 and "created" in out, err
+    code, _, err = await dgdr(url, "wait", "again", "--for", "phase=Deployed", "--timeout", "60s")
+    assert code == 0, err  # before: Failed, DeploymentConflict with the DGD the first one left
+    code, out, _ = await dgdr(url, "get", "again", "-o", "json")
+    status = json.loads(out)["status"]
+    assert status["phase"] == "Deployed" and status["dgdName"] == "again-dgd"
+
+
 async def test_a_name_too_long_for_its_dgd_is_refused_at_apply_naming_the_limit(
     running: Running, tmp_path: Path
 ) -> None:

@@ -132,6 +132,13 @@ async def test_deleting_the_dgdr_keeps_the_dgd_and_forgets_the_incarnation(kube:
     assert await kube.nats_client.get("keep") is None
     assert await kube.get_dgd("keep-dgd") is not None
 
+    # created again (kubectl delete + apply): the new DGDR takes over the DGD its predecessor left
+    again = await kube.create(dgdr("keep", sla={"ttft": 500, "itl": 30}))
+    await kube.phase("keep", "Deployed")
+    dgd = await kube.get_dgd("keep-dgd")
+    assert dgd is not None
+    assert dgd["metadata"]["annotations"]["dgdr.nvidia.com/uid"] == again["metadata"]["uid"]
+
 
 async def test_deleting_the_dgd_fails_the_dgdr(kube: Kube) -> None:
     await kube.create(dgdr("victim"))

@@ -120,6 +120,12 @@ async def read_existing_dgd(c: Cluster) -> None:
     assert await KubernetesTarget(c.service).apply_dgd(dgd(), "uid-1") == "conflict"
 
 
+async def take_over_dgd(c: Cluster) -> None:
+    target = KubernetesTarget(c.service)
+    assert await target.apply_dgd(dgd(), "uid-1") == "created"
+    assert await target.apply_dgd(dgd(), "uid-2") == "adopted"  # its DGDR re-created
+
+
 async def follow_dgds(c: Cluster) -> None:
     target = KubernetesTarget(c.service)
 
@@ -210,6 +216,7 @@ NEEDS: dict[tuple[str, str, str], tuple[Operation, str]] = {
     ("nvidia.com", DGDS, "list"): (follow_dgds, 'cannot list resource "{r}"'),
     ("nvidia.com", DGDS, "watch"): (follow_dgds, 'cannot watch resource "{r}"'),
     ("nvidia.com", DGDS, "create"): (create_dgd, 'cannot create resource "{r}"'),
+    ("nvidia.com", DGDS, "update"): (take_over_dgd, 'cannot update resource "{r}"'),
     ("nvidia.com", f"{DGDS}/finalizers", "update"): (create_dgd_with_configmap, "blockOwner"),
     ("batch", "jobs", "get"): (start_job_over_anothers, 'cannot get resource "{r}"'),
     ("batch", "jobs", "list"): (follow_jobs, 'cannot list resource "{r}"'),

@@ -860,3 +860,20 @@ def test_any_command_after_deleted_is_rejected(command: Command) -> None:
 def test_reactor_commands_for_an_absent_dgdr_are_rejected(command: Command) -> None:
     decision = decide(initial_state(), command)
     assert isinstance(decision, Rejection)
+
+
+def test_a_dgd_is_kept_by_its_owner_taken_over_from_a_predecessor_and_never_from_others() -> None:
+    from dgdr.domain.target import OWNER_UID, claim, owned_labels
+
+    def dgd(owner: str, labels: dict[str, str]) -> dict[str, Any]:
+        meta = {"name": "x-dgd", "namespace": "team", "labels": labels}
+        return {"metadata": {**meta, "annotations": {OWNER_UID: owner}}}
+
+    ours = owned_labels({}, "team", "x")
+    assert claim(dgd("uid-2", ours), "uid-2", "team", "x") == "exists"
+    assert claim(dgd("uid-1", ours), "uid-2", "team", "x") == "adopted"  # x deleted, re-created
+    assert claim(dgd("uid-1", owned_labels({}, "team", "y")), "uid-2", "team", "x") == "conflict"
+    assert claim(dgd("uid-1", owned_labels({}, "other", "x")), "uid-2", "team", "x") == "conflict"
+    assert claim({"metadata": {"name": "x-dgd", "labels": {}}}, "uid-2", "team", "x") == "conflict"
+    foreign = {**ours, "nvidia.com/managed-by": "someone-else"}
+    assert claim(dgd("uid-1", foreign), "uid-2", "team", "x") == "conflict"
