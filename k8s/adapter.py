@@ -21,14 +21,24 @@ restart at any moment only repeats harmless work:
   Ready points users there).
 - Every stored event becomes a Kubernetes Event (see `k8s.events`), through the durable consumer
   `dgdr-k8s-events`, keyed by (uid, sequence).
+- An object stands for the core's incarnation named by its annotation `dgdr.nvidia.com/uid`, or
+  without it for the one of its own uid. When the core holds the name under another uid (applied
+  with `dgdr apply`, or left by an emulator that forgot its objects), `name_claim` decides from the
+  uids and the specs: the same spec → the object is adopted (the annotation is set to the core's
+  uid: the same request, now visible to kubectl; its DGD, created for that uid, stays consistent);
+  a different spec → nothing is submitted, and the object gets status phase Pending with condition
+  Succeeded False, reason `NameInUse`, and a Warning Event of that reason saying whose the name is
+  and what to do. It is level-triggered: once the core's DGDR is deleted, the next resync submits
+  the object as usual.
 Handler failures are logged; the informer's resync (default 30 s) retries them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 import yaml
@@ -36,6 +46,9 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from dgdr.client import DgdrClient
+from dgdr.domain.clock import now_rfc3339
+from dgdr.domain.spec import DGDRSpec, parse_spec
+from dgdr.domain.target import OWNER_UID
 from events import subjects as s
 from events.consumer import run_consumer
 from events.jetstream import decode_message
@@ -58,12 +71,49 @@ GENERATED_DGD_SPEC = "nvidia.com/generated-dgd-spec"
 EVENTS_DURABLE = "dgdr-k8s-events"
 
 
+def incarnation(obj: dict[str, Any]) -> str:
+    """The uid of the core's incarnation this object stands for (see the module docstring)."""
+    m = obj["metadata"]
+    return str((m.get("annotations") or {}).get(OWNER_UID) or m["uid"])
+
+
+NameClaim = Literal["free", "same", "adopt", "held"]
+
+
+def name_claim(obj: dict[str, Any], projection: dict[str, Any] | None) -> NameClaim:
+    """What the object may do with its name in the core: `free` (nothing there), `same` (it stands
+    for the incarnation there), `adopt` (another uid, the same spec: the same request) or `held`
+    (another uid and another spec: someone else's DGDR)."""
+    if projection is None:
+        return "free"
+    if projection.get("metadata", {}).get("uid") == incarnation(obj):
+        return "same"
+    return "adopt" if same_spec(projection.get("spec"), request_manifest(obj)["spec"]) else "held"
+
+
+def same_spec(a: Any, b: Any) -> bool:
+    """Equal as specs: with the defaults filled in (the CRD's schema defaults what the core was
+    sent without them), or, when either does not parse, as written."""
+    parsed_a, parsed_b = parse_spec(a), parse_spec(b)
+    if isinstance(parsed_a, DGDRSpec) and isinstance(parsed_b, DGDRSpec):
+        return parsed_a == parsed_b
+    return bool(a == b)
+
+
+def name_in_use_message(namespace: str, name: str, held_by: str) -> str:
+    return (
+        f"the name {name} is held in dgdr by another DGDR (uid {held_by}) with a different spec, "
+        f"so this one was not submitted: delete that one (dgdr delete {name} -n {namespace}; its "
+        "DGD is kept) and this object is submitted on the next resync, or use another name"
+    )
+
+
 def request_manifest(obj: dict[str, Any]) -> dict[str, Any]:
     """What the core is asked to apply: the user's intent, without the cluster's bookkeeping."""
     m = obj["metadata"]
-    bookkeeping = (LAST_APPLIED, GENERATED_DGD_SPEC)
+    bookkeeping = (LAST_APPLIED, GENERATED_DGD_SPEC, OWNER_UID)
     annotations = {k: v for k, v in (m.get("annotations") or {}).items() if k not in bookkeeping}
-    meta: dict[str, Any] = {"name": m["name"], "namespace": m["namespace"], "uid": m["uid"]}
+    meta: dict[str, Any] = {"name": m["name"], "namespace": m["namespace"], "uid": incarnation(obj)}
     if m.get("labels"):
         meta["labels"] = dict(m["labels"])
     if annotations:
@@ -160,6 +210,12 @@ class KubernetesAdapter:
             return  # changed under us: the informer brings the newer object
         generation = int(m.get("generation") or 1)
         if self.submitted.get(uid) != generation:
+            projection = await self.nats.get(name, namespace=ns)
+            claim = name_claim(obj, projection)
+            if claim in ("adopt", "held"):
+                assert projection is not None
+                await self._claim_name(obj, claim, projection, generation)
+                return
             outcome = await self.nats.apply(
                 request_manifest(obj), request_id=f"k8s:{uid}:{generation}"
             )
@@ -181,6 +237,46 @@ class KubernetesAdapter:
                 )
         if kind in ("ADDED", "SYNC"):
             await self.write_status(ns, name, await self.nats.get(name, namespace=ns), obj)
+
+    async def _claim_name(
+        self,
+        obj: dict[str, Any],
+        claim: NameClaim,
+        projection: dict[str, Any],
+        generation: int,
+    ) -> None:
+        """The core holds the object's name under another uid: adopt it, or say why not."""
+        m = obj["metadata"]
+        held_by = str(projection["metadata"]["uid"])
+        bound = log.bind(namespace=m["namespace"], name=m["name"], uid=m["uid"], held_by=held_by)
+        if claim == "adopt":
+            if await self._patch_meta(obj, {"annotations": {OWNER_UID: held_by}}):
+                bound.info("adopted the incarnation of the same name and spec")
+            return  # the informer brings the annotated object: it is then the same incarnation
+        message = name_in_use_message(m["namespace"], m["name"], held_by)
+        condition = {
+            "type": "Succeeded",
+            "status": "False",
+            "reason": "NameInUse",
+            "message": message,
+            "lastTransitionTime": now_rfc3339("seconds"),
+            "observedGeneration": generation,
+        }
+        current = obj.get("status") or {}
+        if (current.get("conditions") or [{}])[0].get("message") != message:
+            status = {
+                "phase": "Pending",
+                "observedGeneration": generation,
+                "conditions": [condition],
+            }
+            with contextlib.suppress(ApiException):  # 404/409: the next pass writes it
+                await self.objects.replace_namespaced_custom_object_status(
+                    GROUP, DGDR_VERSION, m["namespace"], DGDR_PLURAL, m["name"],
+                    {**obj, "status": status},
+                )  # fmt: skip
+        event = f"{m['name']}.{m['uid'][:8]}.nameinuse.{generation}"
+        if await self.recorder.emit(obj, event, "Warning", "NameInUse", message):
+            bound.warning("name held by another DGDR; not submitted")
 
     async def _merge_patch(
         self, obj: dict[str, Any], metadata: dict[str, Any]
@@ -210,7 +306,7 @@ class KubernetesAdapter:
 
     async def _finalize(self, obj: dict[str, Any], finalizers: list[str]) -> None:
         m = obj["metadata"]
-        ns, name, uid = m["namespace"], m["name"], m["uid"]
+        ns, name, uid = m["namespace"], m["name"], incarnation(obj)
         if _same_incarnation(await self.nats.get(name, namespace=ns), uid):
             outcome = await self.nats.delete(name, namespace=ns, request_id=f"k8s-delete:{uid}")
             log.info("delete", namespace=ns, name=name, uid=uid, outcome=outcome.get("status"))
@@ -252,7 +348,7 @@ class KubernetesAdapter:
                 obj = await self._read(namespace, name)
                 if obj is None:
                     return False
-            if not _same_incarnation(projection, obj["metadata"]["uid"]):
+            if not _same_incarnation(projection, incarnation(obj)):
                 return False
             obj = await self._sync_generated_spec(obj, desired)
             if obj.get("status") == desired:
@@ -298,9 +394,9 @@ class KubernetesAdapter:
             if commit.damage is not None or not self._watched(agg.namespace):
                 return
             obj = self.informer.get((agg.namespace, agg.name))
-            if obj is None or obj["metadata"]["uid"] != agg.uid:
+            if obj is None or incarnation(obj) != agg.uid:
                 obj = await self._read(agg.namespace, agg.name)
-            if obj is None or obj["metadata"]["uid"] != agg.uid:
+            if obj is None or incarnation(obj) != agg.uid:
                 return  # not a DGDR of this cluster (applied through NATS), or gone
             for index, env in enumerate(commit.envelopes):
                 described = describe(env.event)  # decoded once per envelope

@@ -337,3 +337,56 @@ async def test_a_spec_stating_every_gpu_fact_is_not_followed_by_a_node_listing(k
     await kube.create(dgdr("partial"))  # no vramMb: discovery is asked
     await kube.phase("partial", "Deployed")
     assert any(p.startswith("/api/v1/nodes") for _, p in kube.emulator.requests[before:])
+
+
+async def test_a_name_dgdr_holds_with_another_spec_gets_a_status_and_an_event(kube: Kube) -> None:
+    assert kube.nats_client is not None
+    outcome = await kube.nats_client.apply(dgdr("shared"))  # `dgdr apply`: no object in the cluster
+    assert outcome["status"] == "accepted"
+    held_by = outcome["uid"]
+    await kube.create(dgdr("shared", sla={"ttft": 500, "itl": 30}))
+
+    async def told() -> dict[str, Any] | None:
+        obj = await kube.get("shared")
+        status = (obj or {}).get("status") or {}
+        return obj if status.get("conditions", [{}])[0].get("reason") == "NameInUse" else None
+
+    obj = await until(told, WAIT, what="a NameInUse status")  # before: no status at all
+    assert obj["status"]["phase"] == "Pending"
+    message = obj["status"]["conditions"][0]["message"]
+    assert held_by in message and "dgdr delete shared -n default" in message
+    events = [e for e in await kube.events("shared") if e.reason == "NameInUse"]
+    assert events and events[0].type == "Warning" and events[0].message == message
+    projection = await kube.nats_client.get("shared")
+    assert projection is not None and projection["metadata"]["uid"] == held_by  # untouched
+
+    # the name is freed: the object is submitted on the next resync and goes its own way
+    await kube.nats_client.delete("shared")
+    obj = await kube.phase("shared", "Deployed")
+    projection = await kube.nats_client.get("shared")
+    assert projection is not None and projection["metadata"]["uid"] == obj["metadata"]["uid"]
+    assert projection["spec"]["sla"] == {"ttft": 500, "itl": 30}
+
+
+async def test_a_name_dgdr_holds_with_the_same_spec_is_adopted(kube: Kube) -> None:
+    assert kube.nats_client is not None
+    outcome = await kube.nats_client.apply(dgdr("twin"))
+    assert outcome["status"] == "accepted"
+    await kube.create(dgdr("twin"))  # as after an emulator that forgot its objects restarted
+    obj = await kube.phase("twin", "Deployed")
+    assert obj["metadata"]["annotations"]["dgdr.nvidia.com/uid"] == outcome["uid"]
+    dgd = await kube.get_dgd("twin-dgd")
+    assert (
+        dgd is not None and dgd["metadata"]["annotations"]["dgdr.nvidia.com/uid"] == outcome["uid"]
+    )
+
+    # deleting the object deletes the incarnation it stands for
+    await kube.objects.delete_namespaced_custom_object(
+        GROUP, "v1beta1", "default", DGDR_PLURAL, "twin"
+    )
+
+    async def gone() -> bool:
+        assert kube.nats_client is not None
+        return await kube.get("twin") is None and await kube.nats_client.get("twin") is None
+
+    await until(gone, WAIT, what="the DGDR and its incarnation to be deleted")
