@@ -198,7 +198,6 @@ class KubernetesAdapter:
         if kind == "DELETED":
             self.submitted.pop(uid, None)
             return
-        bound = log.bind(namespace=ns, name=name, uid=uid)
         finalizers: list[str] = list(m.get("finalizers") or [])
         if m.get("deletionTimestamp"):
             if FINALIZER in finalizers:
@@ -216,27 +215,36 @@ class KubernetesAdapter:
                 assert projection is not None
                 await self._claim_name(obj, claim, projection, generation)
                 return
-            outcome = await self.nats.apply(
-                request_manifest(obj), request_id=f"k8s:{uid}:{generation}"
+            core_has_it = projection is not None and same_spec(
+                projection.get("spec"), request_manifest(obj)["spec"]
             )
-            self.submitted[uid] = generation
-            bound.info("apply", generation=generation, outcome=outcome.get("status"))
-            status = outcome.get("status")
-            # refused with nothing recorded: `rejected`, or `invalid` at admission (no events)
-            if status == "rejected" or (status == "invalid" and not outcome.get("events")):
-                reason = outcome.get("reason") or "Invalid"
-                fields = "; ".join(
-                    f"{e['field']}: {e['message']}" for e in outcome.get("errors", [])
-                )
-                await self.recorder.emit(
-                    obj,
-                    f"{name}.{uid[:8]}.rejected.{generation}",
-                    "Warning",
-                    str(reason or "Invalid"),
-                    "; ".join(m for m in (str(outcome.get("message", "")), fields) if m),
-                )
+            if claim == "same" and core_has_it:
+                self.submitted[uid] = generation  # nothing to submit (e.g. mirrored from it)
+            if self.submitted.get(uid) != generation:
+                await self._submit(obj, generation)
         if kind in ("ADDED", "SYNC"):
             await self.write_status(ns, name, await self.nats.get(name, namespace=ns), obj)
+
+    async def _submit(self, obj: dict[str, Any], generation: int) -> None:
+        """Hand the object's spec to the core; a refusal that records nothing becomes a Warning
+        Event with the core's reason."""
+        m = obj["metadata"]
+        uid, name = m["uid"], m["name"]
+        outcome = await self.nats.apply(request_manifest(obj), request_id=f"k8s:{uid}:{generation}")
+        self.submitted[uid] = generation
+        status = outcome.get("status")
+        log.info("apply", namespace=m["namespace"], name=name, uid=uid, generation=generation,
+                 outcome=status)  # fmt: skip
+        # refused with nothing recorded: `rejected`, or `invalid` at admission (no events)
+        if status == "rejected" or (status == "invalid" and not outcome.get("events")):
+            fields = "; ".join(f"{e['field']}: {e['message']}" for e in outcome.get("errors", []))
+            await self.recorder.emit(
+                obj,
+                f"{name}.{uid[:8]}.rejected.{generation}",
+                "Warning",
+                str(outcome.get("reason") or "Invalid"),
+                "; ".join(m for m in (str(outcome.get("message", "")), fields) if m),
+            )
 
     async def _claim_name(
         self,
@@ -324,13 +332,103 @@ class KubernetesAdapter:
 
     async def _follow_projections(self) -> None:
         async for ns, name, projection in self.nats.watch(all_namespaces=True):
-            if projection is None or not self._watched(ns):
+            if not self._watched(ns):
                 continue
             cached = self.informer.get((ns, name))
             try:
+                if projection is None:
+                    await self._unmirror(cached)
+                    continue
+                cached = await self.mirror(ns, name, projection, cached)
                 await self.write_status(ns, name, projection, cached)
+            except ApiException as exc:  # e.g. the namespace does not exist in the cluster
+                log.warning("not mirrored", namespace=ns, name=name, status=exc.status,
+                            reason=exc.reason)  # fmt: skip
             except Exception:
-                log.exception("status write failed", namespace=ns, name=name)
+                log.exception("mirror or status write failed", namespace=ns, name=name)
+
+    async def mirror(
+        self, namespace: str, name: str, projection: dict[str, Any], obj: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """A DGDR of the core as an object in the cluster: created when there is none (applied
+        through NATS), its spec kept as the core's when it stands for that incarnation (the core
+        is the source of truth for the spec). The generation written is marked submitted, so
+        what was mirrored is never handed back. The object afterwards (None: not there)."""
+        uid = str(projection["metadata"]["uid"])
+        obj = obj or await self._read(namespace, name)
+        spec = projection.get("spec") or {}
+        if obj is None:
+            pm = projection.get("metadata") or {}
+            body = {
+                "apiVersion": f"{GROUP}/{DGDR_VERSION}",
+                "kind": "DynamoGraphDeploymentRequest",
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "labels": dict(pm.get("labels") or {}),
+                    "annotations": {**(pm.get("annotations") or {}), OWNER_UID: uid},
+                    "finalizers": [FINALIZER],
+                },
+                "spec": spec,
+            }
+            action = "mirrored"
+            write = self.objects.create_namespaced_custom_object(
+                GROUP, DGDR_VERSION, namespace, DGDR_PLURAL, body
+            )
+        elif (
+            incarnation(obj) == uid
+            and (obj["metadata"].get("annotations") or {}).get(OWNER_UID)
+            and not same_spec(spec, request_manifest(obj)["spec"])
+        ):
+            action = "spec followed"
+            removed = {k: None for k in obj.get("spec") or {} if k not in spec}
+            rv = obj["metadata"]["resourceVersion"]
+            write = self.objects.patch_namespaced_custom_object(  # type: ignore[call-arg]
+                GROUP, DGDR_VERSION, namespace, DGDR_PLURAL, name,
+                {"metadata": {"resourceVersion": rv}, "spec": {**removed, **spec}},
+                _content_type=MERGE_PATCH,
+            )  # fmt: skip
+        else:
+            return obj
+        try:
+            written: dict[str, Any] = await write
+        except ApiException as exc:
+            if exc.status != 409:  # refused: the caller logs it, the next change tries again
+                raise
+            return None  # changed meanwhile: the informer brings it
+        wm = written["metadata"]
+        self.submitted[wm["uid"]] = int(wm.get("generation") or 1)
+        log.info(action, namespace=namespace, name=name, uid=uid)
+        return written
+
+    async def _unmirror(self, obj: dict[str, Any] | None) -> None:
+        """The core's DGDR is gone: an object that stood for it (annotated) goes too; the
+        finalizer sees the incarnation gone and lets Kubernetes delete it."""
+        if obj is None or obj["metadata"].get("deletionTimestamp"):
+            return
+        m = obj["metadata"]
+        if not (m.get("annotations") or {}).get(OWNER_UID):
+            return  # a kubectl user's object: its own lifecycle
+        if _same_incarnation(
+            await self.nats.get(m["name"], namespace=m["namespace"]), incarnation(obj)
+        ):
+            return
+        await self.delete_mirror(obj)
+
+    async def delete_mirror(self, obj: dict[str, Any]) -> bool:
+        """Delete the object (that exact one: a uid precondition); False when it was not there."""
+        m = obj["metadata"]
+        options = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=m["uid"]))
+        try:
+            await self.objects.delete_namespaced_custom_object(
+                GROUP, DGDR_VERSION, m["namespace"], DGDR_PLURAL, m["name"], body=options
+            )
+        except ApiException as exc:
+            if exc.status not in (404, 409):
+                raise
+            return False
+        log.info("mirror deleted", namespace=m["namespace"], name=m["name"], uid=m["uid"])
+        return True
 
     async def write_status(
         self,

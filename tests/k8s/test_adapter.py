@@ -341,10 +341,12 @@ async def test_a_spec_stating_every_gpu_fact_is_not_followed_by_a_node_listing(k
 
 async def test_a_name_dgdr_holds_with_another_spec_gets_a_status_and_an_event(kube: Kube) -> None:
     assert kube.nats_client is not None
-    outcome = await kube.nats_client.apply(dgdr("shared"))  # `dgdr apply`: no object in the cluster
+    await kube.stop_adapter()  # `dgdr apply` and `kubectl create` before the adapter mirrors
+    outcome = await kube.nats_client.apply(dgdr("shared"))
     assert outcome["status"] == "accepted"
     held_by = outcome["uid"]
     await kube.create(dgdr("shared", sla={"ttft": 500, "itl": 30}))
+    await kube.start_adapter()
 
     async def told() -> dict[str, Any] | None:
         obj = await kube.get("shared")
@@ -370,9 +372,11 @@ async def test_a_name_dgdr_holds_with_another_spec_gets_a_status_and_an_event(ku
 
 async def test_a_name_dgdr_holds_with_the_same_spec_is_adopted(kube: Kube) -> None:
     assert kube.nats_client is not None
+    await kube.stop_adapter()  # as after an emulator that forgot its objects restarted
     outcome = await kube.nats_client.apply(dgdr("twin"))
     assert outcome["status"] == "accepted"
-    await kube.create(dgdr("twin"))  # as after an emulator that forgot its objects restarted
+    await kube.create(dgdr("twin"))
+    await kube.start_adapter()
     obj = await kube.phase("twin", "Deployed")
     assert obj["metadata"]["annotations"]["dgdr.nvidia.com/uid"] == outcome["uid"]
     dgd = await kube.get_dgd("twin-dgd")
@@ -390,3 +394,25 @@ async def test_a_name_dgdr_holds_with_the_same_spec_is_adopted(kube: Kube) -> No
         return await kube.get("twin") is None and await kube.nats_client.get("twin") is None
 
     await until(gone, WAIT, what="the DGDR and its incarnation to be deleted")
+
+
+async def test_a_dgdr_applied_through_nats_appears_as_an_object_and_goes_with_it(
+    kube: Kube,
+) -> None:
+    assert kube.nats_client is not None
+    outcome = await kube.nats_client.apply(dgdr("from-nats"))
+    assert outcome["status"] == "accepted"
+    obj = await kube.phase("from-nats", "Deployed")  # before: no object, kubectl saw nothing
+    assert obj["metadata"]["annotations"]["dgdr.nvidia.com/uid"] == outcome["uid"]
+    assert FINALIZER in obj["metadata"]["finalizers"]
+    history = await kube.nats_client.history("from-nats")
+    assert [e["type"] for e in history].count("Created") == 1
+    assert "SpecUpdated" not in [e["type"] for e in history]  # the mirror was not handed back
+
+    await kube.nats_client.delete("from-nats")  # `dgdr delete`: the object goes too
+
+    async def gone() -> bool:
+        return await kube.get("from-nats") is None
+
+    await until(gone, WAIT, what="the mirrored object to be deleted")
+    assert await kube.get_dgd("from-nats-dgd") is not None  # the DGD outlives its DGDR

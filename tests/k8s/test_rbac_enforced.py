@@ -90,6 +90,15 @@ async def add_finalizer(c: Cluster) -> None:
     assert await adapter(c)._patch_meta(c.dgdr, {"finalizers": [FINALIZER]})
 
 
+async def mirror_dgdr(c: Cluster) -> None:
+    projection = {"metadata": {"uid": "from-nats"}, "spec": c.dgdr["spec"]}
+    assert await adapter(c).mirror("default", "applied-through-nats", projection, None)
+
+
+async def delete_mirror(c: Cluster) -> None:
+    assert await adapter(c).delete_mirror(c.dgdr)
+
+
 async def write_status(c: Cluster) -> None:
     projection = {"metadata": {"uid": c.dgdr["metadata"]["uid"]}, "status": {"phase": "Pending"}}
     assert await adapter(c).write_status("default", "demo", projection, c.dgdr)
@@ -210,6 +219,8 @@ NEEDS: dict[tuple[str, str, str], tuple[Operation, str]] = {
     ("nvidia.com", DGDRS, "list"): (follow_dgdrs, 'cannot list resource "{r}"'),
     ("nvidia.com", DGDRS, "watch"): (follow_dgdrs, 'cannot watch resource "{r}"'),
     ("nvidia.com", DGDRS, "patch"): (add_finalizer, 'cannot patch resource "{r}"'),
+    ("nvidia.com", DGDRS, "create"): (mirror_dgdr, 'cannot create resource "{r}"'),
+    ("nvidia.com", DGDRS, "delete"): (delete_mirror, 'cannot delete resource "{r}"'),
     ("nvidia.com", f"{DGDRS}/status", "update"): (write_status, 'cannot update resource "{r}"'),
     ("nvidia.com", f"{DGDRS}/finalizers", "update"): (start_job, "blockOwnerDeletion"),
     ("nvidia.com", DGDS, "get"): (read_existing_dgd, 'cannot get resource "{r}"'),
