@@ -126,6 +126,34 @@ async def test_a_dgdr_deleted_and_applied_again_takes_over_the_dgd_it_left(
     assert status["phase"] == "Deployed" and status["dgdName"] == "again-dgd"
 
 
+async def test_a_deployment_conflict_is_retried_by_applying_again_once_it_is_gone(
+    running: Running, tmp_path: Path
+) -> None:
+    url = running.server.url
+    squatter = manifest("squatter", overrides={"dgd": {
+        "apiVersion": "nvidia.com/v1beta1", "kind": "DynamoGraphDeployment",
+        "metadata": {"name": "late-dgd"}}})  # fmt: skip
+    (tmp_path / "squatter.yaml").write_text(json.dumps(squatter))
+    (tmp_path / "late.yaml").write_text(json.dumps(manifest("late")))
+    code, _, err = await dgdr(url, "apply", "-f", str(tmp_path / "squatter.yaml"))
+    assert code == 0, err
+    code, _, err = await dgdr(
+        url, "wait", "squatter", "--for", "phase=Deployed", "--timeout", "60s"
+    )
+    assert code == 0, err
+    code, _, err = await dgdr(url, "apply", "-f", str(tmp_path / "late.yaml"))
+    assert code == 0, err
+    code, _, err = await dgdr(url, "wait", "late", "--for", "phase=Deployed", "--timeout", "60s")
+    assert code == 1 and "DeploymentConflict" in err, err
+
+    code, _, err = await dgdr(url, "cluster", "delete", "late-dgd")  # the conflict goes away
+    assert code == 0, err
+    code, out, err = await dgdr(url, "apply", "-f", str(tmp_path / "late.yaml"))
+    assert code == 0 and "unchanged" not in out, (out, err)  # before: unchanged, still Failed
+    code, _, err = await dgdr(url, "wait", "late", "--for", "phase=Deployed", "--timeout", "60s")
+    assert code == 0, err
+
+
 async def test_a_name_too_long_for_its_dgd_is_refused_at_apply_naming_the_limit(
     running: Running, tmp_path: Path
 ) -> None:

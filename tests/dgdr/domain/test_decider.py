@@ -540,9 +540,27 @@ def test_auto_apply_flip_while_deployed_is_rejected() -> None:
     given(history("Deployed")).when(apply(MANUAL)).then_rejected("SpecChangeRejected")
 
 
-@pytest.mark.parametrize("variant", LIVE_VARIANTS)
+@pytest.mark.parametrize("variant", [v for v in LIVE_VARIANTS if v != "FailedConflict"])
 def test_identical_reapply_decides_nothing_in_every_phase(variant: str) -> None:
     given(history(variant)).when(apply(spec_of(variant))).then_nothing()
+
+
+def test_a_deployment_conflict_is_retried_by_applying_the_same_spec_again() -> None:
+    conflict, retry = history("FailedConflict"), apply(spec_of("FailedConflict"))
+    retried = given(conflict).when(retry).then(DeploymentStarted(dgd_name=DGD))
+    assert retried.phase == "Deploying" and retried.selected_config is not None
+    # the foreign DGD still there: Failed again, and again retriable; once it is gone: deployed
+    again = given(conflict, retry).when(observe("conflict")).then_types("DeploymentFailed")
+    assert again.phase == "Failed"
+    given(conflict, retry, observe("conflict")).when(apply(spec_of("FailedConflict"))).then_types(
+        "DeploymentStarted"
+    )
+    deployed = (
+        given(conflict, retry)
+        .when(observe("successful"))
+        .then_types("DeploymentCreated", "DeploymentReady")
+    )
+    assert deployed.phase == "Deployed"
 
 
 def test_identical_reapply_with_other_labels_or_hardware_decides_nothing() -> None:
