@@ -30,6 +30,13 @@ restart at any moment only repeats harmless work:
   Succeeded False, reason `NameInUse`, and a Warning Event of that reason saying whose the name is
   and what to do. It is level-triggered: once the core's DGDR is deleted, the next resync submits
   the object as usual.
+- One front door per DGDR: a DGDR of the core with no object (applied with `dgdr apply`) is
+  mirrored as one, annotated with the core's uid and with `dgdr.nvidia.com/mirrored-generation`,
+  the generation that holds the core's spec (so what was mirrored is never handed back, even after
+  a restart, and a spec the CRD or the defaulting webhook filled in is not taken for a change). The
+  core is the source of truth for the spec: a mirror's spec follows the core's (merge patch under
+  its resourceVersion); a kubectl edit of it (a later generation) goes to the core as any edit
+  does. When the core's DGDR is deleted, an object that stood for it is deleted too.
 Handler failures are logged; the informer's resync (default 30 s) retries them.
 """
 
@@ -69,6 +76,7 @@ log = structlog.get_logger("k8s.adapter")
 STATUS_RETRIES = 8
 GENERATED_DGD_SPEC = "nvidia.com/generated-dgd-spec"
 EVENTS_DURABLE = "dgdr-k8s-events"
+MIRRORED_GENERATION = "dgdr.nvidia.com/mirrored-generation"
 
 
 def incarnation(obj: dict[str, Any]) -> str:
@@ -111,7 +119,7 @@ def name_in_use_message(namespace: str, name: str, held_by: str) -> str:
 def request_manifest(obj: dict[str, Any]) -> dict[str, Any]:
     """What the core is asked to apply: the user's intent, without the cluster's bookkeeping."""
     m = obj["metadata"]
-    bookkeeping = (LAST_APPLIED, GENERATED_DGD_SPEC, OWNER_UID)
+    bookkeeping = (LAST_APPLIED, GENERATED_DGD_SPEC, OWNER_UID, MIRRORED_GENERATION)
     annotations = {k: v for k, v in (m.get("annotations") or {}).items() if k not in bookkeeping}
     meta: dict[str, Any] = {"name": m["name"], "namespace": m["namespace"], "uid": incarnation(obj)}
     if m.get("labels"):
@@ -218,7 +226,9 @@ class KubernetesAdapter:
             core_has_it = projection is not None and same_spec(
                 projection.get("spec"), request_manifest(obj)["spec"]
             )
-            if claim == "same" and core_has_it:
+            mirrored = str((m.get("annotations") or {}).get(MIRRORED_GENERATION, ""))
+            mirrored_generation = int(mirrored) if mirrored.isdigit() else 0
+            if claim == "same" and (core_has_it or generation <= mirrored_generation):
                 self.submitted[uid] = generation  # nothing to submit (e.g. mirrored from it)
             if self.submitted.get(uid) != generation:
                 await self._submit(obj, generation)
@@ -366,7 +376,11 @@ class KubernetesAdapter:
                     "name": name,
                     "namespace": namespace,
                     "labels": dict(pm.get("labels") or {}),
-                    "annotations": {**(pm.get("annotations") or {}), OWNER_UID: uid},
+                    "annotations": {
+                        **(pm.get("annotations") or {}),
+                        OWNER_UID: uid,
+                        MIRRORED_GENERATION: "1",  # a new object's generation
+                    },
                     "finalizers": [FINALIZER],
                 },
                 "spec": spec,
@@ -385,7 +399,9 @@ class KubernetesAdapter:
             rv = obj["metadata"]["resourceVersion"]
             write = self.objects.patch_namespaced_custom_object(  # type: ignore[call-arg]
                 GROUP, DGDR_VERSION, namespace, DGDR_PLURAL, name,
-                {"metadata": {"resourceVersion": rv}, "spec": {**removed, **spec}},
+                {"metadata": {"resourceVersion": rv, "annotations": {MIRRORED_GENERATION: str(
+                    int(obj["metadata"].get("generation") or 1) + 1)}},
+                 "spec": {**removed, **spec}},
                 _content_type=MERGE_PATCH,
             )  # fmt: skip
         else:

@@ -408,6 +408,17 @@ async def test_a_dgdr_applied_through_nats_appears_as_an_object_and_goes_with_it
     history = await kube.nats_client.history("from-nats")
     assert [e["type"] for e in history].count("Created") == 1
     assert "SpecUpdated" not in [e["type"] for e in history]  # the mirror was not handed back
+    assert obj["metadata"]["annotations"]["dgdr.nvidia.com/mirrored-generation"] == "1"
+
+    await kube.stop_adapter()  # nor after a restart, when the adapter remembers nothing
+    await kube.start_adapter()
+
+    def seen_again() -> bool:
+        assert kube.adapter is not None
+        return obj["metadata"]["uid"] in kube.adapter.submitted
+
+    await until(seen_again, WAIT, what="the restarted adapter to look at the mirror")
+    assert await kube.nats_client.history("from-nats") == history
 
     await kube.nats_client.delete("from-nats")  # `dgdr delete`: the object goes too
 
