@@ -21,14 +21,31 @@ restart at any moment only repeats harmless work:
   Ready points users there).
 - Every stored event becomes a Kubernetes Event (see `k8s.events`), through the durable consumer
   `dgdr-k8s-events`, keyed by (uid, sequence).
+- An object stands for the core's incarnation named by its annotation `dgdr.nvidia.com/uid`, or
+  without it for the one of its own uid. When the core holds the name under another uid (applied
+  with `dgdr apply`, or left by an emulator that forgot its objects), `name_claim` decides from the
+  uids and the specs: the same spec → the object is adopted (the annotation is set to the core's
+  uid: the same request, now visible to kubectl; its DGD, created for that uid, stays consistent);
+  a different spec → nothing is submitted, and the object gets status phase Pending with condition
+  Succeeded False, reason `NameInUse`, and a Warning Event of that reason saying whose the name is
+  and what to do. It is level-triggered: once the core's DGDR is deleted, the next resync submits
+  the object as usual.
+- One front door per DGDR: a DGDR of the core with no object (applied with `dgdr apply`) is
+  mirrored as one, annotated with the core's uid and with `dgdr.nvidia.com/mirrored-generation`,
+  the generation that holds the core's spec (so what was mirrored is never handed back, even after
+  a restart, and a spec the CRD or the defaulting webhook filled in is not taken for a change). The
+  core is the source of truth for the spec: a mirror's spec follows the core's (merge patch under
+  its resourceVersion); a kubectl edit of it (a later generation) goes to the core as any edit
+  does. When the core's DGDR is deleted, an object that stood for it is deleted too.
 Handler failures are logged; the informer's resync (default 30 s) retries them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 import yaml
@@ -36,6 +53,9 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from dgdr.client import DgdrClient
+from dgdr.domain.clock import now_rfc3339
+from dgdr.domain.spec import DGDRSpec, parse_spec
+from dgdr.domain.target import OWNER_UID
 from events import subjects as s
 from events.consumer import run_consumer
 from events.jetstream import decode_message
@@ -56,14 +76,52 @@ log = structlog.get_logger("k8s.adapter")
 STATUS_RETRIES = 8
 GENERATED_DGD_SPEC = "nvidia.com/generated-dgd-spec"
 EVENTS_DURABLE = "dgdr-k8s-events"
+MIRRORED_GENERATION = "dgdr.nvidia.com/mirrored-generation"
+
+
+def incarnation(obj: dict[str, Any]) -> str:
+    """The uid of the core's incarnation this object stands for (see the module docstring)."""
+    m = obj["metadata"]
+    return str((m.get("annotations") or {}).get(OWNER_UID) or m["uid"])
+
+
+NameClaim = Literal["free", "same", "adopt", "held"]
+
+
+def name_claim(obj: dict[str, Any], projection: dict[str, Any] | None) -> NameClaim:
+    """What the object may do with its name in the core: `free` (nothing there), `same` (it stands
+    for the incarnation there), `adopt` (another uid, the same spec: the same request) or `held`
+    (another uid and another spec: someone else's DGDR)."""
+    if projection is None:
+        return "free"
+    if projection.get("metadata", {}).get("uid") == incarnation(obj):
+        return "same"
+    return "adopt" if same_spec(projection.get("spec"), request_manifest(obj)["spec"]) else "held"
+
+
+def same_spec(a: Any, b: Any) -> bool:
+    """Equal as specs: with the defaults filled in (the CRD's schema defaults what the core was
+    sent without them), or, when either does not parse, as written."""
+    parsed_a, parsed_b = parse_spec(a), parse_spec(b)
+    if isinstance(parsed_a, DGDRSpec) and isinstance(parsed_b, DGDRSpec):
+        return parsed_a == parsed_b
+    return bool(a == b)
+
+
+def name_in_use_message(namespace: str, name: str, held_by: str) -> str:
+    return (
+        f"the name {name} is held in dgdr by another DGDR (uid {held_by}) with a different spec, "
+        f"so this one was not submitted: delete that one (dgdr delete {name} -n {namespace}; its "
+        "DGD is kept) and this object is submitted on the next resync, or use another name"
+    )
 
 
 def request_manifest(obj: dict[str, Any]) -> dict[str, Any]:
     """What the core is asked to apply: the user's intent, without the cluster's bookkeeping."""
     m = obj["metadata"]
-    bookkeeping = (LAST_APPLIED, GENERATED_DGD_SPEC)
+    bookkeeping = (LAST_APPLIED, GENERATED_DGD_SPEC, OWNER_UID, MIRRORED_GENERATION)
     annotations = {k: v for k, v in (m.get("annotations") or {}).items() if k not in bookkeeping}
-    meta: dict[str, Any] = {"name": m["name"], "namespace": m["namespace"], "uid": m["uid"]}
+    meta: dict[str, Any] = {"name": m["name"], "namespace": m["namespace"], "uid": incarnation(obj)}
     if m.get("labels"):
         meta["labels"] = dict(m["labels"])
     if annotations:
@@ -150,7 +208,6 @@ class KubernetesAdapter:
         if kind == "DELETED":
             self.submitted.pop(uid, None)
             return
-        bound = log.bind(namespace=ns, name=name, uid=uid)
         finalizers: list[str] = list(m.get("finalizers") or [])
         if m.get("deletionTimestamp"):
             if FINALIZER in finalizers:
@@ -162,27 +219,84 @@ class KubernetesAdapter:
             return  # changed under us: the informer brings the newer object
         generation = int(m.get("generation") or 1)
         if self.submitted.get(uid) != generation:
-            outcome = await self.nats.apply(
-                request_manifest(obj), request_id=f"k8s:{uid}:{generation}"
+            projection = await self.nats.get(name, namespace=ns)
+            claim = name_claim(obj, projection)
+            if claim in ("adopt", "held"):
+                assert projection is not None
+                await self._claim_name(obj, claim, projection, generation)
+                return
+            core_has_it = projection is not None and same_spec(
+                projection.get("spec"), request_manifest(obj)["spec"]
             )
-            self.submitted[uid] = generation
-            bound.info("apply", generation=generation, outcome=outcome.get("status"))
-            status = outcome.get("status")
-            # refused with nothing recorded: `rejected`, or `invalid` at admission (no events)
-            if status == "rejected" or (status == "invalid" and not outcome.get("events")):
-                reason = "SpecChangeRejected" if status == "rejected" else outcome.get("reason")
-                fields = "; ".join(
-                    f"{e['field']}: {e['message']}" for e in outcome.get("errors", [])
-                )
-                await self.recorder.emit(
-                    obj,
-                    f"{name}.{uid[:8]}.rejected.{generation}",
-                    "Warning",
-                    str(reason or "Invalid"),
-                    "; ".join(m for m in (str(outcome.get("message", "")), fields) if m),
-                )
+            mirrored = str((m.get("annotations") or {}).get(MIRRORED_GENERATION, ""))
+            mirrored_generation = int(mirrored) if mirrored.isdigit() else 0
+            if claim == "same" and (core_has_it or generation <= mirrored_generation):
+                self.submitted[uid] = generation  # nothing to submit (e.g. mirrored from it)
+            if self.submitted.get(uid) != generation:
+                await self._submit(obj, generation)
         if kind in ("ADDED", "SYNC"):
             await self.write_status(ns, name, await self.nats.get(name, namespace=ns), obj)
+
+    async def _submit(self, obj: dict[str, Any], generation: int) -> None:
+        """Hand the object's spec to the core; a refusal that records nothing becomes a Warning
+        Event with the core's reason."""
+        m = obj["metadata"]
+        uid, name = m["uid"], m["name"]
+        outcome = await self.nats.apply(request_manifest(obj), request_id=f"k8s:{uid}:{generation}")
+        self.submitted[uid] = generation
+        status = outcome.get("status")
+        log.info("apply", namespace=m["namespace"], name=name, uid=uid, generation=generation,
+                 outcome=status)  # fmt: skip
+        # refused with nothing recorded: `rejected`, or `invalid` at admission (no events)
+        if status == "rejected" or (status == "invalid" and not outcome.get("events")):
+            fields = "; ".join(f"{e['field']}: {e['message']}" for e in outcome.get("errors", []))
+            await self.recorder.emit(
+                obj,
+                f"{name}.{uid[:8]}.rejected.{generation}",
+                "Warning",
+                str(outcome.get("reason") or "Invalid"),
+                "; ".join(m for m in (str(outcome.get("message", "")), fields) if m),
+            )
+
+    async def _claim_name(
+        self,
+        obj: dict[str, Any],
+        claim: NameClaim,
+        projection: dict[str, Any],
+        generation: int,
+    ) -> None:
+        """The core holds the object's name under another uid: adopt it, or say why not."""
+        m = obj["metadata"]
+        held_by = str(projection["metadata"]["uid"])
+        bound = log.bind(namespace=m["namespace"], name=m["name"], uid=m["uid"], held_by=held_by)
+        if claim == "adopt":
+            if await self._patch_meta(obj, {"annotations": {OWNER_UID: held_by}}):
+                bound.info("adopted the incarnation of the same name and spec")
+            return  # the informer brings the annotated object: it is then the same incarnation
+        message = name_in_use_message(m["namespace"], m["name"], held_by)
+        condition = {
+            "type": "Succeeded",
+            "status": "False",
+            "reason": "NameInUse",
+            "message": message,
+            "lastTransitionTime": now_rfc3339("seconds"),
+            "observedGeneration": generation,
+        }
+        current = obj.get("status") or {}
+        if (current.get("conditions") or [{}])[0].get("message") != message:
+            status = {
+                "phase": "Pending",
+                "observedGeneration": generation,
+                "conditions": [condition],
+            }
+            with contextlib.suppress(ApiException):  # 404/409: the next pass writes it
+                await self.objects.replace_namespaced_custom_object_status(
+                    GROUP, DGDR_VERSION, m["namespace"], DGDR_PLURAL, m["name"],
+                    {**obj, "status": status},
+                )  # fmt: skip
+        event = f"{m['name']}.{m['uid'][:8]}.nameinuse.{generation}"
+        if await self.recorder.emit(obj, event, "Warning", "NameInUse", message):
+            bound.warning("name held by another DGDR; not submitted")
 
     async def _merge_patch(
         self, obj: dict[str, Any], metadata: dict[str, Any]
@@ -212,7 +326,7 @@ class KubernetesAdapter:
 
     async def _finalize(self, obj: dict[str, Any], finalizers: list[str]) -> None:
         m = obj["metadata"]
-        ns, name, uid = m["namespace"], m["name"], m["uid"]
+        ns, name, uid = m["namespace"], m["name"], incarnation(obj)
         if _same_incarnation(await self.nats.get(name, namespace=ns), uid):
             outcome = await self.nats.delete(name, namespace=ns, request_id=f"k8s-delete:{uid}")
             log.info("delete", namespace=ns, name=name, uid=uid, outcome=outcome.get("status"))
@@ -230,13 +344,109 @@ class KubernetesAdapter:
 
     async def _follow_projections(self) -> None:
         async for ns, name, projection in self.nats.watch(all_namespaces=True):
-            if projection is None or not self._watched(ns):
+            if not self._watched(ns):
                 continue
             cached = self.informer.get((ns, name))
             try:
+                if projection is None:
+                    await self._unmirror(cached)
+                    continue
+                cached = await self.mirror(ns, name, projection, cached)
                 await self.write_status(ns, name, projection, cached)
+            except ApiException as exc:  # e.g. the namespace does not exist in the cluster
+                log.warning("not mirrored", namespace=ns, name=name, status=exc.status,
+                            reason=exc.reason)  # fmt: skip
             except Exception:
-                log.exception("status write failed", namespace=ns, name=name)
+                log.exception("mirror or status write failed", namespace=ns, name=name)
+
+    async def mirror(
+        self, namespace: str, name: str, projection: dict[str, Any], obj: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """A DGDR of the core as an object in the cluster: created when there is none (applied
+        through NATS), its spec kept as the core's when it stands for that incarnation (the core
+        is the source of truth for the spec). The generation written is marked submitted, so
+        what was mirrored is never handed back. The object afterwards (None: not there)."""
+        uid = str(projection["metadata"]["uid"])
+        obj = obj or await self._read(namespace, name)
+        spec = projection.get("spec") or {}
+        if obj is None:
+            pm = projection.get("metadata") or {}
+            body = {
+                "apiVersion": f"{GROUP}/{DGDR_VERSION}",
+                "kind": "DynamoGraphDeploymentRequest",
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "labels": dict(pm.get("labels") or {}),
+                    "annotations": {
+                        **(pm.get("annotations") or {}),
+                        OWNER_UID: uid,
+                        MIRRORED_GENERATION: "1",  # a new object's generation
+                    },
+                    "finalizers": [FINALIZER],
+                },
+                "spec": spec,
+            }
+            action = "mirrored"
+            write = self.objects.create_namespaced_custom_object(
+                GROUP, DGDR_VERSION, namespace, DGDR_PLURAL, body
+            )
+        elif (
+            incarnation(obj) == uid
+            and (obj["metadata"].get("annotations") or {}).get(OWNER_UID)
+            and not same_spec(spec, request_manifest(obj)["spec"])
+        ):
+            action = "spec followed"
+            removed = {k: None for k in obj.get("spec") or {} if k not in spec}
+            rv = obj["metadata"]["resourceVersion"]
+            write = self.objects.patch_namespaced_custom_object(  # type: ignore[call-arg]
+                GROUP, DGDR_VERSION, namespace, DGDR_PLURAL, name,
+                {"metadata": {"resourceVersion": rv, "annotations": {MIRRORED_GENERATION: str(
+                    int(obj["metadata"].get("generation") or 1) + 1)}},
+                 "spec": {**removed, **spec}},
+                _content_type=MERGE_PATCH,
+            )  # fmt: skip
+        else:
+            return obj
+        try:
+            written: dict[str, Any] = await write
+        except ApiException as exc:
+            if exc.status != 409:  # refused: the caller logs it, the next change tries again
+                raise
+            return None  # changed meanwhile: the informer brings it
+        wm = written["metadata"]
+        self.submitted[wm["uid"]] = int(wm.get("generation") or 1)
+        log.info(action, namespace=namespace, name=name, uid=uid)
+        return written
+
+    async def _unmirror(self, obj: dict[str, Any] | None) -> None:
+        """The core's DGDR is gone: an object that stood for it (annotated) goes too; the
+        finalizer sees the incarnation gone and lets Kubernetes delete it."""
+        if obj is None or obj["metadata"].get("deletionTimestamp"):
+            return
+        m = obj["metadata"]
+        if not (m.get("annotations") or {}).get(OWNER_UID):
+            return  # a kubectl user's object: its own lifecycle
+        if _same_incarnation(
+            await self.nats.get(m["name"], namespace=m["namespace"]), incarnation(obj)
+        ):
+            return
+        await self.delete_mirror(obj)
+
+    async def delete_mirror(self, obj: dict[str, Any]) -> bool:
+        """Delete the object (that exact one: a uid precondition); False when it was not there."""
+        m = obj["metadata"]
+        options = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=m["uid"]))
+        try:
+            await self.objects.delete_namespaced_custom_object(
+                GROUP, DGDR_VERSION, m["namespace"], DGDR_PLURAL, m["name"], body=options
+            )
+        except ApiException as exc:
+            if exc.status not in (404, 409):
+                raise
+            return False
+        log.info("mirror deleted", namespace=m["namespace"], name=m["name"], uid=m["uid"])
+        return True
 
     async def write_status(
         self,
@@ -254,7 +464,7 @@ class KubernetesAdapter:
                 obj = await self._read(namespace, name)
                 if obj is None:
                     return False
-            if not _same_incarnation(projection, obj["metadata"]["uid"]):
+            if not _same_incarnation(projection, incarnation(obj)):
                 return False
             obj = await self._sync_generated_spec(obj, desired)
             if obj.get("status") == desired:
@@ -300,9 +510,9 @@ class KubernetesAdapter:
             if commit.damage is not None or not self._watched(agg.namespace):
                 return
             obj = self.informer.get((agg.namespace, agg.name))
-            if obj is None or obj["metadata"]["uid"] != agg.uid:
+            if obj is None or incarnation(obj) != agg.uid:
                 obj = await self._read(agg.namespace, agg.name)
-            if obj is None or obj["metadata"]["uid"] != agg.uid:
+            if obj is None or incarnation(obj) != agg.uid:
                 return  # not a DGDR of this cluster (applied through NATS), or gone
             for index, env in enumerate(commit.envelopes):
                 described = describe(env.event)  # decoded once per envelope

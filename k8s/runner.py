@@ -138,6 +138,7 @@ class KubernetesSide:
                 nodes=gpu_nodes(opts.nodes),
                 dgd_ready_delay=opts.dgd_ready_delay,
                 job_runner=run_profiling_job,
+                data_dir=data_dir / "emulator",  # its objects outlive a restart, as the store's
             )
             await self.emulator.start(port=opts.emulator_port)
             await self._serve_webhooks(data_dir, "127.0.0.1")

@@ -5,8 +5,11 @@ facts come from node labels.
   since Dynamo 1.4, else `v1alpha1`; asked once through discovery); a generated DGD of the other
   version is converted with `sim.convert_dgd`, and what has no place in the target version is
   logged as a warning.
-- `apply_dgd` looks before it leaps: a DGD of that name that carries our owner annotation is left
-  alone (`exists`), any other one is never adopted (`conflict`). It creates the DGD in the DGDR's
+- `apply_dgd` looks before it leaps (`dgdr.domain.target.claim`): a DGD of that name that carries
+  our owner annotation is left alone (`exists`); one a deleted DGDR of the same name left (our
+  labels name it) is taken over (`adopted`: replaced with the generated spec, labels and the new
+  owner annotation, under its resourceVersion; a 409 raises and the redelivery looks again); any
+  other one is never adopted (`conflict`). It creates the DGD in the DGDR's
   namespace with labels `dgdr.nvidia.com/name`, `dgdr.nvidia.com/namespace`,
   `nvidia.com/managed-by` and annotation `dgdr.nvidia.com/uid`, and no owner reference, so it
   outlives its DGDR. A create that races another (409 AlreadyExists) reads the winner and answers as
@@ -43,6 +46,7 @@ from dgdr.domain.target import (
     ApplyResult,
     Observer,
     ProfilingReporter,
+    claim,
     observe_dgd,
     owned_labels,
 )
@@ -123,11 +127,6 @@ class KubernetesTarget:
     async def _get(self, namespace: str, name: str) -> dict[str, Any] | None:
         return await get_custom(self.objects, await self.dgd_version(), DGD_PLURAL, namespace, name)
 
-    @staticmethod
-    def _ours(dgd: dict[str, Any], owner_uid: str) -> ApplyResult:
-        owner = (dgd.get("metadata", {}).get("annotations") or {}).get(OWNER_UID)
-        return "exists" if owner == owner_uid else "conflict"
-
     async def apply_dgd(
         self,
         dgd: dict[str, Any],
@@ -138,10 +137,57 @@ class KubernetesTarget:
         namespace, name = meta["namespace"], meta["name"]
         current = await self._get(namespace, name)
         if current is not None:
-            verdict = self._ours(current, owner_uid)
-            if verdict == "exists":  # a crash between the DGD and its ConfigMaps: finish the job
-                await self._create_owned(current, resources or [])
-            return verdict
+            return await self._existing(current, dgd, owner_uid, resources or [])
+        body = await self._body(dgd, owner_uid)
+        version = await self.dgd_version()
+        try:
+            created: dict[str, Any] = await self.objects.create_namespaced_custom_object(
+                GROUP, version, namespace, DGD_PLURAL, body
+            )
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            winner = await self._get(namespace, name)
+            if winner is None:  # created and deleted in between: let the redelivery decide
+                raise
+            return await self._existing(winner, dgd, owner_uid, resources or [])
+        log.info("dgd created", namespace=namespace, dgd=name, owner=owner_uid)
+        await self._create_owned(created, resources or [])
+        return "created"
+
+    async def _existing(
+        self,
+        current: dict[str, Any],
+        dgd: dict[str, Any],
+        owner_uid: str,
+        resources: list[dict[str, Any]],
+    ) -> ApplyResult:
+        """The DGD of that name exists: keep it, take it over, or report the conflict."""
+        labels = dgd["metadata"].get("labels") or {}
+        meta = current["metadata"]
+        verdict = claim(
+            current,
+            owner_uid,
+            labels.get(LABEL_NAMESPACE, meta["namespace"]),
+            labels.get(LABEL_NAME, meta["name"]),
+        )
+        if verdict == "adopted":
+            body = await self._body(dgd, owner_uid)
+            body["metadata"]["resourceVersion"] = meta["resourceVersion"]
+            current = await self.objects.replace_namespaced_custom_object(
+                GROUP, await self.dgd_version(), meta["namespace"], DGD_PLURAL, meta["name"], body
+            )
+            log.info(
+                "dgd taken over", namespace=meta["namespace"], dgd=meta["name"], owner=owner_uid
+            )
+        if verdict != "conflict":  # a crash between the DGD and its ConfigMaps: finish the job
+            await self._create_owned(current, resources)
+        return verdict
+
+    async def _body(self, dgd: dict[str, Any], owner_uid: str) -> dict[str, Any]:
+        """The DGD to write: in the served version, with our labels and owner annotation."""
+        meta = dgd["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
         version = await self.dgd_version()
         body = copy.deepcopy(dgd)
         if body.get("apiVersion") != f"{GROUP}/{version}":
@@ -160,23 +206,7 @@ class KubernetesTarget:
         body["metadata"].setdefault("annotations", {})[OWNER_UID] = owner_uid
         body["metadata"].pop("ownerReferences", None)
         body.pop("status", None)
-        try:
-            created: dict[str, Any] = await self.objects.create_namespaced_custom_object(
-                GROUP, version, namespace, DGD_PLURAL, body
-            )
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-            winner = await self._get(namespace, name)
-            if winner is None:  # created and deleted in between: let the redelivery decide
-                raise
-            verdict = self._ours(winner, owner_uid)
-            if verdict == "exists":
-                await self._create_owned(winner, resources or [])
-            return verdict
-        log.info("dgd created", namespace=namespace, dgd=name, owner=owner_uid)
-        await self._create_owned(created, resources or [])
-        return "created"
+        return body
 
     async def _create_owned(self, dgd: dict[str, Any], resources: list[dict[str, Any]]) -> None:
         """Create each ConfigMap owned by the DGD (so it lives and goes with it); one that exists

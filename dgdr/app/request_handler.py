@@ -34,6 +34,7 @@ from dgdr.app.intake import (
     outcome_body,
     over_limits,
 )
+from dgdr.domain.admission import name_errors
 from dgdr.domain.clock import now_rfc3339
 from dgdr.domain.errors import CommitTooLarge, NotARequest
 from dgdr.domain.limits import manifest_limit, request_id_problem, size_problems, text_problems
@@ -333,6 +334,7 @@ def _check_manifest(body: dict[str, Any], namespace: str, name: str) -> list[dic
                     f"{meta.get('name')!r} does not match the request subject's name {name!r}",
                 )
             )
+        errors.extend(e.to_dict() for e in name_errors(name))
         uid = meta.get("uid")
         if uid is not None and not (isinstance(uid, str) and _UID.fullmatch(uid)):
             errors.append(

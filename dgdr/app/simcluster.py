@@ -11,8 +11,10 @@ again at start-up, before the rollouts that fell due while it was down resume; t
 observations that change nothing). An observation that fails (NATS unavailable, a leader being
 elected) is retried until it is recorded, or until a newer state of the same DGD is reported, which
 makes it obsolete; it is never dropped. `apply_dgd` is idempotent:
-a DGD that already exists and carries the same owner uid is not touched; one owned by someone else is
-reported as a `conflict` and left alone. All writes are compare-and-swap on the KV revision.
+a DGD that already exists and carries the same owner uid is not touched; one a predecessor of the same
+DGDR name left is taken over (`dgdr.domain.target.claim`: rewritten with the new spec and owner, and
+rolled out again, as a changed DGD is); one owned by someone else is reported as a `conflict` and left
+alone. All writes are compare-and-swap on the KV revision.
 """
 
 from __future__ import annotations
@@ -35,7 +37,15 @@ from nats.js.kv import KeyValue
 
 from dgdr.domain.clock import now_rfc3339
 from dgdr.domain.spec import normalise_gpu_sku
-from dgdr.domain.target import OWNER_UID, ApplyResult, Observer, observe_dgd
+from dgdr.domain.target import (
+    LABEL_NAME,
+    LABEL_NAMESPACE,
+    OWNER_UID,
+    ApplyResult,
+    Observer,
+    claim,
+    observe_dgd,
+)
 from events import subjects as s
 from events.jetstream import bucket_keys, ensure_bucket
 from events.transient import pause_after
@@ -167,24 +177,33 @@ class SimulatedCluster:
         owner_uid: str,
         resources: builtins.list[dict[str, Any]] | None = None,
     ) -> ApplyResult:
-        """Create the DGD unless it exists; returns `created`, `exists` (ours) or `conflict`.
+        """Create the DGD unless it exists; returns `created`, `exists` (ours), `adopted` (a
+        predecessor's, taken over) or `conflict`.
         The simulated cluster has no ConfigMaps: `resources` are accepted and not stored."""
         meta = dgd["metadata"]
         key = s.status_key(meta["namespace"], meta["name"])
         for _ in range(10):
             current, revision = await self._read(key)
+            verdict: ApplyResult = "created"
             if current is not None and not self._deleted(current):
-                owner = current["metadata"].get("annotations", {}).get(OWNER_UID)
-                return "exists" if owner == owner_uid else "conflict"
+                labels = dgd["metadata"].get("labels") or {}
+                verdict = claim(
+                    current,
+                    owner_uid,
+                    labels.get(LABEL_NAMESPACE, meta["namespace"]),
+                    labels.get(LABEL_NAME, meta["name"]),
+                )
+                if verdict != "adopted":
+                    return verdict
             obj = json.loads(json.dumps(dgd))
             obj["metadata"].setdefault("annotations", {})[OWNER_UID] = owner_uid
             obj["metadata"]["creationTimestamp"] = now_rfc3339("seconds")
             obj["metadata"]["readyAt"] = time.time() + self.rollout_delay
             obj["status"] = {"state": "pending", "conditions": []}
             if await self._cas(key, obj, revision):
-                log.info("dgd created", namespace=meta["namespace"], dgd=meta["name"])
+                log.info(f"dgd {verdict}", namespace=meta["namespace"], dgd=meta["name"])
                 self._spawn(self._rollout(key))
-                return "created"
+                return verdict
         raise RuntimeError(f"could not create DGD {key}: it kept changing")
 
     async def _rollout(self, key: str) -> None:

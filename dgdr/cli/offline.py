@@ -346,13 +346,6 @@ def simulate(
         requests=requests,
         seed=seed,
     )
-    if chosen["mode"] == "disagg":
-        shape = (
-            f"prefill TP {chosen['prefillTensorParallelSize']} x {chosen['prefillWorkers']} + "
-            f"decode TP {chosen['decodeTensorParallelSize']} x {chosen['decodeWorkers']}"
-        )
-    else:
-        shape = f"TP {chosen['tensorParallelSize']} x {chosen['replicas']} replica(s)"
     sla = spec.effective_sla
     verdicts = {
         "ttft": _verdict(measured.ttft_ms["p90"], sla.ttft),
@@ -374,13 +367,36 @@ def simulate(
             )
         )
         return
+    _print_simulation(chosen, measured, sla, verdicts, load.request_rate, concurrency, sized_for)
+
+
+def _shape(chosen: dict[str, Any]) -> str:
+    if chosen["mode"] == "disagg":
+        return (
+            f"prefill TP {chosen['prefillTensorParallelSize']} x {chosen['prefillWorkers']} + "
+            f"decode TP {chosen['decodeTensorParallelSize']} x {chosen['decodeWorkers']}"
+        )
+    return f"TP {chosen['tensorParallelSize']} x {chosen['replicas']} replica(s)"
+
+
+def _print_simulation(
+    chosen: dict[str, Any],
+    measured: Any,
+    sla: Any,
+    verdicts: dict[str, str],
+    request_rate: float | None,
+    concurrency: int | None,
+    sized_for: bool,
+) -> None:
+    """`dgdr simulate`'s table: the load, p50/p90/p99 against the SLA, throughput, and how the
+    measured figures compare with the pick's estimate."""
     arrivals = (
-        f"{load.request_rate:g} req/s (Poisson)"
-        if load.request_rate is not None
+        f"{request_rate:g} req/s (Poisson)"
+        if request_rate is not None
         else f"{concurrency} concurrent users (closed loop)"
     )
     out.print(
-        f"selected: {shape}, "
+        f"selected: {_shape(chosen)}, "
         f"batch {chosen['batchSize']}; {measured.requests} requests at {arrivals}"
     )
     out.print(_load_line(chosen, measured, sized_for, concurrency), markup=False, soft_wrap=True)

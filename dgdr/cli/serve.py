@@ -153,54 +153,63 @@ RequireSlaDefaultOption = Annotated[
 ]
 
 
+DataDirUpOption = Annotated[Path, typer.Option(help="where the embedded NATS keeps its data")]
+PortUpOption = Annotated[
+    int, typer.Option(help="port of the embedded NATS server", min=1, max=65535)
+]
+EmbeddedUpOption = Annotated[
+    bool, typer.Option(help="run an embedded NATS server; --no-embedded uses --server instead")
+]
+RolloutDelayUpOption = Annotated[float, typer.Option(help="simulated DGD rollout, seconds", min=0)]
+RolesUpOption = Annotated[
+    str | None,
+    typer.Option(help="comma-separated parts to run: requests,projector,reactor,profiler"),
+]
+ClusterUpOption = Annotated[
+    str,
+    typer.Option(
+        help="where DGDs go: simulated (NATS KV), emulated (a Kubernetes API emulator, for "
+        "kubectl), kubernetes (--kubeconfig, or in-cluster)"
+    ),
+]
+KubeconfigUpOption = Annotated[
+    Path | None,
+    typer.Option(help="kubeconfig of a real cluster (implies --cluster kubernetes)"),
+]
+WriteKubeconfigUpOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="with --cluster emulated: write the kubeconfig here (default DATA_DIR/kubeconfig)"
+    ),
+]
+WatchNamespaceUpOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Kubernetes: watch DGDRs in these namespaces only, comma-separated (default all)"
+    ),
+]
+LeaseNamespaceUpOption = Annotated[
+    str, typer.Option(help="Kubernetes: namespace of the adapter's leader Lease")
+]
+LeaseDurationUpOption = Annotated[
+    int, typer.Option(help="Kubernetes: seconds a standby waits before taking the Lease over")
+]
+
+
 @app.command()
 def up(
     ctx: typer.Context,
-    data_dir: Annotated[Path, typer.Option(help="where the embedded NATS keeps its data")] = Path(
-        ".dgdr"
-    ),
-    port: Annotated[
-        int, typer.Option(help="port of the embedded NATS server", min=1, max=65535)
-    ] = 4222,
-    embedded: Annotated[
-        bool, typer.Option(help="run an embedded NATS server; --no-embedded uses --server instead")
-    ] = True,
-    rollout_delay: Annotated[
-        float, typer.Option(help="simulated DGD rollout, seconds", min=0)
-    ] = 1.0,
-    roles: Annotated[
-        str | None,
-        typer.Option(help="comma-separated parts to run: requests,projector,reactor,profiler"),
-    ] = None,
-    cluster: Annotated[
-        str,
-        typer.Option(
-            help="where DGDs go: simulated (NATS KV), emulated (a Kubernetes API emulator, for "
-            "kubectl), kubernetes (--kubeconfig, or in-cluster)"
-        ),
-    ] = "simulated",
-    kubeconfig: Annotated[
-        Path | None,
-        typer.Option(help="kubeconfig of a real cluster (implies --cluster kubernetes)"),
-    ] = None,
-    write_kubeconfig: Annotated[
-        Path | None,
-        typer.Option(
-            help="with --cluster emulated: write the kubeconfig here (default DATA_DIR/kubeconfig)"
-        ),
-    ] = None,
-    watch_namespace: Annotated[
-        str | None,
-        typer.Option(
-            help="Kubernetes: watch DGDRs in these namespaces only, comma-separated (default all)"
-        ),
-    ] = None,
-    lease_namespace: Annotated[
-        str, typer.Option(help="Kubernetes: namespace of the adapter's leader Lease")
-    ] = "default",
-    lease_duration: Annotated[
-        int, typer.Option(help="Kubernetes: seconds a standby waits before taking the Lease over")
-    ] = 15,
+    data_dir: DataDirUpOption = Path(".dgdr"),
+    port: PortUpOption = 4222,
+    embedded: EmbeddedUpOption = True,
+    rollout_delay: RolloutDelayUpOption = 1.0,
+    roles: RolesUpOption = None,
+    cluster: ClusterUpOption = "simulated",
+    kubeconfig: KubeconfigUpOption = None,
+    write_kubeconfig: WriteKubeconfigUpOption = None,
+    watch_namespace: WatchNamespaceUpOption = None,
+    lease_namespace: LeaseNamespaceUpOption = "default",
+    lease_duration: LeaseDurationUpOption = 15,
     webhook_port: WebhookPortOption = None,
     webhook_cert_dir: WebhookCertDirOption = None,
     replicas: ReplicasOption = 1,
@@ -293,21 +302,9 @@ def _listening(
     return ports
 
 
-class Interrupted(Exception):
-    """The service was stopped by a signal (`signum`), after a clean stop of everything."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-def _run_until_signal(coro: Awaitable[None]) -> int | None:
-    """Run `coro`; the signal that stopped it (after its clean-up), or None if it ended."""
-    try:
-        run(coro)
-    except Interrupted as stop:
-        return stop.signum
-    return None
+def _run_until_signal(coro: Awaitable[int | None]) -> int | None:
+    """Run `_serve`; the signal that stopped it (after its clean-up), or None if it ended."""
+    return run(coro)
 
 
 CLUSTER_MODES = ("simulated", "emulated", "kubernetes")
@@ -368,12 +365,13 @@ async def _serve(
     secure: bool = True,
     sync: str | None = None,
     wait_for_nats: float | None = None,
-) -> None:
+) -> int | None:
     """Start the parts, run `ready` (or until a signal), stop them all in reverse order.
 
     SIGINT or SIGTERM cancels whatever runs (a start, `ready`, the wait), the parts are stopped,
-    and `Interrupted` is raised. A signal during the clean-up is ignored, so that it completes:
-    every stop is bounded (the nats-server is killed if it does not exit)."""
+    and the signal's number is returned (None when `ready` ends). A signal during the clean-up is
+    ignored, so that it completes: every stop is bounded (the nats-server is killed if it does not
+    exit)."""
     main = asyncio.current_task()
     assert main is not None
     received: list[int] = []
@@ -395,10 +393,11 @@ async def _serve(
         if not received:
             raise
         main.uncancel()
-        raise Interrupted(received[0]) from None
+        return received[0]
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+    return None
 
 
 async def _start_and_run(

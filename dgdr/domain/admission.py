@@ -5,6 +5,8 @@ Owns the one judgement both front doors make before anything is stored: the NATS
 Kubernetes admission webhook (`review`) answers `allowed: false` with the same message. Refused:
 - anything the v1beta1 CRD's OpenAPI schema refuses, and our documented stricter bounds
   (`dgdr.domain.spec.check_manifest`; the spec module's docstring lists them);
+- on create, a `metadata.name` too long for the names derived from it
+  (`dgdr.domain.limits.name_problem`; the NATS door checks it with `name_errors` too);
 - `searchStrategy: thorough` with `backend: auto` (Dynamo's webhook), on create, and on update when
   the stored spec did not already have it;
 - on update, a spec change while the stored object's phase is Profiling, Ready, Deploying or
@@ -31,6 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from dgdr.domain.limits import name_problem
 from dgdr.domain.sla import require_sla_error
 from dgdr.domain.spec import (
     THOROUGH_WITH_AUTO,
@@ -131,6 +134,12 @@ def _thorough_auto(spec: Mapping[str, Any]) -> bool:
     return spec.get("searchStrategy") == "thorough" and (spec.get("backend") or "auto") == "auto"
 
 
+def name_errors(name: str) -> list[FieldError]:
+    """`metadata.name` too long for the names derived from it, as a field error (or none)."""
+    problem = name_problem(name)
+    return [] if problem is None else [FieldError("metadata.name", problem)]
+
+
 def review(
     operation: Operation,
     new: Mapping[str, Any] | None,
@@ -148,6 +157,9 @@ def review(
     meta = new.get("metadata") or {}
     annotations = meta.get("annotations") or {}
     if operation == "CREATE":
+        too_long = name_errors(parsed.metadata.name)
+        if too_long:
+            return Review.refuse(too_long)
         return review_apply(new.get("spec") or {}, parsed.spec, annotations=annotations)
     if old is None or meta.get("deletionTimestamp"):
         return Review.allow()

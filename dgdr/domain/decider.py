@@ -23,12 +23,16 @@ command that would change nothing (a re-applied identical spec, a repeated obser
 progress only goes forward (`PROFILING_PHASES`' order): a report of a sub-phase the DGDR has already
 passed is from before (a job redelivered after a restart replays its steps) and is refused `Stale`,
 like a report for another generation; only a sub-phase the machine does not know is
-`InvalidTransition`.
+`InvalidTransition`. One exception to "nothing changes", because a conflict is not permanent: a
+DGDR that failed because a DGD of its name belongs to someone else (`DeploymentConflict`) and is
+applied again with the same spec deploys again (`DeploymentStarted` from Failed, the generated DGD
+kept): the conflict may be gone (that DGD deleted), and if it is not, the deployment fails again
+with the same reason.
 
 The memory of applied ids (`State.applied`) is bounded: it keeps only the ids that can still recur,
 in three parts, so it never holds more than `MAX_REMEMBERED` ids however long the history:
 - user requests (the commands that record `Created`, `SpecUpdated`, `AutoApplyEnabled`, `Validated`,
-  `ValidationFailed`, `Deleted`): the last `REQUEST_MEMORY`. A request id recurs only when an
+  `ValidationFailed`, `Deleted`, or `DeploymentStarted` from Failed): the last `REQUEST_MEMORY`. A request id recurs only when an
   unacknowledged request is redelivered; the requests of one name run in order, so only the requests
   that arrived while it was unacknowledged (within an ack wait) can be recorded in between. An older
   one that still came back is decided by its content: an identical spec is a no-op.
@@ -244,7 +248,8 @@ def _remember(state: State, event: Event, command_id: str | None) -> dict[str, A
         changes["last_observation"] = None
     if command_id is None:
         return changes
-    if isinstance(event, _REQUEST_EVENTS):
+    retried = isinstance(event, DeploymentStarted) and state.phase == "Failed"  # a request
+    if isinstance(event, _REQUEST_EVENTS) or retried:
         if command_id not in state.recent_requests:
             recent = (*state.recent_requests, command_id)
             changes["recent_requests"] = recent[-REQUEST_MEMORY:]
@@ -303,6 +308,8 @@ def _decide_apply(state: State, command: Apply) -> list[Event] | Rejection:
         )
         return [created, *_validation(1, command)]
     if command.spec == state.spec:
+        if _failed_by_conflict(state):
+            return [DeploymentStarted(dgd_name=state.dgd_name or "")]
         return []
     phase = state.phase
     generation = state.generation + 1
@@ -318,6 +325,17 @@ def _decide_apply(state: State, command: Apply) -> list[Event] | Rejection:
         ),
         *_validation(generation, command),
     ]
+
+
+def _failed_by_conflict(state: State) -> bool:
+    """Failed while Deploying before its DGD was created: only a `DeploymentConflict` does that
+    (a deleted DGD clears `dgd_name`; a failed profiling or validation has no generated DGD)."""
+    return (
+        state.phase == "Failed"
+        and state.selected_config is not None
+        and bool(state.dgd_name)
+        and not state.deployment_created
+    )
 
 
 def _auto_apply(spec: DGDRSpec | None) -> bool:

@@ -14,7 +14,13 @@ nesting level). So:
   generated DGD, the DGD);
 - `spec.overrides` holds at most `MAX_OVERRIDES_BYTES` bytes of JSON;
 - JSON is nested at most `MAX_JSON_DEPTH` levels anywhere in the body (an object or array is
-  a level).
+  a level);
+- a DGDR's `metadata.name` has at most `MAX_NAME_CHARS` characters: every name derived from it must
+  fit Kubernetes' 63-character limits (`DERIVED_NAMES`: the profiling Job `profile-<name>`, whose
+  name labels its pods, and the DGD `<name>-dgd`, a DNS label; the output ConfigMap
+  `dgdr-output-<name>` is a DNS subdomain of up to 253 and carries the name as a label value, at
+  most 63). Dynamo's CRD does not bound the name; its controller then fails at the Job or the DGD,
+  as this did at GeneratingDGD, so both front doors refuse such a name on create instead.
 
 Each check returns what is wrong, in one line naming the limit and the field path, or None. The
 depth checks never recurse, so they are safe on any input, and run before anything that does; on
@@ -33,6 +39,9 @@ MAX_REQUEST_ID_CHARS = 200
 MAX_JSON_DEPTH = 64
 MAX_MANIFEST_BYTES = 256 * 1024
 MAX_OVERRIDES_BYTES = 128 * 1024
+KUBERNETES_NAME_CHARS = 63  # a DNS label, a label value
+DERIVED_NAMES = ("profile-{name}", "{name}-dgd")
+MAX_NAME_CHARS = KUBERNETES_NAME_CHARS - max(len(d.format(name="")) for d in DERIVED_NAMES)
 
 _REQUEST_ID = re.compile(r"[!-~]+")  # printable ASCII, no space
 _STRING = rb'"[^"\\]*(?:\\.[^"\\]*)*"'
@@ -57,6 +66,18 @@ def request_id_problem(request_id: str) -> str | None:
             "spaces (a UUID, for example)"
         )
     return None
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` is too long for the names derived from it (one line naming the limit); None
+    when every derived name fits."""
+    if len(name) <= MAX_NAME_CHARS:
+        return None
+    derived = " and ".join(f"'{d.format(name='<name>')}'" for d in DERIVED_NAMES)
+    return (
+        f"{len(name)} characters is too long: the limit is {MAX_NAME_CHARS}, so that {derived} "
+        f"fit Kubernetes' {KUBERNETES_NAME_CHARS}-character names"
+    )
 
 
 def manifest_limit(max_payload: int) -> int:

@@ -59,7 +59,8 @@ def _transitions() -> list[dict[str, Any]]:
         {"trigger": "profiling_failed", "source": "Profiling", "dest": "Failed"},
         {"trigger": "profiling_completed", "source": "Profiling", "dest": "Ready"},
         {"trigger": "auto_apply_enabled", "source": "Ready", "dest": "Ready"},
-        {"trigger": "deployment_started", "source": "Ready", "dest": "Deploying"},
+        # from Failed: a DGDR that failed on a DeploymentConflict, applied again (see the decider)
+        {"trigger": "deployment_started", "source": ["Ready", "Failed"], "dest": "Deploying"},
         {"trigger": "deployment_created", "source": "Deploying", "dest": "Deploying"},
         {"trigger": "deployment_observed", "source": ["Deploying", "Deployed"], "dest": None},
         {"trigger": "deployment_ready", "source": "Deploying", "dest": "Deployed"},

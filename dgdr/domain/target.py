@@ -4,9 +4,11 @@ Two implementations: `dgdr.app.simcluster.SimulatedCluster` (a cluster kept in N
 tests) and `k8s.target.KubernetesTarget` (a Kubernetes API server). The reactor only sees this port.
 
 Failure semantics every implementation keeps:
-- `apply_dgd` is idempotent: a DGD that exists and carries the owner's uid is left alone (`exists`),
-  one owned by someone else is never adopted (`conflict`); transport errors raise, and the reactor's
-  consumer redelivers the event.
+- `apply_dgd` is idempotent: a DGD that exists and carries the owner's uid is left alone (`exists`);
+  one its predecessor left (a DGDR of the same name and namespace, deleted: deleting a DGDR keeps its
+  DGD) is taken over (`adopted`: the generated spec and the new owner's uid written onto it); any
+  other one is never adopted (`conflict`). `claim` is that judgement. Transport errors raise, and
+  the reactor's consumer redelivers the event.
 - `start(observe)` reports the current state of every managed DGD first (level-triggered), then each
   change; the decider ignores observations that change nothing, so repeats are harmless.
 - `discover_hardware` returns only what it found (empty when nothing), never a guess.
@@ -24,7 +26,8 @@ from dgdr.domain.model import DeploymentObservation, SlaVerdict
 # (dgdr namespace, dgdr name, owner uid, dgd name, observed, replicas, available replicas)
 Observer = Callable[[str, str, str, str, str, int, int], Awaitable[None]]
 
-ApplyResult = Literal["created", "exists", "conflict"]
+ApplyResult = Literal["created", "exists", "adopted", "conflict"]
+Claim = Literal["exists", "adopted", "conflict"]
 
 LABEL_NAME = "dgdr.nvidia.com/name"
 LABEL_NAMESPACE = "dgdr.nvidia.com/namespace"
@@ -97,6 +100,24 @@ def owned_labels(dgd: dict[str, Any], namespace: str, name: str) -> dict[str, st
     labels = dict(dgd.get("metadata", {}).get("labels") or {})
     labels.update({LABEL_NAME: name, LABEL_NAMESPACE: namespace, LABEL_MANAGED_BY: MANAGED_BY})
     return labels
+
+
+def claim(dgd: dict[str, Any], owner_uid: str, namespace: str, name: str) -> Claim:
+    """What the DGDR `namespace/name` (incarnation `owner_uid`) may do with the existing `dgd` of
+    the name it generated: `exists` when it carries that uid; `adopted` when our labels say it
+    was made for a DGDR of the same name and namespace (a predecessor: a name has one live
+    incarnation, so the DGDR that made it was deleted, and deleting a DGDR keeps its DGD); else
+    `conflict` (someone else's: Dynamo checks the owner before adopting, since its issue #13876)."""
+    meta = dgd.get("metadata") or {}
+    if (meta.get("annotations") or {}).get(OWNER_UID) == owner_uid:
+        return "exists"
+    labels = meta.get("labels") or {}
+    made_for_this_name = (
+        labels.get(LABEL_NAME) == name
+        and labels.get(LABEL_NAMESPACE, meta.get("namespace")) == namespace
+        and labels.get(LABEL_MANAGED_BY) == MANAGED_BY
+    )
+    return "adopted" if made_for_this_name else "conflict"
 
 
 class Observation(NamedTuple):

@@ -5,7 +5,9 @@ kubeconfig it writes, the simulated controllers it runs and the test hooks.
 
 Python API:
 - `Emulator(nodes=None, dgd_ready_delay=1.0, history=1000, bookmark_interval=1.0, job_runner=None,
-  crds=None)`; `nodes` is a list of Node dicts (see `gpu_nodes`), `crds` a list of CRD objects
+  crds=None, data_dir=None)`; with `data_dir`, the objects are kept in `data_dir/objects.json`
+  (see `k8s.emulator.store`): an emulator started on a data dir that has them serves them again
+  (same uids, resourceVersions continuing) instead of seeding `nodes` and `crds`; `nodes` is a list of Node dicts (see `gpu_nodes`), `crds` a list of CRD objects
   (default: the manifests in k8s/manifests, the DGD CRD without its conversion webhook:
   `resources.emulator_crds`), `job_runner(store, job) -> Awaitable[None]` runs
   for every created batch/v1 Job (default: active, then succeeded/Complete after 1 s).
@@ -72,8 +74,10 @@ class Emulator:
         bookmark_interval: float = 1.0,
         job_runner: JobRunner | None = None,
         crds: list[dict[str, Any]] | None = None,
+        data_dir: Path | None = None,
     ) -> None:
-        self.store = Store(default_registry(), history=history)
+        path = None if data_dir is None else Path(data_dir) / "objects.json"
+        self.store = Store(default_registry(), history=history, path=path)
         self._server = ApiServer(self.store, bookmark_interval=bookmark_interval)
         self.dgd_controller = DgdController(self.store, dgd_ready_delay)
         self.job_controller = JobController(self.store, job_runner or default_job_runner)
@@ -81,7 +85,9 @@ class Emulator:
         self.store.add_listener(self.job_controller.on_event)
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
-        self._seed(nodes or [], emulator_crds() if crds is None else crds)
+        if not self.store.load():
+            self._seed(nodes or [], emulator_crds() if crds is None else crds)
+            self.store.save()
 
     def _seed(self, nodes: list[dict[str, Any]], crds: list[dict[str, Any]]) -> None:
         for name in INITIAL_NAMESPACES:
@@ -130,6 +136,7 @@ class Emulator:
         await self.dgd_controller.stop()
         await self.job_controller.stop()
         self.store.close_watchers()
+        self.store.save()
         if runner is not None:
             await runner.cleanup()
         await self._server.webhooks.close()

@@ -29,6 +29,15 @@ HTTP writes go through `webhooks.Webhooks`, which splits a write into `prepare_c
 `commit_create` or `stored` + `patched` + `admission.prepare_update` / `commit_update`, awaiting
 the webhooks in between (`commit_update` refuses with 409 when the object changed meanwhile).
 
+Persistence (`Store(..., path=...)`, what `dgdr up --cluster emulated` uses with DATA_DIR/emulator):
+every object and the resourceVersion counter are written to `path` as one JSON snapshot (to a
+temporary file, then renamed, so a crash leaves the previous snapshot whole) shortly after each
+write (writes within 50 ms share one snapshot) and by `save()` (the emulator's `stop`); `load()`
+restores them (CRDs first, so their kinds are served again), so a restarted emulator serves the
+same objects with the same uids, and resourceVersions continue from where they were. Watch history
+is not kept: a watch from before the restart gets 410 Expired and its client relists, as after an
+API server's compaction. A snapshot that cannot be read raises `ValueError` naming the file.
+
 Failure semantics: every rejected write raises `ApiError` (404, 409, 400, 415, 422) before anything
 changes; a write either commits entirely (one resourceVersion, one event) or not at all. Watches
 from a resourceVersion older than the kept history raise `ApiError` 410 Expired.
@@ -36,8 +45,12 @@ from a resourceVersion older than the kept history raise `ApiError` 410 Expired.
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import json
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -75,12 +88,71 @@ __all__ = ["Event", "Key", "Store", "Watcher", "WriteOptions"]
 
 
 class Store:
-    def __init__(self, registry: Registry, history: int = 1000) -> None:
+    def __init__(self, registry: Registry, history: int = 1000, path: Path | None = None) -> None:
         self.registry = registry
         self._objects: dict[Key, dict[tuple[str, str], dict[str, Any]]] = {}
         self._rv = 0
         self._log = EventLog(history)
         self._listeners: list[Callable[[Event], None]] = []
+        self.path = path
+        self._save_pending: asyncio.TimerHandle | None = None
+
+    # ------------------------------------------------------------------ persistence
+
+    def load(self) -> bool:
+        """Restore the snapshot at `path`; False when there is none (nothing changes then)."""
+        if self.path is None or not self.path.is_file():
+            return False
+        try:
+            snapshot = json.loads(self.path.read_text())
+            entries = [(tuple(e["key"]), e["object"]) for e in snapshot["objects"]]
+            rv = int(snapshot["resourceVersion"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{self.path}: not an emulator snapshot ({exc})") from exc
+        entries.sort(key=lambda e: e[0] != CRD_TYPE.storage_key)  # CRDs register their kinds
+        for key, obj in entries:
+            md = obj["metadata"]
+            self._objects.setdefault(key, {})[(md.get("namespace", ""), md["name"])] = obj
+            if key == CRD_TYPE.storage_key:
+                for rt in resource_types_from_crd(obj):
+                    self.registry.add(rt)
+        self._rv = rv
+        self._log.compact(rv)
+        return True
+
+    def save(self) -> None:
+        """Write the snapshot to `path` now (no-op without a path)."""
+        if self._save_pending is not None:
+            self._save_pending.cancel()
+            self._save_pending = None
+        if self.path is None:
+            return
+        objects = [
+            {"key": list(key), "object": obj}
+            for key, bucket in self._objects.items()
+            for obj in bucket.values()
+        ]
+        text = json.dumps({"resourceVersion": self._rv, "objects": objects})
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_name(self.path.name + ".tmp")
+        temporary.write_text(text)
+        os.replace(temporary, self.path)
+
+    def _save_soon(self) -> None:
+        if self.path is None or self._save_pending is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # seeding, before the event loop runs: `save()` follows
+            return
+        self._save_pending = loop.call_later(0.05, self._save_later)
+
+    def _save_later(self) -> None:
+        self._save_pending = None
+        try:
+            self.save()
+        except OSError:
+            log.exception("emulator snapshot not written", path=str(self.path))
 
     # ------------------------------------------------------------------ reads
 
@@ -525,6 +597,7 @@ class Store:
         if rt.storage_key == CRD_TYPE.storage_key:
             self._sync_crd(event)
         self._log.record(event)
+        self._save_soon()
         for listener in list(self._listeners):
             try:
                 listener(event)

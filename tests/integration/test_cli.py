@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from events.server import free_port
-from tests.integration.conftest import Running
+from tests.integration.conftest import Running, manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -103,6 +103,68 @@ async def test_invalid_example_names_every_field_and_exits_1(running: Running) -
         running.server.url, "wait", "invalid-sla", "--for", "phase=Deployed", "--timeout", "10s"
     )
     assert code == 1 and "ValidationFailed" in err
+
+
+async def test_a_dgdr_deleted_and_applied_again_takes_over_the_dgd_it_left(
+    running: Running, tmp_path: Path
+) -> None:
+    url = running.server.url
+    path = tmp_path / "again.yaml"
+    path.write_text(json.dumps(manifest("again")))
+    code, _, err = await dgdr(url, "apply", "-f", str(path))
+    assert code == 0, err
+    code, _, err = await dgdr(url, "wait", "again", "--for", "phase=Deployed", "--timeout", "60s")
+    assert code == 0, err
+    code, _, err = await dgdr(url, "delete", "again")
+    assert code == 0, err
+    code, out, err = await dgdr(url, "apply", "-f", str(path))
+    assert code == 0 and "created" in out, err
+    code, _, err = await dgdr(url, "wait", "again", "--for", "phase=Deployed", "--timeout", "60s")
+    assert code == 0, err  # before: Failed, DeploymentConflict with the DGD the first one left
+    code, out, _ = await dgdr(url, "get", "again", "-o", "json")
+    status = json.loads(out)["status"]
+    assert status["phase"] == "Deployed" and status["dgdName"] == "again-dgd"
+
+
+async def test_a_deployment_conflict_is_retried_by_applying_again_once_it_is_gone(
+    running: Running, tmp_path: Path
+) -> None:
+    url = running.server.url
+    squatter = manifest("squatter", overrides={"dgd": {
+        "apiVersion": "nvidia.com/v1beta1", "kind": "DynamoGraphDeployment",
+        "metadata": {"name": "late-dgd"}}})  # fmt: skip
+    (tmp_path / "squatter.yaml").write_text(json.dumps(squatter))
+    (tmp_path / "late.yaml").write_text(json.dumps(manifest("late")))
+    code, _, err = await dgdr(url, "apply", "-f", str(tmp_path / "squatter.yaml"))
+    assert code == 0, err
+    code, _, err = await dgdr(
+        url, "wait", "squatter", "--for", "phase=Deployed", "--timeout", "60s"
+    )
+    assert code == 0, err
+    code, _, err = await dgdr(url, "apply", "-f", str(tmp_path / "late.yaml"))
+    assert code == 0, err
+    code, _, err = await dgdr(url, "wait", "late", "--for", "phase=Deployed", "--timeout", "60s")
+    assert code == 1 and "DeploymentConflict" in err, err
+
+    code, _, err = await dgdr(url, "cluster", "delete", "late-dgd")  # the conflict goes away
+    assert code == 0, err
+    code, out, err = await dgdr(url, "apply", "-f", str(tmp_path / "late.yaml"))
+    assert code == 0 and "unchanged" not in out, (out, err)  # before: unchanged, still Failed
+    code, _, err = await dgdr(url, "wait", "late", "--for", "phase=Deployed", "--timeout", "60s")
+    assert code == 0, err
+
+
+async def test_a_name_too_long_for_its_dgd_is_refused_at_apply_naming_the_limit(
+    running: Running, tmp_path: Path
+) -> None:
+    name = "n" * 60  # `<name>-dgd` would be 64 characters, `profile-<name>` 68
+    path = tmp_path / "long.yaml"
+    path.write_text(json.dumps(manifest(name)))
+    code, _, err = await dgdr(running.server.url, "apply", "-f", str(path))
+    assert code == 1 and "Traceback" not in err, err
+    assert "metadata.name: 60 characters is too long: the limit is 55" in err
+    code, _, err = await dgdr(running.server.url, "get", name)
+    assert code == 1 and "not found" in err.lower(), err
 
 
 async def test_user_mistakes_are_one_line_never_a_traceback(

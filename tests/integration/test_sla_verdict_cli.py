@@ -59,7 +59,7 @@ async def test_a_required_sla_that_is_missed_fails_and_deploys_nothing(running: 
     code, _, err = await dgdr(url, "wait", "strict", "--for", "phase=Deployed", "--timeout", "60s")
     assert code == 1 and "Traceback" not in err
     err = " ".join(err.split())  # the console wraps long lines
-    assert "strict is Failed: SLANotMet: Profiling failed: SLA missed: TTFT" in err
+    assert "strict is Failed (SLANotMet: Profiling failed: SLA missed: TTFT" in err
     assert "Closest config: Picked vllm" in err
     obj = await running.client.get("strict")
     assert obj is not None

@@ -88,18 +88,25 @@ class Kube:
         await self.service.start()
         self.nats_client = DgdrClient(ConnectOptions(url=self.nats.url))
         await self.nats_client.connect()
+        await self.start_adapter()
+
+    async def start_adapter(self) -> None:
+        assert self.nats_client is not None
         self.adapter = KubernetesAdapter(
-            api, self.nats_client, namespaces=self.namespaces, resync=1.0
+            self.service_api or self.api, self.nats_client, namespaces=self.namespaces, resync=1.0
         )
         self._adapter_task = asyncio.create_task(self.adapter.run())
         await asyncio.wait_for(self.adapter.informer.wait_synced(), 10)
 
-    async def stop(self) -> None:
+    async def stop_adapter(self) -> None:
         if self._adapter_task is not None:
             self._adapter_task.cancel()
             with contextlib.suppress(BaseException):
                 await self._adapter_task
             self._adapter_task = None
+
+    async def stop(self) -> None:
+        await self.stop_adapter()
         if self.nats_client is not None:
             await self.nats_client.close()
             self.nats_client = None

@@ -132,6 +132,13 @@ async def test_deleting_the_dgdr_keeps_the_dgd_and_forgets_the_incarnation(kube:
     assert await kube.nats_client.get("keep") is None
     assert await kube.get_dgd("keep-dgd") is not None
 
+    # created again (kubectl delete + apply): the new DGDR takes over the DGD its predecessor left
+    again = await kube.create(dgdr("keep", sla={"ttft": 500, "itl": 30}))
+    await kube.phase("keep", "Deployed")
+    dgd = await kube.get_dgd("keep-dgd")
+    assert dgd is not None
+    assert dgd["metadata"]["annotations"]["dgdr.nvidia.com/uid"] == again["metadata"]["uid"]
+
 
 async def test_deleting_the_dgd_fails_the_dgdr(kube: Kube) -> None:
     await kube.create(dgdr("victim"))
@@ -330,3 +337,93 @@ async def test_a_spec_stating_every_gpu_fact_is_not_followed_by_a_node_listing(k
     await kube.create(dgdr("partial"))  # no vramMb: discovery is asked
     await kube.phase("partial", "Deployed")
     assert any(p.startswith("/api/v1/nodes") for _, p in kube.emulator.requests[before:])
+
+
+async def test_a_name_dgdr_holds_with_another_spec_gets_a_status_and_an_event(kube: Kube) -> None:
+    assert kube.nats_client is not None
+    await kube.stop_adapter()  # `dgdr apply` and `kubectl create` before the adapter mirrors
+    outcome = await kube.nats_client.apply(dgdr("shared"))
+    assert outcome["status"] == "accepted"
+    held_by = outcome["uid"]
+    await kube.create(dgdr("shared", sla={"ttft": 500, "itl": 30}))
+    await kube.start_adapter()
+
+    async def told() -> dict[str, Any] | None:
+        obj = await kube.get("shared")
+        status = (obj or {}).get("status") or {}
+        return obj if status.get("conditions", [{}])[0].get("reason") == "NameInUse" else None
+
+    obj = await until(told, WAIT, what="a NameInUse status")  # before: no status at all
+    assert obj["status"]["phase"] == "Pending"
+    message = obj["status"]["conditions"][0]["message"]
+    assert held_by in message and "dgdr delete shared -n default" in message
+    events = [e for e in await kube.events("shared") if e.reason == "NameInUse"]
+    assert events and events[0].type == "Warning" and events[0].message == message
+    projection = await kube.nats_client.get("shared")
+    assert projection is not None and projection["metadata"]["uid"] == held_by  # untouched
+
+    # the name is freed: the object is submitted on the next resync and goes its own way
+    await kube.nats_client.delete("shared")
+    obj = await kube.phase("shared", "Deployed")
+    projection = await kube.nats_client.get("shared")
+    assert projection is not None and projection["metadata"]["uid"] == obj["metadata"]["uid"]
+    assert projection["spec"]["sla"] == {"ttft": 500, "itl": 30}
+
+
+async def test_a_name_dgdr_holds_with_the_same_spec_is_adopted(kube: Kube) -> None:
+    assert kube.nats_client is not None
+    await kube.stop_adapter()  # as after an emulator that forgot its objects restarted
+    outcome = await kube.nats_client.apply(dgdr("twin"))
+    assert outcome["status"] == "accepted"
+    await kube.create(dgdr("twin"))
+    await kube.start_adapter()
+    obj = await kube.phase("twin", "Deployed")
+    assert obj["metadata"]["annotations"]["dgdr.nvidia.com/uid"] == outcome["uid"]
+    dgd = await kube.get_dgd("twin-dgd")
+    assert (
+        dgd is not None and dgd["metadata"]["annotations"]["dgdr.nvidia.com/uid"] == outcome["uid"]
+    )
+
+    # deleting the object deletes the incarnation it stands for
+    await kube.objects.delete_namespaced_custom_object(
+        GROUP, "v1beta1", "default", DGDR_PLURAL, "twin"
+    )
+
+    async def gone() -> bool:
+        assert kube.nats_client is not None
+        return await kube.get("twin") is None and await kube.nats_client.get("twin") is None
+
+    await until(gone, WAIT, what="the DGDR and its incarnation to be deleted")
+
+
+async def test_a_dgdr_applied_through_nats_appears_as_an_object_and_goes_with_it(
+    kube: Kube,
+) -> None:
+    assert kube.nats_client is not None
+    outcome = await kube.nats_client.apply(dgdr("from-nats"))
+    assert outcome["status"] == "accepted"
+    obj = await kube.phase("from-nats", "Deployed")  # before: no object, kubectl saw nothing
+    assert obj["metadata"]["annotations"]["dgdr.nvidia.com/uid"] == outcome["uid"]
+    assert FINALIZER in obj["metadata"]["finalizers"]
+    history = await kube.nats_client.history("from-nats")
+    assert [e["type"] for e in history].count("Created") == 1
+    assert "SpecUpdated" not in [e["type"] for e in history]  # the mirror was not handed back
+    assert obj["metadata"]["annotations"]["dgdr.nvidia.com/mirrored-generation"] == "1"
+
+    await kube.stop_adapter()  # nor after a restart, when the adapter remembers nothing
+    await kube.start_adapter()
+
+    def seen_again() -> bool:
+        assert kube.adapter is not None
+        return obj["metadata"]["uid"] in kube.adapter.submitted
+
+    await until(seen_again, WAIT, what="the restarted adapter to look at the mirror")
+    assert await kube.nats_client.history("from-nats") == history
+
+    await kube.nats_client.delete("from-nats")  # `dgdr delete`: the object goes too
+
+    async def gone() -> bool:
+        return await kube.get("from-nats") is None
+
+    await until(gone, WAIT, what="the mirrored object to be deleted")
+    assert await kube.get_dgd("from-nats-dgd") is not None  # the DGD outlives its DGDR

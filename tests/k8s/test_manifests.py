@@ -120,11 +120,15 @@ def test_the_dgd_crd_is_converted_by_the_dgdr_crds_webhook() -> None:
     assert storage == ["v1beta1"]
 
 
-def test_rbac_never_deletes_and_leases_stay_namespaced() -> None:
+def test_rbac_deletes_only_dgdrs_it_mirrored_and_leases_stay_namespaced() -> None:
     docs = load("rbac.yaml")
     cluster_role = next(d for d in docs if d["kind"] == "ClusterRole")
     for rule in cluster_role["rules"]:
-        assert "delete" not in rule["verbs"] and "*" not in rule["verbs"], rule
+        # a DGDR object that mirrored a DGDR deleted through NATS goes with it; nothing else
+        # (never a DGD: it outlives its DGDR)
+        deletable = rule["resources"] == ["dynamographdeploymentrequests"]
+        assert deletable or "delete" not in rule["verbs"], rule
+        assert "*" not in rule["verbs"], rule
         assert "coordination.k8s.io" not in rule["apiGroups"]
     role = next(d for d in docs if d["kind"] == "Role")
     assert all(rule["resources"] == ["leases"] for rule in role["rules"])

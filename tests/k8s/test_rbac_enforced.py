@@ -90,6 +90,15 @@ async def add_finalizer(c: Cluster) -> None:
     assert await adapter(c)._patch_meta(c.dgdr, {"finalizers": [FINALIZER]})
 
 
+async def mirror_dgdr(c: Cluster) -> None:
+    projection = {"metadata": {"uid": "from-nats"}, "spec": c.dgdr["spec"]}
+    assert await adapter(c).mirror("default", "applied-through-nats", projection, None)
+
+
+async def delete_mirror(c: Cluster) -> None:
+    assert await adapter(c).delete_mirror(c.dgdr)
+
+
 async def write_status(c: Cluster) -> None:
     projection = {"metadata": {"uid": c.dgdr["metadata"]["uid"]}, "status": {"phase": "Pending"}}
     assert await adapter(c).write_status("default", "demo", projection, c.dgdr)
@@ -118,6 +127,12 @@ async def read_existing_dgd(c: Cluster) -> None:
     objects = client.CustomObjectsApi(c.admin)
     await objects.create_namespaced_custom_object(GROUP, "v1beta1", "default", DGDS, dgd())
     assert await KubernetesTarget(c.service).apply_dgd(dgd(), "uid-1") == "conflict"
+
+
+async def take_over_dgd(c: Cluster) -> None:
+    target = KubernetesTarget(c.service)
+    assert await target.apply_dgd(dgd(), "uid-1") == "created"
+    assert await target.apply_dgd(dgd(), "uid-2") == "adopted"  # its DGDR re-created
 
 
 async def follow_dgds(c: Cluster) -> None:
@@ -204,12 +219,15 @@ NEEDS: dict[tuple[str, str, str], tuple[Operation, str]] = {
     ("nvidia.com", DGDRS, "list"): (follow_dgdrs, 'cannot list resource "{r}"'),
     ("nvidia.com", DGDRS, "watch"): (follow_dgdrs, 'cannot watch resource "{r}"'),
     ("nvidia.com", DGDRS, "patch"): (add_finalizer, 'cannot patch resource "{r}"'),
+    ("nvidia.com", DGDRS, "create"): (mirror_dgdr, 'cannot create resource "{r}"'),
+    ("nvidia.com", DGDRS, "delete"): (delete_mirror, 'cannot delete resource "{r}"'),
     ("nvidia.com", f"{DGDRS}/status", "update"): (write_status, 'cannot update resource "{r}"'),
     ("nvidia.com", f"{DGDRS}/finalizers", "update"): (start_job, "blockOwnerDeletion"),
     ("nvidia.com", DGDS, "get"): (read_existing_dgd, 'cannot get resource "{r}"'),
     ("nvidia.com", DGDS, "list"): (follow_dgds, 'cannot list resource "{r}"'),
     ("nvidia.com", DGDS, "watch"): (follow_dgds, 'cannot watch resource "{r}"'),
     ("nvidia.com", DGDS, "create"): (create_dgd, 'cannot create resource "{r}"'),
+    ("nvidia.com", DGDS, "update"): (take_over_dgd, 'cannot update resource "{r}"'),
     ("nvidia.com", f"{DGDS}/finalizers", "update"): (create_dgd_with_configmap, "blockOwner"),
     ("batch", "jobs", "get"): (start_job_over_anothers, 'cannot get resource "{r}"'),
     ("batch", "jobs", "list"): (follow_jobs, 'cannot list resource "{r}"'),

@@ -3,9 +3,12 @@ per the allow-list, its output ConfigMap driving the sub-phases, and its result 
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from dgdr.domain.phases import PROFILING_PHASES
+from tests.support import until
 
 from .conftest import Kube, dgdr
 
@@ -103,11 +106,17 @@ spec: {services: {Frontend: {replicas: 1}}}
     assert maps[0]["metadata"]["labels"]["dgdr.nvidia.com/name"] == "deep"
 
 
-async def test_a_dgdr_name_too_long_for_the_job_fails_before_creating_anything(kube: Kube) -> None:
+async def test_a_dgdr_name_too_long_for_the_job_is_refused_before_creating_anything(
+    kube: Kube,
+) -> None:
     name = "a-very-long-request-name-" + "x" * 33  # 58 characters: profile-<name> is 66
     await kube.create(dgdr(name, searchStrategy="thorough", image=IMAGE))
-    obj = await kube.phase(name, "Failed", timeout=30)
-    profiling = next(c for c in obj["status"]["conditions"] if c["type"] == "Profiling")
-    assert "longer than 63 characters" in profiling["message"]
+
+    async def refused() -> list[Any]:
+        return [e for e in await kube.events(name) if e.reason == "Invalid"]
+
+    (event,) = await until(refused, 30, "the refusal's Event")
+    assert event.type == "Warning" and "metadata.name: 58 characters" in event.message
+    assert await kube.reactor_caught_up()
     jobs = await kube.batch.list_namespaced_job("default")
     assert not jobs.items

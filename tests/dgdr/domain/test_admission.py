@@ -195,3 +195,14 @@ def test_review_apply_uses_the_parsed_spec_and_judges_a_list_of_errors_again() -
 def test_review_refuses_a_bad_object_naming_the_field(document: dict[str, Any], field: str) -> None:
     result = review("CREATE", document)
     assert not result.allowed and [e.field for e in result.errors] == [field]
+
+
+def test_a_create_whose_name_is_too_long_for_its_dgd_and_job_is_refused_naming_the_limit() -> None:
+    from tests.support import manifest
+
+    assert review("CREATE", manifest("n" * 55, "default")).allowed
+    refused = review("CREATE", manifest("n" * 60, "default"))
+    assert not refused.allowed and [e.field for e in refused.errors] == ["metadata.name"]
+    assert refused.message.startswith("metadata.name: 60 characters is too long: the limit is 55")
+    # an object stored before (an update, a delete) is not judged by its name again
+    assert review("UPDATE", manifest("n" * 60, "default"), manifest("n" * 60, "default")).allowed

@@ -542,9 +542,27 @@ def test_auto_apply_flip_while_deployed_is_rejected() -> None:
     given(history("Deployed")).when(apply(MANUAL)).then_rejected("SpecChangeRejected")
 
 
-@pytest.mark.parametrize("variant", LIVE_VARIANTS)
+@pytest.mark.parametrize("variant", [v for v in LIVE_VARIANTS if v != "FailedConflict"])
 def test_identical_reapply_decides_nothing_in_every_phase(variant: str) -> None:
     given(history(variant)).when(apply(spec_of(variant))).then_nothing()
+
+
+def test_a_deployment_conflict_is_retried_by_applying_the_same_spec_again() -> None:
+    conflict, retry = history("FailedConflict"), apply(spec_of("FailedConflict"))
+    retried = given(conflict).when(retry).then(DeploymentStarted(dgd_name=DGD))
+    assert retried.phase == "Deploying" and retried.selected_config is not None
+    # the foreign DGD still there: Failed again, and again retriable; once it is gone: deployed
+    again = given(conflict, retry).when(observe("conflict")).then_types("DeploymentFailed")
+    assert again.phase == "Failed"
+    given(conflict, retry, observe("conflict")).when(apply(spec_of("FailedConflict"))).then_types(
+        "DeploymentStarted"
+    )
+    deployed = (
+        given(conflict, retry)
+        .when(observe("successful"))
+        .then_types("DeploymentCreated", "DeploymentReady")
+    )
+    assert deployed.phase == "Deployed"
 
 
 def test_identical_reapply_with_other_labels_or_hardware_decides_nothing() -> None:
@@ -862,3 +880,20 @@ def test_any_command_after_deleted_is_rejected(command: Command) -> None:
 def test_reactor_commands_for_an_absent_dgdr_are_rejected(command: Command) -> None:
     decision = decide(initial_state(), command)
     assert isinstance(decision, Rejection)
+
+
+def test_a_dgd_is_kept_by_its_owner_taken_over_from_a_predecessor_and_never_from_others() -> None:
+    from dgdr.domain.target import OWNER_UID, claim, owned_labels
+
+    def dgd(owner: str, labels: dict[str, str]) -> dict[str, Any]:
+        meta = {"name": "x-dgd", "namespace": "team", "labels": labels}
+        return {"metadata": {**meta, "annotations": {OWNER_UID: owner}}}
+
+    ours = owned_labels({}, "team", "x")
+    assert claim(dgd("uid-2", ours), "uid-2", "team", "x") == "exists"
+    assert claim(dgd("uid-1", ours), "uid-2", "team", "x") == "adopted"  # x deleted, re-created
+    assert claim(dgd("uid-1", owned_labels({}, "team", "y")), "uid-2", "team", "x") == "conflict"
+    assert claim(dgd("uid-1", owned_labels({}, "other", "x")), "uid-2", "team", "x") == "conflict"
+    assert claim({"metadata": {"name": "x-dgd", "labels": {}}}, "uid-2", "team", "x") == "conflict"
+    foreign = {**ours, "nvidia.com/managed-by": "someone-else"}
+    assert claim(dgd("uid-1", foreign), "uid-2", "team", "x") == "conflict"

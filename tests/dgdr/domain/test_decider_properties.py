@@ -77,6 +77,7 @@ BRANCHES = frozenset(
     {
         "apply recorded",
         "identical re-apply decided nothing",
+        "identical re-apply retried a conflict",
         "autoApply turned on in Ready",
         "spec change refused while immutable",
         "spec refused at admission",
@@ -148,7 +149,7 @@ class DGDRLifecycle(RuleBasedStateMachine):
             self.state = evolve(self.state, e, command.id)
             self.history.append((e, command.id))
         self.accepted.append(command)
-        self._remember(command, before.generation)
+        self._remember(command, before.generation, before.phase)
         self._seq += 1
         envelopes = wrap(
             decision, self.aggregate, command_id=command.id, at=self._at(), correlation_id=None
@@ -158,14 +159,15 @@ class DGDRLifecycle(RuleBasedStateMachine):
         assert command.id in self.state.applied
         return decision
 
-    def _remember(self, command: Command, generation_before: int) -> None:
+    def _remember(self, command: Command, generation_before: int, phase_before: str | None) -> None:
         """The model: the last REQUEST_MEMORY requests, the profiling commands of the current
         generation, the last observation; a new generation forgets the last two."""
         if self.state.generation != generation_before:
             self.generation_commands, self.last_observation = [], None
         if isinstance(command, Apply | Delete):
             self.requests = [*self.requests, command][-REQUEST_MEMORY:]
-            if isinstance(command, Apply) and self.state.phase == "Deploying":
+            retried = phase_before == "Failed"  # a conflict retried: a request alone
+            if isinstance(command, Apply) and self.state.phase == "Deploying" and not retried:
                 self.generation_commands.append(command)  # its DeploymentStarted
         elif isinstance(command, PROFILING_COMMANDS):
             self.generation_commands.append(command)
@@ -195,7 +197,17 @@ class DGDRLifecycle(RuleBasedStateMachine):
     @precondition(lambda self: self.state.exists)
     @rule()
     def reapply_identical(self) -> None:
+        conflict = (
+            self.state.phase == "Failed"
+            and self.state.selected_config is not None
+            and not self.state.deployment_created
+            and bool(self.state.dgd_name)
+        )
         decision = self._run(Apply(id=self._id(), at=self._at(), spec=dict(self.state.spec)))
+        if conflict:  # a DeploymentConflict is retried by applying the same spec again
+            assert [e.type for e in decision] == ["DeploymentStarted"]  # type: ignore[union-attr]
+            reach("identical re-apply retried a conflict")
+            return
         assert decision == []
         reach("identical re-apply decided nothing")
 

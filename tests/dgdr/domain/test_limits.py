@@ -8,11 +8,13 @@ from typing import Any
 from dgdr.domain.limits import (
     MAX_JSON_DEPTH,
     MAX_MANIFEST_BYTES,
+    MAX_NAME_CHARS,
     MAX_OVERRIDES_BYTES,
     MAX_REQUEST_ID_CHARS,
     depth_problem,
     manifest_limit,
     max_depth,
+    name_problem,
     request_id_problem,
     size_problems,
     text_problems,
@@ -113,3 +115,12 @@ def test_overrides_have_their_own_total() -> None:
     assert f"the limit is {MAX_OVERRIDES_BYTES} bytes" in problems[0][1]
     small = {"spec": {"model": "m", "overrides": {"dgd": {"spec": {}}}}}
     assert size_problems(small, len(json.dumps(small)), MAX_MANIFEST_BYTES) == []
+
+
+def test_a_name_is_refused_when_a_name_derived_from_it_would_not_fit_63() -> None:
+    longest = "n" * MAX_NAME_CHARS
+    assert name_problem(longest) is None
+    assert len(f"profile-{longest}") == 63 and len(f"{longest}-dgd") <= 63
+    problem = name_problem(longest + "n")
+    assert problem is not None and "56 characters" in problem and "limit is 55" in problem
+    assert "'profile-<name>'" in problem and "'<name>-dgd'" in problem

@@ -121,6 +121,10 @@ async def test_dgdr_up_cluster_emulated_registers_the_webhooks(tmp_path: Path) -
                                                searchStrategy="thorough")))  # fmt: skip
         code, _, err = await run_kubectl(kc, "apply", "-f", str(bad))
         assert code != 0 and "denied the request" in err, err
+        long_name = tmp_path / "long.yaml"
+        long_name.write_text(yaml.safe_dump(manifest("n" * 60, "default")))
+        code, _, err = await run_kubectl(kc, "apply", "-f", str(long_name))
+        assert code != 0 and "metadata.name: 60 characters" in err and "limit is 55" in err, err
         good = tmp_path / "good.yaml"
         good.write_text(yaml.safe_dump(manifest("good", "default", image=None)))
         code, _, err = await run_kubectl(kc, "apply", "-f", str(good))
