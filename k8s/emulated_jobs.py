@@ -116,6 +116,7 @@ async def run_profiling_job(store: Store, job: dict[str, Any]) -> None:
             ),
             "pareto.json": json.dumps(result.pareto),
             "sla_verdict": result.sla_verdict,
+            "sla_summary": result.sla_summary,
             "profiler_status": "success",
         }
     )

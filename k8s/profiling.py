@@ -244,6 +244,7 @@ class ProfilingJobsOnCluster:
                 message,
                 maps,
                 _sla_verdict(data.get("sla_verdict")),
+                str(data.get("sla_summary") or "") or None,
             )
             return
         if complete and not data:

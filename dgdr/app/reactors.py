@@ -258,13 +258,14 @@ class Reactor:
         message: str,
         resources: list[dict[str, Any]] | None = None,
         sla_verdict: SlaVerdict | None = None,
+        sla_summary: str | None = None,
     ) -> None:
         await self._report_profiling(
             namespace,
             name,
             uid,
             lambda gen: result_command(
-                uid, gen, None, dgd, pareto, message, resources or [], sla_verdict
+                uid, gen, None, dgd, pareto, message, resources or [], sla_verdict, sla_summary
             ),
         )
 

@@ -76,6 +76,7 @@ class ProfilingReporter(Protocol):
         message: str,
         resources: list[dict[str, Any]] | None = None,
         sla_verdict: SlaVerdict | None = None,
+        sla_summary: str | None = None,
     ) -> None: ...
 
     async def profiling_failure(

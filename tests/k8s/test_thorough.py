@@ -120,3 +120,18 @@ async def test_a_dgdr_name_too_long_for_the_job_is_refused_before_creating_anyth
     assert await kube.reactor_caught_up()
     jobs = await kube.batch.list_namespaced_job("default")
     assert not jobs.items
+
+
+async def test_a_profiling_job_that_misses_the_sla_reports_the_short_verdict(kube: Kube) -> None:
+    """The Job's output carries the verdict in words (as the in-process worker reports it), so
+    SLAMet and the phase message say "SLA missed: ..." rather than repeating the whole pick."""
+    await kube.create(
+        dgdr("tight", searchStrategy="thorough", image=IMAGE, sla={"ttft": 1.0, "itl": 20.0})
+    )
+    obj = await kube.phase("tight", "Deployed", timeout=60)
+    conditions = {c["type"]: c for c in obj["status"]["conditions"]}
+    sla = conditions["SLAMet"]
+    assert (sla["status"], sla["reason"]) == ("False", "SLAMissed")
+    assert sla["message"].startswith("SLA missed"), sla["message"]
+    assert not sla["message"].startswith("Picked"), sla["message"]
+    assert "SLA missed" in conditions["Succeeded"]["message"]
