@@ -110,6 +110,12 @@ class Block:
             )
             assert proc.returncode == 0, f"{shown} exited {proc.returncode}:\n{proc.stderr}"
             assert "Traceback" not in proc.stderr, f"{shown}:\n{proc.stderr}"
+            if words == ["dgdr", "demo"]:
+                printed = " ".join(proc.stdout.split())
+                for line in demo_summary():
+                    assert line in printed, (
+                        f"the README says the demo prints\n{line}\nit printed:\n{proc.stdout}"
+                    )
         self.ran.append(shown)
 
     def start_up(self, words: list[str]) -> None:
@@ -175,6 +181,22 @@ def read_until(proc: subprocess.Popen[str], done: Callable[[list[str]], bool]) -
     with changed:
         changed.wait_for(lambda: done(lines) or proc.poll() is not None, timeout=COMMAND_TIMEOUT)
         return list(lines)
+
+
+def demo_summary() -> list[str]:
+    """The closing lines of "What the demo prints" (`Deployed: ...`, `selected: ...` with its
+    continuation), whitespace-normalised: the exact figures a reader is promised."""
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"What the demo prints.*?\n```\n(.*?)^```", readme, re.S | re.M)
+    assert block is not None, "the README lost its demo output block"
+    lines: list[str] = []
+    for raw in block.group(1).splitlines():
+        if raw.startswith(("Deployed:", "selected:")):
+            lines.append(raw)
+        elif raw.startswith(" ") and lines and lines[-1].startswith("selected:"):
+            lines[-1] += " " + raw
+    assert len(lines) == 2, lines
+    return [" ".join(line.split()) for line in lines]
 
 
 def readme_lines() -> list[Line]:

@@ -33,6 +33,7 @@ from dgdr.cli.console import err, fail, out
 from dgdr.cli.writing import parse_duration, print_outcome, print_sla_warning
 from dgdr.client import DgdrClient, load_documents
 from events.connection import ConnectOptions, redact_url
+from projections.status import PROFILING_SUCCEEDED
 
 SYNC_INTERVAL = re.compile(r"always|[0-9]+(ms|s|m|h)")
 
@@ -576,7 +577,8 @@ def demo(
         f"[bold green]Deployed[/]: DGD [bold]{st['dgdName']}[/] in namespace "
         f"{obj['metadata']['namespace']}"
     )
-    out.print(f"selected: {render.condition(obj, 'Profiling').get('message', '')}")
+    picked = str(render.condition(obj, "Profiling").get("message", ""))
+    out.print(f"selected: {picked.removeprefix(PROFILING_SUCCEEDED + '; ')}")
     print_sla_warning(obj["metadata"]["name"], obj)
     for component in dgd.get("spec", {}).get("components", []):  # v1beta1
         containers = component.get("podTemplate", {}).get("spec", {}).get("containers", [])
