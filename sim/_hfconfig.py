@@ -52,10 +52,6 @@ def local_config_path(model: str, model_dirs: ModelDirs = ()) -> Path | None:
     return found.config
 
 
-class _Refused(ProfilingError):
-    """`model_from_config` on a config.json of an architecture dgdr cannot profile."""
-
-
 def architecture_refusal(config: dict[str, Any], where: str) -> str | None:
     """Why a config.json describes a model dgdr cannot profile, by its architecture's name: an
     encoder-decoder, or architectures none of which generates text (`GENERATIVE_HEADS`)."""
@@ -81,9 +77,15 @@ def cached_model(model_id: str) -> ModelArch | str | None:
     if path is None:
         return None
     try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if isinstance(config, dict):
+        refusal = architecture_refusal(config, str(path))
+        if refusal is not None:
+            return refusal
+    try:
         return model_from_config(path, model_id, source=f"Hugging Face cache {path}")
-    except _Refused as refused:
-        return str(refused)
     except ProfilingError:
         return None
 
@@ -116,7 +118,7 @@ def model_from_config(
         raise ProfilingError("Initializing", f"{where}: a config.json must be a JSON object")
     refusal = architecture_refusal(config, where)
     if refusal is not None:
-        raise _Refused("Initializing", refusal)
+        raise ProfilingError("Initializing", refusal)
     text_config = config.get("text_config")
     if isinstance(text_config, dict) and "num_hidden_layers" not in config:
         config = {**config, **text_config}  # multimodal wrappers keep the decoder here

@@ -31,6 +31,9 @@ CONDITION_STATUSES = ("True", "False", "Unknown")
 FORMS = "phase=<Phase>, condition=<Type>[=True|False|Unknown], delete or resourceVersion=<n>"
 # A new spec (or a delete) can take any DGDR anywhere: "reachable" means without one.
 _NEEDS_THE_USER = frozenset({"spec_updated", "deleted", "created"})
+# ... and so does the one edge a re-apply of the same spec takes: a DGDR Failed on a
+# DeploymentConflict deploys again only when applied again (`dgdr.domain.decider`).
+_NEEDS_A_REAPPLY = frozenset({("Failed", "deployment_started")})
 
 
 @dataclass(frozen=True)
@@ -98,13 +101,18 @@ def parse_wait_for(text: str, conditions: Sequence[str]) -> WaitFor:
 @cache
 def reachable_phases(phase: str, sub_phase: str | None = None) -> frozenset[str]:
     """The phases a DGDR in `phase` (and profiling `sub_phase`) can reach, itself included,
-    by the machine's edges that need neither a new spec nor a delete."""
+    by the machine's edges that need neither a new spec, a re-apply nor a delete."""
     seen = {join_state(phase, sub_phase)}
     todo = list(seen)
     while todo:
         state = todo.pop()
         for (source, trigger), dest in EDGES.items():
-            if source == state and trigger not in _NEEDS_THE_USER and dest not in seen:
+            if (
+                source == state
+                and trigger not in _NEEDS_THE_USER
+                and (source, trigger) not in _NEEDS_A_REAPPLY
+                and dest not in seen
+            ):
                 seen.add(dest)
                 todo.append(dest)
     return frozenset(split_state(state)[0] for state in seen)
