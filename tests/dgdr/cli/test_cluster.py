@@ -3,34 +3,12 @@ simulated cluster with one DGD."""
 
 from __future__ import annotations
 
-import asyncio
-import sys
-from pathlib import Path
-
 import nats
 import pytest
 
 from dgdr.app.simcluster import SimulatedCluster
 from events.server import EmbeddedNatsServer
-
-ROOT = Path(__file__).resolve().parents[3]
-
-
-async def dgdr(url: str, *args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "dgdr",
-        "--server",
-        url,
-        *args,
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+from tests.integration.test_cli import dgdr
 
 
 @pytest.mark.timeout(90)
