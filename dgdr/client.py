@@ -76,7 +76,7 @@ from events import subjects as s
 from events.connection import ConnectOptions, connect, refusing
 from events.envelope import Commit
 from events.integrity import preview, verify_history
-from events.jetstream import JetStreamEventStore, bucket_keys
+from events.jetstream import JetStreamEventStore, bucket_values
 
 T = TypeVar("T")
 DgdrObject = dict[str, Any]
@@ -457,14 +457,10 @@ class DgdrClient:
         await self.kv()  # ConfigurationError when the service never set NATS up
         prefix = None if all_namespaces else s.escape(namespace or self.namespace) + "."
         pattern = f"{prefix}>" if prefix else ">"
-        keys = await refusing(self.nc, bucket_keys(self.nc.jetstream(), s.STATUS_BUCKET, pattern))
-        out = []
-        for key in keys:
-            ns, name = s.parse_status_key(key)
-            obj = await self.get(name, namespace=ns)
-            if obj is not None:
-                out.append(obj)
-        return out
+        values = await refusing(
+            self.nc, bucket_values(self.nc.jetstream(), s.STATUS_BUCKET, pattern)
+        )
+        return [json.loads(values[key]) for key in sorted(values)]
 
     async def _status_entries(
         self, name: str | None, namespace: str | None, all_namespaces: bool
