@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import nats
 import pytest
@@ -53,6 +54,20 @@ async def test_a_rollout_due_while_down_is_reported_pending_first(
         await nc.close()
 
 
+def dgd_of(dgdr: str) -> dict[str, Any]:
+    """A one-worker DGD `<dgdr>-dgd` in namespace default, labelled as made for DGDR `dgdr`."""
+    return {
+        "apiVersion": "nvidia.com/v1alpha1",
+        "kind": "DynamoGraphDeployment",
+        "metadata": {
+            "name": f"{dgdr}-dgd",
+            "namespace": "default",
+            "labels": {LABEL_NAME: dgdr, LABEL_NAMESPACE: "default"},
+        },
+        "spec": {"services": {"Worker": {"replicas": 1}}},
+    }
+
+
 @pytest.mark.timeout(30)
 async def test_an_observation_that_fails_is_recorded_later(
     nats_server: EmbeddedNatsServer,
@@ -73,17 +88,7 @@ async def test_an_observation_that_fails_is_recorded_later(
 
     await cluster.start(observe)
     try:
-        dgd = {
-            "apiVersion": "nvidia.com/v1alpha1",
-            "kind": "DynamoGraphDeployment",
-            "metadata": {
-                "name": "slow-dgd",
-                "namespace": "default",
-                "labels": {LABEL_NAME: "slow", LABEL_NAMESPACE: "default"},
-            },
-            "spec": {"services": {"Worker": {"replicas": 1}}},
-        }
-        assert await cluster.apply_dgd(dgd, "uid-slow") == "created"
+        assert await cluster.apply_dgd(dgd_of("slow"), "uid-slow") == "created"
         await until(lambda: ("slow-dgd", "pending") in recorded, 10, "the retried observation")
         assert failures == 2
     finally:
@@ -116,17 +121,7 @@ async def test_a_rollout_step_that_fails_is_retried_until_the_dgd_is_successful(
 
     await cluster.start(observe)
     try:
-        dgd = {
-            "apiVersion": "nvidia.com/v1alpha1",
-            "kind": "DynamoGraphDeployment",
-            "metadata": {
-                "name": "flaky-dgd",
-                "namespace": "default",
-                "labels": {LABEL_NAME: "flaky", LABEL_NAMESPACE: "default"},
-            },
-            "spec": {"services": {"Worker": {"replicas": 1}}},
-        }
-        assert await cluster.apply_dgd(dgd, "uid-flaky") == "created"
+        assert await cluster.apply_dgd(dgd_of("flaky"), "uid-flaky") == "created"
         await until(lambda: ("flaky-dgd", "successful") in recorded, 10, "the retried rollout")
         assert FlakyWrites.failures == 2
     finally:

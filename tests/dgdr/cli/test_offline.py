@@ -177,15 +177,19 @@ def test_up_refuses_durability_options_that_cannot_apply(args: list[str], says: 
 # ------------------------------------------------------------------ what a user of `profile` sees
 
 
-def dgdr_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """`dgdr ...` as a user runs it: a subprocess, its stdout and stderr apart."""
+def dgdr_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """`dgdr ...` as a user runs it: a subprocess, its stdout and stderr apart (`env`: the
+    whole environment, when given)."""
     return subprocess.run(
         [sys.executable, "-m", "dgdr", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         check=False,
+        env=env,
     )
 
 

@@ -4,21 +4,12 @@ verdict agrees with the pick's or says why not, and its percentiles are distinct
 from __future__ import annotations
 
 import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]
+from tests.dgdr.cli.test_offline import dgdr_cli
 
 
 def dgdr(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dgdr", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
-    )
+    return dgdr_cli(*args, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"}, timeout=300)
 
 
 def test_simulate_explains_its_load_and_agrees_with_the_pick() -> None:
