@@ -10,7 +10,9 @@ unless given), `ProfileResult`, `ProfilingError`; `estimate`, `Estimate`, `Estim
 event loop as it happens (`StepReport`); `simulate`, `simulate_disagg`, `SimulationResult` (request-level
 discrete-event simulation of an aggregated or a disaggregated deployment; `simulate_config` for a
 config as `profile` reports it); the catalogs are `gpus()` and `models()`, and `model_from_config` /
-`local_config_path` read a local Hugging Face config.json for a model the catalog lacks.
+`local_config_path` read a local Hugging Face config.json for a model the catalog lacks (a path, or
+a hub id in the local Hugging Face cache); where the operator allows the Hub, `needs_fetch` and
+`fetch_config` bring a hub id's config.json into that cache first (`Fetched`).
 `spec.model` as a local path is read only under the operator's model directories (`model_dirs`
 of `profile`, `can_estimate`, `model_refusal`, `local_config_path`: a tuple of directories, `()`
 by default, so no path; None for offline commands, any path): `ModelDirs`, `looks_like_path`.
@@ -34,6 +36,7 @@ from ._dgd import DEFAULT_DGD_API_VERSION, DGD_API_VERSIONS
 from ._dgd_convert import convert_dgd
 from ._estimate import BACKENDS, MODES, Estimate, calibration_source, estimate
 from ._hfconfig import local_config_path, model_from_config
+from ._hffetch import Fetched, fetch_config, needs_fetch
 from ._modelpath import ModelDirs, looks_like_path
 from ._naive import can_estimate, model_refusal
 from ._profile import ProfileResult, SlaVerdict, profile
@@ -48,6 +51,7 @@ __all__ = [
     "SUB_PHASES",
     "Estimate",
     "EstimateError",
+    "Fetched",
     "Gpu",
     "ModelArch",
     "ModelDirs",
@@ -60,12 +64,14 @@ __all__ = [
     "can_estimate",
     "convert_dgd",
     "estimate",
+    "fetch_config",
     "gpus",
     "local_config_path",
     "looks_like_path",
     "model_from_config",
     "model_refusal",
     "models",
+    "needs_fetch",
     "profile",
     "profile_async",
     "simulate",

@@ -35,6 +35,7 @@ from dgdr.domain.spec import SLA, Backend, DGDRSpec, SearchStrategy
 from ._catalog import Gpu, ModelArch, find_gpu, models
 from ._dgd import WORKER_SERVICE, DgdPlan, WorkerShape, runtime_image
 from ._hfconfig import cached_model, local_config_path
+from ._hffetch import needs_fetch
 from ._message import ms
 from ._modelpath import ModelDirs, local_model
 
@@ -109,10 +110,14 @@ class NaivePlan:
     notes: tuple[str, ...] = ()
 
 
-def model_refusal(spec: DGDRSpec, model_dirs: ModelDirs = ()) -> str | None:
+def model_refusal(
+    spec: DGDRSpec, model_dirs: ModelDirs = (), *, hub_fetch: bool = False
+) -> str | None:
     """Why `profile` would refuse `spec.model` at Initializing; None when it can estimate the
     model or fall back to the naive configuration. A local path `model_dirs` does not allow is
-    refused without being looked at (`sim._modelpath`)."""
+    refused without being looked at (`sim._modelpath`). With `hub_fetch` (the service may fetch
+    config.json from the Hub, `sim._hffetch`) a hub id that only the Hub knows is not refused
+    here: the profiling worker fetches it, and what it finds decides."""
     model = spec.model
     local = local_model(model, model_dirs)
     if local is not None and local.refusal is not None:
@@ -121,6 +126,8 @@ def model_refusal(spec: DGDRSpec, model_dirs: ModelDirs = ()) -> str | None:
     if isinstance(cached, str):
         return cached
     if can_estimate(model, model_dirs):
+        return None
+    if hub_fetch and local is None and needs_fetch(model):
         return None
     if name_size(model) is None:
         return (

@@ -34,9 +34,11 @@ Observed (`ProfilingObserver`, no-op by default): each profiler run's search str
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -322,16 +324,42 @@ class _Unobserved:
         pass
 
 
+@dataclass(frozen=True)
+class HubFetch:
+    """The operator lets the profiling worker fetch config.json from the Hugging Face Hub
+    (`dgdr up --hf-fetch`); `endpoint` None is HF_ENDPOINT, else huggingface.co."""
+
+    endpoint: str | None = None
+    timeout: float = 10.0
+
+    async def fetch(self, model: str, keepalive: Callable[[], Awaitable[None]]) -> str:
+        """Bring `model`'s config.json into the local cache when only the Hub knows the model;
+        "" when it is there (or was not needed), else why not, in one line. `keepalive` is
+        awaited every second while the Hub is asked (the job's ack deadline keeps moving)."""
+        import sim
+
+        if not sim.needs_fetch(model):
+            return ""
+        fetching = asyncio.ensure_future(
+            asyncio.to_thread(sim.fetch_config, model, endpoint=self.endpoint, timeout=self.timeout)
+        )
+        while not (await asyncio.wait([fetching], timeout=1.0))[0]:
+            await keepalive()
+        return fetching.result().reason
+
+
 class ProfilingWorker:
     def __init__(
         self,
         handler: CommandHandler,
         model_dirs: tuple[Path, ...] = (),
         observer: ProfilingObserver | None = None,
+        hub: HubFetch | None = None,
     ) -> None:
         self.observer: ProfilingObserver = observer or _Unobserved()
         self.handler = handler
         self.model_dirs = model_dirs  # where spec.model may name a local config.json
+        self.hub = hub  # None: never reach the Hugging Face Hub
 
     async def on_message(self, msg: Any) -> None:
         import sim
@@ -373,6 +401,11 @@ class ProfilingWorker:
             await report(progress_command(uid, gen, corr, sub_phase, message))
 
         strategy, started = str(state.parsed_spec.search_strategy.value), time.monotonic()
+        not_fetched = (
+            await self.hub.fetch(state.parsed_spec.model, msg.in_progress) if self.hub else ""
+        )
+        if not_fetched:
+            bound.warning("model config.json not fetched", error=not_fetched)
         try:
             result = await sim.profile_async(
                 state.parsed_spec,
@@ -384,7 +417,9 @@ class ProfilingWorker:
             )
         except ProfilingError as exc:
             self.observer.profiled(strategy, "failed", time.monotonic() - started)
-            await report(failure_command(uid, gen, corr, exc.sub_phase, exc.message))
+            why = f"{exc.message}; its config.json was not fetched: {not_fetched}"
+            text = why if not_fetched else exc.message
+            await report(failure_command(uid, gen, corr, exc.sub_phase, text))
             bound.warning("profiling failed", sub_phase=exc.sub_phase, error=exc.message)
             return
         except Exception:
@@ -399,7 +434,9 @@ class ProfilingWorker:
                 corr,
                 result.selected_config,
                 result.pareto,
-                result.message,
+                f"{result.message} (config.json not fetched: {not_fetched})"
+                if not_fetched
+                else result.message,
                 result.configmaps,
                 result.sla_verdict,
                 result.sla_summary or None,

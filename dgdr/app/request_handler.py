@@ -67,10 +67,12 @@ class RequestHandler:
         max_deliveries: int,
         max_transient_deliveries: int,
         require_sla: bool = False,
+        hub_fetch: bool = False,
     ) -> None:
         self.nc, self.js, self.handler, self.cluster = nc, js, handler, cluster
         self.require_sla = require_sla  # `dgdr up --require-sla`: the DGDRs' default
         self.model_dirs = model_dirs
+        self.hub_fetch = hub_fetch  # an unknown hub id is the profiling worker's to fetch
         self.max_deliveries, self.max_transient_deliveries = (
             max_deliveries,
             max_transient_deliveries,
@@ -182,7 +184,9 @@ class RequestHandler:
         it can, or when the spec is invalid anyway."""
         from sim import model_refusal
 
-        return None if isinstance(spec, list) else model_refusal(spec, self.model_dirs)
+        if isinstance(spec, list):
+            return None
+        return model_refusal(spec, self.model_dirs, hub_fetch=self.hub_fetch)
 
     async def _recorded_before(self, namespace: str, name: str, request_id: str) -> Outcome | None:
         """The outcome of a request already recorded (a delivery before a crash stored its events

@@ -57,7 +57,7 @@ from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import ServiceUnavailableError
 
 from dgdr.app.handler import CommandHandler
-from dgdr.app.reactors import ProfilingWorker, Reactor, decode_commit
+from dgdr.app.reactors import HubFetch, ProfilingWorker, Reactor, decode_commit
 from dgdr.app.request_handler import RequestHandler
 from dgdr.app.simcluster import SimulatedCluster
 from dgdr.domain.errors import ConfigurationError, ServerUnavailable
@@ -94,6 +94,10 @@ class ServiceConfig:
     replicas: int = 1
     # The only directories whose config.json `spec.model` may name as a local path (`--model-dir`).
     model_dirs: tuple[Path, ...] = ()
+    # `--hf-fetch`: the profiling worker may fetch the config.json of a hub id it does not know
+    # from the Hugging Face Hub (`hub_endpoint`, else HF_ENDPOINT, else huggingface.co).
+    hub_fetch: bool = False
+    hub_endpoint: str | None = None
     # `--require-sla`: a DGDR whose pick misses its SLA fails unless it sets the annotation
     # dgdr.nvidia.com/require-sla: "false" (dgdr.domain.sla).
     require_sla: bool = False
@@ -262,7 +266,8 @@ class Service:
         reactor = Reactor(self.handler, js, self.cluster)
         if isinstance(self.cluster, ProfilingJobs) and "reactor" in self.config.roles:
             self.cluster.attach_profiling(reactor)
-        worker = ProfilingWorker(self.handler, self.config.model_dirs, observer=metrics)
+        hub = HubFetch(self.config.hub_endpoint) if self.config.hub_fetch else None
+        worker = ProfilingWorker(self.handler, self.config.model_dirs, observer=metrics, hub=hub)
         requests = RequestHandler(
             self.nc,
             js,
@@ -272,6 +277,7 @@ class Service:
             max_deliveries=self.config.max_request_deliveries,
             max_transient_deliveries=self.config.max_transient_deliveries,
             require_sla=self.config.require_sla,
+            hub_fetch=self.config.hub_fetch,
         )
         projector = self.projector
 

@@ -153,6 +153,16 @@ RequireSlaDefaultOption = Annotated[
     ),
 ]
 
+HfFetchOption = Annotated[
+    bool,
+    typer.Option(
+        "--hf-fetch",
+        help="let the profiling worker fetch the config.json (only that file) of a Hugging Face "
+        "model it does not know from the Hub (HF_ENDPOINT, HF_TOKEN honoured) into the local "
+        "cache; by default the service reaches no network but NATS and Kubernetes",
+    ),
+]
+
 
 DataDirUpOption = Annotated[Path, typer.Option(help="where the embedded NATS keeps its data")]
 PortUpOption = Annotated[
@@ -219,6 +229,7 @@ def up(
     log_level: Annotated[str, typer.Option()] = "INFO",
     insecure: InsecureOption = False,
     require_sla: RequireSlaDefaultOption = False,
+    hf_fetch: HfFetchOption = False,
     metrics_addr: MetricsAddrOption = None,
     startup_timeout: StartupTimeoutOption = "60s",
 ) -> None:
@@ -244,6 +255,7 @@ def up(
         config,
         model_dirs=tuple(model_dir or ()),
         require_sla=require_sla,
+        hub_fetch=hf_fetch,
         startup_deadline=max(wait_for_nats, 1.0),
     )
     if metrics_addr is not None:

@@ -33,12 +33,6 @@ def cache_repo(cache: Path, repo: str, config: dict[str, Any], revision: str = "
     return blob
 
 
-@pytest.fixture
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    return tmp_path / "hub"
-
-
 def test_the_cache_directory_follows_huggingface_hubs_variables() -> None:
     assert hub_cache_dir({"HF_HUB_CACHE": "/a"}) == Path("/a")
     assert hub_cache_dir({"HUGGINGFACE_HUB_CACHE": "/b", "HF_HOME": "/c"}) == Path("/b")
