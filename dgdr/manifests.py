@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from dgdr.domain.errors import ConfigurationError
-from dgdr.domain.spec import KIND
+from dgdr.domain.kinds import KIND
 
 MANIFEST_EXTENSIONS = (".json", ".yaml", ".yml")  # what kubectl reads from a directory
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dgdr.cli import render, template
 from dgdr.cli.printer import Columns
-from dgdr.cli.yamlout import dump_yaml
-from dgdr.client import DgdrObject
-from dgdr.domain.spec import API_VERSION
+from dgdr.domain.kinds import API_VERSION
+
+if TYPE_CHECKING:
+    from dgdr.client import DgdrObject
 
 RESOURCE = f"dynamographdeploymentrequest.{API_VERSION.split('/')[0]}"
 FORMATS = ("custom-columns", "json", "jsonpath", "name", "wide", "yaml")
@@ -80,6 +81,8 @@ class Output:
 def dump(data: Any, fmt: str) -> str:
     if fmt == "json":
         return json.dumps(data, indent=4)
+    from dgdr.cli.yamlout import dump_yaml  # PyYAML: only for -o yaml
+
     return dump_yaml(data).rstrip("\n")
 
 
