@@ -316,6 +316,7 @@ async def connect(
     `closed_cb` runs once the client is closed for good (nats-py closes it, not reconnecting, on
     most `-ERR`s from the server): a long-lived owner reconnects from there."""
     import nats
+
     connected = False
     credentials_refused = asyncio.Event()
     refusals = _Refusals(options)
