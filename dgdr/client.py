@@ -37,7 +37,7 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NotRequired, TypedDict, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict, TypeVar, cast
 
 from nats.aio.client import Client
 from nats.errors import NoRespondersError
@@ -60,6 +60,7 @@ from dgdr.domain.errors import (
     SubjectTooLong,
     WaitTimeout,
 )
+from dgdr.domain.kinds import API_VERSION, KIND
 from dgdr.domain.limits import (
     MAX_REQUEST_ID_CHARS,
     manifest_limit,
@@ -67,16 +68,18 @@ from dgdr.domain.limits import (
     size_problems,
     value_depth_problem,
 )
-from dgdr.domain.spec import API_VERSION, KIND
 from dgdr.domain.waiting import Outcome, Verdict, WaitFor, verdict
 from dgdr.manifests import Document as Document  # re-exported: the client's public names
 from dgdr.manifests import load_documents as load_documents
 from dgdr.manifests import load_manifests as load_manifests
 from events import subjects as s
 from events.connection import ConnectOptions, connect, refusing
-from events.envelope import Commit
-from events.integrity import preview, verify_history
-from events.jetstream import JetStreamEventStore, bucket_values
+
+if TYPE_CHECKING:
+    from events.envelope import Commit
+
+# The event store (`events.jetstream`, `events.integrity`: the event models behind them) is
+# imported by the calls that read it, not with the client: listing and applying do without it.
 
 T = TypeVar("T")
 DgdrObject = dict[str, Any]
@@ -157,6 +160,8 @@ async def _changes(
 def history_entries(commits: builtins.list[Commit]) -> builtins.list[HistoryEntry]:
     """The entries of a name's stored history (every incarnation, in order), each message
     verified as every fold verifies it."""
+    from events.integrity import preview, verify_history
+
     out: builtins.list[HistoryEntry] = []
     for c in verify_history(commits):
         if c.damage is None:
@@ -454,6 +459,8 @@ class DgdrClient:
     async def list(
         self, *, namespace: str | None = None, all_namespaces: bool = False
     ) -> list[DgdrObject]:
+        from events.jetstream import bucket_values
+
         await self.kv()  # ConfigurationError when the service never set NATS up
         prefix = None if all_namespaces else s.escape(namespace or self.namespace) + "."
         pattern = f"{prefix}>" if prefix else ">"
@@ -593,6 +600,8 @@ class DgdrClient:
 
     async def recorded(self, name: str, *, namespace: str | None = None) -> bool:
         """Whether the store holds a live incarnation of the name (its last event not `Deleted`)."""
+        from events.jetstream import JetStreamEventStore
+
         store = JetStreamEventStore(self.nc, retry_deadline=5)
         last = await self.jetstream(store.latest(namespace or self.namespace, name))
         if last is None:
@@ -603,6 +612,8 @@ class DgdrClient:
         self, name: str, *, namespace: str | None = None
     ) -> builtins.list[HistoryEntry]:
         """Every stored event of every incarnation of the name, in order, with its sequence."""
+        from events.jetstream import JetStreamEventStore
+
         await self.kv()  # the store reads a missing stream as an empty history: say what is missing
         store = JetStreamEventStore(self.nc)
         commits = await self.jetstream(store.history(namespace or self.namespace, name))

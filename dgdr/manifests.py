@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from dgdr.domain.errors import ConfigurationError
-from dgdr.domain.spec import KIND
+from dgdr.domain.kinds import KIND
+
+if TYPE_CHECKING:  # PyYAML is imported by `load_documents`: the client's other calls need none
+    import yaml
 
 MANIFEST_EXTENSIONS = (".json", ".yaml", ".yml")  # what kubectl reads from a directory
 
@@ -126,6 +127,8 @@ def load_manifests(
 def load_documents(source: str | Path, text: str | bytes | None = None) -> list[dict[str, Any]]:
     """Every YAML/JSON document in a file (or `text`), skipping empty ones. A file that is not
     UTF-8 text or not YAML is a `ConfigurationError` in one line naming it (and where it broke)."""
+    import yaml
+
     content = Path(source).read_bytes() if text is None else text
     try:
         raw = content.decode("utf-8") if isinstance(content, bytes) else content

@@ -33,16 +33,14 @@ import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
-
-import nats
-import structlog
-from nats.aio.client import Client
 
 from dgdr.domain.errors import ConfigurationError, ServerUnavailable
 
-log = structlog.get_logger("events.connection")
+if TYPE_CHECKING:  # nats-py is imported by `connect`: reading options (the CLI's --help) needs none
+    from nats.aio.client import Client
+
 T = TypeVar("T")
 
 
@@ -317,6 +315,7 @@ async def connect(
     a dropped connection is retried forever; without it (the CLI) a lost server is an error.
     `closed_cb` runs once the client is closed for good (nats-py closes it, not reconnecting, on
     most `-ERR`s from the server): a long-lived owner reconnects from there."""
+    import nats
 
     connected = False
     credentials_refused = asyncio.Event()
@@ -334,7 +333,9 @@ async def connect(
             return  # a failed first connect is raised below, with its cause
         if "permissions violation" in text.lower():
             refusals.report(text)
-        log.warning(
+        import structlog  # here: a command that meets no error does without it (and rich)
+
+        structlog.get_logger("events.connection").warning(
             "nats error",
             url=options.safe_url,
             error_type=type(error).__name__,

@@ -14,20 +14,21 @@ user does produces a traceback. The global options are accepted before or after 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from typer._click.globals import get_current_context  # typer's own click
 
 from dgdr.cli.console import fail
 from dgdr.cli.group import DgdrGroup
-from dgdr.client import DgdrClient
 from dgdr.domain.errors import DgdrError, ServerUnavailable
 from events.connection import DEFAULT_URL, ConnectOptions
+
+if TYPE_CHECKING:  # the client (nats-py) is imported by the commands that connect
+    from dgdr.client import DgdrClient
 
 app = typer.Typer(
     name="dgdr",
@@ -74,6 +75,8 @@ NO_SERVER_HINT = (
 
 
 def run(coro: Awaitable[T]) -> T:
+    import asyncio
+
     try:
         return asyncio.run(coro)  # type: ignore[arg-type]
     except ServerUnavailable as exc:
@@ -87,6 +90,8 @@ def run(coro: Awaitable[T]) -> T:
 
 
 async def with_client(ctx: typer.Context, fn: Callable[[DgdrClient], Awaitable[T]]) -> T:
+    from dgdr.client import DgdrClient
+
     st = settings_of(ctx)
     async with DgdrClient(st.options, namespace=st.namespace) as client:
         return await fn(client)

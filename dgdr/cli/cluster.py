@@ -8,17 +8,21 @@ Failure semantics: a DGD that is not in the simulated cluster is one line on std
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from dgdr.cli.base import cluster_app, run, settings_of
 from dgdr.cli.console import err, fail, out
 from dgdr.cli.printer import columns
-from dgdr.client import DgdrClient
+
+if TYPE_CHECKING:
+    from dgdr.client import DgdrClient
 
 
 async def _cluster(ctx: typer.Context, action: str, name: str | None = None) -> Any:
+    from dgdr.client import DgdrClient
+
     settings = settings_of(ctx)
     async with DgdrClient(settings.options, namespace=settings.namespace) as client:
         # The simulated cluster's bucket is the service's (and admin's): fail at once, not at a

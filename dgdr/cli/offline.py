@@ -21,19 +21,14 @@ import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-import yaml
-from rich.table import Table
 
 from dgdr.cli.console import err, fail, out
-from dgdr.cli.profile_report import dgd_documents, print_table
-from dgdr.cli.yamlout import dump_yaml
-from dgdr.client import load_documents
-from dgdr.domain.errors import DgdrError
-from dgdr.domain.hardware import resolve_hardware
-from dgdr.domain.spec import DGDRSpec, FieldError, parse_manifest, parse_spec
+
+if TYPE_CHECKING:  # the spec models, rich's tables and `sim` are imported by the commands
+    from dgdr.domain.spec import DGDRSpec, FieldError
 
 ESTIMATE_OUTPUTS = ("table", "json", "yaml")
 
@@ -106,6 +101,8 @@ def estimate(
     if output == "json":
         print(json.dumps(data, indent=2))
     elif output == "yaml":
+        from dgdr.cli.yamlout import dump_yaml
+
         print(dump_yaml(data), end="")
     else:
         for key, value in data.items():
@@ -115,6 +112,12 @@ def estimate(
 
 def _read_spec(filename: str) -> tuple[DGDRSpec, str, str]:
     """(spec, name, namespace) from a manifest or a bare spec; FieldErrors end the command."""
+    import yaml
+
+    from dgdr.domain.errors import DgdrError
+    from dgdr.domain.spec import parse_manifest, parse_spec
+    from dgdr.manifests import load_documents
+
     try:
         docs = load_documents(filename)
     except (OSError, yaml.YAMLError, DgdrError) as exc:
@@ -211,6 +214,8 @@ def profile(
     if output not in PROFILE_OUTPUTS:
         raise fail(f"--output {output!r} is not supported: use {', '.join(PROFILE_OUTPUTS)}", 2)
     import sim
+    from dgdr.cli.profile_report import dgd_documents, print_table
+    from dgdr.domain.hardware import resolve_hardware
 
     if dgd_api_version not in sim.DGD_API_VERSIONS:
         versions = " or ".join(sim.DGD_API_VERSIONS)
@@ -255,6 +260,8 @@ def profile(
     if output == "json":
         print(json.dumps(report, indent=2))
     elif output == "yaml":
+        from dgdr.cli.yamlout import dump_yaml
+
         print(dump_yaml(report), end="")
     elif output == "dgd":
         print(dgd_documents(report), end="")
@@ -315,6 +322,7 @@ def simulate(
     if output not in ("table", "json"):
         raise fail(f"--output {output!r} is not supported: use table or json", 2)
     import sim
+    from dgdr.domain.hardware import resolve_hardware
 
     spec, name, namespace = _read_spec(filename)
     hardware, errors = resolve_hardware(spec, {})
@@ -390,6 +398,8 @@ def _print_simulation(
 ) -> None:
     """`dgdr simulate`'s table: the load, p50/p90/p99 against the SLA, throughput, and how the
     measured figures compare with the pick's estimate."""
+    from rich.table import Table
+
     arrivals = (
         f"{request_rate:g} req/s (Poisson)"
         if request_rate is not None

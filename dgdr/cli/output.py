@@ -15,13 +15,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dgdr.cli import render, template
+from dgdr.cli import render
 from dgdr.cli.printer import Columns
-from dgdr.cli.yamlout import dump_yaml
-from dgdr.client import DgdrObject
-from dgdr.domain.spec import API_VERSION
+from dgdr.domain.kinds import API_VERSION
+
+if TYPE_CHECKING:  # templates (`k8s.jsonpath`) are imported for -o jsonpath/custom-columns only
+    from dgdr.cli import template
+    from dgdr.client import DgdrObject
 
 RESOURCE = f"dynamographdeploymentrequest.{API_VERSION.split('/')[0]}"
 FORMATS = ("custom-columns", "json", "jsonpath", "name", "wide", "yaml")
@@ -49,6 +51,8 @@ class Output:
 
     def _cells(self, obj: DgdrObject, now: datetime | None) -> list[str]:
         if self.kind == "custom-columns":
+            from dgdr.cli import template
+
             return template.column_cells(self.columns, obj)
         ns = [obj["metadata"].get("namespace", "")] if self.namespaces else []
         return ns + render.row(obj, wide=self.kind == "wide", now=now)
@@ -62,6 +66,8 @@ class Output:
             return "\n".join(f"{RESOURCE}/{o['metadata']['name']}" for o in objects)
         data: Any = objects[0] if single else {"apiVersion": "v1", "kind": "List", "items": objects}
         if self.kind == "jsonpath":
+            from dgdr.cli import template
+
             return template.execute(self.nodes, data)
         return dump(data, self.kind)
 
@@ -80,6 +86,8 @@ class Output:
 def dump(data: Any, fmt: str) -> str:
     if fmt == "json":
         return json.dumps(data, indent=4)
+    from dgdr.cli.yamlout import dump_yaml  # PyYAML: only for -o yaml
+
     return dump_yaml(data).rstrip("\n")
 
 
@@ -89,9 +97,11 @@ def parse_output(value: str | None, namespaces: bool = False) -> Output:
         return Output("table", namespaces)
     value = value.removeprefix("=")
     kind, eq, argument = value.partition("=")
-    if kind == "jsonpath" and eq:
-        return Output(kind, namespaces, nodes=template.parse_template(argument))
-    if kind == "custom-columns" and eq:
+    if kind in ("jsonpath", "custom-columns") and eq:
+        from dgdr.cli import template
+
+        if kind == "jsonpath":
+            return Output(kind, namespaces, nodes=template.parse_template(argument))
         return Output(kind, namespaces, columns=template.parse_custom_columns(argument))
     if kind in ("jsonpath", "custom-columns"):
         raise ValueError(f"-o {kind} needs a value: -o {kind}=" + _EXAMPLES[kind])

@@ -11,8 +11,7 @@ exits 2 with one line naming the allowed values or the problem; Ctrl-C ends a wa
 
 from __future__ import annotations
 
-import importlib.metadata
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -20,9 +19,11 @@ from dgdr.cli import render
 from dgdr.cli.base import app, run, settings_of, with_client
 from dgdr.cli.console import fail
 from dgdr.cli.output import Output, dump, parse_output
-from dgdr.client import DgdrClient, DgdrObject, HistoryEntry
 from events.connection import connect
 from k8s.labels import LabelSelector, parse_label_selector
+
+if TYPE_CHECKING:
+    from dgdr.client import DgdrClient, DgdrObject, HistoryEntry
 
 OutputOption = Annotated[
     str | None,
@@ -183,6 +184,8 @@ def history(
 
 
 def client_version() -> str:
+    import importlib.metadata
+
     try:
         return importlib.metadata.version("dgdr")
     except importlib.metadata.PackageNotFoundError:

@@ -12,15 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from dgdr.cli.printer import columns
-from dgdr.client import DgdrObject, HistoryEntry
-from dgdr.domain.describe import Description, describe_damage
-from dgdr.domain.describe import describe as describe_event
-from dgdr.domain.model import event_from_payload
+
+if TYPE_CHECKING:  # the event models are imported where events are described: `get` needs none
+    from dgdr.client import DgdrObject, HistoryEntry
+    from dgdr.domain.describe import Description
 
 COLUMNS = ("NAME", "MODEL", "BACKEND", "PHASE", "PROFILING", "REASON", "MESSAGE", "DGD", "AGE")
 WIDE_COLUMNS = (*COLUMNS, "GENERATION", "RESOURCEVERSION", "UID")
@@ -93,6 +91,12 @@ def describe_stored(stored: HistoryEntry) -> Description:
     """The description of a stored event as `DgdrClient.history` lists it. An event this version
     cannot read (written by a newer dgdr) is named by its type rather than failing the command; a
     damaged message is a warning with its reason and its bytes."""
+    from pydantic import ValidationError
+
+    from dgdr.domain.describe import Description, describe_damage
+    from dgdr.domain.describe import describe as describe_event
+    from dgdr.domain.model import event_from_payload
+
     if "damaged" in stored:
         return describe_damage(stored["damaged"], stored.get("subject", ""), stored.get("raw", ""))
     try:

@@ -23,7 +23,7 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -31,9 +31,10 @@ from dgdr.cli import preflight, render
 from dgdr.cli.base import Settings, app, run, settings_of
 from dgdr.cli.console import err, fail, out
 from dgdr.cli.writing import parse_duration, print_outcome, print_sla_warning
-from dgdr.client import DgdrClient, load_documents
 from events.connection import ConnectOptions, redact_url
-from projections.status import PROFILING_SUCCEEDED
+
+if TYPE_CHECKING:  # the client (nats-py) is imported by the commands that connect
+    from dgdr.client import DgdrClient
 
 SYNC_INTERVAL = re.compile(r"always|[0-9]+(ms|s|m|h)")
 
@@ -552,7 +553,9 @@ def demo(
     the temporary directory removed, and it exits 128 + the signal (130, 143) as an interrupted
     command does, so that `dgdr demo && ...` does not go on as if the demo had run."""
     from dgdr.app.logs import configure
+    from dgdr.client import DgdrClient, load_documents
     from events.server import free_port
+    from projections.status import PROFILING_SUCCEEDED
 
     configure("WARNING")
     example = _example_path()

@@ -19,23 +19,23 @@ connection included), so the whole command ends within the timeout and a fractio
 
 from __future__ import annotations
 
-import asyncio
 import re
 import sys
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from dgdr.cli import STARTED, render
 from dgdr.cli.base import app, run, settings_of, with_client
 from dgdr.cli.console import err, fail, out
-from dgdr.client import DgdrClient, DgdrObject, RequestOutcome
 from dgdr.domain.errors import DgdrError, NotFound, WaitTimeout
 from dgdr.domain.sla import REQUIRE_SLA_ANNOTATION
 from dgdr.domain.waiting import FORMS, Outcome, Verdict, WaitFor, parse_wait_for
-from dgdr.manifests import Document, load_manifests
-from projections.status import CONDITION_ORDER
+
+if TYPE_CHECKING:  # the client (nats-py) and the models are imported by the commands that use them
+    from dgdr.client import DgdrClient, DgdrObject, RequestOutcome
+    from dgdr.manifests import Document
 
 RESOURCE = "dynamographdeploymentrequest.nvidia.com"  # as kubectl names a deleted object
 
@@ -110,6 +110,8 @@ RequireSlaOption = Annotated[
 
 
 def _manifests(filenames: list[str], recursive: bool) -> list[Document]:
+    from dgdr.manifests import load_manifests
+
     stdin = sys.stdin.buffer.read() if "-" in filenames else None
     try:
         docs = load_manifests(filenames, recursive=recursive, stdin=stdin)
@@ -267,6 +269,10 @@ def wait(
     timeout: Annotated[str, typer.Option(help="e.g. 60s, 2m (from the command's start)")] = "60s",
 ) -> None:
     """Wait until DGDRs meet a condition; exit 1 if one fails, cannot meet it, or times out."""
+    import asyncio
+
+    from projections.status import CONDITION_ORDER
+
     try:
         until = parse_wait_for(for_, CONDITION_ORDER)
     except ValueError as exc:

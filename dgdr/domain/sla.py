@@ -15,8 +15,10 @@ Pure functions; an annotation value other than "true"/"false" is a `FieldError` 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from dgdr.domain.spec import FieldError
+if TYPE_CHECKING:  # at run time imported where used: the CLI reads the names here without pydantic
+    from dgdr.domain.spec import FieldError
 
 REQUIRE_SLA_ANNOTATION = "dgdr.nvidia.com/require-sla"
 SLA_NOT_MET = "SLANotMet"
@@ -25,6 +27,8 @@ _VALUES = {"true": True, "false": False}
 
 def require_sla_error(annotations: Mapping[str, str]) -> FieldError | None:
     """The annotation's value is not "true" or "false" (None when absent or valid)."""
+    from dgdr.domain.spec import FieldError
+
     value = annotations.get(REQUIRE_SLA_ANNOTATION)
     if value is None or value in _VALUES:
         return None

@@ -71,11 +71,11 @@ from pydantic import (
 )
 
 from dgdr.domain.jobspec import INT32, JobSpec, whole_number
+from dgdr.domain.kinds import API_VERSION as API_VERSION  # re-exported: spec's public names
+from dgdr.domain.kinds import DGD_API_VERSION as DGD_API_VERSION
+from dgdr.domain.kinds import DGD_KIND as DGD_KIND
+from dgdr.domain.kinds import KIND as KIND
 
-API_VERSION = "nvidia.com/v1beta1"
-KIND = "DynamoGraphDeploymentRequest"
-DGD_API_VERSION = "nvidia.com/v1alpha1"
-DGD_KIND = "DynamoGraphDeployment"
 # The Dynamo release dgdr stands in for: the tag of the images it names when the user names none
 # (the runtime images of a generated DGD, the profiler image the defaulting webhook sets), as
 # Dynamo's operator uses its own version. The latest GA; main's 1.5.0 has no published images yet.

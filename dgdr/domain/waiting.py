@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal
 
-from dgdr.domain.machine import EDGES, join_state, split_state
 from dgdr.domain.phases import PHASES
 
 WaitKind = Literal["phase", "condition", "delete", "resourceVersion"]
@@ -102,6 +101,9 @@ def parse_wait_for(text: str, conditions: Sequence[str]) -> WaitFor:
 def reachable_phases(phase: str, sub_phase: str | None = None) -> frozenset[str]:
     """The phases a DGDR in `phase` (and profiling `sub_phase`) can reach, itself included,
     by the machine's edges that need neither a new spec, a re-apply nor a delete."""
+    # Imported here: building the machine's edges at import would cost every `dgdr` command.
+    from dgdr.domain.machine import EDGES, join_state, split_state
+
     seen = {join_state(phase, sub_phase)}
     todo = list(seen)
     while todo:

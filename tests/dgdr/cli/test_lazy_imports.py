@@ -1,0 +1,103 @@
+"""The `dgdr` command imports only what the command that runs needs (issue 11, CLI start-up).
+
+Each test runs the command as a user does (a subprocess) through a probe that lists, when the
+process ends, every module it imported; the command's output is checked too, so a command that
+did less than it should cannot pass. Timing is bench/cli_startup.py's job, not a test's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from dgdr.client import DgdrClient
+from events.connection import ConnectOptions
+from events.server import EmbeddedNatsServer
+from tests.integration.conftest import fast_config, manifest
+
+ROOT = Path(__file__).resolve().parents[3]
+
+# `dgdr ARGS...`, printing at exit (on stderr, after what the command printed) the modules loaded.
+PROBE = """
+import atexit, json, sys
+atexit.register(lambda: print("\\nMODULES " + json.dumps(sorted(sys.modules)), file=sys.stderr))
+sys.argv = ["dgdr", *sys.argv[1:]]
+from dgdr.cli.main import main
+main()
+"""
+
+# Nothing of NATS, the spec and event models, the machine, logging, YAML or the profiler.
+NOT_FOR_HELP = {
+    "nats",
+    "aiohttp",
+    "structlog",
+    "dgdr.client",
+    "dgdr.domain.spec",
+    "dgdr.domain.model",
+    "transitions",
+    "projections",
+    "yaml",
+    "sim",
+    "numpy",
+    "matplotlib",
+}
+NOT_FOR_GET = {"sim", "numpy", "matplotlib", "projections", "dgdr.cli.profile_report"}
+
+
+def probe(args: Sequence[str]) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    shown = subprocess.run(
+        [sys.executable, "-c", PROBE, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    listed = [line for line in shown.stderr.splitlines() if line.startswith("MODULES ")]
+    assert listed, shown.stderr
+    return shown, set(json.loads(listed[-1].removeprefix("MODULES ")))
+
+
+def loaded(modules: set[str], names: set[str]) -> list[str]:
+    """The modules of `modules` that are one of `names` or inside one of those packages."""
+    return sorted(m for m in modules if m in names or m.split(".")[0] in names)
+
+
+def test_help_imports_nothing_of_nats_the_models_or_the_profiler() -> None:
+    shown, modules = probe(["--help"])
+    assert shown.returncode == 0, shown.stderr
+    assert "Usage: dgdr" in shown.stdout and "--server" in shown.stdout
+    for verb in ("get", "apply", "up", "profile", "cluster"):
+        assert f" {verb} " in shown.stdout, shown.stdout
+    assert loaded(modules, NOT_FOR_HELP) == []
+
+
+def test_a_verb_help_imports_nothing_of_nats_or_the_models() -> None:
+    shown, modules = probe(["get", "--help"])
+    assert shown.returncode == 0, shown.stderr
+    assert "Usage: dgdr get" in shown.stdout and "--selector" in shown.stdout
+    assert loaded(modules, NOT_FOR_HELP) == []
+
+
+async def test_get_imports_nothing_of_the_profiler_or_the_projection(
+    nats_server: EmbeddedNatsServer,
+) -> None:
+    from dgdr.app.service import Service
+
+    service = Service(fast_config(nats_server.url))
+    await service.start()
+    try:
+        async with DgdrClient(ConnectOptions(url=nats_server.url)) as client:
+            outcome = await client.apply(manifest("lazy-get"))
+            assert outcome["status"] == "accepted", outcome
+            await client.wait("lazy-get", resource_version=outcome["resourceVersion"], timeout=30)
+        shown, modules = await asyncio.to_thread(probe, ["--server", nats_server.url, "get"])
+    finally:
+        await service.stop()
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[1].split()[0] == "lazy-get", shown.stdout
+    assert loaded(modules, NOT_FOR_GET) == []
