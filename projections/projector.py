@@ -7,7 +7,9 @@ a new incarnation of a name, a damaged message) is repaired by folding the name'
 after the current value onto it (its whole stored history when there is no value).
 Every write is a compare-and-swap on the KV revision, so two projector replicas never move a value
 backwards; a lost CAS (on update, create or delete: an expected race) re-reads and tries again,
-logged at debug.
+logged at debug. A name's first message (expected sequence 0) is written with `create` without
+reading the key first: a write expecting no revision at all, refused when the key exists or
+holds a delete marker; the key is then read as above.
 
 Trusted but verified (`events.integrity`): a delivered message that is not a valid commit, or a commit
 that is not a legal continuation of the status, is never folded. It is recorded once in the quarantine
@@ -151,8 +153,8 @@ class Projector:
             self._cache.pop(key, None)
         elif revision:
             self._remember(key, obj, await self.kv.update(key, encode(obj), last=revision))
-        else:
-            self._remember(key, obj, await self.kv.create(key, encode(obj)))
+        else:  # not `create`: it would write over a delete marker the caller has not seen
+            self._remember(key, obj, await self.kv.update(key, encode(obj), last=0))
 
     async def _refold(
         self, aggregate: AggregateId, current: Status | None
@@ -188,6 +190,8 @@ class Projector:
             return
         key = s.status_key(agg.namespace, agg.name)
         cached = self._cache.get(key)
+        if cached is None and commit.expected == 0 and commit.damage is None:
+            cached = (None, 0)  # the name's first message: its key is new, `create` checks that
         for _ in range(20):
             if cached is not None:
                 current, revision = cached
