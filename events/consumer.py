@@ -215,13 +215,15 @@ class _Puller:
     async def keep_in_progress(self) -> None:
         """While a handler runs (e.g. retrying through a leader election), tell the server every
         half ack wait that its message is still being worked on, so it is not redelivered to run
-        a second time alongside. One loop for every running handler (not a task per message): a
-        message whose handler has run for at least half the ack wait is marked."""
+        a second time alongside. One loop for every running handler (not a task per message),
+        ticking every eighth of the ack wait."""
+        tick = self.ack_wait / 8
         while True:
-            await asyncio.sleep(self.ack_wait / 4)
+            await asyncio.sleep(tick)
             now = time.monotonic()
             for key, (msg, since) in list(self.running.items()):
-                if now - since >= self.ack_wait / 2 and key in self.running:
+                # marked at most half an ack wait apart, as a timer per message would mark it
+                if now - since >= self.ack_wait / 2 - tick and key in self.running:
                     self.running[key] = (msg, now)
                     with contextlib.suppress(Exception):
                         await msg.in_progress()

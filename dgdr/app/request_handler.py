@@ -55,6 +55,7 @@ from dgdr.domain.spec import (
 from dgdr.domain.target import DISCOVERED_FACTS, DeploymentTarget
 from events import subjects as s
 from events.consumer import retry_delay
+from projections.projector import Projector, WriteThrough
 
 log = structlog.get_logger("dgdr.app.service")
 
@@ -130,8 +131,12 @@ class RequestHandler:
         max_deliveries: int,
         max_transient_deliveries: int,
         require_sla: bool = False,
+        projector: Projector | None = None,
     ) -> None:
         self.nc, self.js, self.handler, self.cluster = nc, js, handler, cluster
+        # When given, a recorded commit is projected right after its outcome is sent
+        # (`Projector.writing`), not when the projector's consumer gets it.
+        self.projector = projector
         self.require_sla = require_sla  # `dgdr up --require-sla`: the DGDRs' default
         self.model_dirs = model_dirs
         self._refusals = ModelRefusals(model_dirs)
@@ -141,6 +146,18 @@ class RequestHandler:
         )
 
     async def on_message(self, msg: Any) -> None:
+        try:
+            namespace, name = s.parse_request_subject(str(msg.subject))
+        except (ValueError, UnicodeDecodeError):  # not a request: `_process` says so
+            await self._on_message(msg, None)
+            return
+        if self.projector is None:
+            await self._on_message(msg, None)
+            return
+        async with self.projector.writing(namespace, name) as write:
+            await self._on_message(msg, write)
+
+    async def _on_message(self, msg: Any, write: WriteThrough | None) -> None:
         request_id = (msg.headers or {}).get("Nats-Msg-Id", "")
         problem = request_id_problem(request_id)
         if problem is not None:  # no outcome: its subject could not carry this id
@@ -159,6 +176,8 @@ class RequestHandler:
                 return  # to be redelivered
             outcome = failed
         await self._answer(request_id, outcome)
+        if outcome.commit is not None and write is not None:
+            await write(outcome.commit)
 
     async def _failed(self, msg: Any, request_id: str, exc: Exception) -> Outcome | None:
         """Nak `msg` to have it redelivered (None), or give up on it: log the traceback once,
