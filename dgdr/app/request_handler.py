@@ -14,6 +14,7 @@ decisions live in `dgdr.app.intake`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import json
@@ -177,6 +178,7 @@ class RequestHandler:
             outcome = failed
         await self._answer(request_id, outcome)
         if outcome.commit is not None and write is not None:
+            await asyncio.sleep(0)  # nats-py's flusher sends the outcome before the fold runs
             await write(outcome.commit)
 
     async def _failed(self, msg: Any, request_id: str, exc: Exception) -> Outcome | None:
