@@ -13,6 +13,13 @@ A command costs at least an event append, a status write and a request ack (thre
 so the goal is a service rate >= 1/3 of the raw rate at the same concurrency, and a single apply's
 round trip (publish → outcome) p50 within 3x one raw publish+ack. Ratios, not absolute numbers,
 are what carry between machines: both sides are measured here, now, on the same noisy machine.
+
+Also, over the N-in-flight run: messages on the wire per apply, as the service's connections sent
+and received them (the server's `/connz` before and after; a raw publish+ack is 1 + 1; goal
+<= 3 + 3), and the service's CPU per apply (utime+stime of its processes, `/proc/<pid>/stat`;
+goal <= 0.15 ms). Last, on a fresh server with the reactor running (`--roles
+requests,projector,reactor`): apply → phase Profiling seen by a KV watcher, sequentially, p50/p99
+(goal <= 5 / 20 ms), against a raw KV put → watcher in the same run.
 """
 
 from __future__ import annotations
@@ -25,8 +32,10 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from pathlib import Path
+from typing import Any
 
 import nats
 from nats.js.api import StorageType, StreamConfig
@@ -37,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 from dgdr.client import DgdrClient  # noqa: E402
 from events import subjects  # noqa: E402
 from events.connection import ConnectOptions  # noqa: E402
-from events.server import EmbeddedNatsServer  # noqa: E402
+from events.server import EmbeddedNatsServer, free_port  # noqa: E402
 
 SPEC = {
     "model": "Qwen/Qwen3-0.6B",
@@ -49,6 +58,32 @@ SPEC = {
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def manifest(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "nvidia.com/v1beta1",
+        "kind": "DynamoGraphDeploymentRequest",
+        "metadata": {"name": name, "namespace": "bench"},
+        "spec": SPEC,
+    }
+
+
+async def connections(monitor_url: str) -> dict[int, tuple[int, int]]:
+    """{cid: (messages the client sent, messages it received)} of every open connection."""
+
+    def read() -> dict[str, Any]:
+        with urllib.request.urlopen(f"{monitor_url}/connz?limit=1024", timeout=10) as answer:
+            return dict(json.loads(answer.read()))
+
+    connz = await asyncio.to_thread(read)
+    return {c["cid"]: (c["in_msgs"], c["out_msgs"]) for c in connz.get("connections") or []}
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of process `pid` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def raw_occ(url: str, total: int, inflight: int) -> tuple[float, list[float]]:
@@ -87,9 +122,13 @@ async def raw_occ(url: str, total: int, inflight: int) -> tuple[float, list[floa
     return per_worker * inflight / elapsed, latencies
 
 
-async def start_service(url: str, roles: str) -> asyncio.subprocess.Process:
+async def start_service(
+    url: str, roles: str, profile: str | None = None
+) -> asyncio.subprocess.Process:
+    profiler = ["-m", "cProfile", "-o", profile] if profile else []
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
+        *profiler,
         "-m",
         "dgdr",
         "--server",
@@ -147,14 +186,8 @@ async def service_path(
             while not queue.empty():
                 name = queue.get_nowait()
                 key = subjects.status_key("bench", name)
-                body = {
-                    "apiVersion": "nvidia.com/v1beta1",
-                    "kind": "DynamoGraphDeploymentRequest",
-                    "metadata": {"name": name, "namespace": "bench"},
-                    "spec": SPEC,
-                }
                 t0 = time.perf_counter()
-                outcome = await c.submit("bench", name, body)
+                outcome = await c.submit("bench", name, manifest(name))
                 t1 = time.perf_counter()
                 assert outcome["status"] == "accepted", outcome
                 rv = int(outcome["resourceVersion"])
@@ -176,25 +209,122 @@ async def service_path(
         return count / elapsed, outcome_rtt, full_rtt
 
 
+async def raw_kv_watch(url: str, count: int) -> list[float]:
+    """Seconds from a KV put to a watcher seeing it, one put at a time."""
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    bucket = f"RAWKV{uuid.uuid4().hex[:8]}"
+    kv = await js.create_key_value(bucket=bucket)
+    watcher = await kv.watch(">")
+    async for entry in watcher:  # the initial marker: nothing stored yet
+        if entry is None:
+            break
+    latencies = []
+    value = b"x" * 2048
+    for i in range(count):
+        t0 = time.perf_counter()
+        await kv.put(f"k{i}", value)
+        async for entry in watcher:
+            if entry is not None and entry.key == f"k{i}":
+                break
+        latencies.append(time.perf_counter() - t0)
+    await watcher.stop()
+    await js.delete_key_value(bucket)
+    await nc.close()
+    return latencies
+
+
+async def profiling_seen(url: str, count: int, first: int = 0) -> list[float]:
+    """Seconds from publishing an apply to a KV watcher seeing its phase Profiling, one at a time
+    (the reactor decides Pending → Profiling; the projector writes both)."""
+    async with DgdrClient(ConnectOptions(url=url)) as c:
+        kv = await c.kv()
+        seen: dict[str, asyncio.Future[float]] = {}
+
+        async def watch() -> None:
+            watcher = await kv.watch(f"{subjects.escape('bench')}.>")
+            async for entry in watcher:
+                if entry is None or not entry.value:
+                    continue
+                if json.loads(entry.value)["status"]["phase"] != "Profiling":
+                    continue
+                waiting = seen.get(entry.key)
+                if waiting is not None and not waiting.done():
+                    waiting.set_result(time.perf_counter())
+
+        watcher_task = asyncio.create_task(watch())
+        latencies = []
+        loop = asyncio.get_running_loop()
+        for i in range(first, first + count):
+            name = f"prof{i}"
+            seen[subjects.status_key("bench", name)] = fut = loop.create_future()
+            t0 = time.perf_counter()
+            outcome = await c.submit("bench", name, manifest(name))
+            assert outcome["status"] == "accepted", outcome
+            async with asyncio.timeout(30):
+                latencies.append(await fut - t0)
+        watcher_task.cancel()
+        return latencies
+
+
 async def main(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="dgdr-bench-") as tmp:
+        server = await EmbeddedNatsServer(tmp, monitor_port=free_port()).start()
+        try:
+            await run(server.url, server.monitor_url or "", args)
+        finally:
+            await server.stop()
+    if args.profiling <= 0:
+        return
     with tempfile.TemporaryDirectory(prefix="dgdr-bench-") as tmp:
         server = await EmbeddedNatsServer(tmp).start()
         try:
-            await run(server.url, args)
+            await run_profiling(server.url, args)
         finally:
             await server.stop()
 
 
-async def run(url: str, args: argparse.Namespace) -> None:
+async def run_profiling(url: str, args: argparse.Namespace) -> None:
+    await raw_kv_watch(url, 50)  # warm-up
+    raw = await raw_kv_watch(url, args.profiling)
+    service = await start_service(url, "requests,projector,reactor")
+    try:
+        await profiling_seen(url, 20)  # warm-up
+        seen = await profiling_seen(url, args.profiling, first=20)
+    finally:
+        service.terminate()
+        await service.wait()
+    p50, p99 = statistics.median(seen), pct(seen, 0.99)
+    print(
+        f"  raw KV put -> watcher, sequential: p50 {statistics.median(raw) * 1e3:.2f} ms, "
+        f"p99 {pct(raw, 0.99) * 1e3:.2f} ms"
+    )
+    print(
+        f"  apply -> phase Profiling seen by a KV watcher (reactor running), sequential: "
+        f"p50 {p50 * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms "
+        f"(goal p50 <= 5 ms, p99 <= 20 ms: {'met' if p50 <= 0.005 and p99 <= 0.020 else 'NOT met'})"
+    )
+
+
+async def run(url: str, monitor_url: str, args: argparse.Namespace) -> None:
     n = args.inflight
     await raw_occ(url, 500, 1)  # warm-up
     raw_seq_rate, raw_seq_lat = await raw_occ(url, args.raw, 1)
     raw_n_rate, _ = await raw_occ(url, args.raw * 2, n)
-    services = [await start_service(url, roles) for roles in args.processes.split("/")]
+    services = [
+        await start_service(url, roles, args.profile if i == 0 else None)
+        for i, roles in enumerate(args.processes.split("/"))
+    ]
+    own = await connections(monitor_url)  # open now: the services' connections only
     try:
         await service_path(url, 50, 1, "warm")  # warm-up: connections, consumers, caches
         svc_seq_rate, single_rtt, _ = await service_path(url, args.single, 1, "one")
+        before, cpu_before = (
+            await connections(monitor_url),
+            sum(cpu_seconds(p.pid) for p in services),
+        )
         svc_n_rate, _, full_n = await service_path(url, args.dgdrs, n, "many")
+        after, cpu_after = await connections(monitor_url), sum(cpu_seconds(p.pid) for p in services)
     finally:
         for service in services:
             service.terminate()
@@ -226,6 +356,19 @@ async def run(url: str, args: argparse.Namespace) -> None:
     )
     for label, rate, extra in rows:
         print(f"  {label:<{width}}  {rate:>14}  {extra}")
+    sent = sum(after[c][0] - before[c][0] for c in own if c in after and c in before)
+    received = sum(after[c][1] - before[c][1] for c in own if c in after and c in before)
+    per_in, per_out = received / args.dgdrs, sent / args.dgdrs
+    cpu_ms = (cpu_after - cpu_before) / args.dgdrs * 1e3
+    print(
+        f"messages per apply on the service's connections: {per_in:.2f} in + {per_out:.2f} out "
+        f"(raw publish+ack: 1 + 1; goal <= 3 + 3: "
+        f"{'met' if per_in <= 3 and per_out <= 3 else 'NOT met'})"
+    )
+    print(
+        f"service CPU per apply: {cpu_ms:.3f} ms "
+        f"(goal <= 0.15 ms: {'met' if cpu_ms <= 0.15 else 'NOT met'})"
+    )
     rate_ratio = svc_n_rate / raw_n_rate
     rtt_ratio = single_p50 / raw_p50
     print(
@@ -248,5 +391,16 @@ if __name__ == "__main__":
         "--processes",
         default="requests,projector",
         help="service processes and their roles, '/'-separated (e.g. requests/projector)",
+    )
+    parser.add_argument(
+        "--profiling",
+        type=int,
+        default=200,
+        help="sequential applies timed to phase Profiling with the reactor running (0: skip)",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="run the first service process under cProfile, writing its stats to FILE",
     )
     asyncio.run(main(parser.parse_args()))

@@ -190,6 +190,8 @@ class _Puller:
         self.inflight = 0
         self.tails: dict[str, asyncio.Future[None]] = {}
         self.tasks: set[asyncio.Task[None]] = set()
+        # id(message) -> (message, when it started or was last marked in progress)
+        self.running: dict[int, tuple[Any, float]] = {}
         self.last_seen = time.monotonic()
         self.wake = asyncio.Event()
 
@@ -210,14 +212,21 @@ class _Puller:
             reply=inbox,
         )
 
-    async def _in_progress(self, msg: Any) -> None:
-        """While the handler runs (e.g. retrying through a leader election), tell the server every
-        half ack wait that the message is still being worked on, so it is not redelivered to run
-        a second time alongside."""
+    async def keep_in_progress(self) -> None:
+        """While a handler runs (e.g. retrying through a leader election), tell the server every
+        half ack wait that its message is still being worked on, so it is not redelivered to run
+        a second time alongside. One loop for every running handler (not a task per message),
+        ticking every eighth of the ack wait."""
+        tick = self.ack_wait / 8
         while True:
-            await asyncio.sleep(self.ack_wait / 2)
-            with contextlib.suppress(Exception):
-                await msg.in_progress()
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            for key, (msg, since) in list(self.running.items()):
+                # marked at most half an ack wait apart, as a timer per message would mark it
+                if now - since >= self.ack_wait / 2 - tick and key in self.running:
+                    self.running[key] = (msg, now)
+                    with contextlib.suppress(Exception):
+                        await msg.in_progress()
 
     async def on_msg(self, msg: Any) -> None:
         status = (msg.headers or {}).get("Status")
@@ -247,8 +256,8 @@ class _Puller:
         try:
             if previous is not None:
                 await asyncio.shield(previous)
-            keepalive = asyncio.create_task(self._in_progress(msg))
             started = time.monotonic()
+            self.running[id(msg)] = (msg, started)
             try:
                 await self.handler(msg)
             except asyncio.CancelledError:
@@ -283,7 +292,7 @@ class _Puller:
                 with contextlib.suppress(Exception):
                     await msg.ack()
             finally:
-                keepalive.cancel()
+                self.running.pop(id(msg), None)
         finally:
             done.set_result(None)
             if self.tails.get(key) is done:
@@ -332,6 +341,7 @@ async def run_consumer(
     )
     inbox = nc.new_inbox()
     sub = await nc.subscribe(inbox, cb=puller.on_msg)
+    keepalive = asyncio.create_task(puller.keep_in_progress())
     try:
         while True:
             _check_open(nc, durable)
@@ -370,6 +380,7 @@ async def run_consumer(
                     break  # no message, heartbeat or expiry: the pull is lost; start over
                 await puller.pull(inbox)
     finally:
+        keepalive.cancel()
         with contextlib.suppress(Exception):
             await sub.unsubscribe()
         for task in list(puller.tasks):

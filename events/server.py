@@ -11,6 +11,8 @@ With `config_file` (the authorization `events.auth` renders) the server also rea
 command line's listen address, port and store directory win over anything in it. `jetstream_sync` sets JetStream's
 `sync_interval` (how often the store is fsynced; "always" = every message); nats-server has no
 flag for it, so it goes in `nats-server-sync.conf`, which includes `config_file`.
+With `monitor_port` the server also serves its HTTP monitoring endpoints (`/varz`, `/connz`, ...)
+on 127.0.0.1 at that port (`monitor_url`); benchmarks read message counts there.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class EmbeddedNatsServer:
         port: int | None = None,
         config_file: Path | None = None,
         jetstream_sync: str | None = None,
+        monitor_port: int | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.config_file = config_file
@@ -61,6 +64,7 @@ class EmbeddedNatsServer:
         # server's default (2 min).
         self.jetstream_sync = jetstream_sync
         self.port = port or free_port()
+        self.monitor_port = monitor_port
         self.host = "127.0.0.1"
         self._proc: asyncio.subprocess.Process | None = None
         self._log = self.data_dir / "nats-server.log"
@@ -68,6 +72,10 @@ class EmbeddedNatsServer:
     @property
     def url(self) -> str:
         return f"nats://{self.host}:{self.port}"
+
+    @property
+    def monitor_url(self) -> str | None:
+        return f"http://{self.host}:{self.monitor_port}" if self.monitor_port else None
 
     async def start(self, timeout: float = 10.0) -> EmbeddedNatsServer:
         binary = find_nats_server()
@@ -84,6 +92,7 @@ class EmbeddedNatsServer:
                 lines.append(f'include "{self.config_file.name}"\n')
             conf.write_text("".join(lines))
             config = ["-c", str(conf)]
+        monitor = ["-m", str(self.monitor_port)] if self.monitor_port else []
         log = self._log.open("ab")
         self._proc = await asyncio.create_subprocess_exec(
             binary,
@@ -95,6 +104,7 @@ class EmbeddedNatsServer:
             str(self.port),
             "-sd",
             str(store_dir),
+            *monitor,
             "--no_advertise",
             "--ports_file_dir",
             str(self.data_dir),

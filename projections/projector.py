@@ -7,7 +7,19 @@ a new incarnation of a name, a damaged message) is repaired by folding the name'
 after the current value onto it (its whole stored history when there is no value).
 Every write is a compare-and-swap on the KV revision, so two projector replicas never move a value
 backwards; a lost CAS (on update, create or delete: an expected race) re-reads and tries again,
-logged at debug.
+logged at debug. A name's first message (expected sequence 0) is written without reading the key
+first: a write expecting no revision at all, refused when the key exists or holds a delete marker;
+the key is then read as above.
+
+Written through (`writing`): where the writer of a commit (request intake, the reactor) runs
+in the same process as the projector, it projects its commit itself right after the append, by the
+same `apply`, instead of waiting for the projector's consumer to deliver it. The guarantees stay:
+the status is never ahead of the store (the commit is stored before it is folded), never behind
+for long (a write-through that fails is only logged: the consumer projects every commit as before),
+and a rebuild gives the same bytes (the same fold of the same commit). Applies of one key run one at
+a time in a process; the consumer then finds the commit folded and skips it without decoding it
+(`on_message`): every message at or below a value's resourceVersion was verified, folded or
+quarantined, by whoever wrote that value, or is the writer's own commit.
 
 Trusted but verified (`events.integrity`): a delivered message that is not a valid commit, or a commit
 that is not a legal continuation of the status, is never folded. It is recorded once in the quarantine
@@ -28,7 +40,10 @@ delivered commit's time (when it was decided) to the write.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -41,8 +56,8 @@ from dgdr.domain import machine
 from dgdr.domain.errors import ProjectionAheadOfStore, StoreError
 from events import subjects as s
 from events.envelope import AggregateId, Commit, Damage
-from events.integrity import NO_AGGREGATE, illegal, mark_illegal
-from events.jetstream import WRONG_LAST_SEQUENCE, bucket_values
+from events.integrity import NO_AGGREGATE, aggregate_of, illegal, mark_illegal
+from events.jetstream import WRONG_LAST_SEQUENCE, bucket_values, decode_message
 from events.quarantine import quarantine
 from events.store import EventStore
 from projections.status import encode, mark_damaged, project
@@ -50,6 +65,7 @@ from projections.status import encode, mark_damaged, project
 log = structlog.get_logger("dgdr.projector")
 
 Status = dict[str, Any]
+WriteThrough = Callable[[Commit], Awaitable[None]]
 
 
 def is_cas_conflict(exc: Exception) -> bool:
@@ -130,6 +146,7 @@ class Projector:
         # stale entry only costs a failed CAS and a re-read.
         self._cache: dict[str, tuple[dict[str, Any] | None, int]] = {}
         self._cache_size = cache_size
+        self._keys: dict[str, list[Any]] = {}  # key -> [lock, users]: `_serialized`
 
     def _remember(self, key: str, obj: dict[str, Any] | None, revision: int) -> None:
         if len(self._cache) >= self._cache_size:
@@ -151,8 +168,8 @@ class Projector:
             self._cache.pop(key, None)
         elif revision:
             self._remember(key, obj, await self.kv.update(key, encode(obj), last=revision))
-        else:
-            self._remember(key, obj, await self.kv.create(key, encode(obj)))
+        else:  # not `create`: it would write over a delete marker the caller has not seen
+            self._remember(key, obj, await self.kv.update(key, encode(obj), last=0))
 
     async def _refold(
         self, aggregate: AggregateId, current: Status | None
@@ -180,7 +197,74 @@ class Projector:
         if await quarantine(self.js, commit):
             log.warning("stored message quarantined", damage=str(commit.damage))
 
+    @contextlib.asynccontextmanager
+    async def _serialized(self, key: str) -> AsyncIterator[None]:
+        """One apply at a time per key in this process: a commit written through by its writer
+        (`writing`) and the same commit delivered to the projector's consumer do not race
+        each other's compare-and-swap; the later one finds it folded."""
+        held = self._keys.get(key)
+        if held is None:
+            held = self._keys[key] = [asyncio.Lock(), 0]
+        held[1] += 1
+        try:
+            async with held[0]:
+                yield
+        finally:
+            held[1] -= 1
+            if not held[1]:
+                del self._keys[key]
+
+    def _covers(self, key: str, seq: int) -> bool:
+        """Whether what this projector last wrote for `key` already folds stream sequence `seq`."""
+        cached = self._cache.get(key)
+        return cached is not None and resource_version(cached[0]) >= seq
+
+    async def on_message(self, msg: Any) -> None:
+        """A `DGDR_EVENTS` message delivered to the projector's consumer. When this process wrote
+        a status that folds it (its writer wrote the commit through), it is not decoded again:
+        every message at or below a value's resourceVersion was verified (folded or quarantined)
+        by whoever wrote that value, or is the writer's own commit."""
+        seq = int(msg.metadata.sequence.stream)
+        agg = aggregate_of(str(msg.subject))
+        if agg is None:
+            await self.apply(decode_message(msg, seq))
+            return
+        key = s.status_key(agg.namespace, agg.name)
+        async with self._serialized(key):
+            if not self._covers(key, seq):
+                await self._apply(decode_message(msg, seq))
+
+    @contextlib.asynccontextmanager
+    async def writing(self, namespace: str, name: str) -> AsyncIterator[WriteThrough]:
+        """For a writer of commits on a name in this process (request intake, the reactor): held
+        from before its append until it has written the commit through, so the projector's
+        consumer, delivered the commit meanwhile, waits and then finds it folded. Yields the
+        write: best effort, a failure is logged and the consumer projects the commit as it
+        would anyway."""
+
+        async def write(commit: Commit) -> None:
+            try:
+                await self._apply(commit)
+            except Exception as exc:
+                log.warning(
+                    "writing the status through failed; the projector's consumer will write it",
+                    seq=commit.seq,
+                    aggregate=str(commit.aggregate),
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+
+        async with self._serialized(s.status_key(namespace, name)):
+            yield write
+
     async def apply(self, commit: Commit) -> None:
+        agg = commit.aggregate
+        if agg == NO_AGGREGATE:
+            await self._apply(commit)
+            return
+        async with self._serialized(s.status_key(agg.namespace, agg.name)):
+            await self._apply(commit)
+
+    async def _apply(self, commit: Commit) -> None:
         agg = commit.aggregate
         if commit.damage is not None:  # unreadable: recorded whatever the status shows
             await self._quarantine(commit)
@@ -188,6 +272,8 @@ class Projector:
             return
         key = s.status_key(agg.namespace, agg.name)
         cached = self._cache.get(key)
+        if cached is None and commit.expected == 0 and commit.damage is None:
+            cached = (None, 0)  # the name's first message: its key is new, `create` checks that
         for _ in range(20):
             if cached is not None:
                 current, revision = cached

@@ -11,10 +11,10 @@ fails, and how a dead letter is kept. Pure functions; `dgdr.app.service` does th
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 import nats.errors
+import orjson
 from nats.js.errors import ServiceUnavailableError
 
 from dgdr.app.handler import Outcome
@@ -101,7 +101,7 @@ def dead_letter(
 def outcome_body(outcome: Outcome, request_id: str, max_bytes: int) -> bytes:
     """The outcome's JSON; when it would exceed `max_bytes` (errors that echo a huge input), with
     the message and each error cut short and at most 100 errors."""
-    body = json.dumps(outcome.to_dict(request_id)).encode()
+    body = orjson.dumps(outcome.to_dict(request_id))
     if len(body) <= max_bytes:
         return body
     errors = tuple({k: v[:500] for k, v in e.items()} for e in outcome.errors[:100])
@@ -114,4 +114,4 @@ def outcome_body(outcome: Outcome, request_id: str, max_bytes: int) -> bytes:
         message=outcome.message[:2000],
         errors=errors,
     )
-    return json.dumps(short.to_dict(request_id)).encode()
+    return orjson.dumps(short.to_dict(request_id))

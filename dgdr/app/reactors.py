@@ -63,6 +63,7 @@ from dgdr.domain.target import DeploymentTarget, ProfilingJobs
 from events import subjects as s
 from events.envelope import AggregateId, Commit, Envelope
 from events.jetstream import decode_message
+from projections.projector import Projector, WriteThrough
 
 log = structlog.get_logger("dgdr.app.reactors")
 
@@ -85,10 +86,17 @@ def observation_id(uid: str, dgd_name: str, observed: str, replicas: int, availa
 
 class Reactor:
     def __init__(
-        self, handler: CommandHandler, js: JetStreamContext, cluster: DeploymentTarget
+        self,
+        handler: CommandHandler,
+        js: JetStreamContext,
+        cluster: DeploymentTarget,
+        projector: Projector | None = None,
     ) -> None:
         self.handler, self.js, self.cluster = handler, js, cluster
         self.states = handler.states
+        # When given, the Profiling start it records is projected right away (`Projector.writing`):
+        # the phase shows without waiting for the projector's consumer.
+        self.projector = projector
 
     async def on_message(self, msg: Any) -> None:
         await self.react(decode_commit(msg))
@@ -121,6 +129,16 @@ class Reactor:
 
     async def _start_profiling(self, commit: Commit, env: Envelope, held: Loaded) -> None:
         agg = commit.aggregate
+        if self.projector is None:
+            await self._record_start(commit, env, held, None)
+            return
+        async with self.projector.writing(agg.namespace, agg.name) as write:
+            await self._record_start(commit, env, held, write)
+
+    async def _record_start(
+        self, commit: Commit, env: Envelope, held: Loaded, write: WriteThrough | None
+    ) -> None:
+        agg = commit.aggregate
         gen = int(env.payload["generation"])
         out = await self.handler.handle(
             agg.namespace,
@@ -135,6 +153,8 @@ class Reactor:
             expected_uid=agg.uid,
             known=held,
         )
+        if out.commit is not None and write is not None:
+            await write(out.commit)
         log.debug(
             "start profiling",
             namespace=agg.namespace,

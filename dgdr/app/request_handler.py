@@ -14,15 +14,20 @@ decisions live in `dgdr.app.intake`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import structlog
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from pydantic import BaseModel
 
 from dgdr.app.handler import CommandHandler, Outcome
 from dgdr.app.intake import (
@@ -39,14 +44,77 @@ from dgdr.domain.clock import now_rfc3339
 from dgdr.domain.errors import CommitTooLarge, NotARequest
 from dgdr.domain.limits import manifest_limit, request_id_problem, size_problems, text_problems
 from dgdr.domain.model import Apply, Delete, ValidationFailed
-from dgdr.domain.spec import API_VERSION, KIND, DGDRSpec, FieldError, Metadata, parse_spec
+from dgdr.domain.spec import (
+    API_VERSION,
+    KIND,
+    DGDRSpec,
+    FieldError,
+    dns_name_problem,
+    dns_namespace_problem,
+    parse_spec,
+)
 from dgdr.domain.target import DISCOVERED_FACTS, DeploymentTarget
 from events import subjects as s
 from events.consumer import retry_delay
+from projections.projector import Projector, WriteThrough
 
 log = structlog.get_logger("dgdr.app.service")
 
 DEAD_LETTER_STREAM = s.DEAD_LETTER_STREAM
+REFUSAL_TTL = 2.0  # seconds a hub id's refusal is reused (the local Hugging Face cache may change)
+REFUSAL_CACHE_SIZE = 1024
+
+
+_LONG_DIGITS = re.compile(rb"\d{19}")  # maybe an integer beyond 64 bits: orjson makes it a float
+
+
+def decode_body(data: bytes) -> Any:
+    """The request's JSON: orjson, and the standard library where orjson would read it otherwise
+    (an integer beyond 64 bits, which orjson turns into a float) or refuses what the standard
+    library reads (NaN): every document decodes as it did with `json.loads`."""
+    if _LONG_DIGITS.search(data):
+        return json.loads(data)
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
+class ModelRefusals:
+    """`sim.model_refusal` per spec, without looking at the filesystem on every apply: for a
+    model that is not a path (a catalog name or a hub id), the answer depends only on the model,
+    the search strategy, the mocker and the local Hugging Face cache, so it is reused for
+    `ttl` seconds (a config.json added to that cache is seen by applies after at most `ttl`
+    seconds; profiling looks again anyway). A local path is looked at on every apply."""
+
+    def __init__(
+        self,
+        model_dirs: tuple[Path, ...],
+        ttl: float = REFUSAL_TTL,
+        size: int = REFUSAL_CACHE_SIZE,
+        clock: Any = time.monotonic,
+        *,
+        hub_fetch: bool = False,
+    ) -> None:
+        self.model_dirs, self.ttl, self.size, self.clock = model_dirs, ttl, size, clock
+        self.hub_fetch = hub_fetch
+        self._held: dict[tuple[str, str, bool], tuple[float, str | None]] = {}
+
+    def __call__(self, spec: DGDRSpec) -> str | None:
+        from sim import looks_like_path, model_refusal
+
+        if looks_like_path(spec.model):
+            return model_refusal(spec, self.model_dirs)
+        key = (spec.model, str(spec.search_strategy), spec.mocker_enabled)
+        now = self.clock()
+        held = self._held.get(key)
+        if held is not None and now - held[0] < self.ttl:
+            return held[1]
+        refusal = model_refusal(spec, self.model_dirs, hub_fetch=self.hub_fetch)
+        if held is None and len(self._held) >= self.size:
+            self._held.pop(next(iter(self._held)))
+        self._held[key] = (now, refusal)
+        return refusal
 
 
 def _field_error(field_name: str, message: str) -> dict[str, str]:
@@ -68,17 +136,34 @@ class RequestHandler:
         max_transient_deliveries: int,
         require_sla: bool = False,
         hub_fetch: bool = False,
+        projector: Projector | None = None,
     ) -> None:
         self.nc, self.js, self.handler, self.cluster = nc, js, handler, cluster
+        # When given, a recorded commit is projected right after its outcome is sent
+        # (`Projector.writing`), not when the projector's consumer gets it.
+        self.projector = projector
         self.require_sla = require_sla  # `dgdr up --require-sla`: the DGDRs' default
         self.model_dirs = model_dirs
-        self.hub_fetch = hub_fetch  # an unknown hub id is the profiling worker's to fetch
+        # with hub_fetch an unknown hub id is the profiling worker's to fetch
+        self._refusals = ModelRefusals(model_dirs, hub_fetch=hub_fetch)
         self.max_deliveries, self.max_transient_deliveries = (
             max_deliveries,
             max_transient_deliveries,
         )
 
     async def on_message(self, msg: Any) -> None:
+        try:
+            namespace, name = s.parse_request_subject(str(msg.subject))
+        except (ValueError, UnicodeDecodeError):  # not a request: `_process` says so
+            await self._on_message(msg, None)
+            return
+        if self.projector is None:
+            await self._on_message(msg, None)
+            return
+        async with self.projector.writing(namespace, name) as write:
+            await self._on_message(msg, write)
+
+    async def _on_message(self, msg: Any, write: WriteThrough | None) -> None:
         request_id = (msg.headers or {}).get("Nats-Msg-Id", "")
         problem = request_id_problem(request_id)
         if problem is not None:  # no outcome: its subject could not carry this id
@@ -97,6 +182,9 @@ class RequestHandler:
                 return  # to be redelivered
             outcome = failed
         await self._answer(request_id, outcome)
+        if outcome.commit is not None and write is not None:
+            await asyncio.sleep(0)  # nats-py's flusher sends the outcome before the fold runs
+            await write(outcome.commit)
 
     async def _failed(self, msg: Any, request_id: str, exc: Exception) -> Outcome | None:
         """Nak `msg` to have it redelivered (None), or give up on it: log the traceback once,
@@ -173,8 +261,9 @@ class RequestHandler:
         for its nodes on each apply)."""
         if isinstance(spec, list):
             return {}
-        given = spec.effective_hardware.model_dump(by_alias=True)
-        if all(given.get(k) is not None for k in DISCOVERED_FACTS):
+        given = spec.effective_hardware
+        names = _attribute_names(type(given))
+        if all(getattr(given, names[k]) is not None for k in DISCOVERED_FACTS):
             return {}
         return await self.cluster.discover_hardware()
 
@@ -182,11 +271,7 @@ class RequestHandler:
         """Why the profiler cannot take `spec.model` (neither estimate it nor size Dynamo's naive
         configuration for it, or a path outside the model directories, never opened); None when
         it can, or when the spec is invalid anyway."""
-        from sim import model_refusal
-
-        if isinstance(spec, list):
-            return None
-        return model_refusal(spec, self.model_dirs, hub_fetch=self.hub_fetch)
+        return None if isinstance(spec, list) else self._refusals(spec)
 
     async def _recorded_before(self, namespace: str, name: str, request_id: str) -> Outcome | None:
         """The outcome of a request already recorded (a delivery before a crash stored its events
@@ -223,7 +308,7 @@ class RequestHandler:
         if unreadable:
             return over_limits(unreadable)
         try:
-            body = json.loads(data)
+            body = decode_body(data)
         except (ValueError, UnicodeDecodeError) as exc:
             raise NotARequest(f"the body is not JSON: {exc}") from exc
         if not isinstance(body, dict):
@@ -289,6 +374,12 @@ class RequestHandler:
         return outcome
 
 
+@functools.cache
+def _attribute_names(model: type[BaseModel]) -> dict[str, str]:
+    """{alias: attribute name} of a pydantic model's fields."""
+    return {f.alias or name: name for name, f in model.model_fields.items()}
+
+
 def _local_model(
     spec: DGDRSpec | list[FieldError] | dict[str, Any], model_dirs: tuple[Path, ...]
 ) -> str | None:
@@ -304,16 +395,9 @@ def _local_model(
 
 
 def _check_name(namespace: str, name: str) -> list[dict[str, str]]:
-    from pydantic import ValidationError
-
-    try:
-        Metadata(name=name, namespace=namespace)
-    except ValidationError as exc:
-        return [
-            _field_error(f"metadata.{e['loc'][0]}", str(e["msg"]).removeprefix("Value error, "))
-            for e in exc.errors()
-        ]
-    return []
+    """The subject's name and namespace checked as `Metadata` checks them, without building one."""
+    checked = (("name", dns_name_problem(name)), ("namespace", dns_namespace_problem(namespace)))
+    return [_field_error(f"metadata.{key}", problem) for key, problem in checked if problem]
 
 
 _UID = re.compile(r"[A-Za-z0-9-]{1,128}")  # it names the event subject: no escaping, bounded

@@ -57,7 +57,7 @@ from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import ServiceUnavailableError
 
 from dgdr.app.handler import CommandHandler
-from dgdr.app.reactors import HubFetch, ProfilingWorker, Reactor, decode_commit
+from dgdr.app.reactors import HubFetch, ProfilingWorker, Reactor
 from dgdr.app.request_handler import RequestHandler
 from dgdr.app.simcluster import SimulatedCluster
 from dgdr.domain.errors import ConfigurationError, ServerUnavailable
@@ -263,7 +263,9 @@ class Service:
                 gpu_product=self.config.cluster_gpu_product,
                 replicas=self.config.replicas,
             )
-        reactor = Reactor(self.handler, js, self.cluster)
+        # A writer in the projector's process projects its own commits (`Projector.writing`).
+        through = self.projector if "projector" in self.config.roles else None
+        reactor = Reactor(self.handler, js, self.cluster, projector=through)
         if isinstance(self.cluster, ProfilingJobs) and "reactor" in self.config.roles:
             self.cluster.attach_profiling(reactor)
         hub = HubFetch(self.config.hub_endpoint) if self.config.hub_fetch else None
@@ -278,11 +280,9 @@ class Service:
             max_transient_deliveries=self.config.max_transient_deliveries,
             require_sla=self.config.require_sla,
             hub_fetch=self.config.hub_fetch,
+            projector=through,
         )
-        projector = self.projector
-
-        async def project(msg: Any) -> None:
-            await projector.apply(decode_commit(msg))
+        project = self.projector.on_message
 
         consumers = [
             ("requests", s.REQUESTS_STREAM, "dgdr-service", s.REQUESTS_PREFIX, requests.on_message),

@@ -400,6 +400,26 @@ _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
+def dns_name_problem(value: str) -> str | None:
+    """Why `value` is not a valid `metadata.name` (a DNS subdomain); None when it is one."""
+    if len(value) > 253 or not _DNS_SUBDOMAIN.match(value):
+        return (
+            f"{value!r} is not a valid name: use lower-case letters, digits, '-' and '.', "
+            "starting and ending with a letter or digit, at most 253 characters"
+        )
+    return None
+
+
+def dns_namespace_problem(value: str) -> str | None:
+    """Why `value` is not a valid `metadata.namespace` (a DNS label); None when it is one."""
+    if len(value) > 63 or not _DNS_LABEL.match(value):
+        return (
+            f"{value!r} is not a valid namespace: use lower-case letters, digits and '-', "
+            "at most 63 characters"
+        )
+    return None
+
+
 class Metadata(BaseModel):
     """Object metadata. Unknown keys (managedFields, ...) are kept so a manifest round-trips."""
 
@@ -414,21 +434,17 @@ class Metadata(BaseModel):
     @field_validator("name")
     @classmethod
     def _dns_subdomain(cls, value: str) -> str:
-        if len(value) > 253 or not _DNS_SUBDOMAIN.match(value):
-            raise ValueError(
-                f"{value!r} is not a valid name: use lower-case letters, digits, '-' and '.', "
-                "starting and ending with a letter or digit, at most 253 characters"
-            )
+        problem = dns_name_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @field_validator("namespace")
     @classmethod
     def _dns_label(cls, value: str | None) -> str | None:
-        if value is not None and (len(value) > 63 or not _DNS_LABEL.match(value)):
-            raise ValueError(
-                f"{value!r} is not a valid namespace: use lower-case letters, digits and '-', "
-                "at most 63 characters"
-            )
+        problem = None if value is None else dns_namespace_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
 

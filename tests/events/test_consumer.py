@@ -213,3 +213,44 @@ async def test_a_consumer_on_a_client_closed_for_good_ends_instead_of_spinning(
                 await task
     assert nc.is_closed
     assert not [e for e in logs if e["event"] == "consumer not ready; retrying"]
+
+
+async def test_a_handler_running_longer_than_the_ack_wait_is_not_run_twice(
+    nats_server: EmbeddedNatsServer,
+) -> None:
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await js.add_stream(StreamConfig(name="SLOW", subjects=["slow.>"]))
+    await js.publish("slow.a", b"1")
+    deliveries: list[int] = []
+    release = asyncio.Event()
+    finished = asyncio.Event()
+
+    async def handle(msg: Any) -> None:
+        deliveries.append(int(msg.metadata.num_delivered))
+        await release.wait()
+        finished.set()
+
+    task = asyncio.create_task(
+        run_consumer(
+            nc, js, stream="SLOW", durable="slow", subject="slow.>", handler=handle, ack_wait=1.0
+        )
+    )
+    try:
+        await until(lambda: deliveries, 10, "the first delivery")
+        # three ack waits pass with the handler still running: marked in progress, not redelivered
+        await asyncio.sleep(3.0)
+        release.set()
+        async with asyncio.timeout(10):
+            await finished.wait()
+
+        async def acked() -> Any:
+            info = await js.consumer_info("SLOW", "slow")
+            return None if info.num_ack_pending else info
+
+        info = await until(acked, 10, "the ack")
+        assert info.num_redelivered == 0 and deliveries == [1]
+    finally:
+        task.cancel()
+        await asyncio.wait([task], timeout=5)
+        await nc.close()

@@ -112,3 +112,26 @@ async def test_a_projection_ahead_of_the_store_stops_the_start(
     await projector.kv.put(subjects.status_key("default", "x"), json.dumps(fake).encode())
     with pytest.raises(ProjectionAheadOfStore, match="resourceVersion 999"):
         await projector.check_not_ahead()
+
+
+async def test_a_names_first_commit_is_written_with_one_create_and_no_read(
+    nats_server: EmbeddedNatsServer,
+    wired: tuple[Projector, JetStreamEventStore],
+) -> None:
+    projector, store = wired
+    agg = AggregateId("default", "first", str(uuid.uuid4()))
+    c1, _ = await history(store, agg)
+    nc = await nats.connect(nats_server.url)  # the projector's own connection, to count on
+    try:
+        js = nc.jetstream()
+        own = Projector(js, await js.key_value(subjects.STATUS_BUCKET), store)
+        sent = nc.stats["out_msgs"]
+        await own.apply(c1)
+        assert nc.stats["out_msgs"] - sent == 1  # the create; no kv.get before it
+        again = Projector(js, own.kv, store)  # another replica, no cache: the key exists
+        await again.apply(c1)
+    finally:
+        await nc.close()
+    obj = json.loads((await projector.values())[subjects.status_key("default", "first")])
+    assert obj["metadata"]["resourceVersion"] == str(c1.seq)
+    assert obj["status"]["phase"] == "Pending"

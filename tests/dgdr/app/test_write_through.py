@@ -1,0 +1,108 @@
+"""Writers project their own commits (`Projector.writing`) in the projector's process: an apply's
+status and the reactor's Profiling start show in KV without the projector's consumer, with the
+bytes a rebuild gives; the consumer, run afterwards, finds them folded and writes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import nats
+import pytest
+from nats.js.errors import NotFoundError
+
+from dgdr.app.handler import CommandHandler
+from dgdr.app.reactors import Reactor
+from dgdr.app.request_handler import RequestHandler
+from dgdr.app.simcluster import SimulatedCluster
+from events import subjects as s
+from events.consumer import run_consumer
+from events.jetstream import JetStreamEventStore, ensure_layout
+from events.server import EmbeddedNatsServer
+from projections.projector import Projector
+from tests.support import until
+
+MANIFEST = {
+    "apiVersion": "nvidia.com/v1beta1",
+    "kind": "DynamoGraphDeploymentRequest",
+    "metadata": {"name": "through", "namespace": "default"},
+    "spec": {"model": "Qwen/Qwen3-0.6B", "hardware": {"gpuSku": "h200_sxm", "totalGpus": 8}},
+}
+
+
+@pytest.mark.timeout(90)
+async def test_writers_project_their_commits_without_the_projectors_consumer(
+    nats_server: EmbeddedNatsServer,
+) -> None:
+    nc = await nats.connect(nats_server.url)
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        js = nc.jetstream()
+        kv = await ensure_layout(js)
+        store = JetStreamEventStore(nc, js)
+        handler = CommandHandler(store)
+        projector = Projector(js, kv, store)
+        cluster = SimulatedCluster(js)
+        requests = RequestHandler(
+            nc,
+            js,
+            handler,
+            cluster,
+            model_dirs=(),
+            max_deliveries=5,
+            max_transient_deliveries=20,
+            projector=projector,
+        )
+        reactor = Reactor(handler, js, cluster, projector=projector)
+        key = s.status_key("default", "through")
+
+        def consume(stream: str, durable: str, prefix: str, fn: Any) -> None:
+            tasks.append(
+                asyncio.create_task(
+                    run_consumer(
+                        nc, js, stream=stream, durable=durable, subject=f"{prefix}.>", handler=fn
+                    )
+                )
+            )
+
+        consume(s.REQUESTS_STREAM, "dgdr-service", s.REQUESTS_PREFIX, requests.on_message)
+        consume(s.EVENTS_STREAM, "dgdr-reactor", s.EVENTS_PREFIX, reactor.on_message)
+        sub = await nc.subscribe(s.result_subject("through-1"), max_msgs=1)
+        await js.publish(
+            s.request_subject("default", "through"),
+            json.dumps(MANIFEST).encode(),
+            stream=s.REQUESTS_STREAM,
+            headers={"Nats-Msg-Id": "through-1"},
+        )
+        outcome = json.loads((await sub.next_msg(timeout=30)).data)
+        assert outcome["status"] == "accepted", outcome
+
+        async def phase() -> str | None:
+            try:
+                entry = await kv.get(key)
+            except Exception:
+                return None
+            status = json.loads(entry.value or b"{}").get("status") or {}
+            return "Profiling" if status.get("phase") == "Profiling" else None
+
+        await until(phase, 30, "the status in phase Profiling, written by its writers")
+        written = await kv.get(key)
+        assert (await projector.values())[key] == (await projector.rebuild())[key]
+
+        consume(s.EVENTS_STREAM, "dgdr-projector", s.EVENTS_PREFIX, projector.on_message)
+
+        async def projected_all() -> bool:
+            try:
+                info = await js.consumer_info(s.EVENTS_STREAM, "dgdr-projector")
+            except NotFoundError:  # not created yet
+                return False
+            return info.delivered.stream_seq >= 2 and not info.num_pending + info.num_ack_pending
+
+        await until(projected_all, 30, "the projector's consumer to take every commit")
+        assert (await kv.get(key)).revision == written.revision  # nothing written again
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks, timeout=5) if tasks else None
+        await nc.close()
