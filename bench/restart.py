@@ -10,7 +10,8 @@ Pareto front and DGD, deployment created and ready), their statuses written to t
 DGDR), and the service's durable consumers created and every event acknowledged (the projector
 and the reactor had handled them all).
 
-Then `dgdr up --no-embedded` runs in its own process, twice: the first start on the filled store
+Then `dgdr up --no-embedded` runs in its own process (from each `--checkouts` directory in turn),
+twice: the first start on the filled store
 (after an upgrade nothing says which DGDs were reported: every one is), stopped with SIGTERM once
 idle; then the restart, which is what the figure is about. For each start it prints the seconds from
 spawning the process to its answer to a request (an apply refused at admission: nothing recorded)
@@ -21,7 +22,7 @@ loaded machine the wall times mostly measure the wait for a core (Python's impor
 
 Goal (issue 11): restart ready <= 2 s, no busy tail (idle right after ready). To compare with the
 code before a change, run this file from a checkout of that code (it only uses interfaces both
-have): the figures are absolute, so run both on the same machine, one after the other.
+have), or pass both with `--checkouts OLD NEW`: they then share the filled store.
 """
 
 from __future__ import annotations
@@ -200,7 +201,7 @@ class Start:
         )
 
 
-async def start_and_measure(url: str) -> tuple[asyncio.subprocess.Process, Start]:
+async def start_and_measure(url: str, code: Path) -> tuple[asyncio.subprocess.Process, Start]:
     """Spawn `dgdr up` and measure its start (`Start`)."""
     async with DgdrClient(ConnectOptions(url=url)) as client:
         started = time.monotonic()
@@ -214,7 +215,7 @@ async def start_and_measure(url: str) -> tuple[asyncio.subprocess.Process, Start
             "--no-embedded",
             "--log-level",
             "WARNING",
-            cwd=ROOT,
+            cwd=code,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
         )
@@ -248,7 +249,7 @@ async def stop(proc: asyncio.subprocess.Process) -> None:
         await proc.wait()
 
 
-async def measure(count: int) -> None:
+async def measure(count: int, checkouts: list[Path]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         server = EmbeddedNatsServer(Path(tmp) / "nats")
         await server.start()
@@ -258,12 +259,14 @@ async def measure(count: int) -> None:
             await fill(nc, count)
             await nc.close()
             print(f"{count} DGDRs Deployed: filled in {time.perf_counter() - t0:.1f} s", flush=True)
-            for label in ("first start", "restart"):
-                proc, start = await start_and_measure(server.url)
-                try:
-                    print(f"  {label:12} {start}", flush=True)
-                finally:
-                    await stop(proc)
+            for code in checkouts:
+                print(f"  {code}:", flush=True)
+                for label in ("first start", "restart"):
+                    proc, start = await start_and_measure(server.url, code)
+                    try:
+                        print(f"    {label:12} {start}", flush=True)
+                    finally:
+                        await stop(proc)
         finally:
             await server.stop()
 
@@ -271,10 +274,18 @@ async def measure(count: int) -> None:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dgdrs", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument(
+        "--checkouts",
+        type=Path,
+        nargs="+",
+        default=[ROOT],
+        help="the code to run `dgdr up` from, each in turn on the same store (before a change "
+        "first: a later version's watermark key is not a DGD to an earlier one)",
+    )
     args = parser.parse_args()
     print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} (1, 5 min)")
     for count in args.dgdrs:
-        await measure(count)
+        await measure(count, [path.resolve() for path in args.checkouts])
 
 
 if __name__ == "__main__":

@@ -11,21 +11,21 @@ before the rollouts that fell due while the service was down resume, except the 
 reported: the cluster keeps, in key `dgdr.reported.through` of its bucket (three tokens: never a
 DGD's key), a revision W such that the latest state of every DGD written at or below W was
 reported and recorded (W stops below the oldest observation still being retried). A start reads
-W and reports only the DGDs written after it, so a restart costs nothing per unchanged DGD, while
-a DGD changed while the service was down (degraded, deleted, rolled out) is reported. W is written
-at most every `REPORTED_FLUSH_PAUSE` seconds and at `stop()`: a crash forgets the last moments, whose
-states are reported again (harmless: the decider ignores observations that change nothing). The
-key goes with the bucket, so a recreated bucket starts from nothing.
+W and reports only the DGDs written after it, so an unchanged DGD costs no command at a restart,
+while a DGD changed while the service was down (degraded, deleted, rolled out) is reported. W is
+written at most every `REPORTED_FLUSH_PAUSE` seconds and at `stop()`: a crash forgets the last
+moments, whose states are reported again (harmless: the decider ignores observations that change
+nothing). Every replica that observes reports every change and writes its own W, which holds
+whichever replica wrote it last. The key goes with the bucket: a recreated bucket starts from none.
 An observation that fails (NATS unavailable, a leader being elected) is retried until it is
 recorded, or until a newer state of the same DGD is reported, which makes it obsolete; it is never
-dropped. `apply_dgd` is idempotent:
-a DGD that already exists and carries the same owner uid keeps its spec, and is written again
-unchanged so that its current state is reported again (a DGDR deploying it anew after a failure
-waits for an observation that no change would bring); one a predecessor of the same DGDR name left is taken over
-(`dgdr.domain.target.claim`: rewritten with the new spec and owner, and rolled out again, as a
-changed DGD is); one owned by someone else is reported as a `conflict` and left alone. All writes
-are compare-and-swap on the KV revision; reads of every DGD are one bulk pass
-(`events.jetstream.bucket_entries`).
+dropped. `apply_dgd` is idempotent: a DGD that already exists and carries the same owner uid keeps
+its spec, and is written again unchanged so that its current state is reported again (a DGDR
+deploying it anew after a failure waits for an observation that no change would bring); one a
+predecessor of the same DGDR name left is taken over (`dgdr.domain.target.claim`: rewritten with
+the new spec and owner, and rolled out again, as a changed DGD is); one owned by someone else is
+reported as a `conflict` and left alone. All writes are compare-and-swap on the KV revision; reads
+of every DGD are one bulk pass (`events.jetstream.bucket_entries`).
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ class SimulatedCluster:
                     await reported.wait()
             except TimeoutError:
                 log.warning("simulated cluster: the current DGDs were not all reported in 10 s")
-        for key, (dgd, _) in (await self._all()).items():
+        for key, (dgd, _) in (await self._all(only_containing=b"pending")).items():
             if dgd.get("status", {}).get("state") == "pending" and not self._deleted(dgd):
                 self._spawn(self._rollout(key))
 
@@ -211,14 +211,15 @@ class SimulatedCluster:
             return None, int(entry.revision or 0)
         return json.loads(entry.value), int(entry.revision or 0)
 
-    async def _all(self) -> dict[str, tuple[dict[str, Any], int]]:
-        """Every DGD (tombstones included) with its revision, in one bulk read."""
+    async def _all(self, only_containing: bytes = b"") -> dict[str, tuple[dict[str, Any], int]]:
+        """Every DGD (tombstones included) with its revision, in one bulk read; only those whose
+        stored JSON contains `only_containing` are decoded and returned."""
         await self.open()
         entries = await bucket_entries(self.js, BUCKET)
         return {
             key: (json.loads(value), revision)
             for key, (value, revision) in sorted(entries.items())
-            if value and key != REPORTED_KEY
+            if value and key != REPORTED_KEY and only_containing in value
         }
 
     async def get(self, namespace: str, name: str) -> dict[str, Any] | None:

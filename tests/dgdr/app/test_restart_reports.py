@@ -172,3 +172,25 @@ async def test_a_restarted_service_decides_nothing_for_a_deployed_dgdr_until_its
             assert decided == {"accepted": 1.0, "rejected": 0.0, "invalid": 0.0}
         finally:
             await service.stop()
+
+
+@pytest.mark.timeout(30)
+async def test_applying_a_dgd_that_exists_reports_its_state_again(
+    nats_server: EmbeddedNatsServer,
+) -> None:
+    """A DGDR that deploys its DGD anew (a new generation after a failure) finds it unchanged: it
+    is reported again, since no change would report it and a restart no longer does."""
+    nc = await nats.connect(nats_server.url)
+    try:
+        seen: Seen = []
+        cluster = SimulatedCluster(nc.jetstream(), rollout_delay=0.0)
+        await cluster.start(recorder(seen))  # type: ignore[arg-type]
+        try:
+            assert await cluster.apply_dgd(dgd_of("again"), "uid-again") == "created"
+            await until(lambda: ("again-dgd", "successful") in seen, 10, "the rollout")
+            assert await cluster.apply_dgd(dgd_of("again"), "uid-again") == "exists"
+            await until(lambda: seen.count(("again-dgd", "successful")) == 2, 10, "a new report")
+        finally:
+            await cluster.stop()
+    finally:
+        await nc.close()
