@@ -13,8 +13,9 @@ to, with deny lists that win over allow lists; JetStream's API is itself a set o
   or to update `DGDR_EVENTS` (which could lift its deny-delete and deny-purge).
 - `client` publishes requests (`dgdr.req.>`), receives outcomes (`dgdr.res.>`) and replies
   (`_INBOX.>`), and reads: stream info and message gets on `DGDR_EVENTS` (history), direct gets
-  and ephemeral consumers on the status bucket's stream (get, list, watch), and gets on the
-  simulated cluster's bucket (`dgdr cluster list`; degrading it is admin's). It cannot create a
+  and ephemeral consumers on the status bucket's stream (get, list, watch), and gets and
+  ephemeral consumers on the simulated cluster's bucket (`dgdr cluster list`, a bulk read;
+  degrading it is admin's). It cannot create a
   durable consumer, nor publish an event or a status entry, nor delete, purge or update anything.
   Any client may subscribe to `dgdr.res.>`: outcomes are not secret from other clients.
 - `admin` may do everything: the operators' tools (`nats stream rm`, backups, repairs).
@@ -111,6 +112,9 @@ CLIENT = Permissions(
         f"$JS.API.STREAM.MSG.GET.{SIMULATED_CLUSTER_STREAM}",
         f"$JS.API.DIRECT.GET.{SIMULATED_CLUSTER_STREAM}",
         f"$JS.API.DIRECT.GET.{SIMULATED_CLUSTER_STREAM}.>",
+        f"$JS.API.CONSUMER.CREATE.{SIMULATED_CLUSTER_STREAM}",  # ephemeral: its bulk list
+        f"$JS.API.CONSUMER.CREATE.{SIMULATED_CLUSTER_STREAM}.>",
+        f"$JS.FC.{SIMULATED_CLUSTER_STREAM}.>",
     ),
     publish_deny=(
         f"{s.EVENTS_PREFIX}.>",

@@ -313,6 +313,52 @@ async def bucket_values(
     return out
 
 
+async def bucket_entries(
+    js: JetStreamContext,
+    bucket: str,
+    *,
+    tail: int | None = None,
+    timeout: float = 30.0,
+) -> dict[str, tuple[bytes, int]]:
+    """Live values of a KV bucket with their revisions, `{key: (value, revision)}`, read as
+    `bucket_values` reads them (one ordered consumer, a callback per message): every key's last
+    entry, or with `tail=N` only the keys written by the bucket's last N writes (the stream
+    sequences `last - N + 1 .. last`; with history 1 each such key's value there is its current
+    one). Keys whose last entry is a delete or purge marker are left out. A snapshot at the
+    stream's last sequence when the read starts; `TimeoutError` when it is not complete within
+    `timeout` seconds."""
+    prefix = f"$KV.{bucket}."
+    info = await js.stream_info(f"KV_{bucket}")
+    last = int(info.state.last_seq)
+    out: dict[str, tuple[bytes, int]] = {}
+    if not info.state.messages:
+        return out
+    if tail is None:
+        config = ConsumerConfig(deliver_policy=DeliverPolicy.LAST_PER_SUBJECT)
+    else:
+        start = max(int(info.state.first_seq), last - max(1, tail) + 1)
+        config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start)
+    done = asyncio.Event()
+
+    async def take(msg: Any) -> None:
+        key = str(msg.subject)[len(prefix) :]
+        meta = msg.metadata
+        seq = int(meta.sequence.stream)
+        if (msg.headers or {}).get("KV-Operation") in ("DEL", "PURGE"):
+            out.pop(key, None)
+        else:
+            out[key] = (msg.data, seq)
+        if seq >= last or int(meta.num_pending) == 0:
+            done.set()
+
+    sub = await js.subscribe(prefix + ">", ordered_consumer=True, cb=take, config=config)
+    try:
+        await asyncio.wait_for(done.wait(), timeout)
+    finally:
+        await sub.unsubscribe()
+    return out
+
+
 def decode_message(msg: Any, seq: int | None = None) -> Commit:
     """The commit stored in a `DGDR_EVENTS` message: a direct get (`msg.seq`) or a consumer
     delivery (pass its stream sequence as `seq`). Verified by `events.integrity.read_commit`:

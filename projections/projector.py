@@ -31,8 +31,9 @@ like any other: nothing is redelivered forever. Commits after it are folded when
 `rebuild()` recomputes every key from the stream into a dict of canonical bytes (for the check that a
 rebuild equals the live bucket), by the same fold: a damaged DGDR is rebuilt to its last good state
 with its condition, and reported (`rebuild_report`, and a warning per damaged DGDR); every other DGDR
-is rebuilt as if nothing were wrong. `check_not_ahead()` refuses to start when a value claims a
-sequence the store does not have (`ProjectionAheadOfStore`).
+is rebuilt as if nothing were wrong. `check_not_ahead()` refuses to start when a recently written
+value claims a sequence the store does not have (`ProjectionAheadOfStore`; in constant time, its
+docstring says what it catches).
 
 Observed (`ProjectionObserver`, no-op by default): each status write, with the seconds from the
 delivered commit's time (when it was decided) to the write.
@@ -57,12 +58,15 @@ from dgdr.domain.errors import ProjectionAheadOfStore, StoreError
 from events import subjects as s
 from events.envelope import AggregateId, Commit, Damage
 from events.integrity import NO_AGGREGATE, aggregate_of, illegal, mark_illegal
-from events.jetstream import WRONG_LAST_SEQUENCE, bucket_values, decode_message
+from events.jetstream import WRONG_LAST_SEQUENCE, bucket_entries, bucket_values, decode_message
 from events.quarantine import quarantine
 from events.store import EventStore
 from projections.status import encode, mark_damaged, project
 
 log = structlog.get_logger("dgdr.projector")
+
+# How many of the status bucket's last writes `check_not_ahead` reads (its docstring says why).
+AHEAD_CHECK_WRITES = 1024
 
 Status = dict[str, Any]
 WriteThrough = Callable[[Commit], Awaitable[None]]
@@ -350,8 +354,27 @@ class Projector:
         return objects
 
     async def check_not_ahead(self) -> None:
+        """Refuse to start (`ProjectionAheadOfStore`) when a status claims a sequence the store
+        does not have: events were lost (a stream restored from an older backup, or recreated)
+        while the status bucket kept what was projected from them.
+
+        Constant time: only the statuses written by the bucket's last `AHEAD_CHECK_WRITES` writes
+        are read (`events.jetstream.bucket_entries`, `tail`), not every status. The projector
+        writes in the order it consumes commits, so the newest writes carry the highest
+        resourceVersions: a status whose resourceVersion is the highest in the bucket is among
+        them unless more than that many writes of lower ones followed it (the consumer keeps at
+        most `max_inflight` = 256 commits in flight per replica, so only that many, plus the
+        redeliveries of commits that failed to project, can finish after a later one).
+        Caught: a store that lost its tail (any loss below the highest projected sequence), and
+        any status among the last writes that claims more than the store has.
+        Not caught (weaker than reading every status, which this did before): an ahead status
+        written before the last `AHEAD_CHECK_WRITES` writes when none of those claims more than
+        the store has, which needs that many writes of older commits after it (redeliveries) or
+        a bucket edited by hand; and, as before, a store replaced by another history at least
+        as long."""
         last = await self.store.last_sequence()
-        for key, raw in (await self.values()).items():
+        recent = await bucket_entries(self.js, s.STATUS_BUCKET, tail=AHEAD_CHECK_WRITES)
+        for key, (raw, _) in sorted(recent.items()):
             rv = resource_version(json.loads(raw))
             if rv > last:
                 raise ProjectionAheadOfStore(

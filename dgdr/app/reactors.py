@@ -48,7 +48,7 @@ from nats.js import JetStreamContext
 from dgdr.app.handler import CommandHandler
 from dgdr.app.states import Loaded
 from dgdr.domain.clock import now_rfc3339
-from dgdr.domain.errors import ProfilingError
+from dgdr.domain.errors import ProfilingError, StoreError
 from dgdr.domain.model import (
     Command,
     ObserveDeployment,
@@ -308,7 +308,11 @@ class Reactor:
         replicas: int,
         available: int,
     ) -> None:
-        """The deployment target saw a DGD change: tell the DGDR (a no-op when nothing changed)."""
+        """The deployment target saw a DGD change: tell the DGDR (a no-op when nothing changed).
+
+        Raises `StoreError` when the observation could not be recorded because the DGDR kept
+        changing (outcome `Conflict`): the target retries it, as any observation that failed,
+        rather than count it as recorded (a target need not report a recorded one again)."""
         out = await self.handler.handle(
             namespace,
             name,
@@ -332,6 +336,8 @@ class Reactor:
             outcome=out.status,
             seq=out.resource_version,
         )
+        if out.status == "rejected" and out.reason == "Conflict":
+            raise StoreError(f"observation of DGD {dgd_name} not recorded: {out.message}")
 
 
 class ProfilingObserver(Protocol):

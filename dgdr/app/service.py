@@ -34,7 +34,11 @@ every part runs on a connected client.
 
 At start-up the streams are created or verified (`IncompatibleStream`), and the projection is
 checked not to be ahead of the store (`ProjectionAheadOfStore`); both stop the service with a clear
-message rather than run on unsafe state.
+message rather than run on unsafe state. Nothing at start-up reads every DGDR: the check reads the
+status bucket's last writes (`Projector.check_not_ahead`), the durable consumers resume where they
+were acknowledged, and the simulated cluster reports only the DGDs that changed since it last
+reported (`dgdr.app.simcluster`): what grows with the number of DGDs is two bulk reads of the
+cluster's bucket (its watch and its pending rollouts), not a store read or a command per DGDR.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from events.envelope import AggregateId, Commit, Envelope, upcast
 from events.jetstream import (
     CommitTooLarge,
     JetStreamEventStore,
+    bucket_entries,
     bucket_values,
     ensure_layout,
     events_stream_config,
@@ -229,5 +230,31 @@ async def test_bucket_values_reads_every_live_value_in_one_pass(
         assert await bucket_values(js, "T_VALUES", "ns1.>") == {
             k: v for k, v in expected.items() if k.startswith("ns1.")
         }
+    finally:
+        await nc.close()
+
+
+async def test_bucket_entries_reads_values_with_revisions_all_or_the_last_writes(
+    nats_server: EmbeddedNatsServer,
+) -> None:
+    nc = await nats.connect(nats_server.url)
+    try:
+        js = nc.jetstream()
+        kv = await js.create_key_value(bucket="T_ENTRIES", history=1)
+        assert await bucket_entries(js, "T_ENTRIES") == {}
+        assert await bucket_entries(js, "T_ENTRIES", tail=10) == {}
+        written: dict[str, tuple[bytes, int]] = {}
+        for i in range(50):
+            key = f"ns.name{i}"
+            written[key] = (f"v{i}".encode(), await kv.put(key, f"v{i}".encode()))
+        rewritten = "ns.name3"  # its new value is among the last writes
+        written[rewritten] = (b"again", await kv.put(rewritten, b"again"))
+        await kv.delete("ns.name48")  # the last write: a delete marker, left out
+        written.pop("ns.name48")
+        assert await bucket_entries(js, "T_ENTRIES") == written
+        # The last 5 writes: name47, name48, name49, name3 again, and name48's delete marker.
+        last_five = {k: written[k] for k in ("ns.name47", "ns.name49", rewritten)}
+        assert await bucket_entries(js, "T_ENTRIES", tail=5) == last_five
+        assert await bucket_entries(js, "T_ENTRIES", tail=10_000) == written
     finally:
         await nc.close()
