@@ -32,9 +32,9 @@ or ends an incarnation.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any
 
 from pydantic import ValidationError
@@ -42,6 +42,7 @@ from pydantic import ValidationError
 from dgdr.domain import machine
 from dgdr.domain.errors import UnknownEvent
 from dgdr.domain.model import Created, event_payload
+from events import codec
 from events import subjects as s
 from events.envelope import AggregateId, Commit, Damage, Envelope
 
@@ -61,6 +62,11 @@ def preview(raw: bytes, limit: int = PREVIEW_BYTES) -> str:
     return text if len(raw) <= limit else f"{text}... ({len(raw)} bytes)"
 
 
+# Subjects recur (one per DGDR incarnation, several commits each): their parsing is cached.
+SUBJECTS_CACHED = 4096
+
+
+@lru_cache(maxsize=SUBJECTS_CACHED)
 def aggregate_of(subject: str) -> AggregateId | None:
     """The aggregate an events subject names, or None when it names none."""
     parts = subject.split(".")
@@ -133,7 +139,7 @@ def _header_problem(headers: Mapping[str, str], aggregate: AggregateId, seq: int
     sequence = _sequence(expected)
     if sequence is None or sequence >= seq:
         return f"{H_EXPECTED} {expected[:40]!r} is not a sequence before {seq}"
-    scope = s.name_subjects(aggregate.namespace, aggregate.name)
+    scope = _scope(aggregate.namespace, aggregate.name)
     if headers.get(H_EXPECTED_SUBJECT) != scope:
         return (
             f"{H_EXPECTED_SUBJECT} is {headers.get(H_EXPECTED_SUBJECT, '')[:200]!r}, not {scope}: the "
@@ -142,9 +148,14 @@ def _header_problem(headers: Mapping[str, str], aggregate: AggregateId, seq: int
     return None
 
 
+@lru_cache(maxsize=SUBJECTS_CACHED)
+def _scope(namespace: str, name: str) -> str:
+    return s.name_subjects(namespace, name)
+
+
 def _envelopes(data: bytes) -> list[Envelope]:
     try:
-        raw = json.loads(data)
+        raw = codec.loads(data)
     except (ValueError, RecursionError) as exc:
         raise UnknownEvent(f"not JSON: {exc}") from exc
     events = raw.get("events") if isinstance(raw, dict) else None

@@ -465,7 +465,10 @@ class JetStreamEventStore:
         )
         try:
             while True:
-                msg = await asyncio.wait_for(queue.get(), timeout=10)
+                # What is queued is taken without a timer; only an empty queue is waited on.
+                msg = (
+                    queue.get_nowait() if queue.qsize() else await asyncio.wait_for(queue.get(), 10)
+                )
                 seq = int(msg.metadata.sequence.stream)
                 yield decode_message(msg, seq)
                 if seq >= last:
