@@ -31,12 +31,20 @@ _TWENTY_DIGITS = b"0" * 20
 def loads(data: bytes | str) -> Any:
     """The value JSON text holds, as `json.loads` reads it."""
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
-    if _TWENTY_DIGITS not in raw.translate(_DIGITS_ONLY):
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(data)
+    fast = fast_loads(raw)
+    return fast[0] if fast is not None else json.loads(data)
+
+
+def fast_loads(data: bytes) -> tuple[Any] | None:
+    """`(value,)` when orjson reads the text exactly as `json.loads` would: strict UTF-8 JSON, no
+    NaN or infinity, nesting up to 1024, integers up to 64 bits; None when only `json.loads` can
+    read it (or nothing can)."""
+    if _TWENTY_DIGITS in data.translate(_DIGITS_ONLY):
+        return None
+    try:
+        return (orjson.loads(data),)
+    except orjson.JSONDecodeError:
+        return None
 
 
 def canonical(value: Any) -> bytes:

@@ -135,8 +135,12 @@ def set_condition(
     }
     if generation is not None:
         new["observedGeneration"] = generation
-    rest = [c for c in conditions if c["type"] != ctype] + [new]
-    status["conditions"] = sorted(rest, key=lambda c: _CONDITION_RANK[c["type"]])
+    # The list is kept in `CONDITION_ORDER`: the new condition goes in at its place.
+    rank = _CONDITION_RANK[ctype]
+    rest = [c for c in conditions if c is not old]
+    at_place = next((i for i, c in enumerate(rest) if _CONDITION_RANK[c["type"]] > rank), len(rest))
+    rest.insert(at_place, new)
+    status["conditions"] = rest
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from events import codec
 
+
 # Every JSON value, with what orjson treats differently from `json`: integers past 64 bits,
 # non-finite floats, lone surrogates and other non-ASCII text.
 def json_values(floats: st.SearchStrategy[float]) -> st.SearchStrategy[Any]:
