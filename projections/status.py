@@ -124,8 +124,19 @@ def set_condition(
     at: str,
     generation: int | None,
 ) -> None:
-    conditions: list[dict[str, Any]] = status.setdefault("conditions", [])
-    old = next((c for c in conditions if c["type"] == ctype), None)
+    # One pass over the list, kept in `CONDITION_ORDER`: the others stay, the new one goes in at
+    # its place (where the old one of its type was, or before the first of a later type).
+    rank = _CONDITION_RANK[ctype]
+    rest: list[dict[str, Any]] = []
+    old: dict[str, Any] | None = None
+    place = -1
+    for c in status.get("conditions", ()):
+        if c["type"] == ctype:
+            old = c
+            continue
+        if place < 0 and _CONDITION_RANK[c["type"]] > rank:
+            place = len(rest)
+        rest.append(c)
     new: dict[str, Any] = {
         "type": ctype,
         "status": cstatus,
@@ -135,11 +146,7 @@ def set_condition(
     }
     if generation is not None:
         new["observedGeneration"] = generation
-    # The list is kept in `CONDITION_ORDER`: the new condition goes in at its place.
-    rank = _CONDITION_RANK[ctype]
-    rest = [c for c in conditions if c is not old]
-    at_place = next((i for i, c in enumerate(rest) if _CONDITION_RANK[c["type"]] > rank), len(rest))
-    rest.insert(at_place, new)
+    rest.insert(place if place >= 0 else len(rest), new)
     status["conditions"] = rest
 
 
