@@ -246,9 +246,12 @@ class Projector:
         (key "" for messages on subjects that name no DGDR)."""
         objects: dict[str, Status | None] = {}
         damaged: dict[str, list[Damage]] = {}
+        keys: dict[AggregateId, str] = {NO_AGGREGATE: ""}  # a DGDR's commits come in runs
         async for commit in self.store.read_all():
             agg = commit.aggregate
-            key = "" if agg == NO_AGGREGATE else s.status_key(agg.namespace, agg.name)
+            key = keys.get(agg)
+            if key is None:
+                key = keys[agg] = s.status_key(agg.namespace, agg.name)
             objects[key], damage = fold_commit(objects.get(key), commit)
             if damage is not None:
                 damaged.setdefault(key, []).append(damage)
