@@ -14,7 +14,10 @@ reason (`Damage`), and is never folded into a state or a status:
 - it decodes: JSON, an object with a non-empty list `events` of event envelopes;
 - every envelope names the aggregate of the subject, has a known type and schema version, and its
   payload validates as the domain model's event, holding for every field it has exactly what the
-  service writes (no coerced value such as "3" for 3);
+  service writes (no coerced value such as "3" for 3). Checked without dumping the event back when
+  the text is plain (orjson reads it, fewer than `MAX_FAST_BRACKETS` brackets), every payload key
+  is one the service writes for the type and the payload validates strictly; otherwise by dumping
+  the event and comparing field by field. Both give the same verdict and reason;
 - (`illegal`) it follows the state folded before it: a commit of the live incarnation is a chain of
   lifecycle machine edges from that incarnation's state; a commit of another incarnation is one only
   when there is no live incarnation (none yet, or the last one was deleted) and it starts with
