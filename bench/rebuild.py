@@ -248,6 +248,18 @@ async def main() -> None:
         finally:
             await nc.close()
             await server.stop()
+            log = Path(tmp) / "nats" / "nats-server.log"
+            trouble = (
+                [
+                    line
+                    for line in log.read_text().splitlines()
+                    if "[ERR]" in line or "[WRN]" in line
+                ]
+                if log.exists()
+                else []
+            )
+            for line in trouble[:10]:
+                print(f"nats-server: {line}")
 
 
 if __name__ == "__main__":
