@@ -67,7 +67,6 @@ from events.transient import DEFAULT_DEADLINE, retry_transient
 WRONG_LAST_SEQUENCE = 10071
 PUBLISH_TIMEOUT = 3.0  # per attempt; a lost leader is retried (events.transient), not waited out
 DUPLICATE_WINDOW_S = 120.0
-READ_ALL_BATCH = 16  # messages `read_all` hands on between two turns of the event loop
 
 log = structlog.get_logger("events.jetstream")
 
@@ -464,19 +463,17 @@ class JetStreamEventStore:
                 deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after + 1
             ),
         )
-        taken = 0
         try:
             while True:
-                # What is queued is taken without a timer (only an empty queue is waited on), but
-                # the event loop runs every `READ_ALL_BATCH` messages: the connection is read on
-                # (the server drops a consumer that stops reading) while a backlog is decoded.
-                if not queue.qsize():
-                    msg = await asyncio.wait_for(queue.get(), 10)
-                else:
+                # What is queued is taken without a timer (only an empty queue is waited on), and
+                # the event loop gets a turn per message, as a wait would give it: the connection
+                # is read on while a backlog is folded (nats-py reads 32 KiB a turn, and the
+                # server drops a consumer that stops reading).
+                if queue.qsize():
+                    await asyncio.sleep(0)
                     msg = queue.get_nowait()
-                    taken += 1
-                    if taken % READ_ALL_BATCH == 0:
-                        await asyncio.sleep(0)
+                else:
+                    msg = await asyncio.wait_for(queue.get(), 10)
                 seq = int(msg.metadata.sequence.stream)
                 yield decode_message(msg, seq)
                 if seq >= last:
