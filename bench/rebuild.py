@@ -11,9 +11,12 @@ projected statuses. Then, each against its raw floor:
 - rebuild: `Projector.rebuild()` (every status recomputed from the stream) against an ordered
   consumer that only receives every message in a callback;
 - read all statuses: `Projector.values()` (run at every start) against a KV watch of all values
-  (nats-py's `KeyValue.watch`, last value per key, until its end marker).
+  (nats-py's `KeyValue.watch`, last value per key, until its end marker);
+- list: `DgdrClient.list(all_namespaces=True)` (what `dgdr get` shows) against the same KV watch.
 
-Goal (issue 11): rebuild <= 1.5x raw, read all statuses <= 1.5x raw. Ratios, not absolute numbers,
+`--profile` runs each of our sides once more under cProfile and prints where its time goes.
+
+Goal (issue 11): rebuild <= 1.5x raw, read all statuses <= 1.5x raw, list <= 2x raw. Ratios, not absolute numbers,
 carry between machines: both sides are measured here, now, on the same noisy machine.
 """
 
@@ -21,10 +24,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import pstats
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dgdr.app.reactors import progress_command, result_command  # noqa: E402
+from dgdr.client import DgdrClient  # noqa: E402
 from dgdr.domain.decider import decide, evolve, initial_state  # noqa: E402
 from dgdr.domain.model import (  # noqa: E402
     Apply,
@@ -44,6 +51,7 @@ from dgdr.domain.model import (  # noqa: E402
     StartProfiling,
 )
 from events import subjects  # noqa: E402
+from events.connection import ConnectOptions  # noqa: E402
 from events.envelope import AggregateId, wrap  # noqa: E402
 from events.jetstream import JetStreamEventStore, ensure_layout  # noqa: E402
 from events.server import EmbeddedNatsServer  # noqa: E402
@@ -73,7 +81,7 @@ def lifecycle(name: str, uid: str, manifest: dict[str, Any], result: Any) -> lis
                 id=f"observe-{observed}-{uid}",
                 at=AT,
                 dgd_name=f"{name}-dgd",
-                observed=observed,  # type: ignore[arg-type]
+                observed=observed,
                 replicas=1,
                 available_replicas=1 if observed == "successful" else 0,
             )
@@ -150,10 +158,20 @@ def best(samples: list[float]) -> float:
     return min(samples)
 
 
+async def profiled(label: str, run: Callable[[], Awaitable[Any]], lines: int = 25) -> None:
+    profiler = cProfile.Profile()
+    profiler.enable()
+    await run()
+    profiler.disable()
+    print(f"--- profile: {label} (tottime, top {lines})")
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(lines)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dgdrs", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each side; the best counts")
+    parser.add_argument("--profile", action="store_true", help="profile each of our sides once")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         server = EmbeddedNatsServer(Path(tmp) / "nats")
@@ -205,9 +223,43 @@ async def main() -> None:
                 f"Projector.values()  {best(ours):7.3f} s | ratio {best(ours) / best(raw):5.2f} "
                 "(goal <= 1.5)"
             )
+
+            client = DgdrClient(ConnectOptions(url=server.url))
+            await client.connect()
+            try:
+                raw, ours = [], []
+                for _ in range(args.repeat):
+                    raw.append((await raw_watch_all(kv))[0])
+                    t0 = time.perf_counter()
+                    listed = await client.list(all_namespaces=True)
+                    ours.append(time.perf_counter() - t0)
+                    assert len(listed) == len(rebuilt)
+                print(
+                    f"list         raw KV watch         {best(raw):7.3f} s | "
+                    f"DgdrClient.list()   {best(ours):7.3f} s | "
+                    f"ratio {best(ours) / best(raw):5.2f} (goal <= 2)"
+                )
+                if args.profile:
+                    await profiled("Projector.rebuild()", projector.rebuild)
+                    await profiled("Projector.values()", projector.values)
+                    await profiled("DgdrClient.list()", lambda: client.list(all_namespaces=True))
+            finally:
+                await client.close()
         finally:
             await nc.close()
             await server.stop()
+            log = Path(tmp) / "nats" / "nats-server.log"
+            trouble = (
+                [
+                    line
+                    for line in log.read_text().splitlines()
+                    if "[ERR]" in line or "[WRN]" in line
+                ]
+                if log.exists()
+                else []
+            )
+            for line in trouble[:10]:
+                print(f"nats-server: {line}")
 
 
 if __name__ == "__main__":

@@ -72,6 +72,7 @@ from dgdr.domain.waiting import Outcome, Verdict, WaitFor, verdict
 from dgdr.manifests import Document as Document  # re-exported: the client's public names
 from dgdr.manifests import load_documents as load_documents
 from dgdr.manifests import load_manifests as load_manifests
+from events import codec
 from events import subjects as s
 from events.connection import ConnectOptions, connect, refusing
 
@@ -454,7 +455,7 @@ class DgdrClient:
             entry = await refusing(self.nc, kv.get(s.status_key(namespace or self.namespace, name)))
         except (KeyNotFoundError, SubjectTooLong):  # too long a name for any DGDR
             return None
-        return json.loads(entry.value) if entry.value else None
+        return codec.loads(entry.value) if entry.value else None
 
     async def list(
         self, *, namespace: str | None = None, all_namespaces: bool = False
@@ -467,7 +468,7 @@ class DgdrClient:
         values = await refusing(
             self.nc, bucket_values(self.nc.jetstream(), s.STATUS_BUCKET, pattern)
         )
-        return [json.loads(values[key]) for key in sorted(values)]
+        return [codec.loads(values[key]) for key in sorted(values)]
 
     async def _status_entries(
         self, name: str | None, namespace: str | None, all_namespaces: bool

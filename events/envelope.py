@@ -18,7 +18,7 @@ from functools import cached_property
 from typing import Any
 
 from dgdr.domain.errors import UnknownEvent
-from dgdr.domain.model import Event, event_from_payload, event_payload
+from dgdr.domain.model import EVENT_ADAPTER, Event, event_from_payload, event_payload
 
 # Current schema version per event type; a type not listed is at version 1.
 SCHEMA_VERSIONS: dict[str, int] = {"ProfilingProgressed": 2}
@@ -63,6 +63,14 @@ class Envelope:
     def event(self) -> Event:
         """The domain event, decoded once per envelope (events are immutable)."""
         return event_from_payload(self.type, self.payload)
+
+    def strict_event(self) -> Event:
+        """The domain event validated strictly, then kept as `event`: every field must hold its
+        type as such ("3" is not 3, 3.0 is not 3, true is not 1). Raises pydantic's
+        `ValidationError` when it does not (`event` may still coerce it)."""
+        event = EVENT_ADAPTER.validate_python({**self.payload, "type": self.type}, strict=True)
+        self.__dict__["event"] = event  # where the cached property `event` keeps its value
+        return event
 
     def to_dict(self) -> dict[str, Any]:
         return {

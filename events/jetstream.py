@@ -67,6 +67,7 @@ from events.transient import DEFAULT_DEADLINE, retry_transient
 WRONG_LAST_SEQUENCE = 10071
 PUBLISH_TIMEOUT = 3.0  # per attempt; a lost leader is retried (events.transient), not waited out
 DUPLICATE_WINDOW_S = 120.0
+READ_ALL_TURN_BYTES = 16 * 1024  # `read_all` gives the event loop a turn per this many bytes
 
 log = structlog.get_logger("events.jetstream")
 
@@ -509,9 +510,21 @@ class JetStreamEventStore:
                 deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after + 1
             ),
         )
+        taken = 0  # bytes taken from the queue since the event loop last had a turn
         try:
             while True:
-                msg = await asyncio.wait_for(queue.get(), timeout=10)
+                # What is queued is taken without a timer (only an empty queue is waited on), and
+                # the event loop gets a turn per `READ_ALL_TURN_BYTES` taken: the connection is
+                # read on while a backlog is folded (nats-py reads up to 32 KiB a read), without
+                # a turn, and its system calls, per message.
+                if not queue.qsize():
+                    msg, taken = await asyncio.wait_for(queue.get(), 10), 0
+                elif taken >= READ_ALL_TURN_BYTES:
+                    await asyncio.sleep(0)
+                    msg, taken = queue.get_nowait(), 0
+                else:
+                    msg = queue.get_nowait()
+                taken += len(msg.data or b"")
                 seq = int(msg.metadata.sequence.stream)
                 yield decode_message(msg, seq)
                 if seq >= last:

@@ -325,19 +325,23 @@ class Projector:
         )
 
     async def values(self) -> dict[str, bytes]:
-        """Every status in the bucket, re-encoded canonically (as `rebuild` encodes), read in
-        one bulk pass (`events.jetstream.bucket_values`)."""
+        """Every status in the bucket as stored, read in one bulk pass
+        (`events.jetstream.bucket_values`). Every write is `encode`d, so these are the canonical
+        bytes `rebuild` gives for the same objects: they are compared as they are, not decoded."""
         raw = await bucket_values(self.js, s.STATUS_BUCKET)
-        return {key: encode(json.loads(value)) for key, value in raw.items() if value}
+        return {key: value for key, value in raw.items() if value}
 
     async def rebuild_report(self) -> tuple[dict[str, bytes], dict[str, list[Damage]]]:
         """Every key recomputed from the stream (as `rebuild`), and the damage found per key
         (key "" for messages on subjects that name no DGDR)."""
         objects: dict[str, Status | None] = {}
         damaged: dict[str, list[Damage]] = {}
+        keys: dict[AggregateId, str] = {NO_AGGREGATE: ""}  # a DGDR's commits come in runs
         async for commit in self.store.read_all():
             agg = commit.aggregate
-            key = "" if agg == NO_AGGREGATE else s.status_key(agg.namespace, agg.name)
+            key = keys.get(agg)
+            if key is None:
+                key = keys[agg] = s.status_key(agg.namespace, agg.name)
             objects[key], damage = fold_commit(objects.get(key), commit)
             if damage is not None:
                 damaged.setdefault(key, []).append(damage)

@@ -25,7 +25,6 @@ commit (`events.integrity`) before it folds it, and shows one it did not fold wi
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, assert_never
 
@@ -54,6 +53,7 @@ from dgdr.domain.model import (
     ValidationFailed,
 )
 from dgdr.domain.spec import API_VERSION, KIND
+from events import codec
 from events.envelope import Damage, Envelope
 
 CONDITION_ORDER = (
@@ -65,6 +65,7 @@ CONDITION_ORDER = (
     "DeploymentReady",
     "HistoryIntact",
 )
+_CONDITION_RANK = {ctype: rank for rank, ctype in enumerate(CONDITION_ORDER)}
 # Our condition, present only once a stored message of the DGDR could not be folded (`mark_damaged`).
 HISTORY_INTACT = "HistoryIntact"
 # Our condition beside Dynamo's: whether the pick meets the SLA as the profiler estimated it (Unknown
@@ -108,8 +109,9 @@ FAILURE_PREFIXES = (
 
 
 def encode(obj: dict[str, Any]) -> bytes:
-    """The canonical bytes of an object (sorted keys, compact): equal objects, equal bytes."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+    """The canonical bytes of an object (sorted keys, compact, `events.codec.canonical`): equal
+    objects, equal bytes."""
+    return codec.canonical(obj)
 
 
 def set_condition(
@@ -122,8 +124,19 @@ def set_condition(
     at: str,
     generation: int | None,
 ) -> None:
-    conditions: list[dict[str, Any]] = status.setdefault("conditions", [])
-    old = next((c for c in conditions if c["type"] == ctype), None)
+    # One pass over the list, kept in `CONDITION_ORDER`: the others stay, the new one goes in at
+    # its place (where the old one of its type was, or before the first of a later type).
+    rank = _CONDITION_RANK[ctype]
+    rest: list[dict[str, Any]] = []
+    old: dict[str, Any] | None = None
+    place = -1
+    for c in status.get("conditions", ()):
+        if c["type"] == ctype:
+            old = c
+            continue
+        if place < 0 and _CONDITION_RANK[c["type"]] > rank:
+            place = len(rest)
+        rest.append(c)
     new: dict[str, Any] = {
         "type": ctype,
         "status": cstatus,
@@ -133,8 +146,8 @@ def set_condition(
     }
     if generation is not None:
         new["observedGeneration"] = generation
-    rest = [c for c in conditions if c["type"] != ctype] + [new]
-    status["conditions"] = sorted(rest, key=lambda c: CONDITION_ORDER.index(c["type"]))
+    rest.insert(place if place >= 0 else len(rest), new)
+    status["conditions"] = rest
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,8 @@ decider folds it; anything else is damaged with a reason, never raises, and is n
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -25,12 +27,15 @@ from dgdr.domain.model import (
     event_payload,
 )
 from events import subjects
-from events.envelope import AggregateId, Commit, wrap
+from events.envelope import AggregateId, Commit, Envelope, wrap
 from events.integrity import (
     H_EXPECTED,
     H_EXPECTED_SUBJECT,
     H_MSG_ID,
+    MAX_REASON,
     NO_AGGREGATE,
+    WRITTEN_KEYS,
+    _envelope_problem,
     preview,
     read_commit,
     verify_history,
@@ -73,7 +78,7 @@ def stored_events(
 
 def service_history(commands: list[Command]) -> tuple[list[Stored], State]:
     """The messages the service stores for `commands`, and the decider's state after them."""
-    state, out = initial_state(), []
+    state, out = initial_state(), list[Stored]()
     for command in commands:
         events = decide(state, command)
         assert not isinstance(events, Rejection), events
@@ -290,3 +295,58 @@ def test_preview_escapes_and_truncates() -> None:
     assert preview(b"\x00\xffa\nb") == "\\x00\\\\xffa\\nb"
     long = preview(b"y" * 1000)
     assert long.startswith("y" * 160) and long.endswith("(1000 bytes)")
+
+
+def twists(value: Any) -> st.SearchStrategy[Any]:
+    """Values that differ from `value` in the ways a coercing validator forgives or not."""
+    near: list[Any] = [None, True, 0, 1.0, "", [value], {"a": value}, str(value)]
+    if isinstance(value, int) and not isinstance(value, bool):
+        near += [float(value), str(value), bool(value), value + 2**64]
+    return st.sampled_from(near) | JSON
+
+
+@functools.cache
+def service_envelopes() -> list[dict[str, Any]]:
+    """Every envelope the service writes in the histories of `LIVE_VARIANTS`, as stored."""
+    return [
+        item
+        for variant in LIVE_VARIANTS
+        for message in service_history(history(variant))[0]
+        for item in json.loads(message.data)["events"]
+    ]
+
+
+@st.composite
+def service_envelope_changed(draw: st.DrawFn) -> tuple[dict[str, Any], bytes]:
+    """An envelope the service wrote with one payload key set to something else, and its
+    commit's text."""
+    item = copy.deepcopy(draw(st.sampled_from(service_envelopes())))
+    payload = item["payload"]
+    keys = sorted(WRITTEN_KEYS[item["type"]] | {"type", "parsed", "resolved", "dgd_name", "x"})
+    key = draw(st.sampled_from(keys))
+    payload[key] = draw(twists(payload.get(key, 1)))
+    return item, json.dumps({"events": [item]}).encode()
+
+
+@settings(max_examples=150, deadline=None)
+@given(changed=service_envelope_changed())
+def test_the_fast_check_gives_the_full_checks_verdict(
+    changed: tuple[dict[str, Any], bytes],
+) -> None:
+    item, data = changed
+    fast, full = Envelope.from_dict(item), Envelope.from_dict(item)
+    verdict = _envelope_problem(fast, AGG, plain=True)
+    assert verdict == _envelope_problem(full, AGG, plain=False)
+    commit = read_commit(data, subject=SUBJECT, headers=headers(5), seq=5)
+    assert (commit.damage.reason if commit.damage else None) == (verdict and verdict[:MAX_REASON])
+    if verdict is None:
+        assert fast.event == full.event == commit.envelopes[0].event
+
+
+def test_a_commit_holding_an_integer_past_64_bits_reads_back_exact() -> None:
+    big = 2**64 * 1000 + 7
+    created = stored_events([Created(spec={"model": "m", "overrides": {"n": big}})], 1)
+    assert str(big).encode() in created.data
+    commit = created.read()
+    assert commit.damage is None
+    assert commit.envelopes[0].payload["spec"]["overrides"]["n"] == big
