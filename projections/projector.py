@@ -7,7 +7,8 @@ a new incarnation of a name, a damaged message) is repaired by folding the name'
 after the current value onto it (its whole stored history when there is no value).
 Every write is a compare-and-swap on the KV revision, so two projector replicas never move a value
 backwards; a lost CAS (on update, create or delete: an expected race) re-reads and tries again,
-logged at debug.
+logged at debug. The last value written is kept in memory for at most `PROJECTOR_CACHE_SIZE` keys
+(least recently used go first), so memory does not grow with the number of DGDRs.
 
 Trusted but verified (`events.integrity`): a delivered message that is not a valid commit, or a commit
 that is not a legal continuation of the status, is never folded. It is recorded once in the quarantine
@@ -29,6 +30,7 @@ delivered commit's time (when it was decided) to the write.
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -48,6 +50,9 @@ from events.store import EventStore
 from projections.status import encode, mark_damaged, project
 
 log = structlog.get_logger("dgdr.projector")
+# The statuses the projector keeps in memory (the last it wrote, to skip a read): enough for every
+# DGDR in the middle of its lifecycle at once; a DGDR that waited longer costs one KV read.
+PROJECTOR_CACHE_SIZE = 1024
 
 Status = dict[str, Any]
 
@@ -119,7 +124,7 @@ class Projector:
         js: JetStreamContext,
         kv: KeyValue,
         store: EventStore,
-        cache_size: int = 10_000,
+        cache_size: int = PROJECTOR_CACHE_SIZE,
         observer: ProjectionObserver | None = None,
     ) -> None:
         self.observer: ProjectionObserver = observer or _Unobserved()
@@ -127,14 +132,22 @@ class Projector:
         self.kv = kv
         self.store = store
         # What this projector last wrote per key: saves a KV read when it is still current. A
-        # stale entry only costs a failed CAS and a re-read.
-        self._cache: dict[str, tuple[dict[str, Any] | None, int]] = {}
+        # stale entry only costs a failed CAS and a re-read; a missing one, a read. Bounded: the
+        # least recently used keys go beyond `cache_size`.
+        self._cache: OrderedDict[str, tuple[dict[str, Any] | None, int]] = OrderedDict()
         self._cache_size = cache_size
 
     def _remember(self, key: str, obj: dict[str, Any] | None, revision: int) -> None:
-        if len(self._cache) >= self._cache_size:
-            self._cache.pop(next(iter(self._cache)))
         self._cache[key] = (obj, revision)
+        self._cache.move_to_end(key)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    def _cached(self, key: str) -> tuple[dict[str, Any] | None, int] | None:
+        entry = self._cache.get(key)
+        if entry is not None:
+            self._cache.move_to_end(key)
+        return entry
 
     async def _read(self, key: str) -> tuple[dict[str, Any] | None, int]:
         """(object, KV revision); a deleted or missing key is (None, revision or 0)."""
@@ -187,7 +200,7 @@ class Projector:
         if agg == NO_AGGREGATE:  # on a subject that names no DGDR: nothing to show it on
             return
         key = s.status_key(agg.namespace, agg.name)
-        cached = self._cache.get(key)
+        cached = self._cached(key)
         for _ in range(20):
             if cached is not None:
                 current, revision = cached
