@@ -20,6 +20,8 @@ and a rebuild gives the same bytes (the same fold of the same commit). Applies o
 a time in a process; the consumer then finds the commit folded and skips it without decoding it
 (`on_message`): every message at or below a value's resourceVersion was verified, folded or
 quarantined, by whoever wrote that value, or is the writer's own commit.
+The last value written is kept in memory for at most `PROJECTOR_CACHE_SIZE` keys (least recently
+used go first), so memory does not grow with the number of DGDRs.
 
 Trusted but verified (`events.integrity`): a delivered message that is not a valid commit, or a commit
 that is not a legal continuation of the status, is never folded. It is recorded once in the quarantine
@@ -44,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -64,6 +67,9 @@ from events.store import EventStore
 from projections.status import encode, mark_damaged, project
 
 log = structlog.get_logger("dgdr.projector")
+# The statuses the projector keeps in memory (the last it wrote, to skip a read): enough for every
+# DGDR in the middle of its lifecycle at once; a DGDR that waited longer costs one KV read.
+PROJECTOR_CACHE_SIZE = 1024
 
 # How many of the status bucket's last writes `check_not_ahead` reads (its docstring says why).
 AHEAD_CHECK_WRITES = 1024
@@ -139,7 +145,7 @@ class Projector:
         js: JetStreamContext,
         kv: KeyValue,
         store: EventStore,
-        cache_size: int = 10_000,
+        cache_size: int = PROJECTOR_CACHE_SIZE,
         observer: ProjectionObserver | None = None,
     ) -> None:
         self.observer: ProjectionObserver = observer or _Unobserved()
@@ -147,15 +153,23 @@ class Projector:
         self.kv = kv
         self.store = store
         # What this projector last wrote per key: saves a KV read when it is still current. A
-        # stale entry only costs a failed CAS and a re-read.
-        self._cache: dict[str, tuple[dict[str, Any] | None, int]] = {}
+        # stale entry only costs a failed CAS and a re-read; a missing one, a read. Bounded: the
+        # least recently used keys go beyond `cache_size`.
+        self._cache: OrderedDict[str, tuple[dict[str, Any] | None, int]] = OrderedDict()
         self._cache_size = cache_size
         self._keys: dict[str, list[Any]] = {}  # key -> [lock, users]: `_serialized`
 
     def _remember(self, key: str, obj: dict[str, Any] | None, revision: int) -> None:
-        if len(self._cache) >= self._cache_size:
-            self._cache.pop(next(iter(self._cache)))
         self._cache[key] = (obj, revision)
+        self._cache.move_to_end(key)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    def _cached(self, key: str) -> tuple[dict[str, Any] | None, int] | None:
+        entry = self._cache.get(key)
+        if entry is not None:
+            self._cache.move_to_end(key)
+        return entry
 
     async def _read(self, key: str) -> tuple[dict[str, Any] | None, int]:
         """(object, KV revision); a deleted or missing key is (None, revision or 0)."""
@@ -275,7 +289,7 @@ class Projector:
         if agg == NO_AGGREGATE:  # on a subject that names no DGDR: nothing to show it on
             return
         key = s.status_key(agg.namespace, agg.name)
-        cached = self._cache.get(key)
+        cached = self._cached(key)
         if cached is None and commit.expected == 0 and commit.damage is None:
             cached = (None, 0)  # the name's first message: its key is new, `create` checks that
         for _ in range(20):

@@ -18,9 +18,17 @@ missed: TTFT ... (closest achievable config)". Condition wording is Dynamo's con
 completed successfully" (then our profiler's summary after "; "); SpecGenerated True "DynamoGraphDeployment
 spec generated successfully"; in Failed, `Succeeded` shows the first False condition of Validation,
 Profiling, SpecGenerated, DeploymentReady, its message prefixed "Validation failed: ", "Profiling
-failed: ", "Spec generation failed: " or "Deployment failed: ". Failure: an unknown event type raises ValueError; an event the machine
-does not allow from the state the status shows raises `InvalidHistory`; the projector verifies each
-commit (`events.integrity`) before it folds it, and shows one it did not fold with `mark_damaged`.
+failed: ", "Spec generation failed: " or "Deployment failed: ".
+
+The status size is bounded: `profilingResults.pareto` (Dynamo's field, deprecated upstream) holds at
+most `PARETO_STATUS_ROWS` configs of the profiler's front: the selected one and those with the most
+tokens/s per GPU, in the front's order (`status_pareto`). When the front is longer, the Profiling
+condition's message ends "status.profilingResults.pareto holds K of the N Pareto configs (all of
+them: dgdr describe)"; the whole front stays in the stored ProfilingCompleted event, which `dgdr
+describe` and `dgdr history -o json` show.
+
+Failure: an unknown event type raises ValueError; an event the machine does not allow from the state
+the status shows raises `InvalidHistory`; the projector verifies each commit (`events.integrity`) before it folds it, and shows one it did not fold with `mark_damaged`.
 """
 
 from __future__ import annotations
@@ -86,6 +94,9 @@ SUCCEEDED: dict[str, tuple[str, str, str]] = {
 }
 # Where `Succeeded` (the phase message) also says that the pick misses the SLA.
 SLA_NOTED_PHASES = ("Ready", "Deployed")
+# The Pareto configs a status holds at most (Dynamo's field, deprecated upstream: its controller no
+# longer fills it). The whole front stays in the stored ProfilingCompleted event.
+PARETO_STATUS_ROWS = 5
 # What a new generation of the spec starts without: its profiling and deployment are still to come.
 PER_GENERATION = (
     "profilingPhase",
@@ -106,6 +117,39 @@ FAILURE_PREFIXES = (
     ("SpecGenerated", "Spec generation failed: "),
     ("DeploymentReady", "Deployment failed: "),
 )
+
+
+def _selected(row: dict[str, Any]) -> bool:
+    config = row.get("config")
+    return isinstance(config, dict) and config.get("selected") is True
+
+
+def _throughput(row: dict[str, Any]) -> float:
+    config = row.get("config")
+    value = config.get("tokensPerSecondPerGpu") if isinstance(config, dict) else None
+    return float(value) if isinstance(value, int | float) else float("-inf")
+
+
+def status_pareto(pareto: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of the Pareto front the status keeps: all of a front of at most
+    `PARETO_STATUS_ROWS`; of a longer one, the selected config and the others with the most
+    tokens/s per GPU up to that many, in the front's order."""
+    if len(pareto) <= PARETO_STATUS_ROWS:
+        return pareto
+    selected = next((i for i, row in enumerate(pareto) if _selected(row)), None)
+    ranked = sorted(
+        (i for i in range(len(pareto)) if i != selected), key=lambda i: -_throughput(pareto[i])
+    )
+    kept = ([selected] if selected is not None else []) + ranked
+    return [pareto[i] for i in sorted(kept[:PARETO_STATUS_ROWS])]
+
+
+def pareto_note(kept: int, total: int) -> str:
+    """What the Profiling condition says of a front the status holds only part of."""
+    return (
+        f"status.profilingResults.pareto holds {kept} of the {total} Pareto configs "
+        "(all of them: dgdr describe)"
+    )
 
 
 def encode(obj: dict[str, Any]) -> bytes:
@@ -305,13 +349,12 @@ def _record(status: dict[str, Any], event: Event, conditions: _Conditions) -> No
             c.surface("Profiling", describe(event).reason, event.message)
         case ProfilingCompleted():
             status["dgdName"] = event.dgd_name
-            status["profilingResults"] = {
-                "selectedConfig": event.selected_config,
-                "pareto": event.pareto,
-            }
-            done = (
-                f"{PROFILING_SUCCEEDED}; {event.message}" if event.message else PROFILING_SUCCEEDED
-            )
+            kept = status_pareto(event.pareto)
+            status["profilingResults"] = {"selectedConfig": event.selected_config, "pareto": kept}
+            said = [event.message] if event.message else []
+            if len(kept) < len(event.pareto):
+                said.append(pareto_note(len(kept), len(event.pareto)))
+            done = "; ".join([PROFILING_SUCCEEDED, *said])
             c.set("Profiling", "True", "ProfilingCompleted", done)
             if event.sla_verdict is not None:
                 verdict = event.sla_summary or event.message

@@ -29,7 +29,7 @@ from typing import Any, Literal, Protocol
 
 import structlog
 
-from dgdr.app.states import NOTHING, Loaded, StateCache, fold_commits
+from dgdr.app.states import NOTHING, STATE_CACHE_SIZE, Loaded, StateCache, fold_commits
 from dgdr.domain.decider import decide, evolve
 from dgdr.domain.errors import ConcurrencyConflict
 from dgdr.domain.model import Command, Event, Rejection, ValidationFailed
@@ -86,7 +86,7 @@ class CommandHandler:
         *,
         max_attempts: int = 8,
         states: StateCache | None = None,
-        cache_size: int = 10_000,
+        cache_size: int = STATE_CACHE_SIZE,
         observer: CommandObserver | None = None,
     ) -> None:
         self.observer: CommandObserver = observer or _Unobserved()

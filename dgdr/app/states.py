@@ -13,7 +13,9 @@ service's next commit expects that sequence), and when it belongs to the live in
 in `Loaded.damage`. Later commits are folded when they are legal from the last good state, so a
 damaged DGDR still takes the service's decisions (a delete above all).
 
-Bounded: least recently used entries go beyond `size` names. An entry is only ever replaced by a
+Bounded: least recently used entries go beyond `size` names (default `STATE_CACHE_SIZE`, enough for
+every DGDR in the middle of its lifecycle at once; a DGDR that was evicted costs one reload from the
+store when it is next decided for), so memory does not grow with the number of DGDRs. An entry is only ever replaced by a
 later one (a higher sequence), so concurrent users cannot move it backwards. Never raises.
 """
 
@@ -76,8 +78,11 @@ def fold_commits(loaded: Loaded, commits: list[Commit]) -> Loaded:
     return Loaded(aggregate, state, version, damage)
 
 
+STATE_CACHE_SIZE = 2048
+
+
 class StateCache:
-    def __init__(self, size: int = 10_000) -> None:
+    def __init__(self, size: int = STATE_CACHE_SIZE) -> None:
         self.size = size
         self._entries: OrderedDict[tuple[str, str], Loaded] = OrderedDict()
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from rich.table import Table
 
+from dgdr.cli import pareto_rows
 from dgdr.cli.console import out
 from dgdr.cli.yamlout import dump_yaml_all
 
@@ -109,51 +110,13 @@ def shape_of(p: dict[str, Any]) -> str:
 
 def _alternatives(pareto: list[dict[str, Any]], top: int) -> Table:
     t = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
-    columns = (
-        "",
-        "BACKEND",
-        "MODE",
-        "TP",
-        "WORKERS",
-        "GPUS",
-        "BATCH",
-        "TTFT MS",
-        "ITL MS",
-        "TOK/S/GPU",
-        "TOK/S/USER",
-        "SLA",
-    )
-    for c in columns:
-        t.add_column(
-            c, no_wrap=True, justify="left" if c in ("", "BACKEND", "MODE", "SLA") else "right"
-        )
+    for c in pareto_rows.COLUMNS:
+        t.add_column(c, no_wrap=True, justify="left" if c in pareto_rows.LEFT_ALIGNED else "right")
     ranked = sorted(pareto, key=lambda p: -p["tokensPerSecondPerGpu"])[:top]
     ranked += [p for p in pareto if p.get("selected") and p not in ranked]
     for p in ranked:
-        t.add_row(
-            "*" if p.get("selected") else "",
-            str(p.get("backend", "")),
-            str(p.get("mode", "agg")),
-            *_shape_cells(p),
-            str(p["totalGpus"]),
-            str(p["batchSize"]),
-            f"{p['ttftMs']:.1f}",
-            f"{p['itlMs']:.2f}",
-            f"{p['tokensPerSecondPerGpu']:.0f}",
-            f"{p['tokensPerSecondPerUser']:.1f}",
-            "met" if p.get("meetsSla") else "missed",
-        )
+        t.add_row(*pareto_rows.cells(p))
     return t
-
-
-def _shape_cells(p: dict[str, Any]) -> tuple[str, str]:
-    """TP and worker counts: `2` and `4` (agg), `P1 D2` and `2+3` (prefill + decode)."""
-    if p.get("mode") == "disagg":
-        return (
-            f"P{p['prefillTensorParallelSize']} D{p['decodeTensorParallelSize']}",
-            f"{p['prefillWorkers']}+{p['decodeWorkers']}",
-        )
-    return str(p["tensorParallelSize"]), str(p["replicas"])
 
 
 def dgd_line(report: dict[str, Any]) -> str:

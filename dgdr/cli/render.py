@@ -4,7 +4,9 @@ Pure functions from objects and stored events to text (tables as kubectl prints 
 `dgdr.cli.printer`; values as YAML writes them: true, false); no I/O. What an event
 says (type, reason, message) is `dgdr.domain.describe`, the same words Kubernetes Events use; the
 Events of `describe` are the noteworthy events of the object's incarnation, as `kubectl describe`
-lists them, and `dgdr history` lists every stored event. Ages are relative to `now` (default: the
+lists them, and `dgdr history` lists every stored event. `describe` shows the whole Pareto front of
+the last profiling from its stored ProfilingCompleted event (the status keeps only its top rows,
+`projections.status.PARETO_STATUS_ROWS`). Ages are relative to `now` (default: the
 clock). Nothing here raises for an event a newer dgdr wrote: it is shown by its type.
 """
 
@@ -14,6 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from dgdr.cli import pareto_rows
 from dgdr.cli.printer import columns
 
 if TYPE_CHECKING:  # the event models are imported where events are described: `get` needs none
@@ -123,6 +126,21 @@ def story(
     return [(e, d) for e, d in described if d.noteworthy]
 
 
+def last_profiling(events: Sequence[HistoryEntry], uid: str | None) -> dict[str, Any]:
+    """The payload of the incarnation `uid`'s last stored ProfilingCompleted event ({} if none)."""
+    completed = [
+        e for e in events if e["aggregate"]["uid"] == uid and e["type"] == "ProfilingCompleted"
+    ]
+    return completed[-1].get("payload", {}) if completed else {}
+
+
+def pareto_front(events: Sequence[HistoryEntry], uid: str | None) -> list[Any]:
+    """The whole Pareto front of the incarnation `uid`'s last profiling, as its ProfilingCompleted
+    event stored it (the status holds only its top rows); [] when there is none."""
+    front = last_profiling(events, uid).get("pareto")
+    return front if isinstance(front, list) else []
+
+
 def scalar(value: Any) -> str:
     """A value as YAML (and `kubectl describe`) writes it: true/false, <none>, numbers, text."""
     if isinstance(value, bool):
@@ -181,6 +199,11 @@ def describe(
     out += _indented(
         columns(("TYPE", "STATUS", "REASON", "LAST TRANSITION", "MESSAGE"), conditions)
     )
+    front = pareto_front(events, meta.get("uid")) if st.get("profilingResults") else []
+    if front:
+        out.append("Pareto Front:")
+        rows = [pareto_rows.cells(pareto_rows.config_of(r)) for r in front]
+        out += _indented(columns(pareto_rows.COLUMNS, rows))
     stories = [
         [d.type, d.reason, age(e["time"], now), d.message]
         for e, d in story(events, meta.get("uid"))

@@ -555,7 +555,6 @@ def demo(
     from dgdr.app.logs import configure
     from dgdr.client import DgdrClient, load_documents
     from events.server import free_port
-    from projections.status import PROFILING_SUCCEEDED
 
     configure("WARNING")
     example = _example_path()
@@ -592,8 +591,8 @@ def demo(
         f"[bold green]Deployed[/]: DGD [bold]{st['dgdName']}[/] in namespace "
         f"{obj['metadata']['namespace']}"
     )
-    picked = str(render.condition(obj, "Profiling").get("message", ""))
-    out.print(f"selected: {picked.removeprefix(PROFILING_SUCCEEDED + '; ')}")
+    profiled = render.last_profiling(result["history"], obj["metadata"].get("uid"))
+    out.print(f"selected: {profiled.get('message', '')}")
     print_sla_warning(obj["metadata"]["name"], obj)
     for component in dgd.get("spec", {}).get("components", []):  # v1beta1
         containers = component.get("podTemplate", {}).get("spec", {}).get("containers", [])
@@ -607,7 +606,7 @@ def demo(
         gpus = svc.get("resources", {}).get("limits", {}).get("gpu", "0")
         out.print(f"  service {svc_name}: replicas {svc.get('replicas', 1)}, GPUs each {gpus}")
     out.print(
-        f"pareto front: {len(st['profilingResults'].get('pareto', []))} configs; "
+        f"pareto front: {len(profiled.get('pareto', []))} configs; "
         f"history: {len(result['history'])} stored events"
     )
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from events.server import free_port
+from projections.status import PARETO_STATUS_ROWS
 from tests.integration.conftest import Running, manifest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,6 +82,18 @@ async def test_kubectl_like_flow(running: Running) -> None:
         "Qwen/Qwen3-0.6B",
     ):
         assert part in out, part
+
+    # the status holds the top of the Pareto front and says so; describe shows all of it
+    front = next(e for e in events if e["type"] == "ProfilingCompleted")["payload"]["pareto"]
+    kept = obj["status"]["profilingResults"]["pareto"]
+    assert len(kept) == PARETO_STATUS_ROWS < len(front)
+    assert any(row["config"]["selected"] for row in kept)
+    profiling = next(c for c in obj["status"]["conditions"] if c["type"] == "Profiling")
+    assert f"holds {PARETO_STATUS_ROWS} of the {len(front)} Pareto configs" in profiling["message"]
+    lines = out.splitlines()
+    rows = lines[lines.index("Pareto Front:") + 2 :]
+    rows = rows[: next(i for i, line in enumerate(rows) if not line.startswith("  "))]
+    assert len(rows) == len(front) and sum(row.split()[0] == "*" for row in rows) == 1
 
     code, out, _ = await dgdr(url, "get", "-o", "yaml")
     assert code == 0 and "kind: List" in out

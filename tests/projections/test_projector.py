@@ -72,6 +72,30 @@ async def test_redelivery_and_reordering_never_move_a_value_backwards(
     assert await fresh.values() == values == await fresh.rebuild()
 
 
+async def test_the_cache_of_written_statuses_is_bounded_and_keeps_the_recently_used(
+    wired: tuple[Projector, JetStreamEventStore],
+) -> None:
+    _, store = wired
+    projector = Projector(wired[0].js, wired[0].kv, store, cache_size=2)
+    a, b, c = (AggregateId("default", n, str(uuid.uuid4())) for n in ("a", "b", "c"))
+    created = [Created(spec={"model": "m"})]
+    a1, b1, c1 = [await append(store, agg, created, 0, f"{agg.name}1") for agg in (a, b, c)]
+    await projector.apply(a1)
+    await projector.apply(b1)
+    await projector.apply(a1)  # redelivered, answered from the cache: b is the least recently used
+    await projector.apply(c1)
+    assert list(projector._cache) == [
+        subjects.status_key("default", "a"),
+        subjects.status_key("default", "c"),
+    ]
+    values = await projector.values()
+    versions = {k: json.loads(v)["metadata"]["resourceVersion"] for k, v in values.items()}
+    assert versions == {
+        subjects.status_key("default", commit.aggregate.name): str(commit.seq)
+        for commit in (a1, b1, c1)
+    }
+
+
 async def test_deletion_removes_the_key_and_old_commits_do_not_resurrect_it(
     wired: tuple[Projector, JetStreamEventStore],
 ) -> None:

@@ -13,7 +13,14 @@ from dgdr.domain.errors import InvalidHistory
 from dgdr.domain.model import Command, ProfilingProgressed, Rejection, SlaVerdict, State
 from dgdr.domain.spec import API_VERSION, KIND
 from events.envelope import AggregateId, Envelope, wrap
-from projections.status import CONDITION_ORDER, encode, project, project_all
+from projections.status import (
+    CONDITION_ORDER,
+    PARETO_STATUS_ROWS,
+    encode,
+    project,
+    project_all,
+    status_pareto,
+)
 from tests.dgdr.domain.builders import (
     DGD,
     INVALID,
@@ -525,3 +532,57 @@ def test_a_required_sla_that_is_missed_fails_with_sla_not_met() -> None:
     tl.do(Apply(id="relaxed", at=t(0), spec={**SPEC, "sla": {"ttft": 500}}))
     obj = tl.obj
     assert obj is not None and "annotations" not in obj["metadata"]
+
+
+# ------------------------------------------------------------------------------- Pareto in status
+
+
+def _front(size: int, selected: int) -> list[dict[str, Any]]:
+    """A front as the profiler writes it: fastest per user first, so tokens/s per GPU rises."""
+    return [
+        {"config": {"tokensPerSecondPerGpu": 100.0 * (i + 1), "selected": i == selected}}
+        for i in range(size)
+    ]
+
+
+def _profiled(pareto: list[dict[str, Any]]) -> Timeline:
+    from dgdr.domain.model import ReportProfilingResult
+
+    report = ReportProfilingResult(
+        id="profiled", at=t(0), generation=1, dgd_name=DGD, selected_config=SELECTED,
+        pareto=pareto, message="picked TP2",
+    )  # fmt: skip
+    return Timeline().do(apply(SPEC), start(1, JOB), report)
+
+
+def test_the_status_holds_at_most_the_cap_of_a_long_front_and_says_so() -> None:
+    front = _front(40, selected=30)
+    tl = _profiled(front)
+    kept = tl.status["profilingResults"]["pareto"]
+    assert len(kept) == PARETO_STATUS_ROWS
+    # the selected config, then the most tokens/s per GPU, in the front's order
+    assert kept == [front[30], *front[36:]]
+    profiling = tl.condition("Profiling")["message"]
+    assert profiling == (
+        "Profiling job completed successfully; picked TP2; status.profilingResults.pareto "
+        f"holds {PARETO_STATUS_ROWS} of the 40 Pareto configs (all of them: dgdr describe)"
+    )
+    # bounded: the status of a 40-config front is no larger than that of a 5-config one plus
+    # the note, whatever the front's length
+    short = _profiled(_front(PARETO_STATUS_ROWS, selected=0))
+    assert len(encode(tl.status)) < len(encode(short.status)) + 200
+
+
+def test_a_front_within_the_cap_is_kept_whole_with_dynamos_message() -> None:
+    front = _front(PARETO_STATUS_ROWS, selected=2)
+    tl = _profiled(front)
+    assert tl.status["profilingResults"]["pareto"] == front
+    assert tl.condition("Profiling")["message"] == (
+        "Profiling job completed successfully; picked TP2"
+    )
+
+
+def test_a_front_of_rows_the_profiler_did_not_shape_is_capped_in_order() -> None:
+    front: list[dict[str, Any]] = [{"ttft": float(i)} for i in range(9)]
+    assert status_pareto(front) == front[:PARETO_STATUS_ROWS]
+    assert status_pareto([]) == []

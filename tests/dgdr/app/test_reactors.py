@@ -18,7 +18,7 @@ from dgdr.app.reactors import (
     progress_command,
     result_command,
 )
-from dgdr.app.states import Loaded, StateCache
+from dgdr.app.states import STATE_CACHE_SIZE, Loaded, StateCache
 from dgdr.domain.decider import decide, initial_state
 from dgdr.domain.model import Apply
 from dgdr.domain.target import ApplyResult, Observer
@@ -231,6 +231,14 @@ def test_the_cache_is_bounded_and_never_moves_backwards() -> None:
     assert len(cache) == 2 and cache.get(NS, "b") is None
     assert cache.put(NS, "a", Loaded(None, initial_state(), 0)) is a  # an older state is refused
     assert cache.get(NS, "a") is a
+
+
+def test_the_default_cache_holds_fewer_states_than_the_dgdrs_a_service_runs() -> None:
+    cache = StateCache()
+    for i in range(10_000):  # the scale: 10k live DGDRs
+        cache.put(NS, f"d{i}", Loaded(None, initial_state(), i + 1))
+    assert len(cache) == STATE_CACHE_SIZE < 10_000
+    assert cache.get(NS, "d9999") is not None and cache.get(NS, "d0") is None
 
 
 def test_the_cache_advances_only_by_the_next_commit() -> None:

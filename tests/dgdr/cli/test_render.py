@@ -276,3 +276,33 @@ def test_describe_writes_values_as_yaml_and_kubectl_do_not_as_python() -> None:
     obj["spec"]["autoApply"] = True
     assert ["autoApply:", "true"] in [line.split() for line in render.describe(obj, history)]
     assert not any("None" in line for line in render.describe(obj, history))
+
+
+def test_describe_shows_the_whole_pareto_front_the_status_holds_only_the_top_of() -> None:
+    from dgdr.domain.model import ReportProfilingResult
+    from projections.status import PARETO_STATUS_ROWS
+
+    front = [
+        {
+            "config": {
+                "mode": "agg", "backend": "vllm", "tensorParallelSize": 1, "replicas": i + 1,
+                "totalGpus": i + 1, "batchSize": 64, "ttftMs": 80.0, "itlMs": 10.0 + i,
+                "tokensPerSecondPerGpu": 1000.0 + i, "tokensPerSecondPerUser": 90.0 - i,
+                "meetsSla": True, "selected": i == 3,
+            }
+        }
+        for i in range(12)
+    ]  # fmt: skip
+    report = ReportProfilingResult(
+        id="report", at=stamp(3), generation=1, dgd_name=DGD, selected_config={"kind": "DGD"},
+        pareto=front, message="TP1 x 4",
+    )  # fmt: skip
+    obj, history = lifecycle(FIRST, apply(SPEC), start(), report)
+    assert obj is not None
+    assert len(obj["status"]["profilingResults"]["pareto"]) == PARETO_STATUS_ROWS
+    rows = section(text(*render.describe(obj, history, now=START)), "Pareto Front:")
+    assert [row[-2] for row in rows if row[0] != "*"] == [f"{90.0 - i:.1f}" for i in range(12)
+                                                         if i != 3]  # fmt: skip
+    assert [row[1:] for row in rows if row[0] == "*"] == [
+        ["vllm", "agg", "1", "4", "4", "64", "80.0", "13.00", "1003", "87.0", "met"]
+    ]
