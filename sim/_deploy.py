@@ -55,7 +55,16 @@ def planner_objects(setup: Setup, selection: Selection) -> PlannerObjects:
         else None
     )
     prefill_data, decode_data = curves(
-        setup.model, setup.gpu, backend, c.prefill_tp, c.tp, setup.vram_mb, c.prefill_ep, c.ep
+        setup.model,
+        setup.gpu,
+        backend,
+        c.prefill_tp,
+        c.tp,
+        setup.vram_mb,
+        c.prefill_ep,
+        c.ep,
+        c.prefill_dp,
+        c.dp,
     )
     maps = configmaps(
         config,
@@ -106,13 +115,16 @@ def dgd_plan(
         backend=selection.backend,
         name=setup.name,
         namespace=setup.namespace,
-        workers=WorkerShape(tp=c.tp, replicas=c.replicas, ep=c.ep, pp=c.pp, max_batch=c.batch),
+        workers=WorkerShape(
+            tp=c.tp, replicas=c.replicas, ep=c.ep, pp=c.pp, max_batch=c.batch, dp=c.dp
+        ),
         prefill=(
             WorkerShape(
                 tp=c.prefill_tp,
                 replicas=c.prefill_workers,
                 ep=c.prefill_ep,
                 max_num_tokens=setup.workload.isl,
+                dp=c.prefill_dp,
             )
             if disagg
             else None

@@ -59,6 +59,11 @@ class Candidate:
     ep: int = 1  # expert-parallel size of the (decode) worker (MoE)
     prefill_ep: int = 1
     pp: int = 1  # pipeline stages of an aggregated worker (multinode only)
+    # Attention data-parallel ranks of the (decode) / prefill worker: > 1 is a DEP worker
+    # (`sim._dep`: `tp` GPUs, attention TP tp/dp, experts spread `ep` ways); `batch` is the
+    # worker's, `batch / dp` per rank.
+    dp: int = 1
+    prefill_dp: int = 1
 
     @property
     def gpus(self) -> int:
@@ -74,6 +79,10 @@ class Candidate:
                 "decodeExpertParallelSize": self.ep,
                 "decodeWorkers": self.replicas,
             }
+            if self.prefill_dp > 1:
+                shape["prefillAttentionDataParallelSize"] = self.prefill_dp
+            if self.dp > 1:
+                shape["decodeAttentionDataParallelSize"] = self.dp
         else:
             shape = {
                 "tensorParallelSize": self.tp,
@@ -82,6 +91,8 @@ class Candidate:
                 "gpusPerReplica": self.tp * self.pp,
                 "replicas": self.replicas,
             }
+            if self.dp > 1:
+                shape["attentionDataParallelSize"] = self.dp
         return {
             "mode": self.mode,
             "backend": self.backend,
@@ -140,7 +151,7 @@ def _r(x: float) -> float:
 class Pick:
     chosen: Candidate
     met: bool
-    per_tp: dict[tuple[int, int, int], Candidate]  # best SLA-meeting config per (TP, EP, PP)
+    per_tp: dict[tuple[int, int, int, int], Candidate]  # best SLA-meeting per (TP, EP, PP, DP)
     pareto: list[Candidate]
     evaluated: int
     candidates: list[Candidate]  # every aggregated candidate evaluated
@@ -187,6 +198,7 @@ def search(
     tp = grid.tp[rows]
     ep = grid.ep[rows]
     pp = grid.pp[rows]
+    dp = grid.dp[rows]
     width = tp * pp  # GPUs per worker
     batch = grid.batch[rows, cols]
     ttft = grid.ttft_ms[rows, cols]
@@ -234,17 +246,18 @@ def search(
             served=float(served[k]),
             ep=int(ep[k]),
             pp=int(pp[k]),
+            dp=int(dp[k]),
         )
         for k in range(rows.size)
     ]
-    # The KV-capacity column can repeat a grid batch size: keep one of each (TP, EP, batch).
-    unique = {(c.tp, c.ep, c.pp, c.batch): c for c in candidates}
+    # The KV-capacity column can repeat a grid batch size: keep one of each (layout, batch).
+    unique = {(c.tp, c.ep, c.pp, c.dp, c.batch): c for c in candidates}
     candidates = [unique[key] for key in sorted(unique)]
 
     key_of = partial(rank_key, objective=sla.optimization_type)
-    per_tp: dict[tuple[int, int, int], Candidate] = {}
+    per_tp: dict[tuple[int, int, int, int], Candidate] = {}
     for c in candidates:
-        key = (c.tp, c.ep, c.pp)
+        key = (c.tp, c.ep, c.pp, c.dp)
         if c.meets_sla and (key not in per_tp or key_of(c) < key_of(per_tp[key])):
             per_tp[key] = c
     split = [c for c in disagg or [] if c.meets_sla]

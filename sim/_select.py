@@ -24,11 +24,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 
 from dgdr.domain.errors import ProfilingError
 from dgdr.domain.spec import SearchStrategy
 
-from ._message import auto_note, num, objective_note, shape
+from ._message import auto_note, dep_note, num, objective_note, shape
 from ._planner import autoscale_pick
 from ._resolve import Setup
 from ._search import Candidate, Pick, pareto_front, rank_key, search
@@ -171,7 +172,8 @@ def select(setup: Setup, searched: Searched) -> Selection:
     pool = [p for b in ranked for p in searched.picks[b].pareto if p.meets_sla or not pick.met]
     front = pareto_front(pool) if setup.auto else pick.pareto
     if setup.spec.search_strategy is SearchStrategy.THOROUGH:
-        splits = searched.splits[backend]
+        # The request-level simulation models TP workers only: DEP configs are not shortlisted.
+        splits = [c for c in searched.splits[backend] if c.dp == 1 and c.prefill_dp == 1]
         front = pareto_front([c for c in splits if c.meets_sla] or splits)
         if not starts and not mocker:
             chosen, simulated, note, measured = _thorough(setup, splits)
@@ -179,6 +181,9 @@ def select(setup: Setup, searched: Searched) -> Selection:
     if (objective := setup.sla.optimization_type) is not None:
         met = chosen.meets_sla if measured is None else measured[0]
         notes.append(objective_note(objective, met))
+    if setup.model.is_moe and measured is None:
+        pool = [*searched.picks[backend].candidates, *searched.splits[backend]]
+        notes.append(dep_note(chosen, pool, partial(rank_key, objective=objective)))
     return Selection(
         backend=backend,
         pick=pick,
