@@ -64,48 +64,52 @@ def disagg_candidates(
     kv_token = np.array([p.kv_bytes_per_token for p in plans])
     ranks = np.asarray(dps, dtype=np.float64)
     prefill_fits = free >= kv_token * isl
+    per_rank = np.clip(np.floor(np.maximum(free, 0.0) / (kv_token * (isl + osl))), 0, MAX_BATCH)
+    max_batch = per_rank * ranks
+    all_batches = np.asarray(BATCH_GRID, dtype=np.float64)[None, :] * ranks[:, None]
+    # Only the layouts that fit are combined: prefill rows `pi`, decode rows `di`.
+    pi = np.flatnonzero(prefill_fits)
+    di = np.flatnonzero(all_batches[:, 0] <= max_batch)
+    if pi.size == 0 or di.size == 0:
+        return []
     # A DEP prefill worker prefills one prompt per rank at once (`sim._dep`).
     ttft = np.array(
         [
             prefill_ms(p, 1.0, float(isl))
             if isinstance(p, _Plan)
             else dep_prefill_all_ranks_ms(p, float(isl))
-            for p in plans
+            for p in (plans[k] for k in pi)
         ]
     )  # (P,)
-    per_rank = np.clip(np.floor(np.maximum(free, 0.0) / (kv_token * (isl + osl))), 0, MAX_BATCH)
-    max_batch = per_rank * ranks
-    batches = np.asarray(BATCH_GRID, dtype=np.float64)[None, :] * ranks[:, None]  # (D, B)
+    batches = all_batches[di]  # (D, B)
     ctx = float(isl) + osl / 2.0
     step = np.stack(
         [
             decode_step_ms(p, batches[i], ctx)
             if isinstance(p, _Plan)
             else dep_step_ms(p, batches[i], ctx)
-            for i, p in enumerate(plans)
+            for i, p in enumerate(plans[k] for k in di)
         ]
     )  # (D, B)
-    decode_fits = batches <= max_batch[:, None]
+    decode_fits = batches <= max_batch[di, None]
 
     tp = np.asarray(tps, dtype=np.int64)
+    p_tp, d_tp = tp[pi], tp[di]
     workers = np.arange(1, MAX_WORKERS + 1, dtype=np.int64)
-    # Axes: prefill TP (P), decode TP (D), batch (B), prefill workers (Wp), decode workers (Wd).
-    p_rps = (ranks * 1e3 / ttft)[:, None, None, None, None]
+    # Axes: prefill layout (P), decode layout (D), batch (B), prefill workers (Wp), decode
+    # workers (Wd).
+    p_rps = (ranks[pi] * 1e3 / ttft)[:, None, None, None, None]
     d_rps = (batches / (osl * step / 1e3))[None, :, :, None, None]
     pw = workers[None, None, None, :, None]
     dw = workers[None, None, None, None, :]
     unit_rps = np.minimum(p_rps * pw * PREFILL_EFFICIENCY, d_rps * dw * DECODE_EFFICIENCY)
     unit_gpus = np.broadcast_to(
-        tp[:, None, None, None, None] * pw + tp[None, :, None, None, None] * dw, unit_rps.shape
+        p_tp[:, None, None, None, None] * pw + d_tp[None, :, None, None, None] * dw,
+        unit_rps.shape,
     )
-    ok = (
-        prefill_fits[:, None, None, None, None]
-        & decode_fits[None, :, :, None, None]
-        & (unit_gpus <= total_gpus)
-        & np.isfinite(unit_rps)
-    )
+    ok = decode_fits[None, :, :, None, None] & (unit_gpus <= total_gpus) & np.isfinite(unit_rps)
     score = np.where(ok, unit_rps / unit_gpus - 1e-12 * unit_gpus, -np.inf)
-    flat = score.reshape(len(tps), len(tps), len(BATCH_GRID), -1)
+    flat = score.reshape(pi.size, di.size, len(BATCH_GRID), -1)
     best = flat.argmax(axis=-1)  # (P, D, B): the best (Wp, Wd) unit, flattened
     feasible = flat.max(axis=-1) > -np.inf
     out: list[Candidate] = []
@@ -129,7 +133,7 @@ def disagg_candidates(
         out.append(
             Candidate(
                 backend=backend,
-                tp=int(tp[d]),
+                tp=int(d_tp[d]),
                 batch=int(batches[d, b]),
                 replicas=n_d * units,
                 ttft_ms=first,
@@ -141,12 +145,12 @@ def disagg_candidates(
                 meets_sla=ratio <= 1.0,
                 worst_ratio=ratio,
                 mode="disagg",
-                prefill_tp=int(tp[p]),
+                prefill_tp=int(p_tp[p]),
                 prefill_workers=n_p * units,
-                ep=int(eps[d]),
-                prefill_ep=int(eps[p]),
-                dp=int(dps[d]),
-                prefill_dp=int(dps[p]),
+                ep=int(eps[di[d]]),
+                prefill_ep=int(eps[pi[p]]),
+                dp=int(dps[di[d]]),
+                prefill_dp=int(dps[pi[p]]),
                 load_match=workload.request_rate is not None or workload.concurrency is not None,
                 served=served,
             )

@@ -182,8 +182,9 @@ def select(setup: Setup, searched: Searched) -> Selection:
         met = chosen.meets_sla if measured is None else measured[0]
         notes.append(objective_note(objective, met))
     if setup.model.is_moe and measured is None:
-        pool = [*searched.picks[backend].candidates, *searched.splits[backend]]
-        notes.append(dep_note(chosen, pool, partial(rank_key, objective=objective)))
+        notes.append(
+            dep_note(chosen, _dep_pool(searched, backend), partial(rank_key, objective=objective))
+        )
     return Selection(
         backend=backend,
         pick=pick,
@@ -200,6 +201,15 @@ def select(setup: Setup, searched: Searched) -> Selection:
             else None
         ),
     )
+
+
+def _dep_pool(searched: Searched, backend: str) -> list[Candidate]:
+    """The configs `dep_note` compares: the SLA-meeting ones (the best agg config per layout and
+    the disaggregated ones) when they include DEP and non-DEP configs, else every config."""
+    pick, splits = searched.picks[backend], searched.splits[backend]
+    met = [*pick.per_tp.values(), *(c for c in splits if c.meets_sla)]
+    kinds = {c.dp > 1 or c.prefill_dp > 1 for c in met}
+    return met if kinds == {True, False} else [*pick.candidates, *splits]
 
 
 def selecting_message(setup: Setup, searched: Searched, selection: Selection) -> str:

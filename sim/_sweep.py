@@ -17,7 +17,9 @@ budget of one GPU gives no disaggregated combination.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
+
+import numpy as np
 
 from ._dep import dep_widths, layout_words
 from ._disagg import disagg_candidates
@@ -115,10 +117,23 @@ def _with_dep(setup: Setup, sweep: Sweep) -> Sweep:
         return sweep
     rows = sweep.layouts
     n = len(widths)
+    dep = Layouts(tuple(widths), tuple(widths), (1,) * n, tuple(widths))
     layouts = Layouts(
-        (*rows.tp, *widths), (*rows.ep, *widths), (*rows.pp, *(1,) * n), (*rows.ranks(), *widths)
+        (*rows.tp, *dep.tp), (*rows.ep, *dep.ep), (*rows.pp, *dep.pp), (*rows.ranks(), *dep.dp)
     )
-    return replace(sweep, layouts=layouts, grids=_grids(setup, layouts))
+    dep_grids = _grids(setup, dep)
+    grids = {b: _stack(g, dep_grids[b]) for b, g in sweep.grids.items()}
+    return replace(sweep, layouts=layouts, grids=grids)
+
+
+def _stack(top: Grid, bottom: Grid) -> Grid:
+    """The rows of `top`, then those of `bottom` (same batch columns and reserve)."""
+    arrays = {
+        f.name: np.concatenate([getattr(top, f.name), getattr(bottom, f.name)])
+        for f in fields(Grid)
+        if f.name != "reserve_gb_per_gpu"
+    }
+    return Grid(reserve_gb_per_gpu=top.reserve_gb_per_gpu, **arrays)
 
 
 def prefill_message(setup: Setup, sweep: Sweep) -> str:
