@@ -219,13 +219,19 @@ def autoscale_pick(candidates: list[Candidate], workload: Workload, sla: SLA) ->
     if not split:
         return None
     ttft_ok = [c for c in split if c.ttft_ms <= (sla.ttft or np.inf)] or split
-    prefill_tp = min(ttft_ok, key=lambda c: (c.ttft_ms * c.prefill_tp, c.prefill_tp)).prefill_tp
-    itl_ok = [c for c in split if c.prefill_tp == prefill_tp and c.itl_ms <= (sla.itl or np.inf)]
-    pool = itl_ok or [c for c in split if c.prefill_tp == prefill_tp]
+
+    def engine(c: Candidate) -> tuple[int, int, int]:  # the prefill engine's layout
+        return (c.prefill_tp, c.prefill_ep, c.prefill_dp)
+
+    # GPU time per prompt (a DEP prefill engine serves one prompt per rank at once).
+    first = min(ttft_ok, key=lambda c: (c.ttft_ms * c.prefill_tp / c.prefill_dp, c.prefill_tp))
+    prefill = engine(first)
+    itl_ok = [c for c in split if engine(c) == prefill and c.itl_ms <= (sla.itl or np.inf)]
+    pool = itl_ok or [c for c in split if engine(c) == prefill]
     best = max(pool, key=lambda c: (c.batch / (c.itl_ms * c.tp), -c.tp))
     osl = workload.osl
     decode_rps = best.batch / (osl * best.itl_ms / 1000.0)
-    prefill_rps = 1000.0 / best.ttft_ms
+    prefill_rps = best.prefill_dp * 1000.0 / best.ttft_ms
     rps = min(prefill_rps * PREFILL_EFFICIENCY, decode_rps * DECODE_EFFICIENCY)
     gpus = best.prefill_tp + best.tp
     return Candidate(
@@ -244,4 +250,8 @@ def autoscale_pick(candidates: list[Candidate], workload: Workload, sla: SLA) ->
         mode="disagg",
         prefill_tp=best.prefill_tp,
         prefill_workers=1,
+        ep=best.ep,
+        prefill_ep=best.prefill_ep,
+        dp=best.dp,
+        prefill_dp=best.prefill_dp,
     )

@@ -298,3 +298,25 @@ def test_dep_planner_curves_hold_every_ranks_kv_and_count_every_rank_in_prefill(
         p_dep["prefill_thpt_per_gpu"][3],
     )
     assert thpt == pytest.approx(isl / ttft / 8 * 1000.0 * 8, rel=1e-3)
+
+
+def test_the_planners_autoscale_start_keeps_the_engines_dep_layout() -> None:
+    spec = {
+        "model": DEEPSEEK,
+        "backend": "vllm",
+        "workload": {"isl": 4000, "osl": 1000},
+        "sla": {"ttft": 2000, "itl": 50},
+        "features": {"planner": {}},
+    }
+    hw = ResolvedHardware.from_dict({"gpuSku": "h200_sxm", "totalGpus": 16, "numGpusPerNode": 8})
+    result = profile(spec, hw, name="ds", namespace="ns")
+    chosen = next(p["config"] for p in result.pareto if p["config"]["selected"])
+    components = {c["name"]: c for c in result.selected_config["spec"]["components"]}
+    for role, name in (("decode", "VllmDecodeWorker"), ("prefill", "VllmPrefillWorker")):
+        dp = chosen.get(f"{role}AttentionDataParallelSize", 1)
+        args = _args(components[name])
+        assert ("--data-parallel-size" in args) == (dp > 1)
+        if dp > 1:
+            assert _value(args, "--data-parallel-size") == str(dp)
+            assert f"{role} DEP {dp}" in result.message.split(";")[0]
+    assert any(chosen.get(k, 1) > 1 for k in ("decodeAttentionDataParallelSize",))
