@@ -92,8 +92,9 @@ def curves_message(selection: Selection, objects: PlannerObjects) -> str:
     c = selection.chosen
     return (
         f"{'planner' if selection.autoscaled else 'mocker'} curves: prefill TTFT over "
-        f"{len(prefill_data['prefill_isl'])} ISLs at {_size(c.prefill_tp, c.prefill_dp)}; decode "
-        f"ITL at {len(decode_data['z_itl'])} (KV usage, context) points at {_size(c.tp, c.dp)}, up to "
+        f"{len(prefill_data['prefill_isl'])} ISLs at {_size(c.prefill_tp, c.prefill_dp)}; "
+        f"decode ITL at {len(decode_data['z_itl'])} (KV usage, context) points at "
+        f"{_size(c.tp, c.dp)}, up to "
         f"{decode_data['max_kv_tokens']} KV tokens; ConfigMaps "
         + ", ".join(m["metadata"]["name"] for m in objects.configmaps)
     )

@@ -4,7 +4,8 @@ Owns: the grid of operating points the rapid profiler searches and the per-worke
 bounds it. There is one latency model: every point is `sim._estimate.agg_ms` (what
 `sim.estimate(..., mode="agg")` reports) for the backend on this GPU with its calibrated constants
 (`backend_profile`), at pp = ep = 1, vectorised over the batch sizes of each TP. The memory model is
-`estimate`'s too: weights + activation reserve + KV for `isl + osl` tokens per sequence must fit in
+`estimate`'s too (DEP rows, `dps` > 1: `sim._dep`'s model, per attention rank): weights + activation
+reserve + KV for `isl + osl` tokens per sequence must fit in
 `HBM_UTILISATION` of HBM (vramMb from discovery, MiB, overrides the catalog's HBM size); the batch
 per worker is capped by that KV capacity and by `MAX_BATCH`.
 

@@ -10,7 +10,10 @@ and a note says the Planner is left out. Mocker (`features.mocker`): Dynamo's mo
 disaggregated, so the best disaggregated config of any searched backend. Thorough without a
 cluster: as Dynamo's thorough, disaggregated configurations only: the shortlist of the backend's
 disaggregated configs is simulated request by request and the best as measured is picked and
-judged as measured (not with autoscale or the mocker, whose disaggregated shapes are fixed). The Pareto front reported:
+judged as measured (not with autoscale or the mocker, whose disaggregated shapes are fixed; DEP
+configs are not shortlisted: the request-level simulation models TP workers). For a MoE model a
+note says whether DEP (attention DP x EP, `sim._dep`) was picked and how it compares with the best
+config without it (`sim._message.dep_note`). The Pareto front reported:
 the winning backend's, under `auto` the front over every backend's SLA-meeting configs (all
 configs when none meets it), under thorough the front of the disaggregated configs.
 
