@@ -281,14 +281,12 @@ def pareto_front(pool: list[Candidate]) -> list[Candidate]:
     """Non-dominated candidates (maximise tokens/s/user and tokens/s/GPU), fastest/user first.
     Dominance is judged on the figures as reported (rounded like `to_json`), so the published
     front is non-dominated as read."""
-    ordered = sorted(
-        pool,
-        key=lambda c: (-_r(c.tokens_per_s_per_user), -_r(c.tokens_per_s_per_gpu), c.gpus, c.tp),
-    )
+    rounded = [(_r(c.tokens_per_s_per_user), _r(c.tokens_per_s_per_gpu), c) for c in pool]
+    rounded.sort(key=lambda r: (-r[0], -r[1], r[2].gpus, r[2].tp))
     front: list[Candidate] = []
     best = -np.inf
-    for c in ordered:
-        if _r(c.tokens_per_s_per_gpu) > best:
+    for _, per_gpu, c in rounded:
+        if per_gpu > best:
             front.append(c)
-            best = _r(c.tokens_per_s_per_gpu)
+            best = per_gpu
     return front
