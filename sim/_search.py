@@ -118,14 +118,14 @@ def sla_ratio(sla: SLA, ttft: Any, itl: Any, e2e: Any) -> Any:
     return np.maximum(ttft / (sla.ttft or np.inf), itl / (sla.itl or np.inf))
 
 
-def rank_key(
-    c: Candidate, objective: OptimizationType | None = None
-) -> tuple[float, float, float, float, float]:
+def rank_key(c: Candidate, objective: OptimizationType | None = None) -> tuple[float, ...]:
     """The picking rule as a sort key (smallest wins). SLA-meeting configs first: with a load
     (load-match, as Dynamo's) the one serving most of it with the fewest GPUs, then the highest
     tokens/s per GPU; without (default) the highest tokens/s per GPU, then fewer GPUs, then smaller
-    TP. `objective` (`sla.optimizationType`) replaces what follows the load served: `latency` the
-    lowest end-to-end latency, then the highest tokens/s per GPU; `throughput` the highest tokens/s
+    TP, then (disaggregated) the prefill engine with the fewest GPU-ms per prompt (the most
+    headroom: a DEP prefill engine serves one prompt per rank at once). `objective`
+    (`sla.optimizationType`) replaces what follows the load served: `latency` the lowest
+    end-to-end latency, then the highest tokens/s per GPU; `throughput` the highest tokens/s
     per GPU, then fewer GPUs. Otherwise the smallest worst-case ratio actual/target. Figures are
     compared as reported (rounded like `to_json`), and equal throughput goes to the faster per-user
     config, so the pick is on the published Pareto front whenever it meets the SLA."""
@@ -138,9 +138,24 @@ def rank_key(
     if c.meets_sla and c.load_match:
         return (0.0, served, float(c.gpus), -_r(c.tokens_per_s_per_gpu), user)
     if c.meets_sla:
-        return (0.0, -_r(c.tokens_per_s_per_gpu), user, float(c.gpus), float(c.tp))
+        return (
+            0.0,
+            -_r(c.tokens_per_s_per_gpu),
+            user,
+            float(c.gpus),
+            float(c.tp),
+            _prefill_cost(c),
+        )
     # A miss 0.1% smaller is not worth half the throughput: compare misses to 3 decimals.
     return (1.0, round(c.worst_ratio, 3), -c.tokens_per_s_per_gpu, user, float(c.tp))
+
+
+def _prefill_cost(c: Candidate) -> float:
+    """GPU-ms per prompt of a disaggregated config's prefill engine (0 for agg): equal
+    throughput goes to the prefill engine with more headroom."""
+    if c.mode != "disagg":
+        return 0.0
+    return _r(c.ttft_ms * c.prefill_tp / c.prefill_dp)
 
 
 def _r(x: float) -> float:

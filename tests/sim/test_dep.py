@@ -320,3 +320,35 @@ def test_the_planners_autoscale_start_keeps_the_engines_dep_layout() -> None:
             assert _value(args, "--data-parallel-size") == str(dp)
             assert f"{role} DEP {dp}" in result.message.split(";")[0]
     assert any(chosen.get(k, 1) > 1 for k in ("decodeAttentionDataParallelSize",))
+
+
+def test_equal_throughput_goes_to_the_prefill_engine_with_more_headroom() -> None:
+    from dataclasses import replace
+
+    from sim._search import Candidate, rank_key
+
+    # Decode-bound: a TP 8 prefill engine (98 ms a prompt, 8 GPUs) and a DEP 8 one (8 prompts
+    # in 530 ms) give the same tokens/s per GPU; the DEP engine spends fewer GPU-ms per prompt.
+    tp_prefill = Candidate(
+        backend="trtllm",
+        tp=8,
+        batch=384,
+        replicas=1,
+        ttft_ms=97.5,
+        itl_ms=45.6,
+        e2e_ms=45_650.0,
+        tokens_per_s_per_gpu=484.0,
+        tokens_per_s_per_user=21.9,
+        requests_per_s=7.7,
+        meets_sla=True,
+        worst_ratio=0.9,
+        mode="disagg",
+        prefill_tp=8,
+        prefill_workers=1,
+        ep=8,
+        dp=8,
+    )
+    dep_prefill = replace(tp_prefill, ttft_ms=530.0, prefill_ep=8, prefill_dp=8)
+    assert min([tp_prefill, dep_prefill], key=rank_key) == dep_prefill
+    slower = replace(dep_prefill, tokens_per_s_per_gpu=483.0)  # throughput still comes first
+    assert min([tp_prefill, slower], key=rank_key) == tp_prefill
