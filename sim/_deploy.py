@@ -55,7 +55,16 @@ def planner_objects(setup: Setup, selection: Selection) -> PlannerObjects:
         else None
     )
     prefill_data, decode_data = curves(
-        setup.model, setup.gpu, backend, c.prefill_tp, c.tp, setup.vram_mb, c.prefill_ep, c.ep
+        setup.model,
+        setup.gpu,
+        backend,
+        c.prefill_tp,
+        c.tp,
+        setup.vram_mb,
+        c.prefill_ep,
+        c.ep,
+        c.prefill_dp,
+        c.dp,
     )
     maps = configmaps(
         config,
@@ -83,11 +92,16 @@ def curves_message(selection: Selection, objects: PlannerObjects) -> str:
     c = selection.chosen
     return (
         f"{'planner' if selection.autoscaled else 'mocker'} curves: prefill TTFT over "
-        f"{len(prefill_data['prefill_isl'])} ISLs at TP {c.prefill_tp}; decode ITL at "
-        f"{len(decode_data['z_itl'])} (KV usage, context) points at TP {c.tp}, up to "
+        f"{len(prefill_data['prefill_isl'])} ISLs at {_size(c.prefill_tp, c.prefill_dp)}; "
+        f"decode ITL at {len(decode_data['z_itl'])} (KV usage, context) points at "
+        f"{_size(c.tp, c.dp)}, up to "
         f"{decode_data['max_kv_tokens']} KV tokens; ConfigMaps "
         + ", ".join(m["metadata"]["name"] for m in objects.configmaps)
     )
+
+
+def _size(tp: int, dp: int) -> str:
+    return f"DEP {tp}" if dp > 1 else f"TP {tp}"
 
 
 def dgd_plan(
@@ -106,13 +120,16 @@ def dgd_plan(
         backend=selection.backend,
         name=setup.name,
         namespace=setup.namespace,
-        workers=WorkerShape(tp=c.tp, replicas=c.replicas, ep=c.ep, pp=c.pp, max_batch=c.batch),
+        workers=WorkerShape(
+            tp=c.tp, replicas=c.replicas, ep=c.ep, pp=c.pp, max_batch=c.batch, dp=c.dp
+        ),
         prefill=(
             WorkerShape(
                 tp=c.prefill_tp,
                 replicas=c.prefill_workers,
                 ep=c.prefill_ep,
                 max_num_tokens=setup.workload.isl,
+                dp=c.prefill_dp,
             )
             if disagg
             else None

@@ -158,6 +158,7 @@ class WorkerShape:
     pp: int = 1
     max_batch: int | None = None
     max_num_tokens: int | None = None
+    dp: int = 1  # attention DP ranks (> 1: a DEP worker, `sim._dep`); `max_batch` is worker-wide
 
     @property
     def gpus_per_replica(self) -> int:
@@ -282,6 +283,7 @@ def _gpu_worker(plan: DgdPlan, name: str, shape: WorkerShape, role: str | None) 
         pp=shape.pp,
         max_batch=shape.max_batch,
         max_num_tokens=shape.max_num_tokens,
+        dp=shape.dp,
     )
     nodes, per_node = node_layout(shape.gpus_per_replica, plan.gpus_per_node)
     container = Container(

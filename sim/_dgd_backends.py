@@ -6,7 +6,8 @@ requests ephemeral storage, and its arguments: model path and served name, paral
 EP), the disaggregation role and KV transfer, and the picked engine limits (batch size, tokens
 per step) in each backend's own flags:
 
-- vLLM: `--model`, `--tensor-parallel-size`, `--max-num-seqs`, `--max-num-batched-tokens`;
+- vLLM: `--model`, `--tensor-parallel-size`, `--max-num-seqs` (per DP rank),
+  `--max-num-batched-tokens`;
   disaggregated `--disaggregation-mode prefill|decode`, the prefill worker also
   `--kv-transfer-config` with the NIXL connector (no `--is-prefill-worker`: Dynamo removed it);
 - SGLang: `--model-path`, `--served-model-name`, `--page-size 16`, `--tp`,
@@ -20,6 +21,13 @@ per step) in each backend's own flags:
   settings as the profiler sets them, `--trtllm.<key> <value>` (`tensor_parallel_size`,
   `pipeline_parallel_size`, `moe_expert_parallel_size`, `max_batch_size`, `max_num_tokens`,
   `enable_chunked_prefill true`).
+
+DEP workers (attention DP x expert parallelism, `sim._dep`), as Dynamo's profiler sets them
+(`profiler/utils/config_modifiers/{vllm,sglang}.py` `set_config_dep_size`) and TRT-LLM's engine
+option: vLLM `--tensor-parallel-size 1 --data-parallel-size N --enable-expert-parallel`, the batch
+limit per DP engine; SGLang `--tp N --dp-size N --enable-dp-attention --ep-size N`, the limit
+worker-wide (SGLang divides it over the DP ranks); TRT-LLM `tensor_parallel_size N`,
+`moe_expert_parallel_size N`, `enable_attention_dp true`, `max_batch_size` per rank.
 
 Failure semantics: pure; an unknown backend is a programming error (KeyError).
 """
@@ -69,8 +77,13 @@ class EngineArgs:
     role: str | None = None  # prefill / decode for a disaggregated worker
     ep: int = 1
     pp: int = 1
-    max_batch: int | None = None  # sequences in flight (the picked batch size)
+    max_batch: int | None = None  # sequences in flight (the picked batch size), worker-wide
     max_num_tokens: int | None = None  # tokens per engine step
+    dp: int = 1  # attention DP ranks: > 1 is a DEP worker (attention DP x EP over `tp` GPUs)
+
+    def per_rank_batch(self) -> int | None:
+        """`max_batch` per attention DP rank (vLLM and TRT-LLM limit each rank's engine)."""
+        return None if self.max_batch is None else -(-self.max_batch // self.dp)
 
 
 def worker_command(backend: str) -> list[str]:
@@ -90,13 +103,15 @@ def worker_args(backend: str, engine: EngineArgs) -> list[str]:
 
 def _vllm(e: EngineArgs) -> list[str]:
     args = ["--model", e.model_path, "--served-model-name", e.served_name]
-    args += ["--tensor-parallel-size", str(e.tp)]
+    args += ["--tensor-parallel-size", str(e.tp // e.dp)]
+    if e.dp > 1:
+        args += ["--data-parallel-size", str(e.dp)]
     if e.pp > 1:
         args += ["--pipeline-parallel-size", str(e.pp)]
     if e.ep > 1:
         args.append("--enable-expert-parallel")
     if e.max_batch is not None:
-        args += ["--max-num-seqs", str(e.max_batch)]
+        args += ["--max-num-seqs", str(e.per_rank_batch())]
     if e.max_num_tokens is not None:
         args += ["--max-num-batched-tokens", str(e.max_num_tokens)]
     if e.role:
@@ -112,6 +127,8 @@ def _sglang(e: EngineArgs) -> list[str]:
     args += ["--trust-remote-code", "--skip-tokenizer-init"]
     if e.pp > 1:
         args += ["--pp-size", str(e.pp)]
+    if e.dp > 1:
+        args += ["--dp-size", str(e.dp), "--enable-dp-attention"]
     if e.ep > 1:
         args += ["--ep-size", str(e.ep)]
     if e.max_batch is not None:
@@ -136,8 +153,10 @@ def _trtllm(e: EngineArgs) -> list[str]:
         settings.append(("pipeline_parallel_size", e.pp))
     if e.ep > 1:
         settings.append(("moe_expert_parallel_size", e.ep))
+    if e.dp > 1:
+        settings.append(("enable_attention_dp", "true"))
     if e.max_batch is not None:
-        settings.append(("max_batch_size", e.max_batch))
+        settings.append(("max_batch_size", e.per_rank_batch()))
     if e.max_num_tokens is not None:
         settings.append(("max_num_tokens", e.max_num_tokens))
     settings.append(("enable_chunked_prefill", "true"))

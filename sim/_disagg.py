@@ -7,6 +7,8 @@ their worker counts. Rate matching is AIConfigurator's: a unit of `p` prefill an
 serves `min(p x prefill seq/s x 0.9, d x decode seq/s x 0.92)`; for each combination the unit with
 the best throughput per GPU (ties: fewer GPUs) among `MAX_WORKERS` x `MAX_WORKERS` is kept, then
 replicated over the GPU budget, or as often as the requested load needs (never beyond the budget).
+DEP workers (`dps` > 1, `sim._dep`): a prefill worker serves one prompt per rank at once, a
+decode worker's batch sizes are `dp` x the grid per rank.
 TTFT is the prefill engine's latency: queueing in front of prefill and the KV transfer are not
 modelled (AIConfigurator does not model them either).
 
@@ -21,7 +23,8 @@ import numpy as np
 from dgdr.domain.spec import SLA, Workload
 
 from ._catalog import Gpu, ModelArch
-from ._estimate import _plan, activation_reserve_bytes, decode_step_ms, prefill_ms
+from ._dep import DepPlan, dep_plan, dep_prefill_all_ranks_ms, dep_step_ms
+from ._estimate import _Plan, _plan, activation_reserve_bytes, decode_step_ms, prefill_ms
 from ._roofline import BATCH_GRID, MAX_BATCH, usable_bytes
 from ._search import Candidate, sla_ratio
 
@@ -40,13 +43,18 @@ def disagg_candidates(
     total_gpus: int,
     vram_mb: float | None = None,
     eps: list[int] | None = None,
+    dps: list[int] | None = None,
 ) -> list[Candidate]:
     """Every fitting disaggregated combination, best worker ratio each (see the module docstring)."""
     isl, osl = workload.isl, workload.osl
     if total_gpus < 2 or not tps:
         return []
     eps = eps or [1] * len(tps)
-    plans = [_plan(model, gpu, backend, t, 1, e) for t, e in zip(tps, eps, strict=True)]
+    dps = dps or [1] * len(tps)
+    plans: list[_Plan | DepPlan] = [
+        _plan(model, gpu, backend, t, 1, e) if d == 1 else dep_plan(model, gpu, backend, t)
+        for t, e, d in zip(tps, eps, dps, strict=True)
+    ]
     free = np.array(
         [
             usable_bytes(gpu, vram_mb) - p.weights_bytes - activation_reserve_bytes(model)
@@ -54,32 +62,54 @@ def disagg_candidates(
         ]
     )
     kv_token = np.array([p.kv_bytes_per_token for p in plans])
+    ranks = np.asarray(dps, dtype=np.float64)
     prefill_fits = free >= kv_token * isl
-    ttft = np.array([prefill_ms(p, 1.0, float(isl)) for p in plans])  # (P,)
-    max_batch = np.clip(np.floor(np.maximum(free, 0.0) / (kv_token * (isl + osl))), 0, MAX_BATCH)
-    batches = np.asarray(BATCH_GRID, dtype=np.float64)
-    step = np.stack([decode_step_ms(p, batches, float(isl) + osl / 2.0) for p in plans])  # (D, B)
-    decode_fits = batches[None, :] <= max_batch[:, None]
+    per_rank = np.clip(np.floor(np.maximum(free, 0.0) / (kv_token * (isl + osl))), 0, MAX_BATCH)
+    max_batch = per_rank * ranks
+    all_batches = np.asarray(BATCH_GRID, dtype=np.float64)[None, :] * ranks[:, None]
+    # Only the layouts that fit are combined: prefill rows `pi`, decode rows `di`.
+    pi = np.flatnonzero(prefill_fits)
+    di = np.flatnonzero(all_batches[:, 0] <= max_batch)
+    if pi.size == 0 or di.size == 0:
+        return []
+    # A DEP prefill worker prefills one prompt per rank at once (`sim._dep`).
+    ttft = np.array(
+        [
+            prefill_ms(p, 1.0, float(isl))
+            if isinstance(p, _Plan)
+            else dep_prefill_all_ranks_ms(p, float(isl))
+            for p in (plans[k] for k in pi)
+        ]
+    )  # (P,)
+    batches = all_batches[di]  # (D, B)
+    ctx = float(isl) + osl / 2.0
+    step = np.stack(
+        [
+            decode_step_ms(p, batches[i], ctx)
+            if isinstance(p, _Plan)
+            else dep_step_ms(p, batches[i], ctx)
+            for i, p in enumerate(plans[k] for k in di)
+        ]
+    )  # (D, B)
+    decode_fits = batches <= max_batch[di, None]
 
     tp = np.asarray(tps, dtype=np.int64)
+    p_tp, d_tp = tp[pi], tp[di]
     workers = np.arange(1, MAX_WORKERS + 1, dtype=np.int64)
-    # Axes: prefill TP (P), decode TP (D), batch (B), prefill workers (Wp), decode workers (Wd).
-    p_rps = (1e3 / ttft)[:, None, None, None, None]
-    d_rps = (batches[None, :] / (osl * step / 1e3))[None, :, :, None, None]
+    # Axes: prefill layout (P), decode layout (D), batch (B), prefill workers (Wp), decode
+    # workers (Wd).
+    p_rps = (ranks[pi] * 1e3 / ttft)[:, None, None, None, None]
+    d_rps = (batches / (osl * step / 1e3))[None, :, :, None, None]
     pw = workers[None, None, None, :, None]
     dw = workers[None, None, None, None, :]
     unit_rps = np.minimum(p_rps * pw * PREFILL_EFFICIENCY, d_rps * dw * DECODE_EFFICIENCY)
     unit_gpus = np.broadcast_to(
-        tp[:, None, None, None, None] * pw + tp[None, :, None, None, None] * dw, unit_rps.shape
+        p_tp[:, None, None, None, None] * pw + d_tp[None, :, None, None, None] * dw,
+        unit_rps.shape,
     )
-    ok = (
-        prefill_fits[:, None, None, None, None]
-        & decode_fits[None, :, :, None, None]
-        & (unit_gpus <= total_gpus)
-        & np.isfinite(unit_rps)
-    )
+    ok = decode_fits[None, :, :, None, None] & (unit_gpus <= total_gpus) & np.isfinite(unit_rps)
     score = np.where(ok, unit_rps / unit_gpus - 1e-12 * unit_gpus, -np.inf)
-    flat = score.reshape(len(tps), len(tps), len(batches), -1)
+    flat = score.reshape(pi.size, di.size, len(BATCH_GRID), -1)
     best = flat.argmax(axis=-1)  # (P, D, B): the best (Wp, Wd) unit, flattened
     feasible = flat.max(axis=-1) > -np.inf
     out: list[Candidate] = []
@@ -89,7 +119,7 @@ def disagg_candidates(
         n_p, n_d = int(workers[i]), int(workers[j])
         rps = float(unit_rps[p, d, b, i, j])
         gpus = int(unit_gpus[p, d, b, i, j])
-        slots = n_d * int(batches[b])
+        slots = n_d * int(batches[d, b])
         units = _units(workload, rps, slots, total_gpus // gpus)
         if workload.request_rate is not None:
             served = min(1.0, rps * units / workload.request_rate)
@@ -103,8 +133,8 @@ def disagg_candidates(
         out.append(
             Candidate(
                 backend=backend,
-                tp=int(tp[d]),
-                batch=int(batches[b]),
+                tp=int(d_tp[d]),
+                batch=int(batches[d, b]),
                 replicas=n_d * units,
                 ttft_ms=first,
                 itl_ms=itl,
@@ -115,10 +145,12 @@ def disagg_candidates(
                 meets_sla=ratio <= 1.0,
                 worst_ratio=ratio,
                 mode="disagg",
-                prefill_tp=int(tp[p]),
+                prefill_tp=int(p_tp[p]),
                 prefill_workers=n_p * units,
-                ep=int(eps[d]),
-                prefill_ep=int(eps[p]),
+                ep=int(eps[di[d]]),
+                prefill_ep=int(eps[pi[p]]),
+                dp=int(dps[di[d]]),
+                prefill_dp=int(dps[pi[p]]),
                 load_match=workload.request_rate is not None or workload.concurrency is not None,
                 served=served,
             )

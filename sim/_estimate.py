@@ -59,7 +59,8 @@ Memory per GPU: weights + activation reserve (`ACTIVATION_BASE_GB` + `MAX_NUM_TO
 * ACTIVATION_COPIES`, chunked-prefill budget of the runtime) + KV for `batch * (isl + osl)` tokens;
 `fits` when that is at most `HBM_UTILISATION` of HBM (i.e. `batch_size <= max_batch_size`).
 
-Not modelled: inter-node links (TP/EP beyond a node uses the intra-node figures), attention DP,
+Not modelled here: inter-node links (TP/EP beyond a node uses the intra-node figures), attention
+DP (DEP workers are `sim._dep`'s, used by the profile's search, not by `estimate`),
 fp8 KV cache, EP load imbalance, gpt-oss sliding-window layers, speculative decoding / MTP.
 
 Failure semantics: bad arguments raise `EstimateError` (a `ValueError`) naming the argument and the

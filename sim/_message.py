@@ -8,7 +8,8 @@ failure modes for the finite figures the search produces.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from dgdr.domain.spec import SLA, OptimizationType, Workload
 
@@ -46,18 +47,21 @@ def sla_summary(c: Candidate, sla: SLA, met: bool) -> str:
 
 
 def shape(c: Candidate) -> str:
-    """The deployment shape in words: `agg TP 2 x 4 replica(s)`, `agg TP 4 EP 4 x 2 replica(s)` or
+    """The deployment shape in words: `agg TP 2 x 4 replica(s)`, `agg TP 4 EP 4 x 2 replica(s)`,
+    `agg DEP 16 (attention DP 16 x EP 16) x 1 replica(s)` or
     `disagg prefill TP 1 x 2 + decode TP 2 x 3`."""
 
-    def par(tp: int, ep: int, pp: int = 1) -> str:
+    def par(tp: int, ep: int, pp: int = 1, dp: int = 1) -> str:
+        if dp > 1:
+            return f"DEP {tp} (attention DP {dp} x EP {ep})"
         return f"TP {tp}" + (f" EP {ep}" if ep > 1 else "") + (f" PP {pp}" if pp > 1 else "")
 
     if c.mode == "disagg":
         return (
-            f"disagg prefill {par(c.prefill_tp, c.prefill_ep)} x {c.prefill_workers} + decode "
-            f"{par(c.tp, c.ep)} x {c.replicas}"
+            f"disagg prefill {par(c.prefill_tp, c.prefill_ep, 1, c.prefill_dp)} x "
+            f"{c.prefill_workers} + decode {par(c.tp, c.ep, 1, c.dp)} x {c.replicas}"
         )
-    return f"agg {par(c.tp, c.ep, c.pp)} x {c.replicas} replica(s)"
+    return f"agg {par(c.tp, c.ep, c.pp, c.dp)} x {c.replicas} replica(s)"
 
 
 def objective_note(objective: OptimizationType, met: bool) -> str:
@@ -158,3 +162,39 @@ def result_message(
     load = load_note(workload, c, total_gpus)
     verdict = verdict or sla_summary(c, sla, c.meets_sla)
     return "; ".join([head, verdict, *([load] if load else []), *notes])
+
+
+def dep_note(chosen: Candidate, pool: Sequence[Candidate], rank: Callable[[Candidate], Any]) -> str:
+    """Whether DEP (attention DP x wide EP) was picked and why, from the configs of the pick's
+    backend (`pool`, with and without attention DP) ranked by `rank` (the search's rule)."""
+    dep = [c for c in pool if c.dp > 1 or c.prefill_dp > 1]
+    plain = [c for c in pool if c.dp == 1 and c.prefill_dp == 1]
+    if not dep:
+        return "DEP (attention DP x EP) considered: no DEP layout fits the weights and KV cache"
+    best_dep = min(dep, key=rank)
+    uses_dep = chosen.dp > 1 or chosen.prefill_dp > 1
+    if uses_dep:
+        other = min(plain, key=rank) if plain else None
+        if other is None:
+            return "DEP (attention DP x EP) picked: no layout without attention DP fits"
+        if not other.meets_sla:
+            return (
+                f"DEP (attention DP x EP) picked: no layout without attention DP meets the SLA "
+                f"(closest: {shape(other)}, worst target at {other.worst_ratio:.2f}x)"
+            )
+        ratio = chosen.tokens_per_s_per_gpu / other.tokens_per_s_per_gpu
+        return (
+            f"DEP (attention DP x EP) picked: {ratio:.2f}x the tok/s/GPU of the best config "
+            f"without attention DP ({shape(other)}, {num(other.tokens_per_s_per_gpu)} tok/s/GPU)"
+        )
+    if not best_dep.meets_sla:
+        return (
+            f"DEP (attention DP x EP) considered, not picked: no DEP config meets the SLA "
+            f"(closest: {shape(best_dep)}, worst target at {best_dep.worst_ratio:.2f}x)"
+        )
+    ratio = best_dep.tokens_per_s_per_gpu / chosen.tokens_per_s_per_gpu
+    return (
+        f"DEP (attention DP x EP) considered, not picked: the best DEP config ({shape(best_dep)}, "
+        f"{num(best_dep.tokens_per_s_per_gpu)} tok/s/GPU) ranks below the pick "
+        f"({ratio:.2f}x its tok/s/GPU)"
+    )

@@ -33,8 +33,9 @@ from dgdr.domain.errors import ProfilingError
 from dgdr.domain.spec import SLA, DGDRSpec, Workload
 
 from ._catalog import Gpu, ModelArch
+from ._dep import DepPlan, dep_plan, dep_prefill_all_ranks_ms, dep_step_ms
 from ._disagg import DECODE_EFFICIENCY, PREFILL_EFFICIENCY
-from ._estimate import _plan, activation_reserve_bytes, decode_step_ms, prefill_ms
+from ._estimate import _Plan, _plan, activation_reserve_bytes, decode_step_ms, prefill_ms
 from ._roofline import usable_bytes
 from ._search import Candidate
 
@@ -92,23 +93,36 @@ def curves(
     vram_mb: float | None = None,
     prefill_ep: int = 1,
     decode_ep: int = 1,
+    prefill_dp: int = 1,
+    decode_dp: int = 1,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(prefill_raw_data, decode_raw_data) for the picked prefill and decode engine sizes."""
+    """(prefill_raw_data, decode_raw_data) for the picked prefill and decode engine sizes. A DEP
+    engine (`*_dp` > 1, `sim._dep`) prefills one prompt per rank at once (its throughput per GPU
+    is Dynamo's `isl / ttft / gpus x attention_dp`) and holds `dp` ranks' KV tokens."""
     max_ctx = min(model.max_position_embeddings, SWEEP_MAX_CONTEXT)
-    p_plan = _plan(model, gpu, backend, prefill_tp, 1, prefill_ep)
     top = max(max_ctx - 512, 200)
     isls = list(range(100, top, max((top - 100) // 16, 1)))
-    ttft = [prefill_ms(p_plan, 1.0, float(i)) for i in isls]
+    if prefill_dp == 1:
+        p_plan = _plan(model, gpu, backend, prefill_tp, 1, prefill_ep)
+        ttft = [prefill_ms(p_plan, 1.0, float(i)) for i in isls]
+    else:
+        p_dep = dep_plan(model, gpu, backend, prefill_tp)
+        ttft = [dep_prefill_all_ranks_ms(p_dep, float(i)) for i in isls]
     prefill = {
         "prefill_isl": isls,
         "prefill_ttft": [round(t, 4) for t in ttft],
         "prefill_thpt_per_gpu": [
-            round(i / t / prefill_tp * 1000.0, 4) for i, t in zip(isls, ttft, strict=True)
+            round(i / t / prefill_tp * 1000.0 * prefill_dp, 4)
+            for i, t in zip(isls, ttft, strict=True)
         ],
     }
-    d_plan = _plan(model, gpu, backend, decode_tp, 1, decode_ep)
+    d_plan: _Plan | DepPlan = (
+        _plan(model, gpu, backend, decode_tp, 1, decode_ep)
+        if decode_dp == 1
+        else dep_plan(model, gpu, backend, decode_tp)
+    )
     free = usable_bytes(gpu, vram_mb) - d_plan.weights_bytes - activation_reserve_bytes(model)
-    max_kv_tokens = max(int(free // d_plan.kv_bytes_per_token), 0)
+    max_kv_tokens = max(int(free // d_plan.kv_bytes_per_token), 0) * decode_dp
     x_kv, y_ctx, z_itl, z_thpt = [], [], [], []
     span = max(max_ctx - DECODE_OSL, 200)
     for isl in range(100, span, max((span - 100) // GRANULARITY, 1)):
@@ -118,7 +132,11 @@ def curves(
             break
         counts = np.unique(np.linspace(1, max_concurrency, GRANULARITY).round().astype(int))
         ctx = isl + DECODE_OSL / 2.0
-        steps = decode_step_ms(d_plan, counts.astype(np.float64), ctx)
+        steps = (
+            decode_step_ms(d_plan, counts.astype(np.float64), ctx)
+            if isinstance(d_plan, _Plan)
+            else dep_step_ms(d_plan, counts.astype(np.float64), ctx)
+        )
         for n, step in zip(counts.tolist(), steps.tolist(), strict=True):
             x_kv.append(round(ctx * n / max_kv_tokens, 6))
             y_ctx.append(ctx)
@@ -201,13 +219,19 @@ def autoscale_pick(candidates: list[Candidate], workload: Workload, sla: SLA) ->
     if not split:
         return None
     ttft_ok = [c for c in split if c.ttft_ms <= (sla.ttft or np.inf)] or split
-    prefill_tp = min(ttft_ok, key=lambda c: (c.ttft_ms * c.prefill_tp, c.prefill_tp)).prefill_tp
-    itl_ok = [c for c in split if c.prefill_tp == prefill_tp and c.itl_ms <= (sla.itl or np.inf)]
-    pool = itl_ok or [c for c in split if c.prefill_tp == prefill_tp]
+
+    def engine(c: Candidate) -> tuple[int, int, int]:  # the prefill engine's layout
+        return (c.prefill_tp, c.prefill_ep, c.prefill_dp)
+
+    # GPU time per prompt (a DEP prefill engine serves one prompt per rank at once).
+    first = min(ttft_ok, key=lambda c: (c.ttft_ms * c.prefill_tp / c.prefill_dp, c.prefill_tp))
+    prefill = engine(first)
+    itl_ok = [c for c in split if engine(c) == prefill and c.itl_ms <= (sla.itl or np.inf)]
+    pool = itl_ok or [c for c in split if engine(c) == prefill]
     best = max(pool, key=lambda c: (c.batch / (c.itl_ms * c.tp), -c.tp))
     osl = workload.osl
     decode_rps = best.batch / (osl * best.itl_ms / 1000.0)
-    prefill_rps = 1000.0 / best.ttft_ms
+    prefill_rps = best.prefill_dp * 1000.0 / best.ttft_ms
     rps = min(prefill_rps * PREFILL_EFFICIENCY, decode_rps * DECODE_EFFICIENCY)
     gpus = best.prefill_tp + best.tp
     return Candidate(
@@ -226,4 +250,8 @@ def autoscale_pick(candidates: list[Candidate], workload: Workload, sla: SLA) ->
         mode="disagg",
         prefill_tp=best.prefill_tp,
         prefill_workers=1,
+        ep=best.ep,
+        prefill_ep=best.prefill_ep,
+        dp=best.dp,
+        prefill_dp=best.prefill_dp,
     )

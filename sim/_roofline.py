@@ -4,7 +4,8 @@ Owns: the grid of operating points the rapid profiler searches and the per-worke
 bounds it. There is one latency model: every point is `sim._estimate.agg_ms` (what
 `sim.estimate(..., mode="agg")` reports) for the backend on this GPU with its calibrated constants
 (`backend_profile`), at pp = ep = 1, vectorised over the batch sizes of each TP. The memory model is
-`estimate`'s too: weights + activation reserve + KV for `isl + osl` tokens per sequence must fit in
+`estimate`'s too (DEP rows, `dps` > 1: `sim._dep`'s model, per attention rank): weights + activation
+reserve + KV for `isl + osl` tokens per sequence must fit in
 `HBM_UTILISATION` of HBM (vramMb from discovery, MiB, overrides the catalog's HBM size); the batch
 per worker is capped by that KV capacity and by `MAX_BATCH`.
 
@@ -21,7 +22,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._catalog import Gpu, ModelArch
-from ._estimate import HBM_UTILISATION, _plan, activation_reserve_bytes, agg_ms
+from ._dep import DepPlan, dep_agg_ms, dep_plan
+from ._estimate import HBM_UTILISATION, _Plan, _plan, activation_reserve_bytes, agg_ms
 
 __all__ = [
     "BATCH_GRID",
@@ -55,6 +57,7 @@ class Grid:
     tp: IntArray  # (T,)
     ep: IntArray  # (T,) expert-parallel size of each row (1: experts tensor-parallel like the rest)
     pp: IntArray  # (T,) pipeline stages of each row (a worker spans tp x pp GPUs)
+    dp: IntArray  # (T,) attention data-parallel ranks of each row (>1: a DEP row, `sim._dep`)
     batch: IntArray  # (T, B); the last column is each TP's KV-capacity batch
     fits: BoolArray  # (T, B)
     max_batch: IntArray  # (T,) sequences that fit in KV cache per worker (0: weights do not fit)
@@ -75,30 +78,41 @@ def evaluate(
     vram_mb: float | None = None,
     eps: list[int] | None = None,
     pps: list[int] | None = None,
+    dps: list[int] | None = None,
 ) -> Grid:
     """`estimate(mode="agg")` figures over (TP, EP) rows x batch sizes up to each worker's KV
     capacity (agg ITL is the step time, also when osl is 1). `eps` pairs with `tps` (all 1 if
-    not given)."""
+    not given). `dps` > 1 marks DEP rows (`sim._dep`): their batch sizes are the worker's,
+    `dp` x the grid per rank."""
     eps = eps or [1] * len(tps)
     pps = pps or [1] * len(tps)
+    dps = dps or [1] * len(tps)
     tp = np.asarray(tps, dtype=np.int64)
-    plans = [
+    plans: list[_Plan | DepPlan] = [
         _plan(model, gpu, backend, int(t), int(p), int(e))
-        for t, e, p in zip(tps, eps, pps, strict=True)
+        if d == 1
+        else dep_plan(model, gpu, backend, int(t))
+        for t, e, p, d in zip(tps, eps, pps, dps, strict=True)
     ]
     weights = np.array([p.weights_bytes for p in plans], dtype=np.float64)
     kv_seq = np.array([p.kv_bytes_per_token for p in plans], dtype=np.float64) * float(isl + osl)
     reserve = activation_reserve_bytes(model)
     free = usable_bytes(gpu, vram_mb) - weights - reserve
-    max_batch = np.clip(np.floor(np.maximum(free, 0.0) / kv_seq), 0, MAX_BATCH).astype(np.int64)
-    grid = np.broadcast_to(np.asarray(BATCH_GRID, dtype=np.int64), (len(tps), len(BATCH_GRID)))
-    batch = np.concatenate([grid, np.maximum(max_batch, 1)[:, None]], axis=1)
+    per_rank = np.clip(np.floor(np.maximum(free, 0.0) / kv_seq), 0, MAX_BATCH).astype(np.int64)
+    ranks = np.asarray(dps, dtype=np.int64)
+    max_batch = per_rank * ranks
+    base = np.asarray(BATCH_GRID, dtype=np.int64)
+    grid = base[None, :] * ranks[:, None]
+    batch = np.concatenate([grid, np.maximum(max_batch, ranks)[:, None]], axis=1)
     fits = batch <= max_batch[:, None]
     # The capacity column only counts when it is not already a grid value (np.isin would import
     # numpy.ma lazily, ~100 ms on a cold start).
-    fits[:, -1] &= np.array([int(m) not in BATCH_GRID for m in max_batch], dtype=np.bool_)
+    fits[:, -1] &= np.array([int(m) not in BATCH_GRID for m in per_rank], dtype=np.bool_)
     rows = [
-        agg_ms(p, batch[i].astype(np.float64), float(isl), float(osl)) for i, p in enumerate(plans)
+        agg_ms(p, batch[i].astype(np.float64), float(isl), float(osl))
+        if isinstance(p, _Plan)
+        else dep_agg_ms(p, batch[i].astype(np.float64), float(isl), float(osl))
+        for i, p in enumerate(plans)
     ]
     ttft = np.stack([r[0] for r in rows]) if rows else np.zeros(batch.shape)
     step = np.stack([r[1] for r in rows]) if rows else np.zeros(batch.shape)
@@ -107,6 +121,7 @@ def evaluate(
         tp=tp,
         ep=np.asarray(eps, dtype=np.int64),
         pp=np.asarray(pps, dtype=np.int64),
+        dp=ranks,
         batch=batch,
         fits=fits & finite,
         max_batch=max_batch,

@@ -59,6 +59,11 @@ class Candidate:
     ep: int = 1  # expert-parallel size of the (decode) worker (MoE)
     prefill_ep: int = 1
     pp: int = 1  # pipeline stages of an aggregated worker (multinode only)
+    # Attention data-parallel ranks of the (decode) / prefill worker: > 1 is a DEP worker
+    # (`sim._dep`: `tp` GPUs, attention TP tp/dp, experts spread `ep` ways); `batch` is the
+    # worker's, `batch / dp` per rank.
+    dp: int = 1
+    prefill_dp: int = 1
 
     @property
     def gpus(self) -> int:
@@ -74,6 +79,10 @@ class Candidate:
                 "decodeExpertParallelSize": self.ep,
                 "decodeWorkers": self.replicas,
             }
+            if self.prefill_dp > 1:
+                shape["prefillAttentionDataParallelSize"] = self.prefill_dp
+            if self.dp > 1:
+                shape["decodeAttentionDataParallelSize"] = self.dp
         else:
             shape = {
                 "tensorParallelSize": self.tp,
@@ -82,6 +91,8 @@ class Candidate:
                 "gpusPerReplica": self.tp * self.pp,
                 "replicas": self.replicas,
             }
+            if self.dp > 1:
+                shape["attentionDataParallelSize"] = self.dp
         return {
             "mode": self.mode,
             "backend": self.backend,
@@ -107,14 +118,14 @@ def sla_ratio(sla: SLA, ttft: Any, itl: Any, e2e: Any) -> Any:
     return np.maximum(ttft / (sla.ttft or np.inf), itl / (sla.itl or np.inf))
 
 
-def rank_key(
-    c: Candidate, objective: OptimizationType | None = None
-) -> tuple[float, float, float, float, float]:
+def rank_key(c: Candidate, objective: OptimizationType | None = None) -> tuple[float, ...]:
     """The picking rule as a sort key (smallest wins). SLA-meeting configs first: with a load
     (load-match, as Dynamo's) the one serving most of it with the fewest GPUs, then the highest
     tokens/s per GPU; without (default) the highest tokens/s per GPU, then fewer GPUs, then smaller
-    TP. `objective` (`sla.optimizationType`) replaces what follows the load served: `latency` the
-    lowest end-to-end latency, then the highest tokens/s per GPU; `throughput` the highest tokens/s
+    TP, then (disaggregated) the prefill engine with the fewest GPU-ms per prompt (the most
+    headroom: a DEP prefill engine serves one prompt per rank at once). `objective`
+    (`sla.optimizationType`) replaces what follows the load served: `latency` the lowest
+    end-to-end latency, then the highest tokens/s per GPU; `throughput` the highest tokens/s
     per GPU, then fewer GPUs. Otherwise the smallest worst-case ratio actual/target. Figures are
     compared as reported (rounded like `to_json`), and equal throughput goes to the faster per-user
     config, so the pick is on the published Pareto front whenever it meets the SLA."""
@@ -127,9 +138,24 @@ def rank_key(
     if c.meets_sla and c.load_match:
         return (0.0, served, float(c.gpus), -_r(c.tokens_per_s_per_gpu), user)
     if c.meets_sla:
-        return (0.0, -_r(c.tokens_per_s_per_gpu), user, float(c.gpus), float(c.tp))
+        return (
+            0.0,
+            -_r(c.tokens_per_s_per_gpu),
+            user,
+            float(c.gpus),
+            float(c.tp),
+            _prefill_cost(c),
+        )
     # A miss 0.1% smaller is not worth half the throughput: compare misses to 3 decimals.
     return (1.0, round(c.worst_ratio, 3), -c.tokens_per_s_per_gpu, user, float(c.tp))
+
+
+def _prefill_cost(c: Candidate) -> float:
+    """GPU-ms per prompt of a disaggregated config's prefill engine (0 for agg): equal
+    throughput goes to the prefill engine with more headroom."""
+    if c.mode != "disagg":
+        return 0.0
+    return _r(c.ttft_ms * c.prefill_tp / c.prefill_dp)
 
 
 def _r(x: float) -> float:
@@ -140,7 +166,7 @@ def _r(x: float) -> float:
 class Pick:
     chosen: Candidate
     met: bool
-    per_tp: dict[tuple[int, int, int], Candidate]  # best SLA-meeting config per (TP, EP, PP)
+    per_tp: dict[tuple[int, int, int, int], Candidate]  # best SLA-meeting per (TP, EP, PP, DP)
     pareto: list[Candidate]
     evaluated: int
     candidates: list[Candidate]  # every aggregated candidate evaluated
@@ -187,6 +213,7 @@ def search(
     tp = grid.tp[rows]
     ep = grid.ep[rows]
     pp = grid.pp[rows]
+    dp = grid.dp[rows]
     width = tp * pp  # GPUs per worker
     batch = grid.batch[rows, cols]
     ttft = grid.ttft_ms[rows, cols]
@@ -234,17 +261,18 @@ def search(
             served=float(served[k]),
             ep=int(ep[k]),
             pp=int(pp[k]),
+            dp=int(dp[k]),
         )
         for k in range(rows.size)
     ]
-    # The KV-capacity column can repeat a grid batch size: keep one of each (TP, EP, batch).
-    unique = {(c.tp, c.ep, c.pp, c.batch): c for c in candidates}
+    # The KV-capacity column can repeat a grid batch size: keep one of each (layout, batch).
+    unique = {(c.tp, c.ep, c.pp, c.dp, c.batch): c for c in candidates}
     candidates = [unique[key] for key in sorted(unique)]
 
     key_of = partial(rank_key, objective=sla.optimization_type)
-    per_tp: dict[tuple[int, int, int], Candidate] = {}
+    per_tp: dict[tuple[int, int, int, int], Candidate] = {}
     for c in candidates:
-        key = (c.tp, c.ep, c.pp)
+        key = (c.tp, c.ep, c.pp, c.dp)
         if c.meets_sla and (key not in per_tp or key_of(c) < key_of(per_tp[key])):
             per_tp[key] = c
     split = [c for c in disagg or [] if c.meets_sla]
@@ -268,14 +296,12 @@ def pareto_front(pool: list[Candidate]) -> list[Candidate]:
     """Non-dominated candidates (maximise tokens/s/user and tokens/s/GPU), fastest/user first.
     Dominance is judged on the figures as reported (rounded like `to_json`), so the published
     front is non-dominated as read."""
-    ordered = sorted(
-        pool,
-        key=lambda c: (-_r(c.tokens_per_s_per_user), -_r(c.tokens_per_s_per_gpu), c.gpus, c.tp),
-    )
+    rounded = [(_r(c.tokens_per_s_per_user), _r(c.tokens_per_s_per_gpu), c) for c in pool]
+    rounded.sort(key=lambda r: (-r[0], -r[1], r[2].gpus, r[2].tp))
     front: list[Candidate] = []
     best = -np.inf
-    for c in ordered:
-        if _r(c.tokens_per_s_per_gpu) > best:
+    for _, per_gpu, c in rounded:
+        if per_gpu > best:
             front.append(c)
-            best = _r(c.tokens_per_s_per_gpu)
+            best = per_gpu
     return front

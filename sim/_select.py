@@ -10,7 +10,10 @@ and a note says the Planner is left out. Mocker (`features.mocker`): Dynamo's mo
 disaggregated, so the best disaggregated config of any searched backend. Thorough without a
 cluster: as Dynamo's thorough, disaggregated configurations only: the shortlist of the backend's
 disaggregated configs is simulated request by request and the best as measured is picked and
-judged as measured (not with autoscale or the mocker, whose disaggregated shapes are fixed). The Pareto front reported:
+judged as measured (not with autoscale or the mocker, whose disaggregated shapes are fixed; DEP
+configs are not shortlisted: the request-level simulation models TP workers). For a MoE model a
+note says whether DEP (attention DP x EP, `sim._dep`) was picked and how it compares with the best
+config without it (`sim._message.dep_note`). The Pareto front reported:
 the winning backend's, under `auto` the front over every backend's SLA-meeting configs (all
 configs when none meets it), under thorough the front of the disaggregated configs.
 
@@ -24,11 +27,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 
 from dgdr.domain.errors import ProfilingError
 from dgdr.domain.spec import SearchStrategy
 
-from ._message import auto_note, num, objective_note, shape
+from ._message import auto_note, dep_note, num, objective_note, shape
 from ._planner import autoscale_pick
 from ._resolve import Setup
 from ._search import Candidate, Pick, pareto_front, rank_key, search
@@ -171,7 +175,8 @@ def select(setup: Setup, searched: Searched) -> Selection:
     pool = [p for b in ranked for p in searched.picks[b].pareto if p.meets_sla or not pick.met]
     front = pareto_front(pool) if setup.auto else pick.pareto
     if setup.spec.search_strategy is SearchStrategy.THOROUGH:
-        splits = searched.splits[backend]
+        # The request-level simulation models TP workers only: DEP configs are not shortlisted.
+        splits = [c for c in searched.splits[backend] if c.dp == 1 and c.prefill_dp == 1]
         front = pareto_front([c for c in splits if c.meets_sla] or splits)
         if not starts and not mocker:
             chosen, simulated, note, measured = _thorough(setup, splits)
@@ -179,6 +184,10 @@ def select(setup: Setup, searched: Searched) -> Selection:
     if (objective := setup.sla.optimization_type) is not None:
         met = chosen.meets_sla if measured is None else measured[0]
         notes.append(objective_note(objective, met))
+    if setup.model.is_moe and measured is None:
+        notes.append(
+            dep_note(chosen, _dep_pool(searched, backend), partial(rank_key, objective=objective))
+        )
     return Selection(
         backend=backend,
         pick=pick,
@@ -195,6 +204,15 @@ def select(setup: Setup, searched: Searched) -> Selection:
             else None
         ),
     )
+
+
+def _dep_pool(searched: Searched, backend: str) -> list[Candidate]:
+    """The configs `dep_note` compares: the SLA-meeting ones (the best agg config per layout and
+    the disaggregated ones) when they include DEP and non-DEP configs, else every config."""
+    pick, splits = searched.picks[backend], searched.splits[backend]
+    met = [*pick.per_tp.values(), *(c for c in splits if c.meets_sla)]
+    kinds = {c.dp > 1 or c.prefill_dp > 1 for c in met}
+    return met if kinds == {True, False} else [*pick.candidates, *splits]
 
 
 def selecting_message(setup: Setup, searched: Searched, selection: Selection) -> str:

@@ -7,6 +7,8 @@ the model needs them: when the budget spans more than one node and nothing fits 
 TP sizes wider than a node, and TP within a node x pipeline stages across nodes (PP 2, 4, ... up to
 the budget and the layer count); if the budget allows no such worker, the one-node layouts stand
 (and the search reports that the model does not fit). Disaggregated workers are never pipelined.
+A MoE model is also searched with DEP workers (attention DP x wide EP, `sim._dep.dep_widths`),
+which may span nodes, in the aggregated grid and as prefill and decode workers.
 
 Failure semantics: none of its own; a layout that does not fit is masked out of the grid, and a
 budget of one GPU gives no disaggregated combination.
@@ -15,8 +17,11 @@ budget of one GPU gives no disaggregated combination.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
+import numpy as np
+
+from ._dep import dep_widths, layout_words
 from ._disagg import disagg_candidates
 from ._message import ms
 from ._resolve import Setup
@@ -32,6 +37,10 @@ class Layouts:
     tp: tuple[int, ...]
     ep: tuple[int, ...]
     pp: tuple[int, ...]
+    dp: tuple[int, ...] = ()  # attention DP ranks per row (empty: all 1); >1 a DEP row
+
+    def ranks(self) -> tuple[int, ...]:
+        return self.dp or (1,) * len(self.tp)
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,7 @@ def _grids(setup: Setup, layouts: Layouts) -> dict[str, Grid]:
             setup.vram_mb,
             list(layouts.ep),
             list(layouts.pp),
+            list(layouts.ranks()),
         )
         for b in setup.backends
     }
@@ -96,8 +106,34 @@ def sweep_prefill(setup: Setup) -> Sweep:
     if setup.total_gpus <= setup.gpus_per_node or any(
         g.fits.any() for g in one_node.grids.values()
     ):
-        return one_node
-    return _multinode(setup) or one_node
+        return _with_dep(setup, one_node)
+    return _with_dep(setup, _multinode(setup) or one_node)
+
+
+def _with_dep(setup: Setup, sweep: Sweep) -> Sweep:
+    """The sweep with the DEP layouts of a MoE model added (`sim._dep.dep_widths`)."""
+    widths = dep_widths(setup.model, setup.total_gpus)
+    if not widths:
+        return sweep
+    rows = sweep.layouts
+    n = len(widths)
+    dep = Layouts(tuple(widths), tuple(widths), (1,) * n, tuple(widths))
+    layouts = Layouts(
+        (*rows.tp, *dep.tp), (*rows.ep, *dep.ep), (*rows.pp, *dep.pp), (*rows.ranks(), *dep.dp)
+    )
+    dep_grids = _grids(setup, dep)
+    grids = {b: _stack(g, dep_grids[b]) for b, g in sweep.grids.items()}
+    return replace(sweep, layouts=layouts, grids=grids)
+
+
+def _stack(top: Grid, bottom: Grid) -> Grid:
+    """The rows of `top`, then those of `bottom` (same batch columns and reserve)."""
+    arrays = {
+        f.name: np.concatenate([getattr(top, f.name), getattr(bottom, f.name)])
+        for f in fields(Grid)
+        if f.name != "reserve_gb_per_gpu"
+    }
+    return Grid(reserve_gb_per_gpu=top.reserve_gb_per_gpu, **arrays)
 
 
 def prefill_message(setup: Setup, sweep: Sweep) -> str:
@@ -106,8 +142,10 @@ def prefill_message(setup: Setup, sweep: Sweep) -> str:
     ttft1 = "; ".join(
         (f"{b} " if setup.auto else "")
         + ", ".join(
-            f"TP{t}{f' EP{e}' if e > 1 else ''}{f' PP{p}' if p > 1 else ''} {ms(v)} ms"
-            for t, e, p, v in zip(rows.tp, rows.ep, rows.pp, g.ttft_ms[:, 0], strict=True)
+            f"{layout_words(t, e, p, d)} {ms(v)} ms"
+            for t, e, p, d, v in zip(
+                rows.tp, rows.ep, rows.pp, rows.ranks(), g.ttft_ms[:, 0], strict=True
+            )
         )
         for b, g in sweep.grids.items()
     )
@@ -132,6 +170,7 @@ def sweep_decode(setup: Setup, sweep: Sweep) -> dict[str, list[Candidate]]:
     rows = sweep.layouts
     tps = [t for t, p in zip(rows.tp, rows.pp, strict=True) if p == 1]
     eps = [e for e, p in zip(rows.ep, rows.pp, strict=True) if p == 1]
+    dps = [d for d, p in zip(rows.ranks(), rows.pp, strict=True) if p == 1]
     return {
         b: disagg_candidates(
             setup.model,
@@ -143,6 +182,7 @@ def sweep_decode(setup: Setup, sweep: Sweep) -> dict[str, list[Candidate]]:
             setup.total_gpus,
             setup.vram_mb,
             eps,
+            dps,
         )
         for b in setup.backends
     }

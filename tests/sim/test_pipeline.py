@@ -154,17 +154,20 @@ def test_multinode_layouts_only_when_nothing_fits_one_node() -> None:
     setup = _setup(_hw("h100_sxm", 16), model="deepseek-ai/DeepSeek-R1", backend="sglang")
     sweep = sweep_prefill(setup)
     assert sweep.tps == (16,)
-    assert list(zip(sweep.layouts.tp, sweep.layouts.ep, sweep.layouts.pp, strict=True)) == [
-        (16, 1, 1),
-        (16, 16, 1),
-        (8, 1, 2),
+    rows = sweep.layouts
+    assert list(zip(rows.tp, rows.ep, rows.pp, rows.ranks(), strict=True)) == [
+        (16, 1, 1, 1),
+        (16, 16, 1, 1),
+        (8, 1, 2, 1),
+        *((w, w, 1, w) for w in (2, 4, 8, 16)),  # DEP workers, up to the budget
     ]
     assert sweep.notes == (
         "deepseek-ai/DeepSeek-R1 does not fit one node of 8 h100_sxm: TP 16 across nodes and "
         "TP 8 x PP 2 across nodes searched (multinode workers)",
     )
     splits = sweep_decode(setup, sweep)
-    assert all(c.tp == 16 and c.prefill_tp == 16 for c in splits["sglang"])  # never pipelined
+    # never pipelined; the 16-GPU worker is TP 16 or DEP 16 (DEP 8 does not fit 8 h100_sxm)
+    assert all(c.tp == 16 and c.prefill_tp == 16 for c in splits["sglang"])
 
 
 def test_a_budget_without_room_for_a_multinode_worker_keeps_the_one_node_sweep() -> None:

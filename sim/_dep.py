@@ -1,0 +1,278 @@
+"""Attention data parallelism with wide expert parallelism ("DEP") for MoE models.
+
+Owns: which DEP worker layouts are searched, the latency and memory model of a DEP worker, and
+the words that compare the best DEP config with the best one without attention DP.
+
+A DEP worker of `width` GPUs (`Candidate.tp`, so every GPU count elsewhere stays `tp * pp`) runs
+attention data-parallel over `dp = width` ranks (attention TP 1): each rank holds the attention,
+dense-MLP, shared-expert, router, embedding and lm_head weights in full and its own share of the
+sequences (`batch / dp`) with their KV cache; the routed experts are spread `ep = width` ways (each
+GPU holds `num_experts / ep` experts of every MoE layer). AIConfigurator 0.12 searches the same
+shape (`attention_dp_size` x `moe_ep_size`, `tp_size` 1) for trtllm, sglang and vllm; Dynamo's
+profiler deploys it with SGLang `--tp N --dp N --enable-dp-attention`, vLLM
+`--tensor-parallel-size 1 --data-parallel-size N --enable-expert-parallel`, TRT-LLM
+`enable_attention_dp` (`sim._dgd_backends`).
+
+One step on one GPU (per-rank `T` new tokens, the worker's `dp * T`), the roofline of
+`sim._estimate` with its calibrated profile (`backend_profile`):
+- GEMMs: the non-expert weights (read in full) over the rank's `T` tokens, plus the rank's experts
+  over the tokens routed to them: `dp * T * top_k / ep` tokens, touching
+  `E/ep * (1 - (1 - k/E)**(dp*T))` of its `E/ep` experts; compute or weight reads, whichever is
+  slower; the lm_head over the rank's sequences.
+- attention over the rank's sequences only, heads unsharded, KV of the rank's sequences.
+- communication per MoE layer: an all-to-all dispatch and combine (activations at the
+  checkpoint's width, fp8 or bf16, as AIC's tables time them) of the rank's `T * top_k` token
+  copies, `(ep-1)/ep` of them remote, over NVLink within the NVLink domain (`A2A_LINK_EFF` of the
+  one-way link) and over the inter-node network (`INTER_NODE_GBPS` per GPU) for the share of
+  ranks outside it, whichever is slower, plus a latency per dispatch and per combine (the
+  constants match AIC's tables). No all-reduce: attention TP is 1 and the combine returns each
+  token's expert output to its rank.
+- overheads: the backend's per-step and per-layer overheads, as a TP worker's.
+Ranks run in lockstep (the MoE layers synchronise them), so a step is the rank's time; routing
+imbalance between experts is not modelled (uniform top-k routing, as `sim._estimate`).
+
+Agg (in-flight batching, as `sim._estimate.agg_ms` per rank): each rank decodes `batch / dp`
+sequences at the mean context and admits `batch / dp / osl` prompts per step; TTFT is one prompt's
+prefill on one rank (its experts still spread over the worker) times the backend's queueing factor
+at the rank's batch, plus the wait for the in-flight step. A disaggregated DEP prefill worker runs
+one prompt per rank at once: its TTFT is that step, its rate `dp` prompts per TTFT.
+
+Memory per GPU: non-expert and vocabulary weights in full + routed experts / ep + the activation
+reserve + KV of the rank's sequences; a worker holds `dp` times one rank's sequences.
+
+Failure semantics: pure arithmetic on catalog figures; a layout whose weights do not fit gets KV
+capacity 0 (masked by the callers), never NaN. Dense models get no DEP layout.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ._catalog import BYTES_PER_PARAM, Gpu, ModelArch
+from ._estimate import (
+    ALLREDUCE_LATENCY_US,
+    BackendProfile,
+    _attn_dims,
+    activation_reserve_bytes,
+    backend_profile,
+    touched_experts,
+)
+
+FloatArray = NDArray[np.float64]
+
+MAX_DEP_WIDTH = 32  # AIC 0.12 searches DEP workers of up to 16 (32 with wide EP) GPUs
+# The all-to-all as AIC 0.12's measured-silicon tables have it (trtllm, h200_sxm, DeepSeek-V3,
+# one 4000-token prompt and batch 4-8 per rank; `context_moe_{pre,post}_dispatch` and
+# `generation_moe_overlap`): within a node it reaches A2A_LINK_EFF of the one-way NVLink figure;
+# between nodes INTER_NODE_GBPS per GPU (AIC's 50 GB/s inter_node_bw is per node, 8 GPUs share it)
+# with INTER_NODE_LATENCY_US per dispatch or combine.
+A2A_LINK_EFF = 0.35
+INTER_NODE_GBPS = 4.8
+INTER_NODE_LATENCY_US = 120.0
+# NVL72 racks: the NVLink domain is the rack, not the 4-GPU tray.
+NVLINK_RACK = {"gb200_sxm": 72, "gb300_sxm": 72}
+
+
+def dep_widths(model: ModelArch, total_gpus: int) -> list[int]:
+    """DEP worker widths to search: powers of two from 2 up to the budget (and `MAX_DEP_WIDTH`)
+    whose width divides the routed experts; none for a dense model."""
+    if not model.is_moe:
+        return []
+    out: list[int] = []
+    width = 2
+    while width <= min(total_gpus, MAX_DEP_WIDTH):
+        if model.num_experts % width == 0:
+            out.append(width)
+        width *= 2
+    return out
+
+
+@dataclass(frozen=True)
+class DepPlan:
+    """Per-GPU quantities of one DEP worker (`dp` attention ranks, experts spread `ep` ways)."""
+
+    model: ModelArch
+    gpu: Gpu
+    backend: BackendProfile
+    width: int  # GPUs of the worker
+    dp: int
+    ep: int
+    non_expert_bytes: float  # attention, dense MLP, shared experts, routers (replicated)
+    expert_bytes_each: float  # one routed expert of one layer
+    head_bytes: float  # lm_head read per step
+    weights_bytes: float  # per GPU
+    kv_bytes_per_token: float  # per GPU: the rank's own sequences
+    linear_tflops: float
+    act_bytes: float
+    nvlink_domain: int
+
+
+def dep_plan(model: ModelArch, gpu: Gpu, backend: str, width: int) -> DepPlan:
+    """A DEP worker of `width` GPUs: attention DP `width`, EP `width`."""
+    dp = ep = width
+    non_expert = model.non_expert_body_params * model.body_weight_bytes_per_param
+    expert_each = model.expert_params * model.expert_weight_bytes_per_param
+    experts_all = model.moe_layers * model.num_experts * expert_each / ep
+    head = model.lm_head_params * float(BYTES_PER_PARAM)
+    fp8 = model.weight_dtype == "fp8" and gpu.dense_fp8_tflops is not None
+    linear = gpu.dense_fp8_tflops if fp8 and gpu.dense_fp8_tflops else gpu.dense_bf16_tflops
+    return DepPlan(
+        model=model,
+        gpu=gpu,
+        backend=backend_profile(backend, gpu.id),
+        width=width,
+        dp=dp,
+        ep=ep,
+        non_expert_bytes=non_expert,
+        expert_bytes_each=expert_each,
+        head_bytes=head,
+        weights_bytes=non_expert + experts_all + model.vocab_weight_bytes,
+        kv_bytes_per_token=float(model.kv_bytes_per_token),
+        linear_tflops=linear,
+        act_bytes=1.0 if model.weight_dtype == "fp8" else 2.0,
+        nvlink_domain=NVLINK_RACK.get(gpu.id, gpu.gpus_per_node),
+    )
+
+
+def _a2a_ms(plan: DepPlan, tokens: FloatArray) -> FloatArray:
+    """Dispatch + combine of one MoE layer for a rank with `tokens` new tokens."""
+    m = plan.model
+    remote = (plan.ep - 1) / plan.ep
+    copies = tokens * m.num_experts_per_tok * m.hidden_size * remote
+    per_gpu = copies * 2.0 * plan.act_bytes  # dispatch and combine, at the checkpoint's width
+    intra = per_gpu / (plan.gpu.interconnect_gbps / 2.0 * 1e9 * A2A_LINK_EFF)
+    latency = ALLREDUCE_LATENCY_US[plan.gpu.interconnect]
+    if plan.ep > plan.nvlink_domain:
+        outside = (plan.ep - plan.nvlink_domain) / (plan.ep - 1)
+        inter = per_gpu * outside / (INTER_NODE_GBPS * 1e9)
+        intra = np.maximum(intra * (1.0 - outside), inter)
+        latency = max(latency, INTER_NODE_LATENCY_US)
+    return np.asarray(2.0 * latency * 1e-3 + intra * 1e3, dtype=np.float64)
+
+
+def _rank_ms(
+    plan: DepPlan,
+    tokens: FloatArray,
+    worker_tokens: FloatArray,
+    seqs: FloatArray,
+    pairs: FloatArray,
+    kv_tokens: FloatArray,
+    decode: bool,
+) -> FloatArray:
+    """One forward on one rank: its `tokens` new tokens of `seqs` sequences (`pairs` attention
+    pairs, `kv_tokens` KV read or written) while the worker routes `worker_tokens` in all."""
+    m, gpu, be = plan.model, plan.gpu, plan.backend
+    gemm_eff, attn_eff, weight_eff, kv_eff = be.effs(decode)
+    peak_linear = plan.linear_tflops * 1e12 * gemm_eff
+    bw = gpu.memory_bandwidth_gbps * 1e9 * weight_eff
+    routed = m.moe_layers * m.num_experts_per_tok * m.expert_params
+    linear_flops = 2.0 * (
+        m.non_expert_body_params * tokens
+        + routed * worker_tokens / plan.ep
+        + m.lm_head_params * seqs
+    )
+    local = touched_experts(m.num_experts, m.num_experts_per_tok, worker_tokens) / plan.ep
+    weight_bytes = (
+        plan.non_expert_bytes + m.moe_layers * local * plan.expert_bytes_each + plan.head_bytes
+    )
+    gemm_s = np.maximum(linear_flops / peak_linear, weight_bytes / bw)
+    attn_flops = 2.0 * m.num_attention_heads * _attn_dims(m, decode) * m.num_hidden_layers * pairs
+    attn_s = np.maximum(
+        attn_flops / (gpu.dense_bf16_tflops * 1e12 * attn_eff),
+        kv_tokens * plan.kv_bytes_per_token / (gpu.memory_bandwidth_gbps * 1e9 * kv_eff),
+    )
+    comm = m.moe_layers * _a2a_ms(plan, tokens)
+    layer_overhead = be.overheads(decode)[1]
+    return np.asarray(
+        (gemm_s + attn_s) * 1e3 + be.comm_scale * comm + m.num_hidden_layers * layer_overhead,
+        dtype=np.float64,
+    )
+
+
+def dep_prefill_ms(plan: DepPlan, isl: float, prompts_per_rank: float = 1.0) -> float:
+    """Prefill of `prompts_per_rank` prompts of `isl` tokens on one rank while the other ranks
+    route nothing (one prompt alone: the TTFT base of agg)."""
+    tokens = np.asarray(prompts_per_rank * isl)
+    stage = _rank_ms(
+        plan,
+        tokens,
+        tokens,
+        np.asarray(prompts_per_rank),
+        np.asarray(prompts_per_rank * isl * (isl + 1.0) / 2.0),
+        tokens,
+        decode=False,
+    )
+    return float(stage) + plan.backend.overheads(decode=False)[0]
+
+
+def dep_prefill_all_ranks_ms(plan: DepPlan, isl: float) -> float:
+    """One prompt on every rank at once (a disaggregated DEP prefill worker at full rate)."""
+    tokens = np.asarray(float(isl))
+    stage = _rank_ms(
+        plan,
+        tokens,
+        tokens * plan.dp,
+        np.asarray(1.0),
+        np.asarray(isl * (isl + 1.0) / 2.0),
+        tokens,
+        decode=False,
+    )
+    return float(stage) + plan.backend.overheads(decode=False)[0]
+
+
+def dep_step_ms(
+    plan: DepPlan,
+    batch: ArrayLike,
+    context: ArrayLike,
+    admitted: ArrayLike = 0.0,
+    isl: float = 0.0,
+) -> FloatArray:
+    """One decode step of the worker's `batch` sequences (`batch / dp` per rank) at `context`,
+    with `admitted` prompts of `isl` tokens (worker-wide) prefilled inside it."""
+    b = np.asarray(batch, dtype=np.float64) / plan.dp
+    new = np.asarray(admitted, dtype=np.float64) / plan.dp
+    ctx = np.asarray(context, dtype=np.float64)
+    tokens = np.asarray(b + new * isl)
+    step = _rank_ms(
+        plan,
+        tokens,
+        tokens * plan.dp,
+        np.asarray(b + new),
+        b * ctx + new * isl * (isl + 1.0) / 2.0,
+        b * ctx + new * isl,
+        decode=True,
+    )
+    return np.asarray(step + plan.backend.step_overhead_ms, dtype=np.float64)
+
+
+def dep_agg_ms(
+    plan: DepPlan, batch: ArrayLike, isl: float, osl: float
+) -> tuple[FloatArray, FloatArray]:
+    """(TTFT, step) of in-flight batching at the worker's concurrency `batch` (see the module)."""
+    b = np.asarray(batch, dtype=np.float64)
+    step = dep_step_ms(plan, b, isl + osl / 2.0, admitted=b / osl, isl=isl)
+    be = plan.backend
+    per_rank = np.maximum(b / plan.dp, 1.0)
+    queue = np.minimum(be.agg_ttft_base + be.agg_ttft_slope * np.log2(per_rank), be.agg_ttft_cap)
+    wait = be.agg_wait_frac * step * (per_rank - 1.0) / per_rank
+    ttft = dep_prefill_ms(plan, isl) * np.maximum(queue, 1.0) + wait
+    return np.asarray(ttft, dtype=np.float64), step
+
+
+def dep_max_batch(plan: DepPlan, usable: float, isl: int, osl: int, cap: int) -> int:
+    """Sequences of `isl + osl` tokens the worker holds: `dp` x one rank's KV capacity (each rank
+    at most `cap`); 0 when the weights do not fit."""
+    free = usable - plan.weights_bytes - activation_reserve_bytes(plan.model)
+    per_rank = math.floor(max(free, 0.0) / (plan.kv_bytes_per_token * (isl + osl)))
+    return plan.dp * min(per_rank, cap)
+
+
+def layout_words(tp: int, ep: int, pp: int = 1, dp: int = 1) -> str:
+    """A worker layout in short: `TP8 EP8`, `TP8 PP2`, or `DEP16` (attention DP 16 x EP 16)."""
+    if dp > 1:
+        return f"DEP{tp}"
+    return f"TP{tp}" + (f" EP{ep}" if ep > 1 else "") + (f" PP{pp}" if pp > 1 else "")

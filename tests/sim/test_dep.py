@@ -1,0 +1,354 @@
+"""DEP (attention data parallelism x wide expert parallelism, `sim._dep`): the search considers it
+for MoE models only, within the budget and the memory; the estimator splits the KV cache and the
+batch over the ranks and the experts over the GPUs; the DGD carries each backend's arguments;
+the message says whether DEP was picked and why."""
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dgdr.domain.hardware import ResolvedHardware
+from dgdr.domain.spec import GPU_SKUS, DGDRSpec
+from sim import ProfilingError, models, profile
+from sim._catalog import gpu_named
+from sim._dep import (
+    INTER_NODE_LATENCY_US,
+    dep_max_batch,
+    dep_plan,
+    dep_step_ms,
+    dep_widths,
+)
+from sim._dgd import DgdPlan, WorkerShape, build_dgd
+from sim._dgd_model import main_container
+from sim._estimate import _plan, activation_reserve_bytes
+from sim._planner import curves
+from sim._roofline import MAX_BATCH, evaluate, usable_bytes
+
+from .reached import Reached
+
+DEEPSEEK = "deepseek-ai/DeepSeek-V3"
+
+
+def _deepseek_16(backend: str) -> Any:
+    spec = {
+        "model": DEEPSEEK,
+        "backend": backend,
+        "workload": {"isl": 4000, "osl": 1000},
+        "sla": {"ttft": 2000, "itl": 50},
+    }
+    hw = ResolvedHardware.from_dict({"gpuSku": "h200_sxm", "totalGpus": 16, "numGpusPerNode": 8})
+    return profile(spec, hw, name="ds", namespace="ns")
+
+
+# --- search and message ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["sglang", "trtllm", "vllm"])
+def test_deepseek_on_16_gpus_considers_dep_and_explains_the_choice(backend: str) -> None:
+    result = _deepseek_16(backend)
+    configs = [p["config"] for p in result.pareto]
+    dep = [
+        c
+        for c in configs
+        if c.get("attentionDataParallelSize", 1) > 1
+        or c.get("decodeAttentionDataParallelSize", 1) > 1
+        or c.get("prefillAttentionDataParallelSize", 1) > 1
+    ]
+    assert dep, "no DEP config on the Pareto front"
+    assert all(c["totalGpus"] <= 16 for c in configs)
+    note = next(n for n in result.message.split("; ") if n.startswith("DEP (attention DP x EP)"))
+    chosen = next(c for c in configs if c["selected"])
+    if chosen in dep:
+        # "picked: 1.46x the tok/s/GPU of the best config without attention DP (agg TP 8 ...)"
+        assert note.startswith("DEP (attention DP x EP) picked: ")
+        ratio = float(note.split(": ")[1].split("x the tok/s/GPU")[0])
+        assert ratio >= 1.0
+        assert "DEP " in result.message.split(";")[0]  # the shape names the DEP worker
+    else:
+        assert note.startswith("DEP (attention DP x EP) considered, not picked")
+
+
+def test_a_dense_model_gets_no_dep_layout_and_no_dep_note() -> None:
+    assert dep_widths(models()["Qwen/Qwen3-32B"], 16) == []
+    spec = {"model": "Qwen/Qwen3-32B", "backend": "vllm", "workload": {"isl": 2000, "osl": 200}}
+    hw = ResolvedHardware.from_dict({"gpuSku": "h200_sxm", "totalGpus": 16, "numGpusPerNode": 8})
+    result = profile(spec, hw, name="d", namespace="ns")
+    assert "DEP" not in result.message
+    assert not any("AttentionDataParallel" in k for p in result.pareto for k in p["config"])
+
+
+def test_dep_widths_are_powers_of_two_dividing_the_experts_within_the_budget() -> None:
+    deepseek = models()[DEEPSEEK]  # 256 routed experts
+    assert dep_widths(deepseek, 16) == [2, 4, 8, 16]
+    assert dep_widths(deepseek, 12) == [2, 4, 8]
+    assert dep_widths(deepseek, 1) == []
+    assert dep_widths(deepseek, 1000) == [2, 4, 8, 16, 32]
+
+
+# --- estimator ---------------------------------------------------------------------------------
+
+
+def test_dep_memory_replicates_attention_and_splits_experts_and_kv() -> None:
+    m, gpu = models()[DEEPSEEK], gpu_named("h200_sxm")
+    p = dep_plan(m, gpu, "trtllm", 16)
+    experts = m.routed_expert_params * m.expert_weight_bytes_per_param
+    non_expert = m.non_expert_body_params * m.body_weight_bytes_per_param
+    assert p.weights_bytes == pytest.approx(non_expert + experts / 16 + m.vocab_weight_bytes)
+    # Each rank caches only its own sequences, with the whole MLA latent per token.
+    assert p.kv_bytes_per_token == m.kv_bytes_per_token
+    # TP 16 replicates the MLA latent on every rank: DEP holds dp x the sequences per GPU of KV.
+    tp = _plan(m, gpu, "trtllm", 16, 1, 16)
+    assert tp.kv_bytes_per_token == m.kv_bytes_per_token
+    usable = usable_bytes(gpu)
+    held = dep_max_batch(p, usable, 4000, 1000, MAX_BATCH)
+    free = usable - p.weights_bytes - activation_reserve_bytes(m)
+    assert held == 16 * math.floor(free / (m.kv_bytes_per_token * 5000))
+    assert held > 16 * 100  # ~100+ sequences of 5000 tokens per H200 rank
+
+
+def test_a_dep_step_is_one_ranks_share_of_the_batch() -> None:
+    m, gpu = models()[DEEPSEEK], gpu_named("h200_sxm")
+    dep8, dep16 = dep_plan(m, gpu, "trtllm", 8), dep_plan(m, gpu, "trtllm", 16)
+    steps = dep_step_ms(dep8, np.array([8.0, 64.0, 512.0, 4096.0]), 4500.0)
+    assert np.all(np.diff(steps) > 0)  # more sequences per rank, longer step
+
+    def context_cost(plan: Any, batch: float) -> float:  # what a longer context adds
+        return float(dep_step_ms(plan, batch, 9000.0)) - float(dep_step_ms(plan, batch, 4500.0))
+
+    # 64 sequences per rank either way: each rank attends over its own 64 sequences' KV.
+    assert context_cost(dep8, 512.0) == pytest.approx(context_cost(dep16, 1024.0), rel=1e-6)
+    kv_read = 64 * 4500 * m.kv_bytes_per_token / (gpu.memory_bandwidth_gbps * 1e9) * 1e3
+    assert kv_read < context_cost(dep8, 512.0) < 8 * kv_read
+
+
+def test_crossing_nodes_pays_the_inter_node_all_to_all() -> None:
+    m, gpu = models()[DEEPSEEK], gpu_named("h200_sxm")  # 8 GPUs per node
+    dep8, dep16 = dep_plan(m, gpu, "trtllm", 8), dep_plan(m, gpu, "trtllm", 16)
+    # Same sequences per rank: DEP16 reads half the experts per GPU but its all-to-all leaves
+    # the node, at least one inter-node latency per dispatch and combine per MoE layer.
+    gap = float(dep_step_ms(dep16, 16 * 4.0, 4500.0)) - float(dep_step_ms(dep8, 8 * 4.0, 4500.0))
+    assert gap > m.moe_layers * 2 * INTER_NODE_LATENCY_US * 1e-3 * 0.5
+
+
+def test_dep_grid_rows_hold_dp_times_a_ranks_batch_and_fit_memory() -> None:
+    m, gpu = models()[DEEPSEEK], gpu_named("h200_sxm")
+    grid = evaluate(m, gpu, "sglang", [8, 16], 4000, 1000, None, [8, 16], [1, 1], [1, 16])
+    assert grid.dp.tolist() == [1, 16]
+    assert grid.batch[1, 0] == 16 and grid.batch[1, 1] == 32  # 1 and 2 per rank
+    p = dep_plan(m, gpu, "sglang", 16)
+    for b in grid.batch[1][grid.fits[1]]:
+        per_rank = math.ceil(b / 16)
+        need = (
+            p.weights_bytes + activation_reserve_bytes(m) + per_rank * 5000 * p.kv_bytes_per_token
+        )
+        assert need <= usable_bytes(gpu)
+
+
+# --- invariants over random MoE specs -----------------------------------------------------------
+
+
+_MOE = sorted(k for k, v in models().items() if v.is_moe)
+
+
+def test_dep_configs_fit_memory_keep_the_budget_and_only_for_moe() -> None:
+    reached = Reached()
+
+    @settings(max_examples=40, deadline=None, database=None)
+    @given(
+        sku=st.sampled_from(GPU_SKUS),
+        model=st.sampled_from(sorted(models()) + 2 * _MOE),  # MoE models weighted up
+        total=st.integers(1, 40),
+        per_node=st.sampled_from([1, 2, 4, 8]),
+        isl=st.integers(64, 16000),
+        osl=st.integers(2, 2000),
+    )
+    def check(sku: str, model: str, total: int, per_node: int, isl: int, osl: int) -> None:
+        spec = DGDRSpec.model_validate({"model": model, "workload": {"isl": isl, "osl": osl}})
+        hw = ResolvedHardware.from_dict(
+            {"gpuSku": sku, "totalGpus": total, "numGpusPerNode": per_node}
+        )
+        try:
+            result = profile(spec, hw, name="p", namespace="ns")
+        except ProfilingError:
+            reached("refused")
+            return
+        arch, gpu = models()[model], gpu_named(sku)
+        dep_seen = False
+        for point in result.pareto:
+            c = point["config"]
+            assert c["totalGpus"] <= total
+            for role in ("", "decode", "prefill"):
+                key = f"{role}AttentionDataParallelSize" if role else "attentionDataParallelSize"
+                dp = c.get(key, 1)
+                if dp == 1:
+                    continue
+                dep_seen = True
+                assert arch.is_moe, f"DEP for dense {model}"
+                width = c[f"{role}TensorParallelSize" if role else "tensorParallelSize"]
+                assert width == dp and arch.num_experts % dp == 0
+                p = dep_plan(arch, gpu, "vllm", width)
+                per_rank = 1 if role == "prefill" else math.ceil(c["batchSize"] / dp)
+                tokens = isl if role == "prefill" else isl + osl
+                need = p.weights_bytes + activation_reserve_bytes(arch)
+                assert need + per_rank * tokens * p.kv_bytes_per_token <= usable_bytes(gpu) * 1.0001
+        reached("dep on the front" if dep_seen else "no dep on the front")
+
+    check()
+    reached.assert_reached("dep on the front", "no dep on the front")
+
+
+# --- DGD arguments -------------------------------------------------------------------------------
+
+
+def _worker_args(backend: str, shape: WorkerShape, prefill: WorkerShape | None = None) -> Any:
+    spec = DGDRSpec.model_validate({"model": DEEPSEEK, "backend": backend})
+    dgd, _ = build_dgd(
+        DgdPlan(
+            spec=spec,
+            backend=backend,
+            name="d",
+            namespace="ns",
+            workers=shape,
+            prefill=prefill,
+            gpus_per_node=8,
+        )
+    )
+    return {c["name"]: c for c in dgd["spec"]["components"]}
+
+
+def _args(component: dict[str, Any]) -> list[str]:
+    container = main_container(component)
+    assert container is not None
+    return list(container["args"])
+
+
+def _value(args: list[str], flag: str) -> str:
+    return args[args.index(flag) + 1]
+
+
+def test_vllm_dep_worker_is_tp1_times_data_parallel_with_expert_parallel() -> None:
+    # Dynamo's profiler (config_modifiers/vllm.py set_config_dep_size): --tensor-parallel-size 1,
+    # --data-parallel-size N, --enable-expert-parallel; max-num-seqs limits each DP engine.
+    dep = WorkerShape(tp=16, replicas=1, ep=16, max_batch=1024, dp=16)
+    worker = _worker_args("vllm", dep)["VllmDecodeWorker"]
+    args = _args(worker)
+    assert _value(args, "--tensor-parallel-size") == "1"
+    assert _value(args, "--data-parallel-size") == "16"
+    assert "--enable-expert-parallel" in args
+    assert _value(args, "--max-num-seqs") == "64"
+    assert worker["multinode"] == {"nodeCount": 2}
+
+
+def test_sglang_dep_worker_enables_dp_attention() -> None:
+    # Dynamo's profiler (config_modifiers/sglang.py set_config_dep_size): --tp N, --dp N,
+    # --enable-dp-attention, --ep N (SGLang also accepts --dp-size / --ep-size).
+    dep = WorkerShape(tp=8, replicas=2, ep=8, max_batch=512, dp=8)
+    prefill = WorkerShape(tp=8, replicas=1, ep=8, max_num_tokens=4000, dp=8)
+    components = _worker_args("sglang", dep, prefill)
+    for name in ("prefill", "decode"):
+        args = _args(components[name])
+        assert _value(args, "--tp") == "8"
+        assert _value(args, "--dp-size") == "8"
+        assert "--enable-dp-attention" in args
+        assert _value(args, "--ep-size") == "8"
+    assert _value(_args(components["decode"]), "--max-running-requests") == "512"  # worker-wide
+
+
+def test_trtllm_dep_worker_sets_enable_attention_dp() -> None:
+    # TRT-LLM's LLM args: tensor_parallel_size is the world size, enable_attention_dp makes
+    # attention data-parallel over it, max_batch_size is per rank.
+    dep = WorkerShape(tp=16, replicas=1, ep=16, max_batch=2048, dp=16)
+    args = _args(_worker_args("trtllm", dep)["TRTLLMWorker"])
+    assert _value(args, "--trtllm.tensor_parallel_size") == "16"
+    assert _value(args, "--trtllm.moe_expert_parallel_size") == "16"
+    assert _value(args, "--trtllm.enable_attention_dp") == "true"
+    assert _value(args, "--trtllm.max_batch_size") == "128"
+
+
+def test_a_tp_worker_has_no_dp_arguments() -> None:
+    tp = WorkerShape(tp=8, replicas=2, ep=8, max_batch=64)
+    for backend, name in (
+        ("vllm", "VllmDecodeWorker"),
+        ("sglang", "decode"),
+        ("trtllm", "TRTLLMWorker"),
+    ):
+        args = _args(_worker_args(backend, tp)[name])
+        assert "--enable-dp-attention" not in args and "--data-parallel-size" not in args
+        assert "--trtllm.enable_attention_dp" not in args
+
+
+# --- planner curves -------------------------------------------------------------------------------
+
+
+def test_dep_planner_curves_hold_every_ranks_kv_and_count_every_rank_in_prefill() -> None:
+    m, gpu = models()[DEEPSEEK], gpu_named("h200_sxm")
+    _p_tp, d_tp = curves(m, gpu, "trtllm", 8, 8, None, 8, 8)
+    p_dep, d_dep = curves(m, gpu, "trtllm", 8, 8, None, 8, 8, 8, 8)
+    plan = dep_plan(m, gpu, "trtllm", 8)
+    free = usable_bytes(gpu) - plan.weights_bytes - activation_reserve_bytes(m)
+    assert d_dep["max_kv_tokens"] == 8 * int(free // plan.kv_bytes_per_token)
+    assert d_dep["max_kv_tokens"] > 4 * d_tp["max_kv_tokens"]  # MLA latent not replicated
+    isl, ttft, thpt = (
+        p_dep["prefill_isl"][3],
+        p_dep["prefill_ttft"][3],
+        p_dep["prefill_thpt_per_gpu"][3],
+    )
+    assert thpt == pytest.approx(isl / ttft / 8 * 1000.0 * 8, rel=1e-3)
+
+
+def test_the_planners_autoscale_start_keeps_the_engines_dep_layout() -> None:
+    spec = {
+        "model": DEEPSEEK,
+        "backend": "vllm",
+        "workload": {"isl": 4000, "osl": 1000},
+        "sla": {"ttft": 2000, "itl": 50},
+        "features": {"planner": {}},
+    }
+    hw = ResolvedHardware.from_dict({"gpuSku": "h200_sxm", "totalGpus": 16, "numGpusPerNode": 8})
+    result = profile(spec, hw, name="ds", namespace="ns")
+    chosen = next(p["config"] for p in result.pareto if p["config"]["selected"])
+    components = {c["name"]: c for c in result.selected_config["spec"]["components"]}
+    for role, name in (("decode", "VllmDecodeWorker"), ("prefill", "VllmPrefillWorker")):
+        dp = chosen.get(f"{role}AttentionDataParallelSize", 1)
+        args = _args(components[name])
+        assert ("--data-parallel-size" in args) == (dp > 1)
+        if dp > 1:
+            assert _value(args, "--data-parallel-size") == str(dp)
+            assert f"{role} DEP {dp}" in result.message.split(";")[0]
+    assert any(chosen.get(k, 1) > 1 for k in ("decodeAttentionDataParallelSize",))
+
+
+def test_equal_throughput_goes_to_the_prefill_engine_with_more_headroom() -> None:
+    from dataclasses import replace
+
+    from sim._search import Candidate, rank_key
+
+    # Decode-bound: a TP 8 prefill engine (98 ms a prompt, 8 GPUs) and a DEP 8 one (8 prompts
+    # in 530 ms) give the same tokens/s per GPU; the DEP engine spends fewer GPU-ms per prompt.
+    tp_prefill = Candidate(
+        backend="trtllm",
+        tp=8,
+        batch=384,
+        replicas=1,
+        ttft_ms=97.5,
+        itl_ms=45.6,
+        e2e_ms=45_650.0,
+        tokens_per_s_per_gpu=484.0,
+        tokens_per_s_per_user=21.9,
+        requests_per_s=7.7,
+        meets_sla=True,
+        worst_ratio=0.9,
+        mode="disagg",
+        prefill_tp=8,
+        prefill_workers=1,
+        ep=8,
+        dp=8,
+    )
+    dep_prefill = replace(tp_prefill, ttft_ms=530.0, prefill_ep=8, prefill_dp=8)
+    assert min([tp_prefill, dep_prefill], key=rank_key) == dep_prefill
+    slower = replace(dep_prefill, tokens_per_s_per_gpu=483.0)  # throughput still comes first
+    assert min([tp_prefill, slower], key=rank_key) == tp_prefill
