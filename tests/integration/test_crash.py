@@ -59,7 +59,7 @@ class UpProcess:
             except DgdrError:
                 return False
 
-        await until(answers, 30, "dgdr up to answer: " + str(self.data_dir / "up.log"), 0.1)
+        await until(answers, 90, "dgdr up to answer: " + str(self.data_dir / "up.log"), 0.1)
 
     def options(self, role: str) -> ConnectOptions:
         """How `role` connects: the context `dgdr up` wrote for it (authorization is on)."""
