@@ -28,10 +28,11 @@ from dataclasses import dataclass
 from dgdr.domain.errors import ProfilingError
 from dgdr.domain.spec import SearchStrategy
 
-from ._message import auto_note, num, objective_note, shape
+from ._margin import error_band
+from ._message import auto_note, margin_note, num, objective_note, shape
 from ._planner import autoscale_pick
 from ._resolve import Setup
-from ._search import Candidate, Pick, pareto_front, rank_key, search
+from ._search import Candidate, Pick, pareto_front, rank_key, search, with_margin
 from ._sweep import Sweep
 from ._thorough import measured_verdict, simulate_shortlist
 
@@ -60,9 +61,16 @@ class Selection:
 
 
 def search_backends(setup: Setup, sweep: Sweep, splits: Mapping[str, list[Candidate]]) -> Searched:
-    """`search` per backend; the first backend's error when none can fit the model."""
+    """`search` per backend, with the estimator's error band (`sim._margin`: the agg band for
+    aggregated configs, the static one for disaggregated workers); the first backend's error when
+    none can fit the model."""
     picks: dict[str, Pick] = {}
     first_error: ProfilingError | None = None
+    osl = setup.workload.osl
+    splits = {
+        b: with_margin(cs, setup.sla, error_band(setup.model, b, "static"), osl)
+        for b, cs in splits.items()
+    }
     for b, grid in sweep.grids.items():
         try:
             picks[b] = search(
@@ -75,6 +83,7 @@ def search_backends(setup: Setup, sweep: Sweep, splits: Mapping[str, list[Candid
                 setup.vram_mb,
                 backend=b,
                 disagg=splits[b],
+                band=error_band(setup.model, b, "agg"),
             )
         except ProfilingError as err:
             first_error = first_error or err
@@ -169,6 +178,8 @@ def select(setup: Setup, searched: Searched) -> Selection:
     simulated = ""
     measured: tuple[bool, str] | None = None
     pool = [p for b in ranked for p in searched.picks[b].pareto if p.meets_sla or not pick.met]
+    if pick.chosen.has_margin:  # as `search`: the front of the configs with margin
+        pool = [p for p in pool if p.has_margin]
     front = pareto_front(pool) if setup.auto else pick.pareto
     if setup.spec.search_strategy is SearchStrategy.THOROUGH:
         splits = searched.splits[backend]
@@ -179,6 +190,8 @@ def select(setup: Setup, searched: Searched) -> Selection:
     if (objective := setup.sla.optimization_type) is not None:
         met = chosen.meets_sla if measured is None else measured[0]
         notes.append(objective_note(objective, met))
+    if measured is None and (margin := _margin_note(setup, chosen)):
+        notes.insert(0, margin)  # with the SLA verdict it qualifies, before the mode's notes
     return Selection(
         backend=backend,
         pick=pick,
@@ -195,6 +208,12 @@ def select(setup: Setup, searched: Searched) -> Selection:
             else None
         ),
     )
+
+
+def _margin_note(setup: Setup, chosen: Candidate) -> str | None:
+    mode = "static" if chosen.mode == "disagg" else "agg"
+    band = error_band(setup.model, chosen.backend, mode)
+    return margin_note(chosen, setup.sla, band, chosen.backend)
 
 
 def selecting_message(setup: Setup, searched: Searched, selection: Selection) -> str:
