@@ -271,6 +271,8 @@ def run_spec(
     import sim
 
     spec = g.spec
+    if "search" not in cache.get(g.key, {}) and (aic is None or not new_searches):
+        return None  # not run (no AIC search cached for it)
     try:
         sim_t, result = timed(sim_runner(spec), 3)
     except Exception as exc:  # does not fit the budget: not comparable
@@ -278,8 +280,7 @@ def run_spec(
     ours = our_pick(result)
     entry = cache.setdefault(g.key, {})
     if "search" not in entry:
-        if aic is None or not new_searches:
-            return {"key": g.key, "skip": "AIC search not cached"}
+        assert aic is not None
         entry["search"] = aic.search(spec)
     search = entry["search"]
     if not search["best"]:

@@ -1,7 +1,9 @@
 """The profile's search and pick: the search per backend over its sweeps, then the config to deploy
 by the spec's mode, and the SelectingConfig report.
 
-Owns the modes. Default and load-match: the search's own pick (`sim._search.rank_key`, steered by
+Owns the modes, and the estimator's error band per backend (`sim._margin`: the agg band for
+aggregated configs, the static one for disaggregated workers), which `search` uses to prefer
+configs that keep the SLA with margin; the margin note says how much the pick has. Default and load-match: the search's own pick (`sim._search.rank_key`, steered by
 `sla.optimizationType`, which every ranking here passes on), and under `backend: auto` the backend
 whose pick ranks first (ties: `AUTO_BACKENDS` order). Autoscale
 (`features.planner`): Dynamo's autoscale start, one prefill + one decode worker per backend
