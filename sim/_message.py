@@ -1,4 +1,4 @@
-"""The words of a profile: number formats, the SLA verdict, the deployment shape, the load note,
+"""The words of a profile: number formats, the SLA verdict and its margin, the deployment shape, the load note,
 which backend `auto` picked, and the one-line result message `sim.profile` returns.
 
 Owns the wording only; every figure comes from the stages. Pure functions of their arguments, no
@@ -13,6 +13,7 @@ from typing import Any
 
 from dgdr.domain.spec import SLA, OptimizationType, Workload
 
+from ._margin import ErrorBand
 from ._search import Candidate, Pick
 
 
@@ -44,6 +45,38 @@ def sla_summary(c: Candidate, sla: SLA, met: bool) -> str:
     if met:
         return "SLA met: " + ", ".join(parts)
     return "SLA missed: " + ", ".join(parts) + " (closest achievable config)"
+
+
+def _under(label: str, actual: float, target: float) -> str:
+    return f"{label} {ms(actual)} ms ({(1.0 - actual / target) * 100.0:.0f}% under the {ms(target)} ms SLA)"
+
+
+def margin_note(c: Candidate, sla: SLA, band: ErrorBand, backend: str) -> str | None:
+    """How much margin an SLA-meeting pick has against the estimator's error band (None for a
+    miss): each target's headroom, the band, and whether the pick keeps the SLA at the band's
+    pessimistic edge or (no config does) only as estimated."""
+    if not c.meets_sla:
+        return None
+    if sla.e2e_latency is not None:
+        room = _under("e2eLatency", c.e2e_ms, sla.e2e_latency)
+    else:
+        parts = [
+            _under(label, actual, target)
+            for label, actual, target in (("TTFT", c.ttft_ms, sla.ttft), ("ITL", c.itl_ms, sla.itl))
+            if target is not None
+        ]
+        room = ", ".join(parts)
+    mode = "disaggregated workers" if c.mode == "disagg" else "aggregated serving"
+    error = (
+        f"the estimator's p90 error for {band.family} models on {backend} ({mode}) is "
+        f"TTFT +{band.ttft * 100.0:.0f}%, ITL +{band.itl * 100.0:.0f}%"
+    )
+    if c.has_margin:
+        return f"margin: {room}; {error}: the SLA holds at that edge"
+    return (
+        f"margin: {room}; {error}, and no config meets the SLA at that edge: picked on the "
+        "estimate itself (the SLA may be missed in practice)"
+    )
 
 
 def shape(c: Candidate) -> str:

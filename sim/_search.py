@@ -22,7 +22,7 @@ TP candidate can hold the weights plus one sequence's KV cache. Every float it r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -32,6 +32,7 @@ from dgdr.domain.errors import ProfilingError
 from dgdr.domain.spec import SLA, OptimizationType, Workload
 
 from ._catalog import Gpu, ModelArch
+from ._margin import ErrorBand
 from ._roofline import HBM_UTILISATION, Grid, usable_bytes
 
 
@@ -64,6 +65,13 @@ class Candidate:
     # worker's, `batch / dp` per rank.
     dp: int = 1
     prefill_dp: int = 1
+    # Worst actual/target ratio at the estimator's pessimistic edge (`sim._margin`); None: no band.
+    edge_ratio: float | None = None
+
+    @property
+    def has_margin(self) -> bool:
+        """Meets the SLA even at the estimator's pessimistic edge (no band: as estimated)."""
+        return self.meets_sla and (self.edge_ratio is None or self.edge_ratio <= 1.0)
 
     @property
     def gpus(self) -> int:
@@ -131,15 +139,16 @@ def rank_key(c: Candidate, objective: OptimizationType | None = None) -> tuple[f
     config, so the pick is on the published Pareto front whenever it meets the SLA."""
     user = -_r(c.tokens_per_s_per_user)
     served = -round(c.served, 6) if c.load_match else 0.0
+    tier = 0.0 if c.has_margin else 0.5  # SLA-meeting: with margin first (`with_margin`)
     if c.meets_sla and objective is OptimizationType.LATENCY:
-        return (0.0, served, _r(c.e2e_ms), -_r(c.tokens_per_s_per_gpu), float(c.gpus))
+        return (tier, served, _r(c.e2e_ms), -_r(c.tokens_per_s_per_gpu), float(c.gpus))
     if c.meets_sla and objective is OptimizationType.THROUGHPUT:
-        return (0.0, served, -_r(c.tokens_per_s_per_gpu), user, float(c.gpus))
+        return (tier, served, -_r(c.tokens_per_s_per_gpu), user, float(c.gpus))
     if c.meets_sla and c.load_match:
-        return (0.0, served, float(c.gpus), -_r(c.tokens_per_s_per_gpu), user)
+        return (tier, served, float(c.gpus), -_r(c.tokens_per_s_per_gpu), user)
     if c.meets_sla:
         return (
-            0.0,
+            tier,
             -_r(c.tokens_per_s_per_gpu),
             user,
             float(c.gpus),
@@ -156,6 +165,22 @@ def _prefill_cost(c: Candidate) -> float:
     if c.mode != "disagg":
         return 0.0
     return _r(c.ttft_ms * c.prefill_tp / c.prefill_dp)
+
+
+def edge_ratios(sla: SLA, band: ErrorBand, ttft: Any, itl: Any, osl: int) -> Any:
+    """`sla_ratio` of the figures at the band's pessimistic edge (scalars or arrays)."""
+    t, i = band.edge(ttft, itl)
+    return sla_ratio(sla, t, i, t + (osl - 1) * i)
+
+
+def with_margin(
+    candidates: list[Candidate], sla: SLA, band: ErrorBand, osl: int
+) -> list[Candidate]:
+    """`candidates` with their `edge_ratio` under `band`."""
+    return [
+        replace(c, edge_ratio=float(edge_ratios(sla, band, c.ttft_ms, c.itl_ms, osl)))
+        for c in candidates
+    ]
 
 
 def _r(x: float) -> float:
@@ -204,8 +229,10 @@ def search(
     *,
     backend: str = "vllm",
     disagg: list[Candidate] | None = None,
+    band: ErrorBand | None = None,
 ) -> Pick:
-    """Evaluate every fitting grid point against the SLA and pick the configuration to deploy."""
+    """Evaluate every fitting grid point against the SLA and pick the configuration to deploy;
+    `band`: the estimator's error band for these (aggregated) configs, None for none."""
     isl, osl = workload.isl, workload.osl
     rows, cols = np.nonzero(grid.fits)
     if rows.size == 0:
@@ -226,6 +253,7 @@ def search(
 
     ratio = sla_ratio(sla, ttft, itl, e2e)
     meets = ratio <= 1.0
+    edge = None if band is None else edge_ratios(sla, band, ttft, itl, osl)
 
     budget = total_gpus // width
     if workload.request_rate is not None:
@@ -262,6 +290,7 @@ def search(
             ep=int(ep[k]),
             pp=int(pp[k]),
             dp=int(dp[k]),
+            edge_ratio=None if edge is None else float(edge[k]),
         )
         for k in range(rows.size)
     ]
@@ -279,6 +308,8 @@ def search(
     if per_tp or split:
         chosen = min([*per_tp.values(), *split], key=key_of)
         pool = [c for c in candidates if c.meets_sla] + split
+        if chosen.has_margin:
+            pool = [c for c in pool if c.has_margin]
     else:
         chosen = min([*candidates, *(disagg or [])], key=key_of)
         pool = candidates + list(disagg or [])

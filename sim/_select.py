@@ -1,7 +1,9 @@
 """The profile's search and pick: the search per backend over its sweeps, then the config to deploy
 by the spec's mode, and the SelectingConfig report.
 
-Owns the modes. Default and load-match: the search's own pick (`sim._search.rank_key`, steered by
+Owns the modes, and the estimator's error band per backend (`sim._margin`: the agg band for
+aggregated configs, the static one for disaggregated workers), which `search` uses to prefer
+configs that keep the SLA with margin; the margin note says how much the pick has. Default and load-match: the search's own pick (`sim._search.rank_key`, steered by
 `sla.optimizationType`, which every ranking here passes on), and under `backend: auto` the backend
 whose pick ranks first (ties: `AUTO_BACKENDS` order). Autoscale
 (`features.planner`): Dynamo's autoscale start, one prefill + one decode worker per backend
@@ -32,10 +34,11 @@ from functools import partial
 from dgdr.domain.errors import ProfilingError
 from dgdr.domain.spec import SearchStrategy
 
-from ._message import auto_note, dep_note, num, objective_note, shape
+from ._margin import error_band
+from ._message import auto_note, dep_note, margin_note, num, objective_note, shape
 from ._planner import autoscale_pick
 from ._resolve import Setup
-from ._search import Candidate, Pick, pareto_front, rank_key, search
+from ._search import Candidate, Pick, pareto_front, rank_key, search, with_margin
 from ._sweep import Sweep
 from ._thorough import measured_verdict, simulate_shortlist
 
@@ -64,9 +67,16 @@ class Selection:
 
 
 def search_backends(setup: Setup, sweep: Sweep, splits: Mapping[str, list[Candidate]]) -> Searched:
-    """`search` per backend; the first backend's error when none can fit the model."""
+    """`search` per backend, with the estimator's error band (`sim._margin`: the agg band for
+    aggregated configs, the static one for disaggregated workers); the first backend's error when
+    none can fit the model."""
     picks: dict[str, Pick] = {}
     first_error: ProfilingError | None = None
+    osl = setup.workload.osl
+    splits = {
+        b: with_margin(cs, setup.sla, error_band(setup.model, b, "static"), osl)
+        for b, cs in splits.items()
+    }
     for b, grid in sweep.grids.items():
         try:
             picks[b] = search(
@@ -79,6 +89,7 @@ def search_backends(setup: Setup, sweep: Sweep, splits: Mapping[str, list[Candid
                 setup.vram_mb,
                 backend=b,
                 disagg=splits[b],
+                band=error_band(setup.model, b, "agg"),
             )
         except ProfilingError as err:
             first_error = first_error or err
@@ -173,6 +184,8 @@ def select(setup: Setup, searched: Searched) -> Selection:
     simulated = ""
     measured: tuple[bool, str] | None = None
     pool = [p for b in ranked for p in searched.picks[b].pareto if p.meets_sla or not pick.met]
+    if pick.chosen.has_margin:  # as `search`: the front of the configs with margin
+        pool = [p for p in pool if p.has_margin]
     front = pareto_front(pool) if setup.auto else pick.pareto
     if setup.spec.search_strategy is SearchStrategy.THOROUGH:
         # The request-level simulation models TP workers only: DEP configs are not shortlisted.
@@ -188,6 +201,8 @@ def select(setup: Setup, searched: Searched) -> Selection:
         notes.append(
             dep_note(chosen, _dep_pool(searched, backend), partial(rank_key, objective=objective))
         )
+    if measured is None and (margin := _margin_note(setup, chosen)):
+        notes.insert(0, margin)  # with the SLA verdict it qualifies, before the mode's notes
     return Selection(
         backend=backend,
         pick=pick,
@@ -213,6 +228,12 @@ def _dep_pool(searched: Searched, backend: str) -> list[Candidate]:
     met = [*pick.per_tp.values(), *(c for c in splits if c.meets_sla)]
     kinds = {c.dp > 1 or c.prefill_dp > 1 for c in met}
     return met if kinds == {True, False} else [*pick.candidates, *splits]
+
+
+def _margin_note(setup: Setup, chosen: Candidate) -> str | None:
+    mode = "static" if chosen.mode == "disagg" else "agg"
+    band = error_band(setup.model, chosen.backend, mode)
+    return margin_note(chosen, setup.sla, band, chosen.backend)
 
 
 def selecting_message(setup: Setup, searched: Searched, selection: Selection) -> str:

@@ -6,7 +6,8 @@ from typing import Any
 
 from dgdr.domain.hardware import ResolvedHardware
 from dgdr.domain.spec import DGDRSpec
-from sim import profile
+from sim import models, profile
+from sim._margin import ErrorBand, error_band
 
 H200x8 = ResolvedHardware.from_dict({"gpuSku": "h200_sxm", "totalGpus": 8, "numGpusPerNode": 8})
 
@@ -23,14 +24,29 @@ def _profile(**sla: float) -> dict[str, dict[str, Any]]:
     return profile(spec, H200x8, name="m", namespace="ns").modes
 
 
+def _at_edge(config: dict[str, Any], band: ErrorBand) -> tuple[float, float]:
+    ttft, itl = band.edge(config["ttftMs"], config["itlMs"])
+    return float(ttft), float(itl)
+
+
+def _within(figures: tuple[float, float], targets: tuple[float, float]) -> bool:
+    return all(f <= t for f, t in zip(figures, targets, strict=True))
+
+
 def test_each_mode_has_its_best_sla_meeting_config_on_its_own_front() -> None:
     modes = _profile(ttft=300, itl=20)
     for mode, summary in modes.items():
         best, front = summary["best"], summary["pareto"]
         assert best is not None and best["mode"] == mode and best["meetsSla"]
         assert all(p["mode"] == mode for p in front)
+        # The best: the highest throughput among the configs that keep the SLA at the
+        # estimator's error band (`sim._margin`), when any does.
+        band = error_band(
+            models()["Qwen/Qwen3-0.6B"], "vllm", "static" if mode == "disagg" else "agg"
+        )
         meeting = [p for p in front if p["meetsSla"]]
-        assert best["tokensPerSecondPerGpu"] == max(p["tokensPerSecondPerGpu"] for p in meeting)
+        margin = [p for p in meeting if _within(_at_edge(p, band), (300, 20))] or meeting
+        assert best["tokensPerSecondPerGpu"] == max(p["tokensPerSecondPerGpu"] for p in margin)
         users = [p["tokensPerSecondPerUser"] for p in front]
         assert users == sorted(users, reverse=True)  # a front: faster per user, slower per GPU
         gpus = [p["tokensPerSecondPerGpu"] for p in front]

@@ -107,9 +107,13 @@ def test_never_more_gpus_than_the_budget() -> None:
     hw = ResolvedHardware.from_dict({"gpuSku": "h100_sxm", "totalGpus": 6, "numGpusPerNode": 4})
     for model in ("Qwen/Qwen3-0.6B", "Qwen/Qwen3-32B", "meta-llama/Llama-3.1-8B"):
         result = profile(_spec(model=model), hw, name="b", namespace="ns")
-        worker = _worker(result.selected_config)
-        tp = _gpu(worker)
-        assert tp <= 4 and tp * worker["replicas"] <= 6
+        workers = [
+            c
+            for c in result.selected_config["spec"]["components"]
+            if c["type"] in ("worker", "prefill", "decode")
+        ]
+        assert all(_gpu(w) <= 4 for w in workers)
+        assert sum(_gpu(w) * w["replicas"] for w in workers) <= 6
         assert all(p["config"]["totalGpus"] <= 6 for p in result.pareto)
 
 

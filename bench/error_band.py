@@ -1,0 +1,101 @@
+"""The estimator's error band per model family and mode, from the calibration table; writes
+`sim/data/error_band.json` (read by `sim._margin`).
+
+For every row of `bench/results/fidelity.csv` (AIC SILICON vs `sim.estimate` at the same point) it
+re-scores the current `sim.estimate` and takes, per (family, mode) with family from
+`sim._margin.family` (dense, moe, mla-moe) and mode agg/static, the p90 of log(AIC / sim) for TTFT
+and ITL, reported as the fraction exp(p90) - 1, floored at 0: how optimistic the estimate is at the
+90th percentile. A "*" backend or family pools their rows (the band of one the table lacks). Rerun it
+after any change to the estimator or its calibration (no AIC needed):
+    uv run python bench/error_band.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import itertools
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from fidelity import CSV_PATH, read_csv, score_sim  # noqa: E402
+
+import sim  # noqa: E402
+from sim._margin import BAND_FILE, MODES, family  # noqa: E402
+
+OUT_PATH = ROOT / "sim" / "data" / BAND_FILE
+QUANTILE = 90
+
+
+def band(rows: list[dict[str, Any]], metric: str) -> float:
+    logs = np.log([r[f"aic_{metric}_ms"] / r[f"sim_{metric}_ms"] for r in rows])
+    return round(max(0.0, float(np.expm1(np.percentile(logs, QUANTILE)))), 3)
+
+
+def bands(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
+    """Keyed "backend/family" with "*" for any (pooled), then mode."""
+    catalog = sim.models()
+    for r in rows:
+        r["family"] = family(catalog[r["model"]])
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    backends = [*sorted({r["backend"] for r in rows}), "*"]
+    families = [*sorted({r["family"] for r in rows}), "*"]
+    for backend, fam, mode in itertools.product(backends, families, MODES):
+        sel = [
+            r
+            for r in rows
+            if backend in ("*", r["backend"]) and fam in ("*", r["family"]) and r["mode"] == mode
+        ]
+        if sel:
+            out.setdefault(f"{backend}/{fam}", {})[mode] = {
+                "ttft": band(sel, "ttft"),
+                "itl": band(sel, "itl"),
+                "n": len(sel),
+            }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--csv", type=Path, default=CSV_PATH)
+    ap.add_argument("--out", type=Path, default=OUT_PATH)
+    args = ap.parse_args(argv)
+    rows = [r for r in read_csv(args.csv) if r["model"] in sim.models()]
+    score_sim(rows)
+    data = {
+        "_doc": (
+            "How optimistic sim.estimate may be: per backend/model family (sim._margin.family, "
+            "'*': pooled) and mode, "
+            f"exp(p{QUANTILE} of log(AIC/sim)) - 1, floored at 0, for TTFT and ITL; n = rows. "
+            "Written by bench/error_band.py; read by sim._margin."
+        ),
+        "provenance": {
+            "table": str(args.csv.relative_to(ROOT) if args.csv.is_relative_to(ROOT) else args.csv),
+            "rows": len(rows),
+            "reference": "aiconfigurator-core 0.12.0 (database_mode SILICON)",
+            "estimator": sim.calibration_source(),
+            "quantile": QUANTILE,
+            "date": datetime.date.today().isoformat(),
+        },
+        "bands": bands(rows),
+    }
+    args.out.write_text(json.dumps(data, indent=1) + "\n")
+    for fam, modes in data["bands"].items():
+        for mode, figs in modes.items():
+            print(
+                f"{fam:16s} {mode:6s} n={figs['n']:5d}  TTFT +{figs['ttft']:.0%}  ITL +{figs['itl']:.0%}"
+            )
+    print(f"written: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,75 @@
+"""The estimator's error band, and the SLA check at its pessimistic edge.
+
+Owns `sim/data/error_band.json` (written by `bench/error_band.py` from the calibration table
+`bench/results/fidelity.csv`): per backend, model family (`family`: dense, moe, mla-moe) and estimator mode
+(agg: in-flight batching, the aggregated configs; static: batch prefill and pure decode, the
+disaggregated workers) the p90 of log(AIC / sim) for TTFT and ITL, as a fraction: how much the
+estimate may be optimistic. A config meets the SLA "with margin" when its TTFT x (1 + band) and
+ITL x (1 + band) meet it (`ErrorBand.edge`, checked by `sim._search`).
+
+Failure semantics: a missing file means no band (zero: every nominal pick has margin); a backend or
+family the file does not list takes the file's pooled "*" one; a malformed file is a packaging bug and
+raises ValueError at import.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from ._catalog import ModelArch
+
+BAND_FILE = "error_band.json"
+MODES = ("agg", "static")
+
+
+@dataclass(frozen=True)
+class ErrorBand:
+    """How optimistic the estimate may be, as fractions (p90 of AIC/sim - 1, never below 0)."""
+
+    ttft: float = 0.0
+    itl: float = 0.0
+    family: str = "*"
+
+    def edge(self, ttft: Any, itl: Any) -> tuple[Any, Any]:
+        """(TTFT, ITL) at the band's pessimistic edge (scalars or arrays)."""
+        return ttft * (1.0 + self.ttft), itl * (1.0 + self.itl)
+
+
+def family(model: ModelArch) -> str:
+    """The band's model family: attention and expert structure, what the estimator's error
+    follows (not the vendor)."""
+    if model.is_mla:
+        return "mla-moe" if model.is_moe else "mla"
+    return "moe" if model.is_moe else "dense"
+
+
+def _load() -> tuple[dict[tuple[str, str], ErrorBand], str]:
+    path = resources.files("sim") / "data" / BAND_FILE
+    if not path.is_file():
+        return {}, "no error band (sim/data/error_band.json missing)"
+    data = json.loads(path.read_text())
+    out: dict[tuple[str, str], ErrorBand] = {}
+    for key, modes in data["bands"].items():
+        _, _, fam = key.partition("/")
+        for mode, figs in modes.items():
+            if not fam or mode not in MODES or not {"ttft", "itl"} <= set(figs):
+                raise ValueError(f"{BAND_FILE}: bad band {key}/{mode}: {figs}")
+            out[(key, mode)] = ErrorBand(float(figs["ttft"]), float(figs["itl"]), fam)
+    prov = data.get("provenance", {})
+    return out, f"p{prov.get('quantile', '?')} of log(AIC/sim), {prov.get('date', '?')}"
+
+
+BANDS, BAND_SOURCE = _load()
+
+
+def error_band(model: ModelArch, backend: str, mode: str) -> ErrorBand:
+    """The band for this model's family on this backend in this estimator mode ("agg" or
+    "static"): the most specific the file has."""
+    fam = family(model)
+    for key in (f"{backend}/{fam}", f"*/{fam}", f"{backend}/*", "*/*"):
+        if (key, mode) in BANDS:
+            return BANDS[(key, mode)]
+    return ErrorBand(family=fam)
