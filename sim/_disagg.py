@@ -7,8 +7,20 @@ their worker counts. Rate matching is AIConfigurator's: a unit of `p` prefill an
 serves `min(p x prefill seq/s x 0.9, d x decode seq/s x 0.92)`; for each combination the unit with
 the best throughput per GPU (ties: fewer GPUs) among `MAX_WORKERS` x `MAX_WORKERS` is kept, then
 replicated over the GPU budget, or as often as the requested load needs (never beyond the budget).
-TTFT is the prefill engine's latency: queueing in front of prefill and the KV transfer are not
-modelled (AIConfigurator does not model them either).
+TTFT = the prefill engine's latency times `PREFILL_QUEUE_FACTOR` (queueing in front of the
+prefill workers at the rate-matched load) plus the KV transfer of the prompt from the prefill to
+the decode worker (`kv_transfer_ms`).
+
+Queueing: AIConfigurator 0.12 multiplies disaggregated prefill TTFT by 1.8 in its search and
+picking (`_AUTOSCALE_TTFT_CORRECTION_FACTOR`, aiconfigurator 0.12.0 sdk/picking.py:39 and
+sdk/sweep.py:75, applied in sdk/inference_session.py:280 and :767). Its derivation: N batches of
+`lc` requests arriving per prefill worker wait `(lc (lc + 1)/2 + lc (N - 1)) / lc / N` prefills on
+average, `lc/20 + 0.95` for N = 10, about 1.8 for lc = 15..20. We use the same factor, so that a
+pick AIC checks sees the same TTFT. KV transfer: the prompt's KV (`isl` tokens, each prefill GPU
+sends its shard in parallel) over NVLink at `LINK_EFF` of the one-way rate when a prefill and a
+decode worker fit in one node, else over the GPU's scale-out NIC (`kv_transfer_links` in
+sim/data/gpus.json), plus a fixed latency. AIC does not model the transfer; it is a few ms for
+dense models over NVLink and tens of ms for long prompts over the network.
 
 Failure semantics: pure arithmetic; combinations that do not fit (weights + reserve + KV) or that
 do not fit the budget are dropped, never NaN. An empty list means no disaggregated config fits.
@@ -16,18 +28,55 @@ do not fit the budget are dropped, never NaN. An empty list means no disaggregat
 
 from __future__ import annotations
 
+import json
+from functools import cache
+from importlib import resources
+
 import numpy as np
 
 from dgdr.domain.spec import SLA, Workload
 
 from ._catalog import Gpu, ModelArch
-from ._estimate import _plan, activation_reserve_bytes, decode_step_ms, prefill_ms
+from ._estimate import (
+    LINK_EFF,
+    _Plan,
+    _plan,
+    activation_reserve_bytes,
+    decode_step_ms,
+    prefill_ms,
+)
 from ._roofline import BATCH_GRID, MAX_BATCH, usable_bytes
 from ._search import Candidate, sla_ratio
 
 MAX_WORKERS = 8
 PREFILL_EFFICIENCY = 0.9  # AIConfigurator's rate-matching derating for prefill workers
 DECODE_EFFICIENCY = 0.92  # and for decode workers
+PREFILL_QUEUE_FACTOR = 1.8  # AIConfigurator 0.12's _AUTOSCALE_TTFT_CORRECTION_FACTOR (docstring)
+KV_TRANSFER_LATENCY_MS = 0.05  # per request: NIXL handshake and descriptor exchange, first order
+
+
+@cache
+def kv_links(gpu_id: str) -> tuple[float, int | None]:
+    """(scale-out NIC GB/s one way per GPU, NVLink domain size if beyond a node) from
+    sim/data/gpus.json's `kv_transfer_links`; a SKU without a figure is a packaging bug
+    (ValueError naming it)."""
+    doc = json.loads((resources.files("sim") / "data" / "gpus.json").read_text())
+    links = doc["kv_transfer_links"]
+    if gpu_id not in links["scaleout_gbps"]:
+        raise ValueError(f"gpus.json kv_transfer_links: no scale-out figure for {gpu_id!r}")
+    return float(links["scaleout_gbps"][gpu_id]), links["nvlink_domain_gpus"].get(gpu_id)
+
+
+def kv_transfer_ms(prefill: _Plan, decode: _Plan, isl: float) -> float:
+    """Time to move one prompt's KV from a prefill worker to a decode worker (see the docstring)."""
+    gpu = prefill.gpu
+    scaleout, domain = kv_links(gpu.id)
+    pair = prefill.tp * prefill.pp + decode.tp * decode.pp
+    if pair <= (domain or gpu.gpus_per_node):
+        bytes_per_s = gpu.interconnect_gbps / 2.0 * 1e9 * LINK_EFF
+    else:
+        bytes_per_s = scaleout * 1e9 * LINK_EFF
+    return KV_TRANSFER_LATENCY_MS + prefill.kv_bytes_per_token * isl / bytes_per_s * 1e3
 
 
 def disagg_candidates(
@@ -55,7 +104,9 @@ def disagg_candidates(
     )
     kv_token = np.array([p.kv_bytes_per_token for p in plans])
     prefill_fits = free >= kv_token * isl
-    ttft = np.array([prefill_ms(p, 1.0, float(isl)) for p in plans])  # (P,)
+    ttft = np.array([prefill_ms(p, 1.0, float(isl)) for p in plans])  # (P,) engine latency
+    transfer = np.array([[kv_transfer_ms(p, d, float(isl)) for d in plans] for p in plans])
+    first_token = PREFILL_QUEUE_FACTOR * ttft[:, None] + transfer  # (P, D)
     max_batch = np.clip(np.floor(np.maximum(free, 0.0) / (kv_token * (isl + osl))), 0, MAX_BATCH)
     batches = np.asarray(BATCH_GRID, dtype=np.float64)
     step = np.stack([decode_step_ms(p, batches, float(isl) + osl / 2.0) for p in plans])  # (D, B)
@@ -83,7 +134,7 @@ def disagg_candidates(
     best = flat.argmax(axis=-1)  # (P, D, B): the best (Wp, Wd) unit, flattened
     feasible = flat.max(axis=-1) > -np.inf
     out: list[Candidate] = []
-    e2e_of = ttft[:, None, None] + (osl - 1) * step[None, :, :]
+    e2e_of = first_token[:, :, None] + (osl - 1) * step[None, :, :]
     for p, d, b in zip(*np.nonzero(feasible), strict=True):
         i, j = divmod(int(best[p, d, b]), MAX_WORKERS)
         n_p, n_d = int(workers[i]), int(workers[j])
@@ -97,7 +148,7 @@ def disagg_candidates(
             served = min(1.0, slots * units / workload.concurrency)
         else:
             served = 1.0
-        itl, first = float(step[d, b]), float(ttft[p])
+        itl, first = float(step[d, b]), float(first_token[p, d])
         e2e = float(e2e_of[p, d, b])
         ratio = float(sla_ratio(sla, first, itl, e2e))
         out.append(

@@ -107,9 +107,11 @@ def test_never_more_gpus_than_the_budget() -> None:
     hw = ResolvedHardware.from_dict({"gpuSku": "h100_sxm", "totalGpus": 6, "numGpusPerNode": 4})
     for model in ("Qwen/Qwen3-0.6B", "Qwen/Qwen3-32B", "meta-llama/Llama-3.1-8B"):
         result = profile(_spec(model=model), hw, name="b", namespace="ns")
-        worker = _worker(result.selected_config)
-        tp = _gpu(worker)
-        assert tp <= 4 and tp * worker["replicas"] <= 6
+        dgd = result.selected_config
+        engines = [c for c in dgd["spec"]["components"] if c["type"] != "frontend"]
+        # agg or disagg (Qwen3-32B: prefill TP 1 x 2 + decode TP 4): every engine in one node
+        assert engines and all(_gpu(c) <= 4 for c in engines)
+        assert _gpus(dgd) <= 6
         assert all(p["config"]["totalGpus"] <= 6 for p in result.pareto)
 
 
@@ -249,7 +251,10 @@ def test_picked_config_matches_estimate_agg(
             isl=isl,
             osl=1,
         )
-        assert picked["ttftMs"] == pytest.approx(prefill.ttft_ms, rel=0.01)
+        # disagg TTFT: the prefill engine's latency x AIC 0.12's queueing correction 1.8, plus
+        # the KV transfer to the decode worker (a few ms at this size, within 10 %)
+        engine_and_queue = 1.8 * prefill.ttft_ms
+        assert engine_and_queue < picked["ttftMs"] <= 1.1 * engine_and_queue
         return
     est = estimate(
         model,
