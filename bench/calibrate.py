@@ -47,6 +47,8 @@ PARAMS: tuple[tuple[str, float, float, float], ...] = (
     ("prefill_layer_overhead_ms", 0.0, 2.0, 0.02),
     ("comm_scale", 0.05, 20.0, 1.0),
     ("moe_eff", 0.05, 1.0, 0.7),
+    ("fp8_eff", 0.5, 1.0, 0.7),  # fp8 GEMMs never slower than bf16 ones
+    ("a2a_scale", 0.05, 20.0, 1.0),
 )
 
 

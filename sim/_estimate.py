@@ -24,7 +24,8 @@ One stage forward over `T` new tokens (all figures per GPU, numpy-broadcast over
   and shared weights / tp, plus the routed experts the batch touches: a batch of `T` tokens with
   top-k routing over `E` experts touches `E * (1 - (1 - k/E)**T)` distinct experts in expectation.
   The routed experts are a roofline of their own (grouped GEMMs) at `moe_eff` times the GEMM
-  compute and weight-read efficiencies, added to the dense part's.
+  compute and weight-read efficiencies, added to the dense part's. GEMMs at the fp8 peak reach
+  `fp8_eff` of it on top (calibrated no lower than 0.5: never slower than bf16).
 - attention: FLOPs per (query, key) pair per layer `2 * heads * (d_qk + d_v)` over tp (MLA prefill:
   d_qk = nope + rope, d_v = v_head_dim; MLA decode in the absorbed form: d_qk = kv_lora + rope,
   d_v = kv_lora), causal prefill `isl * (isl + 1) / 2` pairs per prompt; KV read/written per token
@@ -35,7 +36,8 @@ One stage forward over `T` new tokens (all figures per GPU, numpy-broadcast over
   a fixed latency per call). MoE layers with `ep > 1` replace the MLP all-reduce by an all-to-all
   dispatch + combine of `2 * T * k * hidden * act_bytes * (ep-1)/ep**2` bytes per GPU (each EP rank
   routes its 1/ep share of the tokens; act_bytes 1 for fp8 models, else 2) plus an all-reduce over
-  the `tp/ep` expert-TP group when that is > 1.
+  the `tp/ep` expert-TP group when that is > 1. The all-to-all is scaled by `a2a_scale` (and,
+  like every collective, by `comm_scale`).
 - overhead: a per-step `step_overhead_ms` plus `layer_overhead_ms` per layer (per backend).
 
 Pipeline: a step of `b` sequences runs as `m = min(b, pp)` micro-batches; a token's step latency is
@@ -116,6 +118,8 @@ class BackendProfile:
     prefill_overhead_ms: float | None = None  # per prefill pass (None: step_overhead_ms)
     prefill_layer_overhead_ms: float | None = None  # per layer per prefill (None: layer_...)
     moe_eff: float | None = None  # routed-expert GEMMs and reads, relative to the rest (None: 1)
+    fp8_eff: float | None = None  # fp8 GEMMs, relative to the fp8 peak x GEMM eff (None: 1)
+    a2a_scale: float = 1.0  # MoE all-to-all dispatch + combine, on top of comm_scale
     comm_scale: float = 1.0  # multiplies all-reduce / all-to-all / hand-off times
     # agg scheduler (AIConfigurator 0.12's run_agg, per backend; set in BACKENDS, not fitted):
     # TTFT = (mixed step + agg_dispatch_ms_per_layer * layers)
@@ -336,7 +340,8 @@ def _stage_ms(
     `pairs` (query, key) attention pairs, `kv_tokens` tokens of KV read or written."""
     m, gpu, be = plan.model, plan.gpu, plan.backend
     gemm_eff, attn_eff, weight_eff, kv_eff = be.effs(decode)
-    peak_linear = plan.linear_tflops * 1e12 * gemm_eff
+    fp8 = plan.linear_tflops > gpu.dense_bf16_tflops
+    peak_linear = plan.linear_tflops * 1e12 * gemm_eff * ((be.fp8_eff or 1.0) if fp8 else 1.0)
     peak_attn = gpu.dense_bf16_tflops * 1e12 * attn_eff
     bw = gpu.memory_bandwidth_gbps * 1e9 * weight_eff
     kv_bw = gpu.memory_bandwidth_gbps * 1e9 * kv_eff
@@ -375,7 +380,7 @@ def _stage_ms(
             / plan.ep**2
         )
         latency = ALLREDUCE_LATENCY_US[gpu.interconnect] * 1e-3
-        a2a = 2.0 * latency + a2a_bytes / _link_bytes_per_s(gpu) * 1e3
+        a2a = (2.0 * latency + a2a_bytes / _link_bytes_per_s(gpu) * 1e3) * be.a2a_scale
         comm = comm + moe_layers * (a2a + _allreduce_ms(plan, plan.tp // plan.ep, message))
     else:
         comm = comm + layers * _allreduce_ms(plan, plan.tp, message)  # after the MLP
