@@ -3,7 +3,8 @@
 Reads the raw table of `bench/fidelity.py` (bench/results/fidelity.csv), fits one `BackendProfile`
 per (backend, GPU) on the rows of the `train` split by robust least squares on log(sim / AIC) of
 TTFT and ITL (scipy, dev-only), scores train and held-out (`test`) rows before and after, and writes
-`sim/data/calibration.json` with provenance. A backend's `*` profile (for GPUs without AIC data) is
+`sim/data/calibration.json` with provenance and the held-out error band per model family and mode
+(`error_band`, quantiles of log(sim / AIC): what the search's SLA margin reads). A backend's `*` profile (for GPUs without AIC data) is
 the per-field median over its fitted GPUs; a backend without AIC data gets the median over every
 fitted profile.
 
@@ -45,14 +46,14 @@ PARAMS: tuple[tuple[str, float, float, float], ...] = (
     ("prefill_overhead_ms", 0.0, 20.0, 1.0),
     ("prefill_layer_overhead_ms", 0.0, 2.0, 0.02),
     ("comm_scale", 0.05, 20.0, 1.0),
-    ("agg_ttft_base", 1.0, 6.0, 1.5),
-    ("agg_ttft_slope", 0.0, 2.0, 0.2),
-    ("agg_wait_frac", 0.0, 3.0, 0.5),
+    ("moe_eff", 0.05, 1.0, 0.7),
+    ("fp8_eff", 0.5, 1.0, 0.7),  # fp8 GEMMs never slower than bf16 ones
+    ("a2a_scale", 0.05, 20.0, 1.0),
 )
 
 
 def profile_from(x: np.ndarray, backend: str) -> _estimate.BackendProfile:
-    fields = {name: float(v) for (name, *_), v in zip(PARAMS, x, strict=True)}
+    fields: dict[str, Any] = {name: float(v) for (name, *_), v in zip(PARAMS, x, strict=True)}
     return dataclasses.replace(_estimate.BACKENDS[backend], **fields)
 
 
@@ -86,13 +87,63 @@ def fit_group(args: tuple[str, str, list[dict[str, Any]]]) -> tuple[str, str, di
     )
 
 
-def install(profiles: dict[str, dict[str, float]]) -> None:
+def install(profiles: dict[str, dict[str, Any]]) -> None:
     _estimate.CALIBRATED.clear()
     for key, fields in profiles.items():
         backend, _, gpu = key.partition("/")
         _estimate.CALIBRATED[(backend, gpu)] = dataclasses.replace(
             _estimate.BACKENDS[backend], **fields
         )
+
+
+KIND = {  # coarse class of each family, for models outside the grid
+    "qwen3-dense": "dense",
+    "llama3": "dense",
+    "qwen3-moe": "moe",
+    "deepseek-mla-moe": "mla-moe",
+}
+
+
+def _band(sel: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"n": len(sel)}
+    for metric in ("ttft", "itl"):
+        q = np.log([r[f"sim_{metric}_ms"] / r[f"aic_{metric}_ms"] for r in sel])
+        out[metric] = {
+            name: round(float(np.percentile(q, pct)), 4)
+            for name, pct in (("p10", 10), ("median", 50), ("p90", 90))
+        }
+    return out
+
+
+def error_bands(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Held-out quantiles of log(sim / AIC) per family, per kind and overall, per mode."""
+    test = [r for r in rows if r["split"] == "test"]
+    bands: dict[str, Any] = {
+        "_doc": (
+            "Held-out (split 'test') error band of sim.estimate against AIC SILICON after the fit: "
+            "quantiles p10 / median / p90 of q = ln(sim / AIC) per '<group>/<mode>' (mode static "
+            "or agg), for TTFT and ITL, with the row count n. q < 0: sim optimistic. AIC's figure "
+            "lies above sim * exp(-p10) for 10% of points, so sim * exp(-p10) is the band's "
+            "pessimistic edge for a latency. Groups: the model families of bench/fidelity.py "
+            "('families' lists their models), their kinds (dense, moe, mla-moe: for models "
+            "outside the grid) and 'all'. Families with few held-out rows (see n) are noisy."
+        ),
+        "families": {
+            fam: sorted(m for m, f in fidelity.FAMILY.items() if f == fam)
+            for fam in sorted(set(fidelity.FAMILY.values()))
+        },
+        "kinds": KIND,
+    }
+    for mode in fidelity.MODES:
+        in_mode = [r for r in test if r["mode"] == mode]
+        groups: dict[str, list[dict[str, Any]]] = {"all": in_mode}
+        for r in in_mode:
+            fam = fidelity.FAMILY[r["model"]]
+            groups.setdefault(fam, []).append(r)
+            groups.setdefault(KIND[fam], []).append(r)
+        for name, sel in sorted(groups.items()):
+            bands[f"{name}/{mode}"] = _band(sel)
+    return bands
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
             "error_before": {k: v for k, v in before.items() if "/" in k},
             "error_after": {k: v for k, v in after.items() if "/" in k},
         },
+        "error_band": error_bands(rows),
         "profiles": profiles,
     }
     args.out.write_text(json.dumps(doc, indent=1) + "\n")

@@ -252,7 +252,7 @@ def errors(rows: list[dict[str, Any]], metric: str) -> np.ndarray:
 
 def report(rows: list[dict[str, Any]], title: str) -> dict[str, float]:
     """Print the error table; return the headline figures (overall, per mode)."""
-    print(f"\n{title}  (abs % error vs AIC SILICON; goal: median <= 15, p90 <= 35)")
+    print(f"\n{title}  (abs % error vs AIC SILICON; goal on held-out rows: median <= 8, p90 <= 25)")
     print(
         f"{'group':38s} {'n':>5s} {'TTFT med':>9s} {'TTFT p90':>9s} {'ITL med':>8s} {'ITL p90':>8s}"
     )

@@ -9,8 +9,20 @@ the best throughput per GPU (ties: fewer GPUs) among `MAX_WORKERS` x `MAX_WORKER
 replicated over the GPU budget, or as often as the requested load needs (never beyond the budget).
 DEP workers (`dps` > 1, `sim._dep`): a prefill worker serves one prompt per rank at once, a
 decode worker's batch sizes are `dp` x the grid per rank.
-TTFT is the prefill engine's latency: queueing in front of prefill and the KV transfer are not
-modelled (AIConfigurator does not model them either).
+TTFT = the prefill engine's latency times `PREFILL_QUEUE_FACTOR` (queueing in front of the
+prefill workers at the rate-matched load) plus the KV transfer of the prompt from the prefill to
+the decode worker (`kv_transfer_ms`).
+
+Queueing: AIConfigurator 0.12 multiplies disaggregated prefill TTFT by 1.8 in its search and
+picking (`_AUTOSCALE_TTFT_CORRECTION_FACTOR`, aiconfigurator 0.12.0 sdk/picking.py:39 and
+sdk/sweep.py:75, applied in sdk/inference_session.py:280 and :767). Its derivation: N batches of
+`lc` requests arriving per prefill worker wait `(lc (lc + 1)/2 + lc (N - 1)) / lc / N` prefills on
+average, `lc/20 + 0.95` for N = 10, about 1.8 for lc = 15..20. We use the same factor, so that a
+pick AIC checks sees the same TTFT. KV transfer: the prompt's KV (`isl` tokens, each prefill GPU
+sends its shard in parallel) over NVLink at `LINK_EFF` of the one-way rate when a prefill and a
+decode worker fit in one node, else over the GPU's scale-out NIC (`kv_transfer_links` in
+sim/data/gpus.json), plus a fixed latency. AIC does not model the transfer; it is a few ms for
+dense models over NVLink and tens of ms for long prompts over the network.
 
 Failure semantics: pure arithmetic; combinations that do not fit (weights + reserve + KV) or that
 do not fit the budget are dropped, never NaN. An empty list means no disaggregated config fits.
@@ -18,19 +30,61 @@ do not fit the budget are dropped, never NaN. An empty list means no disaggregat
 
 from __future__ import annotations
 
+import json
+from functools import cache
+from importlib import resources
+
 import numpy as np
 
 from dgdr.domain.spec import SLA, Workload
 
 from ._catalog import Gpu, ModelArch
 from ._dep import DepPlan, dep_plan, dep_prefill_all_ranks_ms, dep_step_ms
-from ._estimate import _Plan, _plan, activation_reserve_bytes, decode_step_ms, prefill_ms
+from ._estimate import (
+    LINK_EFF,
+    _Plan,
+    _plan,
+    activation_reserve_bytes,
+    decode_step_ms,
+    prefill_ms,
+)
 from ._roofline import BATCH_GRID, MAX_BATCH, usable_bytes
 from ._search import Candidate, sla_ratio
 
 MAX_WORKERS = 8
 PREFILL_EFFICIENCY = 0.9  # AIConfigurator's rate-matching derating for prefill workers
 DECODE_EFFICIENCY = 0.92  # and for decode workers
+PREFILL_QUEUE_FACTOR = 1.8  # AIConfigurator 0.12's _AUTOSCALE_TTFT_CORRECTION_FACTOR (docstring)
+KV_TRANSFER_LATENCY_MS = 0.05  # per request: NIXL handshake and descriptor exchange, first order
+
+
+@cache
+def kv_links(gpu_id: str) -> tuple[float, int | None]:
+    """(scale-out NIC GB/s one way per GPU, NVLink domain size if beyond a node) from
+    sim/data/gpus.json's `kv_transfer_links`; a SKU without a figure is a packaging bug
+    (ValueError naming it)."""
+    doc = json.loads((resources.files("sim") / "data" / "gpus.json").read_text())
+    links = doc["kv_transfer_links"]
+    if gpu_id not in links["scaleout_gbps"]:
+        raise ValueError(f"gpus.json kv_transfer_links: no scale-out figure for {gpu_id!r}")
+    return float(links["scaleout_gbps"][gpu_id]), links["nvlink_domain_gpus"].get(gpu_id)
+
+
+def _worker_gpus(plan: _Plan | DepPlan) -> int:
+    return plan.tp * plan.pp if isinstance(plan, _Plan) else plan.width
+
+
+def kv_transfer_ms(prefill: _Plan | DepPlan, decode: _Plan | DepPlan, isl: float) -> float:
+    """Time to move one prompt's KV from a prefill worker to a decode worker (see the docstring;
+    a DEP prefill rank holds its prompt's whole KV on its one GPU)."""
+    gpu = prefill.gpu
+    scaleout, domain = kv_links(gpu.id)
+    pair = _worker_gpus(prefill) + _worker_gpus(decode)
+    if pair <= (domain or gpu.gpus_per_node):
+        bytes_per_s = gpu.interconnect_gbps / 2.0 * 1e9 * LINK_EFF
+    else:
+        bytes_per_s = scaleout * 1e9 * LINK_EFF
+    return KV_TRANSFER_LATENCY_MS + prefill.kv_bytes_per_token * isl / bytes_per_s * 1e3
 
 
 def disagg_candidates(
@@ -80,7 +134,11 @@ def disagg_candidates(
             else dep_prefill_all_ranks_ms(p, float(isl))
             for p in (plans[k] for k in pi)
         ]
-    )  # (P,)
+    )  # (P,) engine latency
+    transfer = np.array(
+        [[kv_transfer_ms(plans[p], plans[d], float(isl)) for d in di] for p in pi]
+    )  # (P, D)
+    first_token = PREFILL_QUEUE_FACTOR * ttft[:, None] + transfer  # (P, D)
     batches = all_batches[di]  # (D, B)
     ctx = float(isl) + osl / 2.0
     step = np.stack(
@@ -113,7 +171,7 @@ def disagg_candidates(
     best = flat.argmax(axis=-1)  # (P, D, B): the best (Wp, Wd) unit, flattened
     feasible = flat.max(axis=-1) > -np.inf
     out: list[Candidate] = []
-    e2e_of = ttft[:, None, None] + (osl - 1) * step[None, :, :]
+    e2e_of = first_token[:, :, None] + (osl - 1) * step[None, :, :]
     for p, d, b in zip(*np.nonzero(feasible), strict=True):
         i, j = divmod(int(best[p, d, b]), MAX_WORKERS)
         n_p, n_d = int(workers[i]), int(workers[j])
@@ -127,7 +185,7 @@ def disagg_candidates(
             served = min(1.0, slots * units / workload.concurrency)
         else:
             served = 1.0
-        itl, first = float(step[d, b]), float(ttft[p])
+        itl, first = float(step[d, b]), float(first_token[p, d])
         e2e = float(e2e_of[p, d, b])
         ratio = float(sla_ratio(sla, first, itl, e2e))
         out.append(

@@ -6,7 +6,7 @@ assumptions) and, where `sim/data/calibration.json` has them, per (backend, GPU)
 AIConfigurator's measured-silicon database by `bench/calibrate.py` (`backend_profile`: the GPU's
 fit, else the backend's `*` fit for GPUs without AIC data, else the assumption). The calibrated
 profile may separate prefill from decode GEMM efficiency, attention from GEMM, KV from weight reads,
-and adds a communication scale and the agg TTFT queueing shape below. Every efficiency is at most 1,
+and adds a communication scale; the agg scheduler constants are AIC's (see Modes). Every efficiency is at most 1,
 so the roofline limits hold. The run-time path reads only the JSON; it never imports AIC.
 
 Parallelism. A worker has `tp * pp` GPUs: `pp` pipeline stages of `tp` GPUs each. Attention and
@@ -23,6 +23,9 @@ One stage forward over `T` new tokens (all figures per GPU, numpy-broadcast over
   faster than reading the weights at `MEMORY_EFF` of HBM bandwidth. Weights read: attention, dense
   and shared weights / tp, plus the routed experts the batch touches: a batch of `T` tokens with
   top-k routing over `E` experts touches `E * (1 - (1 - k/E)**T)` distinct experts in expectation.
+  The routed experts are a roofline of their own (grouped GEMMs) at `moe_eff` times the GEMM
+  compute and weight-read efficiencies, added to the dense part's. GEMMs at the fp8 peak reach
+  `fp8_eff` of it on top (calibrated no lower than 0.5: never slower than bf16).
 - attention: FLOPs per (query, key) pair per layer `2 * heads * (d_qk + d_v)` over tp (MLA prefill:
   d_qk = nope + rope, d_v = v_head_dim; MLA decode in the absorbed form: d_qk = kv_lora + rope,
   d_v = kv_lora), causal prefill `isl * (isl + 1) / 2` pairs per prompt; KV read/written per token
@@ -33,7 +36,8 @@ One stage forward over `T` new tokens (all figures per GPU, numpy-broadcast over
   a fixed latency per call). MoE layers with `ep > 1` replace the MLP all-reduce by an all-to-all
   dispatch + combine of `2 * T * k * hidden * act_bytes * (ep-1)/ep**2` bytes per GPU (each EP rank
   routes its 1/ep share of the tokens; act_bytes 1 for fp8 models, else 2) plus an all-reduce over
-  the `tp/ep` expert-TP group when that is > 1.
+  the `tp/ep` expert-TP group when that is > 1. The all-to-all is scaled by `a2a_scale` (and,
+  like every collective, by `comm_scale`).
 - overhead: a per-step `step_overhead_ms` plus `layer_overhead_ms` per layer (per backend).
 
 Pipeline: a step of `b` sequences runs as `m = min(b, pp)` micro-batches; a token's step latency is
@@ -45,13 +49,16 @@ Modes.
 - static: TTFT = prefill of all `batch_size` prompts; ITL = mean decode step over the `osl - 1`
   steps as context grows from isl + 1 to isl + osl - 1 (at most `MAX_ITL_SAMPLES` evenly spaced
   steps are evaluated); tokens/s/GPU = batch * osl / (TTFT + (osl-1) ITL) / GPUs.
-- agg (steady-state in-flight batching at concurrency `batch_size`): every step carries the
-  `batch/osl` prompts admitted per step (their prefill amortised into the step) and decodes `batch`
-  sequences at the mean context `isl + osl/2`; ITL = that step. TTFT = prefill of one prompt alone
-  times a queueing factor `min(agg_ttft_base + agg_ttft_slope * log2(batch), agg_ttft_cap)` (1
-  uncalibrated; AIC's schedulers queue prompts behind each other) plus `agg_wait_frac` times the
-  wait for the in-flight step, `step * (batch-1)/batch`. tokens/s/GPU = batch / step / GPUs
-  (ITL is reported as 0 when osl is 1). The lm_head is charged to the bottleneck stage.
+- agg (steady-state in-flight batching at concurrency `batch_size` = b, AIConfigurator 0.12's
+  mean-field schedule from `run_agg` with one prompt per step): of a request's `osl` iterations,
+  b are mixed steps (one prompt of `isl` tokens prefilled beside b - 1 decodes at the mean context
+  `isl + osl/2`; `mixed_step_ms`) and `osl - b` decode-only steps of b sequences. ITL = the mean
+  step over those iterations (TRT-LLM/SGLang leave `agg_tpot_mix_discount` mixed steps out);
+  TTFT = (mixed step + the backend's per-layer prefill dispatch) times its queueing factor
+  `min(agg_queue_base + agg_queue_per_seq * b + agg_queue_per_doubling * log2 b, agg_queue_cap)`
+  (prompts arriving together wait for each other's prefill; the constants are AIC's per backend,
+  see `BACKENDS`). tokens/s/GPU = b / ITL / GPUs (ITL is reported as 0 when osl is 1). The
+  lm_head is charged to the bottleneck stage.
   `agg_ms` computes this vectorised over batch; `sim.profile`'s (TP, batch) grid calls it too, so
   profile() and estimate(mode="agg") report the same figures for the same point.
 
@@ -74,6 +81,7 @@ import json
 import math
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -110,13 +118,20 @@ class BackendProfile:
     kv_memory_eff: float | None = None  # KV-cache reads (None: memory_eff)
     prefill_overhead_ms: float | None = None  # per prefill pass (None: step_overhead_ms)
     prefill_layer_overhead_ms: float | None = None  # per layer per prefill (None: layer_...)
+    moe_eff: float | None = None  # routed-expert GEMMs and reads, relative to the rest (None: 1)
+    fp8_eff: float | None = None  # fp8 GEMMs, relative to the fp8 peak x GEMM eff (None: 1)
+    a2a_scale: float = 1.0  # MoE all-to-all dispatch + combine, on top of comm_scale
     comm_scale: float = 1.0  # multiplies all-reduce / all-to-all / hand-off times
-    # agg TTFT = prefill(1 prompt) * min(base + slope * log2(batch), cap)
-    #            + wait_frac * in-flight step * (batch - 1) / batch
-    agg_ttft_base: float = 1.0
-    agg_ttft_slope: float = 0.0
-    agg_ttft_cap: float = 1e9
-    agg_wait_frac: float = 1.0
+    # agg scheduler (AIConfigurator 0.12's run_agg, per backend; set in BACKENDS, not fitted):
+    # TTFT = (mixed step + agg_dispatch_ms_per_layer * layers)
+    #        * min(agg_queue_base + agg_queue_per_seq * b + agg_queue_per_doubling * log2 b, cap)
+    agg_queue_base: float = 1.85
+    agg_queue_per_seq: float = 0.05
+    agg_queue_per_doubling: float = 0.0
+    agg_queue_cap: float = 4.0
+    agg_dispatch_ms_per_layer: float = 0.0
+    agg_tpot_mix_discount: float = 3.0  # mixed steps left out of ITL's average (TRT-LLM drain)
+    agg_mix_decodes_per_osl: bool = True  # at b >= osl a mixed step decodes b // (b/osl) requests
 
     def effs(self, decode: bool) -> tuple[float, float, float, float]:
         """(GEMM FLOP/s eff, attention FLOP/s eff, weight-read eff, KV-read eff)."""
@@ -140,9 +155,22 @@ class BackendProfile:
         )
 
 
+# The agg scheduler fields follow aiconfigurator_core 0.12.0 sdk/backends: the base defaults
+# (base_backend.py `_ttft_queuing_factor` min(2 + (b - 3)/20, 4), `_tpot_mix_steps` for TRT-LLM
+# and SGLang max(1, mix - 3)) and vLLM's overrides (vllm_backend.py: queuing 1 + log2(b)/8 capped
+# at 2, a prefill dispatch of 0.8 ms per layer, every mixed step in TPOT, b - 1 decodes per step).
+_VLLM_AGG: dict[str, Any] = {
+    "agg_queue_base": 1.0,
+    "agg_queue_per_seq": 0.0,
+    "agg_queue_per_doubling": 0.125,
+    "agg_queue_cap": 2.0,
+    "agg_dispatch_ms_per_layer": 0.8,
+    "agg_tpot_mix_discount": 0.0,
+    "agg_mix_decodes_per_osl": False,
+}
 BACKENDS: dict[str, BackendProfile] = {
     "trtllm": BackendProfile(0.55, 0.75, 1.0, 0.015),
-    "vllm": BackendProfile(0.5, 0.7, 1.5, 0.02),
+    "vllm": BackendProfile(0.5, 0.7, 1.5, 0.02, **_VLLM_AGG),
     "sglang": BackendProfile(0.5, 0.72, 1.3, 0.02),
 }
 
@@ -313,20 +341,24 @@ def _stage_ms(
     `pairs` (query, key) attention pairs, `kv_tokens` tokens of KV read or written."""
     m, gpu, be = plan.model, plan.gpu, plan.backend
     gemm_eff, attn_eff, weight_eff, kv_eff = be.effs(decode)
-    peak_linear = plan.linear_tflops * 1e12 * gemm_eff
+    fp8 = plan.linear_tflops > gpu.dense_bf16_tflops
+    peak_linear = plan.linear_tflops * 1e12 * gemm_eff * ((be.fp8_eff or 1.0) if fp8 else 1.0)
     peak_attn = gpu.dense_bf16_tflops * 1e12 * attn_eff
     bw = gpu.memory_bandwidth_gbps * 1e9 * weight_eff
     kv_bw = gpu.memory_bandwidth_gbps * 1e9 * kv_eff
 
-    linear_flops = 2.0 * (m.active_body_params * plan.share * tokens + m.lm_head_params * seqs)
-    linear_flops = linear_flops / plan.tp
-    touched = touched_experts(m.num_experts, m.num_experts_per_tok, tokens)
-    weight_bytes = (
-        plan.non_expert_bytes
-        + plan.stage_moe_layers * touched * plan.expert_bytes_each
-        + plan.head_bytes
-    )
-    gemm_s = np.maximum(linear_flops / peak_linear, weight_bytes / bw)
+    routed_params = m.moe_layers * m.num_experts_per_tok * m.expert_params
+    dense_params = m.active_body_params - routed_params
+    linear_flops = 2.0 * (dense_params * plan.share * tokens + m.lm_head_params * seqs) / plan.tp
+    gemm_s = np.maximum(linear_flops / peak_linear, (plan.non_expert_bytes + plan.head_bytes) / bw)
+    if m.num_experts:  # routed experts: grouped GEMMs at their own efficiency
+        moe_eff = be.moe_eff or 1.0
+        expert_flops = 2.0 * routed_params * plan.share * tokens / plan.tp
+        touched = touched_experts(m.num_experts, m.num_experts_per_tok, tokens)
+        expert_bytes = plan.stage_moe_layers * touched * plan.expert_bytes_each
+        gemm_s = gemm_s + np.maximum(
+            expert_flops / (peak_linear * moe_eff), expert_bytes / (bw * moe_eff)
+        )
 
     attn_flops = (
         2.0 * m.num_attention_heads * _attn_dims(m, decode) * plan.stage_layers * pairs / plan.tp
@@ -349,7 +381,7 @@ def _stage_ms(
             / plan.ep**2
         )
         latency = ALLREDUCE_LATENCY_US[gpu.interconnect] * 1e-3
-        a2a = 2.0 * latency + a2a_bytes / _link_bytes_per_s(gpu) * 1e3
+        a2a = (2.0 * latency + a2a_bytes / _link_bytes_per_s(gpu) * 1e3) * be.a2a_scale
         comm = comm + moe_layers * (a2a + _allreduce_ms(plan, plan.tp // plan.ep, message))
     else:
         comm = comm + layers * _allreduce_ms(plan, plan.tp, message)  # after the MLP
@@ -405,16 +437,54 @@ def decode_step_ms(
     return np.asarray(step + plan.backend.step_overhead_ms, dtype=np.float64)
 
 
+def mixed_step_ms(plan: _Plan, decodes: ArrayLike, context: float, isl: float) -> FloatArray:
+    """One in-flight-batching forward pass: one prompt of `isl` tokens prefilled while `decodes`
+    sequences decode one token each at `context` tokens (broadcasts over decodes). With no decodes
+    it is `prefill_ms(plan, 1, isl)`; the pass is priced as prefill (its prompt dominates)."""
+    d = np.asarray(decodes, dtype=np.float64)
+    micro = np.maximum(1.0, np.minimum(d + 1.0, float(plan.pp)))
+    tokens = np.asarray((isl + d) / micro)
+    pairs = (isl * (isl + 1.0) / 2.0 + d * context) / micro
+    kv = (isl + d * context) / micro
+    stage = _stage_ms(plan, tokens, np.asarray((1.0 + d) / micro), pairs, kv, decode=False)
+    step = plan.pp * stage + (plan.pp - 1) * plan.backend.comm_scale * _handoff_ms(plan, tokens)
+    return np.asarray(step + plan.backend.overheads(decode=False)[0], dtype=np.float64)
+
+
 def agg_ms(plan: _Plan, batch: ArrayLike, isl: float, osl: float) -> tuple[FloatArray, FloatArray]:
-    """Steady-state in-flight batching at concurrency `batch` (broadcasts): (TTFT, step) in ms.
-    The one agg latency model, shared by `estimate(mode="agg")` and `sim.profile`'s grid."""
-    b = np.asarray(batch, dtype=np.float64)
-    step = decode_step_ms(plan, b, isl + osl / 2.0, admitted=b / osl, isl=isl)
+    """Steady-state in-flight batching at concurrency `batch` (broadcasts): (TTFT, ITL) in ms.
+    The one agg latency model, shared by `estimate(mode="agg")` and `sim.profile`'s grid.
+
+    AIConfigurator's mean-field schedule (run_agg, ctx_tokens = isl): over the `osl` iterations
+    of a request, `b` are mixed steps (one prompt prefilled next to the other requests' decodes)
+    and `osl - b` decode-only steps of `b` requests. TTFT is the mixed step (plus the backend's
+    dispatch) times the backend's queueing factor: prompts arriving together wait for each other's
+    prefill. ITL is the mean step over the iterations (TRT-LLM/SGLang leave the last mixed steps
+    out: the drain at the context/decode boundary)."""
     be = plan.backend
-    queue = np.minimum(be.agg_ttft_base + be.agg_ttft_slope * np.log2(b), be.agg_ttft_cap)
-    wait = be.agg_wait_frac * step * (b - 1.0) / b
-    ttft = prefill_ms(plan, 1.0, isl) * np.maximum(queue, 1.0) + wait
-    return np.asarray(ttft, dtype=np.float64), step
+    b = np.maximum(np.asarray(batch, dtype=np.float64), 1.0)
+    iterations = max(float(osl), 1.0)
+    context = isl + osl / 2.0
+    saturated = b >= iterations  # every step carries a prompt
+    # TRT-LLM/SGLang: b // (b / osl) decodes per mixed step; vLLM: b - 1
+    decodes_sat = np.floor(b / (b / iterations)) if be.agg_mix_decodes_per_osl else b - 1.0
+    decodes = np.where(saturated, decodes_sat, b - 1.0)
+    mixed = mixed_step_ms(plan, decodes, context, isl)
+    gen = decode_step_ms(plan, b, context)
+    first = b <= 1.0
+    mix_weight = np.where(
+        first, 0.0, np.where(saturated, b, np.maximum(1.0, b - be.agg_tpot_mix_discount))
+    )
+    gen_steps = np.where(first, iterations - 1.0, np.where(saturated, 0.0, iterations - b))
+    total = mix_weight + gen_steps
+    itl = np.where(total > 0, (mixed * mix_weight + gen * gen_steps) / np.maximum(total, 1.0), gen)
+    queue = np.minimum(
+        be.agg_queue_base + be.agg_queue_per_seq * b + be.agg_queue_per_doubling * np.log2(b),
+        be.agg_queue_cap,
+    )
+    dispatch = be.agg_dispatch_ms_per_layer * plan.model.num_hidden_layers
+    ttft = (mixed + dispatch) * queue
+    return np.asarray(ttft, dtype=np.float64), np.asarray(itl, dtype=np.float64)
 
 
 def activation_reserve_bytes(model: ModelArch) -> float:

@@ -5,7 +5,10 @@ Owns `sim/data/error_band.json` (written by `bench/error_band.py` from the calib
 (agg: in-flight batching, the aggregated configs; static: batch prefill and pure decode, the
 disaggregated workers) the p90 of log(AIC / sim) for TTFT and ITL, as a fraction: how much the
 estimate may be optimistic. A config meets the SLA "with margin" when its TTFT x (1 + band) and
-ITL x (1 + band) meet it (`ErrorBand.edge`, checked by `sim._search`).
+ITL x (1 + band) meet it (`ErrorBand.edge`, checked by `sim._search`). A band wider than
+`WIDEST_USABLE` (a family the estimator does not yet follow, e.g. MLA-MoE on some backends) is not
+picked by: paying for it would cut throughput several-fold on a guess; the pick is then made on the
+estimate itself and its message says how wide the band is (`ErrorBand.usable`).
 
 Failure semantics: a missing file means no band (zero: every nominal pick has margin); a backend or
 family the file does not list takes the file's pooled "*" one; a malformed file is a packaging bug and
@@ -22,6 +25,7 @@ from typing import Any
 from ._catalog import ModelArch
 
 BAND_FILE = "error_band.json"
+WIDEST_USABLE = 0.5  # a p90 error beyond +50% on TTFT or ITL is reported, not picked by
 MODES = ("agg", "static")
 
 
@@ -33,8 +37,16 @@ class ErrorBand:
     itl: float = 0.0
     family: str = "*"
 
+    @property
+    def usable(self) -> bool:
+        """Narrow enough to pick by (`WIDEST_USABLE`)."""
+        return max(self.ttft, self.itl) <= WIDEST_USABLE
+
     def edge(self, ttft: Any, itl: Any) -> tuple[Any, Any]:
-        """(TTFT, ITL) at the band's pessimistic edge (scalars or arrays)."""
+        """(TTFT, ITL) at the band's pessimistic edge (scalars or arrays); the estimate itself
+        when the band is too wide to pick by."""
+        if not self.usable:
+            return ttft, itl
         return ttft * (1.0 + self.ttft), itl * (1.0 + self.itl)
 
 

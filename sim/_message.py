@@ -13,7 +13,7 @@ from typing import Any
 
 from dgdr.domain.spec import SLA, OptimizationType, Workload
 
-from ._margin import ErrorBand
+from ._margin import WIDEST_USABLE, ErrorBand
 from ._search import Candidate, Pick
 
 
@@ -71,6 +71,12 @@ def margin_note(c: Candidate, sla: SLA, band: ErrorBand, backend: str) -> str | 
         f"the estimator's p90 error for {band.family} models on {backend} ({mode}) is "
         f"TTFT +{band.ttft * 100.0:.0f}%, ITL +{band.itl * 100.0:.0f}%"
     )
+    if not band.usable:
+        return (
+            f"margin: {room}; {error}: too wide to pick by (beyond "
+            f"+{WIDEST_USABLE * 100.0:.0f}%), so picked on the estimate itself (the SLA may be "
+            "missed in practice)"
+        )
     if c.has_margin:
         return f"margin: {room}; {error}: the SLA holds at that edge"
     return (

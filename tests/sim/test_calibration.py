@@ -25,6 +25,15 @@ def test_calibration_ships_with_provenance_and_loads_at_import() -> None:
     assert "aiconfigurator-core 0.12.0" in prov["aic_version"]
     assert prov["date"] and prov["grid"]["points_compared"] > 1000
     assert "error_after" in prov and "error_before" in prov
+    band = doc["error_band"]
+    assert isinstance(band, dict)
+    for group in ("all", "dense", "moe", "mla-moe", "llama3", "qwen3-moe"):
+        for mode in ("static", "agg"):
+            entry = band[f"{group}/{mode}"]
+            assert entry["n"] > 0
+            for metric in ("ttft", "itl"):
+                q = entry[metric]
+                assert q["p10"] <= q["median"] <= q["p90"], (group, mode, metric)
     assert "0.12.0" in sim.calibration_source()
     profiles = doc["profiles"]
     assert isinstance(profiles, dict)
@@ -39,7 +48,8 @@ def test_calibrated_efficiencies_are_physical() -> None:
         for eff in (*profile.effs(decode=True), *profile.effs(decode=False)):
             assert 0.0 < eff <= 1.0, profile
         assert min(*profile.overheads(True), *profile.overheads(False)) >= 0.0
-        assert profile.comm_scale > 0 and profile.agg_ttft_base >= 1.0
+        assert profile.comm_scale > 0 and profile.agg_queue_base >= 1.0
+        assert profile.moe_eff is None or 0.0 < profile.moe_eff <= 1.0
 
 
 def test_profile_lookup_falls_back_from_gpu_to_backend_to_assumption() -> None:

@@ -343,17 +343,19 @@ def test_override_of_worker_size_is_reported() -> None:
 
 
 def test_a_v1alpha1_gpu_override_lands_in_the_main_containers_resources() -> None:
+    picked = int(_gpu(_components(_run()[0])["VllmDecodeWorker"]))
+    gpus = str(picked * 2)  # not what the pick has: the override changes it, and says so
     override = {
         **DGD,
-        "spec": {"services": {"VllmDecodeWorker": {"resources": {"limits": {"gpu": "2"}}}}},
+        "spec": {"services": {"VllmDecodeWorker": {"resources": {"limits": {"gpu": gpus}}}}},
     }
     dgd, message = _run(overrides={"dgd": override})
     main = _main(_components(dgd)["VllmDecodeWorker"])
     assert main["resources"] == {
-        "limits": {GPU: "2"},
+        "limits": {GPU: gpus},
         "requests": {"ephemeral-storage": "2Gi"},  # the generated request stays
     }
-    assert "gpu '2'" in message and "GPU budget is not rechecked" in message
+    assert f"gpu '{gpus}'" in message and "GPU budget is not rechecked" in message
 
 
 def test_an_override_without_api_version_reads_as_v1alpha1() -> None:

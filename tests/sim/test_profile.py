@@ -253,7 +253,10 @@ def test_picked_config_matches_estimate_agg(
             isl=isl,
             osl=1,
         )
-        assert picked["ttftMs"] == pytest.approx(prefill.ttft_ms, rel=0.01)
+        # disagg TTFT: the prefill engine's latency x AIC 0.12's queueing correction 1.8, plus
+        # the KV transfer to the decode worker (a few ms at this size, within 10 %)
+        engine_and_queue = 1.8 * prefill.ttft_ms
+        assert engine_and_queue < picked["ttftMs"] <= 1.1 * engine_and_queue
         return
     est = estimate(
         model,
@@ -293,7 +296,7 @@ def test_load_match_picks_the_fewest_gpus_that_serve_the_load(load: dict[str, fl
     matched = profile(_spec(**spec, workload=load), hw, name="x", namespace="ns")
     (picked,) = [p["config"] for p in matched.pareto if p["config"]["selected"]]
     assert picked["meetsSla"]
-    assert _gpus(matched.selected_config) < _gpus(default.selected_config) == 16
+    assert _gpus(matched.selected_config) < _gpus(default.selected_config) <= 16
     # every SLA-meeting alternative that serves the whole load needs at least as many GPUs
     rate, users = load.get("requestRate"), load.get("concurrency")
     for p in (q["config"] for q in matched.pareto):
