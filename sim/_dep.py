@@ -59,6 +59,7 @@ from ._estimate import (
     _attn_dims,
     activation_reserve_bytes,
     backend_profile,
+    in_flight,
     touched_experts,
 )
 
@@ -252,33 +253,22 @@ def dep_step_ms(
 def dep_agg_ms(
     plan: DepPlan, batch: ArrayLike, isl: float, osl: float
 ) -> tuple[FloatArray, FloatArray]:
-    """(TTFT, ITL) of in-flight batching at the worker's concurrency `batch`: AIConfigurator's
-    mean-field schedule of `sim._estimate.agg_ms`, per attention rank (each rank holds
-    `batch / dp` sequences; a mixed step prefills one prompt per rank next to the others'
-    decodes, and the all-to-all couples the ranks' steps)."""
-    be = plan.backend
+    """(TTFT, ITL) of in-flight batching at the worker's concurrency `batch`: the schedule of
+    `sim._estimate.agg_ms` (`in_flight`) per attention rank (each rank holds `batch / dp`
+    sequences; a mixed step prefills one prompt per rank next to the others' decodes, and the
+    all-to-all couples the ranks' steps)."""
     b = np.maximum(np.asarray(batch, dtype=np.float64) / plan.dp, 1.0)  # per rank
-    iterations = max(float(osl), 1.0)
     context = isl + osl / 2.0
-    saturated = b >= iterations
-    decodes_sat = np.floor(b / (b / iterations)) if be.agg_mix_decodes_per_osl else b - 1.0
-    decodes = np.where(saturated, decodes_sat, b - 1.0)
-    mixed = dep_step_ms(plan, decodes * plan.dp, context, admitted=float(plan.dp), isl=isl)
-    gen = dep_step_ms(plan, b * plan.dp, context)
-    first = b <= 1.0
-    mix_weight = np.where(
-        first, 0.0, np.where(saturated, b, np.maximum(1.0, b - be.agg_tpot_mix_discount))
+    return in_flight(
+        plan.backend,
+        plan.model,
+        b,
+        osl,
+        lambda decodes: dep_step_ms(
+            plan, decodes * plan.dp, context, admitted=float(plan.dp), isl=isl
+        ),
+        dep_step_ms(plan, b * plan.dp, context),
     )
-    gen_steps = np.where(first, iterations - 1.0, np.where(saturated, 0.0, iterations - b))
-    total = mix_weight + gen_steps
-    itl = np.where(total > 0, (mixed * mix_weight + gen * gen_steps) / np.maximum(total, 1.0), gen)
-    queue = np.minimum(
-        be.agg_queue_base + be.agg_queue_per_seq * b + be.agg_queue_per_doubling * np.log2(b),
-        be.agg_queue_cap,
-    )
-    dispatch = be.agg_dispatch_ms_per_layer * plan.model.num_hidden_layers
-    ttft = (mixed + dispatch) * queue
-    return np.asarray(ttft, dtype=np.float64), np.asarray(itl, dtype=np.float64)
 
 
 def dep_max_batch(plan: DepPlan, usable: float, isl: int, osl: int, cap: int) -> int:

@@ -79,6 +79,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -453,24 +454,40 @@ def mixed_step_ms(plan: _Plan, decodes: ArrayLike, context: float, isl: float) -
 
 def agg_ms(plan: _Plan, batch: ArrayLike, isl: float, osl: float) -> tuple[FloatArray, FloatArray]:
     """Steady-state in-flight batching at concurrency `batch` (broadcasts): (TTFT, ITL) in ms.
-    The one agg latency model, shared by `estimate(mode="agg")` and `sim.profile`'s grid.
-
-    AIConfigurator's mean-field schedule (run_agg, ctx_tokens = isl): over the `osl` iterations
-    of a request, `b` are mixed steps (one prompt prefilled next to the other requests' decodes)
-    and `osl - b` decode-only steps of `b` requests. TTFT is the mixed step (plus the backend's
-    dispatch) times the backend's queueing factor: prompts arriving together wait for each other's
-    prefill. ITL is the mean step over the iterations (TRT-LLM/SGLang leave the last mixed steps
-    out: the drain at the context/decode boundary)."""
-    be = plan.backend
+    The one agg latency model, shared by `estimate(mode="agg")` and `sim.profile`'s grid (and, per
+    attention rank, by `sim._dep`), through `in_flight`."""
     b = np.maximum(np.asarray(batch, dtype=np.float64), 1.0)
-    iterations = max(float(osl), 1.0)
     context = isl + osl / 2.0
+    return in_flight(
+        plan.backend,
+        plan.model,
+        b,
+        osl,
+        lambda decodes: mixed_step_ms(plan, decodes, context, isl),
+        decode_step_ms(plan, b, context),
+    )
+
+
+def in_flight(
+    be: BackendProfile,
+    model: ModelArch,
+    b: FloatArray,
+    osl: float,
+    mixed_of: Callable[[FloatArray], FloatArray],
+    gen: FloatArray,
+) -> tuple[FloatArray, FloatArray]:
+    """AIConfigurator's mean-field in-flight schedule (run_agg, ctx_tokens = isl) for `b` (>= 1)
+    requests at once: over the `osl` iterations of a request, `b` are mixed steps (one prompt
+    prefilled next to the other requests' decodes: `mixed_of(decodes)`) and `osl - b` decode-only
+    steps (`gen`). TTFT is the mixed step (plus the backend's dispatch) times the backend's
+    queueing factor: prompts arriving together wait for each other's prefill. ITL is the mean step
+    over the iterations (TRT-LLM/SGLang leave the last mixed steps out: the drain at the
+    context/decode boundary)."""
+    iterations = max(float(osl), 1.0)
     saturated = b >= iterations  # every step carries a prompt
     # TRT-LLM/SGLang: b // (b / osl) decodes per mixed step; vLLM: b - 1
     decodes_sat = np.floor(b / (b / iterations)) if be.agg_mix_decodes_per_osl else b - 1.0
-    decodes = np.where(saturated, decodes_sat, b - 1.0)
-    mixed = mixed_step_ms(plan, decodes, context, isl)
-    gen = decode_step_ms(plan, b, context)
+    mixed = mixed_of(np.where(saturated, decodes_sat, b - 1.0))
     first = b <= 1.0
     mix_weight = np.where(
         first, 0.0, np.where(saturated, b, np.maximum(1.0, b - be.agg_tpot_mix_discount))
@@ -482,7 +499,7 @@ def agg_ms(plan: _Plan, batch: ArrayLike, isl: float, osl: float) -> tuple[Float
         be.agg_queue_base + be.agg_queue_per_seq * b + be.agg_queue_per_doubling * np.log2(b),
         be.agg_queue_cap,
     )
-    dispatch = be.agg_dispatch_ms_per_layer * plan.model.num_hidden_layers
+    dispatch = be.agg_dispatch_ms_per_layer * model.num_hidden_layers
     ttft = (mixed + dispatch) * queue
     return np.asarray(ttft, dtype=np.float64), np.asarray(itl, dtype=np.float64)
 
