@@ -50,8 +50,9 @@ from ._estimate import (
     decode_step_ms,
     prefill_ms,
 )
+from ._margin import ErrorBand
 from ._roofline import BATCH_GRID, MAX_BATCH, usable_bytes
-from ._search import Candidate, sla_ratio
+from ._search import Candidate, edge_ratios, sla_ratio
 
 MAX_WORKERS = 8
 PREFILL_EFFICIENCY = 0.9  # AIConfigurator's rate-matching derating for prefill workers
@@ -100,8 +101,11 @@ def disagg_candidates(
     vram_mb: float | None = None,
     eps: list[int] | None = None,
     dps: list[int] | None = None,
+    band: ErrorBand | None = None,
 ) -> list[Candidate]:
-    """Every fitting disaggregated combination, best worker ratio each (see the module docstring)."""
+    """Every fitting disaggregated combination, best worker ratio each (see the module docstring);
+    with `band` (the estimator's error band for these workers, `sim._margin`) each candidate's
+    `edge_ratio`."""
     isl, osl = workload.isl, workload.osl
     if total_gpus < 2 or not tps:
         return []
@@ -180,6 +184,14 @@ def disagg_candidates(
     feasible = flat.max(axis=-1) > -np.inf
     out: list[Candidate] = []
     e2e_of = first_token[:, :, None] + (osl - 1) * step[None, :, :]
+    ratios = np.broadcast_to(
+        sla_ratio(sla, first_token[:, :, None], step[None, :, :], e2e_of), e2e_of.shape
+    )  # (P, D, B)
+    edge = (
+        None
+        if band is None
+        else edge_ratios(sla, band, first_token[:, :, None], step[None, :, :], osl)
+    )
     for p, d, b in zip(*np.nonzero(feasible), strict=True):
         i, j = divmod(int(best[p, d, b]), MAX_WORKERS)
         n_p, n_d = int(workers[i]), int(workers[j])
@@ -195,7 +207,7 @@ def disagg_candidates(
             served = 1.0
         itl, first = float(step[d, b]), float(first_token[p, d])
         e2e = float(e2e_of[p, d, b])
-        ratio = float(sla_ratio(sla, first, itl, e2e))
+        ratio = float(ratios[p, d, b])
         out.append(
             Candidate(
                 backend=backend,
@@ -217,6 +229,7 @@ def disagg_candidates(
                 prefill_ep=int(eps[pi[p]]),
                 dp=int(dps[di[d]]),
                 prefill_dp=int(dps[pi[p]]),
+                edge_ratio=None if edge is None else float(edge[p, d, b]),
                 load_match=workload.request_rate is not None or workload.concurrency is not None,
                 served=served,
             )

@@ -22,7 +22,7 @@ TP candidate can hold the weights plus one sequence's KV cache. Every float it r
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -139,7 +139,7 @@ def rank_key(c: Candidate, objective: OptimizationType | None = None) -> tuple[f
     config, so the pick is on the published Pareto front whenever it meets the SLA."""
     user = -_r(c.tokens_per_s_per_user)
     served = -round(c.served, 6) if c.load_match else 0.0
-    tier = 0.0 if c.has_margin else 0.5  # SLA-meeting: with margin first (`with_margin`)
+    tier = 0.0 if c.has_margin else 0.5  # SLA-meeting: with margin (`edge_ratio`) first
     if c.meets_sla and objective is OptimizationType.LATENCY:
         return (tier, served, _r(c.e2e_ms), -_r(c.tokens_per_s_per_gpu), float(c.gpus))
     if c.meets_sla and objective is OptimizationType.THROUGHPUT:
@@ -171,16 +171,6 @@ def edge_ratios(sla: SLA, band: ErrorBand, ttft: Any, itl: Any, osl: int) -> Any
     """`sla_ratio` of the figures at the band's pessimistic edge (scalars or arrays)."""
     t, i = band.edge(ttft, itl)
     return sla_ratio(sla, t, i, t + (osl - 1) * i)
-
-
-def with_margin(
-    candidates: list[Candidate], sla: SLA, band: ErrorBand, osl: int
-) -> list[Candidate]:
-    """`candidates` with their `edge_ratio` under `band`."""
-    return [
-        replace(c, edge_ratio=float(edge_ratios(sla, band, c.ttft_ms, c.itl_ms, osl)))
-        for c in candidates
-    ]
 
 
 def _r(x: float) -> float:

@@ -38,7 +38,7 @@ from ._margin import error_band
 from ._message import auto_note, dep_note, margin_note, num, objective_note, shape
 from ._planner import autoscale_pick
 from ._resolve import Setup
-from ._search import Candidate, Pick, pareto_front, rank_key, search, with_margin
+from ._search import Candidate, Pick, pareto_front, rank_key, search
 from ._sweep import Sweep
 from ._thorough import measured_verdict, simulate_shortlist
 
@@ -68,15 +68,10 @@ class Selection:
 
 def search_backends(setup: Setup, sweep: Sweep, splits: Mapping[str, list[Candidate]]) -> Searched:
     """`search` per backend, with the estimator's error band (`sim._margin`: the agg band for
-    aggregated configs, the static one for disaggregated workers); the first backend's error when
-    none can fit the model."""
+    aggregated configs; the disaggregated ones got the static band's `edge_ratio` when
+    `sim._sweep.sweep_decode` made them); the first backend's error when none can fit the model."""
     picks: dict[str, Pick] = {}
     first_error: ProfilingError | None = None
-    osl = setup.workload.osl
-    splits = {
-        b: with_margin(cs, setup.sla, error_band(setup.model, b, "static"), osl)
-        for b, cs in splits.items()
-    }
     for b, grid in sweep.grids.items():
         try:
             picks[b] = search(

@@ -23,6 +23,7 @@ import numpy as np
 
 from ._dep import dep_widths, layout_words
 from ._disagg import disagg_candidates
+from ._margin import error_band
 from ._message import ms
 from ._resolve import Setup
 from ._roofline import Grid, evaluate, parallel_rows, tp_candidates
@@ -183,6 +184,7 @@ def sweep_decode(setup: Setup, sweep: Sweep) -> dict[str, list[Candidate]]:
             setup.vram_mb,
             eps,
             dps,
+            band=error_band(setup.model, b, "static"),  # disaggregated workers: static mode
         )
         for b in setup.backends
     }
