@@ -7,8 +7,6 @@ their worker counts. Rate matching is AIConfigurator's: a unit of `p` prefill an
 serves `min(p x prefill seq/s x 0.9, d x decode seq/s x 0.92)`; for each combination the unit with
 the best throughput per GPU (ties: fewer GPUs) among `MAX_WORKERS` x `MAX_WORKERS` is kept, then
 replicated over the GPU budget, or as often as the requested load needs (never beyond the budget).
-Without a load to match, "per GPU" is per GPU of the budget: a unit's copies that leave GPUs idle
-serve less per budget GPU than one that tiles it (AIConfigurator ranks picks the same way).
 DEP workers (`dps` > 1, `sim._dep`): a prefill worker serves one prompt per rank at once, a
 decode worker's batch sizes are `dp` x the grid per rank.
 TTFT = the prefill engine's latency times `PREFILL_QUEUE_FACTOR` (queueing in front of the
@@ -172,13 +170,7 @@ def disagg_candidates(
         unit_rps.shape,
     )
     ok = decode_fits[None, :, :, None, None] & (unit_gpus <= total_gpus) & np.isfinite(unit_rps)
-    if workload.request_rate is None and workload.concurrency is None:
-        # no load to match: the units fill the budget, so judge a unit by what its copies serve
-        # over the whole budget (idle GPUs count against it, as AIConfigurator judges a pick)
-        per_gpu = unit_rps * (total_gpus // np.maximum(unit_gpus, 1)) / total_gpus
-    else:
-        per_gpu = unit_rps / unit_gpus
-    score = np.where(ok, per_gpu - 1e-12 * unit_gpus, -np.inf)
+    score = np.where(ok, unit_rps / unit_gpus - 1e-12 * unit_gpus, -np.inf)
     flat = score.reshape(pi.size, di.size, len(BATCH_GRID), -1)
     best = flat.argmax(axis=-1)  # (P, D, B): the best (Wp, Wd) unit, flattened
     feasible = flat.max(axis=-1) > -np.inf
