@@ -35,6 +35,7 @@ from functools import cache
 from importlib import resources
 
 import numpy as np
+from numpy.typing import NDArray
 
 from dgdr.domain.spec import SLA, Workload
 
@@ -51,6 +52,9 @@ from ._estimate import (
 from ._margin import ErrorBand
 from ._roofline import BATCH_GRID, MAX_BATCH, usable_bytes
 from ._search import Candidate, edge_ratios, sla_ratio
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.intp]
 
 MAX_WORKERS = 8
 PREFILL_EFFICIENCY = 0.9  # AIConfigurator's rate-matching derating for prefill workers
@@ -130,50 +134,14 @@ def disagg_candidates(
     di = np.flatnonzero(all_batches[:, 0] <= max_batch)
     if pi.size == 0 or di.size == 0:
         return []
-    # A DEP prefill worker prefills one prompt per rank at once (`sim._dep`).
-    ttft = np.array(
-        [
-            prefill_ms(p, 1.0, float(isl))
-            if isinstance(p, _Plan)
-            else dep_prefill_all_ranks_ms(p, float(isl))
-            for p in (plans[k] for k in pi)
-        ]
-    )  # (P,) engine latency
-    transfer = np.array(
-        [[kv_transfer_ms(plans[p], plans[d], float(isl)) for d in di] for p in pi]
-    )  # (P, D)
-    first_token = PREFILL_QUEUE_FACTOR * ttft[:, None] + transfer  # (P, D)
-    batches = all_batches[di]  # (D, B)
-    ctx = float(isl) + osl / 2.0
-    step = np.stack(
-        [
-            decode_step_ms(p, batches[i], ctx)
-            if isinstance(p, _Plan)
-            else dep_step_ms(p, batches[i], ctx)
-            for i, p in enumerate(plans[k] for k in di)
-        ]
-    )  # (D, B)
+    ttft, first_token, batches, step = _engine_figures(plans, pi, di, all_batches, isl, osl)
     decode_fits = batches <= max_batch[di, None]
 
     tp = np.asarray(tps, dtype=np.int64)
     p_tp, d_tp = tp[pi], tp[di]
-    workers = np.arange(1, MAX_WORKERS + 1, dtype=np.int64)
-    # Axes: prefill layout (P), decode layout (D), batch (B), prefill workers (Wp), decode
-    # workers (Wd).
-    p_rps = (ranks[pi] * 1e3 / ttft)[:, None, None, None, None]
-    d_rps = (batches / (osl * step / 1e3))[None, :, :, None, None]
-    pw = workers[None, None, None, :, None]
-    dw = workers[None, None, None, None, :]
-    unit_rps = np.minimum(p_rps * pw * PREFILL_EFFICIENCY, d_rps * dw * DECODE_EFFICIENCY)
-    unit_gpus = np.broadcast_to(
-        p_tp[:, None, None, None, None] * pw + d_tp[None, :, None, None, None] * dw,
-        unit_rps.shape,
+    workers, unit_rps, unit_gpus, best, feasible = _rate_matched(
+        ranks[pi] * 1e3 / ttft, batches / (osl * step / 1e3), p_tp, d_tp, decode_fits, total_gpus
     )
-    ok = decode_fits[None, :, :, None, None] & (unit_gpus <= total_gpus) & np.isfinite(unit_rps)
-    score = np.where(ok, unit_rps / unit_gpus - 1e-12 * unit_gpus, -np.inf)
-    flat = score.reshape(pi.size, di.size, len(BATCH_GRID), -1)
-    best = flat.argmax(axis=-1)  # (P, D, B): the best (Wp, Wd) unit, flattened
-    feasible = flat.max(axis=-1) > -np.inf
     out: list[Candidate] = []
     e2e_of = first_token[:, :, None] + (osl - 1) * step[None, :, :]
     ratios = np.broadcast_to(
@@ -191,12 +159,7 @@ def disagg_candidates(
         gpus = int(unit_gpus[p, d, b, i, j])
         slots = n_d * int(batches[d, b])
         units = _units(workload, rps, slots, total_gpus // gpus)
-        if workload.request_rate is not None:
-            served = min(1.0, rps * units / workload.request_rate)
-        elif workload.concurrency is not None:
-            served = min(1.0, slots * units / workload.concurrency)
-        else:
-            served = 1.0
+        served = _served(workload, rps * units, slots * units)
         itl, first = float(step[d, b]), float(first_token[p, d])
         e2e = float(e2e_of[p, d, b])
         ratio = float(ratios[p, d, b])
@@ -227,6 +190,84 @@ def disagg_candidates(
             )
         )
     return out
+
+
+def _rate_matched(
+    prefill_rps: FloatArray,
+    decode_rps: FloatArray,
+    p_tp: IntArray,
+    d_tp: IntArray,
+    decode_fits: NDArray[np.bool_],
+    total_gpus: int,
+) -> tuple[IntArray, FloatArray, IntArray, IntArray, NDArray[np.bool_]]:
+    """For every (prefill layout, decode layout, batch): the best unit of prefill and decode
+    workers within the budget by requests/s per GPU (ties: fewer GPUs). Returns (worker counts,
+    unit rps and GPUs over (P, D, B, Wp, Wd), the best (Wp, Wd) flattened (P, D, B), and which
+    (P, D, B) have any unit)."""
+    workers = np.arange(1, MAX_WORKERS + 1, dtype=np.int64)
+    # Axes: prefill layout (P), decode layout (D), batch (B), prefill workers (Wp), decode
+    # workers (Wd).
+    p_rps = prefill_rps[:, None, None, None, None]
+    d_rps = decode_rps[None, :, :, None, None]
+    pw = workers[None, None, None, :, None]
+    dw = workers[None, None, None, None, :]
+    unit_rps = np.minimum(p_rps * pw * PREFILL_EFFICIENCY, d_rps * dw * DECODE_EFFICIENCY)
+    unit_gpus = np.broadcast_to(
+        p_tp[:, None, None, None, None] * pw + d_tp[None, :, None, None, None] * dw,
+        unit_rps.shape,
+    )
+    ok = decode_fits[None, :, :, None, None] & (unit_gpus <= total_gpus) & np.isfinite(unit_rps)
+    score = np.where(ok, unit_rps / unit_gpus - 1e-12 * unit_gpus, -np.inf)
+    flat = score.reshape(p_tp.size, d_tp.size, decode_rps.shape[1], -1)
+    best = flat.argmax(axis=-1)  # (P, D, B): the best (Wp, Wd) unit, flattened
+    feasible = flat.max(axis=-1) > -np.inf
+    return workers, unit_rps, unit_gpus, best, feasible
+
+
+def _engine_figures(
+    plans: list[_Plan | DepPlan],
+    pi: IntArray,
+    di: IntArray,
+    all_batches: FloatArray,
+    isl: int,
+    osl: int,
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """(prefill engine latency (P,), first-token time (P, D): queueing and the KV transfer,
+    decode batch sizes (D, B), decode step (D, B)) of prefill layouts `pi` and decode layouts
+    `di`."""
+    # A DEP prefill worker prefills one prompt per rank at once (`sim._dep`).
+    ttft = np.array(
+        [
+            prefill_ms(p, 1.0, float(isl))
+            if isinstance(p, _Plan)
+            else dep_prefill_all_ranks_ms(p, float(isl))
+            for p in (plans[k] for k in pi)
+        ]
+    )  # (P,) engine latency
+    transfer = np.array(
+        [[kv_transfer_ms(plans[p], plans[d], float(isl)) for d in di] for p in pi]
+    )  # (P, D)
+    first_token = PREFILL_QUEUE_FACTOR * ttft[:, None] + transfer  # (P, D)
+    batches = all_batches[di]  # (D, B)
+    ctx = float(isl) + osl / 2.0
+    step = np.stack(
+        [
+            decode_step_ms(p, batches[i], ctx)
+            if isinstance(p, _Plan)
+            else dep_step_ms(p, batches[i], ctx)
+            for i, p in enumerate(plans[k] for k in di)
+        ]
+    )  # (D, B)
+    return ttft, first_token, batches, step
+
+
+def _served(workload: Workload, rps: float, slots: int) -> float:
+    """The share of the requested load (rate or concurrency) `rps` and `slots` serve; 1 without."""
+    if workload.request_rate is not None:
+        return min(1.0, rps / workload.request_rate)
+    if workload.concurrency is not None:
+        return min(1.0, slots / workload.concurrency)
+    return 1.0
 
 
 def _units(workload: Workload, unit_rps: float, unit_slots: int, budget: int) -> int:

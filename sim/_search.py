@@ -288,27 +288,34 @@ def search(
     unique = {(c.tp, c.ep, c.pp, c.dp, c.batch): c for c in candidates}
     candidates = [unique[key] for key in sorted(unique)]
 
+    return _pick(candidates, disagg or [], sla)
+
+
+def _pick(candidates: list[Candidate], disagg: list[Candidate], sla: SLA) -> Pick:
+    """The config to deploy among the aggregated `candidates` and the disaggregated ones: the best
+    SLA-meeting one by `rank_key` (the best per layout kept), else the closest miss; and the
+    front it is published with (of the configs with margin when the pick has margin)."""
     key_of = partial(rank_key, objective=sla.optimization_type)
     per_tp: dict[tuple[int, int, int, int], Candidate] = {}
     for c in candidates:
         key = (c.tp, c.ep, c.pp, c.dp)
         if c.meets_sla and (key not in per_tp or key_of(c) < key_of(per_tp[key])):
             per_tp[key] = c
-    split = [c for c in disagg or [] if c.meets_sla]
+    split = [c for c in disagg if c.meets_sla]
     if per_tp or split:
         chosen = min([*per_tp.values(), *split], key=key_of)
         pool = [c for c in candidates if c.meets_sla] + split
         if chosen.has_margin:
             pool = [c for c in pool if c.has_margin]
     else:
-        chosen = min([*candidates, *(disagg or [])], key=key_of)
-        pool = candidates + list(disagg or [])
+        chosen = min([*candidates, *disagg], key=key_of)
+        pool = candidates + disagg
     return Pick(
         chosen=chosen,
         met=bool(per_tp or split),
         per_tp=per_tp,
         pareto=pareto_front(pool),
-        evaluated=len(candidates) + len(disagg or []),
+        evaluated=len(candidates) + len(disagg),
         candidates=candidates,
     )
 
