@@ -17,13 +17,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import re
 import time
 from pathlib import Path
 from typing import Any
 
-import orjson
 import structlog
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -54,6 +52,7 @@ from dgdr.domain.spec import (
     parse_spec,
 )
 from dgdr.domain.target import DISCOVERED_FACTS, DeploymentTarget
+from events import codec
 from events import subjects as s
 from events.consumer import retry_delay
 from projections.projector import Projector, WriteThrough
@@ -63,21 +62,6 @@ log = structlog.get_logger("dgdr.app.service")
 DEAD_LETTER_STREAM = s.DEAD_LETTER_STREAM
 REFUSAL_TTL = 2.0  # seconds a hub id's refusal is reused (the local Hugging Face cache may change)
 REFUSAL_CACHE_SIZE = 1024
-
-
-_LONG_DIGITS = re.compile(rb"\d{19}")  # maybe an integer beyond 64 bits: orjson makes it a float
-
-
-def decode_body(data: bytes) -> Any:
-    """The request's JSON: orjson, and the standard library where orjson would read it otherwise
-    (an integer beyond 64 bits, which orjson turns into a float) or refuses what the standard
-    library reads (NaN): every document decodes as it did with `json.loads`."""
-    if _LONG_DIGITS.search(data):
-        return json.loads(data)
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return json.loads(data)
 
 
 class ModelRefusals:
@@ -308,7 +292,7 @@ class RequestHandler:
         if unreadable:
             return over_limits(unreadable)
         try:
-            body = decode_body(data)
+            body = codec.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
             raise NotARequest(f"the body is not JSON: {exc}") from exc
         if not isinstance(body, dict):

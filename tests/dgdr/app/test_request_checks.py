@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from dgdr.app.request_handler import ModelRefusals, _check_name, decode_body
+from dgdr.app.request_handler import ModelRefusals, _check_name
 from dgdr.domain.spec import Metadata, parse_spec
 from tests.sim.test_hfcache import BERT, cache_repo
 from tests.sim.test_hfconfig import MISTRAL_7B
@@ -71,16 +71,3 @@ def test_a_local_paths_refusal_is_looked_up_on_every_apply(tmp_path: Path) -> No
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "config.json").write_text(json.dumps(MISTRAL_7B))
     assert refusals(spec) is None
-
-
-def test_the_body_decodes_what_json_allows_beyond_orjson() -> None:
-    assert decode_body(b'{"a": 1, "s": "12345678901234567890123"}') == {
-        "a": 1,
-        "s": "12345678901234567890123",
-    }
-    assert decode_body(b'{"n": NaN}')["n"] != 0
-    assert decode_body(b'{"big": 123456789012345678901234567890}') == {
-        "big": 123456789012345678901234567890
-    }
-    with pytest.raises(ValueError):
-        decode_body(b"not json")
