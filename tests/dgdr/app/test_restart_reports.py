@@ -9,6 +9,9 @@ next start. And the whole service, restarted with a Deployed DGDR, decides no ob
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 import nats
 import pytest
 from nats.js import JetStreamContext
@@ -37,14 +40,26 @@ def recorder(seen: Seen, failing: frozenset[str] = frozenset()) -> object:
     return observe
 
 
-async def run_until(js: JetStreamContext, seen: Seen, wanted: tuple[str, str]) -> None:
-    """Start a cluster reporting into `seen`, wait for `wanted`, and stop it."""
-    cluster = SimulatedCluster(js, rollout_delay=0.0)
-    await cluster.start(recorder(seen))  # type: ignore[arg-type]
+@contextlib.asynccontextmanager
+async def running(
+    js: JetStreamContext,
+    seen: Seen,
+    rollout_delay: float = 0.0,
+    failing: frozenset[str] = frozenset(),
+) -> AsyncIterator[SimulatedCluster]:
+    """A cluster started as the service starts it, reporting into `seen`; stopped on the way out."""
+    cluster = SimulatedCluster(js, rollout_delay=rollout_delay)
+    await cluster.start(recorder(seen, failing))  # type: ignore[arg-type]
     try:
-        await until(lambda: wanted in seen, 10, f"{wanted} reported")
+        yield cluster
     finally:
         await cluster.stop()
+
+
+async def run_until(js: JetStreamContext, seen: Seen, wanted: tuple[str, str]) -> None:
+    """Start a cluster reporting into `seen`, wait for `wanted`, and stop it."""
+    async with running(js, seen):
+        await until(lambda: wanted in seen, 10, f"{wanted} reported")
 
 
 @pytest.mark.timeout(30)
@@ -55,24 +70,16 @@ async def test_a_dgd_reported_before_a_restart_is_not_reported_again(
     js = nc.jetstream()
     try:
         first: Seen = []
-        cluster = SimulatedCluster(js, rollout_delay=0.0)
-        await cluster.start(recorder(first))  # type: ignore[arg-type]
-        try:
+        async with running(js, first) as cluster:
             assert await cluster.apply_dgd(dgd_of("steady"), "uid-steady") == "created"
             await until(lambda: ("steady-dgd", "successful") in first, 10, "the rollout")
-        finally:
-            await cluster.stop()
 
         after: Seen = []
-        cluster = SimulatedCluster(js, rollout_delay=3600.0)
-        await cluster.start(recorder(after))  # type: ignore[arg-type]
-        try:
+        async with running(js, after, rollout_delay=3600.0) as cluster:
             # A DGD created after the start is reported after whatever the start reported.
             assert await cluster.apply_dgd(dgd_of("marker"), "uid-marker") == "created"
             await until(lambda: ("marker-dgd", "pending") in after, 10, "the marker DGD")
             assert after == [("marker-dgd", "pending")]
-        finally:
-            await cluster.stop()
     finally:
         await nc.close()
 
@@ -85,13 +92,9 @@ async def test_a_dgd_changed_while_down_is_reported_at_the_next_start(
     js = nc.jetstream()
     try:
         first: Seen = []
-        cluster = SimulatedCluster(js, rollout_delay=0.0)
-        await cluster.start(recorder(first))  # type: ignore[arg-type]
-        try:
+        async with running(js, first) as cluster:
             assert await cluster.apply_dgd(dgd_of("shaky"), "uid-shaky") == "created"
             await until(lambda: ("shaky-dgd", "successful") in first, 10, "the rollout")
-        finally:
-            await cluster.stop()
 
         assert await SimulatedCluster(js).degrade("default", "shaky-dgd")  # while down
 
@@ -113,14 +116,11 @@ async def test_an_observation_unrecorded_at_the_stop_is_reported_at_the_next_sta
     js = nc.jetstream()
     try:
         first: Seen = []
-        cluster = SimulatedCluster(js, rollout_delay=3600.0)
-        await cluster.start(recorder(first, failing=frozenset({"lost-dgd"})))  # type: ignore[arg-type]
-        try:
+        lost = frozenset({"lost-dgd"})
+        async with running(js, first, rollout_delay=3600.0, failing=lost) as cluster:
             assert await cluster.apply_dgd(dgd_of("lost"), "uid-lost") == "created"
             assert await cluster.apply_dgd(dgd_of("later"), "uid-later") == "created"
             await until(lambda: ("later-dgd", "pending") in first, 10, "the later DGD")
-        finally:
-            await cluster.stop()
         assert ("lost-dgd", "pending") not in first
 
         after: Seen = []
@@ -183,14 +183,10 @@ async def test_applying_a_dgd_that_exists_reports_its_state_again(
     nc = await nats.connect(nats_server.url)
     try:
         seen: Seen = []
-        cluster = SimulatedCluster(nc.jetstream(), rollout_delay=0.0)
-        await cluster.start(recorder(seen))  # type: ignore[arg-type]
-        try:
+        async with running(nc.jetstream(), seen) as cluster:
             assert await cluster.apply_dgd(dgd_of("again"), "uid-again") == "created"
             await until(lambda: ("again-dgd", "successful") in seen, 10, "the rollout")
             assert await cluster.apply_dgd(dgd_of("again"), "uid-again") == "exists"
             await until(lambda: seen.count(("again-dgd", "successful")) == 2, 10, "a new report")
-        finally:
-            await cluster.stop()
     finally:
         await nc.close()
