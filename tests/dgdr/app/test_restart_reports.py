@@ -62,72 +62,66 @@ async def run_until(js: JetStreamContext, seen: Seen, wanted: tuple[str, str]) -
         await until(lambda: wanted in seen, 10, f"{wanted} reported")
 
 
-@pytest.mark.timeout(30)
-async def test_a_dgd_reported_before_a_restart_is_not_reported_again(
-    nats_server: EmbeddedNatsServer,
-) -> None:
-    nc = await nats.connect(nats_server.url)
-    js = nc.jetstream()
-    try:
-        first: Seen = []
-        async with running(js, first) as cluster:
-            assert await cluster.apply_dgd(dgd_of("steady"), "uid-steady") == "created"
-            await until(lambda: ("steady-dgd", "successful") in first, 10, "the rollout")
+async def rolled_out(js: JetStreamContext, name: str) -> None:
+    """A run of the cluster that creates DGD `<name>-dgd` and stops once it was reported rolled
+    out (as a service that deployed it and was then stopped)."""
+    seen: Seen = []
+    async with running(js, seen) as cluster:
+        assert await cluster.apply_dgd(dgd_of(name), f"uid-{name}") == "created"
+        await until(lambda: (f"{name}-dgd", "successful") in seen, 10, "the rollout")
 
-        after: Seen = []
-        async with running(js, after, rollout_delay=3600.0) as cluster:
-            # A DGD created after the start is reported after whatever the start reported.
-            assert await cluster.apply_dgd(dgd_of("marker"), "uid-marker") == "created"
-            await until(lambda: ("marker-dgd", "pending") in after, 10, "the marker DGD")
-            assert after == [("marker-dgd", "pending")]
+
+@pytest.fixture
+async def js(nats_server: EmbeddedNatsServer) -> AsyncIterator[JetStreamContext]:
+    nc = await nats.connect(nats_server.url)
+    try:
+        yield nc.jetstream()
     finally:
         await nc.close()
+
+
+@pytest.mark.timeout(30)
+async def test_a_dgd_reported_before_a_restart_is_not_reported_again(
+    js: JetStreamContext,
+) -> None:
+    await rolled_out(js, "steady")
+    after: Seen = []
+    async with running(js, after, rollout_delay=3600.0) as cluster:
+        # A DGD created after the start is reported after whatever the start reported.
+        assert await cluster.apply_dgd(dgd_of("marker"), "uid-marker") == "created"
+        await until(lambda: ("marker-dgd", "pending") in after, 10, "the marker DGD")
+        assert after == [("marker-dgd", "pending")]
 
 
 @pytest.mark.timeout(30)
 async def test_a_dgd_changed_while_down_is_reported_at_the_next_start(
-    nats_server: EmbeddedNatsServer,
+    js: JetStreamContext,
 ) -> None:
-    nc = await nats.connect(nats_server.url)
-    js = nc.jetstream()
-    try:
-        first: Seen = []
-        async with running(js, first) as cluster:
-            assert await cluster.apply_dgd(dgd_of("shaky"), "uid-shaky") == "created"
-            await until(lambda: ("shaky-dgd", "successful") in first, 10, "the rollout")
-
-        assert await SimulatedCluster(js).degrade("default", "shaky-dgd")  # while down
-
-        after: Seen = []
-        await run_until(js, after, ("shaky-dgd", "failed"))
-        assert after == [("shaky-dgd", "failed")]
-    finally:
-        await nc.close()
+    await rolled_out(js, "shaky")
+    assert await SimulatedCluster(js).degrade("default", "shaky-dgd")  # while down
+    after: Seen = []
+    await run_until(js, after, ("shaky-dgd", "failed"))
+    assert after == [("shaky-dgd", "failed")]
 
 
 @pytest.mark.timeout(30)
 async def test_an_observation_unrecorded_at_the_stop_is_reported_at_the_next_start(
-    nats_server: EmbeddedNatsServer,
+    js: JetStreamContext,
 ) -> None:
     """The DGDs reported after it were recorded, but the one still being retried when the service
     stopped holds back what counts as reported: the next start reports it (and, harmlessly, those
     written after it)."""
-    nc = await nats.connect(nats_server.url)
-    js = nc.jetstream()
-    try:
-        first: Seen = []
-        lost = frozenset({"lost-dgd"})
-        async with running(js, first, rollout_delay=3600.0, failing=lost) as cluster:
-            assert await cluster.apply_dgd(dgd_of("lost"), "uid-lost") == "created"
-            assert await cluster.apply_dgd(dgd_of("later"), "uid-later") == "created"
-            await until(lambda: ("later-dgd", "pending") in first, 10, "the later DGD")
-        assert ("lost-dgd", "pending") not in first
+    first: Seen = []
+    lost = frozenset({"lost-dgd"})
+    async with running(js, first, rollout_delay=3600.0, failing=lost) as cluster:
+        assert await cluster.apply_dgd(dgd_of("lost"), "uid-lost") == "created"
+        assert await cluster.apply_dgd(dgd_of("later"), "uid-later") == "created"
+        await until(lambda: ("later-dgd", "pending") in first, 10, "the later DGD")
+    assert ("lost-dgd", "pending") not in first
 
-        after: Seen = []
-        await run_until(js, after, ("lost-dgd", "pending"))
-        assert after[0] == ("lost-dgd", "pending")
-    finally:
-        await nc.close()
+    after: Seen = []
+    await run_until(js, after, ("lost-dgd", "pending"))
+    assert after[0] == ("lost-dgd", "pending")
 
 
 @pytest.mark.timeout(90)
@@ -175,18 +169,12 @@ async def test_a_restarted_service_decides_nothing_for_a_deployed_dgdr_until_its
 
 
 @pytest.mark.timeout(30)
-async def test_applying_a_dgd_that_exists_reports_its_state_again(
-    nats_server: EmbeddedNatsServer,
-) -> None:
+async def test_applying_a_dgd_that_exists_reports_its_state_again(js: JetStreamContext) -> None:
     """A DGDR that deploys its DGD anew (a new generation after a failure) finds it unchanged: it
     is reported again, since no change would report it and a restart no longer does."""
-    nc = await nats.connect(nats_server.url)
-    try:
-        seen: Seen = []
-        async with running(nc.jetstream(), seen) as cluster:
-            assert await cluster.apply_dgd(dgd_of("again"), "uid-again") == "created"
-            await until(lambda: ("again-dgd", "successful") in seen, 10, "the rollout")
-            assert await cluster.apply_dgd(dgd_of("again"), "uid-again") == "exists"
-            await until(lambda: seen.count(("again-dgd", "successful")) == 2, 10, "a new report")
-    finally:
-        await nc.close()
+    seen: Seen = []
+    async with running(js, seen) as cluster:
+        assert await cluster.apply_dgd(dgd_of("again"), "uid-again") == "created"
+        await until(lambda: ("again-dgd", "successful") in seen, 10, "the rollout")
+        assert await cluster.apply_dgd(dgd_of("again"), "uid-again") == "exists"
+        await until(lambda: seen.count(("again-dgd", "successful")) == 2, 10, "a new report")
