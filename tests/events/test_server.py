@@ -46,20 +46,18 @@ async def test_monitoring_is_served_on_loopback_when_asked_for(tmp_path: Path) -
     async with EmbeddedNatsServer(tmp_path, monitor_port=free_port()) as server:
         assert server.monitor_url is not None and server.monitor_url.startswith("http://127.0.0.1:")
 
-        def varz() -> dict[str, object]:
-            with urllib.request.urlopen(f"{server.monitor_url}/varz", timeout=5) as answer:
-                return dict(json.loads(answer.read()))
+        async def varz() -> dict[str, object] | None:
+            """/varz once the listener is open (it may open just after the client port)."""
 
-        served = await until_served(varz)
+            def read() -> dict[str, object]:
+                with urllib.request.urlopen(f"{server.monitor_url}/varz", timeout=5) as answer:
+                    return dict(json.loads(answer.read()))
+
+            try:
+                return await asyncio.to_thread(read)
+            except OSError:
+                return None
+
+        served = await until(varz, 15, "the monitoring port to answer", 0.05)
         assert "in_msgs" in served and "out_msgs" in served
     assert EmbeddedNatsServer(tmp_path).monitor_url is None
-
-
-async def until_served(read: object) -> dict[str, object]:
-    assert callable(read)
-    async with asyncio.timeout(15):
-        while True:
-            try:
-                return dict(await asyncio.to_thread(read))
-            except OSError:
-                await asyncio.sleep(0.05)  # the listener may open just after the client port
