@@ -122,6 +122,22 @@ async def raw_occ(url: str, total: int, inflight: int) -> tuple[float, list[floa
     return per_worker * inflight / elapsed, latencies
 
 
+def up_args(url: str, *options: str) -> list[str]:
+    """`python` arguments for the service on `url` in its own process, as the benches run it:
+    `-m dgdr --server URL up --no-embedded OPTIONS --log-level WARNING`."""
+    return [
+        "-m",
+        "dgdr",
+        "--server",
+        url,
+        "up",
+        "--no-embedded",
+        *options,
+        "--log-level",
+        "WARNING",
+    ]
+
+
 async def start_service(
     url: str, roles: str, profile: str | None = None
 ) -> asyncio.subprocess.Process:
@@ -129,16 +145,7 @@ async def start_service(
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         *profiler,
-        "-m",
-        "dgdr",
-        "--server",
-        url,
-        "up",
-        "--no-embedded",
-        "--roles",
-        roles,
-        "--log-level",
-        "WARNING",
+        *up_args(url, "--roles", roles),
         cwd=ROOT,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,

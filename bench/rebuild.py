@@ -63,6 +63,7 @@ STAGES = ("Initializing", "SweepingPrefill", "SweepingDecode", "SelectingConfig"
 
 
 def lifecycle(name: str, uid: str, manifest: dict[str, Any], result: Any) -> list[Command]:
+    """The commands that bring a DGDR to Deployed, as the service decides them."""
     spec = manifest["spec"]
     commands: list[Command] = [
         Apply(id=f"apply-{uid}", at=AT, spec=spec, labels={}, discovered_hardware={}),
@@ -75,15 +76,15 @@ def lifecycle(name: str, uid: str, manifest: dict[str, Any], result: Any) -> lis
             uid, 1, None, dgd, result.pareto, result.message, result.configmaps, result.sla_verdict
         )
     )
-    for observed in ("pending", "successful"):
+    for observed, available in (("pending", 0), ("successful", 1)):
         commands.append(
             ObserveDeployment(
-                id=f"observe-{observed}-{uid}",
+                id=f"observe:{uid}:{name}-dgd:{observed}:1:{available}",  # the reactor's ids
                 at=AT,
                 dgd_name=f"{name}-dgd",
                 observed=observed,
                 replicas=1,
-                available_replicas=1 if observed == "successful" else 0,
+                available_replicas=available,
             )
         )
     return commands

@@ -49,10 +49,11 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dgdr.app.reactors import progress_command, result_command  # noqa: E402
+from bench.event_path import up_args  # noqa: E402
+from bench.rebuild import AT, lifecycle  # noqa: E402
 from dgdr.client import DgdrClient  # noqa: E402
 from dgdr.domain.decider import decide, evolve, initial_state  # noqa: E402
-from dgdr.domain.model import Apply, Command, ObserveDeployment, Rejection, StartProfiling  # noqa: E402
+from dgdr.domain.model import Rejection  # noqa: E402
 from dgdr.domain.target import LABEL_NAME, LABEL_NAMESPACE, OWNER_UID  # noqa: E402
 from events import subjects  # noqa: E402
 from events.connection import ConnectOptions  # noqa: E402
@@ -62,39 +63,9 @@ from events.server import EmbeddedNatsServer  # noqa: E402
 from projections.projector import Projector  # noqa: E402
 from sim import profile  # noqa: E402
 
-AT = "2026-11-29T00:00:00.000Z"
-STAGES = ("Initializing", "SweepingPrefill", "SweepingDecode", "SelectingConfig", "GeneratingDGD")
 IDLE_DEMAND = 0.03  # seconds run or waited to run, over the last second: below it, idle
 TICK = 0.1
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def lifecycle(name: str, uid: str, manifest: dict[str, Any], result: Any) -> list[Command]:
-    """The commands that bring a DGDR to Deployed, as the service decides them."""
-    spec = manifest["spec"]
-    commands: list[Command] = [
-        Apply(id=f"apply-{uid}", at=AT, spec=spec, labels={}, discovered_hardware={}),
-        StartProfiling(id=f"start-{uid}", at=AT, generation=1, job_name=f"profile-{name}"),
-    ]
-    commands += [progress_command(uid, 1, None, stage, f"{stage} ...") for stage in STAGES]
-    dgd = {**result.selected_config, "metadata": {"name": f"{name}-dgd"}}
-    commands.append(
-        result_command(
-            uid, 1, None, dgd, result.pareto, result.message, result.configmaps, result.sla_verdict
-        )
-    )
-    for observed, available in (("pending", 0), ("successful", 1)):
-        commands.append(
-            ObserveDeployment(
-                id=f"observe:{uid}:{name}-dgd:{observed}:1:{available}",
-                at=AT,
-                dgd_name=f"{name}-dgd",
-                observed=observed,
-                replicas=1,
-                available_replicas=available,
-            )
-        )
-    return commands
 
 
 def deployed_dgd(name: str, uid: str) -> dict[str, Any]:
@@ -221,14 +192,7 @@ async def start_and_measure(url: str, code: Path) -> tuple[asyncio.subprocess.Pr
         started = time.monotonic()
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
-            "-m",
-            "dgdr",
-            "--server",
-            url,
-            "up",
-            "--no-embedded",
-            "--log-level",
-            "WARNING",
+            *up_args(url),
             cwd=code,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,

@@ -35,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.event_path import up_args  # noqa: E402
 from dgdr.client import DgdrClient  # noqa: E402
 from dgdr.domain.errors import DgdrError  # noqa: E402
 from events import subjects  # noqa: E402
@@ -76,16 +77,7 @@ def name_of(i: int) -> str:
 async def spawn_service(url: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
-        "-m",
-        "dgdr",
-        "--server",
-        url,
-        "up",
-        "--no-embedded",
-        "--rollout-delay",
-        "0",
-        "--log-level",
-        "WARNING",
+        *up_args(url, "--rollout-delay", "0"),
         cwd=ROOT,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
