@@ -57,9 +57,11 @@ from ._estimate import (
     ALLREDUCE_LATENCY_US,
     BackendProfile,
     _attn_dims,
+    activation_bytes,
     activation_reserve_bytes,
     backend_profile,
     in_flight,
+    linear_tflops,
     touched_experts,
 )
 
@@ -119,8 +121,6 @@ def dep_plan(model: ModelArch, gpu: Gpu, backend: str, width: int) -> DepPlan:
     expert_each = model.expert_params * model.expert_weight_bytes_per_param
     experts_all = model.moe_layers * model.num_experts * expert_each / ep
     head = model.lm_head_params * float(BYTES_PER_PARAM)
-    fp8 = model.weight_dtype == "fp8" and gpu.dense_fp8_tflops is not None
-    linear = gpu.dense_fp8_tflops if fp8 and gpu.dense_fp8_tflops else gpu.dense_bf16_tflops
     return DepPlan(
         model=model,
         gpu=gpu,
@@ -133,8 +133,8 @@ def dep_plan(model: ModelArch, gpu: Gpu, backend: str, width: int) -> DepPlan:
         head_bytes=head,
         weights_bytes=non_expert + experts_all + model.vocab_weight_bytes,
         kv_bytes_per_token=float(model.kv_bytes_per_token),
-        linear_tflops=linear,
-        act_bytes=1.0 if model.weight_dtype == "fp8" else 2.0,
+        linear_tflops=linear_tflops(model, gpu),
+        act_bytes=activation_bytes(model),
         nvlink_domain=NVLINK_RACK.get(gpu.id, gpu.gpus_per_node),
     )
 

@@ -280,8 +280,6 @@ def _plan(model: ModelArch, gpu: Gpu, backend: str, tp: int, pp: int, ep: int) -
         kv_elems = float(model.kv_elements_per_token_per_layer)
     else:
         kv_elems = 2.0 * math.ceil(model.num_key_value_heads / tp) * model.head_dim
-    fp8 = model.weight_dtype == "fp8" and gpu.dense_fp8_tflops is not None
-    linear = gpu.dense_fp8_tflops if fp8 and gpu.dense_fp8_tflops else gpu.dense_bf16_tflops
     return _Plan(
         model=model,
         gpu=gpu,
@@ -297,9 +295,21 @@ def _plan(model: ModelArch, gpu: Gpu, backend: str, tp: int, pp: int, ep: int) -
         head_bytes=head,
         weights_bytes=non_expert + experts_all + vocab,
         kv_bytes_per_token=stage_layers * kv_elems * BYTES_PER_PARAM,
-        linear_tflops=linear,
-        act_bytes=1.0 if model.weight_dtype == "fp8" else 2.0,
+        linear_tflops=linear_tflops(model, gpu),
+        act_bytes=activation_bytes(model),
     )
+
+
+def linear_tflops(model: ModelArch, gpu: Gpu) -> float:
+    """Dense TFLOP/s of the GEMMs: the fp8 tensor cores for an fp8 checkpoint on a GPU that has
+    them, else bf16."""
+    fp8 = model.weight_dtype == "fp8" and gpu.dense_fp8_tflops is not None
+    return gpu.dense_fp8_tflops if fp8 and gpu.dense_fp8_tflops else gpu.dense_bf16_tflops
+
+
+def activation_bytes(model: ModelArch) -> float:
+    """Bytes per activation element: 1 for an fp8 checkpoint, else 2 (bf16)."""
+    return 1.0 if model.weight_dtype == "fp8" else 2.0
 
 
 def touched_experts(num_experts: int, top_k: int, tokens: ArrayLike) -> FloatArray:
