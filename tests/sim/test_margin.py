@@ -13,6 +13,7 @@ from sim._margin import ErrorBand, error_band, family
 from sim._resolve import resolve
 from sim._search import Candidate, Pick, rank_key, search
 from sim._sweep import sweep_prefill
+from tests.sim.test_search_objective import candidate
 
 H100x8 = ResolvedHardware.from_dict({"gpuSku": "h100_sxm", "totalGpus": 8, "numGpusPerNode": 8})
 SPEC: dict[str, Any] = {
@@ -105,28 +106,10 @@ def test_a_missed_sla_has_no_margin_note() -> None:
     assert "margin:" not in result.message
 
 
-def _c(**fields: Any) -> Candidate:
-    base: dict[str, Any] = {
-        "backend": "trtllm",
-        "tp": 1,
-        "batch": 8,
-        "replicas": 8,
-        "ttft_ms": 100.0,
-        "itl_ms": 10.0,
-        "e2e_ms": 1000.0,
-        "tokens_per_s_per_gpu": 1000.0,
-        "tokens_per_s_per_user": 100.0,
-        "requests_per_s": 8.0,
-        "meets_sla": True,
-        "worst_ratio": 0.9,
-    }
-    return Candidate(**{**base, **fields})
-
-
 def test_margin_ranks_between_meeting_and_missing_the_sla_whatever_the_objective() -> None:
-    margin = _c(edge_ratio=0.95, tokens_per_s_per_gpu=10.0, e2e_ms=9000.0)
-    nominal = _c(edge_ratio=1.2, tokens_per_s_per_gpu=9000.0, e2e_ms=100.0)
-    miss = _c(meets_sla=False, worst_ratio=1.01, edge_ratio=1.3, tokens_per_s_per_gpu=9e4)
+    margin = candidate(edge_ratio=0.95, tokens_per_s_per_gpu=10.0, e2e_ms=9000.0)
+    nominal = candidate(edge_ratio=1.2, tokens_per_s_per_gpu=9000.0, e2e_ms=100.0)
+    miss = candidate(meets_sla=False, worst_ratio=1.01, edge_ratio=1.3, tokens_per_s_per_gpu=9e4)
     for objective in (None, *OptimizationType):
         ranked = sorted([miss, nominal, margin], key=lambda c: rank_key(c, objective))
         assert ranked == [margin, nominal, miss]

@@ -72,7 +72,8 @@ def test_the_message_says_what_the_objective_chose() -> None:
     )
 
 
-def _c(**fields: Any) -> Candidate:
+def candidate(**fields: Any) -> Candidate:
+    """A config as the search makes one, with `fields` changed (the rest meets the SLA)."""
     base: dict[str, Any] = {
         "backend": "vllm",
         "tp": 1,
@@ -91,17 +92,17 @@ def _c(**fields: Any) -> Candidate:
 
 
 def test_an_unmet_sla_ranks_by_the_miss_whatever_the_objective() -> None:
-    near = _c(meets_sla=False, worst_ratio=1.1, e2e_ms=5000.0, tokens_per_s_per_gpu=10.0)
-    far = _c(meets_sla=False, worst_ratio=3.0, e2e_ms=100.0, tokens_per_s_per_gpu=9000.0)
-    met = _c(e2e_ms=9000.0, tokens_per_s_per_gpu=1.0)
+    near = candidate(meets_sla=False, worst_ratio=1.1, e2e_ms=5000.0, tokens_per_s_per_gpu=10.0)
+    far = candidate(meets_sla=False, worst_ratio=3.0, e2e_ms=100.0, tokens_per_s_per_gpu=9000.0)
+    met = candidate(e2e_ms=9000.0, tokens_per_s_per_gpu=1.0)
     for objective in (None, *OptimizationType):
         ranked = sorted([far, near, met], key=lambda c: rank_key(c, objective))
         assert ranked == [met, near, far]
 
 
 def test_a_load_served_comes_before_the_objective() -> None:
-    fast_short = _c(load_match=True, served=0.5, e2e_ms=100.0, tokens_per_s_per_gpu=9000.0)
-    slow_full = _c(load_match=True, served=1.0, e2e_ms=9000.0, tokens_per_s_per_gpu=10.0)
+    fast_short = candidate(load_match=True, served=0.5, e2e_ms=100.0, tokens_per_s_per_gpu=9000.0)
+    slow_full = candidate(load_match=True, served=1.0, e2e_ms=9000.0, tokens_per_s_per_gpu=10.0)
     for objective in OptimizationType:
         assert min([fast_short, slow_full], key=lambda c: rank_key(c, objective)) == slow_full
 
