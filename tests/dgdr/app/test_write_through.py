@@ -21,14 +21,9 @@ from events.consumer import run_consumer
 from events.jetstream import JetStreamEventStore, ensure_layout
 from events.server import EmbeddedNatsServer
 from projections.projector import Projector
-from tests.support import until
+from tests.support import manifest, until
 
-MANIFEST = {
-    "apiVersion": "nvidia.com/v1beta1",
-    "kind": "DynamoGraphDeploymentRequest",
-    "metadata": {"name": "through", "namespace": "default"},
-    "spec": {"model": "Qwen/Qwen3-0.6B", "hardware": {"gpuSku": "h200_sxm", "totalGpus": 8}},
-}
+MANIFEST = manifest("through", "default")
 
 
 @pytest.mark.timeout(90)
