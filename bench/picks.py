@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rapid import Aic, Spec, sim_runner, timed  # noqa: E402
+from rapid import Aic, Report, Spec, sim_runner, timed  # noqa: E402
 
 from sim._aic import AIC_MODELS  # noqa: E402
 
@@ -335,15 +335,6 @@ def run_spec(
         itl_ratio=ours["itlMs"] / est["tpot"],
     )
     return row
-
-
-class Report:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def __call__(self, line: str = "") -> None:
-        print(line, flush=True)
-        self.lines.append(line)
 
 
 def summarise(out: Report, rows: list[dict[str, Any]]) -> None:
