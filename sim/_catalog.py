@@ -256,6 +256,17 @@ def models() -> dict[str, ModelArch]:
     return out
 
 
+@cache
+def _models_by_lower_id() -> dict[str, ModelArch]:
+    return {k.lower(): v for k, v in models().items()}
+
+
+def catalog_model(model_id: str) -> ModelArch | None:
+    """The catalog entry for a Hugging Face id, ignoring case and surrounding spaces (hub ids
+    are case-insensitive); None when the catalog lacks it."""
+    return _models_by_lower_id().get(model_id.strip().lower())
+
+
 def find_gpu(sku: GpuSku) -> Gpu:
     """The catalog entry of a SKU (`gpus` checks that the catalog has every SKU)."""
     return gpus()[sku.value]

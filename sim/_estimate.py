@@ -90,7 +90,7 @@ from numpy.typing import ArrayLike, NDArray
 from dgdr.domain.errors import EstimateError
 from dgdr.domain.spec import GPU_SKUS
 
-from ._catalog import BYTES_PER_PARAM, Gpu, ModelArch, gpu_named, models
+from ._catalog import BYTES_PER_PARAM, Gpu, ModelArch, catalog_model, gpu_named, models
 
 FloatArray = NDArray[np.float64]
 
@@ -534,8 +534,7 @@ def resolve_model(model: str | ModelArch) -> ModelArch:
     `EstimateError` naming `model`; a `ModelArch` is used as given."""
     if isinstance(model, ModelArch):
         return model
-    by_lower = {k.lower(): v for k, v in models().items()}
-    found = by_lower.get(model.strip().lower()) if isinstance(model, str) else None
+    found = catalog_model(model) if isinstance(model, str) else None
     if found is None:
         raise EstimateError(
             "model", f"unknown model {model!r}; known models: {', '.join(sorted(models()))}"

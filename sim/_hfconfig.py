@@ -23,7 +23,7 @@ from typing import Any
 
 from dgdr.domain.errors import ProfilingError
 
-from ._catalog import ModelArch, models
+from ._catalog import ModelArch, catalog_model, models
 from ._hfcache import cached_config
 from ._modelpath import ModelDirs, local_model
 
@@ -187,8 +187,7 @@ def model_from_config(
 def find_model(model_id: str, model_dirs: ModelDirs = ()) -> ModelArch:
     """The catalog entry for a Hugging Face id (case-insensitive), or the architecture in the
     local config.json `model_id` points at, where `model_dirs` allows; else ProfilingError."""
-    by_lower = {k.lower(): v for k, v in models().items()}
-    found = by_lower.get(model_id.strip().lower())
+    found = catalog_model(model_id)
     if found is not None:
         return found
     local = local_model(model_id, model_dirs)

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._catalog import models
+from ._catalog import catalog_model
 from ._hfcache import cached_config, hub_cache_dir, is_hub_id
 
 DEFAULT_TIMEOUT = 10.0  # seconds for the Hub to answer the metadata request
@@ -40,7 +40,7 @@ def needs_fetch(model: str) -> bool:
     catalog (any case) and without a config.json in the local cache."""
     if not is_hub_id(model):
         return False
-    if model.strip().lower() in {m.lower() for m in models()}:
+    if catalog_model(model) is not None:
         return False
     return cached_config(model) is None
 

@@ -32,7 +32,7 @@ from dgdr.domain.errors import ProfilingError
 from dgdr.domain.hardware import ResolvedHardware
 from dgdr.domain.spec import SLA, Backend, DGDRSpec, SearchStrategy
 
-from ._catalog import Gpu, ModelArch, find_gpu, models
+from ._catalog import Gpu, ModelArch, catalog_model, find_gpu, models
 from ._dgd import WORKER_SERVICE, DgdPlan, WorkerShape, runtime_image
 from ._hfconfig import cached_model, local_config_path
 from ._hffetch import needs_fetch
@@ -54,8 +54,7 @@ def can_estimate(model: str, model_dirs: ModelDirs = ()) -> bool:
     """Whether `profile` has the architecture of `model`: catalog id (any case), or a path to a
     config.json (or a directory holding one) that `model_dirs` allows reading
     (`sim._modelpath`). Otherwise it falls back to the naive config."""
-    known = {m.lower() for m in models()}
-    if model.strip().lower() in known:
+    if catalog_model(model) is not None:
         return True
     if local_model(model, model_dirs) is None:  # a hub id: the local Hugging Face cache
         return isinstance(cached_model(model), ModelArch)
