@@ -23,12 +23,10 @@ server's error arrives, instead of the request's timeout.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
 import re
-import ssl
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields, replace
@@ -39,6 +37,9 @@ from urllib.parse import urlsplit, urlunsplit
 from dgdr.domain.errors import ConfigurationError, ServerUnavailable
 
 if TYPE_CHECKING:  # nats-py is imported by `connect`: reading options (the CLI's --help) needs none
+    import asyncio  # (nor asyncio and ssl: imported where used)
+    import ssl
+
     from nats.aio.client import Client
 
 T = TypeVar("T")
@@ -150,6 +151,8 @@ class ConnectOptions:
     def tls_context(self) -> ssl.SSLContext | None:
         if not (self.tls_ca or self.tls_cert):
             return None
+        import ssl
+
         ctx = ssl.create_default_context(cafile=self.tls_ca)
         if self.tls_cert:
             if not self.tls_key:
@@ -274,6 +277,8 @@ _REFUSALS: weakref.WeakKeyDictionary[Client, _Refusals] = weakref.WeakKeyDiction
 async def refusing(nc: Client, call: Awaitable[T]) -> T:
     """`await call`, or `ConfigurationError` as soon as the server reports a permissions violation
     on `nc` while it runs (the refused request would otherwise wait for its timeout)."""
+    import asyncio
+
     refusals = _REFUSALS.get(nc)
     if refusals is None:
         return await call
@@ -315,6 +320,8 @@ async def connect(
     a dropped connection is retried forever; without it (the CLI) a lost server is an error.
     `closed_cb` runs once the client is closed for good (nats-py closes it, not reconnecting, on
     most `-ERR`s from the server): a long-lived owner reconnects from there."""
+    import asyncio
+
     import nats
 
     connected = False

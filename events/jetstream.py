@@ -35,9 +35,8 @@ import contextlib
 import functools
 import time
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import structlog
 from nats.aio.client import Client
 from nats.errors import MaxPayloadError
 from nats.js import JetStreamContext
@@ -60,16 +59,21 @@ from dgdr.domain.errors import (
     IncompatibleStream,
 )
 from events import subjects as s
-from events.envelope import AggregateId, Commit, Envelope
-from events.integrity import H_EXPECTED, H_EXPECTED_SUBJECT, H_MSG_ID, read_commit
 from events.transient import DEFAULT_DEADLINE, retry_transient
+
+if TYPE_CHECKING:  # the event models are imported by the calls that need them: listing a KV
+    from events.envelope import AggregateId, Commit, Envelope  # bucket (`dgdr get`) does not
 
 WRONG_LAST_SEQUENCE = 10071
 PUBLISH_TIMEOUT = 3.0  # per attempt; a lost leader is retried (events.transient), not waited out
 DUPLICATE_WINDOW_S = 120.0
 READ_ALL_TURN_BYTES = 16 * 1024  # `read_all` gives the event loop a turn per this many bytes
 
-log = structlog.get_logger("events.jetstream")
+
+def _log() -> Any:
+    import structlog  # here: a call that logs nothing does without it (and rich)
+
+    return structlog.get_logger("events.jetstream")
 
 
 def events_stream_config() -> StreamConfig:
@@ -157,7 +161,7 @@ async def _raise_replicas(js: JetStreamContext, config: StreamConfig, replicas: 
     have = config.num_replicas or 1
     if have >= replicas:
         return
-    log.warning(
+    _log().warning(
         "stream has fewer replicas than asked: updating",
         stream=config.name,
         replicas=have,
@@ -187,7 +191,7 @@ async def _wait_for_replicas(
             if cluster and cluster.leader and sum(1 for p in peers if p.current) == replicas - 1:
                 return
         await asyncio.sleep(0.2)
-    log.warning("stream replicas not all current yet", stream=stream, replicas=replicas)
+    _log().warning("stream replicas not all current yet", stream=stream, replicas=replicas)
 
 
 async def ensure_layout(js: JetStreamContext, replicas: int = 1) -> KeyValue:
@@ -364,6 +368,8 @@ def decode_message(msg: Any, seq: int | None = None) -> Commit:
     """The commit stored in a `DGDR_EVENTS` message: a direct get (`msg.seq`) or a consumer
     delivery (pass its stream sequence as `seq`). Verified by `events.integrity.read_commit`:
     a message that is not a valid commit comes back damaged (never raises)."""
+    from events.integrity import read_commit
+
     return read_commit(
         msg.data or b"",
         subject=str(msg.subject),
@@ -416,6 +422,9 @@ class JetStreamEventStore:
     async def _append(
         self, aggregate: AggregateId, envelopes: list[Envelope], *, expected: int, commit_id: str
     ) -> int:
+        from events.envelope import Commit
+        from events.integrity import H_EXPECTED, H_EXPECTED_SUBJECT, H_MSG_ID
+
         subject = s.events_subject(aggregate.namespace, aggregate.name, aggregate.uid)
         scope = s.name_subjects(aggregate.namespace, aggregate.name)
         headers = {H_MSG_ID: commit_id, H_EXPECTED: str(expected), H_EXPECTED_SUBJECT: scope}

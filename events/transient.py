@@ -19,10 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import nats.errors
-import structlog
 from nats.js.errors import NoStreamResponseError, ServiceUnavailableError
-
-log = structlog.get_logger("events.transient")
 
 T = TypeVar("T")
 
@@ -65,7 +62,9 @@ async def retry_transient(
             if loop.time() + pause >= give_up:
                 raise
             if attempt in (1, 5) or attempt % 20 == 0:
-                log.info(
+                import structlog  # here: a call that is not retried does without it (and rich)
+
+                structlog.get_logger("events.transient").info(
                     "NATS unavailable; retrying",
                     call=what,
                     attempt=attempt,

@@ -6,6 +6,16 @@ neither and no `--server`/`DGDR_NATS_URL`, `./.dgdr/contexts/client.json` when i
 context `dgdr up` writes into its default data dir); the URL and credential options given explicitly
 override the context's values. A context that cannot be read is one line and exit code 2.
 
+nats-py without aiohttp (`load_nats`): nats-py 2.16 imports aiohttp, when it is installed
+(kubernetes-asyncio brings it), for its websocket transport alone, and that import is a third of
+`dgdr get`'s start-up. A command that connects imports nats-py with `import aiohttp` made to fail
+for that one import (`sys.modules["aiohttp"] = None`, the documented way to make an import
+fail), unless a server URL is `ws://`/`wss://`, nats-py or aiohttp is already imported (the import
+would then cost nothing). Safe for everything else in the process: the block is lifted as soon as
+nats-py is imported, so aiohttp (kubernetes-asyncio, in `dgdr up`) imports as usual afterwards;
+what stays is nats-py's websocket transport being unavailable in this process, which only a
+`ws://`/`wss://` URL would use, and such a URL skips the block.
+
 Failure semantics: `run` turns every `DgdrError` into one line on stderr and exit code 1 (NATS not
 answering says how to start the service or name its URL), and Ctrl-C into exit code 130; nothing a
 user does produces a traceback. The global options are accepted before or after the verb
@@ -14,13 +24,13 @@ user does produces a traceback. The global options are accepted before or after 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
-from typer._click.globals import get_current_context  # typer's own click
 
 from dgdr.cli.console import fail
 from dgdr.cli.group import DgdrGroup
@@ -37,9 +47,12 @@ app = typer.Typer(
     add_completion=False,
     help="Deploy-by-intent control plane for LLM inference (Dynamo DGDR).",
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 cluster_app = typer.Typer(
-    no_args_is_help=True, help="Inspect and disturb the simulated cluster (for tests and demos)."
+    no_args_is_help=True,
+    help="Inspect and disturb the simulated cluster (for tests and demos).",
+    rich_markup_mode=None,
 )
 app.add_typer(cluster_app, name="cluster")
 
@@ -74,33 +87,46 @@ NO_SERVER_HINT = (
 )
 
 
-def run(coro: Awaitable[T]) -> T:
+def run(ctx: typer.Context, coro: Awaitable[T]) -> T:
+    """Run the command `ctx`'s coroutine: a `DgdrError` is one line on stderr and exit code 1."""
     import asyncio
 
     try:
         return asyncio.run(coro)  # type: ignore[arg-type]
     except ServerUnavailable as exc:
-        command = get_current_context(silent=True)
-        hint = "" if command is not None and command.info_name == "up" else NO_SERVER_HINT
-        raise fail(_scrubbed(f"{exc}{hint}")) from None
+        hint = "" if ctx.info_name == "up" else NO_SERVER_HINT
+        raise fail(_scrubbed(ctx, f"{exc}{hint}")) from None
     except DgdrError as exc:
-        raise fail(_scrubbed(str(exc))) from None
+        raise fail(_scrubbed(ctx, str(exc))) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
 
 
+def load_nats(options: ConnectOptions) -> None:
+    """Import nats-py for a connection with `options`, without aiohttp unless a URL is a websocket
+    (see the module's docstring)."""
+    websocket = any(url.startswith(("ws://", "wss://")) for url in options.servers)
+    if websocket or "nats" in sys.modules or "aiohttp" in sys.modules:
+        return
+    sys.modules["aiohttp"] = None  # type: ignore[assignment]
+    try:
+        import nats.aio.client  # noqa: F401
+    finally:
+        del sys.modules["aiohttp"]
+
+
 async def with_client(ctx: typer.Context, fn: Callable[[DgdrClient], Awaitable[T]]) -> T:
+    st = settings_of(ctx)
+    load_nats(st.options)
     from dgdr.client import DgdrClient
 
-    st = settings_of(ctx)
     async with DgdrClient(st.options, namespace=st.namespace) as client:
         return await fn(client)
 
 
-def _scrubbed(message: str) -> str:
+def _scrubbed(ctx: typer.Context, message: str) -> str:
     """`message` without any secret of the options this command was given (belt and braces)."""
-    settings = get_current_context(silent=True)
-    obj = settings.find_root().obj if settings is not None else None
+    obj = ctx.find_root().obj
     return obj.options.scrub(message) if isinstance(obj, Settings) else message
 
 

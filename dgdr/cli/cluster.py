@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from dgdr.cli.base import cluster_app, run, settings_of
+from dgdr.cli.base import cluster_app, load_nats, run, settings_of
 from dgdr.cli.console import err, fail, out
 from dgdr.cli.printer import columns
 
@@ -21,9 +21,10 @@ if TYPE_CHECKING:
 
 
 async def _cluster(ctx: typer.Context, action: str, name: str | None = None) -> Any:
+    settings = settings_of(ctx)
+    load_nats(settings.options)
     from dgdr.client import DgdrClient
 
-    settings = settings_of(ctx)
     async with DgdrClient(settings.options, namespace=settings.namespace) as client:
         # The simulated cluster's bucket is the service's (and admin's): fail at once, not at a
         # timeout, when a client context is refused; say so when NATS has no JetStream.
@@ -47,7 +48,7 @@ async def _act(client: DgdrClient, namespace: str, action: str, name: str | None
 @cluster_app.command("list")
 def cluster_list(ctx: typer.Context) -> None:
     """DynamoGraphDeployments in the simulated cluster."""
-    dgds = run(_cluster(ctx, "list"))
+    dgds = run(ctx, _cluster(ctx, "list"))
     if not dgds:
         err.print("No DynamoGraphDeployments in the simulated cluster.")
         return
@@ -63,7 +64,7 @@ PAST = {"degrade": "degraded", "recover": "recovered", "delete": "deleted"}
 
 def _cluster_action(action: str) -> Callable[[typer.Context, str], None]:
     def command(ctx: typer.Context, dgd: str) -> None:
-        if not run(_cluster(ctx, action, dgd)):
+        if not run(ctx, _cluster(ctx, action, dgd)):
             raise fail(f"no DynamoGraphDeployment {dgd} in the simulated cluster")
         out.print(f"dynamographdeployment/{dgd} {PAST[action]}")
 

@@ -10,26 +10,33 @@ that defines an option of the same name as a global one keeps it after its verb 
 still works before the verb); no command does today.
 
 `plain_metavars` replaces typer's `<str>`/`<int>` help labels with click's TEXT, INTEGER, PATH...,
-and argument names with upper-case ones (NAME), as kubectl and most CLIs write them.
+and argument names with upper-case ones (NAME), as kubectl and most CLIs write them; a command's
+line in its group's `--help` is the first paragraph of its help, whole (click would cut it at the
+first sentence or ~45 characters).
 
-Failure semantics: an option without its value at the end of the line is click's usage error
-(exit 2); anything else malformed is left for click to report.
+Help is click's plain layout (`rich_markup_mode=None` on the apps, `dgdr.cli.base`): typer's rich
+layout imports rich, markdown-it, pygments and attrs, most of the start-up of `dgdr --help`.
+
+Failure semantics: an option without its value at the end of the line is left at the front with
+nothing after it, so the root's parser reports it (click's usage error, exit 2); anything else
+malformed is left for click to report.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
-# typer vendors its own click (typer._click): its commands and contexts are of those classes.
-from typer._click.core import Command, Context, Parameter
-from typer._click.exceptions import BadOptionUsage
-from typer.core import TyperArgument, TyperGroup, TyperOption
+from typer import Context
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
+
+Command = TyperCommand | TyperGroup
 
 _TYPE_LABELS = {"str": "TEXT", "int": "INTEGER", "float": "FLOAT", "path": "PATH", "file": "FILE"}
 
 
-def _options_by_name(params: list[Parameter]) -> dict[str, TyperOption]:
+def _options_by_name(params: list[Any]) -> dict[str, TyperOption]:
     found: dict[str, TyperOption] = {}
     for param in params:
         if isinstance(param, TyperOption):
@@ -69,14 +76,14 @@ def hoist_global_options(root: Command, ctx: Context, args: list[str]) -> list[s
         else:
             target = rest
         if option is not None and not option.is_flag and not option.count and attached is None:
-            if i + 1 == len(args):
-                raise BadOptionUsage(name, f"Option '{name}' requires an argument.", ctx)
+            if i + 1 == len(args):  # its parser says "Option '-n' requires an argument."
+                return [*front, token] if target is front else [*front, *rest, token]
             target.extend(args[i : i + 2])  # the option and its value, whatever the value is
             i += 2
             continue
         target.append(token)
         if not token.startswith("-") and isinstance(command, TyperGroup):
-            command = command.get_command(ctx, token)
+            command = command.get_command(ctx, token)  # type: ignore[assignment]
             local = _options_by_name(command.params) if command is not None else {}
         i += 1
     return front + rest
@@ -98,7 +105,9 @@ def plain_metavars(command: Command) -> None:
                 param.metavar = _TYPE_LABELS.get(label, label if "|" in label else label.upper())
     if isinstance(command, TyperGroup):
         for sub in command.commands.values():
-            plain_metavars(sub)
+            if sub.short_help is None and sub.help:
+                sub.short_help = " ".join(inspect.cleandoc(sub.help).split("\n\n")[0].split())
+            plain_metavars(sub)  # type: ignore[arg-type]
 
 
 def _no_type_column(argument: TyperArgument) -> None:
@@ -113,5 +122,5 @@ class DgdrGroup(TyperGroup):
         super().__init__(**attrs)
         plain_metavars(self)
 
-    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # ctx: typer's click Context
         return super().parse_args(ctx, hoist_global_options(self, ctx, args))

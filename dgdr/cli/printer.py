@@ -5,6 +5,10 @@ Pure: rows of strings in, lines out (`columns`); `Columns` keeps the widths of t
 that the rows a watch prints later stay in step with the header when they fit. A cell's line
 breaks and tabs become spaces (a row is one line).
 
+Widths are terminal cells (a CJK character takes two, a combining mark none): rich's `cell_len`,
+imported only for a cell that is not printable ASCII (one cell per character), so a `dgdr get` of
+ASCII names does without rich.
+
 Failure semantics: none; a row shorter than the header is padded with empty cells.
 """
 
@@ -12,9 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from rich.cells import cell_len
-
 GAP = "   "
+
+
+def cell_len(text: str) -> int:
+    """How many terminal cells `text` takes."""
+    if text.isascii() and text.isprintable():
+        return len(text)
+    from rich.cells import cell_len as cells
+
+    return cells(text)
 
 
 def _clean(cell: str) -> str:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from dgdr.cli import render
-from dgdr.cli.base import app, run, settings_of, with_client
+from dgdr.cli.base import app, load_nats, run, settings_of, with_client
 from dgdr.cli.console import fail
 from dgdr.cli.output import Output, dump, parse_output
 from events.connection import connect
@@ -99,7 +99,7 @@ def get(
             return [obj] if obj else []
         return await client.list(all_namespaces=all_namespaces)
 
-    objects = _selected(run(with_client(ctx, go)), labels)
+    objects = _selected(run(ctx, with_client(ctx, go)), labels)
     if name and not objects:
         raise fail(f'dynamographdeploymentrequests "{name}" not found')
     if not objects and out.kind not in ("json", "yaml", "jsonpath"):
@@ -133,7 +133,7 @@ def _watch(
                     last[(ns, nm)] = obj
                 _print(out.change(shown))
 
-    run(with_client(ctx, go))
+    run(ctx, with_client(ctx, go))
 
 
 def _each(out: Output, objects: list[DgdrObject]) -> str:
@@ -160,7 +160,7 @@ def describe(ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="NA
     async def go(client: DgdrClient) -> tuple[DgdrObject | None, list[HistoryEntry]]:
         return await client.get(name), await client.history(name)
 
-    obj, events = run(with_client(ctx, go))
+    obj, events = run(ctx, with_client(ctx, go))
     if obj is None:
         raise fail(f'dynamographdeploymentrequests "{name}" not found')
     _print("\n".join(render.describe(obj, events)))
@@ -177,7 +177,7 @@ def history(
     """The stored events of a DGDR (every incarnation of the name), in order."""
     if output not in (None, "json", "yaml"):
         raise fail(f"-o {output!r}: use json or yaml (or no -o for the table)", 2)
-    events = run(with_client(ctx, lambda c: c.history(name)))
+    events = run(ctx, with_client(ctx, lambda c: c.history(name)))
     if not events:
         raise fail(f'no events for dynamographdeploymentrequest "{name}"')
     _print(dump(events, output) if output else render.history_table(events))
@@ -204,6 +204,7 @@ def version(
         return
 
     async def server() -> str:
+        load_nats(settings_of(ctx).options)
         nc = await connect(settings_of(ctx).options, reconnect=False, timeout=5)
         try:
             v = nc.connected_server_version
@@ -211,5 +212,5 @@ def version(
         finally:
             await nc.close()
 
-    found = run(server())  # nothing answers: one line and exit 1, after the client's version
+    found = run(ctx, server())  # nothing answers: one line and exit 1, after the client's version
     _print(f"NATS Server Version: {found} ({settings_of(ctx).options.safe_url})")

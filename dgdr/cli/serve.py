@@ -15,7 +15,6 @@ the demo's client as `client`, and the client and admin contexts are written to 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 import signal
@@ -33,7 +32,9 @@ from dgdr.cli.console import err, fail, out
 from dgdr.cli.writing import parse_duration, print_outcome, print_sla_warning
 from events.connection import ConnectOptions, redact_url
 
-if TYPE_CHECKING:  # the client (nats-py) is imported by the commands that connect
+if TYPE_CHECKING:  # the client (nats-py) and asyncio are imported by the commands that run
+    import asyncio
+
     from dgdr.client import DgdrClient
 
 SYNC_INTERVAL = re.compile(r"always|[0-9]+(ms|s|m|h)")
@@ -288,6 +289,7 @@ def up(
         )
         configure(log_level)
         _run_until_signal(
+            ctx,
             _serve(
                 config,
                 data_dir,
@@ -296,7 +298,7 @@ def up(
                 secure=not insecure,
                 sync=sync,
                 wait_for_nats=None if embedded else wait_for_nats,
-            )
+            ),
         )
 
 
@@ -316,9 +318,9 @@ def _listening(
     return ports
 
 
-def _run_until_signal(coro: Awaitable[int | None]) -> int | None:
+def _run_until_signal(ctx: typer.Context, coro: Awaitable[int | None]) -> int | None:
     """Run `_serve`; the signal that stopped it (after its clean-up), or None if it ended."""
-    return run(coro)
+    return run(ctx, coro)
 
 
 CLUSTER_MODES = ("simulated", "emulated", "kubernetes")
@@ -386,6 +388,8 @@ async def _serve(
     and the signal's number is returned (None when `ready` ends). A signal during the clean-up is
     ignored, so that it completes: every stop is bounded (the nats-server is killed if it does not
     exit)."""
+    import asyncio
+
     main = asyncio.current_task()
     assert main is not None
     received: list[int] = []
@@ -425,6 +429,8 @@ async def _start_and_run(
     wait_for_nats: float | None,
     cleaning_up: asyncio.Event,
 ) -> None:
+    import asyncio
+
     from dgdr.app.service import Service
     from events.auth import start_embedded
 
@@ -485,6 +491,8 @@ async def _start_and_run(
 async def _wait_for_nats(options: ConnectOptions, seconds: float) -> None:
     """Return once NATS at `options` answers; until then retry, having said so once on stderr.
     Past `seconds`, `ServerUnavailable` (one line). A refusal (credentials) is not retried."""
+    import asyncio
+
     from dgdr.domain.errors import ServerUnavailable
     from events.connection import connect
 
@@ -577,7 +585,7 @@ def demo(
 
     with tempfile.TemporaryDirectory(prefix="dgdr-demo-") as tmp:
         config = _up_config(settings, rollout_delay=1.0)
-        stopped_by = _run_until_signal(_serve(config, Path(tmp), free_port(), ready=run_demo))
+        stopped_by = _run_until_signal(ctx, _serve(config, Path(tmp), free_port(), ready=run_demo))
     if stopped_by is not None:
         err.print(f"dgdr demo: stopped ({signal.Signals(stopped_by).name})", markup=False)
         raise typer.Exit(128 + stopped_by)
@@ -612,6 +620,8 @@ def demo(
 
 
 async def _follow(client: DgdrClient, name: str, timeout: float) -> dict[str, Any]:
+    import asyncio
+
     last: tuple[Any, ...] = ()
     latest: dict[str, Any] = {}
 

@@ -154,7 +154,7 @@ def apply(
             ok = print_outcome(doc.name or "?", outcome) and ok
         return ok
 
-    if not run(with_client(ctx, go)):
+    if not run(ctx, with_client(ctx, go)):
         raise typer.Exit(1)
 
 
@@ -229,7 +229,7 @@ def delete(
             ok = print_deleted(name, outcome, ignore_not_found) and ok
         return ok
 
-    if not run(with_client(ctx, go)):
+    if not run(ctx, with_client(ctx, go)):
         raise typer.Exit(1)
 
 
@@ -298,5 +298,5 @@ def wait(
     async def go(client: DgdrClient) -> bool:
         return all(await asyncio.gather(*(one(client, name) for name in names)))
 
-    if not run(with_client(ctx, go)):
+    if not run(ctx, with_client(ctx, go)):
         raise typer.Exit(1)

@@ -32,6 +32,15 @@ def test_columns_are_as_wide_as_their_content_three_spaces_apart_and_never_cut()
     ]
 
 
+def test_columns_count_terminal_cells_not_characters() -> None:
+    text = printer.columns(("NAME", "PHASE"), [["模型-a", "Deployed"], ["e\u0301x", "Failed"]])
+    assert text.splitlines() == [
+        "NAME     PHASE",
+        "模型-a   Deployed",  # two wide characters: 6 cells
+        "e\u0301x       Failed",  # a combining accent: 2 cells
+    ]
+
+
 def test_a_watch_row_lines_up_with_the_table_printed_before() -> None:
     table = printer.Columns(("NAME", "PHASE"))
     header, first = table.lines([["one", "Pending"]])
