@@ -22,8 +22,6 @@ user does produces a traceback. The global options are accepted before or after 
 (`dgdr.cli.group`).
 """
 
-from __future__ import annotations
-
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -115,7 +113,7 @@ def load_nats(options: ConnectOptions) -> None:
         del sys.modules["aiohttp"]
 
 
-async def with_client(ctx: typer.Context, fn: Callable[[DgdrClient], Awaitable[T]]) -> T:
+async def with_client(ctx: typer.Context, fn: Callable[["DgdrClient"], Awaitable[T]]) -> T:
     st = settings_of(ctx)
     load_nats(st.options)
     from dgdr.client import DgdrClient

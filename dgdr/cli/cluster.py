@@ -5,8 +5,6 @@
 Failure semantics: a DGD that is not in the simulated cluster is one line on stderr and exit 1.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +29,7 @@ async def _cluster(ctx: typer.Context, action: str, name: str | None = None) -> 
         return await client.jetstream(_act(client, settings.namespace, action, name))
 
 
-async def _act(client: DgdrClient, namespace: str, action: str, name: str | None) -> Any:
+async def _act(client: "DgdrClient", namespace: str, action: str, name: str | None) -> Any:
     from dgdr.app.simcluster import SimulatedCluster
 
     cluster = SimulatedCluster(client.nc.jetstream())

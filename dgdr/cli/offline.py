@@ -15,8 +15,6 @@ any config.json they name (or one next to the spec file) is read. With `--model-
 directories, anything else is refused without being opened, and nothing next to the spec is read.
 """
 
-from __future__ import annotations
-
 import dataclasses
 import json
 from collections.abc import Callable
@@ -110,7 +108,7 @@ def estimate(
             out.print(f"{key:<24}{shown}", markup=False)
 
 
-def _read_spec(filename: str) -> tuple[DGDRSpec, str, str]:
+def _read_spec(filename: str) -> tuple["DGDRSpec", str, str]:
     """(spec, name, namespace) from a manifest or a bare spec; FieldErrors end the command."""
     import yaml
 
@@ -167,7 +165,7 @@ def _config_next_to(filename: str, model: str, model_dirs: tuple[Path, ...] | No
     return beside if beside.is_file() else None
 
 
-def _report(filename: str, errors: list[FieldError]) -> NoReturn:
+def _report(filename: str, errors: list["FieldError"]) -> NoReturn:
     err.print(f"error: {filename} is not a valid DGDR spec:", markup=False)
     for e in errors:
         err.print(f"  {e}", markup=False)
@@ -274,7 +272,7 @@ def profile(
 PROFILE_OUTPUTS = ("table", "json", "yaml", "dgd")
 
 
-def _plot(report: dict[str, Any], spec: DGDRSpec, path: Path) -> None:
+def _plot(report: dict[str, Any], spec: "DGDRSpec", path: Path) -> None:
     from dgdr.cli.profile_plot import write_plot
 
     try:

@@ -9,8 +9,6 @@ Failure semantics: a missing object exits 1 with one line on stderr; a bad `-o` 
 exits 2 with one line naming the allowed values or the problem; Ctrl-C ends a watch with exit 130.
 """
 
-from __future__ import annotations
-
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -64,7 +62,7 @@ def _selector(value: str | None) -> LabelSelector:
         raise fail(f"-l {value!r}: {exc}", 2) from None
 
 
-def _selected(objects: list[DgdrObject], selector: LabelSelector) -> list[DgdrObject]:
+def _selected(objects: list["DgdrObject"], selector: LabelSelector) -> list["DgdrObject"]:
     return [o for o in objects if selector.matches(o["metadata"].get("labels"))]
 
 
@@ -93,7 +91,7 @@ def get(
         _watch(ctx, name, out, labels, all_namespaces, watch_only)
         return
 
-    async def go(client: DgdrClient) -> list[DgdrObject]:
+    async def go(client: "DgdrClient") -> list["DgdrObject"]:
         if name:
             obj = await client.get(name)
             return [obj] if obj else []
@@ -117,7 +115,7 @@ def _watch(
     all_namespaces: bool,
     watch_only: bool,
 ) -> None:
-    async def go(client: DgdrClient) -> None:
+    async def go(client: "DgdrClient") -> None:
         async with client.watching(name, all_namespaces=all_namespaces) as watch:
             current = _selected(watch.current, labels)
             if name and not current and not watch_only:
@@ -136,7 +134,7 @@ def _watch(
     run(ctx, with_client(ctx, go))
 
 
-def _each(out: Output, objects: list[DgdrObject]) -> str:
+def _each(out: Output, objects: list["DgdrObject"]) -> str:
     return "\n".join(out.change(o) for o in objects)
 
 
@@ -157,7 +155,7 @@ def watch(
 def describe(ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="NAME")]) -> None:
     """Show a DGDR: spec summary, status, conditions and its history as events."""
 
-    async def go(client: DgdrClient) -> tuple[DgdrObject | None, list[HistoryEntry]]:
+    async def go(client: "DgdrClient") -> "tuple[DgdrObject | None, list[HistoryEntry]]":
         return await client.get(name), await client.history(name)
 
     obj, events = run(ctx, with_client(ctx, go))

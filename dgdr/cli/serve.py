@@ -13,8 +13,6 @@ the demo's client as `client`, and the client and admin contexts are written to 
 `--insecure` turns it off and says so on stderr.
 """
 
-from __future__ import annotations
-
 import contextlib
 import re
 import signal
@@ -427,7 +425,7 @@ async def _start_and_run(
     secure: bool,
     sync: str | None,
     wait_for_nats: float | None,
-    cleaning_up: asyncio.Event,
+    cleaning_up: "asyncio.Event",
 ) -> None:
     import asyncio
 
@@ -619,7 +617,7 @@ def demo(
     )
 
 
-async def _follow(client: DgdrClient, name: str, timeout: float) -> dict[str, Any]:
+async def _follow(client: "DgdrClient", name: str, timeout: float) -> dict[str, Any]:
     import asyncio
 
     last: tuple[Any, ...] = ()

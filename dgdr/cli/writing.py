@@ -17,8 +17,6 @@ without a new spec, and counts its `--timeout` from the start of the command (th
 connection included), so the whole command ends within the timeout and a fraction of a second.
 """
 
-from __future__ import annotations
-
 import re
 import sys
 import time
@@ -52,7 +50,7 @@ RecursiveOption = Annotated[
 ]
 
 
-def print_outcome(doc_name: str, outcome: RequestOutcome) -> bool:
+def print_outcome(doc_name: str, outcome: "RequestOutcome") -> bool:
     status = outcome.get("status")
     if status == "accepted":
         changed = "configured" if outcome.get("events") else "unchanged"
@@ -109,7 +107,7 @@ RequireSlaOption = Annotated[
 ]
 
 
-def _manifests(filenames: list[str], recursive: bool) -> list[Document]:
+def _manifests(filenames: list[str], recursive: bool) -> list["Document"]:
     from dgdr.manifests import load_manifests
 
     stdin = sys.stdin.buffer.read() if "-" in filenames else None
@@ -122,7 +120,7 @@ def _manifests(filenames: list[str], recursive: bool) -> list[Document]:
     return docs
 
 
-def _refused(doc: Document) -> bool:
+def _refused(doc: "Document") -> bool:
     """Print why dgdr will not handle `doc` (another kind), if it will not."""
     problem = doc.kind_problem()
     if problem is not None:
@@ -143,7 +141,7 @@ def apply(
     docs = _manifests(filename, recursive)
     st = settings_of(ctx)
 
-    async def go(client: DgdrClient) -> bool:
+    async def go(client: "DgdrClient") -> bool:
         ok = True
         for doc in docs:
             if _refused(doc):
@@ -158,7 +156,7 @@ def apply(
         raise typer.Exit(1)
 
 
-def print_deleted(name: str, outcome: RequestOutcome, ignore_not_found: bool) -> bool:
+def print_deleted(name: str, outcome: "RequestOutcome", ignore_not_found: bool) -> bool:
     if outcome.get("status") == "accepted":
         out.print(f'{RESOURCE} "{name}" deleted', markup=False, soft_wrap=True)
         return True
@@ -195,7 +193,7 @@ def delete(
     docs = _manifests(filename, recursive) if filename else []
     st = settings_of(ctx)
 
-    async def targets(client: DgdrClient) -> tuple[list[tuple[str | None, str]], bool]:
+    async def targets(client: "DgdrClient") -> tuple[list[tuple[str | None, str]], bool]:
         if names:
             return [(None, name) for name in names], True
         if all_:
@@ -220,7 +218,7 @@ def delete(
                 found.append((doc.namespace, doc.name))
         return found, ok
 
-    async def go(client: DgdrClient) -> bool:
+    async def go(client: "DgdrClient") -> bool:
         found, ok = await targets(client)
         if all_ and not found:
             err.print(f"No resources found in {st.namespace} namespace.")
@@ -246,7 +244,7 @@ def parse_duration(text: str) -> float:
     return float(m.group(1)) * scale
 
 
-def print_wait_result(name: str, until: WaitFor, found: Verdict, obj: DgdrObject | None) -> bool:
+def print_wait_result(name: str, until: WaitFor, found: Verdict, obj: "DgdrObject | None") -> bool:
     """One line for a finished wait: met on stdout, or why it never will be on stderr."""
     if found.outcome is Outcome.MET:
         out.print(
@@ -279,7 +277,7 @@ def wait(
         raise fail(str(exc), 2) from None
     deadline = STARTED + parse_duration(timeout)
 
-    async def one(client: DgdrClient, name: str) -> bool:
+    async def one(client: "DgdrClient", name: str) -> bool:
         try:
             found, obj = await client.wait_for(name, until, timeout=deadline - time.monotonic())
         except NotFound as exc:
@@ -295,7 +293,7 @@ def wait(
             return False
         return print_wait_result(name, until, found, obj)
 
-    async def go(client: DgdrClient) -> bool:
+    async def go(client: "DgdrClient") -> bool:
         return all(await asyncio.gather(*(one(client, name) for name in names)))
 
     if not run(ctx, with_client(ctx, go)):

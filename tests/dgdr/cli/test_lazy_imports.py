@@ -22,6 +22,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import typer
+
+from dgdr.cli.main import app
 from dgdr.client import DgdrClient
 from events.connection import ConnectOptions
 from events.server import EmbeddedNatsServer
@@ -113,6 +116,14 @@ def test_help_lists_each_command_with_its_whole_summary() -> None:
     )
     assert "(as `kubectl version`). The dgdr service does not publish its own version." in text
     assert "[env var: DGDR_NATS_URL; default: nats://127.0.0.1:4222]" in text
+
+
+def test_command_signatures_are_not_strings_typer_would_compile_at_each_start() -> None:
+    root = typer.main.get_command(app)
+    commands = [root, *root.commands.values(), *root.commands["cluster"].commands.values()]
+    for command in commands:
+        hints = getattr(command.callback, "__annotations__", {})
+        assert not any(isinstance(h, str) for h in hints.values()), command.name
 
 
 def test_client_version_imports_nothing_of_nats_or_rich() -> None:
