@@ -103,7 +103,7 @@ def run(ctx: typer.Context, coro: Awaitable[T]) -> T:
 def load_nats(options: ConnectOptions) -> None:
     """Import nats-py for a connection with `options`, without aiohttp unless a URL is a websocket
     (see the module's docstring)."""
-    websocket = any(url.startswith(("ws://", "wss://")) for url in options.servers)
+    websocket = any(url.lower().startswith(("ws://", "wss://")) for url in options.servers)
     if websocket or "nats" in sys.modules or "aiohttp" in sys.modules:
         return
     sys.modules["aiohttp"] = None  # type: ignore[assignment]

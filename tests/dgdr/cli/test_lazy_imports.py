@@ -186,4 +186,5 @@ def test_nats_is_loaded_without_aiohttp_which_stays_importable_and_kept_for_webs
         return done.stdout.splitlines()
 
     assert loads("nats://127.0.0.1:4222") == ["nats-py's aiohttp: none", "aiohttp then: aiohttp"]
-    assert loads("ws://127.0.0.1:8080") == ["nats-py's aiohttp: imported", "aiohttp then: aiohttp"]
+    for websocket in ("ws://127.0.0.1:8080", "WSS://127.0.0.1:8443"):
+        assert loads(websocket) == ["nats-py's aiohttp: imported", "aiohttp then: aiohttp"]
