@@ -9,7 +9,7 @@ looks like a global option (`apply -f -n`) is not taken for one; `--` ends the h
 that defines an option of the same name as a global one keeps it after its verb (the global one
 still works before the verb); no command does today.
 
-`plain_metavars` replaces typer's `<str>`/`<int>` help labels with click's TEXT, INTEGER, PATH...,
+`plain_metavars` replaces typer's `<str>`/`<int>` help labels (`make_metavar`) with click's TEXT, INTEGER, PATH...,
 and argument names with upper-case ones (NAME), as kubectl and most CLIs write them; a command's
 line in its group's `--help` is the first paragraph of its help, whole (click would cut it at the
 first sentence or ~45 characters).
@@ -33,7 +33,15 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 Command = TyperCommand | TyperGroup
 
-_TYPE_LABELS = {"str": "TEXT", "int": "INTEGER", "float": "FLOAT", "path": "PATH", "file": "FILE"}
+_TYPE_LABELS = {
+    "str": "TEXT",
+    "int": "INTEGER",
+    "float": "FLOAT",
+    "path": "PATH",
+    "file": "FILE",
+    "int range": "INTEGER RANGE",
+    "float range": "FLOAT RANGE",
+}
 
 
 def _options_by_name(params: list[Any]) -> dict[str, TyperOption]:
@@ -95,13 +103,12 @@ def plain_metavars(command: Command) -> None:
     help_option = command.get_help_option(Context(command))  # created once, then reused
     for param in [*command.params, *([help_option] if help_option else [])]:
         if isinstance(param, TyperArgument):
-            param.metavar = param.metavar or (param.name or "").upper()
-            _no_type_column(param)
+            param.metavar = param.metavar or _argument_metavar(param)
         elif isinstance(param, TyperOption) and param.metavar is None:
             if param.is_flag:
                 param.metavar = ""
             else:
-                label = param.display_type(Context(command)).strip("<>")
+                label = param.make_metavar(Context(command)).strip("<>")
                 param.metavar = _TYPE_LABELS.get(label, label if "|" in label else label.upper())
     if isinstance(command, TyperGroup):
         for sub in command.commands.values():
@@ -110,9 +117,13 @@ def plain_metavars(command: Command) -> None:
             plain_metavars(sub)  # type: ignore[arg-type]
 
 
-def _no_type_column(argument: TyperArgument) -> None:
-    """An argument's help row shows its upper-case name alone, without typer's `<str>`."""
-    argument.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
+def _argument_metavar(argument: TyperArgument) -> str:
+    """NAME; a repeatable one NAMES..., and [NAMES]... when it may be left out (typer writes a
+    metavar as it stands when it starts with `[`, and wraps any other in braces in the usage)."""
+    name = (argument.name or "").upper()
+    if argument.nargs == 1:
+        return name
+    return f"{name}..." if argument.required else f"[{name}]..."
 
 
 class DgdrGroup(TyperGroup):
