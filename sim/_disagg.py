@@ -7,6 +7,9 @@ their worker counts. Rate matching is AIConfigurator's: a unit of `p` prefill an
 serves `min(p x prefill seq/s x 0.9, d x decode seq/s x 0.92)`; for each combination the unit with
 the best throughput per GPU (ties: fewer GPUs) among `MAX_WORKERS` x `MAX_WORKERS` is kept, then
 replicated over the GPU budget, or as often as the requested load needs (never beyond the budget).
+Without a load to match, "per GPU" is per GPU of the budget: a unit whose copies leave GPUs idle
+serves less per budget GPU than one that tiles the budget (as `sim._search.rank_key` ranks, and
+AIConfigurator).
 DEP workers (`dps` > 1, `sim._dep`): a prefill worker serves one prompt per rank at once, a
 decode worker's batch sizes are `dp` x the grid per rank.
 TTFT = the prefill engine's latency times `PREFILL_QUEUE_FACTOR` (queueing in front of the
@@ -139,8 +142,15 @@ def disagg_candidates(
 
     tp = np.asarray(tps, dtype=np.int64)
     p_tp, d_tp = tp[pi], tp[di]
+    load_match = workload.request_rate is not None or workload.concurrency is not None
     workers, unit_rps, unit_gpus, best, feasible = _rate_matched(
-        ranks[pi] * 1e3 / ttft, batches / (osl * step / 1e3), p_tp, d_tp, decode_fits, total_gpus
+        ranks[pi] * 1e3 / ttft,
+        batches / (osl * step / 1e3),
+        p_tp,
+        d_tp,
+        decode_fits,
+        total_gpus,
+        per_budget=not load_match,
     )
     out: list[Candidate] = []
     e2e_of = first_token[:, :, None] + (osl - 1) * step[None, :, :]
@@ -185,8 +195,9 @@ def disagg_candidates(
                 dp=int(dps[di[d]]),
                 prefill_dp=int(dps[pi[p]]),
                 edge_ratio=None if edge is None else float(edge[p, d, b]),
-                load_match=workload.request_rate is not None or workload.concurrency is not None,
+                load_match=load_match,
                 served=served,
+                budget_gpus=0 if load_match else total_gpus,
             )
         )
     return out
@@ -199,9 +210,13 @@ def _rate_matched(
     d_tp: IntArray,
     decode_fits: NDArray[np.bool_],
     total_gpus: int,
+    *,
+    per_budget: bool,
 ) -> tuple[IntArray, FloatArray, IntArray, IntArray, NDArray[np.bool_]]:
     """For every (prefill layout, decode layout, batch): the best unit of prefill and decode
-    workers within the budget by requests/s per GPU (ties: fewer GPUs). Returns (worker counts,
+    workers within the budget by requests/s per GPU (ties: fewer GPUs); `per_budget`: per GPU of
+    the budget, the unit copied as often as it fits (the GPUs its copies leave idle count
+    against it, as in `sim._search.rank_key`). Returns (worker counts,
     unit rps and GPUs over (P, D, B, Wp, Wd), the best (Wp, Wd) flattened (P, D, B), and which
     (P, D, B) have any unit)."""
     workers = np.arange(1, MAX_WORKERS + 1, dtype=np.int64)
@@ -217,7 +232,11 @@ def _rate_matched(
         unit_rps.shape,
     )
     ok = decode_fits[None, :, :, None, None] & (unit_gpus <= total_gpus) & np.isfinite(unit_rps)
-    score = np.where(ok, unit_rps / unit_gpus - 1e-12 * unit_gpus, -np.inf)
+    if per_budget:
+        per_gpu = unit_rps * (total_gpus // unit_gpus) / total_gpus
+    else:
+        per_gpu = unit_rps / unit_gpus
+    score = np.where(ok, per_gpu - 1e-12 * unit_gpus, -np.inf)
     flat = score.reshape(p_tp.size, d_tp.size, decode_rps.shape[1], -1)
     best = flat.argmax(axis=-1)  # (P, D, B): the best (Wp, Wd) unit, flattened
     feasible = flat.max(axis=-1) > -np.inf

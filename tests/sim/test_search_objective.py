@@ -1,5 +1,6 @@
 """`sla.optimizationType` steers the pick among the configs that meet the SLA: `latency` the lowest
-end-to-end latency, `throughput` the highest tokens/s per GPU; an unmet SLA still gets the closest
+end-to-end latency, `throughput` the highest tokens/s per GPU (of the budget without a load to
+match: idle GPUs count against a config); an unmet SLA still gets the closest
 config whatever the objective."""
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dgdr.domain.hardware import ResolvedHardware
 from dgdr.domain.spec import OptimizationType
 from sim import profile
 from sim._resolve import resolve
-from sim._search import Candidate, rank_key
+from sim._search import Candidate, pareto_front, rank_key
 from sim._select import search_backends, select
 from sim._sweep import sweep_decode, sweep_prefill
 
@@ -100,6 +101,23 @@ def test_an_unmet_sla_ranks_by_the_miss_whatever_the_objective() -> None:
         assert ranked == [met, near, far]
 
 
+def test_without_a_load_idle_gpus_count_against_a_config() -> None:
+    """10 of 16 GPUs at 1000 tok/s each serve less than 16 of 16 at 800: the budget's figure
+    ranks (and is published); with a load to match, the GPUs used do."""
+    disagg = {"mode": "disagg", "prefill_tp": 1, "tp": 2}
+    idle = candidate(**disagg, prefill_workers=6, replicas=2, tokens_per_s_per_gpu=1000.0)
+    full = candidate(**disagg, prefill_workers=8, replicas=4, tokens_per_s_per_gpu=800.0)
+    assert (idle.gpus, full.gpus) == (10, 16)
+    for objective in (None, OptimizationType.THROUGHPUT):
+        budget = [dataclasses.replace(c, budget_gpus=16) for c in (idle, full)]
+        assert min(budget, key=lambda c: rank_key(c, objective)).gpus == 16
+        assert pareto_front(budget) == [budget[1]]
+        assert budget[0].to_json(False)["tokensPerSecondPerBudgetGpu"] == 625.0
+    loaded = [dataclasses.replace(c, load_match=True) for c in (idle, full)]
+    assert min(loaded, key=lambda c: rank_key(c, OptimizationType.THROUGHPUT)).gpus == 10
+    assert "tokensPerSecondPerBudgetGpu" not in loaded[0].to_json(False)
+
+
 def test_a_load_served_comes_before_the_objective() -> None:
     fast_short = candidate(load_match=True, served=0.5, e2e_ms=100.0, tokens_per_s_per_gpu=9000.0)
     slow_full = candidate(load_match=True, served=1.0, e2e_ms=9000.0, tokens_per_s_per_gpu=10.0)
@@ -139,5 +157,6 @@ def test_the_pick_is_optimal_for_its_objective_among_the_configs_meeting_the_sla
     if objective is OptimizationType.LATENCY:
         assert round(chosen.e2e_ms, 3) <= min(round(c.e2e_ms, 3) for c in met)
     else:
-        best = max(round(c.tokens_per_s_per_gpu, 3) for c in met)
-        assert round(chosen.tokens_per_s_per_gpu, 3) >= best
+        # Without a load: per GPU of the budget (idle GPUs count against a config).
+        best = max(round(c.tokens_per_s_per_budget_gpu, 3) for c in met)
+        assert round(chosen.tokens_per_s_per_budget_gpu, 3) >= best
