@@ -34,6 +34,7 @@ from dgdr.domain.errors import ProfilingError
 from dgdr.domain.spec import SLA, OptimizationType, Workload
 
 from ._catalog import Gpu, ModelArch
+from ._estimate import backend_profile
 from ._margin import ErrorBand
 from ._roofline import HBM_UTILISATION, Grid, usable_bytes
 
@@ -255,9 +256,12 @@ def search(
     itl = grid.itl_ms[rows, cols]
     e2e = ttft + (osl - 1) * itl
     bf = batch.astype(np.float64)
-    thpt_gpu = bf / (itl / 1e3) / width
+    decoding = decoding_requests(
+        bf, dp, osl, backend_profile(backend, gpu.id).agg_mix_decodes_per_osl
+    )
+    thpt_gpu = decoding / (itl / 1e3) / width
     per_user = 1e3 / itl
-    rps_replica = bf / (e2e / 1e3)
+    rps_replica = decoding / (e2e / 1e3)
 
     ratio = sla_ratio(sla, ttft, itl, e2e)
     meets = ratio <= 1.0
@@ -308,6 +312,18 @@ def search(
     candidates = [unique[key] for key in sorted(unique)]
 
     return _pick(candidates, disagg or [], sla)
+
+
+def decoding_requests(batch: Any, dp: Any, osl: int, per_osl: bool) -> Any:
+    """Requests an aggregated worker of `batch` sequences (`dp` attention ranks) decodes per step,
+    in the estimator's in-flight schedule (`sim._estimate.in_flight`): every step admits one
+    prompt per rank, so once a rank holds `osl` or more sequences every step is a mixed step and
+    (TRT-LLM, SGLang: `per_osl`) only `b // (b / osl)` of its `b` decode in it, about `osl`; the
+    rest wait for their prefill. All of them otherwise. Throughput is these per ITL."""
+    per_rank = batch / dp
+    saturated = per_osl & (per_rank >= osl)
+    decodes = np.floor(per_rank / (per_rank / max(osl, 1)))
+    return np.where(saturated, decodes * dp, batch)
 
 
 def _pick(candidates: list[Candidate], disagg: list[Candidate], sla: SLA) -> Pick:

@@ -160,3 +160,26 @@ def test_the_pick_is_optimal_for_its_objective_among_the_configs_meeting_the_sla
         # Without a load: per GPU of the budget (idle GPUs count against a config).
         best = max(round(c.tokens_per_s_per_budget_gpu, 3) for c in met)
         assert round(chosen.tokens_per_s_per_budget_gpu, 3) >= best
+
+
+def test_an_aggregated_worker_decodes_at_most_osl_requests_per_step_on_trtllm() -> None:
+    """In the estimator's in-flight schedule a step admits one prompt, so beyond `osl` sequences
+    every step is mixed and about `osl` of them decode in it (AIConfigurator counts the same):
+    a batch of 1024 at osl 500 is not credited 1024 tokens per step."""
+    hardware = ResolvedHardware.from_dict(
+        {"gpuSku": "b200_sxm", "totalGpus": 32, "numGpusPerNode": 8}
+    )
+    spec = {
+        "model": "meta-llama/Llama-3.1-8B",
+        "backend": "trtllm",
+        "sla": {"ttft": 1082, "itl": 34},
+        "workload": {"isl": 4000, "osl": 500},
+    }
+    setup = resolve(spec, hardware)
+    sweep = sweep_prefill(setup)
+    pick = search_backends(setup, sweep, sweep_decode(setup, sweep)).picks["trtllm"]
+    beyond = [c for c in pick.candidates if c.batch > 500]
+    assert beyond
+    for c in pick.candidates:
+        tokens_per_step = c.tokens_per_s_per_gpu * c.tp * c.pp * c.itl_ms / 1e3
+        assert tokens_per_step <= min(c.batch, 500) + 1e-6
