@@ -79,9 +79,7 @@ class Candidate:
     def tokens_per_s_per_budget_gpu(self) -> float:
         """What the config is ranked by: tokens/s per GPU of the budget (idle GPUs count), or
         per GPU used when it is not judged against a budget (`budget_gpus` 0)."""
-        if not self.budget_gpus:
-            return self.tokens_per_s_per_gpu
-        return self.tokens_per_s_per_gpu * self.gpus / self.budget_gpus
+        return _per_budget_gpu(self.tokens_per_s_per_gpu, self.gpus, self.budget_gpus)
 
     @property
     def has_margin(self) -> bool:
@@ -141,6 +139,10 @@ class Candidate:
         }
 
 
+def _per_budget_gpu(per_gpu_used: float, gpus: int, budget_gpus: int) -> float:
+    return per_gpu_used * gpus / budget_gpus if budget_gpus else per_gpu_used
+
+
 def sla_ratio(sla: SLA, ttft: Any, itl: Any, e2e: Any) -> Any:
     """The worst actual/target ratio over the SLA's targets (`e2eLatency` alone when set); <= 1
     meets it. Scalars or numpy arrays alike."""
@@ -163,19 +165,20 @@ def rank_key(c: Candidate, objective: OptimizationType | None = None) -> tuple[f
     are compared as reported (rounded like `to_json`), and equal throughput goes to the faster
     per-user config, so the pick is on the published Pareto front whenever it meets the SLA."""
     user = -_r(c.tokens_per_s_per_user)
-    value = -_r(c.tokens_per_s_per_budget_gpu)
+    gpus = c.gpus  # a property: read once, this runs for every candidate
+    value = -_r(_per_budget_gpu(c.tokens_per_s_per_gpu, gpus, c.budget_gpus))
     served = -round(c.served, 6) if c.load_match else 0.0
     tier = 0.0 if c.has_margin else 0.5  # SLA-meeting: with margin (`edge_ratio`) first
     if c.meets_sla and objective is OptimizationType.LATENCY:
-        return (tier, served, _r(c.e2e_ms), value, float(c.gpus))
+        return (tier, served, _r(c.e2e_ms), value, float(gpus))
     if c.meets_sla and objective is OptimizationType.THROUGHPUT:
-        return (tier, served, value, user, float(c.gpus))
+        return (tier, served, value, user, float(gpus))
     if c.meets_sla and c.load_match:
-        return (tier, served, float(c.gpus), value, user)
+        return (tier, served, float(gpus), value, user)
     if c.meets_sla:
-        return (tier, value, user, float(c.gpus), float(c.tp), _prefill_cost(c))
+        return (tier, value, user, float(gpus), float(c.tp), _prefill_cost(c))
     # A miss 0.1% smaller is not worth half the throughput: compare misses to 3 decimals.
-    return (1.0, round(c.worst_ratio, 3), -c.tokens_per_s_per_budget_gpu, user, float(c.tp))
+    return (1.0, round(c.worst_ratio, 3), value, user, float(c.tp))
 
 
 def _prefill_cost(c: Candidate) -> float:
@@ -332,10 +335,13 @@ def _pick(candidates: list[Candidate], disagg: list[Candidate], sla: SLA) -> Pic
     front it is published with (of the configs with margin when the pick has margin)."""
     key_of = partial(rank_key, objective=sla.optimization_type)
     per_tp: dict[tuple[int, int, int, int], Candidate] = {}
+    best: dict[tuple[int, int, int, int], tuple[float, ...]] = {}
     for c in candidates:
-        key = (c.tp, c.ep, c.pp, c.dp)
-        if c.meets_sla and (key not in per_tp or key_of(c) < key_of(per_tp[key])):
-            per_tp[key] = c
+        if not c.meets_sla:
+            continue
+        layout, rank = (c.tp, c.ep, c.pp, c.dp), key_of(c)
+        if layout not in per_tp or rank < best[layout]:
+            per_tp[layout], best[layout] = c, rank
     split = [c for c in disagg if c.meets_sla]
     if per_tp or split:
         chosen = min([*per_tp.values(), *split], key=key_of)
