@@ -152,7 +152,6 @@ def disagg_candidates(
         total_gpus,
         per_budget=not load_match,
     )
-    out: list[Candidate] = []
     e2e_of = first_token[:, :, None] + (osl - 1) * step[None, :, :]
     ratios = np.broadcast_to(
         sla_ratio(sla, first_token[:, :, None], step[None, :, :], e2e_of), e2e_of.shape
@@ -162,45 +161,88 @@ def disagg_candidates(
         if band is None
         else edge_ratios(sla, band, first_token[:, :, None], step[None, :, :], osl)
     )
-    for p, d, b in zip(*np.nonzero(feasible), strict=True):
-        i, j = divmod(int(best[p, d, b]), MAX_WORKERS)
-        n_p, n_d = int(workers[i]), int(workers[j])
-        rps = float(unit_rps[p, d, b, i, j])
-        gpus = int(unit_gpus[p, d, b, i, j])
-        slots = n_d * int(batches[d, b])
-        units = _units(workload, rps, slots, total_gpus // gpus)
-        served = _served(workload, rps * units, slots * units)
-        itl, first = float(step[d, b]), float(first_token[p, d])
-        e2e = float(e2e_of[p, d, b])
-        ratio = float(ratios[p, d, b])
-        out.append(
-            Candidate(
-                backend=backend,
-                tp=int(d_tp[d]),
-                batch=int(batches[d, b]),
-                replicas=n_d * units,
-                ttft_ms=first,
-                itl_ms=itl,
-                e2e_ms=e2e,
-                tokens_per_s_per_gpu=rps * units * osl / (gpus * units),
-                tokens_per_s_per_user=1e3 / itl,
-                requests_per_s=rps * units,
-                meets_sla=ratio <= 1.0,
-                worst_ratio=ratio,
-                mode="disagg",
-                prefill_tp=int(p_tp[p]),
-                prefill_workers=n_p * units,
-                ep=int(eps[di[d]]),
-                prefill_ep=int(eps[pi[p]]),
-                dp=int(dps[di[d]]),
-                prefill_dp=int(dps[pi[p]]),
-                edge_ratio=None if edge is None else float(edge[p, d, b]),
-                load_match=load_match,
-                served=served,
-                budget_gpus=0 if load_match else total_gpus,
-            )
+    # Every feasible (prefill layout p, decode layout d, batch b) with its best unit (i, j),
+    # as flat arrays; Python objects are made once, at the end.
+    p, d, b = np.nonzero(feasible)
+    i, j = np.divmod(best[p, d, b], MAX_WORKERS)
+    n_p, n_d = workers[i], workers[j]
+    rps = unit_rps[p, d, b, i, j]
+    gpus = unit_gpus[p, d, b, i, j]
+    batch = batches[d, b].astype(np.int64)
+    slots = n_d * batch
+    units = _units(workload, rps, slots, total_gpus // gpus)
+    served = _served(workload, rps * units, slots * units)
+    itl = step[d, b]
+    ratio = ratios[p, d, b]
+    columns = zip(
+        d_tp[d].tolist(),
+        batch.tolist(),
+        (n_d * units).tolist(),
+        first_token[p, d].tolist(),
+        itl.tolist(),
+        e2e_of[p, d, b].tolist(),
+        (rps * units * osl / (gpus * units)).tolist(),
+        (1e3 / itl).tolist(),
+        (rps * units).tolist(),
+        ratio.tolist(),
+        p_tp[p].tolist(),
+        (n_p * units).tolist(),
+        np.asarray(eps)[di[d]].tolist(),
+        np.asarray(eps)[pi[p]].tolist(),
+        np.asarray(dps)[di[d]].tolist(),
+        np.asarray(dps)[pi[p]].tolist(),
+        [None] * p.size if edge is None else edge[p, d, b].tolist(),
+        served.tolist(),
+        strict=True,
+    )
+    budget = 0 if load_match else total_gpus
+    return [
+        Candidate(
+            backend=backend,
+            tp=c_tp,
+            batch=c_batch,
+            replicas=c_replicas,
+            ttft_ms=c_first,
+            itl_ms=c_itl,
+            e2e_ms=c_e2e,
+            tokens_per_s_per_gpu=c_per_gpu,
+            tokens_per_s_per_user=c_per_user,
+            requests_per_s=c_rps,
+            meets_sla=c_ratio <= 1.0,
+            worst_ratio=c_ratio,
+            mode="disagg",
+            prefill_tp=c_p_tp,
+            prefill_workers=c_p_workers,
+            ep=c_ep,
+            prefill_ep=c_p_ep,
+            dp=c_dp,
+            prefill_dp=c_p_dp,
+            edge_ratio=c_edge,
+            load_match=load_match,
+            served=c_served,
+            budget_gpus=budget,
         )
-    return out
+        for (
+            c_tp,
+            c_batch,
+            c_replicas,
+            c_first,
+            c_itl,
+            c_e2e,
+            c_per_gpu,
+            c_per_user,
+            c_rps,
+            c_ratio,
+            c_p_tp,
+            c_p_workers,
+            c_ep,
+            c_p_ep,
+            c_dp,
+            c_p_dp,
+            c_edge,
+            c_served,
+        ) in columns
+    ]
 
 
 def _rate_matched(
@@ -280,20 +322,24 @@ def _engine_figures(
     return ttft, first_token, batches, step
 
 
-def _served(workload: Workload, rps: float, slots: int) -> float:
+def _served(workload: Workload, rps: FloatArray, slots: IntArray) -> FloatArray:
     """The share of the requested load (rate or concurrency) `rps` and `slots` serve; 1 without."""
     if workload.request_rate is not None:
-        return min(1.0, rps / workload.request_rate)
+        return np.minimum(1.0, rps / workload.request_rate)
     if workload.concurrency is not None:
-        return min(1.0, slots / workload.concurrency)
-    return 1.0
+        return np.minimum(1.0, slots / workload.concurrency)
+    return np.ones_like(rps)
 
 
-def _units(workload: Workload, unit_rps: float, unit_slots: int, budget: int) -> int:
+def _units(
+    workload: Workload, unit_rps: FloatArray, unit_slots: IntArray, budget: IntArray
+) -> IntArray:
+    """Copies of each unit: as many as the requested load needs, else the budget allows (at
+    least 1, never beyond the budget)."""
     if workload.request_rate is not None:
-        needed = int(np.ceil(workload.request_rate / unit_rps))
+        needed = np.ceil(workload.request_rate / unit_rps)
     elif workload.concurrency is not None:
-        needed = int(np.ceil(workload.concurrency / unit_slots))
+        needed = np.ceil(workload.concurrency / unit_slots)
     else:
         needed = budget
-    return max(1, min(needed, budget))
+    return np.maximum(1, np.minimum(needed, budget)).astype(np.int64)
