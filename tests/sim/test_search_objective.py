@@ -8,12 +8,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dgdr.domain.hardware import ResolvedHardware
 from dgdr.domain.spec import OptimizationType
 from sim import profile
+from sim._disagg import MAX_WORKERS, _rate_matched
 from sim._resolve import resolve
 from sim._search import Candidate, pareto_front, rank_key
 from sim._select import search_backends, select
@@ -116,6 +118,29 @@ def test_without_a_load_idle_gpus_count_against_a_config() -> None:
     loaded = [dataclasses.replace(c, load_match=True) for c in (idle, full)]
     assert min(loaded, key=lambda c: rank_key(c, OptimizationType.THROUGHPUT)).gpus == 10
     assert "tokensPerSecondPerBudgetGpu" not in loaded[0].to_json(False)
+
+
+def test_without_a_load_the_disaggregated_unit_is_the_one_that_serves_most_of_the_budget() -> None:
+    """Prefill workers at 1 req/s and decode workers at 2 req/s on 8 GPUs: 2 prefill + 1 decode
+    is the best unit per GPU it uses, but two copies leave 2 GPUs idle (3.6 req/s); 5 + 3 fills
+    the budget (4.5 req/s). With a load to match, units are judged per GPU used."""
+
+    def unit(per_budget: bool) -> tuple[int, int]:
+        workers, _, _, best, feasible = _rate_matched(
+            np.array([1.0]),
+            np.array([[2.0]]),
+            np.array([1]),
+            np.array([1]),
+            np.array([[True]]),
+            8,
+            per_budget=per_budget,
+        )
+        assert feasible[0, 0, 0]
+        i, j = divmod(int(best[0, 0, 0]), MAX_WORKERS)
+        return int(workers[i]), int(workers[j])
+
+    assert unit(per_budget=True) == (5, 3)
+    assert unit(per_budget=False) == (2, 1)
 
 
 def test_a_load_served_comes_before_the_objective() -> None:
