@@ -7,6 +7,9 @@ their worker counts. Rate matching is AIConfigurator's: a unit of `p` prefill an
 serves `min(p x prefill seq/s x 0.9, d x decode seq/s x 0.92)`; for each combination the unit with
 the best throughput per GPU (ties: fewer GPUs) among `MAX_WORKERS` x `MAX_WORKERS` is kept, then
 replicated over the GPU budget, or as often as the requested load needs (never beyond the budget).
+Without a load to match, "per GPU" is per GPU of the budget: a unit whose copies leave GPUs idle
+serves less per budget GPU than one that tiles the budget (as `sim._search.rank_key` ranks, and
+AIConfigurator).
 DEP workers (`dps` > 1, `sim._dep`): a prefill worker serves one prompt per rank at once, a
 decode worker's batch sizes are `dp` x the grid per rank.
 TTFT = the prefill engine's latency times `PREFILL_QUEUE_FACTOR` (queueing in front of the
@@ -139,10 +142,16 @@ def disagg_candidates(
 
     tp = np.asarray(tps, dtype=np.int64)
     p_tp, d_tp = tp[pi], tp[di]
+    load_match = workload.request_rate is not None or workload.concurrency is not None
     workers, unit_rps, unit_gpus, best, feasible = _rate_matched(
-        ranks[pi] * 1e3 / ttft, batches / (osl * step / 1e3), p_tp, d_tp, decode_fits, total_gpus
+        ranks[pi] * 1e3 / ttft,
+        batches / (osl * step / 1e3),
+        p_tp,
+        d_tp,
+        decode_fits,
+        total_gpus,
+        per_budget=not load_match,
     )
-    out: list[Candidate] = []
     e2e_of = first_token[:, :, None] + (osl - 1) * step[None, :, :]
     ratios = np.broadcast_to(
         sla_ratio(sla, first_token[:, :, None], step[None, :, :], e2e_of), e2e_of.shape
@@ -152,44 +161,88 @@ def disagg_candidates(
         if band is None
         else edge_ratios(sla, band, first_token[:, :, None], step[None, :, :], osl)
     )
-    for p, d, b in zip(*np.nonzero(feasible), strict=True):
-        i, j = divmod(int(best[p, d, b]), MAX_WORKERS)
-        n_p, n_d = int(workers[i]), int(workers[j])
-        rps = float(unit_rps[p, d, b, i, j])
-        gpus = int(unit_gpus[p, d, b, i, j])
-        slots = n_d * int(batches[d, b])
-        units = _units(workload, rps, slots, total_gpus // gpus)
-        served = _served(workload, rps * units, slots * units)
-        itl, first = float(step[d, b]), float(first_token[p, d])
-        e2e = float(e2e_of[p, d, b])
-        ratio = float(ratios[p, d, b])
-        out.append(
-            Candidate(
-                backend=backend,
-                tp=int(d_tp[d]),
-                batch=int(batches[d, b]),
-                replicas=n_d * units,
-                ttft_ms=first,
-                itl_ms=itl,
-                e2e_ms=e2e,
-                tokens_per_s_per_gpu=rps * units * osl / (gpus * units),
-                tokens_per_s_per_user=1e3 / itl,
-                requests_per_s=rps * units,
-                meets_sla=ratio <= 1.0,
-                worst_ratio=ratio,
-                mode="disagg",
-                prefill_tp=int(p_tp[p]),
-                prefill_workers=n_p * units,
-                ep=int(eps[di[d]]),
-                prefill_ep=int(eps[pi[p]]),
-                dp=int(dps[di[d]]),
-                prefill_dp=int(dps[pi[p]]),
-                edge_ratio=None if edge is None else float(edge[p, d, b]),
-                load_match=workload.request_rate is not None or workload.concurrency is not None,
-                served=served,
-            )
+    # Every feasible (prefill layout p, decode layout d, batch b) with its best unit (i, j),
+    # as flat arrays; Python objects are made once, at the end.
+    p, d, b = np.nonzero(feasible)
+    i, j = np.divmod(best[p, d, b], MAX_WORKERS)
+    n_p, n_d = workers[i], workers[j]
+    rps = unit_rps[p, d, b, i, j]
+    gpus = unit_gpus[p, d, b, i, j]
+    batch = batches[d, b].astype(np.int64)
+    slots = n_d * batch
+    units = _units(workload, rps, slots, total_gpus // gpus)
+    served = _served(workload, rps * units, slots * units)
+    itl = step[d, b]
+    ratio = ratios[p, d, b]
+    columns = zip(
+        d_tp[d].tolist(),
+        batch.tolist(),
+        (n_d * units).tolist(),
+        first_token[p, d].tolist(),
+        itl.tolist(),
+        e2e_of[p, d, b].tolist(),
+        (rps * units * osl / (gpus * units)).tolist(),
+        (1e3 / itl).tolist(),
+        (rps * units).tolist(),
+        ratio.tolist(),
+        p_tp[p].tolist(),
+        (n_p * units).tolist(),
+        np.asarray(eps)[di[d]].tolist(),
+        np.asarray(eps)[pi[p]].tolist(),
+        np.asarray(dps)[di[d]].tolist(),
+        np.asarray(dps)[pi[p]].tolist(),
+        [None] * p.size if edge is None else edge[p, d, b].tolist(),
+        served.tolist(),
+        strict=True,
+    )
+    budget = 0 if load_match else total_gpus
+    return [
+        Candidate(
+            backend=backend,
+            tp=c_tp,
+            batch=c_batch,
+            replicas=c_replicas,
+            ttft_ms=c_first,
+            itl_ms=c_itl,
+            e2e_ms=c_e2e,
+            tokens_per_s_per_gpu=c_per_gpu,
+            tokens_per_s_per_user=c_per_user,
+            requests_per_s=c_rps,
+            meets_sla=c_ratio <= 1.0,
+            worst_ratio=c_ratio,
+            mode="disagg",
+            prefill_tp=c_p_tp,
+            prefill_workers=c_p_workers,
+            ep=c_ep,
+            prefill_ep=c_p_ep,
+            dp=c_dp,
+            prefill_dp=c_p_dp,
+            edge_ratio=c_edge,
+            load_match=load_match,
+            served=c_served,
+            budget_gpus=budget,
         )
-    return out
+        for (
+            c_tp,
+            c_batch,
+            c_replicas,
+            c_first,
+            c_itl,
+            c_e2e,
+            c_per_gpu,
+            c_per_user,
+            c_rps,
+            c_ratio,
+            c_p_tp,
+            c_p_workers,
+            c_ep,
+            c_p_ep,
+            c_dp,
+            c_p_dp,
+            c_edge,
+            c_served,
+        ) in columns
+    ]
 
 
 def _rate_matched(
@@ -199,9 +252,13 @@ def _rate_matched(
     d_tp: IntArray,
     decode_fits: NDArray[np.bool_],
     total_gpus: int,
+    *,
+    per_budget: bool,
 ) -> tuple[IntArray, FloatArray, IntArray, IntArray, NDArray[np.bool_]]:
     """For every (prefill layout, decode layout, batch): the best unit of prefill and decode
-    workers within the budget by requests/s per GPU (ties: fewer GPUs). Returns (worker counts,
+    workers within the budget by requests/s per GPU (ties: fewer GPUs); `per_budget`: per GPU of
+    the budget, the unit copied as often as it fits (the GPUs its copies leave idle count
+    against it, as in `sim._search.rank_key`). Returns (worker counts,
     unit rps and GPUs over (P, D, B, Wp, Wd), the best (Wp, Wd) flattened (P, D, B), and which
     (P, D, B) have any unit)."""
     workers = np.arange(1, MAX_WORKERS + 1, dtype=np.int64)
@@ -217,7 +274,11 @@ def _rate_matched(
         unit_rps.shape,
     )
     ok = decode_fits[None, :, :, None, None] & (unit_gpus <= total_gpus) & np.isfinite(unit_rps)
-    score = np.where(ok, unit_rps / unit_gpus - 1e-12 * unit_gpus, -np.inf)
+    if per_budget:
+        per_gpu = unit_rps * (total_gpus // unit_gpus) / total_gpus
+    else:
+        per_gpu = unit_rps / unit_gpus
+    score = np.where(ok, per_gpu - 1e-12 * unit_gpus, -np.inf)
     flat = score.reshape(p_tp.size, d_tp.size, decode_rps.shape[1], -1)
     best = flat.argmax(axis=-1)  # (P, D, B): the best (Wp, Wd) unit, flattened
     feasible = flat.max(axis=-1) > -np.inf
@@ -261,20 +322,24 @@ def _engine_figures(
     return ttft, first_token, batches, step
 
 
-def _served(workload: Workload, rps: float, slots: int) -> float:
+def _served(workload: Workload, rps: FloatArray, slots: IntArray) -> FloatArray:
     """The share of the requested load (rate or concurrency) `rps` and `slots` serve; 1 without."""
     if workload.request_rate is not None:
-        return min(1.0, rps / workload.request_rate)
+        return np.minimum(1.0, rps / workload.request_rate)
     if workload.concurrency is not None:
-        return min(1.0, slots / workload.concurrency)
-    return 1.0
+        return np.minimum(1.0, slots / workload.concurrency)
+    return np.ones_like(rps)
 
 
-def _units(workload: Workload, unit_rps: float, unit_slots: int, budget: int) -> int:
+def _units(
+    workload: Workload, unit_rps: FloatArray, unit_slots: IntArray, budget: IntArray
+) -> IntArray:
+    """Copies of each unit: as many as the requested load needs, else the budget allows (at
+    least 1, never beyond the budget)."""
     if workload.request_rate is not None:
-        needed = int(np.ceil(workload.request_rate / unit_rps))
+        needed = np.ceil(workload.request_rate / unit_rps)
     elif workload.concurrency is not None:
-        needed = int(np.ceil(workload.concurrency / unit_slots))
+        needed = np.ceil(workload.concurrency / unit_slots)
     else:
         needed = budget
-    return max(1, min(needed, budget))
+    return np.maximum(1, np.minimum(needed, budget)).astype(np.int64)

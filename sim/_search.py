@@ -2,10 +2,12 @@
 
 Owns: turning a `Grid` into candidates (one per fitting (TP, batch) point, with replicas sized to
 the GPU budget or to the requested load), checking them against the SLA, picking one, and computing
-the non-dominated set (maximise tokens/s per GPU and tokens/s per user).
+the non-dominated set (maximise the throughput a config is ranked by and tokens/s per user).
 
 Picking: for each (TP, EP) the best SLA-meeting batch by `rank_key`, then `rank_key` among those
-and the disaggregated candidates: the highest throughput per GPU (default mode), or, when a load is given
+and the disaggregated candidates: the highest throughput per GPU of the budget (default mode: GPUs
+a config leaves idle count against it, as AIConfigurator ranks; published as
+`tokensPerSecondPerBudgetGpu`), or, when a load is given
 (load-match mode), the config that serves it with the fewest GPUs. `sla.optimizationType` steers
 the pick among the SLA-meeting configs (after the share of a given load served): `latency` takes
 the lowest end-to-end latency (TTFT + (osl - 1) x ITL), `throughput` the highest throughput per
@@ -32,6 +34,7 @@ from dgdr.domain.errors import ProfilingError
 from dgdr.domain.spec import SLA, OptimizationType, Workload
 
 from ._catalog import Gpu, ModelArch
+from ._estimate import backend_profile
 from ._margin import ErrorBand
 from ._roofline import HBM_UTILISATION, Grid, usable_bytes
 
@@ -67,6 +70,16 @@ class Candidate:
     prefill_dp: int = 1
     # Worst actual/target ratio at the estimator's pessimistic edge (`sim._margin`); None: no band.
     edge_ratio: float | None = None
+    # The GPU budget the config is judged against when no load is to be matched (`totalGpus`):
+    # GPUs it leaves idle count against it, as AIConfigurator ranks. 0: judged per GPU it uses
+    # (load-match sizes replicas to the load; an autoscale start is scaled by the Planner).
+    budget_gpus: int = 0
+
+    @property
+    def tokens_per_s_per_budget_gpu(self) -> float:
+        """What the config is ranked by: tokens/s per GPU of the budget (idle GPUs count), or
+        per GPU used when it is not judged against a budget (`budget_gpus` 0)."""
+        return _per_budget_gpu(self.tokens_per_s_per_gpu, self.gpus, self.budget_gpus)
 
     @property
     def has_margin(self) -> bool:
@@ -112,10 +125,22 @@ class Candidate:
             "e2eLatencyMs": _r(self.e2e_ms),
             "tokensPerSecondPerGpu": _r(self.tokens_per_s_per_gpu),
             "tokensPerSecondPerUser": _r(self.tokens_per_s_per_user),
+            **(
+                {
+                    "budgetGpus": self.budget_gpus,
+                    "tokensPerSecondPerBudgetGpu": _r(self.tokens_per_s_per_budget_gpu),
+                }
+                if self.budget_gpus
+                else {}
+            ),
             "requestsPerSecond": _r(self.requests_per_s),
             "meetsSla": self.meets_sla,
             "selected": selected,
         }
+
+
+def _per_budget_gpu(per_gpu_used: float, gpus: int, budget_gpus: int) -> float:
+    return per_gpu_used * gpus / budget_gpus if budget_gpus else per_gpu_used
 
 
 def sla_ratio(sla: SLA, ttft: Any, itl: Any, e2e: Any) -> Any:
@@ -127,36 +152,33 @@ def sla_ratio(sla: SLA, ttft: Any, itl: Any, e2e: Any) -> Any:
 
 
 def rank_key(c: Candidate, objective: OptimizationType | None = None) -> tuple[float, ...]:
-    """The picking rule as a sort key (smallest wins). SLA-meeting configs first: with a load
-    (load-match, as Dynamo's) the one serving most of it with the fewest GPUs, then the highest
-    tokens/s per GPU; without (default) the highest tokens/s per GPU, then fewer GPUs, then smaller
-    TP, then (disaggregated) the prefill engine with the fewest GPU-ms per prompt (the most
-    headroom: a DEP prefill engine serves one prompt per rank at once). `objective`
-    (`sla.optimizationType`) replaces what follows the load served: `latency` the lowest
-    end-to-end latency, then the highest tokens/s per GPU; `throughput` the highest tokens/s
-    per GPU, then fewer GPUs. Otherwise the smallest worst-case ratio actual/target. Figures are
-    compared as reported (rounded like `to_json`), and equal throughput goes to the faster per-user
-    config, so the pick is on the published Pareto front whenever it meets the SLA."""
+    """The picking rule as a sort key (smallest wins). "Throughput" below is tokens/s per GPU of
+    the budget when no load is to be matched (idle GPUs count against a config, as
+    AIConfigurator ranks: `Candidate.tokens_per_s_per_budget_gpu`), per GPU used otherwise.
+    SLA-meeting configs first: with a load (load-match, as Dynamo's) the one serving most of it
+    with the fewest GPUs, then the highest throughput; without (default) the highest throughput,
+    then fewer GPUs, then smaller TP, then (disaggregated) the prefill engine with the fewest
+    GPU-ms per prompt (the most headroom: a DEP prefill engine serves one prompt per rank at
+    once). `objective` (`sla.optimizationType`) replaces what follows the load served: `latency`
+    the lowest end-to-end latency, then the highest throughput; `throughput` the highest
+    throughput, then fewer GPUs. Otherwise the smallest worst-case ratio actual/target. Figures
+    are compared as reported (rounded like `to_json`), and equal throughput goes to the faster
+    per-user config, so the pick is on the published Pareto front whenever it meets the SLA."""
     user = -_r(c.tokens_per_s_per_user)
+    gpus = c.gpus  # a property: read once, this runs for every candidate
+    value = -_r(_per_budget_gpu(c.tokens_per_s_per_gpu, gpus, c.budget_gpus))
     served = -round(c.served, 6) if c.load_match else 0.0
     tier = 0.0 if c.has_margin else 0.5  # SLA-meeting: with margin (`edge_ratio`) first
     if c.meets_sla and objective is OptimizationType.LATENCY:
-        return (tier, served, _r(c.e2e_ms), -_r(c.tokens_per_s_per_gpu), float(c.gpus))
+        return (tier, served, _r(c.e2e_ms), value, float(gpus))
     if c.meets_sla and objective is OptimizationType.THROUGHPUT:
-        return (tier, served, -_r(c.tokens_per_s_per_gpu), user, float(c.gpus))
+        return (tier, served, value, user, float(gpus))
     if c.meets_sla and c.load_match:
-        return (tier, served, float(c.gpus), -_r(c.tokens_per_s_per_gpu), user)
+        return (tier, served, float(gpus), value, user)
     if c.meets_sla:
-        return (
-            tier,
-            -_r(c.tokens_per_s_per_gpu),
-            user,
-            float(c.gpus),
-            float(c.tp),
-            _prefill_cost(c),
-        )
+        return (tier, value, user, float(gpus), float(c.tp), _prefill_cost(c))
     # A miss 0.1% smaller is not worth half the throughput: compare misses to 3 decimals.
-    return (1.0, round(c.worst_ratio, 3), -c.tokens_per_s_per_gpu, user, float(c.tp))
+    return (1.0, round(c.worst_ratio, 3), value, user, float(c.tp))
 
 
 def _prefill_cost(c: Candidate) -> float:
@@ -237,9 +259,12 @@ def search(
     itl = grid.itl_ms[rows, cols]
     e2e = ttft + (osl - 1) * itl
     bf = batch.astype(np.float64)
-    thpt_gpu = bf / (itl / 1e3) / width
+    decoding = decoding_requests(
+        bf, dp, osl, backend_profile(backend, gpu.id).agg_mix_decodes_per_osl
+    )
+    thpt_gpu = decoding / (itl / 1e3) / width
     per_user = 1e3 / itl
-    rps_replica = bf / (e2e / 1e3)
+    rps_replica = decoding / (e2e / 1e3)
 
     ratio = sla_ratio(sla, ttft, itl, e2e)
     meets = ratio <= 1.0
@@ -281,6 +306,7 @@ def search(
             pp=int(pp[k]),
             dp=int(dp[k]),
             edge_ratio=None if edge is None else float(edge[k]),
+            budget_gpus=0 if load_match else total_gpus,
         )
         for k in range(rows.size)
     ]
@@ -291,16 +317,31 @@ def search(
     return _pick(candidates, disagg or [], sla)
 
 
+def decoding_requests(batch: Any, dp: Any, osl: int, per_osl: bool) -> Any:
+    """Requests an aggregated worker of `batch` sequences (`dp` attention ranks) decodes per step,
+    in the estimator's in-flight schedule (`sim._estimate.in_flight`): every step admits one
+    prompt per rank, so once a rank holds `osl` or more sequences every step is a mixed step and
+    (TRT-LLM, SGLang: `per_osl`) only `b // (b / osl)` of its `b` decode in it, about `osl`; the
+    rest wait for their prefill. All of them otherwise. Throughput is these per ITL."""
+    per_rank = batch / dp
+    saturated = per_osl & (per_rank >= osl)
+    decodes = np.floor(per_rank / (per_rank / max(osl, 1)))
+    return np.where(saturated, decodes * dp, batch)
+
+
 def _pick(candidates: list[Candidate], disagg: list[Candidate], sla: SLA) -> Pick:
     """The config to deploy among the aggregated `candidates` and the disaggregated ones: the best
     SLA-meeting one by `rank_key` (the best per layout kept), else the closest miss; and the
     front it is published with (of the configs with margin when the pick has margin)."""
     key_of = partial(rank_key, objective=sla.optimization_type)
     per_tp: dict[tuple[int, int, int, int], Candidate] = {}
+    best: dict[tuple[int, int, int, int], tuple[float, ...]] = {}
     for c in candidates:
-        key = (c.tp, c.ep, c.pp, c.dp)
-        if c.meets_sla and (key not in per_tp or key_of(c) < key_of(per_tp[key])):
-            per_tp[key] = c
+        if not c.meets_sla:
+            continue
+        layout, rank = (c.tp, c.ep, c.pp, c.dp), key_of(c)
+        if layout not in per_tp or rank < best[layout]:
+            per_tp[layout], best[layout] = c, rank
     split = [c for c in disagg if c.meets_sla]
     if per_tp or split:
         chosen = min([*per_tp.values(), *split], key=key_of)
@@ -321,10 +362,11 @@ def _pick(candidates: list[Candidate], disagg: list[Candidate], sla: SLA) -> Pic
 
 
 def pareto_front(pool: list[Candidate]) -> list[Candidate]:
-    """Non-dominated candidates (maximise tokens/s/user and tokens/s/GPU), fastest/user first.
-    Dominance is judged on the figures as reported (rounded like `to_json`), so the published
-    front is non-dominated as read."""
-    rounded = [(_r(c.tokens_per_s_per_user), _r(c.tokens_per_s_per_gpu), c) for c in pool]
+    """Non-dominated candidates (maximise tokens/s/user and the throughput `rank_key` ranks by:
+    tokens/s per GPU of the budget, or per GPU used when not judged against one), fastest/user
+    first. Dominance is judged on the figures as reported (rounded like `to_json`), so the
+    published front is non-dominated as read."""
+    rounded = [(_r(c.tokens_per_s_per_user), _r(c.tokens_per_s_per_budget_gpu), c) for c in pool]
     rounded.sort(key=lambda r: (-r[0], -r[1], r[2].gpus, r[2].tp))
     front: list[Candidate] = []
     best = -np.inf

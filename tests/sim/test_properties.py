@@ -74,8 +74,16 @@ def test_profile_invariants() -> None:
             assert point["config"]["totalGpus"] <= total
         configs = [p["config"] for p in result.pareto]
         # The selected config is always listed; it may sit off the front only when it misses the SLA.
+        # Without a load to match, configs are ranked (and the front judged) by tokens/s per GPU
+        # of the whole budget: GPUs a config leaves idle count against it.
         on_front = [c for c in configs if not (c["selected"] and not c["meetsSla"])]
-        front = [(c["tokensPerSecondPerUser"], c["tokensPerSecondPerGpu"]) for c in on_front]
+        for c in configs:
+            assert c["budgetGpus"] == total
+            per_budget = c["tokensPerSecondPerGpu"] * c["totalGpus"] / total
+            assert math.isclose(
+                c["tokensPerSecondPerBudgetGpu"], per_budget, rel_tol=1e-3, abs_tol=1e-3
+            )
+        front = [(c["tokensPerSecondPerUser"], c["tokensPerSecondPerBudgetGpu"]) for c in on_front]
         for a in front:  # mutually non-dominated
             assert not any(b != a and b[0] >= a[0] and b[1] >= a[1] for b in front)
         (selected,) = [c for c in configs if c["selected"]]

@@ -1,5 +1,6 @@
 """`sla.optimizationType` steers the pick among the configs that meet the SLA: `latency` the lowest
-end-to-end latency, `throughput` the highest tokens/s per GPU; an unmet SLA still gets the closest
+end-to-end latency, `throughput` the highest tokens/s per GPU (of the budget without a load to
+match: idle GPUs count against a config); an unmet SLA still gets the closest
 config whatever the objective."""
 
 from __future__ import annotations
@@ -7,14 +8,16 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dgdr.domain.hardware import ResolvedHardware
 from dgdr.domain.spec import OptimizationType
 from sim import profile
+from sim._disagg import MAX_WORKERS, _rate_matched
 from sim._resolve import resolve
-from sim._search import Candidate, rank_key
+from sim._search import Candidate, pareto_front, rank_key
 from sim._select import search_backends, select
 from sim._sweep import sweep_decode, sweep_prefill
 
@@ -100,6 +103,46 @@ def test_an_unmet_sla_ranks_by_the_miss_whatever_the_objective() -> None:
         assert ranked == [met, near, far]
 
 
+def test_without_a_load_idle_gpus_count_against_a_config() -> None:
+    """10 of 16 GPUs at 1000 tok/s each serve less than 16 of 16 at 800: the budget's figure
+    ranks (and is published); with a load to match, the GPUs used do."""
+    disagg = {"mode": "disagg", "prefill_tp": 1, "tp": 2}
+    idle = candidate(**disagg, prefill_workers=6, replicas=2, tokens_per_s_per_gpu=1000.0)
+    full = candidate(**disagg, prefill_workers=8, replicas=4, tokens_per_s_per_gpu=800.0)
+    assert (idle.gpus, full.gpus) == (10, 16)
+    for objective in (None, OptimizationType.THROUGHPUT):
+        budget = [dataclasses.replace(c, budget_gpus=16) for c in (idle, full)]
+        assert min(budget, key=lambda c: rank_key(c, objective)).gpus == 16
+        assert pareto_front(budget) == [budget[1]]
+        assert budget[0].to_json(False)["tokensPerSecondPerBudgetGpu"] == 625.0
+    loaded = [dataclasses.replace(c, load_match=True) for c in (idle, full)]
+    assert min(loaded, key=lambda c: rank_key(c, OptimizationType.THROUGHPUT)).gpus == 10
+    assert "tokensPerSecondPerBudgetGpu" not in loaded[0].to_json(False)
+
+
+def test_without_a_load_the_disaggregated_unit_is_the_one_that_serves_most_of_the_budget() -> None:
+    """Prefill workers at 1 req/s and decode workers at 2 req/s on 8 GPUs: 2 prefill + 1 decode
+    is the best unit per GPU it uses, but two copies leave 2 GPUs idle (3.6 req/s); 5 + 3 fills
+    the budget (4.5 req/s). With a load to match, units are judged per GPU used."""
+
+    def unit(per_budget: bool) -> tuple[int, int]:
+        workers, _, _, best, feasible = _rate_matched(
+            np.array([1.0]),
+            np.array([[2.0]]),
+            np.array([1]),
+            np.array([1]),
+            np.array([[True]]),
+            8,
+            per_budget=per_budget,
+        )
+        assert feasible[0, 0, 0]
+        i, j = divmod(int(best[0, 0, 0]), MAX_WORKERS)
+        return int(workers[i]), int(workers[j])
+
+    assert unit(per_budget=True) == (5, 3)
+    assert unit(per_budget=False) == (2, 1)
+
+
 def test_a_load_served_comes_before_the_objective() -> None:
     fast_short = candidate(load_match=True, served=0.5, e2e_ms=100.0, tokens_per_s_per_gpu=9000.0)
     slow_full = candidate(load_match=True, served=1.0, e2e_ms=9000.0, tokens_per_s_per_gpu=10.0)
@@ -139,5 +182,29 @@ def test_the_pick_is_optimal_for_its_objective_among_the_configs_meeting_the_sla
     if objective is OptimizationType.LATENCY:
         assert round(chosen.e2e_ms, 3) <= min(round(c.e2e_ms, 3) for c in met)
     else:
-        best = max(round(c.tokens_per_s_per_gpu, 3) for c in met)
-        assert round(chosen.tokens_per_s_per_gpu, 3) >= best
+        # Without a load: per GPU of the budget (idle GPUs count against a config).
+        best = max(round(c.tokens_per_s_per_budget_gpu, 3) for c in met)
+        assert round(chosen.tokens_per_s_per_budget_gpu, 3) >= best
+
+
+def test_an_aggregated_worker_decodes_at_most_osl_requests_per_step_on_trtllm() -> None:
+    """In the estimator's in-flight schedule a step admits one prompt, so beyond `osl` sequences
+    every step is mixed and about `osl` of them decode in it (AIConfigurator counts the same):
+    a batch of 1024 at osl 500 is not credited 1024 tokens per step."""
+    hardware = ResolvedHardware.from_dict(
+        {"gpuSku": "b200_sxm", "totalGpus": 32, "numGpusPerNode": 8}
+    )
+    spec = {
+        "model": "meta-llama/Llama-3.1-8B",
+        "backend": "trtllm",
+        "sla": {"ttft": 1082, "itl": 34},
+        "workload": {"isl": 4000, "osl": 500},
+    }
+    setup = resolve(spec, hardware)
+    sweep = sweep_prefill(setup)
+    pick = search_backends(setup, sweep, sweep_decode(setup, sweep)).picks["trtllm"]
+    beyond = [c for c in pick.candidates if c.batch > 500]
+    assert beyond
+    for c in pick.candidates:
+        tokens_per_step = c.tokens_per_s_per_gpu * c.tp * c.pp * c.itl_ms / 1e3
+        assert tokens_per_step <= min(c.batch, 500) + 1e-6
