@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -138,10 +139,26 @@ def up_args(url: str, *options: str) -> list[str]:
     ]
 
 
+# `python -c PROFILED FILE -m dgdr ...`: the service, profiled (cProfile, CPU time) only between
+# SIGUSR1 and SIGUSR2, which writes the stats to FILE: the measured run, not start-up and warm-up.
+PROFILED = """
+import cProfile, os, runpy, signal, sys, time
+stats, profile = sys.argv.pop(1), cProfile.Profile(time.process_time)
+def write(*_):
+    profile.disable()
+    profile.dump_stats(stats + ".tmp")
+    os.replace(stats + ".tmp", stats)
+signal.signal(signal.SIGUSR1, lambda *_: profile.enable())
+signal.signal(signal.SIGUSR2, write)
+sys.argv = sys.argv[2:]
+runpy.run_module("dgdr", run_name="__main__", alter_sys=True)
+"""
+
+
 async def start_service(
     url: str, roles: str, profile: str | None = None
 ) -> asyncio.subprocess.Process:
-    profiler = ["-m", "cProfile", "-o", profile] if profile else []
+    profiler = ["-c", PROFILED, profile] if profile else []
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         *profiler,
@@ -158,6 +175,18 @@ async def start_service(
         except Exception:
             await asyncio.sleep(0.1)
     raise RuntimeError("the service did not start")
+
+
+def write_profile(service: asyncio.subprocess.Process, stats: Path) -> None:
+    """Have the profiled service write its stats (SIGUSR2) and wait until they are written (the
+    service writes them to a temporary file, then renames it)."""
+    stats.unlink(missing_ok=True)
+    service.send_signal(signal.SIGUSR2)
+    deadline = time.monotonic() + 30
+    while not stats.exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the profiled service did not write {stats}")
+        time.sleep(0.05)
 
 
 async def service_path(
@@ -330,8 +359,12 @@ async def run(url: str, monitor_url: str, args: argparse.Namespace) -> None:
             await connections(monitor_url),
             sum(cpu_seconds(p.pid) for p in services),
         )
+        if args.profile:
+            services[0].send_signal(signal.SIGUSR1)
         svc_n_rate, _, full_n = await service_path(url, args.dgdrs, n, "many")
         after, cpu_after = await connections(monitor_url), sum(cpu_seconds(p.pid) for p in services)
+        if args.profile:
+            write_profile(services[0], Path(args.profile))
     finally:
         for service in services:
             service.terminate()
@@ -408,6 +441,7 @@ if __name__ == "__main__":
     parser.add_argument(
         "--profile",
         metavar="FILE",
-        help="run the first service process under cProfile, writing its stats to FILE",
+        help="profile the first service process (cProfile) over the N-in-flight run, "
+        "writing its stats to FILE",
     )
     asyncio.run(main(parser.parse_args()))
