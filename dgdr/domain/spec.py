@@ -198,6 +198,7 @@ _PRODUCT_PATTERNS: tuple[tuple[str, GpuSku], ...] = (
 )
 
 
+@functools.lru_cache(maxsize=256)
 def normalise_gpu_sku(value: str) -> GpuSku | None:
     """Map a SKU id or a raw product name (`NVIDIA-H100-80GB-HBM3`) to a SKU; None if unknown/ambiguous."""
     if value in GPU_SKUS:
