@@ -179,8 +179,10 @@ class _Puller:
         expires: float,
         ack_wait: float,
         observer: ConsumerObserver | None = None,
+        done: Callable[[Any], bool] | None = None,
     ) -> None:
         self.nc, self.js, self.stream, self.durable = nc, js, stream, durable
+        self.done = done
         self.observer: ConsumerObserver = observer or _Unobserved()
         self.handler, self.key = handler, key
         self.max_inflight, self.retry_delay, self.expires = max_inflight, retry_delay, expires
@@ -242,8 +244,15 @@ class _Puller:
                 self.wake.set()
             return  # 100 = idle heartbeat
         self.credit = max(0, self.credit - 1)
+        key = self.key(msg)
+        if self.done is not None and key not in self.tails and self.done(msg):
+            self.observer.handled(self.durable, _delivery_count(msg), 0.0, False)
+            with contextlib.suppress(Exception):
+                await msg.ack()
+            self.wake.set()
+            return
         self.inflight += 1
-        previous = self.tails.get(key := self.key(msg))
+        previous = self.tails.get(key)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.tails[key] = done
         task = asyncio.create_task(self._run(msg, previous, done, key))
@@ -316,7 +325,12 @@ async def run_consumer(
     expires: float = 10.0,
     ready: asyncio.Event | None = None,
     observer: ConsumerObserver | None = None,
+    done: Callable[[Any], bool] | None = None,
 ) -> None:
+    """Consume `subject` of `stream` through durable `durable` until cancelled (the module
+    docstring says how). A message for which `done(msg)` holds, with no message of its key
+    running, is acknowledged at once without running the handler: its work is already done (a
+    commit its writer wrote through, `Projector.folded`)."""
     config = ConsumerConfig(
         durable_name=durable,
         ack_policy=AckPolicy.EXPLICIT,
@@ -338,6 +352,7 @@ async def run_consumer(
         expires,
         ack_wait,
         observer,
+        done,
     )
     inbox = nc.new_inbox()
     sub = await nc.subscribe(inbox, cb=puller.on_msg)

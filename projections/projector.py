@@ -237,6 +237,16 @@ class Projector:
         cached = self._cache.get(key)
         return cached is not None and resource_version(cached[0]) >= seq
 
+    def folded(self, msg: Any) -> bool:
+        """Whether a delivered `DGDR_EVENTS` message is folded already in what this projector
+        wrote (its writer wrote it through) and no write of its key is under way: `on_message`
+        would skip it, so the consumer acknowledges it without running it."""
+        agg = aggregate_of(str(msg.subject))
+        if agg is None:
+            return False
+        key = s.status_key(agg.namespace, agg.name)
+        return key not in self._keys and self._covers(key, int(msg.metadata.sequence.stream))
+
     async def on_message(self, msg: Any) -> None:
         """A `DGDR_EVENTS` message delivered to the projector's consumer. When this process wrote
         a status that folds it (its writer wrote the commit through), it is not decoded again:

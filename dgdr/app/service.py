@@ -311,6 +311,7 @@ class Service:
                     ready=ready,
                     key=_events_key if stream == s.EVENTS_STREAM else lambda m: str(m.subject),
                     observer=metrics,
+                    done=self.projector.folded if role == "projector" else None,
                 )
             )
             self._tasks.append(task)
