@@ -189,6 +189,32 @@ def write_profile(service: asyncio.subprocess.Process, stats: Path) -> None:
         time.sleep(0.05)
 
 
+def profile_summary(stats: Path, applies: int, top: int = 14) -> list[str]:
+    """The profiled CPU time by where it was spent (own time of each function, summed): a
+    third-party package, a package of this project, a standard-library module or C builtins.
+    cProfile's own overhead inflates Python calls, so shares, not totals, are what to read."""
+    import pstats
+
+    spent: dict[str, float] = {}
+    for (file, _, function), (_, _, own, _, _) in pstats.Stats(str(stats)).stats.items():  # type: ignore[attr-defined]
+        if "site-packages/" in file:
+            where = file.split("site-packages/", 1)[1].split("/", 1)[0]
+        elif file.startswith(str(ROOT)):
+            where = "/".join(Path(file).relative_to(ROOT).parts[:2])
+        elif "/asyncio/" in file:
+            where = "asyncio (stdlib)"
+        elif file == "~":
+            where = "builtins (C): " + function.split(" of ", 1)[-1].strip("<>'")[:40]
+        else:
+            where = "stdlib " + Path(file).name
+        spent[where] = spent.get(where, 0.0) + own
+    total = sum(spent.values()) or 1.0
+    ranked = sorted(spent.items(), key=lambda item: -item[1])[:top]
+    return [f"total {total / applies * 1e3:.3f} ms per apply (profiled)"] + [
+        f"{share / total:6.1%}  {share / applies * 1e3:6.3f} ms  {where}" for where, share in ranked
+    ]
+
+
 async def service_path(
     url: str, count: int, inflight: int, prefix: str
 ) -> tuple[float, list[float], list[float]]:
@@ -419,6 +445,12 @@ async def run(url: str, monitor_url: str, args: argparse.Namespace) -> None:
         f"ratio single apply p50 / raw publish p50: {rtt_ratio:.2f}x "
         f"(goal <= 3x: {'met' if rtt_ratio <= 3 else 'NOT met'})"
     )
+    if args.profile:
+        print(
+            f"where the service's CPU went over the {n}-in-flight run (cProfile, {args.profile}):"
+        )
+        for line in profile_summary(Path(args.profile), args.dgdrs):
+            print(f"  {line}")
 
 
 if __name__ == "__main__":
