@@ -20,6 +20,11 @@ and received them (the server's `/connz` before and after; a raw publish+ack is 
 goal <= 0.15 ms). Last, on a fresh server with the reactor running (`--roles
 requests,projector,reactor`): apply → phase Profiling seen by a KV watcher, sequentially, p50/p99
 (goal <= 5 / 20 ms), against a raw KV put → watcher in the same run.
+
+`--profile FILE` profiles the first service process (cProfile, CPU time) over the N-in-flight run
+only (not its start-up or the warm-up), writes the stats to FILE and prints where that CPU went by
+package or module. cProfile inflates Python calls (generators most), so read the shares as a
+ranking; the CPU per apply printed above is measured without it when `--profile` is not given.
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ reconnects (the server forgets the old connection's pull requests) it pulls agai
 stops only when cancelled, with `IncompatibleConsumer` (below), or with nats-py's
 `ConnectionClosedError` once the client is closed for good (its owner reconnects and starts the
 consumer again: retrying on a closed client would spin forever). A handler that wants to drop a
-message acks or terms it itself and returns.
+message acks or terms it itself and returns. A message the caller says is done already (`done`,
+e.g. a commit its writer projected) is acknowledged on delivery without running the handler.
 
 A durable consumer that already exists is checked against the configuration this code wants (every
 field the code sets): a difference is logged and the consumer updated when JetStream allows the

@@ -18,7 +18,7 @@ the status is never ahead of the store (the commit is stored before it is folded
 for long (a write-through that fails is only logged: the consumer projects every commit as before),
 and a rebuild gives the same bytes (the same fold of the same commit). Applies of one key run one at
 a time in a process; the consumer then finds the commit folded and skips it without decoding it
-(`on_message`): every message at or below a value's resourceVersion was verified, folded or
+(`on_message`; `folded` lets the consumer acknowledge it without running a handler at all): every message at or below a value's resourceVersion was verified, folded or
 quarantined, by whoever wrote that value, or is the writer's own commit.
 The last value written is kept in memory for at most `PROJECTOR_CACHE_SIZE` keys (least recently
 used go first), so memory does not grow with the number of DGDRs.

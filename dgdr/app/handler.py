@@ -6,6 +6,8 @@ reactor's). That state is only a hint: a stale one makes the append fail with `C
 and the handler then brings it up to date from the store (only the commits it lacks) and decides
 again (up to `max_attempts`). A name with no state held is assumed new, so creating a DGDR costs one
 append; a refusal or a no-op decided on a held or assumed state is confirmed on a fresh one first.
+Once `keep_recorded` is called (a reactor in the process), the last `RECORDED_HELD` commits it
+appended are kept for `take_recorded`, and `settled` waits out the appends in flight on a name.
 
 Outcomes: `accepted` (events recorded, or nothing to record); `invalid` with the field errors, in two
 kinds: refused at admission (what Dynamo's CRD schema or validating webhook refuses, including a spec
