@@ -14,9 +14,10 @@ handler: each consumed commit advances the held state (no store read); a gap (co
 it has not seen) or nothing held makes it bring the state up to date from the store first, and the
 commands it issues carry that state to the handler, whose append verifies it (a `ConcurrencyConflict`
 reloads and decides again). A commit appended by the command handler of its own process is taken
-as it was appended (`CommandHandler.take_recorded`), not decoded from the delivery again. Every reaction is keyed by (uid, event sequence) or made idempotent by
-the decider (deterministic command ids), and each first checks that the DGDR is still where the
-event left it, so a redelivery or a restart never runs an effect twice.
+as it was appended (`CommandHandler.take_recorded`), not decoded from the delivery again. Every
+reaction is keyed by (uid, event sequence) or made idempotent by the decider (deterministic command
+ids), and each first checks that the DGDR is still where the event left it, so a redelivery or a
+restart never runs an effect twice.
 
 Observations of the deployment become commands whose id is what was observed (uid, DGD, state,
 replica counts), so a repeated observation is recognised as the last one.
