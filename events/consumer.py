@@ -19,7 +19,8 @@ reconnects (the server forgets the old connection's pull requests) it pulls agai
 stops only when cancelled, with `IncompatibleConsumer` (below), or with nats-py's
 `ConnectionClosedError` once the client is closed for good (its owner reconnects and starts the
 consumer again: retrying on a closed client would spin forever). A handler that wants to drop a
-message acks or terms it itself and returns.
+message acks or terms it itself and returns. A message the caller says is done already (`done`,
+e.g. a commit its writer projected) is acknowledged on delivery without running the handler.
 
 A durable consumer that already exists is checked against the configuration this code wants (every
 field the code sets): a difference is logged and the consumer updated when JetStream allows the
@@ -179,8 +180,10 @@ class _Puller:
         expires: float,
         ack_wait: float,
         observer: ConsumerObserver | None = None,
+        done: Callable[[Any], bool] | None = None,
     ) -> None:
         self.nc, self.js, self.stream, self.durable = nc, js, stream, durable
+        self.done = done
         self.observer: ConsumerObserver = observer or _Unobserved()
         self.handler, self.key = handler, key
         self.max_inflight, self.retry_delay, self.expires = max_inflight, retry_delay, expires
@@ -242,8 +245,15 @@ class _Puller:
                 self.wake.set()
             return  # 100 = idle heartbeat
         self.credit = max(0, self.credit - 1)
+        key = self.key(msg)
+        if self.done is not None and key not in self.tails and self.done(msg):
+            self.observer.handled(self.durable, _delivery_count(msg), 0.0, False)
+            with contextlib.suppress(Exception):
+                await msg.ack()
+            self.wake.set()
+            return
         self.inflight += 1
-        previous = self.tails.get(key := self.key(msg))
+        previous = self.tails.get(key)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.tails[key] = done
         task = asyncio.create_task(self._run(msg, previous, done, key))
@@ -316,7 +326,12 @@ async def run_consumer(
     expires: float = 10.0,
     ready: asyncio.Event | None = None,
     observer: ConsumerObserver | None = None,
+    done: Callable[[Any], bool] | None = None,
 ) -> None:
+    """Consume `subject` of `stream` through durable `durable` until cancelled (the module
+    docstring says how). A message for which `done(msg)` holds, with no message of its key
+    running, is acknowledged at once without running the handler: its work is already done (a
+    commit its writer wrote through, `Projector.folded`)."""
     config = ConsumerConfig(
         durable_name=durable,
         ack_policy=AckPolicy.EXPLICIT,
@@ -338,6 +353,7 @@ async def run_consumer(
         expires,
         ack_wait,
         observer,
+        done,
     )
     inbox = nc.new_inbox()
     sub = await nc.subscribe(inbox, cb=puller.on_msg)

@@ -10,7 +10,6 @@ message is not a valid commit, into a damaged `Commit` that is shown and never f
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Any
 
 from dgdr.domain.errors import UnknownEvent
 from dgdr.domain.model import EVENT_ADAPTER, Event, event_from_payload, event_payload
+from events import codec
 
 # Current schema version per event type; a type not listed is at version 1.
 SCHEMA_VERSIONS: dict[str, int] = {"ProfilingProgressed": 2}
@@ -132,10 +132,12 @@ def wrap(
     """Envelopes for one decision, caused by `command_id`. Event ids derive from `decision_id`
     (the command id unless given), so a retried decision produces the same ids (and a replay after
     a crash the same history); the command handler names a decision by its command and the
-    version it was decided on, because a command id may recur (an observation seen again)."""
+    version it was decided on, because a command id may recur (an observation seen again).
+    Each envelope's `event` is the decided event itself, not decoded again from its payload."""
     seed = decision_id or command_id
-    return [
-        Envelope(
+    envelopes = []
+    for i, e in enumerate(events):
+        env = Envelope(
             id=str(uuid.uuid5(_ID_NAMESPACE, f"{aggregate.uid}/{seed}/{i}")),
             type=e.type,
             schema_version=SCHEMA_VERSIONS.get(e.type, 1),
@@ -145,8 +147,9 @@ def wrap(
             correlation_id=correlation_id,
             payload=event_payload(e),
         )
-        for i, e in enumerate(events)
-    ]
+        env.__dict__["event"] = e  # its `event`, as decoding `payload` would give it
+        envelopes.append(env)
+    return envelopes
 
 
 @dataclass(frozen=True)
@@ -179,6 +182,5 @@ class Commit:
     raw: bytes = field(default=b"", repr=False)
 
     def encode(self) -> bytes:
-        return json.dumps(
-            {"events": [e.to_dict() for e in self.envelopes]}, separators=(",", ":"), sort_keys=True
-        ).encode()
+        """The stored bytes: canonical JSON (`events.codec.canonical`)."""
+        return codec.canonical({"events": [e.to_dict() for e in self.envelopes]})

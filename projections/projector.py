@@ -18,7 +18,7 @@ the status is never ahead of the store (the commit is stored before it is folded
 for long (a write-through that fails is only logged: the consumer projects every commit as before),
 and a rebuild gives the same bytes (the same fold of the same commit). Applies of one key run one at
 a time in a process; the consumer then finds the commit folded and skips it without decoding it
-(`on_message`): every message at or below a value's resourceVersion was verified, folded or
+(`on_message`; `folded` lets the consumer acknowledge it without running a handler at all): every message at or below a value's resourceVersion was verified, folded or
 quarantined, by whoever wrote that value, or is the writer's own commit.
 The last value written is kept in memory for at most `PROJECTOR_CACHE_SIZE` keys (least recently
 used go first), so memory does not grow with the number of DGDRs.
@@ -236,6 +236,16 @@ class Projector:
         """Whether what this projector last wrote for `key` already folds stream sequence `seq`."""
         cached = self._cache.get(key)
         return cached is not None and resource_version(cached[0]) >= seq
+
+    def folded(self, msg: Any) -> bool:
+        """Whether a delivered `DGDR_EVENTS` message is folded already in what this projector
+        wrote (its writer wrote it through) and no write of its key is under way: `on_message`
+        would skip it, so the consumer acknowledges it without running it."""
+        agg = aggregate_of(str(msg.subject))
+        if agg is None:
+            return False
+        key = s.status_key(agg.namespace, agg.name)
+        return key not in self._keys and self._covers(key, int(msg.metadata.sequence.stream))
 
     async def on_message(self, msg: Any) -> None:
         """A `DGDR_EVENTS` message delivered to the projector's consumer. When this process wrote

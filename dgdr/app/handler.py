@@ -6,6 +6,8 @@ reactor's). That state is only a hint: a stale one makes the append fail with `C
 and the handler then brings it up to date from the store (only the commits it lacks) and decides
 again (up to `max_attempts`). A name with no state held is assumed new, so creating a DGDR costs one
 append; a refusal or a no-op decided on a held or assumed state is confirmed on a fresh one first.
+Once `keep_recorded` is called (a reactor in the process), the last `RECORDED_HELD` commits it
+appended are kept for `take_recorded`, and `settled` waits out the appends in flight on a name.
 
 Outcomes: `accepted` (events recorded, or nothing to record); `invalid` with the field errors, in two
 kinds: refused at admission (what Dynamo's CRD schema or validating webhook refuses, including a spec
@@ -22,8 +24,10 @@ raised) and seconds.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -33,10 +37,11 @@ from dgdr.app.states import NOTHING, STATE_CACHE_SIZE, Loaded, StateCache, fold_
 from dgdr.domain.decider import decide, evolve
 from dgdr.domain.errors import ConcurrencyConflict
 from dgdr.domain.model import Command, Event, Rejection, ValidationFailed
-from events.envelope import AggregateId, Commit, wrap
+from events.envelope import AggregateId, Commit, Envelope, wrap
 from events.store import EventStore
 
 log = structlog.get_logger("dgdr.app.handler")
+RECORDED_HELD = 1024  # commits kept for a reactor in this process (`keep_recorded`)
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,14 @@ class Outcome:
         return out
 
 
+@dataclass
+class _Flight:
+    """The appends in flight on one name (`CommandHandler.settled`)."""
+
+    count: int = 0
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+
+
 class CommandObserver(Protocol):
     def command_handled(self, verb: str, outcome: str, seconds: float) -> None:
         """A command of kind `verb` was handled: accepted, invalid, rejected or error."""
@@ -93,6 +106,29 @@ class CommandHandler:
         self.store = store
         self.max_attempts = max_attempts
         self.states = states if states is not None else StateCache(cache_size)
+        # The commits this handler appended lately, by sequence, once `keep_recorded` is called
+        # (a reactor in this process takes them instead of decoding them again); bounded.
+        self._recorded: OrderedDict[int, Commit] | None = None
+
+        # Per name, the appends in flight while commits are kept (`settled`).
+        self._in_flight: dict[tuple[str, str], _Flight] = {}
+
+    def keep_recorded(self) -> None:
+        """Keep the last `RECORDED_HELD` commits appended, for `take_recorded`."""
+        if self._recorded is None:
+            self._recorded = OrderedDict()
+
+    async def settled(self, namespace: str, name: str) -> None:
+        """Return once no append on the name is in flight in this handler (each ends recorded,
+        or failed): a commit delivered before its append's acknowledgement came back is then
+        held by `take_recorded`, and its state cached."""
+        while (flight := self._in_flight.get((namespace, name))) is not None:
+            await flight.ended.wait()
+
+    def take_recorded(self, seq: int) -> Commit | None:
+        """The commit this handler appended at stream sequence `seq`, if it still holds it (once:
+        a redelivery is decoded from the store)."""
+        return None if self._recorded is None else self._recorded.pop(seq, None)
 
     async def refresh(self, namespace: str, name: str, known: Loaded | None) -> Loaded:
         """The store's current state of a name, reading only what `known` lacks: one `latest`
@@ -225,6 +261,35 @@ class CommandHandler:
             decision_id=decision_id,
         )
         commit_id = f"{aggregate.uid}:{decision_id}"
+        if self._recorded is None:
+            return await self._recorded_as(
+                namespace, name, command, loaded, aggregate, decision, envelopes, commit_id
+            )
+        flight = self._in_flight.get((namespace, name))
+        if flight is None:
+            flight = self._in_flight[(namespace, name)] = _Flight()
+        flight.count += 1
+        try:
+            return await self._recorded_as(
+                namespace, name, command, loaded, aggregate, decision, envelopes, commit_id
+            )
+        finally:
+            flight.count -= 1
+            if not flight.count:
+                del self._in_flight[(namespace, name)]
+                flight.ended.set()
+
+    async def _recorded_as(
+        self,
+        namespace: str,
+        name: str,
+        command: Command,
+        loaded: Loaded,
+        aggregate: AggregateId,
+        decision: list[Event],
+        envelopes: list[Envelope],
+        commit_id: str,
+    ) -> Outcome:
         seq = await self.store.append(
             aggregate, envelopes, expected=loaded.version, commit_id=commit_id
         )
@@ -237,6 +302,10 @@ class CommandHandler:
         )
         types = tuple(e.type for e in decision)
         commit = Commit(aggregate, envelopes, seq=seq, expected=loaded.version, commit_id=commit_id)
+        if self._recorded is not None:
+            self._recorded[seq] = commit
+            while len(self._recorded) > RECORDED_HELD:
+                self._recorded.popitem(last=False)
         invalid = [e for e in decision if isinstance(e, ValidationFailed)]
         if invalid:
             return Outcome(

@@ -48,5 +48,7 @@ def configure(level: str = "INFO", *, json_output: bool | None = None) -> None:
             logging.getLevelNamesMapping()[level.upper()]
         ),
         logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
-        cache_logger_on_first_use=False,
+        # A logger is bound once, on its first use, not on every call: `configure` runs once per
+        # process (`dgdr up`, `dgdr demo`), before the service logs.
+        cache_logger_on_first_use=True,
     )

@@ -13,9 +13,11 @@ It acts on the state the consumed events leave, held in the `StateCache` it shar
 handler: each consumed commit advances the held state (no store read); a gap (commits of the name
 it has not seen) or nothing held makes it bring the state up to date from the store first, and the
 commands it issues carry that state to the handler, whose append verifies it (a `ConcurrencyConflict`
-reloads and decides again). Every reaction is keyed by (uid, event sequence) or made idempotent by
-the decider (deterministic command ids), and each first checks that the DGDR is still where the
-event left it, so a redelivery or a restart never runs an effect twice.
+reloads and decides again). A commit appended by the command handler of its own process is taken
+as it was appended (`CommandHandler.take_recorded`), not decoded from the delivery again. Every
+reaction is keyed by (uid, event sequence) or made idempotent by the decider (deterministic command
+ids), and each first checks that the DGDR is still where the event left it, so a redelivery or a
+restart never runs an effect twice.
 
 Observations of the deployment become commands whose id is what was observed (uid, DGD, state,
 replica counts), so a repeated observation is recognised as the last one.
@@ -62,17 +64,13 @@ from dgdr.domain.spec import SearchStrategy
 from dgdr.domain.target import DeploymentTarget, ProfilingJobs
 from events import subjects as s
 from events.envelope import AggregateId, Commit, Envelope
+from events.integrity import aggregate_of
 from events.jetstream import decode_message
-from projections.projector import Projector, WriteThrough
+from projections.projector import Projector
 
 log = structlog.get_logger("dgdr.app.reactors")
 
 REACTS_TO = frozenset({"Validated", "ProfilingStarted", "DeploymentStarted"})
-
-
-def decode_commit(msg: Any) -> Commit:
-    """The commit in an event delivered by a durable consumer."""
-    return decode_message(msg, int(msg.metadata.sequence.stream))
 
 
 def job_subject(agg: AggregateId) -> str:
@@ -99,7 +97,20 @@ class Reactor:
         self.projector = projector
 
     async def on_message(self, msg: Any) -> None:
-        await self.react(decode_commit(msg))
+        """A delivered commit. One the command handler of this process appended is taken as it
+        was appended (`CommandHandler.take_recorded`, once its append has settled: the delivery
+        can come before the acknowledgement), not decoded and verified again: the store holds
+        what was appended (as the projector trusts its writers' commits)."""
+        self.handler.keep_recorded()
+        seq = int(msg.metadata.sequence.stream)
+        agg = aggregate_of(str(msg.subject))
+        if agg is not None:
+            await self.handler.settled(agg.namespace, agg.name)
+            own = self.handler.take_recorded(seq)
+            if own is not None and own.aggregate == agg:
+                await self.react(own)
+                return
+        await self.react(decode_message(msg, seq))
 
     async def react(self, commit: Commit) -> None:
         """Advance the held state by `commit` and react to its events, once they are folded: a
@@ -128,16 +139,11 @@ class Reactor:
                 await self._deploy(commit, env, held)
 
     async def _start_profiling(self, commit: Commit, env: Envelope, held: Loaded) -> None:
-        agg = commit.aggregate
-        if self.projector is None:
-            await self._record_start(commit, env, held, None)
-            return
-        async with self.projector.writing(agg.namespace, agg.name) as write:
-            await self._record_start(commit, env, held, write)
-
-    async def _record_start(
-        self, commit: Commit, env: Envelope, held: Loaded, write: WriteThrough | None
-    ) -> None:
+        """Record StartProfiling, then write its commit through (`Projector.writing`). Appended
+        before the write-through is entered: the append does not wait for the request intake's
+        write-through of the commit it reacts to (only the status writes of a name are ordered);
+        should the projector's consumer take the commit first, it projects it and the write
+        finds it folded."""
         agg = commit.aggregate
         gen = int(env.payload["generation"])
         out = await self.handler.handle(
@@ -153,8 +159,9 @@ class Reactor:
             expected_uid=agg.uid,
             known=held,
         )
-        if out.commit is not None and write is not None:
-            await write(out.commit)
+        if out.commit is not None and self.projector is not None:
+            async with self.projector.writing(agg.namespace, agg.name) as write:
+                await write(out.commit)
         log.debug(
             "start profiling",
             namespace=agg.namespace,

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import socket
 import time
@@ -311,6 +312,7 @@ class Service:
                     ready=ready,
                     key=_events_key if stream == s.EVENTS_STREAM else lambda m: str(m.subject),
                     observer=metrics,
+                    done=self.projector.folded if role == "projector" else None,
                 )
             )
             self._tasks.append(task)
@@ -357,6 +359,14 @@ class Service:
             ),
             replicas,
         )
+
+
+def freeze_startup() -> None:
+    """For a process that runs one service until it exits (`dgdr up`), once it has started: what
+    start-up made (modules, schemas, caches) lives as long as the process, so it is left out of
+    the cyclic garbage collector's passes (`gc.freeze`), which otherwise walk it again and again
+    while requests are handled."""
+    gc.freeze()
 
 
 def _nats_unavailable(exc: BaseException) -> bool:

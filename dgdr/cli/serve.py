@@ -429,7 +429,7 @@ async def _start_and_run(
 ) -> None:
     import asyncio
 
-    from dgdr.app.service import Service
+    from dgdr.app.service import Service, freeze_startup
     from events.auth import start_embedded
 
     server = None
@@ -454,6 +454,7 @@ async def _start_and_run(
             await _wait_for_nats(config.connect, wait_for_nats)
         service = Service(config)
         await service.start()
+        freeze_startup()
         if service.metrics_url is not None:
             err.print(f"Prometheus metrics: {service.metrics_url}/metrics", markup=False)
         if cluster is not None:

@@ -150,23 +150,25 @@ def evolve(state: State, event: Event, command_id: str | None = None) -> State:
     dest = machine.next_state(state.machine_state, event.trigger)
     if dest is None:
         raise InvalidHistory(f"{event.type} is not allowed in state {state.machine_state}")
-    s = replace(state, machine_state=dest, **_remember(state, event, command_id))
+    return replace(
+        state, machine_state=dest, **_remember(state, event, command_id), **_changes(state, event)
+    )
+
+
+def _changes(state: State, event: Event) -> dict[str, Any]:
+    """The fields `event` sets (besides the machine state and the idempotency memory)."""
     match event:
         case Created():
-            return replace(
-                s,
+            return dict(
                 spec=event.spec,
                 parsed_spec=event.parsed,
                 generation=event.generation,
                 annotations=event.annotations,
             )
         case AutoApplyEnabled():
-            return replace(
-                s, spec=event.spec, parsed_spec=event.parsed, generation=event.generation
-            )
+            return dict(spec=event.spec, parsed_spec=event.parsed, generation=event.generation)
         case SpecUpdated():
-            return replace(
-                s,
+            return dict(
                 annotations=state.annotations if event.annotations is None else event.annotations,
                 spec=event.spec,
                 parsed_spec=event.parsed,
@@ -182,51 +184,46 @@ def evolve(state: State, event: Event, command_id: str | None = None) -> State:
                 available_replicas=0,
             )
         case Validated():
-            return replace(
-                s,
+            return dict(
                 validated_generation=event.generation,
                 hardware=event.hardware,
                 resolved_hardware=event.resolved,
             )
         case ValidationFailed():
-            return s
+            return {}
         case ProfilingStarted():
-            return replace(s, job_name=event.job_name, profiling_phase="Initializing")
+            return dict(job_name=event.job_name, profiling_phase="Initializing")
         case ProfilingProgressed():
-            return replace(s, profiling_phase=event.sub_phase)
+            return dict(profiling_phase=event.sub_phase)
         case ProfilingFailed():
-            return replace(s, profiling_phase=event.sub_phase)
+            return dict(profiling_phase=event.sub_phase)
         case ProfilingCompleted():
-            return replace(
-                s,
+            return dict(
                 profiling_phase=None,
                 dgd_name=event.dgd_name,
                 selected_config=event.selected_config,
                 additional_resources=tuple(event.additional_resources),
             )
         case DeploymentStarted():
-            return replace(s, dgd_name=event.dgd_name)
+            return dict(dgd_name=event.dgd_name)
         case DeploymentCreated():
-            return replace(s, deployment_created=True)
+            return dict(deployment_created=True)
         case DeploymentObserved() | DeploymentDegraded():
-            return replace(
-                s,
+            return dict(
                 deployment_state=event.state,
                 replicas=event.replicas,
                 available_replicas=event.available_replicas,
                 deployment_created=True,
             )
         case DeploymentReady():
-            return replace(
-                s,
+            return dict(
                 deployment_state="successful",
                 replicas=event.replicas,
                 available_replicas=event.available_replicas,
                 deployment_created=True,
             )
         case DeploymentDeleted():
-            return replace(
-                s,
+            return dict(
                 dgd_name=None,
                 deployment_state=None,
                 replicas=0,
@@ -234,7 +231,7 @@ def evolve(state: State, event: Event, command_id: str | None = None) -> State:
                 deployment_created=False,
             )
         case DeploymentFailed() | Deleted():
-            return s
+            return {}
         case _:
             assert_never(event)
 
@@ -296,10 +293,12 @@ def _decide_apply(state: State, command: Apply) -> list[Event] | Rejection:
     )
     if not verdict.allowed:
         return Rejection(verdict.reason, verdict.message, verdict.errors, invalid=True)
+    # The events are built from the command's fields, validated when the command was (user input)
+    # or made by the service since, so not validated again (`model_construct`).
     parsed = command.parsed if isinstance(command.parsed, DGDRSpec) else None
     applied = with_service_default(command.annotations, command.require_sla_default)
     if not state.exists:
-        created: Event = Created(
+        created: Event = Created.model_construct(
             spec=command.spec,
             parsed=parsed,
             generation=1,
@@ -315,12 +314,14 @@ def _decide_apply(state: State, command: Apply) -> list[Event] | Rejection:
     generation = state.generation + 1
     if phase == "Ready" and _only_auto_apply_turned_on(state, command, parsed):
         return [
-            AutoApplyEnabled(spec=command.spec, parsed=parsed, generation=generation),
-            DeploymentStarted(dgd_name=state.dgd_name or ""),
+            AutoApplyEnabled.model_construct(
+                spec=command.spec, parsed=parsed, generation=generation
+            ),
+            DeploymentStarted.model_construct(dgd_name=state.dgd_name or ""),
         ]
     annotations = None if applied == state.annotations else applied
     return [
-        SpecUpdated(
+        SpecUpdated.model_construct(
             spec=command.spec, parsed=parsed, generation=generation, annotations=annotations
         ),
         *_validation(generation, command),
@@ -355,17 +356,18 @@ def _only_auto_apply_turned_on(state: State, command: Apply, parsed: DGDRSpec | 
 
 
 def _validation(generation: int, command: Apply) -> list[Event]:
+    """The validation's event. Built from what validation made (the parsed spec, the resolved
+    hardware, field errors), so not validated again (`model_construct`)."""
     parsed = command.parsed
     if isinstance(parsed, list):
-        return [ValidationFailed(generation=generation, errors=[e.to_dict() for e in parsed])]
+        return [_failed(generation, parsed)]
     if command.model_refusal is not None:
-        unknown = FieldError("spec.model", command.model_refusal)
-        return [ValidationFailed(generation=generation, errors=[unknown.to_dict()])]
+        return [_failed(generation, [FieldError("spec.model", command.model_refusal)])]
     hardware, errors = resolve_hardware(parsed, command.discovered_hardware)
     if hardware is None:
-        return [ValidationFailed(generation=generation, errors=[e.to_dict() for e in errors])]
+        return [_failed(generation, errors)]
     return [
-        Validated(
+        Validated.model_construct(
             generation=generation,
             hardware=hardware.to_dict(),
             resolved=hardware,
@@ -375,6 +377,12 @@ def _validation(generation: int, command: Apply) -> list[Event]:
             ),
         )
     ]
+
+
+def _failed(generation: int, errors: list[FieldError]) -> ValidationFailed:
+    return ValidationFailed.model_construct(
+        generation=generation, errors=[e.to_dict() for e in errors]
+    )
 
 
 def _decide_start_profiling(state: State, command: StartProfiling) -> list[Event] | Rejection:

@@ -50,6 +50,7 @@ round-trips unchanged: `dump_manifest(parse_manifest(m))` == `m` for any valid `
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -197,6 +198,7 @@ _PRODUCT_PATTERNS: tuple[tuple[str, GpuSku], ...] = (
 )
 
 
+@functools.lru_cache(maxsize=256)
 def normalise_gpu_sku(value: str) -> GpuSku | None:
     """Map a SKU id or a raw product name (`NVIDIA-H100-80GB-HBM3`) to a SKU; None if unknown/ambiguous."""
     if value in GPU_SKUS:
@@ -269,9 +271,17 @@ class _Model(BaseModel):
     def _drop_nulls(cls, data: Any) -> Any:
         # only of known fields: an unknown one is refused even when null (strict field validation)
         if isinstance(data, dict):
-            known = {f.alias or name for name, f in cls.model_fields.items()}
+            if None not in data.values():
+                return data
+            known = _field_names(cls)
             return {k: v for k, v in data.items() if v is not None or k not in known}
         return data
+
+
+@functools.cache
+def _field_names(model: type[BaseModel]) -> frozenset[str]:
+    """The names a model's fields are given by in a document (their aliases)."""
+    return frozenset(f.alias or name for name, f in model.model_fields.items())
 
 
 class SLA(_Model):

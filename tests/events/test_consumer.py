@@ -254,3 +254,47 @@ async def test_a_handler_running_longer_than_the_ack_wait_is_not_run_twice(
         task.cancel()
         await asyncio.wait([task], timeout=5)
         await nc.close()
+
+
+@pytest.mark.timeout(30)
+async def test_messages_whose_work_is_done_are_acknowledged_without_the_handler(
+    nats_server: EmbeddedNatsServer,
+) -> None:
+    """`done`: a message it says is done (and no message of its key running) is acknowledged
+    at once; every other one runs the handler as before."""
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await js.add_stream(StreamConfig(name="T", subjects=["t.>"]))
+    for i in range(40):
+        await js.publish(f"t.k{i % 4}", str(i).encode())
+    handled: list[int] = []
+
+    async def handle(msg: Any) -> None:
+        handled.append(int(msg.data))
+
+    task = asyncio.create_task(
+        run_consumer(
+            nc,
+            js,
+            stream="T",
+            durable="d",
+            subject="t.>",
+            handler=handle,
+            done=lambda msg: int(msg.data) % 2 == 0,
+        )
+    )
+    try:
+
+        async def all_acknowledged() -> bool:
+            try:
+                info = await js.consumer_info("T", "d")
+            except Exception:
+                return False
+            return info.ack_floor.stream_seq == 40 and not info.num_ack_pending
+
+        await until(all_acknowledged, 20, "every message acknowledged")
+    finally:
+        task.cancel()
+        await asyncio.wait([task], timeout=5)
+        await nc.close()
+    assert sorted(handled) == list(range(1, 40, 2))

@@ -52,11 +52,17 @@ async def test_writers_project_their_commits_without_the_projectors_consumer(
         reactor = Reactor(handler, js, cluster, projector=projector)
         key = s.status_key("default", "through")
 
-        def consume(stream: str, durable: str, prefix: str, fn: Any) -> None:
+        def consume(stream: str, durable: str, prefix: str, fn: Any, done: Any = None) -> None:
             tasks.append(
                 asyncio.create_task(
                     run_consumer(
-                        nc, js, stream=stream, durable=durable, subject=f"{prefix}.>", handler=fn
+                        nc,
+                        js,
+                        stream=stream,
+                        durable=durable,
+                        subject=f"{prefix}.>",
+                        handler=fn,
+                        done=done,
                     )
                 )
             )
@@ -85,7 +91,14 @@ async def test_writers_project_their_commits_without_the_projectors_consumer(
         written = await kv.get(key)
         assert (await projector.values())[key] == (await projector.rebuild())[key]
 
-        consume(s.EVENTS_STREAM, "dgdr-projector", s.EVENTS_PREFIX, projector.on_message)
+        projected: list[Any] = []
+
+        async def project(msg: Any) -> None:
+            projected.append(msg)
+            await projector.on_message(msg)
+
+        # As the service runs it: what the writers folded is acknowledged without the handler.
+        consume(s.EVENTS_STREAM, "dgdr-projector", s.EVENTS_PREFIX, project, projector.folded)
 
         async def projected_all() -> bool:
             try:
@@ -96,6 +109,7 @@ async def test_writers_project_their_commits_without_the_projectors_consumer(
 
         await until(projected_all, 30, "the projector's consumer to take every commit")
         assert (await kv.get(key)).revision == written.revision  # nothing written again
+        assert projected == []  # every commit was folded by its writer
     finally:
         for task in tasks:
             task.cancel()
