@@ -4,7 +4,9 @@ disaggregated config, the alternatives, the DGD line) and the `-o dgd` document 
 Pure formatting over the report dict `dgdr.cli.offline.profile` builds (its `modes` from
 `sim._modes`); the only I/O is printing on the CLI's stdout console. The comparison follows
 AIConfigurator's summary: both modes' best configs side by side (tokens/s/GPU, tokens/s/user, TTFT,
-ITL, GPUs), which mode the profile chose and by how much; a mode with no SLA-meeting config shows
+ITL, GPUs; tokens/s/GPU as the profile ranked it, `dgdr.domain.pareto.ranked_throughput`: per GPU
+of the budget when there was no load to match, and a config that leaves GPUs idle says so), which
+mode the profile chose and by how much; a mode with no SLA-meeting config shows
 its closest miss and says so, a mode that does not fit the budget says that.
 
 Failure semantics: none for a report `profile` built; the naive configuration (SLA unverified, no
@@ -20,6 +22,7 @@ from rich.table import Table
 from dgdr.cli import pareto_rows
 from dgdr.cli.console import out
 from dgdr.cli.yamlout import dump_yaml_all
+from dgdr.domain.pareto import PER_GPU_USED, idle_gpus, ranked_throughput
 
 MODE_NAMES = {"agg": "aggregated", "disagg": "disaggregated"}
 
@@ -58,7 +61,7 @@ def mode_comparison(
         ("shape", shape_of),
         ("GPUs", lambda p: str(p["totalGpus"])),
         ("batch/worker", lambda p: str(p["batchSize"])),
-        ("tokens/s/GPU", lambda p: f"{p['tokensPerSecondPerGpu']:.0f}"),
+        ("tokens/s/GPU", lambda p: f"{ranked_throughput(p) or 0:.0f}"),
         ("tokens/s/user", lambda p: f"{p['tokensPerSecondPerUser']:.1f}"),
         ("TTFT ms", lambda p: f"{p['ttftMs']:.1f}"),
         ("ITL ms", lambda p: f"{p['itlMs']:.2f}"),
@@ -67,6 +70,10 @@ def mode_comparison(
     for label, cell in rows:
         table.add_row(label, *("-" if best[m] is None else cell(best[m]) for m in MODE_NAMES))
     lines = [_lacking(mode, best[mode]) for mode in MODE_NAMES if not _meets(best[mode])]
+    for mode in MODE_NAMES:
+        config = best[mode]
+        if config is not None and idle_gpus(config):
+            lines.append(_idle(mode, config))
     if selected is not None:
         lines.append(_chosen(selected, best))
     return table, lines
@@ -86,16 +93,24 @@ def _chosen(selected: dict[str, Any], best: dict[str, dict[str, Any] | None]) ->
     mode = str(selected.get("mode", "agg"))
     other = "disagg" if mode == "agg" else "agg"
     rival = best[other]
-    speed = selected["tokensPerSecondPerGpu"]
+    speed = ranked_throughput(selected) or 0.0
     head = f"Chosen: {mode} at {speed:.0f} tokens/s/GPU"
     if rival is None:
         return f"{head} (no {MODE_NAMES[other]} config fits the GPU budget)"
     if _meets(selected) and not _meets(rival):
         return f"{head} (no {MODE_NAMES[other]} config meets the SLA)"
-    rival_speed = rival["tokensPerSecondPerGpu"]
+    rival_speed = ranked_throughput(rival) or 0.0
     if rival_speed <= 0:
         return head
     return f"{head} ({speed / rival_speed:.2f}x the best {other}'s {rival_speed:.0f})"
+
+
+def _idle(mode: str, best: dict[str, Any]) -> str:
+    per_gpu_used = float(best.get(PER_GPU_USED) or 0.0)
+    return (
+        f"The best {MODE_NAMES[mode]} config leaves {idle_gpus(best)} of the {best['budgetGpus']} "
+        f"GPUs idle; its tokens/s/GPU counts them ({per_gpu_used:.0f} per GPU it uses)."
+    )
 
 
 def shape_of(p: dict[str, Any]) -> str:
@@ -112,7 +127,7 @@ def _alternatives(pareto: list[dict[str, Any]], top: int) -> Table:
     t = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
     for c in pareto_rows.COLUMNS:
         t.add_column(c, no_wrap=True, justify="left" if c in pareto_rows.LEFT_ALIGNED else "right")
-    ranked = sorted(pareto, key=lambda p: -p["tokensPerSecondPerGpu"])[:top]
+    ranked = sorted(pareto, key=lambda p: -(ranked_throughput(p) or 0.0))[:top]
     ranked += [p for p in pareto if p.get("selected") and p not in ranked]
     for p in ranked:
         t.add_row(*pareto_rows.cells(p))
