@@ -54,7 +54,7 @@ FAMILY = {
     "Qwen/Qwen3-30B-A3B": "qwen3-moe",
     "deepseek-ai/DeepSeek-V3": "deepseek-mla-moe",
 }
-GPUS = ("h100_sxm", "h200_sxm", "b200_sxm")
+GPUS = ("h100_sxm", "h200_sxm", "b200_sxm", "gb200_sxm")  # catalog ids (sim._aic maps to AIC's)
 BACKENDS = ("trtllm", "vllm", "sglang")
 TPS = (1, 2, 4, 8)
 BATCHES = (1, 8, 32, 128)
