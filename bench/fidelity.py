@@ -280,6 +280,13 @@ def report(rows: list[dict[str, Any]], title: str) -> dict[str, float]:
                 f"  {fam}/{mode}",
                 [r for r in rows if FAMILY[r["model"]] == fam and r["mode"] == mode],
             )
+    print("per model (held-out rows):")
+    for model in MODELS:
+        for mode in MODES:
+            line(
+                f"  {model.split('/')[-1]}/{mode}",
+                [r for r in rows if (r["model"], r["mode"], r["split"]) == (model, mode, "test")],
+            )
     print("per backend / GPU (all splits):")
     for backend, gpu in itertools.product(BACKENDS, GPUS):
         line(f"  {backend}/{gpu}", [r for r in rows if (r["backend"], r["gpu"]) == (backend, gpu)])
