@@ -6,7 +6,9 @@ TTFT and ITL (scipy, dev-only), scores train and held-out (`test`) rows before a
 `sim/data/calibration.json` with provenance and the held-out error band per model family and mode
 (`error_band`, quantiles of log(sim / AIC): what the search's SLA margin reads). A backend's `*` profile (for GPUs without AIC data) is
 the per-field median over its fitted GPUs; a backend without AIC data gets the median over every
-fitted profile.
+fitted profile. Fields only one architecture's rows constrain (`ONLY_FOR`: MLA's, MoE's) are
+taken, in a group without such rows (no DeepSeek-V3 fits an H100 node), from the median of its
+backend's groups that have them.
 
     UV_PROJECT_ENVIRONMENT=/tmp/aic-env uv run --group calibration python bench/calibrate.py
 """

@@ -24,8 +24,13 @@ One stage forward over `T` new tokens (all figures per GPU, numpy-broadcast over
   and shared weights / tp, plus the routed experts the batch touches: a batch of `T` tokens with
   top-k routing over `E` experts touches `E * (1 - (1 - k/E)**T)` distinct experts in expectation.
   The routed experts are a roofline of their own (grouped GEMMs) at `moe_eff` times the GEMM
-  compute and weight-read efficiencies, added to the dense part's. GEMMs at the fp8 peak reach
-  `fp8_eff` of it on top (calibrated no lower than 0.5: never slower than bf16).
+  compute and weight-read efficiencies, added to the dense part's, for the busiest of the `ep`
+  ranks (the step waits for it; uniform routing: each rank's distinct experts are binomial and
+  its token-expert assignments multinomial, the maximum over `ep` ranks is the mean plus
+  `max_rank_factor(ep)` standard deviations). MLA's projections are a roofline of their own at
+  `mla_eff` (also applied to MLA's attention FLOPs): the down-projections (q_a, kv_a) are
+  replicated on every TP rank, the up- and output projections split over tp. GEMMs at the fp8
+  peak reach `fp8_eff` of it on top (calibrated no lower than 0.5: never slower than bf16).
 - attention: FLOPs per (query, key) pair per layer `2 * heads * (d_qk + d_v)` over tp (MLA prefill:
   d_qk = nope + rope, d_v = v_head_dim; MLA decode in the absorbed form: d_qk = kv_lora + rope,
   d_v = kv_lora), causal prefill `isl * (isl + 1) / 2` pairs per prompt; KV read/written per token
@@ -38,7 +43,9 @@ One stage forward over `T` new tokens (all figures per GPU, numpy-broadcast over
   routes its 1/ep share of the tokens; act_bytes 1 for fp8 models, else 2) plus an all-reduce over
   the `tp/ep` expert-TP group when that is > 1. The all-to-all is scaled by `a2a_scale` (and,
   like every collective, by `comm_scale`).
-- overhead: a per-step `step_overhead_ms` plus `layer_overhead_ms` per layer (per backend).
+- overhead: a per-step `step_overhead_ms` plus `layer_overhead_ms` per layer, plus
+  `mla_layer_overhead_ms` per MLA layer and `moe_layer_overhead_ms` per MoE layer (per backend;
+  `BackendProfile.layers_overhead_ms`).
 
 Pipeline: a step of `b` sequences runs as `m = min(b, pp)` micro-batches; a token's step latency is
 `pp * stage(b/m) + (pp-1) * handoff` where a handoff sends the micro-batch's activations to the
@@ -68,7 +75,7 @@ Memory per GPU: weights + activation reserve (`ACTIVATION_BASE_GB` + `MAX_NUM_TO
 
 Not modelled here: inter-node links (TP/EP beyond a node uses the intra-node figures), attention
 DP (DEP workers are `sim._dep`'s, used by the profile's search, not by `estimate`),
-fp8 KV cache, EP load imbalance, gpt-oss sliding-window layers, speculative decoding / MTP.
+fp8 KV cache, routing skew beyond uniform top-k, gpt-oss sliding-window layers, speculative decoding / MTP.
 
 Failure semantics: bad arguments raise `EstimateError` (a `ValueError`) naming the argument and the
 valid values; for valid arguments every output is finite.
