@@ -6,7 +6,9 @@ TTFT and ITL (scipy, dev-only), scores train and held-out (`test`) rows before a
 `sim/data/calibration.json` with provenance and the held-out error band per model family and mode
 (`error_band`, quantiles of log(sim / AIC): what the search's SLA margin reads). A backend's `*` profile (for GPUs without AIC data) is
 the per-field median over its fitted GPUs; a backend without AIC data gets the median over every
-fitted profile.
+fitted profile. Fields only one architecture's rows constrain (`ONLY_FOR`: MLA's, MoE's) are
+taken, in a group without such rows (no DeepSeek-V3 fits an H100 node), from the median of its
+backend's groups that have them.
 
     UV_PROJECT_ENVIRONMENT=/tmp/aic-env uv run --group calibration python bench/calibrate.py
 """
@@ -31,7 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import fidelity  # noqa: E402
 
+import sim  # noqa: E402
 from sim import _estimate  # noqa: E402
+from sim._aic import AIC_MODELS  # noqa: E402
 
 OUT = ROOT / "sim" / "data" / "calibration.json"
 # (field, lower, upper, start)
@@ -49,7 +53,13 @@ PARAMS: tuple[tuple[str, float, float, float], ...] = (
     ("moe_eff", 0.05, 1.0, 0.7),
     ("fp8_eff", 0.5, 1.0, 0.7),  # fp8 GEMMs never slower than bf16 ones
     ("a2a_scale", 0.05, 20.0, 1.0),
+    ("mla_eff", 0.05, 1.0, 0.7),  # MLA attention block (DeepSeek rows only)
+    ("mla_layer_overhead_ms", 0.0, 0.5, 0.02),  # per MLA layer (DeepSeek rows only)
+    ("moe_layer_overhead_ms", 0.0, 0.5, 0.01),  # per MoE layer (MoE rows only)
 )
+# fields only rows of one architecture constrain: a group without such rows takes the backend's
+# median over the groups that have them (not the fit's untouched start value)
+ONLY_FOR = {"mla_eff": "mla", "mla_layer_overhead_ms": "mla", "moe_layer_overhead_ms": "moe"}
 
 
 def profile_from(x: np.ndarray, backend: str) -> _estimate.BackendProfile:
@@ -65,7 +75,7 @@ def residuals(rows: list[dict[str, Any]]) -> np.ndarray:
 
 
 def fit_group(args: tuple[str, str, list[dict[str, Any]]]) -> tuple[str, str, dict[str, float]]:
-    from scipy.optimize import least_squares
+    from scipy.optimize import least_squares  # type: ignore[import-untyped]
 
     backend, gpu, rows = args
     _estimate.CALIBRATED.clear()
@@ -85,6 +95,30 @@ def fit_group(args: tuple[str, str, list[dict[str, Any]]]) -> tuple[str, str, di
         gpu,
         {name: round(float(v), 5) for (name, *_), v in zip(PARAMS, res.x, strict=True)},
     )
+
+
+def _has(kind: str, rows: list[dict[str, Any]]) -> bool:
+    archs = [sim.models()[r["model"]] for r in rows]
+    return any(m.is_mla if kind == "mla" else m.is_moe for m in archs)
+
+
+def fill_unconstrained(
+    fitted: list[tuple[str, str, dict[str, float]]],
+    groups: dict[tuple[str, str], list[dict[str, Any]]],
+) -> list[tuple[str, str, dict[str, float]]]:
+    """A group whose train rows hold no model of a field's architecture (`ONLY_FOR`: no MLA model
+    fits an H100 node) takes that field from the median of its backend's groups that do."""
+    out = []
+    for backend, gpu, fields in fitted:
+        fields = dict(fields)
+        for name, kind in ONLY_FOR.items():
+            if _has(kind, groups[(backend, gpu)]):
+                continue
+            donors = [f[name] for b, g, f in fitted if b == backend and _has(kind, groups[(b, g)])]
+            if donors:
+                fields[name] = round(float(np.median(donors)), 5)
+        out.append((backend, gpu, fields))
+    return out
 
 
 def install(profiles: dict[str, dict[str, Any]]) -> None:
@@ -153,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args(argv)
     try:
-        import scipy
+        import scipy  # type: ignore[import-untyped]
     except ImportError:
         print(fidelity.INSTALL_HINT.replace("fidelity.py", "calibrate.py"), file=sys.stderr)
         return 2
@@ -172,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\nfit: {len(fitted)} groups in {time.perf_counter() - start:.0f} s (scipy {scipy.__version__})"
     )
+    fitted = fill_unconstrained(fitted, groups)
     profiles: dict[str, dict[str, float]] = {}
     for backend, gpu, fields in fitted:
         profiles[f"{backend}/{gpu}"] = fields
@@ -202,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
             "date": dt.date.today().isoformat(),
             "fit": f"scipy {scipy_v} least_squares soft_l1 on log(sim/AIC), TTFT and ITL",
             "grid": {
-                "models": list(fidelity.MODELS),
+                "models": list(AIC_MODELS),
                 "gpus": list(fidelity.GPUS),
                 "backends": list(fidelity.BACKENDS),
                 "tp": list(fidelity.TPS),

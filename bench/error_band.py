@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     rows = [r for r in read_csv(args.csv) if r["model"] in sim.models()]
     score_sim(rows)
-    data = {
+    data: dict[str, Any] = {
         "_doc": (
             "How optimistic sim.estimate may be: per backend/model family (sim._margin.family, "
             "'*': pooled) and mode, "

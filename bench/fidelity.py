@@ -3,9 +3,11 @@
 For every point of a grid (model x GPU x backend x TP x batch x isl/osl x mode) this computes AIC's
 TTFT and ITL (TPOT) with `aiconfigurator-core` 0.12.0 (the same core path as AIC's `cli estimate`:
 `run_static` for mode static, `run_agg` with `ctx_tokens=isl` for agg) and `sim.estimate` for the same
-point, then prints the median and p90 absolute % error of TTFT and ITL per mode, overall and per model
-family, plus the time per point of both. Points AIC cannot do (unsupported, OOM, invalid for either
-estimator) are skipped and counted by reason.
+point (GPUs by their catalog ids; `sim._aic` maps them to AIC's system names, e.g. gb200_sxm to
+gb200), then prints the median and p90 absolute % error of TTFT and ITL per mode, overall, per
+model family, per model (held-out rows) and per backend/GPU, plus the time per point of both.
+Points AIC cannot do (unsupported, OOM, invalid for either estimator) are skipped and counted by
+reason.
 
 The raw table (AIC figures, the sim figures at the time of the run, timings, and the train / held-out
 split used by `bench/calibrate.py`) goes to `bench/results/fidelity.csv`. `--from-csv` re-scores the
@@ -54,7 +56,7 @@ FAMILY = {
     "Qwen/Qwen3-30B-A3B": "qwen3-moe",
     "deepseek-ai/DeepSeek-V3": "deepseek-mla-moe",
 }
-GPUS = ("h100_sxm", "h200_sxm", "b200_sxm")
+GPUS = ("h100_sxm", "h200_sxm", "b200_sxm", "gb200_sxm")  # catalog ids (sim._aic maps to AIC's)
 BACKENDS = ("trtllm", "vllm", "sglang")
 TPS = (1, 2, 4, 8)
 BATCHES = (1, 8, 32, 128)
@@ -279,6 +281,13 @@ def report(rows: list[dict[str, Any]], title: str) -> dict[str, float]:
             line(
                 f"  {fam}/{mode}",
                 [r for r in rows if FAMILY[r["model"]] == fam and r["mode"] == mode],
+            )
+    print("per model (held-out rows):")
+    for model in MODELS:
+        for mode in MODES:
+            line(
+                f"  {model.split('/')[-1]}/{mode}",
+                [r for r in rows if (r["model"], r["mode"], r["split"]) == (model, mode, "test")],
             )
     print("per backend / GPU (all splits):")
     for backend, gpu in itertools.product(BACKENDS, GPUS):

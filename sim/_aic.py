@@ -34,6 +34,18 @@ AIC_MODELS = {
     "Qwen/Qwen3-30B-A3B": "Qwen/Qwen3-30B-A3B",
     "deepseek-ai/DeepSeek-V3": "deepseek-ai/DeepSeek-V3",
 }
+# AIC 0.12's system names (aiconfigurator_core/systems/*.yaml); those it has SILICON data for are
+# marked in AIC_SILICON_SYSTEMS.
+AIC_SYSTEM_NAMES = (
+    "a100_pcie", "a100_sxm", "a30", "b200_sxm", "b300_sxm", "b60", "gb200", "gb300", "h100_pcie",
+    "h100_sxm", "h200_sxm", "l4", "l40s", "rtx_pro_6000_server",
+)  # fmt: skip
+AIC_SILICON_SYSTEMS = (
+    "a100_sxm", "b200_sxm", "b300_sxm", "gb200", "gb300", "h100_sxm", "h200_sxm", "l40s",
+)  # fmt: skip
+# catalog GPU id -> AIC system name, where the two differ (AIC names Grace-Blackwell parts without
+# the form factor); every other catalog id is AIC's name or has no AIC system.
+_AIC_RENAMED = {"gb200_sxm": "gb200", "gb300_sxm": "gb300"}
 
 
 class AicEstimator:
@@ -67,14 +79,16 @@ class AicEstimator:
         self.load_s: dict[tuple[str, str], float] = {}
 
     def database(self, gpu: str, backend: str) -> Any:
+        """AIC's SILICON database for a catalog GPU id and backend (None: AIC has none)."""
         key = (gpu, backend)
         if key not in self._dbs:
             start = time.perf_counter()
-            version = self._latest(system=gpu, backend=backend)
+            system = aic_system(gpu)
+            version = self._latest(system=system, backend=backend)
             self._dbs[key] = (
                 None
                 if version is None
-                else self._view(gpu, backend, version, database_mode="SILICON")
+                else self._view(system, backend, version, database_mode="SILICON")
             )
             self.load_s[key] = time.perf_counter() - start
         return self._dbs[key]
@@ -93,7 +107,7 @@ class AicEstimator:
         osl: int,
         mode: str,
     ) -> tuple[float, float]:
-        """(TTFT ms, ITL ms) from AIC for one configuration (pp = 1)."""
+        """(TTFT ms, ITL ms) from AIC for one configuration (pp = 1); `gpu` is a catalog id."""
         hf = AIC_MODELS.get(model)
         if hf is None:
             raise EstimateError(
@@ -104,11 +118,13 @@ class AicEstimator:
         db = self.database(gpu, backend)
         if db is None:
             raise EstimateError(
-                "gpu_sku", f"AIConfigurator has no SILICON database for {gpu}/{backend}"
+                "gpu_sku",
+                f"AIConfigurator has no SILICON database for {gpu}/{backend}; GPUs with one: "
+                + ", ".join(silicon_gpus()),
             )
         mc = self._build(tp, 1, 1, (tp // ep) if moe else 1, ep if moe else 1)
         self._fmha(mc, hf, db, backend, is_context_role=True)
-        self._nvfp4(mc, gpu, hf, backend_name=backend)
+        self._nvfp4(mc, aic_system(gpu), hf, backend_name=backend)
         aic_model = self._get_model(hf, mc, backend)
         rc = self._runtime(isl=isl, osl=osl, batch_size=batch_size)
         engine = self._get_backend(backend)
@@ -122,6 +138,28 @@ class AicEstimator:
         if result is None:
             raise EstimateError("model", "AIConfigurator returned no result for this point")
         return float(result["ttft"]), float(result["tpot"])
+
+
+def aic_system(gpu_id: str) -> str:
+    """AIC's system name for a catalog GPU id, else `EstimateError` naming `gpu_sku` with the
+    catalog GPUs AIC has a system for."""
+    name = _AIC_RENAMED.get(gpu_id, gpu_id)
+    if name not in AIC_SYSTEM_NAMES:
+        from ._catalog import gpus
+
+        valid = sorted(g for g in gpus() if _AIC_RENAMED.get(g, g) in AIC_SYSTEM_NAMES)
+        raise EstimateError(
+            "gpu_sku",
+            f"AIConfigurator {AIC_VERSION} has no system for {gpu_id!r}; valid: {', '.join(valid)}",
+        )
+    return name
+
+
+def silicon_gpus() -> list[str]:
+    """Catalog GPU ids whose AIC system has measured-silicon data (for some backend)."""
+    from ._catalog import gpus
+
+    return sorted(g for g in gpus() if _AIC_RENAMED.get(g, g) in AIC_SILICON_SYSTEMS)
 
 
 @cache

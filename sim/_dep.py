@@ -15,10 +15,14 @@ profiler deploys it with SGLang `--tp N --dp N --enable-dp-attention`, vLLM
 
 One step on one GPU (per-rank `T` new tokens, the worker's `dp * T`), the roofline of
 `sim._estimate` with its calibrated profile (`backend_profile`):
-- GEMMs: the non-expert weights (read in full) over the rank's `T` tokens, plus the rank's experts
-  over the tokens routed to them: `dp * T * top_k / ep` tokens, touching
-  `E/ep * (1 - (1 - k/E)**(dp*T))` of its `E/ep` experts; compute or weight reads, whichever is
-  slower; the lm_head over the rank's sequences.
+- GEMMs, each a roofline (compute or weight reads, whichever is slower) at `sim._estimate`'s
+  efficiencies (fp8_eff for fp8 GEMMs): the non-expert weights (read in full) over the rank's `T`
+  tokens and the lm_head over its sequences; the busiest rank's experts over the tokens routed to
+  them (mean `dp * T * top_k / ep`, touching `E/ep * (1 - (1 - k/E)**(dp*T))` of its `E/ep`
+  experts) at `moe_eff`. MLA runs at the plain efficiencies, not `mla_eff`: that is fitted on
+  TP 8 points (16 heads per GPU), and AIC 0.12 times a DEP rank's all-heads MLA faster (DeepSeek-V3
+  on H200, DEP 8 at 1-32 sequences per rank: ITL within 0.8-1.1x of AIC's with the plain
+  efficiencies, 1.0-1.8x with `mla_eff`).
 - attention over the rank's sequences only, heads unsharded, KV of the rank's sequences.
 - communication per MoE layer: an all-to-all dispatch and combine (activations at the
   checkpoint's width, fp8 or bf16, as AIC's tables time them) of the rank's `T * top_k` token
@@ -27,9 +31,11 @@ One step on one GPU (per-rank `T` new tokens, the worker's `dp * T`), the roofli
   ranks outside it, whichever is slower, plus a latency per dispatch and per combine (the
   constants match AIC's tables). No all-reduce: attention TP is 1 and the combine returns each
   token's expert output to its rank.
-- overheads: the backend's per-step and per-layer overheads, as a TP worker's.
-Ranks run in lockstep (the MoE layers synchronise them), so a step is the rank's time; routing
-imbalance between experts is not modelled (uniform top-k routing, as `sim._estimate`).
+- overheads: the backend's per-step and per-layer overheads (MLA and MoE layers their own), as a
+  TP worker's.
+Ranks run in lockstep (the MoE layers synchronise them), so a step is the busiest rank's time:
+its expert GEMMs and reads are `sim._estimate`'s `bottleneck_routed` / `bottleneck_experts`
+(uniform top-k routing, the statistical maximum over the `ep` ranks).
 
 Agg (in-flight batching, as `sim._estimate.agg_ms` per rank): each rank decodes `batch / dp`
 sequences at the mean context and admits `batch / dp / osl` prompts per step; TTFT is one prompt's
@@ -60,9 +66,10 @@ from ._estimate import (
     activation_bytes,
     activation_reserve_bytes,
     backend_profile,
+    bottleneck_experts,
+    bottleneck_routed,
     in_flight,
     linear_tflops,
-    touched_experts,
 )
 
 FloatArray = NDArray[np.float64]
@@ -168,28 +175,29 @@ def _rank_ms(
     pairs, `kv_tokens` KV read or written) while the worker routes `worker_tokens` in all."""
     m, gpu, be = plan.model, plan.gpu, plan.backend
     gemm_eff, attn_eff, weight_eff, kv_eff = be.effs(decode)
-    peak_linear = plan.linear_tflops * 1e12 * gemm_eff
+    fp8 = plan.linear_tflops > gpu.dense_bf16_tflops  # as sim._estimate: fp8 GEMMs at fp8_eff
+    peak_linear = plan.linear_tflops * 1e12 * gemm_eff * ((be.fp8_eff or 1.0) if fp8 else 1.0)
     bw = gpu.memory_bandwidth_gbps * 1e9 * weight_eff
-    routed = m.moe_layers * m.num_experts_per_tok * m.expert_params
-    linear_flops = 2.0 * (
-        m.non_expert_body_params * tokens
-        + routed * worker_tokens / plan.ep
-        + m.lm_head_params * seqs
-    )
-    local = touched_experts(m.num_experts, m.num_experts_per_tok, worker_tokens) / plan.ep
-    weight_bytes = (
-        plan.non_expert_bytes + m.moe_layers * local * plan.expert_bytes_each + plan.head_bytes
-    )
-    gemm_s = np.maximum(linear_flops / peak_linear, weight_bytes / bw)
+    dense_flops = 2.0 * (m.non_expert_body_params * tokens + m.lm_head_params * seqs)
+    gemm_s = np.maximum(dense_flops / peak_linear, (plan.non_expert_bytes + plan.head_bytes) / bw)
+    if m.num_experts:  # the busiest rank's experts, at moe_eff (as sim._estimate)
+        moe_eff = be.moe_eff or 1.0
+        assignments = bottleneck_routed(m.num_experts_per_tok, worker_tokens, plan.ep)
+        expert_flops = 2.0 * m.moe_layers * m.expert_params * assignments / plan.ep
+        local = bottleneck_experts(m.num_experts, m.num_experts_per_tok, worker_tokens, plan.ep)
+        expert_bytes = m.moe_layers * local / plan.ep * plan.expert_bytes_each
+        gemm_s = gemm_s + np.maximum(
+            expert_flops / (peak_linear * moe_eff), expert_bytes / (bw * moe_eff)
+        )
     attn_flops = 2.0 * m.num_attention_heads * _attn_dims(m, decode) * m.num_hidden_layers * pairs
     attn_s = np.maximum(
         attn_flops / (gpu.dense_bf16_tflops * 1e12 * attn_eff),
         kv_tokens * plan.kv_bytes_per_token / (gpu.memory_bandwidth_gbps * 1e9 * kv_eff),
     )
     comm = m.moe_layers * _a2a_ms(plan, tokens)
-    layer_overhead = be.overheads(decode)[1]
+    overhead = be.layers_overhead_ms(m, m.num_hidden_layers, decode)
     return np.asarray(
-        (gemm_s + attn_s) * 1e3 + be.comm_scale * comm + m.num_hidden_layers * layer_overhead,
+        (gemm_s + attn_s) * 1e3 + be.comm_scale * comm + overhead,
         dtype=np.float64,
     )
 

@@ -24,8 +24,13 @@ One stage forward over `T` new tokens (all figures per GPU, numpy-broadcast over
   and shared weights / tp, plus the routed experts the batch touches: a batch of `T` tokens with
   top-k routing over `E` experts touches `E * (1 - (1 - k/E)**T)` distinct experts in expectation.
   The routed experts are a roofline of their own (grouped GEMMs) at `moe_eff` times the GEMM
-  compute and weight-read efficiencies, added to the dense part's. GEMMs at the fp8 peak reach
-  `fp8_eff` of it on top (calibrated no lower than 0.5: never slower than bf16).
+  compute and weight-read efficiencies, added to the dense part's, for the busiest of the `ep`
+  ranks (the step waits for it; uniform routing: each rank's distinct experts are binomial and
+  its token-expert assignments multinomial, the maximum over `ep` ranks is the mean plus
+  `max_rank_factor(ep)` standard deviations). MLA's projections are a roofline of their own at
+  `mla_eff` (also applied to MLA's attention FLOPs): the down-projections (q_a, kv_a) are
+  replicated on every TP rank, the up- and output projections split over tp. GEMMs at the fp8
+  peak reach `fp8_eff` of it on top (calibrated no lower than 0.5: never slower than bf16).
 - attention: FLOPs per (query, key) pair per layer `2 * heads * (d_qk + d_v)` over tp (MLA prefill:
   d_qk = nope + rope, d_v = v_head_dim; MLA decode in the absorbed form: d_qk = kv_lora + rope,
   d_v = kv_lora), causal prefill `isl * (isl + 1) / 2` pairs per prompt; KV read/written per token
@@ -38,7 +43,9 @@ One stage forward over `T` new tokens (all figures per GPU, numpy-broadcast over
   routes its 1/ep share of the tokens; act_bytes 1 for fp8 models, else 2) plus an all-reduce over
   the `tp/ep` expert-TP group when that is > 1. The all-to-all is scaled by `a2a_scale` (and,
   like every collective, by `comm_scale`).
-- overhead: a per-step `step_overhead_ms` plus `layer_overhead_ms` per layer (per backend).
+- overhead: a per-step `step_overhead_ms` plus `layer_overhead_ms` per layer, plus
+  `mla_layer_overhead_ms` per MLA layer and `moe_layer_overhead_ms` per MoE layer (per backend;
+  `BackendProfile.layers_overhead_ms`).
 
 Pipeline: a step of `b` sequences runs as `m = min(b, pp)` micro-batches; a token's step latency is
 `pp * stage(b/m) + (pp-1) * handoff` where a handoff sends the micro-batch's activations to the
@@ -68,7 +75,7 @@ Memory per GPU: weights + activation reserve (`ACTIVATION_BASE_GB` + `MAX_NUM_TO
 
 Not modelled here: inter-node links (TP/EP beyond a node uses the intra-node figures), attention
 DP (DEP workers are `sim._dep`'s, used by the profile's search, not by `estimate`),
-fp8 KV cache, EP load imbalance, gpt-oss sliding-window layers, speculative decoding / MTP.
+fp8 KV cache, routing skew beyond uniform top-k, gpt-oss sliding-window layers, speculative decoding / MTP.
 
 Failure semantics: bad arguments raise `EstimateError` (a `ValueError`) naming the argument and the
 valid values; for valid arguments every output is finite.
@@ -82,6 +89,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -122,6 +130,9 @@ class BackendProfile:
     moe_eff: float | None = None  # routed-expert GEMMs and reads, relative to the rest (None: 1)
     fp8_eff: float | None = None  # fp8 GEMMs, relative to the fp8 peak x GEMM eff (None: 1)
     a2a_scale: float = 1.0  # MoE all-to-all dispatch + combine, on top of comm_scale
+    mla_eff: float | None = None  # MLA attention block (projections + core), relative (None: 1)
+    mla_layer_overhead_ms: float = 0.0  # per MLA layer per pass (its extra kernels)
+    moe_layer_overhead_ms: float = 0.0  # per MoE layer per pass (router, permute, unpermute)
     comm_scale: float = 1.0  # multiplies all-reduce / all-to-all / hand-off times
     # agg scheduler (AIConfigurator 0.12's run_agg, per backend; set in BACKENDS, not fitted):
     # TTFT = (mixed step + agg_dispatch_ms_per_layer * layers)
@@ -142,6 +153,16 @@ class BackendProfile:
             self.attn_eff or self.compute_eff,
             self.memory_eff,
             self.kv_memory_eff or self.memory_eff,
+        )
+
+    def layers_overhead_ms(self, model: ModelArch, layers: float, decode: bool) -> float:
+        """Fixed cost of `layers` decoder layers of `model` in one pass: the per-layer overhead,
+        plus the MLA and MoE layers' own (their share of `layers`)."""
+        share = layers / model.num_hidden_layers
+        return (
+            layers * self.overheads(decode)[1]
+            + (layers if model.is_mla else 0.0) * self.mla_layer_overhead_ms
+            + model.moe_layers * share * self.moe_layer_overhead_ms
         )
 
     def overheads(self, decode: bool) -> tuple[float, float]:
@@ -253,7 +274,9 @@ class _Plan:
     ep: int
     stage_layers: int
     share: float  # stage_layers / layers
-    non_expert_bytes: float  # attention, dense MLP, shared experts, routers (per GPU)
+    non_expert_bytes: float  # attention, dense MLP, shared experts, routers (per GPU; not MLA's)
+    mla_params: float  # MLA attention projections one token multiplies on one GPU (stage)
+    mla_bytes: float  # their weights on one GPU
     expert_bytes_each: float  # one routed expert of one layer, per GPU (/ tp)
     stage_moe_layers: float
     head_bytes: float  # lm_head read per decode step (per GPU)
@@ -268,7 +291,9 @@ def _plan(model: ModelArch, gpu: Gpu, backend: str, tp: int, pp: int, ep: int) -
     stage_layers = math.ceil(L / pp)
     share = stage_layers / L
     body_bpp = model.body_weight_bytes_per_param
-    non_expert = model.non_expert_body_params * body_bpp * share / tp
+    mla = mla_params_per_gpu(model, tp) * stage_layers
+    mla_split = model.attn_params * stage_layers * body_bpp if model.is_mla else 0.0
+    non_expert = (model.non_expert_body_params * body_bpp * share - mla_split) / tp
     expert_each = model.expert_params * model.expert_weight_bytes_per_param / tp
     stage_moe_layers = model.moe_layers * share
     experts_all = stage_moe_layers * model.num_experts * expert_each
@@ -290,10 +315,12 @@ def _plan(model: ModelArch, gpu: Gpu, backend: str, tp: int, pp: int, ep: int) -
         stage_layers=stage_layers,
         share=share,
         non_expert_bytes=non_expert,
+        mla_params=mla,
+        mla_bytes=mla * body_bpp,
         expert_bytes_each=expert_each,
         stage_moe_layers=stage_moe_layers,
         head_bytes=head,
-        weights_bytes=non_expert + experts_all + vocab,
+        weights_bytes=non_expert + mla * body_bpp + experts_all + vocab,
         kv_bytes_per_token=stage_layers * kv_elems * BYTES_PER_PARAM,
         linear_tflops=linear_tflops(model, gpu),
         act_bytes=activation_bytes(model),
@@ -310,6 +337,45 @@ def linear_tflops(model: ModelArch, gpu: Gpu) -> float:
 def activation_bytes(model: ModelArch) -> float:
     """Bytes per activation element: 1 for an fp8 checkpoint, else 2 (bf16)."""
     return 1.0 if model.weight_dtype == "fp8" else 2.0
+
+
+def mla_params_per_gpu(model: ModelArch, tp: int) -> float:
+    """MLA attention projections of one layer held by one of `tp` GPUs: the down-projections
+    (q_a, kv_a) are replicated on every rank (TRT-LLM's fused_a, vLLM's and SGLang's
+    ReplicatedLinear), the up- and output projections split `tp` ways. 0 for other attention."""
+    if not model.is_mla:
+        return 0.0
+    down = model.hidden_size * (model.q_lora_rank + model.kv_lora_rank + model.qk_rope_head_dim)
+    return down + (model.attn_params - down) / tp
+
+
+def max_rank_factor(ranks: int) -> float:
+    """Expected maximum of `ranks` standard normals (Blom's approximation; 0 for one rank): how
+    many standard deviations the busiest of `ranks` expert-parallel ranks lies above the mean."""
+    if ranks <= 1:
+        return 0.0
+    return NormalDist().inv_cdf((ranks - 0.375) / (ranks + 0.25))
+
+
+def bottleneck_experts(num_experts: int, top_k: int, tokens: ArrayLike, ep: int) -> FloatArray:
+    """`touched_experts` as the busiest of `ep` expert-parallel ranks sees it, times `ep` (so
+    `/ ep` is that rank's share): each rank's count of distinct experts hit among its
+    `num_experts / ep` is binomial, and the step waits for the largest (uniform routing)."""
+    mean = touched_experts(num_experts, top_k, tokens)
+    if ep <= 1 or num_experts == 0:
+        return mean
+    hit = mean / num_experts
+    sd = np.sqrt(num_experts / ep * hit * (1.0 - hit))
+    return np.asarray(np.minimum(mean + ep * max_rank_factor(ep) * sd, float(num_experts)))
+
+
+def bottleneck_routed(top_k: int, tokens: ArrayLike, ep: int) -> FloatArray:
+    """Token-expert assignments on the busiest of `ep` ranks, times `ep` (multinomial counts)."""
+    mean = np.asarray(tokens, dtype=np.float64) * top_k
+    if ep <= 1:
+        return mean
+    per_rank = mean / ep
+    return np.asarray(mean + ep * max_rank_factor(ep) * np.sqrt(per_rank * (1.0 - 1.0 / ep)))
 
 
 def touched_experts(num_experts: int, top_k: int, tokens: ArrayLike) -> FloatArray:
@@ -359,22 +425,32 @@ def _stage_ms(
     kv_bw = gpu.memory_bandwidth_gbps * 1e9 * kv_eff
 
     routed_params = m.moe_layers * m.num_experts_per_tok * m.expert_params
-    dense_params = m.active_body_params - routed_params
+    mla_body = m.attn_params * m.num_hidden_layers if m.is_mla else 0
+    dense_params = m.active_body_params - routed_params - mla_body
     linear_flops = 2.0 * (dense_params * plan.share * tokens + m.lm_head_params * seqs) / plan.tp
     gemm_s = np.maximum(linear_flops / peak_linear, (plan.non_expert_bytes + plan.head_bytes) / bw)
-    if m.num_experts:  # routed experts: grouped GEMMs at their own efficiency
+    if m.num_experts:  # routed experts: grouped GEMMs at their own efficiency, busiest EP rank
         moe_eff = be.moe_eff or 1.0
-        expert_flops = 2.0 * routed_params * plan.share * tokens / plan.tp
-        touched = touched_experts(m.num_experts, m.num_experts_per_tok, tokens)
+        assignments = bottleneck_routed(m.num_experts_per_tok, tokens, plan.ep)
+        expert_flops = 2.0 * m.expert_params * plan.stage_moe_layers * assignments / plan.tp
+        touched = bottleneck_experts(m.num_experts, m.num_experts_per_tok, tokens, plan.ep)
         expert_bytes = plan.stage_moe_layers * touched * plan.expert_bytes_each
         gemm_s = gemm_s + np.maximum(
             expert_flops / (peak_linear * moe_eff), expert_bytes / (bw * moe_eff)
+        )
+    mla_eff = (be.mla_eff or 1.0) if m.is_mla else 1.0
+    if m.is_mla:  # MLA projections: replicated down-projections, split up-projections
+        mla_flops = 2.0 * plan.mla_params * tokens
+        gemm_s = gemm_s + np.maximum(
+            mla_flops / (peak_linear * mla_eff), plan.mla_bytes / (bw * mla_eff)
         )
 
     attn_flops = (
         2.0 * m.num_attention_heads * _attn_dims(m, decode) * plan.stage_layers * pairs / plan.tp
     )
-    attn_s = np.maximum(attn_flops / peak_attn, kv_tokens * plan.kv_bytes_per_token / kv_bw)
+    attn_s = np.maximum(
+        attn_flops / (peak_attn * mla_eff), kv_tokens * plan.kv_bytes_per_token / kv_bw
+    )
 
     message = tokens * m.hidden_size * 2.0
     layers = float(plan.stage_layers)
@@ -397,8 +473,8 @@ def _stage_ms(
     else:
         comm = comm + layers * _allreduce_ms(plan, plan.tp, message)  # after the MLP
     compute_ms = (gemm_s + attn_s) * 1e3
-    layer_overhead = be.overheads(decode)[1]
-    return np.asarray(compute_ms + be.comm_scale * comm + layers * layer_overhead, dtype=np.float64)
+    overhead = be.layers_overhead_ms(m, layers, decode)
+    return np.asarray(compute_ms + be.comm_scale * comm + overhead, dtype=np.float64)
 
 
 def _handoff_ms(plan: _Plan, tokens: FloatArray) -> FloatArray | float:

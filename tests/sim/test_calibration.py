@@ -50,6 +50,16 @@ def test_calibrated_efficiencies_are_physical() -> None:
         assert min(*profile.overheads(True), *profile.overheads(False)) >= 0.0
         assert profile.comm_scale > 0 and profile.agg_queue_base >= 1.0
         assert profile.moe_eff is None or 0.0 < profile.moe_eff <= 1.0
+        assert profile.mla_eff is None or 0.0 < profile.mla_eff <= 1.0
+        assert min(profile.mla_layer_overhead_ms, profile.moe_layer_overhead_ms) >= 0.0
+
+
+def test_every_gpu_of_the_grid_has_its_fit_with_mla_fields() -> None:
+    # GB200 came into the grid once AIC was asked for its system gb200; H100 holds no DeepSeek-V3
+    # rows, so its MLA fields are its backend's median over the GPUs that do
+    for backend in sim.BACKENDS:
+        for gpu in ("h100_sxm", "h200_sxm", "b200_sxm", "gb200_sxm"):
+            assert _estimate.CALIBRATED[(backend, gpu)].mla_eff is not None, (backend, gpu)
 
 
 def test_profile_lookup_falls_back_from_gpu_to_backend_to_assumption() -> None:

@@ -124,3 +124,33 @@ def test_kv_transfer_crosses_the_network_when_the_workers_do_not_share_a_node() 
     assert across >= shard8 / 50e9 * 1e3  # DGX H200: one ConnectX-7 400 Gb/s per GPU
     assert across > in_node
     assert math.isfinite(across)
+
+
+# every model on its own, not only the totals: DeepSeek-V3 (MLA + MoE, 88 of 3,256 rows) was off
+# by 28-37 % at the median while the totals met the goal
+MODEL_MEDIAN_GOAL = 15.0
+
+
+@pytest.mark.parametrize("mode", ["static", "agg"])
+def test_every_model_meets_a_median_goal_of_its_own(
+    held_out: list[dict[str, str]], mode: str
+) -> None:
+    models = sorted({r["model"] for r in held_out})
+    assert "deepseek-ai/DeepSeek-V3" in models and "Qwen/Qwen3-30B-A3B" in models
+    medians = {}
+    for model in models:
+        rows = [r for r in held_out if (r["model"], r["mode"]) == (model, mode)]
+        ttft, itl = _errors(rows)
+        medians[model] = (round(float(np.median(ttft)), 1), round(float(np.median(itl)), 1))
+    worst = {m: v for m, v in medians.items() if max(v) > MODEL_MEDIAN_GOAL}
+    assert not worst, f"{mode}: TTFT / ITL median % over {MODEL_MEDIAN_GOAL}: {worst}"
+
+
+def test_gb200_is_in_the_table_and_meets_the_goal(held_out: list[dict[str, str]]) -> None:
+    rows = [r for r in held_out if r["gpu"] == "gb200_sxm"]
+    assert len(rows) > 200, "no GB200 rows: bench/fidelity.py must ask AIC for its system gb200"
+    assert {r["backend"] for r in rows} == set(sim.BACKENDS)
+    ttft, itl = _errors(rows)
+    for name, errs in (("ttft", ttft), ("itl", itl)):
+        assert np.median(errs) <= GOAL_MEDIAN, (name, np.median(errs))
+        assert np.percentile(errs, 90) <= GOAL_P90, (name, np.percentile(errs, 90))
