@@ -290,7 +290,7 @@ def _created(envelope: Envelope, event: Created) -> dict[str, Any]:
 def _decode(envelope: Envelope) -> Event:
     if envelope.type not in EVENT_TYPES:
         raise ValueError(f"the status projection does not know event type {envelope.type}")
-    return envelope.event
+    return envelope.fields  # the stored fields are all the fold reads (no derived view)
 
 
 def project(obj: dict[str, Any] | None, envelope: Envelope, seq: int) -> dict[str, Any] | None:
