@@ -1,6 +1,6 @@
 """JSON for stored bytes: orjson's speed with the standard library's exact results.
 
-Owns `loads` (stored bytes → Python values) and `canonical` (a value → its canonical bytes: sorted
+Owns `loads` (stored bytes → Python values; `loads_all` for many at once) and `canonical` (a value → its canonical bytes: sorted
 keys, compact, UTF-8). orjson is 2-3x faster than `json` on reading and over 10x on writing, but
 differs from it on a few inputs; on those, both functions fall back to the standard library, so
 what they return never depends on which codec ran:
@@ -17,7 +17,9 @@ what they return never depends on which codec ran:
 
 from __future__ import annotations
 
+import gc
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -33,6 +35,19 @@ def loads(data: bytes | str) -> Any:
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     fast = fast_loads(raw)
     return fast[0] if fast is not None else json.loads(data)
+
+
+def loads_all(values: Iterable[bytes]) -> list[Any]:
+    """`loads` of each value, in order, with the cyclic garbage collector paused meanwhile: JSON
+    values hold no reference cycles, but each collection the decoding triggers would walk every
+    object decoded so far again (about half the time of decoding thousands of statuses)."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return [loads(value) for value in values]
+    finally:
+        if paused:
+            gc.enable()
 
 
 def fast_loads(data: bytes) -> tuple[Any] | None:
