@@ -6,6 +6,8 @@ is atomic), their JSON codec, and the upcasters that turn payloads of older sche
 current one on read. Upcasting a schema version newer than this code knows raises `UnknownEvent`;
 reading a stored message (`events.integrity.read_commit`) turns that, and every other reason a
 message is not a valid commit, into a damaged `Commit` that is shown and never folded.
+An envelope's domain event is decoded on demand, once: `fields` (its stored fields, what the
+integrity check and the status fold read) or `event` (with the derived views the decider reads).
 """
 
 from __future__ import annotations
