@@ -468,7 +468,7 @@ class DgdrClient:
         values = await refusing(
             self.nc, bucket_values(self.nc.jetstream(), s.STATUS_BUCKET, pattern)
         )
-        return [codec.loads(values[key]) for key in sorted(values)]
+        return codec.loads_all(values[key] for key in sorted(values))
 
     async def _status_entries(
         self, name: str | None, namespace: str | None, all_namespaces: bool

@@ -1,6 +1,6 @@
 """JSON for stored bytes: orjson's speed with the standard library's exact results.
 
-Owns `loads` (stored bytes → Python values) and `canonical` (a value → its canonical bytes: sorted
+Owns `loads` (stored bytes → Python values; `loads_all` for many at once) and `canonical` (a value → its canonical bytes: sorted
 keys, compact, UTF-8). orjson is 2-3x faster than `json` on reading and over 10x on writing, but
 differs from it on a few inputs; on those, both functions fall back to the standard library, so
 what they return never depends on which codec ran:
@@ -17,7 +17,10 @@ what they return never depends on which codec ran:
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -33,6 +36,28 @@ def loads(data: bytes | str) -> Any:
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     fast = fast_loads(raw)
     return fast[0] if fast is not None else json.loads(data)
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused (and enabled again after, if it was), for bulk
+    decoding: JSON values hold no reference cycles, but each collection that decoding thousands
+    of them triggers walks every object decoded so far again. Memory is still freed as the last
+    reference goes; only cycles wait for the collector."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def loads_all(values: Iterable[bytes]) -> list[Any]:
+    """`loads` of each value, in order, with the collector paused (about half the time of
+    decoding thousands of statuses was collections)."""
+    with collector_paused():
+        return [loads(value) for value in values]
 
 
 def fast_loads(data: bytes) -> tuple[Any] | None:

@@ -6,6 +6,8 @@ is atomic), their JSON codec, and the upcasters that turn payloads of older sche
 current one on read. Upcasting a schema version newer than this code knows raises `UnknownEvent`;
 reading a stored message (`events.integrity.read_commit`) turns that, and every other reason a
 message is not a valid commit, into a damaged `Commit` that is shown and never folded.
+An envelope's domain event is decoded on demand, once: `fields` (its stored fields, what the
+integrity check and the status fold read) or `event` (with the derived views the decider reads).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, get_args
 
 from dgdr.domain.errors import UnknownEvent
 from dgdr.domain.model import EVENT_ADAPTER, Event, event_from_payload, event_payload
@@ -34,6 +36,21 @@ def _progress_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 UPCASTERS: dict[tuple[str, int], Upcaster] = {("ProfilingProgressed", 1): _progress_v1_to_v2}
+
+
+def _views_unset() -> dict[str, dict[str, None]]:
+    """Per event type, its derived views (model fields never stored: a spec's `parsed`,
+    `Validated.resolved`) set to None: validating a payload with them set skips deriving them."""
+    (union, *_) = get_args(Event)
+    return {
+        cls.model_fields["type"].default: {
+            name: None for name, field in cls.model_fields.items() if field.exclude
+        }
+        for cls in get_args(union)
+    }
+
+
+VIEWS_UNSET = _views_unset()
 
 _ID_NAMESPACE = uuid.UUID("6f0d6c1e-3b7a-4c55-9a59-0c1d2f3e4a5b")
 
@@ -63,6 +80,27 @@ class Envelope:
     def event(self) -> Event:
         """The domain event, decoded once per envelope (events are immutable)."""
         return event_from_payload(self.type, self.payload)
+
+    @cached_property
+    def fields(self) -> Event:
+        """The domain event with its stored fields only: the derived views (`VIEWS_UNSET`) are
+        None, not derived (parsing a spec costs several times validating the payload). All the
+        status fold and the lifecycle machine read; `event` itself when that is decoded already."""
+        event = self.__dict__.get("event")
+        if event is not None:
+            return event  # type: ignore[no-any-return]
+        return self._validate_fields(strict=False)
+
+    def strict_fields(self) -> Event:
+        """`fields` validated strictly (as `strict_event`), then kept as `fields`. Raises
+        pydantic's `ValidationError` when a field does not hold its type as such."""
+        event = self._validate_fields(strict=True)
+        self.__dict__["fields"] = event  # where the cached property `fields` keeps its value
+        return event
+
+    def _validate_fields(self, *, strict: bool) -> Event:
+        data = {**self.payload, **VIEWS_UNSET.get(self.type, {}), "type": self.type}
+        return EVENT_ADAPTER.validate_python(data, strict=strict)
 
     def strict_event(self) -> Event:
         """The domain event validated strictly, then kept as `event`: every field must hold its

@@ -16,7 +16,8 @@ reason (`Damage`), and is never folded into a state or a status:
   payload validates as the domain model's event, holding for every field it has exactly what the
   service writes (no coerced value such as "3" for 3). Checked without dumping the event back when
   the text is plain (orjson reads it, fewer than `MAX_FAST_BRACKETS` brackets), every payload key
-  is one the service writes for the type and the payload validates strictly; otherwise by dumping
+  is one the service writes for the type and the payload validates strictly (its stored fields:
+  the derived views, `Envelope.fields`, are not derived for the verdict); otherwise by dumping
   the event and comparing field by field. Both give the same verdict and reason;
 - (`illegal`) it follows the state folded before it: a commit of the live incarnation is a chain of
   lifecycle machine edges from that incarnation's state; a commit of another incarnation is one only
@@ -207,7 +208,7 @@ def _fast_check(env: Envelope) -> bool:
     if not env.payload.keys() <= WRITTEN_KEYS.get(env.type, frozenset()):
         return False
     try:
-        env.strict_event()
+        env.strict_fields()
     except ValidationError:
         return False
     return True
@@ -246,11 +247,11 @@ def illegal(state: str, live: AggregateId | None, commit: Commit) -> str | None:
     if commit.aggregate != live or state == machine.DELETED:
         if live is not None and state not in (machine.ABSENT, machine.DELETED):
             return f"starts incarnation {commit.aggregate.uid} while {live.uid} is live ({state})"
-        if not isinstance(commit.envelopes[0].event, Created):
+        if not isinstance(commit.envelopes[0].fields, Created):
             return f"{commit.envelopes[0].type} before Created: incarnation {commit.aggregate.uid} does not exist"
         state = machine.ABSENT
     for env in commit.envelopes:
-        dest = machine.next_state(state, env.event.trigger)
+        dest = machine.next_state(state, env.fields.trigger)
         if dest is None:
             return f"{env.type} is not allowed in state {state}"
         state = dest
@@ -259,10 +260,10 @@ def illegal(state: str, live: AggregateId | None, commit: Commit) -> str | None:
 
 def after(state: str, commit: Commit) -> str:
     """The machine state once the legal `commit` is folded in."""
-    if isinstance(commit.envelopes[0].event, Created):
+    if isinstance(commit.envelopes[0].fields, Created):
         state = machine.ABSENT
     for env in commit.envelopes:
-        state = machine.next_state(state, env.event.trigger) or state
+        state = machine.next_state(state, env.fields.trigger) or state
     return state
 
 

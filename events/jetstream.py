@@ -31,6 +31,7 @@ outcome: `stored`, `conflict` (a stale expectation) or `error`.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import time
@@ -67,7 +68,8 @@ if TYPE_CHECKING:  # the event models are imported by the calls that need them: 
 WRONG_LAST_SEQUENCE = 10071
 PUBLISH_TIMEOUT = 3.0  # per attempt; a lost leader is retried (events.transient), not waited out
 DUPLICATE_WINDOW_S = 120.0
-READ_ALL_TURN_BYTES = 16 * 1024  # `read_all` gives the event loop a turn per this many bytes
+READ_ALL_BATCH = 256  # the messages `read_all` decodes between two turns of the event loop
+READ_ALL_IDLE_S = 10.0  # `read_all` gives up when no message arrives for this long
 
 
 def _log() -> Any:
@@ -501,15 +503,19 @@ class JetStreamEventStore:
 
     async def read_all(self, after: int = 0) -> AsyncIterator[Commit]:
         """Every stored commit after sequence `after`, in order, up to the last sequence when the
-        read starts: one ordered consumer whose callback queues the messages (a push with flow
-        control), decoded as they are taken."""
+        read starts: one ordered consumer whose callback only collects the messages (a push with
+        flow control); what has arrived is taken as one batch and decoded as it is yielded. The
+        reader waits (with a timer) only when nothing has arrived: a turn of the event loop per
+        batch, not per message, and the connection is read on while a batch is folded."""
         last = await self.last_sequence()
         if last <= after:
             return
-        queue: asyncio.Queue[Any] = asyncio.Queue()
+        arrived: collections.deque[Any] = collections.deque()
+        more = asyncio.Event()
 
         async def take(msg: Any) -> None:
-            queue.put_nowait(msg)
+            arrived.append(msg)
+            more.set()
 
         sub = await self.js.subscribe(
             f"{s.EVENTS_PREFIX}.>",
@@ -519,24 +525,19 @@ class JetStreamEventStore:
                 deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after + 1
             ),
         )
-        taken = 0  # bytes taken from the queue since the event loop last had a turn
         try:
             while True:
-                # What is queued is taken without a timer (only an empty queue is waited on), and
-                # the event loop gets a turn per `READ_ALL_TURN_BYTES` taken: the connection is
-                # read on while a backlog is folded (nats-py reads up to 32 KiB a read), without
-                # a turn, and its system calls, per message.
-                if not queue.qsize():
-                    msg, taken = await asyncio.wait_for(queue.get(), 10), 0
-                elif taken >= READ_ALL_TURN_BYTES:
-                    await asyncio.sleep(0)
-                    msg, taken = queue.get_nowait(), 0
-                else:
-                    msg = queue.get_nowait()
-                taken += len(msg.data or b"")
-                seq = int(msg.metadata.sequence.stream)
-                yield decode_message(msg, seq)
-                if seq >= last:
-                    return
+                if not arrived:
+                    more.clear()
+                    async with asyncio.timeout(READ_ALL_IDLE_S):
+                        await more.wait()
+                for _ in range(min(len(arrived), READ_ALL_BATCH)):
+                    msg = arrived.popleft()
+                    seq = int(msg.metadata.sequence.stream)
+                    yield decode_message(msg, seq)
+                    if seq >= last:
+                        return
+                if arrived:
+                    await asyncio.sleep(0)  # the connection's reader gets a turn between batches
         finally:
             await sub.unsubscribe()

@@ -31,8 +31,8 @@ condition `HistoryIntact` False (`projections.status.mark_damaged`). Then the me
 like any other: nothing is redelivered forever. Commits after it are folded when they are legal.
 
 `rebuild()` recomputes every key from the stream into a dict of canonical bytes (for the check that a
-rebuild equals the live bucket), by the same fold: a damaged DGDR is rebuilt to its last good state
-with its condition, and reported (`rebuild_report`, and a warning per damaged DGDR); every other DGDR
+rebuild equals the live bucket; the cyclic garbage collector is paused while it runs), by the same
+fold: a damaged DGDR is rebuilt to its last good state with its condition, and reported (`rebuild_report`, and a warning per damaged DGDR); every other DGDR
 is rebuilt as if nothing were wrong. `check_not_ahead()` refuses to start when a recently written
 value claims a sequence the store does not have (`ProjectionAheadOfStore`; in constant time, its
 docstring says what it catches).
@@ -58,6 +58,7 @@ from nats.js.kv import KeyValue
 
 from dgdr.domain import machine
 from dgdr.domain.errors import ProjectionAheadOfStore, StoreError
+from events import codec
 from events import subjects as s
 from events.envelope import AggregateId, Commit, Damage
 from events.integrity import NO_AGGREGATE, aggregate_of, illegal, mark_illegal
@@ -361,15 +362,16 @@ class Projector:
         objects: dict[str, Status | None] = {}
         damaged: dict[str, list[Damage]] = {}
         keys: dict[AggregateId, str] = {NO_AGGREGATE: ""}  # a DGDR's commits come in runs
-        async for commit in self.store.read_all():
-            agg = commit.aggregate
-            key = keys.get(agg)
-            if key is None:
-                key = keys[agg] = s.status_key(agg.namespace, agg.name)
-            objects[key], damage = fold_commit(objects.get(key), commit)
-            if damage is not None:
-                damaged.setdefault(key, []).append(damage)
-        return {k: encode(v) for k, v in objects.items() if v is not None and k}, damaged
+        with codec.collector_paused():  # what is decoded and folded holds no cycles
+            async for commit in self.store.read_all():
+                agg = commit.aggregate
+                key = keys.get(agg)
+                if key is None:
+                    key = keys[agg] = s.status_key(agg.namespace, agg.name)
+                objects[key], damage = fold_commit(objects.get(key), commit)
+                if damage is not None:
+                    damaged.setdefault(key, []).append(damage)
+            return {k: encode(v) for k, v in objects.items() if v is not None and k}, damaged
 
     async def rebuild(self) -> dict[str, bytes]:
         objects, damaged = await self.rebuild_report()

@@ -33,7 +33,6 @@ the status shows raises `InvalidHistory`; the projector verifies each commit (`e
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, assert_never
 
 from dgdr.domain import machine
@@ -137,9 +136,8 @@ def status_pareto(pareto: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if len(pareto) <= PARETO_STATUS_ROWS:
         return pareto
     selected = next((i for i, row in enumerate(pareto) if _selected(row)), None)
-    ranked = sorted(
-        (i for i in range(len(pareto)) if i != selected), key=lambda i: -_throughput(pareto[i])
-    )
+    slower = [-_throughput(row) for row in pareto]  # each row's key once, not a call per lookup
+    ranked = sorted((i for i in range(len(pareto)) if i != selected), key=slower.__getitem__)
     kept = ([selected] if selected is not None else []) + ranked
     return [pareto[i] for i in sorted(kept[:PARETO_STATUS_ROWS])]
 
@@ -168,8 +166,70 @@ def set_condition(
     at: str,
     generation: int | None,
 ) -> None:
-    # One pass over the list, kept in `CONDITION_ORDER`: the others stay, the new one goes in at
-    # its place (where the old one of its type was, or before the first of a later type).
+    """Condition `ctype` of `status` set, its `lastTransitionTime` kept unless its status
+    changes. The list stays in `CONDITION_ORDER`: the others stay, the new one goes in at its
+    place (where the old one of its type was, or before the first of a later type). Changes
+    `status["conditions"]` in place: the caller owns that list (`_copy_for_fold` copies it);
+    a condition itself is never changed, only replaced."""
+    conditions = status.get("conditions")
+    if conditions is None:
+        conditions = status["conditions"] = []
+    rank = _CONDITION_RANK[ctype]
+    index = later = -1
+    for i, c in enumerate(conditions):
+        if c["type"] == ctype:
+            if index >= 0:  # the type twice: not a list this function wrote
+                _set_condition_anywhere(status, ctype, cstatus, reason, message, at, generation)
+                return
+            index = i
+        elif later < 0 and _CONDITION_RANK[c["type"]] > rank:
+            later = i
+    if index < 0:
+        conditions.insert(
+            later if later >= 0 else len(conditions),
+            _condition(ctype, cstatus, reason, message, None, at, generation),
+        )
+    elif later == index + 1 or (later < 0 and index == len(conditions) - 1):  # in order
+        conditions[index] = _condition(
+            ctype, cstatus, reason, message, conditions[index], at, generation
+        )
+    else:
+        _set_condition_anywhere(status, ctype, cstatus, reason, message, at, generation)
+
+
+def _condition(
+    ctype: str,
+    cstatus: str,
+    reason: str,
+    message: str,
+    old: dict[str, Any] | None,
+    at: str,
+    generation: int | None,
+) -> dict[str, Any]:
+    new: dict[str, Any] = {
+        "type": ctype,
+        "status": cstatus,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": old["lastTransitionTime"] if old and old["status"] == cstatus else at,
+    }
+    if generation is not None:
+        new["observedGeneration"] = generation
+    return new
+
+
+def _set_condition_anywhere(
+    status: dict[str, Any],
+    ctype: str,
+    cstatus: str,
+    reason: str,
+    message: str,
+    at: str,
+    generation: int | None,
+) -> None:
+    """`set_condition` for a list out of `CONDITION_ORDER` or holding a type twice (never
+    written here): every condition of the type goes, the new one takes the last one's time and
+    goes in before the first of a later type."""
     rank = _CONDITION_RANK[ctype]
     rest: list[dict[str, Any]] = []
     old: dict[str, Any] | None = None
@@ -181,26 +241,18 @@ def set_condition(
         if place < 0 and _CONDITION_RANK[c["type"]] > rank:
             place = len(rest)
         rest.append(c)
-    new: dict[str, Any] = {
-        "type": ctype,
-        "status": cstatus,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": old["lastTransitionTime"] if old and old["status"] == cstatus else at,
-    }
-    if generation is not None:
-        new["observedGeneration"] = generation
+    new = _condition(ctype, cstatus, reason, message, old, at, generation)
     rest.insert(place if place >= 0 else len(rest), new)
     status["conditions"] = rest
 
 
-@dataclass(frozen=True)
 class _Conditions:
     """Writes conditions of one status at one time for one generation."""
 
-    status: dict[str, Any]
-    at: str
-    generation: int
+    __slots__ = ("at", "generation", "status")
+
+    def __init__(self, status: dict[str, Any], at: str, generation: int) -> None:
+        self.status, self.at, self.generation = status, at, generation
 
     def set(self, ctype: str, cstatus: str, reason: str, message: str) -> None:
         set_condition(
@@ -287,10 +339,13 @@ def _created(envelope: Envelope, event: Created) -> dict[str, Any]:
     }
 
 
+_KNOWN_TYPES = frozenset(EVENT_TYPES)
+
+
 def _decode(envelope: Envelope) -> Event:
-    if envelope.type not in EVENT_TYPES:
+    if envelope.type not in _KNOWN_TYPES:
         raise ValueError(f"the status projection does not know event type {envelope.type}")
-    return envelope.event
+    return envelope.fields  # the stored fields are all the fold reads (no derived view)
 
 
 def project(obj: dict[str, Any] | None, envelope: Envelope, seq: int) -> dict[str, Any] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 from typing import Any
@@ -94,3 +95,18 @@ def test_canonical_bytes_are_sorted_compact_utf8() -> None:
         '{"a":[1,{"c":null,"d":2.5}],"b":"é"}'.encode()
     )
     assert codec.canonical({"n": 2**70}) == b'{"n":1180591620717411303424}'
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_loads_all_reads_each_value_and_leaves_the_collector_as_it_was(enabled: bool) -> None:
+    values = [json.dumps({"n": i, "big": 2**70 + i, "xs": [i] * 3}).encode() for i in range(50)]
+    was = gc.isenabled()
+    try:
+        gc.enable() if enabled else gc.disable()
+        assert codec.loads_all(values) == [json.loads(v) for v in values]
+        assert gc.isenabled() is enabled
+        with pytest.raises(ValueError):
+            codec.loads_all([values[0], b"{not json"])
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable() if was else gc.disable()

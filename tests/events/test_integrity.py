@@ -24,6 +24,7 @@ from dgdr.domain.model import (
     Event,
     Rejection,
     State,
+    Validated,
     event_payload,
 )
 from events import subjects
@@ -40,6 +41,7 @@ from events.integrity import (
     read_commit,
     verify_history,
 )
+from projections.projector import fold_commit
 from tests.dgdr.domain.builders import AT, LIVE_VARIANTS, NAME, NAMESPACE, delete, history
 
 UID = "11111111-2222-3333-4444-555555555555"
@@ -350,3 +352,24 @@ def test_a_commit_holding_an_integer_past_64_bits_reads_back_exact() -> None:
     commit = created.read()
     assert commit.damage is None
     assert commit.envelopes[0].payload["spec"]["overrides"]["n"] == big
+
+
+def test_verifying_and_folding_a_commit_derives_no_view_of_its_events() -> None:
+    """The verdict and the status fold read an event's stored fields only (`Envelope.fields`):
+    parsing the spec and resolving the hardware (`parsed`, `resolved`) cost several times the
+    rest of a rebuild's validation and are derived only when the decider asks for `event`."""
+    stored, _ = service_history(history("Deployed"))
+    commits = [m.read() for m in stored]
+    obj: dict[str, Any] | None = None
+    for commit in commits:
+        obj, damage = fold_commit(obj, commit)
+        assert damage is None
+    envelopes = [env for commit in commits for env in commit.envelopes]
+    assert obj is not None and obj["status"]["phase"] == "Deployed"
+    assert [env.type for env in envelopes if "event" in env.__dict__] == []
+    created, validated = commits[0].envelopes
+    assert isinstance(created.fields, Created) and created.fields.parsed is None
+    assert isinstance(validated.fields, Validated) and validated.fields.resolved is None
+    assert created.event.parsed is not None and validated.event.resolved is not None
+    for env in envelopes:  # the same stored fields: only the derived views differ
+        assert event_payload(env.fields) == event_payload(env.event) == env.payload

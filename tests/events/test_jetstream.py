@@ -16,11 +16,13 @@ from dgdr.domain.errors import (
     NatsServerNotFound,
     UnknownEvent,
 )
+from dgdr.domain.model import Deleted
 from events import server as server_module
 from events import subjects
 from events.connection import ConnectOptions
-from events.envelope import AggregateId, Commit, Envelope, upcast
+from events.envelope import AggregateId, Commit, Envelope, upcast, wrap
 from events.jetstream import (
+    READ_ALL_BATCH,
     CommitTooLarge,
     JetStreamEventStore,
     bucket_entries,
@@ -258,3 +260,31 @@ async def test_bucket_entries_reads_values_with_revisions_all_or_the_last_writes
         assert await bucket_entries(js, "T_ENTRIES", tail=10_000) == written
     finally:
         await nc.close()
+
+
+async def test_read_all_reads_more_than_a_batch_in_order_once(
+    nats_server: EmbeddedNatsServer,
+) -> None:
+    """`read_all` takes what has arrived in batches of `READ_ALL_BATCH`: over several batches
+    (and from any start) every commit comes once, in stream order, up to the last one."""
+    nc = await nats.connect(nats_server.url)
+    await ensure_layout(nc.jetstream())
+    store = JetStreamEventStore(nc)
+    aggs = [AggregateId("default", f"many-{i}", str(uuid.uuid4())) for i in range(3)]
+    expected = dict.fromkeys(aggs, 0)
+
+    async def append(i: int) -> int:
+        agg = aggs[i % len(aggs)]
+        envs = wrap(
+            [Deleted()], agg, command_id=f"c{i}", at="2026-01-01T00:00:00Z", correlation_id=None
+        )
+        expected[agg] = await store.append(agg, envs, expected=expected[agg], commit_id=f"c{i}")
+        return expected[agg]
+
+    seqs = [await append(i) for i in range(2 * READ_ALL_BATCH + 45)]
+    async with asyncio.timeout(60):
+        assert [c.seq async for c in store.read_all()] == seqs
+        assert [c.seq async for c in store.read_all(after=seqs[300])] == seqs[301:]
+        read = [c async for c in store.read_all(after=seqs[-2])]
+    assert [(c.seq, c.damage) for c in read] == [(seqs[-1], None)]
+    await nc.close()

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dgdr.domain.decider import decide, evolve, initial_state
 from dgdr.domain.describe import describe
@@ -19,6 +21,7 @@ from projections.status import (
     encode,
     project,
     project_all,
+    set_condition,
     status_pareto,
 )
 from tests.dgdr.domain.builders import (
@@ -586,3 +589,62 @@ def test_a_front_of_rows_the_profiler_did_not_shape_is_capped_in_order() -> None
     front: list[dict[str, Any]] = [{"ttft": float(i)} for i in range(9)]
     assert status_pareto(front) == front[:PARETO_STATUS_ROWS]
     assert status_pareto([]) == []
+
+
+def conditions_as_listed(
+    conditions: list[dict[str, Any]], new: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """What `set_condition` promises, for any list: every condition of the new one's type goes,
+    the new one keeps the last one's time when its status is unchanged, and goes in before the
+    first condition of a later type in `CONDITION_ORDER`."""
+    rank = CONDITION_ORDER.index
+    olds = [c for c in conditions if c["type"] == new["type"]]
+    if olds and olds[-1]["status"] == new["status"]:
+        new = {**new, "lastTransitionTime": olds[-1]["lastTransitionTime"]}
+    rest = [c for c in conditions if c["type"] != new["type"]]
+    later = [i for i, c in enumerate(rest) if rank(c["type"]) > rank(new["type"])]
+    return [
+        *rest[: later[0] if later else len(rest)],
+        new,
+        *rest[later[0] if later else len(rest) :],
+    ]
+
+
+CONDITIONS = st.lists(
+    st.builds(
+        lambda ctype, cstatus, at: {
+            "type": ctype,
+            "status": cstatus,
+            "reason": "R",
+            "message": "m",
+            "lastTransitionTime": at,
+        },
+        st.sampled_from(CONDITION_ORDER),
+        st.sampled_from(["True", "False"]),
+        st.sampled_from(["t1", "t2"]),
+    ),
+    max_size=9,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    conditions=CONDITIONS,
+    ordered=st.booleans(),
+    ctype=st.sampled_from(CONDITION_ORDER),
+    cstatus=st.sampled_from(["True", "False"]),
+)
+def test_set_condition_keeps_the_order_and_times_for_any_list(
+    conditions: list[dict[str, Any]], ordered: bool, ctype: str, cstatus: str
+) -> None:
+    if ordered:  # as the fold writes them: one per type, in order
+        unique = {c["type"]: c for c in conditions}
+        conditions = sorted(unique.values(), key=lambda c: CONDITION_ORDER.index(c["type"]))
+    status = {"conditions": list(conditions)}
+    before = [dict(c) for c in conditions]
+    set_condition(status, ctype, cstatus, "Why", "said", at="t3", generation=None)
+    new = {"type": ctype, "status": cstatus, "reason": "Why", "message": "said"}
+    assert status["conditions"] == conditions_as_listed(
+        conditions, {**new, "lastTransitionTime": "t3"}
+    )
+    assert conditions == before  # the conditions themselves are replaced, never changed
