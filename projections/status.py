@@ -59,6 +59,7 @@ from dgdr.domain.model import (
     Validated,
     ValidationFailed,
 )
+from dgdr.domain.pareto import ranked_throughput
 from dgdr.domain.spec import API_VERSION, KIND
 from events import codec
 from events.envelope import Damage, Envelope
@@ -125,14 +126,15 @@ def _selected(row: dict[str, Any]) -> bool:
 
 def _throughput(row: dict[str, Any]) -> float:
     config = row.get("config")
-    value = config.get("tokensPerSecondPerGpu") if isinstance(config, dict) else None
-    return float(value) if isinstance(value, int | float) else float("-inf")
+    value = ranked_throughput(config) if isinstance(config, dict) else None
+    return float("-inf") if value is None else value
 
 
 def status_pareto(pareto: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rows of the Pareto front the status keeps: all of a front of at most
     `PARETO_STATUS_ROWS`; of a longer one, the selected config and the others with the most
-    tokens/s per GPU up to that many, in the front's order."""
+    tokens/s per GPU as the profile ranked them (`ranked_throughput`: per GPU of the budget when
+    the rows carry it) up to that many, in the front's order."""
     if len(pareto) <= PARETO_STATUS_ROWS:
         return pareto
     selected = next((i for i, row in enumerate(pareto) if _selected(row)), None)

@@ -585,6 +585,25 @@ def test_a_front_within_the_cap_is_kept_whole_with_dynamos_message() -> None:
     )
 
 
+def test_a_front_ranked_against_the_budget_keeps_the_rows_with_the_most_per_budget_gpu() -> None:
+    # per GPU used rises along the front, but the last rows leave most of 8 GPUs idle: ranked
+    # per GPU of the budget (as the profile ranked them), rows 2-5 are the fastest, not 4-7
+    used = [1, 2, 8, 8, 8, 8, 2, 1]
+    front = [
+        {
+            "config": {
+                "tokensPerSecondPerGpu": 100.0 * (i + 1),
+                "totalGpus": gpus,
+                "budgetGpus": 8,
+                "tokensPerSecondPerBudgetGpu": 100.0 * (i + 1) * gpus / 8,
+                "selected": i == 0,
+            }
+        }
+        for i, gpus in enumerate(used)
+    ]
+    assert status_pareto(front) == [front[0], *front[2:6]]
+
+
 def test_a_front_of_rows_the_profiler_did_not_shape_is_capped_in_order() -> None:
     front: list[dict[str, Any]] = [{"ttft": float(i)} for i in range(9)]
     assert status_pareto(front) == front[:PARETO_STATUS_ROWS]
