@@ -54,7 +54,7 @@ from ._estimate import (
 )
 from ._margin import ErrorBand
 from ._roofline import BATCH_GRID, MAX_BATCH, usable_bytes
-from ._search import Candidate, edge_ratios, sla_ratio
+from ._search import Candidate, candidates_from_rows, edge_ratios, sla_ratio
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
@@ -174,75 +174,35 @@ def disagg_candidates(
     served = _served(workload, rps * units, slots * units)
     itl = step[d, b]
     ratio = ratios[p, d, b]
-    columns = zip(
-        d_tp[d].tolist(),
-        batch.tolist(),
-        (n_d * units).tolist(),
-        first_token[p, d].tolist(),
-        itl.tolist(),
-        e2e_of[p, d, b].tolist(),
-        (rps * units * osl / (gpus * units)).tolist(),
-        (1e3 / itl).tolist(),
-        (rps * units).tolist(),
-        ratio.tolist(),
-        p_tp[p].tolist(),
-        (n_p * units).tolist(),
-        np.asarray(eps)[di[d]].tolist(),
-        np.asarray(eps)[pi[p]].tolist(),
-        np.asarray(dps)[di[d]].tolist(),
-        np.asarray(dps)[pi[p]].tolist(),
-        [None] * p.size if edge is None else edge[p, d, b].tolist(),
-        served.tolist(),
-        strict=True,
-    )
     budget = 0 if load_match else total_gpus
-    return [
-        Candidate(
-            backend=backend,
-            tp=c_tp,
-            batch=c_batch,
-            replicas=c_replicas,
-            ttft_ms=c_first,
-            itl_ms=c_itl,
-            e2e_ms=c_e2e,
-            tokens_per_s_per_gpu=c_per_gpu,
-            tokens_per_s_per_user=c_per_user,
-            requests_per_s=c_rps,
-            meets_sla=c_ratio <= 1.0,
-            worst_ratio=c_ratio,
-            mode="disagg",
-            prefill_tp=c_p_tp,
-            prefill_workers=c_p_workers,
-            ep=c_ep,
-            prefill_ep=c_p_ep,
-            dp=c_dp,
-            prefill_dp=c_p_dp,
-            edge_ratio=c_edge,
-            load_match=load_match,
-            served=c_served,
-            budget_gpus=budget,
-        )
-        for (
-            c_tp,
-            c_batch,
-            c_replicas,
-            c_first,
-            c_itl,
-            c_e2e,
-            c_per_gpu,
-            c_per_user,
-            c_rps,
-            c_ratio,
-            c_p_tp,
-            c_p_workers,
-            c_ep,
-            c_p_ep,
-            c_dp,
-            c_p_dp,
-            c_edge,
-            c_served,
-        ) in columns
-    ]
+    n = p.size
+    columns = {
+        "backend": [backend] * n,
+        "tp": d_tp[d].tolist(),
+        "batch": batch.tolist(),
+        "replicas": (n_d * units).tolist(),
+        "ttft_ms": first_token[p, d].tolist(),
+        "itl_ms": itl.tolist(),
+        "e2e_ms": e2e_of[p, d, b].tolist(),
+        "tokens_per_s_per_gpu": (rps * units * osl / (gpus * units)).tolist(),
+        "tokens_per_s_per_user": (1e3 / itl).tolist(),
+        "requests_per_s": (rps * units).tolist(),
+        "meets_sla": (ratio <= 1.0).tolist(),
+        "worst_ratio": ratio.tolist(),
+        "mode": ["disagg"] * n,
+        "prefill_tp": p_tp[p].tolist(),
+        "prefill_workers": (n_p * units).tolist(),
+        "load_match": [load_match] * n,
+        "served": served.tolist(),
+        "ep": np.asarray(eps)[di[d]].tolist(),
+        "prefill_ep": np.asarray(eps)[pi[p]].tolist(),
+        "pp": [1] * n,
+        "dp": np.asarray(dps)[di[d]].tolist(),
+        "prefill_dp": np.asarray(dps)[pi[p]].tolist(),
+        "edge_ratio": [None] * n if edge is None else edge[p, d, b].tolist(),
+        "budget_gpus": [budget] * n,
+    }
+    return candidates_from_rows(tuple(columns), zip(*columns.values(), strict=True))
 
 
 def _rate_matched(

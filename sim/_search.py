@@ -24,8 +24,9 @@ TP candidate can hold the weights plus one sequence's KV cache. Every float it r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import partial
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from functools import cached_property, partial
 from typing import Any
 
 import numpy as np
@@ -80,6 +81,18 @@ class Candidate:
         """What the config is ranked by: tokens/s per GPU of the budget (idle GPUs count), or
         per GPU used when it is not judged against a budget (`budget_gpus` 0)."""
         return _per_budget_gpu(self.tokens_per_s_per_gpu, self.gpus, self.budget_gpus)
+
+    @cached_property
+    def reported(self) -> tuple[float, float, int]:
+        """(tokens/s per user, the throughput ranked by, GPUs) with the figures rounded as
+        `to_json` reports them: what `rank_key` and `pareto_front` compare, worked out once per
+        candidate (the search ranks thousands of disaggregated ones several times)."""
+        gpus = self.gpus
+        return (
+            _r(self.tokens_per_s_per_user),
+            _r(_per_budget_gpu(self.tokens_per_s_per_gpu, gpus, self.budget_gpus)),
+            gpus,
+        )
 
     @property
     def has_margin(self) -> bool:
@@ -139,6 +152,30 @@ class Candidate:
         }
 
 
+def candidates_from_rows(
+    names: tuple[str, ...], rows: Iterable[tuple[Any, ...]]
+) -> list[Candidate]:
+    """One `Candidate` per row of values for the fields `names` (every field of `Candidate`, in
+    any order): equal to `Candidate(**dict(zip(names, row)))`, made without the frozen
+    dataclass's per-field assignments (a search makes thousands of disaggregated candidates).
+    A name that is not a field, or a field left out, is a ValueError naming them."""
+    if set(names) != _CANDIDATE_FIELDS or len(names) != len(_CANDIDATE_FIELDS):
+        raise ValueError(
+            f"candidates_from_rows: fields {sorted(set(names) ^ _CANDIDATE_FIELDS)} unknown or "
+            "missing (give each field of Candidate once)"
+        )
+    new = object.__new__
+    made: list[Candidate] = []
+    for row in rows:
+        c = new(Candidate)
+        c.__dict__.update(zip(names, row, strict=True))
+        made.append(c)
+    return made
+
+
+_CANDIDATE_FIELDS = frozenset(f.name for f in fields(Candidate))
+
+
 def _per_budget_gpu(per_gpu_used: float, gpus: int, budget_gpus: int) -> float:
     return per_gpu_used * gpus / budget_gpus if budget_gpus else per_gpu_used
 
@@ -164,9 +201,8 @@ def rank_key(c: Candidate, objective: OptimizationType | None = None) -> tuple[f
     throughput, then fewer GPUs. Otherwise the smallest worst-case ratio actual/target. Figures
     are compared as reported (rounded like `to_json`), and equal throughput goes to the faster
     per-user config, so the pick is on the published Pareto front whenever it meets the SLA."""
-    user = -_r(c.tokens_per_s_per_user)
-    gpus = c.gpus  # a property: read once, this runs for every candidate
-    value = -_r(_per_budget_gpu(c.tokens_per_s_per_gpu, gpus, c.budget_gpus))
+    user, value, gpus = c.reported
+    user, value = -user, -value
     served = -round(c.served, 6) if c.load_match else 0.0
     tier = 0.0 if c.has_margin else 0.5  # SLA-meeting: with margin (`edge_ratio`) first
     if c.meets_sla and objective is OptimizationType.LATENCY:
@@ -366,12 +402,14 @@ def pareto_front(pool: list[Candidate]) -> list[Candidate]:
     tokens/s per GPU of the budget, or per GPU used when not judged against one), fastest/user
     first. Dominance is judged on the figures as reported (rounded like `to_json`), so the
     published front is non-dominated as read."""
-    rounded = [(_r(c.tokens_per_s_per_user), _r(c.tokens_per_s_per_budget_gpu), c) for c in pool]
-    rounded.sort(key=lambda r: (-r[0], -r[1], r[2].gpus, r[2].tp))
-    front: list[Candidate] = []
-    best = -np.inf
-    for _, per_gpu, c in rounded:
-        if per_gpu > best:
-            front.append(c)
-            best = per_gpu
-    return front
+    if not pool:
+        return []
+    reported = np.array([c.reported for c in pool], dtype=np.float64).reshape(len(pool), 3)
+    user, per_gpu, gpus = reported.T
+    tp = np.fromiter((c.tp for c in pool), dtype=np.float64, count=len(pool))
+    # Fastest per user first, then the highest throughput, fewer GPUs, smaller TP (stable, as
+    # `sorted`); on the front: each config with more throughput than every one before it.
+    order = np.lexsort((tp, gpus, -per_gpu, -user))
+    ranked = per_gpu[order]
+    before = np.maximum.accumulate(np.concatenate(([-np.inf], ranked[:-1])))
+    return [pool[k] for k in order[ranked > before].tolist()]
