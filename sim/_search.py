@@ -24,9 +24,9 @@ TP candidate can hold the weights plus one sequence's KV cache. Every float it r
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
-from functools import cached_property, partial
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -82,17 +82,22 @@ class Candidate:
         per GPU used when it is not judged against a budget (`budget_gpus` 0)."""
         return _per_budget_gpu(self.tokens_per_s_per_gpu, self.gpus, self.budget_gpus)
 
-    @cached_property
+    @property
     def reported(self) -> tuple[float, float, int]:
         """(tokens/s per user, the throughput ranked by, GPUs) with the figures rounded as
         `to_json` reports them: what `rank_key` and `pareto_front` compare, worked out once per
-        candidate (the search ranks thousands of disaggregated ones several times)."""
-        gpus = self.gpus
-        return (
-            _r(self.tokens_per_s_per_user),
-            _r(_per_budget_gpu(self.tokens_per_s_per_gpu, gpus, self.budget_gpus)),
-            gpus,
-        )
+        candidate (the search ranks thousands of disaggregated ones several times; kept in the
+        instance's dict, outside the dataclass fields, so equality and hashing ignore it)."""
+        figures: tuple[float, float, int] | None = self.__dict__.get("_reported")
+        if figures is None:
+            gpus = self.gpus
+            figures = (
+                _r(self.tokens_per_s_per_user),
+                _r(_per_budget_gpu(self.tokens_per_s_per_gpu, gpus, self.budget_gpus)),
+                gpus,
+            )
+            self.__dict__["_reported"] = figures
+        return figures
 
     @property
     def has_margin(self) -> bool:
@@ -215,6 +220,25 @@ def rank_key(c: Candidate, objective: OptimizationType | None = None) -> tuple[f
         return (tier, value, user, float(gpus), float(c.tp), _prefill_cost(c))
     # A miss 0.1% smaller is not worth half the throughput: compare misses to 3 decimals.
     return (1.0, round(c.worst_ratio, 3), value, user, float(c.tp))
+
+
+def best_ranked(pool: Sequence[Candidate], objective: OptimizationType | None = None) -> Candidate:
+    """`min(pool, key=rank_key)` (the first of equal keys), with the full key worked out only for
+    the candidates that tie on what it compares first: the SLA tier, and in the default ranking
+    (no objective, no load to match) the throughput as reported. An empty pool is a ValueError."""
+    if not pool:
+        raise ValueError("best_ranked: no candidate to rank")
+    tiers = np.fromiter(
+        (0.0 if c.has_margin else 0.5 if c.meets_sla else 1.0 for c in pool),
+        dtype=np.float64,
+        count=len(pool),
+    )
+    finalists = np.flatnonzero(tiers == tiers.min()).tolist()
+    default = objective is None and not any(pool[k].load_match for k in finalists)
+    if tiers.min() < 1.0 and default:  # the key starts (tier, -throughput as reported, ...)
+        value = np.array([pool[k].reported[1] for k in finalists])
+        finalists = [k for k, top in zip(finalists, value == value.max(), strict=True) if top]
+    return min((pool[k] for k in finalists), key=partial(rank_key, objective=objective))
 
 
 def _prefill_cost(c: Candidate) -> float:
@@ -369,7 +393,8 @@ def _pick(candidates: list[Candidate], disagg: list[Candidate], sla: SLA) -> Pic
     """The config to deploy among the aggregated `candidates` and the disaggregated ones: the best
     SLA-meeting one by `rank_key` (the best per layout kept), else the closest miss; and the
     front it is published with (of the configs with margin when the pick has margin)."""
-    key_of = partial(rank_key, objective=sla.optimization_type)
+    objective = sla.optimization_type
+    key_of = partial(rank_key, objective=objective)
     per_tp: dict[tuple[int, int, int, int], Candidate] = {}
     best: dict[tuple[int, int, int, int], tuple[float, ...]] = {}
     for c in candidates:
@@ -380,12 +405,12 @@ def _pick(candidates: list[Candidate], disagg: list[Candidate], sla: SLA) -> Pic
             per_tp[layout], best[layout] = c, rank
     split = [c for c in disagg if c.meets_sla]
     if per_tp or split:
-        chosen = min([*per_tp.values(), *split], key=key_of)
+        chosen = best_ranked([*per_tp.values(), *split], objective)
         pool = [c for c in candidates if c.meets_sla] + split
         if chosen.has_margin:
             pool = [c for c in pool if c.has_margin]
     else:
-        chosen = min([*candidates, *disagg], key=key_of)
+        chosen = best_ranked([*candidates, *disagg], objective)
         pool = candidates + disagg
     return Pick(
         chosen=chosen,

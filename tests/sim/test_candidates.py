@@ -1,13 +1,16 @@
-"""`sim._search.candidates_from_rows`: the disaggregated search's fast way to make candidates must
-make exactly what `Candidate(...)` makes, and refuse rows that leave a field out."""
+"""The search's fast paths over thousands of candidates: `candidates_from_rows` must make exactly
+what `Candidate(...)` makes and refuse rows that leave a field out; `best_ranked` must pick what
+`min(pool, key=rank_key)` picks (the first of equal keys), whatever the objective and SLA tier."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from sim._search import Candidate, candidates_from_rows, pareto_front, rank_key
+from dgdr.domain.spec import OptimizationType
+from sim._search import Candidate, best_ranked, candidates_from_rows, pareto_front, rank_key
 
 ROW: dict[str, Any] = {
     "backend": "vllm",
@@ -52,3 +55,37 @@ def test_rows_make_the_candidate_the_constructor_makes() -> None:
 def test_rows_must_name_every_field_once(names: tuple[str, ...]) -> None:
     with pytest.raises(ValueError, match="give each field of Candidate once"):
         candidates_from_rows(names, [])
+
+
+def _variant(**changes: Any) -> Candidate:
+    return Candidate(**{**ROW, "budget_gpus": 0, **changes})
+
+
+# Judged per GPU used (no budget), so that configs of different sizes tie on throughput.
+POOL = [
+    _variant(meets_sla=False, worst_ratio=1.2, edge_ratio=1.3),
+    _variant(edge_ratio=1.1),  # meets the SLA without margin: ranks below any with margin
+    _variant(tokens_per_s_per_gpu=800.0, tokens_per_s_per_user=150.0),
+    # The same throughput as reported, slower per user (fewer GPUs would win a tie).
+    _variant(tokens_per_s_per_gpu=812.3458, tokens_per_s_per_user=100.0, tp=4, replicas=1),
+    _variant(tokens_per_s_per_gpu=812.3461, tokens_per_s_per_user=90.0, prefill_tp=2),
+    _variant(),  # ties the first one above on every figure: the first of equal keys wins
+    _variant(tokens_per_s_per_gpu=812.3456, tokens_per_s_per_user=108.1081),
+]
+
+
+@pytest.mark.parametrize("objective", [None, *OptimizationType])
+@pytest.mark.parametrize("load_match", [False, True])
+@pytest.mark.parametrize("meeting", [True, False])
+def test_best_ranked_is_the_first_of_the_smallest_rank_key(
+    objective: OptimizationType | None, load_match: bool, meeting: bool
+) -> None:
+    pool = [replace(c, load_match=load_match, served=0.5 + c.tp / 10) for c in POOL]
+    if not meeting:
+        pool = [replace(c, meets_sla=False, worst_ratio=1.5) for c in pool]
+    ranked = sorted(range(len(pool)), key=lambda k: rank_key(pool[k], objective))
+    assert best_ranked(pool, objective) is pool[ranked[0]]
+    assert (
+        best_ranked(pool[::-1], objective)
+        is pool[::-1][min(range(len(pool)), key=lambda k: rank_key(pool[::-1][k], objective))]
+    )
