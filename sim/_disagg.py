@@ -54,7 +54,7 @@ from ._estimate import (
 )
 from ._margin import ErrorBand
 from ._roofline import BATCH_GRID, MAX_BATCH, usable_bytes
-from ._search import Candidate, candidates_from_rows, edge_ratios, sla_ratio
+from ._search import Candidate, candidates_from_columns, edge_ratios, sla_ratio
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
@@ -202,7 +202,7 @@ def disagg_candidates(
         "edge_ratio": [None] * n if edge is None else edge[p, d, b].tolist(),
         "budget_gpus": [budget] * n,
     }
-    return candidates_from_rows(tuple(columns), zip(*columns.values(), strict=True))
+    return candidates_from_columns(columns)
 
 
 def _rate_matched(

@@ -24,12 +24,13 @@ TP candidate can hold the weights plus one sequence's KV cache. Every float it r
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from functools import partial
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from dgdr.domain.errors import ProfilingError
 from dgdr.domain.spec import SLA, OptimizationType, Workload
@@ -157,25 +158,56 @@ class Candidate:
         }
 
 
-def candidates_from_rows(
-    names: tuple[str, ...], rows: Iterable[tuple[Any, ...]]
-) -> list[Candidate]:
-    """One `Candidate` per row of values for the fields `names` (every field of `Candidate`, in
-    any order): equal to `Candidate(**dict(zip(names, row)))`, made without the frozen
-    dataclass's per-field assignments (a search makes thousands of disaggregated candidates).
-    A name that is not a field, or a field left out, is a ValueError naming them."""
-    if set(names) != _CANDIDATE_FIELDS or len(names) != len(_CANDIDATE_FIELDS):
+def candidates_from_columns(columns: Mapping[str, list[Any]]) -> list[Candidate]:
+    """One `Candidate` per row of `columns` (field name -> one value per candidate; every field of
+    `Candidate`, in any order): equal to `Candidate(**row)`, made without the frozen dataclass's
+    per-field assignments, and with `Candidate.reported` worked out in numpy (a search makes
+    thousands of disaggregated candidates). A name that is not a field, or a field left out, is
+    a ValueError naming them."""
+    names = tuple(columns)
+    if set(names) != _CANDIDATE_FIELDS:
         raise ValueError(
-            f"candidates_from_rows: fields {sorted(set(names) ^ _CANDIDATE_FIELDS)} unknown or "
-            "missing (give each field of Candidate once)"
+            f"candidates_from_columns: fields {sorted(set(names) ^ _CANDIDATE_FIELDS)} unknown "
+            "or missing (give each field of Candidate once)"
         )
+
+    def ints(name: str) -> NDArray[np.int64]:
+        return np.asarray(columns[name], dtype=np.int64)
+
+    gpus = ints("tp") * ints("pp") * ints("replicas") + ints("prefill_tp") * ints("prefill_workers")
+    per_gpu = np.asarray(columns["tokens_per_s_per_gpu"], dtype=np.float64)
+    budget = ints("budget_gpus")
+    value = np.where(budget > 0, per_gpu * gpus / np.maximum(budget, 1), per_gpu)
+    user = np.asarray(columns["tokens_per_s_per_user"], dtype=np.float64)
+    reported = zip(
+        round_like_python(user, 3).tolist(),
+        round_like_python(value, 3).tolist(),
+        gpus.tolist(),
+        strict=True,
+    )
     new = object.__new__
     made: list[Candidate] = []
-    for row in rows:
+    for row, figures in zip(zip(*columns.values(), strict=True), reported, strict=True):
         c = new(Candidate)
         c.__dict__.update(zip(names, row, strict=True))
+        c.__dict__["_reported"] = figures
         made.append(c)
     return made
+
+
+def round_like_python(x: NDArray[np.float64], digits: int) -> NDArray[np.float64]:
+    """`[round(v, digits) for v in x]` as an array: numpy's `round` rounds `v * 10**digits`,
+    whose own rounding can tip a value that sits (within a few ulps) on a half the other way
+    than Python's correctly rounded `round`; those few, and any too large to scale exactly, are
+    rounded by Python."""
+    scale = 10.0**digits
+    scaled = x * scale
+    out = np.rint(scaled) / scale
+    half_off = np.abs(np.abs(scaled - np.trunc(scaled)) - 0.5)
+    suspect = (half_off <= 8 * np.spacing(np.abs(scaled)) + 1e-9) | ~(np.abs(scaled) < 2.0**52)
+    for k in np.flatnonzero(suspect).tolist():
+        out[k] = round(float(x[k]), digits)
+    return out
 
 
 _CANDIDATE_FIELDS = frozenset(f.name for f in fields(Candidate))

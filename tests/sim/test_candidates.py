@@ -7,10 +7,18 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 import pytest
 
 from dgdr.domain.spec import OptimizationType
-from sim._search import Candidate, best_ranked, candidates_from_rows, pareto_front, rank_key
+from sim._search import (
+    Candidate,
+    best_ranked,
+    candidates_from_columns,
+    pareto_front,
+    rank_key,
+    round_like_python,
+)
 
 ROW: dict[str, Any] = {
     "backend": "vllm",
@@ -40,21 +48,38 @@ ROW: dict[str, Any] = {
 }
 
 
-def test_rows_make_the_candidate_the_constructor_makes() -> None:
-    names = tuple(reversed(ROW))  # any order of the fields
-    (made,) = candidates_from_rows(names, [tuple(ROW[n] for n in names)])
-    built = Candidate(**ROW)
+@pytest.mark.parametrize("budget_gpus", [0, 16])
+def test_columns_make_the_candidates_the_constructor_makes(budget_gpus: int) -> None:
+    # Throughputs on a half of the last reported digit, where numpy's rounding can differ.
+    rows = [
+        {**ROW, "budget_gpus": budget_gpus, "tokens_per_s_per_gpu": per_gpu, "replicas": r}
+        for per_gpu, r in [(812.3456, 3), (2.675, 1), (1.0005, 2), (0.0625, 5), (1e-3 / 2, 4)]
+    ]
+    columns = {name: [row[name] for row in rows] for name in reversed(ROW)}  # any order
+    made = candidates_from_columns(columns)
+    built = [Candidate(**row) for row in rows]
     assert made == built
-    assert hash(made) == hash(built)
-    assert made.to_json(True) == built.to_json(True)
-    assert rank_key(made) == rank_key(built)
-    assert pareto_front([made]) == [built]
+    assert [hash(c) for c in made] == [hash(c) for c in built]
+    assert [c.to_json(True) for c in made] == [c.to_json(True) for c in built]
+    assert [c.reported for c in made] == [c.reported for c in built]
+    assert [rank_key(c) for c in made] == [rank_key(c) for c in built]
+    assert pareto_front(made) == pareto_front(built)
 
 
 @pytest.mark.parametrize("names", [tuple(ROW)[1:], (*ROW, "tensor_parallel")])
-def test_rows_must_name_every_field_once(names: tuple[str, ...]) -> None:
+def test_columns_must_name_every_field_once(names: tuple[str, ...]) -> None:
     with pytest.raises(ValueError, match="give each field of Candidate once"):
-        candidates_from_rows(names, [])
+        candidates_from_columns({name: [] for name in names})
+
+
+def test_rounding_like_python_on_halves_and_at_random() -> None:
+    rng = np.random.default_rng(7)
+    halves = (np.arange(0, 200_000) + 0.5) / 1000  # 0.0005, 0.0015, ...: all on a half
+    values = np.concatenate(
+        [halves, halves * 1e3, rng.uniform(0, 1e6, 20_000), 10 ** rng.uniform(-6, 9, 20_000)]
+    )
+    expected = [round(v, 3) for v in values.tolist()]
+    assert round_like_python(values, 3).tolist() == expected
 
 
 def _variant(**changes: Any) -> Candidate:
