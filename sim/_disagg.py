@@ -167,7 +167,7 @@ def disagg_candidates(
     i, j = np.divmod(best[p, d, b], MAX_WORKERS)
     n_p, n_d = workers[i], workers[j]
     rps = unit_rps[p, d, b, i, j]
-    gpus = unit_gpus[p, d, b, i, j]
+    gpus = unit_gpus[p, d, i, j]
     batch = batches[d, b].astype(np.int64)
     slots = n_d * batch
     units = _units(workload, rps, slots, total_gpus // gpus)
@@ -219,8 +219,8 @@ def _rate_matched(
     workers within the budget by requests/s per GPU (ties: fewer GPUs); `per_budget`: per GPU of
     the budget, the unit copied as often as it fits (the GPUs its copies leave idle count
     against it, as in `sim._search.rank_key`). Returns (worker counts,
-    unit rps and GPUs over (P, D, B, Wp, Wd), the best (Wp, Wd) flattened (P, D, B), and which
-    (P, D, B) have any unit)."""
+    unit rps over (P, D, B, Wp, Wd), unit GPUs over (P, D, Wp, Wd), the best (Wp, Wd) flattened
+    (P, D, B), and which (P, D, B) have any unit)."""
     workers = np.arange(1, MAX_WORKERS + 1, dtype=np.int64)
     # Axes: prefill layout (P), decode layout (D), batch (B), prefill workers (Wp), decode
     # workers (Wd).
@@ -229,16 +229,15 @@ def _rate_matched(
     pw = workers[None, None, None, :, None]
     dw = workers[None, None, None, None, :]
     unit_rps = np.minimum(p_rps * pw * PREFILL_EFFICIENCY, d_rps * dw * DECODE_EFFICIENCY)
-    unit_gpus = np.broadcast_to(
-        p_tp[:, None, None, None, None] * pw + d_tp[None, :, None, None, None] * dw,
-        unit_rps.shape,
-    )
-    ok = decode_fits[None, :, :, None, None] & (unit_gpus <= total_gpus) & np.isfinite(unit_rps)
+    # What depends on the unit's GPUs only is worked out over (P, D, Wp, Wd), then broadcast.
+    unit_gpus = p_tp[:, None, None, None] * workers[:, None] + d_tp[None, :, None, None] * workers
+    in_budget = (unit_gpus <= total_gpus)[:, :, None]
+    ok = decode_fits[None, :, :, None, None] & in_budget & np.isfinite(unit_rps)
     if per_budget:
-        per_gpu = unit_rps * (total_gpus // unit_gpus) / total_gpus
+        per_gpu = unit_rps * (total_gpus // unit_gpus)[:, :, None] / total_gpus
     else:
-        per_gpu = unit_rps / unit_gpus
-    score = np.where(ok, per_gpu - 1e-12 * unit_gpus, -np.inf)
+        per_gpu = unit_rps / unit_gpus[:, :, None]
+    score = np.where(ok, per_gpu - (1e-12 * unit_gpus)[:, :, None], -np.inf)
     flat = score.reshape(p_tp.size, d_tp.size, decode_rps.shape[1], -1)
     best = flat.argmax(axis=-1)  # (P, D, B): the best (Wp, Wd) unit, flattened
     feasible = flat.max(axis=-1) > -np.inf
