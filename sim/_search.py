@@ -378,30 +378,42 @@ def search(
     else:
         served = np.ones_like(bf)
 
-    candidates = [
-        Candidate(
-            backend=backend,
-            tp=int(tp[k]),
-            batch=int(batch[k]),
-            replicas=int(replicas[k]),
-            ttft_ms=float(ttft[k]),
-            itl_ms=float(itl[k]),
-            e2e_ms=float(e2e[k]),
-            tokens_per_s_per_gpu=float(thpt_gpu[k]),
-            tokens_per_s_per_user=float(per_user[k]),
-            requests_per_s=float(rps_replica[k] * replicas[k]),
-            meets_sla=bool(meets[k]),
-            worst_ratio=float(ratio[k]),
-            load_match=load_match,
-            served=float(served[k]),
-            ep=int(ep[k]),
-            pp=int(pp[k]),
-            dp=int(dp[k]),
-            edge_ratio=None if edge is None else float(edge[k]),
-            budget_gpus=0 if load_match else total_gpus,
-        )
-        for k in range(rows.size)
-    ]
+    n = rows.size
+
+    def ints(x: Any) -> list[int]:
+        return np.broadcast_to(x, (n,)).astype(np.int64).tolist()  # type: ignore[no-any-return]
+
+    def floats(x: Any) -> list[float]:
+        return np.broadcast_to(x, (n,)).astype(np.float64).tolist()  # type: ignore[no-any-return]
+
+    candidates = candidates_from_columns(
+        {
+            "backend": [backend] * n,
+            "tp": ints(tp),
+            "batch": ints(batch),
+            "replicas": ints(replicas),
+            "ttft_ms": floats(ttft),
+            "itl_ms": floats(itl),
+            "e2e_ms": floats(e2e),
+            "tokens_per_s_per_gpu": floats(thpt_gpu),
+            "tokens_per_s_per_user": floats(per_user),
+            "requests_per_s": floats(rps_replica * replicas),
+            "meets_sla": np.broadcast_to(meets, (n,)).tolist(),
+            "worst_ratio": floats(ratio),
+            "mode": ["agg"] * n,
+            "prefill_tp": [0] * n,
+            "prefill_workers": [0] * n,
+            "load_match": [load_match] * n,
+            "served": floats(served),
+            "ep": ints(ep),
+            "prefill_ep": [1] * n,
+            "pp": ints(pp),
+            "dp": ints(dp),
+            "prefill_dp": [1] * n,
+            "edge_ratio": [None] * n if edge is None else floats(edge),
+            "budget_gpus": [0 if load_match else total_gpus] * n,
+        }
+    )
     # The KV-capacity column can repeat a grid batch size: keep one of each (layout, batch).
     unique = {(c.tp, c.ep, c.pp, c.dp, c.batch): c for c in candidates}
     candidates = [unique[key] for key in sorted(unique)]
