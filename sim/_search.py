@@ -3,6 +3,9 @@
 Owns: turning a `Grid` into candidates (one per fitting (TP, batch) point, with replicas sized to
 the GPU budget or to the requested load), checking them against the SLA, picking one, and computing
 the non-dominated set (maximise the throughput a config is ranked by and tokens/s per user).
+A search ranks thousands of (mostly disaggregated) candidates: they are made from numpy columns
+(`candidates_from_columns`, with their rounded figures), the best is found by `best_ranked` and
+the front by a numpy sort, each equal to what the plain Python rule gives.
 
 Picking: for each (TP, EP) the best SLA-meeting batch by `rank_key`, then `rank_key` among those
 and the disaggregated candidates: the highest throughput per GPU of the budget (default mode: GPUs
