@@ -11,7 +11,10 @@ the number to read when a change must not slow sim down.
 
 Paths: one `sim.estimate` point (DeepSeek-V3 TP 8 EP 8, batch 64, osl 4000; the former test's
 budget: 5 ms a call), `sim.profile` of Qwen3-8B with `backend: auto` on 8 x H100 (the former
-test's budget: 100 ms), and `sim.profile` of DeepSeek-R1 on 16 x H100 (multinode workers).
+test's budget: 100 ms), `sim.profile` of DeepSeek-R1 on 16 x H100 (multinode workers), and the
+heaviest searches (issue 12's "a profile still takes under 50 ms"): Qwen3-30B-A3B on 32 x H200
+and on 32 x B200 (a MoE model small enough for every TP, EP and DEP layout: about 6,000
+disaggregated candidates over three backends) and DeepSeek-V3 on 16 x H200.
 
     uv run python bench/sim_speed.py [--repeats 15] [--baseline main] [--save]
 
@@ -55,7 +58,11 @@ def _paths() -> dict[str, tuple[Callable[[], Any], int]]:
             "workload": {"isl": 2000, "osl": 200},
         }
     )
+    small_moe = DGDRSpec.model_validate({"model": "Qwen/Qwen3-30B-A3B"})
+    deepseek = DGDRSpec.model_validate({"model": "deepseek-ai/DeepSeek-V3"})
     h100x8, h100x16 = hardware("h100_sxm", 8), hardware("h100_sxm", 16)
+    h200x32, b200x32 = hardware("h200_sxm", 32), hardware("b200_sxm", 32)
+    h200x16 = hardware("h200_sxm", 16)
     return {
         "estimate": (
             lambda: sim.estimate(
@@ -65,6 +72,9 @@ def _paths() -> dict[str, tuple[Callable[[], Any], int]]:
         ),
         "profile auto Qwen3-8B 8xH100": (lambda: sim.profile(auto, h100x8, name="b"), 1),
         "profile DeepSeek-R1 16xH100": (lambda: sim.profile(moe, h100x16, name="b"), 1),
+        "profile Qwen3-30B-A3B 32xH200": (lambda: sim.profile(small_moe, h200x32, name="b"), 1),
+        "profile Qwen3-30B-A3B 32xB200": (lambda: sim.profile(small_moe, b200x32, name="b"), 1),
+        "profile DeepSeek-V3 16xH200": (lambda: sim.profile(deepseek, h200x16, name="b"), 1),
     }
 
 

@@ -54,7 +54,7 @@ from ._estimate import (
 )
 from ._margin import ErrorBand
 from ._roofline import BATCH_GRID, MAX_BATCH, usable_bytes
-from ._search import Candidate, edge_ratios, sla_ratio
+from ._search import Candidate, candidates_from_columns, edge_ratios, sla_ratio
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
@@ -167,82 +167,42 @@ def disagg_candidates(
     i, j = np.divmod(best[p, d, b], MAX_WORKERS)
     n_p, n_d = workers[i], workers[j]
     rps = unit_rps[p, d, b, i, j]
-    gpus = unit_gpus[p, d, b, i, j]
+    gpus = unit_gpus[p, d, i, j]
     batch = batches[d, b].astype(np.int64)
     slots = n_d * batch
     units = _units(workload, rps, slots, total_gpus // gpus)
     served = _served(workload, rps * units, slots * units)
     itl = step[d, b]
     ratio = ratios[p, d, b]
-    columns = zip(
-        d_tp[d].tolist(),
-        batch.tolist(),
-        (n_d * units).tolist(),
-        first_token[p, d].tolist(),
-        itl.tolist(),
-        e2e_of[p, d, b].tolist(),
-        (rps * units * osl / (gpus * units)).tolist(),
-        (1e3 / itl).tolist(),
-        (rps * units).tolist(),
-        ratio.tolist(),
-        p_tp[p].tolist(),
-        (n_p * units).tolist(),
-        np.asarray(eps)[di[d]].tolist(),
-        np.asarray(eps)[pi[p]].tolist(),
-        np.asarray(dps)[di[d]].tolist(),
-        np.asarray(dps)[pi[p]].tolist(),
-        [None] * p.size if edge is None else edge[p, d, b].tolist(),
-        served.tolist(),
-        strict=True,
-    )
     budget = 0 if load_match else total_gpus
-    return [
-        Candidate(
-            backend=backend,
-            tp=c_tp,
-            batch=c_batch,
-            replicas=c_replicas,
-            ttft_ms=c_first,
-            itl_ms=c_itl,
-            e2e_ms=c_e2e,
-            tokens_per_s_per_gpu=c_per_gpu,
-            tokens_per_s_per_user=c_per_user,
-            requests_per_s=c_rps,
-            meets_sla=c_ratio <= 1.0,
-            worst_ratio=c_ratio,
-            mode="disagg",
-            prefill_tp=c_p_tp,
-            prefill_workers=c_p_workers,
-            ep=c_ep,
-            prefill_ep=c_p_ep,
-            dp=c_dp,
-            prefill_dp=c_p_dp,
-            edge_ratio=c_edge,
-            load_match=load_match,
-            served=c_served,
-            budget_gpus=budget,
-        )
-        for (
-            c_tp,
-            c_batch,
-            c_replicas,
-            c_first,
-            c_itl,
-            c_e2e,
-            c_per_gpu,
-            c_per_user,
-            c_rps,
-            c_ratio,
-            c_p_tp,
-            c_p_workers,
-            c_ep,
-            c_p_ep,
-            c_dp,
-            c_p_dp,
-            c_edge,
-            c_served,
-        ) in columns
-    ]
+    n = p.size
+    columns = {
+        "backend": [backend] * n,
+        "tp": d_tp[d].tolist(),
+        "batch": batch.tolist(),
+        "replicas": (n_d * units).tolist(),
+        "ttft_ms": first_token[p, d].tolist(),
+        "itl_ms": itl.tolist(),
+        "e2e_ms": e2e_of[p, d, b].tolist(),
+        "tokens_per_s_per_gpu": (rps * units * osl / (gpus * units)).tolist(),
+        "tokens_per_s_per_user": (1e3 / itl).tolist(),
+        "requests_per_s": (rps * units).tolist(),
+        "meets_sla": (ratio <= 1.0).tolist(),
+        "worst_ratio": ratio.tolist(),
+        "mode": ["disagg"] * n,
+        "prefill_tp": p_tp[p].tolist(),
+        "prefill_workers": (n_p * units).tolist(),
+        "load_match": [load_match] * n,
+        "served": served.tolist(),
+        "ep": np.asarray(eps)[di[d]].tolist(),
+        "prefill_ep": np.asarray(eps)[pi[p]].tolist(),
+        "pp": [1] * n,
+        "dp": np.asarray(dps)[di[d]].tolist(),
+        "prefill_dp": np.asarray(dps)[pi[p]].tolist(),
+        "edge_ratio": [None] * n if edge is None else edge[p, d, b].tolist(),
+        "budget_gpus": [budget] * n,
+    }
+    return candidates_from_columns(columns)
 
 
 def _rate_matched(
@@ -259,8 +219,8 @@ def _rate_matched(
     workers within the budget by requests/s per GPU (ties: fewer GPUs); `per_budget`: per GPU of
     the budget, the unit copied as often as it fits (the GPUs its copies leave idle count
     against it, as in `sim._search.rank_key`). Returns (worker counts,
-    unit rps and GPUs over (P, D, B, Wp, Wd), the best (Wp, Wd) flattened (P, D, B), and which
-    (P, D, B) have any unit)."""
+    unit rps over (P, D, B, Wp, Wd), unit GPUs over (P, D, Wp, Wd), the best (Wp, Wd) flattened
+    (P, D, B), and which (P, D, B) have any unit)."""
     workers = np.arange(1, MAX_WORKERS + 1, dtype=np.int64)
     # Axes: prefill layout (P), decode layout (D), batch (B), prefill workers (Wp), decode
     # workers (Wd).
@@ -269,16 +229,15 @@ def _rate_matched(
     pw = workers[None, None, None, :, None]
     dw = workers[None, None, None, None, :]
     unit_rps = np.minimum(p_rps * pw * PREFILL_EFFICIENCY, d_rps * dw * DECODE_EFFICIENCY)
-    unit_gpus = np.broadcast_to(
-        p_tp[:, None, None, None, None] * pw + d_tp[None, :, None, None, None] * dw,
-        unit_rps.shape,
-    )
-    ok = decode_fits[None, :, :, None, None] & (unit_gpus <= total_gpus) & np.isfinite(unit_rps)
+    # What depends on the unit's GPUs only is worked out over (P, D, Wp, Wd), then broadcast.
+    unit_gpus = p_tp[:, None, None, None] * workers[:, None] + d_tp[None, :, None, None] * workers
+    in_budget = (unit_gpus <= total_gpus)[:, :, None]
+    ok = decode_fits[None, :, :, None, None] & in_budget & np.isfinite(unit_rps)
     if per_budget:
-        per_gpu = unit_rps * (total_gpus // unit_gpus) / total_gpus
+        per_gpu = unit_rps * (total_gpus // unit_gpus)[:, :, None] / total_gpus
     else:
-        per_gpu = unit_rps / unit_gpus
-    score = np.where(ok, per_gpu - 1e-12 * unit_gpus, -np.inf)
+        per_gpu = unit_rps / unit_gpus[:, :, None]
+    score = np.where(ok, per_gpu - (1e-12 * unit_gpus)[:, :, None], -np.inf)
     flat = score.reshape(p_tp.size, d_tp.size, decode_rps.shape[1], -1)
     best = flat.argmax(axis=-1)  # (P, D, B): the best (Wp, Wd) unit, flattened
     feasible = flat.max(axis=-1) > -np.inf

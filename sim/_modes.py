@@ -14,11 +14,10 @@ as the report's other figures are.
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from ._resolve import Setup
-from ._search import Candidate, pareto_front, rank_key
+from ._search import Candidate, best_ranked, pareto_front
 
 SERVING_MODES = ("agg", "disagg")
 
@@ -31,10 +30,9 @@ def compare_modes(
 ) -> dict[str, dict[str, Any]]:
     """{"agg": {"best": config | None, "pareto": [config, ...]}, "disagg": {...}}; the config
     deployed carries `selected` True wherever it appears."""
-    key = partial(rank_key, objective=setup.sla.optimization_type)
     summary: dict[str, dict[str, Any]] = {}
     for mode, pool in zip(SERVING_MODES, (agg, disagg), strict=True):
-        best = min(pool, key=key) if pool else None
+        best = best_ranked(pool, setup.sla.optimization_type) if pool else None
         summary[mode] = {
             "best": None if best is None else best.to_json(best == chosen),
             "pareto": [c.to_json(c == chosen) for c in pareto_front(pool)],

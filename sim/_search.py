@@ -3,6 +3,9 @@
 Owns: turning a `Grid` into candidates (one per fitting (TP, batch) point, with replicas sized to
 the GPU budget or to the requested load), checking them against the SLA, picking one, and computing
 the non-dominated set (maximise the throughput a config is ranked by and tokens/s per user).
+A search ranks thousands of (mostly disaggregated) candidates: they are made from numpy columns
+(`candidates_from_columns`, with their rounded figures), the best is found by `best_ranked` and
+the front by a numpy sort, each equal to what the plain Python rule gives.
 
 Picking: for each (TP, EP) the best SLA-meeting batch by `rank_key`, then `rank_key` among those
 and the disaggregated candidates: the highest throughput per GPU of the budget (default mode: GPUs
@@ -24,11 +27,13 @@ TP candidate can hold the weights plus one sequence's KV cache. Every float it r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from functools import partial
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from dgdr.domain.errors import ProfilingError
 from dgdr.domain.spec import SLA, OptimizationType, Workload
@@ -80,6 +85,23 @@ class Candidate:
         """What the config is ranked by: tokens/s per GPU of the budget (idle GPUs count), or
         per GPU used when it is not judged against a budget (`budget_gpus` 0)."""
         return _per_budget_gpu(self.tokens_per_s_per_gpu, self.gpus, self.budget_gpus)
+
+    @property
+    def reported(self) -> tuple[float, float, int]:
+        """(tokens/s per user, the throughput ranked by, GPUs) with the figures rounded as
+        `to_json` reports them: what `rank_key` and `pareto_front` compare, worked out once per
+        candidate (the search ranks thousands of disaggregated ones several times; kept in the
+        instance's dict, outside the dataclass fields, so equality and hashing ignore it)."""
+        figures: tuple[float, float, int] | None = self.__dict__.get("_reported")
+        if figures is None:
+            gpus = self.gpus
+            figures = (
+                _r(self.tokens_per_s_per_user),
+                _r(_per_budget_gpu(self.tokens_per_s_per_gpu, gpus, self.budget_gpus)),
+                gpus,
+            )
+            self.__dict__["_reported"] = figures
+        return figures
 
     @property
     def has_margin(self) -> bool:
@@ -139,6 +161,61 @@ class Candidate:
         }
 
 
+def candidates_from_columns(columns: Mapping[str, list[Any]]) -> list[Candidate]:
+    """One `Candidate` per row of `columns` (field name -> one value per candidate; every field of
+    `Candidate`, in any order): equal to `Candidate(**row)`, made without the frozen dataclass's
+    per-field assignments, and with `Candidate.reported` worked out in numpy (a search makes
+    thousands of disaggregated candidates). A name that is not a field, or a field left out, is
+    a ValueError naming them."""
+    names = tuple(columns)
+    if set(names) != _CANDIDATE_FIELDS:
+        raise ValueError(
+            f"candidates_from_columns: fields {sorted(set(names) ^ _CANDIDATE_FIELDS)} unknown "
+            "or missing (give each field of Candidate once)"
+        )
+
+    def ints(name: str) -> NDArray[np.int64]:
+        return np.asarray(columns[name], dtype=np.int64)
+
+    gpus = ints("tp") * ints("pp") * ints("replicas") + ints("prefill_tp") * ints("prefill_workers")
+    per_gpu = np.asarray(columns["tokens_per_s_per_gpu"], dtype=np.float64)
+    budget = ints("budget_gpus")
+    value = np.where(budget > 0, per_gpu * gpus / np.maximum(budget, 1), per_gpu)
+    user = np.asarray(columns["tokens_per_s_per_user"], dtype=np.float64)
+    reported = zip(
+        round_like_python(user, 3).tolist(),
+        round_like_python(value, 3).tolist(),
+        gpus.tolist(),
+        strict=True,
+    )
+    new = object.__new__
+    made: list[Candidate] = []
+    for row, figures in zip(zip(*columns.values(), strict=True), reported, strict=True):
+        c = new(Candidate)
+        c.__dict__.update(zip(names, row, strict=True))
+        c.__dict__["_reported"] = figures
+        made.append(c)
+    return made
+
+
+def round_like_python(x: NDArray[np.float64], digits: int) -> NDArray[np.float64]:
+    """`[round(v, digits) for v in x]` as an array: numpy's `round` rounds `v * 10**digits`,
+    whose own rounding can tip a value that sits (within a few ulps) on a half the other way
+    than Python's correctly rounded `round`; those few, and any too large to scale exactly, are
+    rounded by Python."""
+    scale = 10.0**digits
+    scaled = x * scale
+    out = np.rint(scaled) / scale
+    half_off = np.abs(np.abs(scaled - np.trunc(scaled)) - 0.5)
+    suspect = (half_off <= 8 * np.spacing(np.abs(scaled)) + 1e-9) | ~(np.abs(scaled) < 2.0**52)
+    for k in np.flatnonzero(suspect).tolist():
+        out[k] = round(float(x[k]), digits)
+    return out
+
+
+_CANDIDATE_FIELDS = frozenset(f.name for f in fields(Candidate))
+
+
 def _per_budget_gpu(per_gpu_used: float, gpus: int, budget_gpus: int) -> float:
     return per_gpu_used * gpus / budget_gpus if budget_gpus else per_gpu_used
 
@@ -164,9 +241,8 @@ def rank_key(c: Candidate, objective: OptimizationType | None = None) -> tuple[f
     throughput, then fewer GPUs. Otherwise the smallest worst-case ratio actual/target. Figures
     are compared as reported (rounded like `to_json`), and equal throughput goes to the faster
     per-user config, so the pick is on the published Pareto front whenever it meets the SLA."""
-    user = -_r(c.tokens_per_s_per_user)
-    gpus = c.gpus  # a property: read once, this runs for every candidate
-    value = -_r(_per_budget_gpu(c.tokens_per_s_per_gpu, gpus, c.budget_gpus))
+    user, value, gpus = c.reported
+    user, value = -user, -value
     served = -round(c.served, 6) if c.load_match else 0.0
     tier = 0.0 if c.has_margin else 0.5  # SLA-meeting: with margin (`edge_ratio`) first
     if c.meets_sla and objective is OptimizationType.LATENCY:
@@ -179,6 +255,25 @@ def rank_key(c: Candidate, objective: OptimizationType | None = None) -> tuple[f
         return (tier, value, user, float(gpus), float(c.tp), _prefill_cost(c))
     # A miss 0.1% smaller is not worth half the throughput: compare misses to 3 decimals.
     return (1.0, round(c.worst_ratio, 3), value, user, float(c.tp))
+
+
+def best_ranked(pool: Sequence[Candidate], objective: OptimizationType | None = None) -> Candidate:
+    """`min(pool, key=rank_key)` (the first of equal keys), with the full key worked out only for
+    the candidates that tie on what it compares first: the SLA tier, and in the default ranking
+    (no objective, no load to match) the throughput as reported. An empty pool is a ValueError."""
+    if not pool:
+        raise ValueError("best_ranked: no candidate to rank")
+    tiers = np.fromiter(
+        (0.0 if c.has_margin else 0.5 if c.meets_sla else 1.0 for c in pool),
+        dtype=np.float64,
+        count=len(pool),
+    )
+    finalists = np.flatnonzero(tiers == tiers.min()).tolist()
+    default = objective is None and not any(pool[k].load_match for k in finalists)
+    if tiers.min() < 1.0 and default:  # the key starts (tier, -throughput as reported, ...)
+        value = np.array([pool[k].reported[1] for k in finalists])
+        finalists = [k for k, top in zip(finalists, value == value.max(), strict=True) if top]
+    return min((pool[k] for k in finalists), key=partial(rank_key, objective=objective))
 
 
 def _prefill_cost(c: Candidate) -> float:
@@ -286,30 +381,42 @@ def search(
     else:
         served = np.ones_like(bf)
 
-    candidates = [
-        Candidate(
-            backend=backend,
-            tp=int(tp[k]),
-            batch=int(batch[k]),
-            replicas=int(replicas[k]),
-            ttft_ms=float(ttft[k]),
-            itl_ms=float(itl[k]),
-            e2e_ms=float(e2e[k]),
-            tokens_per_s_per_gpu=float(thpt_gpu[k]),
-            tokens_per_s_per_user=float(per_user[k]),
-            requests_per_s=float(rps_replica[k] * replicas[k]),
-            meets_sla=bool(meets[k]),
-            worst_ratio=float(ratio[k]),
-            load_match=load_match,
-            served=float(served[k]),
-            ep=int(ep[k]),
-            pp=int(pp[k]),
-            dp=int(dp[k]),
-            edge_ratio=None if edge is None else float(edge[k]),
-            budget_gpus=0 if load_match else total_gpus,
-        )
-        for k in range(rows.size)
-    ]
+    n = rows.size
+
+    def ints(x: Any) -> list[int]:
+        return np.broadcast_to(x, (n,)).astype(np.int64).tolist()  # type: ignore[no-any-return]
+
+    def floats(x: Any) -> list[float]:
+        return np.broadcast_to(x, (n,)).astype(np.float64).tolist()  # type: ignore[no-any-return]
+
+    candidates = candidates_from_columns(
+        {
+            "backend": [backend] * n,
+            "tp": ints(tp),
+            "batch": ints(batch),
+            "replicas": ints(replicas),
+            "ttft_ms": floats(ttft),
+            "itl_ms": floats(itl),
+            "e2e_ms": floats(e2e),
+            "tokens_per_s_per_gpu": floats(thpt_gpu),
+            "tokens_per_s_per_user": floats(per_user),
+            "requests_per_s": floats(rps_replica * replicas),
+            "meets_sla": np.broadcast_to(meets, (n,)).tolist(),
+            "worst_ratio": floats(ratio),
+            "mode": ["agg"] * n,
+            "prefill_tp": [0] * n,
+            "prefill_workers": [0] * n,
+            "load_match": [load_match] * n,
+            "served": floats(served),
+            "ep": ints(ep),
+            "prefill_ep": [1] * n,
+            "pp": ints(pp),
+            "dp": ints(dp),
+            "prefill_dp": [1] * n,
+            "edge_ratio": [None] * n if edge is None else floats(edge),
+            "budget_gpus": [0 if load_match else total_gpus] * n,
+        }
+    )
     # The KV-capacity column can repeat a grid batch size: keep one of each (layout, batch).
     unique = {(c.tp, c.ep, c.pp, c.dp, c.batch): c for c in candidates}
     candidates = [unique[key] for key in sorted(unique)]
@@ -333,7 +440,8 @@ def _pick(candidates: list[Candidate], disagg: list[Candidate], sla: SLA) -> Pic
     """The config to deploy among the aggregated `candidates` and the disaggregated ones: the best
     SLA-meeting one by `rank_key` (the best per layout kept), else the closest miss; and the
     front it is published with (of the configs with margin when the pick has margin)."""
-    key_of = partial(rank_key, objective=sla.optimization_type)
+    objective = sla.optimization_type
+    key_of = partial(rank_key, objective=objective)
     per_tp: dict[tuple[int, int, int, int], Candidate] = {}
     best: dict[tuple[int, int, int, int], tuple[float, ...]] = {}
     for c in candidates:
@@ -344,12 +452,12 @@ def _pick(candidates: list[Candidate], disagg: list[Candidate], sla: SLA) -> Pic
             per_tp[layout], best[layout] = c, rank
     split = [c for c in disagg if c.meets_sla]
     if per_tp or split:
-        chosen = min([*per_tp.values(), *split], key=key_of)
+        chosen = best_ranked([*per_tp.values(), *split], objective)
         pool = [c for c in candidates if c.meets_sla] + split
         if chosen.has_margin:
             pool = [c for c in pool if c.has_margin]
     else:
-        chosen = min([*candidates, *disagg], key=key_of)
+        chosen = best_ranked([*candidates, *disagg], objective)
         pool = candidates + disagg
     return Pick(
         chosen=chosen,
@@ -366,12 +474,14 @@ def pareto_front(pool: list[Candidate]) -> list[Candidate]:
     tokens/s per GPU of the budget, or per GPU used when not judged against one), fastest/user
     first. Dominance is judged on the figures as reported (rounded like `to_json`), so the
     published front is non-dominated as read."""
-    rounded = [(_r(c.tokens_per_s_per_user), _r(c.tokens_per_s_per_budget_gpu), c) for c in pool]
-    rounded.sort(key=lambda r: (-r[0], -r[1], r[2].gpus, r[2].tp))
-    front: list[Candidate] = []
-    best = -np.inf
-    for _, per_gpu, c in rounded:
-        if per_gpu > best:
-            front.append(c)
-            best = per_gpu
-    return front
+    if not pool:
+        return []
+    reported = np.array([c.reported for c in pool], dtype=np.float64).reshape(len(pool), 3)
+    user, per_gpu, gpus = reported.T
+    tp = np.fromiter((c.tp for c in pool), dtype=np.float64, count=len(pool))
+    # Fastest per user first, then the highest throughput, fewer GPUs, smaller TP (stable, as
+    # `sorted`); on the front: each config with more throughput than every one before it.
+    order = np.lexsort((tp, gpus, -per_gpu, -user))
+    ranked = per_gpu[order]
+    before = np.maximum.accumulate(np.concatenate(([-np.inf], ranked[:-1])))
+    return [pool[k] for k in order[ranked > before].tolist()]

@@ -38,7 +38,7 @@ from ._margin import error_band
 from ._message import auto_note, dep_note, margin_note, num, objective_note, shape
 from ._planner import autoscale_pick
 from ._resolve import Setup
-from ._search import Candidate, Pick, pareto_front, rank_key, search
+from ._search import Candidate, Pick, best_ranked, pareto_front, rank_key, search
 from ._sweep import Sweep
 from ._thorough import measured_verdict, simulate_shortlist
 
@@ -129,7 +129,7 @@ def _mocker_pick(setup: Setup, searched: Searched, ranked: tuple[str, ...]) -> C
             f"config fits {setup.total_gpus} {setup.gpu.id} GPU(s): set spec.hardware.totalGpus "
             "to 2 or more",
         )
-    return min(split_all, key=lambda c: rank_key(c, setup.sla.optimization_type))
+    return best_ranked(split_all, setup.sla.optimization_type)
 
 
 def _thorough(
