@@ -167,6 +167,7 @@ async def test_get_watch_prints_the_table_then_a_row_per_change(running: Running
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        preexec_fn=_interruptible,
     )
     assert proc.stdout is not None and proc.stderr is not None
     try:
@@ -187,6 +188,12 @@ async def test_get_watch_prints_the_table_then_a_row_per_change(running: Running
         proc.send_signal(signal.SIGINT)
         _, err = await proc.communicate()
     assert proc.returncode == 130 and "Traceback" not in err.decode(), err.decode()
+
+
+def _interruptible() -> None:
+    """Ctrl-C as at a terminal, however the tests were started: a shell starts a background job
+    with SIGINT ignored, its children inherit that, and Python then leaves SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _absent(client: DgdrClient, name: str) -> Any:
