@@ -69,9 +69,13 @@ Modes.
   `agg_ms` computes this vectorised over batch; `sim.profile`'s (TP, batch) grid calls it too, so
   profile() and estimate(mode="agg") report the same figures for the same point.
 
-Memory per GPU: weights + activation reserve (`ACTIVATION_BASE_GB` + `MAX_NUM_TOKENS * hidden * 2 B
-* ACTIVATION_COPIES`, chunked-prefill budget of the runtime) + KV for `batch * (isl + osl)` tokens;
-`fits` when that is at most `HBM_UTILISATION` of HBM (i.e. `batch_size <= max_batch_size`).
+Memory per GPU (`kv_budget_bytes`, TRT-LLM's rule as AIConfigurator 0.12 accounts it): HBM is
+counted in GiB (an "80 GB" H100 has 80 GiB; vramMb from discovery, MiB, wins); the runtime keeps
+`RUNTIME_RESERVE_BYTES` (CUDA context, cuBLAS, NCCL: AIC's `other_mem`) and an activation reserve
+(`2 * MAX_NUM_TOKENS * hidden * ACTIVATION_COPIES` B, AIC's TP1 coefficient), and the KV cache gets
+`KV_FREE_FRACTION` of what is left after weights and those (`free_gpu_memory_fraction` 0.9, less
+AIC's 1.5% reserved and 2% tolerance). `max_batch_size` sequences of `isl + osl` tokens fit in it;
+`fits` when `batch_size <= max_batch_size`; `memory_gb` is weights + reserves + the batch's KV.
 
 Not modelled here: inter-node links (TP/EP beyond a node uses the intra-node figures), attention
 DP (DEP workers are `sim._dep`'s, used by the profile's search, not by `estimate`),
@@ -104,12 +108,16 @@ FloatArray = NDArray[np.float64]
 
 MODES = ("static", "agg")
 LINK_EFF = 0.7  # fraction of the one-way link bandwidth reached by collectives
-HBM_UTILISATION = 0.9  # fraction of HBM the engine may use (vLLM's gpu_memory_utilization)
+# KV cache share of the memory left after weights and reserves: TRT-LLM's free_gpu_memory_fraction
+# 0.9, times (1 - 0.015) reserved and (1 - 0.02) tolerance (AIC 0.12 trtllm_backend.py).
+KV_FREE_FRACTION = 0.9 * (1.0 - 0.015) * (1.0 - 0.02)
+HBM_UTILISATION = KV_FREE_FRACTION  # `usable_bytes`' share of HBM, for callers of the old rule
 ALLREDUCE_LATENCY_US = {"nvlink": 8.0, "infinity_fabric": 12.0, "pcie": 25.0}
 MAX_ITL_SAMPLES = 1024
-ACTIVATION_BASE_GB = 1.0
+RUNTIME_RESERVE_BYTES = 3.5 * 2**30  # AIC 0.12 systems/*.yaml misc.other_mem (CUDA, cuBLAS, NCCL)
 MAX_NUM_TOKENS = 8192
-ACTIVATION_COPIES = 16
+# AIC 0.12 base_backend ACTIVATION_COEFFICIENTS default at TP1 (6 at TP2, 5 at TP4+)
+ACTIVATION_COPIES = 10
 
 
 @dataclass(frozen=True)
@@ -591,8 +599,21 @@ def in_flight(
 
 
 def activation_reserve_bytes(model: ModelArch) -> float:
-    """Per-GPU activation reserve: `ACTIVATION_BASE_GB` plus the chunked-prefill budget."""
-    return ACTIVATION_BASE_GB * 1e9 + MAX_NUM_TOKENS * model.hidden_size * 2.0 * ACTIVATION_COPIES
+    """Per-GPU non-KV reserve: `RUNTIME_RESERVE_BYTES` plus the chunked-prefill activations."""
+    return RUNTIME_RESERVE_BYTES + MAX_NUM_TOKENS * model.hidden_size * 2.0 * ACTIVATION_COPIES
+
+
+def hbm_bytes(gpu: Gpu, vram_mb: float | None = None) -> float:
+    """HBM per GPU: vramMb (MiB) if discovery gave it, else the catalog's figure in GiB."""
+    return vram_mb * 2**20 if vram_mb else gpu.memory_gb * 2**30
+
+
+def kv_budget_bytes(
+    model: ModelArch, gpu: Gpu, weights_bytes: float, vram_mb: float | None = None
+) -> float:
+    """Per-GPU KV cache bytes: `KV_FREE_FRACTION` of HBM left after weights and reserves."""
+    free = hbm_bytes(gpu, vram_mb) - weights_bytes - activation_reserve_bytes(model)
+    return KV_FREE_FRACTION * max(free, 0.0)
 
 
 def _int_arg(name: str, value: object, low: int = 1) -> int:
@@ -730,12 +751,11 @@ def estimate(
         tps_gpu = b / (step / 1e3) / (tp * pp)
     per_user = 1e3 / itl if osl > 1 else 1e3 / ttft
 
-    usable = HBM_UTILISATION * gpu.memory_gb * 1e9
     reserve = activation_reserve_bytes(arch)
     kv_seq = plan.kv_bytes_per_token * (isl + osl)
     kv = kv_seq * b
     memory = plan.weights_bytes + reserve + kv
-    max_batch = max(0, math.floor((usable - plan.weights_bytes - reserve) / kv_seq))
+    max_batch = math.floor(kv_budget_bytes(arch, gpu, plan.weights_bytes) / kv_seq)
     result_builtin = Estimate(
         model=arch.id,
         gpu_sku=gpu.id,
