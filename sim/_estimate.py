@@ -37,12 +37,14 @@ One stage forward over `T` new tokens (all figures per GPU, numpy-broadcast over
   `layers * kv elements * 2 B` (GQA: ceil(kv_heads / tp) heads per GPU; MLA: the
   `kv_lora_rank + qk_rope_head_dim` latent, replicated on every TP rank); bf16 peak, same roofline.
 - communication: per layer a ring all-reduce of `T * hidden * 2 B` after attention and after the
-  MLP over `tp` (`2 (tp-1)/tp * bytes` at half the bidirectional link figure times `LINK_EFF`, plus
-  a fixed latency per call). MoE layers with `ep > 1` replace the MLP all-reduce by an all-to-all
+  MLP over `tp`: AIConfigurator's measured latency for that message and TP size where
+  `sim/data/allreduce.json` has the (backend, GPU) (`bench/allreduce_table.py`; TRT-LLM; log-log
+  interpolation), else `2 (tp-1)/tp * bytes` at half the bidirectional link figure times
+  `LINK_EFF`, plus a fixed latency per call, times `comm_scale`. MoE layers with `ep > 1` replace the MLP all-reduce by an all-to-all
   dispatch + combine of `2 * T * k * hidden * act_bytes * (ep-1)/ep**2` bytes per GPU (each EP rank
   routes its 1/ep share of the tokens; act_bytes 1 for fp8 models, else 2) plus an all-reduce over
-  the `tp/ep` expert-TP group when that is > 1. The all-to-all is scaled by `a2a_scale` (and,
-  like every collective, by `comm_scale`).
+  the `tp/ep` expert-TP group when that is > 1. The all-to-all is scaled by `a2a_scale` and
+  `comm_scale` (as are the pipeline hand-offs).
 - overhead: a per-step `step_overhead_ms` plus `layer_overhead_ms` per layer, plus
   `mla_layer_overhead_ms` per MLA layer and `moe_layer_overhead_ms` per MoE layer (per backend;
   `BackendProfile.layers_overhead_ms`).
@@ -227,6 +229,29 @@ def _load_calibration() -> tuple[dict[tuple[str, str], BackendProfile], str]:
 
 
 CALIBRATED, CALIBRATION_SOURCE = _load_calibration()
+ALLREDUCE_FILE = "allreduce.json"
+
+
+def _load_allreduce() -> dict[tuple[str, str], dict[int, tuple[FloatArray, FloatArray]]]:
+    """AIC's measured all-reduce latencies (`bench/allreduce_table.py`), keyed (backend, gpu id),
+    then TP size: (log message bytes, log ms), ascending. A missing file means the link model."""
+    path = resources.files("sim") / "data" / ALLREDUCE_FILE
+    if not path.is_file():
+        return {}
+    out: dict[tuple[str, str], dict[int, tuple[FloatArray, FloatArray]]] = {}
+    for key, per_tp in json.loads(path.read_text())["tables"].items():
+        backend, _, gpu = key.partition("/")
+        out[(backend, gpu)] = {
+            int(tp): (
+                np.log(np.array([r[0] for r in rows], dtype=np.float64)),
+                np.log(np.array([r[1] for r in rows], dtype=np.float64)),
+            )
+            for tp, rows in per_tp.items()
+        }
+    return out
+
+
+ALLREDUCE_TABLES = _load_allreduce()
 
 
 def calibration_source() -> str:
@@ -292,6 +317,7 @@ class _Plan:
     kv_bytes_per_token: float  # per GPU, stage layers
     linear_tflops: float
     act_bytes: float
+    allreduce: dict[int, tuple[FloatArray, FloatArray]]  # TP size -> measured (log bytes, log ms)
 
 
 def _plan(model: ModelArch, gpu: Gpu, backend: str, tp: int, pp: int, ep: int) -> _Plan:
@@ -332,6 +358,7 @@ def _plan(model: ModelArch, gpu: Gpu, backend: str, tp: int, pp: int, ep: int) -
         kv_bytes_per_token=stage_layers * kv_elems * BYTES_PER_PARAM,
         linear_tflops=linear_tflops(model, gpu),
         act_bytes=activation_bytes(model),
+        allreduce=ALLREDUCE_TABLES.get((backend, gpu.id), {}),
     )
 
 
@@ -408,10 +435,22 @@ def _link_bytes_per_s(gpu: Gpu) -> float:
 
 
 def _allreduce_ms(plan: _Plan, group: int, message: FloatArray) -> FloatArray | float:
+    """One all-reduce of `message` bytes over `group` GPUs: AIC's measured latency interpolated
+    log-log (`ALLREDUCE_TABLES`, extrapolated at the end slopes' bandwidth), else the link model
+    times the profile's `comm_scale`."""
     if group <= 1:
         return 0.0
+    measured = plan.allreduce.get(group)
+    if measured is not None:
+        log_bytes, log_ms = measured
+        x = np.log(np.maximum(message, 1.0))
+        inside = np.exp(np.interp(x, log_bytes, log_ms))
+        # beyond the largest measured message: linear in bytes at the last point's bandwidth
+        beyond = np.exp(log_ms[-1]) * np.exp(x - log_bytes[-1])
+        return np.where(x > log_bytes[-1], beyond, inside)
     latency = ALLREDUCE_LATENCY_US[plan.gpu.interconnect] * 1e-3
-    return latency + 2.0 * (group - 1) / group * message / _link_bytes_per_s(plan.gpu) * 1e3
+    link = 2.0 * (group - 1) / group * message / _link_bytes_per_s(plan.gpu) * 1e3
+    return plan.backend.comm_scale * (latency + link)
 
 
 def _stage_ms(
@@ -477,12 +516,13 @@ def _stage_ms(
         )
         latency = ALLREDUCE_LATENCY_US[gpu.interconnect] * 1e-3
         a2a = (2.0 * latency + a2a_bytes / _link_bytes_per_s(gpu) * 1e3) * be.a2a_scale
+        a2a = be.comm_scale * a2a
         comm = comm + moe_layers * (a2a + _allreduce_ms(plan, plan.tp // plan.ep, message))
     else:
         comm = comm + layers * _allreduce_ms(plan, plan.tp, message)  # after the MLP
     compute_ms = (gemm_s + attn_s) * 1e3
     overhead = be.layers_overhead_ms(m, layers, decode)
-    return np.asarray(compute_ms + be.comm_scale * comm + overhead, dtype=np.float64)
+    return np.asarray(compute_ms + comm + overhead, dtype=np.float64)
 
 
 def _handoff_ms(plan: _Plan, tokens: FloatArray) -> FloatArray | float:
