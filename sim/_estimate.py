@@ -37,12 +37,14 @@ One stage forward over `T` new tokens (all figures per GPU, numpy-broadcast over
   `layers * kv elements * 2 B` (GQA: ceil(kv_heads / tp) heads per GPU; MLA: the
   `kv_lora_rank + qk_rope_head_dim` latent, replicated on every TP rank); bf16 peak, same roofline.
 - communication: per layer a ring all-reduce of `T * hidden * 2 B` after attention and after the
-  MLP over `tp` (`2 (tp-1)/tp * bytes` at half the bidirectional link figure times `LINK_EFF`, plus
-  a fixed latency per call). MoE layers with `ep > 1` replace the MLP all-reduce by an all-to-all
+  MLP over `tp`: AIConfigurator's measured latency for that message and TP size where
+  `sim/data/allreduce.json` has the (backend, GPU) (`bench/allreduce_table.py`; TRT-LLM; log-log
+  interpolation), else `2 (tp-1)/tp * bytes` at half the bidirectional link figure times
+  `LINK_EFF`, plus a fixed latency per call, times `comm_scale`. MoE layers with `ep > 1` replace the MLP all-reduce by an all-to-all
   dispatch + combine of `2 * T * k * hidden * act_bytes * (ep-1)/ep**2` bytes per GPU (each EP rank
   routes its 1/ep share of the tokens; act_bytes 1 for fp8 models, else 2) plus an all-reduce over
-  the `tp/ep` expert-TP group when that is > 1. The all-to-all is scaled by `a2a_scale` (and,
-  like every collective, by `comm_scale`).
+  the `tp/ep` expert-TP group when that is > 1. The all-to-all is scaled by `a2a_scale` and
+  `comm_scale` (as are the pipeline hand-offs).
 - overhead: a per-step `step_overhead_ms` plus `layer_overhead_ms` per layer, plus
   `mla_layer_overhead_ms` per MLA layer and `moe_layer_overhead_ms` per MoE layer (per backend;
   `BackendProfile.layers_overhead_ms`).
@@ -69,9 +71,13 @@ Modes.
   `agg_ms` computes this vectorised over batch; `sim.profile`'s (TP, batch) grid calls it too, so
   profile() and estimate(mode="agg") report the same figures for the same point.
 
-Memory per GPU: weights + activation reserve (`ACTIVATION_BASE_GB` + `MAX_NUM_TOKENS * hidden * 2 B
-* ACTIVATION_COPIES`, chunked-prefill budget of the runtime) + KV for `batch * (isl + osl)` tokens;
-`fits` when that is at most `HBM_UTILISATION` of HBM (i.e. `batch_size <= max_batch_size`).
+Memory per GPU (`kv_budget_bytes`, TRT-LLM's rule as AIConfigurator 0.12 accounts it): HBM is
+counted in GiB (an "80 GB" H100 has 80 GiB; vramMb from discovery, MiB, wins); the runtime keeps
+`RUNTIME_RESERVE_BYTES` (CUDA context, cuBLAS, NCCL: AIC's `other_mem`) and an activation reserve
+(`2 * MAX_NUM_TOKENS * hidden * ACTIVATION_COPIES` B, AIC's TP1 coefficient), and the KV cache gets
+`KV_FREE_FRACTION` of what is left after weights and those (`free_gpu_memory_fraction` 0.9, less
+AIC's 1.5% reserved and 2% tolerance). `max_batch_size` sequences of `isl + osl` tokens fit in it;
+`fits` when `batch_size <= max_batch_size`; `memory_gb` is weights + reserves + the batch's KV.
 
 Not modelled here: inter-node links (TP/EP beyond a node uses the intra-node figures), attention
 DP (DEP workers are `sim._dep`'s, used by the profile's search, not by `estimate`),
@@ -104,12 +110,16 @@ FloatArray = NDArray[np.float64]
 
 MODES = ("static", "agg")
 LINK_EFF = 0.7  # fraction of the one-way link bandwidth reached by collectives
-HBM_UTILISATION = 0.9  # fraction of HBM the engine may use (vLLM's gpu_memory_utilization)
+# KV cache share of the memory left after weights and reserves: TRT-LLM's free_gpu_memory_fraction
+# 0.9, times (1 - 0.015) reserved and (1 - 0.02) tolerance (AIC 0.12 trtllm_backend.py).
+KV_FREE_FRACTION = 0.9 * (1.0 - 0.015) * (1.0 - 0.02)
+HBM_UTILISATION = KV_FREE_FRACTION  # `usable_bytes`' share of HBM, for callers of the old rule
 ALLREDUCE_LATENCY_US = {"nvlink": 8.0, "infinity_fabric": 12.0, "pcie": 25.0}
 MAX_ITL_SAMPLES = 1024
-ACTIVATION_BASE_GB = 1.0
+RUNTIME_RESERVE_BYTES = 3.5 * 2**30  # AIC 0.12 systems/*.yaml misc.other_mem (CUDA, cuBLAS, NCCL)
 MAX_NUM_TOKENS = 8192
-ACTIVATION_COPIES = 16
+# AIC 0.12 base_backend ACTIVATION_COEFFICIENTS default at TP1 (6 at TP2, 5 at TP4+)
+ACTIVATION_COPIES = 10
 
 
 @dataclass(frozen=True)
@@ -219,6 +229,29 @@ def _load_calibration() -> tuple[dict[tuple[str, str], BackendProfile], str]:
 
 
 CALIBRATED, CALIBRATION_SOURCE = _load_calibration()
+ALLREDUCE_FILE = "allreduce.json"
+
+
+def _load_allreduce() -> dict[tuple[str, str], dict[int, tuple[FloatArray, FloatArray]]]:
+    """AIC's measured all-reduce latencies (`bench/allreduce_table.py`), keyed (backend, gpu id),
+    then TP size: (log message bytes, log ms), ascending. A missing file means the link model."""
+    path = resources.files("sim") / "data" / ALLREDUCE_FILE
+    if not path.is_file():
+        return {}
+    out: dict[tuple[str, str], dict[int, tuple[FloatArray, FloatArray]]] = {}
+    for key, per_tp in json.loads(path.read_text())["tables"].items():
+        backend, _, gpu = key.partition("/")
+        out[(backend, gpu)] = {
+            int(tp): (
+                np.log(np.array([r[0] for r in rows], dtype=np.float64)),
+                np.log(np.array([r[1] for r in rows], dtype=np.float64)),
+            )
+            for tp, rows in per_tp.items()
+        }
+    return out
+
+
+ALLREDUCE_TABLES = _load_allreduce()
 
 
 def calibration_source() -> str:
@@ -284,6 +317,7 @@ class _Plan:
     kv_bytes_per_token: float  # per GPU, stage layers
     linear_tflops: float
     act_bytes: float
+    allreduce: dict[int, tuple[FloatArray, FloatArray]]  # TP size -> measured (log bytes, log ms)
 
 
 def _plan(model: ModelArch, gpu: Gpu, backend: str, tp: int, pp: int, ep: int) -> _Plan:
@@ -324,6 +358,7 @@ def _plan(model: ModelArch, gpu: Gpu, backend: str, tp: int, pp: int, ep: int) -
         kv_bytes_per_token=stage_layers * kv_elems * BYTES_PER_PARAM,
         linear_tflops=linear_tflops(model, gpu),
         act_bytes=activation_bytes(model),
+        allreduce=ALLREDUCE_TABLES.get((backend, gpu.id), {}),
     )
 
 
@@ -400,10 +435,22 @@ def _link_bytes_per_s(gpu: Gpu) -> float:
 
 
 def _allreduce_ms(plan: _Plan, group: int, message: FloatArray) -> FloatArray | float:
+    """One all-reduce of `message` bytes over `group` GPUs: AIC's measured latency interpolated
+    log-log (`ALLREDUCE_TABLES`, extrapolated at the end slopes' bandwidth), else the link model
+    times the profile's `comm_scale`."""
     if group <= 1:
         return 0.0
+    measured = plan.allreduce.get(group)
+    if measured is not None:
+        log_bytes, log_ms = measured
+        x = np.log(np.maximum(message, 1.0))
+        inside = np.exp(np.interp(x, log_bytes, log_ms))
+        # beyond the largest measured message: linear in bytes at the last point's bandwidth
+        beyond = np.exp(log_ms[-1]) * np.exp(x - log_bytes[-1])
+        return np.where(x > log_bytes[-1], beyond, inside)
     latency = ALLREDUCE_LATENCY_US[plan.gpu.interconnect] * 1e-3
-    return latency + 2.0 * (group - 1) / group * message / _link_bytes_per_s(plan.gpu) * 1e3
+    link = 2.0 * (group - 1) / group * message / _link_bytes_per_s(plan.gpu) * 1e3
+    return plan.backend.comm_scale * (latency + link)
 
 
 def _stage_ms(
@@ -469,12 +516,13 @@ def _stage_ms(
         )
         latency = ALLREDUCE_LATENCY_US[gpu.interconnect] * 1e-3
         a2a = (2.0 * latency + a2a_bytes / _link_bytes_per_s(gpu) * 1e3) * be.a2a_scale
+        a2a = be.comm_scale * a2a
         comm = comm + moe_layers * (a2a + _allreduce_ms(plan, plan.tp // plan.ep, message))
     else:
         comm = comm + layers * _allreduce_ms(plan, plan.tp, message)  # after the MLP
     compute_ms = (gemm_s + attn_s) * 1e3
     overhead = be.layers_overhead_ms(m, layers, decode)
-    return np.asarray(compute_ms + be.comm_scale * comm + overhead, dtype=np.float64)
+    return np.asarray(compute_ms + comm + overhead, dtype=np.float64)
 
 
 def _handoff_ms(plan: _Plan, tokens: FloatArray) -> FloatArray | float:
@@ -591,8 +639,21 @@ def in_flight(
 
 
 def activation_reserve_bytes(model: ModelArch) -> float:
-    """Per-GPU activation reserve: `ACTIVATION_BASE_GB` plus the chunked-prefill budget."""
-    return ACTIVATION_BASE_GB * 1e9 + MAX_NUM_TOKENS * model.hidden_size * 2.0 * ACTIVATION_COPIES
+    """Per-GPU non-KV reserve: `RUNTIME_RESERVE_BYTES` plus the chunked-prefill activations."""
+    return RUNTIME_RESERVE_BYTES + MAX_NUM_TOKENS * model.hidden_size * 2.0 * ACTIVATION_COPIES
+
+
+def hbm_bytes(gpu: Gpu, vram_mb: float | None = None) -> float:
+    """HBM per GPU: vramMb (MiB) if discovery gave it, else the catalog's figure in GiB."""
+    return vram_mb * 2**20 if vram_mb else gpu.memory_gb * 2**30
+
+
+def kv_budget_bytes(
+    model: ModelArch, gpu: Gpu, weights_bytes: float, vram_mb: float | None = None
+) -> float:
+    """Per-GPU KV cache bytes: `KV_FREE_FRACTION` of HBM left after weights and reserves."""
+    free = hbm_bytes(gpu, vram_mb) - weights_bytes - activation_reserve_bytes(model)
+    return KV_FREE_FRACTION * max(free, 0.0)
 
 
 def _int_arg(name: str, value: object, low: int = 1) -> int:
@@ -730,12 +791,11 @@ def estimate(
         tps_gpu = b / (step / 1e3) / (tp * pp)
     per_user = 1e3 / itl if osl > 1 else 1e3 / ttft
 
-    usable = HBM_UTILISATION * gpu.memory_gb * 1e9
     reserve = activation_reserve_bytes(arch)
     kv_seq = plan.kv_bytes_per_token * (isl + osl)
     kv = kv_seq * b
     memory = plan.weights_bytes + reserve + kv
-    max_batch = max(0, math.floor((usable - plan.weights_bytes - reserve) / kv_seq))
+    max_batch = math.floor(kv_budget_bytes(arch, gpu, plan.weights_bytes) / kv_seq)
     result_builtin = Estimate(
         model=arch.id,
         gpu_sku=gpu.id,

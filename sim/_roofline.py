@@ -4,9 +4,9 @@ Owns: the grid of operating points the rapid profiler searches and the per-worke
 bounds it. There is one latency model: every point is `sim._estimate.agg_ms` (what
 `sim.estimate(..., mode="agg")` reports) for the backend on this GPU with its calibrated constants
 (`backend_profile`), at pp = ep = 1, vectorised over the batch sizes of each TP. The memory model is
-`estimate`'s too (DEP rows, `dps` > 1: `sim._dep`'s model, per attention rank): weights + activation
-reserve + KV for `isl + osl` tokens per sequence must fit in
-`HBM_UTILISATION` of HBM (vramMb from discovery, MiB, overrides the catalog's HBM size); the batch
+`estimate`'s too (DEP rows, `dps` > 1: `sim._dep`'s model, per attention rank): the KV for
+`isl + osl` tokens per sequence must fit in `kv_budget_bytes` (a fraction of the HBM left after
+weights and reserves; vramMb from discovery, MiB, overrides the catalog's HBM size); the batch
 per worker is capped by that KV capacity and by `MAX_BATCH`.
 
 Failure semantics: pure arithmetic on finite positive inputs; a (TP, batch) point that does not
@@ -23,7 +23,15 @@ from numpy.typing import NDArray
 
 from ._catalog import Gpu, ModelArch
 from ._dep import DepPlan, dep_agg_ms, dep_plan
-from ._estimate import HBM_UTILISATION, _Plan, _plan, activation_reserve_bytes, agg_ms
+from ._estimate import (
+    HBM_UTILISATION,
+    KV_FREE_FRACTION,
+    _Plan,
+    _plan,
+    activation_reserve_bytes,
+    agg_ms,
+    hbm_bytes,
+)
 
 __all__ = [
     "BATCH_GRID",
@@ -46,8 +54,7 @@ BATCH_GRID = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 
 
 def usable_bytes(gpu: Gpu, vram_mb: float | None = None) -> float:
     """Bytes per GPU the engine may use: `HBM_UTILISATION` of HBM (vramMb, MiB, wins if given)."""
-    total = vram_mb * 2**20 if vram_mb else gpu.memory_gb * 1e9
-    return HBM_UTILISATION * total
+    return HBM_UTILISATION * hbm_bytes(gpu, vram_mb)
 
 
 @dataclass(frozen=True)
@@ -97,9 +104,14 @@ def evaluate(
     weights = np.array([p.weights_bytes for p in plans], dtype=np.float64)
     kv_seq = np.array([p.kv_bytes_per_token for p in plans], dtype=np.float64) * float(isl + osl)
     reserve = activation_reserve_bytes(model)
-    free = usable_bytes(gpu, vram_mb) - weights - reserve
-    per_rank = np.clip(np.floor(np.maximum(free, 0.0) / kv_seq), 0, MAX_BATCH).astype(np.int64)
     ranks = np.asarray(dps, dtype=np.int64)
+    # TP rows: `kv_budget_bytes`; DEP rows keep `sim._dep.dep_max_batch`'s rule (usable - reserves).
+    free = np.where(
+        ranks == 1,
+        KV_FREE_FRACTION * np.maximum(hbm_bytes(gpu, vram_mb) - weights - reserve, 0.0),
+        usable_bytes(gpu, vram_mb) - weights - reserve,
+    )
+    per_rank = np.clip(np.floor(np.maximum(free, 0.0) / kv_seq), 0, MAX_BATCH).astype(np.int64)
     max_batch = per_rank * ranks
     base = np.asarray(BATCH_GRID, dtype=np.int64)
     grid = base[None, :] * ranks[:, None]

@@ -74,10 +74,11 @@ def test_a_sku_without_vram_mb_is_profiled_with_its_own_catalog_memory(sku: str)
     hardware, errors = resolve_hardware(spec, H200_CLUSTER)
     assert hardware is not None and not errors
     own = gpus()[sku].memory_gb * 1e9
+    hbm = gpus()[sku].memory_gb * 2**30  # the catalog's "GB" are GiB to the KV capacity rule
     if sku == "h200_sxm":  # the cluster's own GPU: its measured memory wins over the catalog's
-        own = H200_CLUSTER["vramMb"] * 2**20
+        own = hbm = H200_CLUSTER["vramMb"] * 2**20
     setup = resolve(spec, hardware)
     assert setup.gpu.id == sku
-    assert usable_bytes(setup.gpu, setup.vram_mb) == pytest.approx(HBM_UTILISATION * own)
+    assert usable_bytes(setup.gpu, setup.vram_mb) == pytest.approx(HBM_UTILISATION * hbm)
     naive = DGDRSpec.model_validate({"model": "acme/unknown-8B", "hardware": {"gpuSku": sku}})
     assert naive_plan(naive, hardware).vram_bytes == pytest.approx(own)

@@ -128,7 +128,7 @@ def test_model_that_does_not_fit_fails_with_numbers() -> None:
         )
     assert err.value.sub_phase == "SelectingConfig"
     assert "141.1 GB of bf16 weights" in err.value.message
-    assert "21.6 GB per GPU is usable" in err.value.message
+    assert "22.4 GB per GPU is usable" in err.value.message
 
 
 def test_unknown_model_lists_known_ids() -> None:
@@ -215,7 +215,7 @@ def test_vram_from_discovery_overrides_the_catalog() -> None:
     with pytest.raises(ProfilingError) as err:
         profile(_spec(model="Qwen/Qwen3-8B"), hw, name="x", namespace="ns")
     assert err.value.sub_phase == "SelectingConfig"
-    assert "15.1 GB per GPU is usable" in err.value.message
+    assert "14.6 GB per GPU is usable" in err.value.message
 
 
 @pytest.mark.parametrize(
