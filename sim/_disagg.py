@@ -48,12 +48,11 @@ from ._estimate import (
     LINK_EFF,
     _Plan,
     _plan,
-    activation_reserve_bytes,
     decode_step_ms,
     prefill_ms,
 )
 from ._margin import ErrorBand
-from ._roofline import BATCH_GRID, MAX_BATCH, usable_bytes
+from ._roofline import BATCH_GRID, MAX_BATCH, kv_free_bytes
 from ._search import Candidate, candidates_from_columns, edge_ratios, sla_ratio
 
 FloatArray = NDArray[np.float64]
@@ -120,17 +119,8 @@ def disagg_candidates(
         _plan(model, gpu, backend, t, 1, e) if d == 1 else dep_plan(model, gpu, backend, t)
         for t, e, d in zip(tps, eps, dps, strict=True)
     ]
-    free = np.array(
-        [
-            usable_bytes(gpu, vram_mb) - p.weights_bytes - activation_reserve_bytes(model)
-            for p in plans
-        ]
-    )
-    kv_token = np.array([p.kv_bytes_per_token for p in plans])
     ranks = np.asarray(dps, dtype=np.float64)
-    prefill_fits = free >= kv_token * isl
-    per_rank = np.clip(np.floor(np.maximum(free, 0.0) / (kv_token * (isl + osl))), 0, MAX_BATCH)
-    max_batch = per_rank * ranks
+    prefill_fits, max_batch = _kv_capacity(plans, gpu, vram_mb, ranks, isl, osl)
     all_batches = np.asarray(BATCH_GRID, dtype=np.float64)[None, :] * ranks[:, None]
     # Only the layouts that fit are combined: prefill rows `pi`, decode rows `di`.
     pi = np.flatnonzero(prefill_fits)
@@ -203,6 +193,22 @@ def disagg_candidates(
         "budget_gpus": [budget] * n,
     }
     return candidates_from_columns(columns)
+
+
+def _kv_capacity(
+    plans: list[_Plan | DepPlan],
+    gpu: Gpu,
+    vram_mb: float | None,
+    ranks: FloatArray,
+    isl: int,
+    osl: int,
+) -> tuple[NDArray[np.bool_], FloatArray]:
+    """Per layout: whether a prefill worker holds one prompt's KV, and how many sequences of
+    `isl + osl` tokens a decode worker holds (`kv_free_bytes` per rank, at most `MAX_BATCH`)."""
+    free = np.array([kv_free_bytes(p, gpu, vram_mb) for p in plans])
+    kv_token = np.array([p.kv_bytes_per_token for p in plans])
+    per_rank = np.clip(np.floor(np.maximum(free, 0.0) / (kv_token * (isl + osl))), 0, MAX_BATCH)
+    return free >= kv_token * isl, per_rank * ranks
 
 
 def _rate_matched(

@@ -35,8 +35,8 @@ from dgdr.domain.spec import SLA, DGDRSpec, Workload
 from ._catalog import Gpu, ModelArch
 from ._dep import DepPlan, dep_plan, dep_prefill_all_ranks_ms, dep_step_ms
 from ._disagg import DECODE_EFFICIENCY, PREFILL_EFFICIENCY
-from ._estimate import _Plan, _plan, activation_reserve_bytes, decode_step_ms, prefill_ms
-from ._roofline import usable_bytes
+from ._estimate import _Plan, _plan, decode_step_ms, prefill_ms
+from ._roofline import kv_free_bytes
 from ._search import Candidate
 
 WORKSPACE = "/workspace"
@@ -121,7 +121,7 @@ def curves(
         if decode_dp == 1
         else dep_plan(model, gpu, backend, decode_tp)
     )
-    free = usable_bytes(gpu, vram_mb) - d_plan.weights_bytes - activation_reserve_bytes(model)
+    free = kv_free_bytes(d_plan, gpu, vram_mb)
     max_kv_tokens = max(int(free // d_plan.kv_bytes_per_token), 0) * decode_dp
     x_kv, y_ctx, z_itl, z_thpt = [], [], [], []
     span = max(max_ctx - DECODE_OSL, 200)

@@ -57,6 +57,19 @@ def usable_bytes(gpu: Gpu, vram_mb: float | None = None) -> float:
     return HBM_UTILISATION * hbm_bytes(gpu, vram_mb)
 
 
+def kv_free_bytes(plan: _Plan | DepPlan, gpu: Gpu, vram_mb: float | None = None) -> float:
+    """Bytes per GPU (per rank of a DEP worker) a worker of `plan` has for its KV cache, the one
+    rule of the aggregated, disaggregated and planner searches: a TP worker's `kv_budget_bytes`;
+    a DEP rank keeps `sim._dep.dep_max_batch`'s rule (usable HBM less weights and reserves), with
+    which its step costs were checked. Negative when the weights do not fit."""
+    if isinstance(plan, DepPlan):
+        return (
+            usable_bytes(gpu, vram_mb) - plan.weights_bytes - activation_reserve_bytes(plan.model)
+        )
+    free = hbm_bytes(gpu, vram_mb) - plan.weights_bytes - activation_reserve_bytes(plan.model)
+    return KV_FREE_FRACTION * free if free > 0 else free
+
+
 @dataclass(frozen=True)
 class Grid:
     """Estimates for every (TP, batch) point; rows are TP values, columns batch sizes."""
@@ -103,14 +116,8 @@ def evaluate(
     ]
     weights = np.array([p.weights_bytes for p in plans], dtype=np.float64)
     kv_seq = np.array([p.kv_bytes_per_token for p in plans], dtype=np.float64) * float(isl + osl)
-    reserve = activation_reserve_bytes(model)
     ranks = np.asarray(dps, dtype=np.int64)
-    # TP rows: `kv_budget_bytes`; DEP rows keep `sim._dep.dep_max_batch`'s rule (usable - reserves).
-    free = np.where(
-        ranks == 1,
-        KV_FREE_FRACTION * np.maximum(hbm_bytes(gpu, vram_mb) - weights - reserve, 0.0),
-        usable_bytes(gpu, vram_mb) - weights - reserve,
-    )
+    free = np.array([kv_free_bytes(p, gpu, vram_mb) for p in plans], dtype=np.float64)
     per_rank = np.clip(np.floor(np.maximum(free, 0.0) / kv_seq), 0, MAX_BATCH).astype(np.int64)
     max_batch = per_rank * ranks
     base = np.asarray(BATCH_GRID, dtype=np.int64)
@@ -138,7 +145,7 @@ def evaluate(
         fits=fits & finite,
         max_batch=max_batch,
         weights_gb_per_gpu=weights / 1e9,
-        reserve_gb_per_gpu=reserve / 1e9,
+        reserve_gb_per_gpu=activation_reserve_bytes(model) / 1e9,
         kv_gb_per_sequence_per_gpu=kv_seq / 1e9,
         ttft_ms=np.where(finite, ttft, 0.0),
         itl_ms=np.where(finite, step, 0.0),

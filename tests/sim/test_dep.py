@@ -26,7 +26,7 @@ from sim._dgd import DgdPlan, WorkerShape, build_dgd
 from sim._dgd_model import main_container
 from sim._estimate import _plan, activation_reserve_bytes
 from sim._planner import curves
-from sim._roofline import MAX_BATCH, evaluate, usable_bytes
+from sim._roofline import MAX_BATCH, evaluate, kv_free_bytes, usable_bytes
 
 from .reached import Reached
 
@@ -291,7 +291,12 @@ def test_dep_planner_curves_hold_every_ranks_kv_and_count_every_rank_in_prefill(
     plan = dep_plan(m, gpu, "trtllm", 8)
     free = usable_bytes(gpu) - plan.weights_bytes - activation_reserve_bytes(m)
     assert d_dep["max_kv_tokens"] == 8 * int(free // plan.kv_bytes_per_token)
-    assert d_dep["max_kv_tokens"] > 4 * d_tp["max_kv_tokens"]  # MLA latent not replicated
+    # a TP 8 worker holds one rank's worth (the MLA latent is replicated on every rank), a DEP 8
+    # worker eight ranks' worth
+    tp_plan = _plan(m, gpu, "trtllm", 8, 1, 8)
+    tp_tokens = int(kv_free_bytes(tp_plan, gpu) // tp_plan.kv_bytes_per_token)
+    assert d_tp["max_kv_tokens"] == tp_tokens
+    assert d_dep["max_kv_tokens"] > tp_tokens
     isl, ttft, thpt = (
         p_dep["prefill_isl"][3],
         p_dep["prefill_ttft"][3],
