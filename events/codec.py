@@ -1,9 +1,9 @@
 """JSON for stored bytes: orjson's speed with the standard library's exact results.
 
-Owns `loads` (stored bytes → Python values; `loads_all` for many at once) and `canonical` (a value → its canonical bytes: sorted
-keys, compact, UTF-8). orjson is 2-3x faster than `json` on reading and over 10x on writing, but
-differs from it on a few inputs; on those, both functions fall back to the standard library, so
-what they return never depends on which codec ran:
+Owns `loads` (stored bytes → Python values; `loads_all` for many at once) and `canonical` (a
+value → its canonical bytes: sorted keys, compact, UTF-8). orjson is 2-3x faster than `json` on
+reading and over 10x on writing, but differs from it on a few inputs; on those, both functions fall
+back to the standard library, so what they return never depends on which codec ran:
 
 - `loads`: orjson refuses what is not strict UTF-8 JSON (NaN, lone surrogates, other encodings,
   nesting past 1024) and reads an integer past 64 bits as a float; text it refuses, or holding a

@@ -18,8 +18,9 @@ the status is never ahead of the store (the commit is stored before it is folded
 for long (a write-through that fails is only logged: the consumer projects every commit as before),
 and a rebuild gives the same bytes (the same fold of the same commit). Applies of one key run one at
 a time in a process; the consumer then finds the commit folded and skips it without decoding it
-(`on_message`; `folded` lets the consumer acknowledge it without running a handler at all): every message at or below a value's resourceVersion was verified, folded or
-quarantined, by whoever wrote that value, or is the writer's own commit.
+(`on_message`; `folded` lets the consumer acknowledge it without running a handler at all): every
+message at or below a value's resourceVersion was verified, folded or quarantined, by whoever wrote
+that value, or is the writer's own commit.
 The last value written is kept in memory for at most `PROJECTOR_CACHE_SIZE` keys (least recently
 used go first), so memory does not grow with the number of DGDRs.
 
@@ -32,8 +33,9 @@ like any other: nothing is redelivered forever. Commits after it are folded when
 
 `rebuild()` recomputes every key from the stream into a dict of canonical bytes (for the check that a
 rebuild equals the live bucket; the cyclic garbage collector is paused while it runs), by the same
-fold: a damaged DGDR is rebuilt to its last good state with its condition, and reported (`rebuild_report`, and a warning per damaged DGDR); every other DGDR
-is rebuilt as if nothing were wrong. `check_not_ahead()` refuses to start when a recently written
+fold: a damaged DGDR is rebuilt to its last good state with its condition, and reported
+(`rebuild_report`, and a warning per damaged DGDR); every other DGDR is rebuilt as if nothing were
+wrong. `check_not_ahead()` refuses to start when a recently written
 value claims a sequence the store does not have (`ProjectionAheadOfStore`; in constant time, its
 docstring says what it catches).
 

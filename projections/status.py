@@ -28,7 +28,8 @@ them: dgdr describe)"; the whole front stays in the stored ProfilingCompleted ev
 describe` and `dgdr history -o json` show.
 
 Failure: an unknown event type raises ValueError; an event the machine does not allow from the state
-the status shows raises `InvalidHistory`; the projector verifies each commit (`events.integrity`) before it folds it, and shows one it did not fold with `mark_damaged`.
+the status shows raises `InvalidHistory`; the projector verifies each commit (`events.integrity`)
+before it folds it, and shows one it did not fold with `mark_damaged`.
 """
 
 from __future__ import annotations
