@@ -25,9 +25,11 @@ raised) and seconds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -261,18 +263,24 @@ class CommandHandler:
             decision_id=decision_id,
         )
         commit_id = f"{aggregate.uid}:{decision_id}"
-        if self._recorded is None:
+        with self._in_flight_on(namespace, name):
             return await self._recorded_as(
                 namespace, name, command, loaded, aggregate, decision, envelopes, commit_id
             )
+
+    @contextlib.contextmanager
+    def _in_flight_on(self, namespace: str, name: str) -> Iterator[None]:
+        """An append on the name in flight while the block runs (`settled` waits for it), once
+        commits are kept (`keep_recorded`); nothing is counted before."""
+        if self._recorded is None:
+            yield
+            return
         flight = self._in_flight.get((namespace, name))
         if flight is None:
             flight = self._in_flight[(namespace, name)] = _Flight()
         flight.count += 1
         try:
-            return await self._recorded_as(
-                namespace, name, command, loaded, aggregate, decision, envelopes, commit_id
-            )
+            yield
         finally:
             flight.count -= 1
             if not flight.count:

@@ -14,26 +14,20 @@ import contextlib
 import json
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
-import nats
 import pytest
 
-from dgdr.app.handler import CommandHandler
 from dgdr.app.reactors import Reactor
-from dgdr.app.request_handler import RequestHandler
 from dgdr.app.simcluster import SimulatedCluster
 from dgdr.domain import model, spec
 from dgdr.domain.model import Apply
 from events import integrity
 from events import subjects as s
-from events.consumer import run_consumer
-from events.jetstream import JetStreamEventStore, ensure_layout
 from events.server import EmbeddedNatsServer
-from projections.projector import Projector
+from tests.dgdr.app.writers import Parts, service
 from tests.support import manifest, until
 
 AT = "2026-01-01T00:00:00.000Z"
@@ -63,60 +57,6 @@ def counting(functions: dict[str, Callable[..., Any]]) -> Iterator[Counter[str]]
         yield calls
     finally:
         sys.setprofile(None)
-
-
-@dataclass
-class Parts:
-    nc: Any
-    js: Any
-    kv: Any
-    store: JetStreamEventStore
-    handler: CommandHandler
-    projector: Projector
-
-
-@contextlib.asynccontextmanager
-async def service(server: EmbeddedNatsServer, *, reactor: bool) -> AsyncIterator[Parts]:
-    """Request intake (and the reactor) consuming, their commits written through to the status;
-    no projector consumer."""
-    nc = await nats.connect(server.url)
-    tasks: list[asyncio.Task[None]] = []
-    try:
-        js = nc.jetstream()
-        kv = await ensure_layout(js)
-        store = JetStreamEventStore(nc, js)
-        handler = CommandHandler(store)
-        projector = Projector(js, kv, store)
-        cluster = SimulatedCluster(js)
-        requests = RequestHandler(
-            nc,
-            js,
-            handler,
-            cluster,
-            model_dirs=(),
-            max_deliveries=5,
-            max_transient_deliveries=20,
-            projector=projector,
-        )
-        consumers = [(s.REQUESTS_STREAM, "dgdr-service", s.REQUESTS_PREFIX, requests.on_message)]
-        if reactor:
-            react = Reactor(handler, js, cluster, projector=projector).on_message
-            consumers.append((s.EVENTS_STREAM, "dgdr-reactor", s.EVENTS_PREFIX, react))
-        for stream, durable, prefix, fn in consumers:
-            tasks.append(
-                asyncio.create_task(
-                    run_consumer(
-                        nc, js, stream=stream, durable=durable, subject=f"{prefix}.>", handler=fn
-                    )
-                )
-            )
-        yield Parts(nc, js, kv, store, handler, projector)
-    finally:
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=5)
-        await nc.close()
 
 
 async def apply(

@@ -4,23 +4,15 @@ bytes a rebuild gives; the consumer, run afterwards, finds them folded and write
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
-import nats
 import pytest
 from nats.js.errors import NotFoundError
 
-from dgdr.app.handler import CommandHandler
-from dgdr.app.reactors import Reactor
-from dgdr.app.request_handler import RequestHandler
-from dgdr.app.simcluster import SimulatedCluster
 from events import subjects as s
-from events.consumer import run_consumer
-from events.jetstream import JetStreamEventStore, ensure_layout
 from events.server import EmbeddedNatsServer
-from projections.projector import Projector
+from tests.dgdr.app.writers import service
 from tests.support import manifest, until
 
 MANIFEST = manifest("through", "default")
@@ -30,45 +22,9 @@ MANIFEST = manifest("through", "default")
 async def test_writers_project_their_commits_without_the_projectors_consumer(
     nats_server: EmbeddedNatsServer,
 ) -> None:
-    nc = await nats.connect(nats_server.url)
-    tasks: list[asyncio.Task[None]] = []
-    try:
-        js = nc.jetstream()
-        kv = await ensure_layout(js)
-        store = JetStreamEventStore(nc, js)
-        handler = CommandHandler(store)
-        projector = Projector(js, kv, store)
-        cluster = SimulatedCluster(js)
-        requests = RequestHandler(
-            nc,
-            js,
-            handler,
-            cluster,
-            model_dirs=(),
-            max_deliveries=5,
-            max_transient_deliveries=20,
-            projector=projector,
-        )
-        reactor = Reactor(handler, js, cluster, projector=projector)
+    async with service(nats_server, reactor=True) as parts:
+        nc, js, kv, projector = parts.nc, parts.js, parts.kv, parts.projector
         key = s.status_key("default", "through")
-
-        def consume(stream: str, durable: str, prefix: str, fn: Any, done: Any = None) -> None:
-            tasks.append(
-                asyncio.create_task(
-                    run_consumer(
-                        nc,
-                        js,
-                        stream=stream,
-                        durable=durable,
-                        subject=f"{prefix}.>",
-                        handler=fn,
-                        done=done,
-                    )
-                )
-            )
-
-        consume(s.REQUESTS_STREAM, "dgdr-service", s.REQUESTS_PREFIX, requests.on_message)
-        consume(s.EVENTS_STREAM, "dgdr-reactor", s.EVENTS_PREFIX, reactor.on_message)
         sub = await nc.subscribe(s.result_subject("through-1"), max_msgs=1)
         await js.publish(
             s.request_subject("default", "through"),
@@ -98,7 +54,7 @@ async def test_writers_project_their_commits_without_the_projectors_consumer(
             await projector.on_message(msg)
 
         # As the service runs it: what the writers folded is acknowledged without the handler.
-        consume(s.EVENTS_STREAM, "dgdr-projector", s.EVENTS_PREFIX, project, projector.folded)
+        parts.consume(s.EVENTS_STREAM, "dgdr-projector", s.EVENTS_PREFIX, project, projector.folded)
 
         async def projected_all() -> bool:
             try:
@@ -110,8 +66,3 @@ async def test_writers_project_their_commits_without_the_projectors_consumer(
         await until(projected_all, 30, "the projector's consumer to take every commit")
         assert (await kv.get(key)).revision == written.revision  # nothing written again
         assert projected == []  # every commit was folded by its writer
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.wait(tasks, timeout=5) if tasks else None
-        await nc.close()
