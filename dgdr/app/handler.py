@@ -39,7 +39,7 @@ from dgdr.app.states import NOTHING, STATE_CACHE_SIZE, Loaded, StateCache, fold_
 from dgdr.domain.decider import decide, evolve
 from dgdr.domain.errors import ConcurrencyConflict
 from dgdr.domain.model import Command, Event, Rejection, ValidationFailed
-from events.envelope import AggregateId, Commit, Envelope, wrap
+from events.envelope import AggregateId, Commit, wrap
 from events.store import EventStore
 
 log = structlog.get_logger("dgdr.app.handler")
@@ -263,10 +263,38 @@ class CommandHandler:
             decision_id=decision_id,
         )
         commit_id = f"{aggregate.uid}:{decision_id}"
-        with self._in_flight_on(namespace, name):
-            return await self._recorded_as(
-                namespace, name, command, loaded, aggregate, decision, envelopes, commit_id
+        with self._in_flight_on(namespace, name):  # until recorded and its state cached
+            seq = await self.store.append(
+                aggregate, envelopes, expected=loaded.version, commit_id=commit_id
             )
+            same = loaded.aggregate == aggregate and not loaded.state.is_terminal
+            state = loaded.state if same else NOTHING.state
+            for event in decision:
+                state = evolve(state, event, command.id)
+            self.states.put(
+                namespace, name, Loaded(aggregate, state, seq, loaded.damage if same else ())
+            )
+            commit = Commit(
+                aggregate, envelopes, seq=seq, expected=loaded.version, commit_id=commit_id
+            )
+            if self._recorded is not None:
+                self._recorded[seq] = commit
+                while len(self._recorded) > RECORDED_HELD:
+                    self._recorded.popitem(last=False)
+        types = tuple(e.type for e in decision)
+        invalid = [e for e in decision if isinstance(e, ValidationFailed)]
+        if invalid:
+            return Outcome(
+                "invalid",
+                seq,
+                aggregate.uid,
+                types,
+                reason="ValidationFailed",
+                message="the spec is invalid; the DGDR is Failed until a valid spec is applied",
+                errors=tuple(invalid[0].errors),
+                commit=commit,
+            )
+        return Outcome("accepted", seq, aggregate.uid, types, commit=commit)
 
     @contextlib.contextmanager
     def _in_flight_on(self, namespace: str, name: str) -> Iterator[None]:
@@ -286,47 +314,6 @@ class CommandHandler:
             if not flight.count:
                 del self._in_flight[(namespace, name)]
                 flight.ended.set()
-
-    async def _recorded_as(
-        self,
-        namespace: str,
-        name: str,
-        command: Command,
-        loaded: Loaded,
-        aggregate: AggregateId,
-        decision: list[Event],
-        envelopes: list[Envelope],
-        commit_id: str,
-    ) -> Outcome:
-        seq = await self.store.append(
-            aggregate, envelopes, expected=loaded.version, commit_id=commit_id
-        )
-        same = loaded.aggregate == aggregate and not loaded.state.is_terminal
-        state = loaded.state if same else NOTHING.state
-        for event in decision:
-            state = evolve(state, event, command.id)
-        self.states.put(
-            namespace, name, Loaded(aggregate, state, seq, loaded.damage if same else ())
-        )
-        types = tuple(e.type for e in decision)
-        commit = Commit(aggregate, envelopes, seq=seq, expected=loaded.version, commit_id=commit_id)
-        if self._recorded is not None:
-            self._recorded[seq] = commit
-            while len(self._recorded) > RECORDED_HELD:
-                self._recorded.popitem(last=False)
-        invalid = [e for e in decision if isinstance(e, ValidationFailed)]
-        if invalid:
-            return Outcome(
-                "invalid",
-                seq,
-                aggregate.uid,
-                types,
-                reason="ValidationFailed",
-                message="the spec is invalid; the DGDR is Failed until a valid spec is applied",
-                errors=tuple(invalid[0].errors),
-                commit=commit,
-            )
-        return Outcome("accepted", seq, aggregate.uid, types, commit=commit)
 
 
 REFUSED = (
