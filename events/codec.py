@@ -7,7 +7,7 @@ back to the standard library, so what they return never depends on which codec r
 
 - `loads`: orjson refuses what is not strict UTF-8 JSON (NaN, lone surrogates, other encodings,
   nesting past 1024) and reads an integer past 64 bits as a float; text it refuses, or holding a
-  run of 20 digits or more, is read by `json.loads`, and whatever that raises is what `loads`
+  run of 19 digits or more, is read by `json.loads`, and whatever that raises is what `loads`
   raises (`ValueError`, `RecursionError`).
 - `canonical`: orjson refuses integers past 64 bits, strings that are not valid Unicode and nesting
   past 254; such a value is written by `json.dumps` (ASCII-escaped). Which codec writes a value
@@ -25,10 +25,11 @@ from typing import Any
 
 import orjson
 
-# Digits as "0", everything else as " ": a run of 20 digits is then found at memory speed (a
-# regular expression takes several times orjson's whole parse).
+# Digits as "0", everything else as " ": a run of 19 digits is then found at memory speed (a
+# regular expression takes several times orjson's whole parse). 19, not 20: a negative integer
+# of 19 digits can lie below int64, which orjson reads as a float.
 _DIGITS_ONLY = bytes(ord("0") if chr(i).isdigit() and i < 128 else ord(" ") for i in range(256))
-_TWENTY_DIGITS = b"0" * 20
+_LONG_DIGITS = b"0" * 19
 
 
 def loads(data: bytes | str) -> Any:
@@ -64,7 +65,7 @@ def fast_loads(data: bytes) -> tuple[Any] | None:
     """`(value,)` when orjson reads the text exactly as `json.loads` would: strict UTF-8 JSON, no
     NaN or infinity, nesting up to 1024, integers up to 64 bits; None when only `json.loads` can
     read it (or nothing can)."""
-    if _TWENTY_DIGITS in data.translate(_DIGITS_ONLY):
+    if _LONG_DIGITS in data.translate(_DIGITS_ONLY):
         return None
     try:
         return (orjson.loads(data),)

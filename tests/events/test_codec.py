@@ -22,6 +22,7 @@ def json_values(floats: st.SearchStrategy[float]) -> st.SearchStrategy[Any]:
         | st.booleans()
         | st.integers()
         | st.integers(min_value=2**63 - 2, max_value=2**90)
+        | st.integers(min_value=-(2**90), max_value=-(2**63) + 2)
         | floats
         | st.text(max_size=8)
         | st.sampled_from(["\ud800", "é", "\u2028", "\x7f"]),
@@ -65,6 +66,10 @@ def test_an_integer_past_64_bits_reads_back_exact_not_as_a_float() -> None:
     big = 2**64 * 1000 + 7
     assert codec.loads(f'{{"replicas": {big}}}'.encode()) == {"replicas": big}
     assert codec.loads(f"[{-big}]".encode()) == [-big]
+    # 19 digits: below int64 (orjson reads it as a float), within uint64 on the positive side
+    for exact in (-(2**63) - 1, -9_500_000_000_000_000_000, 2**64 - 1):
+        assert codec.loads(f"[{exact}]".encode()) == [exact]
+        assert type(codec.loads(f"[{exact}]".encode())[0]) is int
 
 
 @pytest.mark.parametrize(
