@@ -8,13 +8,12 @@ failure modes for the finite figures the search produces.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 from dgdr.domain.spec import SLA, OptimizationType, Workload
 
 from ._margin import WIDEST_USABLE, ErrorBand
-from ._search import Candidate, Pick
+from ._search import Candidate, Pick, best_ranked
 
 
 def ms(x: float) -> str:
@@ -203,17 +202,20 @@ def result_message(
     return "; ".join([head, verdict, *([load] if load else []), *notes])
 
 
-def dep_note(chosen: Candidate, pool: Sequence[Candidate], rank: Callable[[Candidate], Any]) -> str:
+def dep_note(
+    chosen: Candidate, pool: Sequence[Candidate], objective: OptimizationType | None
+) -> str:
     """Whether DEP (attention DP x wide EP) was picked and why, from the configs of the pick's
-    backend (`pool`, with and without attention DP) ranked by `rank` (the search's rule)."""
+    backend (`pool`, with and without attention DP) ranked by the search's rule for
+    `objective` (`best_ranked`)."""
     dep = [c for c in pool if c.dp > 1 or c.prefill_dp > 1]
     plain = [c for c in pool if c.dp == 1 and c.prefill_dp == 1]
     if not dep:
         return "DEP (attention DP x EP) considered: no DEP layout fits the weights and KV cache"
-    best_dep = min(dep, key=rank)
+    best_dep = best_ranked(dep, objective)
     uses_dep = chosen.dp > 1 or chosen.prefill_dp > 1
     if uses_dep:
-        other = min(plain, key=rank) if plain else None
+        other = best_ranked(plain, objective) if plain else None
         if other is None:
             return "DEP (attention DP x EP) picked: no layout without attention DP fits"
         if not other.meets_sla:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import partial
 
 from dgdr.domain.errors import ProfilingError
 from dgdr.domain.spec import SearchStrategy
@@ -193,9 +192,7 @@ def select(setup: Setup, searched: Searched) -> Selection:
         met = chosen.meets_sla if measured is None else measured[0]
         notes.append(objective_note(objective, met))
     if setup.model.is_moe and measured is None:
-        notes.append(
-            dep_note(chosen, _dep_pool(searched, backend), partial(rank_key, objective=objective))
-        )
+        notes.append(dep_note(chosen, _dep_pool(searched, backend), objective))
     if measured is None and (margin := _margin_note(setup, chosen)):
         notes.insert(0, margin)  # with the SLA verdict it qualifies, before the mode's notes
     return Selection(
