@@ -56,10 +56,16 @@ PARAMS: tuple[tuple[str, float, float, float], ...] = (
     ("mla_eff", 0.05, 1.0, 0.7),  # MLA attention block (DeepSeek rows only)
     ("mla_layer_overhead_ms", 0.0, 0.5, 0.02),  # per MLA layer (DeepSeek rows only)
     ("moe_layer_overhead_ms", 0.0, 0.5, 0.01),  # per MoE layer (MoE rows only)
+    ("expert_shard_cols", 0.0, 4096.0, 64.0),  # expert-TP shard width loss (MoE EP < TP rows)
 )
 # fields only rows of one architecture constrain: a group without such rows takes the backend's
 # median over the groups that have them (not the fit's untouched start value)
-ONLY_FOR = {"mla_eff": "mla", "mla_layer_overhead_ms": "mla", "moe_layer_overhead_ms": "moe"}
+ONLY_FOR = {
+    "mla_eff": "mla",
+    "mla_layer_overhead_ms": "mla",
+    "moe_layer_overhead_ms": "moe",
+    "expert_shard_cols": "moe",
+}
 
 
 def profile_from(x: np.ndarray, backend: str) -> _estimate.BackendProfile:

@@ -59,8 +59,8 @@ FAMILY = {
 GPUS = ("h100_sxm", "h200_sxm", "b200_sxm", "gb200_sxm")  # catalog ids (sim._aic maps to AIC's)
 BACKENDS = ("trtllm", "vllm", "sglang")
 TPS = (1, 2, 4, 8)
-BATCHES = (1, 8, 32, 128)
-SEQS = ((1000, 200), (4000, 1000))
+BATCHES = (1, 8, 32, 128, 256, 512)  # 256 and 512: where decode GEMMs become compute-bound
+SEQS = ((1000, 200), (4000, 1000), (8000, 200))
 MODES = ("static", "agg")
 HELD_OUT_PERCENT = 25  # points held out of the fit, chosen by a stable hash of the point
 
@@ -98,10 +98,11 @@ def grid() -> list[Point]:
         MODELS, GPUS, BACKENDS, TPS, BATCHES, SEQS, MODES
     ):
         arch = catalog[model]
-        ep = tp if arch.is_moe and arch.num_experts % tp == 0 else 1
         if model == "deepseek-ai/DeepSeek-V3" and tp < 8:
             continue  # 671 B parameters: a node of 8 GPUs or nothing
-        points.append(Point(model, gpu, backend, tp, ep, batch, isl, osl, mode))
+        # MoE: experts spread over the TP GPUs (EP = TP) and, for TP > 1, tensor-parallel (EP 1)
+        eps = {tp, 1} if arch.is_moe and arch.num_experts % tp == 0 else {1}
+        points += [Point(model, gpu, backend, tp, ep, batch, isl, osl, mode) for ep in sorted(eps)]
     return points
 
 
@@ -151,13 +152,15 @@ def sim_point(p: Point) -> sim.Estimate:
     )
 
 
-def collect(limit: int | None) -> list[dict[str, Any]]:
+def collect(limit: int | None, known: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+    """AIC's figures for the grid's points (the first `limit`), leaving out the `known` keys."""
     if importlib.util.find_spec("aiconfigurator_core") is None:
         print(INSTALL_HINT, file=sys.stderr)
         raise SystemExit(2)
     logging.disable(logging.WARNING)  # AIC logs fallbacks per op
     aic = Aic()
     points = grid()[:limit] if limit else grid()
+    points = [p for p in points if p.key not in known]
     rows: list[dict[str, Any]] = []
     skipped: dict[str, int] = {}
     for i, p in enumerate(points):
@@ -300,11 +303,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--from-csv", type=Path, help="re-score sim against a saved table (no AIC)")
     ap.add_argument("--limit", type=int, help="only the first N grid points (smoke test)")
     ap.add_argument("--csv", type=Path, default=CSV_PATH, help="where to save the raw table")
+    ap.add_argument(
+        "--extend",
+        action="store_true",
+        help="keep the rows of --csv and ask AIC only for the grid points it lacks",
+    )
     args = ap.parse_args(argv)
     if args.from_csv:
         rows = read_csv(args.from_csv)
     else:
-        rows = collect(args.limit)
+        kept = read_csv(args.csv) if args.extend and args.csv.exists() else []
+        rows = kept + collect(args.limit, frozenset(point_of(r).key for r in kept))
         if not rows:
             print("no comparable points", file=sys.stderr)
             return 1

@@ -237,6 +237,23 @@ def gpus() -> dict[str, Gpu]:
 
 
 @cache
+def scaleout_links(gpu_id: str) -> tuple[float, int | None]:
+    """(scale-out NIC GB/s one way per GPU, NVLink domain size where it exceeds a node) from
+    gpus.json's `kv_transfer_links`: what KV transfers and collectives that leave the NVLink
+    domain cross. A SKU without a figure is a packaging bug (ValueError naming it)."""
+    links = _read("gpus.json")["kv_transfer_links"]
+    if gpu_id not in links["scaleout_gbps"]:
+        raise ValueError(f"gpus.json kv_transfer_links: no scale-out figure for {gpu_id!r}")
+    return float(links["scaleout_gbps"][gpu_id]), links["nvlink_domain_gpus"].get(gpu_id)
+
+
+def nvlink_domain(gpu: Gpu) -> int:
+    """GPUs that reach each other over the fast interconnect: the rack where the NVLink domain
+    spans one (GB200 NVL72), else the node."""
+    return scaleout_links(gpu.id)[1] or gpu.gpus_per_node
+
+
+@cache
 def models() -> dict[str, ModelArch]:
     """Every model in the catalog, keyed by its Hugging Face id."""
     out: dict[str, ModelArch] = {}

@@ -33,16 +33,12 @@ do not fit the budget are dropped, never NaN. An empty list means no disaggregat
 
 from __future__ import annotations
 
-import json
-from functools import cache
-from importlib import resources
-
 import numpy as np
 from numpy.typing import NDArray
 
 from dgdr.domain.spec import SLA, Workload
 
-from ._catalog import Gpu, ModelArch
+from ._catalog import Gpu, ModelArch, scaleout_links
 from ._dep import DepPlan, dep_plan, dep_prefill_all_ranks_ms, dep_step_ms
 from ._estimate import (
     LINK_EFF,
@@ -65,18 +61,6 @@ PREFILL_QUEUE_FACTOR = 1.8  # AIConfigurator 0.12's _AUTOSCALE_TTFT_CORRECTION_F
 KV_TRANSFER_LATENCY_MS = 0.05  # per request: NIXL handshake and descriptor exchange, first order
 
 
-@cache
-def kv_links(gpu_id: str) -> tuple[float, int | None]:
-    """(scale-out NIC GB/s one way per GPU, NVLink domain size if beyond a node) from
-    sim/data/gpus.json's `kv_transfer_links`; a SKU without a figure is a packaging bug
-    (ValueError naming it)."""
-    doc = json.loads((resources.files("sim") / "data" / "gpus.json").read_text())
-    links = doc["kv_transfer_links"]
-    if gpu_id not in links["scaleout_gbps"]:
-        raise ValueError(f"gpus.json kv_transfer_links: no scale-out figure for {gpu_id!r}")
-    return float(links["scaleout_gbps"][gpu_id]), links["nvlink_domain_gpus"].get(gpu_id)
-
-
 def _worker_gpus(plan: _Plan | DepPlan) -> int:
     return plan.tp * plan.pp if isinstance(plan, _Plan) else plan.width
 
@@ -85,7 +69,7 @@ def kv_transfer_ms(prefill: _Plan | DepPlan, decode: _Plan | DepPlan, isl: float
     """Time to move one prompt's KV from a prefill worker to a decode worker (see the docstring;
     a DEP prefill rank holds its prompt's whole KV on its one GPU)."""
     gpu = prefill.gpu
-    scaleout, domain = kv_links(gpu.id)
+    scaleout, domain = scaleout_links(gpu.id)
     pair = _worker_gpus(prefill) + _worker_gpus(decode)
     if pair <= (domain or gpu.gpus_per_node):
         bytes_per_s = gpu.interconnect_gbps / 2.0 * 1e9 * LINK_EFF

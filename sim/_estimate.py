@@ -27,7 +27,8 @@ One stage forward over `T` new tokens (all figures per GPU, numpy-broadcast over
   compute and weight-read efficiencies, added to the dense part's, for the busiest of the `ep`
   ranks (the step waits for it; uniform routing: each rank's distinct experts are binomial and
   its token-expert assignments multinomial, the maximum over `ep` ranks is the mean plus
-  `max_rank_factor(ep)` standard deviations). MLA's projections are a roofline of their own at
+  `max_rank_factor(ep)` standard deviations); experts split `tp/ep` ways lose efficiency with
+  the shard's width (`expert_shard_eff`: narrow GEMMs, measured 1.4-3x slower per byte). MLA's projections are a roofline of their own at
   `mla_eff` (also applied to MLA's attention FLOPs): the down-projections (q_a, kv_a) are
   replicated on every TP rank, the up- and output projections split over tp. GEMMs at the fp8
   peak reach `fp8_eff` of it on top (calibrated no lower than 0.5: never slower than bf16).
@@ -40,7 +41,10 @@ One stage forward over `T` new tokens (all figures per GPU, numpy-broadcast over
   MLP over `tp`: AIConfigurator's measured latency for that message and TP size where
   `sim/data/allreduce.json` has the (backend, GPU) (`bench/allreduce_table.py`; TRT-LLM; log-log
   interpolation), else `2 (tp-1)/tp * bytes` at half the bidirectional link figure times
-  `LINK_EFF`, plus a fixed latency per call, times `comm_scale`. MoE layers with `ep > 1` replace the MLP all-reduce by an all-to-all
+  `LINK_EFF`, plus a fixed latency per call, times `comm_scale`. A TP group larger than the NVLink
+  domain (`nvlink_domain`: the node, or GB200's rack) rings over the scale-out NICs instead
+  (`scaleout_links`, at `LINK_EFF`, plus `SCALEOUT_LATENCY_US`), as do its all-to-alls and the
+  hand-offs of pipeline stages on different nodes. MoE layers with `ep > 1` replace the MLP all-reduce by an all-to-all
   dispatch + combine of `2 * T * k * hidden * act_bytes * (ep-1)/ep**2` bytes per GPU (each EP rank
   routes its 1/ep share of the tokens; act_bytes 1 for fp8 models, else 2) plus an all-reduce over
   the `tp/ep` expert-TP group when that is > 1. The all-to-all is scaled by `a2a_scale` and
@@ -49,10 +53,12 @@ One stage forward over `T` new tokens (all figures per GPU, numpy-broadcast over
   `mla_layer_overhead_ms` per MLA layer and `moe_layer_overhead_ms` per MoE layer (per backend;
   `BackendProfile.layers_overhead_ms`).
 
-Pipeline: a step of `b` sequences runs as `m = min(b, pp)` micro-batches; a token's step latency is
-`pp * stage(b/m) + (pp-1) * handoff` where a handoff sends the micro-batch's activations to the
-next stage (fixed latency + bytes at the one-way link rate). Static prefill adds the pipeline fill:
-`(m + pp - 1) * stage(b/m) + (pp-1) * handoff`.
+Pipeline: a step of `b` sequences passes every stage in turn, `pp * stage(b) + (pp-1) * handoff`,
+where a handoff sends the step's activations to the next stage (fixed latency + bytes at the
+one-way link rate), and the same holds for prefill. Stages do not overlap micro-batches: that is
+AIConfigurator 0.12's pipeline model (every layer on the token's path, plus `pp - 1` P2P sends),
+against which the search's picks are judged; pipelining therefore splits a model's memory, never
+adds throughput per GPU, and the search uses it only for models that do not fit one node.
 
 Modes.
 - static: TTFT = prefill of all `batch_size` prompts; ITL = mean decode step over the `osl - 1`
@@ -79,9 +85,8 @@ counted in GiB (an "80 GB" H100 has 80 GiB; vramMb from discovery, MiB, wins); t
 AIC's 1.5% reserved and 2% tolerance). `max_batch_size` sequences of `isl + osl` tokens fit in it;
 `fits` when `batch_size <= max_batch_size`; `memory_gb` is weights + reserves + the batch's KV.
 
-Not modelled here: inter-node links (TP/EP beyond a node uses the intra-node figures), attention
-DP (DEP workers are `sim._dep`'s, used by the profile's search, not by `estimate`),
-fp8 KV cache, routing skew beyond uniform top-k, gpt-oss sliding-window layers, speculative decoding / MTP.
+Not modelled here: attention DP (DEP workers are `sim._dep`'s, used by the profile's search, not
+by `estimate`), fp8 KV cache, routing skew beyond uniform top-k, gpt-oss sliding-window layers, speculative decoding / MTP.
 
 Failure semantics: bad arguments raise `EstimateError` (a `ValueError`) naming the argument and the
 valid values; for valid arguments every output is finite.
@@ -104,7 +109,16 @@ from numpy.typing import ArrayLike, NDArray
 from dgdr.domain.errors import EstimateError
 from dgdr.domain.spec import GPU_SKUS
 
-from ._catalog import BYTES_PER_PARAM, Gpu, ModelArch, catalog_model, gpu_named, models
+from ._catalog import (
+    BYTES_PER_PARAM,
+    Gpu,
+    ModelArch,
+    catalog_model,
+    gpu_named,
+    models,
+    nvlink_domain,
+    scaleout_links,
+)
 
 FloatArray = NDArray[np.float64]
 
@@ -115,6 +129,9 @@ LINK_EFF = 0.7  # fraction of the one-way link bandwidth reached by collectives
 KV_FREE_FRACTION = 0.9 * (1.0 - 0.015) * (1.0 - 0.02)
 HBM_UTILISATION = KV_FREE_FRACTION  # `usable_bytes`' share of HBM, for callers of the old rule
 ALLREDUCE_LATENCY_US = {"nvlink": 8.0, "infinity_fabric": 12.0, "pcie": 25.0}
+# a collective whose group leaves the NVLink domain: the scale-out network's per-call latency
+# (RDMA round trips of a ring or tree over the NICs), on top of the ring's bytes at the NIC rate
+SCALEOUT_LATENCY_US = 25.0
 MAX_ITL_SAMPLES = 1024
 RUNTIME_RESERVE_BYTES = 3.5 * 2**30  # AIC 0.12 systems/*.yaml misc.other_mem (CUDA, cuBLAS, NCCL)
 MAX_NUM_TOKENS = 8192
@@ -143,6 +160,9 @@ class BackendProfile:
     mla_eff: float | None = None  # MLA attention block (projections + core), relative (None: 1)
     mla_layer_overhead_ms: float = 0.0  # per MLA layer per pass (its extra kernels)
     moe_layer_overhead_ms: float = 0.0  # per MoE layer per pass (router, permute, unpermute)
+    # expert-TP shards (ep < tp) of n = moe_intermediate / (tp / ep) columns run at
+    # n / (n + expert_shard_cols) of a whole expert's efficiency (0: no loss)
+    expert_shard_cols: float = 0.0
     comm_scale: float = 1.0  # multiplies all-reduce / all-to-all / hand-off times
     # agg scheduler (AIConfigurator 0.12's run_agg, per backend; set in BACKENDS, not fitted):
     # TTFT = (mixed step + agg_dispatch_ms_per_layer * layers)
@@ -318,6 +338,8 @@ class _Plan:
     linear_tflops: float
     act_bytes: float
     allreduce: dict[int, tuple[FloatArray, FloatArray]]  # TP size -> measured (log bytes, log ms)
+    domain: int  # GPUs in one NVLink domain (`nvlink_domain`)
+    scaleout_bytes_per_s: float  # one-way NIC bandwidth per GPU, at LINK_EFF
 
 
 def _plan(model: ModelArch, gpu: Gpu, backend: str, tp: int, pp: int, ep: int) -> _Plan:
@@ -359,6 +381,8 @@ def _plan(model: ModelArch, gpu: Gpu, backend: str, tp: int, pp: int, ep: int) -
         linear_tflops=linear_tflops(model, gpu),
         act_bytes=activation_bytes(model),
         allreduce=ALLREDUCE_TABLES.get((backend, gpu.id), {}),
+        domain=nvlink_domain(gpu),
+        scaleout_bytes_per_s=scaleout_links(gpu.id)[0] * 1e9 * LINK_EFF,
     )
 
 
@@ -382,6 +406,18 @@ def mla_params_per_gpu(model: ModelArch, tp: int) -> float:
         return 0.0
     down = model.hidden_size * (model.q_lora_rank + model.kv_lora_rank + model.qk_rope_head_dim)
     return down + (model.attn_params - down) / tp
+
+
+def expert_shard_eff(be: BackendProfile, model: ModelArch, expert_tp: int) -> float:
+    """Efficiency of routed-expert GEMMs split `expert_tp` ways, relative to whole experts: a
+    shard of n columns reaches n / (n + `expert_shard_cols`) where a whole expert reaches
+    N / (N + `expert_shard_cols`); 1 when experts are not split (EP = TP)."""
+    cols = be.expert_shard_cols
+    if expert_tp <= 1 or cols <= 0.0:
+        return 1.0
+    whole = float(model.moe_intermediate_size)
+    shard = whole / expert_tp
+    return (shard / (shard + cols)) / (whole / (whole + cols))
 
 
 def max_rank_factor(ranks: int) -> float:
@@ -437,9 +473,13 @@ def _link_bytes_per_s(gpu: Gpu) -> float:
 def _allreduce_ms(plan: _Plan, group: int, message: FloatArray) -> FloatArray | float:
     """One all-reduce of `message` bytes over `group` GPUs: AIC's measured latency interpolated
     log-log (`ALLREDUCE_TABLES`, extrapolated at the end slopes' bandwidth), else the link model
-    times the profile's `comm_scale`."""
+    times the profile's `comm_scale`; a group larger than the NVLink domain rings over the
+    scale-out NICs."""
     if group <= 1:
         return 0.0
+    if group > plan.domain:
+        ring = 2.0 * (group - 1) / group * message / plan.scaleout_bytes_per_s * 1e3
+        return plan.backend.comm_scale * (SCALEOUT_LATENCY_US * 1e-3 + ring)
     measured = plan.allreduce.get(group)
     if measured is not None:
         log_bytes, log_ms = measured
@@ -477,7 +517,7 @@ def _stage_ms(
     linear_flops = 2.0 * (dense_params * plan.share * tokens + m.lm_head_params * seqs) / plan.tp
     gemm_s = np.maximum(linear_flops / peak_linear, (plan.non_expert_bytes + plan.head_bytes) / bw)
     if m.num_experts:  # routed experts: grouped GEMMs at their own efficiency, busiest EP rank
-        moe_eff = be.moe_eff or 1.0
+        moe_eff = (be.moe_eff or 1.0) * expert_shard_eff(be, m, plan.tp // plan.ep)
         assignments = bottleneck_routed(m.num_experts_per_tok, tokens, plan.ep)
         expert_flops = 2.0 * m.expert_params * plan.stage_moe_layers * assignments / plan.tp
         touched = bottleneck_experts(m.num_experts, m.num_experts_per_tok, tokens, plan.ep)
@@ -514,8 +554,8 @@ def _stage_ms(
             * (plan.ep - 1)
             / plan.ep**2
         )
-        latency = ALLREDUCE_LATENCY_US[gpu.interconnect] * 1e-3
-        a2a = (2.0 * latency + a2a_bytes / _link_bytes_per_s(gpu) * 1e3) * be.a2a_scale
+        latency, link = _link_of(plan, plan.tp)
+        a2a = (2.0 * latency + a2a_bytes / link * 1e3) * be.a2a_scale
         a2a = be.comm_scale * a2a
         comm = comm + moe_layers * (a2a + _allreduce_ms(plan, plan.tp // plan.ep, message))
     else:
@@ -528,25 +568,31 @@ def _stage_ms(
 def _handoff_ms(plan: _Plan, tokens: FloatArray) -> FloatArray | float:
     if plan.pp <= 1:
         return 0.0
-    latency = ALLREDUCE_LATENCY_US[plan.gpu.interconnect] * 1e-3
-    return latency + tokens * plan.model.hidden_size * 2.0 / _link_bytes_per_s(plan.gpu) * 1e3
+    latency, link = _link_of(plan, plan.tp * plan.pp)
+    return latency + tokens * plan.model.hidden_size * 2.0 / link * 1e3
+
+
+def _link_of(plan: _Plan, gpus: int) -> tuple[float, float]:
+    """(latency ms, one-way bytes/s) of the link `gpus` GPUs of one worker talk over: the
+    interconnect within the NVLink domain, the scale-out NICs beyond it."""
+    if gpus > plan.domain:
+        return SCALEOUT_LATENCY_US * 1e-3, plan.scaleout_bytes_per_s
+    return ALLREDUCE_LATENCY_US[plan.gpu.interconnect] * 1e-3, _link_bytes_per_s(plan.gpu)
 
 
 def prefill_ms(plan: _Plan, batch: float, isl: float) -> float:
-    """Static prefill of `batch` prompts of `isl` tokens, pipeline fill included."""
-    micro = float(min(batch, plan.pp))
-    b = batch / micro
-    tokens = np.asarray(b * isl)
+    """Static prefill of `batch` prompts of `isl` tokens through every pipeline stage."""
+    tokens = np.asarray(batch * isl)
     stage = _stage_ms(
         plan,
         tokens,
-        np.asarray(b),
-        np.asarray(b * isl * (isl + 1.0) / 2.0),
+        np.asarray(float(batch)),
+        np.asarray(batch * isl * (isl + 1.0) / 2.0),
         tokens,
         decode=False,
     )
     handoff = plan.backend.comm_scale * _handoff_ms(plan, tokens)
-    total = (micro + plan.pp - 1) * stage + (plan.pp - 1) * handoff
+    total = plan.pp * stage + (plan.pp - 1) * handoff
     return float(total) + plan.backend.overheads(decode=False)[0]
 
 
@@ -561,9 +607,8 @@ def decode_step_ms(
     tokens prefilled inside the step (in-flight batching); broadcasts over batch, context and
     admitted."""
     ctx = np.asarray(context, dtype=np.float64)
-    bf = np.asarray(batch, dtype=np.float64)
-    micro = np.minimum(bf, float(plan.pp))
-    b, new = bf / micro, np.asarray(admitted, dtype=np.float64) / micro
+    b = np.asarray(batch, dtype=np.float64)
+    new = np.asarray(admitted, dtype=np.float64)
     tokens = np.asarray(b + new * isl)
     pairs = b * ctx + new * isl * (isl + 1.0) / 2.0
     kv = b * ctx + new * isl
@@ -577,11 +622,10 @@ def mixed_step_ms(plan: _Plan, decodes: ArrayLike, context: float, isl: float) -
     sequences decode one token each at `context` tokens (broadcasts over decodes). With no decodes
     it is `prefill_ms(plan, 1, isl)`; the pass is priced as prefill (its prompt dominates)."""
     d = np.asarray(decodes, dtype=np.float64)
-    micro = np.maximum(1.0, np.minimum(d + 1.0, float(plan.pp)))
-    tokens = np.asarray((isl + d) / micro)
-    pairs = (isl * (isl + 1.0) / 2.0 + d * context) / micro
-    kv = (isl + d * context) / micro
-    stage = _stage_ms(plan, tokens, np.asarray((1.0 + d) / micro), pairs, kv, decode=False)
+    tokens = np.asarray(isl + d)
+    pairs = isl * (isl + 1.0) / 2.0 + d * context
+    kv = isl + d * context
+    stage = _stage_ms(plan, tokens, np.asarray(1.0 + d), pairs, kv, decode=False)
     step = plan.pp * stage + (plan.pp - 1) * plan.backend.comm_scale * _handoff_ms(plan, tokens)
     return np.asarray(step + plan.backend.overheads(decode=False)[0], dtype=np.float64)
 

@@ -157,7 +157,9 @@ _MOE = sorted(k for k, v in models().items() if v.is_moe)
 def test_dep_configs_fit_memory_keep_the_budget_and_only_for_moe() -> None:
     reached = Reached()
 
-    @settings(max_examples=40, deadline=None, database=None)
+    # about 1 example in 7 puts DEP on the front: a fixed example sequence, so that reaching
+    # that branch does not depend on the run's luck (40 random draws miss it about 1 run in 400)
+    @settings(max_examples=40, deadline=None, database=None, derandomize=True)
     @given(
         sku=st.sampled_from(GPU_SKUS),
         model=st.sampled_from(sorted(models()) + 2 * _MOE),  # MoE models weighted up

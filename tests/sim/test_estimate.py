@@ -112,6 +112,23 @@ def test_more_tp_never_raises_per_gpu_memory() -> None:
     assert all(a >= b for a, b in pairwise(mem)), mem
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    model=st.sampled_from(["Qwen/Qwen3-8B", "meta-llama/Llama-3.1-70B", "Qwen/Qwen3-30B-A3B"]),
+    batch=st.sampled_from([1, 4, 16, 64]),
+    mode=st.sampled_from(MODES),
+)
+def test_a_pipeline_splits_memory_and_adds_no_throughput(model: str, batch: int, mode: str) -> None:
+    """Stages run in turn, as AIConfigurator 0.12 models them: TP 8 x PP 2 is the TP 8 worker's
+    step plus a hand-off (no micro-batches overlapping), on half the weights per GPU."""
+    one = estimate(model, "h200_sxm", tp=8, batch_size=batch, mode=mode)
+    two = estimate(model, "h200_sxm", tp=8, pp=2, batch_size=batch, mode=mode)
+    assert two.itl_ms >= one.itl_ms and two.ttft_ms >= one.ttft_ms
+    assert two.tokens_per_s_per_gpu <= one.tokens_per_s_per_gpu / 2
+    assert two.itl_ms <= 1.1 * one.itl_ms  # a hand-off per stage boundary, not another model
+    assert two.weights_gb < one.weights_gb
+
+
 def test_agg_mode_reports_in_flight_batching() -> None:
     static = estimate("Qwen/Qwen3-32B", "h100_sxm", tp=2, batch_size=8)
     agg = estimate("Qwen/Qwen3-32B", "h100_sxm", tp=2, batch_size=8, mode="agg")
