@@ -14,7 +14,11 @@ DEP workers (`dps` > 1, `sim._dep`): a prefill worker serves one prompt per rank
 decode worker's batch sizes are `dp` x the grid per rank.
 TTFT = the prefill engine's latency times `PREFILL_QUEUE_FACTOR` (queueing in front of the
 prefill workers at the rate-matched load) plus the KV transfer of the prompt from the prefill to
-the decode worker (`kv_transfer_ms`).
+the decode worker (`kv_transfer_ms`). The prefill latency and the decode step carry AIConfigurator
+0.12's disaggregated latency corrections (`PREFILL_LATENCY_CORRECTION` 1.1,
+`DECODE_LATENCY_CORRECTION` 1.08: what its search and `cli estimate` apply to a disaggregated
+worker, for its observed gap to real systems), in the latencies and in the rates matched from
+them; the planner's profile curves (`sim._planner`) stay the engine's own figures.
 
 Queueing: AIConfigurator 0.12 multiplies disaggregated prefill TTFT by 1.8 in its search and
 picking (`_AUTOSCALE_TTFT_CORRECTION_FACTOR`, aiconfigurator 0.12.0 sdk/picking.py:39 and
@@ -58,6 +62,11 @@ MAX_WORKERS = 8
 PREFILL_EFFICIENCY = 0.9  # AIConfigurator's rate-matching derating for prefill workers
 DECODE_EFFICIENCY = 0.92  # and for decode workers
 PREFILL_QUEUE_FACTOR = 1.8  # AIConfigurator 0.12's _AUTOSCALE_TTFT_CORRECTION_FACTOR (docstring)
+# AIConfigurator 0.12's per-phase latency corrections of disaggregated workers (cli/api.py
+# DEFAULT_PREFILL/DECODE_LATENCY_CORRECTION_SCALE, Task's prefill/decode_latency_correction): its
+# search and `cli estimate` scale the prefill engine's latency and the decode step by these
+PREFILL_LATENCY_CORRECTION = 1.1
+DECODE_LATENCY_CORRECTION = 1.08
 KV_TRANSFER_LATENCY_MS = 0.05  # per request: NIXL handshake and descriptor exchange, first order
 
 
@@ -246,7 +255,7 @@ def _engine_figures(
     decode batch sizes (D, B), decode step (D, B)) of prefill layouts `pi` and decode layouts
     `di`."""
     # A DEP prefill worker prefills one prompt per rank at once (`sim._dep`).
-    ttft = np.array(
+    ttft = PREFILL_LATENCY_CORRECTION * np.array(
         [
             prefill_ms(p, 1.0, float(isl))
             if isinstance(p, _Plan)
@@ -260,7 +269,7 @@ def _engine_figures(
     first_token = PREFILL_QUEUE_FACTOR * ttft[:, None] + transfer  # (P, D)
     batches = all_batches[di]  # (D, B)
     ctx = float(isl) + osl / 2.0
-    step = np.stack(
+    step = DECODE_LATENCY_CORRECTION * np.stack(
         [
             decode_step_ms(p, batches[i], ctx)
             if isinstance(p, _Plan)

@@ -43,8 +43,8 @@ One stage forward over `T` new tokens (all figures per GPU, numpy-broadcast over
   interpolation), else `2 (tp-1)/tp * bytes` at half the bidirectional link figure times
   `LINK_EFF`, plus a fixed latency per call, times `comm_scale`. A TP group larger than the NVLink
   domain (`nvlink_domain`: the node, or GB200's rack) rings over the scale-out NICs instead
-  (`scaleout_links`, at `LINK_EFF`, plus `SCALEOUT_LATENCY_US`), as do its all-to-alls and the
-  hand-offs of pipeline stages on different nodes. MoE layers with `ep > 1` replace the MLP all-reduce by an all-to-all
+  (`scaleout_links`, at `SCALEOUT_EFF`, plus `SCALEOUT_LATENCY_US`, without `comm_scale`), as do
+  its all-to-alls and the hand-offs of pipeline stages on different nodes. MoE layers with `ep > 1` replace the MLP all-reduce by an all-to-all
   dispatch + combine of `2 * T * k * hidden * act_bytes * (ep-1)/ep**2` bytes per GPU (each EP rank
   routes its 1/ep share of the tokens; act_bytes 1 for fp8 models, else 2) plus an all-reduce over
   the `tp/ep` expert-TP group when that is > 1. The all-to-all is scaled by `a2a_scale` and
@@ -130,8 +130,12 @@ KV_FREE_FRACTION = 0.9 * (1.0 - 0.015) * (1.0 - 0.02)
 HBM_UTILISATION = KV_FREE_FRACTION  # `usable_bytes`' share of HBM, for callers of the old rule
 ALLREDUCE_LATENCY_US = {"nvlink": 8.0, "infinity_fabric": 12.0, "pcie": 25.0}
 # a collective whose group leaves the NVLink domain: the scale-out network's per-call latency
-# (RDMA round trips of a ring or tree over the NICs), on top of the ring's bytes at the NIC rate
-SCALEOUT_LATENCY_US = 25.0
+# (RDMA round trips of a ring or tree over the NICs) on top of the ring's bytes at SCALEOUT_EFF of
+# the NIC rate; fitted by eye to AIC 0.12's TP 16 figures for Llama-3.1-70B on two H100 nodes
+# (about 3 ms per 64 MB all-reduce, 60-90 us per 0.3 MB one), not scaled by the NVLink fit's
+# `comm_scale`
+SCALEOUT_LATENCY_US = 50.0
+SCALEOUT_EFF = 0.85
 MAX_ITL_SAMPLES = 1024
 RUNTIME_RESERVE_BYTES = 3.5 * 2**30  # AIC 0.12 systems/*.yaml misc.other_mem (CUDA, cuBLAS, NCCL)
 MAX_NUM_TOKENS = 8192
@@ -339,7 +343,7 @@ class _Plan:
     act_bytes: float
     allreduce: dict[int, tuple[FloatArray, FloatArray]]  # TP size -> measured (log bytes, log ms)
     domain: int  # GPUs in one NVLink domain (`nvlink_domain`)
-    scaleout_bytes_per_s: float  # one-way NIC bandwidth per GPU, at LINK_EFF
+    scaleout_bytes_per_s: float  # one-way NIC bandwidth per GPU, at SCALEOUT_EFF
 
 
 def _plan(model: ModelArch, gpu: Gpu, backend: str, tp: int, pp: int, ep: int) -> _Plan:
@@ -382,7 +386,7 @@ def _plan(model: ModelArch, gpu: Gpu, backend: str, tp: int, pp: int, ep: int) -
         act_bytes=activation_bytes(model),
         allreduce=ALLREDUCE_TABLES.get((backend, gpu.id), {}),
         domain=nvlink_domain(gpu),
-        scaleout_bytes_per_s=scaleout_links(gpu.id)[0] * 1e9 * LINK_EFF,
+        scaleout_bytes_per_s=scaleout_links(gpu.id)[0] * 1e9 * SCALEOUT_EFF,
     )
 
 
@@ -479,7 +483,7 @@ def _allreduce_ms(plan: _Plan, group: int, message: FloatArray) -> FloatArray | 
         return 0.0
     if group > plan.domain:
         ring = 2.0 * (group - 1) / group * message / plan.scaleout_bytes_per_s * 1e3
-        return plan.backend.comm_scale * (SCALEOUT_LATENCY_US * 1e-3 + ring)
+        return SCALEOUT_LATENCY_US * 1e-3 + ring
     measured = plan.allreduce.get(group)
     if measured is not None:
         log_bytes, log_ms = measured

@@ -555,7 +555,9 @@ def test_long_prompts_on_a_large_model_pick_disaggregated_serving_within_budget(
         {
             "model": "meta-llama/Llama-3.3-70B-Instruct",
             "backend": "trtllm",
-            "sla": {"ttft": 3000, "itl": 25},
+            # an ITL that aggregated serving's 8000-token mixed steps cannot keep at any useful
+            # batch (at ITL 25 agg and disagg are within 5% of each other, for AIC too)
+            "sla": {"ttft": 3000, "itl": 15},
             "workload": {"isl": 8000, "osl": 500},
         }
     )
