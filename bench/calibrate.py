@@ -57,6 +57,7 @@ PARAMS: tuple[tuple[str, float, float, float], ...] = (
     ("mla_layer_overhead_ms", 0.0, 0.5, 0.02),  # per MLA layer (DeepSeek rows only)
     ("moe_layer_overhead_ms", 0.0, 0.5, 0.01),  # per MoE layer (MoE rows only)
     ("expert_shard_cols", 0.0, 4096.0, 64.0),  # expert-TP shard width loss (MoE EP < TP rows)
+    ("gemm_shard_cols", 0.0, 4096.0, 32.0),  # TP shard width loss of the GEMMs
 )
 # fields only rows of one architecture constrain: a group without such rows takes the backend's
 # median over the groups that have them (not the fit's untouched start value)

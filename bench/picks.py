@@ -117,17 +117,26 @@ def our_pick(result: Any) -> dict[str, Any]:
     return {k: c[k] for k in c if k != "selected"}
 
 
+def _dp(c: dict[str, Any], role: str = "") -> int:
+    """Attention DP of a worker (1 unless it is a DEP worker)."""
+    key = f"{role}AttentionDataParallelSize" if role else "attentionDataParallelSize"
+    return int(c.get(key) or 1)
+
+
+def _layout(c: dict[str, Any], role: str = "") -> str:
+    tp_key = f"{role}TensorParallelSize" if role else "tensorParallelSize"
+    ep_key = f"{role}ExpertParallelSize" if role else "expertParallelSize"
+    dp = _dp(c, role)
+    return f"DEP{dp}" if dp > 1 else f"TP{c[tp_key]}EP{c[ep_key]}"
+
+
 def pick_label(c: dict[str, Any]) -> str:
     if c["mode"] == "disagg":
         return (
-            f"disagg P {c['prefillWorkers']}xTP{c['prefillTensorParallelSize']}"
-            f"EP{c['prefillExpertParallelSize']} + D {c['decodeWorkers']}x"
-            f"TP{c['decodeTensorParallelSize']}EP{c['decodeExpertParallelSize']} bs{c['batchSize']}"
+            f"disagg P {c['prefillWorkers']}x{_layout(c, 'prefill')}"
+            f" + D {c['decodeWorkers']}x{_layout(c, 'decode')} bs{c['batchSize']}"
         )
-    return (
-        f"agg {c['replicas']}xTP{c['tensorParallelSize']}EP{c['expertParallelSize']}"
-        f"PP{c['pipelineParallelSize']} bs{c['batchSize']}"
-    )
+    return f"agg {c['replicas']}x{_layout(c)}PP{c['pipelineParallelSize']} bs{c['batchSize']}"
 
 
 # --- AIC -----------------------------------------------------------------------------------------
@@ -167,38 +176,49 @@ class AicPicks(Aic):
         def moe_sizes(tp: int, ep: int) -> tuple[int | None, int | None]:
             return (tp // ep, ep) if moe else (None, None)
 
+        def worker(role: str) -> tuple[int, int, int | None, int | None]:
+            """(AIC tp_size, attention_dp_size, moe_tp, moe_ep): a DEP worker of width w is
+            TP 1 x attention DP w x EP w for AIC, its batch per attention rank."""
+            tp_key = f"{role}TensorParallelSize" if role else "tensorParallelSize"
+            ep_key = f"{role}ExpertParallelSize" if role else "expertParallelSize"
+            dp = _dp(c, role)
+            if dp > 1:
+                return 1, dp, 1, dp
+            return c[tp_key], 1, *moe_sizes(c[tp_key], c[ep_key])
+
         common: dict[str, Any] = {
             "backend_name": BACKEND,
             "isl": spec.isl,
             "osl": spec.osl,
         }
         if c["mode"] == "disagg":
-            p_tp, d_tp = c["prefillTensorParallelSize"], c["decodeTensorParallelSize"]
-            p_mt, p_me = moe_sizes(p_tp, c["prefillExpertParallelSize"])
-            d_mt, d_me = moe_sizes(d_tp, c["decodeExpertParallelSize"])
+            p_tp, p_dp, p_mt, p_me = worker("prefill")
+            d_tp, d_dp, d_mt, d_me = worker("decode")
             kwargs = {
                 "mode": "disagg",
                 "prefill_tp_size": p_tp,
                 "prefill_pp_size": 1,
+                "prefill_attention_dp_size": p_dp,
                 "prefill_moe_tp_size": p_mt,
                 "prefill_moe_ep_size": p_me,
                 "prefill_batch_size": 1,
                 "prefill_num_workers": c["prefillWorkers"],
                 "decode_tp_size": d_tp,
                 "decode_pp_size": 1,
+                "decode_attention_dp_size": d_dp,
                 "decode_moe_tp_size": d_mt,
                 "decode_moe_ep_size": d_me,
-                "decode_batch_size": c["batchSize"],
+                "decode_batch_size": c["batchSize"] // d_dp,
                 "decode_num_workers": c["decodeWorkers"],
             }
         else:
-            tp = c["tensorParallelSize"]
-            mt, me = moe_sizes(tp, c["expertParallelSize"])
+            tp, dp, mt, me = worker("")
             kwargs = {
                 "mode": "agg",
-                "batch_size": c["batchSize"],
+                "batch_size": c["batchSize"] // dp,
                 "tp_size": tp,
                 "pp_size": c["pipelineParallelSize"],
+                "attention_dp_size": dp,
                 "moe_tp_size": mt,
                 "moe_ep_size": me,
             }

@@ -62,12 +62,14 @@ from ._catalog import BYTES_PER_PARAM, Gpu, ModelArch
 from ._estimate import (
     ALLREDUCE_LATENCY_US,
     BackendProfile,
+    InFlight,
     _attn_dims,
     activation_bytes,
     activation_reserve_bytes,
     backend_profile,
     bottleneck_experts,
     bottleneck_routed,
+    gemm_width_eff,
     in_flight,
     linear_tflops,
 )
@@ -176,7 +178,13 @@ def _rank_ms(
     m, gpu, be = plan.model, plan.gpu, plan.backend
     gemm_eff, attn_eff, weight_eff, kv_eff = be.effs(decode)
     fp8 = plan.linear_tflops > gpu.dense_bf16_tflops  # as sim._estimate: fp8 GEMMs at fp8_eff
-    peak_linear = plan.linear_tflops * 1e12 * gemm_eff * ((be.fp8_eff or 1.0) if fp8 else 1.0)
+    peak_linear = (
+        plan.linear_tflops
+        * 1e12
+        * gemm_eff
+        * ((be.fp8_eff or 1.0) if fp8 else 1.0)
+        * gemm_width_eff(be, m, 1)  # attention TP 1: whole-width GEMMs
+    )
     bw = gpu.memory_bandwidth_gbps * 1e9 * weight_eff
     dense_flops = 2.0 * (m.non_expert_body_params * tokens + m.lm_head_params * seqs)
     gemm_s = np.maximum(dense_flops / peak_linear, (plan.non_expert_bytes + plan.head_bytes) / bw)
@@ -258,16 +266,14 @@ def dep_step_ms(
     return np.asarray(step + plan.backend.step_overhead_ms, dtype=np.float64)
 
 
-def dep_agg_ms(
-    plan: DepPlan, batch: ArrayLike, isl: float, osl: float
-) -> tuple[FloatArray, FloatArray]:
-    """(TTFT, ITL) of in-flight batching at the worker's concurrency `batch`: the schedule of
+def dep_agg_ms(plan: DepPlan, batch: ArrayLike, isl: float, osl: float) -> InFlight:
+    """In-flight batching at the worker's concurrency `batch`: the schedule of
     `sim._estimate.agg_ms` (`in_flight`) per attention rank (each rank holds `batch / dp`
     sequences; a mixed step prefills one prompt per rank next to the others' decodes, and the
-    all-to-all couples the ranks' steps)."""
+    all-to-all couples the ranks' steps); the tokens/s are the whole worker's (`dp` ranks)."""
     b = np.maximum(np.asarray(batch, dtype=np.float64) / plan.dp, 1.0)  # per rank
     context = isl + osl / 2.0
-    return in_flight(
+    rank = in_flight(
         plan.backend,
         plan.model,
         b,
@@ -277,6 +283,7 @@ def dep_agg_ms(
         ),
         dep_step_ms(plan, b * plan.dp, context),
     )
+    return rank._replace(tokens_per_s=rank.tokens_per_s * plan.dp)
 
 
 def dep_max_batch(plan: DepPlan, usable: float, isl: int, osl: int, cap: int) -> int:

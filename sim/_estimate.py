@@ -18,7 +18,8 @@ Layers split over stages as ceil(layers / pp) on the bottleneck stage.
 
 One stage forward over `T` new tokens (all figures per GPU, numpy-broadcast over T / context):
 - GEMMs: `2 * active params * T / tp` FLOPs (MoE: attention + dense/shared + top-k experts; the
-  lm_head only for the sequences' last tokens) at `COMPUTE_EFF` of the dense bf16 peak, or of the fp8
+  lm_head only for the sequences' last tokens) at `COMPUTE_EFF` of the dense bf16 peak (times
+  `gemm_width_eff`: a shard of hidden / tp columns fills the GPU less as tp grows), or of the fp8
   peak when the checkpoint is fp8 and the GPU has fp8 (mxfp4 experts compute at bf16: W4A16), never
   faster than reading the weights at `MEMORY_EFF` of HBM bandwidth. Weights read: attention, dense
   and shared weights / tp, plus the routed experts the batch touches: a batch of `T` tokens with
@@ -72,8 +73,10 @@ Modes.
   TTFT = (mixed step + the backend's per-layer prefill dispatch) times its queueing factor
   `min(agg_queue_base + agg_queue_per_seq * b + agg_queue_per_doubling * log2 b, agg_queue_cap)`
   (prompts arriving together wait for each other's prefill; the constants are AIC's per backend,
-  see `BACKENDS`). tokens/s/GPU = b / ITL / GPUs (ITL is reported as 0 when osl is 1). The
-  lm_head is charged to the bottleneck stage.
+  see `BACKENDS`). tokens/s/GPU = b (osl - 1) output tokens over the time of all the steps, the
+  mixed ones ITL leaves out included (AIC's run_agg; vLLM: at most b (osl - 1) per request
+  latency), / GPUs (ITL is reported as 0 when osl is 1). The lm_head is charged to the
+  bottleneck stage.
   `agg_ms` computes this vectorised over batch; `sim.profile`'s (TP, batch) grid calls it too, so
   profile() and estimate(mode="agg") report the same figures for the same point.
 
@@ -101,7 +104,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from statistics import NormalDist
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -167,6 +170,9 @@ class BackendProfile:
     # expert-TP shards (ep < tp) of n = moe_intermediate / (tp / ep) columns run at
     # n / (n + expert_shard_cols) of a whole expert's efficiency (0: no loss)
     expert_shard_cols: float = 0.0
+    # GEMMs whose per-GPU width is w = hidden / tp reach w / (w + gemm_shard_cols) of the GEMM
+    # efficiency (0: no loss): narrower tensor-parallel shards fill the GPU less
+    gemm_shard_cols: float = 0.0
     comm_scale: float = 1.0  # multiplies all-reduce / all-to-all / hand-off times
     # agg scheduler (AIConfigurator 0.12's run_agg, per backend; set in BACKENDS, not fitted):
     # TTFT = (mixed step + agg_dispatch_ms_per_layer * layers)
@@ -178,6 +184,7 @@ class BackendProfile:
     agg_dispatch_ms_per_layer: float = 0.0
     agg_tpot_mix_discount: float = 3.0  # mixed steps left out of ITL's average (TRT-LLM drain)
     agg_mix_decodes_per_osl: bool = True  # at b >= osl a mixed step decodes b // (b/osl) requests
+    agg_littles_cap: bool = False  # throughput at most b (osl - 1) / request latency (vLLM)
 
     def effs(self, decode: bool) -> tuple[float, float, float, float]:
         """(GEMM FLOP/s eff, attention FLOP/s eff, weight-read eff, KV-read eff)."""
@@ -214,7 +221,8 @@ class BackendProfile:
 # The agg scheduler fields follow aiconfigurator_core 0.12.0 sdk/backends: the base defaults
 # (base_backend.py `_ttft_queuing_factor` min(2 + (b - 3)/20, 4), `_tpot_mix_steps` for TRT-LLM
 # and SGLang max(1, mix - 3)) and vLLM's overrides (vllm_backend.py: queuing 1 + log2(b)/8 capped
-# at 2, a prefill dispatch of 0.8 ms per layer, every mixed step in TPOT, b - 1 decodes per step).
+# at 2, a prefill dispatch of 0.8 ms per layer, every mixed step in TPOT, b - 1 decodes per step,
+# throughput capped by Little's law).
 _VLLM_AGG: dict[str, Any] = {
     "agg_queue_base": 1.0,
     "agg_queue_per_seq": 0.0,
@@ -223,6 +231,7 @@ _VLLM_AGG: dict[str, Any] = {
     "agg_dispatch_ms_per_layer": 0.8,
     "agg_tpot_mix_discount": 0.0,
     "agg_mix_decodes_per_osl": False,
+    "agg_littles_cap": True,
 }
 BACKENDS: dict[str, BackendProfile] = {
     "trtllm": BackendProfile(0.55, 0.75, 1.0, 0.015),
@@ -412,6 +421,16 @@ def mla_params_per_gpu(model: ModelArch, tp: int) -> float:
     return down + (model.attn_params - down) / tp
 
 
+def gemm_width_eff(be: BackendProfile, model: ModelArch, tp: int) -> float:
+    """Share of the GEMM efficiency a tensor-parallel shard reaches: w / (w + `gemm_shard_cols`)
+    for a per-GPU width w = hidden / tp (1 when the profile has no such loss)."""
+    cols = be.gemm_shard_cols
+    if cols <= 0.0:
+        return 1.0
+    width = model.hidden_size / tp
+    return width / (width + cols)
+
+
 def expert_shard_eff(be: BackendProfile, model: ModelArch, expert_tp: int) -> float:
     """Efficiency of routed-expert GEMMs split `expert_tp` ways, relative to whole experts: a
     shard of n columns reaches n / (n + `expert_shard_cols`) where a whole expert reaches
@@ -510,7 +529,13 @@ def _stage_ms(
     m, gpu, be = plan.model, plan.gpu, plan.backend
     gemm_eff, attn_eff, weight_eff, kv_eff = be.effs(decode)
     fp8 = plan.linear_tflops > gpu.dense_bf16_tflops
-    peak_linear = plan.linear_tflops * 1e12 * gemm_eff * ((be.fp8_eff or 1.0) if fp8 else 1.0)
+    peak_linear = (
+        plan.linear_tflops
+        * 1e12
+        * gemm_eff
+        * ((be.fp8_eff or 1.0) if fp8 else 1.0)
+        * gemm_width_eff(be, m, plan.tp)
+    )
     peak_attn = gpu.dense_bf16_tflops * 1e12 * attn_eff
     bw = gpu.memory_bandwidth_gbps * 1e9 * weight_eff
     kv_bw = gpu.memory_bandwidth_gbps * 1e9 * kv_eff
@@ -634,10 +659,10 @@ def mixed_step_ms(plan: _Plan, decodes: ArrayLike, context: float, isl: float) -
     return np.asarray(step + plan.backend.overheads(decode=False)[0], dtype=np.float64)
 
 
-def agg_ms(plan: _Plan, batch: ArrayLike, isl: float, osl: float) -> tuple[FloatArray, FloatArray]:
-    """Steady-state in-flight batching at concurrency `batch` (broadcasts): (TTFT, ITL) in ms.
-    The one agg latency model, shared by `estimate(mode="agg")` and `sim.profile`'s grid (and, per
-    attention rank, by `sim._dep`), through `in_flight`."""
+def agg_ms(plan: _Plan, batch: ArrayLike, isl: float, osl: float) -> InFlight:
+    """Steady-state in-flight batching at concurrency `batch` (broadcasts): TTFT and ITL in ms and
+    the worker's output tokens/s. The one agg model, shared by `estimate(mode="agg")` and
+    `sim.profile`'s grid (and, per attention rank, by `sim._dep`), through `in_flight`."""
     b = np.maximum(np.asarray(batch, dtype=np.float64), 1.0)
     context = isl + osl / 2.0
     return in_flight(
@@ -650,6 +675,14 @@ def agg_ms(plan: _Plan, batch: ArrayLike, isl: float, osl: float) -> tuple[Float
     )
 
 
+class InFlight(NamedTuple):
+    """`in_flight`'s figures, broadcast over the batch sizes."""
+
+    ttft_ms: FloatArray
+    itl_ms: FloatArray
+    tokens_per_s: FloatArray  # output tokens/s of the worker (of one rank for `sim._dep`)
+
+
 def in_flight(
     be: BackendProfile,
     model: ModelArch,
@@ -657,14 +690,16 @@ def in_flight(
     osl: float,
     mixed_of: Callable[[FloatArray], FloatArray],
     gen: FloatArray,
-) -> tuple[FloatArray, FloatArray]:
+) -> InFlight:
     """AIConfigurator's mean-field in-flight schedule (run_agg, ctx_tokens = isl) for `b` (>= 1)
     requests at once: over the `osl` iterations of a request, `b` are mixed steps (one prompt
     prefilled next to the other requests' decodes: `mixed_of(decodes)`) and `osl - b` decode-only
     steps (`gen`). TTFT is the mixed step (plus the backend's dispatch) times the backend's
     queueing factor: prompts arriving together wait for each other's prefill. ITL is the mean step
     over the iterations (TRT-LLM/SGLang leave the last mixed steps out: the drain at the
-    context/decode boundary)."""
+    context/decode boundary). Throughput counts every step, the drained mixed ones too:
+    `b * (osl - 1)` tokens per `b` mixed and `osl - b` decode-only steps (at least one token per
+    request when osl is 1); vLLM caps it at Little's law over the request latency."""
     iterations = max(float(osl), 1.0)
     saturated = b >= iterations  # every step carries a prompt
     # TRT-LLM/SGLang: b // (b / osl) decodes per mixed step; vLLM: b - 1
@@ -683,7 +718,17 @@ def in_flight(
     )
     dispatch = be.agg_dispatch_ms_per_layer * model.num_hidden_layers
     ttft = (mixed + dispatch) * queue
-    return np.asarray(ttft, dtype=np.float64), np.asarray(itl, dtype=np.float64)
+    tokens = b * max(float(osl) - 1.0, 1.0)
+    mix_steps = np.where(first, 1.0, b)
+    elapsed = mixed * mix_steps + gen * np.maximum(iterations - mix_steps, 0.0)
+    rate = tokens * 1e3 / elapsed
+    if be.agg_littles_cap:
+        rate = np.minimum(rate, tokens * 1e3 / (ttft + itl * max(float(osl) - 1.0, 0.0)))
+    return InFlight(
+        np.asarray(ttft, dtype=np.float64),
+        np.asarray(itl, dtype=np.float64),
+        np.asarray(rate, dtype=np.float64),
+    )
 
 
 def activation_reserve_bytes(model: ModelArch) -> float:
@@ -832,11 +877,11 @@ def estimate(
         latency = ttft + steps * itl
         tps_gpu = b * osl / (latency / 1e3) / (tp * pp)
     else:
-        ttft_a, step_a = agg_ms(plan, b, float(isl), float(osl))
-        ttft, step = float(ttft_a), float(step_a)
-        itl = step if osl > 1 else 0.0  # osl 1: every step is prefill only, no decode
+        agg = agg_ms(plan, b, float(isl), float(osl))
+        ttft = float(agg.ttft_ms)
+        itl = float(agg.itl_ms) if osl > 1 else 0.0  # osl 1: every step is prefill only
         latency = ttft + (osl - 1) * itl
-        tps_gpu = b / (step / 1e3) / (tp * pp)
+        tps_gpu = float(agg.tokens_per_s) / (tp * pp)
     per_user = 1e3 / itl if osl > 1 else 1e3 / ttft
 
     reserve = activation_reserve_bytes(arch)

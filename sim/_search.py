@@ -357,7 +357,7 @@ def search(
     decoding = decoding_requests(
         bf, dp, osl, backend_profile(backend, gpu.id).agg_mix_decodes_per_osl
     )
-    thpt_gpu = decoding / (itl / 1e3) / width
+    thpt_gpu = grid.tokens_per_s[rows, cols] / width
     per_user = 1e3 / itl
     rps_replica = decoding / (e2e / 1e3)
 
