@@ -2,7 +2,8 @@
 disaggregated (prefill TP, decode TP, batch) combinations per backend (SweepingDecode).
 
 Owns: which worker layouts are searched, and their reports. Within one node: every power-of-two TP
-the heads allow, and for a MoE model also EP = TP (`parallel_rows`). Multinode workers only where
+the heads allow, a MoE model's experts spread over the TP GPUs (EP = TP where they divide,
+`parallel_rows`). Multinode workers only where
 the model needs them: when the budget spans more than one node and nothing fits within one, the
 TP sizes wider than a node, and TP within a node x pipeline stages across nodes (PP 2, 4, ... up to
 the budget and the layer count); if the budget allows no such worker, the one-node layouts stand
@@ -26,7 +27,7 @@ from ._disagg import disagg_candidates
 from ._margin import error_band
 from ._message import ms
 from ._resolve import Setup
-from ._roofline import Grid, evaluate, parallel_rows, tp_candidates
+from ._roofline import Grid, evaluate, expert_parallel, parallel_rows, tp_candidates
 from ._search import Candidate
 
 
@@ -82,7 +83,7 @@ def _multinode(setup: Setup) -> Sweep | None:
     node_tp = max(tp_candidates(model, per_node)[0], default=1)
     stages = 2
     while node_tp * stages <= total and stages <= model.num_hidden_layers:
-        tp, ep, pp = [*tp, node_tp], [*ep, 1], [*pp, stages]
+        tp, ep, pp = [*tp, node_tp], [*ep, expert_parallel(model, node_tp)], [*pp, stages]
         stages *= 2
     if not tp:
         return None

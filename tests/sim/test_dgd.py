@@ -1,3 +1,4 @@
+import dataclasses
 from typing import Any
 
 import pytest
@@ -598,11 +599,11 @@ def test_moe_search_considers_expert_parallel_rows() -> None:
     from sim._hfconfig import find_model
     from sim._roofline import parallel_rows
 
-    assert parallel_rows(find_model("Qwen/Qwen3-30B-A3B"), [1, 2, 4]) == (
-        [1, 2, 2, 4, 4],
-        [1, 1, 2, 1, 4],
-    )
+    # experts spread over the TP GPUs where they divide (Mixtral's 8 experts: not over 16 GPUs)
+    assert parallel_rows(find_model("Qwen/Qwen3-30B-A3B"), [1, 2, 4]) == ([1, 2, 4], [1, 2, 4])
     assert parallel_rows(find_model("Qwen/Qwen3-8B"), [1, 2, 4]) == ([1, 2, 4], [1, 1, 1])
+    eight_experts = dataclasses.replace(find_model("Qwen/Qwen3-30B-A3B"), num_experts=8)
+    assert parallel_rows(eight_experts, [8, 16]) == ([8, 16], [8, 1])
 
 
 @pytest.mark.parametrize(
