@@ -1,8 +1,8 @@
 """The estimator's error band per model family and mode, from the calibration table; writes
 `sim/data/error_band.json` (read by `sim._margin`).
 
-For every row of `bench/results/fidelity.csv` (AIC SILICON vs `sim.estimate` at the same point) it
-re-scores the current `sim.estimate` and takes, per (family, mode) with family from
+For every row of `bench/results/fidelity.csv` (AIC SILICON vs `sim.estimate` at the same point) of a
+layout the search uses (`searched_layout`: not the expert-TP rows of MoE models) it re-scores the current `sim.estimate` and takes, per (family, mode) with family from
 `sim._margin.family` (dense, moe, mla-moe) and mode agg/static, the p90 of log(AIC / sim) for TTFT
 and ITL, reported as the fraction exp(p90) - 1, floored at 0: how optimistic the estimate is at the
 90th percentile. A "*" backend or family pools their rows (the band of one the table lacks). Rerun it
@@ -30,9 +30,19 @@ from fidelity import CSV_PATH, read_csv, score_sim  # noqa: E402
 
 import sim  # noqa: E402
 from sim._margin import BAND_FILE, MODES, family  # noqa: E402
+from sim._roofline import expert_parallel  # noqa: E402
 
 OUT_PATH = ROOT / "sim" / "data" / BAND_FILE
 QUANTILE = 90
+
+
+def searched_layout(row: dict[str, Any]) -> bool:
+    """A row of a layout `sim.profile` searches: a catalog model, and for a MoE model its experts
+    spread over the TP GPUs where they divide (`sim._roofline.expert_parallel`). The band is what
+    the search's picks may be off by; expert-TP rows (EP 1 at TP > 1), which it never picks, are
+    the estimator's least certain and would widen it for every pick."""
+    model = sim.models().get(row["model"])
+    return model is not None and row["ep"] == expert_parallel(model, row["tp"])
 
 
 def band(rows: list[dict[str, Any]], metric: str) -> float:
@@ -68,12 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--csv", type=Path, default=CSV_PATH)
     ap.add_argument("--out", type=Path, default=OUT_PATH)
     args = ap.parse_args(argv)
-    rows = [r for r in read_csv(args.csv) if r["model"] in sim.models()]
+    rows = [r for r in read_csv(args.csv) if searched_layout(r)]
     score_sim(rows)
     data: dict[str, Any] = {
         "_doc": (
             "How optimistic sim.estimate may be: per backend/model family (sim._margin.family, "
-            "'*': pooled) and mode, "
+            "'*': pooled) and mode, over the rows of the layouts the search uses (a MoE model's "
+            "experts spread over its TP GPUs), "
             f"exp(p{QUANTILE} of log(AIC/sim)) - 1, floored at 0, for TTFT and ITL; n = rows. "
             "Written by bench/error_band.py; read by sim._margin."
         ),
