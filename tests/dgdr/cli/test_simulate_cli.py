@@ -18,7 +18,7 @@ def test_simulate_explains_its_load_and_agrees_with_the_pick() -> None:
     out = done.stdout
     assert (
         "load: no workload.requestRate or concurrency in the spec, so the load the pick is sized "
-        "for: 8 replicas x batch 128 = 1024 users, each sending its next request when its last "
+        "for: 8 replicas x batch 160 = 1280 users, each sending its next request when its last "
         "one finishes; they join over the first"
     ) in out
     rows = {line.split()[0]: line.split() for line in out.splitlines() if " ms " in line[:8]}
@@ -26,7 +26,7 @@ def test_simulate_explains_its_load_and_agrees_with_the_pick() -> None:
     p50, p90, p99 = (float(v) for v in ttft[2:5])
     assert p50 < p90 < p99, out
     assert ttft[6] == "met", "the pick meets TTFT 300 ms as estimated, and at p90 as simulated"
-    assert "the pick as estimated (roofline, steady state at batch 128 per worker" in out
+    assert "the pick as estimated (roofline, steady state at batch 160 per worker" in out
     assert "SLA met; measured here at p90" in out and out.rstrip().endswith("SLA met")
 
     helped = dgdr("simulate", "--help")
