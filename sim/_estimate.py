@@ -29,10 +29,11 @@ One stage forward over `T` new tokens (all figures per GPU, numpy-broadcast over
   ranks (the step waits for it; uniform routing: each rank's distinct experts are binomial and
   its token-expert assignments multinomial, the maximum over `ep` ranks is the mean plus
   `max_rank_factor(ep)` standard deviations); experts split `tp/ep` ways lose efficiency with
-  the shard's width (`expert_shard_eff`: narrow GEMMs, measured 1.4-3x slower per byte). MLA's projections are a roofline of their own at
-  `mla_eff` (also applied to MLA's attention FLOPs): the down-projections (q_a, kv_a) are
-  replicated on every TP rank, the up- and output projections split over tp. GEMMs at the fp8
-  peak reach `fp8_eff` of it on top (calibrated no lower than 0.5: never slower than bf16).
+  the shard's width (`expert_shard_eff`: narrow GEMMs, measured 1.4-3x slower per byte). MLA's
+  projections are a roofline of their own at `mla_eff` (also applied to MLA's attention FLOPs):
+  the down-projections (q_a, kv_a) are replicated on every TP rank, the up- and output
+  projections split over tp. GEMMs at the fp8 peak reach `fp8_eff` of it on top (calibrated no
+  lower than 0.5: never slower than bf16).
 - attention: FLOPs per (query, key) pair per layer `2 * heads * (d_qk + d_v)` over tp (MLA prefill:
   d_qk = nope + rope, d_v = v_head_dim; MLA decode in the absorbed form: d_qk = kv_lora + rope,
   d_v = kv_lora), causal prefill `isl * (isl + 1) / 2` pairs per prompt; KV read/written per token
@@ -45,8 +46,8 @@ One stage forward over `T` new tokens (all figures per GPU, numpy-broadcast over
   `LINK_EFF`, plus a fixed latency per call, times `comm_scale`. A TP group larger than the NVLink
   domain (`nvlink_domain`: the node, or GB200's rack) rings over the scale-out NICs instead
   (`scaleout_links`, at `SCALEOUT_EFF`, plus `SCALEOUT_LATENCY_US`, without `comm_scale`), as do
-  its all-to-alls and the hand-offs of pipeline stages on different nodes. MoE layers with `ep > 1` replace the MLP all-reduce by an all-to-all
-  dispatch + combine of `2 * T * k * hidden * act_bytes * (ep-1)/ep**2` bytes per GPU (each EP rank
+  its all-to-alls and the hand-offs of pipeline stages on different nodes. MoE layers with
+  `ep > 1` replace the MLP all-reduce by an all-to-all dispatch + combine of `2 * T * k * hidden * act_bytes * (ep-1)/ep**2` bytes per GPU (each EP rank
   routes its 1/ep share of the tokens; act_bytes 1 for fp8 models, else 2) plus an all-reduce over
   the `tp/ep` expert-TP group when that is > 1. The all-to-all is scaled by `a2a_scale` and
   `comm_scale` (as are the pipeline hand-offs).
@@ -89,7 +90,8 @@ AIC's 1.5% reserved and 2% tolerance). `max_batch_size` sequences of `isl + osl`
 `fits` when `batch_size <= max_batch_size`; `memory_gb` is weights + reserves + the batch's KV.
 
 Not modelled here: attention DP (DEP workers are `sim._dep`'s, used by the profile's search, not
-by `estimate`), fp8 KV cache, routing skew beyond uniform top-k, gpt-oss sliding-window layers, speculative decoding / MTP.
+by `estimate`), fp8 KV cache, routing skew beyond uniform top-k, gpt-oss sliding-window layers,
+speculative decoding / MTP, chunked context (several prompts per mixed step).
 
 Failure semantics: bad arguments raise `EstimateError` (a `ValueError`) naming the argument and the
 valid values; for valid arguments every output is finite.
