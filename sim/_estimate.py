@@ -45,8 +45,9 @@ One stage forward over `T` new tokens (all figures per GPU, numpy-broadcast over
   interpolation), else `2 (tp-1)/tp * bytes` at half the bidirectional link figure times
   `LINK_EFF`, plus a fixed latency per call, times `comm_scale`. A TP group larger than the NVLink
   domain (`nvlink_domain`: the node, or GB200's rack) rings over the scale-out NICs instead
-  (`scaleout_links`, at `SCALEOUT_EFF`, plus `SCALEOUT_LATENCY_US`, without `comm_scale`), as do
-  its all-to-alls and the hand-offs of pipeline stages on different nodes. MoE layers with
+  (`scaleout_links`, at `SCALEOUT_EFF`, plus `SCALEOUT_LATENCY_US`, without `comm_scale`); its
+  all-to-alls and the hand-offs of pipeline stages on different nodes take the NIC figures too
+  (`_link_of`), still times `comm_scale`. MoE layers with
   `ep > 1` replace the MLP all-reduce by an all-to-all dispatch + combine of `2 * T * k * hidden * act_bytes * (ep-1)/ep**2` bytes per GPU (each EP rank
   routes its 1/ep share of the tokens; act_bytes 1 for fp8 models, else 2) plus an all-reduce over
   the `tp/ep` expert-TP group when that is > 1. The all-to-all is scaled by `a2a_scale` and
@@ -502,10 +503,8 @@ def _allreduce_ms(plan: _Plan, group: int, message: FloatArray) -> FloatArray | 
     scale-out NICs."""
     if group <= 1:
         return 0.0
-    if group > plan.domain:
-        ring = 2.0 * (group - 1) / group * message / plan.scaleout_bytes_per_s * 1e3
-        return SCALEOUT_LATENCY_US * 1e-3 + ring
-    measured = plan.allreduce.get(group)
+    across = group > plan.domain
+    measured = None if across else plan.allreduce.get(group)
     if measured is not None:
         log_bytes, log_ms = measured
         x = np.log(np.maximum(message, 1.0))
@@ -513,9 +512,10 @@ def _allreduce_ms(plan: _Plan, group: int, message: FloatArray) -> FloatArray | 
         # beyond the largest measured message: linear in bytes at the last point's bandwidth
         beyond = np.exp(log_ms[-1]) * np.exp(x - log_bytes[-1])
         return np.where(x > log_bytes[-1], beyond, inside)
-    latency = ALLREDUCE_LATENCY_US[plan.gpu.interconnect] * 1e-3
-    link = 2.0 * (group - 1) / group * message / _link_bytes_per_s(plan.gpu) * 1e3
-    return plan.backend.comm_scale * (latency + link)
+    latency, link = _link_of(plan, group)
+    ring = latency + 2.0 * (group - 1) / group * message / link * 1e3
+    # `comm_scale` is fitted to the NVLink figures; the scale-out ones stand as they are
+    return ring if across else plan.backend.comm_scale * ring
 
 
 def _stage_ms(
@@ -603,6 +603,12 @@ def _handoff_ms(plan: _Plan, tokens: FloatArray) -> FloatArray | float:
     return latency + tokens * plan.model.hidden_size * 2.0 / link * 1e3
 
 
+def _through_stages(plan: _Plan, stage: FloatArray, tokens: FloatArray) -> FloatArray:
+    """A pass of `tokens` through every pipeline stage in turn (each `stage` ms), with a hand-off
+    of its activations between consecutive stages."""
+    return plan.pp * stage + (plan.pp - 1) * plan.backend.comm_scale * _handoff_ms(plan, tokens)
+
+
 def _link_of(plan: _Plan, gpus: int) -> tuple[float, float]:
     """(latency ms, one-way bytes/s) of the link `gpus` GPUs of one worker talk over: the
     interconnect within the NVLink domain, the scale-out NICs beyond it."""
@@ -622,9 +628,7 @@ def prefill_ms(plan: _Plan, batch: float, isl: float) -> float:
         tokens,
         decode=False,
     )
-    handoff = plan.backend.comm_scale * _handoff_ms(plan, tokens)
-    total = plan.pp * stage + (plan.pp - 1) * handoff
-    return float(total) + plan.backend.overheads(decode=False)[0]
+    return float(_through_stages(plan, stage, tokens)) + plan.backend.overheads(decode=False)[0]
 
 
 def decode_step_ms(
@@ -644,7 +648,7 @@ def decode_step_ms(
     pairs = b * ctx + new * isl * (isl + 1.0) / 2.0
     kv = b * ctx + new * isl
     stage = _stage_ms(plan, tokens, np.asarray(b + new), pairs, kv, decode=True)
-    step = plan.pp * stage + (plan.pp - 1) * plan.backend.comm_scale * _handoff_ms(plan, tokens)
+    step = _through_stages(plan, stage, tokens)
     return np.asarray(step + plan.backend.step_overhead_ms, dtype=np.float64)
 
 
@@ -657,7 +661,7 @@ def mixed_step_ms(plan: _Plan, decodes: ArrayLike, context: float, isl: float) -
     pairs = isl * (isl + 1.0) / 2.0 + d * context
     kv = isl + d * context
     stage = _stage_ms(plan, tokens, np.asarray(1.0 + d), pairs, kv, decode=False)
-    step = plan.pp * stage + (plan.pp - 1) * plan.backend.comm_scale * _handoff_ms(plan, tokens)
+    step = _through_stages(plan, stage, tokens)
     return np.asarray(step + plan.backend.overheads(decode=False)[0], dtype=np.float64)
 
 

@@ -429,7 +429,8 @@ def decoding_requests(batch: Any, dp: Any, osl: int, per_osl: bool) -> Any:
     in the estimator's in-flight schedule (`sim._estimate.in_flight`): every step admits one
     prompt per rank, so once a rank holds `osl` or more sequences every step is a mixed step and
     (TRT-LLM, SGLang: `per_osl`) only `b // (b / osl)` of its `b` decode in it, about `osl`; the
-    rest wait for their prefill. All of them otherwise. Throughput is these per ITL."""
+    rest wait for their prefill. All of them otherwise. A replica's requests/s are these per
+    request latency (its tokens/s are the grid's, `sim._estimate.in_flight`)."""
     per_rank = batch / dp
     saturated = per_osl & (per_rank >= osl)
     decodes = np.floor(per_rank / (per_rank / max(osl, 1)))
