@@ -52,7 +52,7 @@ from ._estimate import (
     prefill_ms,
 )
 from ._margin import ErrorBand
-from ._roofline import BATCH_GRID, MAX_BATCH, kv_free_bytes
+from ._roofline import BATCH_GRID, kv_free_bytes, sequences_fitting
 from ._search import Candidate, candidates_from_columns, edge_ratios, sla_ratio
 
 FloatArray = NDArray[np.float64]
@@ -197,10 +197,10 @@ def _kv_capacity(
     osl: int,
 ) -> tuple[NDArray[np.bool_], FloatArray]:
     """Per layout: whether a prefill worker holds one prompt's KV, and how many sequences of
-    `isl + osl` tokens a decode worker holds (`kv_free_bytes` per rank, at most `MAX_BATCH`)."""
+    `isl + osl` tokens a decode worker holds (`kv_free_bytes` per rank, `sequences_fitting`)."""
     free = np.array([kv_free_bytes(p, gpu, vram_mb) for p in plans])
     kv_token = np.array([p.kv_bytes_per_token for p in plans])
-    per_rank = np.clip(np.floor(np.maximum(free, 0.0) / (kv_token * (isl + osl))), 0, MAX_BATCH)
+    per_rank = sequences_fitting(free, kv_token * (isl + osl))
     return free >= kv_token * isl, per_rank * ranks
 
 

@@ -42,6 +42,7 @@ __all__ = [
     "evaluate",
     "expert_parallel",
     "parallel_rows",
+    "sequences_fitting",
     "tp_candidates",
     "usable_bytes",
 ]
@@ -77,6 +78,12 @@ def kv_free_bytes(plan: _Plan | DepPlan, gpu: Gpu, vram_mb: float | None = None)
         )
     free = hbm_bytes(gpu, vram_mb) - plan.weights_bytes - activation_reserve_bytes(plan.model)
     return KV_FREE_FRACTION * free if free > 0 else free
+
+
+def sequences_fitting(free: FloatArray, kv_seq: FloatArray) -> FloatArray:
+    """Whole sequences of `kv_seq` KV bytes each that `free` bytes hold (per layout), at most
+    `MAX_BATCH`; 0 where nothing is free."""
+    return np.clip(np.floor(np.maximum(free, 0.0) / kv_seq), 0, MAX_BATCH)
 
 
 @dataclass(frozen=True)
@@ -128,7 +135,7 @@ def evaluate(
     kv_seq = np.array([p.kv_bytes_per_token for p in plans], dtype=np.float64) * float(isl + osl)
     ranks = np.asarray(dps, dtype=np.int64)
     free = np.array([kv_free_bytes(p, gpu, vram_mb) for p in plans], dtype=np.float64)
-    per_rank = np.clip(np.floor(np.maximum(free, 0.0) / kv_seq), 0, MAX_BATCH).astype(np.int64)
+    per_rank = sequences_fitting(free, kv_seq).astype(np.int64)
     max_batch = per_rank * ranks
     base = np.asarray(AGG_BATCH_GRID, dtype=np.int64)
     grid = base[None, :] * ranks[:, None]
