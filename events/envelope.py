@@ -92,8 +92,9 @@ class Envelope:
         return self._validate_fields(strict=False)
 
     def strict_fields(self) -> Event:
-        """`fields` validated strictly (as `strict_event`), then kept as `fields`. Raises
-        pydantic's `ValidationError` when a field does not hold its type as such."""
+        """`fields` validated strictly, then kept as `fields`: every field must hold its type as
+        such ("3" is not 3, 3.0 is not 3, true is not 1). Raises pydantic's `ValidationError` when
+        one does not (`fields` and `event` may still coerce it)."""
         event = self._validate_fields(strict=True)
         self.__dict__["fields"] = event  # where the cached property `fields` keeps its value
         return event
@@ -101,14 +102,6 @@ class Envelope:
     def _validate_fields(self, *, strict: bool) -> Event:
         data = {**self.payload, **VIEWS_UNSET.get(self.type, {}), "type": self.type}
         return EVENT_ADAPTER.validate_python(data, strict=strict)
-
-    def strict_event(self) -> Event:
-        """The domain event validated strictly, then kept as `event`: every field must hold its
-        type as such ("3" is not 3, 3.0 is not 3, true is not 1). Raises pydantic's
-        `ValidationError` when it does not (`event` may still coerce it)."""
-        event = EVENT_ADAPTER.validate_python({**self.payload, "type": self.type}, strict=True)
-        self.__dict__["event"] = event  # where the cached property `event` keeps its value
-        return event
 
     def to_dict(self) -> dict[str, Any]:
         return {
