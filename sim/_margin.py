@@ -3,8 +3,9 @@
 Owns `sim/data/error_band.json` (written by `bench/error_band.py` from the calibration table
 `bench/results/fidelity.csv`): per backend, model family (`family`: dense, moe, mla-moe) and estimator mode
 (agg: in-flight batching, the aggregated configs; static: batch prefill and pure decode, the
-disaggregated workers) the p90 of log(AIC / sim) for TTFT and ITL, as a fraction: how much the
-estimate may be optimistic. A config meets the SLA "with margin" when its TTFT x (1 + band) and
+disaggregated workers) a quantile (`BAND_QUANTILE`, the file's `provenance.quantile`: 75 since
+2026-11-30) of log(AIC / sim) for TTFT and ITL, as a fraction: how much the estimate may be
+optimistic. A config meets the SLA "with margin" when its TTFT x (1 + band) and
 ITL x (1 + band) meet it (`ErrorBand.edge`, checked by `sim._search`). A band wider than
 `WIDEST_USABLE` (a family the estimator does not yet follow, e.g. MLA-MoE on some backends) is not
 picked by: paying for it would cut throughput several-fold on a guess; the pick is then made on the
@@ -25,13 +26,14 @@ from typing import Any
 from ._catalog import ModelArch
 
 BAND_FILE = "error_band.json"
-WIDEST_USABLE = 0.5  # a p90 error beyond +50% on TTFT or ITL is reported, not picked by
+WIDEST_USABLE = 0.5  # a band beyond +50% on TTFT or ITL is reported, not picked by
 MODES = ("agg", "static")
 
 
 @dataclass(frozen=True)
 class ErrorBand:
-    """How optimistic the estimate may be, as fractions (p90 of AIC/sim - 1, never below 0)."""
+    """How optimistic the estimate may be, as fractions (the `BAND_QUANTILE` of AIC/sim - 1,
+    never below 0)."""
 
     ttft: float = 0.0
     itl: float = 0.0
@@ -58,10 +60,10 @@ def family(model: ModelArch) -> str:
     return "moe" if model.is_moe else "dense"
 
 
-def _load() -> tuple[dict[tuple[str, str], ErrorBand], str]:
+def _load() -> tuple[dict[tuple[str, str], ErrorBand], str, int | None]:
     path = resources.files("sim") / "data" / BAND_FILE
     if not path.is_file():
-        return {}, "no error band (sim/data/error_band.json missing)"
+        return {}, "no error band (sim/data/error_band.json missing)", None
     data = json.loads(path.read_text())
     out: dict[tuple[str, str], ErrorBand] = {}
     for key, modes in data["bands"].items():
@@ -71,10 +73,14 @@ def _load() -> tuple[dict[tuple[str, str], ErrorBand], str]:
                 raise ValueError(f"{BAND_FILE}: bad band {key}/{mode}: {figs}")
             out[(key, mode)] = ErrorBand(float(figs["ttft"]), float(figs["itl"]), fam)
     prov = data.get("provenance", {})
-    return out, f"p{prov.get('quantile', '?')} of log(AIC/sim), {prov.get('date', '?')}"
+    quantile = prov.get("quantile")
+    if not isinstance(quantile, int) or not 0 < quantile < 100:
+        raise ValueError(f"{BAND_FILE}: provenance.quantile must be a percentile, not {quantile!r}")
+    return out, f"p{quantile} of log(AIC/sim), {prov.get('date', '?')}", quantile
 
 
-BANDS, BAND_SOURCE = _load()
+# BAND_QUANTILE: the percentile of the estimator's optimism the bands cover (None: no file)
+BANDS, BAND_SOURCE, BAND_QUANTILE = _load()
 
 
 def error_band(model: ModelArch, backend: str, mode: str) -> ErrorBand:

@@ -12,8 +12,10 @@ from collections.abc import Mapping, Sequence
 
 from dgdr.domain.spec import SLA, OptimizationType, Workload
 
-from ._margin import WIDEST_USABLE, ErrorBand
+from ._margin import BAND_QUANTILE, WIDEST_USABLE, ErrorBand
 from ._search import Candidate, Pick, best_ranked
+
+_QUANTILE_WORD = f"p{BAND_QUANTILE}" if BAND_QUANTILE is not None else "(unmeasured: no band file)"
 
 
 def ms(x: float) -> str:
@@ -67,7 +69,7 @@ def margin_note(c: Candidate, sla: SLA, band: ErrorBand, backend: str) -> str | 
         room = ", ".join(parts)
     mode = "disaggregated workers" if c.mode == "disagg" else "aggregated serving"
     error = (
-        f"the estimator's p90 error for {band.family} models on {backend} ({mode}) is "
+        f"the estimator's {_QUANTILE_WORD} error for {band.family} models on {backend} ({mode}) is "
         f"TTFT +{band.ttft * 100.0:.0f}%, ITL +{band.itl * 100.0:.0f}%"
     )
     if not band.usable:
