@@ -27,7 +27,8 @@ One step on one GPU (per-rank `T` new tokens, the worker's `dp * T`), the roofli
 - communication per MoE layer: an all-to-all dispatch and combine (activations at the
   checkpoint's width, fp8 or bf16, as AIC's tables time them) of the rank's `T * top_k` token
   copies, `(ep-1)/ep` of them remote, over NVLink within the NVLink domain (`A2A_LINK_EFF` of the
-  one-way link) and over the inter-node network (`INTER_NODE_GBPS` per GPU) for the share of
+  one-way link) and over the scale-out NICs (`INTER_NODE_A2A_EFF` of the GPU's NIC, `sim._catalog.
+  scaleout_links`) for the share of
   ranks outside it, whichever is slower, plus a latency per dispatch and per combine (the
   constants match AIC's tables). No all-reduce: attention TP is 1 and the combine returns each
   token's expert output to its rank.
@@ -37,11 +38,12 @@ Ranks run in lockstep (the MoE layers synchronise them), so a step is the busies
 its expert GEMMs and reads are `sim._estimate`'s `bottleneck_routed` / `bottleneck_experts`
 (uniform top-k routing, the statistical maximum over the `ep` ranks).
 
-Agg (in-flight batching, as `sim._estimate.agg_ms` per rank): each rank decodes `batch / dp`
-sequences at the mean context and admits `batch / dp / osl` prompts per step; TTFT is one prompt's
-prefill on one rank (its experts still spread over the worker) times the backend's queueing factor
-at the rank's batch, plus the wait for the in-flight step. A disaggregated DEP prefill worker runs
-one prompt per rank at once: its TTFT is that step, its rate `dp` prompts per TTFT.
+Agg (in-flight batching, `sim._estimate.in_flight` per rank): each rank decodes `batch / dp`
+sequences at the mean context, and a mixed pass prefills one prompt on every rank next to their
+decodes, priced as prefill as a TP worker's mixed pass is (`dep_mixed_step_ms`; priced at decode
+efficiencies it put TTFT at 2x AIC's at 8000-token prompts); TTFT is that pass times the backend's
+queueing factor at the rank's batch. A disaggregated DEP prefill worker runs one prompt per rank at
+once: its TTFT is that pass with no decodes, its rate `dp` prompts per TTFT.
 
 Memory per GPU: non-expert and vocabulary weights in full + routed experts / ep + the activation
 reserve + KV of the rank's sequences; a worker holds `dp` times one rank's sequences.
@@ -58,7 +60,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._catalog import BYTES_PER_PARAM, Gpu, ModelArch
+from ._catalog import BYTES_PER_PARAM, Gpu, ModelArch, nvlink_domain, scaleout_links
 from ._estimate import (
     ALLREDUCE_LATENCY_US,
     BackendProfile,
@@ -80,13 +82,12 @@ MAX_DEP_WIDTH = 32  # AIC 0.12 searches DEP workers of up to 16 (32 with wide EP
 # The all-to-all as AIC 0.12's measured-silicon tables have it (trtllm, h200_sxm, DeepSeek-V3,
 # one 4000-token prompt and batch 4-8 per rank; `context_moe_{pre,post}_dispatch` and
 # `generation_moe_overlap`): within a node it reaches A2A_LINK_EFF of the one-way NVLink figure;
-# between nodes INTER_NODE_GBPS per GPU (AIC's 50 GB/s inter_node_bw is per node, 8 GPUs share it)
-# with INTER_NODE_LATENCY_US per dispatch or combine.
+# between NVLink domains INTER_NODE_A2A_EFF of the GPU's one-way scale-out NIC (4.8 GB/s of H200's
+# 50; AIC's DEP 16 on B200, whose NIC it takes at 100 GB/s, follows the same fraction) with
+# INTER_NODE_LATENCY_US per dispatch or combine.
 A2A_LINK_EFF = 0.35
-INTER_NODE_GBPS = 4.8
+INTER_NODE_A2A_EFF = 0.096
 INTER_NODE_LATENCY_US = 120.0
-# NVL72 racks: the NVLink domain is the rack, not the 4-GPU tray.
-NVLINK_RACK = {"gb200_sxm": 72, "gb300_sxm": 72}
 
 
 def dep_widths(model: ModelArch, total_gpus: int) -> list[int]:
@@ -121,6 +122,7 @@ class DepPlan:
     linear_tflops: float
     act_bytes: float
     nvlink_domain: int
+    scaleout_gbps: float  # one-way scale-out NIC per GPU (`sim._catalog.scaleout_links`)
 
 
 def dep_plan(model: ModelArch, gpu: Gpu, backend: str, width: int) -> DepPlan:
@@ -144,7 +146,8 @@ def dep_plan(model: ModelArch, gpu: Gpu, backend: str, width: int) -> DepPlan:
         kv_bytes_per_token=float(model.kv_bytes_per_token),
         linear_tflops=linear_tflops(model, gpu),
         act_bytes=activation_bytes(model),
-        nvlink_domain=NVLINK_RACK.get(gpu.id, gpu.gpus_per_node),
+        nvlink_domain=nvlink_domain(gpu),
+        scaleout_gbps=scaleout_links(gpu.id)[0],
     )
 
 
@@ -158,7 +161,7 @@ def _a2a_ms(plan: DepPlan, tokens: FloatArray) -> FloatArray:
     latency = ALLREDUCE_LATENCY_US[plan.gpu.interconnect]
     if plan.ep > plan.nvlink_domain:
         outside = (plan.ep - plan.nvlink_domain) / (plan.ep - 1)
-        inter = per_gpu * outside / (INTER_NODE_GBPS * 1e9)
+        inter = per_gpu * outside / (plan.scaleout_gbps * INTER_NODE_A2A_EFF * 1e9)
         intra = np.maximum(intra * (1.0 - outside), inter)
         latency = max(latency, INTER_NODE_LATENCY_US)
     return np.asarray(2.0 * latency * 1e-3 + intra * 1e3, dtype=np.float64)
@@ -210,60 +213,36 @@ def _rank_ms(
     )
 
 
-def dep_prefill_ms(plan: DepPlan, isl: float, prompts_per_rank: float = 1.0) -> float:
-    """Prefill of `prompts_per_rank` prompts of `isl` tokens on one rank while the other ranks
-    route nothing (one prompt alone: the TTFT base of agg)."""
-    tokens = np.asarray(prompts_per_rank * isl)
-    stage = _rank_ms(
-        plan,
-        tokens,
-        tokens,
-        np.asarray(prompts_per_rank),
-        np.asarray(prompts_per_rank * isl * (isl + 1.0) / 2.0),
-        tokens,
-        decode=False,
-    )
-    return float(stage) + plan.backend.overheads(decode=False)[0]
-
-
 def dep_prefill_all_ranks_ms(plan: DepPlan, isl: float) -> float:
     """One prompt on every rank at once (a disaggregated DEP prefill worker at full rate)."""
-    tokens = np.asarray(float(isl))
-    stage = _rank_ms(
-        plan,
-        tokens,
-        tokens * plan.dp,
-        np.asarray(1.0),
-        np.asarray(isl * (isl + 1.0) / 2.0),
-        tokens,
-        decode=False,
-    )
-    return float(stage) + plan.backend.overheads(decode=False)[0]
+    return float(dep_mixed_step_ms(plan, 0.0, 0.0, isl))
 
 
-def dep_step_ms(
-    plan: DepPlan,
-    batch: ArrayLike,
-    context: ArrayLike,
-    admitted: ArrayLike = 0.0,
-    isl: float = 0.0,
-) -> FloatArray:
-    """One decode step of the worker's `batch` sequences (`batch / dp` per rank) at `context`,
-    with `admitted` prompts of `isl` tokens (worker-wide) prefilled inside it."""
+def dep_step_ms(plan: DepPlan, batch: ArrayLike, context: ArrayLike) -> FloatArray:
+    """One decode step of the worker's `batch` sequences (`batch / dp` per rank) at `context`."""
     b = np.asarray(batch, dtype=np.float64) / plan.dp
-    new = np.asarray(admitted, dtype=np.float64) / plan.dp
     ctx = np.asarray(context, dtype=np.float64)
-    tokens = np.asarray(b + new * isl)
+    step = _rank_ms(plan, b, b * plan.dp, b, b * ctx, b * ctx, decode=True)
+    return np.asarray(step + plan.backend.step_overhead_ms, dtype=np.float64)
+
+
+def dep_mixed_step_ms(plan: DepPlan, decodes: ArrayLike, context: float, isl: float) -> FloatArray:
+    """One in-flight-batching pass of the worker: every rank prefills one prompt of `isl` tokens
+    while its `decodes` sequences decode one token each at `context` (broadcasts over
+    `decodes`, per rank). Priced as prefill, as `sim._estimate.mixed_step_ms` prices a TP
+    worker's: the prompt dominates the pass."""
+    d = np.asarray(decodes, dtype=np.float64)
+    tokens = np.asarray(isl + d)
     step = _rank_ms(
         plan,
         tokens,
         tokens * plan.dp,
-        np.asarray(b + new),
-        b * ctx + new * isl * (isl + 1.0) / 2.0,
-        b * ctx + new * isl,
-        decode=True,
+        np.asarray(1.0 + d),
+        isl * (isl + 1.0) / 2.0 + d * context,
+        isl + d * context,
+        decode=False,
     )
-    return np.asarray(step + plan.backend.step_overhead_ms, dtype=np.float64)
+    return np.asarray(step + plan.backend.overheads(decode=False)[0], dtype=np.float64)
 
 
 def dep_agg_ms(plan: DepPlan, batch: ArrayLike, isl: float, osl: float) -> InFlight:
@@ -278,9 +257,7 @@ def dep_agg_ms(plan: DepPlan, batch: ArrayLike, isl: float, osl: float) -> InFli
         plan.model,
         b,
         osl,
-        lambda decodes: dep_step_ms(
-            plan, decodes * plan.dp, context, admitted=float(plan.dp), isl=isl
-        ),
+        lambda decodes: dep_mixed_step_ms(plan, decodes, context, isl),
         dep_step_ms(plan, b * plan.dp, context),
     )
     return rank._replace(tokens_per_s=rank.tokens_per_s * plan.dp)

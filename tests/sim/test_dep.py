@@ -17,6 +17,7 @@ from sim import ProfilingError, models, profile
 from sim._catalog import gpu_named
 from sim._dep import (
     INTER_NODE_LATENCY_US,
+    dep_agg_ms,
     dep_max_batch,
     dep_plan,
     dep_step_ms,
@@ -359,3 +360,29 @@ def test_equal_throughput_goes_to_the_prefill_engine_with_more_headroom() -> Non
     assert min([tp_prefill, dep_prefill], key=rank_key) == dep_prefill
     slower = replace(dep_prefill, tokens_per_s_per_gpu=483.0)  # throughput still comes first
     assert min([tp_prefill, slower], key=rank_key) == tp_prefill
+
+
+# AIConfigurator 0.12 (SILICON, `cli_estimate`, trtllm agg, TP 1 x attention DP w x EP w, 4
+# sequences per rank), 2026-11-30: (GPU, w, isl, osl, TTFT ms, TPOT ms).
+AIC_DEP_AGG = [
+    ("b200_sxm", 8, 1000, 1000, 182.0, 19.46),
+    ("b200_sxm", 8, 8000, 200, 1361.2, 23.02),
+    ("b200_sxm", 16, 1000, 1000, 800.1, 36.85),
+    ("b200_sxm", 16, 8000, 200, 6040.3, 51.62),
+    ("h200_sxm", 8, 4000, 500, 1702.4, 25.87),
+    ("h200_sxm", 16, 8000, 200, 15185.9, 76.44),
+    ("h100_sxm", 16, 4000, 500, 7630.5, 49.44),
+]
+
+
+@pytest.mark.parametrize(("gpu", "width", "isl", "osl", "ttft", "tpot"), AIC_DEP_AGG)
+def test_dep_agg_follows_aic_at_long_prompts_and_across_nodes(
+    gpu: str, width: int, isl: int, osl: int, ttft: float, tpot: float
+) -> None:
+    """A mixed pass is priced as prefill (its prompt dominates), and the all-to-all between
+    nodes runs at the GPU's own NIC: pricing the pass at decode efficiencies put TTFT at 2x AIC's
+    at 8000 tokens, and B200's 100 GB/s NIC taken as H200's put DEP 16 on B200 at 2.3x."""
+    plan = dep_plan(models()[DEEPSEEK], gpu_named(gpu), "trtllm", width)
+    ours = dep_agg_ms(plan, np.array([4.0 * width]), float(isl), float(osl))
+    assert 0.7 < float(ours.ttft_ms[0]) / ttft < 1.35
+    assert 0.8 < float(ours.itl_ms[0]) / tpot < 1.25
