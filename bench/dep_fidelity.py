@@ -1,0 +1,125 @@
+"""DEP workers (attention DP x wide EP) against AIConfigurator, point by point.
+
+    UV_PROJECT_ENVIRONMENT=/tmp/aic-env uv run --group calibration python bench/dep_fidelity.py
+    uv run python bench/dep_fidelity.py --from-file      # re-score the saved AIC figures, no AIC
+
+`bench/fidelity.py`'s grid has no DEP rows (`sim.estimate` has no DEP option), so this script
+compares `sim._dep.dep_agg_ms` with AIC 0.12's `cli_estimate` (SILICON, trtllm, agg, TP 1 x
+attention DP w x MoE EP w) for DeepSeek-V3 (DEP 8 and 16) and Qwen3-30B-A3B (DEP 2, 4 and 8) on
+B200, H200 and H100, at 1000/1000, 4000/500 and 8000/200 and 1 to 64 sequences per rank. AIC's
+figures go to `bench/results/dep_fidelity.jsonl` (one JSON row per point; a layout AIC cannot run,
+e.g. DeepSeek-V3 DEP 8 on H100, carries its error instead); `--from-file` re-scores them against
+the current estimator. Prints TTFT and ITL ours / AIC per (model, GPU, width, workload) over the
+batches, then the absolute error, median and p90, over every point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sim._catalog import gpu_named, models  # noqa: E402
+from sim._dep import dep_agg_ms, dep_plan  # noqa: E402
+
+OUT_PATH = ROOT / "bench" / "results" / "dep_fidelity.jsonl"
+WIDTHS = {"deepseek-ai/DeepSeek-V3": (8, 16), "Qwen/Qwen3-30B-A3B": (2, 4, 8)}
+GPUS = ("b200_sxm", "h200_sxm", "h100_sxm")
+WORKLOADS = ((1000, 1000), (4000, 500), (8000, 200))
+PER_RANK = (1, 4, 8, 12, 16, 32, 64)
+
+
+def points() -> list[dict[str, Any]]:
+    return [
+        {"model": m, "gpu": g, "w": w, "isl": isl, "osl": osl, "b": b}
+        for m, widths in WIDTHS.items()
+        for g in GPUS
+        for w in widths
+        for isl, osl in WORKLOADS
+        for b in PER_RANK
+    ]
+
+
+def aic_point(p: dict[str, Any]) -> dict[str, Any]:
+    from aiconfigurator.cli.api import cli_estimate
+
+    try:
+        with (
+            warnings.catch_warnings(),
+            contextlib.redirect_stdout(io.StringIO()),
+            contextlib.redirect_stderr(io.StringIO()),
+        ):
+            warnings.simplefilter("ignore")
+            r = cli_estimate(
+                p["model"],
+                p["gpu"],
+                backend_name="trtllm",
+                isl=p["isl"],
+                osl=p["osl"],
+                mode="agg",
+                batch_size=p["b"],
+                tp_size=1,
+                pp_size=1,
+                attention_dp_size=p["w"],
+                moe_tp_size=1,
+                moe_ep_size=p["w"],
+            )
+    except Exception as exc:  # AIC cannot run the layout (memory, a missing table)
+        return {**p, "error": f"{type(exc).__name__}: {str(exc)[:80]}"}
+    return {**p, "aic_ttft": float(r.ttft), "aic_itl": float(r.tpot)}
+
+
+def ours(p: dict[str, Any]) -> tuple[float, float]:
+    plan = dep_plan(models()[p["model"]], gpu_named(p["gpu"]), "trtllm", p["w"])
+    o = dep_agg_ms(plan, np.array([float(p["b"] * p["w"])]), float(p["isl"]), float(p["osl"]))
+    return float(o.ttft_ms[0]), float(o.itl_ms[0])
+
+
+def report(rows: list[dict[str, Any]]) -> None:
+    groups: dict[tuple[str, str, int, int], list[tuple[float, float]]] = {}
+    for r in rows:
+        if "error" in r:
+            continue
+        ttft, itl = ours(r)
+        key = (r["model"].split("/")[-1], r["gpu"], r["w"], r["isl"])
+        groups.setdefault(key, []).append((ttft / r["aic_ttft"], itl / r["aic_itl"]))
+    errors = []
+    for (model, gpu, w, isl), ratios in groups.items():
+        t = " ".join(f"{x:.2f}" for x, _ in ratios)
+        i = " ".join(f"{y:.2f}" for _, y in ratios)
+        print(f"{model:<16} {gpu:<9} DEP{w:<3} isl {isl:<5} TTFT {t} | ITL {i}")
+        errors.extend(ratios)
+    logs = np.abs(np.log(np.array(errors)))
+    med, p90 = np.expm1(np.median(logs, axis=0)), np.expm1(np.percentile(logs, 90, axis=0))
+    print(
+        f"{len(errors)} points (of {len(rows)}; the rest AIC cannot run): absolute error, "
+        f"median / p90: TTFT {med[0] * 100:.1f}% / {p90[0] * 100:.1f}%, "
+        f"ITL {med[1] * 100:.1f}% / {p90[1] * 100:.1f}%"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--from-file", action="store_true", help="re-score the saved AIC figures")
+    ap.add_argument("--out", type=Path, default=OUT_PATH)
+    args = ap.parse_args()
+    if args.from_file:
+        rows = [json.loads(line) for line in args.out.read_text().splitlines() if line]
+    else:
+        rows = [aic_point(p) for p in points()]
+        args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report(rows)
+
+
+if __name__ == "__main__":
+    main()
