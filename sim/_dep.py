@@ -27,11 +27,10 @@ One step on one GPU (per-rank `T` new tokens, the worker's `dp * T`), the roofli
 - communication per MoE layer: an all-to-all dispatch and combine (activations at the
   checkpoint's width, fp8 or bf16, as AIC's tables time them) of the rank's `T * top_k` token
   copies, `(ep-1)/ep` of them remote, over NVLink within the NVLink domain (`A2A_LINK_EFF` of the
-  one-way link) and over the scale-out NICs (`INTER_NODE_A2A_EFF` of the GPU's NIC, `sim._catalog.
-  scaleout_links`) for the share of
-  ranks outside it, whichever is slower, plus a latency per dispatch and per combine (the
-  constants match AIC's tables). No all-reduce: attention TP is 1 and the combine returns each
-  token's expert output to its rank.
+  one-way link) and over the scale-out NICs (`INTER_NODE_A2A_EFF` of the GPU's NIC,
+  `sim._catalog.scaleout_links`) for the share of ranks outside it, whichever is slower, plus a
+  latency per dispatch and per combine (the constants match AIC's tables). No all-reduce:
+  attention TP is 1 and the combine returns each token's expert output to its rank.
 - overheads: the backend's per-step and per-layer overheads (MLA and MoE layers their own), as a
   TP worker's.
 Ranks run in lockstep (the MoE layers synchronise them), so a step is the busiest rank's time:
