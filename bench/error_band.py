@@ -2,13 +2,15 @@
 `sim/data/error_band.json` (read by `sim._margin`).
 
 For every row of `bench/results/fidelity.csv` (AIC SILICON vs `sim.estimate` at the same point) of a
-layout the search uses (`searched_layout`: not the expert-TP rows of MoE models) it re-scores the current `sim.estimate` and takes, per (family, mode) with family from
-`sim._margin.family` (dense, moe, mla-moe) and mode agg/static, the `QUANTILE`th percentile of
-log(AIC / sim) for TTFT and ITL, reported as the fraction exp(p) - 1, floored at 0: how optimistic
-the estimate is at that percentile. 75, not 90, since 2026-11-30: on `bench/picks.py`'s 45 specs
-AIC judged every pick to meet the SLA at p90, p80 and p75 alike, while the p90 margin cost
-throughput (median 0.964 of AIC's best at p90, 0.969 at p80, 0.970 at p75; p50 let 5 of 45 miss). A "*" backend or family pools their rows (the band of one the table lacks). Rerun it
-after any change to the estimator or its calibration (no AIC needed):
+layout the search uses (`searched_layout`: not the expert-TP rows of MoE models) it re-scores the
+current `sim.estimate` and takes, per (family, mode) with family from `sim._margin.family` (dense,
+moe, mla-moe) and mode agg/static, the `QUANTILE`th percentile of log(AIC / sim) for TTFT and ITL,
+reported as the fraction exp(p) - 1, floored at 0: how optimistic the estimate is at that
+percentile. 75, not 90, since 2026-11-30: on `bench/picks.py`'s 45 specs AIC judged every pick to
+meet the SLA at p90, p80 and p75 alike, while the p90 margin cost throughput (median 0.964 of AIC's
+best at p90, 0.969 at p80, 0.970 at p75; p50 let 5 of 45 miss). A "*" backend or family pools
+their rows (the band of one the table lacks). Rerun it after any change to the estimator or its
+calibration (no AIC needed):
     uv run python bench/error_band.py
 """
 

@@ -117,17 +117,22 @@ def our_pick(result: Any) -> dict[str, Any]:
     return {k: c[k] for k in c if k != "selected"}
 
 
+def _key(role: str, field: str) -> str:
+    """A Pareto row's key for `field` ("TensorParallelSize", ...) of the `role` worker
+    ("prefill", "decode"; "" for an aggregated one)."""
+    return f"{role}{field}" if role else field[0].lower() + field[1:]
+
+
 def _dp(c: dict[str, Any], role: str = "") -> int:
     """Attention DP of a worker (1 unless it is a DEP worker)."""
-    key = f"{role}AttentionDataParallelSize" if role else "attentionDataParallelSize"
-    return int(c.get(key) or 1)
+    return int(c.get(_key(role, "AttentionDataParallelSize")) or 1)
 
 
 def _layout(c: dict[str, Any], role: str = "") -> str:
-    tp_key = f"{role}TensorParallelSize" if role else "tensorParallelSize"
-    ep_key = f"{role}ExpertParallelSize" if role else "expertParallelSize"
     dp = _dp(c, role)
-    return f"DEP{dp}" if dp > 1 else f"TP{c[tp_key]}EP{c[ep_key]}"
+    if dp > 1:
+        return f"DEP{dp}"
+    return f"TP{c[_key(role, 'TensorParallelSize')]}EP{c[_key(role, 'ExpertParallelSize')]}"
 
 
 def pick_label(c: dict[str, Any]) -> str:
@@ -179,12 +184,11 @@ class AicPicks(Aic):
         def worker(role: str) -> tuple[int, int, int | None, int | None]:
             """(AIC tp_size, attention_dp_size, moe_tp, moe_ep): a DEP worker of width w is
             TP 1 x attention DP w x EP w for AIC, its batch per attention rank."""
-            tp_key = f"{role}TensorParallelSize" if role else "tensorParallelSize"
-            ep_key = f"{role}ExpertParallelSize" if role else "expertParallelSize"
             dp = _dp(c, role)
             if dp > 1:
                 return 1, dp, 1, dp
-            return c[tp_key], 1, *moe_sizes(c[tp_key], c[ep_key])
+            tp = c[_key(role, "TensorParallelSize")]
+            return tp, 1, *moe_sizes(tp, c[_key(role, "ExpertParallelSize")])
 
         common: dict[str, Any] = {
             "backend_name": BACKEND,

@@ -42,7 +42,7 @@ from numpy.typing import NDArray
 
 from dgdr.domain.spec import SLA, Workload
 
-from ._catalog import Gpu, ModelArch, scaleout_links
+from ._catalog import Gpu, ModelArch, nvlink_domain, scaleout_links
 from ._dep import DepPlan, dep_plan, dep_prefill_all_ranks_ms, dep_step_ms
 from ._estimate import (
     LINK_EFF,
@@ -78,12 +78,10 @@ def kv_transfer_ms(prefill: _Plan | DepPlan, decode: _Plan | DepPlan, isl: float
     """Time to move one prompt's KV from a prefill worker to a decode worker (see the docstring;
     a DEP prefill rank holds its prompt's whole KV on its one GPU)."""
     gpu = prefill.gpu
-    scaleout, domain = scaleout_links(gpu.id)
-    pair = _worker_gpus(prefill) + _worker_gpus(decode)
-    if pair <= (domain or gpu.gpus_per_node):
+    if _worker_gpus(prefill) + _worker_gpus(decode) <= nvlink_domain(gpu):
         bytes_per_s = gpu.interconnect_gbps / 2.0 * 1e9 * LINK_EFF
     else:
-        bytes_per_s = scaleout * 1e9 * LINK_EFF
+        bytes_per_s = scaleout_links(gpu.id)[0] * 1e9 * LINK_EFF
     return KV_TRANSFER_LATENCY_MS + prefill.kv_bytes_per_token * isl / bytes_per_s * 1e3
 
 

@@ -47,10 +47,10 @@ One stage forward over `T` new tokens (all figures per GPU, numpy-broadcast over
   domain (`nvlink_domain`: the node, or GB200's rack) rings over the scale-out NICs instead
   (`scaleout_links`, at `SCALEOUT_EFF`, plus `SCALEOUT_LATENCY_US`, without `comm_scale`); its
   all-to-alls and the hand-offs of pipeline stages on different nodes take the NIC figures too
-  (`_link_of`), still times `comm_scale`. MoE layers with
-  `ep > 1` replace the MLP all-reduce by an all-to-all dispatch + combine of `2 * T * k * hidden * act_bytes * (ep-1)/ep**2` bytes per GPU (each EP rank
-  routes its 1/ep share of the tokens; act_bytes 1 for fp8 models, else 2) plus an all-reduce over
-  the `tp/ep` expert-TP group when that is > 1. The all-to-all is scaled by `a2a_scale` and
+  (`_link_of`), still times `comm_scale`. MoE layers with `ep > 1` replace the MLP all-reduce by an
+  all-to-all dispatch + combine of `2 * T * k * hidden * act_bytes * (ep-1)/ep**2` bytes per GPU
+  (each EP rank routes its 1/ep share of the tokens; act_bytes 1 for fp8 models, else 2) plus an
+  all-reduce over the `tp/ep` expert-TP group when that is > 1. The all-to-all is scaled by `a2a_scale` and
   `comm_scale` (as are the pipeline hand-offs).
 - overhead: a per-step `step_overhead_ms` plus `layer_overhead_ms` per layer, plus
   `mla_layer_overhead_ms` per MLA layer and `moe_layer_overhead_ms` per MoE layer (per backend;

@@ -34,6 +34,7 @@ def test_an_all_reduce_leaving_the_nvlink_domain_pays_the_nic_rate() -> None:
     across = float(_allreduce_ms(_plan(model, gpus()["b200_sxm"], "trtllm", 16, 1, 1), 16, message))
     inside = float(_allreduce_ms(_plan(model, gpus()["b200_sxm"], "trtllm", 8, 1, 1), 8, message))
     rack = float(_allreduce_ms(_plan(model, gpus()["gb200_sxm"], "trtllm", 16, 1, 1), 16, message))
-    # 8 B200s per node, 50 GB/s NIC per GPU against 900 GB/s NVLink; a GB200 NVL72 rack is one domain
+    # 8 B200s per node, a 100 GB/s NIC per GPU (AIC's figure) against 900 GB/s NVLink; a GB200
+    # NVL72 rack is one domain
     assert across > 5 * inside
     assert rack < across / 5
