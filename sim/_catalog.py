@@ -2,8 +2,8 @@
 
 Owns: the `Gpu` and `ModelArch` records, loading and checking the two data files, deriving the
 quantities the roofline needs (stored and per-token active parameter counts for dense and MoE
-models, dtype-aware weight bytes (bf16 / fp8 / mxfp4 experts), KV-cache bytes per token for GQA and
-MLA), and looking a GPU SKU up: `find_gpu` takes the typed `GpuSku` that `ResolvedHardware`
+models, gated or plain MLPs, dtype-aware weight bytes (bf16, fp8, NVFP4, int8/int4 weight-only,
+mxfp4 experts), KV-cache bytes per token for GQA and MLA), and looking a GPU SKU up: `find_gpu` takes the typed `GpuSku` that `ResolvedHardware`
 carries (looked up once, never read again as a string); `gpu_named` reads the string a caller of
 the public `sim.estimate` / `sim.simulate` passes, by the one rule for a GPU a person names
 (`dgdr.domain.spec.gpu_sku_named`: SKU ids in any case, product names, `H200`).
@@ -28,8 +28,20 @@ from typing import Any
 from dgdr.domain.spec import GPU_SKUS, GpuSku, gpu_sku_named
 
 BYTES_PER_PARAM = 2  # bf16 / fp16 weights and KV cache
-# Bytes per stored weight by checkpoint dtype. mxfp4: 4-bit values + one 8-bit scale per 32 values.
-WEIGHT_BYTES = {"bf16": 2.0, "fp8": 1.0, "mxfp4": 4.25 / 8.0}
+# Bytes per stored weight by checkpoint dtype. mxfp4: 4-bit values + one 8-bit scale per 32 values
+# (routed experts only, gpt-oss); nvfp4: 4-bit values + one fp8 scale per 16; int4: 4-bit values + a
+# 16-bit scale and zero point per group of 128 (AWQ, GPTQ); int8: 8-bit values, per-channel scales.
+WEIGHT_BYTES = {
+    "bf16": 2.0,
+    "fp8": 1.0,
+    "mxfp4": 4.25 / 8.0,
+    "nvfp4": 4.5 / 8.0,
+    "int8": 1.0,
+    "int4": 4.25 / 8.0,
+}
+# Checkpoint dtypes whose GEMMs run on the fp8 tensor cores (NVFP4's own fp4 rate is not in the
+# GPU catalog: fp8's is the floor). The int weight-only formats dequantize to bf16 GEMMs.
+FP8_COMPUTE = frozenset({"fp8", "nvfp4"})
 
 
 @dataclass(frozen=True)
@@ -66,13 +78,16 @@ class ModelArch:
     num_experts_per_tok: int = 0  # top-k
     num_shared_experts: int = 0  # always-active experts (DeepSeek)
     moe_intermediate_size: int = 0
-    first_k_dense_replace: int = 0  # leading layers with a dense MLP (DeepSeek)
+    # Layers with a dense MLP in a MoE model (DeepSeek's leading ones, Llama 4's interleaved ones):
+    # only their count matters to the estimate.
+    first_k_dense_replace: int = 0
     q_lora_rank: int = 0
     kv_lora_rank: int = 0
     qk_rope_head_dim: int = 0
     qk_nope_head_dim: int = 0
     v_head_dim: int = 0
-    weight_dtype: str = "bf16"  # "bf16" | "fp8" | "mxfp4" (mxfp4: routed expert weights only)
+    weight_dtype: str = "bf16"  # a `WEIGHT_BYTES` key (mxfp4: routed expert weights only)
+    gated_mlp: bool = True  # gate, up and down projections (SwiGLU/GeGLU); False: up and down only
 
     @property
     def is_moe(self) -> bool:
@@ -107,13 +122,17 @@ class ModelArch:
         return h * self.head_dim * (2 * heads + 2 * self.num_key_value_heads)
 
     @property
+    def mlp_matrices(self) -> int:
+        return 3 if self.gated_mlp else 2
+
+    @property
     def expert_params(self) -> int:
-        """One expert's gated MLP."""
-        return 3 * self.hidden_size * self.moe_intermediate_size
+        """One expert's MLP."""
+        return self.mlp_matrices * self.hidden_size * self.moe_intermediate_size
 
     @property
     def dense_mlp_params(self) -> int:
-        return 3 * self.hidden_size * self.intermediate_size
+        return self.mlp_matrices * self.hidden_size * self.intermediate_size
 
     @property
     def routed_expert_params(self) -> int:
@@ -177,8 +196,14 @@ class ModelArch:
 
     @property
     def body_weight_bytes_per_param(self) -> float:
-        """Attention / dense weights: fp8 checkpoints quantize them too, mxfp4 only the experts."""
-        return WEIGHT_BYTES["fp8"] if self.weight_dtype == "fp8" else WEIGHT_BYTES["bf16"]
+        """Attention / dense weights: quantized checkpoints quantize them too, mxfp4 (gpt-oss) only
+        the experts."""
+        return WEIGHT_BYTES["bf16" if self.weight_dtype == "mxfp4" else self.weight_dtype]
+
+    @property
+    def fp8_compute(self) -> bool:
+        """Whether the checkpoint's GEMMs run on fp8 tensor cores (`FP8_COMPUTE`)."""
+        return self.weight_dtype in FP8_COMPUTE
 
     @property
     def vocab_weight_bytes(self) -> float:

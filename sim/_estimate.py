@@ -403,15 +403,15 @@ def _plan(model: ModelArch, gpu: Gpu, backend: str, tp: int, pp: int, ep: int) -
 
 
 def linear_tflops(model: ModelArch, gpu: Gpu) -> float:
-    """Dense TFLOP/s of the GEMMs: the fp8 tensor cores for an fp8 checkpoint on a GPU that has
-    them, else bf16."""
-    fp8 = model.weight_dtype == "fp8" and gpu.dense_fp8_tflops is not None
+    """Dense TFLOP/s of the GEMMs: the fp8 tensor cores for an fp8 (or NVFP4) checkpoint on a GPU
+    that has them, else bf16."""
+    fp8 = model.fp8_compute and gpu.dense_fp8_tflops is not None
     return gpu.dense_fp8_tflops if fp8 and gpu.dense_fp8_tflops else gpu.dense_bf16_tflops
 
 
 def activation_bytes(model: ModelArch) -> float:
-    """Bytes per activation element: 1 for an fp8 checkpoint, else 2 (bf16)."""
-    return 1.0 if model.weight_dtype == "fp8" else 2.0
+    """Bytes per activation element: 1 for an fp8 (or NVFP4) checkpoint, else 2 (bf16)."""
+    return 1.0 if model.fp8_compute else 2.0
 
 
 def mla_params_per_gpu(model: ModelArch, tp: int) -> float:

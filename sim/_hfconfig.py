@@ -3,13 +3,17 @@
 Owns: finding the file (`spec.model` is a path to a `config.json`, or to a directory holding one,
 read only where `sim._modelpath` allows: under the operator's model directories, or anywhere for
 offline commands; or a hub id found in the local Hugging Face cache, `sim._hfcache`), refusing by
-name an architecture that does not generate text (an encoder, an encoder-decoder), and mapping Hugging Face's keys to `ModelArch`: the dense fields every decoder has, the MoE fields
-under their usual names (Qwen/Mixtral `num_experts`/`num_local_experts`, DeepSeek
-`n_routed_experts`/`n_shared_experts`/`first_k_dense_replace`, `moe_intermediate_size`), the MLA
-ranks (DeepSeek), and the weight dtype (`quantization_config.quant_method` fp8 or mxfp4, else bf16).
+name an architecture that does not generate text (an encoder, an encoder-decoder) or whose layers
+are not all attention layers (`sim._hfkeys.layer_refusal`), and mapping Hugging Face's keys to
+`ModelArch`: the dense fields every decoder has (a JSON null is an absent key), the MoE fields under
+their usual names (Qwen/Mixtral/Llama 4 `num_experts`/`num_local_experts`, DeepSeek
+`n_routed_experts`, `moe_intermediate_size`), the MLA ranks (DeepSeek), and what `sim._hfkeys`
+reads: a multimodal wrapper's `text_config`, the weight format, which layers are MoE, the shared
+experts, whether the MLP is gated.
 
 Failure semantics: `ProfilingError("Initializing", ...)` naming the file and the key that is missing
-or not a positive integer, or the JSON error, or the architecture it refuses, or naming
+or not a positive integer, or the JSON error, or the architecture or the layers it refuses, or a
+quantization it does not know, or naming
 `spec.model` when it is a path this process may not read (never opened); never a guess for a
 required figure. A cached config.json that lacks a figure is not an error: the model is then one
 nothing estimates (the naive fallback, `sim._naive`). No network.
@@ -25,6 +29,14 @@ from dgdr.domain.errors import ProfilingError
 
 from ._catalog import ModelArch, catalog_model, models
 from ._hfcache import cached_config
+from ._hfkeys import (
+    PLAIN_MLP_MODEL_TYPES,
+    decoder_config,
+    layer_refusal,
+    moe_layer_indices,
+    shared_experts,
+    weight_dtype,
+)
 from ._modelpath import ModelDirs, local_model
 
 # Heads of the Hugging Face architectures that generate text token by token (`LlamaForCausalLM`,
@@ -90,8 +102,15 @@ def cached_model(model_id: str) -> ModelArch | str | None:
         return None
 
 
+def _given(config: dict[str, Any], key: str) -> Any:
+    """The value of `key`, None when it is absent or JSON null (Hugging Face writes null for
+    "use the default", as phi-1.5's `num_key_value_heads` or DeepSeek-V2-Lite's `q_lora_rank`)."""
+    return config.get(key)
+
+
 def _int(config: dict[str, Any], key: str, where: str, default: Any = None) -> int:
-    value = config.get(key, default)
+    value = _given(config, key)
+    value = default if value is None else value
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ProfilingError(
             "Initializing",
@@ -100,10 +119,16 @@ def _int(config: dict[str, Any], key: str, where: str, default: Any = None) -> i
     return value
 
 
-def _weight_dtype(config: dict[str, Any]) -> str:
-    quant = config.get("quantization_config") or {}
-    method = str(quant.get("quant_method", "")).lower() if isinstance(quant, dict) else ""
-    return method if method in ("fp8", "mxfp4") else "bf16"
+def _count(config: dict[str, Any], key: str, where: str) -> int:
+    """An optional count (0 when absent or null)."""
+    value = _given(config, key)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ProfilingError(
+            "Initializing", f"{where}: {key} must be a non-negative integer, got {value!r}"
+        )
+    return value
 
 
 def model_from_config(
@@ -119,25 +144,30 @@ def model_from_config(
     refusal = architecture_refusal(config, where)
     if refusal is not None:
         raise ProfilingError("Initializing", refusal)
-    text_config = config.get("text_config")
-    if isinstance(text_config, dict) and "num_hidden_layers" not in config:
-        config = {**config, **text_config}  # multimodal wrappers keep the decoder here
-    missing = [k for k in REQUIRED if k not in config]
+    config = decoder_config(config)
+    refusal = layer_refusal(config, where)
+    if refusal is not None:
+        raise ProfilingError("Initializing", refusal)
+    missing = [k for k in REQUIRED if _given(config, k) is None]
     if missing:
         raise ProfilingError(
             "Initializing", f"{where}: missing {', '.join(missing)} (a decoder LLM config.json)"
         )
     heads = _int(config, "num_attention_heads", where)
     hidden = _int(config, "hidden_size", where)
-    experts = int(
-        config.get("num_experts")
-        or config.get("num_local_experts")
-        or config.get("n_routed_experts")
-        or 0
+    layers = _int(config, "num_hidden_layers", where)
+    experts = (
+        _count(config, "num_experts", where)
+        or _count(config, "num_local_experts", where)
+        or _count(config, "n_routed_experts", where)
+    )
+    mla = bool(_given(config, "kv_lora_rank"))
+    dense_width_key = (
+        "intermediate_size_mlp" if _given(config, "intermediate_size_mlp") else "intermediate_size"
     )
     fields: dict[str, Any] = {
         "id": model_id or str(config.get("_name_or_path") or path.parent.name or path.stem),
-        "num_hidden_layers": _int(config, "num_hidden_layers", where),
+        "num_hidden_layers": layers,
         "hidden_size": hidden,
         "num_attention_heads": heads,
         "num_key_value_heads": _int(config, "num_key_value_heads", where, heads),
@@ -146,31 +176,37 @@ def model_from_config(
             "head_dim",
             where,
             # MLA: the query/key head is the no-RoPE part plus the decoupled RoPE part
-            (config.get("qk_nope_head_dim", 0) + config.get("qk_rope_head_dim", 0))
-            if config.get("kv_lora_rank")
+            (_count(config, "qk_nope_head_dim", where) + _count(config, "qk_rope_head_dim", where))
+            if mla
             else hidden // heads,
         ),
-        "intermediate_size": _int(config, "intermediate_size", where),
+        # A MoE model's dense layers may be wider than its experts (Llama 4: intermediate_size_mlp).
+        "intermediate_size": _int(config, dense_width_key, where),
         "vocab_size": _int(config, "vocab_size", where),
         "max_position_embeddings": _int(config, "max_position_embeddings", where),
         "tie_word_embeddings": bool(config.get("tie_word_embeddings", False)),
         "torch_dtype": str(config.get("torch_dtype") or config.get("dtype") or "bfloat16"),
         "source": source or f"local file {where}",
-        "weight_dtype": _weight_dtype(config),
+        "weight_dtype": weight_dtype(config, where),
+        "gated_mlp": str(config.get("model_type", "")) not in PLAIN_MLP_MODEL_TYPES,
     }
     if experts:
+        width_key = (
+            "moe_intermediate_size"
+            if _given(config, "moe_intermediate_size")
+            else "intermediate_size"
+        )
+        expert_width = _int(config, width_key, where)
         fields.update(
             num_experts=experts,
             num_experts_per_tok=_int(config, "num_experts_per_tok", where),
-            num_shared_experts=int(config.get("n_shared_experts") or 0),
-            moe_intermediate_size=_int(
-                config, "moe_intermediate_size", where, config.get("intermediate_size")
-            ),
-            first_k_dense_replace=int(config.get("first_k_dense_replace") or 0),
+            num_shared_experts=shared_experts(config, expert_width, where),
+            moe_intermediate_size=expert_width,
+            first_k_dense_replace=layers - len(moe_layer_indices(config, layers, where)),
         )
-    if config.get("kv_lora_rank"):
+    if mla:
         fields.update(
-            q_lora_rank=int(config.get("q_lora_rank") or 0),
+            q_lora_rank=_count(config, "q_lora_rank", where),
             kv_lora_rank=_int(config, "kv_lora_rank", where),
             qk_rope_head_dim=_int(config, "qk_rope_head_dim", where),
             qk_nope_head_dim=_int(config, "qk_nope_head_dim", where),

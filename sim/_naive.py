@@ -3,8 +3,10 @@ AIConfigurator's naive configuration when AIConfigurator does not support the mo
 
 Owns: whether a model can be estimated (`can_estimate`: it is in the catalog, `spec.model` is a
 path to a readable config.json, or a hub id whose config.json in the local Hugging Face cache maps
-to an architecture; one there that lacks a figure leaves the model to the naive fallback, one of
-an architecture that does not generate text is refused by name, `model_refusal`), the weight size read from the model's name (`name_size`: the
+to an architecture; one there that lacks a figure, or whose layers or quantization the estimator
+cannot use, leaves the model to the naive fallback, and every message says which
+(`unestimated_reason`); one of an architecture that does not generate text is refused by name,
+`model_refusal`), the weight size read from the model's name (`name_size`: the
 parameter count it states, `235B`, `0.5B`, `135M`, `8x7B`; an active count such as `A22B`, or a
 count followed by an experts tag such as Llama 4's `17B-16E`, is not the stored size; the weight
 dtype it states: FP8/INT8 one byte, FP4/NVFP4/MXFP4/INT4/AWQ half a byte, else bf16), the naive
@@ -34,7 +36,8 @@ from dgdr.domain.spec import SLA, Backend, DGDRSpec, SearchStrategy
 
 from ._catalog import Gpu, ModelArch, catalog_model, find_gpu, models
 from ._dgd import WORKER_SERVICE, DgdPlan, WorkerShape, runtime_image
-from ._hfconfig import cached_model, local_config_path
+from ._hfcache import cached_config
+from ._hfconfig import cached_model, local_config_path, model_from_config
 from ._hffetch import needs_fetch
 from ._message import ms
 from ._modelpath import ModelDirs, local_model
@@ -107,6 +110,21 @@ class NaivePlan:
     size: NameSize
     total_gpus: int
     notes: tuple[str, ...] = ()
+    # Why nothing estimates the model (`unestimated_reason`).
+    reason: str = ""
+
+
+def unestimated_reason(model: str) -> str:
+    """Why nothing estimates `model`, which `can_estimate` says of it: not in the catalog and no
+    config.json, or the config.json found in the local Hugging Face cache, and what in it the
+    estimator cannot use (`sim._hfconfig.model_from_config`'s reason)."""
+    path = cached_config(model)
+    if path is not None:
+        try:
+            model_from_config(path, model)
+        except ProfilingError as exc:
+            return f"{model} is not in the catalog and its config.json cannot be estimated ({exc})"
+    return f"{model} is not in the catalog and has no config.json"
 
 
 def model_refusal(
@@ -184,6 +202,7 @@ def naive_plan(spec: DGDRSpec, hardware: ResolvedHardware, model_dirs: ModelDirs
         size=size,
         total_gpus=hardware.total_gpus,
         notes=notes,
+        reason=unestimated_reason(spec.model),
     )
 
 
@@ -217,10 +236,7 @@ def _sized(plan: NaivePlan) -> str:
 
 
 def naive_initializing_message(model: str, plan: NaivePlan) -> str:
-    return (
-        f"naive fallback for {model}: not in the catalog and no config.json, so no performance "
-        f"estimate; {_sized(plan)}"
-    )
+    return f"naive fallback for {model}: {plan.reason}, so no performance estimate; {_sized(plan)}"
 
 
 def naive_selecting_message(plan: NaivePlan) -> str:
@@ -249,8 +265,7 @@ def naive_message(spec: DGDRSpec, plan: NaivePlan, notes: list[str]) -> str:
     head = (
         f"Picked the naive configuration {plan.backend} agg TP {plan.tp} x {plan.replicas} "
         f"replica(s) ({plan.tp * plan.replicas}/{plan.total_gpus} {plan.gpu.id} GPUs), as "
-        f"Dynamo's profiler for a model it cannot estimate: {spec.model} is not in the catalog "
-        f"and has no config.json; {_sized(plan)}"
+        f"Dynamo's profiler for a model it cannot estimate: {plan.reason}; {_sized(plan)}"
     )
     verdict = (
         f"SLA unverified: {_targets(spec.effective_sla)} not checked, no performance estimate "

@@ -111,7 +111,9 @@ def resolve(
         ("Hugging Face cache ", "the Hugging Face cache, "),
     ):
         if model.source.startswith(prefix):
-            notes = (f"architecture of {spec.model} from {origin}{model.source[len(prefix) :]}",)
+            stored = "" if model.weight_dtype == "bf16" else f" ({model.weight_dtype} weights)"
+            where = model.source[len(prefix) :]
+            notes = (f"architecture of {spec.model}{stored} from {origin}{where}",)
     workload = spec.effective_workload
     if workload.isl + workload.osl > model.max_position_embeddings:
         raise ProfilingError(
