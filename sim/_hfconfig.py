@@ -68,6 +68,7 @@ def architecture_refusal(config: dict[str, Any], where: str) -> str | None:
     """Why a config.json describes a model dgdr cannot profile, by its architecture's name: an
     encoder-decoder, or architectures none of which generates text (`GENERATIVE_HEADS`)."""
     names = config.get("architectures")
+    names = [names] if isinstance(names, str) else names
     named = [str(n) for n in names] if isinstance(names, list) else []
     if config.get("is_encoder_decoder") is True:
         kind = f"an encoder-decoder model ({', '.join(named) or config.get('model_type')})"
@@ -131,6 +132,23 @@ def _count(config: dict[str, Any], key: str, where: str) -> int:
     return value
 
 
+def _head_dim(config: dict[str, Any], hidden: int, heads: int, mla: bool, where: str) -> int:
+    """`head_dim` as given; else MLA's query/key head (the no-RoPE part plus the decoupled RoPE
+    part), or `hidden_size / num_attention_heads` when that is a whole number."""
+    if _given(config, "head_dim") is not None or mla:
+        nope_rope = _count(config, "qk_nope_head_dim", where) + _count(
+            config, "qk_rope_head_dim", where
+        )
+        return _int(config, "head_dim", where, nope_rope)
+    if hidden % heads:
+        raise ProfilingError(
+            "Initializing",
+            f"{where}: no head_dim, and hidden_size {hidden} is not a multiple of "
+            f"num_attention_heads {heads}: add head_dim",
+        )
+    return hidden // heads
+
+
 def model_from_config(
     path: Path, model_id: str | None = None, *, source: str | None = None
 ) -> ModelArch:
@@ -155,6 +173,13 @@ def model_from_config(
         )
     heads = _int(config, "num_attention_heads", where)
     hidden = _int(config, "hidden_size", where)
+    kv_heads = _int(config, "num_key_value_heads", where, heads)
+    if heads % kv_heads:
+        raise ProfilingError(
+            "Initializing",
+            f"{where}: num_key_value_heads {kv_heads} does not divide num_attention_heads "
+            f"{heads}: each KV head serves a whole group of attention heads",
+        )
     layers = _int(config, "num_hidden_layers", where)
     experts = (
         _count(config, "num_experts", where)
@@ -170,16 +195,8 @@ def model_from_config(
         "num_hidden_layers": layers,
         "hidden_size": hidden,
         "num_attention_heads": heads,
-        "num_key_value_heads": _int(config, "num_key_value_heads", where, heads),
-        "head_dim": _int(
-            config,
-            "head_dim",
-            where,
-            # MLA: the query/key head is the no-RoPE part plus the decoupled RoPE part
-            (_count(config, "qk_nope_head_dim", where) + _count(config, "qk_rope_head_dim", where))
-            if mla
-            else hidden // heads,
-        ),
+        "num_key_value_heads": kv_heads,
+        "head_dim": _head_dim(config, hidden, heads, mla, where),
         # A MoE model's dense layers may be wider than its experts (Llama 4: intermediate_size_mlp).
         "intermediate_size": _int(config, dense_width_key, where),
         "vocab_size": _int(config, "vocab_size", where),

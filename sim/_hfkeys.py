@@ -22,7 +22,8 @@ Owns, each as a pure function of the parsed JSON:
 
 Failure semantics: `ProfilingError("Initializing", ...)` naming the file, the key and what it holds
 when a key is there but says something the estimate cannot use (an unknown quantization method, a
-layer list of the wrong length, a shared-expert width that is not positive); `layer_refusal`
+layer outside the model, experts on no layer, a count that is not a non-negative integer);
+`layer_refusal`
 returns its reason rather than raising. Never a guess: a quantization this module does not know
 is refused, not sized as bf16.
 """
@@ -172,52 +173,82 @@ def _brief(value: dict[str, Any]) -> str:
 
 
 def moe_layer_indices(config: dict[str, Any], layers: int, where: str) -> list[int]:
-    """The layers (0-based) that hold routed experts, by whichever family's keys `config` has."""
+    """The layers (0-based) that hold routed experts, by whichever family's keys `config` has;
+    at least one (a config that names experts and puts them on no layer is refused)."""
     listed = config.get("moe_layers")
-    if isinstance(listed, list) and all(isinstance(i, int) for i in listed):
-        return sorted({i for i in listed if 0 <= i < layers})
-    step = config.get("interleave_moe_layer_step")
-    if isinstance(step, int) and step >= 1:  # Llama 4
-        return list(range(step - 1, layers, step))
-    dense_first = config.get("first_k_dense_replace") or 0
-    freq = config.get("moe_layer_freq") or 1
-    sparse_step = config.get("decoder_sparse_step") or 1
-    mlp_only = config.get("mlp_only_layers") or []
-    for key, value in (
-        ("first_k_dense_replace", dense_first),
-        ("moe_layer_freq", freq),
-        ("decoder_sparse_step", sparse_step),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(listed, list):
+        outside = [i for i in listed if not _count_like(i) or i >= layers]
+        if outside:
             raise ProfilingError(
-                "Initializing", f"{where}: {key} must be a non-negative integer, got {value!r}"
+                "Initializing",
+                f"{where}: moe_layers holds {outside[0]!r}, not a layer of 0..{layers - 1}",
             )
-    if not isinstance(mlp_only, list):
-        raise ProfilingError("Initializing", f"{where}: mlp_only_layers must be a list of layers")
-    return [
-        i
-        for i in range(layers)
-        if i >= dense_first
-        and i % max(freq, 1) == 0  # DeepSeek-V2/V3
-        and (i + 1) % max(sparse_step, 1) == 0  # Qwen2-MoE
-        and i not in mlp_only
-    ]
+        found = sorted(set(listed))
+    else:
+        step = _positive(config, "interleave_moe_layer_step", where)  # Llama 4
+        dense_first = _count_key(config, "first_k_dense_replace", where)
+        freq = _positive(config, "moe_layer_freq", where) or 1  # DeepSeek-V2/V3
+        sparse_step = _positive(config, "decoder_sparse_step", where) or 1  # Qwen2-MoE
+        mlp_only = config.get("mlp_only_layers") or []
+        if not isinstance(mlp_only, list):
+            raise ProfilingError(
+                "Initializing", f"{where}: mlp_only_layers must be a list of layer numbers"
+            )
+        found = [
+            i
+            for i in range(layers)
+            if (i + 1) % (step or 1) == 0
+            and i >= dense_first
+            and i % freq == 0
+            and (i + 1) % sparse_step == 0
+            and i not in mlp_only
+        ]
+    if not found:
+        raise ProfilingError(
+            "Initializing",
+            f"{where}: the config names routed experts but puts them on none of its {layers} "
+            "layers (first_k_dense_replace, mlp_only_layers, moe_layers ...): fix those keys, or "
+            "drop the expert keys for a dense model",
+        )
+    return found
+
+
+def _count_like(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _count_key(config: dict[str, Any], key: str, where: str) -> int:
+    """An optional non-negative integer key (0 when absent or null)."""
+    value = config.get(key)
+    if value is None:
+        return 0
+    if not _count_like(value):
+        raise ProfilingError(
+            "Initializing", f"{where}: {key} must be a non-negative integer, got {value!r}"
+        )
+    return int(value)
+
+
+def _positive(config: dict[str, Any], key: str, where: str) -> int | None:
+    """An optional positive integer key (None when absent or null)."""
+    value = config.get(key)
+    if value is None:
+        return None
+    if not _count_like(value) or value == 0:
+        raise ProfilingError(
+            "Initializing", f"{where}: {key} must be a positive integer, got {value!r}"
+        )
+    return int(value)
 
 
 def shared_experts(config: dict[str, Any], expert_width: int, where: str) -> int:
     """Always-active experts per MoE layer, in routed-expert widths (rounded up: a shared MLP of
     an odd width is not estimated smaller than it is)."""
-    named = config.get("n_shared_experts") or config.get("num_shared_experts")
-    if isinstance(named, int) and not isinstance(named, bool) and named > 0:
-        return named
-    width = config.get("shared_expert_intermediate_size")
-    if width is not None:
-        if isinstance(width, bool) or not isinstance(width, int) or width < 0:
-            raise ProfilingError(
-                "Initializing",
-                f"{where}: shared_expert_intermediate_size must be a non-negative integer, "
-                f"got {width!r}",
-            )
+    for key in ("n_shared_experts", "num_shared_experts"):
+        if config.get(key) is not None:
+            return _count_key(config, key, where)
+    if config.get("shared_expert_intermediate_size") is not None:
+        width = _count_key(config, "shared_expert_intermediate_size", where)
         return math.ceil(width / expert_width)
     return 1 if str(config.get("model_type", "")) in ONE_SHARED_EXPERT_MODEL_TYPES else 0
 

@@ -304,3 +304,30 @@ def test_a_quantized_model_from_the_cache_is_estimated_in_its_format(cache: Path
 
     assert picked(quantized)["tokensPerSecondPerGpu"] > picked(full)["tokensPerSecondPerGpu"]
     assert "acme/Llama-8B-AWQ (int4 weights) from the Hugging Face cache" in quantized.message
+
+
+@pytest.mark.parametrize(
+    ("config", "named"),
+    [
+        ({**LLAMA_8B, "num_key_value_heads": 5}, "num_key_value_heads 5 does not divide"),
+        ({**LLAMA_8B, "num_key_value_heads": 64}, "num_key_value_heads 64 does not divide"),
+        ({**LLAMA_8B, "hidden_size": 4100}, "no head_dim, and hidden_size 4100"),
+        ({**QWEN15_MOE, "mlp_only_layers": list(range(24))}, "puts them on none of its 24"),
+        ({**QWEN15_MOE, "moe_layers": [3, 24]}, "moe_layers holds 24"),
+        ({**QWEN15_MOE, "decoder_sparse_step": 0}, "decoder_sparse_step must be a positive"),
+        ({**QWEN15_MOE, "interleave_moe_layer_step": 0}, "interleave_moe_layer_step must be"),
+        ({**QWEN15_MOE, "moe_layer_freq": "1"}, "moe_layer_freq must be a positive"),
+        ({**QWEN15_MOE, "n_shared_experts": True}, "n_shared_experts must be a non-negative"),
+        ({**QWEN15_MOE, "shared_expert_intermediate_size": -1}, "shared_expert_intermediate"),
+    ],
+)
+def test_a_key_that_contradicts_the_model_is_refused_naming_it(
+    tmp_path: Path, config: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(ProfilingError, match=named):
+        read(tmp_path, config)
+
+
+def test_an_architectures_string_is_read_as_a_list(tmp_path: Path) -> None:
+    with pytest.raises(ProfilingError, match="BertForMaskedLM"):
+        read(tmp_path, {**LLAMA_8B, "architectures": "BertForMaskedLM"})
