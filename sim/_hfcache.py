@@ -64,6 +64,26 @@ def _inside(path: Path, directory: Path) -> bool:
     return path == directory or directory in path.parents
 
 
+def snapshot_order(repo: Path) -> list[str]:
+    """The revisions of repository folder `repo` (`models--org--name`) to read config.json from, in
+    order: the one `refs/main` names, then every snapshot directory, the most recently modified
+    first. Snapshots are looked at without following links (`lstat`): one that is a link is
+    listed by name only, and whoever reads from it checks where it leads."""
+    order: list[str] = []
+    try:
+        main = (repo / "refs" / "main").read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        main = ""
+    if main and "/" not in main and main not in (".", ".."):
+        order.append(main)
+    try:
+        entries = [(p.name, p.lstat().st_mtime) for p in (repo / "snapshots").iterdir()]
+    except OSError:
+        entries = []
+    order.extend(name for name, _ in sorted(entries, key=lambda e: e[1], reverse=True))
+    return order
+
+
 def cached_config(model: str, env: Mapping[str, str] | None = None) -> Path | None:
     """The config.json of hub id `model` in the local Hugging Face cache, or None (see the
     module)."""
@@ -73,24 +93,9 @@ def cached_config(model: str, env: Mapping[str, str] | None = None) -> Path | No
     repo = _repo_folder(cache, model)
     if repo is None:
         return None
-    candidates: list[Path] = []
-    try:
-        main = (repo / "refs" / "main").read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError):
-        main = ""
-    if main and "/" not in main and main not in (".", ".."):
-        candidates.append(repo / "snapshots" / main / "config.json")
-    try:
-        snapshots = sorted(
-            (p for p in (repo / "snapshots").iterdir() if p.is_dir()),
-            key=lambda p: p.stat().st_mtime,
-            reverse=True,
-        )
-    except OSError:
-        snapshots = []
-    candidates.extend(p / "config.json" for p in snapshots)
     real_cache = cache.resolve()
-    for config in candidates:
+    for revision in snapshot_order(repo):
+        config = repo / "snapshots" / revision / "config.json"
         real = config.resolve()
         if real.is_file() and _inside(real, real_cache):
             return config

@@ -9,9 +9,12 @@ Owns the rule, in three steps, each done before the next touches anything:
    normalised (`..` removed) must lie under one of the model directories the operator configured
    (`dgdr up --model-dir`), compared as written and as resolved; anything else is refused here,
    never stat'ed or opened.
-3. `_walk`: the path is followed one component at a time from its model directory, each symbolic
-   link's target checked to stay under a model directory before it is looked at, so a link that
-   leaves them is refused without its target being touched. What is read afterwards is the walked
+3. `_walk`: the path (for a directory, its config.json; for a repository folder of a Hugging Face
+   cache, `models--org--name`, the config.json of the snapshot `refs/main` names, else of the
+   newest snapshot holding one, `sim._hfcache.snapshot_order`) is followed one component at a
+   time from its model directory, each symbolic link's target checked to stay under a model
+   directory before it is looked at, so a link that leaves them is refused without its target
+   being touched. What is read afterwards is the walked
    path (no symbolic links left in it), so what is read is what was checked (a model directory's
    writers are the operator's: a link swapped in between the check and the read is not guarded).
 
@@ -31,6 +34,8 @@ import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from ._hfcache import snapshot_order
 
 # None: any path (offline commands, run as the user); a tuple: only under these directories.
 ModelDirs = tuple[Path, ...] | None
@@ -113,12 +118,32 @@ def _refused(model: str, why: str) -> LocalModel:
 
 
 def _confined_config(start: str, relative: str, dirs: Sequence[tuple[str, str]]) -> str | None:
-    """The walked path of the config.json at `start`/`relative` (or in it, when a directory);
-    None when a symbolic link leaves `dirs`."""
+    """The walked path of the config.json at `start`/`relative` (or in it, when a directory, or
+    in its snapshot when it is a repository folder of a Hugging Face cache); None when a symbolic
+    link leaves `dirs`."""
     walked = _walk(start, relative, dirs)
-    if walked is not None and os.path.isdir(walked):  # walked: no link left in it to follow out
-        walked = _walk(walked, "config.json", dirs)
-    return walked
+    if walked is None or not os.path.isdir(walked):
+        return walked
+    # walked: no link left in it to follow out
+    config = _walk(walked, "config.json", dirs)
+    if config is None or os.path.isfile(config) or not _is_cache_repo(walked):
+        return config
+    if _walk(walked, "refs/main", dirs) is None:
+        return None  # its ref is a link out of the model directories: not read
+    for revision in snapshot_order(Path(walked)):
+        found = _walk(walked, f"snapshots/{revision}/config.json", dirs)
+        if found is None or os.path.isfile(found):
+            return found  # the snapshot's config.json, or None: it links out
+    return config
+
+
+def _is_cache_repo(directory: str) -> bool:
+    """A repository folder as `huggingface_hub` lays its cache out: `snapshots/` (a real
+    directory), no config.json of its own."""
+    try:
+        return stat.S_ISDIR(os.lstat(os.path.join(directory, "snapshots")).st_mode)
+    except OSError:
+        return False
 
 
 def local_model(model: str, model_dirs: ModelDirs) -> LocalModel | None:
@@ -128,6 +153,9 @@ def local_model(model: str, model_dirs: ModelDirs) -> LocalModel | None:
         return None
     if model_dirs is None:
         path = Path(model).expanduser()
+        if path.is_dir() and not (path / "config.json").exists() and _is_cache_repo(str(path)):
+            snapshots = (path / "snapshots" / r / "config.json" for r in snapshot_order(path))
+            path = next((c for c in snapshots if c.is_file()), path / "config.json")
         path = path / "config.json" if path.is_dir() else path
         return LocalModel(config=path if path.is_file() else None)
     if not model_dirs:

@@ -106,3 +106,15 @@ def _spec(fields: dict[str, Any]) -> Any:
     spec = parse_spec(fields)
     assert not isinstance(spec, list), spec
     return spec
+
+
+def test_a_model_given_as_a_cache_repository_folder_is_profiled_from_its_snapshot(
+    tmp_path: Path,
+) -> None:
+    cache_repo(tmp_path / "hub", "acme/Tiny-7B", MISTRAL_7B)
+    folder = tmp_path / "hub" / "models--acme--Tiny-7B"
+    spec = {"model": str(folder), "backend": "vllm"}
+    assert model_refusal(_spec(spec), (tmp_path,)) is None
+    result = profile(spec, HW, name="tiny", model_dirs=(tmp_path,))
+    assert result.sla_verdict != "unverified"  # estimated from the snapshot, not sized by name
+    assert f"architecture of {folder} from " in result.message

@@ -283,3 +283,49 @@ def test_the_recorder_sees_a_read_outside(tree: Path, touched: Touched) -> None:
     os.path.realpath(tree / "models" / "escape.json")
     touched.recording = False
     assert str(tree / "outside" / "config.json") in touched.outside(tree / "models")
+
+
+def _cache_repo_under(models: Path) -> Path:
+    """models/hub/models--acme--Tiny-7B as huggingface_hub lays it out: refs/main names abc123;
+    a newer snapshot def456 holds another config.json."""
+    from tests.sim.test_hfcache import cache_repo
+
+    cache_repo(models / "hub", "acme/Tiny-7B", {**CONFIG, "num_hidden_layers": 7}, "def456")
+    cache_repo(models / "hub", "acme/Tiny-7B", CONFIG, "abc123")
+    repo = models / "hub" / "models--acme--Tiny-7B"
+    newer = (repo / "snapshots" / "abc123").lstat().st_mtime + 60
+    os.utime(repo / "snapshots" / "def456", (newer, newer), follow_symlinks=False)
+    return repo
+
+
+@pytest.mark.parametrize("confined", [True, False])
+def test_a_repository_folder_of_a_hugging_face_cache_reads_the_snapshot_refs_main_names(
+    tree: Path, confined: bool
+) -> None:
+    repo = _cache_repo_under(tree / "models")
+    found = local_model(str(repo), (tree / "models",) if confined else None)
+    # (confined, the path to read is the walked one: the blob the snapshot links to)
+    assert found is not None and found.refusal is None and found.config is not None
+    assert json.loads(found.config.read_text()) == CONFIG  # abc123's
+    (repo / "refs" / "main").write_text("gone")  # a ref with no snapshot: the newest one
+    again = local_model(str(repo), (tree / "models",) if confined else None)
+    assert again is not None and again.config is not None
+    assert json.loads(again.config.read_text())["num_hidden_layers"] == 7  # def456's
+
+
+def test_a_cache_snapshot_or_ref_linking_out_of_the_model_directories_is_refused(
+    tree: Path, touched: Touched
+) -> None:
+    repo = _cache_repo_under(tree / "models")
+    snapshot = repo / "snapshots" / "abc123" / "config.json"
+    snapshot.unlink()
+    snapshot.symlink_to(tree / "outside" / "config.json")
+    (repo / "snapshots" / "def456" / "config.json").unlink()
+    escaped = local_model(str(repo), (tree / "models",))
+    (repo / "refs" / "main").unlink()
+    (repo / "refs" / "main").symlink_to(tree / "outside" / "config.json")
+    ref_out = local_model(str(repo), (tree / "models",))
+    touched.recording = False
+    assert escaped is not None and escaped.config is None and escaped.refusal is not None
+    assert ref_out is not None and ref_out.config is None and ref_out.refusal is not None
+    assert not any(p.startswith(str(tree / "outside")) for p in touched.paths)
