@@ -37,6 +37,8 @@ do not fit the budget are dropped, never NaN. An empty list means no disaggregat
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -53,7 +55,15 @@ from ._estimate import (
 )
 from ._margin import ErrorBand
 from ._roofline import BATCH_GRID, kv_free_bytes, sequences_fitting
-from ._search import Candidate, candidates_from_columns, edge_ratios, sla_ratio
+from ._search import (
+    Candidate,
+    Evaluated,
+    candidates_from_columns,
+    edge_ratios,
+    round_like_python,
+    sla_ratio,
+    worth_ranking,
+)
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
@@ -97,10 +107,15 @@ def disagg_candidates(
     eps: list[int] | None = None,
     dps: list[int] | None = None,
     band: ErrorBand | None = None,
+    *,
+    default_ranking: bool = False,
 ) -> list[Candidate]:
     """Every fitting disaggregated combination, best worker ratio each (see the module docstring);
     with `band` (the estimator's error band for these workers, `sim._margin`) each candidate's
-    `edge_ratio`."""
+    `edge_ratio`. `default_ranking`: the caller ranks them only by the default rule and Pareto
+    fronts (no objective, no load to match, no planner or thorough shortlist), so only those
+    `sim._search.worth_ranking` keeps are made, in an `Evaluated` list counting them all (a search
+    makes thousands, most of them dominated)."""
     isl, osl = workload.isl, workload.osl
     if total_gpus < 2 or not tps:
         return []
@@ -150,40 +165,85 @@ def disagg_candidates(
     rps = unit_rps[p, d, b, i, j]
     gpus = unit_gpus[p, d, i, j]
     batch = batches[d, b].astype(np.int64)
-    slots = n_d * batch
-    units = _units(workload, rps, slots, total_gpus // gpus)
-    served = _served(workload, rps * units, slots * units)
-    itl = step[d, b]
-    ratio = ratios[p, d, b]
-    budget = 0 if load_match else total_gpus
-    n = p.size
-    columns = {
-        "backend": [backend] * n,
-        "tp": d_tp[d].tolist(),
-        "batch": batch.tolist(),
-        "replicas": (n_d * units).tolist(),
-        "ttft_ms": first_token[p, d].tolist(),
-        "itl_ms": itl.tolist(),
-        "e2e_ms": e2e_of[p, d, b].tolist(),
-        "tokens_per_s_per_gpu": (rps * units * osl / (gpus * units)).tolist(),
-        "tokens_per_s_per_user": (1e3 / itl).tolist(),
-        "requests_per_s": (rps * units).tolist(),
-        "meets_sla": (ratio <= 1.0).tolist(),
-        "worst_ratio": ratio.tolist(),
-        "mode": ["disagg"] * n,
-        "prefill_tp": p_tp[p].tolist(),
-        "prefill_workers": (n_p * units).tolist(),
-        "load_match": [load_match] * n,
-        "served": served.tolist(),
-        "ep": np.asarray(eps)[di[d]].tolist(),
-        "prefill_ep": np.asarray(eps)[pi[p]].tolist(),
-        "pp": [1] * n,
-        "dp": np.asarray(dps)[di[d]].tolist(),
-        "prefill_dp": np.asarray(dps)[pi[p]].tolist(),
-        "edge_ratio": [None] * n if edge is None else edge[p, d, b].tolist(),
-        "budget_gpus": [budget] * n,
+    units = _units(workload, rps, n_d * batch, total_gpus // gpus)
+    itl, ratio = step[d, b], ratios[p, d, b]
+    dp_of, ep_of = np.asarray(dps), np.asarray(eps)
+    flat: dict[str, NDArray[Any]] = {
+        "tp": d_tp[d],
+        "batch": batch,
+        "replicas": n_d * units,
+        "ttft_ms": first_token[p, d],
+        "itl_ms": itl,
+        "e2e_ms": e2e_of[p, d, b],
+        "tokens_per_s_per_gpu": rps * units * osl / (gpus * units),
+        "tokens_per_s_per_user": 1e3 / itl,
+        "requests_per_s": rps * units,
+        "meets_sla": ratio <= 1.0,
+        "worst_ratio": ratio,
+        "prefill_tp": p_tp[p],
+        "prefill_workers": n_p * units,
+        "served": _served(workload, rps * units, n_d * batch * units),
+        "ep": ep_of[di[d]],
+        "prefill_ep": ep_of[pi[p]],
+        "dp": dp_of[di[d]],
+        "prefill_dp": dp_of[pi[p]],
     }
-    return candidates_from_columns(columns)
+    if edge is not None:
+        flat["edge_ratio"] = edge[p, d, b]
+    budget = 0 if load_match else total_gpus
+    return _made(flat, backend, load_match, budget, default_ranking=default_ranking)
+
+
+def _made(
+    flat: dict[str, NDArray[Any]],
+    backend: str,
+    load_match: bool,
+    budget: int,
+    *,
+    default_ranking: bool,
+) -> list[Candidate]:
+    """The candidates of `flat` (a field's value per candidate), those `_worth_ranking` keeps
+    under the default ranking (in an `Evaluated` list that counts them all)."""
+    evaluated = flat["tp"].size
+    if default_ranking and evaluated:
+        keep = _worth_ranking(flat, budget)
+        flat = {k: v[keep] for k, v in flat.items()}
+    n = flat["tp"].size
+    made = candidates_from_columns(
+        {
+            **{k: v.tolist() for k, v in flat.items()},
+            "backend": [backend] * n,
+            "mode": ["disagg"] * n,
+            "load_match": [load_match] * n,
+            "pp": [1] * n,
+            "edge_ratio": flat["edge_ratio"].tolist() if "edge_ratio" in flat else [None] * n,
+            "budget_gpus": [budget] * n,
+        }
+    )
+    return Evaluated(made, evaluated) if default_ranking else made
+
+
+def _worth_ranking(flat: dict[str, NDArray[Any]], budget: int) -> NDArray[np.bool_]:
+    """`sim._search.worth_ranking` of the flat candidates, with the figures as reported."""
+    per_gpu = flat["tokens_per_s_per_gpu"]
+    gpus = flat["prefill_tp"] * flat["prefill_workers"] + flat["tp"] * flat["replicas"]
+    return worth_ranking(
+        round_like_python(flat["tokens_per_s_per_user"], 3),
+        round_like_python(per_gpu * gpus / budget if budget else per_gpu, 3),
+        flat["worst_ratio"],
+        _groups(flat["worst_ratio"], flat.get("edge_ratio"), flat["dp"], flat["prefill_dp"]),
+    )
+
+
+def _groups(
+    ratio: FloatArray, edge: FloatArray | None, decode_dp: IntArray, prefill_dp: IntArray
+) -> NDArray[np.int64]:
+    """The pool filters a candidate passes, as one number (`sim._search.worth_ranking`): SLA met,
+    met with margin (`Candidate.has_margin`), DEP (attention DP on either side)."""
+    meets = ratio <= 1.0
+    margin = meets & (True if edge is None else edge <= 1.0)
+    dep = (decode_dp > 1) | (prefill_dp > 1)
+    return (4 * meets + 2 * margin + dep).astype(np.int64)
 
 
 def _kv_capacity(

@@ -216,6 +216,57 @@ def round_like_python(x: NDArray[np.float64], digits: int) -> NDArray[np.float64
 _CANDIDATE_FIELDS = frozenset(f.name for f in fields(Candidate))
 
 
+class Evaluated(list[Candidate]):
+    """Candidates kept out of `evaluated` made (`worth_ranking` left the others out): what counts
+    of configs evaluated report (`evaluated_count`)."""
+
+    def __init__(self, kept: list[Candidate], evaluated: int) -> None:
+        super().__init__(kept)
+        self.evaluated = evaluated
+
+
+def evaluated_count(candidates: Sequence[Candidate]) -> int:
+    """How many configs `candidates` stands for (an `Evaluated` list may hold fewer)."""
+    return candidates.evaluated if isinstance(candidates, Evaluated) else len(candidates)
+
+
+def worth_ranking(
+    user: NDArray[np.float64],
+    value: NDArray[np.float64],
+    worst: NDArray[np.float64],
+    group: NDArray[np.int64],
+) -> NDArray[np.bool_]:
+    """The candidates a default ranking could put first or a Pareto front could hold, whatever
+    subset of whole `group`s it looks at; left out: those whose (tokens/s per user, throughput ranked by),
+    as reported (rounded like `to_json`), another of their group strictly dominates. A group is
+    a set of candidates every pool filters alike (SLA met, margin, DEP: `_pick`, `compare_modes`
+    and `dep_note` filter by these), so the dominating one is in every pool the other is in.
+    Why that is safe: the default `rank_key` orders a tier by throughput then tokens/s per user,
+    and `pareto_front` keeps a config only above the throughput of every faster-per-user one;
+    ties on both figures are all kept (the later keys and pool order decide among them). Among
+    SLA misses (`worst` > 1) the ranking starts with the worst ratio (rounded to 3 decimals): the
+    misses at their group's smallest ratio are kept too. Not for a ranking with an objective or
+    a load to match (their keys start elsewhere)."""
+    n = user.size
+    dominated = np.zeros(n, dtype=bool)
+    for g in np.unique(group).tolist():
+        idx = np.flatnonzero(group == g)
+        order = idx[np.lexsort((-value[idx], -user[idx]))]  # fastest per user, then throughput
+        u, v = user[order], value[order]
+        first = np.concatenate(([True], u[1:] != u[:-1]))  # the first of each equal-user block
+        block = np.cumsum(first) - 1
+        block_max = v[first]  # sorted by throughput within a block: its first is its max
+        before = np.concatenate(([-np.inf], np.maximum.accumulate(block_max)[:-1]))
+        dominated[order] = (v < block_max[block]) | (before[block] >= block_max[block])
+    misses = worst > 1.0
+    if misses.any():
+        rounded = round_like_python(worst, 3)
+        for g in np.unique(group[misses]).tolist():
+            idx = np.flatnonzero(misses & (group == g))
+            dominated[idx[rounded[idx] == rounded[idx].min()]] = False
+    return ~dominated
+
+
 def _per_budget_gpu(per_gpu_used: float, gpus: int, budget_gpus: int) -> float:
     return per_gpu_used * gpus / budget_gpus if budget_gpus else per_gpu_used
 
@@ -465,7 +516,7 @@ def _pick(candidates: list[Candidate], disagg: list[Candidate], sla: SLA) -> Pic
         met=bool(per_tp or split),
         per_tp=per_tp,
         pareto=pareto_front(pool),
-        evaluated=len(candidates) + len(disagg),
+        evaluated=len(candidates) + evaluated_count(disagg),
         candidates=candidates,
     )
 

@@ -22,13 +22,15 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
+from dgdr.domain.spec import SearchStrategy
+
 from ._dep import dep_widths, layout_words
 from ._disagg import disagg_candidates
 from ._margin import error_band
 from ._message import ms
 from ._resolve import Setup
 from ._roofline import Grid, evaluate, expert_parallel, parallel_rows, tp_candidates
-from ._search import Candidate
+from ._search import Candidate, evaluated_count
 
 
 @dataclass(frozen=True)
@@ -168,7 +170,9 @@ def prefill_message(setup: Setup, sweep: Sweep) -> str:
 
 
 def sweep_decode(setup: Setup, sweep: Sweep) -> dict[str, list[Candidate]]:
-    """Every fitting disaggregated combination per backend, over the unpipelined layouts."""
+    """Every fitting disaggregated combination per backend, over the unpipelined layouts; under
+    the default ranking (`_default_ranking`) only those it could rank first or publish on a front
+    are made (`sim._search.worth_ranking`), in lists that count them all."""
     rows = sweep.layouts
     tps = [t for t, p in zip(rows.tp, rows.pp, strict=True) if p == 1]
     eps = [e for e, p in zip(rows.ep, rows.pp, strict=True) if p == 1]
@@ -186,15 +190,30 @@ def sweep_decode(setup: Setup, sweep: Sweep) -> dict[str, list[Candidate]]:
             eps,
             dps,
             band=error_band(setup.model, b, "static"),  # disaggregated workers: static mode
+            default_ranking=_default_ranking(setup),
         )
         for b in setup.backends
     }
 
 
+def _default_ranking(setup: Setup) -> bool:
+    """Whether the disaggregated candidates are only ranked by the default rule and Pareto
+    fronts: no optimizationType, no load to match, no planner (its autoscale start picks engines
+    by other figures), not thorough (its shortlist simulates them)."""
+    spec, workload = setup.spec, setup.workload
+    return (
+        setup.sla.optimization_type is None
+        and workload.request_rate is None
+        and workload.concurrency is None
+        and (spec.features is None or spec.features.planner is None)
+        and spec.search_strategy is SearchStrategy.RAPID
+    )
+
+
 def decode_message(setup: Setup, sweep: Sweep, splits: Mapping[str, list[Candidate]]) -> str:
     """How many aggregated points and disaggregated combinations the search will rank."""
     points = sum(int(g.fits.sum()) for g in sweep.grids.values())
-    combos = sum(len(v) for v in splits.values())
+    combos = sum(evaluated_count(v) for v in splits.values())
     return (
         f"decode: {points} aggregated (TP, batch) points up to KV capacity; {combos} "
         "disaggregated (prefill TP, decode TP, batch) combinations, prefill and decode workers "
