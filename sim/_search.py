@@ -248,21 +248,27 @@ def worth_ranking(
     misses at their group's smallest ratio are kept too. Not for a ranking with an objective or
     a load to match (their keys start elsewhere)."""
     n = user.size
-    dominated = np.zeros(n, dtype=bool)
-    for g in np.unique(group).tolist():
-        idx = np.flatnonzero(group == g)
-        order = idx[np.lexsort((-value[idx], -user[idx]))]  # fastest per user, then throughput
-        u, v = user[order], value[order]
-        first = np.concatenate(([True], u[1:] != u[:-1]))  # the first of each equal-user block
-        block = np.cumsum(first) - 1
-        block_max = v[first]  # sorted by throughput within a block: its first is its max
-        before = np.concatenate(([-np.inf], np.maximum.accumulate(block_max)[:-1]))
-        dominated[order] = (v < block_max[block]) | (before[block] >= block_max[block])
+    # Dense ranks: exact equality of the reported figures, and integers to offset by group.
+    user_rank = np.unique(user, return_inverse=True)[1].astype(np.int64)
+    value_rank = np.unique(value, return_inverse=True)[1].astype(np.int64)
+    order = np.lexsort((-value_rank, -user_rank, group))  # per group: fastest per user first
+    g, u, v = group[order], user_rank[order], value_rank[order]
+    first = np.ones(n, dtype=bool)  # the first of each (group, equal user) block
+    first[1:] = (g[1:] != g[:-1]) | (u[1:] != u[:-1])
+    block = np.cumsum(first) - 1
+    block_max = v[first]  # sorted by throughput within a block: its first is its max
+    # The highest throughput of the faster blocks of the same group: offset by group so that a
+    # running maximum never reaches back into an earlier group (those come out negative).
+    offset = g[first] * (n + 1)
+    running = np.maximum.accumulate(offset + block_max)
+    before = np.concatenate(([-1], running[:-1])) - offset
+    dominated = np.empty(n, dtype=bool)
+    dominated[order] = (v < block_max[block]) | (before[block] >= block_max[block])
     misses = worst > 1.0
     if misses.any():
         rounded = round_like_python(worst, 3)
-        for g in np.unique(group[misses]).tolist():
-            idx = np.flatnonzero(misses & (group == g))
+        for k in np.unique(group[misses]).tolist():
+            idx = np.flatnonzero(misses & (group == k))
             dominated[idx[rounded[idx] == rounded[idx].min()]] = False
     return ~dominated
 
