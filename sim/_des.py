@@ -37,6 +37,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import NDArray
 
 from dgdr.domain.errors import EstimateError
 
@@ -84,8 +85,8 @@ class Replica:
         return len(self.waiting) + len(self.running)
 
 
-def percentiles(values: list[float]) -> dict[str, float]:
-    if not values:
+def percentiles(values: list[float] | NDArray[np.float64]) -> dict[str, float]:
+    if not len(values):
         return {"p50": 0.0, "p90": 0.0, "p99": 0.0}
     arr = np.asarray(values)
     return {f"p{q}": float(np.percentile(arr, q)) for q in (50, 90, 99)}
@@ -190,7 +191,11 @@ class Run:
         self.reqs: list[_Request] = []
         # (arrival of the request, ms): the warm-up's are dropped from the percentiles
         self.ttft: list[tuple[float, float]] = []
-        self.itl: list[tuple[float, float]] = []
+        # Token gaps as {ms: how many}, of requests sent after the warm-up and of the others:
+        # a decode step gives most of its sequences the same gap, so this stays a few entries
+        # per step where a sample per token grew to gigabytes on large configs.
+        self.itl_after: dict[float, int] = {}
+        self.itl_warmup: dict[float, int] = {}
         self.batches: list[int] = []  # sequences in each decode step
         self.done, self.end, self.peak = 0, 0.0, 0
         for t in arrivals(rng, request_rate, concurrency, requests, self.warmup_s):
@@ -224,9 +229,12 @@ class Run:
     def next_tokens(self, running: list[int], t: float) -> list[int]:
         """A decode step ended at `t`: one token each; the sequences still running."""
         still = []
+        warmup, after, before = self.warmup_s, self.itl_after, self.itl_warmup
         for q in running:
             req = self.reqs[q]
-            self.itl.append((req.arrival, (t - req.last_token) * 1000.0))
+            gaps = after if req.arrival >= warmup else before
+            gap = (t - req.last_token) * 1000.0
+            gaps[gap] = gaps.get(gap, 0) + 1
             req.last_token = t
             req.remaining -= 1
             if req.remaining == 0:
@@ -240,6 +248,12 @@ class Run:
         after = [ms for arrival, ms in samples if arrival >= self.warmup_s]
         return after or [ms for _, ms in samples]
 
+    def _steady_gaps(self) -> NDArray[np.float64]:
+        """The token gaps of requests sent after the warm-up (all of them when there are none)."""
+        counted = self.itl_after or self.itl_warmup
+        values = np.fromiter(counted.keys(), dtype=np.float64, count=len(counted))
+        return np.repeat(values, np.fromiter(counted.values(), dtype=np.int64, count=len(counted)))
+
     def result(self) -> SimulationResult:
         duration = max(self.end, 1e-9)
         measured = sum(1 for r in self.reqs if r.arrival >= self.warmup_s and r.remaining == 0)
@@ -247,7 +261,7 @@ class Run:
             requests=self.done,
             duration_s=duration,
             ttft_ms=percentiles(self._steady(self.ttft)),
-            itl_ms=percentiles(self._steady(self.itl)),
+            itl_ms=percentiles(self._steady_gaps()),
             output_tokens_per_s=self.done * self.osl / duration,
             requests_per_s=self.done / duration,
             mean_running=float(np.mean(self.batches)) if self.batches else 0.0,

@@ -13,7 +13,11 @@ verdict is the measured one: a config the estimate says meets the SLA but that m
 measured is reported as missing it.
 
 Aggregated candidates run through `sim.simulate`, disaggregated ones through `sim.simulate_disagg`.
-Deterministic: a fixed seed per candidate. Failure semantics: none beyond `sim.simulate`'s argument checks, which the
+A config whose users would have the simulator step through more than `TOKEN_BUDGET` decoded tokens
+is simulated as an equal slice of itself (`slice_of`: a divisor of its identical workers, with that
+share of the users), which measures the same latencies and tokens/s per GPU (routing spreads the
+load evenly): a thorough profile of a few hundred GPUs takes seconds, not the hour and gigabytes a
+whole simulation took. Deterministic: a fixed seed per candidate. Failure semantics: none beyond `sim.simulate`'s argument checks, which the
 candidates always pass.
 """
 
@@ -33,6 +37,9 @@ from ._search import Candidate, rank_key, sla_ratio
 
 SHORTLIST = 5
 REQUESTS = 400
+# Decoded tokens one simulation may step through (the simulator does about a million a second on
+# this project's 2-CPU machines): a config with more users than that is simulated as a slice.
+TOKEN_BUDGET = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,7 @@ class Measured:
     result: SimulationResult
     meets_sla: bool
     tokens_per_s_per_gpu: float
+    share: int = 1  # simulated as 1/share of the config (`slice_of`)
 
     def summary(self) -> str:
         c, r = self.candidate, self.result
@@ -49,8 +57,9 @@ class Measured:
             if c.mode == "disagg"
             else f"TP {c.tp} x {c.replicas}"
         )
+        part = f" (simulated as 1/{self.share} of it)" if self.share > 1 else ""
         return (
-            f"{shape} b{c.batch}: p90 TTFT {r.ttft_ms['p90']:.0f} ms, p90 ITL "
+            f"{shape} b{c.batch}{part}: p90 TTFT {r.ttft_ms['p90']:.0f} ms, p90 ITL "
             f"{r.itl_ms['p90']:.1f} ms, {self.tokens_per_s_per_gpu:.0f} tok/s/GPU "
             f"({'met' if self.meets_sla else 'missed'})"
         )
@@ -142,25 +151,61 @@ def simulate_config(
     )
 
 
+def slice_of(config: dict[str, Any], users: int | None, osl: int) -> int:
+    """Into how many equal slices a config is cut so that one slice's simulation stays within
+    `TOKEN_BUDGET` decoded tokens: the fewest that does, among the divisors of its identical
+    units (decode workers, or the common divisor of prefill and decode workers), each slice
+    getting its share of the users (or of the request rate). Routing spreads the load evenly
+    over identical workers, so a slice sees the latencies the whole config sees, and the same
+    tokens/s per GPU. 1 when the whole config fits the budget (or under a request rate, which
+    simulates `REQUESTS` requests however large the config)."""
+    if users is None:
+        return 1
+    workers = int(config["decodeWorkers"] if config["mode"] == "disagg" else config["replicas"])
+    units = (
+        math.gcd(int(config["prefillWorkers"]), workers) if config["mode"] == "disagg" else workers
+    )
+    for share in (d for d in range(1, units + 1) if units % d == 0):
+        if max(REQUESTS, 3 * math.ceil(users / share)) * osl <= TOKEN_BUDGET:
+            return share
+    return units
+
+
+def _part(config: dict[str, Any], share: int) -> dict[str, Any]:
+    """`config` with `1/share` of its workers (`share` divides them)."""
+    if share == 1:
+        return config
+    if config["mode"] == "disagg":
+        return {
+            **config,
+            "prefillWorkers": config["prefillWorkers"] // share,
+            "decodeWorkers": config["decodeWorkers"] // share,
+        }
+    return {**config, "replicas": config["replicas"] // share}
+
+
 def simulate_shortlist(
     candidates: list[Candidate], model: ModelArch, gpu: Gpu, workload: Workload, sla: SLA
 ) -> list[Measured]:
-    """The shortlist, simulated and ranked best first (empty when there are no candidates)."""
+    """The shortlist, simulated (each config whole, or a slice of it: `slice_of`) and ranked
+    best first (empty when there are no candidates)."""
     shortlist = sorted(candidates, key=lambda c: rank_key(c, sla.optimization_type))[:SHORTLIST]
     measured: list[Measured] = []
     for seed, c in enumerate(shortlist):
         config = c.to_json(False)
         rate = workload.request_rate
         users = None if rate is not None else max(1, int(workload.concurrency or slots(config)))
+        share = slice_of(config, users, workload.osl)
+        part_users = None if users is None else math.ceil(users / share)
         result = simulate_config(
             model,
             gpu,
-            config,
+            _part(config, share),
             isl=workload.isl,
             osl=workload.osl,
             request_rate=rate,
-            concurrency=users,
-            requests=max(REQUESTS, 3 * (users or 0)),
+            concurrency=part_users,
+            requests=max(REQUESTS, 3 * (part_users or 0)),
             seed=seed,
         )
         measured.append(
@@ -168,7 +213,8 @@ def simulate_shortlist(
                 candidate=c,
                 result=result,
                 meets_sla=_meets(result, sla, workload.osl),
-                tokens_per_s_per_gpu=result.output_tokens_per_s / c.gpus,
+                tokens_per_s_per_gpu=result.output_tokens_per_s * share / c.gpus,
+                share=share,
             )
         )
     latency = sla.optimization_type is OptimizationType.LATENCY

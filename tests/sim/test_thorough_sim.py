@@ -155,3 +155,70 @@ def test_thorough_without_room_for_a_prefill_and_a_decode_worker_fails() -> None
     assert err.value.sub_phase == "SelectingConfig"
     assert "disaggregated configurations only" in err.value.message
     assert "searchStrategy rapid" in err.value.message
+
+
+AGG_8 = {  # 8 replicas of 128: 1,024 users x 3 requests x 500 tokens, over TOKEN_BUDGET
+    "mode": "agg",
+    "backend": "vllm",
+    "batchSize": 128,
+    "tensorParallelSize": 1,
+    "expertParallelSize": 1,
+    "pipelineParallelSize": 1,
+    "replicas": 8,
+}
+DISAGG_4_8 = {
+    "mode": "disagg",
+    "backend": "vllm",
+    "batchSize": 128,
+    "prefillTensorParallelSize": 1,
+    "prefillWorkers": 4,
+    "decodeTensorParallelSize": 1,
+    "decodeWorkers": 8,
+    "prefillExpertParallelSize": 1,
+    "decodeExpertParallelSize": 1,
+}
+
+
+def test_a_config_too_large_to_simulate_whole_is_cut_into_equal_slices() -> None:
+    from sim._thorough import TOKEN_BUDGET, slice_of
+
+    assert slice_of(AGG_8, 100, 500) == 1  # within the budget
+    assert slice_of(AGG_8, None, 500) == 1  # a request rate: REQUESTS requests whatever the size
+    assert slice_of(AGG_8, 1024, 500) == 2  # 512 users x 3 x 500 = 768k tokens
+    assert slice_of(AGG_8, 1024, 4000) == 8  # one replica, the smallest slice, even over budget
+    assert slice_of({**DISAGG_4_8, "prefillWorkers": 3}, 1024, 4000) == 1  # gcd(3, 8): one unit
+    assert slice_of(DISAGG_4_8, 1024, 1000) == 4  # 1 prefill + 2 decode workers, 256 users
+    assert 3 * 256 * 1000 <= TOKEN_BUDGET < 3 * 512 * 1000
+
+
+@pytest.mark.parametrize("config", [AGG_8, DISAGG_4_8], ids=["agg", "disagg"])
+def test_a_slice_measures_what_the_whole_config_measures(config: dict[str, Any]) -> None:
+    from sim._catalog import gpu_named
+    from sim._thorough import _part, simulate_config
+
+    def run(share: int) -> Any:
+        users = 1024 // share
+        return simulate_config(
+            models()["Qwen/Qwen3-8B"],
+            gpu_named("h200_sxm"),
+            _part(config, share),
+            isl=1000,
+            osl=500,
+            request_rate=None,
+            concurrency=users,
+            requests=3 * users,
+        )
+
+    whole, half = run(1), run(2)
+    assert half.output_tokens_per_s * 2 == pytest.approx(whole.output_tokens_per_s, rel=0.02)
+    assert half.itl_ms["p90"] == pytest.approx(whole.itl_ms["p90"], rel=0.05)
+    assert half.ttft_ms["p50"] == pytest.approx(whole.ttft_ms["p50"], rel=0.1)
+
+
+def test_a_thorough_profile_of_a_large_deployment_simulates_a_slice_and_says_so() -> None:
+    spec = _spec(ttft=2000, isl=1000, osl=500)
+    hw = ResolvedHardware.from_dict({"gpuSku": "h200_sxm", "totalGpus": 32, "numGpusPerNode": 8})
+    steps: list[tuple[str, str]] = []
+    profile(spec, hw, name="big", progress=lambda phase, msg: steps.append((phase, msg)))
+    selecting = dict(steps)["SelectingConfig"]
+    assert re.search(r"\(simulated as 1/\d+ of it\)", selecting), selecting
