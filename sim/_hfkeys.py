@@ -2,7 +2,7 @@
 families spell differently, read into the figures `sim._hfconfig` builds a `ModelArch` from.
 
 Owns, each as a pure function of the parsed JSON:
-- `decoder_config`: the decoder's own keys. Multimodal wrappers (Gemma 3, Llama 4, Mistral 3) keep
+- `decoder_config`: the decoder's own keys. Multimodal wrappers (Gemma 3, LLaVA, Llama 4, Mistral 3) keep
   them in `text_config`, where `save_pretrained` leaves out every value equal to the text config
   class's default: those defaults are filled in from `TEXT_CONFIG_DEFAULTS` (transformers' config
   classes) for the model types listed there.
@@ -36,8 +36,28 @@ from typing import Any
 from dgdr.domain.errors import ProfilingError
 
 # transformers' text config defaults for the decoders multimodal wrappers carry in `text_config`
-# (`Gemma3TextConfig.__init__`): what `save_pretrained` leaves out of that sub-config.
+# (`Gemma3TextConfig`, `LlamaConfig` for LLaVA's Vicuna, `MistralConfig` `__init__` defaults): what
+# `save_pretrained` leaves out of that sub-config.
 TEXT_CONFIG_DEFAULTS: dict[str, dict[str, Any]] = {
+    "llama": {
+        "vocab_size": 32000,
+        "hidden_size": 4096,
+        "intermediate_size": 11008,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "max_position_embeddings": 2048,
+        "tie_word_embeddings": False,
+    },
+    "mistral": {
+        "vocab_size": 32000,
+        "hidden_size": 4096,
+        "intermediate_size": 14336,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "max_position_embeddings": 131_072,
+        "tie_word_embeddings": False,
+    },
     "gemma3_text": {
         "vocab_size": 262_208,
         "hidden_size": 2304,

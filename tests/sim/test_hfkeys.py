@@ -89,6 +89,18 @@ GEMMA3_4B = {  # google/gemma-3-4b-it: the decoder 3.88B (Keras' preset: 3,880,0
         "rope_scaling": {"factor": 8.0, "rope_type": "linear"},
     },
 }
+LLAVA_15_7B = {  # llava-hf/llava-1.5-7b-hf: Vicuna-7B's keys left at LlamaConfig's defaults
+    "architectures": ["LlavaForConditionalGeneration"],
+    "model_type": "llava",
+    "text_config": {
+        "architectures": ["LlamaForCausalLM"],
+        "max_position_embeddings": 4096,
+        "model_type": "llama",
+        "rms_norm_eps": 1e-05,
+        "torch_dtype": "float16",
+        "vocab_size": 32064,
+    },
+}
 DEEPSEEK_V2_LITE = {  # deepseek-ai/DeepSeek-V2-Lite: 15.7B, 2.4B active (without embeddings)
     "architectures": ["DeepseekV2ForCausalLM"],
     "model_type": "deepseek_v2",
@@ -157,6 +169,7 @@ def read(tmp_path: Path, config: dict[str, Any]) -> Any:
         (PHI_2, 2.78e9, 2.78e9),
         (PHI_15, 1.42e9, 1.42e9),
         (GEMMA3_4B, 3.88e9, 3.88e9),
+        (LLAVA_15_7B, 6.74e9, 6.74e9),
         (DEEPSEEK_V2_LITE, 15.7e9, 2.66e9),
     ],
     ids=[
@@ -166,6 +179,7 @@ def read(tmp_path: Path, config: dict[str, Any]) -> Any:
         "phi-2",
         "phi-1.5",
         "gemma-3-4b",
+        "llava-1.5-7b",
         "dsv2-lite",
     ],
 )
