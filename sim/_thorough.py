@@ -17,8 +17,11 @@ A config whose users would have the simulator step through more than `TOKEN_BUDG
 is simulated as an equal slice of itself (`slice_of`: a divisor of its identical workers, with that
 share of the users), which measures the same latencies and tokens/s per GPU (routing spreads the
 load evenly): a thorough profile of a few hundred GPUs takes seconds, not the hour and gigabytes a
-whole simulation took. Deterministic: a fixed seed per candidate. Failure semantics: none beyond `sim.simulate`'s argument checks, which the
-candidates always pass.
+whole simulation took. Deterministic: a fixed seed per candidate. Failure semantics: a workload whose smallest slice
+would still take more than `MAX_SIMULATED_TOKENS` decoded tokens (a concurrency of a million users,
+a 30,000-token osl under a request rate) is a `ProfilingError` at SelectingConfig naming the field
+and the largest value that can be simulated; otherwise none beyond `sim.simulate`'s argument
+checks, which the candidates always pass.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from dgdr.domain.errors import ProfilingError
 from dgdr.domain.spec import SLA, OptimizationType, Workload
 
 from ._catalog import Gpu, ModelArch
@@ -40,6 +44,9 @@ REQUESTS = 400
 # Decoded tokens one simulation may step through (the simulator does about a million a second on
 # this project's 2-CPU machines): a config with more users than that is simulated as a slice.
 TOKEN_BUDGET = 1_000_000
+# The most decoded tokens one config's simulation may take even as its smallest slice (about ten
+# seconds): a workload beyond that is refused, naming it, rather than simulated for hours.
+MAX_SIMULATED_TOKENS = 10 * TOKEN_BUDGET
 
 
 @dataclass(frozen=True)
@@ -184,6 +191,26 @@ def _part(config: dict[str, Any], share: int) -> dict[str, Any]:
     return {**config, "replicas": config["replicas"] // share}
 
 
+def _check_size(requests: int, workload: Workload, share: int) -> None:
+    """`ProfilingError` naming the workload field to change when simulating `requests` requests
+    of `workload.osl` tokens (a slice of 1/`share` of the config) would exceed
+    `MAX_SIMULATED_TOKENS`."""
+    tokens = requests * workload.osl
+    if tokens <= MAX_SIMULATED_TOKENS:
+        return
+    if workload.concurrency is not None and requests > REQUESTS:
+        limit = MAX_SIMULATED_TOKENS // (3 * workload.osl) * share
+        fix = f"spec.workload.concurrency <= {limit}"
+    else:
+        fix = f"spec.workload.osl <= {MAX_SIMULATED_TOKENS // requests}"
+    raise ProfilingError(
+        "SelectingConfig",
+        f"searchStrategy thorough simulates every request, and this workload needs {requests} "
+        f"requests x {workload.osl} tokens = {tokens:,} decoded tokens per config, over the "
+        f"{MAX_SIMULATED_TOKENS:,} it simulates: use {fix}, or searchStrategy rapid",
+    )
+
+
 def simulate_shortlist(
     candidates: list[Candidate], model: ModelArch, gpu: Gpu, workload: Workload, sla: SLA
 ) -> list[Measured]:
@@ -197,6 +224,7 @@ def simulate_shortlist(
         users = None if rate is not None else max(1, int(workload.concurrency or slots(config)))
         share = slice_of(config, users, workload.osl)
         part_users = None if users is None else math.ceil(users / share)
+        _check_size(max(REQUESTS, 3 * (part_users or 0)), workload, share)
         result = simulate_config(
             model,
             gpu,

@@ -222,3 +222,19 @@ def test_a_thorough_profile_of_a_large_deployment_simulates_a_slice_and_says_so(
     profile(spec, hw, name="big", progress=lambda phase, msg: steps.append((phase, msg)))
     selecting = dict(steps)["SelectingConfig"]
     assert re.search(r"\(simulated as 1/\d+ of it\)", selecting), selecting
+
+
+@pytest.mark.parametrize(
+    ("workload", "named"),
+    [
+        ({"concurrency": 1_000_000}, "spec.workload.concurrency <= "),
+        ({"requestRate": 5, "osl": 30_000}, "spec.workload.osl <= 25000"),
+    ],
+)
+def test_a_workload_too_large_to_simulate_is_refused_naming_the_field(
+    workload: dict[str, Any], named: str
+) -> None:
+    spec = _spec(**{"isl": 1000, **workload})
+    with pytest.raises(ProfilingError, match="searchStrategy rapid") as caught:
+        profile(spec, H200x8, name="big")
+    assert caught.value.sub_phase == "SelectingConfig" and named in caught.value.message
