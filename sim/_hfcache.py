@@ -26,6 +26,10 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+# The largest config.json read or fetched: real ones are a few kilobytes (tens with a multimodal
+# model's vision config).
+MAX_CONFIG_BYTES = 1 << 20
+
 _HUB_ID = re.compile(
     r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?(?:/[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)?$"
 )

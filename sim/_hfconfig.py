@@ -28,7 +28,7 @@ from typing import Any
 from dgdr.domain.errors import ProfilingError
 
 from ._catalog import ModelArch, catalog_model, models
-from ._hfcache import cached_config
+from ._hfcache import MAX_CONFIG_BYTES, cached_config
 from ._hfkeys import (
     PLAIN_MLP_MODEL_TYPES,
     decoder_config,
@@ -90,7 +90,7 @@ def cached_model(model_id: str) -> ModelArch | str | None:
     if path is None:
         return None
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
+        config = json.loads(_read(path))
     except (OSError, ValueError):
         return None
     if isinstance(config, dict):
@@ -101,6 +101,15 @@ def cached_model(model_id: str) -> ModelArch | str | None:
         return model_from_config(path, model_id, source=f"Hugging Face cache {path}")
     except ProfilingError:
         return None
+
+
+def _read(path: Path) -> str:
+    """The text of a config.json; `ValueError` when it is larger than any config.json
+    (`MAX_CONFIG_BYTES`: it is not read)."""
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ValueError(f"{size:,} bytes, more than any config.json ({MAX_CONFIG_BYTES:,})")
+    return path.read_text(encoding="utf-8")
 
 
 def _given(config: dict[str, Any], key: str) -> Any:
@@ -154,7 +163,7 @@ def model_from_config(
 ) -> ModelArch:
     where = str(path)
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
+        config = json.loads(_read(path))
     except (OSError, ValueError) as exc:
         raise ProfilingError("Initializing", f"{where}: not a readable config.json: {exc}") from exc
     if not isinstance(config, dict):

@@ -11,8 +11,8 @@ when a fetch runs.
 
 Failure semantics: `fetch_config` never raises for what the Hub or the network answers; it returns
 a `Fetched` with the path, or with the reason in one line (no such repository, gated without a
-token, no config.json in it, the Hub unreachable within `timeout` seconds, the cache not
-writable). The caller then profiles as if there had been no fetch (the naive fallback, or the
+token, no config.json in it, one larger than `MAX_CONFIG_BYTES` (not downloaded), the Hub
+unreachable within `timeout` seconds, the cache not writable). The caller then profiles as if there had been no fetch (the naive fallback, or the
 refusal that names the model) and adds the reason to what it reports.
 """
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._catalog import catalog_model
-from ._hfcache import cached_config, hub_cache_dir, is_hub_id
+from ._hfcache import MAX_CONFIG_BYTES, cached_config, hub_cache_dir, is_hub_id
 
 DEFAULT_TIMEOUT = 10.0  # seconds for the Hub to answer the metadata request
 
@@ -65,7 +65,14 @@ def fetch_config(
     where = endpoint or "the Hugging Face Hub"
     try:
         # one metadata request first: hf_hub_download retries an unreachable Hub for ~20 s
-        get_hf_file_metadata(hf_hub_url(model, "config.json", endpoint=endpoint), timeout=timeout)
+        meta = get_hf_file_metadata(
+            hf_hub_url(model, "config.json", endpoint=endpoint), timeout=timeout
+        )
+        if meta.size is not None and meta.size > MAX_CONFIG_BYTES:
+            return Fetched(
+                reason=f"{model}'s config.json on {where} is {meta.size:,} bytes, more than any "
+                f"config.json ({MAX_CONFIG_BYTES:,}): not fetched"
+            )
         path = hf_hub_download(
             model,
             "config.json",

@@ -5,6 +5,7 @@ says no is one line naming the model, and leaves the cache as it was."""
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 
@@ -78,3 +79,21 @@ def test_an_id_that_is_not_a_hub_id_is_not_sent(cache: Path) -> None:
     with fake_hub({}) as hub:
         fetched = fetch_config("../etc/passwd", endpoint=hub.url, timeout=5)
     assert fetched.path is None and hub.requests == []
+
+
+def test_a_config_json_larger_than_any_real_one_is_not_downloaded(cache: Path) -> None:
+    huge = {**MISTRAL_7B, "padding": "x" * 2_000_000}
+    with fake_hub({UNNAMED: huge}) as hub:
+        fetched = fetch_config(UNNAMED, endpoint=hub.url, timeout=5)
+    assert fetched.path is None and "2,000," in fetched.reason and "not fetched" in fetched.reason
+    assert len(hub.requests) == 1  # the metadata request: the file itself was never asked for
+    assert cached_config(UNNAMED) is None
+
+
+def test_a_local_config_json_larger_than_any_real_one_is_not_read(tmp_path: Path) -> None:
+    from sim import model_from_config
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**MISTRAL_7B, "padding": "x" * 2_000_000}))
+    with pytest.raises(ProfilingError, match=r"bytes, more than any config\.json"):
+        model_from_config(path, "big")
