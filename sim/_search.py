@@ -237,8 +237,9 @@ def worth_ranking(
     group: NDArray[np.int64],
 ) -> NDArray[np.bool_]:
     """The candidates a default ranking could put first or a Pareto front could hold, whatever
-    subset of whole `group`s it looks at; left out: those whose (tokens/s per user, throughput ranked by),
-    as reported (rounded like `to_json`), another of their group strictly dominates. A group is
+    subset of whole `group`s it looks at; left out: those whose (tokens/s per user, throughput
+    ranked by), as reported (rounded like `to_json`), another of their group strictly dominates.
+    A group is
     a set of candidates every pool filters alike (SLA met, margin, DEP: `_pick`, `compare_modes`
     and `dep_note` filter by these), so the dominating one is in every pool the other is in.
     Why that is safe: the default `rank_key` orders a tier by throughput then tokens/s per user,
