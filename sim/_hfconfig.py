@@ -5,7 +5,7 @@ read only where `sim._modelpath` allows: under the operator's model directories,
 offline commands; or a hub id found in the local Hugging Face cache, `sim._hfcache`), refusing by
 name an architecture that does not generate text (an encoder, an encoder-decoder) or whose layers
 are not all attention layers (`sim._hfkeys.layer_refusal`), and mapping Hugging Face's keys to
-`ModelArch`: the dense fields every decoder has (a JSON null is an absent key), the MoE fields under
+`ModelArch`: the dense fields every decoder has (read by `sim._hfkeys.positive_key`), the MoE fields under
 their usual names (Qwen/Mixtral/Llama 4 `num_experts`/`num_local_experts`, DeepSeek
 `n_routed_experts`, `moe_intermediate_size`), the MLA ranks (DeepSeek), and what `sim._hfkeys`
 reads: a multimodal wrapper's `text_config`, the weight format, which layers are MoE, the shared
@@ -31,9 +31,11 @@ from ._catalog import ModelArch, catalog_model, models
 from ._hfcache import MAX_CONFIG_BYTES, cached_config
 from ._hfkeys import (
     PLAIN_MLP_MODEL_TYPES,
+    count_key,
     decoder_config,
     layer_refusal,
     moe_layer_indices,
+    positive_key,
     shared_experts,
     weight_dtype,
 )
@@ -112,43 +114,14 @@ def _read(path: Path) -> str:
     return path.read_text(encoding="utf-8")
 
 
-def _given(config: dict[str, Any], key: str) -> Any:
-    """The value of `key`, None when it is absent or JSON null (Hugging Face writes null for
-    "use the default", as phi-1.5's `num_key_value_heads` or DeepSeek-V2-Lite's `q_lora_rank`)."""
-    return config.get(key)
-
-
-def _int(config: dict[str, Any], key: str, where: str, default: Any = None) -> int:
-    value = _given(config, key)
-    value = default if value is None else value
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ProfilingError(
-            "Initializing",
-            f"{where}: {key} must be a positive integer, got {config.get(key)!r}",
-        )
-    return value
-
-
-def _count(config: dict[str, Any], key: str, where: str) -> int:
-    """An optional count (0 when absent or null)."""
-    value = _given(config, key)
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ProfilingError(
-            "Initializing", f"{where}: {key} must be a non-negative integer, got {value!r}"
-        )
-    return value
-
-
 def _head_dim(config: dict[str, Any], hidden: int, heads: int, mla: bool, where: str) -> int:
     """`head_dim` as given; else MLA's query/key head (the no-RoPE part plus the decoupled RoPE
     part), or `hidden_size / num_attention_heads` when that is a whole number."""
-    if _given(config, "head_dim") is not None or mla:
-        nope_rope = _count(config, "qk_nope_head_dim", where) + _count(
+    if config.get("head_dim") is not None or mla:
+        nope_rope = count_key(config, "qk_nope_head_dim", where) + count_key(
             config, "qk_rope_head_dim", where
         )
-        return _int(config, "head_dim", where, nope_rope)
+        return positive_key(config, "head_dim", where, nope_rope)
     if hidden % heads:
         raise ProfilingError(
             "Initializing",
@@ -175,29 +148,29 @@ def model_from_config(
     refusal = layer_refusal(config, where)
     if refusal is not None:
         raise ProfilingError("Initializing", refusal)
-    missing = [k for k in REQUIRED if _given(config, k) is None]
+    missing = [k for k in REQUIRED if config.get(k) is None]
     if missing:
         raise ProfilingError(
             "Initializing", f"{where}: missing {', '.join(missing)} (a decoder LLM config.json)"
         )
-    heads = _int(config, "num_attention_heads", where)
-    hidden = _int(config, "hidden_size", where)
-    kv_heads = _int(config, "num_key_value_heads", where, heads)
+    heads = positive_key(config, "num_attention_heads", where)
+    hidden = positive_key(config, "hidden_size", where)
+    kv_heads = positive_key(config, "num_key_value_heads", where, heads)
     if heads % kv_heads:
         raise ProfilingError(
             "Initializing",
             f"{where}: num_key_value_heads {kv_heads} does not divide num_attention_heads "
             f"{heads}: each KV head serves a whole group of attention heads",
         )
-    layers = _int(config, "num_hidden_layers", where)
+    layers = positive_key(config, "num_hidden_layers", where)
     experts = (
-        _count(config, "num_experts", where)
-        or _count(config, "num_local_experts", where)
-        or _count(config, "n_routed_experts", where)
+        count_key(config, "num_experts", where)
+        or count_key(config, "num_local_experts", where)
+        or count_key(config, "n_routed_experts", where)
     )
-    mla = bool(_given(config, "kv_lora_rank"))
+    mla = bool(config.get("kv_lora_rank"))
     dense_width_key = (
-        "intermediate_size_mlp" if _given(config, "intermediate_size_mlp") else "intermediate_size"
+        "intermediate_size_mlp" if config.get("intermediate_size_mlp") else "intermediate_size"
     )
     fields: dict[str, Any] = {
         "id": model_id or str(config.get("_name_or_path") or path.parent.name or path.stem),
@@ -207,9 +180,9 @@ def model_from_config(
         "num_key_value_heads": kv_heads,
         "head_dim": _head_dim(config, hidden, heads, mla, where),
         # A MoE model's dense layers may be wider than its experts (Llama 4: intermediate_size_mlp).
-        "intermediate_size": _int(config, dense_width_key, where),
-        "vocab_size": _int(config, "vocab_size", where),
-        "max_position_embeddings": _int(config, "max_position_embeddings", where),
+        "intermediate_size": positive_key(config, dense_width_key, where),
+        "vocab_size": positive_key(config, "vocab_size", where),
+        "max_position_embeddings": positive_key(config, "max_position_embeddings", where),
         "tie_word_embeddings": bool(config.get("tie_word_embeddings", False)),
         "torch_dtype": str(config.get("torch_dtype") or config.get("dtype") or "bfloat16"),
         "source": source or f"local file {where}",
@@ -218,25 +191,23 @@ def model_from_config(
     }
     if experts:
         width_key = (
-            "moe_intermediate_size"
-            if _given(config, "moe_intermediate_size")
-            else "intermediate_size"
+            "moe_intermediate_size" if config.get("moe_intermediate_size") else "intermediate_size"
         )
-        expert_width = _int(config, width_key, where)
+        expert_width = positive_key(config, width_key, where)
         fields.update(
             num_experts=experts,
-            num_experts_per_tok=_int(config, "num_experts_per_tok", where),
+            num_experts_per_tok=positive_key(config, "num_experts_per_tok", where),
             num_shared_experts=shared_experts(config, expert_width, where),
             moe_intermediate_size=expert_width,
             first_k_dense_replace=layers - len(moe_layer_indices(config, layers, where)),
         )
     if mla:
         fields.update(
-            q_lora_rank=_count(config, "q_lora_rank", where),
-            kv_lora_rank=_int(config, "kv_lora_rank", where),
-            qk_rope_head_dim=_int(config, "qk_rope_head_dim", where),
-            qk_nope_head_dim=_int(config, "qk_nope_head_dim", where),
-            v_head_dim=_int(config, "v_head_dim", where),
+            q_lora_rank=count_key(config, "q_lora_rank", where),
+            kv_lora_rank=positive_key(config, "kv_lora_rank", where),
+            qk_rope_head_dim=positive_key(config, "qk_rope_head_dim", where),
+            qk_nope_head_dim=positive_key(config, "qk_nope_head_dim", where),
+            v_head_dim=positive_key(config, "v_head_dim", where),
         )
     model = ModelArch(**fields)
     if model.is_moe and model.num_experts_per_tok > model.num_experts:

@@ -2,8 +2,10 @@
 families spell differently, read into the figures `sim._hfconfig` builds a `ModelArch` from.
 
 Owns, each as a pure function of the parsed JSON:
-- `decoder_config`: the decoder's own keys. Multimodal wrappers (Gemma 3, LLaVA, Llama 4, Mistral 3) keep
-  them in `text_config`, where `save_pretrained` leaves out every value equal to the text config
+- `count_key`, `positive_key`: a key read as a count or a positive integer, JSON null as absent,
+  anything else (a float, a string, a boolean) refused naming it; every key below is read so.
+- `decoder_config`: the decoder's own keys. Multimodal wrappers (Gemma 3, LLaVA, Llama 4,
+  Mistral 3) keep them in `text_config`, where `save_pretrained` leaves out every value equal to the text config
   class's default: those defaults are filled in from `TEXT_CONFIG_DEFAULTS` (transformers' config
   classes) for the model types listed there.
 - `weight_dtype`: the stored weight format from `quantization_config` (fp8, NVFP4, mxfp4, int8 or
@@ -206,7 +208,7 @@ def moe_layer_indices(config: dict[str, Any], layers: int, where: str) -> list[i
         found = sorted(set(listed))
     else:
         step = _positive(config, "interleave_moe_layer_step", where)  # Llama 4
-        dense_first = _count_key(config, "first_k_dense_replace", where)
+        dense_first = count_key(config, "first_k_dense_replace", where)
         freq = _positive(config, "moe_layer_freq", where) or 1  # DeepSeek-V2/V3
         sparse_step = _positive(config, "decoder_sparse_step", where) or 1  # Qwen2-MoE
         mlp_only = config.get("mlp_only_layers") or []
@@ -237,8 +239,8 @@ def _count_like(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _count_key(config: dict[str, Any], key: str, where: str) -> int:
-    """An optional non-negative integer key (0 when absent or null)."""
+def count_key(config: dict[str, Any], key: str, where: str) -> int:
+    """An optional non-negative integer key (0 when absent or JSON null)."""
     value = config.get(key)
     if value is None:
         return 0
@@ -249,16 +251,21 @@ def _count_key(config: dict[str, Any], key: str, where: str) -> int:
     return int(value)
 
 
-def _positive(config: dict[str, Any], key: str, where: str) -> int | None:
-    """An optional positive integer key (None when absent or null)."""
+def positive_key(config: dict[str, Any], key: str, where: str, default: Any = None) -> int:
+    """A positive integer key; `default` when it is absent or JSON null (Hugging Face writes null
+    for "use the default", as phi-1.5's `num_key_value_heads`), an error when that is not one."""
     value = config.get(key)
-    if value is None:
-        return None
+    value = default if value is None else value
     if not _count_like(value) or value == 0:
         raise ProfilingError(
-            "Initializing", f"{where}: {key} must be a positive integer, got {value!r}"
+            "Initializing", f"{where}: {key} must be a positive integer, got {config.get(key)!r}"
         )
     return int(value)
+
+
+def _positive(config: dict[str, Any], key: str, where: str) -> int | None:
+    """An optional positive integer key (None when absent or JSON null)."""
+    return None if config.get(key) is None else positive_key(config, key, where)
 
 
 def shared_experts(config: dict[str, Any], expert_width: int, where: str) -> int:
@@ -266,9 +273,9 @@ def shared_experts(config: dict[str, Any], expert_width: int, where: str) -> int
     an odd width is not estimated smaller than it is)."""
     for key in ("n_shared_experts", "num_shared_experts"):
         if config.get(key) is not None:
-            return _count_key(config, key, where)
+            return count_key(config, key, where)
     if config.get("shared_expert_intermediate_size") is not None:
-        width = _count_key(config, "shared_expert_intermediate_size", where)
+        width = count_key(config, "shared_expert_intermediate_size", where)
         return math.ceil(width / expert_width)
     return 1 if str(config.get("model_type", "")) in ONE_SHARED_EXPERT_MODEL_TYPES else 0
 
