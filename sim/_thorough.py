@@ -17,11 +17,13 @@ A config whose users would have the simulator step through more than `TOKEN_BUDG
 is simulated as an equal slice of itself (`slice_of`: a divisor of its identical workers, with that
 share of the users), which measures the same latencies and tokens/s per GPU (routing spreads the
 load evenly): a thorough profile of a few hundred GPUs takes seconds, not the hour and gigabytes a
-whole simulation took. Deterministic: a fixed seed per candidate. Failure semantics: a workload whose smallest slice
-would still take more than `MAX_SIMULATED_TOKENS` decoded tokens (a concurrency of a million users,
-a 30,000-token osl under a request rate) is a `ProfilingError` at SelectingConfig naming the field
-and the largest value that can be simulated; otherwise none beyond `sim.simulate`'s argument
-checks, which the candidates always pass.
+whole simulation took. Deterministic: a fixed seed per candidate.
+
+Failure semantics: a workload whose smallest slice would still take more than
+`MAX_SIMULATED_TOKENS` decoded tokens (a concurrency of a million users, a 30,000-token osl under
+a request rate) is a `ProfilingError` at SelectingConfig naming the field and the largest value
+that can be simulated; otherwise none beyond `sim.simulate`'s argument checks, which the
+candidates always pass.
 """
 
 from __future__ import annotations
@@ -158,6 +160,12 @@ def simulate_config(
     )
 
 
+def requests_for(users: int | None) -> int:
+    """Requests one simulation sends: `REQUESTS` under a request rate; under a closed loop three per
+    user (the first wave is the warm-up), at least `REQUESTS`."""
+    return max(REQUESTS, 3 * (users or 0))
+
+
 def slice_of(config: dict[str, Any], users: int | None, osl: int) -> int:
     """Into how many equal slices a config is cut so that one slice's simulation stays within
     `TOKEN_BUDGET` decoded tokens: the fewest that does, among the divisors of its identical
@@ -173,7 +181,7 @@ def slice_of(config: dict[str, Any], users: int | None, osl: int) -> int:
         math.gcd(int(config["prefillWorkers"]), workers) if config["mode"] == "disagg" else workers
     )
     for share in (d for d in range(1, units + 1) if units % d == 0):
-        if max(REQUESTS, 3 * math.ceil(users / share)) * osl <= TOKEN_BUDGET:
+        if requests_for(math.ceil(users / share)) * osl <= TOKEN_BUDGET:
             return share
     return units
 
@@ -224,7 +232,8 @@ def simulate_shortlist(
         users = None if rate is not None else max(1, int(workload.concurrency or slots(config)))
         share = slice_of(config, users, workload.osl)
         part_users = None if users is None else math.ceil(users / share)
-        _check_size(max(REQUESTS, 3 * (part_users or 0)), workload, share)
+        requests = requests_for(part_users)
+        _check_size(requests, workload, share)
         result = simulate_config(
             model,
             gpu,
@@ -233,7 +242,7 @@ def simulate_shortlist(
             osl=workload.osl,
             request_rate=rate,
             concurrency=part_users,
-            requests=max(REQUESTS, 3 * (part_users or 0)),
+            requests=requests,
             seed=seed,
         )
         measured.append(
