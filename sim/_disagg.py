@@ -60,7 +60,7 @@ from ._search import (
     Evaluated,
     candidates_from_columns,
     edge_ratios,
-    round_like_python,
+    reported_columns,
     sla_ratio,
     worth_ranking,
 )
@@ -225,11 +225,10 @@ def _made(
 
 def _worth_ranking(flat: dict[str, NDArray[Any]], budget: int) -> NDArray[np.bool_]:
     """`sim._search.worth_ranking` of the flat candidates, with the figures as reported."""
-    per_gpu = flat["tokens_per_s_per_gpu"]
-    gpus = flat["prefill_tp"] * flat["prefill_workers"] + flat["tp"] * flat["replicas"]
+    user, value, _ = reported_columns({**flat, "pp": 1, "budget_gpus": budget})
     return worth_ranking(
-        round_like_python(flat["tokens_per_s_per_user"], 3),
-        round_like_python(per_gpu * gpus / budget if budget else per_gpu, 3),
+        user,
+        value,
         flat["worst_ratio"],
         _groups(flat["worst_ratio"], flat.get("edge_ratio"), flat["dp"], flat["prefill_dp"]),
     )

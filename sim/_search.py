@@ -174,20 +174,8 @@ def candidates_from_columns(columns: Mapping[str, list[Any]]) -> list[Candidate]
             "or missing (give each field of Candidate once)"
         )
 
-    def ints(name: str) -> NDArray[np.int64]:
-        return np.asarray(columns[name], dtype=np.int64)
-
-    gpus = ints("tp") * ints("pp") * ints("replicas") + ints("prefill_tp") * ints("prefill_workers")
-    per_gpu = np.asarray(columns["tokens_per_s_per_gpu"], dtype=np.float64)
-    budget = ints("budget_gpus")
-    value = np.where(budget > 0, per_gpu * gpus / np.maximum(budget, 1), per_gpu)
-    user = np.asarray(columns["tokens_per_s_per_user"], dtype=np.float64)
-    reported = zip(
-        round_like_python(user, 3).tolist(),
-        round_like_python(value, 3).tolist(),
-        gpus.tolist(),
-        strict=True,
-    )
+    user, value, gpus = reported_columns(columns)
+    reported = zip(user.tolist(), value.tolist(), gpus.tolist(), strict=True)
     new = object.__new__
     made: list[Candidate] = []
     for row, figures in zip(zip(*columns.values(), strict=True), reported, strict=True):
@@ -196,6 +184,25 @@ def candidates_from_columns(columns: Mapping[str, list[Any]]) -> list[Candidate]
         c.__dict__["_reported"] = figures
         made.append(c)
     return made
+
+
+def reported_columns(
+    columns: Mapping[str, Any],
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:
+    """`Candidate.reported` of many candidates at once: (tokens/s per user, the throughput ranked
+    by, GPUs), the first two rounded as `to_json` reports them, from `columns` (field name -> a
+    value per candidate, or one value for all: `tp`, `pp`, `replicas`, `prefill_tp`,
+    `prefill_workers`, `budget_gpus`, `tokens_per_s_per_gpu`, `tokens_per_s_per_user`)."""
+
+    def ints(name: str) -> NDArray[np.int64]:
+        return np.asarray(columns[name], dtype=np.int64)
+
+    gpus = ints("tp") * ints("pp") * ints("replicas") + ints("prefill_tp") * ints("prefill_workers")
+    per_gpu = np.asarray(columns["tokens_per_s_per_gpu"], dtype=np.float64)
+    budget = ints("budget_gpus")
+    value = np.where(budget > 0, per_gpu * gpus / np.maximum(budget, 1), per_gpu)
+    user = np.asarray(columns["tokens_per_s_per_user"], dtype=np.float64)
+    return round_like_python(user, 3), round_like_python(value, 3), gpus
 
 
 def round_like_python(x: NDArray[np.float64], digits: int) -> NDArray[np.float64]:
