@@ -30,10 +30,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from dep_fidelity import OUT_PATH as DEP_PATH  # noqa: E402
+from dep_fidelity import ours as dep_ours  # noqa: E402
 from fidelity import CSV_PATH, read_csv, score_sim  # noqa: E402
 
 import sim  # noqa: E402
-from sim._margin import BAND_FILE, MODES, family  # noqa: E402
+from sim._margin import BAND_FILE, DEP_PREFIX, MODES, family  # noqa: E402
 from sim._roofline import expert_parallel  # noqa: E402
 
 OUT_PATH = ROOT / "sim" / "data" / BAND_FILE
@@ -77,9 +79,32 @@ def bands(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
     return out
 
 
+def dep_bands(path: Path) -> dict[str, dict[str, dict[str, float]]]:
+    """The DEP workers' bands, from `bench/dep_fidelity.py`'s points (trtllm, aggregated serving,
+    re-scored against the current `sim._dep`), per family and pooled over families: keyed
+    "trtllm/dep-<family>" and, for the backends no DEP point was measured on, "*/dep-<family>"
+    (the same figures). The disaggregated DEP workers ("static") take the same band: their decode
+    step is the same model."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if "error" not in r]
+    catalog = sim.models()
+    for r in rows:
+        r["family"] = family(catalog[r["model"]])
+        r["sim_ttft_ms"], r["sim_itl_ms"] = dep_ours(r)
+        r["aic_ttft_ms"], r["aic_itl_ms"] = r["aic_ttft"], r["aic_itl"]
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for fam in [*sorted({r["family"] for r in rows}), "*"]:
+        sel = [r for r in rows if fam in ("*", r["family"])]
+        figs = {"ttft": band(sel, "ttft"), "itl": band(sel, "itl"), "n": len(sel)}
+        for backend in ("trtllm", "*"):
+            out[f"{backend}/{DEP_PREFIX}{fam}"] = {mode: dict(figs) for mode in MODES}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--csv", type=Path, default=CSV_PATH)
+    ap.add_argument("--dep", type=Path, default=DEP_PATH, help="DEP points (bench/dep_fidelity.py)")
     ap.add_argument("--out", type=Path, default=OUT_PATH)
     args = ap.parse_args(argv)
     rows = [r for r in read_csv(args.csv) if searched_layout(r)]
@@ -90,17 +115,23 @@ def main(argv: list[str] | None = None) -> int:
             "'*': pooled) and mode, over the rows of the layouts the search uses (a MoE model's "
             "experts spread over its TP GPUs), "
             f"exp(p{QUANTILE} of log(AIC/sim)) - 1, floored at 0, for TTFT and ITL; n = rows. "
+            "'<backend>/dep-<family>': DEP workers (attention DP x wide EP), from "
+            "bench/results/dep_fidelity.jsonl (trtllm, aggregated serving; '*' for the backends "
+            "without DEP points; 'static' the same figures). "
             "Written by bench/error_band.py; read by sim._margin."
         ),
         "provenance": {
             "table": str(args.csv.relative_to(ROOT) if args.csv.is_relative_to(ROOT) else args.csv),
             "rows": len(rows),
+            "dep_points": str(
+                args.dep.relative_to(ROOT) if args.dep.is_relative_to(ROOT) else args.dep
+            ),
             "reference": "aiconfigurator-core 0.12.0 (database_mode SILICON)",
             "estimator": sim.calibration_source(),
             "quantile": QUANTILE,
             "date": datetime.date.today().isoformat(),
         },
-        "bands": bands(rows),
+        "bands": {**bands(rows), **dep_bands(args.dep)},
     }
     args.out.write_text(json.dumps(data, indent=1) + "\n")
     for fam, modes in data["bands"].items():

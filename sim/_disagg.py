@@ -53,7 +53,7 @@ from ._estimate import (
     decode_step_ms,
     prefill_ms,
 )
-from ._margin import ErrorBand
+from ._margin import ErrorBand, edge_factors
 from ._roofline import BATCH_GRID, kv_free_bytes, sequences_fitting
 from ._search import (
     Candidate,
@@ -107,12 +107,13 @@ def disagg_candidates(
     eps: list[int] | None = None,
     dps: list[int] | None = None,
     band: ErrorBand | None = None,
+    dep_band: ErrorBand | None = None,
     *,
     default_ranking: bool = False,
 ) -> list[Candidate]:
     """Every fitting disaggregated combination, best worker ratio each (see the module docstring);
-    with `band` (the estimator's error band for these workers, `sim._margin`) each candidate's
-    `edge_ratio`. `default_ranking`: the caller ranks them only by the default rule and Pareto
+    with `band` (the estimator's error band for these workers, `sim._margin`; `dep_band` for DEP
+    workers, `band` when None) each candidate's `edge_ratio`. `default_ranking`: the caller ranks them only by the default rule and Pareto
     fronts (no objective, no load to match, no planner or thorough shortlist), so only those
     `sim._search.worth_ranking` keeps are made, in an `Evaluated` list counting them all (a search
     makes thousands, most of them dominated)."""
@@ -155,7 +156,9 @@ def disagg_candidates(
     edge = (
         None
         if band is None
-        else edge_ratios(sla, band, first_token[:, :, None], step[None, :, :], osl)
+        else _edges(
+            sla, band, dep_band or band, np.asarray(dps) > 1, pi, di, first_token, step, osl
+        )
     )
     # Every feasible (prefill layout p, decode layout d, batch b) with its best unit (i, j),
     # as flat arrays; Python objects are made once, at the end.
@@ -192,6 +195,33 @@ def disagg_candidates(
         flat["edge_ratio"] = edge[p, d, b]
     budget = 0 if load_match else total_gpus
     return _made(flat, backend, load_match, budget, default_ranking=default_ranking)
+
+
+def _edges(
+    sla: SLA,
+    band: ErrorBand,
+    dep_band: ErrorBand,
+    dep: NDArray[np.bool_],
+    pi: IntArray,
+    di: IntArray,
+    first_token: FloatArray,
+    step: FloatArray,
+    osl: int,
+) -> FloatArray:
+    """The (P, D, B) SLA ratios at the error band's pessimistic edge: TTFT at the prefill
+    worker's band, ITL at the decode worker's (`dep_band` for DEP workers, `dep` per layout)."""
+    ttft_f, _ = edge_factors(band, dep_band, dep[pi])
+    _, itl_f = edge_factors(band, dep_band, dep[di])
+    return np.asarray(
+        edge_ratios(
+            sla,
+            first_token[:, :, None],
+            step[None, :, :],
+            osl,
+            (ttft_f[:, None, None], itl_f[None, :, None]),
+        ),
+        dtype=np.float64,
+    )
 
 
 def _made(

@@ -11,6 +11,12 @@ ITL x (1 + band) meet it (`ErrorBand.edge`, checked by `sim._search`). A band wi
 picked by: paying for it would cut throughput several-fold on a guess; the pick is then made on the
 estimate itself and its message says how wide the band is (`ErrorBand.usable`).
 
+DEP workers (attention DP x wide EP, `sim._dep`) are priced by a model of their own, so they
+have bands of their own, keyed "backend/dep-family" (from `bench/results/dep_fidelity.jsonl`:
+DEP workers against AIC's estimate at the same point; measured in aggregated serving, used for the
+disaggregated DEP workers too): `error_band(..., dep=True)` takes the most specific DEP band the
+file has, else the family's TP band.
+
 Failure semantics: a missing file means no band (zero: every nominal pick has margin); a backend or
 family the file does not list takes the file's pooled "*" one; a malformed file is a packaging bug and
 raises ValueError at import.
@@ -23,11 +29,14 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+import numpy as np
+
 from ._catalog import ModelArch
 
 BAND_FILE = "error_band.json"
 WIDEST_USABLE = 0.5  # a band beyond +50% on TTFT or ITL is reported, not picked by
 MODES = ("agg", "static")
+DEP_PREFIX = "dep-"  # a DEP band's family key: "trtllm/dep-mla-moe"
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,12 @@ class ErrorBand:
     ttft: float = 0.0
     itl: float = 0.0
     family: str = "*"
+    dep: bool = False  # measured on DEP workers (`sim._dep`)
+
+    @property
+    def subject(self) -> str:
+        """What the band was measured on, in words: "mla-moe models", "moe models' DEP workers"."""
+        return f"{self.family} models' DEP workers" if self.dep else f"{self.family} models"
 
     @property
     def usable(self) -> bool:
@@ -50,6 +65,18 @@ class ErrorBand:
         if not self.usable:
             return ttft, itl
         return ttft * (1.0 + self.ttft), itl * (1.0 + self.itl)
+
+    @property
+    def factors(self) -> tuple[float, float]:
+        """What `edge` multiplies TTFT and ITL by."""
+        return (1.0 + self.ttft, 1.0 + self.itl) if self.usable else (1.0, 1.0)
+
+
+def edge_factors(band: ErrorBand, dep_band: ErrorBand, dep: Any) -> tuple[Any, Any]:
+    """(TTFT factor, ITL factor) per worker: `dep_band`'s where `dep` (a bool array: DEP
+    workers), `band`'s elsewhere; `edge` is the figures times these."""
+    (t, i), (dt, di) = band.factors, dep_band.factors
+    return np.where(dep, dt, t), np.where(dep, di, i)
 
 
 def family(model: ModelArch) -> str:
@@ -68,10 +95,12 @@ def _load() -> tuple[dict[tuple[str, str], ErrorBand], str, int | None]:
     out: dict[tuple[str, str], ErrorBand] = {}
     for key, modes in data["bands"].items():
         _, _, fam = key.partition("/")
+        dep = fam.startswith(DEP_PREFIX)
+        fam = fam.removeprefix(DEP_PREFIX)
         for mode, figs in modes.items():
             if not fam or mode not in MODES or not {"ttft", "itl"} <= set(figs):
                 raise ValueError(f"{BAND_FILE}: bad band {key}/{mode}: {figs}")
-            out[(key, mode)] = ErrorBand(float(figs["ttft"]), float(figs["itl"]), fam)
+            out[(key, mode)] = ErrorBand(float(figs["ttft"]), float(figs["itl"]), fam, dep)
     prov = data.get("provenance", {})
     quantile = prov.get("quantile")
     if not isinstance(quantile, int) or not 0 < quantile < 100:
@@ -83,11 +112,13 @@ def _load() -> tuple[dict[tuple[str, str], ErrorBand], str, int | None]:
 BANDS, BAND_SOURCE, BAND_QUANTILE = _load()
 
 
-def error_band(model: ModelArch, backend: str, mode: str) -> ErrorBand:
+def error_band(model: ModelArch, backend: str, mode: str, *, dep: bool = False) -> ErrorBand:
     """The band for this model's family on this backend in this estimator mode ("agg" or
-    "static"): the most specific the file has."""
+    "static"), of its DEP workers when `dep`: the most specific the file has."""
     fam = family(model)
-    for key in (f"{backend}/{fam}", f"*/{fam}", f"{backend}/*", "*/*"):
+    keys = (f"{backend}/{fam}", f"*/{fam}", f"{backend}/*", "*/*")
+    dep_keys = tuple(k.replace("/", f"/{DEP_PREFIX}") for k in keys) if dep else ()
+    for key in (*dep_keys, *keys):
         if (key, mode) in BANDS:
             return BANDS[(key, mode)]
     return ErrorBand(family=fam)

@@ -69,7 +69,7 @@ def margin_note(c: Candidate, sla: SLA, band: ErrorBand, backend: str) -> str | 
         room = ", ".join(parts)
     mode = "disaggregated workers" if c.mode == "disagg" else "aggregated serving"
     error = (
-        f"the estimator's {_QUANTILE_WORD} error for {band.family} models on {backend} ({mode}) is "
+        f"the estimator's {_QUANTILE_WORD} error for {band.subject} on {backend} ({mode}) is "
         f"TTFT +{band.ttft * 100.0:.0f}%, ITL +{band.itl * 100.0:.0f}%"
     )
     if not band.usable:

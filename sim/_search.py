@@ -40,7 +40,7 @@ from dgdr.domain.spec import SLA, OptimizationType, Workload
 
 from ._catalog import Gpu, ModelArch
 from ._estimate import backend_profile
-from ._margin import ErrorBand
+from ._margin import ErrorBand, edge_factors
 from ._roofline import HBM_UTILISATION, Grid, usable_bytes
 
 
@@ -349,9 +349,29 @@ def _prefill_cost(c: Candidate) -> float:
     return _r(c.ttft_ms * c.prefill_tp / c.prefill_dp)
 
 
-def edge_ratios(sla: SLA, band: ErrorBand, ttft: Any, itl: Any, osl: int) -> Any:
-    """`sla_ratio` of the figures at the band's pessimistic edge (scalars or arrays)."""
-    t, i = band.edge(ttft, itl)
+def _replicas(workload: Workload, rps_replica: Any, batch: Any, budget: Any) -> tuple[Any, Any]:
+    """(replicas, share of the load served) per aggregated grid point: enough replicas for the
+    workload's request rate or concurrency (1 to `budget`), or the whole budget without one."""
+    if workload.request_rate is not None:
+        replicas = np.ceil(workload.request_rate / rps_replica)
+    elif workload.concurrency is not None:
+        replicas = np.ceil(workload.concurrency / batch)
+    else:
+        replicas = budget.astype(np.float64)
+    replicas = np.clip(replicas, 1, budget).astype(np.int64)
+    if workload.request_rate is not None:
+        served = np.minimum(1.0, rps_replica * replicas / workload.request_rate)
+    elif workload.concurrency is not None:
+        served = np.minimum(1.0, batch * replicas / workload.concurrency)
+    else:
+        served = np.ones_like(batch)
+    return replicas, served
+
+
+def edge_ratios(sla: SLA, ttft: Any, itl: Any, osl: int, factors: tuple[Any, Any]) -> Any:
+    """`sla_ratio` of the figures at the pessimistic edge of their error band (scalars or
+    arrays; `factors`: `ErrorBand.factors`, or `sim._margin.edge_factors` per worker)."""
+    t, i = ttft * factors[0], itl * factors[1]
     return sla_ratio(sla, t, i, t + (osl - 1) * i)
 
 
@@ -402,9 +422,11 @@ def search(
     backend: str = "vllm",
     disagg: list[Candidate] | None = None,
     band: ErrorBand | None = None,
+    dep_band: ErrorBand | None = None,
 ) -> Pick:
     """Evaluate every fitting grid point against the SLA and pick the configuration to deploy;
-    `band`: the estimator's error band for these (aggregated) configs, None for none."""
+    `band`: the estimator's error band for these (aggregated) configs, None for none;
+    `dep_band`: that of the DEP rows (`band` when None)."""
     isl, osl = workload.isl, workload.osl
     rows, cols = np.nonzero(grid.fits)
     if rows.size == 0:
@@ -428,23 +450,14 @@ def search(
 
     ratio = sla_ratio(sla, ttft, itl, e2e)
     meets = ratio <= 1.0
-    edge = None if band is None else edge_ratios(sla, band, ttft, itl, osl)
+    edge = (
+        None
+        if band is None
+        else edge_ratios(sla, ttft, itl, osl, edge_factors(band, dep_band or band, dp > 1))
+    )
 
-    budget = total_gpus // width
-    if workload.request_rate is not None:
-        replicas = np.ceil(workload.request_rate / rps_replica)
-    elif workload.concurrency is not None:
-        replicas = np.ceil(workload.concurrency / bf)
-    else:
-        replicas = budget.astype(np.float64)
-    replicas = np.clip(replicas, 1, budget).astype(np.int64)
+    replicas, served = _replicas(workload, rps_replica, bf, total_gpus // width)
     load_match = workload.request_rate is not None or workload.concurrency is not None
-    if workload.request_rate is not None:
-        served = np.minimum(1.0, rps_replica * replicas / workload.request_rate)
-    elif workload.concurrency is not None:
-        served = np.minimum(1.0, bf * replicas / workload.concurrency)
-    else:
-        served = np.ones_like(bf)
 
     n = rows.size
 

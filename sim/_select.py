@@ -2,8 +2,9 @@
 by the spec's mode, and the SelectingConfig report.
 
 Owns the modes, and the estimator's error band per backend (`sim._margin`: the agg band for
-aggregated configs, the static one for disaggregated workers), which `search` uses to prefer
-configs that keep the SLA with margin; the margin note says how much the pick has. Default and load-match: the search's own pick (`sim._search.rank_key`, steered by
+aggregated configs, the static one for disaggregated workers, the DEP bands for DEP workers), which
+`search` uses to prefer configs that keep the SLA with margin; the margin note says how much the
+pick has, against the band its TTFT and ITL were checked at. Default and load-match: the search's own pick (`sim._search.rank_key`, steered by
 `sla.optimizationType`, which every ranking here passes on), and under `backend: auto` the backend
 whose pick ranks first (ties: `AUTO_BACKENDS` order). Autoscale
 (`features.planner`): Dynamo's autoscale start, one prefill + one decode worker per backend
@@ -28,7 +29,7 @@ DGD then). An unmet SLA is not an error.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dgdr.domain.errors import ProfilingError
 from dgdr.domain.spec import SearchStrategy
@@ -67,8 +68,9 @@ class Selection:
 
 def search_backends(setup: Setup, sweep: Sweep, splits: Mapping[str, list[Candidate]]) -> Searched:
     """`search` per backend, with the estimator's error band (`sim._margin`: the agg band for
-    aggregated configs; the disaggregated ones got the static band's `edge_ratio` when
-    `sim._sweep.sweep_decode` made them); the first backend's error when none can fit the model."""
+    aggregated configs, the DEP one for DEP rows; the disaggregated ones got the static bands'
+    `edge_ratio` when `sim._sweep.sweep_decode` made them); the first backend's error when none
+    can fit the model."""
     picks: dict[str, Pick] = {}
     first_error: ProfilingError | None = None
     for b, grid in sweep.grids.items():
@@ -84,6 +86,7 @@ def search_backends(setup: Setup, sweep: Sweep, splits: Mapping[str, list[Candid
                 backend=b,
                 disagg=splits[b],
                 band=error_band(setup.model, b, "agg"),
+                dep_band=error_band(setup.model, b, "agg", dep=True),
             )
         except ProfilingError as err:
             first_error = first_error or err
@@ -223,8 +226,15 @@ def _dep_pool(searched: Searched, backend: str) -> list[Candidate]:
 
 
 def _margin_note(setup: Setup, chosen: Candidate) -> str | None:
-    mode = "static" if chosen.mode == "disagg" else "agg"
-    band = error_band(setup.model, chosen.backend, mode)
+    """The pick's margin against the band it was checked at: TTFT at its prefill worker's
+    (DEP or not), ITL at its decode worker's, as `edge_ratio` was worked out."""
+    disagg = chosen.mode == "disagg"
+    mode = "static" if disagg else "agg"
+    prefill_dep = (chosen.prefill_dp if disagg else chosen.dp) > 1
+    ttft_band = error_band(setup.model, chosen.backend, mode, dep=prefill_dep)
+    band = error_band(setup.model, chosen.backend, mode, dep=chosen.dp > 1)
+    if ttft_band != band:
+        band = replace(band, ttft=ttft_band.ttft, dep=True)
     return margin_note(chosen, setup.sla, band, chosen.backend)
 
 

@@ -190,6 +190,7 @@ def sweep_decode(setup: Setup, sweep: Sweep) -> dict[str, list[Candidate]]:
             eps,
             dps,
             band=error_band(setup.model, b, "static"),  # disaggregated workers: static mode
+            dep_band=error_band(setup.model, b, "static", dep=True),
             default_ranking=_default_ranking(setup),
         )
         for b in setup.backends

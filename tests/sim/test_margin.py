@@ -126,3 +126,78 @@ def test_a_family_or_backend_the_band_file_lacks_takes_the_pooled_band() -> None
     pooled = error_band(model, "no-such-backend", "agg")
     assert pooled == error_band(model, "*", "agg")
     assert pooled.family == "dense"
+
+
+# --- DEP workers: a band of their own --------------------------------------------------------
+
+B200x8 = ResolvedHardware.from_dict({"gpuSku": "b200_sxm", "totalGpus": 8, "numGpusPerNode": 8})
+DEEPSEEK: dict[str, Any] = {
+    "model": "deepseek-ai/DeepSeek-V3",
+    "backend": "trtllm",
+    "workload": {"isl": 1000, "osl": 1000},
+}
+
+
+def test_dep_workers_have_a_band_of_their_own_measured_on_dep_points() -> None:
+    model = resolve(DEEPSEEK, B200x8).model
+    dep = error_band(model, "trtllm", "agg", dep=True)
+    tp = error_band(model, "trtllm", "agg")
+    assert dep.dep and not tp.dep and dep.family == tp.family == "mla-moe"
+    assert dep != tp
+    # A backend without DEP points takes the pooled DEP band, not its TP band.
+    assert error_band(model, "sglang", "agg", dep=True) == error_band(model, "*", "agg", dep=True)
+    assert error_band(model, "sglang", "agg", dep=True).dep
+
+
+def _deepseek_search(sla: dict[str, float], dep_band: ErrorBand | None) -> Pick:
+    setup = resolve({**DEEPSEEK, "sla": sla}, B200x8)
+    grid = sweep_prefill(setup).grids["trtllm"]
+    return search(
+        setup.model,
+        setup.gpu,
+        grid,
+        setup.sla,
+        setup.workload,
+        setup.total_gpus,
+        backend="trtllm",
+        band=error_band(setup.model, "trtllm", "agg"),
+        dep_band=dep_band,
+    )
+
+
+def test_the_dep_band_prices_only_the_dep_rows() -> None:
+    sla = {"ttft": 2000.0, "itl": 40.0}
+    same = _deepseek_search(sla, None).candidates
+    wide = _deepseek_search(sla, ErrorBand(ttft=0.0, itl=0.45, family="mla-moe", dep=True))
+    assert any(c.dp > 1 for c in same) and any(c.dp == 1 for c in same)
+    by_key = {(c.tp, c.dp, c.batch): c for c in same}
+    changed = 0
+    for c in wide.candidates:
+        before = by_key[(c.tp, c.dp, c.batch)]
+        if c.dp == 1:
+            assert c.edge_ratio == before.edge_ratio
+        else:
+            assert c.edge_ratio is not None and before.edge_ratio is not None
+            assert c.edge_ratio >= before.edge_ratio
+            changed += c.edge_ratio > before.edge_ratio
+    assert changed, "a wider DEP band moved no DEP row's edge"
+
+
+def test_a_dep_pick_keeps_the_sla_at_the_dep_band_and_says_so() -> None:
+    # 16 x B200 at a loose ITL: DEP 8 workers at a large batch win, their batch bounded by the ITL
+    # target at the DEP band's edge (at the TP band's, +0% ITL for mla-moe, the batch AIC puts
+    # 7% over the target was picked).
+    b200x16 = ResolvedHardware.from_dict(
+        {"gpuSku": "b200_sxm", "totalGpus": 16, "numGpusPerNode": 8}
+    )
+    sla = {"ttft": 713.0, "itl": 48.8}
+    result = profile({**DEEPSEEK, "sla": sla}, b200x16)
+    chosen = _selected(result)
+    assert int(chosen.get("attentionDataParallelSize") or 1) > 1, result.message
+    band = error_band(resolve(DEEPSEEK, b200x16).model, "trtllm", "agg", dep=True)
+    assert band.itl > 0.02, "the DEP band for mla-moe ITL is needed here"
+    assert "the SLA holds at that edge" in result.message
+    ttft, itl = _at_edge(chosen, band)
+    assert ttft <= sla["ttft"] and itl <= sla["itl"]
+    assert "mla-moe models' DEP workers on trtllm (aggregated serving) is TTFT " in result.message
+    assert f"ITL +{band.itl * 100:.0f}%" in result.message
