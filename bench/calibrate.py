@@ -11,6 +11,9 @@ taken, in a group without such rows (no DeepSeek-V3 fits an H100 node), from the
 backend's groups that have them.
 
     UV_PROJECT_ENVIRONMENT=/tmp/aic-env uv run --group calibration python bench/calibrate.py
+
+The DEP workers' own fields (`dep_*`) are fitted by `bench/calibrate_dep.py` on top of these
+profiles: this script keeps them, and that one is to be rerun after it.
 """
 
 from __future__ import annotations
@@ -260,9 +263,26 @@ def main(argv: list[str] | None = None) -> int:
         "error_band": error_bands(rows),
         "profiles": profiles,
     }
+    keep_dep_fit(args.out, doc)
     args.out.write_text(json.dumps(doc, indent=1) + "\n")
     print(f"\nwrote {args.out}")
     return 0
+
+
+def keep_dep_fit(path: Path, doc: dict[str, Any]) -> None:
+    """Carry the DEP fields `bench/calibrate_dep.py` wrote into `path` over to `doc`: they are
+    fitted on other points, on top of these profiles, so rerun it after this fit."""
+    if not path.exists():
+        return
+    old = json.loads(path.read_text())
+    if "dep_fit" not in old.get("provenance", {}):
+        return
+    doc["provenance"]["dep_fit"] = old["provenance"]["dep_fit"]
+    for key, fields in old["profiles"].items():
+        dep = {k: v for k, v in fields.items() if k.startswith("dep_")}
+        if key in doc["profiles"]:
+            doc["profiles"][key].update(dep)
+    print("kept the DEP fields of bench/calibrate_dep.py: rerun it, it fits on these profiles")
 
 
 if __name__ == "__main__":

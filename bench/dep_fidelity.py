@@ -4,13 +4,15 @@
     uv run python bench/dep_fidelity.py --from-file      # re-score the saved AIC figures, no AIC
 
 `bench/fidelity.py`'s grid has no DEP rows (`sim.estimate` has no DEP option), so this script
-compares `sim._dep.dep_agg_ms` with AIC 0.12's `cli_estimate` (SILICON, trtllm, agg, TP 1 x
-attention DP w x MoE EP w) for DeepSeek-V3 (DEP 8 and 16) and Qwen3-30B-A3B (DEP 2, 4 and 8) on
-B200, H200 and H100, at 1000/1000, 4000/500 and 8000/200 and 1 to 64 sequences per rank. AIC's
-figures go to `bench/results/dep_fidelity.jsonl` (one JSON row per point; a layout AIC cannot run,
-e.g. DeepSeek-V3 DEP 8 on H100, carries its error instead); `--from-file` re-scores them against
-the current estimator. Prints TTFT and ITL ours / AIC per (model, GPU, width, workload) over the
-batches, then the absolute error, median and p90, over every point.
+compares `sim._dep.dep_agg_ms` with AIC 0.12's `cli_estimate` (SILICON, agg, TP 1 x attention DP
+w x MoE EP w) for DeepSeek-V3 (DEP 8 and 16) and Qwen3-30B-A3B (DEP 2, 4 and 8) on B200, H200 and
+H100, at 1000/1000, 4000/500 and 8000/200 and 1 to 256 sequences per rank, on trtllm, sglang and
+vllm (`--backends`). AIC's figures go to `bench/results/dep_fidelity.jsonl` (one JSON row per
+point, with its backend; a layout AIC cannot run, e.g. DeepSeek-V3 DEP 8 on H100, carries its
+error instead); `--from-file` re-scores them against the current estimator. Prints TTFT and ITL
+ours / AIC per (backend, model, GPU, width, workload) over the batches, then the absolute error,
+median and p90, over every point. `bench/error_band.py` makes the DEP workers' error bands from
+the same file.
 """
 
 from __future__ import annotations
@@ -36,17 +38,21 @@ OUT_PATH = ROOT / "bench" / "results" / "dep_fidelity.jsonl"
 WIDTHS = {"deepseek-ai/DeepSeek-V3": (8, 16), "Qwen/Qwen3-30B-A3B": (2, 4, 8)}
 GPUS = ("b200_sxm", "h200_sxm", "h100_sxm")
 WORKLOADS = ((1000, 1000), (4000, 500), (8000, 200))
-PER_RANK = (1, 4, 8, 12, 16, 32, 64)
+PER_RANK = (1, 4, 8, 12, 16, 32, 64, 128, 256)
+BACKENDS = ("trtllm", "sglang", "vllm")
 
 
-def points() -> list[dict[str, Any]]:
+def points(
+    backends: tuple[str, ...] = BACKENDS, per_rank: tuple[int, ...] = PER_RANK
+) -> list[dict[str, Any]]:
     return [
-        {"model": m, "gpu": g, "w": w, "isl": isl, "osl": osl, "b": b}
+        {"backend": be, "model": m, "gpu": g, "w": w, "isl": isl, "osl": osl, "b": b}
+        for be in backends
         for m, widths in WIDTHS.items()
         for g in GPUS
         for w in widths
         for isl, osl in WORKLOADS
-        for b in PER_RANK
+        for b in per_rank
     ]
 
 
@@ -63,7 +69,7 @@ def aic_point(p: dict[str, Any]) -> dict[str, Any]:
             r = cli_estimate(
                 p["model"],
                 p["gpu"],
-                backend_name="trtllm",
+                backend_name=backend_of(p),
                 isl=p["isl"],
                 osl=p["osl"],
                 mode="agg",
@@ -79,25 +85,30 @@ def aic_point(p: dict[str, Any]) -> dict[str, Any]:
     return {**p, "aic_ttft": float(r.ttft), "aic_itl": float(r.tpot)}
 
 
+def backend_of(p: dict[str, Any]) -> str:
+    """A point's backend (the first file's rows, all trtllm, do not name it)."""
+    return str(p.get("backend", "trtllm"))
+
+
 def ours(p: dict[str, Any]) -> tuple[float, float]:
-    plan = dep_plan(models()[p["model"]], gpu_named(p["gpu"]), "trtllm", p["w"])
+    plan = dep_plan(models()[p["model"]], gpu_named(p["gpu"]), backend_of(p), p["w"])
     o = dep_agg_ms(plan, np.array([float(p["b"] * p["w"])]), float(p["isl"]), float(p["osl"]))
     return float(o.ttft_ms[0]), float(o.itl_ms[0])
 
 
 def report(rows: list[dict[str, Any]]) -> None:
-    groups: dict[tuple[str, str, int, int], list[tuple[float, float]]] = {}
+    groups: dict[tuple[str, str, str, int, int], list[tuple[float, float]]] = {}
     for r in rows:
         if "error" in r:
             continue
         ttft, itl = ours(r)
-        key = (r["model"].split("/")[-1], r["gpu"], r["w"], r["isl"])
+        key = (backend_of(r), r["model"].split("/")[-1], r["gpu"], r["w"], r["isl"])
         groups.setdefault(key, []).append((ttft / r["aic_ttft"], itl / r["aic_itl"]))
     errors = []
-    for (model, gpu, w, isl), ratios in groups.items():
+    for (backend, model, gpu, w, isl), ratios in groups.items():
         t = " ".join(f"{x:.2f}" for x, _ in ratios)
         i = " ".join(f"{y:.2f}" for _, y in ratios)
-        print(f"{model:<16} {gpu:<9} DEP{w:<3} isl {isl:<5} TTFT {t} | ITL {i}")
+        print(f"{backend:<6} {model:<16} {gpu:<9} DEP{w:<3} isl {isl:<5} TTFT {t} | ITL {i}")
         errors.extend(ratios)
     logs = np.abs(np.log(np.array(errors)))
     med, p90 = np.expm1(np.median(logs, axis=0)), np.expm1(np.percentile(logs, 90, axis=0))
@@ -112,11 +123,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--from-file", action="store_true", help="re-score the saved AIC figures")
     ap.add_argument("--out", type=Path, default=OUT_PATH)
+    ap.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated")
+    ap.add_argument(
+        "--per-rank",
+        default=",".join(map(str, PER_RANK)),
+        help="sequences per rank, comma-separated",
+    )
     args = ap.parse_args()
     if args.from_file:
         rows = [json.loads(line) for line in args.out.read_text().splitlines() if line]
     else:
-        rows = [aic_point(p) for p in points()]
+        rows = []
+        per_rank = tuple(int(b) for b in args.per_rank.split(","))
+        for point in points(tuple(args.backends.split(",")), per_rank):
+            rows.append(aic_point(point))
+            if len(rows) % 50 == 0:
+                print(f"{len(rows)} points", file=sys.stderr, flush=True)
         args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
     report(rows)
 

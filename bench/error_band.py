@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from dep_fidelity import OUT_PATH as DEP_PATH  # noqa: E402
+from dep_fidelity import backend_of  # noqa: E402
 from dep_fidelity import ours as dep_ours  # noqa: E402
 from fidelity import CSV_PATH, read_csv, score_sim  # noqa: E402
 
@@ -80,23 +81,25 @@ def bands(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
 
 
 def dep_bands(path: Path) -> dict[str, dict[str, dict[str, float]]]:
-    """The DEP workers' bands, from `bench/dep_fidelity.py`'s points (trtllm, aggregated serving,
-    re-scored against the current `sim._dep`), per family and pooled over families: keyed
-    "trtllm/dep-<family>" and, for the backends no DEP point was measured on, "*/dep-<family>"
-    (the same figures). The disaggregated DEP workers ("static") take the same band: their decode
-    step is the same model."""
+    """The DEP workers' bands, from `bench/dep_fidelity.py`'s points (aggregated serving,
+    re-scored against the current `sim._dep`), keyed "<backend>/dep-<family>" with "*" pooling
+    backends or families, as `bands` keys the TP ones. The disaggregated DEP workers ("static")
+    take the same band: their decode step is the same model."""
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     rows = [r for r in rows if "error" not in r]
     catalog = sim.models()
     for r in rows:
+        r["backend"] = backend_of(r)
         r["family"] = family(catalog[r["model"]])
         r["sim_ttft_ms"], r["sim_itl_ms"] = dep_ours(r)
         r["aic_ttft_ms"], r["aic_itl_ms"] = r["aic_ttft"], r["aic_itl"]
     out: dict[str, dict[str, dict[str, float]]] = {}
-    for fam in [*sorted({r["family"] for r in rows}), "*"]:
-        sel = [r for r in rows if fam in ("*", r["family"])]
-        figs = {"ttft": band(sel, "ttft"), "itl": band(sel, "itl"), "n": len(sel)}
-        for backend in ("trtllm", "*"):
+    backends = [*sorted({r["backend"] for r in rows}), "*"]
+    families = [*sorted({r["family"] for r in rows}), "*"]
+    for backend, fam in itertools.product(backends, families):
+        sel = [r for r in rows if backend in ("*", r["backend"]) and fam in ("*", r["family"])]
+        if sel:
+            figs = {"ttft": band(sel, "ttft"), "itl": band(sel, "itl"), "n": len(sel)}
             out[f"{backend}/{DEP_PREFIX}{fam}"] = {mode: dict(figs) for mode in MODES}
     return out
 
@@ -116,8 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             "experts spread over its TP GPUs), "
             f"exp(p{QUANTILE} of log(AIC/sim)) - 1, floored at 0, for TTFT and ITL; n = rows. "
             "'<backend>/dep-<family>': DEP workers (attention DP x wide EP), from "
-            "bench/results/dep_fidelity.jsonl (trtllm, aggregated serving; '*' for the backends "
-            "without DEP points; 'static' the same figures). "
+            "bench/results/dep_fidelity.jsonl (aggregated serving; 'static' the same figures). "
             "Written by bench/error_band.py; read by sim._margin."
         ),
         "provenance": {

@@ -14,7 +14,11 @@ profiler deploys it with SGLang `--tp N --dp N --enable-dp-attention`, vLLM
 `enable_attention_dp` (`sim._dgd_backends`).
 
 One step on one GPU (per-rank `T` new tokens, the worker's `dp * T`), the roofline of
-`sim._estimate` with its calibrated profile (`backend_profile`):
+`sim._estimate` with its calibrated profile (`backend_profile`), whose `dep_*` fields (fitted on
+DEP points by `bench/calibrate_dep.py`, per backend and GPU) price what a DEP rank runs
+differently from a TP worker: its routed experts (`dep_moe_eff`, `dep_prefill_moe_eff` in place of
+`moe_eff`), its attention (`dep_attn_eff`) and its all-to-all within the NVLink domain
+(`dep_a2a_scale`) and across nodes (`dep_internode_a2a_scale`):
 - GEMMs, each a roofline (compute or weight reads, whichever is slower) at `sim._estimate`'s
   efficiencies (fp8_eff for fp8 GEMMs): the non-expert weights (read in full) over the rank's `T`
   tokens and the lm_head over its sequences; the busiest rank's experts over the tokens routed to
@@ -151,19 +155,22 @@ def dep_plan(model: ModelArch, gpu: Gpu, backend: str, width: int) -> DepPlan:
 
 
 def _a2a_ms(plan: DepPlan, tokens: FloatArray) -> FloatArray:
-    """Dispatch + combine of one MoE layer for a rank with `tokens` new tokens."""
-    m = plan.model
+    """Dispatch + combine of one MoE layer for a rank with `tokens` new tokens, times the
+    profile's `dep_a2a_scale` within the NVLink domain, `dep_internode_a2a_scale` across nodes."""
+    m, be = plan.model, plan.backend
     remote = (plan.ep - 1) / plan.ep
     copies = tokens * m.num_experts_per_tok * m.hidden_size * remote
     per_gpu = copies * 2.0 * plan.act_bytes  # dispatch and combine, at the checkpoint's width
     intra = per_gpu / (plan.gpu.interconnect_gbps / 2.0 * 1e9 * A2A_LINK_EFF)
     latency = ALLREDUCE_LATENCY_US[plan.gpu.interconnect]
+    scale = be.dep_a2a_scale
     if plan.ep > plan.nvlink_domain:
         outside = (plan.ep - plan.nvlink_domain) / (plan.ep - 1)
         inter = per_gpu * outside / (plan.scaleout_gbps * INTER_NODE_A2A_EFF * 1e9)
         intra = np.maximum(intra * (1.0 - outside), inter)
         latency = max(latency, INTER_NODE_LATENCY_US)
-    return np.asarray(2.0 * latency * 1e-3 + intra * 1e3, dtype=np.float64)
+        scale = be.dep_internode_a2a_scale
+    return np.asarray((2.0 * latency * 1e-3 + intra * 1e3) * scale, dtype=np.float64)
 
 
 def _rank_ms(
@@ -190,8 +197,8 @@ def _rank_ms(
     bw = gpu.memory_bandwidth_gbps * 1e9 * weight_eff
     dense_flops = 2.0 * (m.non_expert_body_params * tokens + m.lm_head_params * seqs)
     gemm_s = np.maximum(dense_flops / peak_linear, (plan.non_expert_bytes + plan.head_bytes) / bw)
-    if m.num_experts:  # the busiest rank's experts, at moe_eff (as sim._estimate)
-        moe_eff = be.moe_eff or 1.0
+    if m.num_experts:  # the busiest rank's experts, at the DEP workers' moe_eff
+        moe_eff = (be.dep_moe_eff if decode else be.dep_prefill_moe_eff) or be.moe_eff or 1.0
         assignments = bottleneck_routed(m.num_experts_per_tok, worker_tokens, plan.ep)
         expert_flops = 2.0 * m.moe_layers * m.expert_params * assignments / plan.ep
         local = bottleneck_experts(m.num_experts, m.num_experts_per_tok, worker_tokens, plan.ep)
@@ -203,7 +210,7 @@ def _rank_ms(
     attn_s = np.maximum(
         attn_flops / (gpu.dense_bf16_tflops * 1e12 * attn_eff),
         kv_tokens * plan.kv_bytes_per_token / (gpu.memory_bandwidth_gbps * 1e9 * kv_eff),
-    )
+    ) / (be.dep_attn_eff or 1.0)
     comm = m.moe_layers * _a2a_ms(plan, tokens)
     overhead = be.layers_overhead_ms(m, m.num_hidden_layers, decode)
     return np.asarray(

@@ -177,6 +177,14 @@ class BackendProfile:
     # efficiency (0: no loss): narrower tensor-parallel shards fill the GPU less
     gemm_shard_cols: float = 0.0
     comm_scale: float = 1.0  # multiplies all-reduce / all-to-all / hand-off times
+    # DEP workers (`sim._dep`: attention DP x wide EP run other kernels than a TP worker: DeepEP-
+    # style dispatch, grouped expert GEMMs over many experts, all-heads MLA), fitted on DEP points
+    # (`bench/calibrate_dep.py`); None / 1.0: as a TP worker
+    dep_moe_eff: float | None = None  # routed experts in a DEP decode step (None: moe_eff)
+    dep_prefill_moe_eff: float | None = None  # the same in a prefill or mixed pass
+    dep_attn_eff: float | None = None  # attention FLOPs and KV reads on a DEP rank, relative
+    dep_a2a_scale: float = 1.0  # DEP all-to-all within the NVLink domain, on top of comm_scale
+    dep_internode_a2a_scale: float = 1.0  # the same over the scale-out NICs (DEP across nodes)
     # agg scheduler (AIConfigurator 0.12's run_agg, per backend; set in BACKENDS, not fitted):
     # TTFT = (mixed step + agg_dispatch_ms_per_layer * layers)
     #        * min(agg_queue_base + agg_queue_per_seq * b + agg_queue_per_doubling * log2 b, cap)

@@ -144,9 +144,12 @@ def test_dep_workers_have_a_band_of_their_own_measured_on_dep_points() -> None:
     tp = error_band(model, "trtllm", "agg")
     assert dep.dep and not tp.dep and dep.family == tp.family == "mla-moe"
     assert dep != tp
+    for backend in ("sglang", "vllm"):  # measured on their own DEP points
+        assert error_band(model, backend, "agg", dep=True).dep
     # A backend without DEP points takes the pooled DEP band, not its TP band.
-    assert error_band(model, "sglang", "agg", dep=True) == error_band(model, "*", "agg", dep=True)
-    assert error_band(model, "sglang", "agg", dep=True).dep
+    pooled = error_band(model, "*", "agg", dep=True)
+    assert error_band(model, "no-such-backend", "agg", dep=True) == pooled
+    assert pooled.dep
 
 
 def _deepseek_search(sla: dict[str, float], dep_band: ErrorBand | None) -> Pick:
