@@ -27,8 +27,13 @@ SPEC: dict[str, Any] = {
 }
 
 
-def _search(spec: dict[str, Any], band: ErrorBand | None) -> Pick:
-    setup = resolve(spec, H100x8)
+def _search(
+    spec: dict[str, Any],
+    band: ErrorBand | None,
+    hardware: ResolvedHardware = H100x8,
+    dep_band: ErrorBand | None = None,
+) -> Pick:
+    setup = resolve(spec, hardware)
     grid = sweep_prefill(setup).grids["trtllm"]
     return search(
         setup.model,
@@ -39,6 +44,7 @@ def _search(spec: dict[str, Any], band: ErrorBand | None) -> Pick:
         setup.total_gpus,
         backend="trtllm",
         band=band,
+        dep_band=dep_band,
     )
 
 
@@ -153,19 +159,9 @@ def test_dep_workers_have_a_band_of_their_own_measured_on_dep_points() -> None:
 
 
 def _deepseek_search(sla: dict[str, float], dep_band: ErrorBand | None) -> Pick:
-    setup = resolve({**DEEPSEEK, "sla": sla}, B200x8)
-    grid = sweep_prefill(setup).grids["trtllm"]
-    return search(
-        setup.model,
-        setup.gpu,
-        grid,
-        setup.sla,
-        setup.workload,
-        setup.total_gpus,
-        backend="trtllm",
-        band=error_band(setup.model, "trtllm", "agg"),
-        dep_band=dep_band,
-    )
+    spec = {**DEEPSEEK, "sla": sla}
+    band = error_band(resolve(spec, B200x8).model, "trtllm", "agg")
+    return _search(spec, band, B200x8, dep_band)
 
 
 def test_the_dep_band_prices_only_the_dep_rows() -> None:
