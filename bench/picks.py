@@ -27,6 +27,10 @@ The order is a stable hash of the spec, so `--limit N` takes a spread of the gri
 takes 5-230 s per spec; its results (and its estimates of our picks, keyed by the pick) are cached
 in `bench/results/picks_aic.json` so a re-run after a change to `sim` redoes only what changed.
 
+`--backend auto` profiles each spec with Dynamo's default backend (sim picks among trtllm, SGLang
+and vLLM) and has AIC estimate the pick on the backend it names, against the same trtllm search
+(`bench/results/picks_auto.txt`).
+
 AIC is a dev-only dependency, imported lazily; run with:
     UV_PROJECT_ENVIRONMENT=/tmp/aic-env uv run --group calibration nice -n 10 \
         python bench/picks.py --limit 20
@@ -141,12 +145,16 @@ def _layout(c: dict[str, Any], role: str = "") -> str:
 
 
 def pick_label(c: dict[str, Any]) -> str:
+    """The pick in short, its backend first unless it is trtllm (the grid's backend)."""
+    backend = "" if c["backend"] == BACKEND else f"{c['backend']} "
     if c["mode"] == "disagg":
         return (
-            f"disagg P {c['prefillWorkers']}x{_layout(c, 'prefill')}"
+            f"{backend}disagg P {c['prefillWorkers']}x{_layout(c, 'prefill')}"
             f" + D {c['decodeWorkers']}x{_layout(c, 'decode')} bs{c['batchSize']}"
         )
-    return f"agg {c['replicas']}x{_layout(c)}PP{c['pipelineParallelSize']} bs{c['batchSize']}"
+    return (
+        f"{backend}agg {c['replicas']}x{_layout(c)}PP{c['pipelineParallelSize']} bs{c['batchSize']}"
+    )
 
 
 # --- AIC -----------------------------------------------------------------------------------------
@@ -196,7 +204,7 @@ class AicPicks(Aic):
             return tp, 1, *moe_sizes(tp, c[_key(role, "ExpertParallelSize")])
 
         common: dict[str, Any] = {
-            "backend_name": BACKEND,
+            "backend_name": c["backend"],
             "isl": spec.isl,
             "osl": spec.osl,
         }
@@ -326,7 +334,12 @@ def save_cache(path: Path, cache: dict[str, Any]) -> None:
 
 
 def run_spec(
-    g: GridSpec, aic: AicPicks | None, cache: dict[str, Any], *, new_searches: bool = True
+    g: GridSpec,
+    aic: AicPicks | None,
+    cache: dict[str, Any],
+    *,
+    new_searches: bool = True,
+    backend: str = BACKEND,
 ) -> dict[str, Any] | None:
     import sim
 
@@ -334,7 +347,7 @@ def run_spec(
     if "search" not in cache.get(g.key, {}) and (aic is None or not new_searches):
         return None  # not run (no AIC search cached for it)
     try:
-        sim_t, result = timed(sim_runner(spec), 3)
+        sim_t, result = timed(sim_runner(spec, backend), 3)
     except Exception as exc:  # does not fit the budget: not comparable
         return {"key": g.key, "skip": f"sim: {str(exc)[:100]}"}
     ours = our_pick(result)
@@ -481,6 +494,12 @@ def main(argv: list[str] | None = None) -> int:
         help="only specs whose AIC search is cached (AIC still estimates new picks)",
     )
     ap.add_argument("--deadline", type=float, help="stop starting new specs after this many s")
+    ap.add_argument(
+        "--backend",
+        default=BACKEND,
+        help="the spec's backend for sim (auto: Dynamo's default; AIC judges the pick on the "
+        "backend sim chose, against AIC's trtllm search)",
+    )
     ap.add_argument("--out", type=Path, default=OUT_PATH)
     ap.add_argument("--cache", type=Path, default=CACHE_PATH)
     args = ap.parse_args(argv)
@@ -495,8 +514,9 @@ def main(argv: list[str] | None = None) -> int:
     out = Report()
     load = os.getloadavg()
     out(
-        f"bench/picks.py: sim.profile's pick vs AIConfigurator 0.12.0 (cli_default + cli_estimate, "
-        f"{BACKEND}, SILICON); {len(grid)} specs; load average {load[0]:.2f} at start"
+        f"bench/picks.py: sim.profile's pick (backend {args.backend}) vs AIConfigurator 0.12.0 "
+        f"(cli_default {BACKEND} + cli_estimate, SILICON); {len(grid)} specs; load average "
+        f"{load[0]:.2f} at start"
     )
     rows: list[dict[str, Any]] = []
     start = time.perf_counter()
@@ -504,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.deadline and time.perf_counter() - start > args.deadline:
             out(f"deadline reached: {len(rows)}/{len(grid)} specs run")
             break
-        row = run_spec(g, aic, cache, new_searches=not args.cached_searches)
+        row = run_spec(g, aic, cache, new_searches=not args.cached_searches, backend=args.backend)
         save_cache(args.cache, cache)
         if row is None:
             continue

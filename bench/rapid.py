@@ -125,12 +125,12 @@ def fmt_s(seconds: float) -> str:
 # --- sim side ------------------------------------------------------------------------------------
 
 
-def sim_runner(spec: Spec) -> Callable[[], Any]:
+def sim_runner(spec: Spec, backend: str = AIC_BACKEND) -> Callable[[], Any]:
     import sim
     from dgdr.domain.hardware import ResolvedHardware
     from dgdr.domain.spec import parse_spec
 
-    parsed = parse_spec(spec.dgdr())
+    parsed = parse_spec({**spec.dgdr(), "backend": backend})
     if isinstance(parsed, list):
         raise SystemExit(f"invalid spec {spec.label}: {parsed}")
     hardware = ResolvedHardware.from_dict(spec.hardware())
