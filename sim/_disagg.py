@@ -53,7 +53,7 @@ from ._estimate import (
     decode_step_ms,
     prefill_ms,
 )
-from ._margin import ErrorBand, edge_factors
+from ._margin import EdgeFactors, ErrorBand, edge_factors
 from ._roofline import BATCH_GRID, kv_free_bytes, sequences_fitting
 from ._search import (
     Candidate,
@@ -113,8 +113,9 @@ def disagg_candidates(
 ) -> list[Candidate]:
     """Every fitting disaggregated combination, best worker ratio each (see the module docstring);
     with `band` (the estimator's error band for these workers, `sim._margin`; `dep_band` for DEP
-    workers, `band` when None) each candidate's `edge_ratio`. `default_ranking`: the caller ranks them only by the default rule and Pareto
-    fronts (no objective, no load to match, no planner or thorough shortlist), so only those
+    workers, `band` when None) each candidate's `edge_ratio`. `default_ranking`: the caller ranks
+    them only by the default rule and Pareto fronts (no objective, no load to match, no planner
+    or thorough shortlist), so only those
     `sim._search.worth_ranking` keeps are made, in an `Evaluated` list counting them all (a search
     makes thousands, most of them dominated)."""
     isl, osl = workload.isl, workload.osl
@@ -153,12 +154,9 @@ def disagg_candidates(
     ratios = np.broadcast_to(
         sla_ratio(sla, first_token[:, :, None], step[None, :, :], e2e_of), e2e_of.shape
     )  # (P, D, B)
+    dep = np.asarray(dps) > 1
     edge = (
-        None
-        if band is None
-        else _edges(
-            sla, band, dep_band or band, np.asarray(dps) > 1, pi, di, first_token, step, osl
-        )
+        None if band is None else _edges(sla, band, dep_band, dep, pi, di, first_token, step, osl)
     )
     # Every feasible (prefill layout p, decode layout d, batch b) with its best unit (i, j),
     # as flat arrays; Python objects are made once, at the end.
@@ -200,7 +198,7 @@ def disagg_candidates(
 def _edges(
     sla: SLA,
     band: ErrorBand,
-    dep_band: ErrorBand,
+    dep_band: ErrorBand | None,
     dep: NDArray[np.bool_],
     pi: IntArray,
     di: IntArray,
@@ -209,19 +207,17 @@ def _edges(
     osl: int,
 ) -> FloatArray:
     """The (P, D, B) SLA ratios at the error band's pessimistic edge: TTFT at the prefill
-    worker's band, ITL at the decode worker's (`dep_band` for DEP workers, `dep` per layout)."""
-    ttft_f, _ = edge_factors(band, dep_band, dep[pi])
-    _, itl_f = edge_factors(band, dep_band, dep[di])
-    return np.asarray(
-        edge_ratios(
-            sla,
-            first_token[:, :, None],
-            step[None, :, :],
-            osl,
-            (ttft_f[:, None, None], itl_f[None, :, None]),
-        ),
-        dtype=np.float64,
+    worker's band, ITL at the decode worker's (`dep_band`, else `band`, for DEP workers: `dep`
+    per layout)."""
+    prefill = edge_factors(band, dep_band or band, dep[pi])
+    decode = edge_factors(band, dep_band or band, dep[di])
+    factors = EdgeFactors(
+        prefill.ttft[:, None, None],
+        decode.itl[None, :, None],
+        prefill.unmeasured[:, None, None] | decode.unmeasured[None, :, None],
     )
+    ratios = edge_ratios(sla, first_token[:, :, None], step[None, :, :], osl, factors)
+    return np.asarray(ratios, dtype=np.float64)
 
 
 def _made(

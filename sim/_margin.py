@@ -9,7 +9,9 @@ optimistic. A config meets the SLA "with margin" when its TTFT x (1 + band) and
 ITL x (1 + band) meet it (`ErrorBand.edge`, checked by `sim._search`). A band wider than
 `WIDEST_USABLE` (a family the estimator does not yet follow, e.g. MLA-MoE on some backends) is not
 picked by: paying for it would cut throughput several-fold on a guess; the pick is then made on the
-estimate itself and its message says how wide the band is (`ErrorBand.usable`).
+estimate itself and its message says how wide the band is (`ErrorBand.usable`). No config such a
+band covers claims a margin, so next to configs of a usable band (SGLang's DEP workers of an
+MLA-MoE model beside its TP workers) those with a measured margin rank first.
 
 DEP workers (attention DP x wide EP, `sim._dep`) are priced by a model of their own, so they
 have bands of their own, keyed "backend/dep-family" (from `bench/results/dep_fidelity.jsonl`:
@@ -72,11 +74,24 @@ class ErrorBand:
         return (1.0 + self.ttft, 1.0 + self.itl) if self.usable else (1.0, 1.0)
 
 
-def edge_factors(band: ErrorBand, dep_band: ErrorBand, dep: Any) -> tuple[Any, Any]:
-    """(TTFT factor, ITL factor) per worker: `dep_band`'s where `dep` (a bool array: DEP
-    workers), `band`'s elsewhere; `edge` is the figures times these."""
+@dataclass(frozen=True)
+class EdgeFactors:
+    """Per worker (arrays): what its TTFT and ITL are multiplied by at the pessimistic edge of
+    its band, and whether that band is too wide to pick by (`unmeasured`: no margin claimed)."""
+
+    ttft: Any
+    itl: Any
+    unmeasured: Any
+
+
+def edge_factors(band: ErrorBand, dep_band: ErrorBand, dep: Any) -> EdgeFactors:
+    """The factors of `dep_band` where `dep` (a bool array: DEP workers), of `band` elsewhere."""
     (t, i), (dt, di) = band.factors, dep_band.factors
-    return np.where(dep, dt, t), np.where(dep, di, i)
+    return EdgeFactors(
+        np.where(dep, dt, t),
+        np.where(dep, di, i),
+        np.where(dep, not dep_band.usable, not band.usable),
+    )
 
 
 def family(model: ModelArch) -> str:

@@ -235,9 +235,21 @@ def dep_note(
             f"DEP (attention DP x EP) considered, not picked: no DEP config meets the SLA "
             f"(closest: {shape(best_dep)}, worst target at {best_dep.worst_ratio:.2f}x)"
         )
+    described = (
+        f"the best DEP config ({shape(best_dep)}, {num(best_dep.tokens_per_s_per_gpu)} tok/s/GPU)"
+    )
+    if chosen.has_margin and not best_dep.has_margin:
+        why = (
+            "its estimator's error band is too wide to claim a margin"
+            if best_dep.edge_ratio == math.inf
+            else "not at the pessimistic edge of its estimator's error band"
+        )
+        return (
+            f"DEP (attention DP x EP) considered, not picked: {described} meets the SLA only as "
+            f"estimated ({why}); the pick meets it at the edge of its own"
+        )
     ratio = best_dep.tokens_per_s_per_gpu / chosen.tokens_per_s_per_gpu
     return (
-        f"DEP (attention DP x EP) considered, not picked: the best DEP config ({shape(best_dep)}, "
-        f"{num(best_dep.tokens_per_s_per_gpu)} tok/s/GPU) ranks below the pick "
+        f"DEP (attention DP x EP) considered, not picked: {described} ranks below the pick "
         f"({ratio:.2f}x its tok/s/GPU)"
     )

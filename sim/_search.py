@@ -40,7 +40,7 @@ from dgdr.domain.spec import SLA, OptimizationType, Workload
 
 from ._catalog import Gpu, ModelArch
 from ._estimate import backend_profile
-from ._margin import ErrorBand, edge_factors
+from ._margin import EdgeFactors, ErrorBand, edge_factors
 from ._roofline import HBM_UTILISATION, Grid, usable_bytes
 
 
@@ -368,11 +368,12 @@ def _replicas(workload: Workload, rps_replica: Any, batch: Any, budget: Any) -> 
     return replicas, served
 
 
-def edge_ratios(sla: SLA, ttft: Any, itl: Any, osl: int, factors: tuple[Any, Any]) -> Any:
-    """`sla_ratio` of the figures at the pessimistic edge of their error band (scalars or
-    arrays; `factors`: `ErrorBand.factors`, or `sim._margin.edge_factors` per worker)."""
-    t, i = ttft * factors[0], itl * factors[1]
-    return sla_ratio(sla, t, i, t + (osl - 1) * i)
+def edge_ratios(sla: SLA, ttft: Any, itl: Any, osl: int, factors: EdgeFactors) -> Any:
+    """`sla_ratio` of the figures at the pessimistic edge of their error band (arrays that
+    broadcast with `factors`, `sim._margin.edge_factors`); infinite (no margin) where the band
+    is too wide to pick by."""
+    t, i = ttft * factors.ttft, itl * factors.itl
+    return np.where(factors.unmeasured, np.inf, sla_ratio(sla, t, i, t + (osl - 1) * i))
 
 
 def _r(x: float) -> float:

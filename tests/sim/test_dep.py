@@ -61,7 +61,7 @@ def test_deepseek_on_16_gpus_considers_dep_and_explains_the_choice(backend: str)
         or c.get("decodeAttentionDataParallelSize", 1) > 1
         or c.get("prefillAttentionDataParallelSize", 1) > 1
     ]
-    assert dep, "no DEP config on the Pareto front"
+    # DEP configs reach the front (of the configs with margin) unless the note says why not.
     assert all(c["totalGpus"] <= 16 for c in configs)
     note = next(n for n in result.message.split("; ") if n.startswith("DEP (attention DP x EP)"))
     chosen = next(c for c in configs if c["selected"])
@@ -73,6 +73,8 @@ def test_deepseek_on_16_gpus_considers_dep_and_explains_the_choice(backend: str)
         assert "DEP " in result.message.split(";")[0]  # the shape names the DEP worker
     else:
         assert note.startswith("DEP (attention DP x EP) considered, not picked")
+        if not dep:
+            assert "meets the SLA only as estimated" in note or "no DEP config" in note, note
 
 
 def test_a_dense_model_gets_no_dep_layout_and_no_dep_note() -> None:

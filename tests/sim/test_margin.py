@@ -182,6 +182,20 @@ def test_the_dep_band_prices_only_the_dep_rows() -> None:
     assert changed, "a wider DEP band moved no DEP row's edge"
 
 
+def test_dep_rows_of_a_band_too_wide_to_pick_by_claim_no_margin() -> None:
+    # Next to TP rows checked at a usable band, DEP rows whose band is beyond WIDEST_USABLE are
+    # not waved through as if they had margin: their error is not known well enough.
+    sla = {"ttft": 2000.0, "itl": 40.0}
+    wide = ErrorBand(ttft=0.8, itl=0.1, family="mla-moe", dep=True)
+    assert not wide.usable
+    pick = _deepseek_search(sla, wide)
+    dep = [c for c in pick.candidates if c.dp > 1]
+    assert any(c.meets_sla for c in dep)
+    assert not any(c.has_margin for c in dep)
+    assert any(c.has_margin for c in pick.candidates if c.dp == 1)
+    assert pick.chosen.dp == 1 and pick.chosen.has_margin
+
+
 def test_a_dep_pick_keeps_the_sla_at_the_dep_band_and_says_so() -> None:
     # 16 x B200 at a loose ITL: DEP 8 workers at a large batch win, their batch bounded by the ITL
     # target at the DEP band's edge (at the TP band's, +0% ITL for mla-moe, the batch AIC puts
