@@ -275,14 +275,11 @@ def keep_dep_fit(path: Path, doc: dict[str, Any]) -> None:
     if not path.exists():
         return
     old = json.loads(path.read_text())
-    if "dep_fit" not in old.get("provenance", {}):
+    if "dep_profiles" not in old:
         return
-    doc["provenance"]["dep_fit"] = old["provenance"]["dep_fit"]
-    for key, fields in old["profiles"].items():
-        dep = {k: v for k, v in fields.items() if k.startswith("dep_")}
-        if key in doc["profiles"]:
-            doc["profiles"][key].update(dep)
-    print("kept the DEP fields of bench/calibrate_dep.py: rerun it, it fits on these profiles")
+    doc["dep_profiles"] = old["dep_profiles"]
+    doc["provenance"]["dep_fit"] = old["provenance"].get("dep_fit", {})
+    print("kept the DEP profiles of bench/calibrate_dep.py: rerun it, it fits on these profiles")
 
 
 if __name__ == "__main__":

@@ -7,17 +7,20 @@ the TP profile alone, `sim._dep` put SGLang's and vLLM's DeepSeek-V3 DEP 8 on H2
 AIC's TTFT and ITL (4000/500, 32 sequences per rank: SGLang ours 1299 / 58 ms, AIC 4266 / 123).
 
 Reads `bench/results/dep_fidelity.jsonl` (`bench/dep_fidelity.py`: AIC's `cli_estimate` per point;
-rows without a backend are trtllm) and fits, per (backend, GPU), five fields of the
-`BackendProfile` (`dep_moe_eff`, `dep_prefill_moe_eff`, `dep_attn_eff`, `dep_a2a_scale` within
-the NVLink domain, `dep_internode_a2a_scale` across nodes) by robust
-least squares on log(sim / AIC) of TTFT and ITL over the `train` split, as `bench/calibrate.py`
-does (scipy, dev-only). A quarter of the points (a stable hash of the point) is held out and scored
-before and after (`--pool-gpus` fits one set per backend instead: on the 2026-11-30 points its
-held-out error was worse, TTFT median 17.3% against 13.9%). The fields go into
-`sim/data/calibration.json`'s profiles (a GPU without DEP points, and the backend's `*` profile,
-take the per-field median over the backend's fitted GPUs) with provenance under
-`provenance.dep_fit`.
-Run it after `bench/calibrate.py`, which rewrites the profiles; then `bench/error_band.py`.
+rows without a backend are trtllm) and fits, per (backend, GPU, model family as `sim._margin.family`
+names it: mla-moe, moe), five fields of the `BackendProfile` (`dep_moe_eff`, `dep_prefill_moe_eff`,
+`dep_attn_eff`, `dep_a2a_scale` within the NVLink domain, `dep_internode_a2a_scale` across nodes)
+by robust least squares on log(sim / AIC) of TTFT and ITL over the `train` split, as
+`bench/calibrate.py` does (scipy, dev-only), each field pulled weakly towards the TP profile's
+(`PRIOR`). A quarter of the points (a stable hash of the point) is held out and scored against the
+TP profile alone and after. They go into `sim/data/calibration.json` under `dep_profiles`
+("backend/gpu/family"; "backend/*/family", the per-field median over the backend's GPUs, for the
+others), read by `sim._estimate.dep_profile`, with provenance under `provenance.dep_fit`. Groups
+compared on the 2026-11-30 points, held out, TTFT / ITL median and p90: one set per backend (four
+fields) 17.3% / 62.5%, 11.1% / 33.6%; per backend and GPU 11.8% / 39.2%, 9.5% / 26.8%; per backend, GPU
+and family 3.9% / 18.6%, 5.9% / 17.6% (a family's fit comes from one model of it here,
+DeepSeek-V3 or Qwen3-30B-A3B: the held-out points are other points of the same model).
+Run it after `bench/calibrate.py` (which keeps these); then `bench/error_band.py`.
 
     UV_PROJECT_ENVIRONMENT=/tmp/aic-env uv run --group calibration python bench/calibrate_dep.py
 """
@@ -44,6 +47,7 @@ from dep_fidelity import backend_of  # noqa: E402
 
 from sim._catalog import gpu_named, models  # noqa: E402
 from sim._dep import dep_agg_ms, dep_plan  # noqa: E402
+from sim._margin import family  # noqa: E402
 
 OUT = ROOT / "sim" / "data" / "calibration.json"
 FIELDS = (
@@ -61,6 +65,13 @@ BOUNDS = {  # (low, high): efficiencies relative to the TP profile's, the all-to
     "dep_internode_a2a_scale": (0.1, 20.0),
 }
 HELD_OUT = 4  # one point in HELD_OUT is held out
+AS_TP: dict[str, Any] = {  # the fields' values that price a DEP worker as a TP worker's profile
+    "dep_moe_eff": None,
+    "dep_prefill_moe_eff": None,
+    "dep_attn_eff": None,
+    "dep_a2a_scale": 1.0,
+    "dep_internode_a2a_scale": 1.0,
+}
 # Weight of log(field) as a residual: each field is pulled towards 1 (the TP profile's figure) as
 # much as one point's 100 * PRIOR % error pulls it away, so a field few points constrain (the
 # all-to-all of a GPU with only in-node DEP points) is not fitted to noise.
@@ -72,7 +83,7 @@ def split(p: dict[str, Any]) -> str:
     return "test" if zlib.crc32(key.encode()) % HELD_OUT == 0 else "train"
 
 
-def predict(p: dict[str, Any], fields: dict[str, float] | None) -> tuple[float, float]:
+def predict(p: dict[str, Any], fields: dict[str, Any] | None) -> tuple[float, float]:
     """(TTFT, ITL) of `sim._dep` at the point, with `fields` over its profile (None: as is)."""
     plan = dep_plan(models()[p["model"]], gpu_named(p["gpu"]), backend_of(p), p["w"])
     if fields:
@@ -81,7 +92,7 @@ def predict(p: dict[str, Any], fields: dict[str, float] | None) -> tuple[float, 
     return float(out.ttft_ms[0]), float(out.itl_ms[0])
 
 
-def log_errors(rows: list[dict[str, Any]], fields: dict[str, float] | None) -> np.ndarray:
+def log_errors(rows: list[dict[str, Any]], fields: dict[str, Any] | None) -> np.ndarray:
     out = []
     for p in rows:
         ttft, itl = predict(p, fields)
@@ -120,45 +131,42 @@ def fit(rows: list[dict[str, Any]], start: dict[str, float]) -> dict[str, float]
     return {f: round(float(v), 5) for f, v in zip(FIELDS, np.exp(res.x), strict=True)}
 
 
+def key_of(r: dict[str, Any]) -> tuple[str, str, str]:
+    """A point's fit group: backend, GPU, model family (`sim._margin.family`)."""
+    return backend_of(r), r["gpu"], family(models()[r["model"]])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--points", type=Path, default=POINTS)
     ap.add_argument("--out", type=Path, default=OUT)
-    ap.add_argument("--pool-gpus", action="store_true", help="one fit per backend over its GPUs")
     args = ap.parse_args(argv)
     rows = [json.loads(line) for line in args.points.read_text().splitlines() if line.strip()]
     rows = [r for r in rows if "error" not in r]
     data = json.loads(args.out.read_text())
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for r in rows:
-        groups.setdefault((backend_of(r), "*" if args.pool_gpus else r["gpu"]), []).append(r)
-    fitted: dict[tuple[str, str], dict[str, float]] = {}
-    for (backend, gpu), group in sorted(groups.items()):
+        groups.setdefault(key_of(r), []).append(r)
+    fitted: dict[tuple[str, str, str], dict[str, float]] = {}
+    for key, group in sorted(groups.items()):
         train = [r for r in group if split(r) == "train"]
-        profile = dep_plan(
-            models()[group[0]["model"]], gpu_named(group[0]["gpu"]), backend, 2
-        ).backend
-        start = {
-            "dep_moe_eff": profile.moe_eff or 1.0,
-            "dep_prefill_moe_eff": profile.moe_eff or 1.0,
-            "dep_attn_eff": 1.0,
-            "dep_a2a_scale": 1.0,
-            "dep_internode_a2a_scale": 1.0,
+        moe_eff = dep_plan(
+            models()[group[0]["model"]], gpu_named(key[1]), key[0], 2
+        ).backend.moe_eff
+        start = {**dict.fromkeys(FIELDS, 1.0), "dep_moe_eff": moe_eff or 1.0}
+        start["dep_prefill_moe_eff"] = start["dep_moe_eff"]
+        fitted[key] = fit(train, start)
+        print(f"{'/'.join(key)}: {len(train)} train points -> {fitted[key]}")
+    profiles = {"/".join(k): f for k, f in sorted(fitted.items())}
+    for backend, fam in sorted({(b, f) for b, _, f in fitted}):  # other GPUs: the median
+        per_gpu = [f for (b, _, m), f in fitted.items() if (b, m) == (backend, fam)]
+        profiles[f"{backend}/*/{fam}"] = {
+            k: round(float(np.median([f[k] for f in per_gpu])), 5) for k in FIELDS
         }
-        fitted[(backend, gpu)] = fit(train, start)
-        print(f"{backend}/{gpu}: {len(train)} train points -> {fitted[(backend, gpu)]}")
-    for (backend, gpu), fields in fitted.items():
-        data["profiles"].setdefault(f"{backend}/{gpu}", {}).update(fields)
-    for backend in sorted({b for b, _ in fitted}):  # GPUs without DEP points: the median
-        per_gpu = [f for (b, _), f in fitted.items() if b == backend]
-        median = {k: round(float(np.median([f[k] for f in per_gpu])), 5) for k in FIELDS}
-        for key, profile in data["profiles"].items():
-            b, _, gpu = key.partition("/")
-            if b == backend and (b, gpu) not in fitted:
-                profile.update(median)
-
-    def key_of(r: dict[str, Any]) -> tuple[str, str]:
-        return (backend_of(r), "*" if args.pool_gpus else r["gpu"])
+    data["dep_profiles"] = profiles
+    for fields in data["profiles"].values():  # a former fit's fields on the TP profiles
+        for k in FIELDS:
+            fields.pop(k, None)
 
     def fitted_errors(sel: list[dict[str, Any]]) -> np.ndarray:
         return np.concatenate([log_errors([r], fitted[key_of(r)]) for r in sel] or [np.zeros(0)])
@@ -168,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     for backend in [*sorted({backend_of(r) for r in rows}), "all"]:
         for part in ("train", "test"):
             sel = [r for r in rows if split(r) == part and backend in ("all", backend_of(r))]
-            before[f"{backend}/{part}"] = summary(log_errors(sel, None))
+            before[f"{backend}/{part}"] = summary(log_errors(sel, AS_TP))
             after[f"{backend}/{part}"] = summary(fitted_errors(sel))
             print(f"{backend:6s} {part:5s} before {before[f'{backend}/{part}']}")
             print(f"{backend:6s} {part:5s} after  {after[f'{backend}/{part}']}")
@@ -179,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.points.is_relative_to(ROOT)
         else str(args.points),
         "fields": list(FIELDS),
+        "groups": "backend / GPU / model family (sim._margin.family)",
         "fit": f"scipy {scipy_v} least_squares soft_l1 on log(sim/AIC), TTFT and ITL",
         "held_out_percent": 100 // HELD_OUT,
         "date": dt.date.today().isoformat(),

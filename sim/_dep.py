@@ -14,8 +14,8 @@ profiler deploys it with SGLang `--tp N --dp N --enable-dp-attention`, vLLM
 `enable_attention_dp` (`sim._dgd_backends`).
 
 One step on one GPU (per-rank `T` new tokens, the worker's `dp * T`), the roofline of
-`sim._estimate` with its calibrated profile (`backend_profile`), whose `dep_*` fields (fitted on
-DEP points by `bench/calibrate_dep.py`, per backend and GPU) price what a DEP rank runs
+`sim._estimate` with its calibrated profile (`dep_profile`), whose `dep_*` fields (fitted on DEP
+points by `bench/calibrate_dep.py`, per backend, GPU and model family) price what a DEP rank runs
 differently from a TP worker: its routed experts (`dep_moe_eff`, `dep_prefill_moe_eff` in place of
 `moe_eff`), its attention (`dep_attn_eff`) and its all-to-all within the NVLink domain
 (`dep_a2a_scale`) and across nodes (`dep_internode_a2a_scale`):
@@ -71,13 +71,14 @@ from ._estimate import (
     _attn_dims,
     activation_bytes,
     activation_reserve_bytes,
-    backend_profile,
     bottleneck_experts,
     bottleneck_routed,
+    dep_profile,
     gemm_width_eff,
     in_flight,
     linear_tflops,
 )
+from ._margin import family
 
 FloatArray = NDArray[np.float64]
 
@@ -138,7 +139,7 @@ def dep_plan(model: ModelArch, gpu: Gpu, backend: str, width: int) -> DepPlan:
     return DepPlan(
         model=model,
         gpu=gpu,
-        backend=backend_profile(backend, gpu.id),
+        backend=dep_profile(backend, gpu.id, family(model)),
         width=width,
         dp=dp,
         ep=ep,

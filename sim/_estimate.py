@@ -179,7 +179,7 @@ class BackendProfile:
     comm_scale: float = 1.0  # multiplies all-reduce / all-to-all / hand-off times
     # DEP workers (`sim._dep`: attention DP x wide EP run other kernels than a TP worker: DeepEP-
     # style dispatch, grouped expert GEMMs over many experts, all-heads MLA), fitted on DEP points
-    # (`bench/calibrate_dep.py`); None / 1.0: as a TP worker
+    # per model family (`bench/calibrate_dep.py`, `dep_profile`); None / 1.0: as a TP worker
     dep_moe_eff: float | None = None  # routed experts in a DEP decode step (None: moe_eff)
     dep_prefill_moe_eff: float | None = None  # the same in a prefill or mixed pass
     dep_attn_eff: float | None = None  # attention FLOPs and KV reads on a DEP rank, relative
@@ -273,6 +273,37 @@ def _load_calibration() -> tuple[dict[tuple[str, str], BackendProfile], str]:
 
 
 CALIBRATED, CALIBRATION_SOURCE = _load_calibration()
+DEP_FIELDS = frozenset(f for f in _FIELDS if f.startswith("dep_"))
+
+
+def _load_dep_calibration() -> dict[tuple[str, str, str], dict[str, Any]]:
+    """The DEP workers' fitted fields (`bench/calibrate_dep.py`), keyed (backend, gpu id or "*",
+    model family as `sim._margin.family` names it). A file without them means none."""
+    path = resources.files("sim") / "data" / CALIBRATION_FILE
+    if not path.is_file():
+        return {}
+    out: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for key, fields in json.loads(path.read_text()).get("dep_profiles", {}).items():
+        backend, gpu, family = [*key.split("/"), "", ""][:3]
+        unknown = set(fields) - DEP_FIELDS
+        if backend not in BACKENDS or not gpu or not family or unknown:
+            raise ValueError(f"{CALIBRATION_FILE}: bad DEP profile {key!r} (unknown: {unknown})")
+        out[(backend, gpu, family)] = {k: float(v) for k, v in fields.items()}
+    return out
+
+
+DEP_CALIBRATED = _load_dep_calibration()
+
+
+def dep_profile(backend: str, gpu_id: str, family: str) -> BackendProfile:
+    """`backend_profile` with the DEP fields fitted for this model family on this GPU, else for
+    this family on the backend's other GPUs ("*"), else none (as a TP worker)."""
+    fields = DEP_CALIBRATED.get((backend, gpu_id, family)) or DEP_CALIBRATED.get(
+        (backend, "*", family), {}
+    )
+    return dataclasses.replace(backend_profile(backend, gpu_id), **fields)
+
+
 ALLREDUCE_FILE = "allreduce.json"
 
 
