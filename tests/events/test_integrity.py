@@ -6,11 +6,12 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from dgdr.app.states import NOTHING, Loaded, fold_commits
@@ -37,6 +38,7 @@ from events.integrity import (
     NO_AGGREGATE,
     WRITTEN_KEYS,
     _envelope_problem,
+    _envelopes,
     preview,
     read_commit,
     verify_history,
@@ -330,14 +332,24 @@ def service_envelope_changed(draw: st.DrawFn) -> tuple[dict[str, Any], bytes]:
     return item, json.dumps({"events": [item]}).encode()
 
 
+def _validated_with(hardware: Any) -> tuple[dict[str, Any], bytes]:
+    item = copy.deepcopy(next(e for e in service_envelopes() if e["type"] == "Validated"))
+    item["payload"]["hardware"] = hardware
+    return item, json.dumps({"events": [item]}).encode()
+
+
 @settings(max_examples=150, deadline=None)
 @given(changed=service_envelope_changed())
+@example(changed=_validated_with({"": math.inf}))  # not plain text: no fast verdict to compare
 def test_the_fast_check_gives_the_full_checks_verdict(
     changed: tuple[dict[str, Any], bytes],
 ) -> None:
+    """For a commit whose text `_envelopes` finds plain (the only one `read_commit` checks the
+    fast way), the fast check's verdict is the full check's."""
     item, data = changed
     fast, full = Envelope.from_dict(item), Envelope.from_dict(item)
-    verdict = _envelope_problem(fast, AGG, plain=True)
+    _, plain = _envelopes(data)
+    verdict = _envelope_problem(fast, AGG, plain=plain)
     assert verdict == _envelope_problem(full, AGG, plain=False)
     commit = read_commit(data, subject=SUBJECT, headers=headers(5), seq=5)
     assert (commit.damage.reason if commit.damage else None) == (verdict and verdict[:MAX_REASON])
