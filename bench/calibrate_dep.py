@@ -11,8 +11,7 @@ rows without a backend are trtllm) and fits, per (backend, GPU, model family as 
 names it: mla-moe, moe), five fields of the `BackendProfile` (`dep_moe_eff`, `dep_prefill_moe_eff`,
 `dep_attn_eff`, `dep_a2a_scale` within the NVLink domain, `dep_internode_a2a_scale` across nodes)
 by robust least squares on log(sim / AIC) of TTFT and ITL over the `train` split, as
-`bench/calibrate.py` does (scipy, dev-only), each field pulled weakly towards the TP profile's
-(`PRIOR`). A quarter of the points (a stable hash of the point) is held out and scored against the
+`bench/calibrate.py` does (scipy, dev-only), each field pulled weakly towards 1 (`PRIOR`). A quarter of the points (a stable hash of the point) is held out and scored against the
 TP profile alone and after. They go into `sim/data/calibration.json` under `dep_profiles`
 ("backend/gpu/family"; "backend/*/family", the per-field median over the backend's GPUs, for the
 others), read by `sim._estimate.dep_profile`, with provenance under `provenance.dep_fit`. Groups
@@ -72,9 +71,10 @@ AS_TP: dict[str, Any] = {  # the fields' values that price a DEP worker as a TP 
     "dep_a2a_scale": 1.0,
     "dep_internode_a2a_scale": 1.0,
 }
-# Weight of log(field) as a residual: each field is pulled towards 1 (the TP profile's figure) as
-# much as one point's 100 * PRIOR % error pulls it away, so a field few points constrain (the
-# all-to-all of a GPU with only in-node DEP points) is not fitted to noise.
+# Weight of log(field) as a residual: each field is pulled towards 1 (the efficiencies: the GEMM or
+# attention efficiency itself; the all-to-all: the link model) as much as one point's 100 * PRIOR %
+# error pulls it away, so a field few points constrain (the across-node all-to-all of a group with
+# only in-node DEP points) is not fitted to noise.
 PRIOR = 0.1
 
 
