@@ -115,9 +115,8 @@ def disagg_candidates(
     with `band` (the estimator's error band for these workers, `sim._margin`; `dep_band` for DEP
     workers, `band` when None) each candidate's `edge_ratio`. `default_ranking`: the caller ranks
     them only by the default rule and Pareto fronts (no objective, no load to match, no planner
-    or thorough shortlist), so only those
-    `sim._search.worth_ranking` keeps are made, in an `Evaluated` list counting them all (a search
-    makes thousands, most of them dominated)."""
+    or thorough shortlist), so only those `sim._search.worth_ranking` keeps are made, in an
+    `Evaluated` list counting them all (a search makes thousands, most of them dominated)."""
     isl, osl = workload.isl, workload.osl
     if total_gpus < 2 or not tps:
         return []
@@ -209,8 +208,8 @@ def _edges(
     """The (P, D, B) SLA ratios at the error band's pessimistic edge: TTFT at the prefill
     worker's band, ITL at the decode worker's (`dep_band`, else `band`, for DEP workers: `dep`
     per layout)."""
-    prefill = edge_factors(band, dep_band or band, dep[pi])
-    decode = edge_factors(band, dep_band or band, dep[di])
+    prefill = edge_factors(band, dep_band, dep[pi])
+    decode = edge_factors(band, dep_band, dep[di])
     factors = EdgeFactors(
         prefill.ttft[:, None, None],
         decode.itl[None, :, None],

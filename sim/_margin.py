@@ -14,10 +14,11 @@ band covers claims a margin, so next to configs of a usable band (SGLang's DEP w
 MLA-MoE model beside its TP workers) those with a measured margin rank first.
 
 DEP workers (attention DP x wide EP, `sim._dep`) are priced by a model of their own, so they
-have bands of their own, keyed "backend/dep-family" (from `bench/results/dep_fidelity.jsonl`:
-DEP workers against AIC's estimate at the same point; measured in aggregated serving, used for the
-disaggregated DEP workers too): `error_band(..., dep=True)` takes the most specific DEP band the
-file has, else the family's TP band.
+have bands of their own, keyed "backend/dep-family" (from the points of
+`bench/results/dep_fidelity.jsonl` that `bench/calibrate_dep.py` held out: DEP workers against
+AIC's estimate at the same point; measured in aggregated serving, used for the disaggregated DEP
+workers too): `error_band(..., dep=True)` takes the most specific DEP band the file has, else the
+family's TP band.
 
 Failure semantics: a missing file means no band (zero: every nominal pick has margin); a backend or
 family the file does not list takes the file's pooled "*" one; a malformed file is a packaging bug and
@@ -64,9 +65,8 @@ class ErrorBand:
     def edge(self, ttft: Any, itl: Any) -> tuple[Any, Any]:
         """(TTFT, ITL) at the band's pessimistic edge (scalars or arrays); the estimate itself
         when the band is too wide to pick by."""
-        if not self.usable:
-            return ttft, itl
-        return ttft * (1.0 + self.ttft), itl * (1.0 + self.itl)
+        ttft_factor, itl_factor = self.factors
+        return ttft * ttft_factor, itl * itl_factor
 
     @property
     def factors(self) -> tuple[float, float]:
@@ -84,8 +84,10 @@ class EdgeFactors:
     unmeasured: Any
 
 
-def edge_factors(band: ErrorBand, dep_band: ErrorBand, dep: Any) -> EdgeFactors:
-    """The factors of `dep_band` where `dep` (a bool array: DEP workers), of `band` elsewhere."""
+def edge_factors(band: ErrorBand, dep_band: ErrorBand | None, dep: Any) -> EdgeFactors:
+    """The factors of `dep_band` (`band` when None) where `dep` (a bool array: DEP workers), of
+    `band` elsewhere."""
+    dep_band = dep_band or band
     (t, i), (dt, di) = band.factors, dep_band.factors
     return EdgeFactors(
         np.where(dep, dt, t),

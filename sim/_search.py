@@ -454,7 +454,7 @@ def search(
     edge = (
         None
         if band is None
-        else edge_ratios(sla, ttft, itl, osl, edge_factors(band, dep_band or band, dp > 1))
+        else edge_ratios(sla, ttft, itl, osl, edge_factors(band, dep_band, dp > 1))
     )
 
     replicas, served = _replicas(workload, rps_replica, bf, total_gpus // width)
