@@ -254,12 +254,18 @@ CALIBRATION_FILE = "calibration.json"
 _FIELDS = {f.name for f in dataclasses.fields(BackendProfile)}
 
 
-def _load_calibration() -> tuple[dict[tuple[str, str], BackendProfile], str]:
-    """Fitted profiles keyed (backend, gpu id or "*"), and a one-line provenance. A missing file
-    means the built-in assumptions; a malformed one is a packaging bug and raises ValueError."""
+DEP_FIELDS = frozenset(f for f in _FIELDS if f.startswith("dep_"))
+
+
+def _load_calibration() -> tuple[
+    dict[tuple[str, str], BackendProfile], str, dict[tuple[str, str, str], dict[str, Any]]
+]:
+    """Fitted profiles keyed (backend, gpu id or "*"), a one-line provenance, and the DEP
+    workers' fitted fields (`_dep_profiles`). A missing file means the built-in assumptions; a
+    malformed one is a packaging bug and raises ValueError."""
     path = resources.files("sim") / "data" / CALIBRATION_FILE
     if not path.is_file():
-        return {}, "built-in assumptions (no calibration file)"
+        return {}, "built-in assumptions (no calibration file)", {}
     data = json.loads(path.read_text())
     out: dict[tuple[str, str], BackendProfile] = {}
     for key, fields in data["profiles"].items():
@@ -269,21 +275,17 @@ def _load_calibration() -> tuple[dict[tuple[str, str], BackendProfile], str]:
             raise ValueError(f"{CALIBRATION_FILE}: bad profile {key!r} (unknown: {unknown})")
         out[(backend, gpu)] = dataclasses.replace(BACKENDS[backend], **fields)
     prov = data.get("provenance", {})
-    return out, f"fitted against {prov.get('aic_version', '?')} on {prov.get('date', '?')}"
+    source = f"fitted against {prov.get('aic_version', '?')} on {prov.get('date', '?')}"
+    return out, source, _dep_profiles(data.get("dep_profiles", {}))
 
 
-CALIBRATED, CALIBRATION_SOURCE = _load_calibration()
-DEP_FIELDS = frozenset(f for f in _FIELDS if f.startswith("dep_"))
-
-
-def _load_dep_calibration() -> dict[tuple[str, str, str], dict[str, Any]]:
+def _dep_profiles(
+    section: dict[str, dict[str, Any]],
+) -> dict[tuple[str, str, str], dict[str, Any]]:
     """The DEP workers' fitted fields (`bench/calibrate_dep.py`), keyed (backend, gpu id or "*",
-    model family as `sim._margin.family` names it). A file without them means none."""
-    path = resources.files("sim") / "data" / CALIBRATION_FILE
-    if not path.is_file():
-        return {}
+    model family as `sim._margin.family` names it); none when the file has no such section."""
     out: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for key, fields in json.loads(path.read_text()).get("dep_profiles", {}).items():
+    for key, fields in section.items():
         backend, gpu, family = [*key.split("/"), "", ""][:3]
         unknown = set(fields) - DEP_FIELDS
         if backend not in BACKENDS or not gpu or not family or unknown:
@@ -292,7 +294,7 @@ def _load_dep_calibration() -> dict[tuple[str, str, str], dict[str, Any]]:
     return out
 
 
-DEP_CALIBRATED = _load_dep_calibration()
+CALIBRATED, CALIBRATION_SOURCE, DEP_CALIBRATED = _load_calibration()
 
 
 def dep_profile(backend: str, gpu_id: str, family: str) -> BackendProfile:
