@@ -190,55 +190,8 @@ class AicPicks(Aic):
 
     def estimate(self, spec: Spec, c: dict[str, Any], moe: bool) -> dict[str, Any]:
         """AIC's TTFT, TPOT and throughput per GPU of the budget for our config."""
-
-        def moe_sizes(tp: int, ep: int) -> tuple[int | None, int | None]:
-            return (tp // ep, ep) if moe else (None, None)
-
-        def worker(role: str) -> tuple[int, int, int | None, int | None]:
-            """(AIC tp_size, attention_dp_size, moe_tp, moe_ep): a DEP worker of width w is
-            TP 1 x attention DP w x EP w for AIC, its batch per attention rank."""
-            dp = _dp(c, role)
-            if dp > 1:
-                return 1, dp, 1, dp
-            tp = c[_key(role, "TensorParallelSize")]
-            return tp, 1, *moe_sizes(tp, c[_key(role, "ExpertParallelSize")])
-
-        common: dict[str, Any] = {
-            "backend_name": c["backend"],
-            "isl": spec.isl,
-            "osl": spec.osl,
-        }
-        if c["mode"] == "disagg":
-            p_tp, p_dp, p_mt, p_me = worker("prefill")
-            d_tp, d_dp, d_mt, d_me = worker("decode")
-            kwargs = {
-                "mode": "disagg",
-                "prefill_tp_size": p_tp,
-                "prefill_pp_size": 1,
-                "prefill_attention_dp_size": p_dp,
-                "prefill_moe_tp_size": p_mt,
-                "prefill_moe_ep_size": p_me,
-                "prefill_batch_size": 1,
-                "prefill_num_workers": c["prefillWorkers"],
-                "decode_tp_size": d_tp,
-                "decode_pp_size": 1,
-                "decode_attention_dp_size": d_dp,
-                "decode_moe_tp_size": d_mt,
-                "decode_moe_ep_size": d_me,
-                "decode_batch_size": c["batchSize"] // d_dp,
-                "decode_num_workers": c["decodeWorkers"],
-            }
-        else:
-            tp, dp, mt, me = worker("")
-            kwargs = {
-                "mode": "agg",
-                "batch_size": c["batchSize"] // dp,
-                "tp_size": tp,
-                "pp_size": c["pipelineParallelSize"],
-                "attention_dp_size": dp,
-                "moe_tp_size": mt,
-                "moe_ep_size": me,
-            }
+        kwargs = estimate_kwargs(c["mode"], our_workers(c), moe)
+        common = {"backend_name": c["backend"], "isl": spec.isl, "osl": spec.osl}
         return self._judge(spec, {**common, **kwargs}, c["totalGpus"])
 
     def estimate_shape(self, spec: Spec, shape: str, moe: bool) -> dict[str, Any]:
@@ -264,47 +217,87 @@ class AicPicks(Aic):
         }
 
 
+@dataclass(frozen=True)
+class AicWorker:
+    """A worker as `cli_estimate` takes it: attention TP, MoE EP, PP, attention DP, the batch per
+    attention-DP rank (as AIC counts it) and how many such workers; MoE TP is what the worker's
+    GPUs leave over its EP."""
+
+    tp: int
+    ep: int
+    pp: int
+    dp: int
+    batch: int
+    count: int = 1
+
+
+def _worker_kwargs(prefix: str, w: AicWorker, moe: bool) -> dict[str, Any]:
+    return {
+        f"{prefix}tp_size": w.tp,
+        f"{prefix}pp_size": w.pp,
+        f"{prefix}attention_dp_size": w.dp,
+        f"{prefix}moe_tp_size": w.tp * w.dp // w.ep if moe else None,
+        f"{prefix}moe_ep_size": w.ep if moe else None,
+    }
+
+
+def estimate_kwargs(mode: str, workers: list[AicWorker], moe: bool) -> dict[str, Any]:
+    """`cli_estimate`'s arguments for an agg config (one worker) or a disagg one (prefill, then
+    decode)."""
+    if mode == "agg" and len(workers) == 1:
+        (w,) = workers
+        return {"mode": "agg", "batch_size": w.batch, **_worker_kwargs("", w, moe)}
+    if mode == "disagg" and len(workers) == 2:
+        p, d = workers
+        return {
+            "mode": "disagg",
+            **_worker_kwargs("prefill_", p, moe),
+            "prefill_batch_size": p.batch,
+            "prefill_num_workers": p.count,
+            **_worker_kwargs("decode_", d, moe),
+            "decode_batch_size": d.batch,
+            "decode_num_workers": d.count,
+        }
+    raise ValueError(f"not an {mode} config: {workers}")
+
+
+def our_workers(c: dict[str, Any]) -> list[AicWorker]:
+    """Our pick's workers as AIC takes them: a DEP worker of width w is TP 1 x attention DP w x
+    EP w, its batch (the worker's, `batchSize`) per attention rank; a disaggregated prefill
+    worker runs batch 1 on each rank."""
+
+    def worker(role: str, pp: int, count: int, prefill: bool = False) -> AicWorker:
+        dp = _dp(c, role)
+        batch = 1 if prefill else c["batchSize"] // dp
+        if dp > 1:
+            return AicWorker(1, dp, pp, dp, batch, count)
+        tp, ep = c[_key(role, "TensorParallelSize")], c[_key(role, "ExpertParallelSize")]
+        return AicWorker(tp, ep, pp, 1, batch, count)
+
+    if c["mode"] == "disagg":
+        return [
+            worker("prefill", 1, c["prefillWorkers"], prefill=True),
+            worker("decode", 1, c["decodeWorkers"]),
+        ]
+    return [worker("", c["pipelineParallelSize"], c["replicas"])]
+
+
 _WORKER = re.compile(r"(?:(\d+)x)?TP(\d+)EP(\d+)(?:PP(\d+))?DP(\d+) bs(\d+)")
 
 
 def aic_shape_kwargs(shape: str, moe: bool, budget: int) -> tuple[dict[str, Any], int]:
     """`cli_estimate`'s arguments for a shape `_aic_shape` wrote, and the GPUs it uses: an agg
-    config as many replicas as fit the budget; batches per attention-DP rank, as AIC counts
-    them; MoE TP is what the worker's GPUs leave over its EP."""
+    config as many replicas as fit the budget."""
     workers = [
-        (int(n or 1), int(tp), int(ep), int(pp or 1), int(dp), int(bs))
+        AicWorker(int(tp), int(ep), int(pp or 1), int(dp), int(bs), int(n or 1))
         for n, tp, ep, pp, dp, bs in _WORKER.findall(shape)
     ]
-
-    def sizes(prefix: str, w: tuple[int, int, int, int, int, int]) -> dict[str, Any]:
-        _, tp, ep, pp, dp, _ = w
-        return {
-            f"{prefix}tp_size": tp,
-            f"{prefix}pp_size": pp,
-            f"{prefix}attention_dp_size": dp,
-            f"{prefix}moe_tp_size": tp * dp // ep if moe else None,
-            f"{prefix}moe_ep_size": ep if moe else None,
-        }
-
-    if shape.startswith("agg") and len(workers) == 1:
-        w = workers[0]
-        per_replica = w[1] * w[3] * w[4]
-        return {"mode": "agg", "batch_size": w[5], **sizes("", w)}, budget // per_replica * (
-            per_replica
-        )
-    if shape.startswith("disagg") and len(workers) == 2:
-        p, d = workers
-        kwargs = {
-            "mode": "disagg",
-            **sizes("prefill_", p),
-            "prefill_batch_size": p[5],
-            "prefill_num_workers": p[0],
-            **sizes("decode_", d),
-            "decode_batch_size": d[5],
-            "decode_num_workers": d[0],
-        }
-        return kwargs, sum(n * tp * pp * dp for n, tp, _, pp, dp, _ in workers)
-    raise ValueError(f"not an AIC shape: {shape!r}")
+    mode = shape.split(" ", 1)[0]
+    kwargs = estimate_kwargs(mode, workers, moe)
+    if mode == "agg":
+        per_replica = workers[0].tp * workers[0].pp * workers[0].dp
+        return kwargs, budget // per_replica * per_replica
+    return kwargs, sum(w.count * w.tp * w.pp * w.dp for w in workers)
 
 
 def _aic_shape(row: Any, exp: str) -> str:
