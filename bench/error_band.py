@@ -90,21 +90,14 @@ def dep_bands(path: Path) -> dict[str, dict[str, dict[str, float]]]:
     band: their decode step is the same model."""
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     rows = [r for r in rows if "error" not in r and dep_split(r) == "test"]
-    catalog = sim.models()
     for r in rows:
-        r["backend"] = backend_of(r)
-        r["family"] = family(catalog[r["model"]])
+        r["backend"], r["mode"] = backend_of(r), "agg"
         r["sim_ttft_ms"], r["sim_itl_ms"] = dep_ours(r)
         r["aic_ttft_ms"], r["aic_itl_ms"] = r["aic_ttft"], r["aic_itl"]
-    out: dict[str, dict[str, dict[str, float]]] = {}
-    backends = [*sorted({r["backend"] for r in rows}), "*"]
-    families = [*sorted({r["family"] for r in rows}), "*"]
-    for backend, fam in itertools.product(backends, families):
-        sel = [r for r in rows if backend in ("*", r["backend"]) and fam in ("*", r["family"])]
-        if sel:
-            figs = {"ttft": band(sel, "ttft"), "itl": band(sel, "itl"), "n": len(sel)}
-            out[f"{backend}/{DEP_PREFIX}{fam}"] = {mode: dict(figs) for mode in MODES}
-    return out
+    return {
+        key.replace("/", f"/{DEP_PREFIX}"): {mode: dict(modes["agg"]) for mode in MODES}
+        for key, modes in bands(rows).items()
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
