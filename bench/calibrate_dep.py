@@ -27,7 +27,6 @@ Run it after `bench/calibrate.py` (which keeps these); then `bench/error_band.py
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import json
 import sys
@@ -42,10 +41,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from dep_fidelity import OUT_PATH as POINTS  # noqa: E402
-from dep_fidelity import backend_of  # noqa: E402
+from dep_fidelity import backend_of, ours  # noqa: E402
 
 from sim._catalog import gpu_named, models  # noqa: E402
-from sim._dep import dep_agg_ms, dep_plan  # noqa: E402
+from sim._dep import dep_plan  # noqa: E402
 from sim._margin import family  # noqa: E402
 
 OUT = ROOT / "sim" / "data" / "calibration.json"
@@ -83,19 +82,10 @@ def split(p: dict[str, Any]) -> str:
     return "test" if zlib.crc32(key.encode()) % HELD_OUT == 0 else "train"
 
 
-def predict(p: dict[str, Any], fields: dict[str, Any] | None) -> tuple[float, float]:
-    """(TTFT, ITL) of `sim._dep` at the point, with `fields` over its profile (None: as is)."""
-    plan = dep_plan(models()[p["model"]], gpu_named(p["gpu"]), backend_of(p), p["w"])
-    if fields:
-        plan = dataclasses.replace(plan, backend=dataclasses.replace(plan.backend, **fields))
-    out = dep_agg_ms(plan, np.array([float(p["b"] * p["w"])]), float(p["isl"]), float(p["osl"]))
-    return float(out.ttft_ms[0]), float(out.itl_ms[0])
-
-
 def log_errors(rows: list[dict[str, Any]], fields: dict[str, Any] | None) -> np.ndarray:
     out = []
     for p in rows:
-        ttft, itl = predict(p, fields)
+        ttft, itl = ours(p, fields)
         out += [np.log(ttft / p["aic_ttft"]), np.log(itl / p["aic_itl"])]
     return np.asarray(out)
 

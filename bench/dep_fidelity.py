@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import json
 import sys
@@ -90,8 +91,12 @@ def backend_of(p: dict[str, Any]) -> str:
     return str(p.get("backend", "trtllm"))
 
 
-def ours(p: dict[str, Any]) -> tuple[float, float]:
+def ours(p: dict[str, Any], fields: dict[str, Any] | None = None) -> tuple[float, float]:
+    """(TTFT, ITL) of `sim._dep` at the point; `fields` over its profile's (the DEP fit's trials,
+    `bench/calibrate_dep.py`)."""
     plan = dep_plan(models()[p["model"]], gpu_named(p["gpu"]), backend_of(p), p["w"])
+    if fields:
+        plan = dataclasses.replace(plan, backend=dataclasses.replace(plan.backend, **fields))
     o = dep_agg_ms(plan, np.array([float(p["b"] * p["w"])]), float(p["isl"]), float(p["osl"]))
     return float(o.ttft_ms[0]), float(o.itl_ms[0])
 
