@@ -27,6 +27,7 @@ Run it after `bench/calibrate.py` (which keeps these); then `bench/error_band.py
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import sys
@@ -45,6 +46,7 @@ from dep_fidelity import backend_of, ours  # noqa: E402
 
 from sim._catalog import gpu_named, models  # noqa: E402
 from sim._dep import dep_plan  # noqa: E402
+from sim._estimate import DEP_FIELDS, BackendProfile  # noqa: E402
 from sim._margin import family  # noqa: E402
 
 OUT = ROOT / "sim" / "data" / "calibration.json"
@@ -55,6 +57,7 @@ FIELDS = (
     "dep_a2a_scale",
     "dep_internode_a2a_scale",
 )
+assert set(FIELDS) == DEP_FIELDS, "fit every DEP field of BackendProfile"
 BOUNDS = {  # (low, high): efficiencies relative to the TP profile's, the all-to-all a multiplier
     "dep_moe_eff": (0.1, 3.0),
     "dep_prefill_moe_eff": (0.05, 3.0),
@@ -63,12 +66,9 @@ BOUNDS = {  # (low, high): efficiencies relative to the TP profile's, the all-to
     "dep_internode_a2a_scale": (0.1, 20.0),
 }
 HELD_OUT = 4  # one point in HELD_OUT is held out
-AS_TP: dict[str, Any] = {  # the fields' values that price a DEP worker as a TP worker's profile
-    "dep_moe_eff": None,
-    "dep_prefill_moe_eff": None,
-    "dep_attn_eff": None,
-    "dep_a2a_scale": 1.0,
-    "dep_internode_a2a_scale": 1.0,
+# The fields' defaults, which price a DEP worker as its TP profile does.
+AS_TP: dict[str, Any] = {
+    f.name: f.default for f in dataclasses.fields(BackendProfile) if f.name in DEP_FIELDS
 }
 # Weight of log(field) as a residual: each field is pulled towards 1 (the efficiencies: the GEMM or
 # attention efficiency itself; the all-to-all: the link model) as much as one point's 100 * PRIOR %
