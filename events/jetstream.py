@@ -22,7 +22,9 @@ existing events stream with limits that would drop history or that allows delete
 Replicas: every stream and bucket is created with `replicas` copies (`dgdr up --replicas N`; 1 for a
 single server, 3 for a three-node cluster). An existing one with fewer copies is grown to `replicas`
 with a warning in the log (JetStream moves the data itself; nothing is lost), one with more is left
-alone; more replicas than the cluster has JetStream servers is a one-line `ConfigurationError`.
+alone; more replicas than the cluster has JetStream servers is a one-line `ConfigurationError`. A
+placement refused because a peer is offline (a cluster still forming, a new meta leader not yet
+told of every peer) is retried for up to `PEER_OFFLINE_WAIT` seconds first.
 
 Observed (`AppendObserver`, no-op by default): each `append`'s duration, retries included, and its
 outcome: `stored`, `conflict` (a stale expectation) or `error`.
@@ -35,8 +37,8 @@ import collections
 import contextlib
 import functools
 import time
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from nats.aio.client import Client
 from nats.errors import MaxPayloadError
@@ -148,14 +150,39 @@ def _replicas_error(name: str, replicas: int, exc: APIError) -> ConfigurationErr
     )
 
 
+_T = TypeVar("_T")
+
+PEER_OFFLINE_WAIT = 30.0
+"""Seconds to keep retrying a placement that fails only because a JetStream peer is offline."""
+
+
+async def _placed(name: str, replicas: int, place: Callable[[], Awaitable[_T]]) -> _T:
+    """`place()` (a stream or bucket create or update), with placement errors made plain.
+
+    A cluster that is still forming, or whose meta leader has just changed, refuses placement
+    with "no suitable peers for placement, peer offline" until every peer has reported in: that
+    is retried for up to `PEER_OFFLINE_WAIT` seconds. Any other placement error (more replicas
+    than JetStream servers, a single server) is a `ConfigurationError` at once."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + PEER_OFFLINE_WAIT
+    logged = False
+    while True:
+        try:
+            return await place()
+        except APIError as exc:
+            if exc.err_code not in REPLICA_PLACEMENT_ERRORS:
+                raise
+            if "offline" not in (exc.description or "") or loop.time() > deadline:
+                raise _replicas_error(name, replicas, exc) from exc
+            if not logged:
+                _log().warning("a JetStream peer is offline: waiting to place", stream=name)
+                logged = True
+        await asyncio.sleep(0.25)
+
+
 async def _create(js: JetStreamContext, config: StreamConfig, replicas: int) -> None:
     config.num_replicas = replicas
-    try:
-        await js.add_stream(config)
-    except APIError as exc:
-        if exc.err_code in REPLICA_PLACEMENT_ERRORS:
-            raise _replicas_error(str(config.name), replicas, exc) from exc
-        raise
+    await _placed(str(config.name), replicas, lambda: js.add_stream(config))
 
 
 async def _raise_replicas(js: JetStreamContext, config: StreamConfig, replicas: int) -> None:
@@ -170,12 +197,7 @@ async def _raise_replicas(js: JetStreamContext, config: StreamConfig, replicas: 
         asked=replicas,
     )
     config.num_replicas = replicas
-    try:
-        await js.update_stream(config)
-    except APIError as exc:
-        if exc.err_code in REPLICA_PLACEMENT_ERRORS:
-            raise _replicas_error(str(config.name), replicas, exc) from exc
-        raise
+    await _placed(str(config.name), replicas, lambda: js.update_stream(config))
     await _wait_for_replicas(js, str(config.name), replicas)
 
 
@@ -252,20 +274,14 @@ async def ensure_bucket(
     try:
         info = await js.stream_info(f"KV_{bucket}")
     except NotFoundError:
-        try:
-            return await js.create_key_value(
-                KeyValueConfig(
-                    bucket=bucket,
-                    history=1,
-                    storage=StorageType.FILE,
-                    description=description,
-                    replicas=replicas,
-                )
-            )
-        except APIError as exc:
-            if exc.err_code in REPLICA_PLACEMENT_ERRORS:
-                raise _replicas_error(bucket, replicas, exc) from exc
-            raise
+        config = KeyValueConfig(
+            bucket=bucket,
+            history=1,
+            storage=StorageType.FILE,
+            description=description,
+            replicas=replicas,
+        )
+        return await _placed(bucket, replicas, lambda: js.create_key_value(config))
     await _raise_replicas(js, info.config, replicas)
     return await js.key_value(bucket)
 

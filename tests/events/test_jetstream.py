@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import nats
 import pytest
+from nats.js.errors import APIError
 
 from dgdr.domain.errors import (
     ConfigurationError,
@@ -17,8 +19,8 @@ from dgdr.domain.errors import (
     UnknownEvent,
 )
 from dgdr.domain.model import Deleted
+from events import jetstream, subjects
 from events import server as server_module
-from events import subjects
 from events.connection import ConnectOptions
 from events.envelope import AggregateId, Commit, Envelope, upcast, wrap
 from events.jetstream import (
@@ -179,6 +181,45 @@ async def test_more_replicas_than_servers_is_one_clear_error(
         assert "non-clustered" in message  # the server's own reason, passed on
     finally:
         await nc.close()
+
+
+def _refusals(*descriptions: str) -> tuple[list[str], Callable[[], Awaitable[str]]]:
+    """A placement refused with each description in turn (JetStream's error 10005), then done."""
+    calls: list[str] = []
+
+    async def place() -> str:
+        calls.append("placed")
+        if len(calls) <= len(descriptions):
+            raise APIError(code=400, err_code=10005, description=descriptions[len(calls) - 1])
+        return "stream"
+
+    return calls, place
+
+
+async def test_a_placement_refused_while_a_peer_is_offline_is_retried() -> None:
+    offline = "no suitable peers for placement, peer offline"
+    calls, place = _refusals(offline, offline)
+    async with asyncio.timeout(10):
+        assert await jetstream._placed("DGDR_EVENTS", 3, place) == "stream"
+    assert len(calls) == 3
+
+
+async def test_a_placement_refused_for_want_of_servers_is_a_configuration_error_at_once() -> None:
+    calls, place = _refusals("no suitable peers for placement")
+    with pytest.raises(ConfigurationError, match="--replicas 3: NATS cannot place DGDR_EVENTS"):
+        await jetstream._placed("DGDR_EVENTS", 3, place)
+    assert len(calls) == 1
+
+
+async def test_a_peer_offline_past_the_wait_is_a_configuration_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(jetstream, "PEER_OFFLINE_WAIT", 0.3)
+    calls, place = _refusals(*["no suitable peers for placement, peer offline"] * 100)
+    async with asyncio.timeout(10):
+        with pytest.raises(ConfigurationError, match="peer offline"):
+            await jetstream._placed("KV_dgdr-status", 3, place)
+    assert 1 < len(calls) < 100
 
 
 async def test_embedded_server_takes_a_jetstream_sync_interval(tmp_path: Path) -> None:
