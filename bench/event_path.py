@@ -21,6 +21,12 @@ goal <= 0.15 ms). Last, on a fresh server with the reactor running (`--roles
 requests,projector,reactor`): apply → phase Profiling seen by a KV watcher, sequentially, p50/p99
 (goal <= 5 / 20 ms), against a raw KV put → watcher in the same run.
 
+Then the contract floor, on a fresh server: `bench/contract_floor.py` serves the same applies with
+plain nats-py and no domain work (append a fixed event with subject OCC, create a fixed status,
+publish the outcome, acknowledge the request), timed and counted exactly as the service is: what
+the protocol and the Python client cost before dgdr's own code, on this machine (`--no-floor`
+skips it).
+
 `--profile FILE` profiles the first service process (cProfile, CPU time) over the N-in-flight run
 only (not its start-up or the warm-up), writes the stats to FILE and prints where that CPU went by
 package or module. cProfile inflates Python calls (generators most), so read the shares as a
@@ -31,6 +37,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import functools
 import json
 import os
 import signal
@@ -40,6 +48,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -373,35 +382,111 @@ async def run_profiling(url: str, args: argparse.Namespace) -> None:
     )
 
 
+@dataclasses.dataclass
+class Measured:
+    """One side's figures: sequential applies, then N in flight (messages and CPU over those)."""
+
+    seq_rate: float
+    single_rtt: list[float]
+    n_rate: float
+    full_n: list[float]
+    per_in: float
+    per_out: float
+    cpu_ms: float
+
+
+async def measure(
+    url: str,
+    monitor_url: str,
+    start: Callable[[], Awaitable[list[asyncio.subprocess.Process]]],
+    args: argparse.Namespace,
+    profile: str | None = None,
+) -> Measured:
+    """Start the processes that serve applies, time them sequentially and N in flight (the
+    messages their connections sent and received, and their CPU, over the latter), stop them."""
+    procs = await start()
+    own = await connections(monitor_url)  # open now: the serving processes' connections only
+    try:
+        await service_path(url, 50, 1, "warm")  # warm-up: connections, consumers, caches
+        seq_rate, single_rtt, _ = await service_path(url, args.single, 1, "one")
+        before, cpu_before = await connections(monitor_url), sum(cpu_seconds(p.pid) for p in procs)
+        if profile:
+            procs[0].send_signal(signal.SIGUSR1)
+        n_rate, _, full_n = await service_path(url, args.dgdrs, args.inflight, "many")
+        after, cpu_after = await connections(monitor_url), sum(cpu_seconds(p.pid) for p in procs)
+        if profile:
+            write_profile(procs[0], Path(profile))
+    finally:
+        for proc in procs:
+            proc.terminate()
+            await proc.wait()
+    sent = sum(after[c][0] - before[c][0] for c in own if c in after and c in before)
+    received = sum(after[c][1] - before[c][1] for c in own if c in after and c in before)
+    return Measured(
+        seq_rate,
+        single_rtt,
+        n_rate,
+        full_n,
+        received / args.dgdrs,
+        sent / args.dgdrs,
+        (cpu_after - cpu_before) / args.dgdrs * 1e3,
+    )
+
+
+async def start_floor(url: str) -> list[asyncio.subprocess.Process]:
+    """`bench/contract_floor.py` on `url` in its own process, once it answers."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(ROOT / "bench" / "contract_floor.py"), "--server", url, cwd=ROOT
+    )
+    for _ in range(300):
+        try:
+            async with DgdrClient(ConnectOptions(url=url)) as c:
+                await c.list()
+                return [proc]
+        except Exception:
+            await asyncio.sleep(0.1)
+    raise RuntimeError("the contract floor did not start")
+
+
 async def run(url: str, monitor_url: str, args: argparse.Namespace) -> None:
     n = args.inflight
     await raw_occ(url, 500, 1)  # warm-up
     raw_seq_rate, raw_seq_lat = await raw_occ(url, args.raw, 1)
     raw_n_rate, _ = await raw_occ(url, args.raw * 2, n)
-    services = [
-        await start_service(url, roles, args.profile if i == 0 else None)
-        for i, roles in enumerate(args.processes.split("/"))
-    ]
-    own = await connections(monitor_url)  # open now: the services' connections only
-    try:
-        await service_path(url, 50, 1, "warm")  # warm-up: connections, consumers, caches
-        svc_seq_rate, single_rtt, _ = await service_path(url, args.single, 1, "one")
-        before, cpu_before = (
-            await connections(monitor_url),
-            sum(cpu_seconds(p.pid) for p in services),
-        )
-        if args.profile:
-            services[0].send_signal(signal.SIGUSR1)
-        svc_n_rate, _, full_n = await service_path(url, args.dgdrs, n, "many")
-        after, cpu_after = await connections(monitor_url), sum(cpu_seconds(p.pid) for p in services)
-        if args.profile:
-            write_profile(services[0], Path(args.profile))
-    finally:
-        for service in services:
-            service.terminate()
-            await service.wait()
+
+    async def services() -> list[asyncio.subprocess.Process]:
+        return [
+            await start_service(url, roles, args.profile if i == 0 else None)
+            for i, roles in enumerate(args.processes.split("/"))
+        ]
+
+    ours = await measure(url, monitor_url, services, args, args.profile)
+    floor = None
+    if args.floor:
+        with tempfile.TemporaryDirectory(prefix="dgdr-bench-") as tmp:
+            server = await EmbeddedNatsServer(tmp, monitor_port=free_port()).start()
+            try:
+                floor = await measure(
+                    server.url,
+                    server.monitor_url or "",
+                    functools.partial(start_floor, server.url),
+                    args,
+                )
+            finally:
+                await server.stop()
+    report(args, raw_seq_rate, raw_seq_lat, raw_n_rate, ours, floor)
+
+
+def report(
+    args: argparse.Namespace,
+    raw_seq_rate: float,
+    raw_seq_lat: list[float],
+    raw_n_rate: float,
+    ours: Measured,
+    floor: Measured | None,
+) -> None:
+    n = args.inflight
     raw_p50 = statistics.median(raw_seq_lat)
-    single_p50 = statistics.median(single_rtt)
     rows = [
         (
             "raw publish+ack with subject OCC, sequential",
@@ -409,17 +494,24 @@ async def run(url: str, monitor_url: str, args: argparse.Namespace) -> None:
             f"p50 {raw_p50 * 1e3:.3f} ms, p99 {pct(raw_seq_lat, 0.99) * 1e3:.3f} ms",
         ),
         (f"raw publish+ack with subject OCC, {n} in flight", f"{raw_n_rate:,.0f} msg/s", ""),
-        (
-            "service apply, sequential (publish -> outcome)",
-            f"{svc_seq_rate:,.0f} /s",
-            f"p50 {single_p50 * 1e3:.3f} ms, p99 {pct(single_rtt, 0.99) * 1e3:.3f} ms",
-        ),
-        (
-            f"service apply -> event -> projected status, {n} in flight",
-            f"{svc_n_rate:,.0f} DGDR/s",
-            f"p50 {statistics.median(full_n) * 1e3:.1f} ms, p99 {pct(full_n, 0.99) * 1e3:.1f} ms",
-        ),
     ]
+    for who, m in (("service", ours), ("contract floor", floor)):
+        if m is None:
+            continue
+        rows += [
+            (
+                f"{who} apply, sequential (publish -> outcome)",
+                f"{m.seq_rate:,.0f} /s",
+                f"p50 {statistics.median(m.single_rtt) * 1e3:.3f} ms, "
+                f"p99 {pct(m.single_rtt, 0.99) * 1e3:.3f} ms",
+            ),
+            (
+                f"{who} apply -> event -> projected status, {n} in flight",
+                f"{m.n_rate:,.0f} DGDR/s",
+                f"p50 {statistics.median(m.full_n) * 1e3:.1f} ms, "
+                f"p99 {pct(m.full_n, 0.99) * 1e3:.1f} ms",
+            ),
+        ]
     width = max(len(r[0]) for r in rows)
     print(
         f"nats-server 2.15.1 embedded, {os.cpu_count()} CPUs; {args.dgdrs} DGDRs, "
@@ -427,21 +519,17 @@ async def run(url: str, monitor_url: str, args: argparse.Namespace) -> None:
     )
     for label, rate, extra in rows:
         print(f"  {label:<{width}}  {rate:>14}  {extra}")
-    sent = sum(after[c][0] - before[c][0] for c in own if c in after and c in before)
-    received = sum(after[c][1] - before[c][1] for c in own if c in after and c in before)
-    per_in, per_out = received / args.dgdrs, sent / args.dgdrs
-    cpu_ms = (cpu_after - cpu_before) / args.dgdrs * 1e3
     print(
-        f"messages per apply on the service's connections: {per_in:.2f} in + {per_out:.2f} out "
-        f"(raw publish+ack: 1 + 1; goal <= 3 + 3: "
-        f"{'met' if per_in <= 3 and per_out <= 3 else 'NOT met'})"
+        f"messages per apply on the service's connections: {ours.per_in:.2f} in + "
+        f"{ours.per_out:.2f} out (raw publish+ack: 1 + 1; goal <= 3 + 3: "
+        f"{'met' if ours.per_in <= 3 and ours.per_out <= 3 else 'NOT met'})"
     )
     print(
-        f"service CPU per apply: {cpu_ms:.3f} ms "
-        f"(goal <= 0.15 ms: {'met' if cpu_ms <= 0.15 else 'NOT met'})"
+        f"service CPU per apply: {ours.cpu_ms:.3f} ms "
+        f"(goal <= 0.15 ms: {'met' if ours.cpu_ms <= 0.15 else 'NOT met'})"
     )
-    rate_ratio = svc_n_rate / raw_n_rate
-    rtt_ratio = single_p50 / raw_p50
+    rate_ratio = ours.n_rate / raw_n_rate
+    rtt_ratio = statistics.median(ours.single_rtt) / raw_p50
     print(
         f"ratio service/raw rate at {n} in flight: {rate_ratio:.3f} "
         f"(goal >= 0.333: {'met' if rate_ratio >= 1 / 3 else 'NOT met'})"
@@ -450,6 +538,16 @@ async def run(url: str, monitor_url: str, args: argparse.Namespace) -> None:
         f"ratio single apply p50 / raw publish p50: {rtt_ratio:.2f}x "
         f"(goal <= 3x: {'met' if rtt_ratio <= 3 else 'NOT met'})"
     )
+    if floor is not None:
+        print(
+            f"contract floor (bench/contract_floor.py: the same messages from plain nats-py, no "
+            f"domain work): {floor.per_in:.2f} in + {floor.per_out:.2f} out, "
+            f"CPU {floor.cpu_ms:.3f} ms per apply; "
+            f"rate / raw {floor.n_rate / raw_n_rate:.3f}, "
+            f"single p50 / raw {statistics.median(floor.single_rtt) / raw_p50:.2f}x; "
+            f"service / floor: rate {ours.n_rate / floor.n_rate:.2f}, "
+            f"CPU {ours.cpu_ms / floor.cpu_ms:.2f}x"
+        )
     if args.profile:
         print(
             f"where the service's CPU went over the {n}-in-flight run (cProfile, {args.profile}):"
@@ -474,6 +572,12 @@ if __name__ == "__main__":
         type=int,
         default=200,
         help="sequential applies timed to phase Profiling with the reactor running (0: skip)",
+    )
+    parser.add_argument(
+        "--no-floor",
+        dest="floor",
+        action="store_false",
+        help="skip the contract floor (bench/contract_floor.py on a fresh server)",
     )
     parser.add_argument(
         "--profile",
