@@ -9,9 +9,10 @@ batches of up to 64, every message handled concurrently):
 
 1. append one fixed event commit to `DGDR_EVENTS` with subject optimistic concurrency (a new name:
    expected last sequence 0 over `dgdr.evt.<ns>.<name>.*`) and wait for its acknowledgement;
-2. write a fixed status value carrying that sequence as its resourceVersion to `DGDR_STATUS` with
+2. publish the outcome on `dgdr.res.<request id>` (core NATS), as the service does, before the
+   status is written: the outcome says the event is stored;
+3. write a fixed status value carrying that sequence as its resourceVersion to `DGDR_STATUS` with
    `create` semantics (expected last subject sequence 0) and wait for its acknowledgement;
-3. publish the outcome on `dgdr.res.<request id>` (core NATS);
 4. acknowledge the request.
 
 Nothing is decoded but the subject and the request id header; the event and status bytes are built
@@ -70,6 +71,7 @@ async def serve(url: str, event_bytes: int, status_bytes: int) -> None:
     async def handle(msg: Any) -> None:
         namespace, name = s.parse_request_subject(msg.subject)
         request_id = (msg.headers or {}).get("Nats-Msg-Id", "")
+        outcome: dict[str, Any] = {"status": "accepted", "requestId": request_id}
         try:
             ack = await js.publish(
                 s.events_subject(namespace, name, str(uuid.uuid4())),
@@ -80,17 +82,19 @@ async def serve(url: str, event_bytes: int, status_bytes: int) -> None:
                     "Nats-Expected-Last-Subject-Sequence-Subject": s.name_subjects(namespace, name),
                 },
             )
+            outcome["resourceVersion"] = ack.seq
+            await nc.publish(s.result_subject(request_id), json.dumps(outcome).encode())
             meta = b'{"metadata":{"resourceVersion":"%d"},' % ack.seq
             await js.publish(
                 f"$KV.{s.STATUS_BUCKET}.{s.status_key(namespace, name)}",
                 status_head + meta + status_tail,
                 headers={"Nats-Expected-Last-Subject-Sequence": "0"},
             )
-            outcome = {"status": "accepted", "requestId": request_id, "resourceVersion": ack.seq}
         except nats.errors.Error as exc:
             print(f"contract floor: {name}: {exc}", file=sys.stderr)
-            outcome = {"status": "rejected", "requestId": request_id, "message": str(exc)}
-        await nc.publish(s.result_subject(request_id), json.dumps(outcome).encode())
+            if "resourceVersion" not in outcome:
+                outcome = {"status": "rejected", "requestId": request_id, "message": str(exc)}
+                await nc.publish(s.result_subject(request_id), json.dumps(outcome).encode())
         await msg.ack()
 
     tasks: set[asyncio.Task[None]] = set()
