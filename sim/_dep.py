@@ -38,8 +38,8 @@ differently from a TP worker: its routed experts (`dep_moe_eff`, `dep_prefill_mo
 - overheads: the backend's per-step and per-layer overheads (MLA and MoE layers their own), as a
   TP worker's.
 Ranks run in lockstep (the MoE layers synchronise them), so a step is the busiest rank's time:
-its expert GEMMs and reads are `sim._estimate`'s `bottleneck_routed` / `bottleneck_experts`
-(uniform top-k routing, the statistical maximum over the `ep` ranks).
+its expert GEMMs and reads are `sim._routing`'s `bottleneck_routed` / `bottleneck_experts`
+(the power-law workload AIC times MoE kernels with, the busiest of the `ep` ranks).
 
 Agg (in-flight batching, `sim._estimate.in_flight` per rank): each rank decodes `batch / dp`
 sequences at the mean context, and a mixed pass prefills one prompt on every rank next to their
@@ -71,14 +71,13 @@ from ._estimate import (
     _attn_dims,
     activation_bytes,
     activation_reserve_bytes,
-    bottleneck_experts,
-    bottleneck_routed,
     dep_profile,
     gemm_width_eff,
     in_flight,
     linear_tflops,
 )
 from ._margin import family
+from ._routing import bottleneck_experts, bottleneck_routed, routing_alpha
 
 FloatArray = NDArray[np.float64]
 
@@ -200,9 +199,10 @@ def _rank_ms(
     gemm_s = np.maximum(dense_flops / peak_linear, (plan.non_expert_bytes + plan.head_bytes) / bw)
     if m.num_experts:  # the busiest rank's experts, at the DEP workers' moe_eff
         moe_eff = (be.dep_moe_eff if decode else be.dep_prefill_moe_eff) or be.moe_eff or 1.0
-        assignments = bottleneck_routed(m.num_experts_per_tok, worker_tokens, plan.ep)
+        k, alpha = m.num_experts_per_tok, routing_alpha(m.is_mla)
+        assignments = bottleneck_routed(m.num_experts, k, worker_tokens, plan.ep, alpha)
         expert_flops = 2.0 * m.moe_layers * m.expert_params * assignments / plan.ep
-        local = bottleneck_experts(m.num_experts, m.num_experts_per_tok, worker_tokens, plan.ep)
+        local = bottleneck_experts(m.num_experts, k, worker_tokens, plan.ep, alpha)
         expert_bytes = m.moe_layers * local / plan.ep * plan.expert_bytes_each
         gemm_s = gemm_s + np.maximum(
             expert_flops / (peak_linear * moe_eff), expert_bytes / (bw * moe_eff)

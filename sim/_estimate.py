@@ -22,13 +22,13 @@ One stage forward over `T` new tokens (all figures per GPU, numpy-broadcast over
   `gemm_width_eff`: a shard of hidden / tp columns fills the GPU less as tp grows), or of the fp8
   peak when the checkpoint is fp8 and the GPU has fp8 (mxfp4 experts compute at bf16: W4A16), never
   faster than reading the weights at `MEMORY_EFF` of HBM bandwidth. Weights read: attention, dense
-  and shared weights / tp, plus the routed experts the batch touches: a batch of `T` tokens with
-  top-k routing over `E` experts touches `E * (1 - (1 - k/E)**T)` distinct experts in expectation.
-  The routed experts are a roofline of their own (grouped GEMMs) at `moe_eff` times the GEMM
-  compute and weight-read efficiencies, added to the dense part's, for the busiest of the `ep`
-  ranks (the step waits for it; uniform routing: each rank's distinct experts are binomial and
-  its token-expert assignments multinomial, the maximum over `ep` ranks is the mean plus
-  `max_rank_factor(ep)` standard deviations); experts split `tp/ep` ways lose efficiency with
+  and shared weights / tp, plus the routed experts the batch touches (`sim._routing`: the
+  skewed, power-law spread of tokens over experts that AIConfigurator times its MoE kernels
+  with, under which a batch touches fewer experts than a uniform spread would and the busiest
+  rank carries more of the load). The routed experts are a roofline of their own (grouped
+  GEMMs) at `moe_eff` times the GEMM compute and weight-read efficiencies, added to the dense
+  part's, for the busiest of the `ep` ranks (the step waits for it: its touched experts and its
+  token-expert assignments, `sim._routing`); experts split `tp/ep` ways lose efficiency with
   the shard's width (`expert_shard_eff`: narrow GEMMs, measured 1.4-3x slower per byte). MLA's
   projections are a roofline of their own at `mla_eff` (also applied to MLA's attention FLOPs):
   the down-projections (q_a, kv_a) are replicated on every TP rank, the up- and output
@@ -106,7 +106,6 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
-from statistics import NormalDist
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -125,6 +124,7 @@ from ._catalog import (
     nvlink_domain,
     scaleout_links,
 )
+from ._routing import bottleneck_experts, bottleneck_routed, routing_alpha
 
 FloatArray = NDArray[np.float64]
 
@@ -487,43 +487,6 @@ def expert_shard_eff(be: BackendProfile, model: ModelArch, expert_tp: int) -> fl
     return (shard / (shard + cols)) / (whole / (whole + cols))
 
 
-def max_rank_factor(ranks: int) -> float:
-    """Expected maximum of `ranks` standard normals (Blom's approximation; 0 for one rank): how
-    many standard deviations the busiest of `ranks` expert-parallel ranks lies above the mean."""
-    if ranks <= 1:
-        return 0.0
-    return NormalDist().inv_cdf((ranks - 0.375) / (ranks + 0.25))
-
-
-def bottleneck_experts(num_experts: int, top_k: int, tokens: ArrayLike, ep: int) -> FloatArray:
-    """`touched_experts` as the busiest of `ep` expert-parallel ranks sees it, times `ep` (so
-    `/ ep` is that rank's share): each rank's count of distinct experts hit among its
-    `num_experts / ep` is binomial, and the step waits for the largest (uniform routing)."""
-    mean = touched_experts(num_experts, top_k, tokens)
-    if ep <= 1 or num_experts == 0:
-        return mean
-    hit = mean / num_experts
-    sd = np.sqrt(num_experts / ep * hit * (1.0 - hit))
-    return np.asarray(np.minimum(mean + ep * max_rank_factor(ep) * sd, float(num_experts)))
-
-
-def bottleneck_routed(top_k: int, tokens: ArrayLike, ep: int) -> FloatArray:
-    """Token-expert assignments on the busiest of `ep` ranks, times `ep` (multinomial counts)."""
-    mean = np.asarray(tokens, dtype=np.float64) * top_k
-    if ep <= 1:
-        return mean
-    per_rank = mean / ep
-    return np.asarray(mean + ep * max_rank_factor(ep) * np.sqrt(per_rank * (1.0 - 1.0 / ep)))
-
-
-def touched_experts(num_experts: int, top_k: int, tokens: ArrayLike) -> FloatArray:
-    """Expected distinct experts hit by `tokens` tokens routed top-k uniformly over `num_experts`."""
-    t = np.asarray(tokens, dtype=np.float64)
-    if num_experts == 0:
-        return np.zeros_like(t)
-    return np.asarray(num_experts * -np.expm1(t * math.log1p(-top_k / num_experts)))
-
-
 def _attn_dims(model: ModelArch, decode: bool) -> float:
     """d_qk + d_v of one head for the attention FLOPs."""
     if not model.is_mla:
@@ -590,9 +553,12 @@ def _stage_ms(
     gemm_s = np.maximum(linear_flops / peak_linear, (plan.non_expert_bytes + plan.head_bytes) / bw)
     if m.num_experts:  # routed experts: grouped GEMMs at their own efficiency, busiest EP rank
         moe_eff = (be.moe_eff or 1.0) * expert_shard_eff(be, m, plan.tp // plan.ep)
-        assignments = bottleneck_routed(m.num_experts_per_tok, tokens, plan.ep)
+        alpha = routing_alpha(m.is_mla)
+        assignments = bottleneck_routed(
+            m.num_experts, m.num_experts_per_tok, tokens, plan.ep, alpha
+        )
         expert_flops = 2.0 * m.expert_params * plan.stage_moe_layers * assignments / plan.tp
-        touched = bottleneck_experts(m.num_experts, m.num_experts_per_tok, tokens, plan.ep)
+        touched = bottleneck_experts(m.num_experts, m.num_experts_per_tok, tokens, plan.ep, alpha)
         expert_bytes = plan.stage_moe_layers * touched * plan.expert_bytes_each
         gemm_s = gemm_s + np.maximum(
             expert_flops / (peak_linear * moe_eff), expert_bytes / (bw * moe_eff)

@@ -12,15 +12,16 @@ import pytest
 
 import sim
 from sim._catalog import gpu_named
-from sim._estimate import (
-    _plan,
+from sim._estimate import _plan, decode_step_ms
+from sim._hfconfig import find_model
+from sim._routing import (
+    MLA_MOE_ALPHA,
+    MOE_ALPHA,
     bottleneck_experts,
     bottleneck_routed,
-    decode_step_ms,
     max_rank_factor,
     touched_experts,
 )
-from sim._hfconfig import find_model
 
 V3 = "deepseek-ai/DeepSeek-V3"
 
@@ -46,23 +47,64 @@ def test_busiest_rank_factor_is_the_expected_maximum_of_normals() -> None:
     assert max_rank_factor(16) == pytest.approx(sampled, abs=0.03)
 
 
-@pytest.mark.parametrize("tokens", [1, 4, 32, 128])
-def test_busiest_ep_rank_matches_a_sampled_routing(tokens: int) -> None:
-    experts, top_k, ep = 256, 8, 8
-    rng = np.random.default_rng(tokens)
-    distinct_max, routed_max = [], []
-    for _ in range(1000):
-        picks = rng.random((tokens, experts)).argpartition(top_k, axis=1)[:, :top_k].ravel()
-        hits = np.bincount(picks, minlength=experts).reshape(ep, experts // ep)
-        distinct_max.append((hits > 0).sum(axis=1).max())
-        routed_max.append(hits.sum(axis=1).max())
-    est_distinct = float(bottleneck_experts(experts, top_k, tokens, ep)) / ep
-    est_routed = float(bottleneck_routed(top_k, tokens, ep)) / ep
-    assert est_distinct == pytest.approx(np.mean(distinct_max), rel=0.15)
-    assert est_routed == pytest.approx(np.mean(routed_max), rel=0.15)
-    assert float(bottleneck_experts(experts, top_k, tokens, 1)) == pytest.approx(
-        float(touched_experts(experts, top_k, tokens))
+def power_law_counts(
+    rng: np.random.Generator, tokens: int, experts: int, top_k: int, alpha: float
+) -> np.ndarray:
+    """One draw of AIConfigurator's MoE workload, written from its description: a power-law
+    weight per expert, counts rounded in proportion, what rounding lost handed one each to the
+    largest counts (then to untouched experts, in a random order)."""
+    lo, hi = (1.0, 0.8 * tokens) if tokens * top_k > experts else (0.01, 2.0)
+    g = 1.0 - alpha
+    weights = ((hi**g - lo**g) * rng.random(experts) + lo**g) ** (1.0 / g)
+    assignments = tokens * top_k
+    counts = np.round(weights / weights.sum() * assignments).astype(int)
+    order = np.lexsort((rng.random(experts), -counts))
+    for i in range(assignments - counts.sum()):
+        counts[order[i % experts]] += 1
+    for i in range(counts.sum() - assignments):
+        counts[
+            order[-(i % experts) - 1] if counts[order[-(i % experts) - 1]] else counts.argmax()
+        ] -= 1
+    return counts
+
+
+@pytest.mark.parametrize(
+    ("experts", "top_k", "alpha"), [(256, 8, MLA_MOE_ALPHA), (128, 8, MOE_ALPHA), (8, 2, MOE_ALPHA)]
+)
+@pytest.mark.parametrize("tokens", [1, 4, 16, 32, 128, 1024])
+def test_touched_experts_and_busiest_rank_match_a_sampled_workload(
+    experts: int, top_k: int, alpha: float, tokens: int
+) -> None:
+    ep = 8 if experts >= 64 else 2
+    rng = np.random.default_rng(tokens * experts)
+    touched, distinct_max, routed_max = [], [], []
+    for _ in range(300):
+        counts = power_law_counts(rng, tokens, experts, top_k, alpha)
+        assert counts.sum() == tokens * top_k
+        touched.append((counts > 0).sum())
+        by_rank = counts.reshape(ep, experts // ep)
+        busiest = by_rank.sum(axis=1).argmax()
+        distinct_max.append((by_rank[busiest] > 0).sum())
+        routed_max.append(by_rank[busiest].sum())
+    assert float(touched_experts(experts, top_k, tokens, alpha)) == pytest.approx(
+        np.mean(touched), rel=0.1, abs=1.0
     )
+    assert float(bottleneck_routed(experts, top_k, tokens, ep, alpha)) / ep == pytest.approx(
+        np.mean(routed_max), rel=0.15, abs=1.5
+    )
+    assert float(bottleneck_experts(experts, top_k, tokens, ep, alpha)) / ep == pytest.approx(
+        np.mean(distinct_max), rel=0.2, abs=1.5
+    )
+
+
+def test_a_skewed_workload_touches_fewer_experts_than_a_uniform_one() -> None:
+    experts, top_k = 256, 8
+    for tokens in (16, 32, 64, 128):
+        uniform = experts * (1 - (1 - top_k / experts) ** tokens)
+        assert float(touched_experts(experts, top_k, tokens, MLA_MOE_ALPHA)) < 0.85 * uniform
+    assert float(touched_experts(experts, top_k, 1, MLA_MOE_ALPHA)) == pytest.approx(top_k)
+    assert float(touched_experts(experts, top_k, 0, MLA_MOE_ALPHA)) == 0.0
+    assert float(bottleneck_experts(experts, top_k, 4096, 8, MLA_MOE_ALPHA)) <= experts
 
 
 def test_a_decode_step_waits_for_the_busiest_expert_rank() -> None:
