@@ -7,11 +7,18 @@ the TP profile alone, `sim._dep` put SGLang's and vLLM's DeepSeek-V3 DEP 8 on H2
 AIC's TTFT and ITL (4000/500, 32 sequences per rank: SGLang ours 1299 / 58 ms, AIC 4266 / 123).
 
 Reads `bench/results/dep_fidelity.jsonl` (`bench/dep_fidelity.py`: AIC's `cli_estimate` per point;
-rows without a backend are trtllm) and fits, per (backend, GPU, model family as `sim._margin.family`
+rows without a backend are trtllm) and `bench/results/dep_disagg_fidelity.jsonl` (the same workers
+as disaggregated decode workers, `--disagg`: their ITL alone) and fits, per (backend, GPU, model family as `sim._margin.family`
 names it: mla-moe, moe), five fields of the `BackendProfile` (`dep_moe_eff`, `dep_prefill_moe_eff`,
 `dep_attn_eff`, `dep_a2a_scale` within the NVLink domain, `dep_internode_a2a_scale` across nodes)
 by robust least squares on log(sim / AIC) of TTFT and ITL over the `train` split, as
-`bench/calibrate.py` does (scipy, dev-only), each field pulled weakly towards 1 (`PRIOR`). A quarter of the points (a stable hash of the point) is held out and scored against the
+`bench/calibrate.py` does (scipy, dev-only), each field pulled weakly towards 1 (`PRIOR`). The
+disaggregated decode workers are a mode of their own ("backend/gpu/family/disagg"): one set of
+factors fitted on both kinds of points put the aggregated held-out TTFT from 3.9% / 16.5% to 6.9% /
+25.1% (median / p90) and still left the decode workers at 6.7% / 28.3%, because aggregated points at
+long prompts are dominated by their mixed prefill steps and the fit there leaves the pure decode
+step loose (the aggregated fit alone put the decode workers at 10.8% / 52.5%, the TP profile alone
+at 8.2% / 25.2%). A quarter of the points (a stable hash of the point) is held out and scored against the
 TP profile alone and after. They go into `sim/data/calibration.json` under `dep_profiles`
 ("backend/gpu/family"; "backend/*/family", the per-field median over the backend's GPUs, for the
 others), read by `sim._estimate.dep_profile`, with provenance under `provenance.dep_fit`. Groups
@@ -29,6 +36,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import itertools
 import json
 import sys
 import zlib
@@ -41,8 +49,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from dep_fidelity import DISAGG_PATH as DISAGG_POINTS  # noqa: E402
 from dep_fidelity import OUT_PATH as POINTS  # noqa: E402
-from dep_fidelity import backend_of, ours  # noqa: E402
+from dep_fidelity import backend_of, mode_of, ours  # noqa: E402
 
 from sim._catalog import gpu_named, models  # noqa: E402
 from sim._dep import dep_plan  # noqa: E402
@@ -79,10 +88,14 @@ PRIOR = 0.1
 
 def split(p: dict[str, Any]) -> str:
     key = f"{backend_of(p)}|{p['model']}|{p['gpu']}|{p['w']}|{p['isl']}|{p['b']}"
+    if mode_of(p) != "agg":  # the agg points' keys predate the disaggregated ones
+        key += f"|{mode_of(p)}"
     return "test" if zlib.crc32(key.encode()) % HELD_OUT == 0 else "train"
 
 
 def log_errors(rows: list[dict[str, Any]], fields: dict[str, Any] | None) -> np.ndarray:
+    """log(sim / AIC) of TTFT and ITL per point, in pairs; NaN for a disaggregated point's TTFT
+    (not compared: `bench/dep_fidelity.py --disagg`)."""
     out = []
     for p in rows:
         ttft, itl = ours(p, fields)
@@ -91,17 +104,17 @@ def log_errors(rows: list[dict[str, Any]], fields: dict[str, Any] | None) -> np.
 
 
 def summary(log_errs: np.ndarray) -> dict[str, float]:
-    """Absolute error in %, median and p90, of TTFT and ITL (`log_errors`' pairs)."""
+    """Absolute error in %, median and p90, of TTFT and ITL (`log_errors`' pairs, NaN left out)."""
     if not log_errs.size:
         return {}
     err = np.abs(np.expm1(log_errs)).reshape(-1, 2) * 100.0
-    return {
-        "ttft_median": round(float(np.median(err[:, 0])), 1),
-        "ttft_p90": round(float(np.percentile(err[:, 0], 90)), 1),
-        "itl_median": round(float(np.median(err[:, 1])), 1),
-        "itl_p90": round(float(np.percentile(err[:, 1], 90)), 1),
-        "points": len(err),
-    }
+    out: dict[str, float] = {}
+    for name, column in (("ttft", err[:, 0]), ("itl", err[:, 1])):
+        column = column[~np.isnan(column)]
+        if column.size:
+            out[f"{name}_median"] = round(float(np.median(column)), 1)
+            out[f"{name}_p90"] = round(float(np.percentile(column, 90)), 1)
+    return {**out, "points": len(err)}
 
 
 def fit(rows: list[dict[str, Any]], start: dict[str, float]) -> dict[str, float]:
@@ -113,7 +126,9 @@ def fit(rows: list[dict[str, Any]], start: dict[str, float]) -> dict[str, float]
 
     def fun(x: np.ndarray) -> np.ndarray:
         errors = log_errors(rows, dict(zip(FIELDS, np.exp(x).tolist(), strict=True)))
-        return np.concatenate([errors, PRIOR * x])  # a field the points leave free stays near 1
+        return np.concatenate(
+            [np.nan_to_num(errors), PRIOR * x]
+        )  # a field the points leave free stays near 1
 
     res = least_squares(
         fun, x0, bounds=(lo, hi), loss="soft_l1", f_scale=0.15, max_nfev=80, diff_step=1e-3
@@ -121,23 +136,35 @@ def fit(rows: list[dict[str, Any]], start: dict[str, float]) -> dict[str, float]
     return {f: round(float(v), 5) for f, v in zip(FIELDS, np.exp(res.x), strict=True)}
 
 
-def key_of(r: dict[str, Any]) -> tuple[str, str, str]:
-    """A point's fit group: backend, GPU, model family (`sim._margin.family`)."""
-    return backend_of(r), r["gpu"], family(models()[r["model"]])
+def key_of(r: dict[str, Any]) -> tuple[str, str, str, str]:
+    """A point's fit group: backend, GPU, model family (`sim._margin.family`), mode (agg, or
+    disagg: the decode workers of a disaggregated config, `sim._estimate.dep_profile`)."""
+    return backend_of(r), r["gpu"], family(models()[r["model"]]), mode_of(r)
+
+
+def profile_key(backend: str, gpu: str, fam: str, mode: str) -> str:
+    """The key of `calibration.json`'s `dep_profiles`: "backend/gpu/family[/disagg]"."""
+    return "/".join((backend, gpu, fam) if mode == "agg" else (backend, gpu, fam, mode))
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--points", type=Path, default=POINTS)
+    ap.add_argument("--disagg-points", type=Path, default=DISAGG_POINTS)
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
-    rows = [json.loads(line) for line in args.points.read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if "error" not in r]
+    rows = [
+        row
+        for path in (args.points, args.disagg_points)
+        if path.exists()
+        for line in path.read_text().splitlines()
+        if line.strip() and "error" not in (row := json.loads(line))
+    ]
     data = json.loads(args.out.read_text())
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault(key_of(r), []).append(r)
-    fitted: dict[tuple[str, str, str], dict[str, float]] = {}
+    fitted: dict[tuple[str, str, str, str], dict[str, float]] = {}
     for key, group in sorted(groups.items()):
         train = [r for r in group if split(r) == "train"]
         moe_eff = dep_plan(
@@ -146,11 +173,11 @@ def main(argv: list[str] | None = None) -> int:
         start = {**dict.fromkeys(FIELDS, 1.0), "dep_moe_eff": moe_eff or 1.0}
         start["dep_prefill_moe_eff"] = start["dep_moe_eff"]
         fitted[key] = fit(train, start)
-        print(f"{'/'.join(key)}: {len(train)} train points -> {fitted[key]}")
-    profiles = {"/".join(k): f for k, f in sorted(fitted.items())}
-    for backend, fam in sorted({(b, f) for b, _, f in fitted}):  # other GPUs: the median
-        per_gpu = [f for (b, _, m), f in fitted.items() if (b, m) == (backend, fam)]
-        profiles[f"{backend}/*/{fam}"] = {
+        print(f"{profile_key(*key)}: {len(train)} train points -> {fitted[key]}")
+    profiles = {profile_key(*k): f for k, f in sorted(fitted.items())}
+    for backend, fam, mode in sorted({(b, f, m) for b, _, f, m in fitted}):  # others: median
+        per_gpu = [f for (b, _, m, o), f in fitted.items() if (b, m, o) == (backend, fam, mode)]
+        profiles[profile_key(backend, "*", fam, mode)] = {
             k: round(float(np.median([f[k] for f in per_gpu])), 5) for k in FIELDS
         }
     data["dep_profiles"] = profiles
@@ -164,21 +191,30 @@ def main(argv: list[str] | None = None) -> int:
     before: dict[str, Any] = {}
     after: dict[str, Any] = {}
     for backend in [*sorted({backend_of(r) for r in rows}), "all"]:
-        for part in ("train", "test"):
-            sel = [r for r in rows if split(r) == part and backend in ("all", backend_of(r))]
-            before[f"{backend}/{part}"] = summary(log_errors(sel, AS_TP))
-            after[f"{backend}/{part}"] = summary(fitted_errors(sel))
-            print(f"{backend:6s} {part:5s} before {before[f'{backend}/{part}']}")
-            print(f"{backend:6s} {part:5s} after  {after[f'{backend}/{part}']}")
+        for mode, part in itertools.product(("agg", "disagg"), ("train", "test")):
+            sel = [
+                r
+                for r in rows
+                if split(r) == part and mode_of(r) == mode and backend in ("all", backend_of(r))
+            ]
+            name = f"{backend}/{part}" if mode == "agg" else f"{backend}/disagg/{part}"
+            before[name] = summary(log_errors(sel, AS_TP))
+            after[name] = summary(fitted_errors(sel))
+            print(f"{name:20s} before {before[name]}")
+            print(f"{name:20s} after  {after[name]}")
     from scipy import __version__ as scipy_v  # type: ignore[import-untyped]
 
     data["provenance"]["dep_fit"] = {
-        "points": str(args.points.relative_to(ROOT))
-        if args.points.is_relative_to(ROOT)
-        else str(args.points),
+        "points": [
+            str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+            for path in (args.points, args.disagg_points)
+            if path.exists()
+        ],
         "fields": list(FIELDS),
-        "groups": "backend / GPU / model family (sim._margin.family)",
-        "fit": f"scipy {scipy_v} least_squares soft_l1 on log(sim/AIC), TTFT and ITL",
+        "groups": "backend / GPU / model family (sim._margin.family) / mode (agg, or disagg: "
+        "decode workers of a disaggregated config)",
+        "fit": f"scipy {scipy_v} least_squares soft_l1 on log(sim/AIC), TTFT and ITL "
+        "(ITL only for disaggregated decode workers)",
         "held_out_percent": 100 // HELD_OUT,
         "date": dt.date.today().isoformat(),
         "error_before": before,

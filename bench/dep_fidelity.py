@@ -13,6 +13,14 @@ error instead); `--from-file` re-scores them against the current estimator. Prin
 ours / AIC per (backend, model, GPU, width, workload) over the batches, then the absolute error,
 median and p90, over every point. `bench/error_band.py` makes the DEP workers' error bands from
 the same file.
+
+`--disagg` measures DEP workers as disaggregated decode workers instead (`cli_estimate` mode
+disagg: a DEP w prefill worker at batch 1 per rank and a DEP w decode worker at the point's batch
+per rank, one of each), against what the disaggregated search prices them at (`sim._disagg`: the
+decode step `sim._dep.dep_step_ms` at the mean context, times AIC's decode correction). Only ITL
+is compared (TTFT is the prefill worker's, queueing and transfer included). The figures go to
+`bench/results/dep_disagg_fidelity.jsonl`; `bench/error_band.py` makes the disaggregated DEP
+workers' ITL bands from them (no fit uses them: every point is held out).
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import io
 import json
 import sys
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +42,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sim._catalog import gpu_named, models  # noqa: E402
-from sim._dep import dep_agg_ms, dep_plan  # noqa: E402
+from sim._dep import dep_agg_ms, dep_plan, dep_step_ms  # noqa: E402
+from sim._disagg import DECODE_LATENCY_CORRECTION  # noqa: E402
 
 OUT_PATH = ROOT / "bench" / "results" / "dep_fidelity.jsonl"
+DISAGG_PATH = ROOT / "bench" / "results" / "dep_disagg_fidelity.jsonl"
 WIDTHS = {"deepseek-ai/DeepSeek-V3": (8, 16), "Qwen/Qwen3-30B-A3B": (2, 4, 8)}
 GPUS = ("b200_sxm", "h200_sxm", "h100_sxm")
 WORKLOADS = ((1000, 1000), (4000, 500), (8000, 200))
@@ -44,10 +55,11 @@ BACKENDS = ("trtllm", "sglang", "vllm")
 
 
 def points(
-    backends: tuple[str, ...] = BACKENDS, per_rank: tuple[int, ...] = PER_RANK
+    backends: tuple[str, ...] = BACKENDS, per_rank: tuple[int, ...] = PER_RANK, mode: str = "agg"
 ) -> list[dict[str, Any]]:
+    extra = {"mode": mode} if mode != "agg" else {}  # the agg file's rows predate the field
     return [
-        {"backend": be, "model": m, "gpu": g, "w": w, "isl": isl, "osl": osl, "b": b}
+        {"backend": be, "model": m, "gpu": g, "w": w, "isl": isl, "osl": osl, "b": b, **extra}
         for be in backends
         for m, widths in WIDTHS.items()
         for g in GPUS
@@ -73,17 +85,41 @@ def aic_point(p: dict[str, Any]) -> dict[str, Any]:
                 backend_name=backend_of(p),
                 isl=p["isl"],
                 osl=p["osl"],
-                mode="agg",
-                batch_size=p["b"],
-                tp_size=1,
-                pp_size=1,
-                attention_dp_size=p["w"],
-                moe_tp_size=1,
-                moe_ep_size=p["w"],
+                **aic_layout(p),
             )
     except Exception as exc:  # AIC cannot run the layout (memory, a missing table)
         return {**p, "error": f"{type(exc).__name__}: {str(exc)[:80]}"}
     return {**p, "aic_ttft": float(r.ttft), "aic_itl": float(r.tpot)}
+
+
+def aic_layout(p: dict[str, Any]) -> dict[str, Any]:
+    """`cli_estimate`'s mode and worker arguments for a point: one DEP w worker at the point's
+    batch per rank (agg), or a DEP w prefill worker at batch 1 and that decode worker (disagg)."""
+
+    def dep(prefix: str) -> dict[str, int]:
+        return {
+            f"{prefix}tp_size": 1,
+            f"{prefix}pp_size": 1,
+            f"{prefix}attention_dp_size": p["w"],
+            f"{prefix}moe_tp_size": 1,
+            f"{prefix}moe_ep_size": p["w"],
+        }
+
+    if mode_of(p) == "agg":
+        return {"mode": "agg", "batch_size": p["b"], **dep("")}
+    return {
+        "mode": "disagg",
+        **dep("prefill_"),
+        "prefill_batch_size": 1,
+        "prefill_num_workers": 1,
+        **dep("decode_"),
+        "decode_batch_size": p["b"],
+        "decode_num_workers": 1,
+    }
+
+
+def mode_of(p: dict[str, Any]) -> str:
+    return str(p.get("mode", "agg"))
 
 
 def backend_of(p: dict[str, Any]) -> str:
@@ -93,10 +129,17 @@ def backend_of(p: dict[str, Any]) -> str:
 
 def ours(p: dict[str, Any], fields: dict[str, Any] | None = None) -> tuple[float, float]:
     """(TTFT, ITL) of `sim._dep` at the point; `fields` over its profile's (the DEP fit's trials,
-    `bench/calibrate_dep.py`)."""
-    plan = dep_plan(models()[p["model"]], gpu_named(p["gpu"]), backend_of(p), p["w"])
+    `bench/calibrate_dep.py`). A disaggregated point has no TTFT of ours (NaN)."""
+    disagg = mode_of(p) == "disagg"
+    plan = dep_plan(
+        models()[p["model"]], gpu_named(p["gpu"]), backend_of(p), p["w"], decode_worker=disagg
+    )
     if fields:
         plan = dataclasses.replace(plan, backend=dataclasses.replace(plan.backend, **fields))
+    if disagg:
+        context = float(p["isl"]) + p["osl"] / 2.0
+        step = dep_step_ms(plan, np.array([float(p["b"] * p["w"])]), context)
+        return float("nan"), DECODE_LATENCY_CORRECTION * float(step[0])
     o = dep_agg_ms(plan, np.array([float(p["b"] * p["w"])]), float(p["isl"]), float(p["osl"]))
     return float(o.ttft_ms[0]), float(o.itl_ms[0])
 
@@ -116,7 +159,7 @@ def report(rows: list[dict[str, Any]]) -> None:
         print(f"{backend:<6} {model:<16} {gpu:<9} DEP{w:<3} isl {isl:<5} TTFT {t} | ITL {i}")
         errors.extend(ratios)
     logs = np.abs(np.log(np.array(errors)))
-    med, p90 = np.expm1(np.median(logs, axis=0)), np.expm1(np.percentile(logs, 90, axis=0))
+    med, p90 = np.expm1(np.nanmedian(logs, axis=0)), np.expm1(np.nanpercentile(logs, 90, axis=0))
     print(
         f"{len(errors)} points (of {len(rows)}; the rest AIC cannot run): absolute error, "
         f"median / p90: TTFT {med[0] * 100:.1f}% / {p90[0] * 100:.1f}%, "
@@ -127,7 +170,11 @@ def report(rows: list[dict[str, Any]]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--from-file", action="store_true", help="re-score the saved AIC figures")
-    ap.add_argument("--out", type=Path, default=OUT_PATH)
+    ap.add_argument("--out", type=Path, help=f"default {OUT_PATH.name} ({DISAGG_PATH.name})")
+    ap.add_argument(
+        "--disagg", action="store_true", help="DEP workers as disaggregated decode workers"
+    )
+    ap.add_argument("--workers", type=int, default=1, help="AIC processes")
     ap.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated")
     ap.add_argument(
         "--per-rank",
@@ -135,16 +182,19 @@ def main() -> None:
         help="sequences per rank, comma-separated",
     )
     args = ap.parse_args()
+    out = args.out or (DISAGG_PATH if args.disagg else OUT_PATH)
     if args.from_file:
-        rows = [json.loads(line) for line in args.out.read_text().splitlines() if line]
+        rows = [json.loads(line) for line in out.read_text().splitlines() if line]
     else:
-        rows = []
         per_rank = tuple(int(b) for b in args.per_rank.split(","))
-        for point in points(tuple(args.backends.split(",")), per_rank):
-            rows.append(aic_point(point))
-            if len(rows) % 50 == 0:
-                print(f"{len(rows)} points", file=sys.stderr, flush=True)
-        args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        todo = points(tuple(args.backends.split(",")), per_rank, "disagg" if args.disagg else "agg")
+        with ProcessPoolExecutor(args.workers) as pool:
+            rows = []
+            for row in pool.map(aic_point, todo, chunksize=4):
+                rows.append(row)
+                if len(rows) % 50 == 0:
+                    print(f"{len(rows)} of {len(todo)} points", file=sys.stderr, flush=True)
+        out.write_text("".join(json.dumps(r) + "\n" for r in rows))
     report(rows)
 
 

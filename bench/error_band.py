@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from calibrate_dep import split as dep_split  # noqa: E402
+from dep_fidelity import DISAGG_PATH as DEP_DISAGG_PATH  # noqa: E402
 from dep_fidelity import OUT_PATH as DEP_PATH  # noqa: E402
 from dep_fidelity import backend_of  # noqa: E402
 from dep_fidelity import ours as dep_ours  # noqa: E402
@@ -81,29 +82,60 @@ def bands(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
     return out
 
 
-def dep_bands(path: Path) -> dict[str, dict[str, dict[str, float]]]:
-    """The DEP workers' bands, from `bench/dep_fidelity.py`'s points (aggregated serving,
-    re-scored against the current `sim._dep`), keyed "<backend>/dep-<family>" with "*" pooling
-    backends or families, as `bands` keys the TP ones. Only the points `bench/calibrate_dep.py`
-    held out count: its fit has a set of factors per backend, GPU and family, so the points it
-    was fitted on understate the error. The disaggregated DEP workers ("static") take the same
-    band: their decode step is the same model."""
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if "error" not in r and dep_split(r) == "test"]
+def dep_bands(path: Path, disagg_path: Path) -> dict[str, dict[str, dict[str, float]]]:
+    """The DEP workers' bands, keyed "<backend>/dep-<family>" with "*" pooling backends or
+    families, as `bands` keys the TP ones, re-scored against the current `sim._dep`.
+
+    Only the points `bench/calibrate_dep.py` held out count: its fit has a set of factors per
+    backend, GPU, family and mode, so the points it was fitted on understate the error.
+    Aggregated serving ("agg"): from `bench/dep_fidelity.py`'s points. Disaggregated workers
+    ("static", the mode the disaggregated search reads): ITL from the decode-worker points of
+    `--disagg` (`disagg_path`), TTFT as in agg (a DEP prefill worker is priced by the agg
+    factors); a key without disaggregated points takes its agg band."""
+    rows = [r for r in _points(path) if dep_split(r) == "test"]
     for r in rows:
-        r["backend"], r["mode"] = backend_of(r), "agg"
+        r["mode"] = "agg"
+    agg = bands(rows)
+    disagg_rows = _points(disagg_path) if disagg_path.exists() else []
+    disagg_rows = [r for r in disagg_rows if dep_split(r) == "test"]
+    for r in disagg_rows:
+        r["mode"], r["sim_ttft_ms"] = "static", r["aic_ttft_ms"]  # TTFT is not compared
+    disagg = bands(disagg_rows)
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for key, modes in agg.items():
+        static = dict(modes["agg"])
+        if key in disagg:
+            measured = disagg[key]["static"]
+            static.update(itl=measured["itl"], n_itl=measured["n"])
+        out[key.replace("/", f"/{DEP_PREFIX}")] = {"agg": dict(modes["agg"]), "static": static}
+    return out
+
+
+def _points(path: Path) -> list[dict[str, Any]]:
+    """The points of a `bench/dep_fidelity.py` file that AIC could run, with both figures."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if "error" not in r]
+    for r in rows:
+        r["backend"] = backend_of(r)
         r["sim_ttft_ms"], r["sim_itl_ms"] = dep_ours(r)
         r["aic_ttft_ms"], r["aic_itl_ms"] = r["aic_ttft"], r["aic_itl"]
-    return {
-        key.replace("/", f"/{DEP_PREFIX}"): {mode: dict(modes["agg"]) for mode in MODES}
-        for key, modes in bands(rows).items()
-    }
+    return rows
+
+
+def _relative(path: Path) -> str:
+    return str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--csv", type=Path, default=CSV_PATH)
     ap.add_argument("--dep", type=Path, default=DEP_PATH, help="DEP points (bench/dep_fidelity.py)")
+    ap.add_argument(
+        "--dep-disagg",
+        type=Path,
+        default=DEP_DISAGG_PATH,
+        help="disaggregated DEP decode points (bench/dep_fidelity.py --disagg)",
+    )
     ap.add_argument("--out", type=Path, default=OUT_PATH)
     args = ap.parse_args(argv)
     rows = [r for r in read_csv(args.csv) if searched_layout(r)]
@@ -116,21 +148,21 @@ def main(argv: list[str] | None = None) -> int:
             f"exp(p{QUANTILE} of log(AIC/sim)) - 1, floored at 0, for TTFT and ITL; n = rows. "
             "'<backend>/dep-<family>': DEP workers (attention DP x wide EP), from "
             "bench/results/dep_fidelity.jsonl (aggregated serving, the points bench/calibrate_dep.py "
-            "held out; 'static' the same figures). "
+            "held out); 'static' (disaggregated workers): ITL from the decode-worker points of "
+            "bench/results/dep_disagg_fidelity.jsonl it held out (n_itl), TTFT as agg. "
             "Written by bench/error_band.py; read by sim._margin."
         ),
         "provenance": {
-            "table": str(args.csv.relative_to(ROOT) if args.csv.is_relative_to(ROOT) else args.csv),
+            "table": _relative(args.csv),
             "rows": len(rows),
-            "dep_points": str(
-                args.dep.relative_to(ROOT) if args.dep.is_relative_to(ROOT) else args.dep
-            ),
+            "dep_points": _relative(args.dep),
+            "dep_disagg_points": _relative(args.dep_disagg),
             "reference": "aiconfigurator-core 0.12.0 (database_mode SILICON)",
             "estimator": sim.calibration_source(),
             "quantile": QUANTILE,
             "date": datetime.date.today().isoformat(),
         },
-        "bands": {**bands(rows), **dep_bands(args.dep)},
+        "bands": {**bands(rows), **dep_bands(args.dep, args.dep_disagg)},
     }
     args.out.write_text(json.dumps(data, indent=1) + "\n")
     for fam, modes in data["bands"].items():

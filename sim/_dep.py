@@ -128,8 +128,12 @@ class DepPlan:
     scaleout_gbps: float  # one-way scale-out NIC per GPU (`sim._catalog.scaleout_links`)
 
 
-def dep_plan(model: ModelArch, gpu: Gpu, backend: str, width: int) -> DepPlan:
-    """A DEP worker of `width` GPUs: attention DP `width`, EP `width`."""
+def dep_plan(
+    model: ModelArch, gpu: Gpu, backend: str, width: int, *, decode_worker: bool = False
+) -> DepPlan:
+    """A DEP worker of `width` GPUs: attention DP `width`, EP `width`; `decode_worker`: a
+    disaggregated config's decode worker, priced by the factors fitted on such workers
+    (`sim._estimate.dep_profile`)."""
     dp = ep = width
     non_expert = model.non_expert_body_params * model.body_weight_bytes_per_param
     expert_each = model.expert_params * model.expert_weight_bytes_per_param
@@ -138,7 +142,7 @@ def dep_plan(model: ModelArch, gpu: Gpu, backend: str, width: int) -> DepPlan:
     return DepPlan(
         model=model,
         gpu=gpu,
-        backend=dep_profile(backend, gpu.id, family(model)),
+        backend=dep_profile(backend, gpu.id, family(model), disagg=decode_worker),
         width=width,
         dp=dp,
         ep=ep,

@@ -126,6 +126,10 @@ def disagg_candidates(
         _plan(model, gpu, backend, t, 1, e) if d == 1 else dep_plan(model, gpu, backend, t)
         for t, e, d in zip(tps, eps, dps, strict=True)
     ]
+    decoders: list[_Plan | DepPlan] = [  # a DEP decode worker: its own factors (`sim._dep`)
+        p if isinstance(p, _Plan) else dep_plan(model, gpu, backend, p.width, decode_worker=True)
+        for p in plans
+    ]
     ranks = np.asarray(dps, dtype=np.float64)
     prefill_fits, max_batch = _kv_capacity(plans, gpu, vram_mb, ranks, isl, osl)
     all_batches = np.asarray(BATCH_GRID, dtype=np.float64)[None, :] * ranks[:, None]
@@ -134,7 +138,9 @@ def disagg_candidates(
     di = np.flatnonzero(all_batches[:, 0] <= max_batch)
     if pi.size == 0 or di.size == 0:
         return []
-    ttft, first_token, batches, step = _engine_figures(plans, pi, di, all_batches, isl, osl)
+    ttft, first_token, batches, step = _engine_figures(
+        plans, decoders, pi, di, all_batches, isl, osl
+    )
     decode_fits = batches <= max_batch[di, None]
 
     tp = np.asarray(tps, dtype=np.int64)
@@ -327,6 +333,7 @@ def _rate_matched(
 
 def _engine_figures(
     plans: list[_Plan | DepPlan],
+    decoders: list[_Plan | DepPlan],
     pi: IntArray,
     di: IntArray,
     all_batches: FloatArray,
@@ -334,8 +341,8 @@ def _engine_figures(
     osl: int,
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """(prefill engine latency (P,), first-token time (P, D): queueing and the KV transfer,
-    decode batch sizes (D, B), decode step (D, B)) of prefill layouts `pi` and decode layouts
-    `di`."""
+    decode batch sizes (D, B), decode step (D, B)) of prefill layouts `pi` (`plans`) and decode
+    layouts `di` (`decoders`: the same layouts, DEP ones priced as decode workers)."""
     # A DEP prefill worker prefills one prompt per rank at once (`sim._dep`).
     ttft = PREFILL_LATENCY_CORRECTION * np.array(
         [
@@ -356,7 +363,7 @@ def _engine_figures(
             decode_step_ms(p, batches[i], ctx)
             if isinstance(p, _Plan)
             else dep_step_ms(p, batches[i], ctx)
-            for i, p in enumerate(plans[k] for k in di)
+            for i, p in enumerate(decoders[k] for k in di)
         ]
     )  # (D, B)
     return ttft, first_token, batches, step

@@ -258,7 +258,7 @@ DEP_FIELDS = frozenset(f for f in _FIELDS if f.startswith("dep_"))
 
 
 def _load_calibration() -> tuple[
-    dict[tuple[str, str], BackendProfile], str, dict[tuple[str, str, str], dict[str, Any]]
+    dict[tuple[str, str], BackendProfile], str, dict[tuple[str, str, str, str], dict[str, Any]]
 ]:
     """Fitted profiles keyed (backend, gpu id or "*"), a one-line provenance, and the DEP
     workers' fitted fields (`_dep_profiles`). A missing file means the built-in assumptions; a
@@ -281,27 +281,40 @@ def _load_calibration() -> tuple[
 
 def _dep_profiles(
     section: dict[str, dict[str, Any]],
-) -> dict[tuple[str, str, str], dict[str, Any]]:
+) -> dict[tuple[str, str, str, str], dict[str, Any]]:
     """The DEP workers' fitted fields (`bench/calibrate_dep.py`), keyed (backend, gpu id or "*",
-    model family as `sim._margin.family` names it); none when the file has no such section."""
-    out: dict[tuple[str, str, str], dict[str, Any]] = {}
+    model family as `sim._margin.family` names it, "agg" or "disagg": fitted on aggregated
+    points, or on disaggregated decode workers' for the decode workers of a disaggregated
+    config; the file's keys "backend/gpu/family[/disagg]"); none when the file has no such
+    section."""
+    out: dict[tuple[str, str, str, str], dict[str, Any]] = {}
     for key, fields in section.items():
-        backend, gpu, family = [*key.split("/"), "", ""][:3]
+        backend, gpu, family, mode, *rest = [*key.split("/"), "", "", "", ""]
         unknown = set(fields) - DEP_FIELDS
-        if backend not in BACKENDS or not gpu or not family or unknown:
+        if (
+            backend not in BACKENDS
+            or not gpu
+            or not family
+            or mode not in ("", "disagg")
+            or any(rest)
+            or unknown
+        ):
             raise ValueError(f"{CALIBRATION_FILE}: bad DEP profile {key!r} (unknown: {unknown})")
-        out[(backend, gpu, family)] = {k: float(v) for k, v in fields.items()}
+        out[(backend, gpu, family, mode or "agg")] = {k: float(v) for k, v in fields.items()}
     return out
 
 
 CALIBRATED, CALIBRATION_SOURCE, DEP_CALIBRATED = _load_calibration()
 
 
-def dep_profile(backend: str, gpu_id: str, family: str) -> BackendProfile:
+def dep_profile(backend: str, gpu_id: str, family: str, *, disagg: bool = False) -> BackendProfile:
     """`backend_profile` with the DEP fields fitted for this model family on this GPU, else for
-    this family on the backend's other GPUs ("*"), else none (as a TP worker)."""
-    fields = DEP_CALIBRATED.get((backend, gpu_id, family)) or DEP_CALIBRATED.get(
-        (backend, "*", family), {}
+    this family on the backend's other GPUs ("*"), else none (as a TP worker); `disagg`: those
+    fitted on disaggregated decode workers (a DEP worker's pure decode step, which aggregated
+    points, dominated by their mixed prefill steps at long prompts, leave loose)."""
+    mode = "disagg" if disagg else "agg"
+    fields = DEP_CALIBRATED.get((backend, gpu_id, family, mode)) or DEP_CALIBRATED.get(
+        (backend, "*", family, mode), {}
     )
     return dataclasses.replace(backend_profile(backend, gpu_id), **fields)
 

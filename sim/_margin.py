@@ -14,11 +14,12 @@ band covers claims a margin, so next to configs of a usable band (SGLang's DEP w
 MLA-MoE model beside its TP workers) those with a measured margin rank first.
 
 DEP workers (attention DP x wide EP, `sim._dep`) are priced by a model of their own, so they
-have bands of their own, keyed "backend/dep-family" (from the points of
-`bench/results/dep_fidelity.jsonl` that `bench/calibrate_dep.py` held out: DEP workers against
-AIC's estimate at the same point; measured in aggregated serving, used for the disaggregated DEP
-workers too): `error_band(..., dep=True)` takes the most specific DEP band the file has, else the
-family's TP band.
+have bands of their own, keyed "backend/dep-family": in aggregated serving from the points of
+`bench/results/dep_fidelity.jsonl` that `bench/calibrate_dep.py` held out (DEP workers against
+AIC's estimate at the same point); as disaggregated decode workers (mode static), ITL from
+`bench/results/dep_disagg_fidelity.jsonl` (DEP decode workers against AIC's disaggregated
+estimate; no fit uses those points), TTFT as in agg. `error_band(..., dep=True)` takes the most
+specific DEP band the file has, else the family's TP band.
 
 Failure semantics: a missing file means no band (zero: every nominal pick has margin); a backend or
 family the file does not list takes the file's pooled "*" one; a malformed file is a packaging bug and

@@ -119,7 +119,7 @@ def curves(
     d_plan: _Plan | DepPlan = (
         _plan(model, gpu, backend, decode_tp, 1, decode_ep)
         if decode_dp == 1
-        else dep_plan(model, gpu, backend, decode_tp)
+        else dep_plan(model, gpu, backend, decode_tp, decode_worker=True)
     )
     free = kv_free_bytes(d_plan, gpu, vram_mb)
     max_kv_tokens = max(int(free // d_plan.kv_bytes_per_token), 0) * decode_dp
