@@ -54,6 +54,7 @@ PARAMS: tuple[tuple[str, float, float, float], ...] = (
     ("prefill_layer_overhead_ms", 0.0, 2.0, 0.02),
     ("comm_scale", 0.05, 20.0, 1.0),
     ("moe_eff", 0.05, 1.0, 0.7),
+    ("moe_read_eff", 0.05, 1.0, 0.7),  # routed-expert weight reads (MoE rows only)
     ("fp8_eff", 0.5, 1.0, 0.7),  # fp8 GEMMs never slower than bf16 ones
     ("a2a_scale", 0.05, 20.0, 1.0),
     ("mla_eff", 0.05, 1.0, 0.7),  # MLA attention block (DeepSeek rows only)
@@ -68,6 +69,7 @@ ONLY_FOR = {
     "mla_eff": "mla",
     "mla_layer_overhead_ms": "mla",
     "moe_layer_overhead_ms": "moe",
+    "moe_read_eff": "moe",
     "expert_shard_cols": "moe",
 }
 

@@ -15,15 +15,16 @@ profiler deploys it with SGLang `--tp N --dp N --enable-dp-attention`, vLLM
 
 One step on one GPU (per-rank `T` new tokens, the worker's `dp * T`), the roofline of
 `sim._estimate` with its calibrated profile (`dep_profile`), whose `dep_*` fields (fitted on DEP
-points by `bench/calibrate_dep.py`, per backend, GPU and model family) price what a DEP rank runs
-differently from a TP worker: its routed experts (`dep_moe_eff`, `dep_prefill_moe_eff` in place of
+points by `bench/calibrate_dep.py`, per backend, GPU and model family; for the decode workers of a
+disaggregated config, on such workers: `dep_plan(..., decode_worker=True)`) price what a DEP rank
+runs differently from a TP worker: its routed experts (`dep_moe_eff`, `dep_prefill_moe_eff` in place of
 `moe_eff`), its attention (`dep_attn_eff`) and its all-to-all within the NVLink domain
 (`dep_a2a_scale`) and across nodes (`dep_internode_a2a_scale`):
 - GEMMs, each a roofline (compute or weight reads, whichever is slower) at `sim._estimate`'s
   efficiencies (fp8_eff for fp8 GEMMs): the non-expert weights (read in full) over the rank's `T`
   tokens and the lm_head over its sequences; the busiest rank's experts over the tokens routed to
-  them (mean `dp * T * top_k / ep`, touching `E/ep * (1 - (1 - k/E)**(dp*T))` of its `E/ep`
-  experts) at `moe_eff`. MLA runs at the plain efficiencies, not `mla_eff`: that is fitted on
+  them and the experts they touch among its `E/ep` (`sim._routing`, AIC's skewed workload) at
+  `moe_eff`. MLA runs at the plain efficiencies, not `mla_eff`: that is fitted on
   TP 8 points (16 heads per GPU), and AIC 0.12 times a DEP rank's all-heads MLA faster (DeepSeek-V3
   on H200, DEP 8 at 1-32 sequences per rank: ITL within 0.8-1.1x of AIC's with the plain
   efficiencies, 1.0-1.8x with `mla_eff`).

@@ -26,7 +26,8 @@ One stage forward over `T` new tokens (all figures per GPU, numpy-broadcast over
   skewed, power-law spread of tokens over experts that AIConfigurator times its MoE kernels
   with, under which a batch touches fewer experts than a uniform spread would and the busiest
   rank carries more of the load). The routed experts are a roofline of their own (grouped
-  GEMMs) at `moe_eff` times the GEMM compute and weight-read efficiencies, added to the dense
+  GEMMs) at `moe_eff` times the GEMM compute efficiency and `moe_read_eff` (else `moe_eff`)
+  times the weight-read efficiency, added to the dense
   part's, for the busiest of the `ep` ranks (the step waits for it: its touched experts and its
   token-expert assignments, `sim._routing`); experts split `tp/ep` ways lose efficiency with
   the shard's width (`expert_shard_eff`: narrow GEMMs, measured 1.4-3x slower per byte). MLA's
@@ -165,6 +166,7 @@ class BackendProfile:
     prefill_overhead_ms: float | None = None  # per prefill pass (None: step_overhead_ms)
     prefill_layer_overhead_ms: float | None = None  # per layer per prefill (None: layer_...)
     moe_eff: float | None = None  # routed-expert GEMMs and reads, relative to the rest (None: 1)
+    moe_read_eff: float | None = None  # routed-expert weight reads alone (None: moe_eff)
     fp8_eff: float | None = None  # fp8 GEMMs, relative to the fp8 peak x GEMM eff (None: 1)
     a2a_scale: float = 1.0  # MoE all-to-all dispatch + combine, on top of comm_scale
     mla_eff: float | None = None  # MLA attention block (projections + core), relative (None: 1)
@@ -565,7 +567,9 @@ def _stage_ms(
     linear_flops = 2.0 * (dense_params * plan.share * tokens + m.lm_head_params * seqs) / plan.tp
     gemm_s = np.maximum(linear_flops / peak_linear, (plan.non_expert_bytes + plan.head_bytes) / bw)
     if m.num_experts:  # routed experts: grouped GEMMs at their own efficiency, busiest EP rank
-        moe_eff = (be.moe_eff or 1.0) * expert_shard_eff(be, m, plan.tp // plan.ep)
+        shard = expert_shard_eff(be, m, plan.tp // plan.ep)
+        moe_eff = (be.moe_eff or 1.0) * shard
+        read_eff = (be.moe_read_eff or be.moe_eff or 1.0) * shard
         alpha = routing_alpha(m.is_mla)
         assignments = bottleneck_routed(
             m.num_experts, m.num_experts_per_tok, tokens, plan.ep, alpha
@@ -574,7 +578,7 @@ def _stage_ms(
         touched = bottleneck_experts(m.num_experts, m.num_experts_per_tok, tokens, plan.ep, alpha)
         expert_bytes = plan.stage_moe_layers * touched * plan.expert_bytes_each
         gemm_s = gemm_s + np.maximum(
-            expert_flops / (peak_linear * moe_eff), expert_bytes / (bw * moe_eff)
+            expert_flops / (peak_linear * moe_eff), expert_bytes / (bw * read_eff)
         )
     mla_eff = (be.mla_eff or 1.0) if m.is_mla else 1.0
     if m.is_mla:  # MLA projections: replicated down-projections, split up-projections
