@@ -39,8 +39,8 @@ runs differently from a TP worker: its routed experts (`dep_moe_eff`, `dep_prefi
 - overheads: the backend's per-step and per-layer overheads (MLA and MoE layers their own), as a
   TP worker's.
 Ranks run in lockstep (the MoE layers synchronise them), so a step is the busiest rank's time:
-its expert GEMMs and reads are `sim._routing`'s `bottleneck_routed` / `bottleneck_experts`
-(the power-law workload AIC times MoE kernels with, the busiest of the `ep` ranks).
+its expert GEMMs and reads are `sim._routing.busiest_rank`'s (the power-law workload AIC times
+MoE kernels with, the busiest of the `ep` ranks).
 
 Agg (in-flight batching, `sim._estimate.in_flight` per rank): each rank decodes `batch / dp`
 sequences at the mean context, and a mixed pass prefills one prompt on every rank next to their
@@ -78,7 +78,7 @@ from ._estimate import (
     linear_tflops,
 )
 from ._margin import family
-from ._routing import bottleneck_experts, bottleneck_routed, routing_alpha
+from ._routing import busiest_rank, routing_alpha
 
 FloatArray = NDArray[np.float64]
 
@@ -205,9 +205,8 @@ def _rank_ms(
     if m.num_experts:  # the busiest rank's experts, at the DEP workers' moe_eff
         moe_eff = (be.dep_moe_eff if decode else be.dep_prefill_moe_eff) or be.moe_eff or 1.0
         k, alpha = m.num_experts_per_tok, routing_alpha(m.is_mla)
-        assignments = bottleneck_routed(m.num_experts, k, worker_tokens, plan.ep, alpha)
+        assignments, local = busiest_rank(m.num_experts, k, worker_tokens, plan.ep, alpha)
         expert_flops = 2.0 * m.moe_layers * m.expert_params * assignments / plan.ep
-        local = bottleneck_experts(m.num_experts, k, worker_tokens, plan.ep, alpha)
         expert_bytes = m.moe_layers * local / plan.ep * plan.expert_bytes_each
         gemm_s = gemm_s + np.maximum(
             expert_flops / (peak_linear * moe_eff), expert_bytes / (bw * moe_eff)

@@ -125,7 +125,7 @@ from ._catalog import (
     nvlink_domain,
     scaleout_links,
 )
-from ._routing import bottleneck_experts, bottleneck_routed, routing_alpha
+from ._routing import busiest_rank, routing_alpha
 
 FloatArray = NDArray[np.float64]
 
@@ -570,12 +570,9 @@ def _stage_ms(
         shard = expert_shard_eff(be, m, plan.tp // plan.ep)
         moe_eff = (be.moe_eff or 1.0) * shard
         read_eff = (be.moe_read_eff or be.moe_eff or 1.0) * shard
-        alpha = routing_alpha(m.is_mla)
-        assignments = bottleneck_routed(
-            m.num_experts, m.num_experts_per_tok, tokens, plan.ep, alpha
-        )
+        k, alpha = m.num_experts_per_tok, routing_alpha(m.is_mla)
+        assignments, touched = busiest_rank(m.num_experts, k, tokens, plan.ep, alpha)
         expert_flops = 2.0 * m.expert_params * plan.stage_moe_layers * assignments / plan.tp
-        touched = bottleneck_experts(m.num_experts, m.num_experts_per_tok, tokens, plan.ep, alpha)
         expert_bytes = plan.stage_moe_layers * touched * plan.expert_bytes_each
         gemm_s = gemm_s + np.maximum(
             expert_flops / (peak_linear * moe_eff), expert_bytes / (bw * read_eff)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from statistics import NormalDist
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -50,79 +51,84 @@ def routing_alpha(is_mla: bool) -> float:
     return MLA_MOE_ALPHA if is_mla else MOE_ALPHA
 
 
+class Busiest(NamedTuple):
+    """The busiest EP rank's token-expert assignments and distinct experts, times `ep`."""
+
+    assignments: FloatArray
+    experts: FloatArray
+
+
 class _Workload:
-    """The power law's moments and the counts' scale for `tokens` (one array of T)."""
+    """The power law's moments for `tokens` (one array of T), and what follows from them: the
+    share of experts touched, what rounding loses per expert, the spread of an expert's count."""
 
     def __init__(self, num_experts: int, top_k: int, tokens: ArrayLike, alpha: float) -> None:
         t = np.asarray(tokens, dtype=np.float64)
         heavy = t * top_k > num_experts
-        self.lo = np.where(heavy, 1.0, 0.01)
-        self.hi = np.where(heavy, np.maximum(0.8 * t, 1.0 + 1e-6), 2.0)
-        self.alpha = alpha
-        g1 = 1.0 - alpha
-        self.norm = g1 / (self.hi**g1 - self.lo**g1)
-        mean = self._moment(1, self.lo, self.hi)
-        self.sd = np.sqrt(np.maximum(self._moment(2, self.lo, self.hi) - mean * mean, 0.0))
+        lo = np.where(heavy, 1.0, 0.01)
+        hi = np.where(heavy, np.maximum(0.8 * t, 1.0 + 1e-6), 2.0)
+        g0, g1, g2 = 1.0 - alpha, 2.0 - alpha, 3.0 - alpha  # E[x**n] integrands' exponents
+        lo0, hi0, lo1, hi1 = lo**g0, hi**g0, lo**g1, hi**g1
+        norm = g0 / (hi0 - lo0)
+        mean = norm * (hi1 - lo1) / g1
+        second = norm * (hi**g2 - lo**g2) / g2
         # an expert's count per unit of weight (no tokens: as good as none, without a 1/0)
-        self.scale = np.maximum(t, 1e-9) * top_k / (num_experts * mean)
+        scale = np.maximum(t, 1e-9) * top_k / (num_experts * mean)
+        # weights whose count rounds to 1 (or more), and to 2 (or more)
+        half, three_halves = np.clip(0.5 / scale, lo, hi), np.clip(1.5 / scale, lo, hi)
+        half0, half1 = half**g0, half**g1
+        three0, three1 = three_halves**g0, three_halves**g1
+        self.share = np.clip(norm * (hi0 - half0) / g0, 0.0, 1.0)
+        dropped = scale * norm * (half1 - lo1) / g1  # counts below 1/2: lost
+        raised = norm * ((three0 - half0) / g0 - scale * (three1 - half1) / g1)  # up to 1
+        self.loss = np.maximum(dropped - raised, 0.0)
+        self.count_sd = scale * np.sqrt(np.maximum(second - mean * mean, 0.0))
 
-    def _moment(self, order: int, lo: FloatArray, hi: FloatArray) -> FloatArray:
-        """E[x**order ; lo <= x < hi] (bounds clipped to the support)."""
-        g = order + 1.0 - self.alpha
-        lo, hi = np.clip(lo, self.lo, self.hi), np.clip(hi, self.lo, self.hi)
-        return np.asarray(self.norm * (hi**g - lo**g) / g)
-
-    def touched_share(self) -> FloatArray:
-        """P(an expert's count rounds to at least 1)."""
-        share = self._moment(0, 0.5 / self.scale, self.hi)
-        return np.asarray(np.clip(share, 0.0, 1.0))
-
-    def rounding_loss(self) -> FloatArray:
-        """Expected assignments per expert that rounding loses (counts below 1/2 go to 0, counts in
-        [1/2, 3/2) become 1); larger counts round both ways about evenly."""
-        half, three_halves = 0.5 / self.scale, 1.5 / self.scale
-        dropped = self.scale * self._moment(1, self.lo, half)
-        raised = self._moment(0, half, three_halves) - self.scale * self._moment(
-            1, half, three_halves
-        )
-        return np.asarray(np.maximum(dropped - raised, 0.0))
+    def touched(self, num_experts: int, tokens: ArrayLike) -> FloatArray:
+        """Expected distinct experts touched: those whose count rounds to 1 or more, or the
+        experts what rounding lost is handed to, when more."""
+        by_rounding = num_experts * self.share
+        refilled = np.minimum(num_experts * self.loss, num_experts)
+        some = np.asarray(tokens, dtype=np.float64) > 0
+        return np.asarray(np.where(some, np.maximum(by_rounding, refilled), 0.0))
 
 
 def touched_experts(num_experts: int, top_k: int, tokens: ArrayLike, alpha: float) -> FloatArray:
     """Expected distinct experts that `tokens` tokens routed top-k touch."""
     if num_experts == 0:
         return np.zeros_like(np.asarray(tokens, dtype=np.float64))
+    return _Workload(num_experts, top_k, tokens, alpha).touched(num_experts, tokens)
+
+
+def busiest_rank(num_experts: int, top_k: int, tokens: ArrayLike, ep: int, alpha: float) -> Busiest:
+    """The busiest of `ep` ranks: its distinct experts (a rank's share of the touched ones,
+    binomial spread), and its token-expert assignments (the spread of a rank's sum of counts,
+    and no fewer than its touched experts at the mean count of a touched expert, which decides it
+    while few experts are touched); both times `ep`."""
+    total = np.asarray(tokens, dtype=np.float64) * top_k
+    if num_experts == 0:
+        return Busiest(total, np.zeros_like(total))
     w = _Workload(num_experts, top_k, tokens, alpha)
-    by_rounding = num_experts * w.touched_share()
-    refilled = np.minimum(num_experts * w.rounding_loss(), num_experts)
-    some = np.asarray(tokens, dtype=np.float64) > 0
-    return np.asarray(np.where(some, np.maximum(by_rounding, refilled), 0.0))
+    touched = w.touched(num_experts, tokens)
+    if ep <= 1:
+        return Busiest(total, touched)
+    share, per_rank, z = touched / num_experts, num_experts / ep, max_rank_factor(ep)
+    spread = per_rank * share + z * np.sqrt(per_rank * share * (1.0 - share))
+    experts = ep * np.minimum(spread, per_rank)
+    per_touched = np.divide(total, touched, out=np.zeros_like(total), where=touched > 0)
+    sums = total + ep * z * math.sqrt(per_rank) * w.count_sd
+    return Busiest(np.asarray(np.maximum(sums, experts * per_touched)), np.asarray(experts))
 
 
 def bottleneck_experts(
     num_experts: int, top_k: int, tokens: ArrayLike, ep: int, alpha: float
 ) -> FloatArray:
     """`touched_experts` as the busiest of `ep` ranks sees it, times `ep`."""
-    if ep <= 1 or num_experts == 0:
-        return touched_experts(num_experts, top_k, tokens, alpha)
-    share = touched_experts(num_experts, top_k, tokens, alpha) / num_experts
-    per_rank = num_experts / ep
-    spread = per_rank * share + max_rank_factor(ep) * np.sqrt(per_rank * share * (1.0 - share))
-    return np.asarray(ep * np.minimum(spread, per_rank))
+    return busiest_rank(num_experts, top_k, tokens, ep, alpha).experts
 
 
 def bottleneck_routed(
     num_experts: int, top_k: int, tokens: ArrayLike, ep: int, alpha: float
 ) -> FloatArray:
-    """Token-expert assignments on the busiest of `ep` ranks, times `ep`: the spread of a rank's
-    sum of counts, and no fewer than its touched experts at the mean count of a touched expert
-    (what decides it while few experts are touched)."""
-    total = np.asarray(tokens, dtype=np.float64) * top_k
-    if ep <= 1 or num_experts == 0:
-        return total
-    w = _Workload(num_experts, top_k, tokens, alpha)
-    spread = total + ep * max_rank_factor(ep) * math.sqrt(num_experts / ep) * w.scale * w.sd
-    touched = touched_experts(num_experts, top_k, tokens, alpha)
-    per_touched = np.divide(total, touched, out=np.zeros_like(total), where=touched > 0)
-    busiest = bottleneck_experts(num_experts, top_k, tokens, ep, alpha) * per_touched
-    return np.asarray(np.maximum(spread, busiest))
+    """Token-expert assignments on the busiest of `ep` ranks, times `ep`."""
+    return busiest_rank(num_experts, top_k, tokens, ep, alpha).assignments
