@@ -8,24 +8,26 @@ AIC's TTFT and ITL (4000/500, 32 sequences per rank: SGLang ours 1299 / 58 ms, A
 
 Reads `bench/results/dep_fidelity.jsonl` (`bench/dep_fidelity.py`: AIC's `cli_estimate` per point;
 rows without a backend are trtllm) and `bench/results/dep_disagg_fidelity.jsonl` (the same workers
-as disaggregated decode workers, `--disagg`: their ITL alone) and fits, per (backend, GPU, model family as `sim._margin.family`
-names it: mla-moe, moe), five fields of the `BackendProfile` (`dep_moe_eff`, `dep_prefill_moe_eff`,
-`dep_attn_eff`, `dep_a2a_scale` within the NVLink domain, `dep_internode_a2a_scale` across nodes)
-by robust least squares on log(sim / AIC) of TTFT and ITL over the `train` split, as
-`bench/calibrate.py` does (scipy, dev-only), each field pulled weakly towards 1 (`PRIOR`). The
-disaggregated decode workers are a mode of their own ("backend/gpu/family/disagg"): one set of
+as disaggregated decode workers, `--disagg`: their ITL alone) and fits, per (backend, GPU, model
+family as `sim._margin.family` names it: mla-moe, moe, mode), five fields of the `BackendProfile`
+(`dep_moe_eff`, `dep_prefill_moe_eff`, `dep_attn_eff`, `dep_a2a_scale` within the NVLink domain,
+`dep_internode_a2a_scale` across nodes) by robust least squares on log(sim / AIC) of TTFT and ITL
+over the `train` split, as `bench/calibrate.py` does (scipy, dev-only), each field pulled weakly
+towards 1 (`PRIOR`). A quarter of the points (a stable hash of the point) is held out and scored
+against the TP profile alone and after. They go into `sim/data/calibration.json` under
+`dep_profiles` ("backend/gpu/family"; "backend/*/family", the per-field median over the backend's
+GPUs, for the others; the same with "/disagg" for the decode workers), read by
+`sim._estimate.dep_profile`, with provenance under `provenance.dep_fit`.
+
+The decode workers of a disaggregated config are a mode of their own: on 2026-11-30 one set of
 factors fitted on both kinds of points put the aggregated held-out TTFT from 3.9% / 16.5% to 6.9% /
-25.1% (median / p90) and still left the decode workers at 6.7% / 28.3%, because aggregated points at
-long prompts are dominated by their mixed prefill steps and the fit there leaves the pure decode
-step loose (the aggregated fit alone put the decode workers at 10.8% / 52.5%, the TP profile alone
-at 8.2% / 25.2%). A quarter of the points (a stable hash of the point) is held out and scored against the
-TP profile alone and after. They go into `sim/data/calibration.json` under `dep_profiles`
-("backend/gpu/family"; "backend/*/family", the per-field median over the backend's GPUs, for the
-others), read by `sim._estimate.dep_profile`, with provenance under `provenance.dep_fit`. Groups
-compared on the 2026-11-30 points, held out, TTFT / ITL median and p90: one set per backend (four
-fields) 17.3% / 62.5%, 11.1% / 33.6%; per backend and GPU 11.8% / 39.2%, 9.5% / 26.8%; per backend, GPU
-and family 3.9% / 18.6%, 5.9% / 17.6% (a family's fit comes from one model of it here,
-DeepSeek-V3 or Qwen3-30B-A3B: the held-out points are other points of the same model).
+25.1% (median / p90) and still left the decode workers at 6.7% / 28.3%; aggregated points at long
+prompts are mostly their mixed prefill steps, which leaves the pure decode step loose (the
+aggregated factors alone put the decode workers at 10.8% / 52.5%). Groups compared on the
+aggregated points, held out, TTFT / ITL: one set per backend (four fields) 17.3% / 62.5%, 11.1% /
+33.6%; per backend and GPU 11.8% / 39.2%, 9.5% / 26.8%; per backend, GPU and family 3.9% / 18.6%,
+5.9% / 17.6% (a family's fit comes from one model of it here, DeepSeek-V3 or Qwen3-30B-A3B: the
+held-out points are other points of the same model).
 Run it after `bench/calibrate.py` (which keeps these); then `bench/error_band.py`.
 
     UV_PROJECT_ENVIRONMENT=/tmp/aic-env uv run --group calibration python bench/calibrate_dep.py
@@ -126,9 +128,8 @@ def fit(rows: list[dict[str, Any]], start: dict[str, float]) -> dict[str, float]
 
     def fun(x: np.ndarray) -> np.ndarray:
         errors = log_errors(rows, dict(zip(FIELDS, np.exp(x).tolist(), strict=True)))
-        return np.concatenate(
-            [np.nan_to_num(errors), PRIOR * x]
-        )  # a field the points leave free stays near 1
+        prior = PRIOR * x  # a field the points leave free stays near 1
+        return np.concatenate([np.nan_to_num(errors), prior])  # a NaN: TTFT not compared
 
     res = least_squares(
         fun, x0, bounds=(lo, hi), loss="soft_l1", f_scale=0.15, max_nfev=80, diff_step=1e-3

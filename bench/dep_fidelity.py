@@ -19,8 +19,10 @@ disagg: a DEP w prefill worker at batch 1 per rank and a DEP w decode worker at 
 per rank, one of each), against what the disaggregated search prices them at (`sim._disagg`: the
 decode step `sim._dep.dep_step_ms` at the mean context, times AIC's decode correction). Only ITL
 is compared (TTFT is the prefill worker's, queueing and transfer included). The figures go to
-`bench/results/dep_disagg_fidelity.jsonl`; `bench/error_band.py` makes the disaggregated DEP
-workers' ITL bands from them (no fit uses them: every point is held out).
+`bench/results/dep_disagg_fidelity.jsonl` (2026-11-30: `--disagg --workers 2 --per-rank
+8,16,32,64,128,256`, 810 points, 597 that AIC can run, about 25 minutes);
+`bench/calibrate_dep.py` fits the decode workers' own factors on three quarters of them and
+`bench/error_band.py` makes their ITL bands from the rest.
 """
 
 from __future__ import annotations
