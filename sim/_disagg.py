@@ -122,14 +122,7 @@ def disagg_candidates(
         return []
     eps = eps or [1] * len(tps)
     dps = dps or [1] * len(tps)
-    plans: list[_Plan | DepPlan] = [
-        _plan(model, gpu, backend, t, 1, e) if d == 1 else dep_plan(model, gpu, backend, t)
-        for t, e, d in zip(tps, eps, dps, strict=True)
-    ]
-    decoders: list[_Plan | DepPlan] = [  # a DEP decode worker: its own factors (`sim._dep`)
-        p if isinstance(p, _Plan) else dep_plan(model, gpu, backend, p.width, decode_worker=True)
-        for p in plans
-    ]
+    plans, decoders = _layouts(model, gpu, backend, tps, eps, dps)
     ranks = np.asarray(dps, dtype=np.float64)
     prefill_fits, max_batch = _kv_capacity(plans, gpu, vram_mb, ranks, isl, osl)
     all_batches = np.asarray(BATCH_GRID, dtype=np.float64)[None, :] * ranks[:, None]
@@ -288,7 +281,7 @@ def _kv_capacity(
     `isl + osl` tokens a decode worker holds (`kv_free_bytes` per rank, `sequences_fitting`)."""
     free = np.array([kv_free_bytes(p, gpu, vram_mb) for p in plans])
     kv_token = np.array([p.kv_bytes_per_token for p in plans])
-    per_rank = sequences_fitting(free, kv_token * (isl + osl))
+    per_rank = sequences_fitting(free, kv_token * (isl + osl), ranks)
     return free >= kv_token * isl, per_rank * ranks
 
 
@@ -329,6 +322,22 @@ def _rate_matched(
     best = flat.argmax(axis=-1)  # (P, D, B): the best (Wp, Wd) unit, flattened
     feasible = flat.max(axis=-1) > -np.inf
     return workers, unit_rps, unit_gpus, best, feasible
+
+
+def _layouts(
+    model: ModelArch, gpu: Gpu, backend: str, tps: list[int], eps: list[int], dps: list[int]
+) -> tuple[list[_Plan | DepPlan], list[_Plan | DepPlan]]:
+    """Each layout's plan as a prefill worker, and as a decode worker (the same but for DEP
+    layouts, whose decode workers are priced by factors of their own, `sim._dep`)."""
+    plans: list[_Plan | DepPlan] = [
+        _plan(model, gpu, backend, t, 1, e) if d == 1 else dep_plan(model, gpu, backend, t)
+        for t, e, d in zip(tps, eps, dps, strict=True)
+    ]
+    decoders: list[_Plan | DepPlan] = [
+        p if isinstance(p, _Plan) else dep_plan(model, gpu, backend, p.width, decode_worker=True)
+        for p in plans
+    ]
+    return plans, decoders
 
 
 def _engine_figures(

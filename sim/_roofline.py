@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -51,7 +52,13 @@ FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 BoolArray = NDArray[np.bool_]
 
-MAX_BATCH = 1024  # vLLM's largest default max_num_seqs
+# The batch range the estimator and its error bands were measured on (`bench/fidelity.py`: up to
+# 512 sequences per TP worker; `bench/dep_fidelity.py`: up to 256 per DEP rank), which is also
+# where AIC's own search stops (512): no config is searched beyond it. Before this cap a
+# Qwen3-30B-A3B decode worker of TP 4 EP 4 was picked at 1024 sequences, where its ITL was
+# 16% under AIC's (at 512: 2%).
+MAX_BATCH = 512
+MAX_DEP_BATCH_PER_RANK = 256
 BATCH_GRID = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 # Aggregated workers are searched on a finer grid (steps of 1.14-1.33x): their pick sits where the
 # SLA binds, and a 1.5x step there costs up to a third of the throughput the SLA allows. The
@@ -80,10 +87,12 @@ def kv_free_bytes(plan: _Plan | DepPlan, gpu: Gpu, vram_mb: float | None = None)
     return KV_FREE_FRACTION * free if free > 0 else free
 
 
-def sequences_fitting(free: FloatArray, kv_seq: FloatArray) -> FloatArray:
-    """Whole sequences of `kv_seq` KV bytes each that `free` bytes hold (per layout), at most
-    `MAX_BATCH`; 0 where nothing is free."""
-    return np.clip(np.floor(np.maximum(free, 0.0) / kv_seq), 0, MAX_BATCH)
+def sequences_fitting(free: FloatArray, kv_seq: FloatArray, ranks: Any = 1) -> FloatArray:
+    """Whole sequences of `kv_seq` KV bytes each that `free` bytes hold (per layout and rank),
+    at most `MAX_BATCH` (`MAX_DEP_BATCH_PER_RANK` on a DEP worker's ranks, `ranks` > 1); 0 where
+    nothing is free."""
+    cap = np.where(np.asarray(ranks) > 1, MAX_DEP_BATCH_PER_RANK, MAX_BATCH)
+    return np.clip(np.floor(np.maximum(free, 0.0) / kv_seq), 0, cap)
 
 
 @dataclass(frozen=True)
@@ -135,7 +144,7 @@ def evaluate(
     kv_seq = np.array([p.kv_bytes_per_token for p in plans], dtype=np.float64) * float(isl + osl)
     ranks = np.asarray(dps, dtype=np.int64)
     free = np.array([kv_free_bytes(p, gpu, vram_mb) for p in plans], dtype=np.float64)
-    per_rank = sequences_fitting(free, kv_seq).astype(np.int64)
+    per_rank = sequences_fitting(free, kv_seq, ranks).astype(np.int64)
     max_batch = per_rank * ranks
     base = np.asarray(AGG_BATCH_GRID, dtype=np.int64)
     grid = base[None, :] * ranks[:, None]

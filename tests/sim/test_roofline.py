@@ -6,7 +6,7 @@ from dgdr.domain.spec import GpuSku
 from sim._catalog import find_gpu
 from sim._estimate import _plan, decode_step_ms, prefill_ms
 from sim._hfconfig import find_model
-from sim._roofline import evaluate, tp_candidates
+from sim._roofline import MAX_BATCH, evaluate, tp_candidates
 
 
 def test_bigger_tp_lowers_itl_at_batch_one() -> None:
@@ -53,7 +53,7 @@ def test_grid_is_estimate_agg_point_for_point(model: str, sku: str, backend: str
     for r, c in zip(rows, cols, strict=True):
         tp, batch = int(grid.tp[r]), int(grid.batch[r, c])
         e = sim.estimate(arch, gpu, backend, tp=tp, batch_size=batch, isl=3000, osl=500, mode="agg")
-        assert e.fits and grid.max_batch[r] == min(e.max_batch_size, 1024)
+        assert e.fits and grid.max_batch[r] == min(e.max_batch_size, MAX_BATCH)
         assert grid.ttft_ms[r, c] == pytest.approx(e.ttft_ms, rel=1e-9)
         assert grid.itl_ms[r, c] == pytest.approx(e.itl_ms, rel=1e-9)
 
