@@ -19,6 +19,10 @@ does not decode is reported as damage, not raised) and returns a `Report`:
   labelled with another DGDR's name; every DGD's uid is an incarnation its labelled name recorded;
 - no consumer backlog: the service's durable consumers have nothing pending or unacknowledged.
 
+`quiescent(js)` waits for that last one and for every replica of the service's streams to be
+current (`replicas_current`) before a check reads the store: a replica catching up after a
+restart would serve its readers an older state.
+
 `phase_accepted(expected, have, documented_conflict)`: the phase must be the expected one, with one
 exception the product documents (README "delete" and `dgdr.domain.decider._decide_observation`): a
 name re-created after an earlier incarnation of it was deployed finds the kept DGD, owned by that
@@ -53,6 +57,7 @@ from dgdr.domain.target import LABEL_NAME, LABEL_NAMESPACE, OWNER_UID
 from events import subjects as s
 from events.envelope import Commit
 from events.jetstream import JetStreamEventStore, decode_message
+from events.transient import TRANSIENT_ERRORS
 from projections.projector import Projector
 
 DURABLES = (
@@ -274,14 +279,43 @@ async def check_backlog(js: JetStreamContext, report: Report) -> None:
             )
 
 
+REPLICATED = (
+    s.EVENTS_STREAM,
+    s.REQUESTS_STREAM,
+    s.JOBS_STREAM,
+    f"KV_{s.STATUS_BUCKET}",
+    f"KV_{s.SIMULATED_CLUSTER_BUCKET}",
+)
+
+
+async def replicas_current(js: JetStreamContext) -> bool:
+    """Every stream of the service has a leader and no replica lagging behind it (true at once
+    on a single server). A reader may be served by any replica: an ordered consumer (a list, a
+    rebuild) is placed on one of them, so a replica still catching up after a restart answers
+    with an older state, which a check must not take for the store's."""
+    for stream in REPLICATED:
+        try:
+            cluster = (await js.stream_info(stream)).cluster
+        except NotFoundError:
+            continue
+        except TRANSIENT_ERRORS:
+            return False
+        if cluster is None or not cluster.replicas:
+            continue
+        if not cluster.leader or any(not p.current or (p.lag or 0) > 0 for p in cluster.replicas):
+            return False
+    return True
+
+
 async def quiescent(js: JetStreamContext, timeout: float = 60.0) -> bool:
-    """Wait until the service's consumers have no backlog (True) or the deadline passes."""
+    """Wait until the service's consumers have no backlog and every replica is current (True),
+    or the deadline passes."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:
         probe = Report()
         await check_backlog(js, probe)
-        if not probe.violations:
+        if not probe.violations and await replicas_current(js):
             return True
         await asyncio.sleep(0.2)
     return False

@@ -160,7 +160,7 @@ async def test_stream_leader_sigkill_under_load_loses_no_acknowledged_write(
             return True
 
         await until(all_deployed, 90, "every DGDR Deployed", 0.2)
-        assert await invariants.quiescent(js, 30), "the service's consumers kept a backlog"
+        assert await invariants.quiescent(js, 30), "a consumer kept a backlog or a replica lagged"
 
         accepted = [o for o in requests.outcomes.values() if o["status"] == "accepted"]
         assert accepted, "no outcome arrived"
