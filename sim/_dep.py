@@ -19,7 +19,9 @@ points by `bench/calibrate_dep.py`, per backend, GPU and model family; for the d
 disaggregated config, on such workers: `dep_plan(..., decode_worker=True)`) price what a DEP rank
 runs differently from a TP worker: its routed experts (`dep_moe_eff`, `dep_prefill_moe_eff` in place of
 `moe_eff`), its attention (`dep_attn_eff`) and its all-to-all within the NVLink domain
-(`dep_a2a_scale`) and across nodes (`dep_internode_a2a_scale`):
+(`dep_a2a_scale`) and across nodes (`dep_internode_a2a_scale`). The efficiency factors multiply
+the TP profile's and are fitted above 1 in places; the rates they give are capped at the GPU's
+peak FLOP/s and HBM bandwidth (`_at_most_peak`), so the roofline holds:
 - GEMMs, each a roofline (compute or weight reads, whichever is slower) at `sim._estimate`'s
   efficiencies (fp8_eff for fp8 GEMMs): the non-expert weights (read in full) over the rank's `T`
   tokens and the lm_head over its sequences; the busiest rank's experts over the tokens routed to
@@ -209,19 +211,28 @@ def _rank_ms(
         expert_flops = 2.0 * m.moe_layers * m.expert_params * assignments / plan.ep
         expert_bytes = m.moe_layers * local / plan.ep * plan.expert_bytes_each
         gemm_s = gemm_s + np.maximum(
-            expert_flops / (peak_linear * moe_eff), expert_bytes / (bw * moe_eff)
+            expert_flops / _at_most_peak(peak_linear * moe_eff, plan.linear_tflops * 1e12),
+            expert_bytes / _at_most_peak(bw * moe_eff, gpu.memory_bandwidth_gbps * 1e9),
         )
     attn_flops = 2.0 * m.num_attention_heads * _attn_dims(m, decode) * m.num_hidden_layers * pairs
+    dep_attn = be.dep_attn_eff or 1.0
+    peak_attn, peak_bw = gpu.dense_bf16_tflops * 1e12, gpu.memory_bandwidth_gbps * 1e9
     attn_s = np.maximum(
-        attn_flops / (gpu.dense_bf16_tflops * 1e12 * attn_eff),
-        kv_tokens * plan.kv_bytes_per_token / (gpu.memory_bandwidth_gbps * 1e9 * kv_eff),
-    ) / (be.dep_attn_eff or 1.0)
+        attn_flops / _at_most_peak(peak_attn * attn_eff * dep_attn, peak_attn),
+        kv_tokens * plan.kv_bytes_per_token / _at_most_peak(peak_bw * kv_eff * dep_attn, peak_bw),
+    )
     comm = m.moe_layers * _a2a_ms(plan, tokens)
     overhead = be.layers_overhead_ms(m, m.num_hidden_layers, decode)
     return np.asarray(
         (gemm_s + attn_s) * 1e3 + be.comm_scale * comm + overhead,
         dtype=np.float64,
     )
+
+
+def _at_most_peak(rate: float, peak: float) -> float:
+    """A fitted rate, never above the hardware's peak: the DEP factors multiply the TP profile's
+    efficiencies and may exceed 1 themselves, but the roofline holds."""
+    return min(rate, peak)
 
 
 def dep_prefill_all_ranks_ms(plan: DepPlan, isl: float) -> float:

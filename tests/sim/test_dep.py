@@ -28,7 +28,7 @@ from sim._dep import (
 from sim._dgd import DgdPlan, WorkerShape, build_dgd
 from sim._dgd_model import main_container
 from sim._disagg import DECODE_LATENCY_CORRECTION
-from sim._estimate import _plan, activation_reserve_bytes
+from sim._estimate import DEP_CALIBRATED, _plan, activation_reserve_bytes
 from sim._planner import curves
 from sim._roofline import MAX_BATCH, evaluate, kv_free_bytes, usable_bytes
 
@@ -478,3 +478,17 @@ def test_a_disaggregated_dep_decode_worker_uses_its_own_factors() -> None:
     agg, decode = dep_plan(m, gpu, "vllm", 8), dep_plan(m, gpu, "vllm", 8, decode_worker=True)
     assert agg.backend != decode.backend
     assert agg.weights_bytes == decode.weights_bytes  # the same worker, priced differently
+
+
+@pytest.mark.parametrize("key", sorted(k for k in DEP_CALIBRATED if k[1] != "*"))
+def test_a_dep_rank_never_beats_the_memory_roofline(key: tuple[str, str, str, str]) -> None:
+    # The DEP factors multiply the TP profile's efficiencies and are fitted above 1 in places
+    # (e.g. attention x 3.7): the rank's step still reads its weights and KV no faster than HBM.
+    backend, gpu_id, family, mode = key
+    model = models()[DEEPSEEK if family == "mla-moe" else "Qwen/Qwen3-30B-A3B"]
+    gpu = gpu_named(gpu_id)
+    plan = dep_plan(model, gpu, backend, 8, decode_worker=mode == "disagg")
+    for per_rank, context in ((1, 1000.0), (64, 8000.0), (256, 8000.0)):
+        step = float(dep_step_ms(plan, np.array([float(per_rank * plan.dp)]), context)[0])
+        read = plan.non_expert_bytes + per_rank * context * plan.kv_bytes_per_token
+        assert step >= read / (gpu.memory_bandwidth_gbps * 1e9) * 1e3, (per_rank, context)
