@@ -133,6 +133,8 @@ def check_events_stream(config: StreamConfig) -> list[str]:
 
 
 # What nats-server answers when it cannot place the replicas asked for.
+NO_MESSAGE_FOUND = 10037  # a message get with nothing stored under the subject
+
 REPLICA_PLACEMENT_ERRORS = frozenset(
     {
         10005,  # "no suitable peers for placement": more replicas than JetStream servers
@@ -302,15 +304,21 @@ async def bucket_values(
     """Every live value of a KV bucket, `{key: value}`: one ordered consumer delivering the last
     message per key (a push with flow control, handled in a callback), not one request per key.
 
-    A snapshot at the stream's last sequence when the read starts: what is written meanwhile may
-    or may not be in it (as with any list). Keys whose last entry is a delete or purge marker are
-    left out. `TimeoutError` when the snapshot is not complete within `timeout` seconds."""
+    A snapshot up to the last message of `pattern` as the stream's leader has it when the read
+    starts (one request): what is written meanwhile may or may not be in it (as with any list).
+    The read ends when that message is delivered, not when the consumer has nothing pending: the
+    consumer may be served by a replica still catching up after a restart, whose "nothing
+    pending" would end the snapshot at an older state. Keys whose last entry is a delete or purge
+    marker are left out. `TimeoutError` when the snapshot is not complete within `timeout`
+    seconds."""
     prefix = f"$KV.{bucket}."
-    info = await js.stream_info(f"KV_{bucket}")
-    last = int(info.state.last_seq)
+    try:
+        last = int((await js.get_last_msg(f"KV_{bucket}", prefix + pattern)).seq or 0)
+    except NotFoundError as exc:
+        if exc.err_code == NO_MESSAGE_FOUND:
+            return {}  # nothing stored under `pattern`
+        raise
     out: dict[str, bytes] = {}
-    if not info.state.messages:
-        return out
     done = asyncio.Event()
 
     async def take(msg: Any) -> None:
@@ -319,8 +327,7 @@ async def bucket_values(
             out.pop(key, None)
         else:
             out[key] = msg.data
-        meta = msg.metadata
-        if int(meta.sequence.stream) >= last or int(meta.num_pending) == 0:
+        if int(msg.metadata.sequence.stream) >= last:
             done.set()
 
     sub = await js.subscribe(

@@ -273,6 +273,7 @@ async def test_bucket_values_reads_every_live_value_in_one_pass(
         assert await bucket_values(js, "T_VALUES", "ns1.>") == {
             k: v for k, v in expected.items() if k.startswith("ns1.")
         }
+        assert await bucket_values(js, "T_VALUES", "ns9.>") == {}  # nothing under the filter
     finally:
         await nc.close()
 
