@@ -43,6 +43,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from picks import AicWorker, estimate_kwargs  # noqa: E402
+
 from sim._catalog import gpu_named, models  # noqa: E402
 from sim._dep import dep_agg_ms, dep_plan, dep_step_ms  # noqa: E402
 from sim._disagg import DECODE_LATENCY_CORRECTION  # noqa: E402
@@ -97,27 +99,12 @@ def aic_point(p: dict[str, Any]) -> dict[str, Any]:
 def aic_layout(p: dict[str, Any]) -> dict[str, Any]:
     """`cli_estimate`'s mode and worker arguments for a point: one DEP w worker at the point's
     batch per rank (agg), or a DEP w prefill worker at batch 1 and that decode worker (disagg)."""
-
-    def dep(prefix: str) -> dict[str, int]:
-        return {
-            f"{prefix}tp_size": 1,
-            f"{prefix}pp_size": 1,
-            f"{prefix}attention_dp_size": p["w"],
-            f"{prefix}moe_tp_size": 1,
-            f"{prefix}moe_ep_size": p["w"],
-        }
-
+    w = p["w"]
+    decode = AicWorker(tp=1, ep=w, pp=1, dp=w, batch=p["b"])
     if mode_of(p) == "agg":
-        return {"mode": "agg", "batch_size": p["b"], **dep("")}
-    return {
-        "mode": "disagg",
-        **dep("prefill_"),
-        "prefill_batch_size": 1,
-        "prefill_num_workers": 1,
-        **dep("decode_"),
-        "decode_batch_size": p["b"],
-        "decode_num_workers": 1,
-    }
+        return estimate_kwargs("agg", [decode], moe=True)
+    prefill = AicWorker(tp=1, ep=w, pp=1, dp=w, batch=1)
+    return estimate_kwargs("disagg", [prefill, decode], moe=True)
 
 
 def mode_of(p: dict[str, Any]) -> str:
