@@ -132,9 +132,9 @@ def check_events_stream(config: StreamConfig) -> list[str]:
     return problems
 
 
-# What nats-server answers when it cannot place the replicas asked for.
 NO_MESSAGE_FOUND = 10037  # a message get with nothing stored under the subject
 
+# What nats-server answers when it cannot place the replicas asked for.
 REPLICA_PLACEMENT_ERRORS = frozenset(
     {
         10005,  # "no suitable peers for placement": more replicas than JetStream servers

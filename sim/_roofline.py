@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from ._catalog import Gpu, ModelArch
 from ._dep import DepPlan, dep_agg_ms, dep_plan
@@ -87,7 +86,7 @@ def kv_free_bytes(plan: _Plan | DepPlan, gpu: Gpu, vram_mb: float | None = None)
     return KV_FREE_FRACTION * free if free > 0 else free
 
 
-def sequences_fitting(free: FloatArray, kv_seq: FloatArray, ranks: Any = 1) -> FloatArray:
+def sequences_fitting(free: FloatArray, kv_seq: FloatArray, ranks: ArrayLike = 1) -> FloatArray:
     """Whole sequences of `kv_seq` KV bytes each that `free` bytes hold (per layout and rank),
     at most `MAX_BATCH` (`MAX_DEP_BATCH_PER_RANK` on a DEP worker's ranks, `ranks` > 1); 0 where
     nothing is free."""

@@ -118,17 +118,3 @@ def busiest_rank(num_experts: int, top_k: int, tokens: ArrayLike, ep: int, alpha
     per_touched = np.divide(total, touched, out=np.zeros_like(total), where=touched > 0)
     sums = total + ep * z * math.sqrt(per_rank) * w.count_sd
     return Busiest(np.asarray(np.maximum(sums, experts * per_touched)), np.asarray(experts))
-
-
-def bottleneck_experts(
-    num_experts: int, top_k: int, tokens: ArrayLike, ep: int, alpha: float
-) -> FloatArray:
-    """`touched_experts` as the busiest of `ep` ranks sees it, times `ep`."""
-    return busiest_rank(num_experts, top_k, tokens, ep, alpha).experts
-
-
-def bottleneck_routed(
-    num_experts: int, top_k: int, tokens: ArrayLike, ep: int, alpha: float
-) -> FloatArray:
-    """Token-expert assignments on the busiest of `ep` ranks, times `ep`."""
-    return busiest_rank(num_experts, top_k, tokens, ep, alpha).assignments

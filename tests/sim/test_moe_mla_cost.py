@@ -17,8 +17,7 @@ from sim._hfconfig import find_model
 from sim._routing import (
     MLA_MOE_ALPHA,
     MOE_ALPHA,
-    bottleneck_experts,
-    bottleneck_routed,
+    busiest_rank,
     max_rank_factor,
     touched_experts,
 )
@@ -89,12 +88,9 @@ def test_touched_experts_and_busiest_rank_match_a_sampled_workload(
     assert float(touched_experts(experts, top_k, tokens, alpha)) == pytest.approx(
         np.mean(touched), rel=0.1, abs=1.0
     )
-    assert float(bottleneck_routed(experts, top_k, tokens, ep, alpha)) / ep == pytest.approx(
-        np.mean(routed_max), rel=0.15, abs=1.5
-    )
-    assert float(bottleneck_experts(experts, top_k, tokens, ep, alpha)) / ep == pytest.approx(
-        np.mean(distinct_max), rel=0.2, abs=1.5
-    )
+    busiest = busiest_rank(experts, top_k, tokens, ep, alpha)
+    assert float(busiest.assignments) / ep == pytest.approx(np.mean(routed_max), rel=0.15, abs=1.5)
+    assert float(busiest.experts) / ep == pytest.approx(np.mean(distinct_max), rel=0.2, abs=1.5)
 
 
 def test_a_skewed_workload_touches_fewer_experts_than_a_uniform_one() -> None:
@@ -104,7 +100,7 @@ def test_a_skewed_workload_touches_fewer_experts_than_a_uniform_one() -> None:
         assert float(touched_experts(experts, top_k, tokens, MLA_MOE_ALPHA)) < 0.85 * uniform
     assert float(touched_experts(experts, top_k, 1, MLA_MOE_ALPHA)) == pytest.approx(top_k)
     assert float(touched_experts(experts, top_k, 0, MLA_MOE_ALPHA)) == 0.0
-    assert float(bottleneck_experts(experts, top_k, 4096, 8, MLA_MOE_ALPHA)) <= experts
+    assert float(busiest_rank(experts, top_k, 4096, 8, MLA_MOE_ALPHA).experts) <= experts
 
 
 def test_a_decode_step_waits_for_the_busiest_expert_rank() -> None:
