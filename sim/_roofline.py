@@ -58,13 +58,14 @@ BoolArray = NDArray[np.bool_]
 # 16% under AIC's (at 512: 2%).
 MAX_BATCH = 512
 MAX_DEP_BATCH_PER_RANK = 256
-BATCH_GRID = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
+# Per worker (per rank of a DEP worker), up to MAX_BATCH: a larger batch never fits.
+BATCH_GRID = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 # Aggregated workers are searched on a finer grid (steps of 1.14-1.33x): their pick sits where the
 # SLA binds, and a 1.5x step there costs up to a third of the throughput the SLA allows. The
 # disaggregated search (`sim._disagg`) keeps BATCH_GRID: its decode batches are rate-matched
 # against worker counts, five axes at once.
 AGG_BATCH_GRID = tuple(
-    sorted({*BATCH_GRID, 5, 7, 10, 14, 20, 28, 40, 56, 80, 112, 160, 224, 320, 448, 640, 896})
+    sorted({*BATCH_GRID, 5, 7, 10, 14, 20, 28, 40, 56, 80, 112, 160, 224, 320, 448})
 )
 
 
