@@ -18,7 +18,7 @@ have bands of their own, keyed "backend/dep-family": in aggregated serving from 
 `bench/results/dep_fidelity.jsonl` that `bench/calibrate_dep.py` held out (DEP workers against
 AIC's estimate at the same point); as disaggregated decode workers (mode static), ITL from
 `bench/results/dep_disagg_fidelity.jsonl` (DEP decode workers against AIC's disaggregated
-estimate; no fit uses those points), TTFT as in agg. `error_band(..., dep=True)` takes the most
+estimate; the quarter of those points `bench/calibrate_dep.py` held out), TTFT as in agg. `error_band(..., dep=True)` takes the most
 specific DEP band the file has, else the family's TP band.
 
 Failure semantics: a missing file means no band (zero: every nominal pick has margin); a backend or
