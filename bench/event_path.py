@@ -181,14 +181,20 @@ async def start_service(
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
+    await answering(url, "the service")
+    return proc
+
+
+async def answering(url: str, what: str) -> None:
+    """Return once a `dgdr get` on `url` answers (30 s at most): the process serving it is up."""
     for _ in range(300):
         try:
             async with DgdrClient(ConnectOptions(url=url)) as c:
                 await c.list()
-                return proc
+                return
         except Exception:
             await asyncio.sleep(0.1)
-    raise RuntimeError("the service did not start")
+    raise RuntimeError(f"{what} did not start")
 
 
 def write_profile(service: asyncio.subprocess.Process, stats: Path) -> None:
@@ -438,14 +444,8 @@ async def start_floor(url: str) -> list[asyncio.subprocess.Process]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, str(ROOT / "bench" / "contract_floor.py"), "--server", url, cwd=ROOT
     )
-    for _ in range(300):
-        try:
-            async with DgdrClient(ConnectOptions(url=url)) as c:
-                await c.list()
-                return [proc]
-        except Exception:
-            await asyncio.sleep(0.1)
-    raise RuntimeError("the contract floor did not start")
+    await answering(url, "the contract floor")
+    return [proc]
 
 
 async def run(url: str, monitor_url: str, args: argparse.Namespace) -> None:
