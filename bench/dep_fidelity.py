@@ -43,7 +43,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from picks import AicWorker, estimate_kwargs  # noqa: E402
+from aic_judge import AicWorker, estimate_kwargs  # noqa: E402
 
 from sim._catalog import gpu_named, models  # noqa: E402
 from sim._dep import dep_agg_ms, dep_plan, dep_step_ms  # noqa: E402
