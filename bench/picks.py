@@ -168,12 +168,12 @@ def pick_label(c: dict[str, Any]) -> str:
 
 def our_workers(c: dict[str, Any]) -> list[AicWorker]:
     """Our pick's workers as AIC takes them: a DEP worker of width w is TP 1 x attention DP w x
-    EP w, its batch (the worker's, `batchSize`) per attention rank; a disaggregated prefill
-    worker runs batch 1 on each rank."""
+    EP w; AIC's batch is per attention rank and per pipeline micro-batch (ours, `batchSize`, is
+    the worker's); a disaggregated prefill worker runs batch 1 on each rank."""
 
     def worker(role: str, pp: int, count: int, prefill: bool = False) -> AicWorker:
         dp = _dp(c, role)
-        batch = 1 if prefill else c["batchSize"] // dp
+        batch = 1 if prefill else c["batchSize"] // (dp * pp)
         if dp > 1:
             return AicWorker(1, dp, pp, dp, batch, count)
         tp, ep = c[_key(role, "TensorParallelSize")], c[_key(role, "ExpertParallelSize")]

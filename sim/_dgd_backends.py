@@ -6,20 +6,21 @@ requests ephemeral storage, and its arguments: model path and served name, paral
 EP), the disaggregation role and KV transfer, and the picked engine limits (batch size, tokens
 per step) in each backend's own flags:
 
-- vLLM: `--model`, `--tensor-parallel-size`, `--max-num-seqs` (per DP rank),
-  `--max-num-batched-tokens`;
+- vLLM: `--model`, `--tensor-parallel-size`, `--max-num-seqs` (per DP rank; a pipelined
+  engine's running requests over all its micro-batches), `--max-num-batched-tokens`;
   disaggregated `--disaggregation-mode prefill|decode`, the prefill worker also
   `--kv-transfer-config` with the NIXL connector (no `--is-prefill-worker`: Dynamo removed it);
 - SGLang: `--model-path`, `--served-model-name`, `--page-size 16`, `--tp`,
-  `--trust-remote-code`, `--skip-tokenizer-init`, `--max-running-requests`,
-  `--chunked-prefill-size`; disaggregated `--disaggregation-mode`,
+  `--trust-remote-code`, `--skip-tokenizer-init`, `--max-running-requests` (worker-wide; SGLang
+  splits it over its pipeline's micro-batches), `--chunked-prefill-size`; disaggregated `--disaggregation-mode`,
   `--disaggregation-transfer-backend nixl`, `--disaggregation-bootstrap-port 12345`,
   `--host 0.0.0.0`;
 - TRT-LLM: `--model-path`, `--served-model-name`, `--extra-engine-args` with the template's
   engine file for the role (`agg.yaml`, or `prefill.yaml`/`decode.yaml`, which carry
   `cache_transceiver_config`), disaggregated `--disaggregation-mode`, then the profiled
   settings as the profiler sets them, `--trtllm.<key> <value>` (`tensor_parallel_size`,
-  `pipeline_parallel_size`, `moe_expert_parallel_size`, `max_batch_size`, `max_num_tokens`,
+  `pipeline_parallel_size`, `moe_expert_parallel_size`, `max_batch_size` (per pipeline
+  micro-batch: TRT-LLM keeps `pipeline_parallel_size` of them in flight), `max_num_tokens`,
   `enable_chunked_prefill true`).
 
 DEP workers (attention DP x expert parallelism, `sim._dep`), as Dynamo's profiler sets them
@@ -84,6 +85,11 @@ class EngineArgs:
     def per_rank_batch(self) -> int | None:
         """`max_batch` per attention DP rank (vLLM and TRT-LLM limit each rank's engine)."""
         return None if self.max_batch is None else -(-self.max_batch // self.dp)
+
+    def per_micro_batch(self) -> int | None:
+        """`max_batch` per rank and pipeline micro-batch: TRT-LLM's `max_batch_size` (its executor
+        keeps `pipeline_parallel_size` micro-batches of up to that many in flight)."""
+        return None if self.max_batch is None else -(-self.max_batch // (self.dp * self.pp))
 
 
 def worker_command(backend: str) -> list[str]:
@@ -156,7 +162,7 @@ def _trtllm(e: EngineArgs) -> list[str]:
     if e.dp > 1:
         settings.append(("enable_attention_dp", "true"))
     if e.max_batch is not None:
-        settings.append(("max_batch_size", e.per_rank_batch()))
+        settings.append(("max_batch_size", e.per_micro_batch()))
     if e.max_num_tokens is not None:
         settings.append(("max_num_tokens", e.max_num_tokens))
     settings.append(("enable_chunked_prefill", "true"))

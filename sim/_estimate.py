@@ -57,12 +57,16 @@ One stage forward over `T` new tokens (all figures per GPU, numpy-broadcast over
   `mla_layer_overhead_ms` per MLA layer and `moe_layer_overhead_ms` per MoE layer (per backend;
   `BackendProfile.layers_overhead_ms`).
 
-Pipeline: a step of `b` sequences passes every stage in turn, `pp * stage(b) + (pp-1) * handoff`,
-where a handoff sends the step's activations to the next stage (fixed latency + bytes at the
-one-way link rate), and the same holds for prefill. Stages do not overlap micro-batches: that is
-AIConfigurator 0.12's pipeline model (every layer on the token's path, plus `pp - 1` P2P sends),
-against which the search's picks are judged; pipelining therefore splits a model's memory, never
-adds throughput per GPU, and the search uses it only for models that do not fit one node.
+Pipeline: a worker's `b` sequences are `pp` micro-batches of `b / pp` in flight at once (fewer
+when `b < pp`), as TRT-LLM's executor keeps them (`max_batch_size` per micro-batch, `pp` of them
+active) and as AIConfigurator 0.12 counts them (`run_agg`/`run_static`: concurrency and
+throughput x `pp`, probed 2026-11-30: DeepSeek-V3 TP 8 x PP 2 at its batch 16 is 32 sequences).
+A micro-batch passes every stage in turn, `pp * stage(b / pp) + (pp-1) * handoff`, where a
+handoff sends its activations to the next stage (fixed latency + bytes at the one-way link
+rate); meanwhile the other micro-batches occupy the other stages. So every sequence gets a token
+per pass (ITL), the worker emits `b` tokens per pass, and the same holds for prefill. `batch_size`
+is always the worker's sequences in flight; per GPU the KV cache holds its stage's layers for all
+of them. The search uses pipelining only for models that do not fit one node.
 
 Modes.
 - static: TTFT = prefill of all `batch_size` prompts; ITL = mean decode step over the `osl - 1`
@@ -686,13 +690,22 @@ def mixed_step_ms(plan: _Plan, decodes: ArrayLike, context: float, isl: float) -
     return np.asarray(step + plan.backend.overheads(decode=False)[0], dtype=np.float64)
 
 
+def micro_batches(plan: _Plan, batch: ArrayLike) -> tuple[FloatArray, FloatArray]:
+    """(micro-batches in flight, sequences in each) for a worker of `batch` sequences: `pp` of
+    them (fewer when `batch < pp`), one when the worker is not pipelined (module docstring)."""
+    b = np.maximum(np.asarray(batch, dtype=np.float64), 1.0)
+    groups = np.minimum(b, float(plan.pp))
+    return groups, b / groups
+
+
 def agg_ms(plan: _Plan, batch: ArrayLike, isl: float, osl: float) -> InFlight:
     """Steady-state in-flight batching at concurrency `batch` (broadcasts): TTFT and ITL in ms and
     the worker's output tokens/s. The one agg model, shared by `estimate(mode="agg")` and
-    `sim.profile`'s grid (and, per attention rank, by `sim._dep`), through `in_flight`."""
-    b = np.maximum(np.asarray(batch, dtype=np.float64), 1.0)
+    `sim.profile`'s grid (and, per attention rank, by `sim._dep`), through `in_flight`; a
+    pipelined worker runs it per micro-batch (`micro_batches`), all of them in flight."""
+    groups, b = micro_batches(plan, batch)
     context = isl + osl / 2.0
-    return in_flight(
+    one = in_flight(
         plan.backend,
         plan.model,
         b,
@@ -700,6 +713,7 @@ def agg_ms(plan: _Plan, batch: ArrayLike, isl: float, osl: float) -> InFlight:
         lambda decodes: mixed_step_ms(plan, decodes, context, isl),
         decode_step_ms(plan, b, context),
     )
+    return one._replace(tokens_per_s=one.tokens_per_s * groups)
 
 
 class InFlight(NamedTuple):
@@ -893,12 +907,13 @@ def estimate(
     plan = _plan(arch, gpu, backend, tp, pp, ep)
     b = float(batch_size)
     if mode == "static":
-        ttft = prefill_ms(plan, b, float(isl))
+        _, micro = micro_batches(plan, b)
+        ttft = prefill_ms(plan, float(micro), float(isl))
         steps = osl - 1
         if steps > 0:
             n = min(steps, MAX_ITL_SAMPLES)
             ctx = isl + np.linspace(1.0, float(steps), n)
-            itl = float(np.mean(decode_step_ms(plan, b, ctx)))
+            itl = float(np.mean(decode_step_ms(plan, micro, ctx)))
         else:
             itl = 0.0
         latency = ttft + steps * itl

@@ -194,9 +194,10 @@ def result_message(
     pick was judged otherwise than by its estimate: thorough's measured one), the load note, then
     `notes` in order."""
     per_worker = "decode " if c.mode == "disagg" else ""
+    micro = f" ({c.pp} micro-batches of {c.batch // c.pp})" if c.pp > 1 else ""
     head = (
         f"Picked {backend} {shape(c)} ({c.gpus}/{total_gpus} {gpu_id} GPUs), batch "
-        f"{c.batch}/{per_worker}worker, {num(c.tokens_per_s_per_gpu)} tok/s/GPU, "
+        f"{c.batch}/{per_worker}worker{micro}, {num(c.tokens_per_s_per_gpu)} tok/s/GPU, "
         f"{num(c.tokens_per_s_per_user)} tok/s/user (roofline estimate)"
     )
     load = load_note(workload, c, total_gpus)

@@ -7,7 +7,8 @@ bounds it. There is one latency model: every point is `sim._estimate.agg_ms` (wh
 `estimate`'s too (DEP rows, `dps` > 1: `sim._dep`'s model, per attention rank): the KV for
 `isl + osl` tokens per sequence must fit in `kv_budget_bytes` (a fraction of the HBM left after
 weights and reserves; vramMb from discovery, MiB, overrides the catalog's HBM size); the batch
-per worker is capped by that KV capacity and by `MAX_BATCH`.
+per worker is capped by that KV capacity and by `MAX_BATCH` per slot (a worker, a DEP rank, or a
+pipelined worker's micro-batch: AIC's batch and TRT-LLM's `max_batch_size` are per micro-batch).
 
 Failure semantics: pure arithmetic on finite positive inputs; a (TP, batch) point that does not
 fit is masked out (`fits` False), never NaN. No exceptions are raised for any valid catalog entry.
@@ -127,9 +128,9 @@ def evaluate(
     dps: list[int] | None = None,
 ) -> Grid:
     """`estimate(mode="agg")` figures over (TP, EP) rows x batch sizes up to each worker's KV
-    capacity (agg ITL is the step time, also when osl is 1). `eps` pairs with `tps` (all 1 if
-    not given). `dps` > 1 marks DEP rows (`sim._dep`): their batch sizes are the worker's,
-    `dp` x the grid per rank."""
+    capacity (agg ITL is the step time, also when osl is 1). `eps` and `pps` pair with `tps` (all
+    1 if not given). `dps` > 1 marks DEP rows (`sim._dep`): their batch sizes are the worker's,
+    `dp` x the grid per rank; a pipelined row's are `pp` x the grid per micro-batch."""
     eps = eps or [1] * len(tps)
     pps = pps or [1] * len(tps)
     dps = dps or [1] * len(tps)
@@ -143,16 +144,20 @@ def evaluate(
     weights = np.array([p.weights_bytes for p in plans], dtype=np.float64)
     kv_seq = np.array([p.kv_bytes_per_token for p in plans], dtype=np.float64) * float(isl + osl)
     ranks = np.asarray(dps, dtype=np.int64)
+    stages = np.asarray(pps, dtype=np.int64)
+    # The grid is per slot: a DEP rank (own KV cache) or a pipeline micro-batch (every stage's
+    # GPUs hold their layers' KV for all micro-batches, `sim._estimate.micro_batches`).
+    slots = ranks * stages
     free = np.array([kv_free_bytes(p, gpu, vram_mb) for p in plans], dtype=np.float64)
-    per_rank = sequences_fitting(free, kv_seq, ranks).astype(np.int64)
-    max_batch = per_rank * ranks
+    per_slot = sequences_fitting(free, kv_seq * stages, ranks).astype(np.int64)
+    max_batch = per_slot * slots
     base = np.asarray(AGG_BATCH_GRID, dtype=np.int64)
-    grid = base[None, :] * ranks[:, None]
-    batch = np.concatenate([grid, np.maximum(max_batch, ranks)[:, None]], axis=1)
+    grid = base[None, :] * slots[:, None]
+    batch = np.concatenate([grid, np.maximum(max_batch, slots)[:, None]], axis=1)
     fits = batch <= max_batch[:, None]
     # The capacity column only counts when it is not already a grid value (np.isin would import
     # numpy.ma lazily, ~100 ms on a cold start).
-    fits[:, -1] &= np.array([int(m) not in AGG_BATCH_GRID for m in per_rank], dtype=np.bool_)
+    fits[:, -1] &= np.array([int(m) not in AGG_BATCH_GRID for m in per_slot], dtype=np.bool_)
     rows = [
         agg_ms(p, batch[i].astype(np.float64), float(isl), float(osl))
         if isinstance(p, _Plan)

@@ -67,7 +67,9 @@ class Candidate:
     served: float = 1.0
     ep: int = 1  # expert-parallel size of the (decode) worker (MoE)
     prefill_ep: int = 1
-    pp: int = 1  # pipeline stages of an aggregated worker (multinode only)
+    # Pipeline stages of an aggregated worker (multinode only); `batch` is the worker's, `pp`
+    # micro-batches of `batch / pp` in flight (`sim._estimate.micro_batches`).
+    pp: int = 1
     # Attention data-parallel ranks of the (decode) / prefill worker: > 1 is a DEP worker
     # (`sim._dep`: `tp` GPUs, attention TP tp/dp, experts spread `ep` ways); `batch` is the
     # worker's, `batch / dp` per rank.
@@ -443,7 +445,7 @@ def search(
     e2e = ttft + (osl - 1) * itl
     bf = batch.astype(np.float64)
     decoding = decoding_requests(
-        bf, dp, osl, backend_profile(backend, gpu.id).agg_mix_decodes_per_osl
+        bf, dp * pp, osl, backend_profile(backend, gpu.id).agg_mix_decodes_per_osl
     )
     thpt_gpu = grid.tokens_per_s[rows, cols] / width
     per_user = 1e3 / itl
@@ -503,17 +505,18 @@ def search(
     return _pick(candidates, disagg or [], sla)
 
 
-def decoding_requests(batch: Any, dp: Any, osl: int, per_osl: bool) -> Any:
-    """Requests an aggregated worker of `batch` sequences (`dp` attention ranks) decodes per step,
-    in the estimator's in-flight schedule (`sim._estimate.in_flight`): every step admits one
-    prompt per rank, so once a rank holds `osl` or more sequences every step is a mixed step and
-    (TRT-LLM, SGLang: `per_osl`) only `b // (b / osl)` of its `b` decode in it, about `osl`; the
-    rest wait for their prefill. All of them otherwise. A replica's requests/s are these per
-    request latency (its tokens/s are the grid's, `sim._estimate.in_flight`)."""
-    per_rank = batch / dp
-    saturated = per_osl & (per_rank >= osl)
-    decodes = np.floor(per_rank / (per_rank / max(osl, 1)))
-    return np.where(saturated, decodes * dp, batch)
+def decoding_requests(batch: Any, slots: Any, osl: int, per_osl: bool) -> Any:
+    """Requests an aggregated worker of `batch` sequences decodes per step, in the estimator's
+    in-flight schedule (`sim._estimate.in_flight`), run per slot (`slots`: its attention DP ranks,
+    or its pipeline's micro-batches): every step admits one prompt per slot, so once a slot
+    holds `osl` or more sequences every step is a mixed step and (TRT-LLM, SGLang: `per_osl`)
+    only `b // (b / osl)` of its `b` decode in it, about `osl`; the rest wait for their prefill.
+    All of them otherwise. A replica's requests/s are these per request latency (its tokens/s
+    are the grid's, `sim._estimate.in_flight`)."""
+    per_slot = batch / slots
+    saturated = per_osl & (per_slot >= osl)
+    decodes = np.floor(per_slot / (per_slot / max(osl, 1)))
+    return np.where(saturated, decodes * slots, batch)
 
 
 def _pick(candidates: list[Candidate], disagg: list[Candidate], sla: SLA) -> Pick:

@@ -5,8 +5,10 @@ Owns: which worker layouts are searched, and their reports. Within one node: eve
 the heads allow, a MoE model's experts spread over the TP GPUs (EP = TP where they divide,
 `parallel_rows`). Multinode workers only where
 the model needs them: when the budget spans more than one node and nothing fits within one, the
-TP sizes wider than a node, and TP within a node x pipeline stages across nodes (PP 2, 4, ... up to
-the budget and the layer count); if the budget allows no such worker, the one-node layouts stand
+TP sizes wider than a node, and every TP within a node x pipeline stages across nodes (PP 2, 4, ...
+up to the budget and the layer count, the worker wider than a node: fewer GPUs per stage and more
+stages cost latency but each stage's all-reduce is smaller, and the micro-batches in flight keep
+the throughput, `sim._estimate`); if the budget allows no such worker, the one-node layouts stand
 (and the search reports that the model does not fit). Disaggregated workers are never pipelined.
 A MoE model is also searched with DEP workers (attention DP x wide EP, `sim._dep.dep_widths`),
 which may span nodes, in the aggregated grid and as prefill and decode workers.
@@ -82,18 +84,21 @@ def _multinode(setup: Setup) -> Sweep | None:
     wide = [t for t in wide if t > per_node]
     tp, ep = parallel_rows(model, wide)
     pp = [1] * len(tp)
-    node_tp = max(tp_candidates(model, per_node)[0], default=1)
-    stages = 2
-    while node_tp * stages <= total and stages <= model.num_hidden_layers:
-        tp, ep, pp = [*tp, node_tp], [*ep, expert_parallel(model, node_tp)], [*pp, stages]
-        stages *= 2
+    pipelined: dict[int, list[int]] = {}
+    for node_tp in sorted(tp_candidates(model, per_node)[0], reverse=True):
+        stages = 2
+        while node_tp * stages <= total and stages <= model.num_hidden_layers:
+            if node_tp * stages > per_node:
+                tp, ep, pp = [*tp, node_tp], [*ep, expert_parallel(model, node_tp)], [*pp, stages]
+                pipelined.setdefault(node_tp, []).append(stages)
+            stages *= 2
     if not tp:
         return None
     layouts = Layouts(tuple(tp), tuple(ep), tuple(pp))
-    pipelined = sorted({p for p in pp if p > 1})
     searched = [f"TP {','.join(map(str, wide))} across nodes"] if wide else []
     if pipelined:
-        searched.append(f"TP {node_tp} x PP {','.join(map(str, pipelined))} across nodes")
+        pairs = "; ".join(f"TP {t} x PP {','.join(map(str, s))}" for t, s in pipelined.items())
+        searched.append(f"{pairs} across nodes")
     note = (
         f"{model.id} does not fit one node of {per_node} {setup.gpu.id}: "
         f"{' and '.join(searched)} searched (multinode workers)"

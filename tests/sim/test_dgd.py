@@ -623,6 +623,25 @@ def test_pipeline_stages_span_nodes(backend: str, flag: list[str]) -> None:
     assert args[args.index(flag[0]) + 1] == flag[1]
 
 
+@pytest.mark.parametrize(
+    ("backend", "flag", "value"),
+    [
+        ("vllm", "--max-num-seqs", "48"),  # the engine's running requests, all micro-batches
+        ("sglang", "--max-running-requests", "48"),  # SGLang splits it over the micro-batches
+        ("trtllm", "--trtllm.max_batch_size", "6"),  # per micro-batch, 8 of them in flight
+    ],
+)
+def test_a_pipelined_workers_batch_limit_is_in_each_backends_own_unit(
+    backend: str, flag: str, value: str
+) -> None:
+    spec = DGDRSpec.model_validate({"model": "deepseek-ai/DeepSeek-R1", "backend": backend})
+    shape = WorkerShape(2, 2, ep=2, pp=8, max_batch=48)
+    dgd, _ = build_dgd(_plan(spec, backend, shape, gpus_per_node=8))
+    (worker,) = [c for c in dgd["spec"]["components"] if c["type"] == "worker"]
+    args = _main(worker)["args"]
+    assert args[args.index(flag) + 1] == value
+
+
 def test_pipeline_rows_count_their_gpus_against_the_budget() -> None:
     from dgdr.domain.spec import SLA, GpuSku, Workload
     from sim._catalog import find_gpu

@@ -157,12 +157,18 @@ def test_multinode_layouts_only_when_nothing_fits_one_node() -> None:
     rows = sweep.layouts
     assert list(zip(rows.tp, rows.ep, rows.pp, rows.ranks(), strict=True)) == [
         (16, 16, 1, 1),
-        (8, 8, 2, 1),  # experts spread over each stage's GPUs
+        # every TP within a node, its experts spread over each stage's GPUs, with as many
+        # stages as the 16 GPUs allow
+        (8, 8, 2, 1),
+        (4, 4, 4, 1),
+        (2, 2, 8, 1),
+        (1, 1, 16, 1),
         *((w, w, 1, w) for w in (2, 4, 8, 16)),  # DEP workers, up to the budget
     ]
     assert sweep.notes == (
         "deepseek-ai/DeepSeek-R1 does not fit one node of 8 h100_sxm: TP 16 across nodes and "
-        "TP 8 x PP 2 across nodes searched (multinode workers)",
+        "TP 8 x PP 2; TP 4 x PP 4; TP 2 x PP 8; TP 1 x PP 16 across nodes searched "
+        "(multinode workers)",
     )
     splits = sweep_decode(setup, sweep)
     # never pipelined; the 16-GPU worker is TP 16 or DEP 16 (DEP 8 does not fit 8 h100_sxm)
