@@ -12,9 +12,9 @@ per step) in each backend's own flags:
   `--kv-transfer-config` with the NIXL connector (no `--is-prefill-worker`: Dynamo removed it);
 - SGLang: `--model-path`, `--served-model-name`, `--page-size 16`, `--tp`,
   `--trust-remote-code`, `--skip-tokenizer-init`, `--max-running-requests` (worker-wide; SGLang
-  splits it over its pipeline's micro-batches), `--chunked-prefill-size`; disaggregated `--disaggregation-mode`,
-  `--disaggregation-transfer-backend nixl`, `--disaggregation-bootstrap-port 12345`,
-  `--host 0.0.0.0`;
+  splits it over its pipeline's micro-batches), `--chunked-prefill-size`; disaggregated
+  `--disaggregation-mode`, `--disaggregation-transfer-backend nixl`,
+  `--disaggregation-bootstrap-port 12345`, `--host 0.0.0.0`;
 - TRT-LLM: `--model-path`, `--served-model-name`, `--extra-engine-args` with the template's
   engine file for the role (`agg.yaml`, or `prefill.yaml`/`decode.yaml`, which carry
   `cache_transceiver_config`), disaggregated `--disaggregation-mode`, then the profiled
