@@ -6,7 +6,8 @@ TP1EP32PP1DP32 bs5", "disagg P 1xTP1EP16DP16 bs1 + D ...") and the topology subs
 to time it. `estimate` and `estimate_shape` judge one config, ours or a shape, with `cli_estimate`
 and count its throughput over the whole budget. Failure semantics: a config AIC cannot run (OOM,
 unsupported) is {"error": ...}, never an exception; the one retried is a missing fp8
-context-attention table, with bfloat16 FMHA, as AIC's search and agg estimate do themselves.
+context-attention table, with bfloat16 FMHA, as AIC's search and agg estimate do themselves
+(`with_fmha_fallback`, which `bench/dep_fidelity.py` uses too).
 
 AIC is imported lazily (the `calibration` group); see `bench/picks.py` for how to run it.
 """
@@ -18,6 +19,7 @@ import io
 import re
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,17 +81,9 @@ class AicPicks(Aic):
 
     def _judge(self, spec: Spec, kwargs: dict[str, Any], gpus_used: int) -> dict[str, Any]:
         try:
-            r = self._estimate_quietly(spec, kwargs)
-        except Exception as exc:
-            if not _fp8_context_missing(exc):
-                return {"error": f"{type(exc).__name__}: {str(exc)[:120]}"}
-            # AIC's search and its agg estimate fall back to bfloat16 FMHA tables when the
-            # checkpoint's fp8 has no context-attention rows (DeepSeek-V3 on H100); its disagg
-            # estimate raises instead. The same fallback, stated, keeps both judged alike.
-            try:
-                r = self._estimate_quietly(spec, {**kwargs, "fmha_quant_mode": "bfloat16"})
-            except Exception as again:  # OOM, unsupported shape: AIC cannot run the config
-                return {"error": f"{type(again).__name__}: {str(again)[:120]}"}
+            r = with_fmha_fallback(lambda **kw: self._estimate_quietly(spec, kw), **kwargs)
+        except Exception as exc:  # OOM, unsupported shape: AIC cannot run the config
+            return {"error": f"{type(exc).__name__}: {str(exc)[:120]}"}
         per_gpu = float(r.raw["tokens/s/gpu"])
         return {
             "ttft": float(r.ttft),
@@ -101,6 +95,19 @@ class AicPicks(Aic):
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             return self._estimate(spec.aic_model, spec.gpu, **kwargs)
+
+
+def with_fmha_fallback(estimate: Callable[..., Any], **kwargs: Any) -> Any:
+    """`estimate(**kwargs)`, again at bfloat16 FMHA when AIC has no context-attention rows at
+    the checkpoint's fp8 (DeepSeek-V3's MLA on trtllm). AIC's search and its agg estimate make
+    that fallback themselves (with a warning); its disagg estimate raises instead. Any other
+    error propagates."""
+    try:
+        return estimate(**kwargs)
+    except Exception as exc:
+        if "fmha_quant_mode" in kwargs or not _fp8_context_missing(exc):
+            raise
+        return estimate(**kwargs, fmha_quant_mode="bfloat16")
 
 
 def _fp8_context_missing(exc: Exception) -> bool:

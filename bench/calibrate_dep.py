@@ -8,7 +8,8 @@ AIC's TTFT and ITL (4000/500, 32 sequences per rank: SGLang ours 1299 / 58 ms, A
 
 Reads `bench/results/dep_fidelity.jsonl` (`bench/dep_fidelity.py`: AIC's `cli_estimate` per point;
 rows without a backend are trtllm) and `bench/results/dep_disagg_fidelity.jsonl` (the same workers
-as disaggregated decode workers, `--disagg`: their ITL alone) and fits, per (backend, GPU, model
+as disaggregated decode workers, `--disagg`: their ITL alone; and, from the same file, the
+disaggregated prefill workers, `prefill_points`: their TTFT alone) and fits, per (backend, GPU, model
 family as `sim._margin.family` names it: mla-moe, moe, mode), five fields of the `BackendProfile`
 (`dep_moe_eff`, `dep_prefill_moe_eff`, `dep_attn_eff`, `dep_a2a_scale` within the NVLink domain,
 `dep_internode_a2a_scale` across nodes) by robust least squares on log(sim / AIC) of TTFT and ITL
@@ -16,8 +17,15 @@ over the `train` split, as `bench/calibrate.py` does (scipy, dev-only), each fie
 towards 1 (`PRIOR`). A quarter of the points (a stable hash of the point) is held out and scored
 against the TP profile alone and after. They go into `sim/data/calibration.json` under
 `dep_profiles` ("backend/gpu/family"; "backend/*/family", the per-field median over the backend's
-GPUs, for the others; the same with "/disagg" for the decode workers), read by
+GPUs, for the others; the same with "/disagg" for the decode workers and "/prefill" for the
+prefill workers), read by
 `sim._estimate.dep_profile`, with provenance under `provenance.dep_fit`.
+
+The prefill workers of a disaggregated config are a mode of their own too: AIC 0.12's disaggregated
+estimate times a DEP prefill worker's all-to-all across nodes with DeepEP's single-node tables (its
+search reports the substitution), its aggregated estimate by another path; on 2026-11-30 the
+aggregated factors put DEP 16 prefill workers (2 nodes) at 3.4-7.0x AIC's disaggregated TTFT and
+one-node ones at 0.85-1.58x.
 
 The decode workers of a disaggregated config are a mode of their own: on 2026-11-30 one set of
 factors fitted on both kinds of points put the aggregated held-out TTFT from 3.9% / 16.5% to 6.9% /
@@ -53,7 +61,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from dep_fidelity import DISAGG_PATH as DISAGG_POINTS  # noqa: E402
 from dep_fidelity import OUT_PATH as POINTS  # noqa: E402
-from dep_fidelity import backend_of, mode_of, ours  # noqa: E402
+from dep_fidelity import backend_of, mode_of, ours, prefill_points  # noqa: E402
 
 from sim._catalog import gpu_named, models  # noqa: E402
 from sim._dep import dep_plan  # noqa: E402
@@ -96,8 +104,8 @@ def split(p: dict[str, Any]) -> str:
 
 
 def log_errors(rows: list[dict[str, Any]], fields: dict[str, Any] | None) -> np.ndarray:
-    """log(sim / AIC) of TTFT and ITL per point, in pairs; NaN for a disaggregated point's TTFT
-    (not compared: `bench/dep_fidelity.py --disagg`)."""
+    """log(sim / AIC) of TTFT and ITL per point, in pairs; NaN for a disaggregated decode
+    worker's TTFT and a prefill worker's ITL (not compared: `bench/dep_fidelity.ours`)."""
     out = []
     for p in rows:
         ttft, itl = ours(p, fields)
@@ -138,13 +146,14 @@ def fit(rows: list[dict[str, Any]], start: dict[str, float]) -> dict[str, float]
 
 
 def key_of(r: dict[str, Any]) -> tuple[str, str, str, str]:
-    """A point's fit group: backend, GPU, model family (`sim._margin.family`), mode (agg, or
-    disagg: the decode workers of a disaggregated config, `sim._estimate.dep_profile`)."""
+    """A point's fit group: backend, GPU, model family (`sim._margin.family`), mode (agg; disagg
+    or prefill: the decode or prefill workers of a disaggregated config,
+    `sim._estimate.dep_profile`)."""
     return backend_of(r), r["gpu"], family(models()[r["model"]]), mode_of(r)
 
 
 def profile_key(backend: str, gpu: str, fam: str, mode: str) -> str:
-    """The key of `calibration.json`'s `dep_profiles`: "backend/gpu/family[/disagg]"."""
+    """The key of `calibration.json`'s `dep_profiles`: "backend/gpu/family[/disagg|/prefill]"."""
     return "/".join((backend, gpu, fam) if mode == "agg" else (backend, gpu, fam, mode))
 
 
@@ -161,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         for line in path.read_text().splitlines()
         if line.strip() and "error" not in (row := json.loads(line))
     ]
+    rows += prefill_points(rows)
     data = json.loads(args.out.read_text())
     groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
     for r in rows:
@@ -192,13 +202,13 @@ def main(argv: list[str] | None = None) -> int:
     before: dict[str, Any] = {}
     after: dict[str, Any] = {}
     for backend in [*sorted({backend_of(r) for r in rows}), "all"]:
-        for mode, part in itertools.product(("agg", "disagg"), ("train", "test")):
+        for mode, part in itertools.product(("agg", "disagg", "prefill"), ("train", "test")):
             sel = [
                 r
                 for r in rows
                 if split(r) == part and mode_of(r) == mode and backend in ("all", backend_of(r))
             ]
-            name = f"{backend}/{part}" if mode == "agg" else f"{backend}/disagg/{part}"
+            name = f"{backend}/{part}" if mode == "agg" else f"{backend}/{mode}/{part}"
             before[name] = summary(log_errors(sel, AS_TP))
             after[name] = summary(fitted_errors(sel))
             print(f"{name:20s} before {before[name]}")
@@ -212,10 +222,10 @@ def main(argv: list[str] | None = None) -> int:
             if path.exists()
         ],
         "fields": list(FIELDS),
-        "groups": "backend / GPU / model family (sim._margin.family) / mode (agg, or disagg: "
-        "decode workers of a disaggregated config)",
+        "groups": "backend / GPU / model family (sim._margin.family) / mode (agg; disagg: "
+        "decode workers of a disaggregated config; prefill: its prefill workers)",
         "fit": f"scipy {scipy_v} least_squares soft_l1 on log(sim/AIC), TTFT and ITL "
-        "(ITL only for disaggregated decode workers)",
+        "(ITL only for disaggregated decode workers, TTFT only for their prefill workers)",
         "held_out_percent": 100 // HELD_OUT,
         "date": dt.date.today().isoformat(),
         "error_before": before,

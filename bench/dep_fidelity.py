@@ -20,9 +20,11 @@ per rank, one of each), against what the disaggregated search prices them at (`s
 decode step `sim._dep.dep_step_ms` at the mean context, times AIC's decode correction). Only ITL
 is compared (TTFT is the prefill worker's, queueing and transfer included). The figures go to
 `bench/results/dep_disagg_fidelity.jsonl` (2026-11-30: `--disagg --workers 2 --per-rank
-8,16,32,64,128,256`, 810 points, 597 that AIC can run, about 25 minutes);
-`bench/calibrate_dep.py` fits the decode workers' own factors on three quarters of them and
-`bench/error_band.py` makes their ITL bands from the rest.
+8,16,32,64,128,256`, 810 points, 646 that AIC can run, about 25 minutes; trtllm's DeepSeek-V3
+DEP 16 points asked again with `--retry-errors` at bfloat16 attention, `aic_judge.with_fmha_fallback`);
+`bench/calibrate_dep.py` fits the decode workers' own factors on three quarters of them, and
+the prefill workers' on the TTFT of three quarters of the distinct prefill workers
+(`prefill_points`), and `bench/error_band.py` makes their bands from the rest.
 """
 
 from __future__ import annotations
@@ -43,11 +45,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from aic_judge import AicWorker, estimate_kwargs  # noqa: E402
+from aic_judge import AicWorker, estimate_kwargs, with_fmha_fallback  # noqa: E402
 
 from sim._catalog import gpu_named, models  # noqa: E402
-from sim._dep import dep_agg_ms, dep_plan, dep_step_ms  # noqa: E402
-from sim._disagg import DECODE_LATENCY_CORRECTION  # noqa: E402
+from sim._dep import dep_agg_ms, dep_plan, dep_prefill_all_ranks_ms, dep_step_ms  # noqa: E402
+from sim._disagg import (  # noqa: E402
+    DECODE_LATENCY_CORRECTION,
+    PREFILL_LATENCY_CORRECTION,
+    PREFILL_QUEUE_FACTOR,
+    kv_transfer_ms,
+)
 
 OUT_PATH = ROOT / "bench" / "results" / "dep_fidelity.jsonl"
 DISAGG_PATH = ROOT / "bench" / "results" / "dep_disagg_fidelity.jsonl"
@@ -83,9 +90,10 @@ def aic_point(p: dict[str, Any]) -> dict[str, Any]:
             contextlib.redirect_stderr(io.StringIO()),
         ):
             warnings.simplefilter("ignore")
-            r = cli_estimate(
-                p["model"],
-                p["gpu"],
+            r = with_fmha_fallback(
+                cli_estimate,
+                model_path=p["model"],
+                system_name=p["gpu"],
                 backend_name=backend_of(p),
                 isl=p["isl"],
                 osl=p["osl"],
@@ -116,16 +124,44 @@ def backend_of(p: dict[str, Any]) -> str:
     return str(p.get("backend", "trtllm"))
 
 
+def prefill_points(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The prefill workers of the disaggregated points (`--disagg`), one per (backend, model, GPU,
+    width, workload) that AIC ran: mode "prefill", AIC's TTFT (its prefill worker's, queueing and
+    KV transfer included; the same at every decode batch), no ITL."""
+    out: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in rows:
+        if mode_of(r) != "disagg" or "error" in r:
+            continue
+        key = (backend_of(r), r["model"], r["gpu"], r["w"], r["isl"], r["osl"])
+        out.setdefault(key, {**r, "mode": "prefill", "b": 1, "aic_itl": float("nan")})
+    return list(out.values())
+
+
 def ours(p: dict[str, Any], fields: dict[str, Any] | None = None) -> tuple[float, float]:
     """(TTFT, ITL) of `sim._dep` at the point; `fields` over its profile's (the DEP fit's trials,
-    `bench/calibrate_dep.py`). A disaggregated point has no TTFT of ours (NaN)."""
-    disagg = mode_of(p) == "disagg"
+    `bench/calibrate_dep.py`). A disaggregated decode worker's point has no TTFT of ours (NaN), a
+    prefill worker's (`prefill_points`) no ITL: its TTFT is what the disaggregated search prices
+    (`sim._disagg`: the prefill latency x AIC's correction x its queueing factor, plus the KV
+    transfer)."""
+    mode = mode_of(p)
+    model, gpu = models()[p["model"]], gpu_named(p["gpu"])
     plan = dep_plan(
-        models()[p["model"]], gpu_named(p["gpu"]), backend_of(p), p["w"], decode_worker=disagg
+        model,
+        gpu,
+        backend_of(p),
+        p["w"],
+        decode_worker=mode == "disagg",
+        prefill_worker=mode == "prefill",
     )
     if fields:
         plan = dataclasses.replace(plan, backend=dataclasses.replace(plan.backend, **fields))
-    if disagg:
+    if mode == "prefill":
+        isl = float(p["isl"])
+        decoder = dep_plan(model, gpu, backend_of(p), p["w"], decode_worker=True)
+        engine = PREFILL_LATENCY_CORRECTION * dep_prefill_all_ranks_ms(plan, isl)
+        ttft = PREFILL_QUEUE_FACTOR * engine + kv_transfer_ms(plan, decoder, isl)
+        return ttft, float("nan")
+    if mode == "disagg":
         context = float(p["isl"]) + p["osl"] / 2.0
         step = dep_step_ms(plan, np.array([float(p["b"] * p["w"])]), context)
         return float("nan"), DECODE_LATENCY_CORRECTION * float(step[0])
@@ -163,6 +199,11 @@ def main() -> None:
     ap.add_argument(
         "--disagg", action="store_true", help="DEP workers as disaggregated decode workers"
     )
+    ap.add_argument(
+        "--retry-errors",
+        action="store_true",
+        help="ask AIC again for the saved points that carry an error, keep the rest",
+    )
     ap.add_argument("--workers", type=int, default=1, help="AIC processes")
     ap.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated")
     ap.add_argument(
@@ -172,19 +213,31 @@ def main() -> None:
     )
     args = ap.parse_args()
     out = args.out or (DISAGG_PATH if args.disagg else OUT_PATH)
-    if args.from_file:
+    if args.from_file or args.retry_errors:
         rows = [json.loads(line) for line in out.read_text().splitlines() if line]
+        if args.retry_errors:
+            again = [i for i, r in enumerate(rows) if "error" in r]
+            todo = [{k: v for k, v in rows[i].items() if k != "error"} for i in again]
+            for i, row in zip(again, ask(todo, args.workers), strict=True):
+                rows[i] = row
+            out.write_text("".join(json.dumps(r) + "\n" for r in rows))
     else:
         per_rank = tuple(int(b) for b in args.per_rank.split(","))
         todo = points(tuple(args.backends.split(",")), per_rank, "disagg" if args.disagg else "agg")
-        with ProcessPoolExecutor(args.workers) as pool:
-            rows = []
-            for row in pool.map(aic_point, todo, chunksize=4):
-                rows.append(row)
-                if len(rows) % 50 == 0:
-                    print(f"{len(rows)} of {len(todo)} points", file=sys.stderr, flush=True)
+        rows = ask(todo, args.workers)
         out.write_text("".join(json.dumps(r) + "\n" for r in rows))
     report(rows)
+
+
+def ask(todo: list[dict[str, Any]], workers: int) -> list[dict[str, Any]]:
+    """AIC's figures for the points, in order, `workers` processes at once."""
+    rows: list[dict[str, Any]] = []
+    with ProcessPoolExecutor(workers) as pool:
+        for row in pool.map(aic_point, todo, chunksize=4):
+            rows.append(row)
+            if len(rows) % 50 == 0:
+                print(f"{len(rows)} of {len(todo)} points", file=sys.stderr, flush=True)
+    return rows
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from calibrate_dep import split as dep_split  # noqa: E402
 from dep_fidelity import DISAGG_PATH as DEP_DISAGG_PATH  # noqa: E402
 from dep_fidelity import OUT_PATH as DEP_PATH  # noqa: E402
-from dep_fidelity import backend_of  # noqa: E402
+from dep_fidelity import backend_of, prefill_points  # noqa: E402
 from dep_fidelity import ours as dep_ours  # noqa: E402
 from fidelity import CSV_PATH, read_csv, score_sim  # noqa: E402
 
@@ -90,31 +90,47 @@ def dep_bands(path: Path, disagg_path: Path) -> dict[str, dict[str, dict[str, fl
     backend, GPU, family and mode, so the points it was fitted on understate the error.
     Aggregated serving ("agg"): from `bench/dep_fidelity.py`'s points. Disaggregated workers
     ("static", the mode the disaggregated search reads): ITL from the decode-worker points of
-    `--disagg` (`disagg_path`), TTFT as in agg (a DEP prefill worker is priced by the agg
-    factors); a key without disaggregated points takes its agg band."""
+    `--disagg` (`disagg_path`), TTFT from their prefill workers (`prefill_points`); a key
+    without disaggregated points takes its agg band."""
     rows = [r for r in _points(path) if dep_split(r) == "test"]
     for r in rows:
         r["mode"] = "agg"
     agg = bands(rows)
-    disagg_rows = _points(disagg_path) if disagg_path.exists() else []
-    disagg_rows = [r for r in disagg_rows if dep_split(r) == "test"]
+    raw = _raw(disagg_path) if disagg_path.exists() else []
+    disagg_rows = [r for r in _scored(raw) if dep_split(r) == "test"]
     for r in disagg_rows:
         r["mode"], r["sim_ttft_ms"] = "static", r["aic_ttft_ms"]  # TTFT is not compared
     disagg = bands(disagg_rows)
+    prefill_rows = [r for r in _scored(prefill_points(raw)) if dep_split(r) == "test"]
+    for r in prefill_rows:
+        r["mode"], r["sim_itl_ms"], r["aic_itl_ms"] = "static", 1.0, 1.0  # ITL is not compared
+    prefill = bands(prefill_rows)
     out: dict[str, dict[str, dict[str, float]]] = {}
     for key, modes in agg.items():
         static = dict(modes["agg"])
         if key in disagg:
             measured = disagg[key]["static"]
             static.update(itl=measured["itl"], n_itl=measured["n"])
+        if key in prefill:
+            measured = prefill[key]["static"]
+            static.update(ttft=measured["ttft"], n_ttft=measured["n"])
         out[key.replace("/", f"/{DEP_PREFIX}")] = {"agg": dict(modes["agg"]), "static": static}
     return out
 
 
+def _raw(path: Path) -> list[dict[str, Any]]:
+    """The points of a `bench/dep_fidelity.py` file that AIC could run."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in rows if "error" not in r]
+
+
 def _points(path: Path) -> list[dict[str, Any]]:
     """The points of a `bench/dep_fidelity.py` file that AIC could run, with both figures."""
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if "error" not in r]
+    return _scored(_raw(path))
+
+
+def _scored(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`rows` with ours and AIC's figures side by side (`sim_*_ms`, `aic_*_ms`)."""
     for r in rows:
         r["backend"] = backend_of(r)
         r["sim_ttft_ms"], r["sim_itl_ms"] = dep_ours(r)
@@ -149,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
             "'<backend>/dep-<family>': DEP workers (attention DP x wide EP), from "
             "bench/results/dep_fidelity.jsonl (aggregated serving, the points bench/calibrate_dep.py "
             "held out); 'static' (disaggregated workers): ITL from the decode-worker points of "
-            "bench/results/dep_disagg_fidelity.jsonl it held out (n_itl), TTFT as agg. "
+            "bench/results/dep_disagg_fidelity.jsonl it held out (n_itl), TTFT from their "
+            "prefill workers it held out (n_ttft), else as agg. "
             "Written by bench/error_band.py; read by sim._margin."
         ),
         "provenance": {

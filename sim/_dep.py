@@ -15,8 +15,9 @@ profiler deploys it with SGLang `--tp N --dp N --enable-dp-attention`, vLLM
 
 One step on one GPU (per-rank `T` new tokens, the worker's `dp * T`), the roofline of
 `sim._estimate` with its calibrated profile (`dep_profile`), whose `dep_*` fields (fitted on DEP
-points by `bench/calibrate_dep.py`, per backend, GPU and model family; for the decode workers of a
-disaggregated config, on such workers: `dep_plan(..., decode_worker=True)`) price what a DEP rank
+points by `bench/calibrate_dep.py`, per backend, GPU and model family; for the decode and prefill
+workers of a disaggregated config, on such workers: `dep_plan(..., decode_worker=True)`,
+`prefill_worker=True`) price what a DEP rank
 runs differently from a TP worker: its routed experts (`dep_moe_eff`, `dep_prefill_moe_eff` in place of
 `moe_eff`), its attention (`dep_attn_eff`) and its all-to-all within the NVLink domain
 (`dep_a2a_scale`) and across nodes (`dep_internode_a2a_scale`). The efficiency factors multiply
@@ -132,11 +133,18 @@ class DepPlan:
 
 
 def dep_plan(
-    model: ModelArch, gpu: Gpu, backend: str, width: int, *, decode_worker: bool = False
+    model: ModelArch,
+    gpu: Gpu,
+    backend: str,
+    width: int,
+    *,
+    decode_worker: bool = False,
+    prefill_worker: bool = False,
 ) -> DepPlan:
-    """A DEP worker of `width` GPUs: attention DP `width`, EP `width`; `decode_worker`: a
-    disaggregated config's decode worker, priced by the factors fitted on such workers
-    (`sim._estimate.dep_profile`)."""
+    """A DEP worker of `width` GPUs: attention DP `width`, EP `width`; `decode_worker` or
+    `prefill_worker`: a disaggregated config's decode or prefill worker, priced by the factors
+    fitted on such workers (`sim._estimate.dep_profile`)."""
+    role = "disagg" if decode_worker else "prefill" if prefill_worker else "agg"
     dp = ep = width
     non_expert = model.non_expert_body_params * model.body_weight_bytes_per_param
     expert_each = model.expert_params * model.expert_weight_bytes_per_param
@@ -145,7 +153,7 @@ def dep_plan(
     return DepPlan(
         model=model,
         gpu=gpu,
-        backend=dep_profile(backend, gpu.id, family(model), disagg=decode_worker),
+        backend=dep_profile(backend, gpu.id, family(model), role=role),
         width=width,
         dp=dp,
         ep=ep,

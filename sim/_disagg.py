@@ -328,9 +328,11 @@ def _layouts(
     model: ModelArch, gpu: Gpu, backend: str, tps: list[int], eps: list[int], dps: list[int]
 ) -> tuple[list[_Plan | DepPlan], list[_Plan | DepPlan]]:
     """Each layout's plan as a prefill worker, and as a decode worker (the same but for DEP
-    layouts, whose decode workers are priced by factors of their own, `sim._dep`)."""
+    layouts, whose prefill and decode workers are priced by factors of their own, `sim._dep`)."""
     plans: list[_Plan | DepPlan] = [
-        _plan(model, gpu, backend, t, 1, e) if d == 1 else dep_plan(model, gpu, backend, t)
+        _plan(model, gpu, backend, t, 1, e)
+        if d == 1
+        else dep_plan(model, gpu, backend, t, prefill_worker=True)
         for t, e, d in zip(tps, eps, dps, strict=True)
     ]
     decoders: list[_Plan | DepPlan] = [

@@ -289,10 +289,10 @@ def _dep_profiles(
     section: dict[str, dict[str, Any]],
 ) -> dict[tuple[str, str, str, str], dict[str, Any]]:
     """The DEP workers' fitted fields (`bench/calibrate_dep.py`), keyed (backend, gpu id or "*",
-    model family as `sim._margin.family` names it, "agg" or "disagg": fitted on aggregated
-    points, or on disaggregated decode workers' for the decode workers of a disaggregated
-    config; the file's keys "backend/gpu/family[/disagg]"); none when the file has no such
-    section."""
+    model family as `sim._margin.family` names it, "agg", "disagg" or "prefill": fitted on
+    aggregated points, or on disaggregated decode or prefill workers' for those of a
+    disaggregated config; the file's keys "backend/gpu/family[/disagg|/prefill]"); none when the
+    file has no such section."""
     out: dict[tuple[str, str, str, str], dict[str, Any]] = {}
     for key, fields in section.items():
         backend, gpu, family, mode, *rest = [*key.split("/"), "", "", "", ""]
@@ -301,7 +301,7 @@ def _dep_profiles(
             backend not in BACKENDS
             or not gpu
             or not family
-            or mode not in ("", "disagg")
+            or mode not in ("", "disagg", "prefill")
             or any(rest)
             or unknown
         ):
@@ -313,15 +313,26 @@ def _dep_profiles(
 CALIBRATED, CALIBRATION_SOURCE, DEP_CALIBRATED = _load_calibration()
 
 
-def dep_profile(backend: str, gpu_id: str, family: str, *, disagg: bool = False) -> BackendProfile:
+DEP_ROLES = ("agg", "disagg", "prefill")
+
+
+def dep_profile(backend: str, gpu_id: str, family: str, *, role: str = "agg") -> BackendProfile:
     """`backend_profile` with the DEP fields fitted for this model family on this GPU, else for
-    this family on the backend's other GPUs ("*"), else none (as a TP worker); `disagg`: those
-    fitted on disaggregated decode workers (a DEP worker's pure decode step, which aggregated
-    points, dominated by their mixed prefill steps at long prompts, leave loose)."""
-    mode = "disagg" if disagg else "agg"
-    fields = DEP_CALIBRATED.get((backend, gpu_id, family, mode)) or DEP_CALIBRATED.get(
-        (backend, "*", family, mode), {}
-    )
+    this family on the backend's other GPUs ("*"), else none (as a TP worker). `role`: "agg",
+    fitted on aggregated workers; "disagg", on disaggregated decode workers (a DEP worker's pure
+    decode step, which aggregated points, dominated by their mixed prefill steps at long
+    prompts, leave loose); "prefill", on disaggregated prefill workers (AIC prices their
+    all-to-all across nodes otherwise than an aggregated worker's, `bench/calibrate_dep.py`);
+    a role without a fit of its own takes the aggregated one."""
+    if role not in DEP_ROLES:
+        raise ValueError(f"DEP role {role!r}; valid: {', '.join(DEP_ROLES)}")
+    fields: dict[str, Any] = {}
+    for mode in dict.fromkeys((role, "agg")):
+        fields = DEP_CALIBRATED.get((backend, gpu_id, family, mode)) or DEP_CALIBRATED.get(
+            (backend, "*", family, mode), {}
+        )
+        if fields:
+            break
     return dataclasses.replace(backend_profile(backend, gpu_id), **fields)
 
 

@@ -106,7 +106,7 @@ def curves(
         p_plan = _plan(model, gpu, backend, prefill_tp, 1, prefill_ep)
         ttft = [prefill_ms(p_plan, 1.0, float(i)) for i in isls]
     else:
-        p_dep = dep_plan(model, gpu, backend, prefill_tp)
+        p_dep = dep_plan(model, gpu, backend, prefill_tp, prefill_worker=True)
         ttft = [dep_prefill_all_ranks_ms(p_dep, float(i)) for i in isls]
     prefill = {
         "prefill_isl": isls,

@@ -22,12 +22,19 @@ from sim._dep import (
     dep_agg_ms,
     dep_max_batch,
     dep_plan,
+    dep_prefill_all_ranks_ms,
     dep_step_ms,
     dep_widths,
 )
 from sim._dgd import DgdPlan, WorkerShape, build_dgd
 from sim._dgd_model import main_container
-from sim._disagg import DECODE_LATENCY_CORRECTION
+from sim._disagg import (
+    DECODE_LATENCY_CORRECTION,
+    PREFILL_LATENCY_CORRECTION,
+    PREFILL_QUEUE_FACTOR,
+    _layouts,
+    kv_transfer_ms,
+)
 from sim._estimate import DEP_CALIBRATED, _plan, activation_reserve_bytes
 from sim._planner import curves
 from sim._roofline import MAX_BATCH, evaluate, kv_free_bytes, usable_bytes
@@ -459,7 +466,7 @@ def _disagg_itl_errors(backend: str) -> np.ndarray:
 
 
 # (backend, ITL median, ITL p90) in %, over every point: the decode workers' own factors
-# (`dep_profile(..., disagg=True)`) fitted on 3/4 of them. With the aggregated factors the
+# (`dep_profile(..., role="disagg")`) fitted on 3/4 of them. With the aggregated factors the
 # decode workers were off by 10.8% / 52.5% (vLLM's DEP 8 at 256 per rank: ours 0.55x AIC's).
 DEP_DISAGG_BOUNDS = [("trtllm", 4.0, 10.0), ("sglang", 5.0, 13.0), ("vllm", 4.0, 14.0)]
 
@@ -471,6 +478,52 @@ def test_dep_decode_workers_follow_aics_disaggregated_estimates(
     itl = _disagg_itl_errors(backend)
     assert len(itl) > 100
     assert np.median(itl) <= itl_med and np.percentile(itl, 90) <= itl_p90
+
+
+def _prefill_ttft_errors(backend: str) -> np.ndarray:
+    """|ours / AIC - 1| in % of a DEP prefill worker's TTFT in a disaggregated config: what the
+    disaggregated search prices (`sim._disagg`: the prefill latency x AIC's correction x its
+    queueing factor, plus the KV transfer to the decode worker) against AIC's disaggregated
+    estimate, once per prefill worker of the stored points AIC could run."""
+    seen: dict[tuple[Any, ...], float] = {}
+    for line in DEP_DISAGG_POINTS.read_text().splitlines():
+        p = json.loads(line)
+        key = (p["model"], p["gpu"], p["w"], p["isl"])
+        if "error" in p or p["backend"] != backend or key in seen:
+            continue
+        m, gpu = models()[p["model"]], gpu_named(p["gpu"])
+        prefill = dep_plan(m, gpu, backend, p["w"], prefill_worker=True)
+        decoder = dep_plan(m, gpu, backend, p["w"], decode_worker=True)
+        isl = float(p["isl"])
+        engine = PREFILL_LATENCY_CORRECTION * dep_prefill_all_ranks_ms(prefill, isl)
+        ttft = PREFILL_QUEUE_FACTOR * engine + kv_transfer_ms(prefill, decoder, isl)
+        seen[key] = abs(ttft / p["aic_ttft"] - 1.0) * 100.0
+    return np.array(list(seen.values()))
+
+
+# (backend, TTFT median, TTFT p90) in %, over every prefill worker: their own factors
+# (`dep_profile(..., role="prefill")`) fitted on 3/4 of them. With the aggregated factors a
+# 2-node DEP 16 prefill worker was 3.4-7x AIC's TTFT: AIC's disaggregated estimate times its
+# all-to-all across nodes with single-node tables, its aggregated estimate otherwise.
+DEP_PREFILL_BOUNDS = [("trtllm", 4.0, 12.0), ("sglang", 8.0, 24.0), ("vllm", 7.0, 20.0)]
+
+
+@pytest.mark.parametrize(("backend", "ttft_med", "ttft_p90"), DEP_PREFILL_BOUNDS)
+def test_dep_prefill_workers_follow_aics_disaggregated_estimates(
+    backend: str, ttft_med: float, ttft_p90: float
+) -> None:
+    ttft = _prefill_ttft_errors(backend)
+    assert len(ttft) > 30
+    assert np.median(ttft) <= ttft_med and np.percentile(ttft, 90) <= ttft_p90
+
+
+def test_the_disaggregated_search_prices_dep_prefill_workers_with_their_factors() -> None:
+    m, gpu = models()[DEEPSEEK], gpu_named("h100_sxm")
+    plans, decoders = _layouts(m, gpu, "trtllm", [16, 8], [16, 8], [16, 1])
+    prefill = dep_plan(m, gpu, "trtllm", 16, prefill_worker=True)
+    assert plans[0] == prefill and plans[0].backend != dep_plan(m, gpu, "trtllm", 16).backend
+    assert decoders[0] == dep_plan(m, gpu, "trtllm", 16, decode_worker=True)
+    assert plans[1] is decoders[1]  # a TP layout is one plan in both roles
 
 
 def test_a_disaggregated_dep_decode_worker_uses_its_own_factors() -> None:
@@ -487,7 +540,9 @@ def test_a_dep_rank_never_beats_the_memory_roofline(key: tuple[str, str, str, st
     backend, gpu_id, family, mode = key
     model = models()[DEEPSEEK if family == "mla-moe" else "Qwen/Qwen3-30B-A3B"]
     gpu = gpu_named(gpu_id)
-    plan = dep_plan(model, gpu, backend, 8, decode_worker=mode == "disagg")
+    plan = dep_plan(
+        model, gpu, backend, 8, decode_worker=mode == "disagg", prefill_worker=mode == "prefill"
+    )
     for per_rank, context in ((1, 1000.0), (64, 8000.0), (256, 8000.0)):
         step = float(dep_step_ms(plan, np.array([float(per_rank * plan.dp)]), context)[0])
         read = plan.non_expert_bytes + per_rank * context * plan.kv_bytes_per_token
