@@ -27,8 +27,8 @@ AIC's for our config (median), how many picks leave part of the GPU budget idle 
 to match, `sim` ranks by tokens/s per GPU of the whole budget, as AIC does, so idle GPUs count
 against a config), and sim's time per profile; the report goes to `bench/results/picks.txt`
 (`bench/results/picks_before.txt`: the same specs before the error band). `--limit 130 --out
-bench/results/picks_heldout.txt` adds the next 39 specs of the grid's order, which no change
-was tuned on (run once, 2026-11-30, after the changes it judges).
+bench/results/picks_heldout.txt` adds the next 39 specs of the grid's order (2026-11-30: first
+run after the pipelined-worker change; the DEP prefill-worker fit came after reading it).
 
 The grid (`specs()`): models x GPUs x budgets x ISL/OSL x {tight, loose} SLAs, the SLAs derived
 from the model's active parameters and the ISL by a fixed rule (`sla_for`), not tuned to any list.
