@@ -56,7 +56,13 @@ def estimate(
     tp: Annotated[int, typer.Option(help="tensor-parallel size")] = 1,
     pp: Annotated[int, typer.Option(help="pipeline-parallel size")] = 1,
     ep: Annotated[int, typer.Option(help="expert-parallel size (MoE)")] = 1,
-    batch_size: Annotated[int, typer.Option(help="batch (static) or concurrency (agg)")] = 1,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            help="batch (static) or concurrency (agg) of the worker; with --pp, all its "
+            "micro-batches (pp of batch/pp in flight)"
+        ),
+    ] = 1,
     isl: Annotated[int, typer.Option(help="input tokens")] = 4000,
     osl: Annotated[int, typer.Option(help="output tokens")] = 1000,
     mode: Annotated[str, typer.Option(help="static or agg")] = "static",
