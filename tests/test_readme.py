@@ -4,7 +4,9 @@ Every line of every fenced `sh` block is executed in order, block by block, each
 working directory that holds the repository's `examples/` and `k8s/` (as a clone's root does).
 What the test changes, and only this: `uv run X` runs X from this virtualenv (uv has already
 installed it); `dgdr up` gets a free `--port` (4222 may be taken on a shared machine) and runs in the
-background until "dgdr is up"; a watch (`-w`) runs until it has printed its header and a row. An
+background until "dgdr is up"; a watch (`-w`) runs until a row reaches a settled phase
+(Deployed, Ready or Failed), as a reader watches it before going on; the next line may need what
+that phase brings (the DGD). An
 `export` line sets the variable for the block's later lines.
 
 A line that cannot run here is listed in `CANNOT_RUN` with the reason; an entry that no longer
@@ -143,11 +145,13 @@ class Block:
             start_new_session=True,
         )
         try:
-            seen = read_until(proc, lambda lines: len(lines) >= 2)
+            seen = read_until(proc, lambda lines: any(settled(line) for line in lines[1:]))
         finally:
             proc.terminate()
             proc.wait(10)
-        assert len(seen) >= 2 and "NAME" in seen[0], f"{shlex.join(words)}:\n{''.join(seen)}"
+        shown = f"{shlex.join(words)}:\n{''.join(seen)}"
+        assert seen and "NAME" in seen[0], shown
+        assert any(settled(line) for line in seen[1:]), f"no row reached a settled phase: {shown}"
 
     def stop(self) -> None:
         for proc in self.background:
@@ -159,6 +163,14 @@ class Block:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, 9)
                 proc.wait()
+
+
+SETTLED = {"Deployed", "Ready", "Failed"}
+
+
+def settled(row: str) -> bool:
+    """A watched table row whose phase is one a DGDR rests in."""
+    return bool(SETTLED & set(row.split()))
 
 
 def read_until(proc: subprocess.Popen[str], done: Callable[[list[str]], bool]) -> list[str]:
