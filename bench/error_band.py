@@ -97,11 +97,11 @@ def dep_bands(path: Path, disagg_path: Path) -> dict[str, dict[str, dict[str, fl
         r["mode"] = "agg"
     agg = bands(rows)
     raw = _raw(disagg_path) if disagg_path.exists() else []
+    prefill_rows = [r for r in _scored(prefill_points(raw)) if dep_split(r) == "test"]
     disagg_rows = [r for r in _scored(raw) if dep_split(r) == "test"]
     for r in disagg_rows:
         r["mode"], r["sim_ttft_ms"] = "static", r["aic_ttft_ms"]  # TTFT is not compared
     disagg = bands(disagg_rows)
-    prefill_rows = [r for r in _scored(prefill_points(raw)) if dep_split(r) == "test"]
     for r in prefill_rows:
         r["mode"], r["sim_itl_ms"], r["aic_itl_ms"] = "static", 1.0, 1.0  # ITL is not compared
     prefill = bands(prefill_rows)
