@@ -16,9 +16,10 @@ the same file.
 
 `--disagg` measures DEP workers as disaggregated decode workers instead (`cli_estimate` mode
 disagg: a DEP w prefill worker at batch 1 per rank and a DEP w decode worker at the point's batch
-per rank, one of each), against what the disaggregated search prices them at (`sim._disagg`: the
-decode step `sim._dep.dep_step_ms` at the mean context, times AIC's decode correction). Only ITL
-is compared (TTFT is the prefill worker's, queueing and transfer included). The figures go to
+per rank, one of each), against what the disaggregated search prices them at: the decode
+worker's ITL at every point (`sim._disagg.decode_worker_step_ms` at the mean context), the
+prefill worker's TTFT, queueing and transfer included, once per worker (`prefill_points`,
+`sim._disagg.first_token_ms`). The figures go to
 `bench/results/dep_disagg_fidelity.jsonl` (2026-11-30: `--disagg --workers 2 --per-rank
 8,16,32,64,128,256`, 810 points, 646 that AIC can run, about 25 minutes; trtllm's DeepSeek-V3
 DEP 16 points asked again with `--retry-errors` at bfloat16 attention, `aic_judge.with_fmha_fallback`);
@@ -48,13 +49,8 @@ sys.path.insert(0, str(ROOT))
 from aic_judge import AicWorker, estimate_kwargs, with_fmha_fallback  # noqa: E402
 
 from sim._catalog import gpu_named, models  # noqa: E402
-from sim._dep import dep_agg_ms, dep_plan, dep_prefill_all_ranks_ms, dep_step_ms  # noqa: E402
-from sim._disagg import (  # noqa: E402
-    DECODE_LATENCY_CORRECTION,
-    PREFILL_LATENCY_CORRECTION,
-    PREFILL_QUEUE_FACTOR,
-    kv_transfer_ms,
-)
+from sim._dep import dep_agg_ms, dep_plan  # noqa: E402
+from sim._disagg import decode_worker_step_ms, first_token_ms  # noqa: E402
 
 OUT_PATH = ROOT / "bench" / "results" / "dep_fidelity.jsonl"
 DISAGG_PATH = ROOT / "bench" / "results" / "dep_disagg_fidelity.jsonl"
@@ -156,15 +152,12 @@ def ours(p: dict[str, Any], fields: dict[str, Any] | None = None) -> tuple[float
     if fields:
         plan = dataclasses.replace(plan, backend=dataclasses.replace(plan.backend, **fields))
     if mode == "prefill":
-        isl = float(p["isl"])
         decoder = dep_plan(model, gpu, backend_of(p), p["w"], decode_worker=True)
-        engine = PREFILL_LATENCY_CORRECTION * dep_prefill_all_ranks_ms(plan, isl)
-        ttft = PREFILL_QUEUE_FACTOR * engine + kv_transfer_ms(plan, decoder, isl)
-        return ttft, float("nan")
+        return first_token_ms(plan, decoder, float(p["isl"])), float("nan")
     if mode == "disagg":
         context = float(p["isl"]) + p["osl"] / 2.0
-        step = dep_step_ms(plan, np.array([float(p["b"] * p["w"])]), context)
-        return float("nan"), DECODE_LATENCY_CORRECTION * float(step[0])
+        step = decode_worker_step_ms(plan, np.array([float(p["b"] * p["w"])]), context)
+        return float("nan"), float(step[0])
     o = dep_agg_ms(plan, np.array([float(p["b"] * p["w"])]), float(p["isl"]), float(p["osl"]))
     return float(o.ttft_ms[0]), float(o.itl_ms[0])
 

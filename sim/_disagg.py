@@ -354,30 +354,39 @@ def _engine_figures(
     """(prefill engine latency (P,), first-token time (P, D): queueing and the KV transfer,
     decode batch sizes (D, B), decode step (D, B)) of prefill layouts `pi` (`plans`) and decode
     layouts `di` (`decoders`: the same layouts, DEP ones priced as decode workers)."""
-    # A DEP prefill worker prefills one prompt per rank at once (`sim._dep`).
-    ttft = PREFILL_LATENCY_CORRECTION * np.array(
-        [
-            prefill_ms(p, 1.0, float(isl))
-            if isinstance(p, _Plan)
-            else dep_prefill_all_ranks_ms(p, float(isl))
-            for p in (plans[k] for k in pi)
-        ]
-    )  # (P,) engine latency
+    ttft = np.array([prefill_engine_ms(plans[k], float(isl)) for k in pi])  # (P,)
     transfer = np.array(
         [[kv_transfer_ms(plans[p], plans[d], float(isl)) for d in di] for p in pi]
     )  # (P, D)
     first_token = PREFILL_QUEUE_FACTOR * ttft[:, None] + transfer  # (P, D)
     batches = all_batches[di]  # (D, B)
     ctx = float(isl) + osl / 2.0
-    step = DECODE_LATENCY_CORRECTION * np.stack(
-        [
-            decode_step_ms(p, batches[i], ctx)
-            if isinstance(p, _Plan)
-            else dep_step_ms(p, batches[i], ctx)
-            for i, p in enumerate(decoders[k] for k in di)
-        ]
-    )  # (D, B)
+    step = np.stack([decode_worker_step_ms(decoders[k], batches[i], ctx) for i, k in enumerate(di)])
     return ttft, first_token, batches, step
+
+
+def prefill_engine_ms(plan: _Plan | DepPlan, isl: float) -> float:
+    """A prefill worker's engine latency for one prompt of `isl` tokens, with AIC's correction
+    (a DEP prefill worker prefills one prompt per rank at once, `sim._dep`)."""
+    if isinstance(plan, _Plan):
+        return PREFILL_LATENCY_CORRECTION * prefill_ms(plan, 1.0, isl)
+    return PREFILL_LATENCY_CORRECTION * dep_prefill_all_ranks_ms(plan, isl)
+
+
+def first_token_ms(prefill: _Plan | DepPlan, decode: _Plan | DepPlan, isl: float) -> float:
+    """A disaggregated config's TTFT as the search prices it: the prefill engine's latency x
+    the queueing factor, plus the KV transfer to the decode worker (module docstring)."""
+    return PREFILL_QUEUE_FACTOR * prefill_engine_ms(prefill, isl) + kv_transfer_ms(
+        prefill, decode, isl
+    )
+
+
+def decode_worker_step_ms(plan: _Plan | DepPlan, batch: FloatArray, context: float) -> FloatArray:
+    """A decode worker's step at `batch` sequences (broadcasts) and the mean `context`, with
+    AIC's decode correction."""
+    if isinstance(plan, _Plan):
+        return DECODE_LATENCY_CORRECTION * decode_step_ms(plan, batch, context)
+    return DECODE_LATENCY_CORRECTION * dep_step_ms(plan, batch, context)
 
 
 def _served(workload: Workload, rps: FloatArray, slots: IntArray) -> FloatArray:

@@ -22,19 +22,12 @@ from sim._dep import (
     dep_agg_ms,
     dep_max_batch,
     dep_plan,
-    dep_prefill_all_ranks_ms,
     dep_step_ms,
     dep_widths,
 )
 from sim._dgd import DgdPlan, WorkerShape, build_dgd
 from sim._dgd_model import main_container
-from sim._disagg import (
-    DECODE_LATENCY_CORRECTION,
-    PREFILL_LATENCY_CORRECTION,
-    PREFILL_QUEUE_FACTOR,
-    _layouts,
-    kv_transfer_ms,
-)
+from sim._disagg import _layouts, decode_worker_step_ms, first_token_ms
 from sim._estimate import DEP_CALIBRATED, _plan, activation_reserve_bytes
 from sim._planner import curves
 from sim._roofline import MAX_BATCH, evaluate, kv_free_bytes, usable_bytes
@@ -450,8 +443,8 @@ DEP_DISAGG_POINTS = DEP_POINTS.with_name("dep_disagg_fidelity.jsonl")
 
 def _disagg_itl_errors(backend: str) -> np.ndarray:
     """|ours / AIC - 1| in % of a DEP decode worker's ITL in a disaggregated config: the decode
-    step the disaggregated search prices (`dep_step_ms` at the mean context, the decode
-    correction) against AIC's disaggregated estimate, over the stored points AIC could run."""
+    step the disaggregated search prices (`decode_worker_step_ms` at the mean context) against
+    AIC's disaggregated estimate, over the stored points AIC could run."""
     itl = []
     for line in DEP_DISAGG_POINTS.read_text().splitlines():
         p = json.loads(line)
@@ -460,8 +453,8 @@ def _disagg_itl_errors(backend: str) -> np.ndarray:
         m, gpu = models()[p["model"]], gpu_named(p["gpu"])
         plan = dep_plan(m, gpu, backend, p["w"], decode_worker=True)
         context = p["isl"] + p["osl"] / 2.0
-        step = float(dep_step_ms(plan, np.array([float(p["b"] * p["w"])]), context)[0])
-        itl.append(abs(DECODE_LATENCY_CORRECTION * step / p["aic_itl"] - 1.0) * 100.0)
+        step = float(decode_worker_step_ms(plan, np.array([float(p["b"] * p["w"])]), context)[0])
+        itl.append(abs(step / p["aic_itl"] - 1.0) * 100.0)
     return np.array(itl)
 
 
@@ -473,8 +466,7 @@ DEP_DISAGG_BOUNDS = [("trtllm", 4.0, 10.0), ("sglang", 5.0, 13.0), ("vllm", 4.0,
 
 def _prefill_ttft_errors(backend: str) -> np.ndarray:
     """|ours / AIC - 1| in % of a DEP prefill worker's TTFT in a disaggregated config: what the
-    disaggregated search prices (`sim._disagg`: the prefill latency x AIC's correction x its
-    queueing factor, plus the KV transfer to the decode worker) against AIC's disaggregated
+    disaggregated search prices (`sim._disagg.first_token_ms`) against AIC's disaggregated
     estimate, once per prefill worker of the stored points AIC could run."""
     seen: dict[tuple[Any, ...], float] = {}
     for line in DEP_DISAGG_POINTS.read_text().splitlines():
@@ -485,9 +477,7 @@ def _prefill_ttft_errors(backend: str) -> np.ndarray:
         m, gpu = models()[p["model"]], gpu_named(p["gpu"])
         prefill = dep_plan(m, gpu, backend, p["w"], prefill_worker=True)
         decoder = dep_plan(m, gpu, backend, p["w"], decode_worker=True)
-        isl = float(p["isl"])
-        engine = PREFILL_LATENCY_CORRECTION * dep_prefill_all_ranks_ms(prefill, isl)
-        ttft = PREFILL_QUEUE_FACTOR * engine + kv_transfer_ms(prefill, decoder, isl)
+        ttft = first_token_ms(prefill, decoder, float(p["isl"]))
         seen[key] = abs(ttft / p["aic_ttft"] - 1.0) * 100.0
     return np.array(list(seen.values()))
 
