@@ -34,7 +34,7 @@ BACKENDS = ("trtllm",)
 BYTES_PER_ELEMENT = 2  # bf16: AIC's message_size counts elements (tokens x hidden)
 
 
-def _version_key(name: str) -> tuple[int, ...]:
+def version_key(name: str) -> tuple[int, ...]:
     return tuple(int("".join(c for c in part if c.isdigit()) or 0) for part in name.split("."))
 
 
@@ -44,7 +44,7 @@ def table(data_root: Path, gpu: str, backend: str) -> tuple[str, dict[str, list[
 
     base = data_root / aic_system(gpu) / "comm" / backend
     files = sorted(
-        base.glob("*/custom_allreduce_perf.parquet"), key=lambda p: _version_key(p.parent.name)
+        base.glob("*/custom_allreduce_perf.parquet"), key=lambda p: version_key(p.parent.name)
     )
     if not files:
         return "", {}

@@ -28,7 +28,9 @@ to match, `sim` ranks by tokens/s per GPU of the whole budget, as AIC does, so i
 against a config), and sim's time per profile; the report goes to `bench/results/picks.txt`
 (`bench/results/picks_before.txt`: the same specs before the error band). `--limit 130 --out
 bench/results/picks_heldout.txt` adds the next 39 specs of the grid's order (2026-11-30: first
-run after the pipelined-worker change; the DEP prefill-worker fit came after reading it).
+run after the pipelined-worker change; the DEP prefill-worker fit came after reading it);
+`--start 130 --limit 170 --out bench/results/picks_next40.txt` the 40 after those (first run after
+the measured MoE kernel table, `bench/moe_kernel_table.py`).
 
 The grid (`specs()`): models x GPUs x budgets x ISL/OSL x {tight, loose} SLAs, the SLAs derived
 from the model's active parameters and the ISL by a fixed rule (`sla_for`), not tuned to any list.
@@ -392,6 +394,7 @@ def summarise(out: Report, rows: list[dict[str, Any]]) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--limit", type=int, help="only the first N specs of the grid's order")
+    ap.add_argument("--start", type=int, default=0, help="skip the first N specs of that order")
     ap.add_argument("--specs", help="only the specs whose key contains this text")
     ap.add_argument("--cached-only", action="store_true", help="no AIC: only cached results")
     ap.add_argument(
@@ -410,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=CACHE_PATH)
     args = ap.parse_args(argv)
     grid = [g for g in specs() if not args.specs or args.specs.lower() in g.key.lower()]
-    grid = grid[: args.limit] if args.limit else grid
+    grid = grid[args.start : args.limit] if args.limit else grid[args.start :]
     if not args.cached_only and importlib.util.find_spec("aiconfigurator") is None:
         print("AIConfigurator is not installed: see the module docstring", file=sys.stderr)
         return 2

@@ -27,7 +27,8 @@ peak FLOP/s and HBM bandwidth (`_at_most_peak`), so the roofline holds:
   efficiencies (fp8_eff for fp8 GEMMs): the non-expert weights (read in full) over the rank's `T`
   tokens and the lm_head over its sequences; the busiest rank's experts over the tokens routed to
   them and the experts they touch among its `E/ep` (`sim._routing`, AIC's skewed workload) at
-  `moe_eff`. MLA runs at the plain efficiencies, not `mla_eff`: that is fitted on
+  `moe_eff`, plus the measured kernel's excess at the worker's routed tokens where AIC's table has
+  one (`sim._moe_kernels`). MLA runs at the plain efficiencies, not `mla_eff`: that is fitted on
   TP 8 points (16 heads per GPU), and AIC 0.12 times a DEP rank's all-heads MLA faster (DeepSeek-V3
   on H200, DEP 8 at 1-32 sequences per rank: ITL within 0.8-1.1x of AIC's with the plain
   efficiencies, 1.0-1.8x with `mla_eff`).
@@ -81,6 +82,7 @@ from ._estimate import (
     linear_tflops,
 )
 from ._margin import family
+from ._moe_kernels import Excess, excess_ms, kernel_excess
 from ._routing import busiest_rank, routing_alpha
 
 FloatArray = NDArray[np.float64]
@@ -130,6 +132,7 @@ class DepPlan:
     act_bytes: float
     nvlink_domain: int
     scaleout_gbps: float  # one-way scale-out NIC per GPU (`sim._catalog.scaleout_links`)
+    moe_excess: Excess | None  # the measured MoE kernel's regressions (`sim._moe_kernels`)
 
 
 def dep_plan(
@@ -166,6 +169,7 @@ def dep_plan(
         act_bytes=activation_bytes(model),
         nvlink_domain=nvlink_domain(gpu),
         scaleout_gbps=scaleout_links(gpu.id)[0],
+        moe_excess=kernel_excess(model, gpu.id, backend, 1, ep),
     )
 
 
@@ -222,6 +226,7 @@ def _rank_ms(
             expert_flops / _at_most_peak(peak_linear * moe_eff, plan.linear_tflops * 1e12),
             expert_bytes / _at_most_peak(bw * moe_eff, gpu.memory_bandwidth_gbps * 1e9),
         )
+        gemm_s = gemm_s + m.moe_layers * excess_ms(plan.moe_excess, worker_tokens) * 1e-3
     attn_flops = 2.0 * m.num_attention_heads * _attn_dims(m, decode) * m.num_hidden_layers * pairs
     dep_attn = be.dep_attn_eff or 1.0
     peak_attn, peak_bw = gpu.dense_bf16_tflops * 1e12, gpu.memory_bandwidth_gbps * 1e9

@@ -30,7 +30,9 @@ One stage forward over `T` new tokens (all figures per GPU, numpy-broadcast over
   times the weight-read efficiency, added to the dense
   part's, for the busiest of the `ep` ranks (the step waits for it: its touched experts and its
   token-expert assignments, `sim._routing`); experts split `tp/ep` ways lose efficiency with
-  the shard's width (`expert_shard_eff`: narrow GEMMs, measured 1.4-3x slower per byte). MLA's
+  the shard's width (`expert_shard_eff`: narrow GEMMs, measured 1.4-3x slower per byte). Where
+  AIConfigurator's measured kernel for the worker's expert shape ran slower at the step's routed
+  tokens than at a larger count, that excess is added per MoE layer (`sim._moe_kernels`). MLA's
   projections are a roofline of their own at `mla_eff` (also applied to MLA's attention FLOPs):
   the down-projections (q_a, kv_a) are replicated on every TP rank, the up- and output
   projections split over tp. GEMMs at the fp8 peak reach `fp8_eff` of it on top (calibrated no
@@ -129,6 +131,7 @@ from ._catalog import (
     nvlink_domain,
     scaleout_links,
 )
+from ._moe_kernels import Excess, excess_ms, kernel_excess
 from ._routing import busiest_rank, routing_alpha
 
 FloatArray = NDArray[np.float64]
@@ -427,6 +430,7 @@ class _Plan:
     allreduce: dict[int, tuple[FloatArray, FloatArray]]  # TP size -> measured (log bytes, log ms)
     domain: int  # GPUs in one NVLink domain (`nvlink_domain`)
     scaleout_bytes_per_s: float  # one-way NIC bandwidth per GPU, at SCALEOUT_EFF
+    moe_excess: Excess | None  # the measured MoE kernel's regressions (`sim._moe_kernels`)
 
 
 def _plan(model: ModelArch, gpu: Gpu, backend: str, tp: int, pp: int, ep: int) -> _Plan:
@@ -470,6 +474,7 @@ def _plan(model: ModelArch, gpu: Gpu, backend: str, tp: int, pp: int, ep: int) -
         allreduce=ALLREDUCE_TABLES.get((backend, gpu.id), {}),
         domain=nvlink_domain(gpu),
         scaleout_bytes_per_s=scaleout_links(gpu.id)[0] * 1e9 * SCALEOUT_EFF,
+        moe_excess=kernel_excess(model, gpu.id, backend, tp // ep, ep),
     )
 
 
@@ -592,6 +597,7 @@ def _stage_ms(
         gemm_s = gemm_s + np.maximum(
             expert_flops / (peak_linear * moe_eff), expert_bytes / (bw * read_eff)
         )
+        gemm_s = gemm_s + plan.stage_moe_layers * excess_ms(plan.moe_excess, tokens) * 1e-3
     mla_eff = (be.mla_eff or 1.0) if m.is_mla else 1.0
     if m.is_mla:  # MLA projections: replicated down-projections, split up-projections
         mla_flops = 2.0 * plan.mla_params * tokens
