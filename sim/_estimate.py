@@ -403,6 +403,9 @@ class Estimate:
     kv_cache_gb: float
     max_batch_size: int  # sequences of isl + osl tokens whose KV fits next to the weights
     fits: bool
+    # of a decode step at batch_size: what AIC's measured MoE kernel ran over its smooth curve at
+    # the step's routed tokens (`sim._moe_kernels`); 0.0 where it measured none (or dense models)
+    moe_kernel_excess_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -923,14 +926,14 @@ def estimate(
 
     plan = _plan(arch, gpu, backend, tp, pp, ep)
     b = float(batch_size)
+    _, micro_batch = micro_batches(plan, b)
     if mode == "static":
-        _, micro = micro_batches(plan, b)
-        ttft = prefill_ms(plan, float(micro), float(isl))
+        ttft = prefill_ms(plan, float(micro_batch), float(isl))
         steps = osl - 1
         if steps > 0:
             n = min(steps, MAX_ITL_SAMPLES)
             ctx = isl + np.linspace(1.0, float(steps), n)
-            itl = float(np.mean(decode_step_ms(plan, micro, ctx)))
+            itl = float(np.mean(decode_step_ms(plan, micro_batch, ctx)))
         else:
             itl = 0.0
         latency = ttft + steps * itl
@@ -970,6 +973,7 @@ def estimate(
         kv_cache_gb=kv / 1e9,
         max_batch_size=max_batch,
         fits=batch_size <= max_batch,
+        moe_kernel_excess_ms=float(arch.moe_layers * excess_ms(plan.moe_excess, micro_batch)),
     )
     if estimator == "aic":
         from ._aic import aic_estimate
