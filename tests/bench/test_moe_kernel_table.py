@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
+sys.path.insert(0, str(BENCH))
 
+import moe_kernel_table as table  # noqa: E402
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("moe_kernel_table", BENCH / "moe_kernel_table.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("moe_kernel_table", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-table = _load()
 # AIC 0.12, H100, trtllm 1.3.0rc20, bf16, Qwen3-30B-A3B's shape, EP 4, power law 1.2
 TOKENS = np.array([128, 160, 192, 256, 320, 384, 512, 768], dtype=np.float64)
 LATENCY = np.array([0.132, 0.137, 0.139, 0.508, 0.889, 0.746, 0.159, 0.172])
