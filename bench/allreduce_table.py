@@ -62,6 +62,24 @@ def table(data_root: Path, gpu: str, backend: str) -> tuple[str, dict[str, list[
     return str(files[-1].relative_to(data_root.parent.parent)), out
 
 
+def aic_table_doc(
+    module_doc: str | None, script: str, sources: dict[str, str], tables: Any, **provenance: str
+) -> dict[str, Any]:
+    """A `sim/data` table copied from AIC's SILICON data: its summary line, provenance (AIC's
+    version, the date, the script, the source file per backend/GPU, and `provenance`) and tables."""
+    return {
+        "_doc": (module_doc or "").split("\n\n")[0],
+        "provenance": {
+            "aic_version": f"aiconfigurator-core {AIC_VERSION}",
+            "date": dt.date.today().isoformat(),
+            "script": script,
+            **provenance,
+            "sources": sources,
+        },
+        "tables": tables,
+    }
+
+
 def main() -> int:
     import aiconfigurator_core
 
@@ -74,16 +92,7 @@ def main() -> int:
             if t:
                 tables[f"{backend}/{gpu}"] = t
                 sources[f"{backend}/{gpu}"] = src
-    doc = {
-        "_doc": (__doc__ or "").split("\n\n")[0],
-        "provenance": {
-            "aic_version": f"aiconfigurator-core {AIC_VERSION}",
-            "date": dt.date.today().isoformat(),
-            "script": "bench/allreduce_table.py",
-            "sources": sources,
-        },
-        "tables": tables,
-    }
+    doc = aic_table_doc(__doc__, "bench/allreduce_table.py", sources, tables)
     OUT.write_text(json.dumps(doc, indent=1) + "\n")
     print(f"wrote {OUT} ({len(tables)} backend/GPU tables)")
     return 0

@@ -31,7 +31,6 @@ AIC.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import sys
 from pathlib import Path
@@ -43,9 +42,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from allreduce_table import version_key  # noqa: E402
+from allreduce_table import aic_table_doc, version_key  # noqa: E402
 
-from sim._aic import AIC_VERSION, aic_system, silicon_gpus  # noqa: E402
+from sim._aic import aic_system, silicon_gpus  # noqa: E402
 from sim._moe_kernels import KERNEL_DTYPES, OUT_NAME  # noqa: E402
 
 OUT = ROOT / "sim" / "data" / OUT_NAME
@@ -151,21 +150,12 @@ def main() -> int:
             if entries:
                 tables[f"{backend}/{gpu}"] = entries
                 sources[f"{backend}/{gpu}"] = str(path.relative_to(systems.parent))
-    doc = {
-        "_doc": (__doc__ or "").split("\n\n")[0],
-        "provenance": {
-            "aic_version": f"aiconfigurator-core {AIC_VERSION}",
-            "date": dt.date.today().isoformat(),
-            "script": "bench/moe_kernel_table.py",
-            "rule": (
-                "per shape, excess of each measured latency over the least latency at that or any "
-                f"larger token count, least over kernel sources, kept where >= {MIN_RELATIVE} of "
-                f"it and >= {MIN_EXCESS_MS} ms; points are [tokens, excess ms per MoE layer]"
-            ),
-            "sources": sources,
-        },
-        "tables": tables,
-    }
+    rule = (
+        "per shape, excess of each measured latency over the least latency at that or any larger "
+        f"token count, least over kernel sources, kept where >= {MIN_RELATIVE} of it and >= "
+        f"{MIN_EXCESS_MS} ms; points are [tokens, excess ms per MoE layer]"
+    )
+    doc = aic_table_doc(__doc__, "bench/moe_kernel_table.py", sources, tables, rule=rule)
     OUT.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
     n = sum(len(v) for v in tables.values())
     print(f"wrote {OUT} ({n} shapes over {len(tables)} backend/GPU tables)")
