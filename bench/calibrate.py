@@ -4,11 +4,11 @@ Reads the raw table of `bench/fidelity.py` (bench/results/fidelity.csv), fits on
 per (backend, GPU) on the rows of the `train` split by robust least squares on log(sim / AIC) of
 TTFT and ITL (scipy, dev-only), scores train and held-out (`test`) rows before and after, and writes
 `sim/data/calibration.json` with provenance and the held-out error band per model family and mode
-(`error_band`, quantiles of log(sim / AIC): what the search's SLA margin reads). A backend's `*` profile (for GPUs without AIC data) is
-the per-field median over its fitted GPUs; a backend without AIC data gets the median over every
-fitted profile. Fields only one architecture's rows constrain (`ONLY_FOR`: MLA's, MoE's, fp8 checkpoints') are
-taken, in a group without such rows (no DeepSeek-V3 fits an H100 node), from the median of its
-backend's groups that have them.
+(`error_band`, quantiles of log(sim / AIC): what the search's SLA margin reads). A backend's `*`
+profile (for GPUs without AIC data) is the per-field median over its fitted GPUs; a backend without
+AIC data gets the median over every fitted profile. Fields only one architecture's rows constrain
+(`ONLY_FOR`: MLA's, MoE's, fp8 checkpoints') are taken, in a group without such rows (no
+DeepSeek-V3 fits an H100 node), from the median of its backend's groups that have them.
 
     UV_PROJECT_ENVIRONMENT=/tmp/aic-env uv run --group calibration python bench/calibrate.py
 

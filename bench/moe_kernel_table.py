@@ -19,8 +19,8 @@ experts, expert TP, EP, alpha) the excess of each measured latency over the leas
 at that or any larger token count (the table's monotone envelope): `excess(T) = lat(T) -
 min(lat(T') for T' >= T)`. Where a table has several kernel sources for one shape, the excess is the
 least over them (a regression only when every kernel shows it). Only excesses of at least
-`MIN_RELATIVE` of the envelope and `MIN_EXCESS_MS` are kept, with their zero neighbours so that linear interpolation in
-tokens (as AIC's) ramps up and down between measured counts.
+`MIN_RELATIVE` of the envelope and `MIN_EXCESS_MS` are kept, with their zero neighbours so that
+linear interpolation in tokens (as AIC's) ramps up and down between measured counts.
 
 `sim._moe_kernels` adds the excess, per MoE layer, to the roofline's step time; everything else of
 the MoE kernel's curve stays the roofline's. The run-time path reads only the JSON; it never imports
