@@ -75,13 +75,13 @@ from ._estimate import (
     InFlight,
     _attn_dims,
     activation_bytes,
-    activation_reserve_bytes,
     dep_profile,
     gemm_width_eff,
     in_flight,
     linear_tflops,
 )
 from ._margin import family
+from ._memory import activation_reserve_bytes
 from ._moe_kernels import Excess, excess_ms, kernel_excess
 from ._routing import busiest_rank, routing_alpha
 
@@ -120,6 +120,7 @@ class DepPlan:
     model: ModelArch
     gpu: Gpu
     backend: BackendProfile
+    backend_id: str  # "trtllm", "vllm" or "sglang": the engine's memory rule (`sim._memory`)
     width: int  # GPUs of the worker
     dp: int
     ep: int
@@ -157,6 +158,7 @@ def dep_plan(
         model=model,
         gpu=gpu,
         backend=dep_profile(backend, gpu.id, family(model), role=role),
+        backend_id=backend,
         width=width,
         dp=dp,
         ep=ep,

@@ -89,13 +89,10 @@ Modes.
   `agg_ms` computes this vectorised over batch; `sim.profile`'s (TP, batch) grid calls it too, so
   profile() and estimate(mode="agg") report the same figures for the same point.
 
-Memory per GPU (`kv_budget_bytes`, TRT-LLM's rule as AIConfigurator 0.12 accounts it): HBM is
-counted in GiB (an "80 GB" H100 has 80 GiB; vramMb from discovery, MiB, wins); the runtime keeps
-`RUNTIME_RESERVE_BYTES` (CUDA context, cuBLAS, NCCL: AIC's `other_mem`) and an activation reserve
-(`2 * MAX_NUM_TOKENS * hidden * ACTIVATION_COPIES` B, AIC's TP1 coefficient), and the KV cache gets
-`KV_FREE_FRACTION` of what is left after weights and those (`free_gpu_memory_fraction` 0.9, less
-AIC's 1.5% reserved and 2% tolerance). `max_batch_size` sequences of `isl + osl` tokens fit in it;
-`fits` when `batch_size <= max_batch_size`; `memory_gb` is weights + reserves + the batch's KV.
+Memory per GPU: `sim._memory` (the backend's own rule for its KV cache: TRT-LLM's fraction of the
+memory left after weights and reserves, vLLM's and SGLang's of the total). `max_batch_size`
+sequences of `isl + osl` tokens fit in it; `fits` when `batch_size <= max_batch_size`;
+`memory_gb` is weights + reserves + the batch's KV.
 
 Not modelled here: attention DP (DEP workers are `sim._dep`'s, used by the profile's search, not
 by `estimate`), fp8 KV cache, routing skew beyond uniform top-k, gpt-oss sliding-window layers,
@@ -131,6 +128,7 @@ from ._catalog import (
     nvlink_domain,
     scaleout_links,
 )
+from ._memory import activation_reserve_bytes, kv_budget_bytes
 from ._moe_kernels import Excess, excess_ms, kernel_excess
 from ._routing import busiest_rank, routing_alpha
 
@@ -138,10 +136,6 @@ FloatArray = NDArray[np.float64]
 
 MODES = ("static", "agg")
 LINK_EFF = 0.7  # fraction of the one-way link bandwidth reached by collectives
-# KV cache share of the memory left after weights and reserves: TRT-LLM's free_gpu_memory_fraction
-# 0.9, times (1 - 0.015) reserved and (1 - 0.02) tolerance (AIC 0.12 trtllm_backend.py).
-KV_FREE_FRACTION = 0.9 * (1.0 - 0.015) * (1.0 - 0.02)
-HBM_UTILISATION = KV_FREE_FRACTION  # `usable_bytes`' share of HBM, for callers of the old rule
 ALLREDUCE_LATENCY_US = {"nvlink": 8.0, "infinity_fabric": 12.0, "pcie": 25.0}
 # a collective whose group leaves the NVLink domain: the scale-out network's per-call latency
 # (RDMA round trips of a ring or tree over the NICs) on top of the ring's bytes at SCALEOUT_EFF of
@@ -151,10 +145,6 @@ ALLREDUCE_LATENCY_US = {"nvlink": 8.0, "infinity_fabric": 12.0, "pcie": 25.0}
 SCALEOUT_LATENCY_US = 50.0
 SCALEOUT_EFF = 0.85
 MAX_ITL_SAMPLES = 1024
-RUNTIME_RESERVE_BYTES = 3.5 * 2**30  # AIC 0.12 systems/*.yaml misc.other_mem (CUDA, cuBLAS, NCCL)
-MAX_NUM_TOKENS = 8192
-# AIC 0.12 base_backend ACTIVATION_COEFFICIENTS default at TP1 (6 at TP2, 5 at TP4+)
-ACTIVATION_COPIES = 10
 
 
 @dataclass(frozen=True)
@@ -415,6 +405,7 @@ class _Plan:
     model: ModelArch
     gpu: Gpu
     backend: BackendProfile
+    backend_id: str  # "trtllm", "vllm" or "sglang": the engine's memory rule (`sim._memory`)
     tp: int
     pp: int
     ep: int
@@ -459,6 +450,7 @@ def _plan(model: ModelArch, gpu: Gpu, backend: str, tp: int, pp: int, ep: int) -
         model=model,
         gpu=gpu,
         backend=backend_profile(backend, gpu.id),
+        backend_id=backend,
         tp=tp,
         pp=pp,
         ep=ep,
@@ -792,24 +784,6 @@ def in_flight(
     )
 
 
-def activation_reserve_bytes(model: ModelArch) -> float:
-    """Per-GPU non-KV reserve: `RUNTIME_RESERVE_BYTES` plus the chunked-prefill activations."""
-    return RUNTIME_RESERVE_BYTES + MAX_NUM_TOKENS * model.hidden_size * 2.0 * ACTIVATION_COPIES
-
-
-def hbm_bytes(gpu: Gpu, vram_mb: float | None = None) -> float:
-    """HBM per GPU: vramMb (MiB) if discovery gave it, else the catalog's figure in GiB."""
-    return vram_mb * 2**20 if vram_mb else gpu.memory_gb * 2**30
-
-
-def kv_budget_bytes(
-    model: ModelArch, gpu: Gpu, weights_bytes: float, vram_mb: float | None = None
-) -> float:
-    """Per-GPU KV cache bytes: `KV_FREE_FRACTION` of HBM left after weights and reserves."""
-    free = hbm_bytes(gpu, vram_mb) - weights_bytes - activation_reserve_bytes(model)
-    return KV_FREE_FRACTION * max(free, 0.0)
-
-
 def _int_arg(name: str, value: object, low: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
         raise EstimateError(name, f"must be an integer >= {low}, got {value!r}")
@@ -950,7 +924,8 @@ def estimate(
     kv_seq = plan.kv_bytes_per_token * (isl + osl)
     kv = kv_seq * b
     memory = plan.weights_bytes + reserve + kv
-    max_batch = math.floor(kv_budget_bytes(arch, gpu, plan.weights_bytes) / kv_seq)
+    budget = kv_budget_bytes(arch, gpu, plan.weights_bytes, backend=backend, tp=tp, pp=pp)
+    max_batch = math.floor(budget / kv_seq)
     result_builtin = Estimate(
         model=arch.id,
         gpu_sku=gpu.id,

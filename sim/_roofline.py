@@ -5,8 +5,9 @@ bounds it. There is one latency model: every point is `sim._estimate.agg_ms` (wh
 `sim.estimate(..., mode="agg")` reports) for the backend on this GPU with its calibrated constants
 (`backend_profile`), at pp = ep = 1, vectorised over the batch sizes of each TP. The memory model is
 `estimate`'s too (DEP rows, `dps` > 1: `sim._dep`'s model, per attention rank): the KV for
-`isl + osl` tokens per sequence must fit in `kv_budget_bytes` (a fraction of the HBM left after
-weights and reserves; vramMb from discovery, MiB, overrides the catalog's HBM size); the batch
+`isl + osl` tokens per sequence must fit in the backend's KV budget (`sim._memory`: TRT-LLM's
+fraction of the HBM left after weights and reserves, vLLM's and SGLang's of the total; vramMb from
+discovery, MiB, overrides the catalog's HBM size); the batch
 per worker is capped by that KV capacity and by `MAX_BATCH` per slot (a worker, a DEP rank, or a
 pipelined worker's micro-batch: AIC's batch and TRT-LLM's `max_batch_size` are per micro-batch).
 
@@ -24,15 +25,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from ._catalog import Gpu, ModelArch
 from ._dep import DepPlan, dep_agg_ms, dep_plan
-from ._estimate import (
-    HBM_UTILISATION,
-    KV_FREE_FRACTION,
-    _Plan,
-    _plan,
-    activation_reserve_bytes,
-    agg_ms,
-    hbm_bytes,
-)
+from ._estimate import _Plan, _plan, agg_ms
+from ._memory import HBM_UTILISATION, activation_reserve_bytes, hbm_bytes, kv_room_bytes
 
 __all__ = [
     "AGG_BATCH_GRID",
@@ -77,15 +71,31 @@ def usable_bytes(gpu: Gpu, vram_mb: float | None = None) -> float:
 
 def kv_free_bytes(plan: _Plan | DepPlan, gpu: Gpu, vram_mb: float | None = None) -> float:
     """Bytes per GPU (per rank of a DEP worker) a worker of `plan` has for its KV cache, the one
-    rule of the aggregated, disaggregated and planner searches: a TP worker's `kv_budget_bytes`;
-    a DEP rank keeps `sim._dep.dep_max_batch`'s rule (usable HBM less weights and reserves), with
-    which its step costs were checked. Negative when the weights do not fit."""
+    rule of the aggregated, disaggregated and planner searches: the backend's rule for the
+    worker's layout (`sim._memory.kv_room_bytes`); a TRT-LLM DEP rank keeps
+    `sim._dep.dep_max_batch`'s rule (usable HBM less weights and reserves), with which its step
+    costs were checked. Negative when the weights do not fit."""
     if isinstance(plan, DepPlan):
-        return (
-            usable_bytes(gpu, vram_mb) - plan.weights_bytes - activation_reserve_bytes(plan.model)
+        if plan.backend_id == "trtllm":
+            reserve = activation_reserve_bytes(plan.model)
+            return usable_bytes(gpu, vram_mb) - plan.weights_bytes - reserve
+        return kv_room_bytes(
+            plan.model,
+            gpu,
+            plan.weights_bytes,
+            vram_mb,
+            backend=plan.backend_id,
+            dp=plan.dp,  # attention TP 1, as AIC 0.12 sizes SGLang's reserve for a DEP worker
         )
-    free = hbm_bytes(gpu, vram_mb) - plan.weights_bytes - activation_reserve_bytes(plan.model)
-    return KV_FREE_FRACTION * free if free > 0 else free
+    return kv_room_bytes(
+        plan.model,
+        gpu,
+        plan.weights_bytes,
+        vram_mb,
+        backend=plan.backend_id,
+        tp=plan.tp,
+        pp=plan.pp,
+    )
 
 
 def sequences_fitting(free: FloatArray, kv_seq: FloatArray, ranks: ArrayLike = 1) -> FloatArray:

@@ -28,7 +28,8 @@ from sim._dep import (
 from sim._dgd import DgdPlan, WorkerShape, build_dgd
 from sim._dgd_model import main_container
 from sim._disagg import _layouts, decode_worker_step_ms, first_token_ms
-from sim._estimate import DEP_CALIBRATED, _plan, activation_reserve_bytes
+from sim._estimate import DEP_CALIBRATED, _plan
+from sim._memory import activation_reserve_bytes
 from sim._planner import curves
 from sim._roofline import MAX_BATCH, evaluate, kv_free_bytes, usable_bytes
 
