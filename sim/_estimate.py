@@ -128,7 +128,7 @@ from ._catalog import (
     nvlink_domain,
     scaleout_links,
 )
-from ._memory import activation_reserve_bytes, kv_budget_bytes
+from ._memory import activation_reserve_bytes, kv_room_bytes
 from ._moe_kernels import Excess, excess_ms, kernel_excess
 from ._routing import busiest_rank, routing_alpha
 
@@ -924,7 +924,7 @@ def estimate(
     kv_seq = plan.kv_bytes_per_token * (isl + osl)
     kv = kv_seq * b
     memory = plan.weights_bytes + reserve + kv
-    budget = kv_budget_bytes(arch, gpu, plan.weights_bytes, backend=backend, tp=tp, pp=pp)
+    budget = max(kv_room_bytes(arch, gpu, plan.weights_bytes, backend=backend, tp=tp, pp=pp), 0.0)
     max_batch = math.floor(budget / kv_seq)
     result_builtin = Estimate(
         model=arch.id,

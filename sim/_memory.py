@@ -18,7 +18,7 @@ The total-memory rules matter where the weights nearly fill a GPU: Llama-3.1-70B
 H200 leaves TRT-LLM 4 GiB of KV cache, and does not start on vLLM or SGLang (AIC: out of memory).
 
 Failure semantics: pure arithmetic; `kv_room_bytes` is negative when the weights and reserves do
-not fit, `kv_budget_bytes` never is.
+not fit.
 """
 
 from __future__ import annotations
@@ -94,19 +94,3 @@ def kv_room_bytes(
         return fraction * (1.0 - TOTAL_FRACTION_TOLERANCE) * hbm - non_kv
     free = hbm - non_kv
     return KV_FREE_FRACTION * free if free > 0 else free
-
-
-def kv_budget_bytes(
-    model: ModelArch,
-    gpu: Gpu,
-    weights_bytes: float,
-    vram_mb: float | None = None,
-    *,
-    backend: str = "trtllm",
-    tp: int = 1,
-    pp: int = 1,
-    dp: int = 1,
-) -> float:
-    """`kv_room_bytes`, 0 where nothing is left."""
-    room = kv_room_bytes(model, gpu, weights_bytes, vram_mb, backend=backend, tp=tp, pp=pp, dp=dp)
-    return max(room, 0.0)

@@ -79,22 +79,12 @@ def kv_free_bytes(plan: _Plan | DepPlan, gpu: Gpu, vram_mb: float | None = None)
         if plan.backend_id == "trtllm":
             reserve = activation_reserve_bytes(plan.model)
             return usable_bytes(gpu, vram_mb) - plan.weights_bytes - reserve
-        return kv_room_bytes(
-            plan.model,
-            gpu,
-            plan.weights_bytes,
-            vram_mb,
-            backend=plan.backend_id,
-            dp=plan.dp,  # attention TP 1, as AIC 0.12 sizes SGLang's reserve for a DEP worker
-        )
+        # attention TP 1, as AIC 0.12 sizes SGLang's reserve for a DEP worker
+        tp, pp, dp = 1, 1, plan.dp
+    else:
+        tp, pp, dp = plan.tp, plan.pp, 1
     return kv_room_bytes(
-        plan.model,
-        gpu,
-        plan.weights_bytes,
-        vram_mb,
-        backend=plan.backend_id,
-        tp=plan.tp,
-        pp=plan.pp,
+        plan.model, gpu, plan.weights_bytes, vram_mb, backend=plan.backend_id, tp=tp, pp=pp, dp=dp
     )
 
 

@@ -16,7 +16,7 @@ import pytest
 from dgdr.domain.hardware import ResolvedHardware
 from sim import _catalog, profile
 from sim._estimate import _plan
-from sim._memory import kv_budget_bytes, kv_room_bytes, sglang_mem_fraction_static
+from sim._memory import kv_room_bytes, sglang_mem_fraction_static
 
 GIB = 2**30
 
@@ -61,7 +61,7 @@ def test_with_room_to_spare_the_rules_nearly_agree() -> None:
     model, gpu = _catalog.models()["meta-llama/Llama-3.1-8B"], _catalog.gpus()["h100_sxm"]
     weights = _plan(model, gpu, "trtllm", 1, 1, 1).weights_bytes
     trtllm, vllm, sglang = (
-        kv_budget_bytes(model, gpu, weights, backend=b) for b in ("trtllm", "vllm", "sglang")
+        kv_room_bytes(model, gpu, weights, backend=b) for b in ("trtllm", "vllm", "sglang")
     )
     assert vllm == pytest.approx(trtllm, rel=0.01)
     assert 0.8 * trtllm < sglang < 0.9 * trtllm
