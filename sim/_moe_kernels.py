@@ -9,10 +9,9 @@ the excess of each such measurement over the least latency measured at that or a
 (`sim/data/moe_kernels.json`, with its provenance); this module looks a worker's shape up and
 interpolates the excess linearly in tokens, as AIC interpolates its tables.
 
-A kernel shape is (the checkpoint's `weight_dtype`, `KERNEL_DTYPES` mapping it to AIC's name for
-the MoE kernel's, hidden size, expert
-intermediate size, top-k, routed experts, expert TP `tp / ep`, EP, the power-law alpha of the
-routing workload, `sim._routing.routing_alpha`). The tokens are those the MoE layer routes in one
+A kernel shape is (the checkpoint's `weight_dtype`, which `KERNEL_DTYPES` maps to AIC's name for
+the MoE kernel's; hidden size, expert intermediate size, top-k, routed experts, expert TP
+`tp / ep`, EP, and the power-law alpha of the routing workload, `sim._routing.routing_alpha`). The tokens are those the MoE layer routes in one
 pass of the worker: a TP worker's step tokens; a DEP worker's, all its ranks' (AIC's table key;
 checked on its DEP 4 estimates of Qwen3-30B-A3B on H100, whose ITL jumps 12.6 -> 31.9 ms from 32
 to 64 sequences per rank, 128 -> 256 tokens routed).
